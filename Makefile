@@ -1,0 +1,42 @@
+# hero_router: the two commands you need are `make run` and `make test`.
+CARGO ?= cargo
+SOCKET_DIR ?=
+
+.PHONY: run test fmt lint unit build release bench torture demo clean
+
+## Serve on the default root ($HERO_SOCKET_DIR, else $PATH_SOCKET, else ~/hero/var/sockets).
+run:
+	$(CARGO) run --release -p hero_router -- serve $(if $(SOCKET_DIR),--socket-dir $(SOCKET_DIR))
+
+## Everything CI checks: formatting, clippy with -D warnings, all tests.
+test: fmt lint unit
+
+fmt:
+	$(CARGO) fmt --all --check
+
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test --workspace
+
+build:
+	$(CARGO) build --workspace
+
+release:
+	$(CARGO) build --release --workspace
+
+## Scale benchmark (10k sockets) and discovery latency; results go to BENCHMARKS.md by hand.
+bench:
+	bash scripts/bench.sh
+
+## The reaper torture harness: our reaper against the seed's algorithm.
+torture:
+	$(CARGO) run --release -p hero_torture -- $(TORTURE_ARGS)
+
+## A small live demo on a temporary root.
+demo:
+	bash scripts/demo.sh
+
+clean:
+	$(CARGO) clean

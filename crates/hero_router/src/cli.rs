@@ -1,0 +1,220 @@
+//! Command-line flags (CONTRACT §3, §6). Parsing only: values are resolved and validated into a
+//! [`crate::Config`] by [`crate::config`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The hero_router command line.
+#[derive(Debug, Parser)]
+#[command(name = "hero_router", version, about = "The router of a Hero OS node")]
+pub struct Cli {
+    /// Socket root. Default: $HERO_SOCKET_DIR, else $PATH_SOCKET, else $HOME/hero/var/sockets.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub socket_dir: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter, e.g. `info` or `hero_router=debug`. Default: $RUST_LOG, else `info` for
+    /// `serve` and `warn` for the other commands.
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the router daemon.
+    Serve(ServeArgs),
+    /// Print the service table of the running router.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Scan the root once, without a daemon. Read-only unless --reap.
+    Scan(ScanArgs),
+    /// Call SERVICE.METHOD through the running router and print the result.
+    Call {
+        /// Service name.
+        service: String,
+        /// Method name (without the service prefix).
+        method: String,
+        /// Params as JSON (array or object).
+        params: Option<String>,
+    },
+    /// Print `router.health` of the running router.
+    Health,
+    /// Print a service's OpenRPC document.
+    Spec {
+        /// Service name.
+        service: String,
+    },
+}
+
+/// Probe and reap flags shared by `serve` and `scan`.
+#[derive(Debug, Clone, Args)]
+pub struct ProbeArgs {
+    /// Time a probe may take before the socket counts as busy.
+    #[arg(long, value_parser = parse_duration, default_value = "1s", value_name = "DURATION")]
+    pub probe_timeout: Duration,
+    /// Consecutive periodic refusals before a socket is stale (at least 1).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub stale_after: u32,
+    /// A socket file younger than this (by ctime) is never reaped.
+    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
+    pub reap_grace: Duration,
+    /// hero_proc JSON-RPC method that lists services with their states (reap guard).
+    #[arg(long, default_value = "service.status_all", value_name = "METHOD")]
+    pub hero_proc_method: String,
+    /// Probe batches in flight at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096), value_name = "N")]
+    pub probe_concurrency: u32,
+}
+
+/// `hero_router serve` flags.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// TCP address to listen on (repeatable).
+    #[arg(
+        long = "listen",
+        value_name = "ADDR:PORT",
+        default_value = "127.0.0.1:9988"
+    )]
+    pub listen: Vec<SocketAddr>,
+    /// Turn off every TCP listener, including those given with --listen.
+    #[arg(long)]
+    pub no_tcp: bool,
+    /// Time between periodic full scans.
+    #[arg(long, value_parser = parse_duration, default_value = "5s", value_name = "DURATION")]
+    pub scan_interval: Duration,
+    /// Probe and reap settings.
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+    /// Report stale sockets but never remove them.
+    #[arg(long)]
+    pub no_reap: bool,
+    /// Deadline for a non-streaming upstream request.
+    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
+    pub upstream_timeout: Duration,
+    /// Largest request body accepted (e.g. 65536, 64KiB, 16MiB).
+    #[arg(long, value_parser = parse_size, default_value = "16MiB", value_name = "SIZE")]
+    pub max_body: u64,
+    /// Keep client-sent X-Hero-Context / X-Hero-Claims on TCP too.
+    #[arg(long)]
+    pub trust_forwarded_headers: bool,
+}
+
+/// `hero_router scan` flags.
+#[derive(Debug, Clone, Args)]
+pub struct ScanArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Remove stale sockets (each refused socket is probed --stale-after times first).
+    #[arg(long)]
+    pub reap: bool,
+    /// Probe and reap settings.
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+}
+
+/// Parses `500ms`, `5s`, `1m`, `1h 30m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("invalid duration {s:?} ({e}); use e.g. 500ms, 5s, 1m"))
+}
+
+/// Parses `65536`, `64KiB`, `16MiB`, `1GiB` (also `KB`/`MB`/`GB` as powers of 1000).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid size {s:?}; use e.g. 65536, 64KiB, 16MiB"))?;
+    let mul: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "K" | "k" => 1 << 10,
+        "MiB" | "M" => 1 << 20,
+        "GiB" | "G" => 1 << 30,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        other => {
+            return Err(format!(
+                "invalid size unit {other:?} in {s:?}; use B, KiB, MiB or GiB"
+            ));
+        }
+    };
+    n.checked_mul(mul)
+        .ok_or_else(|| format!("size {s:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert_eq!(parse_size("64KiB"), Ok(65536));
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("12XB").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("99999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let cli = Cli::try_parse_from(["hero_router", "serve"]).unwrap();
+        let Command::Serve(s) = cli.command else {
+            panic!("serve")
+        };
+        assert_eq!(s.listen, vec!["127.0.0.1:9988".parse().unwrap()]);
+        assert_eq!(s.scan_interval, Duration::from_secs(5));
+        assert_eq!(s.probe.probe_timeout, Duration::from_secs(1));
+        assert_eq!(s.probe.stale_after, 3);
+        assert_eq!(s.probe.reap_grace, Duration::from_secs(10));
+        assert_eq!(s.upstream_timeout, Duration::from_secs(10));
+        assert_eq!(s.max_body, 16 << 20);
+        assert!(!s.no_reap && !s.no_tcp && !s.trust_forwarded_headers);
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for args in [
+            &["hero_router", "serve", "--scan-interval", "often"][..],
+            &["hero_router", "serve", "--stale-after", "0"],
+            &["hero_router", "serve", "--max-body", "lots"],
+            &["hero_router", "serve", "--listen", "nowhere"],
+            &["hero_router", "scan", "--log-format", "xml"],
+        ] {
+            let err = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! Resolved configuration: flags plus environment, validated once at start-up.
+//!
+//! The environment is read through [`Env`] so tests pass a map instead of mutating the
+//! process environment.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::{ProbeArgs, ServeArgs};
+use crate::scanner::ScannerConfig;
+use crate::scanner::state::ReapPolicy;
+
+/// `$HERO_SOCKET_DIR`: the socket root.
+pub const ENV_SOCKET_DIR: &str = "HERO_SOCKET_DIR";
+/// `$PATH_SOCKET`: older name of the socket root.
+pub const ENV_PATH_SOCKET: &str = "PATH_SOCKET";
+/// `$HOME`, for the default root.
+pub const ENV_HOME: &str = "HOME";
+/// Default root below `$HOME`.
+pub const DEFAULT_ROOT_IN_HOME: &str = "hero/var/sockets";
+/// How long hero_proc may take to answer the reap guard's question.
+pub const DEFAULT_HERO_PROC_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A source of environment variables.
+pub trait Env {
+    /// The value of `key`, if set and not empty.
+    fn get(&self, key: &str) -> Option<String>;
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+/// The resolved configuration of `serve`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Socket root.
+    pub root: PathBuf,
+    /// Scanner settings.
+    pub scanner: ScannerConfig,
+    /// TCP listeners (empty with `--no-tcp`).
+    pub listen: Vec<SocketAddr>,
+    /// Upstream deadline for non-streaming requests.
+    pub upstream_timeout: Duration,
+    /// Largest accepted request body.
+    pub max_body: u64,
+    /// Keep client X-Hero-* headers on TCP.
+    pub trust_forwarded_headers: bool,
+}
+
+// === impl Env ===
+
+impl Env for ProcessEnv {
+    fn get(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Env for HashMap<String, String> {
+    fn get(&self, key: &str) -> Option<String> {
+        HashMap::get(self, key).filter(|v| !v.is_empty()).cloned()
+    }
+}
+
+/// The socket root: `--socket-dir`, else `$HERO_SOCKET_DIR`, else `$PATH_SOCKET`, else
+/// `$HOME/hero/var/sockets`.
+pub fn resolve_root(flag: Option<PathBuf>, env: &impl Env) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = flag {
+        return Ok(dir);
+    }
+    if let Some(dir) = env.get(ENV_SOCKET_DIR).or_else(|| env.get(ENV_PATH_SOCKET)) {
+        return Ok(PathBuf::from(dir));
+    }
+    let home = env.get(ENV_HOME).ok_or_else(|| {
+        anyhow::anyhow!(
+            "no socket root: pass --socket-dir or set {ENV_SOCKET_DIR} (HOME is not set either)"
+        )
+    })?;
+    Ok(PathBuf::from(home).join(DEFAULT_ROOT_IN_HOME))
+}
+
+/// Scanner settings from the shared probe flags.
+pub fn scanner_config(
+    root: PathBuf,
+    probe: &ProbeArgs,
+    scan_interval: Duration,
+    reap: bool,
+    watch: bool,
+) -> ScannerConfig {
+    ScannerConfig {
+        root,
+        scan_interval,
+        probe_timeout: probe.probe_timeout,
+        reap: ReapPolicy {
+            enabled: reap,
+            stale_after: probe.stale_after,
+            grace: probe.reap_grace,
+        },
+        probe_concurrency: probe.probe_concurrency as usize,
+        hero_proc_method: probe.hero_proc_method.clone(),
+        hero_proc_timeout: DEFAULT_HERO_PROC_TIMEOUT,
+        watch,
+    }
+}
+
+// === impl Config ===
+
+impl Config {
+    /// Resolves `serve`'s flags against the environment.
+    pub fn resolve(
+        socket_dir: Option<PathBuf>,
+        args: &ServeArgs,
+        env: &impl Env,
+    ) -> anyhow::Result<Config> {
+        let root = resolve_root(socket_dir, env)?;
+        Ok(Config {
+            scanner: scanner_config(
+                root.clone(),
+                &args.probe,
+                args.scan_interval,
+                !args.no_reap,
+                true,
+            ),
+            root,
+            listen: if args.no_tcp {
+                Vec::new()
+            } else {
+                args.listen.clone()
+            },
+            upstream_timeout: args.upstream_timeout,
+            max_body: args.max_body,
+            trust_forwarded_headers: args.trust_forwarded_headers,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn root_resolution_order() {
+        let all = env(&[
+            ("HERO_SOCKET_DIR", "/a"),
+            ("PATH_SOCKET", "/b"),
+            ("HOME", "/h"),
+        ]);
+        assert_eq!(
+            resolve_root(Some("/flag".into()), &all).unwrap(),
+            PathBuf::from("/flag")
+        );
+        assert_eq!(resolve_root(None, &all).unwrap(), PathBuf::from("/a"));
+        let no_hero = env(&[
+            ("HERO_SOCKET_DIR", ""),
+            ("PATH_SOCKET", "/b"),
+            ("HOME", "/h"),
+        ]);
+        assert_eq!(resolve_root(None, &no_hero).unwrap(), PathBuf::from("/b"));
+        assert_eq!(
+            resolve_root(None, &env(&[("HOME", "/h")])).unwrap(),
+            PathBuf::from("/h/hero/var/sockets")
+        );
+        assert!(resolve_root(None, &env(&[])).is_err());
+    }
+
+    #[test]
+    fn no_tcp_drops_every_listener() {
+        let cli = Cli::try_parse_from([
+            "hero_router",
+            "serve",
+            "--listen",
+            "127.0.0.1:1",
+            "--no-tcp",
+            "--no-reap",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!()
+        };
+        let cfg = Config::resolve(Some("/r".into()), &args, &env(&[])).unwrap();
+        assert!(cfg.listen.is_empty());
+        assert!(!cfg.scanner.reap.enabled);
+    }
+}

@@ -1,0 +1,123 @@
+//! Lifecycle events: every socket state change, every reap and skipped reap, every scan.
+//!
+//! Each event is logged once (CONTRACT §7) and broadcast to subscribers (tests, the front end),
+//! so nobody has to sleep and poll to see the scanner act.
+
+use serde::Serialize;
+
+use crate::scanner::state::SkipReason;
+
+/// Capacity of the event broadcast. A subscriber that falls further behind gets `Lagged` and
+/// should re-read the table.
+pub const EVENT_CAPACITY: usize = 4096;
+
+/// Something the scanner did or saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A socket changed state. A new socket comes `from: "absent"`; a vanished one goes
+    /// `to: "gone"`.
+    SocketChanged {
+        /// Service name.
+        service: String,
+        /// Socket path.
+        socket: String,
+        /// Previous state, or `absent`.
+        from: &'static str,
+        /// New state, or `gone`.
+        to: &'static str,
+    },
+    /// A stale socket was removed (`reason: "stale"`), or vanished by itself while being
+    /// removed (`reason: "already_gone"`).
+    Reaped {
+        /// Service name.
+        service: String,
+        /// Socket path.
+        socket: String,
+        /// `stale` or `already_gone`.
+        reason: &'static str,
+    },
+    /// A refused socket was kept. Emitted when the reason changes, not on every scan.
+    ReapSkipped {
+        /// Service name.
+        service: String,
+        /// Socket path.
+        socket: String,
+        /// Why it was kept.
+        reason: SkipReason,
+        /// Extra detail for errors.
+        detail: String,
+    },
+    /// A scan finished.
+    ScanCompleted {
+        /// Full scan (`true`) or a watch-triggered scan of some services.
+        full: bool,
+        /// Whether it was periodic.
+        periodic: bool,
+        /// Sockets seen.
+        sockets: usize,
+        /// Table generation published by this scan.
+        generation: u64,
+    },
+}
+
+// === impl Event ===
+
+impl Event {
+    /// Writes the event's one log line.
+    pub fn log(&self) {
+        match self {
+            Event::SocketChanged {
+                service,
+                socket,
+                from,
+                to,
+            } => {
+                tracing::info!(service, socket, from, to, "socket state changed");
+            }
+            Event::Reaped {
+                service,
+                socket,
+                reason,
+            } => {
+                tracing::info!(service, socket, reason, "reaped stale socket");
+            }
+            Event::ReapSkipped {
+                service,
+                socket,
+                reason,
+                detail,
+            } if reason.is_error() => {
+                tracing::warn!(
+                    service,
+                    socket,
+                    reason = reason.as_str(),
+                    detail,
+                    "reap failed; socket kept"
+                );
+            }
+            Event::ReapSkipped {
+                service,
+                socket,
+                reason,
+                detail,
+            } => {
+                tracing::info!(
+                    service,
+                    socket,
+                    reason = reason.as_str(),
+                    detail,
+                    "reap skipped"
+                );
+            }
+            Event::ScanCompleted {
+                full,
+                periodic,
+                sockets,
+                generation,
+            } => {
+                tracing::debug!(full, periodic, sockets, generation, "scan completed");
+            }
+        }
+    }
+}

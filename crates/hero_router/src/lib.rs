@@ -1,0 +1,46 @@
+//! hero_router: the one router of a Hero OS node.
+//!
+//! Every Hero service listens on Unix sockets under one root (`<root>/<service>/<kind>.sock`).
+//! The router finds them, probes them, keeps a live table, removes the sockets of services that
+//! really died, and (in [`serve`]) answers on its own sockets and TCP.
+//!
+//! ```text
+//!              notify (inotify)        periodic tick ± jitter       router.scan
+//!                    \                         |                        /
+//!                     v                        v                       v
+//!   ┌──────────────────────── scanner task (one owner of all state) ─────────────────────┐
+//!   │ discover ─► probe (lstat + non-blocking connect, bounded batches) ─► state::advance │
+//!   │                                                     │                               │
+//!   │        reap_check (rules 1–3) ─► hero_proc guard ─► reaper::reap (lock, re-check,   │
+//!   │                                                      rename aside, verify, unlink) │
+//!   └──────────────┬──────────────────────────────────────────┬──────────────────────────┘
+//!                  │ watch<Arc<Table>> (swapped whole)         │ broadcast<Event> (+ one log line each)
+//!                  v                                           v
+//!        front end, CLI, tests                          tests, logs
+//! ```
+//!
+//! Modules:
+//! - [`scanner`]: discovery, probing, the state machine ([`scanner::state`]), reaping.
+//! - [`table`]: the immutable snapshot readers see.
+//! - [`events`]: what changed, as events and log lines.
+//! - [`config`] and [`cli`]: flags, environment, defaults.
+//! - [`serve`]: the daemon; [`scan_cmd`]: one-shot `hero_router scan`.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod events;
+pub mod scan_cmd;
+pub mod scanner;
+pub mod serve;
+pub mod table;
+pub mod telemetry;
+
+pub use config::Config;
+pub use scanner::{ScanSummary, Scanner, ScannerConfig, ScannerHandle};
+pub use table::Table;
+
+/// The router's version, as reported by `router.health` and the start-up log line.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

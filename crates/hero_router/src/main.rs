@@ -1,0 +1,170 @@
+//! The `hero_router` binary: parse flags, set up logging, dispatch. See the library for the
+//! real work.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use hero_router::cli::{Cli, Command};
+use hero_router::config::{Config, ProcessEnv, resolve_root};
+use hero_router::{scan_cmd, serve, telemetry};
+use http::Method;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hero_router: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hero_router: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let default_level = if matches!(cli.command, Command::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    telemetry::init(cli.log_format, cli.log_level.as_deref(), default_level)?;
+    let root = resolve_root(cli.socket_dir.clone(), &ProcessEnv)?;
+    let rpc_sock = root.join("hero_router").join("rpc.sock");
+    match cli.command {
+        Command::Serve(args) => {
+            let cfg = Config::resolve(Some(root), &args, &ProcessEnv)?;
+            let listeners = serve::Listeners::bind(&cfg).await?;
+            let token = CancellationToken::new();
+            tokio::spawn(shutdown_on_signal(token.clone()));
+            serve::run(cfg, listeners, token).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Scan(args) => {
+            let report = scan_cmd::run(root, &args).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", scan_cmd::render_text(&report));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::List { json } => {
+            let services = call(&rpc_sock, "router.services", Value::Null).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&services)?);
+            } else {
+                for s in services.as_array().into_iter().flatten() {
+                    let socks: Vec<String> = s["sockets"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|k| {
+                            format!(
+                                "{}={}",
+                                k["kind"].as_str().unwrap_or("?"),
+                                k["state"].as_str().unwrap_or("?")
+                            )
+                        })
+                        .collect();
+                    println!(
+                        "{:<24} {:<10} {}",
+                        s["name"].as_str().unwrap_or("?"),
+                        s["status"].as_str().unwrap_or("?"),
+                        socks.join(" ")
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Call {
+            service,
+            method,
+            params,
+        } => {
+            let params = match params {
+                Some(p) => serde_json::from_str(&p).context("PARAMS_JSON is not valid JSON")?,
+                None => Value::Null,
+            };
+            let result = call(&rpc_sock, &format!("{service}.{method}"), params).await?;
+            println!("{}", serde_json::to_string_pretty(&result)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Health => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &call(&rpc_sock, "router.health", Value::Null).await?
+                )?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Spec { service } => {
+            let spec = call(&rpc_sock, "router.spec", json!({"name": service})).await?;
+            println!("{}", serde_json::to_string_pretty(&spec)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// One JSON-RPC call to the running router; a JSON-RPC error is an `Err`.
+async fn call(sock: &std::path::Path, method: &str, params: Value) -> anyhow::Result<Value> {
+    let mut req = json!({"jsonrpc": "2.0", "id": 1, "method": method});
+    if !params.is_null() {
+        req["params"] = params;
+    }
+    let body = Some(req.to_string().into_bytes());
+    let (_, bytes) =
+        hero_router::client::request(sock, Method::POST, "/rpc", body, Duration::from_secs(30))
+            .await
+            .map_err(|e| match e {
+                hero_router::client::ClientError::Connect { .. } => {
+                    anyhow::anyhow!("no router running at {}", sock.display())
+                }
+                other => other.into(),
+            })?;
+    let reply: Value =
+        serde_json::from_slice(&bytes).context("the router answered something that is not JSON")?;
+    if let Some(err) = reply.get("error") {
+        anyhow::bail!(
+            "{} (code {})",
+            err["message"].as_str().unwrap_or("error"),
+            err["code"]
+        );
+    }
+    Ok(reply.get("result").cloned().unwrap_or(Value::Null))
+}
+
+async fn shutdown_on_signal(token: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM"),
+        _ = int.recv() => tracing::info!("SIGINT"),
+    }
+    token.cancel();
+}

@@ -1,0 +1,129 @@
+//! `hero_router scan`: one scan of the root without a daemon.
+//!
+//! Read-only by default. With `--reap`, a daemon's streak across periodic scans is simulated
+//! inside the one run: the root is probed `--stale-after` times, [`REAP_ROUND_PAUSE`] apart,
+//! each round counting as a periodic scan; only the last round may reap, and every other rule
+//! (grace, identity, owner lock, re-probe, hero_proc) still applies. A socket younger than
+//! `--reap-grace` is therefore never removed by a one-shot scan either.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::cli::ScanArgs;
+use crate::config::scanner_config;
+use crate::scanner::Scanner;
+use crate::scanner::discover::Ignored;
+use crate::scanner::state::ProbeCause;
+use crate::table::Service;
+
+/// Pause between the probe rounds of `scan --reap`.
+pub const REAP_ROUND_PAUSE: Duration = Duration::from_millis(200);
+
+/// What `scan --json` prints (CONTRACT §6).
+#[derive(Debug, Clone, Serialize)]
+pub struct ScanReport {
+    /// The socket root.
+    pub root: String,
+    /// Every service with its sockets.
+    pub services: Vec<Service>,
+    /// Top-level entries that are not services.
+    pub ignored: Vec<Ignored>,
+    /// Paths removed (only with `--reap`).
+    pub reaped: Vec<String>,
+}
+
+/// Runs the scan.
+pub async fn run(root: PathBuf, args: &ScanArgs) -> anyhow::Result<ScanReport> {
+    if !root.is_dir() {
+        anyhow::bail!(
+            "socket root {} does not exist or is not a directory",
+            root.display()
+        );
+    }
+    let cfg = scanner_config(root.clone(), &args.probe, Duration::ZERO, args.reap, false);
+    let (mut scanner, _handle) = Scanner::new(cfg);
+    let mut reaped = Vec::new();
+    if args.reap {
+        for round in 0..args.probe.stale_after {
+            if round > 0 {
+                tokio::time::sleep(REAP_ROUND_PAUSE).await;
+            }
+            reaped.extend(scanner.scan_full(ProbeCause::Periodic).await.reaped);
+        }
+    } else {
+        scanner.scan_full(ProbeCause::Manual).await;
+    }
+    let table = scanner.table();
+    Ok(ScanReport {
+        root: root.display().to_string(),
+        services: table.services.clone(),
+        ignored: table.ignored.clone(),
+        reaped,
+    })
+}
+
+/// Renders the report as a table a person can read.
+pub fn render_text(r: &ScanReport) -> String {
+    let mut rows = vec![[
+        "SERVICE".to_owned(),
+        "STATUS".to_owned(),
+        "SOCKET".to_owned(),
+        "STATE".to_owned(),
+        "WHY".to_owned(),
+    ]];
+    for s in &r.services {
+        let status = serde_json::to_value(s.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        if s.sockets.is_empty() {
+            rows.push([
+                s.name.clone(),
+                status.clone(),
+                "-".into(),
+                "-".into(),
+                "no *.sock files".into(),
+            ]);
+        }
+        for sock in &s.sockets {
+            rows.push([
+                s.name.clone(),
+                status.clone(),
+                sock.kind.clone(),
+                sock.state.to_string(),
+                sock.detail.clone(),
+            ]);
+        }
+    }
+    let widths: Vec<usize> = (0..5)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = format!("root: {}\n", r.root);
+    for row in &rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    if r.services.is_empty() {
+        out.push_str("(no services)\n");
+    }
+    if !r.ignored.is_empty() {
+        out.push_str("\nignored:\n");
+        for i in &r.ignored {
+            let _ = writeln!(out, "  {}  ({})", i.path, i.reason);
+        }
+    }
+    if !r.reaped.is_empty() {
+        out.push_str("\nreaped:\n");
+        for p in &r.reaped {
+            let _ = writeln!(out, "  {p}");
+        }
+    }
+    out
+}

@@ -1,0 +1,180 @@
+//! The hero_proc guard (CONTRACT §2 rule 7): never reap a service hero_proc says is running.
+//!
+//! hero_proc's method names are not documented publicly, so the method is configurable
+//! (`--hero-proc-method`) and every plausible answer shape is accepted:
+//!
+//! - an array of `{"name": S, "state"|"status": S}` (also `service` or `id` for the name);
+//! - an object mapping name → state string, or name → `{"state"|"status": S}`;
+//! - either of those wrapped in `{"services": …}`;
+//! - an array of bare names, read as "these are running".
+//!
+//! A state counts as *not running* only if it clearly says so (`stopped`, `exited`, `failed`,
+//! …). Anything else, including states we have never seen, counts as running: when unsure we
+//! keep the socket.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use http::Method;
+use serde_json::Value;
+
+/// What hero_proc told us, or why it could not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Running {
+    /// hero_proc answered; these services are running.
+    Known(BTreeSet<String>),
+    /// hero_proc could not be asked, or answered in a shape we do not understand. Rule 7 is
+    /// skipped; the other rules still hold.
+    Unknown(String),
+}
+
+const NOT_RUNNING: &[&str] = &[
+    "stopped",
+    "stop",
+    "exited",
+    "failed",
+    "failure",
+    "inactive",
+    "success",
+    "succeeded",
+    "dead",
+    "error",
+    "errored",
+    "killed",
+    "halted",
+    "down",
+    "not_running",
+    "finished",
+    "completed",
+];
+
+/// Asks hero_proc at `<root>/hero_proc/rpc.sock`.
+pub async fn running_services(root: &Path, method: &str, timeout: Duration) -> Running {
+    let sock = root.join("hero_proc").join("rpc.sock");
+    if !sock.exists() {
+        return Running::Unknown(format!("{} does not exist", sock.display()));
+    }
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": []});
+    let answer = crate::client::request(
+        &sock,
+        Method::POST,
+        "/rpc",
+        Some(body.to_string().into_bytes()),
+        timeout,
+    )
+    .await;
+    let bytes = match answer {
+        Ok((status, bytes)) if status.is_success() => bytes,
+        Ok((status, _)) => return Running::Unknown(format!("hero_proc answered HTTP {status}")),
+        Err(e) => return Running::Unknown(e.to_string()),
+    };
+    let Ok(reply) = serde_json::from_slice::<Value>(&bytes) else {
+        return Running::Unknown("hero_proc answered something that is not JSON".into());
+    };
+    match reply.get("result").and_then(parse_running) {
+        Some(set) => Running::Known(set),
+        None => Running::Unknown(format!(
+            "no usable result for {method}: {}",
+            truncate(&reply.to_string())
+        )),
+    }
+}
+
+/// Extracts the set of running service names from a result, or `None` if the shape is unknown.
+pub fn parse_running(result: &Value) -> Option<BTreeSet<String>> {
+    match result {
+        Value::Object(map) if map.len() == 1 && map.contains_key("services") => {
+            parse_running(&map["services"])
+        }
+        Value::Array(items) => {
+            let mut out = BTreeSet::new();
+            for item in items {
+                match item {
+                    Value::String(name) => {
+                        out.insert(name.clone());
+                    }
+                    Value::Object(obj) => {
+                        let name = ["name", "service", "id"]
+                            .iter()
+                            .find_map(|k| obj.get(*k)?.as_str())?;
+                        if is_running(item) {
+                            out.insert(name.to_owned());
+                        }
+                    }
+                    _ => return None,
+                }
+            }
+            Some(out)
+        }
+        Value::Object(map) => Some(
+            map.iter()
+                .filter(|(_, v)| is_running(v))
+                .map(|(k, _)| k.clone())
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+fn is_running(v: &Value) -> bool {
+    let state = match v {
+        Value::String(s) => Some(s.as_str()),
+        Value::Object(o) => ["state", "status"].iter().find_map(|k| o.get(*k)?.as_str()),
+        Value::Bool(b) => return *b,
+        _ => None,
+    };
+    match state {
+        Some(s) => !NOT_RUNNING.contains(&s.trim().to_ascii_lowercase().as_str()),
+        None => true,
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn set(names: &[&str]) -> Option<BTreeSet<String>> {
+        Some(names.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn accepts_every_plausible_shape() {
+        let array = json!([{"name": "a", "state": "running"}, {"name": "b", "status": "Stopped"}, {"service": "c", "status": "starting"}]);
+        assert_eq!(parse_running(&array), set(&["a", "c"]));
+        let map = json!({"a": "running", "b": "exited", "c": {"status": "failed"}, "d": {"state": "degraded"}});
+        assert_eq!(parse_running(&map), set(&["a", "d"]));
+        assert_eq!(parse_running(&json!({"services": array})), set(&["a", "c"]));
+        assert_eq!(parse_running(&json!(["x", "y"])), set(&["x", "y"]));
+        assert_eq!(parse_running(&json!([])), set(&[]));
+    }
+
+    #[test]
+    fn unknown_states_count_as_running() {
+        assert_eq!(
+            parse_running(&json!({"a": "weird_new_state", "b": {}})),
+            set(&["a", "b"])
+        );
+    }
+
+    #[test]
+    fn unusable_shapes_are_none() {
+        assert_eq!(parse_running(&json!(42)), None);
+        assert_eq!(parse_running(&json!("running")), None);
+        assert_eq!(parse_running(&json!([{"state": "running"}])), None);
+        assert_eq!(parse_running(&json!([1, 2])), None);
+    }
+
+    #[tokio::test]
+    async fn absent_hero_proc_is_unknown() {
+        let root = tempfile::tempdir().unwrap();
+        let r = running_services(root.path(), "service.list", Duration::from_millis(100)).await;
+        assert!(matches!(r, Running::Unknown(_)));
+    }
+}

@@ -1,0 +1,753 @@
+//! The scanner: discovers services, probes their sockets, reaps dead ones, publishes the table.
+//!
+//! One task owns all mutable state ([`Scanner::run`]). It wakes for:
+//!
+//! - the **periodic full scan**, every `--scan-interval` ± 5 % jitter. Only these scans advance
+//!   refusal streaks, and they are the source of truth;
+//! - **directory-watch events** (inotify through `notify`): the touched service directories are
+//!   re-scanned at once, so a new socket is routable within milliseconds. A socket that refuses
+//!   right after it appeared is usually bound but not listening yet, so it is re-probed soon
+//!   after with a growing delay. A new directory is re-listed right after its watch is added,
+//!   since sockets bound before that are never reported;
+//! - **scan requests** (`router.scan`), answered with a [`ScanSummary`].
+//!
+//! After each scan a new immutable [`Table`] is published through a `watch` channel, and every
+//! change is an [`Event`] (logged once, and broadcast).
+
+pub mod discover;
+pub mod hero_proc;
+pub mod probe;
+pub mod reaper;
+pub mod state;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use notify::Watcher;
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::{EVENT_CAPACITY, Event};
+use crate::table::{Service, ServiceStatus, Socket, Table};
+use discover::{Discovered, OWN_SERVICE, SocketPath};
+use hero_proc::Running;
+use reaper::{ReapHook, ReapOutcome};
+use state::{Observation, ProbeCause, ReapPolicy, SkipReason, SocketRecord, SocketState};
+
+/// Scanner settings (CONTRACT §2–§3).
+#[derive(Debug, Clone)]
+pub struct ScannerConfig {
+    /// The socket root.
+    pub root: PathBuf,
+    /// `--scan-interval`: time between periodic full scans.
+    pub scan_interval: Duration,
+    /// `--probe-timeout`: a probe batch that takes longer counts its sockets as busy.
+    pub probe_timeout: Duration,
+    /// Reaping rules 1–2 and `--no-reap`.
+    pub reap: ReapPolicy,
+    /// At most this many probe batches run at once, so a scan of many sockets is bounded and
+    /// one slow path delays only its own batch.
+    pub probe_concurrency: usize,
+    /// `--hero-proc-method`: the hero_proc method that lists services and their states.
+    pub hero_proc_method: String,
+    /// How long to wait for hero_proc before skipping rule 7.
+    pub hero_proc_timeout: Duration,
+    /// Watch the directory for changes (off only in one-shot `scan`).
+    pub watch: bool,
+}
+
+/// Counts of one scan, as `router.scan` returns them (CONTRACT §4).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ScanSummary {
+    /// Services seen.
+    pub services: usize,
+    /// Sockets seen.
+    pub sockets: usize,
+    /// Live sockets.
+    pub live: usize,
+    /// Busy sockets.
+    pub busy: usize,
+    /// Refused sockets (after reaping).
+    pub refused: usize,
+    /// Paths removed by this scan.
+    pub reaped: Vec<String>,
+    /// Wall time of the scan.
+    pub duration_ms: u64,
+}
+
+/// The scanner task's state. Build with [`Scanner::new`], then [`Scanner::run`] it, or drive
+/// single scans with [`Scanner::scan_full`].
+pub struct Scanner {
+    cfg: ScannerConfig,
+    /// service → kind → (path, record)
+    records: BTreeMap<String, BTreeMap<String, (PathBuf, SocketRecord)>>,
+    ignored: Vec<discover::Ignored>,
+    table_tx: watch::Sender<Arc<Table>>,
+    events: broadcast::Sender<Event>,
+    requests: mpsc::Receiver<ScanRequest>,
+    hook: Option<ReapHook>,
+    generation: u64,
+    ready: bool,
+    last_root_error: Option<String>,
+}
+
+/// A cheap, cloneable handle to a running scanner.
+#[derive(Clone)]
+pub struct ScannerHandle {
+    table: watch::Receiver<Arc<Table>>,
+    events: broadcast::Sender<Event>,
+    requests: mpsc::Sender<ScanRequest>,
+}
+
+struct ScanRequest {
+    reply: oneshot::Sender<ScanSummary>,
+}
+
+/// First re-probe of a socket that refused right after it appeared.
+const SETTLE_FIRST: Duration = Duration::from_millis(1);
+/// Longest pause between such re-probes.
+const SETTLE_MAX: Duration = Duration::from_millis(500);
+/// A refused socket younger than this is presumed to be starting up, and re-probed.
+const SETTLE_WINDOW: Duration = Duration::from_secs(3);
+/// Sockets per blocking probe batch.
+const PROBE_BATCH: usize = 32;
+
+// === impl ScannerHandle ===
+
+impl ScannerHandle {
+    /// The current table.
+    pub fn table(&self) -> Arc<Table> {
+        self.table.borrow().clone()
+    }
+
+    /// A receiver that sees every published table.
+    pub fn tables(&self) -> watch::Receiver<Arc<Table>> {
+        self.table.clone()
+    }
+
+    /// Subscribes to scanner events.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Runs a full scan now (it does not advance refusal streaks) and returns its summary.
+    /// `None` if the scanner has stopped.
+    pub async fn scan_now(&self) -> Option<ScanSummary> {
+        let (reply, rx) = oneshot::channel();
+        self.requests.send(ScanRequest { reply }).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Waits until the first full scan has been published.
+    pub async fn ready(&self) {
+        let mut rx = self.table.clone();
+        let _ = rx.wait_for(|t| t.ready).await;
+    }
+}
+
+// === impl Scanner ===
+
+impl Scanner {
+    /// Creates the scanner and its handle. Nothing runs until [`Scanner::run`] or a scan call.
+    pub fn new(cfg: ScannerConfig) -> (Scanner, ScannerHandle) {
+        let table = Table {
+            root: cfg.root.clone(),
+            ..Table::default()
+        };
+        let (table_tx, table_rx) = watch::channel(Arc::new(table));
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let (req_tx, requests) = mpsc::channel(16);
+        let handle = ScannerHandle {
+            table: table_rx,
+            events: events.clone(),
+            requests: req_tx,
+        };
+        let scanner = Scanner {
+            cfg,
+            records: BTreeMap::new(),
+            ignored: Vec::new(),
+            table_tx,
+            events,
+            requests,
+            hook: None,
+            generation: 0,
+            ready: false,
+            last_root_error: None,
+        };
+        (scanner, handle)
+    }
+
+    /// Installs a test seam that runs between the removal steps of every reap.
+    pub fn with_reap_hook(mut self, hook: ReapHook) -> Self {
+        self.hook = Some(hook);
+        self
+    }
+
+    /// The last published table.
+    pub fn table(&self) -> Arc<Table> {
+        self.table_tx.borrow().clone()
+    }
+
+    /// Runs until `token` is cancelled.
+    pub async fn run(mut self, token: CancellationToken) {
+        let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
+        let mut watcher = if self.cfg.watch {
+            self.start_watcher(watch_tx)
+        } else {
+            None
+        };
+        let mut watched = BTreeSet::new();
+        let mut settling: BTreeMap<String, (Instant, Duration)> = BTreeMap::new();
+        let mut next_scan = Instant::now();
+        loop {
+            let settle_due = settling.values().map(|(at, _)| *at).min();
+            let touched: BTreeSet<String> = tokio::select! {
+                _ = token.cancelled() => break,
+                _ = tokio::time::sleep_until(next_scan) => {
+                    self.scan_full(ProbeCause::Periodic).await;
+                    next_scan = Instant::now() + jitter(self.cfg.scan_interval);
+                    BTreeSet::new()
+                }
+                Some(req) = self.requests.recv() => {
+                    let summary = self.scan_full(ProbeCause::Manual).await;
+                    let _ = req.reply.send(summary);
+                    BTreeSet::new()
+                }
+                Some(first) = watch_rx.recv() => {
+                    let mut names = BTreeSet::new();
+                    self.services_of(first, &mut names);
+                    while let Ok(more) = watch_rx.try_recv() {
+                        self.services_of(more, &mut names);
+                    }
+                    self.scan_services(&names).await;
+                    names
+                }
+                _ = sleep_until_opt(settle_due) => {
+                    let now = Instant::now();
+                    let due: BTreeSet<String> =
+                        settling.iter().filter(|(_, (at, _))| *at <= now).map(|(n, _)| n.clone()).collect();
+                    self.scan_services(&due).await;
+                    due
+                }
+            };
+            // Re-probe soon whatever refused right after it appeared; stop once it settled.
+            for name in &touched {
+                if self.has_young_refused(name) {
+                    let delay = settling
+                        .get(name)
+                        .map_or(SETTLE_FIRST, |(_, d)| (*d * 2).min(SETTLE_MAX));
+                    settling.insert(name.clone(), (Instant::now() + delay, delay));
+                } else {
+                    settling.remove(name);
+                }
+            }
+            if let Some(w) = watcher.as_mut() {
+                let added = self.sync_watches(w, &mut watched);
+                if !added.is_empty() {
+                    self.scan_services(&added).await;
+                }
+            }
+        }
+        tracing::debug!("scanner stopped");
+    }
+
+    /// Discovers and probes the whole root, reaps what the rules allow (not on watch scans),
+    /// and publishes the table.
+    pub async fn scan_full(&mut self, cause: ProbeCause) -> ScanSummary {
+        let started = Instant::now();
+        let root = self.cfg.root.clone();
+        let found = match tokio::task::spawn_blocking(move || discover::discover(&root)).await {
+            Ok(Ok(found)) => {
+                self.last_root_error = None;
+                found
+            }
+            Ok(Err(e)) => {
+                self.root_error(e.to_string());
+                Discovered::default()
+            }
+            Err(e) => {
+                self.root_error(e.to_string());
+                Discovered::default()
+            }
+        };
+        self.ignored = found.ignored;
+        let wanted: Vec<(String, SocketPath)> = found
+            .services
+            .iter()
+            .flat_map(|(name, socks)| socks.iter().map(move |s| (name.clone(), s.clone())))
+            .collect();
+        let observed = self.probe_all(wanted).await;
+        // Services that vanished entirely.
+        let gone: Vec<String> = self
+            .records
+            .keys()
+            .filter(|n| !found.services.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in gone {
+            self.drop_service(&name);
+        }
+        for name in found.services.keys() {
+            self.records.entry(name.clone()).or_default();
+        }
+        self.apply(observed, &found.services.keys().cloned().collect(), cause);
+        let reaped = if cause == ProbeCause::Watch {
+            Vec::new()
+        } else {
+            self.reap_candidates().await
+        };
+        self.ready = true;
+        let table = self.publish(true, cause == ProbeCause::Periodic);
+        let mut summary = summarize(&table);
+        summary.reaped = reaped;
+        summary.duration_ms = started.elapsed().as_millis() as u64;
+        summary
+    }
+
+    /// Re-lists and probes only the named services (a watch event). Never reaps, never advances
+    /// streaks.
+    pub async fn scan_services(&mut self, names: &BTreeSet<String>) {
+        if names.is_empty() {
+            return;
+        }
+        let mut wanted = Vec::new();
+        let mut present = BTreeSet::new();
+        for name in names {
+            match discover::discover_service(&self.cfg.root, name) {
+                Ok(Some(socks)) => {
+                    present.insert(name.clone());
+                    self.records.entry(name.clone()).or_default();
+                    wanted.extend(socks.into_iter().map(|s| (name.clone(), s)));
+                }
+                Ok(None) => self.drop_service(name),
+                Err(e) => {
+                    tracing::debug!(service = name.as_str(), error = %e, "cannot list service directory")
+                }
+            }
+        }
+        let observed = self.probe_all(wanted).await;
+        self.apply(observed, &present, ProbeCause::Watch);
+        if self.ready {
+            self.publish(false, false);
+        }
+    }
+
+    /// Probes sockets in bounded concurrent batches on the blocking pool.
+    async fn probe_all(
+        &self,
+        wanted: Vec<(String, SocketPath)>,
+    ) -> Vec<(String, SocketPath, Observation)> {
+        let timeout = self.cfg.probe_timeout;
+        let batches: Vec<Vec<(String, SocketPath)>> =
+            wanted.chunks(PROBE_BATCH).map(<[_]>::to_vec).collect();
+        futures_util::stream::iter(batches)
+            .map(|batch| async move {
+                let paths: Vec<PathBuf> = batch.iter().map(|(_, s)| s.path.clone()).collect();
+                let work = tokio::task::spawn_blocking(move || {
+                    paths.iter().map(|p| probe::probe(p)).collect::<Vec<_>>()
+                });
+                let observations = match tokio::time::timeout(timeout, work).await {
+                    Ok(Ok(obs)) => obs,
+                    _ => batch.iter().map(|_| probe::timed_out()).collect(),
+                };
+                batch
+                    .into_iter()
+                    .zip(observations)
+                    .map(|((n, s), o)| (n, s, o))
+                    .collect::<Vec<_>>()
+            })
+            .buffer_unordered(self.cfg.probe_concurrency.max(1))
+            .flat_map(futures_util::stream::iter)
+            .collect()
+            .await
+    }
+
+    /// Folds observations into the records of the services in `listed`, emitting events.
+    /// Sockets of those services that were not observed are gone.
+    fn apply(
+        &mut self,
+        observed: Vec<(String, SocketPath, Observation)>,
+        listed: &BTreeSet<String>,
+        cause: ProbeCause,
+    ) {
+        let now = unix_ms();
+        let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
+        for (service, sock, obs) in observed {
+            seen.insert((service.clone(), sock.kind.clone()));
+            let socks = self.records.entry(service.clone()).or_default();
+            let prev = socks.get(&sock.kind).map(|(_, r)| r);
+            let from = prev.map_or("absent", |r| r.state.as_str());
+            match state::advance(prev, &obs, cause, now) {
+                Some(rec) => {
+                    let to = rec.state.as_str();
+                    socks.insert(sock.kind.clone(), (sock.path.clone(), rec));
+                    if from != to {
+                        self.emit(Event::SocketChanged {
+                            service,
+                            socket: display(&sock.path),
+                            from,
+                            to,
+                        });
+                    }
+                }
+                None => {
+                    if socks.remove(&sock.kind).is_some() {
+                        self.emit(Event::SocketChanged {
+                            service,
+                            socket: display(&sock.path),
+                            from,
+                            to: "gone",
+                        });
+                    }
+                }
+            }
+        }
+        for service in listed {
+            let Some(socks) = self.records.get_mut(service) else {
+                continue;
+            };
+            let vanished: Vec<String> = socks
+                .keys()
+                .filter(|k| !seen.contains(&(service.clone(), (*k).clone())))
+                .cloned()
+                .collect();
+            for kind in vanished {
+                if let Some((path, rec)) = socks.remove(&kind) {
+                    let ev = Event::SocketChanged {
+                        service: service.clone(),
+                        socket: display(&path),
+                        from: rec.state.as_str(),
+                        to: "gone",
+                    };
+                    let _ = self.events.send(ev.clone());
+                    ev.log();
+                }
+            }
+        }
+    }
+
+    /// Applies the reap rules to every refused socket; returns the paths removed.
+    async fn reap_candidates(&mut self) -> Vec<String> {
+        let now_ns = unix_ns();
+        let mut candidates = Vec::new();
+        let mut skips = Vec::new();
+        for (service, socks) in &self.records {
+            for (kind, (path, rec)) in socks {
+                if rec.state != SocketState::Refused {
+                    continue;
+                }
+                let verdict = if service == OWN_SERVICE {
+                    Err(SkipReason::OwnSocket)
+                } else {
+                    state::reap_check(rec, &self.cfg.reap, now_ns)
+                };
+                match (verdict, rec.first_refusal) {
+                    (Ok(()), Some(first)) => {
+                        candidates.push((service.clone(), kind.clone(), path.clone(), first))
+                    }
+                    (Ok(()), None) => skips.push((
+                        service.clone(),
+                        kind.clone(),
+                        SkipReason::IdentityChanged,
+                        String::new(),
+                    )),
+                    (Err(reason), _) => {
+                        skips.push((service.clone(), kind.clone(), reason, String::new()))
+                    }
+                }
+            }
+        }
+        if !candidates.is_empty() {
+            match hero_proc::running_services(
+                &self.cfg.root,
+                &self.cfg.hero_proc_method,
+                self.cfg.hero_proc_timeout,
+            )
+            .await
+            {
+                Running::Known(running) => candidates.retain(|(service, kind, _, _)| {
+                    let keep = !running.contains(service);
+                    if !keep {
+                        skips.push((
+                            service.clone(),
+                            kind.clone(),
+                            SkipReason::HeroProcRunning,
+                            String::new(),
+                        ));
+                    }
+                    keep
+                }),
+                Running::Unknown(why) => {
+                    tracing::debug!(reason = why.as_str(), "hero_proc guard skipped")
+                }
+            }
+        }
+        let hook = self.hook.clone();
+        let jobs: Vec<_> = candidates
+            .iter()
+            .map(|(_, _, p, first)| (p.clone(), *first))
+            .collect();
+        let outcomes = tokio::task::spawn_blocking(move || {
+            jobs.into_iter()
+                .map(|(p, first)| reaper::reap(&p, first, hook.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        let mut reaped = Vec::new();
+        for ((service, kind, path, _), outcome) in candidates.into_iter().zip(outcomes) {
+            let socket = display(&path);
+            match outcome {
+                ReapOutcome::Reaped | ReapOutcome::AlreadyGone => {
+                    let reason = if outcome == ReapOutcome::Reaped {
+                        "stale"
+                    } else {
+                        "already_gone"
+                    };
+                    if let Some(socks) = self.records.get_mut(&service) {
+                        socks.remove(&kind);
+                    }
+                    self.emit(Event::Reaped {
+                        service: service.clone(),
+                        socket: socket.clone(),
+                        reason,
+                    });
+                    self.emit(Event::SocketChanged {
+                        service,
+                        socket: socket.clone(),
+                        from: "refused",
+                        to: "gone",
+                    });
+                    reaped.push(socket);
+                }
+                ReapOutcome::Skipped(reason) => skips.push((service, kind, reason, String::new())),
+                ReapOutcome::Failed(detail) => {
+                    skips.push((service, kind, SkipReason::Error, detail))
+                }
+            }
+        }
+        for (service, kind, reason, detail) in skips {
+            self.note_skip(&service, &kind, reason, detail);
+        }
+        reaped
+    }
+
+    /// Emits a skipped-reap event only when the socket's reason changed since the last one.
+    fn note_skip(&mut self, service: &str, kind: &str, reason: SkipReason, detail: String) {
+        let Some((path, rec)) = self.records.get_mut(service).and_then(|s| s.get_mut(kind)) else {
+            return;
+        };
+        if rec.last_skip == Some(reason) {
+            return;
+        }
+        rec.last_skip = Some(reason);
+        let socket = display(path);
+        self.emit(Event::ReapSkipped {
+            service: service.to_owned(),
+            socket,
+            reason,
+            detail,
+        });
+    }
+
+    fn drop_service(&mut self, name: &str) {
+        if let Some(socks) = self.records.remove(name) {
+            for (path, rec) in socks.into_values() {
+                let socket = display(&path);
+                self.emit(Event::SocketChanged {
+                    service: name.to_owned(),
+                    socket,
+                    from: rec.state.as_str(),
+                    to: "gone",
+                });
+            }
+        }
+    }
+
+    fn has_young_refused(&self, name: &str) -> bool {
+        let now = unix_ns();
+        self.records.get(name).is_some_and(|socks| {
+            socks.values().any(|(_, r)| {
+                r.state == SocketState::Refused
+                    && r.identity
+                        .is_some_and(|id| now - id.ctime_ns < SETTLE_WINDOW.as_nanos() as i128)
+            })
+        })
+    }
+
+    fn publish(&mut self, full: bool, periodic: bool) -> Arc<Table> {
+        self.generation += 1;
+        let services = self
+            .records
+            .iter()
+            .map(|(name, socks)| {
+                let sockets: Vec<Socket> = socks
+                    .iter()
+                    .map(|(kind, (path, r))| Socket {
+                        kind: kind.clone(),
+                        path: display(path),
+                        state: r.state,
+                        since_unix_ms: r.since_unix_ms,
+                        detail: r.detail.clone(),
+                        refused_streak: r.refused_streak,
+                    })
+                    .collect();
+                Service {
+                    name: name.clone(),
+                    status: ServiceStatus::of(&sockets),
+                    sockets,
+                }
+            })
+            .collect();
+        let table = Arc::new(Table {
+            root: self.cfg.root.clone(),
+            services,
+            ignored: self.ignored.clone(),
+            ready: self.ready,
+            generation: self.generation,
+        });
+        self.table_tx.send_replace(table.clone());
+        let sockets = table.services.iter().map(|s| s.sockets.len()).sum();
+        self.emit(Event::ScanCompleted {
+            full,
+            periodic,
+            sockets,
+            generation: self.generation,
+        });
+        table
+    }
+
+    fn emit(&self, event: Event) {
+        event.log();
+        let _ = self.events.send(event);
+    }
+
+    fn root_error(&mut self, msg: String) {
+        if self.last_root_error.as_deref() != Some(msg.as_str()) {
+            tracing::warn!(root = %self.cfg.root.display(), error = msg.as_str(), "cannot read the socket root");
+            self.last_root_error = Some(msg);
+        }
+    }
+
+    fn start_watcher(
+        &self,
+        tx: mpsc::UnboundedSender<notify::Event>,
+    ) -> Option<notify::RecommendedWatcher> {
+        let handler = move |res: notify::Result<notify::Event>| {
+            if let Ok(ev) = res {
+                let _ = tx.send(ev);
+            }
+        };
+        let mut w = match notify::recommended_watcher(handler) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "directory watch unavailable; relying on periodic scans");
+                return None;
+            }
+        };
+        if let Err(e) = w.watch(&self.cfg.root, notify::RecursiveMode::NonRecursive) {
+            tracing::warn!(error = %e, "cannot watch the socket root; relying on periodic scans");
+            return None;
+        }
+        Some(w)
+    }
+
+    /// Watches every service directory in the records; returns the newly watched ones.
+    fn sync_watches(
+        &self,
+        w: &mut notify::RecommendedWatcher,
+        watched: &mut BTreeSet<String>,
+    ) -> BTreeSet<String> {
+        let mut added = BTreeSet::new();
+        for name in self.records.keys() {
+            if !watched.contains(name)
+                && w.watch(
+                    &self.cfg.root.join(name),
+                    notify::RecursiveMode::NonRecursive,
+                )
+                .is_ok()
+            {
+                watched.insert(name.clone());
+                added.insert(name.clone());
+            }
+        }
+        watched.retain(|name| {
+            let keep = self.records.contains_key(name);
+            if !keep {
+                let _ = w.unwatch(&self.cfg.root.join(name));
+            }
+            keep
+        });
+        added
+    }
+
+    /// Maps a watch event to the service directories it touched.
+    fn services_of(&self, ev: notify::Event, out: &mut BTreeSet<String>) {
+        for path in ev.paths {
+            let name = if path.parent() == Some(self.cfg.root.as_path()) {
+                path.file_name()
+            } else if path.parent().and_then(Path::parent) == Some(self.cfg.root.as_path()) {
+                path.parent().and_then(Path::file_name)
+            } else {
+                None
+            };
+            if let Some(name) = name
+                .and_then(|n| n.to_str())
+                .filter(|n| discover::valid_service_name(n))
+            {
+                out.insert(name.to_owned());
+            }
+        }
+    }
+}
+
+fn summarize(table: &Table) -> ScanSummary {
+    let mut s = ScanSummary {
+        services: table.services.len(),
+        ..ScanSummary::default()
+    };
+    for sock in table.services.iter().flat_map(|svc| &svc.sockets) {
+        s.sockets += 1;
+        match sock.state {
+            SocketState::Live => s.live += 1,
+            SocketState::Busy => s.busy += 1,
+            SocketState::Refused => s.refused += 1,
+            SocketState::Denied | SocketState::NotSocket => {}
+        }
+    }
+    s
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn jitter(interval: Duration) -> Duration {
+    interval.mul_f64(0.95 + fastrand::f64() * 0.1)
+}
+
+fn display(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Wall clock in ms since the epoch (for `since_unix_ms`).
+pub(crate) fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Wall clock in ns since the epoch: the clock ctime uses.
+pub(crate) fn unix_ns() -> i128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}

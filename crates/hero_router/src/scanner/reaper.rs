@@ -1,0 +1,223 @@
+//! Removing one stale socket without ever removing a live one (CONTRACT §2 rules 4–6).
+//!
+//! [`reap`] runs only for a record that [`super::state::reap_check`] cleared, and after the
+//! hero_proc guard. In order:
+//!
+//! 1. **Owner lock.** If `<sock>.lock` exists it must be free; we then hold it until we are done,
+//!    so no cooperative owner can bind the path under us.
+//! 2. **Re-check.** With the lock held: `lstat` must show the same file (dev, ino, ctime ns) as at
+//!    the first refusal, and a fresh connect must still be refused.
+//! 3. **Rename aside.** `renameat2(RENAME_NOREPLACE)` moves whatever is at the path *now* to a
+//!    private name in the same directory. From here on we only touch the private name, so a
+//!    socket bound at the path after this instant is never ours to touch.
+//! 4. **Verify.** The private name must hold the very inode we judged (same dev, ino and birth
+//!    time; a rename changes ctime but not birth time) and it must still refuse connections. If
+//!    not, it was a live or new socket that raced in between steps 2 and 3: it is renamed back
+//!    with `RENAME_NOREPLACE`. It was unreachable for a few microseconds; its inode never changed.
+//! 5. **Unlink** the private name.
+//!
+//! ENOENT at any step means somebody else removed the file: that is success. Every directory
+//! operation is relative to a directory fd opened with `O_NOFOLLOW`, so a service directory
+//! swapped for a symlink mid-way cannot lead us outside the root.
+//!
+//! The [`ReapHook`] is a test seam: it runs between the steps so a test can re-bind, remove or
+//! replace the file at exactly that point, every time.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hero_socket::{
+    ConnectOutcome, FileKind, Identity, OwnerLock, Stat, TryLock, connect_probe, stat_at,
+};
+use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, open, renameat_with, unlinkat};
+use rustix::io::Errno;
+
+use super::state::SkipReason;
+
+/// The points between the removal steps where a [`ReapHook`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReapStep {
+    /// After the last check (lock, identity, re-probe), before the rename aside.
+    BeforeRename,
+    /// After the rename aside, before verifying the staged file.
+    AfterRename,
+    /// After verifying, before unlinking the staged file.
+    BeforeUnlink,
+}
+
+/// A test seam called at each [`ReapStep`] with the socket path and the staged path.
+pub type ReapHook = Arc<dyn Fn(ReapStep, &Path, &Path) + Send + Sync>;
+
+/// How one reap attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReapOutcome {
+    /// We removed the stale socket.
+    Reaped,
+    /// The file vanished on its own at some step (ENOENT). Success.
+    AlreadyGone,
+    /// A rule said no; nothing was removed.
+    Skipped(SkipReason),
+    /// A syscall failed in a way we do not expect; nothing live was removed.
+    Failed(String),
+}
+
+// === impl ReapOutcome ===
+
+impl ReapOutcome {
+    /// True if the socket path no longer holds the stale file.
+    pub fn is_success(&self) -> bool {
+        matches!(self, ReapOutcome::Reaped | ReapOutcome::AlreadyGone)
+    }
+
+    /// True if this deserves a `warn` log (CONTRACT §2 rule 6: ENOENT is not a warning).
+    pub fn is_warning(&self) -> bool {
+        matches!(self, ReapOutcome::Failed(_))
+    }
+}
+
+/// Tries to remove the stale socket at `path`, which was first refused as `expected`.
+pub fn reap(path: &Path, expected: Identity, hook: Option<&ReapHook>) -> ReapOutcome {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return ReapOutcome::Failed(format!("{} has no parent directory", path.display()));
+    };
+    let name = Path::new(name);
+    let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let dirfd = match open(dir, dir_flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return ReapOutcome::AlreadyGone,
+        Err(e) => return ReapOutcome::Failed(format!("open {}: {e}", dir.display())),
+    };
+
+    // Rule 4: the lock, held until this function returns.
+    let lock = match OwnerLock::try_existing(path) {
+        Ok(TryLock::Acquired(lock)) => Some(lock),
+        Ok(TryLock::NoLockFile) => None,
+        Ok(TryLock::Held) => return ReapOutcome::Skipped(SkipReason::OwnerLocked),
+        Err(_) => return ReapOutcome::Skipped(SkipReason::LockError),
+    };
+
+    // Rules 3 and 5 once more, under the lock.
+    let before = match stat_at(&dirfd, name) {
+        Ok(st) => st,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return ReapOutcome::AlreadyGone,
+        Err(e) => return ReapOutcome::Failed(format!("stat {}: {e}", path.display())),
+    };
+    if before.kind != FileKind::Socket || before.identity != expected {
+        return ReapOutcome::Skipped(SkipReason::IdentityChanged);
+    }
+    match connect_probe(&reachable(&dirfd, name, path)) {
+        ConnectOutcome::Refused => {}
+        ConnectOutcome::Missing => return ReapOutcome::AlreadyGone,
+        _ => return ReapOutcome::Skipped(SkipReason::Reprobe),
+    }
+    if before.btime_ns.is_none() && lock.is_none() {
+        return ReapOutcome::Skipped(SkipReason::Unverifiable);
+    }
+
+    // Rule 6: rename aside, verify, unlink.
+    let staged = staged_name(name);
+    let staged_path = dir.join(&staged);
+    let call = |step| {
+        if let Some(hook) = hook {
+            hook(step, path, &staged_path);
+        }
+    };
+    call(ReapStep::BeforeRename);
+    match renameat_with(&dirfd, name, &dirfd, &staged, RenameFlags::NOREPLACE) {
+        Ok(()) => {}
+        Err(Errno::NOENT) => return ReapOutcome::AlreadyGone,
+        Err(e) => return ReapOutcome::Failed(format!("rename {} aside: {e}", path.display())),
+    }
+    call(ReapStep::AfterRename);
+    match verify(&dirfd, &staged, &staged_path, &before, lock.is_some()) {
+        Verdict::Gone => return ReapOutcome::AlreadyGone,
+        Verdict::Stale => {}
+        Verdict::Other(reason) => return restore(&dirfd, &staged, name, &staged_path, reason),
+    }
+    call(ReapStep::BeforeUnlink);
+    match unlinkat(&dirfd, &staged, AtFlags::empty()) {
+        Ok(()) => ReapOutcome::Reaped,
+        Err(Errno::NOENT) => ReapOutcome::AlreadyGone,
+        Err(e) => ReapOutcome::Failed(format!("unlink {}: {e}", staged_path.display())),
+    }
+}
+
+enum Verdict {
+    Gone,
+    Stale,
+    Other(SkipReason),
+}
+
+fn verify(
+    dirfd: &OwnedFd,
+    staged: &Path,
+    staged_path: &Path,
+    before: &Stat,
+    locked: bool,
+) -> Verdict {
+    let after = match stat_at(dirfd, staged) {
+        Ok(st) => st,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Verdict::Gone,
+        Err(_) => return Verdict::Other(SkipReason::Unverifiable),
+    };
+    let same_inode =
+        before.identity.dev == after.identity.dev && before.identity.ino == after.identity.ino;
+    // Without birth time only the owner lock proves nobody re-bound in between.
+    let same = before.same_instance(&after).unwrap_or(same_inode && locked);
+    if !same {
+        return Verdict::Other(SkipReason::Restored);
+    }
+    match connect_probe(&reachable(dirfd, staged, staged_path)) {
+        ConnectOutcome::Refused => Verdict::Stale,
+        ConnectOutcome::Missing => Verdict::Gone,
+        _ => Verdict::Other(SkipReason::Restored),
+    }
+}
+
+fn restore(
+    dirfd: &OwnedFd,
+    staged: &Path,
+    name: &Path,
+    staged_path: &Path,
+    reason: SkipReason,
+) -> ReapOutcome {
+    match renameat_with(dirfd, staged, dirfd, name, RenameFlags::NOREPLACE) {
+        Ok(()) => ReapOutcome::Skipped(reason),
+        Err(Errno::NOENT) => ReapOutcome::Skipped(reason),
+        // The path was bound again meanwhile; the newer socket keeps it and the one we moved
+        // stays under its private name: never unlink what might be live.
+        Err(e) => ReapOutcome::Failed(format!(
+            "could not move {} back ({e}); left in place",
+            staged_path.display()
+        )),
+    }
+}
+
+/// A private name in the same directory; it does not end in `.sock`, so discovery skips it.
+fn staged_name(name: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    PathBuf::from(format!(
+        ".{}.reap-{}-{n}",
+        name.display(),
+        std::process::id()
+    ))
+}
+
+/// A path that reaches `name` inside the open directory, even if the directory's own path has
+/// been swapped since: `/proc/self/fd/<dirfd>/<name>` where `/proc` is mounted and the result
+/// fits a `sockaddr_un`, else the plain path.
+fn reachable(dirfd: &OwnedFd, name: &Path, fallback: &Path) -> PathBuf {
+    let via = PathBuf::from(format!("/proc/self/fd/{}", dirfd.as_raw_fd())).join(name);
+    if via.as_os_str().len() < 108 && Path::new("/proc/self/fd").is_dir() {
+        via
+    } else {
+        fallback.to_path_buf()
+    }
+}
+
+#[cfg(test)]
+mod tests;

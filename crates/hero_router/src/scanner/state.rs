@@ -1,0 +1,235 @@
+//! The socket state machine and reap eligibility, as plain functions over data.
+//!
+//! Nothing here does I/O. [`advance`] folds one probe [`Observation`] into a socket's
+//! [`SocketRecord`]; [`reap_check`] says whether a record may be reaped by the rules that need
+//! no I/O (CONTRACT §2 rules 1–3). The I/O rules (owner lock, re-probe, hero_proc, removal) live
+//! in `reaper.rs` and run only after [`reap_check`] said yes.
+
+use std::fmt;
+use std::time::Duration;
+
+use hero_socket::Identity;
+use serde::Serialize;
+
+/// The five states of CONTRACT §2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SocketState {
+    /// Connect succeeded.
+    Live,
+    /// Connect returned EAGAIN or timed out: a full backlog. Never reaped.
+    Busy,
+    /// ECONNREFUSED on a real socket file. Reaped only under every rule of §2.
+    Refused,
+    /// EACCES / EPERM (or the socket cannot be probed at all). Never reaped.
+    Denied,
+    /// Not a socket: regular file, directory, symlink. Never reaped.
+    NotSocket,
+}
+
+/// Why a probe ran. Only periodic scans advance the refusal streak (rule 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeCause {
+    /// The periodic full scan.
+    Periodic,
+    /// A directory-watch event or its follow-up re-probes.
+    Watch,
+    /// A scan asked for by an operator (`router.scan`, `hero_router scan`).
+    Manual,
+}
+
+/// What one probe of one path saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    /// The state, or `None` when the path vanished.
+    pub state: Option<SocketState>,
+    /// The file's identity from the probe's `lstat`.
+    pub identity: Option<Identity>,
+    /// A short human explanation (errno, file type).
+    pub detail: String,
+}
+
+/// What the router remembers about one socket path between scans.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketRecord {
+    /// Current state.
+    pub state: SocketState,
+    /// Unix ms of the last state change.
+    pub since_unix_ms: u64,
+    /// Consecutive periodic scans that saw this same file refused.
+    pub refused_streak: u32,
+    /// Identity of the file at the first refusal of the current streak.
+    pub first_refusal: Option<Identity>,
+    /// Identity at the last probe.
+    pub identity: Option<Identity>,
+    /// Last probe's explanation.
+    pub detail: String,
+    /// The last skipped-reap reason that was logged, so a repeated reason is logged once.
+    pub last_skip: Option<SkipReason>,
+}
+
+/// Reap settings (CONTRACT §2, §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReapPolicy {
+    /// `--no-reap` turns this off.
+    pub enabled: bool,
+    /// `--stale-after`: consecutive periodic refusals needed.
+    pub stale_after: u32,
+    /// `--reap-grace`: minimum age of the socket file's ctime.
+    pub grace: Duration,
+}
+
+/// Why a refused socket was not reaped. Codes are stable: they appear in logs and events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// `--no-reap`.
+    NoReap,
+    /// Not refused on enough consecutive periodic scans (rule 1).
+    Streak,
+    /// Younger than `--reap-grace` (rule 2).
+    Grace,
+    /// Not the same file as at the first refusal (rule 3).
+    IdentityChanged,
+    /// A living owner holds the `.lock` (rule 4).
+    OwnerLocked,
+    /// The lock file could not be opened or locked.
+    LockError,
+    /// The re-probe just before removal did not say refused (rule 5).
+    Reprobe,
+    /// hero_proc reports the service running (rule 7).
+    HeroProcRunning,
+    /// The router's own directory.
+    OwnSocket,
+    /// The file could not be proven to be the same instance after the rename-aside (no birth
+    /// time on this filesystem and no owner lock), so it was put back.
+    Unverifiable,
+    /// After the rename-aside the file was a different or live socket; it was put back.
+    Restored,
+    /// A syscall failed unexpectedly (logged as a warning); the file was kept.
+    Error,
+}
+
+// === impl SocketState ===
+
+impl SocketState {
+    /// The contract's name of the state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SocketState::Live => "live",
+            SocketState::Busy => "busy",
+            SocketState::Refused => "refused",
+            SocketState::Denied => "denied",
+            SocketState::NotSocket => "not_socket",
+        }
+    }
+}
+
+impl fmt::Display for SocketState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// === impl SkipReason ===
+
+impl SkipReason {
+    /// The stable reason code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::NoReap => "no_reap",
+            SkipReason::Streak => "streak",
+            SkipReason::Grace => "grace",
+            SkipReason::IdentityChanged => "identity_changed",
+            SkipReason::OwnerLocked => "owner_locked",
+            SkipReason::LockError => "lock_error",
+            SkipReason::Reprobe => "reprobe_not_refused",
+            SkipReason::HeroProcRunning => "hero_proc_running",
+            SkipReason::OwnSocket => "own_socket",
+            SkipReason::Unverifiable => "unverifiable",
+            SkipReason::Restored => "restored",
+            SkipReason::Error => "error",
+        }
+    }
+
+    /// True for reasons that deserve a `warn`.
+    pub fn is_error(self) -> bool {
+        matches!(self, SkipReason::Error | SkipReason::LockError)
+    }
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// === state machine ===
+
+/// Folds one observation into a record. `None` in `obs.state` (path gone) is handled by the
+/// caller, which drops the record; here it is treated as a fresh start.
+pub fn advance(
+    prev: Option<&SocketRecord>,
+    obs: &Observation,
+    cause: ProbeCause,
+    now_unix_ms: u64,
+) -> Option<SocketRecord> {
+    let state = obs.state?;
+    let periodic = u32::from(cause == ProbeCause::Periodic);
+    let (refused_streak, first_refusal) = match (state, prev) {
+        (SocketState::Refused, Some(p))
+            if p.state == SocketState::Refused
+                && p.first_refusal.is_some()
+                && p.first_refusal == obs.identity =>
+        {
+            (p.refused_streak.saturating_add(periodic), p.first_refusal)
+        }
+        // A first refusal, or a refusal of a different file (it was replaced): start over.
+        (SocketState::Refused, _) => (periodic, obs.identity),
+        _ => (0, None),
+    };
+    let since_unix_ms = match prev {
+        Some(p) if p.state == state => p.since_unix_ms,
+        _ => now_unix_ms,
+    };
+    let last_skip = match prev {
+        Some(p) if state == SocketState::Refused => p.last_skip,
+        _ => None,
+    };
+    Some(SocketRecord {
+        state,
+        since_unix_ms,
+        refused_streak,
+        first_refusal,
+        identity: obs.identity,
+        detail: obs.detail.clone(),
+        last_skip,
+    })
+}
+
+/// Rules 1–3 plus `--no-reap`: may this record go on to the I/O checks?
+///
+/// `now_ns` is the wall clock in ns since the epoch (the same clock as ctime).
+pub fn reap_check(rec: &SocketRecord, policy: &ReapPolicy, now_ns: i128) -> Result<(), SkipReason> {
+    debug_assert_eq!(rec.state, SocketState::Refused);
+    if !policy.enabled {
+        return Err(SkipReason::NoReap);
+    }
+    if rec.refused_streak < policy.stale_after.max(1) {
+        return Err(SkipReason::Streak);
+    }
+    let Some(id) = rec.identity else {
+        return Err(SkipReason::IdentityChanged);
+    };
+    if rec.first_refusal != Some(id) {
+        return Err(SkipReason::IdentityChanged);
+    }
+    let age_ns = now_ns - id.ctime_ns;
+    if age_ns < policy.grace.as_nanos() as i128 {
+        return Err(SkipReason::Grace);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

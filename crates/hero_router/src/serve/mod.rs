@@ -1,0 +1,221 @@
+//! `hero_router serve`: own sockets, the scanner, the listeners, and shutdown.
+//!
+//! Start-up order: create the root, take `hero_router/rpc.sock` and `admin.sock` the
+//! cooperative way (owner lock, mode 0660; a second instance fails here and names the first),
+//! bind TCP, start the scanner, serve. On cancel: stop accepting, let in-flight requests finish
+//! within [`SHUTDOWN_GRACE`], stop the scanner, remove our sockets only if they are still ours.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use hero_socket::{BindError, BindOptions, OwnedSocket, SocketGuard};
+use tokio::net::{TcpListener, UnixListener};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::scanner::discover::OWN_SERVICE;
+use crate::scanner::{Scanner, ScannerHandle};
+
+mod front;
+
+pub use front::{Front, app};
+
+/// How long in-flight requests may take to finish after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Everything `serve` bound, before it starts serving. Tests build this with port 0 and read
+/// the bound addresses.
+pub struct Listeners {
+    /// `<root>/hero_router/rpc.sock` and its guard.
+    pub rpc: (UnixListener, SocketGuard),
+    /// `<root>/hero_router/admin.sock` and its guard.
+    pub admin: (UnixListener, SocketGuard),
+    /// TCP listeners.
+    pub tcp: Vec<TcpListener>,
+}
+
+/// Why binding failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Another router owns the root.
+    #[error("another hero_router is already running on {root} (its socket: {rpc})", root = .root.display(), rpc = .rpc.display())]
+    AlreadyRunning {
+        /// The socket root.
+        root: PathBuf,
+        /// The running instance's rpc.sock.
+        rpc: PathBuf,
+    },
+    /// Anything else.
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+// === impl Listeners ===
+
+impl Listeners {
+    /// Creates the root and binds the router's own sockets and TCP listeners.
+    pub async fn bind(cfg: &Config) -> Result<Listeners, ServeError> {
+        create_root(&cfg.root)?;
+        let rpc = own_socket(&cfg.root, "rpc")?;
+        let admin = own_socket(&cfg.root, "admin")?;
+        let mut tcp = Vec::new();
+        for addr in &cfg.listen {
+            let l = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            tcp.push(l);
+        }
+        Ok(Listeners { rpc, admin, tcp })
+    }
+
+    /// The bound TCP addresses (useful with port 0).
+    pub fn tcp_addrs(&self) -> Vec<SocketAddr> {
+        self.tcp
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+}
+
+/// Runs the daemon on already-bound listeners until `token` is cancelled.
+pub async fn run(
+    cfg: Config,
+    listeners: Listeners,
+    token: CancellationToken,
+) -> anyhow::Result<()> {
+    let (scanner, handle) = Scanner::new(cfg.scanner.clone());
+    run_with_scanner(cfg, listeners, scanner, handle, token).await
+}
+
+/// Like [`run`], with a scanner the caller built (tests install a reap hook this way).
+pub async fn run_with_scanner(
+    cfg: Config,
+    listeners: Listeners,
+    scanner: Scanner,
+    handle: ScannerHandle,
+    token: CancellationToken,
+) -> anyhow::Result<()> {
+    let tcp_addrs = listeners.tcp_addrs();
+    tracing::info!(
+        version = crate::VERSION,
+        root = %cfg.root.display(),
+        rpc = %listeners.rpc.1.path().display(),
+        admin = %listeners.admin.1.path().display(),
+        tcp = ?tcp_addrs,
+        scan_interval = ?cfg.scanner.scan_interval,
+        probe_timeout = ?cfg.scanner.probe_timeout,
+        stale_after = cfg.scanner.reap.stale_after,
+        reap_grace = ?cfg.scanner.reap.grace,
+        reap = cfg.scanner.reap.enabled,
+        upstream_timeout = ?cfg.upstream_timeout,
+        max_body = cfg.max_body,
+        "hero_router starting"
+    );
+    let tracker = TaskTracker::new();
+    let scan_token = token.child_token();
+    tracker.spawn(scanner.run(scan_token.clone()));
+
+    let front = Arc::new(Front::new(handle, cfg.clone()));
+    let Listeners {
+        rpc: (rpc, rpc_guard),
+        admin: (admin, admin_guard),
+        tcp,
+    } = listeners;
+    let mut servers = Vec::new();
+    servers.push(tokio::spawn(serve_on(
+        rpc,
+        app(front.clone(), true),
+        token.clone(),
+    )));
+    servers.push(tokio::spawn(serve_on(
+        admin,
+        app(front.clone(), false),
+        token.clone(),
+    )));
+    for l in tcp {
+        servers.push(tokio::spawn(serve_on(
+            l,
+            app(front.clone(), false),
+            token.clone(),
+        )));
+    }
+
+    token.cancelled().await;
+    tracing::info!("shutting down: no new connections, draining in-flight requests");
+    let drained =
+        tokio::time::timeout(SHUTDOWN_GRACE, futures_util::future::join_all(servers)).await;
+    if drained.is_err() {
+        tracing::warn!(grace = ?SHUTDOWN_GRACE, "in-flight requests did not finish in time");
+    }
+    scan_token.cancel();
+    tracker.close();
+    tracker.wait().await;
+    for guard in [rpc_guard, admin_guard] {
+        let path = guard.path().to_path_buf();
+        match guard.remove_if_ours() {
+            Ok(true) => tracing::debug!(socket = %path.display(), "removed own socket"),
+            Ok(false) => {
+                tracing::info!(socket = %path.display(), "own socket was replaced; left alone")
+            }
+            Err(e) => {
+                tracing::warn!(socket = %path.display(), error = %e, "cannot remove own socket")
+            }
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn serve_on<L>(listener: L, app: axum::Router, token: CancellationToken)
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let shutdown = async move { token.cancelled().await };
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::warn!(error = %e, "listener stopped");
+    }
+}
+
+fn create_root(root: &Path) -> anyhow::Result<()> {
+    if !root.exists() {
+        std::fs::create_dir_all(root)
+            .with_context(|| format!("cannot create socket root {}", root.display()))?;
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("cannot set mode of {}", root.display()))?;
+    }
+    Ok(())
+}
+
+fn own_socket(root: &Path, kind: &str) -> Result<(UnixListener, SocketGuard), ServeError> {
+    let path = root.join(OWN_SERVICE).join(format!("{kind}.sock"));
+    let opts = BindOptions {
+        mode: Some(0o660),
+        backlog: 1024,
+        lock_wait: Duration::from_millis(300),
+    };
+    let owned = match OwnedSocket::bind(&path, &opts) {
+        Ok(o) => o,
+        Err(BindError::AlreadyOwned { .. } | BindError::InUse { .. }) => {
+            return Err(ServeError::AlreadyRunning {
+                root: root.to_path_buf(),
+                rpc: root.join(OWN_SERVICE).join("rpc.sock"),
+            });
+        }
+        Err(e) => return Err(anyhow::Error::new(e).into()),
+    };
+    let (std_listener, guard) = owned.into_parts();
+    std_listener
+        .set_nonblocking(true)
+        .context("set_nonblocking")?;
+    let listener = UnixListener::from_std(std_listener).context("register own socket")?;
+    Ok((listener, guard))
+}

@@ -1,0 +1,132 @@
+//! The live service table: an immutable snapshot, swapped whole after every scan.
+//!
+//! Readers (the front end, the CLI, tests) take an `Arc<Table>` and keep it for as long as they
+//! need it; the scanner never mutates a published table, it builds the next one.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::scanner::discover::Ignored;
+use crate::scanner::state::SocketState;
+
+/// One published snapshot of every service and socket under the root.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Table {
+    /// The socket root.
+    pub root: PathBuf,
+    /// Services sorted by name.
+    pub services: Vec<Service>,
+    /// Top-level entries that are not services.
+    pub ignored: Vec<Ignored>,
+    /// True once the first full scan has finished.
+    pub ready: bool,
+    /// Increases with every published table.
+    pub generation: u64,
+}
+
+/// A service as the contract shows it (CONTRACT §4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Service {
+    /// Directory name.
+    pub name: String,
+    /// Derived from its sockets, see [`ServiceStatus`].
+    pub status: ServiceStatus,
+    /// Its sockets sorted by kind.
+    pub sockets: Vec<Socket>,
+}
+
+/// One socket of a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Socket {
+    /// File stem: `rpc`, `admin`, `web_<name>`, …
+    pub kind: String,
+    /// Full path.
+    pub path: String,
+    /// Current state.
+    pub state: SocketState,
+    /// Unix ms of the last state change.
+    pub since_unix_ms: u64,
+    /// Why the state is what it is (errno, file type).
+    pub detail: String,
+    /// Consecutive periodic scans that found this file refused.
+    pub refused_streak: u32,
+}
+
+/// A service's overall status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceStatus {
+    /// Its `rpc` socket is live.
+    Healthy,
+    /// Its `rpc` socket is busy.
+    Degraded,
+    /// No live or busy `rpc` socket, and not `non_rpc`.
+    Unhealthy,
+    /// No `rpc` socket at all, but another socket is live.
+    NonRpc,
+}
+
+// === impl Table ===
+
+impl Table {
+    /// Looks a service up by name.
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services
+            .binary_search_by(|s| s.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.services[i])
+    }
+}
+
+// === impl ServiceStatus ===
+
+impl ServiceStatus {
+    /// Derives the status from a service's sockets.
+    pub fn of(sockets: &[Socket]) -> ServiceStatus {
+        match sockets.iter().find(|s| s.kind == "rpc").map(|s| s.state) {
+            Some(SocketState::Live) => ServiceStatus::Healthy,
+            Some(SocketState::Busy) => ServiceStatus::Degraded,
+            Some(_) => ServiceStatus::Unhealthy,
+            None if sockets.iter().any(|s| s.state == SocketState::Live) => ServiceStatus::NonRpc,
+            None => ServiceStatus::Unhealthy,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sock(kind: &str, state: SocketState) -> Socket {
+        Socket {
+            kind: kind.into(),
+            path: String::new(),
+            state,
+            since_unix_ms: 0,
+            detail: String::new(),
+            refused_streak: 0,
+        }
+    }
+
+    #[test]
+    fn status_rules() {
+        use ServiceStatus::*;
+        use SocketState::*;
+        let cases: &[(&[(&str, SocketState)], ServiceStatus)] = &[
+            (&[("rpc", Live)], Healthy),
+            (&[("rpc", Live), ("admin", Refused)], Healthy),
+            (&[("rpc", Busy)], Degraded),
+            (&[("rpc", Refused), ("admin", Live)], Unhealthy),
+            (&[("rpc", Denied)], Unhealthy),
+            (&[("rpc", NotSocket)], Unhealthy),
+            (&[("admin", Live)], NonRpc),
+            (&[("admin", Busy)], Unhealthy),
+            (&[], Unhealthy),
+        ];
+        for (socks, want) in cases {
+            let socks: Vec<_> = socks.iter().map(|(k, s)| sock(k, *s)).collect();
+            assert_eq!(ServiceStatus::of(&socks), *want, "{socks:?}");
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! Low-level Unix-socket facts shared by hero_router and by Hero services.
+//!
+//! Three things live here, each a thin layer over one or two syscalls:
+//!
+//! - [`Identity`] and [`stat_nofollow`]: which file instance a path names right now (`statx`
+//!   without following symlinks: device, inode, ctime and, where the filesystem keeps it, birth
+//!   time).
+//! - [`connect_probe`]: a non-blocking `connect(2)` that says what is listening at a path
+//!   ([`ConnectOutcome`]). A full backlog is [`ConnectOutcome::Busy`], never refused.
+//! - [`OwnedSocket::bind`] and [`OwnerLock`]: the cooperative way to own a socket path. The owner
+//!   takes `flock(LOCK_EX)` on `<sock>.lock` before it removes a stale file or binds, and holds it
+//!   for the socket's whole life. Anyone who can take the lock knows nobody owns the path, and no
+//!   cooperative owner can bind there while the lock is held.
+//!
+//! The lock file is never deleted by anyone: deleting it would let two owners lock two different
+//! inodes under the same name.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+mod identity;
+mod owner;
+mod probe;
+
+pub use identity::{FileKind, Identity, Stat, stat_at, stat_nofollow};
+pub use owner::{BindError, BindOptions, OwnedSocket, OwnerLock, SocketGuard, TryLock, lock_path};
+pub use probe::{ConnectOutcome, connect_probe};
