@@ -1,1 +1,2 @@
+//! Placeholder; see the torture helper.
 fn main() {}

@@ -1,0 +1,2 @@
+//! Placeholder; see the bench helper.
+fn main() {}
