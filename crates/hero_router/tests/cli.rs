@@ -1,0 +1,245 @@
+//! The real binary: `scan`, exit codes, `serve` start-up, second-instance refusal, SIGTERM.
+
+mod common;
+
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{dead_socket, service_dir};
+use hero_socket::{ConnectOutcome, connect_probe};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hero_router");
+
+fn run(args: &[&str], root: &Path) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .arg("--socket-dir")
+        .arg(root)
+        .output()
+        .unwrap()
+}
+
+/// Polls `cond` until it holds or the deadline passes.
+fn eventually(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + deadline;
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5)); // poll interval, bounded by the deadline
+    }
+    cond()
+}
+
+fn start_serve(root: &Path) -> Child {
+    let child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--socket-dir"])
+        .arg(root)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rpc = root.join("hero_router/rpc.sock");
+    assert!(
+        eventually(Duration::from_secs(20), || connect_probe(&rpc)
+            == ConnectOutcome::Connected),
+        "router did not start"
+    );
+    child
+}
+
+fn stop(mut child: Child) -> Output {
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let _ = child.stdin.take();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn scan_prints_a_readable_table_and_a_stable_json_shape() {
+    let root = tempfile::tempdir().unwrap();
+    let svc = service_dir(root.path(), "alpha");
+    let _live = UnixListener::bind(svc.join("rpc.sock")).unwrap();
+    dead_socket(&svc.join("admin.sock"));
+    std::fs::create_dir(root.path().join("not valid")).unwrap();
+
+    let out = run(&["scan"], root.path());
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("SERVICE") && text.contains("STATE") && text.contains("WHY"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("alpha") && l.contains("rpc") && l.contains("live")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("admin") && l.contains("refused") && l.contains("ECONNREFUSED")),
+        "{text}"
+    );
+    assert!(
+        text.contains("ignored:") && text.contains("invalid service name"),
+        "{text}"
+    );
+
+    let out = run(&["scan", "--json"], root.path());
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    assert_eq!(keys, ["ignored", "reaped", "root", "services"]);
+    assert_eq!(v["root"], root.path().display().to_string());
+    let s = &v["services"][0];
+    assert_eq!(
+        (s["name"].as_str(), s["status"].as_str()),
+        (Some("alpha"), Some("healthy"))
+    );
+    for sock in s["sockets"].as_array().unwrap() {
+        for key in ["kind", "path", "state", "since_unix_ms"] {
+            assert!(sock.get(key).is_some(), "{key} missing in {sock}");
+        }
+    }
+    assert_eq!(v["ignored"][0]["reason"], "invalid service name");
+    assert_eq!(v["reaped"], serde_json::json!([]));
+    assert!(
+        svc.join("admin.sock").exists(),
+        "scan without --reap is read-only"
+    );
+}
+
+#[test]
+fn scan_reap_removes_only_old_stale_sockets() {
+    let root = tempfile::tempdir().unwrap();
+    let svc = service_dir(root.path(), "alpha");
+    let _live = UnixListener::bind(svc.join("rpc.sock")).unwrap();
+    let dead = svc.join("admin.sock");
+    dead_socket(&dead);
+
+    // Within the default 10 s grace: kept.
+    let out = run(
+        &["scan", "--json", "--reap", "--stale-after", "2"],
+        root.path(),
+    );
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["reaped"], serde_json::json!([]));
+    assert!(dead.exists());
+
+    let out = run(
+        &[
+            "scan",
+            "--json",
+            "--reap",
+            "--stale-after",
+            "2",
+            "--reap-grace",
+            "0s",
+        ],
+        root.path(),
+    );
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["reaped"], serde_json::json!([dead.display().to_string()]));
+    assert!(!dead.exists());
+    assert_eq!(
+        connect_probe(&svc.join("rpc.sock")),
+        ConnectOutcome::Connected
+    );
+}
+
+#[test]
+fn exit_codes() {
+    let root = tempfile::tempdir().unwrap();
+    let bad = run(&["serve", "--scan-interval", "often"], root.path());
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("often"));
+
+    let out = run(&["list"], root.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("no router running at") && err.contains("hero_router/rpc.sock"),
+        "{err}"
+    );
+
+    let missing = root.path().join("nope");
+    let out = Command::new(BIN)
+        .args(["scan", "--socket-dir"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn serve_refuses_a_second_instance_and_cleans_up_on_sigterm() {
+    let root = tempfile::tempdir().unwrap();
+    let first = start_serve(root.path());
+    let rpc = root.path().join("hero_router/rpc.sock");
+    let admin = root.path().join("hero_router/admin.sock");
+    let mode = hero_socket::stat_nofollow(&rpc).unwrap().mode;
+    assert_eq!(
+        mode & 0o007,
+        0,
+        "own sockets are 0660 or stricter, got {mode:o}"
+    );
+
+    let health = run(&["health"], root.path());
+    assert!(
+        health.status.success(),
+        "{}",
+        String::from_utf8_lossy(&health.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&health.stdout).unwrap();
+    assert_eq!(v["status"], "ok");
+    let list = run(&["list", "--json"], root.path());
+    assert!(list.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "hero_router"),
+        "{v}"
+    );
+
+    let second = Command::new(BIN)
+        .args(["serve", "--no-tcp", "--socket-dir"])
+        .arg(root.path())
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    let err = String::from_utf8(second.stderr).unwrap();
+    let line = err.lines().last().unwrap_or_default();
+    assert!(
+        line.contains(&root.path().display().to_string())
+            && line.contains(&rpc.display().to_string()),
+        "{err}"
+    );
+    assert_eq!(
+        connect_probe(&rpc),
+        ConnectOutcome::Connected,
+        "the first instance is untouched"
+    );
+
+    let out = stop(first);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !rpc.exists() && !admin.exists(),
+        "own sockets removed on shutdown"
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("hero_router starting") && log.contains("stale_after"),
+        "{log}"
+    );
+}

@@ -1,0 +1,516 @@
+//! The scanner against real sockets in a temp root: every state, every reap rule, the watch.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::time::Duration;
+
+use common::{busy_socket, cfg, changed_to, dead_socket, service_dir, wait_event};
+use hero_example_service::{ServiceConfig, spawn};
+use hero_router::Scanner;
+use hero_router::events::Event;
+use hero_router::scanner::state::{ProbeCause, SkipReason, SocketState};
+use hero_router::table::{ServiceStatus, Table};
+use hero_socket::{OwnerLock, lock_path};
+use tokio_util::sync::CancellationToken;
+
+fn state_of(table: &Table, service: &str, kind: &str) -> Option<SocketState> {
+    table
+        .service(service)?
+        .sockets
+        .iter()
+        .find(|s| s.kind == kind)
+        .map(|s| s.state)
+}
+
+fn skip_reasons(events: &mut tokio::sync::broadcast::Receiver<Event>) -> Vec<(String, SkipReason)> {
+    let mut out = Vec::new();
+    while let Ok(ev) = events.try_recv() {
+        if let Event::ReapSkipped { socket, reason, .. } = ev {
+            out.push((socket, reason));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_state_and_ignored_entry_in_one_scan() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    let outside = tempfile::tempdir().unwrap();
+
+    let live = spawn(ServiceConfig::new(r, "live_svc")).await.unwrap();
+    let busy_dir = service_dir(r, "busy_svc");
+    let _busy = busy_socket(&busy_dir.join("rpc.sock"));
+    let dead_dir = service_dir(r, "dead_svc");
+    dead_socket(&dead_dir.join("rpc.sock"));
+    let ui_only = service_dir(r, "ui_only");
+    let _ui = UnixListener::bind(ui_only.join("admin.sock")).unwrap();
+    let odd = service_dir(r, "odd");
+    std::fs::write(odd.join("x.sock"), b"not a socket").unwrap();
+    std::fs::create_dir(odd.join("dir.sock")).unwrap();
+    std::os::unix::fs::symlink(live.path(), odd.join("link_live.sock")).unwrap();
+    let outside_file = outside.path().join("secret");
+    std::fs::write(&outside_file, b"keep").unwrap();
+    std::os::unix::fs::symlink(&outside_file, odd.join("link_out.sock")).unwrap();
+    std::fs::create_dir(r.join("bad name")).unwrap();
+    std::fs::create_dir(r.join("_under")).unwrap();
+    std::fs::write(r.join("plainfile"), b"").unwrap();
+    std::os::unix::fs::symlink(&busy_dir, r.join("alias")).unwrap();
+
+    let (mut scanner, _h) = Scanner::new(cfg(r, 1));
+    let s = scanner.scan_full(ProbeCause::Manual).await;
+    let t = scanner.table();
+
+    assert_eq!(state_of(&t, "live_svc", "rpc"), Some(SocketState::Live));
+    assert_eq!(
+        state_of(&t, "busy_svc", "rpc"),
+        Some(SocketState::Busy),
+        "a full backlog is busy, never refused"
+    );
+    assert_eq!(state_of(&t, "dead_svc", "rpc"), Some(SocketState::Refused));
+    assert_eq!(state_of(&t, "ui_only", "admin"), Some(SocketState::Live));
+    for kind in ["x", "dir", "link_live", "link_out"] {
+        assert_eq!(
+            state_of(&t, "odd", kind),
+            Some(SocketState::NotSocket),
+            "{kind}"
+        );
+    }
+    let status: BTreeMap<_, _> = t
+        .services
+        .iter()
+        .map(|s| (s.name.as_str(), s.status))
+        .collect();
+    assert_eq!(status["live_svc"], ServiceStatus::Healthy);
+    assert_eq!(status["busy_svc"], ServiceStatus::Degraded);
+    assert_eq!(status["dead_svc"], ServiceStatus::Unhealthy);
+    assert_eq!(status["ui_only"], ServiceStatus::NonRpc);
+    assert_eq!(status["odd"], ServiceStatus::Unhealthy);
+    assert!(
+        t.service("alias").is_none(),
+        "a symlinked directory is never followed"
+    );
+
+    let ignored: BTreeMap<String, String> = t
+        .ignored
+        .iter()
+        .map(|i| {
+            (
+                Path::new(&i.path)
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
+                i.reason.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(ignored["bad name"], "invalid service name");
+    assert_eq!(ignored["_under"], "invalid service name");
+    assert_eq!(ignored["plainfile"], "not a directory");
+    assert_eq!(ignored["alias"], "symlink (never followed)");
+    assert_eq!((s.live, s.busy, s.refused), (2, 1, 1));
+    // A manual scan never reaps, even with grace 0 and a streak of 1.
+    assert!(s.reaped.is_empty());
+    live.shutdown().await;
+}
+
+#[tokio::test]
+async fn reaping_touches_only_the_dead_socket() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    let outside = tempfile::tempdir().unwrap();
+    let outside_dead = outside.path().join("dead.sock");
+    dead_socket(&outside_dead);
+
+    let dead = service_dir(r, "dead_svc").join("rpc.sock");
+    dead_socket(&dead);
+    std::fs::write(lock_path(&dead), b"").unwrap();
+    let odd = service_dir(r, "odd");
+    std::fs::write(odd.join("x.sock"), b"data").unwrap();
+    std::os::unix::fs::symlink(&outside_dead, odd.join("link.sock")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), r.join("escape")).unwrap();
+    let own = service_dir(r, "hero_router").join("rpc.sock");
+    dead_socket(&own);
+
+    let (mut scanner, h) = Scanner::new(cfg(r, 1));
+    let mut events = h.subscribe();
+    let s = scanner.scan_full(ProbeCause::Periodic).await;
+
+    assert_eq!(s.reaped, vec![dead.display().to_string()]);
+    assert!(!dead.exists());
+    assert!(lock_path(&dead).exists(), "lock files are never deleted");
+    assert_eq!(std::fs::read(odd.join("x.sock")).unwrap(), b"data");
+    assert!(odd.join("link.sock").symlink_metadata().is_ok());
+    assert!(
+        outside_dead.exists(),
+        "nothing outside the root is touched, even through a symlink"
+    );
+    assert!(own.exists(), "the router's own sockets are never reaped");
+    let skips = skip_reasons(&mut events);
+    assert!(
+        skips.contains(&(own.display().to_string(), SkipReason::OwnSocket)),
+        "{skips:?}"
+    );
+}
+
+#[tokio::test]
+async fn rule_1_streak_counts_only_periodic_scans() {
+    let root = tempfile::tempdir().unwrap();
+    let dead = service_dir(root.path(), "svc").join("rpc.sock");
+    dead_socket(&dead);
+    let (mut scanner, h) = Scanner::new(cfg(root.path(), 3));
+    let mut events = h.subscribe();
+    for _ in 0..10 {
+        assert!(
+            scanner
+                .scan_full(ProbeCause::Manual)
+                .await
+                .reaped
+                .is_empty()
+        );
+    }
+    for _ in 0..2 {
+        assert!(
+            scanner
+                .scan_full(ProbeCause::Periodic)
+                .await
+                .reaped
+                .is_empty()
+        );
+    }
+    assert!(dead.exists());
+    assert!(skip_reasons(&mut events).contains(&(dead.display().to_string(), SkipReason::Streak)));
+    // Control: the third periodic refusal reaps.
+    assert_eq!(
+        scanner.scan_full(ProbeCause::Periodic).await.reaped.len(),
+        1
+    );
+    assert!(!dead.exists());
+}
+
+#[tokio::test]
+async fn rule_2_grace_alone_prevents_reap() {
+    let root = tempfile::tempdir().unwrap();
+    let dead = service_dir(root.path(), "svc").join("rpc.sock");
+    dead_socket(&dead);
+    let mut c = cfg(root.path(), 1);
+    c.reap.grace = Duration::from_secs(3600);
+    let (mut scanner, h) = Scanner::new(c);
+    let mut events = h.subscribe();
+    for _ in 0..5 {
+        assert!(
+            scanner
+                .scan_full(ProbeCause::Periodic)
+                .await
+                .reaped
+                .is_empty()
+        );
+    }
+    assert!(dead.exists());
+    let skips = skip_reasons(&mut events);
+    assert_eq!(
+        skips,
+        vec![(dead.display().to_string(), SkipReason::Grace)],
+        "one event, not one per scan"
+    );
+}
+
+#[tokio::test]
+async fn rule_3_identity_change_restarts_the_streak() {
+    let root = tempfile::tempdir().unwrap();
+    let dead = service_dir(root.path(), "svc").join("rpc.sock");
+    dead_socket(&dead);
+    let (mut scanner, _h) = Scanner::new(cfg(root.path(), 2));
+    scanner.scan_full(ProbeCause::Periodic).await;
+    // The service respawned and died again: a new file (often the same inode on ext4).
+    std::fs::remove_file(&dead).unwrap();
+    dead_socket(&dead);
+    let replaced = hero_socket::stat_nofollow(&dead).unwrap().identity;
+    assert!(
+        scanner
+            .scan_full(ProbeCause::Periodic)
+            .await
+            .reaped
+            .is_empty(),
+        "streak restarted"
+    );
+    assert_eq!(
+        hero_socket::stat_nofollow(&dead).unwrap().identity,
+        replaced
+    );
+    assert_eq!(
+        scanner.scan_full(ProbeCause::Periodic).await.reaped.len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn rule_4_owner_lock_alone_prevents_reap() {
+    let root = tempfile::tempdir().unwrap();
+    let dead = service_dir(root.path(), "svc").join("rpc.sock");
+    dead_socket(&dead);
+    let lock = OwnerLock::acquire(&dead, Duration::ZERO).unwrap();
+    let (mut scanner, h) = Scanner::new(cfg(root.path(), 1));
+    let mut events = h.subscribe();
+    for _ in 0..3 {
+        assert!(
+            scanner
+                .scan_full(ProbeCause::Periodic)
+                .await
+                .reaped
+                .is_empty()
+        );
+    }
+    assert!(dead.exists());
+    assert!(
+        skip_reasons(&mut events).contains(&(dead.display().to_string(), SkipReason::OwnerLocked))
+    );
+    drop(lock);
+    assert_eq!(
+        scanner.scan_full(ProbeCause::Periodic).await.reaped.len(),
+        1
+    );
+}
+
+/// A fake hero_proc on `<root>/hero_proc/rpc.sock` answering every call with `result`.
+async fn fake_hero_proc(root: &Path, result: serde_json::Value) -> CancellationToken {
+    let sock =
+        hero_socket::OwnedSocket::bind(&root.join("hero_proc/rpc.sock"), &Default::default())
+            .unwrap();
+    let (std_l, guard) = sock.into_parts();
+    std_l.set_nonblocking(true).unwrap();
+    let listener = tokio::net::UnixListener::from_std(std_l).unwrap();
+    let app =
+        axum::Router::new().route(
+            "/rpc",
+            axum::routing::post(move || {
+                let result = result.clone();
+                async move {
+                    axum::Json(serde_json::json!({"jsonrpc": "2.0", "id": 1, "result": result}))
+                }
+            }),
+        );
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let _guard = guard;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { t.cancelled().await })
+            .await
+            .unwrap();
+    });
+    token
+}
+
+#[tokio::test]
+async fn rule_7_hero_proc_guard_alone_prevents_reap() {
+    let root = tempfile::tempdir().unwrap();
+    let dead = service_dir(root.path(), "svc").join("rpc.sock");
+    dead_socket(&dead);
+    let other = service_dir(root.path(), "other").join("rpc.sock");
+    dead_socket(&other);
+    let stop = fake_hero_proc(root.path(), serde_json::json!([{"name": "svc", "state": "running"}, {"name": "other", "state": "exited"}])).await;
+    let (mut scanner, h) = Scanner::new(cfg(root.path(), 1));
+    let mut events = h.subscribe();
+    let s = scanner.scan_full(ProbeCause::Periodic).await;
+    // Control: `other` differs from `svc` only in what hero_proc says, and it is reaped.
+    assert_eq!(
+        s.reaped,
+        vec![other.display().to_string()],
+        "only the service hero_proc says exited"
+    );
+    assert!(dead.exists());
+    assert!(
+        skip_reasons(&mut events)
+            .contains(&(dead.display().to_string(), SkipReason::HeroProcRunning))
+    );
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn events_for_appear_change_and_vanish() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = service_dir(root.path(), "svc");
+    let path = dir.join("rpc.sock");
+    let (mut scanner, h) = Scanner::new(cfg(root.path(), 5));
+    let mut events = h.subscribe();
+    let l = UnixListener::bind(&path).unwrap();
+    scanner.scan_full(ProbeCause::Manual).await;
+    let ev = wait_event(&mut events, Duration::from_secs(1), |e| {
+        matches!(e, Event::SocketChanged { .. })
+    })
+    .await;
+    assert_eq!(
+        ev,
+        Event::SocketChanged {
+            service: "svc".into(),
+            socket: path.display().to_string(),
+            from: "absent",
+            to: "live"
+        }
+    );
+    drop(l);
+    scanner.scan_full(ProbeCause::Manual).await;
+    wait_event(&mut events, Duration::from_secs(1), |e| {
+        changed_to(e, &path, "refused")
+    })
+    .await;
+    let before = scanner.table().service("svc").unwrap().sockets[0].since_unix_ms;
+    scanner.scan_full(ProbeCause::Manual).await;
+    assert_eq!(
+        scanner.table().service("svc").unwrap().sockets[0].since_unix_ms,
+        before,
+        "since moves only on change"
+    );
+    std::fs::remove_file(&path).unwrap();
+    scanner.scan_full(ProbeCause::Manual).await;
+    wait_event(&mut events, Duration::from_secs(1), |e| {
+        changed_to(e, &path, "gone")
+    })
+    .await;
+    std::fs::remove_dir(&dir).unwrap();
+    scanner.scan_full(ProbeCause::Manual).await;
+    assert!(scanner.table().services.is_empty());
+}
+
+#[tokio::test]
+async fn the_watch_finds_new_sockets_without_a_periodic_scan() {
+    let root = tempfile::tempdir().unwrap();
+    let existing = service_dir(root.path(), "svc");
+    let mut c = cfg(root.path(), 3);
+    c.watch = true;
+    let (scanner, h) = Scanner::new(c);
+    let mut events = h.subscribe();
+    let token = CancellationToken::new();
+    let task = tokio::spawn(scanner.run(token.clone()));
+    h.ready().await;
+
+    // In an existing directory.
+    let a = existing.join("web_a.sock");
+    let _la = UnixListener::bind(&a).unwrap();
+    wait_event(&mut events, Duration::from_secs(10), |e| {
+        changed_to(e, &a, "live")
+    })
+    .await;
+
+    // In a directory created just now, bound before the router can watch it.
+    let fresh = root.path().join("fresh");
+    std::fs::create_dir(&fresh).unwrap();
+    let b = fresh.join("rpc.sock");
+    let _lb = UnixListener::bind(&b).unwrap();
+    wait_event(&mut events, Duration::from_secs(10), |e| {
+        changed_to(e, &b, "live")
+    })
+    .await;
+    assert_eq!(
+        h.table().service("fresh").unwrap().status,
+        ServiceStatus::Healthy
+    );
+
+    // Removal is seen too.
+    std::fs::remove_file(&a).unwrap();
+    wait_event(&mut events, Duration::from_secs(10), |e| {
+        changed_to(e, &a, "gone")
+    })
+    .await;
+
+    // A manual scan through the handle answers with a summary.
+    let s = h.scan_now().await.unwrap();
+    assert_eq!((s.services, s.live), (2, 1));
+    token.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_socket_bound_before_listen_becomes_live_after_settling() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = service_dir(root.path(), "svc");
+    let mut c = cfg(root.path(), 3);
+    c.watch = true;
+    let (scanner, h) = Scanner::new(c);
+    let mut events = h.subscribe();
+    let token = CancellationToken::new();
+    let task = tokio::spawn(scanner.run(token.clone()));
+    h.ready().await;
+
+    // Bind, let the watch see it refusing, then listen: the settle re-probes must find it live.
+    let path = dir.join("rpc.sock");
+    let fd = rustix::net::socket_with(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::STREAM,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap();
+    rustix::net::bind(&fd, &rustix::net::SocketAddrUnix::new(&path).unwrap()).unwrap();
+    wait_event(&mut events, Duration::from_secs(10), |e| {
+        changed_to(e, &path, "refused")
+    })
+    .await;
+    rustix::net::listen(&fd, 16).unwrap();
+    wait_event(&mut events, Duration::from_secs(10), |e| {
+        changed_to(e, &path, "live")
+    })
+    .await;
+    token.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn denied_is_reported_and_never_reaped() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = service_dir(root.path(), "svc");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = dir.join("rpc.sock");
+    let _l = UnixListener::bind(&path).unwrap();
+
+    if rustix::process::geteuid().is_root() {
+        // Root never gets EACCES, so the real check runs in a child that dropped to uid 65534
+        // (nobody): the real `hero_router scan` binary, against a socket only root may use.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        use std::os::unix::process::CommandExt;
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hero_router"))
+            .args(["scan", "--json", "--socket-dir"])
+            .arg(root.path())
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            report["services"][0]["sockets"][0]["state"], "denied",
+            "{report}"
+        );
+    } else {
+        // Not root: the owner loses write permission on its own socket and gets EACCES.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
+        let (mut scanner, _h) = Scanner::new(cfg(root.path(), 1));
+        scanner.scan_full(ProbeCause::Periodic).await;
+        assert_eq!(
+            state_of(&scanner.table(), "svc", "rpc"),
+            Some(SocketState::Denied)
+        );
+    }
+    let (mut scanner, _h) = Scanner::new(cfg(root.path(), 1));
+    for _ in 0..3 {
+        assert!(
+            scanner
+                .scan_full(ProbeCause::Periodic)
+                .await
+                .reaped
+                .is_empty()
+        );
+    }
+    assert!(path.exists());
+}
