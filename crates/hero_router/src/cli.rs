@@ -117,6 +117,15 @@ pub struct ServeArgs {
     /// Keep client-sent X-Hero-Context / X-Hero-Claims on TCP too.
     #[arg(long)]
     pub trust_forwarded_headers: bool,
+    /// Connections served at once per listener; more wait in the kernel backlog.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub max_connections: u32,
+    /// Time a client has to send its request headers (slow clients are cut off).
+    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
+    pub header_timeout: Duration,
+    /// Largest request head (request line and headers); larger gets 431.
+    #[arg(long, value_parser = parse_size, default_value = "64KiB", value_name = "SIZE")]
+    pub max_header_size: u64,
 }
 
 /// `hero_router scan` flags.

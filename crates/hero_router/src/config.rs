@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::cli::{ProbeArgs, ServeArgs};
 use crate::scanner::ScannerConfig;
 use crate::scanner::state::ReapPolicy;
+use crate::serve::listener::ConnLimits;
 
 /// `$HERO_SOCKET_DIR`: the socket root.
 pub const ENV_SOCKET_DIR: &str = "HERO_SOCKET_DIR";
@@ -48,6 +49,8 @@ pub struct Config {
     pub max_body: u64,
     /// Keep client X-Hero-* headers on TCP.
     pub trust_forwarded_headers: bool,
+    /// Per-listener connection limits.
+    pub limits: ConnLimits,
 }
 
 // === impl Env ===
@@ -132,6 +135,11 @@ impl Config {
             upstream_timeout: args.upstream_timeout,
             max_body: args.max_body,
             trust_forwarded_headers: args.trust_forwarded_headers,
+            limits: ConnLimits {
+                max_connections: args.max_connections as usize,
+                header_read_timeout: args.header_timeout,
+                max_header_bytes: usize::try_from(args.max_header_size).unwrap_or(usize::MAX),
+            },
         })
     }
 }

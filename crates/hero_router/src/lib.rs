@@ -24,7 +24,9 @@
 //! - [`table`]: the immutable snapshot readers see.
 //! - [`events`]: what changed, as events and log lines.
 //! - [`config`] and [`cli`]: flags, environment, defaults.
-//! - [`serve`]: the daemon; [`scan_cmd`]: one-shot `hero_router scan`.
+//! - [`rpc`]: the JSON-RPC front end (own codec, router methods, forwarding).
+//! - [`proxy`]: HTTP routing onto service sockets, the pooled upstream client, errors.
+//! - [`serve`]: the daemon and its accept loops; [`scan_cmd`]: one-shot `hero_router scan`.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
@@ -32,6 +34,9 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod events;
+pub mod metrics;
+pub mod proxy;
+pub mod rpc;
 pub mod scan_cmd;
 pub mod scanner;
 pub mod serve;

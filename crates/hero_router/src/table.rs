@@ -51,6 +51,10 @@ pub struct Socket {
     pub detail: String,
     /// Consecutive periodic scans that found this file refused.
     pub refused_streak: u32,
+    /// The file's identity at the last probe: the upstream pool is keyed by it, so a replaced
+    /// socket never gets a connection that belonged to the old server.
+    #[serde(skip)]
+    pub identity: Option<hero_socket::Identity>,
 }
 
 /// A service's overall status.
@@ -106,6 +110,7 @@ mod tests {
             since_unix_ms: 0,
             detail: String::new(),
             refused_streak: 0,
+            identity: None,
         }
     }
 

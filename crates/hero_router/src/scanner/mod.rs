@@ -595,6 +595,7 @@ impl Scanner {
                         since_unix_ms: r.since_unix_ms,
                         detail: r.detail.clone(),
                         refused_streak: r.refused_streak,
+                        identity: r.identity,
                     })
                     .collect();
                 Service {

@@ -22,8 +22,10 @@ use crate::scanner::discover::OWN_SERVICE;
 use crate::scanner::{Scanner, ScannerHandle};
 
 mod front;
+pub mod listener;
 
-pub use front::{Front, app};
+pub use front::{Front, Role, app};
+use listener::AnyListener;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -120,27 +122,35 @@ pub async fn run_with_scanner(
     let scan_token = token.child_token();
     tracker.spawn(scanner.run(scan_token.clone()));
 
-    let front = Arc::new(Front::new(handle, cfg.clone()));
+    let front = Arc::new(Front::new(handle.clone(), &cfg));
+    let events_token = token.child_token();
+    tracker.spawn(feed_metrics(front.clone(), handle, events_token.clone()));
+    let limits = cfg.limits;
     let Listeners {
         rpc: (rpc, rpc_guard),
         admin: (admin, admin_guard),
         tcp,
     } = listeners;
-    let mut servers = Vec::new();
-    servers.push(tokio::spawn(serve_on(
-        rpc,
-        app(front.clone(), true),
-        token.clone(),
-    )));
-    servers.push(tokio::spawn(serve_on(
-        admin,
-        app(front.clone(), false),
-        token.clone(),
-    )));
+    let gateway = app(front.clone(), Role::Gateway);
+    let mut servers = vec![
+        tokio::spawn(listener::serve(
+            AnyListener::Unix(rpc),
+            app(front.clone(), Role::RpcSocket),
+            limits,
+            token.clone(),
+        )),
+        tokio::spawn(listener::serve(
+            AnyListener::Unix(admin),
+            gateway.clone(),
+            limits,
+            token.clone(),
+        )),
+    ];
     for l in tcp {
-        servers.push(tokio::spawn(serve_on(
-            l,
-            app(front.clone(), false),
+        servers.push(tokio::spawn(listener::serve(
+            AnyListener::Tcp(l),
+            gateway.clone(),
+            limits,
             token.clone(),
         )));
     }
@@ -153,6 +163,7 @@ pub async fn run_with_scanner(
         tracing::warn!(grace = ?SHUTDOWN_GRACE, "in-flight requests did not finish in time");
     }
     scan_token.cancel();
+    events_token.cancel();
     tracker.close();
     tracker.wait().await;
     for guard in [rpc_guard, admin_guard] {
@@ -171,17 +182,17 @@ pub async fn run_with_scanner(
     Ok(())
 }
 
-async fn serve_on<L>(listener: L, app: axum::Router, token: CancellationToken)
-where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
-{
-    let shutdown = async move { token.cancelled().await };
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::warn!(error = %e, "listener stopped");
+async fn feed_metrics(front: Arc<Front>, scanner: ScannerHandle, token: CancellationToken) {
+    let mut events = scanner.subscribe();
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => break,
+            ev = events.recv() => match ev {
+                Ok(ev) => front.metrics().on_event(&ev),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => break,
+            },
+        }
     }
 }
 

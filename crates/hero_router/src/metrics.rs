@@ -1,0 +1,158 @@
+//! Prometheus text metrics (`GET /metrics`): requests by service, kind and status; a latency
+//! histogram; sockets by state; scans; reaps and skipped reaps by reason.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::events::Event;
+use crate::table::Table;
+
+/// Latency bucket bounds in seconds.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// All counters, behind one lock each (cheap next to a proxied request).
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    latency: Mutex<BTreeMap<String, Histogram>>,
+    scanner: Mutex<ScannerCounts>,
+}
+
+#[derive(Default)]
+struct ScannerCounts {
+    scans_full: u64,
+    scans_partial: u64,
+    reaped: BTreeMap<&'static str, u64>,
+    skipped: BTreeMap<&'static str, u64>,
+}
+
+#[derive(Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+// === impl Metrics ===
+
+impl Metrics {
+    /// Counts one finished request.
+    pub fn record(&self, service: &str, kind: &str, status: u16, elapsed: Duration) {
+        *self
+            .requests
+            .lock()
+            .expect("metrics lock")
+            .entry((service.to_owned(), kind.to_owned(), status))
+            .or_default() += 1;
+        let secs = elapsed.as_secs_f64();
+        let mut lat = self.latency.lock().expect("metrics lock");
+        let h = lat.entry(service.to_owned()).or_default();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                h.counts[i] += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += secs;
+    }
+
+    /// Counts scanner events.
+    pub fn on_event(&self, ev: &Event) {
+        let mut s = self.scanner.lock().expect("metrics lock");
+        match ev {
+            Event::ScanCompleted { full: true, .. } => s.scans_full += 1,
+            Event::ScanCompleted { .. } => s.scans_partial += 1,
+            Event::Reaped { reason, .. } => *s.reaped.entry(reason).or_default() += 1,
+            Event::ReapSkipped { reason, .. } => {
+                *s.skipped.entry(reason.as_str()).or_default() += 1
+            }
+            Event::SocketChanged { .. } => {}
+        }
+    }
+
+    /// Renders everything in the Prometheus text format.
+    pub fn render(&self, table: &Table) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP hero_router_requests_total Proxied and routed requests.\n# TYPE hero_router_requests_total counter\n");
+        for ((svc, kind, status), n) in self.requests.lock().expect("metrics lock").iter() {
+            let _ = writeln!(
+                out,
+                "hero_router_requests_total{{service=\"{}\",kind=\"{}\",status=\"{status}\"}} {n}",
+                esc(svc),
+                esc(kind)
+            );
+        }
+        out.push_str("# HELP hero_router_request_duration_seconds Time to the response head.\n# TYPE hero_router_request_duration_seconds histogram\n");
+        for (svc, h) in self.latency.lock().expect("metrics lock").iter() {
+            let svc = esc(svc);
+            for (b, n) in BUCKETS.iter().zip(h.counts) {
+                let _ = writeln!(
+                    out,
+                    "hero_router_request_duration_seconds_bucket{{service=\"{svc}\",le=\"{b}\"}} {n}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "hero_router_request_duration_seconds_bucket{{service=\"{svc}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "hero_router_request_duration_seconds_sum{{service=\"{svc}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "hero_router_request_duration_seconds_count{{service=\"{svc}\"}} {}",
+                h.count
+            );
+        }
+        let mut states: BTreeMap<&str, u64> = ["live", "busy", "refused", "denied", "not_socket"]
+            .iter()
+            .map(|s| (*s, 0))
+            .collect();
+        for sock in table.services.iter().flat_map(|s| &s.sockets) {
+            *states.entry(sock.state.as_str()).or_default() += 1;
+        }
+        out.push_str(
+            "# HELP hero_router_sockets Sockets by state.\n# TYPE hero_router_sockets gauge\n",
+        );
+        for (state, n) in states {
+            let _ = writeln!(out, "hero_router_sockets{{state=\"{state}\"}} {n}");
+        }
+        let s = self.scanner.lock().expect("metrics lock");
+        out.push_str("# HELP hero_router_scans_total Scans by kind.\n# TYPE hero_router_scans_total counter\n");
+        let _ = writeln!(
+            out,
+            "hero_router_scans_total{{kind=\"full\"}} {}",
+            s.scans_full
+        );
+        let _ = writeln!(
+            out,
+            "hero_router_scans_total{{kind=\"watch\"}} {}",
+            s.scans_partial
+        );
+        out.push_str("# HELP hero_router_reaps_total Sockets removed.\n# TYPE hero_router_reaps_total counter\n");
+        for (reason, n) in &s.reaped {
+            let _ = writeln!(out, "hero_router_reaps_total{{reason=\"{reason}\"}} {n}");
+        }
+        out.push_str("# HELP hero_router_reaps_skipped_total Refused sockets kept, by reason.\n# TYPE hero_router_reaps_skipped_total counter\n");
+        for (reason, n) in &s.skipped {
+            let _ = writeln!(
+                out,
+                "hero_router_reaps_skipped_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
+        out
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

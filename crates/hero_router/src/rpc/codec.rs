@@ -1,0 +1,261 @@
+//! The JSON-RPC 2.0 envelope on the wire: our own small codec.
+//!
+//! A router must never lose a valid request, so the envelope is parsed here rather than by a
+//! server framework: `id` and `params` stay raw JSON ([`RawValue`]) and are passed through byte
+//! for byte. A member `"id": null` is a request (it gets an answer with `id: null`); only a
+//! missing `id` makes a notification.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+
+/// Largest batch the router accepts. A bigger one is answered with one `-32600` error.
+pub const MAX_BATCH: usize = 1000;
+/// Deepest nesting of arrays and objects accepted (serde_json's own limit). Raw params are
+/// forwarded unparsed, so the router checks this itself: it protects the services too.
+pub const MAX_DEPTH: usize = 128;
+
+/// A parsed request body.
+#[derive(Debug)]
+pub enum Body<'a> {
+    /// One request.
+    Single(Entry<'a>),
+    /// A non-empty batch, in order.
+    Batch(Vec<Entry<'a>>),
+}
+
+/// One element: a valid call, or an invalid request that still needs its error answer.
+#[derive(Debug)]
+pub enum Entry<'a> {
+    /// A well-formed call or notification.
+    Call(Call<'a>),
+    /// Not a valid request object; answered with `-32600` (with its id if it had a usable one).
+    Invalid {
+        /// The id to answer with (`null` if none could be read).
+        id: Option<&'a RawValue>,
+        /// Why it is invalid.
+        reason: String,
+    },
+}
+
+/// A valid call.
+#[derive(Debug, Clone)]
+pub struct Call<'a> {
+    /// Raw id, or `None` for a notification.
+    pub id: Option<&'a RawValue>,
+    /// Method name.
+    pub method: Cow<'a, str>,
+    /// Raw params, if present.
+    pub params: Option<&'a RawValue>,
+}
+
+/// A whole-body error: the body is not JSON, or is an empty or oversized batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyError {
+    /// Not valid JSON (or not UTF-8, or nested too deep): `-32700`.
+    Parse(String),
+    /// An empty batch or a batch over [`MAX_BATCH`]: one `-32600`.
+    Invalid(String),
+}
+
+#[derive(Deserialize)]
+struct RawRequest<'a> {
+    #[serde(default, borrow, deserialize_with = "present")]
+    jsonrpc: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    method: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    params: Option<&'a RawValue>,
+}
+
+/// Deserializes a member that is present (even as `null`) into `Some`.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+/// Parses a request body.
+pub fn parse(body: &[u8]) -> Result<Body<'_>, BodyError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| BodyError::Parse(format!("body is not UTF-8: {e}")))?;
+    if !depth_ok(body) {
+        return Err(BodyError::Parse(format!(
+            "JSON nested deeper than {MAX_DEPTH} levels"
+        )));
+    }
+    let raw: &RawValue = serde_json::from_str(text).map_err(|e| BodyError::Parse(e.to_string()))?;
+    let trimmed = raw.get().trim_start();
+    if trimmed.starts_with('[') {
+        let items: Vec<&RawValue> =
+            serde_json::from_str(raw.get()).map_err(|e| BodyError::Parse(e.to_string()))?;
+        if items.is_empty() {
+            return Err(BodyError::Invalid("empty batch".into()));
+        }
+        if items.len() > MAX_BATCH {
+            return Err(BodyError::Invalid(format!(
+                "batch of {} requests is over the limit of {MAX_BATCH}; split it",
+                items.len()
+            )));
+        }
+        Ok(Body::Batch(items.into_iter().map(entry).collect()))
+    } else {
+        Ok(Body::Single(entry(raw)))
+    }
+}
+
+/// One pass over the bytes: is bracket nesting (outside strings) within [`MAX_DEPTH`]?
+fn depth_ok(body: &[u8]) -> bool {
+    let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
+    for &b in body {
+        if in_str {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
+}
+
+fn entry(raw: &RawValue) -> Entry<'_> {
+    let text = raw.get().trim_start();
+    if !text.starts_with('{') {
+        return Entry::Invalid {
+            id: None,
+            reason: "a request must be a JSON object".into(),
+        };
+    }
+    let req: RawRequest<'_> = match serde_json::from_str(raw.get()) {
+        Ok(r) => r,
+        Err(e) => {
+            return Entry::Invalid {
+                id: None,
+                reason: format!("malformed request: {e}"),
+            };
+        }
+    };
+    let id = req.id.filter(|id| valid_id(id));
+    if req.id.is_some() && id.is_none() {
+        return Entry::Invalid {
+            id: None,
+            reason: "id must be a string, a number or null".into(),
+        };
+    }
+    if req.jsonrpc.map(RawValue::get) != Some("\"2.0\"") {
+        return Entry::Invalid {
+            id,
+            reason: "\"jsonrpc\" must be \"2.0\"".into(),
+        };
+    }
+    let Some(method) = req.method else {
+        return Entry::Invalid {
+            id,
+            reason: "\"method\" must be a string".into(),
+        };
+    };
+    if let Some(p) = req.params {
+        let first = p.get().trim_start().as_bytes().first().copied();
+        if !matches!(first, Some(b'[' | b'{')) {
+            return Entry::Invalid {
+                id,
+                reason: "\"params\" must be an array or an object".into(),
+            };
+        }
+    }
+    Entry::Call(Call {
+        id,
+        method,
+        params: req.params,
+    })
+}
+
+fn valid_id(id: &RawValue) -> bool {
+    matches!(
+        id.get().trim_start().as_bytes().first(),
+        Some(b'"' | b'-' | b'0'..=b'9' | b'n')
+    )
+}
+
+/// Writes a success response with the raw id.
+pub fn success(id: &RawValue, result: &str) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{},"result":{}}}"#,
+        id.get(),
+        result
+    )
+}
+
+/// Writes an error response; `id: None` is written as `null`.
+pub fn error(
+    id: Option<&RawValue>,
+    code: i64,
+    message: &str,
+    data: Option<&serde_json::Value>,
+) -> String {
+    let id = id.map_or("null", RawValue::get);
+    let message = serde_json::to_string(message).unwrap_or_else(|_| "\"error\"".into());
+    match data {
+        Some(d) => format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":{code},"message":{message},"data":{d}}}}}"#
+        ),
+        None => format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":{code},"message":{message}}}}}"#
+        ),
+    }
+}
+
+/// Builds a forwarded request: same id and params (raw), the method without the service prefix.
+pub fn forward_request(call: &Call<'_>, method: &str) -> String {
+    let method = serde_json::to_string(method).unwrap_or_default();
+    let mut out = format!(r#"{{"jsonrpc":"2.0","method":{method}"#);
+    if let Some(id) = call.id {
+        out.push_str(r#","id":"#);
+        out.push_str(id.get());
+    }
+    if let Some(p) = call.params {
+        out.push_str(r#","params":"#);
+        out.push_str(p.get());
+    }
+    out.push('}');
+    out
+}
+
+/// True if `body` is one JSON-RPC 2.0 response object (or, for a batch request upstream, an
+/// array of them). Used to reject upstream answers that are not JSON-RPC (`-32004`).
+pub fn is_response(body: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Resp<'a> {
+        #[serde(default, borrow, deserialize_with = "present")]
+        jsonrpc: Option<&'a RawValue>,
+        #[serde(default, borrow, deserialize_with = "present")]
+        result: Option<&'a RawValue>,
+        #[serde(default, borrow, deserialize_with = "present")]
+        error: Option<&'a RawValue>,
+    }
+    match serde_json::from_slice::<Resp<'_>>(body) {
+        Ok(r) => {
+            r.jsonrpc.map(RawValue::get) == Some("\"2.0\"")
+                && (r.result.is_some() ^ r.error.is_some())
+        }
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;

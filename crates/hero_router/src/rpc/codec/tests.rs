@@ -1,0 +1,200 @@
+use super::*;
+
+fn single(body: &str) -> Entry<'_> {
+    match parse(body.as_bytes()).unwrap() {
+        Body::Single(e) => e,
+        Body::Batch(_) => panic!("not a single request"),
+    }
+}
+
+fn call(body: &str) -> Call<'_> {
+    match single(body) {
+        Entry::Call(c) => c,
+        Entry::Invalid { reason, .. } => panic!("invalid: {reason}"),
+    }
+}
+
+#[test]
+fn ids_round_trip_byte_for_byte() {
+    for id in [
+        "1",
+        "-1",
+        "1.5",
+        "\"x\"",
+        "null",
+        "18446744073709551616",
+        "1e400",
+        "\"\\u00e9\"",
+    ] {
+        let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"a.b","params":[1]}}"#);
+        let c = call(&body);
+        assert_eq!(c.id.map(RawValue::get), Some(id), "{id}");
+        assert!(success(c.id.unwrap(), "true").contains(&format!(r#""id":{id},"#)));
+        assert!(forward_request(&c, "b").contains(&format!(r#""id":{id}"#)));
+    }
+}
+
+#[test]
+fn missing_id_is_a_notification_but_null_is_not() {
+    assert!(call(r#"{"jsonrpc":"2.0","method":"m"}"#).id.is_none());
+    assert_eq!(
+        call(r#"{"jsonrpc":"2.0","method":"m","id":null}"#)
+            .id
+            .map(RawValue::get),
+        Some("null")
+    );
+}
+
+#[test]
+fn params_pass_through_raw() {
+    let c = call(r#"{"jsonrpc":"2.0","id":1,"method":"svc.m","params":{"b":1.10,"a":[ 1 ,2]}}"#);
+    assert_eq!(c.params.unwrap().get(), r#"{"b":1.10,"a":[ 1 ,2]}"#);
+    assert_eq!(
+        forward_request(&c, "m"),
+        r#"{"jsonrpc":"2.0","method":"m","id":1,"params":{"b":1.10,"a":[ 1 ,2]}}"#
+    );
+}
+
+#[test]
+fn invalid_requests() {
+    let cases = [
+        (r#"{"id":1,"method":"m"}"#, Some("1")),
+        (r#"{"jsonrpc":"1.0","id":1,"method":"m"}"#, Some("1")),
+        (r#"{"jsonrpc":"2.0","id":1}"#, Some("1")),
+        (r#"{"jsonrpc":"2.0","id":1,"method":5}"#, None),
+        (r#"{"jsonrpc":"2.0","id":[1],"method":"m"}"#, None),
+        (r#"{"jsonrpc":"2.0","id":{},"method":"m"}"#, None),
+        (r#"{"jsonrpc":"2.0","id":true,"method":"m"}"#, None),
+        (
+            r#"{"jsonrpc":"2.0","id":2,"method":"m","params":3}"#,
+            Some("2"),
+        ),
+        ("5", None),
+        ("\"str\"", None),
+    ];
+    for (body, want_id) in cases {
+        match single(body) {
+            Entry::Invalid { id, .. } => assert_eq!(id.map(RawValue::get), want_id, "{body}"),
+            Entry::Call(c) => panic!("{body} parsed as {c:?}"),
+        }
+    }
+}
+
+#[test]
+fn whole_body_errors() {
+    assert!(matches!(parse(b"{"), Err(BodyError::Parse(_))));
+    assert!(matches!(parse(b""), Err(BodyError::Parse(_))));
+    assert!(matches!(parse(b"\xff\xfe"), Err(BodyError::Parse(_))));
+    assert!(matches!(parse(b"[]"), Err(BodyError::Invalid(_))));
+    assert!(matches!(parse(b" [ ] "), Err(BodyError::Invalid(_))));
+    let deep = "[".repeat(100_000) + &"]".repeat(100_000);
+    assert!(matches!(parse(deep.as_bytes()), Err(BodyError::Parse(_))));
+    let deep_obj =
+        r#"{"jsonrpc":"2.0","id":1,"method":"m","params":"#.to_owned() + &"[".repeat(100_000);
+    assert!(matches!(
+        parse(deep_obj.as_bytes()),
+        Err(BodyError::Parse(_))
+    ));
+    let big = format!(
+        "[{}]",
+        vec![r#"{"jsonrpc":"2.0","method":"m"}"#; MAX_BATCH + 1].join(",")
+    );
+    match parse(big.as_bytes()) {
+        Err(BodyError::Invalid(msg)) => assert!(msg.contains("limit"), "{msg}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn batches_keep_order_and_mixed_validity() {
+    let body = r#"[{"jsonrpc":"2.0","id":1,"method":"a"}, 7, {"jsonrpc":"2.0","method":"n"}]"#;
+    let Body::Batch(items) = parse(body.as_bytes()).unwrap() else {
+        panic!()
+    };
+    assert_eq!(items.len(), 3);
+    assert!(matches!(&items[0], Entry::Call(c) if c.method == "a"));
+    assert!(matches!(&items[1], Entry::Invalid { .. }));
+    assert!(matches!(&items[2], Entry::Call(c) if c.id.is_none()));
+}
+
+#[test]
+fn error_responses_are_valid_json() {
+    let raw: Box<RawValue> = serde_json::from_str("\"q\"").unwrap();
+    let e = error(
+        Some(&raw),
+        -32001,
+        "no such \"svc\"",
+        Some(&serde_json::json!({"service": "svc"})),
+    );
+    let v: serde_json::Value = serde_json::from_str(&e).unwrap();
+    assert_eq!(v["id"], "q");
+    assert_eq!(v["error"]["data"]["service"], "svc");
+    let v: serde_json::Value = serde_json::from_str(&error(None, -32700, "x", None)).unwrap();
+    assert!(v["id"].is_null());
+}
+
+#[test]
+fn upstream_response_check() {
+    assert!(is_response(br#"{"jsonrpc":"2.0","id":1,"result":null}"#));
+    assert!(is_response(
+        br#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"m"}}"#
+    ));
+    assert!(!is_response(b"<html>"));
+    assert!(!is_response(br#"{"jsonrpc":"2.0","id":1}"#));
+    assert!(!is_response(br#"{"id":1,"result":1}"#));
+    assert!(!is_response(
+        br#"{"jsonrpc":"2.0","id":1,"result":1,"error":{}}"#
+    ));
+}
+
+/// Random bodies, mutated valid requests and structural noise: the codec never panics and every
+/// accepted call has a valid id and method. `HERO_FUZZ_CASES` sets the count (`make fuzz` runs
+/// 1,000,000); `make test` runs 20,000.
+#[test]
+fn codec_never_panics_on_random_input() {
+    let cases: usize = std::env::var("HERO_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let seed = fastrand::u64(..);
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let seeds: &[&[u8]] = &[
+        br#"{"jsonrpc":"2.0","id":1,"method":"svc.m","params":[1,2]}"#,
+        br#"[{"jsonrpc":"2.0","id":"a","method":"router.health"},{"jsonrpc":"2.0","method":"n"}]"#,
+        br#"{"jsonrpc":"2.0","id":null,"method":"x","params":{"k":[{"z":null}]}}"#,
+    ];
+    let alphabet = b"{}[]\",:0123456789.-eE truefalsnul\\u\x00\xff\xc3\xa9";
+    for case in 0..cases {
+        let mut body = seeds[rng.usize(..seeds.len())].to_vec();
+        match rng.u8(..4) {
+            0 => {
+                body = (0..rng.usize(..64))
+                    .map(|_| alphabet[rng.usize(..alphabet.len())])
+                    .collect()
+            }
+            _ => {
+                for _ in 0..rng.usize(1..6) {
+                    let at = rng.usize(..=body.len());
+                    match rng.u8(..3) {
+                        0 if !body.is_empty() => {
+                            body.remove(at.min(body.len() - 1));
+                        }
+                        1 => body.insert(at, alphabet[rng.usize(..alphabet.len())]),
+                        _ => body.truncate(at),
+                    }
+                }
+            }
+        }
+        let result = std::panic::catch_unwind(|| {
+            if let Ok(Body::Single(Entry::Call(c))) = parse(&body) {
+                assert!(c.id.is_none_or(valid_id));
+                let _ = forward_request(&c, &c.method);
+            }
+        });
+        assert!(
+            result.is_ok(),
+            "seed {seed} case {case}: panic on {:?}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+}

@@ -1,0 +1,443 @@
+//! The JSON-RPC front end (CONTRACT §4).
+//!
+//! The envelope is ours ([`codec`]); the router's own methods are a jsonrpsee [`RpcModule`]
+//! called in-process; `<service>.<method>` calls are forwarded to `<root>/<service>/rpc.sock`
+//! through the pooled [`Upstream`] client with id and params passed through byte for byte.
+//!
+//! Methods: `router.services`, `router.service`, `router.scan`, `router.health`,
+//! `router.spec`, `rpc.discover`.
+//!
+//! Router errors: `-32001` no such service, `-32002` no live rpc socket (or busy for the whole
+//! upstream timeout), `-32003` upstream timeout, `-32004` upstream answered something that is
+//! not JSON-RPC. Each carries `data: {"service": S}`.
+
+pub mod codec;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use futures_util::future::join_all;
+use http::{Method, Request, header};
+use http_body_util::BodyExt;
+use jsonrpsee::core::traits::ToRpcParams;
+use jsonrpsee::types::ErrorObjectOwned;
+use jsonrpsee::{MethodsError, RpcModule};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::proxy::client::{SendError, Upstream};
+use crate::scanner::ScannerHandle;
+use crate::scanner::state::SocketState;
+use codec::{Body as RpcBody, BodyError, Call, Entry};
+
+/// No such service.
+pub const NO_SUCH_SERVICE: i32 = -32001;
+/// No live rpc socket, or busy for the whole upstream timeout.
+pub const NOT_LIVE: i32 = -32002;
+/// Upstream timed out.
+pub const UPSTREAM_TIMEOUT: i32 = -32003;
+/// Upstream answered something that is not JSON-RPC.
+pub const BAD_UPSTREAM: i32 = -32004;
+
+/// What the router's own methods need.
+pub struct Ctx {
+    /// The live table.
+    pub scanner: ScannerHandle,
+    /// Upstream client (for `router.spec`).
+    pub upstream: Upstream,
+    /// `--upstream-timeout`.
+    pub upstream_timeout: Duration,
+    /// `--max-body`, also the limit on upstream answers we buffer.
+    pub max_body: u64,
+    /// Start time, for `uptime_secs`.
+    pub started: Instant,
+}
+
+/// The JSON-RPC front end: parses bodies, answers router methods, forwards the rest.
+pub struct Rpc {
+    ctx: Arc<Ctx>,
+    module: RpcModule<Arc<Ctx>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NameParam {
+    Object { name: String },
+    Array((String,)),
+}
+
+struct RawParams<'a>(Option<&'a RawValue>);
+
+impl ToRpcParams for RawParams<'_> {
+    fn to_rpc_params(self) -> Result<Option<Box<RawValue>>, serde_json::Error> {
+        Ok(self.0.map(|p| p.to_owned()))
+    }
+}
+
+// === impl Ctx ===
+
+impl Ctx {
+    /// The `router.health` result.
+    pub fn health(&self) -> Value {
+        let table = self.scanner.table();
+        json!({
+            "status": "ok",
+            "version": crate::VERSION,
+            "uptime_secs": self.started.elapsed().as_secs(),
+            "services": table.services.len(),
+            "ready": table.ready,
+        })
+    }
+
+    /// The `router.services` result.
+    pub fn services(&self) -> Value {
+        json!(self.scanner.table().services)
+    }
+
+    async fn spec(&self, name: &str) -> Result<Value, ErrorObjectOwned> {
+        let (path, identity) = self.rpc_socket(name)?;
+        let get = Request::get("/openrpc.json")
+            .header(header::HOST, "localhost")
+            .body(Body::empty())
+            .expect("static request");
+        if let Ok(resp) = self
+            .upstream
+            .send(&path, identity, get, self.upstream_timeout)
+            .await
+        {
+            if resp.status().is_success() {
+                if let Some(v) = read_json(resp.into_body(), self.max_body).await {
+                    return Ok(v);
+                }
+            }
+        }
+        let discover = r#"{"jsonrpc":"2.0","id":1,"method":"rpc.discover"}"#;
+        let post = Request::post("/rpc")
+            .header(header::HOST, "localhost")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(discover))
+            .expect("static request");
+        match self
+            .upstream
+            .send(&path, identity, post, self.upstream_timeout)
+            .await
+        {
+            Ok(resp) => match read_json(resp.into_body(), self.max_body)
+                .await
+                .and_then(|v| v.get("result").cloned())
+            {
+                Some(v) => Ok(v),
+                None => Err(router_error(
+                    BAD_UPSTREAM,
+                    format!("{name} serves neither GET /openrpc.json nor rpc.discover"),
+                    name,
+                )),
+            },
+            Err(e) => Err(send_error(e, name)),
+        }
+    }
+
+    /// The rpc socket of a service, if the table has it in a state worth trying.
+    fn rpc_socket(
+        &self,
+        name: &str,
+    ) -> Result<(std::path::PathBuf, Option<hero_socket::Identity>), ErrorObjectOwned> {
+        let table = self.scanner.table();
+        let Some(service) = table.service(name) else {
+            return Err(router_error(
+                NO_SUCH_SERVICE,
+                format!("no such service: {name}"),
+                name,
+            ));
+        };
+        match service.sockets.iter().find(|s| s.kind == "rpc") {
+            Some(s) if matches!(s.state, SocketState::Live | SocketState::Busy) => {
+                Ok((s.path.clone().into(), s.identity))
+            }
+            Some(s) => Err(router_error(
+                NOT_LIVE,
+                format!("service {name} has no live rpc socket (it is {})", s.state),
+                name,
+            )),
+            None => Err(router_error(
+                NOT_LIVE,
+                format!("service {name} has no rpc socket"),
+                name,
+            )),
+        }
+    }
+}
+
+fn router_error(code: i32, message: String, service: &str) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(code, message, Some(json!({"service": service})))
+}
+
+fn send_error(e: SendError, name: &str) -> ErrorObjectOwned {
+    match e {
+        SendError::Timeout => router_error(
+            UPSTREAM_TIMEOUT,
+            format!("service {name} did not answer within the upstream timeout"),
+            name,
+        ),
+        SendError::Busy => router_error(
+            NOT_LIVE,
+            format!("service {name} stayed busy (backlog full) for the upstream timeout"),
+            name,
+        ),
+        SendError::Down(d) => router_error(
+            NOT_LIVE,
+            format!("service {name} is not reachable: {d}"),
+            name,
+        ),
+        SendError::BodyTooLarge => router_error(-32600, "request too large".into(), name),
+        SendError::Broken(d) => router_error(
+            BAD_UPSTREAM,
+            format!("service {name} broke the connection: {d}"),
+            name,
+        ),
+    }
+}
+
+async fn read_json(body: hyper::body::Incoming, limit: u64) -> Option<Value> {
+    let bytes = http_body_util::Limited::new(body, limit as usize)
+        .collect()
+        .await
+        .ok()?
+        .to_bytes();
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn name_param(params: jsonrpsee::types::Params<'_>) -> Result<String, ErrorObjectOwned> {
+    match params.parse::<NameParam>() {
+        Ok(NameParam::Object { name } | NameParam::Array((name,))) => Ok(name),
+        Err(_) => Err(ErrorObjectOwned::owned(
+            -32602,
+            "invalid params: expected {\"name\": S} or [S]",
+            None::<()>,
+        )),
+    }
+}
+
+/// The router's own methods.
+fn module(ctx: Arc<Ctx>) -> RpcModule<Arc<Ctx>> {
+    let mut m = RpcModule::new(ctx);
+    let no_params = |p: &jsonrpsee::types::Params<'_>| -> Result<(), ErrorObjectOwned> {
+        match p.as_str().map(str::trim) {
+            None | Some("[]") | Some("{}") | Some("null") => Ok(()),
+            Some(_) => Err(ErrorObjectOwned::owned(
+                -32602,
+                "invalid params: this method takes none",
+                None::<()>,
+            )),
+        }
+    };
+    m.register_method("router.health", move |p, ctx, _| {
+        no_params(&p).map(|()| ctx.health())
+    })
+    .expect("unique name");
+    m.register_method("router.services", move |p, ctx, _| {
+        no_params(&p).map(|()| ctx.services())
+    })
+    .expect("unique name");
+    m.register_method("router.service", |p, ctx, _| {
+        let name = name_param(p)?;
+        let table = ctx.scanner.table();
+        table
+            .service(&name)
+            .map(|s| json!(s))
+            .ok_or_else(|| router_error(NO_SUCH_SERVICE, format!("no such service: {name}"), &name))
+    })
+    .expect("unique name");
+    m.register_async_method("router.scan", move |p, ctx, _| async move {
+        no_params(&p)?;
+        ctx.scanner
+            .scan_now()
+            .await
+            .map(|s| json!(s))
+            .ok_or_else(|| ErrorObjectOwned::owned(-32603, "the scanner has stopped", None::<()>))
+    })
+    .expect("unique name");
+    m.register_async_method("router.spec", |p, ctx, _| async move {
+        let name = name_param(p)?;
+        ctx.spec(&name).await
+    })
+    .expect("unique name");
+    m.register_method("rpc.discover", |_, _, _| openrpc())
+        .expect("unique name");
+    m
+}
+
+// === impl Rpc ===
+
+impl Rpc {
+    /// Builds the front end.
+    pub fn new(ctx: Arc<Ctx>) -> Rpc {
+        Rpc {
+            module: module(ctx.clone()),
+            ctx,
+        }
+    }
+
+    /// The shared context.
+    pub fn ctx(&self) -> &Arc<Ctx> {
+        &self.ctx
+    }
+
+    /// Answers one `POST /rpc` body. `None` means nothing to answer (HTTP 204).
+    pub async fn handle(&self, body: &[u8]) -> Option<String> {
+        match codec::parse(body) {
+            Err(BodyError::Parse(e)) => Some(codec::error(
+                None,
+                -32700,
+                &format!("parse error: {e}"),
+                None,
+            )),
+            Err(BodyError::Invalid(e)) => Some(codec::error(
+                None,
+                -32600,
+                &format!("invalid request: {e}"),
+                None,
+            )),
+            Ok(RpcBody::Single(entry)) => self.entry(entry).await,
+            Ok(RpcBody::Batch(entries)) => {
+                let answers: Vec<String> = join_all(entries.into_iter().map(|e| self.entry(e)))
+                    .await
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                (!answers.is_empty()).then(|| format!("[{}]", answers.join(",")))
+            }
+        }
+    }
+
+    async fn entry(&self, entry: Entry<'_>) -> Option<String> {
+        let call = match entry {
+            Entry::Invalid { id, reason } => {
+                return Some(codec::error(
+                    id,
+                    -32600,
+                    &format!("invalid request: {reason}"),
+                    None,
+                ));
+            }
+            Entry::Call(call) => call,
+        };
+        let method = call.method.as_ref();
+        if method.starts_with("router.") || method == "rpc.discover" {
+            let result = self
+                .module
+                .call::<_, Value>(method, RawParams(call.params))
+                .await;
+            let id = call.id?;
+            return Some(match result {
+                Ok(v) => codec::success(id, &v.to_string()),
+                Err(MethodsError::JsonRpc(e)) => codec::error(
+                    Some(id),
+                    i64::from(e.code()),
+                    e.message(),
+                    e.data()
+                        .and_then(|d| serde_json::from_str(d.get()).ok())
+                        .as_ref(),
+                ),
+                Err(e) => codec::error(Some(id), -32603, &format!("internal error: {e}"), None),
+            });
+        }
+        match method.split_once('.') {
+            Some((service, rest)) if !service.is_empty() && !rest.is_empty() => {
+                self.forward(&call, service, rest).await
+            }
+            _ => call.id.map(|id| {
+                codec::error(
+                    Some(id),
+                    -32601,
+                    &format!("method not found: {method}"),
+                    None,
+                )
+            }),
+        }
+    }
+
+    async fn forward(&self, call: &Call<'_>, service: &str, rest: &str) -> Option<String> {
+        let fail = |e: ErrorObjectOwned| {
+            let data = e
+                .data()
+                .and_then(|d| serde_json::from_str::<Value>(d.get()).ok());
+            call.id
+                .map(|id| codec::error(Some(id), i64::from(e.code()), e.message(), data.as_ref()))
+        };
+        let (path, identity) = match self.ctx.rpc_socket(service) {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/rpc")
+            .header(header::HOST, "localhost")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(codec::forward_request(call, rest)))
+            .expect("static request parts");
+        let resp = match self
+            .ctx
+            .upstream
+            .send(&path, identity, req, self.ctx.upstream_timeout)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return fail(send_error(e, service)),
+        };
+        let status = resp.status();
+        let limit = self.ctx.max_body as usize;
+        let body = tokio::time::timeout(
+            self.ctx.upstream_timeout,
+            http_body_util::Limited::new(resp.into_body(), limit).collect(),
+        )
+        .await;
+        let bytes: Bytes = match body {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(e)) => {
+                return fail(router_error(
+                    BAD_UPSTREAM,
+                    format!("service {service} sent a broken answer: {e}"),
+                    service,
+                ));
+            }
+            Err(_) => {
+                return fail(router_error(
+                    UPSTREAM_TIMEOUT,
+                    format!("service {service} did not finish its answer in time"),
+                    service,
+                ));
+            }
+        };
+        call.id?;
+        if !codec::is_response(&bytes) {
+            let why = format!(
+                "service {service} answered HTTP {status} with something that is not a JSON-RPC response"
+            );
+            return fail(router_error(BAD_UPSTREAM, why, service));
+        }
+        String::from_utf8(bytes.to_vec()).ok()
+    }
+}
+
+/// The router's own OpenRPC document.
+pub fn openrpc() -> Value {
+    let name_param = json!([{"name": "name", "required": true, "schema": {"type": "string"}}]);
+    let m = |name: &str, summary: &str, params: Value| json!({"name": name, "summary": summary, "params": params, "result": {"name": "result", "schema": {}}});
+    json!({
+        "openrpc": "1.2.6",
+        "info": {"title": "hero_router", "version": crate::VERSION, "description": "Discovers Hero service sockets and routes to them. Any other <service>.<method> is forwarded to that service."},
+        "methods": [
+            m("router.services", "All services and their sockets, sorted by name", json!([])),
+            m("router.service", "One service by name", name_param.clone()),
+            m("router.scan", "Run a full scan now and return its counts", json!([])),
+            m("router.health", "Router health and readiness", json!([])),
+            m("router.spec", "A service's OpenRPC document", name_param),
+            m("rpc.discover", "This document", json!([])),
+        ]
+    })
+}

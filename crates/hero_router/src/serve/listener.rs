@@ -1,0 +1,213 @@
+//! One accept loop for TCP and Unix listeners, with a connection cap, header limits, and an
+//! accept-error policy that never exits.
+//!
+//! Accept errors such as EMFILE are logged at most once a second (with a count of the ones
+//! suppressed) and back off exponentially up to one second; the loop only ends on shutdown.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_service::Service as _;
+
+use crate::proxy::Transport;
+
+/// Per-listener connection limits.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    /// Connections served at once; further clients wait in the kernel backlog.
+    pub max_connections: usize,
+    /// Time a client has to send its request headers (slowloris).
+    pub header_read_timeout: Duration,
+    /// Largest request head (request line + headers) in bytes; larger gets 431.
+    pub max_header_bytes: usize,
+}
+
+/// A TCP or Unix listener.
+pub enum AnyListener {
+    /// TCP.
+    Tcp(TcpListener),
+    /// Unix.
+    Unix(UnixListener),
+}
+
+enum AnyStream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+// === impl AnyListener ===
+
+impl AnyListener {
+    async fn accept(&self) -> io::Result<(AnyStream, Transport)> {
+        match self {
+            AnyListener::Tcp(l) => {
+                let (s, peer) = l.accept().await?;
+                let _ = s.set_nodelay(true);
+                Ok((AnyStream::Tcp(s), Transport::Tcp(peer)))
+            }
+            AnyListener::Unix(l) => l
+                .accept()
+                .await
+                .map(|(s, _)| (AnyStream::Unix(s), Transport::Unix)),
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `token` is cancelled, then waits for in-flight connections
+/// to finish (the caller bounds that wait).
+pub async fn serve(
+    listener: AnyListener,
+    app: Router,
+    limits: ConnLimits,
+    token: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let connections = TaskTracker::new();
+    let mut backoff = Duration::from_millis(5);
+    let mut last_log: Option<Instant> = None;
+    let mut suppressed = 0u64;
+    loop {
+        let permit = tokio::select! {
+            _ = token.cancelled() => break,
+            p = slots.clone().acquire_owned() => p.expect("semaphore never closed"),
+        };
+        let accepted = tokio::select! {
+            _ = token.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        let (stream, transport) = match accepted {
+            Ok(x) => {
+                backoff = Duration::from_millis(5);
+                x
+            }
+            Err(e) if is_per_connection(&e) => continue,
+            Err(e) => {
+                if last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                    tracing::error!(error = %e, suppressed, "accept failed; backing off");
+                    last_log = Some(Instant::now());
+                    suppressed = 0;
+                } else {
+                    suppressed += 1;
+                }
+                tokio::select! {
+                    _ = token.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let app = app.clone();
+        let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(transport);
+            let mut app = app.clone();
+            async move { app.call(req.map(Body::new)).await }
+        });
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(limits.max_header_bytes.max(8192))
+            .serve_connection(TokioIo::new(stream), svc)
+            .with_upgrades();
+        let token = token.clone();
+        connections.spawn(async move {
+            let _permit = permit;
+            let mut conn = std::pin::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = token.cancelled() => {
+                    // Finish the request in flight, then close; idle keep-alive closes now.
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+}
+
+/// Errors that concern one connection only: keep accepting at once.
+fn is_per_connection(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+    )
+}
+
+// === impl AnyStream ===
+
+impl AsyncRead for AnyStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            AnyStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            AnyStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for AnyStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            AnyStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            AnyStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            AnyStream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            AnyStream::Unix(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            AnyStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            AnyStream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            AnyStream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            AnyStream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+}
