@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use http::{Request, Response, Uri};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -82,8 +83,10 @@ impl Upstream {
         format!("u{:016x}.sock", h.finish())
     }
 
-    /// Sends `req` (its URI holds only path and query) to the socket at `path`, waiting at most
-    /// `timeout` for the response head. The body streams afterwards without a deadline.
+    /// Sends `req` (its URI holds only path and query) to the socket at `path`. Once the request
+    /// body has been sent, the response head must come within `timeout`; neither the upload
+    /// before nor the response body after has a deadline, so uploads and streams of any length
+    /// pass.
     pub async fn send(
         &self,
         path: &Path,
@@ -108,10 +111,22 @@ impl Upstream {
             .path_and_query(pq)
             .build()
             .map_err(|e| SendError::Broken(e.to_string()))?;
-        match tokio::time::timeout(timeout, self.client.request(req)).await {
-            Err(_) => Err(SendError::Timeout),
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => Err(classify(&e)),
+        // The sender is dropped with the body, which hyper drops once it has sent it all.
+        let (sent_tx, sent_rx) = tokio::sync::oneshot::channel::<()>();
+        let req = req.map(|body| {
+            Body::new(body.map_frame(move |frame| {
+                let _keep = &sent_tx;
+                frame
+            }))
+        });
+        let response = self.client.request(req);
+        let deadline = async {
+            let _ = sent_rx.await;
+            tokio::time::sleep(timeout).await;
+        };
+        tokio::select! {
+            r = response => r.map_err(|e| classify(&e)),
+            _ = deadline => Err(SendError::Timeout),
         }
     }
 }

@@ -98,3 +98,138 @@ pub async fn wait_event(
 pub fn changed_to(ev: &Event, path: &Path, state: &str) -> bool {
     matches!(ev, Event::SocketChanged { socket, to, .. } if socket == &path.display().to_string() && *to == state)
 }
+
+// === the daemon, in-process ===
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use tokio_util::sync::CancellationToken;
+
+/// A router running in-process on a temp root, TCP port 0.
+pub struct Daemon {
+    pub root: PathBuf,
+    pub tcp: SocketAddr,
+    pub rpc: PathBuf,
+    pub admin: PathBuf,
+    pub token: CancellationToken,
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub handle: hero_router::ScannerHandle,
+}
+
+/// Serve flags for tests: fast scans, short upstream timeout.
+pub fn serve_config(root: &Path, extra: &[&str]) -> hero_router::Config {
+    use clap::Parser;
+    let mut args = vec![
+        "hero_router",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--scan-interval",
+        "1h",
+    ];
+    if !extra.contains(&"--upstream-timeout") {
+        args.extend_from_slice(&["--upstream-timeout", "2s"]);
+    }
+    args.extend_from_slice(extra);
+    let cli = hero_router::cli::Cli::try_parse_from(args).unwrap();
+    let hero_router::cli::Command::Serve(s) = cli.command else {
+        unreachable!()
+    };
+    let env: std::collections::HashMap<String, String> = Default::default();
+    hero_router::Config::resolve(Some(root.to_path_buf()), &s, &env).unwrap()
+}
+
+pub async fn start_daemon(cfg: hero_router::Config) -> Daemon {
+    let listeners = hero_router::serve::Listeners::bind(&cfg).await.unwrap();
+    let tcp = listeners.tcp_addrs()[0];
+    let (scanner, handle) = hero_router::Scanner::new(cfg.scanner.clone());
+    let token = CancellationToken::new();
+    let root = cfg.root.clone();
+    let task = tokio::spawn(hero_router::serve::run_with_scanner(
+        cfg,
+        listeners,
+        scanner,
+        handle.clone(),
+        token.clone(),
+    ));
+    handle.ready().await;
+    Daemon {
+        rpc: root.join("hero_router/rpc.sock"),
+        admin: root.join("hero_router/admin.sock"),
+        root,
+        tcp,
+        token,
+        task,
+        handle,
+    }
+}
+
+impl Daemon {
+    /// Rescans so the table reflects what was just bound.
+    pub async fn rescan(&self) {
+        self.handle.scan_now().await.unwrap();
+    }
+
+    pub async fn stop(self) {
+        self.token.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// One HTTP/1.1 exchange over any stream; returns status, headers and the whole body.
+pub async fn exchange<S>(
+    stream: S,
+    req: http::Request<Full<Bytes>>,
+) -> (http::StatusCode, http::HeaderMap, Bytes)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let resp = tx.send_request(req).await.unwrap();
+    let (parts, body) = resp.into_parts();
+    (
+        parts.status,
+        parts.headers,
+        body.collect().await.unwrap().to_bytes(),
+    )
+}
+
+pub fn request(method: &str, uri: &str, body: &str) -> http::Request<Full<Bytes>> {
+    http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap()
+}
+
+pub async fn tcp(
+    d: &Daemon,
+    req: http::Request<Full<Bytes>>,
+) -> (http::StatusCode, http::HeaderMap, Bytes) {
+    exchange(tokio::net::TcpStream::connect(d.tcp).await.unwrap(), req).await
+}
+
+pub async fn uds(
+    path: &Path,
+    req: http::Request<Full<Bytes>>,
+) -> (http::StatusCode, http::HeaderMap, Bytes) {
+    exchange(tokio::net::UnixStream::connect(path).await.unwrap(), req).await
+}
+
+/// POSTs a JSON-RPC body to the router over TCP; returns status and body text.
+pub async fn rpc(d: &Daemon, body: &str) -> (u16, String) {
+    let (s, _, b) = tcp(d, request("POST", "/rpc", body)).await;
+    (s.as_u16(), String::from_utf8(b.to_vec()).unwrap())
+}
+
+pub fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}

@@ -1,0 +1,731 @@
+//! The whole daemon in-process (temp root, TCP port 0) with real example services: JSON-RPC
+//! routing (CONTRACT §4) and HTTP routing (§5).
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{
+    Daemon, busy_socket, dead_socket, json, request, rpc, serve_config, service_dir, start_daemon,
+    tcp, uds,
+};
+use futures_util::{SinkExt, StreamExt};
+use hero_example_service::{ServiceConfig, spawn};
+use http_body_util::{BodyExt, Full};
+
+async fn daemon_with_services(
+    extra: &[&str],
+) -> (
+    tempfile::TempDir,
+    Daemon,
+    Vec<hero_example_service::RunningService>,
+) {
+    let root = tempfile::tempdir().unwrap();
+    let a = spawn(ServiceConfig::new(root.path(), "alpha"))
+        .await
+        .unwrap();
+    let b = spawn(ServiceConfig::new(root.path(), "beta"))
+        .await
+        .unwrap();
+    let d = start_daemon(serve_config(root.path(), extra)).await;
+    (root, d, vec![a, b])
+}
+
+#[tokio::test]
+async fn router_methods() {
+    let (_root, d, _svcs) = daemon_with_services(&[]).await;
+    let (s, body) = rpc(&d, r#"{"jsonrpc":"2.0","id":1,"method":"router.health"}"#).await;
+    assert_eq!(s, 200);
+    let v = json(&body)["result"].clone();
+    assert_eq!(
+        (v["status"].as_str(), v["ready"].as_bool()),
+        (Some("ok"), Some(true))
+    );
+    assert!(
+        v["version"].is_string() && v["uptime_secs"].is_u64() && v["services"].as_u64() == Some(3),
+        "{v}"
+    );
+
+    let v = json(
+        &rpc(&d, r#"{"jsonrpc":"2.0","id":2,"method":"router.services"}"#)
+            .await
+            .1,
+    );
+    let names: Vec<_> = v["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["alpha", "beta", "hero_router"]);
+    assert_eq!(v["result"][0]["status"], "healthy");
+    assert_eq!(v["result"][0]["sockets"][0]["state"], "live");
+
+    for params in [r#"{"name":"beta"}"#, r#"["beta"]"#] {
+        let body =
+            format!(r#"{{"jsonrpc":"2.0","id":3,"method":"router.service","params":{params}}}"#);
+        assert_eq!(json(&rpc(&d, &body).await.1)["result"]["name"], "beta");
+    }
+    let v = json(
+        &rpc(
+            &d,
+            r#"{"jsonrpc":"2.0","id":4,"method":"router.service","params":{"name":"nope"}}"#,
+        )
+        .await
+        .1,
+    );
+    assert_eq!(v["error"]["code"], -32001);
+    assert_eq!(v["error"]["data"]["service"], "nope");
+    for bad in [r#"{"nom":"x"}"#, r#"[1]"#, r#"["a","b"]"#] {
+        let body =
+            format!(r#"{{"jsonrpc":"2.0","id":5,"method":"router.service","params":{bad}}}"#);
+        assert_eq!(
+            json(&rpc(&d, &body).await.1)["error"]["code"],
+            -32602,
+            "{bad}"
+        );
+    }
+    let v = json(
+        &rpc(&d, r#"{"jsonrpc":"2.0","id":6,"method":"router.scan"}"#)
+            .await
+            .1,
+    )["result"]
+        .clone();
+    for key in [
+        "services",
+        "sockets",
+        "live",
+        "busy",
+        "refused",
+        "reaped",
+        "duration_ms",
+    ] {
+        assert!(v.get(key).is_some(), "{key} missing: {v}");
+    }
+    assert_eq!(v["live"], 4);
+    let v = json(
+        &rpc(
+            &d,
+            r#"{"jsonrpc":"2.0","id":7,"method":"router.spec","params":["alpha"]}"#,
+        )
+        .await
+        .1,
+    );
+    assert_eq!(v["result"]["info"]["title"], "alpha", "{v}");
+    assert_eq!(
+        json(
+            &rpc(
+                &d,
+                r#"{"jsonrpc":"2.0","id":8,"method":"router.spec","params":{"name":"zz"}}"#
+            )
+            .await
+            .1
+        )["error"]["code"],
+        -32001
+    );
+    let v = json(
+        &rpc(&d, r#"{"jsonrpc":"2.0","id":9,"method":"rpc.discover"}"#)
+            .await
+            .1,
+    );
+    assert_eq!(v["result"]["openrpc"], "1.2.6");
+    assert_eq!(
+        json(
+            &rpc(&d, r#"{"jsonrpc":"2.0","id":10,"method":"router.nope"}"#)
+                .await
+                .1
+        )["error"]["code"],
+        -32601
+    );
+    assert_eq!(
+        json(
+            &rpc(&d, r#"{"jsonrpc":"2.0","id":11,"method":"nodot"}"#)
+                .await
+                .1
+        )["error"]["code"],
+        -32601
+    );
+
+    // The same over rpc.sock, plus the standard endpoints of every Hero rpc socket.
+    let (s, _, b) = uds(
+        &d.rpc,
+        request(
+            "POST",
+            "/rpc",
+            r#"{"jsonrpc":"2.0","id":1,"method":"router.health"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(
+        (
+            s.as_u16(),
+            json(std::str::from_utf8(&b).unwrap())["result"]["status"].as_str()
+        ),
+        (200, Some("ok"))
+    );
+    for path in ["/openrpc.json", "/health", "/.well-known/heroservice.json"] {
+        let (s, _, b) = uds(&d.rpc, request("GET", path, "")).await;
+        assert_eq!(s, 200, "{path}");
+        json(std::str::from_utf8(&b).unwrap());
+    }
+    let (s, _, b) = uds(&d.rpc, request("GET", "/.well-known/heroservice.json", "")).await;
+    assert_eq!(
+        (
+            s.as_u16(),
+            json(std::str::from_utf8(&b).unwrap())["protocol"].as_str()
+        ),
+        (200, Some("openrpc"))
+    );
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn ids_round_trip_exactly_through_forwarding() {
+    let (_root, d, _svcs) = daemon_with_services(&[]).await;
+    for id in ["1", "-1", "1.5", "\"x\"", "null", "18446744073709551616"] {
+        for method in ["alpha.echo", "router.health"] {
+            let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":[1]}}"#);
+            let (s, text) = rpc(&d, &body).await;
+            assert_eq!(s, 200);
+            assert!(
+                text.contains(&format!(r#""id":{id}"#)),
+                "{method} id {id}: {text}"
+            );
+        }
+    }
+    let (_, text) = rpc(
+        &d,
+        r#"{"jsonrpc":"2.0","id":1,"method":"alpha.echo","params":{"b":1.10, "a":[1,2]}}"#,
+    )
+    .await;
+    assert!(
+        text.contains(r#"{"b":1.10, "a":[1,2]}"#),
+        "params pass through byte for byte: {text}"
+    );
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn notifications_and_batches() {
+    let (_root, d, _svcs) = daemon_with_services(&[]).await;
+    let (s, _, b) = tcp(
+        &d,
+        request(
+            "POST",
+            "/rpc",
+            r#"{"jsonrpc":"2.0","method":"alpha.echo","params":[1]}"#,
+        ),
+    )
+    .await;
+    assert_eq!((s.as_u16(), b.len()), (204, 0));
+    let (s, _, b) = tcp(
+        &d,
+        request(
+            "POST",
+            "/rpc",
+            r#"{"jsonrpc":"2.0","method":"router.health"}"#,
+        ),
+    )
+    .await;
+    assert_eq!((s.as_u16(), b.len()), (204, 0));
+
+    let batch = r#"[
+        {"jsonrpc":"2.0","id":"h","method":"router.health"},
+        {"jsonrpc":"2.0","id":1,"method":"alpha.add","params":[2,3]},
+        {"jsonrpc":"2.0","method":"beta.echo","params":["note"]},
+        {"jsonrpc":"2.0","id":2,"method":"beta.echo","params":["b"]},
+        {"jsonrpc":"2.0","id":3,"method":"nosuch.call"},
+        7
+    ]"#;
+    let (s, text) = rpc(&d, batch).await;
+    assert_eq!(s, 200);
+    let v = json(&text);
+    let arr = v.as_array().unwrap();
+    assert_eq!(arr.len(), 5, "notification omitted: {text}");
+    assert_eq!(arr[0]["id"], "h");
+    assert_eq!(arr[0]["result"]["status"], "ok");
+    assert_eq!(
+        (arr[1]["id"].as_i64(), arr[1]["result"].as_i64()),
+        (Some(1), Some(5))
+    );
+    assert_eq!(arr[2]["result"], serde_json::json!(["b"]));
+    assert_eq!(
+        (arr[3]["id"].as_i64(), arr[3]["error"]["code"].as_i64()),
+        (Some(3), Some(-32001))
+    );
+    assert_eq!(arr[3]["error"]["data"]["service"], "nosuch");
+    assert_eq!(arr[4]["error"]["code"], -32600);
+
+    let (s, _, b) = tcp(&d, request("POST", "/rpc", r#"[{"jsonrpc":"2.0","method":"alpha.echo"},{"jsonrpc":"2.0","method":"router.health"}]"#)).await;
+    assert_eq!(
+        (s.as_u16(), b.len()),
+        (204, 0),
+        "an all-notification batch gets no body"
+    );
+    let v = json(&rpc(&d, "[]").await.1);
+    assert_eq!(
+        (v["error"]["code"].as_i64(), v["id"].is_null()),
+        (Some(-32600), true)
+    );
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn router_error_codes() {
+    let root = tempfile::tempdir().unwrap();
+    let _ok = spawn(ServiceConfig::new(root.path(), "ok")).await.unwrap();
+    dead_socket(&service_dir(root.path(), "dead").join("rpc.sock"));
+    let _busy = busy_socket(&service_dir(root.path(), "jammed").join("rpc.sock"));
+    // A service that answers HTTP but not JSON-RPC.
+    let junk = service_dir(root.path(), "junk").join("rpc.sock");
+    let junk_l = tokio::net::UnixListener::bind(&junk).unwrap();
+    let app = axum::Router::new().route(
+        "/rpc",
+        axum::routing::post(|| async { "hello, not json-rpc" }),
+    );
+    tokio::spawn(async move { axum::serve(junk_l, app).await.unwrap() });
+    let d = start_daemon(serve_config(root.path(), &["--upstream-timeout", "500ms"])).await;
+
+    let err = |v: serde_json::Value| {
+        (
+            v["error"]["code"].as_i64().unwrap(),
+            v["error"]["data"]["service"].as_str().map(str::to_owned),
+        )
+    };
+    let call =
+        |m: &str, p: &str| format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{m}","params":{p}}}"#);
+    assert_eq!(
+        err(json(&rpc(&d, &call("ghost.x", "[]")).await.1)),
+        (-32001, Some("ghost".into()))
+    );
+    assert_eq!(
+        err(json(&rpc(&d, &call("dead.x", "[]")).await.1)),
+        (-32002, Some("dead".into()))
+    );
+    assert_eq!(
+        err(json(&rpc(&d, &call("jammed.x", "[]")).await.1)),
+        (-32002, Some("jammed".into()))
+    );
+    assert_eq!(
+        err(json(&rpc(&d, &call("ok.sleep_ms", "[3000]")).await.1)),
+        (-32003, Some("ok".into()))
+    );
+    assert_eq!(
+        err(json(&rpc(&d, &call("junk.x", "[]")).await.1)),
+        (-32004, Some("junk".into()))
+    );
+    let v = json(&rpc(&d, &call("ok.nosuchmethod", "[]")).await.1);
+    assert_eq!(
+        v["error"]["code"], -32601,
+        "the service's own answer is returned as is"
+    );
+    let v = json(&rpc(&d, "{not json").await.1);
+    assert_eq!(
+        (v["error"]["code"].as_i64(), v["id"].is_null()),
+        (Some(-32700), true)
+    );
+    let (_, text) = rpc(&d, r#"{"jsonrpc":"2.0","id":1,"method":"dead.x"}"#).await;
+    assert!(
+        json(&text)["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("dead"),
+        "a message a person can act on: {text}"
+    );
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn http_routes_prefix_query_and_headers() {
+    let root = tempfile::tempdir().unwrap();
+    let _svc = spawn(ServiceConfig::new(root.path(), "svc")).await.unwrap();
+    let mut ui = ServiceConfig::new(root.path(), "legacy");
+    ui.kind = "ui".into();
+    let _ui = spawn(ui).await.unwrap();
+    let mut web = ServiceConfig::new(root.path(), "svc");
+    web.kind = "web_docs".into();
+    let _web = spawn(web).await.unwrap();
+    let d = start_daemon(serve_config(root.path(), &[])).await;
+
+    let mut req = request("GET", "/svc/rpc/headers?x=1&y=a%20b", "");
+    req.headers_mut()
+        .insert("x-hero-context", "7".parse().unwrap());
+    req.headers_mut()
+        .insert("x-hero-claims", "admin".parse().unwrap());
+    req.headers_mut()
+        .insert("x-custom", "kept".parse().unwrap());
+    let (s, _, b) = tcp(&d, req.clone()).await;
+    assert_eq!(s, 200);
+    let v = json(std::str::from_utf8(&b).unwrap());
+    assert_eq!(v["path"], "/headers");
+    assert_eq!(v["query"], "x=1&y=a%20b");
+    assert_eq!(v["x-forwarded-prefix"], "/svc/rpc");
+    assert_eq!(v["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(v["x-custom"], "kept");
+    assert!(
+        v.get("x-hero-context").is_none() && v.get("x-hero-claims").is_none(),
+        "stripped on TCP: {v}"
+    );
+    let (_, _, b) = uds(&d.admin, req).await;
+    let v = json(std::str::from_utf8(&b).unwrap());
+    assert_eq!(
+        (v["x-hero-context"].as_str(), v["x-hero-claims"].as_str()),
+        (Some("7"), Some("admin")),
+        "kept on the Unix socket"
+    );
+
+    let (s, _, b) = tcp(&d, request("GET", "/legacy/admin/headers", "")).await;
+    assert_eq!(s, 200, "admin falls back to ui.sock");
+    assert_eq!(
+        json(std::str::from_utf8(&b).unwrap())["x-forwarded-prefix"],
+        "/legacy/admin"
+    );
+    let (s, _, b) = tcp(&d, request("GET", "/svc/docs/headers", "")).await;
+    assert_eq!(s, 200, "a web name reaches web_<name>.sock");
+    assert_eq!(json(std::str::from_utf8(&b).unwrap())["path"], "/headers");
+
+    let (s, _, b) = tcp(&d, request("GET", "/health", "")).await;
+    assert_eq!(
+        (
+            s.as_u16(),
+            json(std::str::from_utf8(&b).unwrap())["status"].as_str()
+        ),
+        (200, Some("ok"))
+    );
+    let (s, _, b) = tcp(&d, request("GET", "/api/services", "")).await;
+    assert_eq!(s, 200);
+    assert!(
+        json(std::str::from_utf8(&b).unwrap())
+            .as_array()
+            .unwrap()
+            .len()
+            >= 3
+    );
+    let (s, h, b) = tcp(&d, request("GET", "/metrics", "")).await;
+    let text = String::from_utf8(b.to_vec()).unwrap();
+    assert_eq!(s, 200);
+    assert!(
+        h["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    assert!(
+        text.contains(r#"hero_router_requests_total{service="svc",kind="rpc",status="200"} 2"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"hero_router_sockets{state="live"}"#)
+            && text.contains("hero_router_scans_total"),
+        "{text}"
+    );
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn http_error_statuses() {
+    let root = tempfile::tempdir().unwrap();
+    let _svc = spawn(ServiceConfig::new(root.path(), "svc")).await.unwrap();
+    dead_socket(&service_dir(root.path(), "dead").join("rpc.sock"));
+    let _busy = busy_socket(&service_dir(root.path(), "jammed").join("rpc.sock"));
+    let d = start_daemon(serve_config(
+        root.path(),
+        &["--upstream-timeout", "500ms", "--max-body", "1KiB"],
+    ))
+    .await;
+    let cases = [
+        ("GET", "/ghost/rpc/x", 404, Some("ghost")),
+        ("GET", "/svc/nosock/x", 404, Some("svc")),
+        ("GET", "/dead/rpc/health", 502, Some("dead")),
+        ("GET", "/jammed/rpc/health", 503, Some("jammed")),
+        ("GET", "/svc/rpc/../../etc/passwd", 400, None),
+        ("GET", "/svc/rpc/%2e%2e/x", 400, None),
+        ("GET", "/svc/rpc/a%2Fb", 400, None),
+        ("GET", "/svc/rpc/a%00b", 400, None),
+        ("GET", "/bad.name/rpc/x", 400, None),
+        ("GET", "/nothing", 404, None),
+    ];
+    for (method, path, status, service) in cases {
+        let (s, h, b) = tcp(&d, request(method, path, "")).await;
+        assert_eq!(s.as_u16(), status, "{path}");
+        let v = json(std::str::from_utf8(&b).unwrap());
+        assert!(v["error"].is_string(), "{path}: {v}");
+        assert_eq!(v["service"].as_str(), service, "{path}");
+        assert_eq!(h.contains_key("retry-after"), status == 503, "{path}");
+    }
+    // Timeout: the response head does not come within --upstream-timeout.
+    let slow = r#"{"jsonrpc":"2.0","id":1,"method":"sleep_ms","params":[3000]}"#;
+    let (s, _, _) = tcp(&d, request("POST", "/svc/rpc/rpc", slow)).await;
+    assert_eq!(s, 504);
+    // Body over --max-body, declared and streamed.
+    let big = "x".repeat(4096);
+    let (s, _, b) = tcp(&d, request("POST", "/svc/rpc/upload", &big)).await;
+    assert_eq!(s, 413, "{b:?}");
+    let (s, _, _) = tcp(&d, request("POST", "/rpc", &big)).await;
+    assert_eq!(s, 413);
+    // The daemon is still up.
+    assert_eq!(
+        rpc(&d, r#"{"jsonrpc":"2.0","id":1,"method":"router.health"}"#)
+            .await
+            .0,
+        200
+    );
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn websocket_echo_through_the_proxy() {
+    let (_root, d, _svcs) = daemon_with_services(&[]).await;
+    let url = format!("ws://{}/alpha/rpc/ws", d.tcp);
+    let (mut ws, resp) = tokio_tungstenite::connect_async(url).await.unwrap();
+    assert_eq!(resp.status(), 101);
+    use tokio_tungstenite::tungstenite::Message;
+    ws.send(Message::text("hello")).await.unwrap();
+    let echoed = ws.next().await.unwrap().unwrap();
+    assert_eq!(echoed, Message::text("hello"));
+    ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::binary(vec![1u8, 2, 3])
+    );
+    ws.close(None).await.unwrap();
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn sse_events_arrive_as_they_are_produced() {
+    let (_root, d, _svcs) = daemon_with_services(&[]).await;
+    // The second event comes only after a minute: if the proxy buffered the stream, the first
+    // would not arrive before the deadline.
+    let stream = tokio::net::TcpStream::connect(d.tcp).await.unwrap();
+    let (mut tx, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let resp = tx
+        .send_request(request("GET", "/alpha/rpc/sse?n=2&interval_ms=60000", ""))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut body = resp.into_body();
+    let first = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let frame = body
+                .frame()
+                .await
+                .expect("stream ended")
+                .expect("stream error");
+            if let Ok(data) = frame.into_data() {
+                if !data.is_empty() {
+                    return data;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the first event must arrive long before the stream ends");
+    assert!(
+        String::from_utf8_lossy(&first).contains(r#""seq":0"#),
+        "{first:?}"
+    );
+    drop(body);
+    d.stop().await;
+}
+
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_100_mb_upload_streams_through() {
+    let (_root, d, _svcs) = daemon_with_services(&["--max-body", "200MiB"]).await;
+    const CHUNK: usize = 64 * 1024;
+    const TOTAL: usize = 100 * 1024 * 1024;
+    let before = peak_rss_kib();
+    let chunks =
+        futures_util::stream::iter((0..TOTAL / CHUNK).map(|_| {
+            Ok::<_, std::io::Error>(hyper::body::Frame::data(Bytes::from(vec![7u8; CHUNK])))
+        }));
+    let body = http_body_util::StreamBody::new(chunks);
+    let req = http::Request::post("/alpha/rpc/upload")
+        .header("host", "localhost")
+        .body(body)
+        .unwrap();
+    let stream = tokio::net::TcpStream::connect(d.tcp).await.unwrap();
+    let (mut tx, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let resp = tx.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let b = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        json(std::str::from_utf8(&b).unwrap())["bytes"],
+        TOTAL as u64
+    );
+    // Client, router and service share this process: had anything buffered the body whole,
+    // the peak would have grown by at least 100 MB.
+    let grown_mib = (peak_rss_kib().saturating_sub(before)) / 1024;
+    assert!(grown_mib < 50, "peak RSS grew by {grown_mib} MiB");
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_replaced_socket_never_gets_the_old_servers_connection() {
+    let root = tempfile::tempdir().unwrap();
+    let path = service_dir(root.path(), "svc").join("web_who.sock");
+    let serve = |who: &'static str, l: tokio::net::UnixListener| {
+        let app = axum::Router::new().route("/", axum::routing::get(move || async move { who }));
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() })
+    };
+    let _old = serve("old", tokio::net::UnixListener::bind(&path).unwrap());
+    let d = start_daemon(serve_config(root.path(), &[])).await;
+    let (_, _, b) = tcp(&d, request("GET", "/svc/who/", "")).await;
+    assert_eq!(b, Bytes::from("old"));
+    // A new server takes the path while the old one keeps running (and keeps its pooled
+    // keep-alive connection from the router).
+    std::fs::remove_file(&path).unwrap();
+    let _new = serve("new", tokio::net::UnixListener::bind(&path).unwrap());
+    d.rescan().await;
+    for _ in 0..5 {
+        let (_, _, b) = tcp(&d, request("GET", "/svc/who/", "")).await;
+        assert_eq!(b, Bytes::from("new"));
+    }
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_lets_the_request_in_flight_finish() {
+    let root = tempfile::tempdir().unwrap();
+    // A service that says when a request has arrived, then takes 300 ms to answer it.
+    let arrived = std::sync::Arc::new(tokio::sync::Notify::new());
+    let l =
+        tokio::net::UnixListener::bind(service_dir(root.path(), "slow").join("rpc.sock")).unwrap();
+    let a = arrived.clone();
+    let app = axum::Router::new().route(
+        "/rpc",
+        axum::routing::post(move || {
+            let a = a.clone();
+            async move {
+                a.notify_one();
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                r#"{"jsonrpc":"2.0","id":1,"result":"done"}"#
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let d = start_daemon(serve_config(root.path(), &[])).await;
+    assert!(matches!(
+        hero_socket::OwnerLock::try_existing(&d.rpc).unwrap(),
+        hero_socket::TryLock::Held
+    ));
+    let addr = d.tcp;
+    let in_flight = tokio::spawn(async move {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        common::exchange(
+            stream,
+            request(
+                "POST",
+                "/rpc",
+                r#"{"jsonrpc":"2.0","id":1,"method":"slow.work"}"#,
+            ),
+        )
+        .await
+    });
+    arrived.notified().await;
+    let (rpc_path, admin_path) = (d.rpc.clone(), d.admin.clone());
+    d.token.cancel();
+    let (s, _, b) = in_flight.await.unwrap();
+    assert_eq!(s, 200);
+    assert_eq!(json(std::str::from_utf8(&b).unwrap())["result"], "done");
+    d.task.await.unwrap().unwrap();
+    assert!(
+        !rpc_path.exists() && !admin_path.exists(),
+        "own sockets are gone after exit"
+    );
+    assert!(
+        hero_socket::lock_path(&rpc_path).exists(),
+        "lock files stay"
+    );
+}
+
+#[tokio::test]
+async fn hostile_input_gets_clear_errors_and_the_daemon_stays_up() {
+    let root = tempfile::tempdir().unwrap();
+    let _svc = spawn(ServiceConfig::new(root.path(), "svc")).await.unwrap();
+    let d = start_daemon(serve_config(
+        root.path(),
+        &["--header-timeout", "300ms", "--max-header-size", "16KiB"],
+    ))
+    .await;
+
+    // Invalid UTF-8 and invalid JSON.
+    let req = http::Request::post("/rpc")
+        .header("host", "h")
+        .body(Full::new(Bytes::from_static(b"\xff\xfe{")))
+        .unwrap();
+    let (s, _, b) = tcp(&d, req).await;
+    assert_eq!(
+        (
+            s.as_u16(),
+            json(std::str::from_utf8(&b).unwrap())["error"]["code"].as_i64()
+        ),
+        (200, Some(-32700))
+    );
+    // 100,000 levels deep.
+    let deep = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"svc.echo","params":{}{}}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    assert_eq!(json(&rpc(&d, &deep).await.1)["error"]["code"], -32700);
+    // A batch of 100,000 elements: one bounded error.
+    let batch = format!(
+        "[{}]",
+        vec![r#"{"jsonrpc":"2.0","id":1,"method":"router.health"}"#; 100_000].join(",")
+    );
+    let (s, text) = rpc(&d, &batch).await;
+    assert_eq!(s, 200);
+    let v = json(&text);
+    assert_eq!(v["error"]["code"], -32600);
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("limit"),
+        "{v}"
+    );
+    // Headers too big.
+    let mut req = request("GET", "/health", "");
+    req.headers_mut()
+        .insert("x-big", "a".repeat(32 * 1024).parse().unwrap());
+    let stream = tokio::net::TcpStream::connect(d.tcp).await.unwrap();
+    let (s, _, _) = common::exchange(stream, req).await;
+    assert_eq!(s, 431);
+    // A client that sends its headers one byte at a time, too slowly: cut off, with a 4xx if
+    // anything is answered at all.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut slow = tokio::net::TcpStream::connect(d.tcp).await.unwrap();
+    slow.write_all(b"G").await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), slow.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the slow client must be disconnected");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 4"),
+        "{answer}"
+    );
+    // Still up.
+    assert_eq!(
+        rpc(&d, r#"{"jsonrpc":"2.0","id":1,"method":"router.health"}"#)
+            .await
+            .0,
+        200
+    );
+    let (s, _, _) = tcp(&d, request("GET", "/svc/rpc/health", "")).await;
+    assert_eq!(s, 200);
+    d.stop().await;
+}
