@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SOCKET_DIR ?=
 
-.PHONY: run test fmt lint unit build release bench torture demo clean
+.PHONY: run test fmt lint unit build release bench torture demo fuzz clean
 
 ## Serve on the default root ($HERO_SOCKET_DIR, else $PATH_SOCKET, else ~/hero/var/sockets).
 run:
@@ -26,9 +26,10 @@ build:
 release:
 	$(CARGO) build --release --workspace
 
-## Scale benchmark (10k sockets) and discovery latency; results go to BENCHMARKS.md by hand.
+## Benchmarks (see BENCHMARKS.md): scan scale and discovery latency, then the proxy against nginx.
 bench:
 	bash scripts/bench.sh
+	bash scripts/bench_proxy.sh
 
 ## The reaper torture harness: our reaper against the seed's algorithm.
 torture:
@@ -40,3 +41,7 @@ demo:
 
 clean:
 	$(CARGO) clean
+
+## The codec and path-parser property tests with 1,000,000 random cases each (release build).
+fuzz:
+	HERO_FUZZ_CASES=1000000 $(CARGO) test --release -p hero_router --lib -- never_panic --nocapture

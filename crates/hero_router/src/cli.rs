@@ -123,6 +123,10 @@ pub struct ServeArgs {
     /// Time a client has to send its request headers (slow clients are cut off).
     #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
     pub header_timeout: Duration,
+    /// Forwarded requests per service waiting for an answer at once; more wait up to
+    /// --upstream-timeout, then get "busy" (503 / -32002).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub max_inflight_per_service: u32,
     /// Largest request head (request line and headers); larger gets 431.
     #[arg(long, value_parser = parse_size, default_value = "64KiB", value_name = "SIZE")]
     pub max_header_size: u64,

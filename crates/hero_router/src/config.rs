@@ -51,6 +51,8 @@ pub struct Config {
     pub trust_forwarded_headers: bool,
     /// Per-listener connection limits.
     pub limits: ConnLimits,
+    /// Forwarded requests per service waiting for a response head at once.
+    pub max_inflight_per_service: usize,
 }
 
 // === impl Env ===
@@ -135,6 +137,7 @@ impl Config {
             upstream_timeout: args.upstream_timeout,
             max_body: args.max_body,
             trust_forwarded_headers: args.trust_forwarded_headers,
+            max_inflight_per_service: args.max_inflight_per_service as usize,
             limits: ConnLimits {
                 max_connections: args.max_connections as usize,
                 header_read_timeout: args.header_timeout,

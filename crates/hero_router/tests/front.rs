@@ -729,3 +729,77 @@ async fn hostile_input_gets_clear_errors_and_the_daemon_stays_up() {
     assert_eq!(s, 200);
     d.stop().await;
 }
+
+#[tokio::test]
+async fn per_service_concurrency_is_bounded() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let root = tempfile::tempdir().unwrap();
+    let _other = spawn(ServiceConfig::new(root.path(), "other"))
+        .await
+        .unwrap();
+    // A service that records how many requests it is handling at once.
+    let (now, peak) = (
+        std::sync::Arc::new(AtomicUsize::new(0)),
+        std::sync::Arc::new(AtomicUsize::new(0)),
+    );
+    let l = tokio::net::UnixListener::bind(service_dir(root.path(), "counted").join("rpc.sock"))
+        .unwrap();
+    let (n, p) = (now.clone(), peak.clone());
+    let app = axum::Router::new().route(
+        "/rpc",
+        axum::routing::post(move || {
+            let (n, p) = (n.clone(), p.clone());
+            async move {
+                let cur = n.fetch_add(1, Ordering::SeqCst) + 1;
+                p.fetch_max(cur, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                n.fetch_sub(1, Ordering::SeqCst);
+                r#"{"jsonrpc":"2.0","id":1,"result":"ok"}"#
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let d = start_daemon(serve_config(
+        root.path(),
+        &[
+            "--max-inflight-per-service",
+            "2",
+            "--upstream-timeout",
+            "10s",
+        ],
+    ))
+    .await;
+    let batch = format!(
+        "[{}]",
+        (0..8)
+            .map(|i| format!(r#"{{"jsonrpc":"2.0","id":{i},"method":"counted.x"}}"#))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let v = json(&rpc(&d, &batch).await.1);
+    assert_eq!(v.as_array().unwrap().len(), 8);
+    assert!(
+        v.as_array().unwrap().iter().all(|r| r["result"] == "ok"),
+        "{v}"
+    );
+    let seen = peak.load(Ordering::SeqCst);
+    // Batch elements run concurrently (a sequential batch would peak at 1), and never more than
+    // the limit at once.
+    assert_eq!(
+        seen, 2,
+        "the service saw {seen} concurrent calls with a limit of 2"
+    );
+    // Another service is not affected by this one's limit.
+    assert_eq!(
+        json(
+            &rpc(
+                &d,
+                r#"{"jsonrpc":"2.0","id":3,"method":"other.add","params":[1,2]}"#
+            )
+            .await
+            .1
+        )["result"],
+        3
+    );
+    d.stop().await;
+}

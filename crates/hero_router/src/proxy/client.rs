@@ -25,6 +25,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::UnixStream;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use hero_socket::Identity;
@@ -49,6 +50,9 @@ pub enum SendError {
 pub struct Upstream {
     client: Client<UdsConnector, Body>,
     registry: Arc<Mutex<HashMap<String, PathBuf>>>,
+    /// Service directory → permits for requests waiting on a response head.
+    inflight: Arc<Mutex<HashMap<PathBuf, Arc<Semaphore>>>>,
+    max_inflight: usize,
 }
 
 #[derive(Clone)]
@@ -60,8 +64,9 @@ struct UdsConnector {
 // === impl Upstream ===
 
 impl Upstream {
-    /// A client whose connects retry a full backlog for up to `busy_wait`.
-    pub fn new(busy_wait: Duration) -> Upstream {
+    /// A client whose connects retry a full backlog for up to `busy_wait`, with at most
+    /// `max_inflight` requests per service waiting for a response head at once.
+    pub fn new(busy_wait: Duration, max_inflight: usize) -> Upstream {
         let registry = Arc::new(Mutex::new(HashMap::new()));
         let connector = UdsConnector {
             registry: registry.clone(),
@@ -72,7 +77,20 @@ impl Upstream {
             .pool_max_idle_per_host(256)
             .set_host(false)
             .build(connector);
-        Upstream { client, registry }
+        Upstream {
+            client,
+            registry,
+            inflight: Arc::new(Mutex::new(HashMap::new())),
+            max_inflight: max_inflight.max(1),
+        }
+    }
+
+    fn permits(&self, path: &Path) -> Arc<Semaphore> {
+        let service = path.parent().unwrap_or(path).to_path_buf();
+        let mut map = self.inflight.lock().expect("inflight lock");
+        map.entry(service)
+            .or_insert_with(|| Arc::new(Semaphore::new(self.max_inflight)))
+            .clone()
     }
 
     /// The pool key of a socket instance.
@@ -94,6 +112,12 @@ impl Upstream {
         mut req: Request<Body>,
         timeout: Duration,
     ) -> Result<Response<Incoming>, SendError> {
+        // Per-service concurrency: a request waits for a slot at most `timeout`, then the
+        // service counts as busy. The slot is held until the response head arrives.
+        let _slot = match tokio::time::timeout(timeout, self.permits(path).acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            _ => return Err(SendError::Busy),
+        };
         let key = Self::key(path, identity);
         self.registry
             .lock()

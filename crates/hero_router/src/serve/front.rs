@@ -52,6 +52,7 @@ impl Front {
         let upstream = Upstream::new(
             cfg.upstream_timeout
                 .saturating_sub(Duration::from_millis(50)),
+            cfg.max_inflight_per_service,
         );
         let ctx = Arc::new(Ctx {
             scanner: scanner.clone(),

@@ -197,4 +197,5 @@ fn codec_never_panics_on_random_input() {
             String::from_utf8_lossy(&body)
         );
     }
+    eprintln!("codec: {cases} random cases without a panic (seed {seed})");
 }
