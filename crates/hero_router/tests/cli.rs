@@ -37,6 +37,7 @@ fn start_serve(root: &Path) -> Child {
     let child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--socket-dir"])
         .arg(root)
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -242,4 +243,138 @@ fn serve_refuses_a_second_instance_and_cleans_up_on_sigterm() {
         log.contains("hero_router starting") && log.contains("stale_after"),
         "{log}"
     );
+}
+
+#[test]
+fn call_and_spec_through_the_running_router() {
+    let root = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _svc = rt
+        .block_on(hero_example_service::spawn(
+            hero_example_service::ServiceConfig::new(root.path(), "calc"),
+        ))
+        .unwrap();
+    let router = start_serve(root.path());
+
+    let out = run(&["call", "calc", "add", "[2, 40]"], root.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "42");
+    let out = run(&["call", "calc", "fail"], root.path());
+    assert_eq!(out.status.code(), Some(1), "a JSON-RPC error exits 1");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("requested failure"));
+    let out = run(&["call", "nosuch", "x"], root.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such service"));
+    let out = run(&["call", "calc", "add", "{not json"], root.path());
+    assert_eq!(out.status.code(), Some(1));
+    let out = run(&["spec", "calc"], root.path());
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["info"]["title"], "calc");
+    let out = run(&["list"], root.path());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("calc") && l.contains("healthy") && l.contains("rpc=live")),
+        "{text}"
+    );
+    assert!(stop(router).status.success());
+}
+
+#[test]
+fn running_out_of_file_descriptors_never_stops_the_accept_loop() {
+    let root = tempfile::tempdir().unwrap();
+    let log = root.path().join("router.log");
+    // A router with very few file descriptors, and its log in a file.
+    let script = format!(
+        "ulimit -n 64; exec {BIN} serve --listen 127.0.0.1:0 --log-format json --socket-dir {} 2> {}",
+        root.path().display(),
+        log.display()
+    );
+    let started = Instant::now();
+    let mut child = KillOnDrop(
+        Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let rpc = root.path().join("hero_router/rpc.sock");
+    assert!(eventually(Duration::from_secs(20), || connect_probe(&rpc)
+        == ConnectOutcome::Connected));
+    let addr = eventually_addr(&log);
+    // Hold far more connections than the router has descriptors for.
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        if let Ok(s) = std::net::TcpStream::connect(addr) {
+            held.push(s);
+        }
+    }
+    // Let the loop hit EMFILE for a while, then free everything.
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50)); // the duration under test, not a wait for an event
+    }
+    drop(held);
+    assert!(
+        child.0.try_wait().unwrap().is_none(),
+        "the router must still be running"
+    );
+    // It serves again.
+    assert!(
+        eventually(Duration::from_secs(30), || run(&["health"], root.path())
+            .status
+            .success()),
+        "serves again"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let errors = text.lines().filter(|l| l.contains("accept failed")).count();
+    assert!(
+        errors >= 1,
+        "EMFILE should have been hit and logged:\n{text}"
+    );
+    let secs = started.elapsed().as_secs() + 1;
+    assert!(
+        errors as u64 <= secs,
+        "accept errors are logged at most once a second: {errors} in {secs} s"
+    );
+    let pid = rustix::process::Pid::from_raw(child.0.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert!(child.0.wait().unwrap().success());
+}
+
+/// Kills the child if the test fails before it stops it.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Reads the TCP address from the router's JSON start-up line.
+fn eventually_addr(log: &Path) -> std::net::SocketAddr {
+    let mut found = None;
+    assert!(eventually(Duration::from_secs(20), || {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        found = text
+            .lines()
+            .filter(|l| l.contains("hero_router starting"))
+            .find_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).ok()?;
+                let tcp = v["tcp"]
+                    .as_str()?
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .to_owned();
+                tcp.parse().ok()
+            });
+        found.is_some()
+    }));
+    found.unwrap()
 }

@@ -514,3 +514,37 @@ async fn denied_is_reported_and_never_reaped() {
     }
     assert!(path.exists());
 }
+
+#[tokio::test]
+async fn an_idle_watched_root_does_not_rescan_itself() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = service_dir(root.path(), "svc");
+    let _l = UnixListener::bind(dir.join("rpc.sock")).unwrap();
+    let mut c = cfg(root.path(), 3);
+    c.watch = true;
+    let (scanner, h) = Scanner::new(c);
+    let mut events = h.subscribe();
+    let token = CancellationToken::new();
+    let task = tokio::spawn(scanner.run(token.clone()));
+    // The first full scan, then the re-listing of the directory it started watching.
+    wait_event(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, Event::ScanCompleted { full: false, .. })
+    })
+    .await;
+    // Our own scan opens and reads every directory; those reads must not trigger more scans.
+    h.scan_now().await.unwrap();
+    let echo = tokio::time::timeout(Duration::from_millis(500), async {
+        loop {
+            if let Ok(Event::ScanCompleted { full: false, .. }) = events.recv().await {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        echo.is_err(),
+        "a watch-triggered scan followed a scan that changed nothing"
+    );
+    token.cancel();
+    task.await.unwrap();
+}

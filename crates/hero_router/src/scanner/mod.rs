@@ -687,8 +687,23 @@ impl Scanner {
         added
     }
 
-    /// Maps a watch event to the service directories it touched.
+    /// Maps a watch event to the service directories it touched. Only entries appearing,
+    /// vanishing or being renamed matter: opens and reads (our own scans cause those) would
+    /// feed back into endless rescans.
     fn services_of(&self, ev: notify::Event, out: &mut BTreeSet<String>) {
+        use notify::EventKind;
+        use notify::event::ModifyKind;
+        let relevant = matches!(
+            ev.kind,
+            EventKind::Create(_)
+                | EventKind::Remove(_)
+                | EventKind::Modify(ModifyKind::Name(_) | ModifyKind::Any)
+                | EventKind::Any
+                | EventKind::Other
+        );
+        if !relevant {
+            return;
+        }
         for path in ev.paths {
             let name = if path.parent() == Some(self.cfg.root.as_path()) {
                 path.file_name()

@@ -78,8 +78,6 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let connections = TaskTracker::new();
     let mut backoff = Duration::from_millis(5);
-    let mut last_log: Option<Instant> = None;
-    let mut suppressed = 0u64;
     loop {
         let permit = tokio::select! {
             _ = token.cancelled() => break,
@@ -96,12 +94,8 @@ pub async fn serve(
             }
             Err(e) if is_per_connection(&e) => continue,
             Err(e) => {
-                if last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                if let Some(suppressed) = ACCEPT_ERRORS.should_log() {
                     tracing::error!(error = %e, suppressed, "accept failed; backing off");
-                    last_log = Some(Instant::now());
-                    suppressed = 0;
-                } else {
-                    suppressed += 1;
                 }
                 tokio::select! {
                     _ = token.cancelled() => break,
@@ -143,6 +137,42 @@ pub async fn serve(
     drop(listener);
     connections.close();
     connections.wait().await;
+}
+
+/// One rate limit for accept errors across every listener: at most one log line a second.
+static ACCEPT_ERRORS: RateLimit = RateLimit::new();
+
+/// Allows one event per second; counts the ones it suppressed in between.
+pub struct RateLimit {
+    state: std::sync::Mutex<(Option<Instant>, u64)>,
+}
+
+impl RateLimit {
+    /// A limiter that allows the first event.
+    pub const fn new() -> RateLimit {
+        RateLimit {
+            state: std::sync::Mutex::new((None, 0)),
+        }
+    }
+
+    /// `Some(suppressed)` if this event may be logged, with how many were suppressed before it.
+    pub fn should_log(&self) -> Option<u64> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.0.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            let suppressed = s.1;
+            *s = (Some(Instant::now()), 0);
+            Some(suppressed)
+        } else {
+            s.1 += 1;
+            None
+        }
+    }
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit::new()
+    }
 }
 
 /// Errors that concern one connection only: keep accepting at once.
