@@ -12,15 +12,20 @@
 //!   for the socket's whole life. Anyone who can take the lock knows nobody owns the path, and no
 //!   cooperative owner can bind there while the lock is held.
 //!
+//! - [`BoundSockets`]: which socket files have a live kernel socket bound to them, which tells a
+//!   dead socket file from one whose owner is between `bind()` and `listen()`.
+//!
 //! The lock file is never deleted by anyone: deleting it would let two owners lock two different
 //! inodes under the same name.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+mod bound;
 mod identity;
 mod owner;
 mod probe;
 
+pub use bound::BoundSockets;
 pub use identity::{FileKind, Identity, Stat, stat_at, stat_nofollow};
 pub use owner::{BindError, BindOptions, OwnedSocket, OwnerLock, SocketGuard, TryLock, lock_path};
 pub use probe::{ConnectOutcome, connect_probe};

@@ -119,6 +119,7 @@ pub async fn proxy(
     mut req: Request<Body>,
 ) -> Result<(Target, Response), ProxyError> {
     let route = path::parse(req.uri().path(), req.uri().query())?.ok_or(ProxyError::NoRoute)?;
+    crate::rpc::wait_ready(&ctx.scanner, ctx.upstream_timeout).await;
     let target = resolve(&ctx.scanner, &route.service, &route.kind)?;
     if let Some(len) = req
         .headers()

@@ -289,6 +289,9 @@ impl Rpc {
 
     /// Answers one `POST /rpc` body. `None` means nothing to answer (HTTP 204).
     pub async fn handle(&self, body: &[u8]) -> Option<String> {
+        // Right after start-up the table is empty until the first scan: wait for it rather
+        // than answer "no such service" for a service that is there.
+        wait_ready(&self.ctx.scanner, self.ctx.upstream_timeout).await;
         match codec::parse(body) {
             Err(BodyError::Parse(e)) => Some(codec::error(
                 None,
@@ -421,6 +424,13 @@ impl Rpc {
             return fail(router_error(BAD_UPSTREAM, why, service));
         }
         String::from_utf8(bytes.to_vec()).ok()
+    }
+}
+
+/// Waits (at most `limit`) for the first full scan, if it has not finished yet.
+pub async fn wait_ready(scanner: &ScannerHandle, limit: Duration) {
+    if !scanner.table().ready {
+        let _ = tokio::time::timeout(limit, scanner.ready()).await;
     }
 }
 

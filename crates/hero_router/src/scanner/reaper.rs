@@ -6,14 +6,18 @@
 //! 1. **Owner lock.** If `<sock>.lock` exists it must be free; we then hold it until we are done,
 //!    so no cooperative owner can bind the path under us.
 //! 2. **Re-check.** With the lock held: `lstat` must show the same file (dev, ino, ctime ns) as at
-//!    the first refusal, and a fresh connect must still be refused.
+//!    the first refusal, a fresh connect must still be refused, and the kernel's socket table
+//!    (`sock_diag`) must show no socket bound to the file: a service between `bind()` and
+//!    `listen()` refuses connections exactly like a dead one, but its socket is bound.
 //! 3. **Rename aside.** `renameat2(RENAME_NOREPLACE)` moves whatever is at the path *now* to a
 //!    private name in the same directory. From here on we only touch the private name, so a
 //!    socket bound at the path after this instant is never ours to touch.
 //! 4. **Verify.** The private name must hold the very inode we judged (same dev, ino and birth
-//!    time; a rename changes ctime but not birth time) and it must still refuse connections. If
-//!    not, it was a live or new socket that raced in between steps 2 and 3: it is renamed back
-//!    with `RENAME_NOREPLACE`. It was unreachable for a few microseconds; its inode never changed.
+//!    time; a rename changes ctime but not birth time), it must still refuse connections, and no
+//!    kernel socket may be bound to it. If not, it was a live or new socket that raced in
+//!    between steps 2 and 3: it is renamed back with `RENAME_NOREPLACE`. It was unreachable for
+//!    a few microseconds; its inode never changed. If it passes, it is dead for good: `bind()`
+//!    never attaches to an existing file, so no process can ever make this inode live again.
 //! 5. **Unlink** the private name.
 //!
 //! ENOENT at any step means somebody else removed the file: that is success. Every directory
@@ -30,7 +34,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hero_socket::{
-    ConnectOutcome, FileKind, Identity, OwnerLock, Stat, TryLock, connect_probe, stat_at,
+    BoundSockets, ConnectOutcome, FileKind, Identity, OwnerLock, Stat, TryLock, connect_probe,
+    stat_at,
 };
 use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, open, renameat_with, unlinkat};
 use rustix::io::Errno;
@@ -113,7 +118,13 @@ pub fn reap(path: &Path, expected: Identity, hook: Option<&ReapHook>) -> ReapOut
         ConnectOutcome::Missing => return ReapOutcome::AlreadyGone,
         _ => return ReapOutcome::Skipped(SkipReason::Reprobe),
     }
-    if before.btime_ns.is_none() && lock.is_none() {
+    // Without the kernel's socket table only the grace period protects a socket between
+    // bind() and listen(); the other checks still hold.
+    let diag = BoundSockets::query().ok();
+    if diag.as_ref().is_some_and(|d| d.is_bound(&before.identity)) {
+        return ReapOutcome::Skipped(SkipReason::Bound);
+    }
+    if before.btime_ns.is_none() && lock.is_none() && diag.is_none() {
         return ReapOutcome::Skipped(SkipReason::Unverifiable);
     }
 
@@ -165,9 +176,13 @@ fn verify(
     };
     let same_inode =
         before.identity.dev == after.identity.dev && before.identity.ino == after.identity.ino;
-    // Without birth time only the owner lock proves nobody re-bound in between.
-    let same = before.same_instance(&after).unwrap_or(same_inode && locked);
-    if !same {
+    let diag = BoundSockets::query().ok();
+    // Without birth time, the owner lock (nobody could re-bind) or the socket table (nothing
+    // bound to it is ever live again) must vouch for the inode.
+    let same = before
+        .same_instance(&after)
+        .unwrap_or(same_inode && (locked || diag.is_some()));
+    if !same || diag.is_some_and(|d| d.is_bound(&after.identity)) {
         return Verdict::Other(SkipReason::Restored);
     }
     match connect_probe(&reachable(dirfd, staged, staged_path)) {

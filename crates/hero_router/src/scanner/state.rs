@@ -97,6 +97,9 @@ pub enum SkipReason {
     LockError,
     /// The re-probe just before removal did not say refused (rule 5).
     Reprobe,
+    /// A process has a socket bound to the file (between `bind()` and `listen()`), so it is
+    /// not dead although it refuses connections.
+    Bound,
     /// hero_proc reports the service running (rule 7).
     HeroProcRunning,
     /// The router's own directory.
@@ -144,6 +147,7 @@ impl SkipReason {
             SkipReason::OwnerLocked => "owner_locked",
             SkipReason::LockError => "lock_error",
             SkipReason::Reprobe => "reprobe_not_refused",
+            SkipReason::Bound => "bound",
             SkipReason::HeroProcRunning => "hero_proc_running",
             SkipReason::OwnSocket => "own_socket",
             SkipReason::Unverifiable => "unverifiable",

@@ -110,6 +110,26 @@ fn rule_5_reprobe_alone_prevents_reap() {
 }
 
 #[test]
+fn a_socket_between_bind_and_listen_is_never_reaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rpc.sock");
+    // The router judged this very file: refused, same identity, old enough. Only the kernel's
+    // socket table knows that its owner is alive and about to listen.
+    let fd = bound_not_listening(&path);
+    assert_eq!(connect_probe(&path), ConnectOutcome::Refused);
+    let id = stat_nofollow(&path).unwrap().identity;
+    assert_eq!(
+        reap(&path, id, None),
+        ReapOutcome::Skipped(SkipReason::Bound)
+    );
+    listen(&fd, 16).unwrap();
+    assert_eq!(connect_probe(&path), ConnectOutcome::Connected);
+    // Control: once its owner has closed it, the same file is reaped.
+    drop(fd);
+    assert_eq!(reap(&path, id, None), ReapOutcome::Reaped);
+}
+
+#[test]
 fn rule_3_identity_alone_prevents_reap() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rpc.sock");

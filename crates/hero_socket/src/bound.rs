@@ -1,0 +1,202 @@
+//! Which socket files have a live kernel socket bound to them, from the kernel's socket table
+//! (`NETLINK_SOCK_DIAG`, `UNIX_DIAG_VFS`).
+//!
+//! A connect probe cannot tell a dead socket file from one whose owner has called `bind()` but
+//! not yet `listen()`: both refuse. The kernel can: a dead file has no socket bound to it any
+//! more (its owner closed it, or died), while a starting service's socket is bound from the
+//! instant the file appears. And once no socket is bound to an inode, none ever will be again:
+//! `bind()` always creates a new file. So "refused and not bound" proves a file dead.
+
+use std::collections::HashSet;
+use std::io;
+
+use rustix::net::netlink::{SOCK_DIAG, SocketAddrNetlink};
+use rustix::net::{
+    AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType, recv, sendto, socket_with,
+};
+
+use crate::identity::Identity;
+
+const SOCK_DIAG_BY_FAMILY: u16 = 20;
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_DUMP: u16 = 0x300;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const AF_UNIX: u8 = 1;
+const UDIAG_SHOW_VFS: u32 = 0x2;
+const UNIX_DIAG_VFS: u16 = 1;
+const NLMSG_HDRLEN: usize = 16;
+const UNIX_DIAG_MSG_LEN: usize = 16;
+
+/// The `(device, inode)` pairs of every socket file that has a kernel socket bound to it.
+/// The kernel reports 32-bit inode numbers and its internal device encoding.
+#[derive(Debug, Default, Clone)]
+pub struct BoundSockets {
+    vfs: HashSet<(u32, u32)>,
+}
+
+// === impl BoundSockets ===
+
+impl BoundSockets {
+    /// Asks the kernel for every bound Unix socket on the system.
+    pub fn query() -> io::Result<BoundSockets> {
+        let fd = socket_with(
+            AddressFamily::NETLINK,
+            SocketType::DGRAM,
+            SocketFlags::CLOEXEC,
+            Some(SOCK_DIAG),
+        )?;
+        sendto(
+            &fd,
+            &request(),
+            SendFlags::empty(),
+            &SocketAddrNetlink::new(0, 0),
+        )?;
+        let mut out = BoundSockets::default();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let (n, _) = recv(&fd, &mut buf[..], RecvFlags::empty())?;
+            if n == 0 {
+                return Ok(out);
+            }
+            if out.parse(&buf[..n])? {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// True if a kernel socket is bound to the file `id` names. A 32-bit inode collision can
+    /// only make this say "bound" wrongly, which keeps a file: the safe direction.
+    pub fn is_bound(&self, id: &Identity) -> bool {
+        let (major, minor) = ((id.dev >> 32) as u32, id.dev as u32);
+        let ino = id.ino as u32;
+        // The kernel's internal dev_t (MKDEV: 12-bit major above a 20-bit minor), and the
+        // userspace encoding, in case a kernel reports that one.
+        let kernel = (major << 20) | (minor & 0xfffff);
+        let user = (minor & 0xff) | (major << 8) | ((minor & !0xff) << 12);
+        self.vfs.contains(&(kernel, ino)) || self.vfs.contains(&(user, ino))
+    }
+
+    /// Parses one datagram of answers; `Ok(true)` at the end of the dump.
+    fn parse(&mut self, mut data: &[u8]) -> io::Result<bool> {
+        while data.len() >= NLMSG_HDRLEN {
+            let len = u32_at(data, 0) as usize;
+            let kind = u16::from_ne_bytes([data[4], data[5]]);
+            if len < NLMSG_HDRLEN || len > data.len() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "truncated sock_diag message",
+                ));
+            }
+            match kind {
+                NLMSG_DONE => return Ok(true),
+                NLMSG_ERROR => {
+                    let errno = if len >= NLMSG_HDRLEN + 4 {
+                        i32::from_ne_bytes(data[16..20].try_into().expect("4 bytes"))
+                    } else {
+                        0
+                    };
+                    return Err(io::Error::from_raw_os_error(-errno));
+                }
+                SOCK_DIAG_BY_FAMILY => self.parse_attrs(&data[NLMSG_HDRLEN.min(len)..len]),
+                _ => {}
+            }
+            data = &data[align4(len).min(data.len())..];
+        }
+        Ok(false)
+    }
+
+    fn parse_attrs(&mut self, msg: &[u8]) {
+        let mut attrs = msg.get(UNIX_DIAG_MSG_LEN..).unwrap_or_default();
+        while attrs.len() >= 4 {
+            let len = usize::from(u16::from_ne_bytes([attrs[0], attrs[1]]));
+            let kind = u16::from_ne_bytes([attrs[2], attrs[3]]);
+            if len < 4 || len > attrs.len() {
+                return;
+            }
+            if kind == UNIX_DIAG_VFS && len >= 12 {
+                self.vfs.insert((u32_at(attrs, 8), u32_at(attrs, 4)));
+            }
+            attrs = &attrs[align4(len).min(attrs.len())..];
+        }
+    }
+}
+
+fn request() -> Vec<u8> {
+    let mut req = Vec::with_capacity(40);
+    req.extend_from_slice(&40u32.to_ne_bytes());
+    req.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    req.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    req.extend_from_slice(&1u32.to_ne_bytes()); // sequence
+    req.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel
+    req.extend_from_slice(&[AF_UNIX, 0, 0, 0]); // family, protocol, padding
+    req.extend_from_slice(&u32::MAX.to_ne_bytes()); // every state
+    req.extend_from_slice(&0u32.to_ne_bytes()); // any inode
+    req.extend_from_slice(&UDIAG_SHOW_VFS.to_ne_bytes());
+    req.extend_from_slice(&[0xff; 8]); // no cookie
+    req
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_ne_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+fn align4(n: usize) -> usize {
+    (n + 3) & !3
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::net::UnixListener;
+
+    use rustix::net::{SocketAddrUnix, bind};
+
+    use super::*;
+    use crate::identity::stat_nofollow;
+
+    #[test]
+    fn listening_bound_and_dead_sockets() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("live.sock");
+        let _l = UnixListener::bind(&live).unwrap();
+        let starting = dir.path().join("starting.sock");
+        let fd = socket_with(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .unwrap();
+        bind(&fd, &SocketAddrUnix::new(&starting).unwrap()).unwrap();
+        let dead = dir.path().join("dead.sock");
+        drop(UnixListener::bind(&dead).unwrap());
+
+        let bound = BoundSockets::query().unwrap();
+        assert!(bound.is_bound(&stat_nofollow(&live).unwrap().identity));
+        assert!(
+            bound.is_bound(&stat_nofollow(&starting).unwrap().identity),
+            "bound, not listening"
+        );
+        assert!(!bound.is_bound(&stat_nofollow(&dead).unwrap().identity));
+        drop(fd);
+        let bound = BoundSockets::query().unwrap();
+        assert!(
+            !bound.is_bound(&stat_nofollow(&starting).unwrap().identity),
+            "closed: no longer bound"
+        );
+    }
+
+    #[test]
+    fn malformed_answers_are_errors_not_panics() {
+        let mut b = BoundSockets::default();
+        assert!(b.parse(&[0u8; 3]).is_ok());
+        let mut bad = vec![0u8; 16];
+        bad[0] = 200; // length past the end
+        assert!(b.parse(&bad).is_err());
+        let mut short_attr = vec![0u8; 36];
+        short_attr[0] = 36;
+        short_attr[4] = SOCK_DIAG_BY_FAMILY as u8;
+        short_attr[32] = 2; // attribute shorter than its header
+        assert!(b.parse(&short_attr).is_ok());
+    }
+}
