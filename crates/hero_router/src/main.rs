@@ -13,6 +13,11 @@ use http::Method;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc: a proxied request makes a few dozen small allocations; glibc malloc showed up as
+/// ~10 % of the router's CPU under load, mimalloc's thread-local free lists cut most of that.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -26,6 +26,25 @@ fn state_of(table: &Table, service: &str, kind: &str) -> Option<SocketState> {
         .map(|s| s.state)
 }
 
+/// Runs a scanner with the directory watch on (periodic scans an hour apart), subscribed to its
+/// events from the start.
+fn run_watching(
+    root: &Path,
+) -> (
+    hero_router::ScannerHandle,
+    tokio::sync::broadcast::Receiver<Event>,
+    CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
+    let mut c = cfg(root, 3);
+    c.watch = true;
+    let (scanner, h) = Scanner::new(c);
+    let events = h.subscribe();
+    let token = CancellationToken::new();
+    let task = tokio::spawn(scanner.run(token.clone()));
+    (h, events, token, task)
+}
+
 fn skip_reasons(events: &mut tokio::sync::broadcast::Receiver<Event>) -> Vec<(String, SkipReason)> {
     let mut out = Vec::new();
     while let Ok(ev) = events.try_recv() {
@@ -382,12 +401,7 @@ async fn events_for_appear_change_and_vanish() {
 async fn the_watch_finds_new_sockets_without_a_periodic_scan() {
     let root = tempfile::tempdir().unwrap();
     let existing = service_dir(root.path(), "svc");
-    let mut c = cfg(root.path(), 3);
-    c.watch = true;
-    let (scanner, h) = Scanner::new(c);
-    let mut events = h.subscribe();
-    let token = CancellationToken::new();
-    let task = tokio::spawn(scanner.run(token.clone()));
+    let (h, mut events, token, task) = run_watching(root.path());
     h.ready().await;
 
     // In an existing directory.
@@ -430,12 +444,7 @@ async fn the_watch_finds_new_sockets_without_a_periodic_scan() {
 async fn a_socket_bound_before_listen_becomes_live_after_settling() {
     let root = tempfile::tempdir().unwrap();
     let dir = service_dir(root.path(), "svc");
-    let mut c = cfg(root.path(), 3);
-    c.watch = true;
-    let (scanner, h) = Scanner::new(c);
-    let mut events = h.subscribe();
-    let token = CancellationToken::new();
-    let task = tokio::spawn(scanner.run(token.clone()));
+    let (h, mut events, token, task) = run_watching(root.path());
     h.ready().await;
 
     // Bind, let the watch see it refusing, then listen: the settle re-probes must find it live.
@@ -520,12 +529,7 @@ async fn an_idle_watched_root_does_not_rescan_itself() {
     let root = tempfile::tempdir().unwrap();
     let dir = service_dir(root.path(), "svc");
     let _l = UnixListener::bind(dir.join("rpc.sock")).unwrap();
-    let mut c = cfg(root.path(), 3);
-    c.watch = true;
-    let (scanner, h) = Scanner::new(c);
-    let mut events = h.subscribe();
-    let token = CancellationToken::new();
-    let task = tokio::spawn(scanner.run(token.clone()));
+    let (h, mut events, token, task) = run_watching(root.path());
     // The first full scan, then the re-listing of the directory it started watching.
     wait_event(&mut events, Duration::from_secs(10), |e| {
         matches!(e, Event::ScanCompleted { full: false, .. })
