@@ -37,11 +37,10 @@ pub struct ScanReport {
 
 /// Runs the scan.
 pub async fn run(root: PathBuf, args: &ScanArgs) -> anyhow::Result<ScanReport> {
+    // CONTRACT §1: the root is created (0755) if missing, by every command that uses it.
+    crate::serve::create_root(&root)?;
     if !root.is_dir() {
-        anyhow::bail!(
-            "socket root {} does not exist or is not a directory",
-            root.display()
-        );
+        anyhow::bail!("socket root {} is not a directory", root.display());
     }
     let cfg = scanner_config(root.clone(), &args.probe, Duration::ZERO, args.reap, false);
     let (mut scanner, _handle) = Scanner::new(cfg);

@@ -168,10 +168,21 @@ fn exit_codes() {
         "{err}"
     );
 
+    // A missing root is created (0755), and scanned empty.
     let missing = root.path().join("nope");
     let out = Command::new(BIN)
-        .args(["scan", "--socket-dir"])
+        .args(["scan", "--json", "--socket-dir"])
         .arg(&missing)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(hero_socket::stat_nofollow(&missing).unwrap().mode, 0o755);
+    // A root that is a file is a runtime error.
+    let file = root.path().join("file");
+    std::fs::write(&file, b"").unwrap();
+    let out = Command::new(BIN)
+        .args(["scan", "--socket-dir"])
+        .arg(&file)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

@@ -484,7 +484,14 @@ async fn denied_is_reported_and_never_reaped() {
         // (nobody): the real `hero_router scan` binary, against a socket only root may use.
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         use std::os::unix::process::CommandExt;
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hero_router"))
+        // The build directory may not be reachable for nobody (a 0700 checkout): run a copy
+        // from a directory it can enter.
+        let bin_dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let bin = bin_dir.path().join("hero_router");
+        std::fs::copy(env!("CARGO_BIN_EXE_hero_router"), &bin).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let out = std::process::Command::new(&bin)
             .args(["scan", "--json", "--socket-dir"])
             .arg(root.path())
             .uid(65534)

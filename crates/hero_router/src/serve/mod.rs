@@ -196,7 +196,8 @@ async fn feed_metrics(front: Arc<Front>, scanner: ScannerHandle, token: Cancella
     }
 }
 
-fn create_root(root: &Path) -> anyhow::Result<()> {
+/// Creates the socket root with mode 0755 if it does not exist.
+pub fn create_root(root: &Path) -> anyhow::Result<()> {
     if !root.exists() {
         std::fs::create_dir_all(root)
             .with_context(|| format!("cannot create socket root {}", root.display()))?;
