@@ -1,4 +1,5 @@
 //! The real binary: `scan`, exit codes, `serve` start-up, second-instance refusal, SIGTERM.
+#![allow(clippy::disallowed_types)] // synchronous tests polling real processes: no tokio clock here
 
 mod common;
 
