@@ -154,6 +154,24 @@ fn scan_reap_removes_only_old_stale_sockets() {
 }
 
 #[test]
+fn a_busy_tcp_port_fails_cleanly() {
+    let root = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = run(&["serve", "--listen", &addr], root.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.lines().last().unwrap_or_default().contains(&addr),
+        "{err}"
+    );
+    assert!(
+        !root.path().join("hero_router/rpc.sock").exists(),
+        "no own socket left behind"
+    );
+}
+
+#[test]
 fn exit_codes() {
     let root = tempfile::tempdir().unwrap();
     let bad = run(&["serve", "--scan-interval", "often"], root.path());

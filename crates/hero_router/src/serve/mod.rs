@@ -67,10 +67,16 @@ impl Listeners {
         let admin = own_socket(&cfg.root, "admin")?;
         let mut tcp = Vec::new();
         for addr in &cfg.listen {
-            let l = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr}"))?;
-            tcp.push(l);
+            match TcpListener::bind(addr).await {
+                Ok(l) => tcp.push(l),
+                Err(e) => {
+                    // Leave no socket of ours behind when start-up fails half-way.
+                    for (_, guard) in [rpc, admin] {
+                        let _ = guard.remove_if_ours();
+                    }
+                    return Err(anyhow::anyhow!("cannot listen on {addr}: {e}").into());
+                }
+            }
         }
         Ok(Listeners { rpc, admin, tcp })
     }
