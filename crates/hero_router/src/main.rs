@@ -141,7 +141,12 @@ async fn call(sock: &std::path::Path, method: &str, params: Value) -> anyhow::Re
         hero_router::client::request(sock, Method::POST, "/rpc", body, Duration::from_secs(30))
             .await
             .map_err(|e| match e {
-                hero_router::client::ClientError::Connect { .. } => {
+                hero_router::client::ClientError::Connect { source, .. }
+                    if matches!(
+                        source.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                    ) =>
+                {
                     anyhow::anyhow!("no router running at {}", sock.display())
                 }
                 other => other.into(),
