@@ -464,6 +464,15 @@ async fn http_error_statuses() {
     assert_eq!(s, 413, "{b:?}");
     let (s, _, _) = tcp(&d, request("POST", "/rpc", &big)).await;
     assert_eq!(s, 413);
+    // A wrong method on one of the router's own endpoints: 405 with a JSON reason.
+    let (s, _, b) = tcp(&d, request("GET", "/rpc", "")).await;
+    assert_eq!(s, 405);
+    assert!(
+        json(std::str::from_utf8(&b).unwrap())["error"]
+            .as_str()
+            .unwrap()
+            .contains("POST /rpc")
+    );
     // The daemon is still up.
     assert_eq!(
         rpc(&d, r#"{"jsonrpc":"2.0","id":1,"method":"router.health"}"#)

@@ -109,7 +109,11 @@ pub fn app(front: Arc<Front>, role: Role) -> Router {
         }
         Role::Gateway => r = r.fallback(proxy),
     }
-    r.with_state(front)
+    r.method_not_allowed_fallback(|method: axum::http::Method| async move {
+        let body = json!({"error": format!("method {method} is not allowed here; POST /rpc, GET /health, /api/services, /metrics")});
+        (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body))
+    })
+    .with_state(front)
 }
 
 async fn rpc(State(front): State<Arc<Front>>, req: Request) -> Response {
