@@ -17,7 +17,8 @@ const BUCKETS: [f64; 14] = [
 /// All counters, behind one lock each (cheap next to a proxied request).
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    /// service → kind → status → count
+    requests: Mutex<BTreeMap<String, BTreeMap<String, BTreeMap<u16, u64>>>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
     scanner: Mutex<ScannerCounts>,
 }
@@ -40,17 +41,26 @@ struct Histogram {
 // === impl Metrics ===
 
 impl Metrics {
-    /// Counts one finished request.
+    /// Counts one finished request. Allocates only the first time a label set is seen.
     pub fn record(&self, service: &str, kind: &str, status: u16, elapsed: Duration) {
-        *self
-            .requests
-            .lock()
-            .expect("metrics lock")
-            .entry((service.to_owned(), kind.to_owned(), status))
-            .or_default() += 1;
+        {
+            let mut req = self.requests.lock().expect("metrics lock");
+            let by_kind = match req.get_mut(service) {
+                Some(m) => m,
+                None => req.entry(service.to_owned()).or_default(),
+            };
+            let by_status = match by_kind.get_mut(kind) {
+                Some(m) => m,
+                None => by_kind.entry(kind.to_owned()).or_default(),
+            };
+            *by_status.entry(status).or_default() += 1;
+        }
         let secs = elapsed.as_secs_f64();
         let mut lat = self.latency.lock().expect("metrics lock");
-        let h = lat.entry(service.to_owned()).or_default();
+        let h = match lat.get_mut(service) {
+            Some(h) => h,
+            None => lat.entry(service.to_owned()).or_default(),
+        };
         for (i, b) in BUCKETS.iter().enumerate() {
             if secs <= *b {
                 h.counts[i] += 1;
@@ -78,13 +88,17 @@ impl Metrics {
     pub fn render(&self, table: &Table) -> String {
         let mut out = String::new();
         out.push_str("# HELP hero_router_requests_total Proxied and routed requests.\n# TYPE hero_router_requests_total counter\n");
-        for ((svc, kind, status), n) in self.requests.lock().expect("metrics lock").iter() {
-            let _ = writeln!(
-                out,
-                "hero_router_requests_total{{service=\"{}\",kind=\"{}\",status=\"{status}\"}} {n}",
-                esc(svc),
-                esc(kind)
-            );
+        for (svc, by_kind) in self.requests.lock().expect("metrics lock").iter() {
+            for (kind, by_status) in by_kind {
+                for (status, n) in by_status {
+                    let _ = writeln!(
+                        out,
+                        "hero_router_requests_total{{service=\"{}\",kind=\"{}\",status=\"{status}\"}} {n}",
+                        esc(svc),
+                        esc(kind)
+                    );
+                }
+            }
         }
         out.push_str("# HELP hero_router_request_duration_seconds Time to the response head.\n# TYPE hero_router_request_duration_seconds histogram\n");
         for (svc, h) in self.latency.lock().expect("metrics lock").iter() {

@@ -86,11 +86,14 @@ impl Upstream {
     }
 
     fn permits(&self, path: &Path) -> Arc<Semaphore> {
-        let service = path.parent().unwrap_or(path).to_path_buf();
+        let service = path.parent().unwrap_or(path);
         let mut map = self.inflight.lock().expect("inflight lock");
-        map.entry(service)
-            .or_insert_with(|| Arc::new(Semaphore::new(self.max_inflight)))
-            .clone()
+        if let Some(sem) = map.get(service) {
+            return sem.clone();
+        }
+        let sem = Arc::new(Semaphore::new(self.max_inflight));
+        map.insert(service.to_path_buf(), sem.clone());
+        sem
     }
 
     /// The pool key of a socket instance.
@@ -119,11 +122,12 @@ impl Upstream {
             _ => return Err(SendError::Busy),
         };
         let key = Self::key(path, identity);
-        self.registry
-            .lock()
-            .expect("registry lock")
-            .entry(key.clone())
-            .or_insert_with(|| path.to_path_buf());
+        {
+            let mut registry = self.registry.lock().expect("registry lock");
+            if !registry.contains_key(&key) {
+                registry.insert(key.clone(), path.to_path_buf());
+            }
+        }
         let pq = req
             .uri()
             .path_and_query()
