@@ -14,11 +14,14 @@ const BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// kind → status → count, for one service.
+type ByKind = BTreeMap<String, BTreeMap<u16, u64>>;
+
 /// All counters, behind one lock each (cheap next to a proxied request).
 #[derive(Default)]
 pub struct Metrics {
     /// service → kind → status → count
-    requests: Mutex<BTreeMap<String, BTreeMap<String, BTreeMap<u16, u64>>>>,
+    requests: Mutex<BTreeMap<String, ByKind>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
     scanner: Mutex<ScannerCounts>,
 }
