@@ -559,3 +559,45 @@ async fn an_idle_watched_root_does_not_rescan_itself() {
     token.cancel();
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_hung_probe_costs_only_itself() {
+    let root = tempfile::tempdir().unwrap();
+    let mut listeners = Vec::new();
+    for svc in ["a", "b"] {
+        let dir = service_dir(root.path(), svc);
+        for i in 0..20 {
+            listeners.push(UnixListener::bind(dir.join(format!("web_{i}.sock"))).unwrap());
+        }
+    }
+    let slow = root.path().join("a/web_3.sock");
+    let mut c = cfg(root.path(), 3);
+    c.probe_timeout = Duration::from_millis(200);
+    // The seam makes one path as slow as a hung filesystem: its probe blocks far past the
+    // probe timeout. Its batch-mates, before and after it, must still be probed.
+    let s = slow.clone();
+    let hook: hero_router::scanner::ProbeHook = std::sync::Arc::new(move |p: &Path| {
+        if p == s {
+            std::thread::sleep(Duration::from_secs(1)); // the simulated hang itself, not a wait
+        }
+    });
+    let (scanner, _h) = Scanner::new(c);
+    let mut scanner = scanner.with_probe_hook(hook);
+    let summary = scanner.scan_full(ProbeCause::Manual).await;
+    let t = scanner.table();
+    let sock = |svc: &str, kind: &str| {
+        t.service(svc)
+            .unwrap()
+            .sockets
+            .iter()
+            .find(|s| s.kind == kind)
+            .unwrap()
+            .clone()
+    };
+    let hung = sock("a", "web_3");
+    assert_eq!(
+        (hung.state, hung.detail.as_str()),
+        (SocketState::Busy, "probe timed out")
+    );
+    assert_eq!((summary.live, summary.busy), (39, 1), "{summary:?}");
+}

@@ -91,6 +91,7 @@ pub struct Scanner {
     events: broadcast::Sender<Event>,
     requests: mpsc::Receiver<ScanRequest>,
     hook: Option<ReapHook>,
+    probe_hook: Option<ProbeHook>,
     generation: u64,
     ready: bool,
     last_root_error: Option<String>,
@@ -107,6 +108,9 @@ pub struct ScannerHandle {
 struct ScanRequest {
     reply: oneshot::Sender<ScanSummary>,
 }
+
+/// A test seam called right before each probe, on the blocking thread that probes.
+pub type ProbeHook = Arc<dyn Fn(&Path) + Send + Sync>;
 
 /// First re-probe of a socket that refused right after it appeared.
 const SETTLE_FIRST: Duration = Duration::from_millis(1);
@@ -175,11 +179,19 @@ impl Scanner {
             events,
             requests,
             hook: None,
+            probe_hook: None,
             generation: 0,
             ready: false,
             last_root_error: None,
         };
         (scanner, handle)
+    }
+
+    /// Installs a test seam that runs on the blocking pool right before each probe (a test can
+    /// make one path as slow as a hung filesystem).
+    pub fn with_probe_hook(mut self, hook: ProbeHook) -> Self {
+        self.probe_hook = Some(hook);
+        self
     }
 
     /// Installs a test seam that runs between the removal steps of every reap.
@@ -348,13 +360,7 @@ impl Scanner {
         futures_util::stream::iter(batches)
             .map(|batch| async move {
                 let paths: Vec<PathBuf> = batch.iter().map(|(_, s)| s.path.clone()).collect();
-                let work = tokio::task::spawn_blocking(move || {
-                    paths.iter().map(|p| probe::probe(p)).collect::<Vec<_>>()
-                });
-                let observations = match tokio::time::timeout(timeout, work).await {
-                    Ok(Ok(obs)) => obs,
-                    _ => batch.iter().map(|_| probe::timed_out()).collect(),
-                };
+                let observations = probe_batch(paths, timeout, self.probe_hook.clone()).await;
                 batch
                     .into_iter()
                     .zip(observations)
@@ -720,6 +726,53 @@ impl Scanner {
             }
         }
     }
+}
+
+/// Probes `paths` in order on the blocking pool; one observation per path, in order.
+///
+/// A probe that takes longer than `timeout` (a hung filesystem) counts as busy ("probe timed
+/// out") and the paths after it are probed again in a fresh batch, so a stuck path costs its
+/// batch-mates nothing but that one wait.
+async fn probe_batch(
+    paths: Vec<PathBuf>,
+    timeout: Duration,
+    hook: Option<ProbeHook>,
+) -> Vec<Observation> {
+    let mut out = Vec::with_capacity(paths.len());
+    let mut rest = paths;
+    while !rest.is_empty() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let work = rest.clone();
+        let hook = hook.clone();
+        tokio::task::spawn_blocking(move || {
+            for p in &work {
+                if let Some(h) = &hook {
+                    h(p);
+                }
+                // The receiver is gone once this batch was given up on: stop probing.
+                if tx.send(probe::probe(p)).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut got = 0;
+        while got < rest.len() {
+            match tokio::time::timeout(timeout, rx.recv()).await {
+                Ok(Some(obs)) => {
+                    out.push(obs);
+                    got += 1;
+                }
+                // Stalled (or the worker died): give up on the probe in progress.
+                Ok(None) | Err(_) => break,
+            }
+        }
+        if got == rest.len() {
+            break;
+        }
+        out.push(probe::timed_out());
+        rest = rest.split_off(got + 1);
+    }
+    out
 }
 
 fn summarize(table: &Table) -> ScanSummary {
