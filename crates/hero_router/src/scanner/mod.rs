@@ -730,9 +730,10 @@ impl Scanner {
 
 /// Probes `paths` in order on the blocking pool; one observation per path, in order.
 ///
-/// A probe that takes longer than `timeout` (a hung filesystem) counts as busy ("probe timed
-/// out") and the paths after it are probed again in a fresh batch, so a stuck path costs its
-/// batch-mates nothing but that one wait.
+/// A probe that makes no progress for `timeout` (a hung filesystem) counts as busy ("probe
+/// timed out") and the paths after it are probed again in a fresh batch, so a stuck path costs
+/// its batch-mates nothing but that one wait. The worker reports once, at the end: the waiting
+/// side only looks at its progress when a `timeout` passes, so a normal batch costs one wake-up.
 async fn probe_batch(
     paths: Vec<PathBuf>,
     timeout: Duration,
@@ -741,36 +742,55 @@ async fn probe_batch(
     let mut out = Vec::with_capacity(paths.len());
     let mut rest = paths;
     while !rest.is_empty() {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let work = rest.clone();
-        let hook = hook.clone();
+        let progress = Arc::new(std::sync::Mutex::new(Vec::with_capacity(rest.len())));
+        let abandoned = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (done_tx, mut done_rx) = oneshot::channel::<()>();
+        let (work, hook2, progress2, abandoned2) = (
+            rest.clone(),
+            hook.clone(),
+            progress.clone(),
+            abandoned.clone(),
+        );
         tokio::task::spawn_blocking(move || {
             for p in &work {
-                if let Some(h) = &hook {
-                    h(p);
-                }
-                // The receiver is gone once this batch was given up on: stop probing.
-                if tx.send(probe::probe(p)).is_err() {
+                if abandoned2.load(std::sync::atomic::Ordering::Relaxed) {
                     return;
                 }
-            }
-        });
-        let mut got = 0;
-        while got < rest.len() {
-            match tokio::time::timeout(timeout, rx.recv()).await {
-                Ok(Some(obs)) => {
-                    out.push(obs);
-                    got += 1;
+                if let Some(h) = &hook2 {
+                    h(p);
                 }
-                // Stalled (or the worker died): give up on the probe in progress.
-                Ok(None) | Err(_) => break,
+                let obs = probe::probe(p);
+                progress2
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(obs);
+            }
+            let _ = done_tx.send(());
+        });
+        let mut seen = 0;
+        loop {
+            match tokio::time::timeout(timeout, &mut done_rx).await {
+                Ok(_) => break,
+                Err(_) => {
+                    let now = progress.lock().unwrap_or_else(|e| e.into_inner()).len();
+                    if now == seen {
+                        break;
+                    }
+                    seen = now;
+                }
             }
         }
+        abandoned.store(true, std::sync::atomic::Ordering::Relaxed);
+        let done: Vec<Observation> =
+            std::mem::take(&mut *progress.lock().unwrap_or_else(|e| e.into_inner()));
+        let got = done.len();
+        out.extend(done);
         if got == rest.len() {
             break;
         }
+        // `rest[got]` is the probe that stalled (or panicked).
         out.push(probe::timed_out());
-        rest = rest.split_off(got + 1);
+        rest = rest.split_off((got + 1).min(rest.len()));
     }
     out
 }
