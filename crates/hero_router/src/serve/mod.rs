@@ -122,6 +122,12 @@ pub async fn run_with_scanner(
         reap = cfg.scanner.reap.enabled,
         upstream_timeout = ?cfg.upstream_timeout,
         max_body = cfg.max_body,
+        trust_forwarded_headers = cfg.trust_forwarded_headers,
+        max_connections = cfg.limits.max_connections,
+        header_timeout = ?cfg.limits.header_read_timeout,
+        max_header_size = cfg.limits.max_header_bytes,
+        max_inflight_per_service = cfg.max_inflight_per_service,
+        hero_proc_method = cfg.scanner.hero_proc_method.as_str(),
         "hero_router starting"
     );
     let tracker = TaskTracker::new();
