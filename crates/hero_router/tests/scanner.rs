@@ -601,3 +601,42 @@ async fn a_hung_probe_costs_only_itself() {
     );
     assert_eq!((summary.live, summary.busy), (39, 1), "{summary:?}");
 }
+
+#[tokio::test]
+async fn periodic_scans_finish_what_a_crashed_reaper_left() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = service_dir(root.path(), "svc");
+    // pid 4194304 is above Linux's pid limit: that reaper is certainly gone.
+    let dead = dir.join(".admin.sock.reap-4194304-0");
+    dead_socket(&dead);
+    let live_path = dir.join("rpc.sock");
+    let _live = UnixListener::bind(&live_path).unwrap();
+    std::fs::rename(&live_path, dir.join(".rpc.sock.reap-4194304-1")).unwrap();
+    let (mut scanner, h) = Scanner::new(cfg(root.path(), 3));
+    let mut events = h.subscribe();
+    scanner.scan_full(ProbeCause::Periodic).await;
+    assert!(!dead.exists(), "a dead socket left aside is removed");
+    assert_eq!(
+        hero_socket::connect_probe(&live_path),
+        hero_socket::ConnectOutcome::Connected,
+        "a live one is put back"
+    );
+    let ev = wait_event(&mut events, Duration::from_secs(1), |e| {
+        matches!(e, Event::Reaped { .. })
+    })
+    .await;
+    assert_eq!(
+        ev,
+        Event::Reaped {
+            service: "svc".into(),
+            socket: dead.display().to_string(),
+            reason: "crash_leftover"
+        }
+    );
+    // The next scan sees the restored socket.
+    scanner.scan_full(ProbeCause::Manual).await;
+    assert_eq!(
+        state_of(&scanner.table(), "svc", "rpc"),
+        Some(SocketState::Live)
+    );
+}

@@ -38,6 +38,8 @@ pub struct Discovered {
     pub services: BTreeMap<String, Vec<SocketPath>>,
     /// Entries that are not services.
     pub ignored: Vec<Ignored>,
+    /// Service directories holding files a reaper moved aside (`.<name>.reap-<pid>-<n>`).
+    pub staged: Vec<PathBuf>,
 }
 
 /// True if `name` is a valid service name: `^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`.
@@ -68,7 +70,11 @@ pub fn discover(root: &Path) -> io::Result<Discovered> {
         } else if !ft.is_dir() {
             out.ignored.push(ignored(&path, "not a directory"));
         } else {
-            out.services.insert(name, list_sockets(&path)?);
+            let (sockets, staged) = list_sockets(&path)?;
+            if staged {
+                out.staged.push(path);
+            }
+            out.services.insert(name, sockets);
         }
     }
     out.ignored.sort_by(|a, b| a.path.cmp(&b.path));
@@ -86,18 +92,24 @@ pub fn discover_service(root: &Path, name: &str) -> io::Result<Option<Vec<Socket
         Err(e) => return Err(e),
     }
     match list_sockets(&dir) {
-        Ok(s) => Ok(Some(s)),
+        Ok((s, _)) => Ok(Some(s)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
 }
 
-fn list_sockets(dir: &Path) -> io::Result<Vec<SocketPath>> {
+/// The `*.sock` entries of a directory, and whether it also holds staged reap files.
+fn list_sockets(dir: &Path) -> io::Result<(Vec<SocketPath>, bool)> {
     let mut out = Vec::new();
+    let mut staged = false;
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let file_name = entry.file_name();
-        let Some(kind) = file_name.to_str().and_then(|n| n.strip_suffix(".sock")) else {
+        let Some(name) = file_name.to_str() else {
+            continue;
+        };
+        staged |= name.starts_with('.') && name.contains(".reap-");
+        let Some(kind) = name.strip_suffix(".sock") else {
             continue;
         };
         if kind.is_empty() {
@@ -109,7 +121,7 @@ fn list_sockets(dir: &Path) -> io::Result<Vec<SocketPath>> {
         });
     }
     out.sort_by(|a, b| a.kind.cmp(&b.kind));
-    Ok(out)
+    Ok((out, staged))
 }
 
 fn ignored(path: &Path, reason: &str) -> Ignored {

@@ -313,6 +313,9 @@ impl Scanner {
         } else {
             self.reap_candidates().await
         };
+        if cause == ProbeCause::Periodic && self.cfg.reap.enabled {
+            self.recover_staged(found.staged).await;
+        }
         self.ready = true;
         let table = self.publish(true, cause == ProbeCause::Periodic);
         let mut summary = summarize(&table);
@@ -541,6 +544,44 @@ impl Scanner {
             self.note_skip(&service, &kind, reason, detail);
         }
         reaped
+    }
+
+    /// Finishes removals a crashed reaper left half-done (see [`reaper::recover_staged`]).
+    async fn recover_staged(&mut self, dirs: Vec<PathBuf>) {
+        let own = self.cfg.root.join(OWN_SERVICE);
+        let dirs: Vec<PathBuf> = dirs.into_iter().filter(|d| *d != own).collect();
+        if dirs.is_empty() {
+            return;
+        }
+        let results = tokio::task::spawn_blocking(move || {
+            dirs.iter()
+                .flat_map(|d| reaper::recover_staged(d))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        for r in results {
+            match r {
+                reaper::Recovered::Restored(p) => {
+                    tracing::warn!(socket = %p.display(), reason = "crash_leftover", "restored a socket a crashed reaper had moved aside");
+                }
+                reaper::Recovered::Removed(p) => {
+                    let service = p
+                        .parent()
+                        .and_then(Path::file_name)
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    self.emit(Event::Reaped {
+                        service,
+                        socket: display(&p),
+                        reason: "crash_leftover",
+                    });
+                }
+                reaper::Recovered::Kept(p, why) => {
+                    tracing::debug!(socket = %p.display(), reason = why, "staged reap file kept");
+                }
+            }
+        }
     }
 
     /// Emits a skipped-reap event only when the socket's reason changed since the last one.

@@ -236,3 +236,99 @@ fn reachable(dirfd: &OwnedFd, name: &Path, fallback: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests;
+
+/// What [`recover_staged`] did with one staged file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovered {
+    /// It was live (or bound) and is back under its name.
+    Restored(PathBuf),
+    /// It was dead and is gone.
+    Removed(PathBuf),
+    /// Left alone: its reaper is still running, it is not a socket, or its name is taken.
+    Kept(PathBuf, &'static str),
+}
+
+/// Finishes removals that a crashed reaper left half-done in `dir`: a staged file
+/// (`.<name>.reap-<pid>-<n>`) whose reaper process is gone is put back under `<name>` if a
+/// socket is bound to it, or unlinked if it is dead (refused and bound to nothing).
+pub fn recover_staged(dir: &Path) -> Vec<Recovered> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some((original, pid)) = file_name.to_str().and_then(parse_staged) else {
+            continue;
+        };
+        let staged = entry.path();
+        if reaper_alive(pid) {
+            out.push(Recovered::Kept(staged, "reaper still running"));
+            continue;
+        }
+        out.push(recover_one(dir, &staged, &original));
+    }
+    out
+}
+
+fn recover_one(dir: &Path, staged: &Path, original: &str) -> Recovered {
+    let Ok(st) = hero_socket::stat_nofollow(staged) else {
+        return Recovered::Kept(staged.to_path_buf(), "cannot stat");
+    };
+    if st.kind != FileKind::Socket {
+        return Recovered::Kept(staged.to_path_buf(), "not a socket");
+    }
+    let bound = BoundSockets::query().map(|b| b.is_bound(&st.identity));
+    let refused = connect_probe(staged) == ConnectOutcome::Refused;
+    match (bound, refused) {
+        (Ok(false), true) => match std::fs::remove_file(staged) {
+            Ok(()) => Recovered::Removed(staged.to_path_buf()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Recovered::Removed(staged.to_path_buf())
+            }
+            Err(_) => Recovered::Kept(staged.to_path_buf(), "cannot remove"),
+        },
+        // Live, bound, or unknown: it may be somebody's socket. Put it back where it belongs.
+        _ => match renameat_with(
+            rustix::fs::CWD,
+            staged,
+            rustix::fs::CWD,
+            dir.join(original),
+            RenameFlags::NOREPLACE,
+        ) {
+            Ok(()) => Recovered::Restored(dir.join(original)),
+            Err(_) => Recovered::Kept(staged.to_path_buf(), "its name is taken"),
+        },
+    }
+}
+
+/// `.<name>.reap-<pid>-<n>` → (`<name>`, pid).
+fn parse_staged(name: &str) -> Option<(String, u32)> {
+    let rest = name.strip_prefix('.')?;
+    let (original, tail) = rest.rsplit_once(".reap-")?;
+    let (pid, n) = tail.split_once('-')?;
+    if original.is_empty()
+        || !original.ends_with(".sock")
+        || n.is_empty()
+        || !n.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    Some((original.to_owned(), pid.parse().ok()?))
+}
+
+/// True if a process with this pid may still be reaping (we cannot tell a reused pid apart,
+/// so any live process counts).
+fn reaper_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        // Our own reaps run one at a time and finish before the next scan.
+        return false;
+    }
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    !matches!(rustix::process::test_kill_process(pid), Err(Errno::SRCH))
+}

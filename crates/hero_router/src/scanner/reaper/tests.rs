@@ -315,3 +315,84 @@ fn lock_file_that_is_a_symlink_blocks_reaping() {
     );
     assert!(stat_nofollow(&path).is_ok());
 }
+
+/// A name no running reaper has: pid 4194304 is above Linux's pid_max limit.
+fn orphan_name(name: &str) -> String {
+    format!(".{name}.reap-4194304-7")
+}
+
+#[test]
+fn half_done_reaps_are_finished_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    // A dead socket left aside: removed.
+    let dead = dir.path().join("admin.sock");
+    dead_socket(&dead);
+    let dead_staged = dir.path().join(orphan_name("admin.sock"));
+    std::fs::rename(&dead, &dead_staged).unwrap();
+    // A live socket left aside (the crash hit before the restore): put back, still serving.
+    let live = dir.path().join("rpc.sock");
+    let listener = UnixListener::bind(&live).unwrap();
+    std::fs::rename(&live, dir.path().join(orphan_name("rpc.sock"))).unwrap();
+    // A socket between bind and listen left aside: put back.
+    let starting = dir.path().join("web_a.sock");
+    let fd = bound_not_listening(&starting);
+    std::fs::rename(&starting, dir.path().join(orphan_name("web_a.sock"))).unwrap();
+    // Not ours to judge: a regular file with a staged-looking name, and a running reaper's file.
+    let file = dir.path().join(orphan_name("x.sock"));
+    std::fs::write(&file, b"keep").unwrap();
+    let busy_reaper = dir.path().join(format!(
+        ".y.sock.reap-{}-1",
+        std::os::unix::process::parent_id()
+    ));
+    dead_socket(&busy_reaper);
+
+    let mut got = recover_staged(dir.path());
+    got.sort_by_key(|r| format!("{r:?}"));
+    assert!(
+        got.contains(&Recovered::Removed(dead_staged.clone())),
+        "{got:?}"
+    );
+    assert!(got.contains(&Recovered::Restored(live.clone())), "{got:?}");
+    assert!(
+        got.contains(&Recovered::Restored(starting.clone())),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&Recovered::Kept(file.clone(), "not a socket")),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&Recovered::Kept(
+            busy_reaper.clone(),
+            "reaper still running"
+        )),
+        "{got:?}"
+    );
+    assert!(!dead_staged.exists());
+    assert_serves(&live, &listener);
+    listen(&fd, 4).unwrap();
+    assert_eq!(connect_probe(&starting), ConnectOutcome::Connected);
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep");
+}
+
+#[test]
+fn staged_names() {
+    assert_eq!(
+        parse_staged(".rpc.sock.reap-12-0"),
+        Some(("rpc.sock".into(), 12))
+    );
+    assert_eq!(
+        parse_staged(".a.b.sock.reap-1-22"),
+        Some(("a.b.sock".into(), 1))
+    );
+    for bad in [
+        "rpc.sock.reap-1-0",
+        ".rpc.sock.reap-x-0",
+        ".rpc.sock.reap-1-",
+        ".rpc.reap-1-0",
+        ".rpc.sock.reap-1-0a",
+        ".rpc.sock",
+    ] {
+        assert_eq!(parse_staged(bad), None, "{bad}");
+    }
+}
