@@ -640,3 +640,30 @@ async fn periodic_scans_finish_what_a_crashed_reaper_left() {
         Some(SocketState::Live)
     );
 }
+
+#[tokio::test]
+async fn an_unreadable_root_keeps_the_table() {
+    let parent = tempfile::tempdir().unwrap();
+    let root = parent.path().join("root");
+    let dir = service_dir(&root, "svc");
+    let _l = UnixListener::bind(dir.join("rpc.sock")).unwrap();
+    let (mut scanner, h) = Scanner::new(cfg(&root, 3));
+    scanner.scan_full(ProbeCause::Periodic).await;
+    let mut events = h.subscribe();
+    // The root vanishes for a moment (an unmounted volume, a botched deploy).
+    std::fs::rename(&root, parent.path().join("away")).unwrap();
+    let s = scanner.scan_full(ProbeCause::Periodic).await;
+    assert_eq!((s.services, s.live), (1, 1), "nothing is reported gone");
+    assert_eq!(
+        state_of(&scanner.table(), "svc", "rpc"),
+        Some(SocketState::Live)
+    );
+    while let Ok(ev) = events.try_recv() {
+        assert!(
+            !matches!(ev, Event::SocketChanged { .. }),
+            "unexpected {ev:?}"
+        );
+    }
+    std::fs::rename(parent.path().join("away"), &root).unwrap();
+    assert_eq!(scanner.scan_full(ProbeCause::Periodic).await.live, 1);
+}

@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::events::{EVENT_CAPACITY, Event};
 use crate::table::{Service, ServiceStatus, Socket, Table};
-use discover::{Discovered, OWN_SERVICE, SocketPath};
+use discover::{OWN_SERVICE, SocketPath};
 use hero_proc::Running;
 use reaper::{ReapHook, ReapOutcome};
 use state::{Observation, ProbeCause, ReapPolicy, SkipReason, SocketRecord, SocketState};
@@ -278,14 +278,10 @@ impl Scanner {
                 self.last_root_error = None;
                 found
             }
-            Ok(Err(e)) => {
-                self.root_error(e.to_string());
-                Discovered::default()
-            }
-            Err(e) => {
-                self.root_error(e.to_string());
-                Discovered::default()
-            }
+            // An unreadable root says nothing about the services: keep the table as it is
+            // rather than report every socket gone.
+            Ok(Err(e)) => return self.unchanged(e.to_string(), started),
+            Err(e) => return self.unchanged(e.to_string(), started),
         };
         self.ignored = found.ignored;
         let wanted: Vec<(String, SocketPath)> = found
@@ -322,6 +318,17 @@ impl Scanner {
         summary.reaped = reaped;
         summary.duration_ms = started.elapsed().as_millis() as u64;
         summary
+    }
+
+    /// The answer of a full scan that could not read the root.
+    fn unchanged(&mut self, error: String, started: Instant) -> ScanSummary {
+        self.root_error(error);
+        self.ready = true;
+        let table = self.publish(true, false);
+        ScanSummary {
+            duration_ms: started.elapsed().as_millis() as u64,
+            ..summarize(&table)
+        }
     }
 
     /// Re-lists and probes only the named services (a watch event). Never reaps, never advances
