@@ -8,7 +8,6 @@ use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use tokio::net::UnixStream;
 
 /// Why a call over a Unix socket failed.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +50,7 @@ pub async fn request(
 ) -> Result<(StatusCode, Bytes), ClientError> {
     let path = sock.display().to_string();
     let fut = async {
-        let stream = UnixStream::connect(sock)
+        let stream = crate::proxy::client::connect(sock, Duration::ZERO)
             .await
             .map_err(|source| ClientError::Connect {
                 path: path.clone(),

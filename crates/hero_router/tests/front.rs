@@ -812,3 +812,37 @@ async fn per_service_concurrency_is_bounded() {
     );
     d.stop().await;
 }
+
+#[tokio::test]
+async fn sockets_deeper_than_sockaddr_un_still_work() {
+    let top = tempfile::tempdir().unwrap();
+    let root = top.path().join("r".repeat(100));
+    std::fs::create_dir_all(&root).unwrap();
+    let svc = spawn(ServiceConfig::new(&root, "deep")).await.unwrap();
+    assert!(svc.path().as_os_str().len() > 107);
+    let d = start_daemon(serve_config(&root, &[])).await;
+    let v = json(
+        &rpc(
+            &d,
+            r#"{"jsonrpc":"2.0","id":1,"method":"router.service","params":["deep"]}"#,
+        )
+        .await
+        .1,
+    );
+    assert_eq!(v["result"]["sockets"][0]["state"], "live", "{v}");
+    assert_eq!(
+        json(
+            &rpc(
+                &d,
+                r#"{"jsonrpc":"2.0","id":1,"method":"deep.add","params":[1,2]}"#
+            )
+            .await
+            .1
+        )["result"],
+        3
+    );
+    let (s, _, _) = tcp(&d, request("GET", "/deep/rpc/health", "")).await;
+    assert_eq!(s, 200);
+    d.stop().await;
+    svc.shutdown().await;
+}

@@ -28,4 +28,4 @@ mod probe;
 pub use bound::BoundSockets;
 pub use identity::{FileKind, Identity, Stat, stat_at, stat_nofollow};
 pub use owner::{BindError, BindOptions, OwnedSocket, OwnerLock, SocketGuard, TryLock, lock_path};
-pub use probe::{ConnectOutcome, connect_probe};
+pub use probe::{ConnectOutcome, connect_probe, reachable};

@@ -251,7 +251,8 @@ impl OwnedSocket {
 }
 
 fn listen_on(path: &Path, opts: &BindOptions) -> rustix::io::Result<OwnedFd> {
-    let addr = SocketAddrUnix::new(path)?;
+    let (_dir, short) = crate::probe::reachable(path)?;
+    let addr = SocketAddrUnix::new(&short)?;
     let fd = socket_with(
         AddressFamily::UNIX,
         SocketType::STREAM,

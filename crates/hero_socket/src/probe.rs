@@ -1,6 +1,9 @@
 //! One non-blocking `connect(2)` to a Unix socket path.
 
-use std::path::Path;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags, open};
 
 use rustix::io::Errno;
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType, connect, socket_with};
@@ -30,7 +33,11 @@ pub enum ConnectOutcome {
 
 /// Connects once, without blocking, and closes the connection again.
 pub fn connect_probe(path: &Path) -> ConnectOutcome {
-    let addr = match SocketAddrUnix::new(path) {
+    let (_dir, path) = match reachable(path) {
+        Ok(r) => r,
+        Err(e) => return classify(Err(e)),
+    };
+    let addr = match SocketAddrUnix::new(&path) {
         Ok(addr) => addr,
         Err(e) => return ConnectOutcome::Other(e),
     };
@@ -44,6 +51,27 @@ pub fn connect_probe(path: &Path) -> ConnectOutcome {
         Err(e) => return ConnectOutcome::Other(e),
     };
     classify(connect(&fd, &addr))
+}
+
+/// The longest path a `sockaddr_un` holds (108 bytes with the terminating NUL on Linux).
+const SUN_PATH_MAX: usize = 107;
+
+/// A path that `connect(2)` accepts for `path`. Paths too long for a `sockaddr_un` are reached
+/// through `/proc/self/fd/<dirfd>/<name>`; the returned fd must stay open until connected.
+pub fn reachable(path: &Path) -> rustix::io::Result<(Option<OwnedFd>, PathBuf)> {
+    if path.as_os_str().len() <= SUN_PATH_MAX {
+        return Ok((None, path.to_path_buf()));
+    }
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(Errno::NAMETOOLONG);
+    };
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let fd = open(dir, flags, Mode::empty())?;
+    let short = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())).join(name);
+    if short.as_os_str().len() > SUN_PATH_MAX {
+        return Err(Errno::NAMETOOLONG);
+    }
+    Ok((Some(fd), short))
 }
 
 /// Maps a connect result to an outcome. Separate from the syscall so every errno is testable.
@@ -77,6 +105,23 @@ mod tests {
         assert_eq!(
             classify(Err(Errno::NOTDIR)),
             ConnectOutcome::Other(Errno::NOTDIR)
+        );
+    }
+
+    #[test]
+    fn paths_longer_than_sockaddr_un_are_reached_through_proc() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("d".repeat(60)).join("e".repeat(60));
+        std::fs::create_dir_all(&deep).unwrap();
+        let path = deep.join("rpc.sock");
+        assert!(path.as_os_str().len() > SUN_PATH_MAX);
+        // Bind through the same trick: the plain path is too long for bind(2) as well.
+        let (_fd, short) = reachable(&path).unwrap();
+        let _l = std::os::unix::net::UnixListener::bind(&short).unwrap();
+        assert_eq!(connect_probe(&path), ConnectOutcome::Connected);
+        assert_eq!(
+            connect_probe(&deep.join("none.sock")),
+            ConnectOutcome::Missing
         );
     }
 

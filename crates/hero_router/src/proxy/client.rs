@@ -212,6 +212,9 @@ impl tower_service::Service<Uri> for UdsConnector {
 
 /// Connects, retrying `EAGAIN` (full backlog) until `busy_wait` has passed.
 pub async fn connect(path: &Path, busy_wait: Duration) -> io::Result<UnixStream> {
+    // A path too long for sockaddr_un is reached through /proc/self/fd/<dir>/<name>.
+    let (_dir, path) = hero_socket::reachable(path)?;
+    let path = path.as_path();
     let deadline = Instant::now() + busy_wait;
     let mut pause = Duration::from_micros(500);
     loop {
