@@ -42,6 +42,8 @@ pub mod scanner;
 pub mod serve;
 pub mod table;
 pub mod telemetry;
+#[cfg(test)]
+mod test_util;
 
 pub use config::Config;
 pub use scanner::{ScanSummary, Scanner, ScannerConfig, ScannerHandle};

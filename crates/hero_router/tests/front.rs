@@ -623,6 +623,7 @@ async fn shutdown_lets_the_request_in_flight_finish() {
             let a = a.clone();
             async move {
                 a.notify_one();
+                // The service's own work time, during which the router shuts down.
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 r#"{"jsonrpc":"2.0","id":1,"result":"done"}"#
             }
@@ -761,6 +762,7 @@ async fn per_service_concurrency_is_bounded() {
             async move {
                 let cur = n.fetch_add(1, Ordering::SeqCst) + 1;
                 p.fetch_max(cur, Ordering::SeqCst);
+                // The service's own work time, so concurrent calls overlap.
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 n.fetch_sub(1, Ordering::SeqCst);
                 r#"{"jsonrpc":"2.0","id":1,"result":"ok"}"#

@@ -154,12 +154,7 @@ mod tests {
     /// runs 1,000,000 cases (`HERO_FUZZ_CASES`).
     #[test]
     fn parser_never_panics_and_never_lets_dots_through() {
-        let cases: usize = std::env::var("HERO_FUZZ_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(20_000);
-        let seed = fastrand::u64(..);
-        let mut rng = fastrand::Rng::with_seed(seed);
+        let (cases, seed, mut rng) = crate::test_util::fuzz_setup();
         let pieces = [
             "/", ".", "..", "%2e", "%2E", "%2f", "%00", "%", "%ff", "svc", "rpc", "a", "-", "_",
             "?", "\0", "é", "%c3%a9", "\\",

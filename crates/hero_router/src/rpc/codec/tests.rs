@@ -152,12 +152,7 @@ fn upstream_response_check() {
 /// 1,000,000); `make test` runs 20,000.
 #[test]
 fn codec_never_panics_on_random_input() {
-    let cases: usize = std::env::var("HERO_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
-    let seed = fastrand::u64(..);
-    let mut rng = fastrand::Rng::with_seed(seed);
+    let (cases, seed, mut rng) = crate::test_util::fuzz_setup();
     let seeds: &[&[u8]] = &[
         br#"{"jsonrpc":"2.0","id":1,"method":"svc.m","params":[1,2]}"#,
         br#"[{"jsonrpc":"2.0","id":"a","method":"router.health"},{"jsonrpc":"2.0","method":"n"}]"#,
