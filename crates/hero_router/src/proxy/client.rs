@@ -25,10 +25,11 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::UnixStream;
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use hero_socket::Identity;
+
+use super::pool::Inflight;
 
 /// Why a request to an upstream failed.
 #[derive(Debug)]
@@ -50,9 +51,8 @@ pub enum SendError {
 pub struct Upstream {
     client: Client<UdsConnector, Body>,
     registry: Arc<Mutex<HashMap<String, PathBuf>>>,
-    /// Service directory → permits for requests waiting on a response head.
-    inflight: Arc<Mutex<HashMap<PathBuf, Arc<Semaphore>>>>,
-    max_inflight: usize,
+    /// Permits for requests waiting on a response head, shared with the lean pool.
+    inflight: Inflight,
 }
 
 #[derive(Clone)]
@@ -64,9 +64,9 @@ struct UdsConnector {
 // === impl Upstream ===
 
 impl Upstream {
-    /// A client whose connects retry a full backlog for up to `busy_wait`, with at most
-    /// `max_inflight` requests per service waiting for a response head at once.
-    pub fn new(busy_wait: Duration, max_inflight: usize) -> Upstream {
+    /// A client whose connects retry a full backlog for up to `busy_wait`, with `inflight`
+    /// limiting the requests per service waiting for a response head at once.
+    pub fn new(busy_wait: Duration, inflight: Inflight) -> Upstream {
         let registry = Arc::new(Mutex::new(HashMap::new()));
         let connector = UdsConnector {
             registry: registry.clone(),
@@ -80,20 +80,8 @@ impl Upstream {
         Upstream {
             client,
             registry,
-            inflight: Arc::new(Mutex::new(HashMap::new())),
-            max_inflight: max_inflight.max(1),
+            inflight,
         }
-    }
-
-    fn permits(&self, path: &Path) -> Arc<Semaphore> {
-        let service = path.parent().unwrap_or(path);
-        let mut map = self.inflight.lock().expect("inflight lock");
-        if let Some(sem) = map.get(service) {
-            return sem.clone();
-        }
-        let sem = Arc::new(Semaphore::new(self.max_inflight));
-        map.insert(service.to_path_buf(), sem.clone());
-        sem
     }
 
     /// The pool key of a socket instance.
@@ -117,10 +105,11 @@ impl Upstream {
     ) -> Result<Response<Incoming>, SendError> {
         // Per-service concurrency: a request waits for a slot at most `timeout`, then the
         // service counts as busy. The slot is held until the response head arrives.
-        let _slot = match tokio::time::timeout(timeout, self.permits(path).acquire_owned()).await {
-            Ok(Ok(permit)) => permit,
-            _ => return Err(SendError::Busy),
-        };
+        let _slot = self
+            .inflight
+            .acquire(path, timeout)
+            .await
+            .ok_or(SendError::Busy)?;
         let key = Self::key(path, identity);
         {
             let mut registry = self.registry.lock().expect("registry lock");

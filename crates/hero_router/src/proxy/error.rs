@@ -1,6 +1,8 @@
 //! Proxy errors and the one place they become HTTP responses (CONTRACT §5).
 
-use axum::http::{HeaderValue, StatusCode, header};
+#[cfg(test)]
+use axum::http::header;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -113,18 +115,30 @@ impl ProxyError {
     }
 }
 
-/// The single mapping from a proxy error to a response: JSON `{"error": S, "service": S?}`.
-pub fn error_response(e: &ProxyError) -> Response {
+/// The single mapping from a proxy error to a response: status, headers, and the JSON body
+/// `{"error": S, "service": S?}`. Both data paths render errors from this.
+pub fn error_parts(e: &ProxyError) -> (StatusCode, Vec<(&'static str, &'static str)>, Vec<u8>) {
     let body = match e.service() {
         Some(s) => json!({"error": e.to_string(), "service": s}),
         None => json!({"error": e.to_string()}),
     };
-    let mut resp = (e.status(), axum::Json(body)).into_response();
-    resp.headers_mut()
-        .insert("x-hero-router-error", HeaderValue::from_static(e.code()));
+    let mut headers = vec![
+        ("content-type", "application/json"),
+        ("x-hero-router-error", e.code()),
+    ];
     if matches!(e, ProxyError::Busy { .. }) {
+        headers.push(("retry-after", "1"));
+    }
+    (e.status(), headers, body.to_string().into_bytes())
+}
+
+/// [`error_parts`] as an axum response.
+pub fn error_response(e: &ProxyError) -> Response {
+    let (status, headers, body) = error_parts(e);
+    let mut resp = (status, body).into_response();
+    for (name, value) in headers {
         resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            .insert(name, HeaderValue::from_static(value));
     }
     resp
 }

@@ -13,7 +13,9 @@
 
 pub mod client;
 pub mod error;
+pub mod h1;
 pub mod path;
+pub mod pool;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -43,8 +45,10 @@ pub enum Transport {
 pub struct ProxyCtx {
     /// The live table.
     pub scanner: ScannerHandle,
-    /// The pooled upstream client.
+    /// The pooled upstream client (hyper; upgrades and requests the lean path leaves).
     pub upstream: Upstream,
+    /// The lean path's upstream connections.
+    pub pool: std::sync::Arc<pool::Pool>,
     /// Deadline for the response head.
     pub upstream_timeout: Duration,
     /// `--max-body`.
@@ -74,7 +78,8 @@ pub struct Target {
     pub kind: String,
     /// Path of the socket.
     pub path: PathBuf,
-    identity: Option<hero_socket::Identity>,
+    /// Its identity when the table last saw it.
+    pub identity: Option<hero_socket::Identity>,
 }
 
 /// Resolves `/{service}/{kind}` against the table.
@@ -85,14 +90,16 @@ pub fn resolve(scanner: &ScannerHandle, service: &str, kind: &str) -> Result<Tar
             service: service.to_owned(),
         });
     };
-    let web = format!("web_{kind}");
-    let candidates: Vec<&str> = match kind {
-        "admin" => vec!["admin", "ui"],
-        _ => vec![kind, web.as_str()],
+    // `admin` falls back to `ui`; any other name falls back to `web_<name>`.
+    let fallback = |s: &&crate::table::Socket| match kind {
+        "admin" => s.kind == "ui",
+        _ => s.kind.strip_prefix("web_") == Some(kind),
     };
-    let sock = candidates
+    let sock = svc
+        .sockets
         .iter()
-        .find_map(|k| svc.sockets.iter().find(|s| s.kind == *k))
+        .find(|s| s.kind == kind)
+        .or_else(|| svc.sockets.iter().find(fallback))
         .ok_or_else(|| ProxyError::NoSocket {
             service: service.to_owned(),
             kind: kind.to_owned(),

@@ -73,11 +73,22 @@ pub fn parse(path: &str, query: Option<&str>) -> Result<Option<Route>, PathError
 }
 
 fn check_segment(seg: &str) -> Result<(), PathError> {
-    if seg.contains('\0') {
-        return Err(PathError::Bad("NUL in path"));
+    if seg.contains('\0') || seg.contains('\\') {
+        return Err(if seg.contains('\0') {
+            PathError::Bad("NUL in path")
+        } else {
+            PathError::Bad("encoded or back slash in path")
+        });
+    }
+    if !seg.contains('%') {
+        // Nothing encoded: the common case, checked without decoding.
+        return match seg {
+            "." | ".." => Err(PathError::Bad("dot segment in path")),
+            _ => Ok(()),
+        };
     }
     let lower = seg.to_ascii_lowercase();
-    if lower.contains("%2f") || lower.contains("%5c") || seg.contains('\\') {
+    if lower.contains("%2f") || lower.contains("%5c") {
         return Err(PathError::Bad("encoded or back slash in path"));
     }
     if lower.contains("%00") {

@@ -2,7 +2,7 @@
 //!
 //! The envelope is ours ([`codec`]); the router's own methods are a jsonrpsee [`RpcModule`]
 //! called in-process; `<service>.<method>` calls are forwarded to `<root>/<service>/rpc.sock`
-//! through the pooled [`Upstream`] client with id and params passed through byte for byte.
+//! through the lean upstream [`Pool`] with id and params passed through byte for byte.
 //!
 //! Methods: `router.services`, `router.service`, `router.scan`, `router.health`,
 //! `router.spec`, `rpc.discover`.
@@ -16,11 +16,7 @@ pub mod codec;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use bytes::Bytes;
 use futures_util::future::join_all;
-use http::{Method, Request, header};
-use http_body_util::BodyExt;
 use jsonrpsee::core::traits::ToRpcParams;
 use jsonrpsee::types::ErrorObjectOwned;
 use jsonrpsee::{MethodsError, RpcModule};
@@ -29,7 +25,8 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::proxy::client::{SendError, Upstream};
+use crate::proxy::client::SendError;
+use crate::proxy::pool::{Answer, Key, Pool};
 use crate::scanner::ScannerHandle;
 use crate::scanner::state::SocketState;
 use codec::{Body as RpcBody, BodyError, Call, Entry};
@@ -47,8 +44,8 @@ pub const BAD_UPSTREAM: i32 = -32004;
 pub struct Ctx {
     /// The live table.
     pub scanner: ScannerHandle,
-    /// Upstream client (for `router.spec`).
-    pub upstream: Upstream,
+    /// Upstream connections (forwarded calls and `router.spec`).
+    pub pool: Arc<Pool>,
     /// `--upstream-timeout`.
     pub upstream_timeout: Duration,
     /// `--max-body`, also the limit on upstream answers we buffer.
@@ -99,35 +96,19 @@ impl Ctx {
     }
 
     async fn spec(&self, name: &str) -> Result<Value, ErrorObjectOwned> {
-        let (path, identity) = self.rpc_socket(name)?;
-        let get = Request::get("/openrpc.json")
-            .header(header::HOST, "localhost")
-            .body(Body::empty())
-            .expect("static request");
-        if let Ok(resp) = self
-            .upstream
-            .send(&path, identity, get, self.upstream_timeout)
-            .await
-        {
-            if resp.status().is_success() {
-                if let Some(v) = read_json(resp.into_body(), self.max_body).await {
+        let key = self.rpc_socket(name)?;
+        let get = b"GET /openrpc.json HTTP/1.1\r\nhost: localhost\r\n\r\n";
+        if let Ok(answer) = self.exchange(&key, get).await {
+            if (200..300).contains(&answer.status) {
+                if let Ok(v) = serde_json::from_slice(&answer.body) {
                     return Ok(v);
                 }
             }
         }
-        let discover = r#"{"jsonrpc":"2.0","id":1,"method":"rpc.discover"}"#;
-        let post = Request::post("/rpc")
-            .header(header::HOST, "localhost")
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(discover))
-            .expect("static request");
-        match self
-            .upstream
-            .send(&path, identity, post, self.upstream_timeout)
-            .await
-        {
-            Ok(resp) => match read_json(resp.into_body(), self.max_body)
-                .await
+        let discover = post_rpc(r#"{"jsonrpc":"2.0","id":1,"method":"rpc.discover"}"#);
+        match self.exchange(&key, &discover).await {
+            Ok(answer) => match serde_json::from_slice::<Value>(&answer.body)
+                .ok()
                 .and_then(|v| v.get("result").cloned())
             {
                 Some(v) => Ok(v),
@@ -141,11 +122,17 @@ impl Ctx {
         }
     }
 
+    /// One buffered exchange with an upstream, bounded by the upstream timeout and
+    /// `--max-body`.
+    async fn exchange(&self, key: &Key, request: &[u8]) -> Result<Answer, SendError> {
+        let limit = usize::try_from(self.max_body).unwrap_or(usize::MAX);
+        self.pool
+            .exchange(key, request, self.upstream_timeout, limit)
+            .await
+    }
+
     /// The rpc socket of a service, if the table has it in a state worth trying.
-    fn rpc_socket(
-        &self,
-        name: &str,
-    ) -> Result<(std::path::PathBuf, Option<hero_socket::Identity>), ErrorObjectOwned> {
+    fn rpc_socket(&self, name: &str) -> Result<Key, ErrorObjectOwned> {
         let table = self.scanner.table();
         let Some(service) = table.service(name) else {
             return Err(router_error(
@@ -155,9 +142,10 @@ impl Ctx {
             ));
         };
         match service.sockets.iter().find(|s| s.kind == "rpc") {
-            Some(s) if matches!(s.state, SocketState::Live | SocketState::Busy) => {
-                Ok((s.path.clone().into(), s.identity))
-            }
+            Some(s) if matches!(s.state, SocketState::Live | SocketState::Busy) => Ok(Key {
+                path: s.path.clone().into(),
+                identity: s.identity,
+            }),
             Some(s) => Err(router_error(
                 NOT_LIVE,
                 format!("service {name} has no live rpc socket (it is {})", s.state),
@@ -202,13 +190,15 @@ fn send_error(e: SendError, name: &str) -> ErrorObjectOwned {
     }
 }
 
-async fn read_json(body: hyper::body::Incoming, limit: u64) -> Option<Value> {
-    let bytes = http_body_util::Limited::new(body, limit as usize)
-        .collect()
-        .await
-        .ok()?
-        .to_bytes();
-    serde_json::from_slice(&bytes).ok()
+/// A `POST /rpc` request with a JSON body, as bytes on the wire.
+fn post_rpc(body: &str) -> Vec<u8> {
+    let mut req = format!(
+        "POST /rpc HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body.as_bytes());
+    req
 }
 
 fn name_param(params: jsonrpsee::types::Params<'_>) -> Result<String, ErrorObjectOwned> {
@@ -372,58 +362,24 @@ impl Rpc {
             call.id
                 .map(|id| codec::error(Some(id), i64::from(e.code()), e.message(), data.as_ref()))
         };
-        let (path, identity) = match self.ctx.rpc_socket(service) {
-            Ok(s) => s,
+        let key = match self.ctx.rpc_socket(service) {
+            Ok(k) => k,
             Err(e) => return fail(e),
         };
-        let req = Request::builder()
-            .method(Method::POST)
-            .uri("/rpc")
-            .header(header::HOST, "localhost")
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(codec::forward_request(call, rest)))
-            .expect("static request parts");
-        let resp = match self
-            .ctx
-            .upstream
-            .send(&path, identity, req, self.ctx.upstream_timeout)
-            .await
-        {
-            Ok(r) => r,
+        let request = post_rpc(&codec::forward_request(call, rest));
+        let answer = match self.ctx.exchange(&key, &request).await {
+            Ok(a) => a,
             Err(e) => return fail(send_error(e, service)),
         };
-        let status = resp.status();
-        let limit = self.ctx.max_body as usize;
-        let body = tokio::time::timeout(
-            self.ctx.upstream_timeout,
-            http_body_util::Limited::new(resp.into_body(), limit).collect(),
-        )
-        .await;
-        let bytes: Bytes = match body {
-            Ok(Ok(b)) => b.to_bytes(),
-            Ok(Err(e)) => {
-                return fail(router_error(
-                    BAD_UPSTREAM,
-                    format!("service {service} sent a broken answer: {e}"),
-                    service,
-                ));
-            }
-            Err(_) => {
-                return fail(router_error(
-                    UPSTREAM_TIMEOUT,
-                    format!("service {service} did not finish its answer in time"),
-                    service,
-                ));
-            }
-        };
         call.id?;
-        if !codec::is_response(&bytes) {
+        if !codec::is_response(&answer.body) {
             let why = format!(
-                "service {service} answered HTTP {status} with something that is not a JSON-RPC response"
+                "service {service} answered HTTP {} with something that is not a JSON-RPC response",
+                answer.status
             );
             return fail(router_error(BAD_UPSTREAM, why, service));
         }
-        String::from_utf8(bytes.to_vec()).ok()
+        String::from_utf8(answer.body.to_vec()).ok()
     }
 }
 

@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::proxy::client::Upstream;
 use crate::proxy::error::{ProxyError, error_response};
+use crate::proxy::pool::{Inflight, Pool};
 use crate::proxy::{ProxyCtx, Transport};
 use crate::rpc::{Ctx, Rpc};
 use crate::scanner::ScannerHandle;
@@ -38,10 +39,10 @@ pub enum Role {
 
 /// State shared by every listener.
 pub struct Front {
-    rpc: Rpc,
-    proxy: ProxyCtx,
+    pub(super) rpc: Rpc,
+    pub(super) proxy: ProxyCtx,
     metrics: Metrics,
-    max_body: u64,
+    pub(super) max_body: u64,
 }
 
 // === impl Front ===
@@ -49,14 +50,15 @@ pub struct Front {
 impl Front {
     /// Builds the shared state around a scanner handle.
     pub fn new(scanner: ScannerHandle, cfg: &Config) -> Front {
-        let upstream = Upstream::new(
-            cfg.upstream_timeout
-                .saturating_sub(Duration::from_millis(50)),
-            cfg.max_inflight_per_service,
-        );
+        let busy_wait = cfg
+            .upstream_timeout
+            .saturating_sub(Duration::from_millis(50));
+        let inflight = Inflight::new(cfg.max_inflight_per_service);
+        let upstream = Upstream::new(busy_wait, inflight.clone());
+        let pool = Arc::new(Pool::new(busy_wait, inflight));
         let ctx = Arc::new(Ctx {
             scanner: scanner.clone(),
-            upstream: upstream.clone(),
+            pool: pool.clone(),
             upstream_timeout: cfg.upstream_timeout,
             max_body: cfg.max_body,
             started: Instant::now(),
@@ -66,6 +68,7 @@ impl Front {
             proxy: ProxyCtx {
                 scanner,
                 upstream,
+                pool,
                 upstream_timeout: cfg.upstream_timeout,
                 max_body: cfg.max_body,
                 trust_forwarded_headers: cfg.trust_forwarded_headers,

@@ -23,6 +23,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_service::Service as _;
 
+use super::fast;
+use super::front::{Front, Role};
 use crate::proxy::Transport;
 
 /// Per-listener connection limits.
@@ -67,14 +69,30 @@ impl AnyListener {
     }
 }
 
+/// What a listener serves: the lean path first, the axum app for everything else.
+pub struct App {
+    front: Arc<Front>,
+    role: Role,
+    router: Router,
+    limits: ConnLimits,
+}
+
+impl App {
+    /// The app of one listener role.
+    pub fn new(front: Arc<Front>, role: Role, limits: ConnLimits) -> App {
+        App {
+            router: super::app(front.clone(), role),
+            front,
+            role,
+            limits,
+        }
+    }
+}
+
 /// Serves `app` on `listener` until `token` is cancelled, then waits for in-flight connections
 /// to finish (the caller bounds that wait).
-pub async fn serve(
-    listener: AnyListener,
-    app: Router,
-    limits: ConnLimits,
-    token: CancellationToken,
-) {
+pub async fn serve(listener: AnyListener, app: Arc<App>, token: CancellationToken) {
+    let limits = app.limits;
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let connections = TaskTracker::new();
     let mut backoff = Duration::from_millis(5);
@@ -106,37 +124,61 @@ pub async fn serve(
             }
         };
         let app = app.clone();
-        let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(transport);
-            let mut app = app.clone();
-            async move { app.call(req.map(Body::new)).await }
-        });
-        let conn = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .max_buf_size(limits.max_header_bytes.max(8192))
-            .serve_connection(TokioIo::new(stream), svc)
-            .with_upgrades();
         let token = token.clone();
         connections.spawn(async move {
             let _permit = permit;
-            let mut conn = std::pin::pin!(conn);
-            let result = tokio::select! {
-                r = conn.as_mut() => r,
-                _ = token.cancelled() => {
-                    // Finish the request in flight, then close; idle keep-alive closes now.
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
+            let hyper_token = token.clone();
+            let router = app.router.clone();
+            fast::serve(
+                stream,
+                transport,
+                app.front.clone(),
+                app.role,
+                limits,
+                token,
+                move |io| serve_hyper(io, transport, router, limits, hyper_token),
+            )
+            .await;
         });
     }
     drop(listener);
     connections.close();
     connections.wait().await;
+}
+
+/// Serves the rest of a connection with hyper and the axum app.
+async fn serve_hyper<S>(
+    io: S,
+    transport: Transport,
+    router: Router,
+    limits: ConnLimits,
+    token: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(transport);
+        let mut router = router.clone();
+        async move { router.call(req.map(Body::new)).await }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .serve_connection(TokioIo::new(io), svc)
+        .with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = token.cancelled() => {
+            // Finish the request in flight, then close; idle keep-alive closes now.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
 }
 
 /// One rate limit for accept errors across every listener: at most one log line a second.

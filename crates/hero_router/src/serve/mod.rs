@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::scanner::discover::OWN_SERVICE;
 use crate::scanner::{Scanner, ScannerHandle};
 
+mod fast;
 mod front;
 pub mod listener;
 
@@ -143,18 +144,17 @@ pub async fn run_with_scanner(
         admin: (admin, admin_guard),
         tcp,
     } = listeners;
-    let gateway = app(front.clone(), Role::Gateway);
+    let rpc_app = Arc::new(listener::App::new(front.clone(), Role::RpcSocket, limits));
+    let gateway = Arc::new(listener::App::new(front.clone(), Role::Gateway, limits));
     let mut servers = vec![
         tokio::spawn(listener::serve(
             AnyListener::Unix(rpc),
-            app(front.clone(), Role::RpcSocket),
-            limits,
+            rpc_app,
             token.clone(),
         )),
         tokio::spawn(listener::serve(
             AnyListener::Unix(admin),
             gateway.clone(),
-            limits,
             token.clone(),
         )),
     ];
@@ -162,7 +162,6 @@ pub async fn run_with_scanner(
         servers.push(tokio::spawn(listener::serve(
             AnyListener::Tcp(l),
             gateway.clone(),
-            limits,
             token.clone(),
         )));
     }

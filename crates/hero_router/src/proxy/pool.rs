@@ -1,0 +1,335 @@
+//! The lean upstream side: idle HTTP/1.1 connections to service sockets, and the per-service
+//! limit on requests in flight.
+//!
+//! Connections are pooled per *socket instance*: the key holds the socket file's identity
+//! (dev, ino, ctime) next to its path. A service that restarts binds a new socket with a new
+//! identity, so it never receives a connection that belonged to the old server.
+//!
+//! The pool is a plain map behind a mutex; a request takes a connection out, uses it inside its
+//! own task (no hand-off to a connection task), and puts it back if the exchange ended cleanly.
+//! A connection is checked before reuse without a syscall: if the reactor has seen it become
+//! readable while idle (the server closed it, or sent garbage), it is dropped.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use hero_socket::Identity;
+
+use super::client::{SendError, connect};
+use super::h1::{self, Framing};
+
+/// Idle connections kept per socket instance.
+const MAX_IDLE_PER_KEY: usize = 256;
+/// An idle connection older than this is closed instead of reused.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often (at most) check-ins sweep out stale idle connections.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+/// Read buffer size for upstream connections.
+pub const READ_CHUNK: usize = 16 * 1024;
+
+/// Permits for requests waiting on a response head, per service directory.
+#[derive(Clone)]
+pub struct Inflight {
+    map: Arc<Mutex<HashMap<PathBuf, Arc<Semaphore>>>>,
+    max: usize,
+}
+
+impl Inflight {
+    /// At most `max` requests per service wait on a response head at once.
+    pub fn new(max: usize) -> Inflight {
+        Inflight {
+            map: Arc::default(),
+            max: max.max(1),
+        }
+    }
+
+    /// The semaphore of the service that owns `socket`.
+    pub fn semaphore(&self, socket: &Path) -> Arc<Semaphore> {
+        let service = socket.parent().unwrap_or(socket);
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get(service) {
+            Some(sem) => sem.clone(),
+            None => map
+                .entry(service.to_path_buf())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.max)))
+                .clone(),
+        }
+    }
+
+    /// Waits at most `wait` for a slot of the service that owns `socket`.
+    pub async fn acquire(&self, socket: &Path, wait: Duration) -> Option<OwnedSemaphorePermit> {
+        acquire(self.semaphore(socket), wait).await
+    }
+}
+
+/// Waits at most `wait` for a slot of `sem`.
+pub async fn acquire(sem: Arc<Semaphore>, wait: Duration) -> Option<OwnedSemaphorePermit> {
+    if let Ok(p) = sem.clone().try_acquire_owned() {
+        return Some(p);
+    }
+    tokio::time::timeout(wait, sem.acquire_owned())
+        .await
+        .ok()?
+        .ok()
+}
+
+/// One socket instance.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Key {
+    /// The socket's path.
+    pub path: PathBuf,
+    /// Its identity when the table last saw it.
+    pub identity: Option<Identity>,
+}
+
+/// A connection to an upstream socket, with its read buffer.
+pub struct UpConn {
+    /// The stream.
+    pub io: UnixStream,
+    /// Bytes read and not consumed yet.
+    pub buf: BytesMut,
+    /// True if it came from the pool (it may have been closed by the server meanwhile).
+    pub reused: bool,
+    idle_since: Instant,
+}
+
+impl UpConn {
+    /// Reads more bytes into the buffer; `Ok(0)` at end of stream.
+    pub async fn fill(&mut self) -> io::Result<usize> {
+        self.buf.reserve(READ_CHUNK);
+        self.io.read_buf(&mut self.buf).await
+    }
+
+    /// True if nothing arrived while it sat idle. No syscall unless the reactor saw it readable.
+    pub fn still_idle(&self) -> bool {
+        if !self.buf.is_empty() || self.idle_since.elapsed() > IDLE_TIMEOUT {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+}
+
+/// Idle upstream connections plus the in-flight limits.
+pub struct Pool {
+    idle: Mutex<Idle>,
+    /// Per-service in-flight limit, shared with the hyper client.
+    pub inflight: Inflight,
+    busy_wait: Duration,
+}
+
+struct Idle {
+    conns: HashMap<Key, Vec<UpConn>>,
+    swept: Instant,
+}
+
+/// A buffered answer of [`Pool::exchange`].
+#[derive(Debug)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// The whole body, de-chunked.
+    pub body: BytesMut,
+}
+
+impl Pool {
+    /// A pool whose connects retry a full backlog for up to `busy_wait`.
+    pub fn new(busy_wait: Duration, inflight: Inflight) -> Pool {
+        Pool {
+            idle: Mutex::new(Idle {
+                conns: HashMap::new(),
+                swept: Instant::now(),
+            }),
+            inflight,
+            busy_wait,
+        }
+    }
+
+    /// An idle connection to `key`, or a new one.
+    pub async fn checkout(&self, key: &Key) -> Result<UpConn, SendError> {
+        loop {
+            let conn = {
+                let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+                idle.conns.get_mut(key).and_then(Vec::pop)
+            };
+            match conn {
+                Some(c) if c.still_idle() => return Ok(UpConn { reused: true, ..c }),
+                Some(_) => continue,
+                None => break,
+            }
+        }
+        self.connect(key).await
+    }
+
+    /// A new connection to `key`.
+    pub async fn connect(&self, key: &Key) -> Result<UpConn, SendError> {
+        match connect(&key.path, self.busy_wait).await {
+            Ok(io) => Ok(UpConn {
+                io,
+                buf: BytesMut::with_capacity(READ_CHUNK),
+                reused: false,
+                idle_since: Instant::now(),
+            }),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(SendError::Busy),
+            Err(e) => Err(SendError::Down(e.to_string())),
+        }
+    }
+
+    /// Returns a connection whose last exchange ended cleanly, with nothing left unread.
+    pub fn checkin(&self, key: &Key, mut conn: UpConn) {
+        if !conn.buf.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        conn.idle_since = now;
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if now.duration_since(idle.swept) > SWEEP_EVERY {
+            idle.swept = now;
+            idle.conns.retain(|_, v| {
+                v.retain(|c| now.duration_since(c.idle_since) <= IDLE_TIMEOUT);
+                !v.is_empty()
+            });
+        }
+        let list = match idle.conns.get_mut(key) {
+            Some(list) => list,
+            None => idle.conns.entry(key.clone()).or_default(),
+        };
+        if list.len() < MAX_IDLE_PER_KEY {
+            list.push(conn);
+        }
+    }
+
+    /// Sends a whole request (`request` is head and body) and buffers the whole answer, at most
+    /// `limit` body bytes. The response head must come within `timeout` of the request being
+    /// sent, and the rest of the body within `timeout` of the head.
+    pub async fn exchange(
+        &self,
+        key: &Key,
+        request: &[u8],
+        timeout: Duration,
+        limit: usize,
+    ) -> Result<Answer, SendError> {
+        let slot = self
+            .inflight
+            .acquire(&key.path, timeout)
+            .await
+            .ok_or(SendError::Busy)?;
+        let mut conn = self.checkout(key).await?;
+        if let Err(e) = conn.io.write_all(request).await {
+            // A pooled connection the server closed meanwhile: one fresh try.
+            if !conn.reused {
+                return Err(SendError::Broken(e.to_string()));
+            }
+            conn = self.connect(key).await?;
+            conn.io
+                .write_all(request)
+                .await
+                .map_err(|e| SendError::Broken(e.to_string()))?;
+        }
+        let deadline = Instant::now() + timeout;
+        let head = tokio::time::timeout_at(deadline, read_head(&mut conn))
+            .await
+            .map_err(|_| SendError::Timeout)??;
+        drop(slot);
+        conn.buf.advance(head.head_len);
+        let deadline = Instant::now() + timeout;
+        let body = tokio::time::timeout_at(deadline, read_body(&mut conn, head.framing, limit))
+            .await
+            .map_err(|_| SendError::Timeout)??;
+        if head.reusable && conn.buf.is_empty() {
+            self.checkin(key, conn);
+        }
+        Ok(Answer {
+            status: head.status,
+            body,
+        })
+    }
+}
+
+/// Reads a final response head (skipping interim 1xx heads); the head stays in the buffer.
+async fn read_head(conn: &mut UpConn) -> Result<h1::ResponseHead, SendError> {
+    loop {
+        match h1::parse_response(&conn.buf, false, false, None) {
+            Ok(Some(h)) if (100..200).contains(&h.status) => conn.buf.advance(h.head_len),
+            Ok(Some(h)) => return Ok(h),
+            Ok(None) => {}
+            Err(e) => return Err(SendError::Broken(e.to_string())),
+        }
+        match conn.fill().await {
+            Ok(0) => {
+                return Err(SendError::Broken(
+                    "connection closed before a response".into(),
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => return Err(SendError::Broken(e.to_string())),
+        }
+    }
+}
+
+/// Reads a whole body of at most `limit` bytes; the buffer keeps what follows it.
+async fn read_body(
+    conn: &mut UpConn,
+    framing: Framing,
+    limit: usize,
+) -> Result<BytesMut, SendError> {
+    let too_big = || SendError::Broken(format!("the answer is larger than {limit} bytes"));
+    let broken = |e: io::Error| SendError::Broken(e.to_string());
+    match framing {
+        Framing::Empty => Ok(BytesMut::new()),
+        Framing::Length(n) => {
+            let n = usize::try_from(n)
+                .ok()
+                .filter(|n| *n <= limit)
+                .ok_or_else(too_big)?;
+            while conn.buf.len() < n {
+                if conn.fill().await.map_err(broken)? == 0 {
+                    return Err(SendError::Broken("the answer was cut short".into()));
+                }
+            }
+            Ok(conn.buf.split_to(n))
+        }
+        Framing::Chunked => {
+            let mut scanner = h1::ChunkedScanner::default();
+            let mut body = BytesMut::new();
+            loop {
+                let mut over = false;
+                let used = scanner
+                    .advance(&conn.buf, |d| {
+                        over |= body.len() + d.len() > limit;
+                        if !over {
+                            body.extend_from_slice(d);
+                        }
+                    })
+                    .map_err(|e| SendError::Broken(e.to_string()))?;
+                conn.buf.advance(used);
+                if over {
+                    return Err(too_big());
+                }
+                if scanner.is_done() {
+                    return Ok(body);
+                }
+                if conn.fill().await.map_err(broken)? == 0 {
+                    return Err(SendError::Broken("the answer was cut short".into()));
+                }
+            }
+        }
+        Framing::UntilClose => {
+            while conn.fill().await.map_err(broken)? != 0 {
+                if conn.buf.len() > limit {
+                    return Err(too_big());
+                }
+            }
+            Ok(conn.buf.split())
+        }
+    }
+}
