@@ -17,13 +17,21 @@ const BUCKETS: [f64; 14] = [
 /// kind → status → count, for one service.
 type ByKind = BTreeMap<String, BTreeMap<u16, u64>>;
 
-/// All counters, behind one lock each (cheap next to a proxied request).
+/// All counters: requests behind one lock (taken once per request), scanner counts behind
+/// another.
 #[derive(Default)]
 pub struct Metrics {
-    /// service → kind → status → count
-    requests: Mutex<BTreeMap<String, ByKind>>,
-    latency: Mutex<BTreeMap<String, Histogram>>,
+    /// service → its counters
+    requests: Mutex<BTreeMap<String, ServiceCounts>>,
     scanner: Mutex<ScannerCounts>,
+}
+
+/// The request counters of one service.
+#[derive(Default)]
+struct ServiceCounts {
+    /// kind → status → count
+    by_kind: ByKind,
+    latency: Histogram,
 }
 
 #[derive(Default)]
@@ -46,24 +54,18 @@ struct Histogram {
 impl Metrics {
     /// Counts one finished request. Allocates only the first time a label set is seen.
     pub fn record(&self, service: &str, kind: &str, status: u16, elapsed: Duration) {
-        {
-            let mut req = self.requests.lock().expect("metrics lock");
-            let by_kind = match req.get_mut(service) {
-                Some(m) => m,
-                None => req.entry(service.to_owned()).or_default(),
-            };
-            let by_status = match by_kind.get_mut(kind) {
-                Some(m) => m,
-                None => by_kind.entry(kind.to_owned()).or_default(),
-            };
-            *by_status.entry(status).or_default() += 1;
-        }
         let secs = elapsed.as_secs_f64();
-        let mut lat = self.latency.lock().expect("metrics lock");
-        let h = match lat.get_mut(service) {
-            Some(h) => h,
-            None => lat.entry(service.to_owned()).or_default(),
+        let mut req = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        let counts = match req.get_mut(service) {
+            Some(m) => m,
+            None => req.entry(service.to_owned()).or_default(),
         };
+        let by_status = match counts.by_kind.get_mut(kind) {
+            Some(m) => m,
+            None => counts.by_kind.entry(kind.to_owned()).or_default(),
+        };
+        *by_status.entry(status).or_default() += 1;
+        let h = &mut counts.latency;
         for (i, b) in BUCKETS.iter().enumerate() {
             if secs <= *b {
                 h.counts[i] += 1;
@@ -91,8 +93,9 @@ impl Metrics {
     pub fn render(&self, table: &Table) -> String {
         let mut out = String::new();
         out.push_str("# HELP hero_router_requests_total Proxied and routed requests.\n# TYPE hero_router_requests_total counter\n");
-        for (svc, by_kind) in self.requests.lock().expect("metrics lock").iter() {
-            for (kind, by_status) in by_kind {
+        let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        for (svc, counts) in requests.iter() {
+            for (kind, by_status) in &counts.by_kind {
                 for (status, n) in by_status {
                     let _ = writeln!(
                         out,
@@ -104,7 +107,7 @@ impl Metrics {
             }
         }
         out.push_str("# HELP hero_router_request_duration_seconds Time to the response head.\n# TYPE hero_router_request_duration_seconds histogram\n");
-        for (svc, h) in self.latency.lock().expect("metrics lock").iter() {
+        for (svc, h) in requests.iter().map(|(s, c)| (s, &c.latency)) {
             let svc = esc(svc);
             for (b, n) in BUCKETS.iter().zip(h.counts) {
                 let _ = writeln!(
@@ -128,6 +131,7 @@ impl Metrics {
                 h.count
             );
         }
+        drop(requests);
         let mut states: BTreeMap<&str, u64> = ["live", "busy", "refused", "denied", "not_socket"]
             .iter()
             .map(|s| (*s, 0))

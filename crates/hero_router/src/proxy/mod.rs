@@ -29,6 +29,7 @@ use hyper_util::rt::TokioIo;
 
 use crate::scanner::ScannerHandle;
 use crate::scanner::state::SocketState;
+use crate::table::Table;
 use client::{SendError, Upstream};
 use error::ProxyError;
 
@@ -83,8 +84,7 @@ pub struct Target {
 }
 
 /// Resolves `/{service}/{kind}` against the table.
-pub fn resolve(scanner: &ScannerHandle, service: &str, kind: &str) -> Result<Target, ProxyError> {
-    let table = scanner.table();
+pub fn resolve(table: &Table, service: &str, kind: &str) -> Result<Target, ProxyError> {
     let Some(svc) = table.service(service) else {
         return Err(ProxyError::NoService {
             service: service.to_owned(),
@@ -127,7 +127,7 @@ pub async fn proxy(
 ) -> Result<(Target, Response), ProxyError> {
     let route = path::parse(req.uri().path(), req.uri().query())?.ok_or(ProxyError::NoRoute)?;
     crate::rpc::wait_ready(&ctx.scanner, ctx.upstream_timeout).await;
-    let target = resolve(&ctx.scanner, &route.service, &route.kind)?;
+    let target = resolve(&ctx.scanner.table(), &route.service, &route.kind)?;
     if let Some(len) = req
         .headers()
         .get(header::CONTENT_LENGTH)

@@ -248,10 +248,11 @@ fn plan_head(
     let Ok(Some(route)) = path::parse(head.path, head.query) else {
         return Plan::Hyper;
     };
-    if !front.proxy.scanner.table().ready {
+    let table = front.proxy.scanner.table();
+    if !table.ready {
         return Plan::Hyper;
     }
-    let Ok(target) = resolve(&front.proxy.scanner, &route.service, &route.kind) else {
+    let Ok(target) = resolve(&table, &route.service, &route.kind) else {
         return Plan::Hyper;
     };
     let fwd = Forwarding {
