@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
@@ -127,8 +128,10 @@ pub struct Pool {
     busy_wait: Duration,
 }
 
+/// Idle connections by the thread that made them (a connection stays with its runtime's
+/// reactor, so a connection thread reuses only its own) and socket instance.
 struct Idle {
-    conns: HashMap<Key, Vec<UpConn>>,
+    conns: HashMap<ThreadId, HashMap<Key, Vec<UpConn>>>,
     swept: Instant,
 }
 
@@ -159,7 +162,10 @@ impl Pool {
         loop {
             let conn = {
                 let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-                idle.conns.get_mut(key).and_then(Vec::pop)
+                idle.conns
+                    .get_mut(&std::thread::current().id())
+                    .and_then(|mine| mine.get_mut(key))
+                    .and_then(Vec::pop)
             };
             match conn {
                 Some(c) if c.still_idle() => return Ok(UpConn { reused: true, ..c }),
@@ -194,14 +200,17 @@ impl Pool {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if now.duration_since(idle.swept) > SWEEP_EVERY {
             idle.swept = now;
-            idle.conns.retain(|_, v| {
-                v.retain(|c| now.duration_since(c.idle_since) <= IDLE_TIMEOUT);
-                !v.is_empty()
-            });
+            for mine in idle.conns.values_mut() {
+                mine.retain(|_, v| {
+                    v.retain(|c| now.duration_since(c.idle_since) <= IDLE_TIMEOUT);
+                    !v.is_empty()
+                });
+            }
         }
-        let list = match idle.conns.get_mut(key) {
+        let mine = idle.conns.entry(std::thread::current().id()).or_default();
+        let list = match mine.get_mut(key) {
             Some(list) => list,
-            None => idle.conns.entry(key.clone()).or_default(),
+            None => mine.entry(key.clone()).or_default(),
         };
         if list.len() < MAX_IDLE_PER_KEY {
             list.push(conn);

@@ -7,6 +7,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -51,6 +52,31 @@ enum AnyStream {
     Unix(UnixStream),
 }
 
+/// An accepted stream outside any runtime, on its way to a shard.
+enum StdStream {
+    Tcp(std::net::TcpStream),
+    Unix(std::os::unix::net::UnixStream),
+}
+
+impl AnyStream {
+    fn into_std(self) -> io::Result<StdStream> {
+        Ok(match self {
+            AnyStream::Tcp(s) => StdStream::Tcp(s.into_std()?),
+            AnyStream::Unix(s) => StdStream::Unix(s.into_std()?),
+        })
+    }
+}
+
+impl StdStream {
+    /// Registers the stream with the current runtime (non-blocking mode is kept).
+    fn into_tokio(self) -> io::Result<AnyStream> {
+        Ok(match self {
+            StdStream::Tcp(s) => AnyStream::Tcp(TcpStream::from_std(s)?),
+            StdStream::Unix(s) => AnyStream::Unix(UnixStream::from_std(s)?),
+        })
+    }
+}
+
 // === impl AnyListener ===
 
 impl AnyListener {
@@ -75,16 +101,70 @@ pub struct App {
     role: Role,
     router: Router,
     limits: ConnLimits,
+    shards: Arc<Shards>,
 }
 
 impl App {
-    /// The app of one listener role.
-    pub fn new(front: Arc<Front>, role: Role, limits: ConnLimits) -> App {
+    /// The app of one listener role; its connections run on `shards`.
+    pub fn new(front: Arc<Front>, role: Role, limits: ConnLimits, shards: Arc<Shards>) -> App {
         App {
             router: super::app(front.clone(), role),
             front,
             role,
             limits,
+            shards,
+        }
+    }
+}
+
+/// Connection shards: one single-threaded runtime per core, like nginx's workers. An accept
+/// loop hands each connection to the next shard; the connection, its upstream connections and
+/// its timers then stay on that shard's thread, so a request never wakes another thread.
+pub struct Shards {
+    handles: Vec<tokio::runtime::Handle>,
+    next: AtomicUsize,
+    stop: CancellationToken,
+    threads: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+impl Shards {
+    /// Starts `n` shard threads (at least one).
+    pub fn start(n: usize) -> io::Result<Arc<Shards>> {
+        let stop = CancellationToken::new();
+        let mut handles = Vec::new();
+        let mut threads = Vec::new();
+        for i in 0..n.max(1) {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            handles.push(rt.handle().clone());
+            let stop = stop.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("hero-conn-{i}"))
+                    .spawn(move || rt.block_on(stop.cancelled()))?,
+            );
+        }
+        Ok(Arc::new(Shards {
+            handles,
+            next: AtomicUsize::new(0),
+            stop,
+            threads: std::sync::Mutex::new(threads),
+        }))
+    }
+
+    /// The shard for the next connection (round robin).
+    fn pick(&self) -> &tokio::runtime::Handle {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        &self.handles[i % self.handles.len()]
+    }
+
+    /// Stops every shard (tasks still on them are dropped) and waits for the threads.
+    pub fn stop(&self) {
+        self.stop.cancel();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in threads {
+            let _ = t.join();
         }
     }
 }
@@ -123,10 +203,23 @@ pub async fn serve(listener: AnyListener, app: Arc<App>, token: CancellationToke
                 continue;
             }
         };
+        // Move the connection to a shard: it leaves this runtime's reactor and joins the
+        // shard's when the task starts there.
+        let stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot move a connection to a shard");
+                continue;
+            }
+        };
         let app = app.clone();
         let token = token.clone();
-        connections.spawn(async move {
+        let shard = app.shards.pick().clone();
+        shard.spawn(connections.track_future(async move {
             let _permit = permit;
+            let Ok(stream) = stream.into_tokio() else {
+                return;
+            };
             let hyper_token = token.clone();
             let router = app.router.clone();
             fast::serve(
@@ -139,7 +232,7 @@ pub async fn serve(listener: AnyListener, app: Arc<App>, token: CancellationToke
                 move |io| serve_hyper(io, transport, router, limits, hyper_token),
             )
             .await;
-        });
+        }));
     }
     drop(listener);
     connections.close();

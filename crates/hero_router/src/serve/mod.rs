@@ -144,8 +144,18 @@ pub async fn run_with_scanner(
         admin: (admin, admin_guard),
         tcp,
     } = listeners;
-    let rpc_app = Arc::new(listener::App::new(front.clone(), Role::RpcSocket, limits));
-    let gateway = Arc::new(listener::App::new(front.clone(), Role::Gateway, limits));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let shards = listener::Shards::start(cores).context("cannot start connection threads")?;
+    let app = |role| {
+        Arc::new(listener::App::new(
+            front.clone(),
+            role,
+            limits,
+            shards.clone(),
+        ))
+    };
+    let rpc_app = app(Role::RpcSocket);
+    let gateway = app(Role::Gateway);
     let mut servers = vec![
         tokio::spawn(listener::serve(
             AnyListener::Unix(rpc),
@@ -173,6 +183,7 @@ pub async fn run_with_scanner(
     if drained.is_err() {
         tracing::warn!(grace = ?SHUTDOWN_GRACE, "in-flight requests did not finish in time");
     }
+    let _ = tokio::task::spawn_blocking(move || shards.stop()).await;
     scan_token.cancel();
     events_token.cancel();
     tracker.close();
