@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::events::Event;
@@ -17,17 +18,31 @@ const BUCKETS: [f64; 14] = [
 /// kind → status → count, for one service.
 type ByKind = BTreeMap<String, BTreeMap<u16, u64>>;
 
-/// All counters: requests behind one lock (taken once per request), scanner counts behind
-/// another.
+/// Request counters are striped: each thread counts into its own stripe (one uncontended lock
+/// per request), and rendering adds the stripes up.
+const STRIPES: usize = 8;
+
+/// service → its counters
+type Requests = BTreeMap<String, ServiceCounts>;
+
+/// All counters: requests in stripes, scanner counts behind one lock.
 #[derive(Default)]
 pub struct Metrics {
-    /// service → its counters
-    requests: Mutex<BTreeMap<String, ServiceCounts>>,
+    requests: [Mutex<Requests>; STRIPES],
     scanner: Mutex<ScannerCounts>,
 }
 
+/// The stripe of the calling thread.
+fn stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+    }
+    STRIPE.with(|s| *s)
+}
+
 /// The request counters of one service.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct ServiceCounts {
     /// kind → status → count
     by_kind: ByKind,
@@ -49,13 +64,35 @@ struct Histogram {
     sum: f64,
 }
 
+// === impl ServiceCounts ===
+
+impl ServiceCounts {
+    /// Adds `other`'s counts to these.
+    fn add(&mut self, other: &ServiceCounts) {
+        for (kind, by_status) in &other.by_kind {
+            let mine = self.by_kind.entry(kind.clone()).or_default();
+            for (status, n) in by_status {
+                *mine.entry(*status).or_default() += n;
+            }
+        }
+        let (h, o) = (&mut self.latency, &other.latency);
+        for (a, b) in h.counts.iter_mut().zip(o.counts) {
+            *a += b;
+        }
+        h.count += o.count;
+        h.sum += o.sum;
+    }
+}
+
 // === impl Metrics ===
 
 impl Metrics {
     /// Counts one finished request. Allocates only the first time a label set is seen.
     pub fn record(&self, service: &str, kind: &str, status: u16, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
-        let mut req = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        let mut req = self.requests[stripe()]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let counts = match req.get_mut(service) {
             Some(m) => m,
             None => req.entry(service.to_owned()).or_default(),
@@ -93,7 +130,18 @@ impl Metrics {
     pub fn render(&self, table: &Table) -> String {
         let mut out = String::new();
         out.push_str("# HELP hero_router_requests_total Proxied and routed requests.\n# TYPE hero_router_requests_total counter\n");
-        let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        let mut requests = Requests::new();
+        for stripe in &self.requests {
+            let stripe = stripe.lock().unwrap_or_else(|p| p.into_inner());
+            for (svc, counts) in stripe.iter() {
+                match requests.get_mut(svc) {
+                    Some(total) => total.add(counts),
+                    None => {
+                        requests.insert(svc.clone(), counts.clone());
+                    }
+                }
+            }
+        }
         for (svc, counts) in requests.iter() {
             for (kind, by_status) in &counts.by_kind {
                 for (status, n) in by_status {
@@ -131,7 +179,6 @@ impl Metrics {
                 h.count
             );
         }
-        drop(requests);
         let mut states: BTreeMap<&str, u64> = ["live", "busy", "refused", "denied", "not_socket"]
             .iter()
             .map(|s| (*s, 0))
@@ -176,4 +223,49 @@ fn esc(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn counts_from_many_threads_add_up() {
+        let m = Arc::new(Metrics::default());
+        let threads: Vec<_> = (0..STRIPES as u16 + 3)
+            .map(|i| {
+                let m = m.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..10 {
+                        m.record("svc", "rpc", 200 + i % 2, Duration::from_millis(2));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        m.record("svc", "-", 502, Duration::from_secs(20));
+        let text = m.render(&Table::default());
+        let threads = u64::try_from(STRIPES).unwrap() + 3;
+        let line = |s: &str| text.lines().find(|l| l.starts_with(s)).map(str::to_owned);
+        let total = |status: u16| {
+            line(&format!(
+                "hero_router_requests_total{{service=\"svc\",kind=\"rpc\",status=\"{status}\"}} "
+            ))
+        };
+        let n = |l: Option<String>| l.and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok());
+        assert_eq!(n(total(200)), Some(10 * threads.div_ceil(2)));
+        assert_eq!(n(total(201)), Some(10 * (threads / 2)));
+        let bucket = |le: &str| {
+            n(line(&format!(
+                "hero_router_request_duration_seconds_bucket{{service=\"svc\",le=\"{le}\"}} "
+            )))
+        };
+        assert_eq!(bucket("0.001"), Some(0));
+        assert_eq!(bucket("0.0025"), Some(10 * threads));
+        assert_eq!(bucket("+Inf"), Some(10 * threads + 1));
+    }
 }

@@ -213,7 +213,8 @@ pub async fn serve(listener: AnyListener, app: Arc<App>, token: CancellationToke
             }
         };
         let app = app.clone();
-        let token = token.clone();
+        // A token of its own: checking it takes no lock shared with other connections.
+        let token = token.child_token();
         let shard = app.shards.pick().clone();
         shard.spawn(connections.track_future(async move {
             let _permit = permit;
