@@ -42,6 +42,6 @@ demo:
 clean:
 	$(CARGO) clean
 
-## The codec and path-parser property tests with 1,000,000 random cases each (release build).
+## The codec, path-parser and HTTP wire-parser property tests, 1,000,000 random cases each (release).
 fuzz:
 	HERO_FUZZ_CASES=1000000 $(CARGO) test --release -p hero_router --lib -- never_panic --nocapture

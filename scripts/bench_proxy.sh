@@ -12,7 +12,8 @@
 # Throughput: 64 connections, warm-up then BENCH_N requests, 3 rounds interleaved (d,p,m,n,d,...),
 # median req/s and median p50/p99 (from h2load's per-request log). Latency: 1 connection,
 # BENCH_N1 requests, 3 interleaved rounds, median p50; reported as "added p50 over direct".
-# Fairness: hero_router runs one tokio worker per core, nginx gets `worker_processes auto`.
+# Fairness: hero_router runs one connection shard (a single-threaded runtime) per core, nginx gets
+# `worker_processes auto`, one worker process per core.
 # The load tool runs on the same machine and competes with the proxy for CPU.
 # Needs root for the apt install of nghttp2-client (h2load) and nginx if they are missing.
 # Only 127.0.0.1 and temporary Unix sockets are used; everything is torn down on exit.
@@ -161,7 +162,7 @@ nginx_workers=$(pgrep -c -P "$nginx_pid" || true)
 read -r idle router_cpu service_cpu < <(idle_sample)
 echo "== machine: $(nproc) cores, Linux $(uname -r); $(h2load --version | head -1); $("$NGINX" -v 2>&1)"
 echo "== command: make bench (or: bash scripts/bench_proxy.sh)"
-echo "== nginx worker_processes auto ($nginx_workers workers); hero_router: one tokio worker per core"
+echo "== nginx worker_processes auto ($nginx_workers workers); hero_router: one connection shard per core"
 echo "== idle check (1 s, no load): machine ${idle}% idle, hero_router ${router_cpu}% of a core," \
   "bench service ${service_cpu}%; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 [ "$router_cpu" -le 5 ] || echo "   WARNING: hero_router burns CPU while idle; it competes with the proxying below"
