@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +33,7 @@ use crate::proxy::error::{ProxyError, error_parts};
 use crate::proxy::h1::{self, Forwarding, Framing};
 use crate::proxy::pool::{self, Key, Pool, UpConn};
 use crate::proxy::{Transport, path, resolve};
+use crate::table::Table;
 
 /// Bytes read from the client at a time.
 const READ_CHUNK: usize = 16 * 1024;
@@ -87,6 +88,10 @@ struct Client<S> {
     up_head: Vec<u8>,
     /// Bytes on their way to the client (likewise).
     out: Vec<u8>,
+    /// The table, refreshed when the scanner publishes a new one (no lock shared with other
+    /// threads per request).
+    table: Arc<Table>,
+    tables: watch::Receiver<Arc<Table>>,
 }
 
 /// An upstream socket this client connection talks to: its in-flight semaphore, and the
@@ -168,7 +173,10 @@ pub(super) async fn serve<S, F, Fut>(
         },
         up_head: Vec::with_capacity(1024),
         out: Vec::with_capacity(1024),
+        table: Arc::default(),
+        tables: front.proxy.scanner.tables(),
     };
+    client.table = client.tables.borrow_and_update().clone();
     let mut header_watch = Watchdog::new();
     let cancelled = token.cancelled();
     let mut cancelled = std::pin::pin!(cancelled);
@@ -204,11 +212,12 @@ pub(super) async fn serve<S, F, Fut>(
     .await;
 }
 
-/// How the client reached us, for the forwarding headers.
+/// How the client reached us, and the table to route with.
 struct Origin<'a> {
     role: Role,
     /// The TCP peer's address; `None` on a Unix socket.
     peer: Option<&'a str>,
+    table: &'a Table,
 }
 
 /// Decides what to do with the head at the start of `buf`; `None` if it is not complete.
@@ -248,11 +257,10 @@ fn plan_head(
     let Ok(Some(route)) = path::parse(head.path, head.query) else {
         return Plan::Hyper;
     };
-    let table = front.proxy.scanner.table();
-    if !table.ready {
+    if !origin.table.ready {
         return Plan::Hyper;
     }
-    let Ok(target) = resolve(&table, &route.service, &route.kind) else {
+    let Ok(target) = resolve(origin.table, &route.service, &route.kind) else {
         return Plan::Hyper;
     };
     let fwd = Forwarding {
@@ -298,9 +306,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         loop {
             // Parse only once the blank line that ends a head can be there.
             if may_hold_head(&self.buf) {
+                if self.tables.has_changed().unwrap_or(false) {
+                    self.table = self.tables.borrow_and_update().clone();
+                }
                 let origin = Origin {
                     role,
                     peer: self.peer.as_deref(),
+                    table: &self.table,
                 };
                 if let Some(plan) = plan(&self.buf, front, &origin, &mut self.up_head) {
                     return Ok(Some(plan));
