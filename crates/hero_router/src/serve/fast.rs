@@ -576,7 +576,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
                 out.clear();
             }
             up.buf.advance(take);
-            left -= take as u64;
+            if let Framing::Length(_) = framing {
+                left -= take as u64;
+            }
             let finished = match framing {
                 Framing::Empty => true,
                 Framing::Length(_) => left == 0,
