@@ -509,3 +509,43 @@ async fn a_100_mb_content_length_upload_streams_through() {
     assert_eq!(c.response(false).await.status(), 200);
     d.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_leaving_a_quiet_stream_releases_the_upstream() {
+    let root = tempfile::tempdir().unwrap();
+    // Sends a head and one event, then stays quiet; reports when the router hangs up.
+    let l = UnixListener::bind(service_dir(root.path(), "sse").join("rpc.sock")).unwrap();
+    let (hung_up, mut hung_up_rx) = tokio::sync::mpsc::channel::<()>(1);
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let hung_up = hung_up.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                if read_request(&mut s, &mut buf).await.is_none() {
+                    return; // a probe
+                }
+                s.write_all(
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nevent1\r\n",
+                )
+                .await
+                .unwrap();
+                let mut rest = [0u8; 64];
+                while matches!(s.read(&mut rest).await, Ok(n) if n > 0) {}
+                let _ = hung_up.send(()).await;
+            });
+        }
+    });
+    let d = daemon(root.path()).await;
+    let mut c = Client::connect(&d).await;
+    c.send(&get("/sse/rpc/events")).await;
+    while find(&c.buf, b"event1").is_none() {
+        assert!(c.fill().await > 0);
+    }
+    drop(c);
+    let released = tokio::time::timeout(Duration::from_secs(10), hung_up_rx.recv()).await;
+    assert!(
+        released.is_ok(),
+        "the router kept the stream's upstream open"
+    );
+    d.stop().await;
+}

@@ -588,13 +588,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
             if finished {
                 return true;
             }
-            match up.fill().await {
+            // Wait for more of the body, and notice a client that leaves meanwhile (a stream
+            // may be quiet for minutes; it must not hold the connection, or shutdown, that long).
+            let filled = tokio::select! {
+                r = up.fill() => r,
+                () = client_gone(&mut self.io, &mut self.buf) => return false,
+            };
+            match filled {
                 Ok(0) => return framing == Framing::UntilClose,
                 Ok(_) => {}
                 Err(_) => return false,
             }
         }
     }
+}
+
+/// Resolves when the client closes its side (or its connection fails). Bytes it sends
+/// meanwhile (a pipelined next request) are kept in `buf`, up to [`READ_CHUNK`]; beyond that
+/// it stops reading until the response is done.
+async fn client_gone<S: AsyncRead + Unpin>(io: &mut S, buf: &mut BytesMut) {
+    while buf.len() < READ_CHUNK {
+        buf.reserve(READ_CHUNK - buf.len());
+        if !matches!(io.read_buf(buf).await, Ok(n) if n > 0) {
+            return;
+        }
+    }
+    std::future::pending().await
 }
 
 /// Why sending the request failed.
