@@ -544,18 +544,12 @@ async fn sse_events_arrive_as_they_are_produced() {
     d.stop().await;
 }
 
-fn peak_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 #[tokio::test]
 async fn a_100_mb_upload_streams_through() {
     let (_root, d, _svcs) = daemon_with_services(&["--max-body", "200MiB"]).await;
     const CHUNK: usize = 64 * 1024;
     const TOTAL: usize = 100 * 1024 * 1024;
-    let before = peak_rss_kib();
+    let before = common::peak_rss_kib();
     let chunks =
         futures_util::stream::iter((0..TOTAL / CHUNK).map(|_| {
             Ok::<_, std::io::Error>(hyper::body::Frame::data(Bytes::from(vec![7u8; CHUNK])))
@@ -580,7 +574,7 @@ async fn a_100_mb_upload_streams_through() {
     );
     // Client, router and service share this process: had anything buffered the body whole,
     // the peak would have grown by at least 100 MB.
-    let grown_mib = (peak_rss_kib().saturating_sub(before)) / 1024;
+    let grown_mib = (common::peak_rss_kib().saturating_sub(before)) / 1024;
     assert!(grown_mib < 50, "peak RSS grew by {grown_mib} MiB");
     d.stop().await;
 }

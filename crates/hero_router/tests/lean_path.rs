@@ -470,12 +470,6 @@ async fn a_malformed_upstream_answer_is_a_502() {
     d.stop().await;
 }
 
-fn peak_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 #[tokio::test]
 async fn a_100_mb_content_length_upload_streams_through() {
     use hero_example_service::{ServiceConfig, spawn};
@@ -486,7 +480,7 @@ async fn a_100_mb_content_length_upload_streams_through() {
     let d = start_daemon(serve_config(root.path(), &["--max-body", "200MiB"])).await;
     const CHUNK: usize = 64 * 1024;
     const TOTAL: usize = 100 * 1024 * 1024;
-    let before = peak_rss_kib();
+    let before = common::peak_rss_kib();
     let mut c = Client::connect(&d).await;
     c.send(&format!(
         "POST /alpha/rpc/upload HTTP/1.1\r\nHost: x\r\nContent-Length: {TOTAL}\r\n\r\n"
@@ -502,7 +496,7 @@ async fn a_100_mb_content_length_upload_streams_through() {
     assert_eq!(v["bytes"], TOTAL as u64);
     // Client, router and service share this process: had anything buffered the body whole,
     // the peak would have grown by at least 100 MB.
-    let grown_mib = peak_rss_kib().saturating_sub(before) / 1024;
+    let grown_mib = common::peak_rss_kib().saturating_sub(before) / 1024;
     assert!(grown_mib < 50, "peak RSS grew by {grown_mib} MiB");
     // The connection is still in step: a next request is answered.
     c.send(&get("/alpha/rpc/health")).await;

@@ -4,9 +4,9 @@
 //! Everything here is a plain function over bytes, so the rules are unit-tested without
 //! sockets. The connection driver (`serve::fast`) and the upstream pool do the I/O.
 
-/// Headers that belong to one connection and are never forwarded (RFC 9110 §7.6.1).
-/// `transfer-encoding` is handled by the framing, `upgrade` never reaches the lean path.
-const HOP_BY_HOP: [&str; 8] = [
+/// Headers that belong to one connection and are never forwarded (RFC 9110 §7.6.1), on both
+/// paths. The lean path handles `transfer-encoding` by the framing and never sees `upgrade`.
+pub const HOP_BY_HOP: [&str; 8] = [
     "connection",
     "keep-alive",
     "proxy-connection",

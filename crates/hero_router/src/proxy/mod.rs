@@ -58,16 +58,6 @@ pub struct ProxyCtx {
     pub trust_forwarded_headers: bool,
 }
 
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authenticate",
-];
 const HERO_HEADERS: [&str; 2] = ["x-hero-context", "x-hero-claims"];
 
 /// The socket a route resolved to.
@@ -257,7 +247,7 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
             h.remove(name);
         }
     }
-    for name in HOP_BY_HOP {
+    for name in h1::HOP_BY_HOP {
         if name != "upgrade" {
             h.remove(name);
         }
