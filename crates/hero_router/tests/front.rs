@@ -645,9 +645,14 @@ async fn shutdown_lets_the_request_in_flight_finish() {
     arrived.notified().await;
     let (rpc_path, admin_path) = (d.rpc.clone(), d.admin.clone());
     d.token.cancel();
-    let (s, _, b) = in_flight.await.unwrap();
+    let (s, headers, b) = in_flight.await.unwrap();
     assert_eq!(s, 200);
     assert_eq!(json(std::str::from_utf8(&b).unwrap())["result"], "done");
+    // The connection's last answer says so.
+    assert_eq!(
+        headers.get("connection").map(|v| v.as_bytes()),
+        Some(&b"close"[..])
+    );
     d.task.await.unwrap().unwrap();
     assert!(
         !rpc_path.exists() && !admin_path.exists(),

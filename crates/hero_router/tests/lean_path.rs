@@ -543,3 +543,37 @@ async fn a_client_leaving_a_quiet_stream_releases_the_upstream() {
     );
     d.stop().await;
 }
+
+#[tokio::test]
+async fn on_shutdown_the_answer_in_flight_is_the_connections_last() {
+    let root = tempfile::tempdir().unwrap();
+    // Says when the request is in, answers when told to.
+    let l = UnixListener::bind(service_dir(root.path(), "svc").join("rpc.sock")).unwrap();
+    let (arrived, mut arrived_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let go = Arc::new(tokio::sync::Notify::new());
+    let go_up = go.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let (arrived, go) = (arrived.clone(), go_up.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                if read_request(&mut s, &mut buf).await.is_some() {
+                    arrived.send(()).await.unwrap();
+                    go.notified().await;
+                    s.write_all(OK).await.unwrap();
+                }
+            });
+        }
+    });
+    let d = daemon(root.path()).await;
+    let mut c = Client::connect(&d).await;
+    c.send(&get("/svc/rpc/slow")).await;
+    arrived_rx.recv().await.unwrap();
+    d.token.cancel();
+    go.notify_one();
+    let r = c.response(false).await;
+    assert_eq!((r.status(), r.body.as_slice()), (200, &b"ok"[..]));
+    assert_eq!(r.header("connection"), Some("close"), "{r:?}");
+    assert!(c.closed().await);
+    d.task.await.unwrap().unwrap();
+}

@@ -92,6 +92,8 @@ struct Client<S> {
     /// threads per request).
     table: Arc<Table>,
     tables: watch::Receiver<Arc<Table>>,
+    /// Cancelled on shutdown: the answer in flight then says `connection: close`.
+    token: CancellationToken,
 }
 
 /// An upstream socket this client connection talks to: its in-flight semaphore, and the
@@ -175,6 +177,7 @@ pub(super) async fn serve<S, F, Fut>(
         out: Vec::with_capacity(1024),
         table: Arc::default(),
         tables: front.proxy.scanner.tables(),
+        token: token.clone(),
     };
     client.table = client.tables.borrow_and_update().clone();
     let mut header_watch = Watchdog::new();
@@ -338,6 +341,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         self.buf.advance(head_len);
         let body = self.buf.split_to(body_len);
         let answer = front.rpc.handle(&body).await;
+        let close = close || self.token.is_cancelled();
         let status = if answer.is_some() { 200 } else { 204 };
         let mut out = Vec::with_capacity(256 + answer.as_ref().map_or(0, String::len));
         let headers: &[(&str, &str)] = match answer {
@@ -365,7 +369,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         self.buf.advance(fwd.head_len);
         self.body_left = fwd.body_len;
         match self.exchange(front, &fwd, started).await {
-            Ok(keep) => keep && !fwd.close,
+            Ok(keep) => keep && !fwd.close && !self.token.is_cancelled(),
             Err(Failed::Late) => false,
             Err(Failed::Early(e)) => {
                 // Skip a body we did not send; if part of it is still in the socket, close.
@@ -441,7 +445,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
             self.head_watch.arm(Instant::now() + timeout);
             let read = tokio::select! {
                 biased;
-                r = read_response_head(&mut up, fwd, &mut self.io, &mut self.out) => r,
+                r = read_response_head(&mut up, fwd, &self.token, &mut self.io, &mut self.out) => r,
                 _ = self.head_watch.expired() => return Err(early(SendError::Timeout)),
             };
             match read {
@@ -636,15 +640,18 @@ enum HeadError {
 
 /// Reads the final response head from upstream, forwarding interim 1xx heads to the client.
 /// The head to send downstream is left in `out`.
+/// Once shutdown has begun (`shutdown` cancelled), the answer says `connection: close`.
 async fn read_response_head<S: AsyncWrite + Unpin>(
     up: &mut UpConn,
     fwd: &Forward,
+    shutdown: &CancellationToken,
     client: &mut S,
     out: &mut Vec<u8>,
 ) -> Result<h1::ResponseHead, HeadError> {
     loop {
         out.clear();
-        match h1::parse_response(&up.buf, fwd.head_request, fwd.close, Some(out)) {
+        let close = fwd.close || shutdown.is_cancelled();
+        match h1::parse_response(&up.buf, fwd.head_request, close, Some(out)) {
             Ok(Some(h)) if (100..200).contains(&h.status) => {
                 up.buf.advance(h.head_len);
                 if client.write_all(out).await.is_err() {
