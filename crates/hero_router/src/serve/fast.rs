@@ -11,10 +11,13 @@
 //! the rest of the connection, with the bytes already read. Both paths render errors through
 //! `proxy::error::error_parts`, so a client cannot tell them apart except by speed.
 //!
-//! On the upstream side a request takes a connection from the pool, writes the rewritten head
-//! and body, reads the response head within `--upstream-timeout`, and streams the body as it
-//! comes (a `Content-Length` body, chunks passed through as they are, or everything until the
-//! upstream closes). The connection goes back to the pool only after a clean, complete exchange.
+//! On the upstream side a request uses the connection this client connection kept from its
+//! last exchange with the same socket instance, else one from the pool; writes the rewritten
+//! head and the body; reads the response head within `--upstream-timeout`; and streams the body
+//! as it comes (a `Content-Length` body, chunks passed through as they are, or everything until
+//! the upstream closes), watching for the client to leave meanwhile. An upstream connection is
+//! kept only after a clean, complete exchange. Once shutdown begins, the answer in flight says
+//! `connection: close` and is the connection's last.
 
 use std::io;
 use std::pin::Pin;
