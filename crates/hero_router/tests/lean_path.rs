@@ -311,17 +311,29 @@ async fn a_connection_handed_to_hyper_keeps_working() {
     let mut c = Client::connect(&d).await;
     c.send(&get("/svc/rpc/a")).await;
     assert_eq!(c.response(false).await.status(), 200);
-    // The router's own endpoint is served by hyper + axum from here on.
+    // The router's own endpoints are served on the lean path too.
     c.send(&get("/health")).await;
     let h = c.response(false).await;
     assert_eq!(h.status(), 200);
+    assert_eq!(h.header("content-type"), Some("application/json"));
     assert_eq!(
         common::json(std::str::from_utf8(&h.body).unwrap())["status"],
         "ok"
     );
+    // A routing error is hyper's: from here on hyper + axum serve this connection.
+    c.send(&get("/nosuch/rpc/x")).await;
+    let e = c.response(false).await;
+    assert_eq!(e.status(), 404);
+    assert_eq!(e.header("x-hero-router-error"), Some("no_service"));
     c.send(&get("/svc/rpc/b")).await;
     let r = c.response(false).await;
     assert_eq!((r.status(), r.body.as_slice()), (200, &b"ok"[..]));
+    c.send(&get("/metrics")).await;
+    let m = c.response(false).await;
+    assert!(
+        String::from_utf8_lossy(&m.body).contains("hero_router_requests_total"),
+        "{m:?}"
+    );
     let seen = up.requests();
     assert!(seen[1].starts_with("GET /b "), "{seen:?}");
     assert_eq!(header(&seen[1], "x-forwarded-prefix"), Some("/svc/rpc"));

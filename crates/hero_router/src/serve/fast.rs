@@ -1,14 +1,16 @@
 //! The lean data path: one task per client connection reads request heads itself and serves
 //! the common requests without hyper, axum or a pool hand-off.
 //!
-//! It takes two kinds of request:
+//! It takes three kinds of request:
 //! - a proxied request (`/{service}/{kind}/…` to a live or busy socket) with no body or a
 //!   `Content-Length` body, no upgrade, no `Expect`;
-//! - `POST /rpc` with a `Content-Length` body within `--max-body`.
+//! - `POST /rpc` with a `Content-Length` body within `--max-body`;
+//! - `GET` of the router's own endpoints (`/health`, `/api/services`, `/metrics`, and on
+//!   rpc.sock `/openrpc.json` and `/.well-known/heroservice.json`).
 //!
-//! Anything else (the router's other endpoints, routing errors, chunked uploads, WebSocket
-//! upgrades, HTTP/1.0, malformed or oversized heads) is handed to the hyper + axum stack for
-//! the rest of the connection, with the bytes already read. Both paths render errors through
+//! Anything else (routing errors, other methods, chunked uploads, WebSocket upgrades, HTTP/1.0,
+//! malformed or oversized heads) is handed to the hyper + axum stack for the rest of the
+//! connection, with the bytes already read. Both paths render errors through
 //! `proxy::error::error_parts`, so a client cannot tell them apart except by speed.
 //!
 //! On the upstream side a request uses the connection this client connection kept from its
@@ -29,7 +31,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
-use super::front::{Front, Role};
+use super::front::{Endpoint, Front, Role};
 use super::listener::ConnLimits;
 use crate::proxy::client::SendError;
 use crate::proxy::error::{ProxyError, error_parts};
@@ -50,6 +52,12 @@ enum Plan {
         head_len: usize,
         body_len: usize,
         close: bool,
+    },
+    /// One of the router's own `GET` endpoints.
+    Own {
+        head_len: usize,
+        close: bool,
+        endpoint: Endpoint,
     },
     /// A proxied request.
     Proxy(Box<Forward>),
@@ -204,6 +212,11 @@ pub(super) async fn serve<S, F, Fut>(
                 body_len,
                 close,
             } => client.rpc(&front, head_len, body_len, close).await,
+            Plan::Own {
+                head_len,
+                close,
+                endpoint,
+            } => client.own(&front, head_len, close, endpoint).await,
             Plan::Proxy(fwd) => client.forward(&front, *fwd).await,
         };
         if !keep {
@@ -256,8 +269,17 @@ fn plan_head(
             _ => Plan::Hyper,
         };
     }
-    if origin.role != Role::Gateway || matches!(head.path, "/health" | "/api/services" | "/metrics")
-    {
+    if let Some(endpoint) = Endpoint::at(head.path, origin.role) {
+        return match (head.method, head.body_len) {
+            ("GET", 0) => Plan::Own {
+                head_len: head.head_len,
+                close: head.close,
+                endpoint,
+            },
+            _ => Plan::Hyper,
+        };
+    }
+    if origin.role != Role::Gateway {
         return Plan::Hyper;
     }
     let Ok(Some(route)) = path::parse(head.path, head.query) else {
@@ -331,6 +353,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
                 return Ok(None);
             }
         }
+    }
+
+    /// Answers one of the router's own `GET` endpoints. Returns whether the connection stays
+    /// open.
+    async fn own(&mut self, front: &Front, head_len: usize, close: bool, e: Endpoint) -> bool {
+        self.buf.advance(head_len);
+        let (content_type, body) = front.endpoint(e);
+        let close = close || self.token.is_cancelled();
+        self.out.clear();
+        let headers = [("content-type", content_type)];
+        write_head(&mut self.out, 200, &headers, Some(body.len()), close);
+        self.out.extend_from_slice(body.as_bytes());
+        self.io.write_all(&self.out).await.is_ok() && !close
     }
 
     /// Answers `POST /rpc`. Returns whether the connection stays open.

@@ -85,29 +85,72 @@ impl Front {
 }
 
 /// The HTTP app of one listener role.
+/// The router's own `GET` endpoints besides `/rpc`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Endpoint {
+    /// `GET /health`.
+    Health,
+    /// `GET /api/services`.
+    Services,
+    /// `GET /metrics`.
+    Metrics,
+    /// `GET /openrpc.json` (rpc.sock only).
+    OpenRpc,
+    /// `GET /.well-known/heroservice.json` (rpc.sock only).
+    Manifest,
+}
+
+impl Endpoint {
+    /// The endpoint at `path` on a listener of `role`.
+    pub(super) fn at(path: &str, role: Role) -> Option<Endpoint> {
+        match (path, role) {
+            ("/health", _) => Some(Endpoint::Health),
+            ("/api/services", _) => Some(Endpoint::Services),
+            ("/metrics", _) => Some(Endpoint::Metrics),
+            ("/openrpc.json", Role::RpcSocket) => Some(Endpoint::OpenRpc),
+            ("/.well-known/heroservice.json", Role::RpcSocket) => Some(Endpoint::Manifest),
+            _ => None,
+        }
+    }
+}
+
+// === impl Front (endpoints) ===
+
+impl Front {
+    /// An endpoint's content type and body; both data paths serve it from here.
+    pub(super) fn endpoint(&self, e: Endpoint) -> (&'static str, String) {
+        const JSON: &str = "application/json";
+        match e {
+            Endpoint::Health => (JSON, self.rpc.ctx().health().to_string()),
+            Endpoint::Services => (JSON, self.rpc.ctx().services().to_string()),
+            Endpoint::Metrics => (
+                "text/plain; version=0.0.4",
+                self.metrics.render(&self.proxy.scanner.table()),
+            ),
+            Endpoint::OpenRpc => (JSON, crate::rpc::openrpc().to_string()),
+            Endpoint::Manifest => (JSON, manifest().to_string()),
+        }
+    }
+}
+
+/// The HTTP app of one listener role.
 pub fn app(front: Arc<Front>, role: Role) -> Router {
+    let serve = |e: Endpoint| {
+        get(move |State(f): State<Arc<Front>>| async move {
+            let (content_type, body) = f.endpoint(e);
+            ([(header::CONTENT_TYPE, content_type)], body).into_response()
+        })
+    };
     let mut r = Router::new()
         .route("/rpc", post(rpc))
-        .route(
-            "/health",
-            get(|State(f): State<Arc<Front>>| async move { axum::Json(f.rpc.ctx().health()) }),
-        )
-        .route(
-            "/api/services",
-            get(|State(f): State<Arc<Front>>| async move { axum::Json(f.rpc.ctx().services()) }),
-        )
-        .route("/metrics", get(metrics));
+        .route("/health", serve(Endpoint::Health))
+        .route("/api/services", serve(Endpoint::Services))
+        .route("/metrics", serve(Endpoint::Metrics));
     match role {
         Role::RpcSocket => {
             r = r
-                .route(
-                    "/openrpc.json",
-                    get(|| async { axum::Json(crate::rpc::openrpc()) }),
-                )
-                .route(
-                    "/.well-known/heroservice.json",
-                    get(|| async { axum::Json(manifest()) }),
-                )
+                .route("/openrpc.json", serve(Endpoint::OpenRpc))
+                .route("/.well-known/heroservice.json", serve(Endpoint::Manifest))
                 .fallback(|| async { error_response(&ProxyError::NoRoute) });
         }
         Role::Gateway => r = r.fallback(proxy),
@@ -188,16 +231,6 @@ async fn proxy(State(front): State<Arc<Front>>, req: Request) -> Response {
             resp
         }
     }
-}
-
-async fn metrics(State(front): State<Arc<Front>>) -> Response {
-    let text = front.metrics.render(&front.proxy.scanner.table());
-    let mut r = Response::new(Body::from(text));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4"),
-    );
-    r
 }
 
 fn manifest() -> Value {
