@@ -589,3 +589,47 @@ async fn on_shutdown_the_answer_in_flight_is_the_connections_last() {
     assert!(c.closed().await);
     d.task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn an_endless_response_head_is_a_502_not_a_growing_buffer() {
+    let root = tempfile::tempdir().unwrap();
+    // A head that never ends: one header line of 1 MiB (many short lines would be caught
+    // earlier, by the header count limit).
+    let l = UnixListener::bind(service_dir(root.path(), "svc").join("rpc.sock")).unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                if read_request(&mut s, &mut buf).await.is_some() {
+                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nX-Filler: ").await;
+                    let piece = [b'a'; 4096];
+                    for _ in 0..256 {
+                        if s.write_all(&piece).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let d = daemon(root.path()).await;
+    let mut c = Client::connect(&d).await;
+    c.send(&get("/svc/rpc/x")).await;
+    let r = c.response(false).await;
+    assert_eq!(r.status(), 502, "{r:?}");
+    let v = common::json(std::str::from_utf8(&r.body).unwrap());
+    assert!(v["error"].as_str().unwrap().contains("larger than"), "{v}");
+    // The same through method routing (the forwarding pool).
+    let (status, text) = common::rpc(&d, r#"{"jsonrpc":"2.0","id":7,"method":"svc.x"}"#).await;
+    assert_eq!(status, 200);
+    let v = common::json(&text);
+    assert_eq!(v["error"]["code"], -32004, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("larger than"),
+        "{v}"
+    );
+    d.stop().await;
+}

@@ -20,6 +20,10 @@ pub const HOP_BY_HOP: [&str; 8] = [
 /// At most this many headers in a head; more is left to hyper, which answers 431.
 pub const MAX_HEADERS: usize = 100;
 
+/// The largest upstream response head we wait for; a longer one is a broken upstream (502),
+/// not a reason to buffer without end.
+pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
 /// How a message body is delimited (RFC 9112 §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {

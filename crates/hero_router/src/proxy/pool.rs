@@ -270,6 +270,12 @@ async fn read_head(conn: &mut UpConn) -> Result<h1::ResponseHead, SendError> {
         match h1::parse_response(&conn.buf, false, false, None) {
             Ok(Some(h)) if (100..200).contains(&h.status) => conn.buf.advance(h.head_len),
             Ok(Some(h)) => return Ok(h),
+            Ok(None) if conn.buf.len() > h1::MAX_RESPONSE_HEAD => {
+                return Err(SendError::Broken(format!(
+                    "response head larger than {} bytes",
+                    h1::MAX_RESPONSE_HEAD
+                )));
+            }
             Ok(None) => {}
             Err(e) => return Err(SendError::Broken(e.to_string())),
         }

@@ -701,6 +701,12 @@ async fn read_response_head<S: AsyncWrite + Unpin>(
                 up.buf.advance(h.head_len);
                 return Ok(h);
             }
+            Ok(None) if up.buf.len() > h1::MAX_RESPONSE_HEAD => {
+                return Err(HeadError::Bad(format!(
+                    "response head larger than {} bytes",
+                    h1::MAX_RESPONSE_HEAD
+                )));
+            }
             Ok(None) => {}
             Err(e) => return Err(HeadError::Bad(e.to_string())),
         }
