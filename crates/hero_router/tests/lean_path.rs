@@ -320,11 +320,16 @@ async fn a_connection_handed_to_hyper_keeps_working() {
         common::json(std::str::from_utf8(&h.body).unwrap())["status"],
         "ok"
     );
-    // A routing error is hyper's: from here on hyper + axum serve this connection.
+    // So are routing errors, through the same error function as hyper's path.
     c.send(&get("/nosuch/rpc/x")).await;
     let e = c.response(false).await;
     assert_eq!(e.status(), 404);
     assert_eq!(e.header("x-hero-router-error"), Some("no_service"));
+    // A method an endpoint does not take is axum's: from here on hyper + axum serve this
+    // connection.
+    c.send("POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        .await;
+    assert_eq!(c.response(false).await.status(), 405);
     c.send(&get("/svc/rpc/b")).await;
     let r = c.response(false).await;
     assert_eq!((r.status(), r.body.as_slice()), (200, &b"ok"[..]));

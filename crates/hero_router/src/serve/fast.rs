@@ -1,16 +1,18 @@
 //! The lean data path: one task per client connection reads request heads itself and serves
 //! the common requests without hyper, axum or a pool hand-off.
 //!
-//! It takes three kinds of request:
-//! - a proxied request (`/{service}/{kind}/…` to a live or busy socket) with no body or a
-//!   `Content-Length` body, no upgrade, no `Expect`;
-//! - `POST /rpc` with a `Content-Length` body within `--max-body`;
+//! It takes requests with no body or a `Content-Length` body within `--max-body`, no upgrade,
+//! no `Expect`, over HTTP/1.1:
+//! - proxied requests (`/{service}/{kind}/…` to a live or busy socket), and their routing
+//!   errors (bad path, no route, no such service or socket, service down);
+//! - `POST /rpc`;
 //! - `GET` of the router's own endpoints (`/health`, `/api/services`, `/metrics`, and on
 //!   rpc.sock `/openrpc.json` and `/.well-known/heroservice.json`).
 //!
-//! Anything else (routing errors, other methods, chunked uploads, WebSocket upgrades, HTTP/1.0,
-//! malformed or oversized heads) is handed to the hyper + axum stack for the rest of the
-//! connection, with the bytes already read. Both paths render errors through
+//! Anything else (other methods on those endpoints, bodies over the limit, chunked uploads,
+//! WebSocket upgrades, HTTP/1.0, malformed or oversized heads, requests before the first scan)
+//! is handed to the hyper + axum stack for the rest of the connection, with the bytes already
+//! read. Both paths render errors through
 //! `proxy::error::error_parts`, so a client cannot tell them apart except by speed.
 //!
 //! On the upstream side a request uses the connection this client connection kept from its
@@ -61,6 +63,13 @@ enum Plan {
     },
     /// A proxied request.
     Proxy(Box<Forward>),
+    /// A request answered with a routing error.
+    Fail {
+        head_len: usize,
+        body_len: u64,
+        close: bool,
+        error: ProxyError,
+    },
 }
 
 /// A request to forward, decided from its head.
@@ -218,6 +227,16 @@ pub(super) async fn serve<S, F, Fut>(
                 endpoint,
             } => client.own(&front, head_len, close, endpoint).await,
             Plan::Proxy(fwd) => client.forward(&front, *fwd).await,
+            Plan::Fail {
+                head_len,
+                body_len,
+                close,
+                error,
+            } => {
+                client.buf.advance(head_len);
+                client.body_left = body_len;
+                client.fail(&front, &error, close, Instant::now()).await
+            }
         };
         if !keep {
             return;
@@ -279,17 +298,27 @@ fn plan_head(
             _ => Plan::Hyper,
         };
     }
+    let fail = |error| Plan::Fail {
+        head_len: head.head_len,
+        body_len: head.body_len,
+        close: head.close,
+        error,
+    };
     if origin.role != Role::Gateway {
-        return Plan::Hyper;
+        return fail(ProxyError::NoRoute);
     }
-    let Ok(Some(route)) = path::parse(head.path, head.query) else {
-        return Plan::Hyper;
+    let route = match path::parse(head.path, head.query) {
+        Ok(Some(route)) => route,
+        Ok(None) => return fail(ProxyError::NoRoute),
+        Err(e) => return fail(ProxyError::BadPath(e)),
     };
     if !origin.table.ready {
+        // Hyper's path waits for the first scan.
         return Plan::Hyper;
     }
-    let Ok(target) = resolve(origin.table, &route.service, &route.kind) else {
-        return Plan::Hyper;
+    let target = match resolve(origin.table, &route.service, &route.kind) {
+        Ok(target) => target,
+        Err(e) => return fail(e),
     };
     let fwd = Forwarding {
         service: &route.service,
@@ -409,23 +438,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         match self.exchange(front, &fwd, started).await {
             Ok(keep) => keep && !fwd.close && !self.token.is_cancelled(),
             Err(Failed::Late) => false,
-            Err(Failed::Early(e)) => {
-                // Skip a body we did not send; if part of it is still in the socket, close.
-                let skip = usize::try_from(self.body_left).unwrap_or(usize::MAX);
-                let close = fwd.close || skip > self.buf.len();
-                if !close {
-                    self.buf.advance(skip);
-                }
-                let (status, headers, body) = error_parts(&e);
-                let mut out = Vec::with_capacity(256 + body.len());
-                write_head(&mut out, status.as_u16(), &headers, Some(body.len()), close);
-                out.extend_from_slice(&body);
-                front
-                    .metrics()
-                    .record(&fwd.service, "-", status.as_u16(), started.elapsed());
-                self.io.write_all(&out).await.is_ok() && !close
-            }
+            Err(Failed::Early(e)) => self.fail(front, &e, fwd.close, started).await,
         }
+    }
+
+    /// Answers with an error before anything went upstream (or before the upstream answered).
+    /// A request body we did not send is skipped if we have it whole; if part of it is still
+    /// in the socket, the connection closes after the answer. Returns whether it stays open.
+    async fn fail(&mut self, front: &Front, e: &ProxyError, close: bool, started: Instant) -> bool {
+        let skip = usize::try_from(self.body_left).unwrap_or(usize::MAX);
+        let close = close || skip > self.buf.len() || self.token.is_cancelled();
+        if !close {
+            self.buf.advance(skip);
+            self.body_left = 0;
+        }
+        let (status, headers, body) = error_parts(e);
+        self.out.clear();
+        write_head(
+            &mut self.out,
+            status.as_u16(),
+            &headers,
+            Some(body.len()),
+            close,
+        );
+        self.out.extend_from_slice(&body);
+        let service = e.service().unwrap_or("-");
+        front
+            .metrics()
+            .record(service, "-", status.as_u16(), started.elapsed());
+        self.io.write_all(&self.out).await.is_ok() && !close
     }
 
     /// Sends the request upstream and streams the response back. `Ok(keep)`.
