@@ -638,3 +638,31 @@ async fn an_endless_response_head_is_a_502_not_a_growing_buffer() {
     );
     d.stop().await;
 }
+
+#[tokio::test]
+async fn routing_errors_skip_a_whole_body_and_close_on_a_partial_one() {
+    let root = tempfile::tempdir().unwrap();
+    let _up = Upstream::bind(root.path(), "svc", |_| Reply::Send(OK));
+    let d = daemon(root.path()).await;
+    let mut c = Client::connect(&d).await;
+    // A whole body with the error: skipped, and the next request on the connection is clean.
+    c.send("POST /nosuch/rpc/x HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody")
+        .await;
+    let r = c.response(false).await;
+    assert_eq!(r.status(), 404, "{r:?}");
+    assert_eq!(r.header("connection"), None);
+    c.send("GET /svc/rpc/%2e%2e/x HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    assert_eq!(c.response(false).await.status(), 400);
+    c.send(&get("/svc/rpc/ok")).await;
+    let ok = c.response(false).await;
+    assert_eq!((ok.status(), ok.body.as_slice()), (200, &b"ok"[..]));
+    // Part of a body still to come: the answer closes the connection.
+    c.send("POST /nosuch/rpc/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n0123")
+        .await;
+    let r = c.response(false).await;
+    assert_eq!(r.status(), 404, "{r:?}");
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(c.closed().await);
+    d.stop().await;
+}
