@@ -117,7 +117,8 @@ pub struct ServeArgs {
     /// Keep client-sent X-Hero-Context / X-Hero-Claims on TCP too.
     #[arg(long)]
     pub trust_forwarded_headers: bool,
-    /// Connections served at once per listener; more wait in the kernel backlog.
+    /// Connections kept at once per listener; at the limit, the connection that has waited
+    /// longest for a request head is shed to make room (503 if every one is busy).
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
     pub max_connections: u32,
     /// Time a client has to send its request headers (slow clients are cut off).
@@ -130,6 +131,9 @@ pub struct ServeArgs {
     /// Largest request head (request line and headers); larger gets 431.
     #[arg(long, value_parser = parse_size, default_value = "64KiB", value_name = "SIZE")]
     pub max_header_size: u64,
+    /// Most header lines in a request head; more gets 431.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1024), value_name = "N")]
+    pub max_headers: u32,
 }
 
 /// `hero_router scan` flags.

@@ -11,7 +11,6 @@ use std::time::Duration;
 use crate::cli::{ProbeArgs, ServeArgs};
 use crate::scanner::ScannerConfig;
 use crate::scanner::state::ReapPolicy;
-use crate::serve::listener::ConnLimits;
 
 /// `$HERO_SOCKET_DIR`: the socket root.
 pub const ENV_SOCKET_DIR: &str = "HERO_SOCKET_DIR";
@@ -33,6 +32,20 @@ pub trait Env {
 /// The process environment.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProcessEnv;
+
+/// Per-listener connection limits.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    /// Connections kept at once; at the limit the one waiting longest for a request head is
+    /// shed, so a flood of slow clients cannot lock new ones out.
+    pub max_connections: usize,
+    /// Time a client has to send its request headers (slowloris).
+    pub header_read_timeout: Duration,
+    /// Largest request head (request line + headers) in bytes; larger gets 431.
+    pub max_header_bytes: usize,
+    /// Most header lines in a request head; more gets 431.
+    pub max_headers: usize,
+}
 
 /// The resolved configuration of `serve`.
 #[derive(Debug, Clone)]
@@ -142,6 +155,7 @@ impl Config {
                 max_connections: args.max_connections as usize,
                 header_read_timeout: args.header_timeout,
                 max_header_bytes: usize::try_from(args.max_header_size).unwrap_or(usize::MAX),
+                max_headers: args.max_headers as usize,
             },
         })
     }

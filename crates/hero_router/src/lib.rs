@@ -25,7 +25,8 @@
 //! - [`events`]: what changed, as events and log lines.
 //! - [`config`] and [`cli`]: flags, environment, defaults.
 //! - [`rpc`]: the JSON-RPC front end (own codec, router methods, forwarding).
-//! - [`proxy`]: HTTP routing onto service sockets, the pooled upstream client, errors.
+//! - [`http1`]: HTTP/1.1 framing, the one authority for every byte the router parses or writes.
+//! - [`proxy`]: HTTP routing onto service sockets, the upstream pool, errors.
 //! - [`serve`]: the daemon and its accept loops; [`scan_cmd`]: one-shot `hero_router scan`.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
@@ -34,6 +35,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod events;
+pub mod http1;
 pub mod metrics;
 pub mod proxy;
 pub mod rpc;

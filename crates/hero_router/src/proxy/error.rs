@@ -1,17 +1,43 @@
-//! Proxy errors and the one place they become HTTP responses (CONTRACT §5).
+//! Every answer the router makes itself, and the one function that renders it (CONTRACT §5):
+//! status, headers (`x-hero-router-error` with a stable code) and the JSON body
+//! `{"error": S, "service": S?}`.
 
-#[cfg(test)]
-use axum::http::header;
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use http::StatusCode;
 use serde_json::json;
 
 use super::path::PathError;
+use crate::http1::{BadChunk, RequestError};
 
 /// Everything that can go wrong between a client request and an upstream response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProxyError {
     // --- the client's side ---
+    /// A request head the router refuses (framing, Host, limits, target).
+    #[error("{0}")]
+    Request(#[from] RequestError),
+    /// A chunked request body that cannot be decoded.
+    #[error("{0}")]
+    BadBody(#[from] BadChunk),
+    /// A method the router's own endpoint does not take.
+    #[error(
+        "method {method} is not allowed on {path}; the router serves POST /rpc and GET /health, /api/services, /metrics"
+    )]
+    MethodNotAllowed {
+        /// The method sent.
+        method: String,
+        /// The path.
+        path: String,
+        /// The methods it takes, for `Allow`.
+        allow: &'static str,
+    },
+    /// A path under `/hero_router/`: the router does not relay to its own sockets.
+    #[error(
+        "hero_router does not proxy to itself; call POST /rpc, GET /health, /api/services or /metrics here directly"
+    )]
+    OwnService,
+    /// Every connection slot is serving a request; none could be shed.
+    #[error("too many connections; retry shortly")]
+    TooManyConnections,
     /// A hostile or malformed path.
     #[error("{0}")]
     BadPath(#[from] PathError),
@@ -75,7 +101,13 @@ impl ProxyError {
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::BadPath(_) => StatusCode::BAD_REQUEST,
+            ProxyError::Request(e) => {
+                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST)
+            }
+            ProxyError::BadBody(_) | ProxyError::BadPath(_) => StatusCode::BAD_REQUEST,
+            ProxyError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::OwnService => StatusCode::NOT_FOUND,
+            ProxyError::TooManyConnections => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::NoRoute | ProxyError::NoService { .. } | ProxyError::NoSocket { .. } => {
                 StatusCode::NOT_FOUND
@@ -102,6 +134,11 @@ impl ProxyError {
     /// A stable short code for the `x-hero-router-error` header and metrics.
     pub fn code(&self) -> &'static str {
         match self {
+            ProxyError::Request(e) => e.code(),
+            ProxyError::BadBody(_) => "bad_body",
+            ProxyError::MethodNotAllowed { .. } => "method_not_allowed",
+            ProxyError::OwnService => "own_service",
+            ProxyError::TooManyConnections => "too_many_connections",
             ProxyError::BadPath(_) => "bad_path",
             ProxyError::BodyTooLarge { .. } => "body_too_large",
             ProxyError::NoRoute => "no_route",
@@ -115,8 +152,8 @@ impl ProxyError {
     }
 }
 
-/// The single mapping from a proxy error to a response: status, headers, and the JSON body
-/// `{"error": S, "service": S?}`. Both data paths render errors from this.
+/// The single mapping from an error to an answer: status, headers, and the JSON body
+/// `{"error": S, "service": S?}`. Every answer the router makes itself comes from here.
 pub fn error_parts(e: &ProxyError) -> (StatusCode, Vec<(&'static str, &'static str)>, Vec<u8>) {
     let body = match e.service() {
         Some(s) => json!({"error": e.to_string(), "service": s}),
@@ -126,27 +163,14 @@ pub fn error_parts(e: &ProxyError) -> (StatusCode, Vec<(&'static str, &'static s
         ("content-type", "application/json"),
         ("x-hero-router-error", e.code()),
     ];
-    if matches!(e, ProxyError::Busy { .. }) {
-        headers.push(("retry-after", "1"));
+    match e {
+        ProxyError::Busy { .. } | ProxyError::TooManyConnections => {
+            headers.push(("retry-after", "1"));
+        }
+        ProxyError::MethodNotAllowed { allow, .. } => headers.push(("allow", allow)),
+        _ => {}
     }
     (e.status(), headers, body.to_string().into_bytes())
-}
-
-/// [`error_parts`] as an axum response.
-pub fn error_response(e: &ProxyError) -> Response {
-    let (status, headers, body) = error_parts(e);
-    let mut resp = (status, body).into_response();
-    for (name, value) in headers {
-        resp.headers_mut()
-            .insert(name, HeaderValue::from_static(value));
-    }
-    resp
-}
-
-impl IntoResponse for ProxyError {
-    fn into_response(self) -> Response {
-        error_response(&self)
-    }
 }
 
 #[cfg(test)]
@@ -176,11 +200,32 @@ mod tests {
             ),
             (ProxyError::Busy { service: s() }, 503),
             (ProxyError::Timeout { service: s() }, 504),
+            (ProxyError::Request(RequestError::Framing("x")), 400),
+            (
+                ProxyError::Request(RequestError::HeadTooLarge { limit: 1 }),
+                431,
+            ),
+            (ProxyError::BadBody(BadChunk("x")), 400),
+            (ProxyError::OwnService, 404),
+            (
+                ProxyError::MethodNotAllowed {
+                    method: "PUT".into(),
+                    path: "/rpc".into(),
+                    allow: "POST",
+                },
+                405,
+            ),
         ];
         for (e, status) in cases {
-            let r = error_response(&e);
-            assert_eq!(r.status().as_u16(), status, "{e:?}");
-            assert_eq!(r.headers().contains_key(header::RETRY_AFTER), status == 503);
+            let (s, headers, body) = error_parts(&e);
+            assert_eq!(s.as_u16(), status, "{e:?}");
+            assert_eq!(
+                headers.iter().any(|(n, _)| *n == "retry-after"),
+                status == 503
+            );
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["error"], e.to_string());
+            assert_eq!(v["service"].as_str(), e.service());
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The lean upstream side: idle HTTP/1.1 connections to service sockets, and the per-service
-//! limit on requests in flight.
+//! The upstream side: idle HTTP/1.1 connections to service sockets (the router's only pool),
+//! and the per-service limit on requests in flight.
 //!
 //! Connections are pooled per *socket instance*: the key holds the socket file's identity
 //! (dev, ino, ctime) next to its path. A service that restarts binds a new socket with a new
@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use hero_socket::Identity;
 
 use super::client::{SendError, connect};
-use super::h1::{self, Framing};
+use crate::http1::{self, ChunkedDecoder, Exchange, Framing};
 
 /// Idle connections kept per socket instance.
 const MAX_IDLE_PER_KEY: usize = 256;
@@ -123,7 +123,7 @@ impl UpConn {
 /// Idle upstream connections plus the in-flight limits.
 pub struct Pool {
     idle: Mutex<Idle>,
-    /// Per-service in-flight limit, shared with the hyper client.
+    /// Per-service in-flight limit.
     pub inflight: Inflight,
     busy_wait: Duration,
 }
@@ -218,8 +218,9 @@ impl Pool {
     }
 
     /// Sends a whole request (`request` is head and body) and buffers the whole answer, at most
-    /// `limit` body bytes. The response head must come within `timeout` of the request being
-    /// sent, and the rest of the body within `timeout` of the head.
+    /// `limit` body bytes, de-chunked. The response head must come within `timeout` of the
+    /// request being sent, and the rest of the body within `timeout` of the head. The
+    /// connection goes back to the pool only if the answer ended cleanly with nothing after it.
     pub async fn exchange(
         &self,
         key: &Key,
@@ -265,17 +266,12 @@ impl Pool {
 }
 
 /// Reads a final response head (skipping interim 1xx heads); the head stays in the buffer.
-async fn read_head(conn: &mut UpConn) -> Result<h1::ResponseHead, SendError> {
+async fn read_head(conn: &mut UpConn) -> Result<http1::ResponseHead, SendError> {
+    let ex = Exchange::default();
     loop {
-        match h1::parse_response(&conn.buf, false, false, None) {
+        match http1::parse_response(&conn.buf, &ex, None) {
             Ok(Some(h)) if (100..200).contains(&h.status) => conn.buf.advance(h.head_len),
             Ok(Some(h)) => return Ok(h),
-            Ok(None) if conn.buf.len() > h1::MAX_RESPONSE_HEAD => {
-                return Err(SendError::Broken(format!(
-                    "response head larger than {} bytes",
-                    h1::MAX_RESPONSE_HEAD
-                )));
-            }
             Ok(None) => {}
             Err(e) => return Err(SendError::Broken(e.to_string())),
         }
@@ -314,7 +310,7 @@ async fn read_body(
             Ok(conn.buf.split_to(n))
         }
         Framing::Chunked => {
-            let mut scanner = h1::ChunkedScanner::default();
+            let mut scanner = ChunkedDecoder::default();
             let mut body = BytesMut::new();
             loop {
                 let mut over = false;

@@ -181,7 +181,6 @@ fn send_error(e: SendError, name: &str) -> ErrorObjectOwned {
             format!("service {name} is not reachable: {d}"),
             name,
         ),
-        SendError::BodyTooLarge => router_error(-32600, "request too large".into(), name),
         SendError::Broken(d) => router_error(
             BAD_UPSTREAM,
             format!("service {name} broke the connection: {d}"),

@@ -1,34 +1,29 @@
-//! The router's HTTP surface, one axum app per listener role.
+//! The router's HTTP surface: shared state, and the one routing decision for every request.
 //!
 //! Endpoints on every listener: `POST /rpc` (JSON-RPC, CONTRACT §4), `GET /health`,
-//! `GET /api/services`, `GET /metrics`.
+//! `GET /api/services`, `GET /metrics` (`HEAD` too).
 //! On `rpc.sock` also: `GET /openrpc.json`, `GET /.well-known/heroservice.json`; anything else
 //! there is 404.
-//! On TCP and `admin.sock` everything else is proxied: `/{service}/{kind}/{rest…}` (§5).
+//! On TCP and `admin.sock` everything else is proxied: `/{service}/{kind}/{rest…}` (§5), except
+//! `/hero_router/…`: the router never relays to its own sockets.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::proxy::client::Upstream;
-use crate::proxy::error::{ProxyError, error_response};
+use crate::proxy::error::ProxyError;
 use crate::proxy::pool::{Inflight, Pool};
-use crate::proxy::{ProxyCtx, Transport};
+use crate::proxy::{ProxyCtx, Target, path, resolve};
 use crate::rpc::{Ctx, Rpc};
 use crate::scanner::ScannerHandle;
+use crate::scanner::discover::OWN_SERVICE;
+use crate::table::Table;
 
-/// Which listener an app serves.
+/// Which listener a connection came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     /// `hero_router/rpc.sock`: JSON-RPC and the standard Hero endpoints, no proxying.
@@ -54,7 +49,6 @@ impl Front {
             .upstream_timeout
             .saturating_sub(Duration::from_millis(50));
         let inflight = Inflight::new(cfg.max_inflight_per_service);
-        let upstream = Upstream::new(busy_wait, inflight.clone());
         let pool = Arc::new(Pool::new(busy_wait, inflight));
         let ctx = Arc::new(Ctx {
             scanner: scanner.clone(),
@@ -67,7 +61,6 @@ impl Front {
             rpc: Rpc::new(ctx),
             proxy: ProxyCtx {
                 scanner,
-                upstream,
                 pool,
                 upstream_timeout: cfg.upstream_timeout,
                 max_body: cfg.max_body,
@@ -82,9 +75,23 @@ impl Front {
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
+
+    /// An endpoint's content type and body.
+    pub(super) fn endpoint(&self, e: Endpoint) -> (&'static str, String) {
+        const JSON: &str = "application/json";
+        match e {
+            Endpoint::Health => (JSON, self.rpc.ctx().health().to_string()),
+            Endpoint::Services => (JSON, self.rpc.ctx().services().to_string()),
+            Endpoint::Metrics => (
+                "text/plain; version=0.0.4",
+                self.metrics.render(&self.proxy.scanner.table()),
+            ),
+            Endpoint::OpenRpc => (JSON, crate::rpc::openrpc().to_string()),
+            Endpoint::Manifest => (JSON, manifest().to_string()),
+        }
+    }
 }
 
-/// The HTTP app of one listener role.
 /// The router's own `GET` endpoints besides `/rpc`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Endpoint {
@@ -102,7 +109,7 @@ pub(super) enum Endpoint {
 
 impl Endpoint {
     /// The endpoint at `path` on a listener of `role`.
-    pub(super) fn at(path: &str, role: Role) -> Option<Endpoint> {
+    fn at(path: &str, role: Role) -> Option<Endpoint> {
         match (path, role) {
             ("/health", _) => Some(Endpoint::Health),
             ("/api/services", _) => Some(Endpoint::Services),
@@ -114,122 +121,71 @@ impl Endpoint {
     }
 }
 
-// === impl Front (endpoints) ===
-
-impl Front {
-    /// An endpoint's content type and body; both data paths serve it from here.
-    pub(super) fn endpoint(&self, e: Endpoint) -> (&'static str, String) {
-        const JSON: &str = "application/json";
-        match e {
-            Endpoint::Health => (JSON, self.rpc.ctx().health().to_string()),
-            Endpoint::Services => (JSON, self.rpc.ctx().services().to_string()),
-            Endpoint::Metrics => (
-                "text/plain; version=0.0.4",
-                self.metrics.render(&self.proxy.scanner.table()),
-            ),
-            Endpoint::OpenRpc => (JSON, crate::rpc::openrpc().to_string()),
-            Endpoint::Manifest => (JSON, manifest().to_string()),
-        }
-    }
+/// Where a request goes.
+pub(super) enum Route {
+    /// `POST /rpc`.
+    Rpc,
+    /// One of the router's own endpoints.
+    Own(Endpoint),
+    /// A service socket.
+    Proxy {
+        /// The parsed route.
+        route: path::Route,
+        /// The socket it resolved to.
+        target: Target,
+    },
+    /// An answer the router makes itself.
+    Error(ProxyError),
+    /// A proxied route, but the first scan has not finished: wait for it and decide again.
+    NotReady,
 }
 
-/// The HTTP app of one listener role.
-pub fn app(front: Arc<Front>, role: Role) -> Router {
-    let serve = |e: Endpoint| {
-        get(move |State(f): State<Arc<Front>>| async move {
-            let (content_type, body) = f.endpoint(e);
-            ([(header::CONTENT_TYPE, content_type)], body).into_response()
+/// The one routing decision, for every request on every listener. `ready`: resolve against
+/// `table` even if the first scan has not finished.
+pub(super) fn route(
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    role: Role,
+    table: &Table,
+    ready: bool,
+) -> Route {
+    let not_allowed = |allow| {
+        Route::Error(ProxyError::MethodNotAllowed {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            allow,
         })
     };
-    let mut r = Router::new()
-        .route("/rpc", post(rpc))
-        .route("/health", serve(Endpoint::Health))
-        .route("/api/services", serve(Endpoint::Services))
-        .route("/metrics", serve(Endpoint::Metrics));
-    match role {
-        Role::RpcSocket => {
-            r = r
-                .route("/openrpc.json", serve(Endpoint::OpenRpc))
-                .route("/.well-known/heroservice.json", serve(Endpoint::Manifest))
-                .fallback(|| async { error_response(&ProxyError::NoRoute) });
-        }
-        Role::Gateway => r = r.fallback(proxy),
+    if path == "/rpc" {
+        return match method {
+            "POST" => Route::Rpc,
+            _ => not_allowed("POST"),
+        };
     }
-    r.method_not_allowed_fallback(|method: axum::http::Method| async move {
-        let body = json!({"error": format!("method {method} is not allowed here; POST /rpc, GET /health, /api/services, /metrics")});
-        (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body))
-    })
-    .with_state(front)
-}
-
-async fn rpc(State(front): State<Arc<Front>>, req: Request) -> Response {
-    let started = Instant::now();
-    let too_large = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-        .is_some_and(|n| n > front.max_body);
-    if too_large {
-        return error_response(&ProxyError::BodyTooLarge {
-            limit: front.max_body,
-        });
+    if let Some(endpoint) = Endpoint::at(path, role) {
+        return match method {
+            "GET" | "HEAD" => Route::Own(endpoint),
+            _ => not_allowed("GET, HEAD"),
+        };
     }
-    let body = match http_body_util::Limited::new(req.into_body(), front.max_body as usize)
-        .collect()
-        .await
-    {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return error_response(&ProxyError::BodyTooLarge {
-                limit: front.max_body,
-            });
-        }
+    if role != Role::Gateway {
+        return Route::Error(ProxyError::NoRoute);
+    }
+    let route = match path::parse(path, query) {
+        Ok(Some(route)) => route,
+        Ok(None) => return Route::Error(ProxyError::NoRoute),
+        Err(e) => return Route::Error(ProxyError::BadPath(e)),
     };
-    let resp = match front.rpc.handle(&body).await {
-        Some(answer) => {
-            let mut r = Response::new(Body::from(answer));
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            r
-        }
-        None => StatusCode::NO_CONTENT.into_response(),
-    };
-    front.metrics.record(
-        "hero_router",
-        "rpc",
-        resp.status().as_u16(),
-        started.elapsed(),
-    );
-    resp
-}
-
-async fn proxy(State(front): State<Arc<Front>>, req: Request) -> Response {
-    let started = Instant::now();
-    let transport = req
-        .extensions()
-        .get::<Transport>()
-        .copied()
-        .unwrap_or(Transport::Unix);
-    match crate::proxy::proxy(&front.proxy, transport, req).await {
-        Ok((target, resp)) => {
-            front.metrics.record(
-                &target.service,
-                &target.kind,
-                resp.status().as_u16(),
-                started.elapsed(),
-            );
-            resp
-        }
-        Err(e) => {
-            let service = e.service().unwrap_or("-").to_owned();
-            let resp = error_response(&e);
-            front
-                .metrics
-                .record(&service, "-", resp.status().as_u16(), started.elapsed());
-            resp
-        }
+    if route.service == OWN_SERVICE {
+        return Route::Error(ProxyError::OwnService);
+    }
+    if !ready {
+        return Route::NotReady;
+    }
+    match resolve(table, &route.service, &route.kind) {
+        Ok(target) => Route::Proxy { route, target },
+        Err(e) => Route::Error(e),
     }
 }
 

@@ -1,5 +1,11 @@
-//! One accept loop for TCP and Unix listeners, with a connection cap, header limits, and an
-//! accept-error policy that never exits.
+//! One accept loop for TCP and Unix listeners: it never stops accepting, sheds connections at
+//! `--max-connections`, hands each connection to a shard, and has an accept-error policy that
+//! never exits.
+//!
+//! At the limit, the connection that has waited longest for a request head (a slow or idle
+//! client) is closed to make room; if every connection is in the middle of a request, the new
+//! one gets a 503 at once. So a flood of slow clients cannot lock new clients out, and the
+//! kernel's accept queue never fills because the router stopped accepting.
 //!
 //! Accept errors such as EMFILE are logged at most once a second (with a count of the ones
 //! suppressed) and back off exponentially up to one second; the loop only ends on shutdown.
@@ -11,33 +17,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Body;
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower_service::Service as _;
 
-use super::fast;
+use super::conn;
 use super::front::{Front, Role};
+use super::slots::{Admission, ConnSlots};
+use crate::config::ConnLimits;
 use crate::proxy::Transport;
-
-/// Per-listener connection limits.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnLimits {
-    /// Connections served at once; further clients wait in the kernel backlog.
-    pub max_connections: usize,
-    /// Time a client has to send its request headers (slowloris).
-    pub header_read_timeout: Duration,
-    /// Largest request head (request line + headers) in bytes; larger gets 431.
-    pub max_header_bytes: usize,
-}
+use crate::proxy::error::{ProxyError, error_parts};
 
 /// A TCP or Unix listener.
 pub enum AnyListener {
@@ -95,11 +86,10 @@ impl AnyListener {
     }
 }
 
-/// What a listener serves: the lean path first, the axum app for everything else.
+/// What a listener serves.
 pub struct App {
     front: Arc<Front>,
     role: Role,
-    router: Router,
     limits: ConnLimits,
     shards: Arc<Shards>,
 }
@@ -108,7 +98,6 @@ impl App {
     /// The app of one listener role; its connections run on `shards`.
     pub fn new(front: Arc<Front>, role: Role, limits: ConnLimits, shards: Arc<Shards>) -> App {
         App {
-            router: super::app(front.clone(), role),
             front,
             role,
             limits,
@@ -173,14 +162,10 @@ impl Shards {
 /// to finish (the caller bounds that wait).
 pub async fn serve(listener: AnyListener, app: Arc<App>, token: CancellationToken) {
     let limits = app.limits;
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let slots = ConnSlots::new(limits.max_connections);
     let connections = TaskTracker::new();
     let mut backoff = Duration::from_millis(5);
     loop {
-        let permit = tokio::select! {
-            _ = token.cancelled() => break,
-            p = slots.clone().acquire_owned() => p.expect("semaphore never closed"),
-        };
         let accepted = tokio::select! {
             _ = token.cancelled() => break,
             r = listener.accept() => r,
@@ -203,6 +188,32 @@ pub async fn serve(listener: AnyListener, app: Arc<App>, token: CancellationToke
                 continue;
             }
         };
+        // A token of its own, cancelled on shutdown or when the connection is shed; checking
+        // it takes no lock shared with other connections.
+        let conn_token = token.child_token();
+        let admission = slots.admit(conn_token);
+        match &admission {
+            Admission::Admitted(_, Some(waited)) => {
+                if let Some(suppressed) = SHED.should_log() {
+                    tracing::warn!(
+                        max_connections = limits.max_connections,
+                        waited_for_head = ?waited,
+                        suppressed,
+                        "connection limit reached; closed the connection waiting longest for a request head"
+                    );
+                }
+            }
+            Admission::Full => {
+                if let Some(suppressed) = SHED.should_log() {
+                    tracing::warn!(
+                        max_connections = limits.max_connections,
+                        suppressed,
+                        "connection limit reached and every connection is busy; answering 503"
+                    );
+                }
+            }
+            Admission::Admitted(_, None) => {}
+        }
         // Move the connection to a shard: it leaves this runtime's reactor and joins the
         // shard's when the task starts there.
         let stream = match stream.into_std() {
@@ -213,26 +224,37 @@ pub async fn serve(listener: AnyListener, app: Arc<App>, token: CancellationToke
             }
         };
         let app = app.clone();
-        // A token of its own: checking it takes no lock shared with other connections.
-        let token = token.child_token();
         let shard = app.shards.pick().clone();
         shard.spawn(connections.track_future(async move {
-            let _permit = permit;
-            let Ok(stream) = stream.into_tokio() else {
+            let Ok(mut stream) = stream.into_tokio() else {
                 return;
             };
-            let hyper_token = token.clone();
-            let router = app.router.clone();
-            fast::serve(
-                stream,
-                transport,
-                app.front.clone(),
-                app.role,
-                limits,
-                token,
-                move |io| serve_hyper(io, transport, router, limits, hyper_token),
-            )
-            .await;
+            match admission {
+                Admission::Admitted(slot, _) => {
+                    conn::serve(
+                        stream,
+                        transport,
+                        app.front.clone(),
+                        app.role,
+                        limits,
+                        &slot,
+                    )
+                    .await;
+                }
+                Admission::Full => {
+                    let (status, headers, body) = error_parts(&ProxyError::TooManyConnections);
+                    let mut out = Vec::new();
+                    crate::http1::write_own_head(
+                        &mut out,
+                        status.as_u16(),
+                        &headers,
+                        Some(body.len()),
+                        true,
+                    );
+                    out.extend_from_slice(&body);
+                    let _ = stream.write_all(&out).await;
+                }
+            }
         }));
     }
     drop(listener);
@@ -240,43 +262,10 @@ pub async fn serve(listener: AnyListener, app: Arc<App>, token: CancellationToke
     connections.wait().await;
 }
 
-/// Serves the rest of a connection with hyper and the axum app.
-async fn serve_hyper<S>(
-    io: S,
-    transport: Transport,
-    router: Router,
-    limits: ConnLimits,
-    token: CancellationToken,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-        req.extensions_mut().insert(transport);
-        let mut router = router.clone();
-        async move { router.call(req.map(Body::new)).await }
-    });
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192))
-        .serve_connection(TokioIo::new(io), svc)
-        .with_upgrades();
-    let mut conn = std::pin::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        _ = token.cancelled() => {
-            // Finish the request in flight, then close; idle keep-alive closes now.
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!(error = %e, "connection ended with an error");
-    }
-}
-
 /// One rate limit for accept errors across every listener: at most one log line a second.
 static ACCEPT_ERRORS: RateLimit = RateLimit::new();
+/// Likewise for shedding at the connection limit.
+static SHED: RateLimit = RateLimit::new();
 
 /// Allows one event per second; counts the ones it suppressed in between.
 pub struct RateLimit {

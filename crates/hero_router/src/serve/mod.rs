@@ -21,11 +21,12 @@ use crate::config::Config;
 use crate::scanner::discover::OWN_SERVICE;
 use crate::scanner::{Scanner, ScannerHandle};
 
-mod fast;
+mod conn;
 mod front;
 pub mod listener;
+mod slots;
 
-pub use front::{Front, Role, app};
+pub use front::{Front, Role};
 use listener::AnyListener;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
@@ -127,6 +128,7 @@ pub async fn run_with_scanner(
         max_connections = cfg.limits.max_connections,
         header_timeout = ?cfg.limits.header_read_timeout,
         max_header_size = cfg.limits.max_header_bytes,
+        max_headers = cfg.limits.max_headers,
         max_inflight_per_service = cfg.max_inflight_per_service,
         hero_proc_method = cfg.scanner.hero_proc_method.as_str(),
         "hero_router starting"

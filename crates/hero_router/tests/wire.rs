@@ -1,7 +1,8 @@
-//! The lean data path (`serve/fast.rs`) against scripted raw upstreams, byte for byte: keep-alive
-//! and pipelining, the hand-off to hyper in the middle of a connection, every response framing
-//! (length, chunked, until close, none for HEAD), interim 1xx heads, pooled connections the
-//! service closed, and errors before the upstream answered with and without an unread body.
+//! The connection driver (`serve/conn.rs`) against scripted raw upstreams, byte for byte:
+//! keep-alive and pipelining, own endpoints and errors in the middle of a connection, every
+//! response framing (length, chunked, until close, none for HEAD), interim 1xx heads, pooled
+//! connections the service closed, and errors before the upstream answered with and without an
+//! unread body.
 //!
 //! Clients speak raw HTTP/1.1 over TCP so keep-alive and pipelining are exactly what the test
 //! writes; upstreams are plain Unix listeners that record every request they get.
@@ -266,7 +267,8 @@ async fn keep_alive_reuses_one_upstream_connection_and_rewrites_the_head() {
     assert_eq!(header(head, "host"), Some("x"));
     assert_eq!(header(head, "accept"), Some("*/*"));
     assert_eq!(header(head, "x-forwarded-prefix"), Some("/svc/rpc"));
-    assert_eq!(header(head, "x-forwarded-for"), Some("10.1.1.1, 127.0.0.1"));
+    // Over TCP the router vouches only for the peer it saw: a client's own claim is dropped.
+    assert_eq!(header(head, "x-forwarded-for"), Some("127.0.0.1"));
     for gone in ["connection", "keep-alive", "x-private", "x-hero-claims"] {
         assert_eq!(header(head, gone), None, "{gone} forwarded: {head}");
     }
@@ -304,14 +306,14 @@ async fn pipelined_requests_are_answered_in_order() {
 }
 
 #[tokio::test]
-async fn a_connection_handed_to_hyper_keeps_working() {
+async fn own_endpoints_and_errors_share_a_connection_with_proxied_requests() {
     let root = tempfile::tempdir().unwrap();
     let up = Upstream::bind(root.path(), "svc", |_| Reply::Send(OK));
     let d = daemon(root.path()).await;
     let mut c = Client::connect(&d).await;
     c.send(&get("/svc/rpc/a")).await;
     assert_eq!(c.response(false).await.status(), 200);
-    // The router's own endpoints are served on the lean path too.
+    // The router's own endpoints are served on the same connection.
     c.send(&get("/health")).await;
     let h = c.response(false).await;
     assert_eq!(h.status(), 200);
@@ -320,16 +322,17 @@ async fn a_connection_handed_to_hyper_keeps_working() {
         common::json(std::str::from_utf8(&h.body).unwrap())["status"],
         "ok"
     );
-    // So are routing errors, through the same error function as hyper's path.
+    // So are routing errors, through the one error function.
     c.send(&get("/nosuch/rpc/x")).await;
     let e = c.response(false).await;
     assert_eq!(e.status(), 404);
     assert_eq!(e.header("x-hero-router-error"), Some("no_service"));
-    // A method an endpoint does not take is axum's: from here on hyper + axum serve this
-    // connection.
+    // A method an endpoint does not take: 405 naming what it takes, and the connection goes on.
     c.send("POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
         .await;
-    assert_eq!(c.response(false).await.status(), 405);
+    let e = c.response(false).await;
+    assert_eq!(e.status(), 405);
+    assert_eq!(e.header("allow"), Some("GET, HEAD"));
     c.send(&get("/svc/rpc/b")).await;
     let r = c.response(false).await;
     assert_eq!((r.status(), r.body.as_slice()), (200, &b"ok"[..]));
@@ -363,7 +366,7 @@ async fn a_body_that_runs_to_close_closes_the_client_connection() {
 }
 
 #[tokio::test]
-async fn chunks_pass_through_and_the_connection_goes_on() {
+async fn chunks_are_re_encoded_and_the_connection_goes_on() {
     let root = tempfile::tempdir().unwrap();
     const CHUNKED: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
         5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nX-Trailer: t\r\n\r\n";
@@ -376,8 +379,21 @@ async fn chunks_pass_through_and_the_connection_goes_on() {
     c.send(&get("/svc/rpc/stream")).await;
     let r = c.response(false).await;
     assert_eq!(r.header("transfer-encoding"), Some("chunked"), "{r:?}");
-    let wire = "5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nX-Trailer: t\r\n\r\n";
-    assert_eq!(String::from_utf8(r.body).unwrap(), wire);
+    // The router decodes the service's chunks and writes its own: the payload is intact, the
+    // extension and the trailer are gone, the body ends with the last chunk.
+    let wire = String::from_utf8(r.body.clone()).unwrap();
+    assert!(wire.ends_with("\r\n0\r\n\r\n"), "{wire:?}");
+    assert!(
+        !wire.contains("ext") && !wire.contains("X-Trailer"),
+        "{wire:?}"
+    );
+    let mut payload = Vec::new();
+    let mut decoder = hero_router::http1::ChunkedDecoder::default();
+    let used = decoder
+        .advance(&r.body, |d| payload.extend_from_slice(d))
+        .unwrap();
+    assert!(decoder.is_done() && used == r.body.len(), "{wire:?}");
+    assert_eq!(payload, b"hello, world");
     // The router found the end of the chunked body: the next request is answered normally.
     c.send(&get("/svc/rpc/next")).await;
     let next = c.response(false).await;

@@ -1,0 +1,140 @@
+//! HTTP/1.1 message framing: the one authority for both directions of every connection.
+//!
+//! Everything that reads or writes HTTP/1.1 framing lives here, as plain functions over bytes:
+//! - [`parse_request`]: a client's request head, validated (RFC 9112): exactly one `Host` on
+//!   HTTP/1.1, one unambiguous body length (`Content-Length` or `Transfer-Encoding: chunked`,
+//!   never both, never named in `Connection`), the head within `--max-header-size` bytes and
+//!   `--max-headers` lines however the bytes arrive. Anything else is refused, never guessed.
+//! - [`write_upstream_head`]: the request head the router sends a service, declaring exactly
+//!   the framing the router will send.
+//! - [`parse_response`]: a service's response head, and the head the router sends its client,
+//!   again declaring exactly the framing that follows.
+//! - [`ChunkedDecoder`]: chunked bodies are decoded and re-encoded, never passed through.
+//! - [`write_own_head`]: the head of every answer the router makes itself.
+//!
+//! The connection driver (`serve::conn`) and the upstream pool (`proxy::pool`) do the I/O; no
+//! other module looks at framing headers.
+
+mod chunked;
+mod request;
+mod response;
+#[cfg(test)]
+mod tests;
+
+pub use chunked::{BadChunk, ChunkedDecoder, LAST_CHUNK};
+pub use request::{
+    Forwarding, HeadLimits, HeaderSlots, MAX_HEADERS_LIMIT, RequestError, RequestHead,
+    header_slots, parse_request, write_upstream_head,
+};
+pub use response::{
+    BadResponse, Exchange, Framing, MAX_RESPONSE_HEAD, ResponseHead, parse_response,
+};
+
+/// How a request body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// No body (no `Content-Length`, no `Transfer-Encoding`).
+    None,
+    /// `Content-Length: n`.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+impl BodyFraming {
+    /// True if no body bytes follow the head.
+    pub fn is_empty(self) -> bool {
+        matches!(self, BodyFraming::None | BodyFraming::Length(0))
+    }
+}
+
+/// Headers that belong to one connection and are never forwarded (RFC 9110 §7.6.1), in
+/// either direction. The router writes its own `Connection`, `Transfer-Encoding` and
+/// `Upgrade` where the message needs them.
+pub const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authenticate",
+    "proxy-authorization",
+];
+
+fn eq(name: &str, want: &str) -> bool {
+    name.eq_ignore_ascii_case(want)
+}
+
+fn is_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+}
+
+/// The comma-separated tokens of a header value, trimmed and non-empty.
+fn connection_tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|b| *b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
+}
+
+/// Parses a `Content-Length` value: 1–19 digits, no sign, no list, no overflow.
+pub fn parse_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn push_length(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(b"content-length: ");
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes a status code (100..=999, as httparse guarantees) without formatting machinery.
+fn push_status(out: &mut Vec<u8>, status: u16) {
+    let digits = [status / 100 % 10, status / 10 % 10, status % 10];
+    out.extend(digits.map(|d| b'0' + d as u8));
+}
+
+/// Writes the head of a response the router makes itself: status line, `headers`,
+/// `content-length` (`None`: the body is chunked), `connection: close` if `close`, and `date`.
+pub fn write_own_head(
+    out: &mut Vec<u8>,
+    status: u16,
+    headers: &[(&str, &str)],
+    length: Option<usize>,
+    close: bool,
+) {
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_status(out, status);
+    out.push(b' ');
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in headers {
+        push_header(out, name.as_bytes(), value.as_bytes());
+    }
+    match length {
+        Some(n) => push_length(out, n as u64),
+        None => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+    }
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"date: ");
+    out.extend_from_slice(httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
+    out.extend_from_slice(b"\r\n\r\n");
+}

@@ -1,0 +1,487 @@
+//! Request heads: parsing, validation, and the head the router writes upstream.
+
+use std::mem::MaybeUninit;
+
+use httparse::Header;
+
+use super::{BodyFraming, connection_tokens, eq, is_hop_by_hop, parse_length};
+
+/// Most header lines `--max-headers` may allow (the parser's slots live on the stack).
+pub const MAX_HEADERS_LIMIT: usize = 1024;
+
+/// What a request head may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadLimits {
+    /// Bytes from the request line to the blank line (`--max-header-size`).
+    pub max_bytes: usize,
+    /// Header lines (`--max-headers`).
+    pub max_headers: usize,
+}
+
+/// Slots for [`parse_request`]: free to create, never initialised by us.
+pub type HeaderSlots<'b> = [MaybeUninit<Header<'b>>; MAX_HEADERS_LIMIT];
+
+/// Fresh slots for [`parse_request`].
+pub fn header_slots<'b>() -> HeaderSlots<'b> {
+    [const { MaybeUninit::uninit() }; MAX_HEADERS_LIMIT]
+}
+
+/// A request head the router accepted: framing decided, every ambiguity already refused.
+#[derive(Debug)]
+pub struct RequestHead<'b, 'h> {
+    /// The method.
+    pub method: &'b str,
+    /// The path of the request target (origin-form, or the path of an absolute-form target).
+    pub path: &'b str,
+    /// The query, without `?`.
+    pub query: Option<&'b str>,
+    /// The host to name upstream: the authority of an absolute-form target, else `Host`.
+    pub host: Option<&'b [u8]>,
+    /// How the body is delimited.
+    pub body: BodyFraming,
+    /// An HTTP/1.0 request (the connection ends after the answer; no 1xx, no chunks for it).
+    pub http10: bool,
+    /// The client keeps the connection open after this exchange.
+    pub keep_alive: bool,
+    /// The protocol asked for by `Connection: upgrade` plus `Upgrade` (HTTP/1.1 only).
+    pub upgrade: Option<&'b [u8]>,
+    /// `Expect: 100-continue`: the client waits for a `100 Continue` before its body.
+    pub expect_continue: bool,
+    /// Length of the head.
+    pub head_len: usize,
+    /// The header fields as received.
+    pub headers: &'h [Header<'b>],
+}
+
+/// Why a request head is refused. The connection is closed after the answer: once framing is
+/// in doubt, no byte after this head can be trusted to start a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The head is longer than `--max-header-size`.
+    #[error("request head is larger than the limit of {limit} bytes (--max-header-size)")]
+    HeadTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// More header lines than `--max-headers`.
+    #[error("request has more than {limit} header lines (--max-headers)")]
+    TooManyHeaders {
+        /// The limit.
+        limit: usize,
+    },
+    /// Not an HTTP/1.x message.
+    #[error("only HTTP/1.0 and HTTP/1.1 are served")]
+    Version,
+    /// Not parseable as a request head.
+    #[error("malformed request head: {0}")]
+    Malformed(&'static str),
+    /// The body's length cannot be read unambiguously.
+    #[error("ambiguous request framing: {0}")]
+    Framing(&'static str),
+    /// A transfer coding other than `chunked` (alone).
+    #[error("unsupported transfer coding; send the body with Content-Length or chunked alone")]
+    Coding,
+    /// Missing, repeated or invalid `Host`.
+    #[error("{0}")]
+    Host(&'static str),
+    /// A request target the router does not serve.
+    #[error("{0}")]
+    Target(&'static str),
+    /// An `Expect` other than `100-continue`.
+    #[error("only Expect: 100-continue is supported")]
+    Expectation,
+}
+
+impl RequestError {
+    /// The HTTP status of the answer.
+    pub fn status(&self) -> u16 {
+        match self {
+            RequestError::HeadTooLarge { .. } | RequestError::TooManyHeaders { .. } => 431,
+            RequestError::Version => 505,
+            RequestError::Coding => 501,
+            RequestError::Expectation => 417,
+            _ => 400,
+        }
+    }
+
+    /// A stable short code for `x-hero-router-error` and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RequestError::HeadTooLarge { .. } => "head_too_large",
+            RequestError::TooManyHeaders { .. } => "too_many_headers",
+            RequestError::Version => "version",
+            RequestError::Malformed(_) => "malformed",
+            RequestError::Framing(_) => "framing",
+            RequestError::Coding => "coding",
+            RequestError::Host(_) => "host",
+            RequestError::Target(_) => "target",
+            RequestError::Expectation => "expectation",
+        }
+    }
+}
+
+fn malformed(e: httparse::Error) -> RequestError {
+    match e {
+        httparse::Error::Version => RequestError::Version,
+        httparse::Error::HeaderName => RequestError::Malformed("invalid header name"),
+        httparse::Error::HeaderValue => RequestError::Malformed("invalid header value"),
+        httparse::Error::NewLine => RequestError::Malformed("invalid line ending"),
+        httparse::Error::Token => RequestError::Malformed("invalid method or request line"),
+        _ => RequestError::Malformed("invalid request line"),
+    }
+}
+
+/// Parses and validates the request head at the start of `buf`.
+///
+/// `Ok(None)`: not complete yet, and still within the limits. The outcome depends only on the
+/// bytes, never on how they were split across reads: the head must end within
+/// `limits.max_bytes`, so only that many bytes are ever looked at.
+pub fn parse_request<'b, 'h>(
+    buf: &'b [u8],
+    limits: &HeadLimits,
+    slots: &'h mut HeaderSlots<'b>,
+) -> Result<Option<RequestHead<'b, 'h>>, RequestError> {
+    let window = &buf[..buf.len().min(limits.max_bytes)];
+    let max_headers = limits.max_headers.clamp(1, MAX_HEADERS_LIMIT);
+    let mut req = httparse::Request::new(&mut []);
+    let head_len = match req.parse_with_uninit_headers(window, &mut slots[..max_headers]) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() > limits.max_bytes => {
+            return Err(RequestError::HeadTooLarge {
+                limit: limits.max_bytes,
+            });
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(RequestError::TooManyHeaders { limit: max_headers });
+        }
+        Err(e) => return Err(malformed(e)),
+    };
+    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
+        return Err(RequestError::Malformed("incomplete request line"));
+    };
+    let http10 = version == 0;
+    let headers: &'h [Header<'b>] = req.headers;
+
+    let mut length = None;
+    let mut chunked = false;
+    let mut host: Option<&[u8]> = None;
+    let mut hosts = 0;
+    let (mut close, mut conn_upgrade) = (false, false);
+    let mut upgrade: Option<&[u8]> = None;
+    let mut expect_continue = false;
+    for h in headers {
+        let name = h.name;
+        if eq(name, "content-length") {
+            if length.is_some() {
+                return Err(RequestError::Framing("more than one Content-Length"));
+            }
+            length =
+                Some(parse_length(h.value).ok_or(RequestError::Framing("invalid Content-Length"))?);
+        } else if eq(name, "transfer-encoding") {
+            if chunked {
+                return Err(RequestError::Framing("more than one Transfer-Encoding"));
+            }
+            chunked = true;
+            let mut codings = connection_tokens(h.value);
+            match (codings.next(), codings.next()) {
+                (Some(c), None) if c.eq_ignore_ascii_case(b"chunked") => {}
+                // Any coding list whose last coding is not chunked has no knowable end.
+                _ if !connection_tokens(h.value)
+                    .last()
+                    .is_some_and(|c| c.eq_ignore_ascii_case(b"chunked")) =>
+                {
+                    return Err(RequestError::Framing(
+                        "chunked is not the last transfer coding",
+                    ));
+                }
+                _ => return Err(RequestError::Coding),
+            }
+        } else if eq(name, "host") {
+            hosts += 1;
+            host = Some(h.value);
+        } else if eq(name, "connection") {
+            for t in connection_tokens(h.value) {
+                if t.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if t.eq_ignore_ascii_case(b"upgrade") {
+                    conn_upgrade = true;
+                } else if [&b"content-length"[..], b"transfer-encoding", b"host"]
+                    .iter()
+                    .any(|p| t.eq_ignore_ascii_case(p))
+                {
+                    return Err(RequestError::Framing(
+                        "Connection names Content-Length, Transfer-Encoding or Host",
+                    ));
+                }
+            }
+        } else if eq(name, "upgrade") {
+            if upgrade.is_some() {
+                return Err(RequestError::Malformed("more than one Upgrade"));
+            }
+            upgrade = Some(h.value);
+        } else if eq(name, "expect") {
+            if !h.value.eq_ignore_ascii_case(b"100-continue") {
+                return Err(RequestError::Expectation);
+            }
+            expect_continue = true;
+        }
+    }
+    let body = match (length, chunked) {
+        (Some(_), true) => {
+            return Err(RequestError::Framing(
+                "both Content-Length and Transfer-Encoding",
+            ));
+        }
+        (_, true) if http10 => {
+            return Err(RequestError::Framing(
+                "Transfer-Encoding in an HTTP/1.0 request",
+            ));
+        }
+        (_, true) => BodyFraming::Chunked,
+        (Some(n), false) => BodyFraming::Length(n),
+        (None, false) => BodyFraming::None,
+    };
+    match hosts {
+        0 if !http10 => {
+            return Err(RequestError::Host(
+                "an HTTP/1.1 request needs a Host header",
+            ));
+        }
+        0 | 1 => {}
+        _ => return Err(RequestError::Host("more than one Host header")),
+    }
+    if host.is_some_and(|h| !valid_authority(h)) {
+        return Err(RequestError::Host("invalid Host header"));
+    }
+    let (path_and_query, authority) = split_target(method, target)?;
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path_and_query, None),
+    };
+    Ok(Some(RequestHead {
+        method,
+        path,
+        query,
+        host: authority.map(str::as_bytes).or(host),
+        body,
+        http10,
+        // HTTP/1.0 keep-alive is not offered: such a connection closes after its answer.
+        keep_alive: !http10 && !close,
+        upgrade: upgrade.filter(|_| conn_upgrade && !http10),
+        expect_continue: expect_continue && !http10,
+        head_len,
+        headers,
+    }))
+}
+
+/// The path-and-query of a request target, and the authority of an absolute-form one.
+fn split_target<'b>(
+    method: &str,
+    target: &'b str,
+) -> Result<(&'b str, Option<&'b str>), RequestError> {
+    let clean = |s: &str| s.bytes().all(|b| b.is_ascii_graphic() && b != b'#');
+    if target.starts_with('/') {
+        return if clean(target) {
+            Ok((target, None))
+        } else {
+            Err(RequestError::Target(
+                "invalid character in the request target",
+            ))
+        };
+    }
+    if method == "CONNECT" {
+        return Err(RequestError::Target(
+            "CONNECT is not supported: hero_router is a gateway, not a forward proxy",
+        ));
+    }
+    if target == "*" {
+        return Err(RequestError::Target(
+            "the request target * is not supported",
+        ));
+    }
+    let lower = |n: usize| target.get(..n).map(str::to_ascii_lowercase);
+    let rest = if lower(7).as_deref() == Some("http://") {
+        &target[7..]
+    } else if lower(8).as_deref() == Some("https://") {
+        &target[8..]
+    } else {
+        return Err(RequestError::Target(
+            "the request target must be a path starting with /",
+        ));
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    if authority.is_empty() || !valid_authority(authority.as_bytes()) || !clean(path) {
+        return Err(RequestError::Target("invalid absolute request target"));
+    }
+    Ok((if path.is_empty() { "/" } else { path }, Some(authority)))
+}
+
+/// `uri-host [ ":" port ]`: reg-name, IPv4 or IP-literal characters only (no userinfo, no
+/// whitespace, no path).
+fn valid_authority(v: &[u8]) -> bool {
+    v.iter().all(|b| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'['
+                    | b']'
+            )
+    })
+}
+
+/// How the forwarded request names the client and the route.
+#[derive(Debug, Clone, Copy)]
+pub struct Forwarding<'a> {
+    /// `X-Forwarded-Prefix` is `/{service}/{kind}`: the service.
+    pub service: &'a str,
+    /// The kind segment as the client sent it.
+    pub kind: &'a str,
+    /// The TCP peer's address; `None` on a Unix socket (callers there are trusted).
+    pub peer: Option<&'a str>,
+    /// Believe what a TCP client says about itself: keep its `X-Hero-*` headers and append to
+    /// its `X-Forwarded-For` (`--trust-forwarded-headers`).
+    pub trust_client: bool,
+}
+
+/// Headers the router sets itself; a client's copies (in any spelling) never pass as they are.
+const MANAGED: [&str; 4] = [
+    "x-forwarded-for",
+    "x-forwarded-prefix",
+    "x-hero-context",
+    "x-hero-claims",
+];
+
+/// True if `name` read with `_` as `-` (as CGI-style frameworks read it) is `want`.
+fn eq_dashed(name: &str, want: &str) -> bool {
+    name.len() == want.len()
+        && name
+            .bytes()
+            .zip(want.bytes())
+            .all(|(a, b)| a.to_ascii_lowercase() == b || (a == b'_' && b == b'-'))
+}
+
+/// Writes the upstream request head for `req`: `target` as the request target, `Host`,
+/// exactly the framing the router will send (`Content-Length`, `Transfer-Encoding: chunked`,
+/// or none), the upgrade if one was asked for, `X-Forwarded-*`, and the client's other
+/// end-to-end headers.
+///
+/// Dropped: hop-by-hop headers and those named in `Connection`, `Expect` (the router answers
+/// it), the client's framing headers (replaced by ours), `X-Forwarded-*` in any spelling
+/// (ours replace them), and on TCP unless trusted, `X-Hero-Context` / `X-Hero-Claims` in any
+/// spelling.
+pub fn write_upstream_head(
+    req: &RequestHead<'_, '_>,
+    target: &str,
+    fwd: &Forwarding<'_>,
+    out: &mut Vec<u8>,
+) {
+    let strip_hero = fwd.peer.is_some() && !fwd.trust_client;
+    let tokens = || {
+        req.headers
+            .iter()
+            .filter(|h| eq(h.name, "connection"))
+            .flat_map(|h| connection_tokens(h.value))
+    };
+    // Tokens other than these name headers to drop; they are rare, so look only if present.
+    let plain = |t: &[u8]| {
+        [&b"close"[..], b"keep-alive", b"upgrade"]
+            .iter()
+            .any(|p| t.eq_ignore_ascii_case(p))
+    };
+    let names_headers = tokens().any(|t| !plain(t));
+    out.extend_from_slice(req.method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(req.host.unwrap_or(b"localhost"));
+    out.extend_from_slice(b"\r\n");
+    let mut xff: Option<&[u8]> = None;
+    let mut xff_more: Vec<&[u8]> = Vec::new();
+    for h in req.headers {
+        let name = h.name;
+        if is_hop_by_hop(name)
+            || eq(name, "host")
+            || eq(name, "content-length")
+            || eq(name, "expect")
+        {
+            continue;
+        }
+        if let Some(managed) = MANAGED.iter().find(|m| eq_dashed(name, m)) {
+            let dashed = !name.contains('_');
+            match *managed {
+                "x-forwarded-for" if dashed => match xff {
+                    None => xff = Some(h.value),
+                    Some(_) => xff_more.push(h.value),
+                },
+                "x-hero-context" | "x-hero-claims" if !strip_hero => {
+                    super::push_header(out, name.as_bytes(), h.value);
+                }
+                _ => {}
+            }
+            continue;
+        }
+        if names_headers && tokens().any(|t| name.as_bytes().eq_ignore_ascii_case(t)) {
+            continue;
+        }
+        super::push_header(out, name.as_bytes(), h.value);
+    }
+    match req.body {
+        BodyFraming::None => {}
+        BodyFraming::Length(n) => super::push_length(out, n),
+        BodyFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+    }
+    if let Some(proto) = req.upgrade {
+        out.extend_from_slice(b"connection: upgrade\r\nupgrade: ");
+        out.extend_from_slice(proto);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"x-forwarded-prefix: /");
+    out.extend_from_slice(fwd.service.as_bytes());
+    out.push(b'/');
+    out.extend_from_slice(fwd.kind.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    // Over TCP the router is the first hop it can vouch for: an untrusted client's claims
+    // about earlier hops are dropped. Unix-socket callers' chains pass on as they are.
+    let keep_chain = fwd.peer.is_none() || fwd.trust_client;
+    let chain = xff.filter(|_| keep_chain);
+    if chain.is_some() || fwd.peer.is_some() {
+        out.extend_from_slice(b"x-forwarded-for: ");
+        let mut first = true;
+        for v in chain
+            .into_iter()
+            .chain(xff_more.iter().copied().filter(|_| keep_chain))
+        {
+            if !first {
+                out.extend_from_slice(b", ");
+            }
+            out.extend_from_slice(v);
+            first = false;
+        }
+        if let Some(ip) = fwd.peer {
+            if !first {
+                out.extend_from_slice(b", ");
+            }
+            out.extend_from_slice(ip.as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}

@@ -1,0 +1,223 @@
+//! Response heads: parsing an upstream's answer, and the head the router writes to its client.
+
+use super::{connection_tokens, eq, is_hop_by_hop, parse_length, push_header};
+
+/// The largest upstream response head we wait for; a longer one is a broken upstream (502),
+/// not a reason to buffer without end.
+pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// Most header lines in an upstream response head.
+const MAX_RESPONSE_HEADERS: usize = 128;
+
+/// How an upstream response body is delimited (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body at all.
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// The chunked transfer coding (decoded and re-encoded on the way through).
+    Chunked,
+    /// Everything until the upstream closes the connection.
+    UntilClose,
+}
+
+/// What the router knows about the exchange an upstream response belongs to.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Exchange {
+    /// The request was `HEAD`: no body follows whatever the head says.
+    pub head_request: bool,
+    /// The client speaks HTTP/1.0: no interim heads, no chunks; the body runs to close.
+    pub client_http10: bool,
+    /// The client connection ends after this response (the answer says `connection: close`).
+    pub close: bool,
+    /// The request asked for a protocol upgrade, so `101` is a valid answer.
+    pub upgrade: bool,
+}
+
+/// A parsed upstream response head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseHead {
+    /// The status code.
+    pub status: u16,
+    /// Length of the head in the buffer.
+    pub head_len: usize,
+    /// How the upstream delimits the body that follows.
+    pub framing: Framing,
+    /// The body goes to the client de-chunked and runs to close (an HTTP/1.0 client).
+    pub dechunk: bool,
+    /// The client connection ends after this response.
+    pub close_client: bool,
+    /// The upstream connection may carry another request once this body is read whole.
+    pub reusable: bool,
+}
+
+/// Why an upstream response head is unusable (the client gets a 502).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadResponse {
+    /// Not parseable as an HTTP/1.x response head.
+    #[error("malformed response head")]
+    Malformed,
+    /// Longer than [`MAX_RESPONSE_HEAD`].
+    #[error("response head larger than {MAX_RESPONSE_HEAD} bytes")]
+    TooLarge,
+    /// Conflicting or invalid `Content-Length`.
+    #[error("invalid content-length in the response")]
+    Length,
+    /// `chunked` applied more than once.
+    #[error("invalid transfer-encoding in the response")]
+    Coding,
+    /// `101 Switching Protocols` to a request that asked for no upgrade.
+    #[error("unexpected 101 Switching Protocols")]
+    Upgrade,
+}
+
+/// Parses an upstream response head at the start of `buf` and, if `out` is given, writes the
+/// head to send downstream, declaring exactly the framing the router will send:
+/// `content-length` for a length, `transfer-encoding: chunked` for chunks it re-encodes,
+/// `connection: close` for a body that runs to close or a connection that ends. Hop-by-hop
+/// headers, those named in `Connection`, and the upstream's own framing headers are dropped.
+/// `Ok(None)`: not complete yet.
+pub fn parse_response(
+    buf: &[u8],
+    ex: &Exchange,
+    out: Option<&mut Vec<u8>>,
+) -> Result<Option<ResponseHead>, BadResponse> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    let head_len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() > MAX_RESPONSE_HEAD => {
+            return Err(BadResponse::TooLarge);
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(BadResponse::Malformed),
+    };
+    let (Some(version), Some(status)) = (resp.version, resp.code) else {
+        return Err(BadResponse::Malformed);
+    };
+    let switching = status == 101;
+    if switching && !ex.upgrade {
+        return Err(BadResponse::Upgrade);
+    }
+    let mut length: Option<u64> = None;
+    let mut codings = 0usize;
+    let mut chunked_last = false;
+    let mut chunked_seen = 0usize;
+    let mut upstream_close = version == 0;
+    let mut names_headers = false;
+    for h in resp.headers.iter() {
+        if eq(h.name, "content-length") {
+            let n = parse_length(h.value).ok_or(BadResponse::Length)?;
+            if length.is_some_and(|l| l != n) {
+                return Err(BadResponse::Length);
+            }
+            length = Some(n);
+        } else if eq(h.name, "transfer-encoding") {
+            for c in connection_tokens(h.value) {
+                codings += 1;
+                chunked_last = c.eq_ignore_ascii_case(b"chunked");
+                chunked_seen += usize::from(chunked_last);
+            }
+        } else if eq(h.name, "connection") {
+            for t in connection_tokens(h.value) {
+                upstream_close |= t.eq_ignore_ascii_case(b"close");
+                names_headers |= !t.eq_ignore_ascii_case(b"close")
+                    && !t.eq_ignore_ascii_case(b"keep-alive")
+                    && !t.eq_ignore_ascii_case(b"upgrade");
+            }
+        }
+    }
+    if chunked_seen > 1 {
+        return Err(BadResponse::Coding);
+    }
+    let interim = (100..200).contains(&status);
+    let framing = if ex.head_request || interim || status == 204 || status == 304 {
+        Framing::Empty
+    } else if codings > 0 && version == 0 {
+        // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means the framing is faulty.
+        Framing::UntilClose
+    } else if codings > 0 && chunked_last {
+        Framing::Chunked
+    } else if codings > 0 {
+        Framing::UntilClose
+    } else if let Some(n) = length {
+        Framing::Length(n)
+    } else {
+        Framing::UntilClose
+    };
+    let dechunk = framing == Framing::Chunked && ex.client_http10;
+    let close_client = !interim
+        && !switching
+        && (ex.close || ex.client_http10 || framing == Framing::UntilClose || dechunk);
+    if let Some(out) = out {
+        out.extend_from_slice(b"HTTP/1.1 ");
+        super::push_status(out, status);
+        out.push(b' ');
+        out.extend_from_slice(resp.reason.unwrap_or("").as_bytes());
+        out.extend_from_slice(b"\r\n");
+        let listed = |name: &str| {
+            resp.headers
+                .iter()
+                .filter(|h| eq(h.name, "connection"))
+                .flat_map(|h| connection_tokens(h.value))
+                .any(|t| name.as_bytes().eq_ignore_ascii_case(t))
+        };
+        for h in resp.headers.iter() {
+            let keep_upgrade = switching && eq(h.name, "upgrade");
+            if (!keep_upgrade && is_hop_by_hop(h.name))
+                || eq(h.name, "content-length")
+                || (names_headers && listed(h.name))
+            {
+                continue;
+            }
+            push_header(out, h.name.as_bytes(), h.value);
+        }
+        // The coding list minus `chunked`, for a body that keeps other codings.
+        let other_codings = || {
+            resp.headers
+                .iter()
+                .filter(|h| eq(h.name, "transfer-encoding"))
+                .flat_map(|h| connection_tokens(h.value))
+                .filter(|c| !c.eq_ignore_ascii_case(b"chunked"))
+        };
+        let write_codings = |out: &mut Vec<u8>, chunked: bool| {
+            let mut first = true;
+            for c in other_codings().chain(chunked.then_some(&b"chunked"[..])) {
+                out.extend_from_slice(if first { b"transfer-encoding: " } else { b", " });
+                out.extend_from_slice(c);
+                first = false;
+            }
+            if !first {
+                out.extend_from_slice(b"\r\n");
+            }
+        };
+        match framing {
+            Framing::Length(n) => super::push_length(out, n),
+            Framing::Chunked => write_codings(out, !dechunk),
+            Framing::UntilClose => write_codings(out, false),
+            // A HEAD or 304 answer may say how long the body would be.
+            Framing::Empty if (ex.head_request || status == 304) && !interim => {
+                if let Some(n) = length.filter(|_| codings == 0) {
+                    super::push_length(out, n);
+                } else if codings > 0 && chunked_last {
+                    write_codings(out, true);
+                }
+            }
+            Framing::Empty => {}
+        }
+        if switching {
+            out.extend_from_slice(b"connection: upgrade\r\n");
+        } else if close_client {
+            out.extend_from_slice(b"connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    Ok(Some(ResponseHead {
+        status,
+        head_len,
+        framing,
+        dechunk,
+        close_client,
+        reusable: !upstream_close && !switching && framing != Framing::UntilClose,
+    }))
+}
