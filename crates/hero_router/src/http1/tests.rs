@@ -1,1 +1,749 @@
-//! Unit tests of the framing authority.
+//! Unit tests of the framing authority: every rule as a table, and properties over random
+//! input (split invariance of head parsing, chunked round trips, no panics).
+
+use super::*;
+
+const LIMITS: HeadLimits = HeadLimits {
+    max_bytes: 64 * 1024,
+    max_headers: 100,
+};
+
+/// What the tests compare of a parsed request head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Parsed {
+    method: String,
+    path: String,
+    query: Option<String>,
+    host: Option<Vec<u8>>,
+    body: BodyFraming,
+    http10: bool,
+    keep_alive: bool,
+    upgrade: bool,
+    expect: bool,
+    head_len: usize,
+}
+
+fn parse_with(raw: &[u8], limits: &HeadLimits) -> Result<Option<Parsed>, RequestError> {
+    let mut slots = header_slots();
+    Ok(parse_request(raw, limits, &mut slots)?.map(|h| Parsed {
+        method: h.method.into(),
+        path: h.path.into(),
+        query: h.query.map(Into::into),
+        host: h.host.map(<[u8]>::to_vec),
+        body: h.body,
+        http10: h.http10,
+        keep_alive: h.keep_alive,
+        upgrade: h.upgrade.is_some(),
+        expect: h.expect_continue,
+        head_len: h.head_len,
+    }))
+}
+
+fn parse(raw: &str) -> Result<Option<Parsed>, RequestError> {
+    parse_with(raw.as_bytes(), &LIMITS)
+}
+
+fn accepted(raw: &str) -> Parsed {
+    parse(raw)
+        .unwrap_or_else(|e| panic!("{raw:?} refused: {e}"))
+        .unwrap_or_else(|| panic!("{raw:?} incomplete"))
+}
+
+#[test]
+fn request_heads_that_are_accepted() {
+    let p = accepted("POST /a/b?x=1 HTTP/1.1\r\nHost: h:1\r\nContent-Length: 5\r\n\r\nhello");
+    assert_eq!((p.method.as_str(), p.path.as_str()), ("POST", "/a/b"));
+    assert_eq!(p.query.as_deref(), Some("x=1"));
+    assert_eq!(p.host.as_deref(), Some(&b"h:1"[..]));
+    assert_eq!(p.body, BodyFraming::Length(5));
+    assert!(p.keep_alive && !p.http10);
+    let chunked = accepted("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: ChunKed\r\n\r\n");
+    assert_eq!(chunked.body, BodyFraming::Chunked);
+    let close = accepted("GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, Close\r\n\r\n");
+    assert!(!close.keep_alive);
+    // HTTP/1.0: Host optional, never kept alive (keep-alive is not offered), no 100-continue.
+    let old = accepted("GET / HTTP/1.0\r\nConnection: keep-alive\r\nExpect: 100-continue\r\n\r\n");
+    assert!(old.http10 && !old.keep_alive && !old.expect);
+    assert_eq!(old.host, None);
+    // Absolute form: the authority is the host to name upstream, the path is routed.
+    let abs = accepted("GET http://Node:9988/svc/rpc/x?q HTTP/1.1\r\nHost: other\r\n\r\n");
+    assert_eq!(
+        (abs.path.as_str(), abs.query.as_deref()),
+        ("/svc/rpc/x", Some("q"))
+    );
+    assert_eq!(abs.host.as_deref(), Some(&b"Node:9988"[..]));
+    assert_eq!(
+        accepted("GET http://n HTTP/1.1\r\nHost: n\r\n\r\n").path,
+        "/"
+    );
+    let up = accepted(
+        "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    );
+    assert!(up.upgrade);
+    // Upgrade without Connection: upgrade is not an upgrade (the header is dropped).
+    assert!(!accepted("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n").upgrade);
+    let exp =
+        accepted("PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n");
+    assert!(exp.expect);
+    // Leading empty lines before a request line are ignored (RFC 9112 §2.2).
+    assert_eq!(
+        accepted("\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n").method,
+        "GET"
+    );
+    assert_eq!(parse("GET / HTTP/1.1\r\nHost: x\r\n"), Ok(None));
+    assert_eq!(parse(""), Ok(None));
+}
+
+#[test]
+fn request_heads_that_are_refused() {
+    use RequestError as E;
+    let framing = |e: &RequestError| matches!(e, E::Framing(_));
+    let host = |e: &RequestError| matches!(e, E::Host(_));
+    let target = |e: &RequestError| matches!(e, E::Target(_));
+    let malformed = |e: &RequestError| matches!(e, E::Malformed(_));
+    type Check<'a> = &'a dyn Fn(&RequestError) -> bool;
+    let cases: &[(&str, Check<'_>)] = &[
+        // Two lengths, or a length and chunks: whichever a service believed, it would be
+        // out of step with whatever another parser believed.
+        (
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
+            &framing,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            &framing,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1, 1\r\n\r\n",
+            &framing,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +1\r\n\r\n",
+            &framing,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0x1\r\n\r\n",
+            &framing,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            &framing,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            &framing,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            &framing,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            &framing,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+            &|e| matches!(e, E::Coding),
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            &|e| matches!(e, E::Coding),
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: xchunked\r\n\r\n",
+            &framing,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: \r\n\r\n",
+            &framing,
+        ),
+        (
+            "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            &framing,
+        ),
+        // A framing header named in Connection would be dropped by a hop-by-hop filter.
+        (
+            "POST / HTTP/1.1\r\nHost: h\r\nConnection: content-length\r\nContent-Length: 3\r\n\r\n",
+            &framing,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: h\r\nConnection: close, Transfer-Encoding\r\n\r\n",
+            &framing,
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost: h\r\nConnection: host\r\n\r\n",
+            &framing,
+        ),
+        // Exactly one Host on HTTP/1.1, a valid one.
+        ("GET / HTTP/1.1\r\n\r\n", &host),
+        ("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", &host),
+        ("GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", &host),
+        ("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", &host),
+        ("GET / HTTP/1.1\r\nHost: u@h\r\n\r\n", &host),
+        ("GET / HTTP/1.1\r\nHost: h/x\r\n\r\n", &host),
+        // Targets the router does not serve.
+        ("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", &target),
+        ("CONNECT h:443 HTTP/1.1\r\nHost: h\r\n\r\n", &target),
+        ("GET /a#b HTTP/1.1\r\nHost: h\r\n\r\n", &target),
+        ("GET ftp://h/ HTTP/1.1\r\nHost: h\r\n\r\n", &target),
+        ("GET http://u@h/ HTTP/1.1\r\nHost: h\r\n\r\n", &target),
+        ("GET http:///x HTTP/1.1\r\nHost: h\r\n\r\n", &target),
+        ("GET \u{e9} HTTP/1.1\r\nHost: h\r\n\r\n", &target),
+        // Malformed heads.
+        (
+            "GET / HTTP/1.1\r\nHost: h\r\nbad header\r\n\r\n",
+            &malformed,
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost: h\r\nContent-Length : 1\r\n\r\n",
+            &malformed,
+        ),
+        ("GET / HTTP/1.1\r\nHost: h\r\n folded\r\n\r\n", &malformed),
+        ("GET / HTTP/1.1\r\nHost: h\r\nX: a\0b\r\n\r\n", &malformed),
+        ("GET / HTTP/1.1\r\nHost: h\r\nX: a\rb\r\n\r\n", &malformed),
+        ("GET  / HTTP/1.1\r\nHost: h\r\n\r\n", &malformed),
+        (
+            "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: a\r\nUpgrade: b\r\n\r\n",
+            &malformed,
+        ),
+        ("GET / HTTP/2.0\r\n\r\n", &|e| matches!(e, E::Version)),
+        (
+            "POST / HTTP/1.1\r\nHost: h\r\nExpect: 200-ok\r\n\r\n",
+            &|e| matches!(e, E::Expectation),
+        ),
+    ];
+    for (raw, want) in cases {
+        match parse(raw) {
+            Err(e) => assert!(want(&e), "{raw:?}: unexpected {e:?}"),
+            Ok(p) => panic!("{raw:?} accepted: {p:?}"),
+        }
+    }
+}
+
+#[test]
+fn head_limits_hold_by_bytes_and_lines() {
+    let limits = HeadLimits {
+        max_bytes: 100,
+        max_headers: 3,
+    };
+    let head = |pad: usize| {
+        format!(
+            "GET / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n",
+            "a".repeat(pad)
+        )
+    };
+    let fits = head(100 - head(0).len());
+    assert_eq!(fits.len(), 100);
+    assert!(parse_with(fits.as_bytes(), &limits).unwrap().is_some());
+    let over = head(101 - head(0).len());
+    assert_eq!(
+        parse_with(over.as_bytes(), &limits),
+        Err(RequestError::HeadTooLarge { limit: 100 })
+    );
+    // Over the limit without a blank line yet: refused as soon as the limit is passed.
+    assert_eq!(
+        parse_with(&over.as_bytes()[..101], &limits),
+        Err(RequestError::HeadTooLarge { limit: 100 })
+    );
+    assert_eq!(parse_with(&over.as_bytes()[..100], &limits), Ok(None));
+    // A fitting head followed by pipelined bytes is not over the limit.
+    let pipelined = format!("{fits}{}", "x".repeat(500));
+    assert!(parse_with(pipelined.as_bytes(), &limits).unwrap().is_some());
+    let many = "GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+    assert_eq!(
+        parse_with(many.as_bytes(), &limits),
+        Err(RequestError::TooManyHeaders { limit: 3 })
+    );
+    assert_eq!(
+        RequestError::TooManyHeaders { limit: 3 }.status(),
+        RequestError::HeadTooLarge { limit: 1 }.status()
+    );
+}
+
+/// Random heads, cut at every point: the first decision on a prefix is the decision on the
+/// whole. So no limit or rule depends on how the bytes were split across reads.
+#[test]
+fn head_decisions_never_depend_on_how_bytes_arrive() {
+    let (cases, seed, mut rng) = crate::test_util::fuzz_setup();
+    let pieces: [&str; 26] = [
+        "GET / HTTP/1.1\r\n",
+        "POST /svc/rpc/x HTTP/1.1\r\n",
+        "GET / HTTP/1.0\r\n",
+        "Host: h\r\n",
+        "Host: a b\r\n",
+        "Content-Length: 5\r\n",
+        "Content-Length: 7\r\n",
+        "Transfer-Encoding: chunked\r\n",
+        "Connection: close\r\n",
+        "Connection: content-length\r\n",
+        "Upgrade: x\r\n",
+        "Connection: upgrade\r\n",
+        "Expect: 100-continue\r\n",
+        "X-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n",
+        "X: \0\r\n",
+        "bad\r\n",
+        "\r\n",
+        "\n",
+        "\r",
+        " ",
+        "hello",
+        "A: 1\r\n",
+        "B: 2\r\n",
+        "GET http://x/ HTTP/1.1\r\n",
+        "\u{ff}",
+        ":",
+    ];
+    let cases = (cases / 20).max(100);
+    for case in 0..cases {
+        let raw: String = (0..rng.usize(1..12))
+            .map(|_| pieces[rng.usize(..pieces.len())])
+            .collect();
+        let limits = HeadLimits {
+            max_bytes: rng.usize(16..200),
+            max_headers: rng.usize(1..6),
+        };
+        let raw = raw.as_bytes();
+        let whole = parse_with(raw, &limits);
+        let first = (0..=raw.len())
+            .map(|k| (k, parse_with(&raw[..k], &limits)))
+            .find(|(_, r)| *r != Ok(None));
+        if let Some((k, decided)) = first {
+            for j in k..=raw.len() {
+                assert_eq!(
+                    parse_with(&raw[..j], &limits),
+                    decided,
+                    "seed {seed} case {case}: {raw:?} decided at {k}, changed at {j}"
+                );
+            }
+        } else {
+            assert_eq!(whole, Ok(None), "seed {seed} case {case}");
+        }
+    }
+}
+
+fn fwd(peer: Option<&'static str>, trust_client: bool) -> Forwarding<'static> {
+    Forwarding {
+        service: "svc",
+        kind: "rpc",
+        peer,
+        trust_client,
+    }
+}
+
+fn up_head(raw: &str, fwd: Forwarding<'_>) -> String {
+    let mut slots = header_slots();
+    let head = parse_request(raw.as_bytes(), &LIMITS, &mut slots)
+        .unwrap()
+        .unwrap();
+    let mut out = Vec::new();
+    write_upstream_head(&head, "/rest?q=1", &fwd, &mut out);
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn the_upstream_head_declares_exactly_the_routers_framing() {
+    let raw = "POST /svc/rpc/rest?q=1 HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, X-Drop\r\n\
+               Keep-Alive: 5\r\nTE: trailers\r\nX-Drop: 1\r\nX-Hero-Claims: c\r\n\
+               x_hero_claims: c\r\nX_Hero_Context: c\r\nX-Forwarded-For: 10.0.0.1\r\n\
+               X_Forwarded_For: 9.9.9.9\r\nX-Forwarded-Prefix: /evil\r\nProxy-Authorization: p\r\n\
+               Expect: 100-continue\r\nAccept: */*\r\nContent-Length: 2\r\n\r\n";
+    assert_eq!(
+        up_head(raw, fwd(Some("127.0.0.1"), false)),
+        "POST /rest?q=1 HTTP/1.1\r\nhost: h\r\nAccept: */*\r\ncontent-length: 2\r\n\
+         x-forwarded-prefix: /svc/rpc\r\nx-forwarded-for: 127.0.0.1\r\n\r\n"
+    );
+    // A trusted TCP client keeps its X-Hero-* headers and its chain; underscore spellings of
+    // the router's headers never pass.
+    assert_eq!(
+        up_head(raw, fwd(Some("127.0.0.1"), true)),
+        "POST /rest?q=1 HTTP/1.1\r\nhost: h\r\nX-Hero-Claims: c\r\nx_hero_claims: c\r\n\
+         X_Hero_Context: c\r\nAccept: */*\r\ncontent-length: 2\r\n\
+         x-forwarded-prefix: /svc/rpc\r\nx-forwarded-for: 10.0.0.1, 127.0.0.1\r\n\r\n"
+    );
+    // Over a Unix socket the caller is trusted and the chain passes as it is.
+    assert_eq!(
+        up_head(raw, fwd(None, false)),
+        "POST /rest?q=1 HTTP/1.1\r\nhost: h\r\nX-Hero-Claims: c\r\nx_hero_claims: c\r\n\
+         X_Hero_Context: c\r\nAccept: */*\r\ncontent-length: 2\r\n\
+         x-forwarded-prefix: /svc/rpc\r\nx-forwarded-for: 10.0.0.1\r\n\r\n"
+    );
+    let chunked = "POST /x HTTP/1.1\r\nHost: h\r\ntransfer-encoding: chunked\r\n\r\n";
+    assert_eq!(
+        up_head(chunked, fwd(None, false)),
+        "POST /rest?q=1 HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\
+         x-forwarded-prefix: /svc/rpc\r\n\r\n"
+    );
+    let upgrade = "GET /x HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-K: k\r\n\r\n";
+    assert_eq!(
+        up_head(upgrade, fwd(None, false)),
+        "GET /rest?q=1 HTTP/1.1\r\nhost: h\r\nSec-K: k\r\nconnection: upgrade\r\n\
+         upgrade: websocket\r\nx-forwarded-prefix: /svc/rpc\r\n\r\n"
+    );
+    let old = "GET /x HTTP/1.0\r\n\r\n";
+    assert_eq!(
+        up_head(old, fwd(Some("10.1.1.1"), false)),
+        "GET /rest?q=1 HTTP/1.1\r\nhost: localhost\r\nx-forwarded-prefix: /svc/rpc\r\n\
+         x-forwarded-for: 10.1.1.1\r\n\r\n"
+    );
+    let absolute = "GET http://node:1/svc/rpc/x HTTP/1.1\r\nHost: ignored\r\n\r\n";
+    assert!(
+        up_head(absolute, fwd(None, false))
+            .starts_with("GET /rest?q=1 HTTP/1.1\r\nhost: node:1\r\n")
+    );
+}
+
+fn down(raw: &str, ex: Exchange) -> (ResponseHead, String) {
+    let mut out = Vec::new();
+    let h = parse_response(raw.as_bytes(), &ex, Some(&mut out))
+        .unwrap()
+        .unwrap();
+    (h, String::from_utf8(out).unwrap())
+}
+
+const KEEP: Exchange = Exchange {
+    head_request: false,
+    client_http10: false,
+    close: false,
+    upgrade: false,
+};
+
+#[test]
+fn response_framing_follows_rfc_9112() {
+    let f = |raw: &str, ex: Exchange| down(raw, ex).0;
+    let head = Exchange {
+        head_request: true,
+        ..KEEP
+    };
+    let cl = "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n";
+    assert_eq!(f(cl, KEEP).framing, Framing::Length(7));
+    assert_eq!(f(cl, head).framing, Framing::Empty);
+    for s in [100, 103, 204, 304] {
+        let raw = format!("HTTP/1.1 {s} X\r\nContent-Length: 7\r\n\r\n");
+        assert_eq!(f(&raw, KEEP).framing, Framing::Empty, "{s}");
+    }
+    let both = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 3\r\n\r\n";
+    assert_eq!(f(both, KEEP).framing, Framing::Chunked);
+    let gz = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n";
+    assert_eq!(f(gz, KEEP).framing, Framing::UntilClose);
+    let none = "HTTP/1.1 200 OK\r\n\r\n";
+    assert_eq!(f(none, KEEP).framing, Framing::UntilClose);
+    assert!(!f(none, KEEP).reusable && f(none, KEEP).close_client);
+    assert!(f(cl, KEEP).reusable && !f(cl, KEEP).close_client);
+    let closing = "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+    assert!(!f(closing, KEEP).reusable);
+    assert!(
+        !f(closing, KEEP).close_client,
+        "the upstream's close is not the client's"
+    );
+    assert!(!f("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", KEEP).reusable);
+    let same = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n";
+    assert_eq!(f(same, KEEP).framing, Framing::Length(2));
+    // An HTTP/1.0 client gets chunks as a body that runs to close.
+    let ch = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let old = Exchange {
+        client_http10: true,
+        ..KEEP
+    };
+    let h = f(ch, old);
+    assert!(h.dechunk && h.close_client);
+    // 101 only answers an upgrade.
+    let switching =
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n";
+    let up = Exchange {
+        upgrade: true,
+        ..KEEP
+    };
+    assert_eq!(f(switching, up).status, 101);
+    assert!(!f(switching, up).reusable);
+}
+
+#[test]
+fn bad_response_heads() {
+    let bad = |raw: &str| parse_response(raw.as_bytes(), &KEEP, None).unwrap_err();
+    assert_eq!(
+        bad("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+        BadResponse::Length
+    );
+    assert_eq!(
+        bad("HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n"),
+        BadResponse::Length
+    );
+    assert_eq!(
+        bad("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        BadResponse::Coding
+    );
+    assert_eq!(
+        bad("HTTP/1.1 101 Switching\r\nUpgrade: x\r\n\r\n"),
+        BadResponse::Upgrade
+    );
+    assert_eq!(bad("SSH-2.0\r\n\r\n"), BadResponse::Malformed);
+    let endless = format!("HTTP/1.1 200 OK\r\nX: {}", "a".repeat(MAX_RESPONSE_HEAD));
+    assert_eq!(bad(&endless), BadResponse::TooLarge);
+    assert_eq!(
+        parse_response(b"HTTP/1.1 200 OK\r\n", &KEEP, None),
+        Ok(None)
+    );
+}
+
+#[test]
+fn the_downstream_head_declares_exactly_the_routers_framing() {
+    let raw = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: keep-alive, X-Priv\r\n\
+               X-Priv: 1\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\n";
+    assert_eq!(
+        down(raw, KEEP).1,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\ncontent-length: 2\r\n\r\n"
+    );
+    let close = Exchange {
+        close: true,
+        ..KEEP
+    };
+    assert_eq!(
+        down(raw, close).1,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\ncontent-length: 2\r\nconnection: close\r\n\r\n"
+    );
+    // A Connection token cannot take the length away from a kept-alive client.
+    let named = "HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: 2\r\n\r\n";
+    assert_eq!(
+        down(named, KEEP).1,
+        "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
+    );
+    // Chunks with a length: the length goes (RFC 9112 §6.3); chunks are re-encoded.
+    let both =
+        "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\nTrailer: x\r\n\r\n";
+    assert_eq!(
+        down(both, KEEP).1,
+        "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+    );
+    let coded = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n";
+    assert_eq!(
+        down(coded, KEEP).1,
+        "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n"
+    );
+    // A body that runs to close cannot claim a length.
+    let gz = "HTTP/1.0 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 9\r\n\r\n";
+    assert_eq!(
+        down(gz, KEEP).1,
+        "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\nconnection: close\r\n\r\n"
+    );
+    // An HTTP/1.0 client: de-chunked, to close.
+    let old = Exchange {
+        client_http10: true,
+        ..KEEP
+    };
+    let ch = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    assert_eq!(
+        down(ch, old).1,
+        "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n"
+    );
+    // A HEAD answer keeps the length it announces.
+    let head = Exchange {
+        head_request: true,
+        ..KEEP
+    };
+    assert_eq!(
+        down("HTTP/1.1 200 OK\r\nContent-Length: 42\r\n\r\n", head).1,
+        "HTTP/1.1 200 OK\r\ncontent-length: 42\r\n\r\n"
+    );
+    // An interim head is forwarded without closing anything.
+    assert_eq!(
+        down("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", close).1,
+        "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+    );
+    // A 101 keeps Upgrade and says connection: upgrade.
+    let up = Exchange {
+        upgrade: true,
+        ..KEEP
+    };
+    assert_eq!(
+        down(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-A: a\r\n\r\n",
+            up
+        )
+        .1,
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-A: a\r\nconnection: upgrade\r\n\r\n"
+    );
+}
+
+/// Decodes `body` fed in pieces of `step` bytes; returns (consumed, payload, done).
+fn decode(body: &[u8], step: usize) -> Result<(usize, Vec<u8>, bool), BadChunk> {
+    let mut d = ChunkedDecoder::default();
+    let mut payload = Vec::new();
+    let mut used = 0;
+    for piece in body.chunks(step.max(1)) {
+        let n = d.advance(piece, |b| payload.extend_from_slice(b))?;
+        used += n;
+        if d.is_done() {
+            break;
+        }
+        assert_eq!(n, piece.len(), "an unfinished body consumes every byte");
+    }
+    Ok((used, payload, d.is_done()))
+}
+
+#[test]
+fn chunked_bodies_end_where_they_end() {
+    let body =
+        b"5\r\nhello\r\n1;ext=1\r\n \r\nA ; x=\"y\"\r\n0123456789\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+    for step in 1..=body.len() {
+        let (used, payload, done) = decode(body, step).unwrap();
+        assert!(done, "step {step}");
+        assert_eq!(used, body.len() - 4, "step {step}");
+        assert_eq!(payload, b"hello 0123456789", "step {step}");
+    }
+    assert_eq!(decode(b"0\r\n\r\n", 1).unwrap(), (5, vec![], true));
+    assert_eq!(decode(b"3\r\nab", 2).unwrap(), (5, b"ab".to_vec(), false));
+    assert!(!decode(b"ffffffffffffffff\r\n", 3).unwrap().2);
+}
+
+#[test]
+fn malformed_chunked_bodies() {
+    for bad in [
+        &b"\r\n"[..],
+        b" 5\r\nhello\r\n",
+        b"g\r\n",
+        b"5\nhello\r\n",
+        b"5 \r\nhello\r\n",
+        b"5\r\rhello\r\n",
+        b"1\r\nab\r\n",
+        b"1\r\na\n\n",
+        b"0\r\n\n",
+        b"10000000000000000\r\n",
+        b"0\r\nX\n",
+        b"1;a\0b\r\n",
+        b"0\r\nX: \x01\r\n\r\n",
+        b"-1\r\n",
+        b"0x5\r\n",
+    ] {
+        assert!(decode(bad, 1).is_err(), "{}", String::from_utf8_lossy(bad));
+        assert!(
+            decode(bad, bad.len()).is_err(),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+    let long_ext = format!("1;{}\r\n", "e".repeat(5000));
+    assert!(decode(long_ext.as_bytes(), 7).is_err());
+    let long_trailers = format!("0\r\n{}", "X: y\r\n".repeat(20_000));
+    assert!(decode(long_trailers.as_bytes(), 4096).is_err());
+}
+
+/// A random valid chunked body (extensions, trailers) and its payload.
+fn random_chunked(rng: &mut fastrand::Rng) -> (Vec<u8>, Vec<u8>) {
+    let mut body = Vec::new();
+    let mut payload = Vec::new();
+    for _ in 0..rng.usize(0..5) {
+        let data: Vec<u8> = (0..rng.usize(1..60)).map(|_| rng.u8(..)).collect();
+        let size = if rng.bool() {
+            format!("{:x}", data.len())
+        } else {
+            format!("{:X}", data.len())
+        };
+        let ext = match rng.u8(0..4) {
+            0 => ";a=b",
+            1 => " ;q=\"x y\"",
+            _ => "",
+        };
+        body.extend_from_slice(format!("{size}{ext}\r\n").as_bytes());
+        body.extend_from_slice(&data);
+        body.extend_from_slice(b"\r\n");
+        payload.extend_from_slice(&data);
+    }
+    body.extend_from_slice(b"0\r\n");
+    if rng.bool() {
+        body.extend_from_slice(b"X-Trailer: 1\r\n");
+    }
+    body.extend_from_slice(b"\r\n");
+    (body, payload)
+}
+
+/// Random valid chunked bodies in random pieces: decoded, they end exactly where they end with
+/// the payload intact; re-encoded, they are plain chunks (no extension, no trailer) that decode
+/// to the same payload.
+#[test]
+fn chunked_bodies_round_trip_in_any_pieces() {
+    let (cases, seed, mut rng) = crate::test_util::fuzz_setup();
+    for case in 0..cases / 4 {
+        let (mut body, payload) = random_chunked(&mut rng);
+        let end = body.len();
+        body.extend_from_slice(b"NEXT REQUEST");
+        let (mut d, mut out, mut used, mut at) = (ChunkedDecoder::default(), Vec::new(), 0, 0);
+        while !d.is_done() && at < body.len() {
+            let step = rng.usize(1..=16).min(body.len() - at);
+            let n = d
+                .rechunk(&body[at..at + step], &mut out)
+                .unwrap_or_else(|e| panic!("seed {seed} case {case}: {e} in {body:?}"));
+            used += n;
+            at += step;
+        }
+        assert!(d.is_done(), "seed {seed} case {case}: no end in {body:?}");
+        assert_eq!(used, end, "seed {seed} case {case}: wrong end in {body:?}");
+        let (n, again, done) = decode(&out, out.len()).unwrap();
+        assert!(done && n == out.len(), "seed {seed} case {case}: {out:?}");
+        assert_eq!(again, payload, "seed {seed} case {case}");
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            !text.contains(';') || payload.contains(&b';'),
+            "seed {seed} case {case}"
+        );
+        assert!(out.ends_with(LAST_CHUNK), "seed {seed} case {case}");
+    }
+}
+
+/// Random bytes never panic any parser or writer. `make fuzz` runs 1,000,000 cases
+/// (`HERO_FUZZ_CASES`).
+#[test]
+fn wire_parsers_never_panic() {
+    let (cases, seed, mut rng) = crate::test_util::fuzz_setup();
+    let pieces: [&[u8]; 28] = [
+        b"GET ",
+        b"POST ",
+        b"HTTP/1.1 ",
+        b"HTTP/1.1",
+        b"HTTP/1.0",
+        b"200 OK",
+        b"/a/b",
+        b"http://h",
+        b"?q",
+        b"\r\n",
+        b"\n",
+        b"\r",
+        b": ",
+        b"Content-Length",
+        b"Transfer-Encoding",
+        b"chunked",
+        b"Connection",
+        b"Host",
+        b"close, x",
+        b"0",
+        b"ff",
+        b";e",
+        b" ",
+        b"\0",
+        b"\xff",
+        b"101",
+        b"X-Hero-Claims",
+        b"X_Forwarded_For",
+    ];
+    for case in 0..cases {
+        let raw: Vec<u8> = (0..rng.usize(1..24))
+            .flat_map(|_| pieces[rng.usize(..pieces.len())].iter().copied())
+            .collect();
+        let ex = Exchange {
+            head_request: rng.bool(),
+            client_http10: rng.bool(),
+            close: rng.bool(),
+            upgrade: rng.bool(),
+        };
+        let outcome = std::panic::catch_unwind(|| {
+            let mut slots = header_slots();
+            if let Ok(Some(head)) = parse_request(&raw, &LIMITS, &mut slots) {
+                let mut out = Vec::new();
+                write_upstream_head(&head, "/x", &fwd(Some("1.2.3.4"), false), &mut out);
+            }
+            let mut out = Vec::new();
+            let _ = parse_response(&raw, &ex, Some(&mut out));
+            let _ = ChunkedDecoder::default().rechunk(&raw, &mut out);
+        });
+        assert!(outcome.is_ok(), "seed {seed} case {case}: panic on {raw:?}");
+    }
+}

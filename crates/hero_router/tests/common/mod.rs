@@ -15,6 +15,8 @@ use rustix::net::{
 };
 use tokio::sync::broadcast;
 
+pub mod raw;
+
 /// A scanner config for tests: reaping on, grace 0, streak `stale_after`, no watch.
 pub fn cfg(root: &Path, stale_after: u32) -> ScannerConfig {
     ScannerConfig {
