@@ -1,6 +1,7 @@
 //! The `hero_router` binary: parse flags, set up logging, dispatch. See the library for the
 //! real work.
 
+use std::io::{self, Write as _};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -32,14 +33,14 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("hero_router: cannot start the runtime: {e}");
+            complain(format_args!("cannot start the runtime: {e}"));
             return ExitCode::from(1);
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("hero_router: {e:#}");
+            complain(format_args!("{e:#}"));
             ExitCode::from(1)
         }
     }
@@ -163,6 +164,13 @@ async fn call(sock: &std::path::Path, method: &str, params: Value) -> anyhow::Re
     Ok(reply.get("result").cloned().unwrap_or(Value::Null))
 }
 
+/// The one error line on stderr. `eprintln!` would panic (exit 101) if stderr is closed; the
+/// exit status already says what happened.
+fn complain(msg: std::fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr(), "hero_router: {msg}");
+}
+
+/// Cancels `token` on SIGTERM or SIGINT.
 async fn shutdown_on_signal(token: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
@@ -172,9 +180,11 @@ async fn shutdown_on_signal(token: CancellationToken) {
         tracing::warn!("cannot install signal handlers");
         return;
     };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM"),
-        _ = int.recv() => tracing::info!("SIGINT"),
-    }
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    // Cancel before logging: stopping must never depend on the log line getting out.
     token.cancel();
+    tracing::info!(signal = name, "shutdown requested");
 }
