@@ -1,6 +1,7 @@
 //! The `hero_router` binary: parse flags, set up logging, dispatch. See the library for the
 //! real work.
 
+use std::io::{self, Write as _};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -32,14 +33,14 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("hero_router: cannot start the runtime: {e}");
+            complain(format_args!("cannot start the runtime: {e}"));
             return ExitCode::from(1);
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("hero_router: {e:#}");
+            complain(format_args!("{e:#}"));
             ExitCode::from(1)
         }
     }
@@ -66,17 +67,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scan(args) => {
             let report = scan_cmd::run(root, &args).await?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                out(&pretty(&report)?)?;
             } else {
-                print!("{}", scan_cmd::render_text(&report));
+                out(&scan_cmd::render_text(&report))?;
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::List { json } => {
             let services = call(&rpc_sock, "router.services", Value::Null).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&services)?);
+                out(&pretty(&services)?)?;
             } else {
+                let mut text = String::new();
                 for s in services.as_array().into_iter().flatten() {
                     let socks: Vec<String> = s["sockets"]
                         .as_array()
@@ -90,13 +92,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             )
                         })
                         .collect();
-                    println!(
-                        "{:<24} {:<10} {}",
+                    text.push_str(&format!(
+                        "{:<24} {:<10} {}\n",
                         s["name"].as_str().unwrap_or("?"),
                         s["status"].as_str().unwrap_or("?"),
                         socks.join(" ")
-                    );
+                    ));
                 }
+                out(&text)?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -110,21 +113,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => Value::Null,
             };
             let result = call(&rpc_sock, &format!("{service}.{method}"), params).await?;
-            println!("{}", serde_json::to_string_pretty(&result)?);
+            out(&pretty(&result)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Health => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(
-                    &call(&rpc_sock, "router.health", Value::Null).await?
-                )?
-            );
+            let health = call(&rpc_sock, "router.health", Value::Null).await?;
+            out(&pretty(&health)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Spec { service } => {
             let spec = call(&rpc_sock, "router.spec", json!({"name": service})).await?;
-            println!("{}", serde_json::to_string_pretty(&spec)?);
+            out(&pretty(&spec)?)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -163,6 +162,34 @@ async fn call(sock: &std::path::Path, method: &str, params: Value) -> anyhow::Re
     Ok(reply.get("result").cloned().unwrap_or(Value::Null))
 }
 
+/// Writes a command's output to stdout. A reader that went away (`hero_router list --json |
+/// head -1`) is not an error: the command did its work, so it ends quietly with the status it
+/// would have had, as ripgrep does. Any other write error is one.
+fn out(text: &str) -> anyhow::Result<()> {
+    let mut stdout = io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("cannot write to stdout"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `value` as pretty JSON, with a final newline.
+fn pretty(value: &impl serde::Serialize) -> anyhow::Result<String> {
+    Ok(serde_json::to_string_pretty(value)? + "\n")
+}
+
+/// The one error line on stderr. `eprintln!` would panic (exit 101) if stderr is closed; the
+/// exit status already says what happened.
+fn complain(msg: std::fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr(), "hero_router: {msg}");
+}
+
+/// Cancels `token` on SIGTERM or SIGINT.
 async fn shutdown_on_signal(token: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
@@ -172,9 +199,11 @@ async fn shutdown_on_signal(token: CancellationToken) {
         tracing::warn!("cannot install signal handlers");
         return;
     };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM"),
-        _ = int.recv() => tracing::info!("SIGINT"),
-    }
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    // Cancel before logging: stopping must never depend on the log line getting out.
     token.cancel();
+    tracing::info!(signal = name, "shutdown requested");
 }

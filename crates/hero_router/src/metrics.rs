@@ -1,5 +1,6 @@
 //! Prometheus text metrics (`GET /metrics`): requests by service, kind and status; a latency
-//! histogram; sockets by state; scans; reaps and skipped reaps by reason.
+//! histogram; sockets by state; scans; reaps and skipped reaps by reason; log lines dropped
+//! because stderr could not take them.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -215,6 +216,12 @@ impl Metrics {
                 "hero_router_reaps_skipped_total{{reason=\"{reason}\"}} {n}"
             );
         }
+        out.push_str("# HELP hero_router_log_lines_dropped_total Log lines lost because stderr was closed or broken.\n# TYPE hero_router_log_lines_dropped_total counter\n");
+        let _ = writeln!(
+            out,
+            "hero_router_log_lines_dropped_total {}",
+            crate::telemetry::dropped_lines()
+        );
         out
     }
 }

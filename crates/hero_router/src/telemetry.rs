@@ -1,8 +1,35 @@
 //! Logging: `tracing` to stderr, text or JSON, filtered by `--log-level` or `$RUST_LOG`.
+//!
+//! Logging can never take the daemon down. The writer ([`Stderr`]) never reports an error to
+//! tracing-subscriber, whose fallback for a failed write is an `eprintln!` that panics when
+//! stderr is gone, killing whichever task was logging. A line that cannot be written (the
+//! reader of a log pipe died: EPIPE; a closed descriptor: EBADF; a full non-blocking pipe) is
+//! dropped and counted instead; `/metrics` shows the count as
+//! `hero_router_log_lines_dropped_total`. Colour codes are only written to a terminal.
+
+use std::io::{self, IsTerminal as _};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 use crate::cli::LogFormat;
+
+/// Log lines dropped because stderr could not take them. Process-wide, like stderr itself.
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// A [`MakeWriter`] for stderr whose writers never fail: see the module docs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stderr;
+
+/// Writes each `write` call whole to `inner`, or drops it and counts it in `dropped`; never
+/// returns an error. tracing-subscriber writes one formatted event with one `write_all`, so
+/// one `write` here is one log line.
+#[derive(Debug)]
+pub struct LineWriter<'a, W> {
+    inner: W,
+    dropped: &'a AtomicU64,
+}
 
 /// Installs the global subscriber. `default` applies when neither `--log-level` nor `RUST_LOG`
 /// is set.
@@ -15,10 +42,109 @@ pub fn init(format: LogFormat, level: Option<&str>, default: &str) -> anyhow::Re
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(Stderr)
+        // Escape codes are noise in a file or a log collector's pipe.
+        .with_ansi(io::stderr().is_terminal())
+        // Its fallback for a failed write is an `eprintln!`, which panics when stderr is gone.
+        // Our writer never fails, so this only guards against that path coming back.
+        .log_internal_errors(false);
     match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     }
     .map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
+}
+
+/// Log lines dropped so far because stderr could not take them.
+pub fn dropped_lines() -> u64 {
+    DROPPED.load(Ordering::Relaxed)
+}
+
+// === impl Stderr ===
+
+impl<'a> MakeWriter<'a> for Stderr {
+    type Writer = LineWriter<'static, io::StderrLock<'static>>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        LineWriter::new(io::stderr().lock(), &DROPPED)
+    }
+}
+
+// === impl LineWriter ===
+
+impl<'a, W: io::Write> LineWriter<'a, W> {
+    /// A writer onto `inner` that counts what it drops in `dropped`.
+    pub fn new(inner: W, dropped: &'a AtomicU64) -> Self {
+        LineWriter { inner, dropped }
+    }
+}
+
+impl<W: io::Write> io::Write for LineWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // `write_all` retries EINTR and short writes; anything else loses the line. Claiming
+        // it was written keeps tracing-subscriber off its panicking fallback.
+        if self.inner.write_all(buf).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let _ = self.inner.flush();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::File;
+    use std::io::Write as _;
+
+    use rustix::pipe::pipe;
+
+    use super::*;
+
+    /// A pipe whose reading end is already closed: every write is EPIPE.
+    fn broken_pipe() -> File {
+        let (reader, writer) = pipe().unwrap();
+        drop(reader);
+        File::from(writer)
+    }
+
+    #[test]
+    fn a_line_to_a_broken_pipe_is_dropped_and_counted() {
+        let dropped = AtomicU64::new(0);
+        let mut w = LineWriter::new(broken_pipe(), &dropped);
+        w.write_all(b"one line\n").unwrap();
+        w.flush().unwrap();
+        assert_eq!(dropped.load(Ordering::Relaxed), 1);
+
+        let (reader, writer) = pipe().unwrap();
+        let (mut reader, writer) = (File::from(reader), File::from(writer));
+        let mut w = LineWriter::new(writer, &dropped);
+        w.write_all(b"kept\n").unwrap();
+        drop(w);
+        let mut got = String::new();
+        io::Read::read_to_string(&mut reader, &mut got).unwrap();
+        assert_eq!(got, "kept\n");
+        assert_eq!(
+            dropped.load(Ordering::Relaxed),
+            1,
+            "a written line is not counted"
+        );
+    }
+
+    #[test]
+    fn the_formatter_survives_a_broken_pipe() {
+        static COUNT: AtomicU64 = AtomicU64::new(0);
+        let pipe = broken_pipe();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || LineWriter::new(pipe.try_clone().unwrap(), &COUNT))
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!("first");
+            tracing::warn!(field = 1, "second");
+        });
+        assert_eq!(COUNT.load(Ordering::Relaxed), 2);
+    }
 }

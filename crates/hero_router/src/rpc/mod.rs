@@ -78,16 +78,22 @@ impl ToRpcParams for RawParams<'_> {
 // === impl Ctx ===
 
 impl Ctx {
-    /// The `router.health` result.
+    /// The `router.health` result: `degraded`, not ready, with a `reason`, once a core task
+    /// has failed (the table is frozen then).
     pub fn health(&self) -> Value {
         let table = self.scanner.table();
-        json!({
-            "status": "ok",
+        let failure = self.scanner.failure();
+        let mut health = json!({
+            "status": if failure.is_some() { "degraded" } else { "ok" },
             "version": crate::VERSION,
             "uptime_secs": self.started.elapsed().as_secs(),
             "services": table.services.len(),
-            "ready": table.ready,
-        })
+            "ready": table.ready && failure.is_none(),
+        });
+        if let Some(reason) = failure {
+            health["reason"] = json!(reason);
+        }
+        health
     }
 
     /// The `router.services` result.

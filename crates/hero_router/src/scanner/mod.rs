@@ -22,7 +22,7 @@ pub mod state;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
@@ -103,6 +103,9 @@ pub struct ScannerHandle {
     table: watch::Receiver<Arc<Table>>,
     events: broadcast::Sender<Event>,
     requests: mpsc::Sender<ScanRequest>,
+    /// Why the scanner, or a task fed by it, stopped for good (set by whoever supervises it).
+    /// From then on the table is frozen, and `router.health` says so.
+    failure: Arc<OnceLock<String>>,
 }
 
 struct ScanRequest {
@@ -152,6 +155,17 @@ impl ScannerHandle {
         let mut rx = self.table.clone();
         let _ = rx.wait_for(|t| t.ready).await;
     }
+
+    /// Records that the scanner (or a task that depends on it) failed and will not come back.
+    /// The first reason recorded wins.
+    pub fn mark_failed(&self, reason: String) {
+        let _ = self.failure.set(reason);
+    }
+
+    /// Why the scanner failed, if [`ScannerHandle::mark_failed`] was called.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.get().map(String::as_str)
+    }
 }
 
 // === impl Scanner ===
@@ -170,6 +184,7 @@ impl Scanner {
             table: table_rx,
             events: events.clone(),
             requests: req_tx,
+            failure: Arc::default(),
         };
         let scanner = Scanner {
             cfg,

@@ -4,6 +4,11 @@
 //! cooperative way (owner lock, mode 0660; a second instance fails here and names the first),
 //! bind TCP, start the scanner, serve. On cancel: stop accepting, let in-flight requests finish
 //! within [`SHUTDOWN_GRACE`], stop the scanner, remove our sockets only if they are still ours.
+//!
+//! The scanner and the metrics feed are supervised: if one ends or panics before shutdown, the
+//! table is frozen, so `router.health` turns `degraded` (not ready, with the reason), an error
+//! is logged, and the daemon shuts down the same way and returns the error (`serve` exits 1,
+//! and hero_proc restarts it) rather than go on routing from a stale table.
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -92,7 +97,9 @@ impl Listeners {
     }
 }
 
-/// Runs the daemon on already-bound listeners until `token` is cancelled.
+/// Runs the daemon on already-bound listeners until `token` is cancelled (then `Ok`), or until
+/// the scanner or the metrics feed fails (then, after the same orderly shutdown, the reason as
+/// an error).
 pub async fn run(
     cfg: Config,
     listeners: Listeners,
@@ -135,11 +142,17 @@ pub async fn run_with_scanner(
     );
     let tracker = TaskTracker::new();
     let scan_token = token.child_token();
-    tracker.spawn(scanner.run(scan_token.clone()));
+    let mut scanner_task = tracker.spawn(scanner.run(scan_token.clone()));
 
     let front = Arc::new(Front::new(handle.clone(), &cfg));
     let events_token = token.child_token();
-    tracker.spawn(feed_metrics(front.clone(), handle, events_token.clone()));
+    let mut feed_task = tracker.spawn(feed_metrics(
+        front.clone(),
+        handle.clone(),
+        events_token.clone(),
+    ));
+    // The listeners stop on the caller's token, or when a core task fails.
+    let stop = token.child_token();
     let limits = cfg.limits;
     let Listeners {
         rpc: (rpc, rpc_guard),
@@ -162,23 +175,39 @@ pub async fn run_with_scanner(
         tokio::spawn(listener::serve(
             AnyListener::Unix(rpc),
             rpc_app,
-            token.clone(),
+            stop.clone(),
         )),
         tokio::spawn(listener::serve(
             AnyListener::Unix(admin),
             gateway.clone(),
-            token.clone(),
+            stop.clone(),
         )),
     ];
     for l in tcp {
         servers.push(tokio::spawn(listener::serve(
             AnyListener::Tcp(l),
             gateway.clone(),
-            token.clone(),
+            stop.clone(),
         )));
     }
 
-    token.cancelled().await;
+    // Both tasks stop only once `token` is cancelled: checked first, so their ending then is
+    // never mistaken for a failure.
+    let failure = tokio::select! {
+        biased;
+        () = token.cancelled() => None,
+        r = &mut scanner_task => Some(ended("scanner", r)),
+        r = &mut feed_task => Some(ended("metrics feed", r)),
+    };
+    if let Some(reason) = &failure {
+        // Health first: it must say why before anything else can go wrong.
+        handle.mark_failed(reason.clone());
+        tracing::error!(
+            reason = reason.as_str(),
+            "a core task failed; shutting down so the router is restarted"
+        );
+        stop.cancel();
+    }
     tracing::info!("shutting down: no new connections, draining in-flight requests");
     let drained =
         tokio::time::timeout(SHUTDOWN_GRACE, futures_util::future::join_all(servers)).await;
@@ -203,7 +232,27 @@ pub async fn run_with_scanner(
         }
     }
     tracing::info!("stopped");
-    Ok(())
+    match failure {
+        Some(reason) => Err(anyhow::anyhow!(reason)),
+        None => Ok(()),
+    }
+}
+
+/// Why a core task that should run until shutdown ended.
+fn ended(task: &str, result: Result<(), tokio::task::JoinError>) -> String {
+    match result {
+        Ok(()) => format!("the {task} task ended before shutdown"),
+        Err(e) if e.is_panic() => {
+            let panic = e.into_panic();
+            let msg = panic
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("(no message)");
+            format!("the {task} task panicked: {msg}")
+        }
+        Err(e) => format!("the {task} task was cancelled: {e}"),
+    }
 }
 
 async fn feed_metrics(front: Arc<Front>, scanner: ScannerHandle, token: CancellationToken) {
