@@ -75,6 +75,62 @@ impl Upstream {
     }
 }
 
+/// A raw upstream that records every byte of every connection, and answers the first request
+/// head of each connection with `reply` as soon as the head is in, before reading any body.
+pub struct Capture {
+    conns: Arc<Mutex<Vec<Bytes>>>,
+}
+
+/// The bytes one connection brought, as they grow.
+type Bytes = Arc<Mutex<Vec<u8>>>;
+
+impl Capture {
+    /// Binds `<root>/<service>/rpc.sock`.
+    pub fn bind(root: &Path, service: &str, reply: &'static [u8]) -> Capture {
+        let l = UnixListener::bind(service_dir(root, service).join("rpc.sock")).unwrap();
+        let conns: Arc<Mutex<Vec<Bytes>>> = Arc::default();
+        let all = conns.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let bytes = Arc::new(Mutex::new(Vec::new()));
+                all.lock().unwrap().push(bytes.clone());
+                tokio::spawn(async move {
+                    let mut answered = false;
+                    let mut chunk = [0u8; 8192];
+                    while let Ok(n) = s.read(&mut chunk).await {
+                        if n == 0 {
+                            return;
+                        }
+                        let head_in = {
+                            let mut b = bytes.lock().unwrap();
+                            b.extend_from_slice(&chunk[..n]);
+                            find(&b, b"\r\n\r\n").is_some()
+                        };
+                        if head_in && !answered {
+                            answered = true;
+                            if s.write_all(reply).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Capture { conns }
+    }
+
+    /// The bytes of every connection that sent any (the scanner's probes send none).
+    pub fn connections(&self) -> Vec<Vec<u8>> {
+        self.conns
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|c| c.lock().unwrap().clone())
+            .filter(|c| !c.is_empty())
+            .collect()
+    }
+}
+
 /// Reads one request (head and `Content-Length` body) from `s`; `None` at end of stream.
 pub async fn read_request(s: &mut UnixStream, buf: &mut Vec<u8>) -> Option<String> {
     loop {

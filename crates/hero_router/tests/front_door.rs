@@ -1,0 +1,462 @@
+//! The front door, tried from outside as an attacker would. Each test is the regression test of
+//! one hole seen through real sockets: raw clients write exactly the bytes of the attack, and
+//! raw upstreams record exactly the bytes a service receives.
+
+mod common;
+
+use std::time::Duration;
+
+use common::raw::{Capture, Client, OK, Reply, Upstream, find, get, header};
+use common::{serve_config, service_dir, start_daemon};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The body of the smuggling attack: a complete second request, with forged claims.
+const SMUGGLED: &str = "GET /smuggled HTTP/1.1\r\nHost: x\r\nX-Hero-Claims: admin\r\n\
+                        X-Forwarded-For: 6.6.6.6\r\n\r\n";
+
+/// A service that sees both requests of the attack would answer twice; the second answer
+/// would wait on the pooled connection for the next client.
+#[tokio::test]
+async fn a_framing_header_named_in_connection_is_refused_never_forwarded() {
+    let root = tempfile::tempdir().unwrap();
+    let up = Upstream::bind(root.path(), "smug", |n| match n {
+        0 => Reply::Send(OK),
+        _ => Reply::Send(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled"),
+    });
+    let d = start_daemon(serve_config(root.path(), &[])).await;
+    for token in [
+        "content-length",
+        "Content-Length, close",
+        "transfer-encoding",
+    ] {
+        let mut c = Client::connect(&d).await;
+        c.send(&format!(
+            "POST /smug/rpc/cl-hop HTTP/1.1\r\nHost: x\r\nConnection: {token}\r\n\
+             Content-Length: {}\r\n\r\n{SMUGGLED}",
+            SMUGGLED.len()
+        ))
+        .await;
+        let r = c.response(false).await;
+        assert_eq!(r.status(), 400, "{token}: {r:?}");
+        assert_eq!(r.header("x-hero-router-error"), Some("framing"), "{r:?}");
+        assert_eq!(r.header("connection"), Some("close"));
+        let v = common::json(std::str::from_utf8(&r.body).unwrap());
+        assert!(v["error"].as_str().unwrap().contains("Connection"), "{v}");
+        assert!(
+            c.closed().await,
+            "the bytes after a refused head are never read"
+        );
+    }
+    assert!(up.requests().is_empty(), "forwarded: {:?}", up.requests());
+    // The next client gets its own answer, on the service's first request.
+    let mut c = Client::connect(&d).await;
+    c.send(&get("/smug/rpc/next")).await;
+    let r = c.response(false).await;
+    assert_eq!((r.status(), r.body.as_slice()), (200, &b"ok"[..]));
+    let seen = up.requests();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(seen[0].starts_with("GET /next "), "{seen:?}");
+    d.stop().await;
+}
+
+/// An upgrade request's body goes upstream under its length, and the upstream connection of an
+/// upgrade is never reused: a service that answered before reading the body cannot hand the
+/// body to the next request.
+#[tokio::test]
+async fn an_upgrade_request_sends_its_body_and_its_connection_is_not_reused() {
+    let root = tempfile::tempdir().unwrap();
+    let up = Capture::bind(
+        root.path(),
+        "up",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nno",
+    );
+    let d = start_daemon(serve_config(root.path(), &[])).await;
+    let mut c = Client::connect(&d).await;
+    c.send(
+        "GET /up/rpc/ws HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\
+         Content-Length: 10\r\n\r\n0123456789",
+    )
+    .await;
+    let r = c.response(false).await;
+    assert_eq!((r.status(), r.body.as_slice()), (200, &b"no"[..]), "{r:?}");
+    // The same client connection goes on; the next request reaches the service on a new
+    // upstream connection, whole.
+    c.send(&get("/up/rpc/next")).await;
+    let r = c.response(false).await;
+    assert_eq!((r.status(), r.body.as_slice()), (200, &b"no"[..]), "{r:?}");
+    let conns = up.connections();
+    assert_eq!(conns.len(), 2, "{conns:?}");
+    let first = String::from_utf8_lossy(&conns[0]);
+    assert!(first.starts_with("GET /ws HTTP/1.1\r\n"), "{first}");
+    assert_eq!(header(&first, "content-length"), Some("10"));
+    assert_eq!(header(&first, "upgrade"), Some("websocket"));
+    assert!(first.ends_with("\r\n\r\n0123456789"), "{first}");
+    assert!(
+        String::from_utf8_lossy(&conns[1]).starts_with("GET /next HTTP/1.1\r\n"),
+        "{conns:?}"
+    );
+    d.stop().await;
+}
+
+/// A response's framing reaches the client as the router decided it: a `Connection` token
+/// cannot take the length away, and a length next to chunks is dropped.
+#[tokio::test]
+async fn response_framing_is_declared_by_the_router() {
+    let root = tempfile::tempdir().unwrap();
+    let _up =
+        Upstream::bind(root.path(), "svc", |n| {
+            Reply::Send(match n {
+            0 => b"HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: 5\r\n\r\nfirst",
+            1 => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n\
+                   6\r\nsecond\r\n0\r\n\r\n",
+            _ => OK,
+        })
+        });
+    let d = start_daemon(serve_config(root.path(), &[])).await;
+    let mut c = Client::connect(&d).await;
+    c.send(&get("/svc/rpc/1")).await;
+    let r = c.response(false).await;
+    assert_eq!(r.header("content-length"), Some("5"), "{r:?}");
+    assert_eq!(r.body, b"first");
+    c.send(&get("/svc/rpc/2")).await;
+    let r = c.response(false).await;
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"), "{r:?}");
+    assert_eq!(r.header("content-length"), None, "{r:?}");
+    assert_eq!(r.body, b"6\r\nsecond\r\n0\r\n\r\n");
+    c.send(&get("/svc/rpc/3")).await;
+    let r = c.response(false).await;
+    assert_eq!((r.status(), r.body.as_slice()), (200, &b"ok"[..]), "{r:?}");
+    d.stop().await;
+}
+
+/// A chunked request body the router cannot decode is the client's error (400), not the
+/// service's (502); a good one reaches the service re-encoded.
+#[tokio::test]
+async fn bad_chunks_in_a_request_are_the_clients_error() {
+    let root = tempfile::tempdir().unwrap();
+    let _svc =
+        hero_example_service::spawn(hero_example_service::ServiceConfig::new(root.path(), "svc"))
+            .await
+            .unwrap();
+    let d = start_daemon(serve_config(root.path(), &[])).await;
+    let head = "POST /svc/rpc/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    for body in [
+        "10000000000000000\r\nx\r\n0\r\n\r\n", // overflows 64 bits
+        "5\nhello\r\n0\r\n\r\n",               // bare LF
+        " 5\r\nhello\r\n0\r\n\r\n",            // leading space
+        "5\r\nhelloXX0\r\n\r\n",               // data longer than its size
+    ] {
+        let mut c = Client::connect(&d).await;
+        c.send(&format!("{head}{body}")).await;
+        let r = c.response(false).await;
+        assert_eq!(r.status(), 400, "{body:?}: {r:?}");
+        assert_eq!(r.header("x-hero-router-error"), Some("bad_body"), "{r:?}");
+        assert!(c.closed().await, "{body:?}");
+    }
+    let mut c = Client::connect(&d).await;
+    c.send(&format!(
+        "{head}5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n"
+    ))
+    .await;
+    let r = c.response(false).await;
+    assert_eq!(r.status(), 200, "{r:?}");
+    assert_eq!(
+        common::json(std::str::from_utf8(&r.body).unwrap())["bytes"],
+        11
+    );
+    d.stop().await;
+}
+
+/// RFC 9112 §3.2: an HTTP/1.1 request needs exactly one Host.
+#[tokio::test]
+async fn a_request_without_exactly_one_host_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let up = Upstream::bind(root.path(), "svc", |_| Reply::Send(OK));
+    let d = start_daemon(serve_config(root.path(), &[])).await;
+    for raw in [
+        "GET /svc/rpc/a HTTP/1.1\r\n\r\n",
+        "GET /svc/rpc/a HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+        "GET /svc/rpc/a HTTP/1.1\r\nHost: x\r\nhost: x\r\n\r\n",
+    ] {
+        let mut c = Client::connect(&d).await;
+        c.send(raw).await;
+        let r = c.response(false).await;
+        assert_eq!(r.status(), 400, "{raw:?}: {r:?}");
+        assert_eq!(r.header("x-hero-router-error"), Some("host"));
+        assert!(c.closed().await);
+    }
+    assert!(up.requests().is_empty(), "{:?}", up.requests());
+    // HTTP/1.0 may leave Host out; it is answered and the connection ends.
+    let mut c = Client::connect(&d).await;
+    c.send("GET /svc/rpc/old HTTP/1.0\r\n\r\n").await;
+    let r = c.response(false).await;
+    assert_eq!((r.status(), r.body.as_slice()), (200, &b"ok"[..]));
+    assert!(c.closed().await);
+    let seen = up.requests();
+    assert!(
+        seen[0].starts_with("GET /old HTTP/1.1\r\nhost: localhost\r\n"),
+        "{seen:?}"
+    );
+    d.stop().await;
+}
+
+/// `--max-header-size` holds by bytes whether the head arrives in one read or many, and the
+/// header-line limit is a flag with a clear 431.
+#[tokio::test]
+async fn head_limits_hold_however_the_head_arrives() {
+    let root = tempfile::tempdir().unwrap();
+    let up = Upstream::bind(root.path(), "svc", |_| Reply::Send(OK));
+    let d = start_daemon(serve_config(root.path(), &["--max-header-size", "16KiB"])).await;
+    let head = |size: usize| {
+        let base = "GET /svc/rpc/a HTTP/1.1\r\nHost: x\r\nX-Pad: \r\n\r\n";
+        let pad = "p".repeat(size - base.len());
+        format!("GET /svc/rpc/a HTTP/1.1\r\nHost: x\r\nX-Pad: {pad}\r\n\r\n")
+    };
+    for size in [17 * 1024, 24 * 1024] {
+        for pieces in [1, 3, 40] {
+            let raw = head(size);
+            let mut c = Client::connect(&d).await;
+            for part in raw.as_bytes().chunks(raw.len().div_ceil(pieces)) {
+                c.s.write_all(part).await.unwrap();
+            }
+            let r = c.response(false).await;
+            assert_eq!(r.status(), 431, "{size} bytes in {pieces} pieces: {r:?}");
+            assert_eq!(r.header("x-hero-router-error"), Some("head_too_large"));
+        }
+    }
+    assert!(up.requests().is_empty());
+    // Exactly at the limit is fine.
+    let mut c = Client::connect(&d).await;
+    c.send(&head(16 * 1024)).await;
+    assert_eq!(c.response(false).await.status(), 200);
+    d.stop().await;
+
+    let root = tempfile::tempdir().unwrap();
+    let up = Upstream::bind(root.path(), "svc", |_| Reply::Send(OK));
+    let d = start_daemon(serve_config(root.path(), &[])).await;
+    let long_line = format!(
+        "GET /svc/rpc/{} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "a".repeat(100_000)
+    );
+    let mut c = Client::connect(&d).await;
+    c.send(&long_line).await;
+    assert_eq!(c.response(false).await.status(), 431);
+    let lines = |n: usize| -> String { (0..n).map(|i| format!("X-{i}: v\r\n")).collect() };
+    let mut c = Client::connect(&d).await;
+    c.send(&format!(
+        "GET /svc/rpc/a HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        lines(100)
+    ))
+    .await;
+    let r = c.response(false).await;
+    assert_eq!(r.status(), 431, "{r:?}");
+    assert_eq!(r.header("x-hero-router-error"), Some("too_many_headers"));
+    let mut c = Client::connect(&d).await;
+    c.send(&format!(
+        "GET /svc/rpc/a HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        lines(99)
+    ))
+    .await;
+    assert_eq!(c.response(false).await.status(), 200);
+    assert_eq!(up.requests().len(), 1);
+    d.stop().await;
+}
+
+/// `/hero_router/…` is never proxied (the router's own sockets are a trusted Unix hop), and
+/// underscore spellings of the router's headers are stripped with the dashed ones.
+#[tokio::test]
+async fn no_relay_to_itself_and_no_underscore_claims() {
+    let root = tempfile::tempdir().unwrap();
+    let up = Upstream::bind(root.path(), "svc", |_| Reply::Send(OK));
+    let d = start_daemon(serve_config(root.path(), &[])).await;
+    for raw in [
+        get("/hero_router/admin/health"),
+        get("/hero_router/rpc/api/services"),
+        "POST /hero_router/admin/rpc HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}".into(),
+    ] {
+        let mut c = Client::connect(&d).await;
+        c.send(&raw).await;
+        let r = c.response(false).await;
+        assert_eq!(r.status(), 404, "{raw:?}: {r:?}");
+        assert_eq!(r.header("x-hero-router-error"), Some("own_service"));
+        assert!(common::json(std::str::from_utf8(&r.body).unwrap())["error"].is_string());
+    }
+    let mut c = Client::connect(&d).await;
+    c.send(
+        "GET /svc/rpc/a HTTP/1.1\r\nHost: x\r\nX_Hero_Claims: admin\r\nx_hero_context: ctx\r\n\
+         X-Hero-Claims: admin\r\nX_Forwarded_For: 6.6.6.6\r\nX_Forwarded_Prefix: /evil\r\n\r\n",
+    )
+    .await;
+    assert_eq!(c.response(false).await.status(), 200);
+    let seen = up.requests();
+    let lower = seen[0].to_ascii_lowercase();
+    for gone in ["x_hero", "x-hero", "6.6.6.6", "/evil", "x_forwarded"] {
+        assert!(
+            !lower.contains(gone),
+            "{gone} reached the service: {}",
+            seen[0]
+        );
+    }
+    d.stop().await;
+}
+
+/// Slow clients that hold every connection slot cannot lock a new client out: the router keeps
+/// accepting and sheds the connection that has waited longest for its head. When every slot is
+/// busy with a request, a new client gets a 503 at once.
+#[tokio::test]
+async fn slow_clients_cannot_lock_new_ones_out() {
+    let root = tempfile::tempdir().unwrap();
+    // A service that holds every request until the test lets it go.
+    let hold = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let l =
+        tokio::net::UnixListener::bind(service_dir(root.path(), "held").join("rpc.sock")).unwrap();
+    let (arrived_tx, mut arrived) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let h = hold.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let (h, arrived_tx) = (h.clone(), arrived_tx.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                if common::raw::read_request(&mut s, &mut buf).await.is_some() {
+                    arrived_tx.send(()).unwrap();
+                    h.acquire().await.unwrap().forget();
+                    let _ = s.write_all(OK).await;
+                }
+            });
+        }
+    });
+    let d = start_daemon(serve_config(
+        root.path(),
+        &["--max-connections", "8", "--header-timeout", "1h"],
+    ))
+    .await;
+    let mut slow = Vec::new();
+    for _ in 0..8 {
+        let mut s = TcpStream::connect(d.tcp).await.unwrap();
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await
+            .unwrap();
+        slow.push(s);
+    }
+    // A new client is answered while all eight trickle.
+    let mut c = Client::connect(&d).await;
+    c.send(&get("/health")).await;
+    let r = tokio::time::timeout(Duration::from_secs(20), c.response(false))
+        .await
+        .expect("a new client must not wait behind slow ones");
+    assert_eq!(r.status(), 200);
+    // Exactly one slow client was shed to make room.
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let mut n = 0;
+            for s in &slow {
+                let mut b = [0u8; 1];
+                if matches!(s.try_read(&mut b), Ok(0)) {
+                    n += 1;
+                }
+            }
+            if n > 0 {
+                return n;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("a slow client is shed");
+    assert_eq!(closed, 1);
+    drop(slow);
+    drop(c);
+
+    // Now fill every slot with a request in flight: the next client gets 503 at once.
+    let mut busy = Vec::new();
+    for _ in 0..8 {
+        let mut c = Client::connect(&d).await;
+        c.send(&get("/held/rpc/x")).await;
+        busy.push(c);
+    }
+    for _ in 0..8 {
+        arrived.recv().await.unwrap();
+    }
+    let mut c = Client::connect(&d).await;
+    c.send(&get("/health")).await;
+    let r = c.response(false).await;
+    assert_eq!(r.status(), 503, "{r:?}");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(
+        r.header("x-hero-router-error"),
+        Some("too_many_connections")
+    );
+    hold.add_permits(8);
+    for mut c in busy {
+        assert_eq!(c.response(false).await.status(), 200);
+    }
+    d.stop().await;
+}
+
+/// `Expect: 100-continue`: the router says `100 Continue` itself before reading the body.
+#[tokio::test]
+async fn expect_continue_is_answered_before_the_body() {
+    let root = tempfile::tempdir().unwrap();
+    let up = Upstream::bind(root.path(), "svc", |_| Reply::Send(OK));
+    let d = start_daemon(serve_config(root.path(), &[])).await;
+    for path in ["/svc/rpc/post", "/rpc"] {
+        let mut c = Client::connect(&d).await;
+        c.send(&format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"
+        ))
+        .await;
+        let r = c.response(false).await;
+        assert_eq!(r.status(), 100, "{path}: {r:?}");
+        c.send("{}").await;
+        let r = c.response(false).await;
+        assert_ne!(r.status(), 100, "{r:?}");
+    }
+    let seen = up.requests();
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0].ends_with("\r\n\r\n{}") && !seen[0].to_ascii_lowercase().contains("expect"));
+    d.stop().await;
+}
+
+/// A service that answers before reading a large body: the router stops sending, passes the
+/// answer on, closes the client connection (its body is unread) and drops the upstream one.
+#[tokio::test]
+async fn an_answer_before_the_body_ends_the_upload() {
+    let root = tempfile::tempdir().unwrap();
+    let up = Capture::bind(
+        root.path(),
+        "svc",
+        b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\n\r\nbig!",
+    );
+    let d = start_daemon(serve_config(root.path(), &["--max-body", "1GiB"])).await;
+    let mut c = Client::connect(&d).await;
+    c.send("POST /svc/rpc/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741824\r\n\r\n")
+        .await;
+    let chunk = vec![b'x'; 64 * 1024];
+    let (mut rd, mut wr) = c.s.into_split();
+    let writer = tokio::spawn(async move {
+        // Stops when the router closes the connection.
+        while wr.write_all(&chunk).await.is_ok() {}
+    });
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut b = [0u8; 4096];
+        loop {
+            match rd.read(&mut b).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&b[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the router must end the connection");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 413 "), "{text}");
+    assert!(
+        find(&got, b"big!").is_some() && text.contains("connection: close"),
+        "{text}"
+    );
+    writer.await.unwrap();
+    assert_eq!(up.connections().len(), 1);
+    d.stop().await;
+}
