@@ -42,6 +42,9 @@ demo:
 clean:
 	$(CARGO) clean
 
-## The codec, path-parser and HTTP wire-parser property tests, 1,000,000 random cases each (release).
+## The property tests, 1,000,000 random cases each (release): the codec, path and HTTP/1.1
+## parsers never panic, head decisions never depend on how bytes arrive, chunked bodies round-trip,
+## and the differential front-door test (what a service parses is what the client meant).
 fuzz:
-	HERO_FUZZ_CASES=1000000 $(CARGO) test --release -p hero_router --lib -- never_panic --nocapture
+	HERO_FUZZ_CASES=1000000 $(CARGO) test --release -p hero_router --lib -- never_panic never_depend round_trip --nocapture
+	HERO_FUZZ_CASES=1000000 $(CARGO) test --release -p hero_router --test differential -- --nocapture
