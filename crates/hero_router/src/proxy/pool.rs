@@ -18,7 +18,7 @@ use std::thread::ThreadId;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::UnixStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -107,7 +107,12 @@ impl UpConn {
     /// Reads more bytes into the buffer; `Ok(0)` at end of stream.
     pub async fn fill(&mut self) -> io::Result<usize> {
         self.buf.reserve(READ_CHUNK);
-        self.io.read_buf(&mut self.buf).await
+        let spare = self.buf.capacity() - self.buf.len();
+        let n = self.io.read_buf(&mut self.buf).await?;
+        if n > 0 && n < spare {
+            forget_readable(|f| self.io.try_io(Interest::READABLE, f));
+        }
+        Ok(n)
     }
 
     /// True if nothing arrived while it sat idle. No syscall unless the reactor saw it readable.
@@ -118,6 +123,16 @@ impl UpConn {
         let mut probe = [0u8; 1];
         matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
+}
+
+/// After a short read (fewer bytes than there was room for, so the socket is empty), forgets
+/// the stream's read readiness without a syscall: the next read then waits for the reactor's
+/// next edge instead of first trying a read that fails with `EAGAIN`. nginx does the same on
+/// Linux (`ngx_unix_recv` with `EPOLLRDHUP`). It is safe because tokio clears readiness only if
+/// no new edge arrived since it was observed; data that arrives later raises a new edge.
+/// `try_io` is the stream's own `try_io` with `Interest::READABLE`.
+pub fn forget_readable(try_io: impl FnOnce(fn() -> io::Result<()>) -> io::Result<()>) {
+    let _ = try_io(|| Err(io::ErrorKind::WouldBlock.into()));
 }
 
 /// Idle upstream connections plus the in-flight limits.

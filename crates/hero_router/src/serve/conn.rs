@@ -46,6 +46,13 @@ use crate::proxy::error::{ProxyError, error_parts};
 use crate::proxy::pool::{self, Key, Pool, UpConn};
 use crate::table::Table;
 
+/// A client connection's stream.
+pub(super) trait Stream: AsyncRead + AsyncWrite + Unpin {
+    /// Forgets read readiness after a short read emptied the socket (see
+    /// [`forget_readable`](crate::proxy::pool::forget_readable)).
+    fn drained(&self);
+}
+
 /// Bytes read from the client at a time.
 const READ_CHUNK: usize = 16 * 1024;
 /// What the router says before reading a body the client holds back for it.
@@ -210,16 +217,14 @@ impl Watchdog {
 }
 
 /// Serves one client connection until it closes, is shed, or shutdown ends it.
-pub(super) async fn serve<S>(
+pub(super) async fn serve<S: Stream>(
     io: S,
     transport: Transport,
     front: Arc<Front>,
     role: Role,
     limits: ConnLimits,
     slot: &ConnSlot,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+) {
     let token = slot.token().clone();
     let tables = front.proxy.scanner.tables();
     let table = tables.borrow().clone();
@@ -353,10 +358,15 @@ fn plan(
 
 // === impl Client ===
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
+impl<S: Stream> Client<S> {
     async fn fill(&mut self) -> io::Result<usize> {
         self.buf.reserve(READ_CHUNK);
-        self.io.read_buf(&mut self.buf).await
+        let spare = self.buf.capacity() - self.buf.len();
+        let n = self.io.read_buf(&mut self.buf).await?;
+        if n > 0 && n < spare {
+            self.io.drained();
+        }
+        Ok(n)
     }
 
     /// Reads until a head is complete (or refused) and decides what to do with it.

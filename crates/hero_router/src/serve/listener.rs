@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -311,6 +311,19 @@ fn is_per_connection(e: &io::Error) -> bool {
 }
 
 // === impl AnyStream ===
+
+impl conn::Stream for AnyStream {
+    fn drained(&self) {
+        match self {
+            AnyStream::Tcp(s) => {
+                crate::proxy::pool::forget_readable(|f| s.try_io(Interest::READABLE, f))
+            }
+            AnyStream::Unix(s) => {
+                crate::proxy::pool::forget_readable(|f| s.try_io(Interest::READABLE, f))
+            }
+        }
+    }
+}
 
 impl AsyncRead for AnyStream {
     fn poll_read(
