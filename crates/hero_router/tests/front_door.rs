@@ -460,3 +460,49 @@ async fn an_answer_before_the_body_ends_the_upload() {
     assert_eq!(up.connections().len(), 1);
     d.stop().await;
 }
+
+/// `--max-body` holds for a chunked upload by its payload, however it is cut into chunks, on
+/// both the proxied path and `/rpc`.
+#[tokio::test]
+async fn a_chunked_body_is_held_to_the_limit_by_its_payload() {
+    let root = tempfile::tempdir().unwrap();
+    let _svc =
+        hero_example_service::spawn(hero_example_service::ServiceConfig::new(root.path(), "svc"))
+            .await
+            .unwrap();
+    let d = start_daemon(serve_config(root.path(), &["--max-body", "1KiB"])).await;
+    let chunked = |n: usize| -> String {
+        let payload = "x".repeat(n);
+        let mut body: String = payload
+            .as_bytes()
+            .chunks(7)
+            .map(|c| {
+                format!(
+                    "{:x};e=1\r\n{}\r\n",
+                    c.len(),
+                    std::str::from_utf8(c).unwrap()
+                )
+            })
+            .collect();
+        body.push_str("0\r\n\r\n");
+        body
+    };
+    let head = "POST /svc/rpc/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let mut c = Client::connect(&d).await;
+    c.send(&format!("{head}{}", chunked(1024))).await;
+    let r = c.response(false).await;
+    assert_eq!(r.status(), 200, "{r:?}");
+    assert_eq!(
+        common::json(std::str::from_utf8(&r.body).unwrap())["bytes"],
+        1024
+    );
+    let mut c = Client::connect(&d).await;
+    c.send(&format!("{head}{}", chunked(1025))).await;
+    let r = c.response(false).await;
+    assert_eq!(r.status(), 413, "{r:?}");
+    let rpc = "POST /rpc HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let mut c = Client::connect(&d).await;
+    c.send(&format!("{rpc}{}", chunked(1025))).await;
+    assert_eq!(c.response(false).await.status(), 413);
+    d.stop().await;
+}

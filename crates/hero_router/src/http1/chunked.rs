@@ -185,8 +185,9 @@ impl ChunkedDecoder {
     }
 
     /// Decodes what it can of `input` and appends it to `out` re-encoded as one chunk of our
-    /// own (plus the last chunk once the body ends). Returns how many input bytes it took.
-    pub fn rechunk(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<usize, BadChunk> {
+    /// own (plus the last chunk once the body ends). Returns how many input bytes it took and
+    /// how many payload bytes it wrote.
+    pub fn rechunk(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<Rechunked, BadChunk> {
         // Room for the largest size line; the payload is moved down once its size is known.
         const ROOM: usize = 16 + 2;
         let start = out.len();
@@ -206,8 +207,17 @@ impl ChunkedDecoder {
         if self.is_done() {
             out.extend_from_slice(LAST_CHUNK);
         }
-        Ok(used)
+        Ok(Rechunked { used, payload })
     }
+}
+
+/// What one [`ChunkedDecoder::rechunk`] call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rechunked {
+    /// Input bytes consumed.
+    pub used: usize,
+    /// Payload bytes written (framing not counted).
+    pub payload: usize,
 }
 
 /// Writes `{len:x}\r\n` into `line`; returns its length.

@@ -21,7 +21,7 @@ mod response;
 #[cfg(test)]
 mod tests;
 
-pub use chunked::{BadChunk, ChunkedDecoder, LAST_CHUNK};
+pub use chunked::{BadChunk, ChunkedDecoder, LAST_CHUNK, Rechunked};
 pub use request::{
     Forwarding, HeadLimits, HeaderSlots, MAX_HEADERS_LIMIT, RequestError, RequestHead,
     header_slots, parse_request, write_upstream_head,

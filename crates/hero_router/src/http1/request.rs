@@ -378,7 +378,7 @@ fn eq_dashed(name: &str, want: &str) -> bool {
             .all(|(a, b)| a.to_ascii_lowercase() == b || (a == b'_' && b == b'-'))
 }
 
-/// Writes the upstream request head for `req`: `target` as the request target, `Host`,
+/// Writes the upstream request head for `req`: `path` and `query` as the request target, `Host`,
 /// exactly the framing the router will send (`Content-Length`, `Transfer-Encoding: chunked`,
 /// or none), the upgrade if one was asked for, `X-Forwarded-*`, and the client's other
 /// end-to-end headers.
@@ -389,7 +389,8 @@ fn eq_dashed(name: &str, want: &str) -> bool {
 /// spelling.
 pub fn write_upstream_head(
     req: &RequestHead<'_, '_>,
-    target: &str,
+    path: &str,
+    query: Option<&str>,
     fwd: &Forwarding<'_>,
     out: &mut Vec<u8>,
 ) {
@@ -409,7 +410,11 @@ pub fn write_upstream_head(
     let names_headers = tokens().any(|t| !plain(t));
     out.extend_from_slice(req.method.as_bytes());
     out.push(b' ');
-    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(path.as_bytes());
+    if let Some(q) = query {
+        out.push(b'?');
+        out.extend_from_slice(q.as_bytes());
+    }
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
     out.extend_from_slice(req.host.unwrap_or(b"localhost"));
     out.extend_from_slice(b"\r\n");

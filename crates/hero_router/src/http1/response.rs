@@ -5,8 +5,9 @@ use super::{connection_tokens, eq, is_hop_by_hop, parse_length, push_header};
 /// The largest upstream response head we wait for; a longer one is a broken upstream (502),
 /// not a reason to buffer without end.
 pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
-/// Most header lines in an upstream response head.
-const MAX_RESPONSE_HEADERS: usize = 128;
+/// Most header lines in an upstream response head (the parser's slots are never initialised,
+/// so the bound costs nothing per response).
+const MAX_RESPONSE_HEADERS: usize = 256;
 
 /// How an upstream response body is delimited (RFC 9112 §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,9 +83,14 @@ pub fn parse_response(
     ex: &Exchange,
     out: Option<&mut Vec<u8>>,
 ) -> Result<Option<ResponseHead>, BadResponse> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
-    let head_len = match resp.parse(buf) {
+    let mut headers = [const { std::mem::MaybeUninit::uninit() }; MAX_RESPONSE_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut resp,
+        buf,
+        &mut headers,
+    );
+    let head_len = match parsed {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() > MAX_RESPONSE_HEAD => {
             return Err(BadResponse::TooLarge);

@@ -14,7 +14,6 @@ pub mod path;
 pub mod pool;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::scanner::ScannerHandle;
@@ -45,46 +44,57 @@ pub struct ProxyCtx {
     pub trust_forwarded_headers: bool,
 }
 
-/// The socket a route resolved to.
-#[derive(Debug)]
+/// The socket a route resolved to, as its place in the table (no copy of any name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Target {
-    /// Service name.
-    pub service: String,
-    /// Socket kind as it exists (`admin`, `ui`, `web_docs`, …).
-    pub kind: String,
-    /// Path of the socket.
-    pub path: PathBuf,
-    /// Its identity when the table last saw it.
-    pub identity: Option<hero_socket::Identity>,
+    /// Index of the service in `Table::services`.
+    pub service: usize,
+    /// Index of the socket in that service's `sockets`.
+    pub socket: usize,
 }
 
-/// Resolves `/{service}/{kind}` against the table.
+impl Target {
+    /// The service.
+    pub fn service<'t>(&self, table: &'t Table) -> &'t crate::table::Service {
+        &table.services[self.service]
+    }
+
+    /// The socket.
+    pub fn socket<'t>(&self, table: &'t Table) -> &'t crate::table::Socket {
+        &table.services[self.service].sockets[self.socket]
+    }
+}
+
+/// Resolves `/{service}/{kind}` against the table: the socket if it is live or busy.
 pub fn resolve(table: &Table, service: &str, kind: &str) -> Result<Target, ProxyError> {
-    let Some(svc) = table.service(service) else {
+    let Ok(si) = table
+        .services
+        .binary_search_by(|s| s.name.as_str().cmp(service))
+    else {
         return Err(ProxyError::NoService {
             service: service.to_owned(),
         });
     };
+    let svc = &table.services[si];
     // `admin` falls back to `ui`; any other name falls back to `web_<name>`.
-    let fallback = |s: &&crate::table::Socket| match kind {
+    let fallback = |s: &crate::table::Socket| match kind {
         "admin" => s.kind == "ui",
         _ => s.kind.strip_prefix("web_") == Some(kind),
     };
-    let sock = svc
+    let ki = svc
         .sockets
         .iter()
-        .find(|s| s.kind == kind)
-        .or_else(|| svc.sockets.iter().find(fallback))
+        .position(|s| s.kind == kind)
+        .or_else(|| svc.sockets.iter().position(fallback))
         .ok_or_else(|| ProxyError::NoSocket {
             service: service.to_owned(),
             kind: kind.to_owned(),
         })?;
+    let sock = &svc.sockets[ki];
     match sock.state {
         SocketState::Live | SocketState::Busy => Ok(Target {
-            service: service.to_owned(),
-            kind: sock.kind.clone(),
-            path: sock.path.clone().into(),
-            identity: sock.identity,
+            service: si,
+            socket: ki,
         }),
         state => Err(ProxyError::Down {
             service: service.to_owned(),

@@ -4,19 +4,33 @@
 //! a `.` or `..` segment (plain or encoded), or invalid UTF-8 after decoding is a bad path (400).
 //! The rest of the path is forwarded exactly as the client sent it (still encoded).
 
+use std::borrow::Cow;
+
 use percent_encoding::percent_decode_str;
 
 use crate::scanner::discover::valid_service_name;
 
-/// A routed request target.
+/// A routed request target, borrowed from the request (decoded only if it was encoded).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
+pub struct Route<'a> {
     /// The service name.
-    pub service: String,
+    pub service: Cow<'a, str>,
     /// The socket kind segment as given (`rpc`, `admin`, a web name, …).
-    pub kind: String,
-    /// The upstream path and query: `/{rest…}[?query]`.
-    pub upstream: String,
+    pub kind: Cow<'a, str>,
+    /// The upstream path, still encoded: `/{rest…}` (`/` when there is no rest).
+    pub path: &'a str,
+    /// The query, without `?`.
+    pub query: Option<&'a str>,
+}
+
+impl Route<'_> {
+    /// The upstream request target: path and query.
+    pub fn upstream(&self) -> String {
+        match self.query {
+            Some(q) => format!("{}?{q}", self.path),
+            None => self.path.to_owned(),
+        }
+    }
 }
 
 /// Why a path was rejected (always a 400).
@@ -35,7 +49,7 @@ pub enum PathError {
 
 /// Parses a raw request path and query. `Ok(None)` if the path has fewer than two segments
 /// (it is not a route).
-pub fn parse(path: &str, query: Option<&str>) -> Result<Option<Route>, PathError> {
+pub fn parse<'a>(path: &'a str, query: Option<&'a str>) -> Result<Option<Route<'a>>, PathError> {
     let Some(stripped) = path.strip_prefix('/') else {
         return Err(PathError::Bad("path must start with /"));
     };
@@ -43,32 +57,31 @@ pub fn parse(path: &str, query: Option<&str>) -> Result<Option<Route>, PathError
         check_segment(seg)?;
     }
     let mut parts = stripped.splitn(3, '/');
-    let (Some(service), Some(kind)) = (parts.next(), parts.next()) else {
+    let (Some(service_raw), Some(kind_raw)) = (parts.next(), parts.next()) else {
         return Ok(None);
     };
-    if service.is_empty() || kind.is_empty() {
+    if service_raw.is_empty() || kind_raw.is_empty() {
         return Ok(None);
     }
-    let service = decode(service)?;
+    let service = decode(service_raw)?;
     if !valid_service_name(&service) {
         return Err(PathError::BadService);
     }
-    let kind = decode(kind)?;
+    let kind = decode(kind_raw)?;
     if !kind
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     {
         return Err(PathError::BadKind);
     }
-    let mut upstream = format!("/{}", parts.next().unwrap_or(""));
-    if let Some(q) = query {
-        upstream.push('?');
-        upstream.push_str(q);
-    }
+    // The rest keeps its leading slash: `/svc/rpc/a/b` → `/a/b`, `/svc/rpc` → `/`.
+    let skip = 1 + service_raw.len() + 1 + kind_raw.len();
+    let rest = &path[skip..];
     Ok(Some(Route {
         service,
         kind,
-        upstream,
+        path: if rest.is_empty() { "/" } else { rest },
+        query,
     }))
 }
 
@@ -101,10 +114,9 @@ fn check_segment(seg: &str) -> Result<(), PathError> {
     Ok(())
 }
 
-fn decode(seg: &str) -> Result<String, PathError> {
+fn decode(seg: &str) -> Result<Cow<'_, str>, PathError> {
     percent_decode_str(seg)
         .decode_utf8()
-        .map(|s| s.into_owned())
         .map_err(|_| PathError::Bad("invalid UTF-8 in path"))
 }
 
@@ -112,18 +124,23 @@ fn decode(seg: &str) -> Result<String, PathError> {
 mod tests {
     use super::*;
 
-    fn route(path: &str, query: Option<&str>) -> Route {
+    fn route<'a>(path: &'a str, query: Option<&'a str>) -> Route<'a> {
         parse(path, query).unwrap().unwrap()
     }
 
     #[test]
     fn routes_strip_the_prefix_and_keep_the_query() {
         let r = route("/svc/rpc/a/b%20c/", Some("x=1&y=%2F"));
-        assert_eq!((r.service.as_str(), r.kind.as_str()), ("svc", "rpc"));
-        assert_eq!(r.upstream, "/a/b%20c/?x=1&y=%2F");
-        assert_eq!(route("/svc/admin", None).upstream, "/");
-        assert_eq!(route("/svc/admin/", None).upstream, "/");
+        assert_eq!((r.service.as_ref(), r.kind.as_ref()), ("svc", "rpc"));
+        assert!(
+            matches!(r.service, Cow::Borrowed(_)),
+            "nothing to decode, nothing copied"
+        );
+        assert_eq!(r.upstream(), "/a/b%20c/?x=1&y=%2F");
+        assert_eq!(route("/svc/admin", None).upstream(), "/");
+        assert_eq!(route("/svc/admin/", None).upstream(), "/");
         assert_eq!(route("/svc/docs/index.html", None).kind, "docs");
+        assert_eq!(route("/sv%63/rpc/x", None).service, "svc");
     }
 
     #[test]
@@ -179,7 +196,7 @@ mod tests {
                 panic!("seed {seed} case {case}: panic on {path:?}")
             };
             if let Ok(Some(r)) = result {
-                let rest = percent_decode_str(&r.upstream)
+                let rest = percent_decode_str(&r.upstream())
                     .decode_utf8_lossy()
                     .into_owned();
                 assert!(

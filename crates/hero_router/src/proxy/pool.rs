@@ -86,10 +86,25 @@ pub async fn acquire(sem: Arc<Semaphore>, wait: Duration) -> Option<OwnedSemapho
 /// One socket instance.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key {
-    /// The socket's path.
-    pub path: PathBuf,
+    /// The socket's path (shared: a key is cloned per request, never copied).
+    pub path: Arc<Path>,
     /// Its identity when the table last saw it.
     pub identity: Option<Identity>,
+}
+
+impl Key {
+    /// The key of a socket in the table.
+    pub fn of(socket: &crate::table::Socket) -> Key {
+        Key {
+            path: Arc::from(Path::new(&socket.path)),
+            identity: socket.identity,
+        }
+    }
+
+    /// True if this is the key of `socket` (no allocation).
+    pub fn is(&self, socket: &crate::table::Socket) -> bool {
+        self.identity == socket.identity && *self.path == *Path::new(&socket.path)
+    }
 }
 
 /// A connection to an upstream socket, with its read buffer.
@@ -115,9 +130,15 @@ impl UpConn {
         Ok(n)
     }
 
-    /// True if nothing arrived while it sat idle. No syscall unless the reactor saw it readable.
+    /// True if it sat idle less than the idle timeout and nothing arrived meanwhile.
     pub fn still_idle(&self) -> bool {
-        if !self.buf.is_empty() || self.idle_since.elapsed() > IDLE_TIMEOUT {
+        self.idle_since.elapsed() <= IDLE_TIMEOUT && self.still_open()
+    }
+
+    /// True if nothing arrived on it since its last exchange (the service did not close it or
+    /// send anything unasked). No syscall unless the reactor saw it readable.
+    pub fn still_open(&self) -> bool {
+        if !self.buf.is_empty() {
             return false;
         }
         let mut probe = [0u8; 1];

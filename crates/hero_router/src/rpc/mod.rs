@@ -148,10 +148,7 @@ impl Ctx {
             ));
         };
         match service.sockets.iter().find(|s| s.kind == "rpc") {
-            Some(s) if matches!(s.state, SocketState::Live | SocketState::Busy) => Ok(Key {
-                path: s.path.clone().into(),
-                identity: s.identity,
-            }),
+            Some(s) if matches!(s.state, SocketState::Live | SocketState::Busy) => Ok(Key::of(s)),
             Some(s) => Err(router_error(
                 NOT_LIVE,
                 format!("service {name} has no live rpc socket (it is {})", s.state),

@@ -32,7 +32,6 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::{Instant, Sleep};
-use tokio_util::sync::CancellationToken;
 
 use super::front::{Endpoint, Front, Role, Route, route};
 use super::slots::ConnSlot;
@@ -40,10 +39,10 @@ use crate::config::ConnLimits;
 use crate::http1::{
     self, BodyFraming, ChunkedDecoder, Exchange, Forwarding, Framing, HeadLimits, ResponseHead,
 };
-use crate::proxy::Transport;
 use crate::proxy::client::SendError;
 use crate::proxy::error::{ProxyError, error_parts};
 use crate::proxy::pool::{self, Key, Pool, UpConn};
+use crate::proxy::{Target, Transport};
 use crate::table::Table;
 
 /// A client connection's stream.
@@ -69,7 +68,7 @@ enum Plan {
     /// One of the router's own endpoints.
     Own(Req, Endpoint),
     /// A proxied request.
-    Proxy(Req, Box<Forward>),
+    Proxy(Req, Forward),
     /// A request answered with an error.
     Fail(Req, ProxyError),
 }
@@ -86,13 +85,22 @@ struct Req {
     upgrade: bool,
 }
 
-/// Where a proxied request goes.
+/// Where a proxied request goes: a socket of the table it was routed with.
 struct Forward {
     /// Safe to send again on a fresh connection if a pooled one turns out closed.
     idempotent: bool,
-    key: Key,
-    service: String,
-    kind: String,
+    table: Arc<Table>,
+    target: Target,
+}
+
+impl Forward {
+    fn service(&self) -> &str {
+        &self.target.service(&self.table).name
+    }
+
+    fn socket(&self) -> &crate::table::Socket {
+        self.target.socket(&self.table)
+    }
 }
 
 /// How much of the current request's body is still unread.
@@ -135,7 +143,7 @@ enum HeadError {
 }
 
 /// The client connection: the stream and what was read from it but not consumed.
-struct Client<S> {
+struct Client<'s, S> {
     io: S,
     buf: BytesMut,
     /// The unread rest of the current request's body.
@@ -158,9 +166,8 @@ struct Client<S> {
     /// threads per request).
     table: Arc<Table>,
     tables: watch::Receiver<Arc<Table>>,
-    /// Cancelled on shutdown or when the connection is shed: the answer in flight then says
-    /// `connection: close`.
-    token: CancellationToken,
+    /// Shed or shut down: the answer in flight then says `connection: close`.
+    slot: &'s ConnSlot,
 }
 
 /// An upstream socket this client connection talks to: its in-flight semaphore, and the
@@ -225,7 +232,6 @@ pub(super) async fn serve<S: Stream>(
     limits: ConnLimits,
     slot: &ConnSlot,
 ) {
-    let token = slot.token().clone();
     let tables = front.proxy.scanner.tables();
     let table = tables.borrow().clone();
     let mut client = Client {
@@ -244,25 +250,25 @@ pub(super) async fn serve<S: Stream>(
         out: Vec::with_capacity(1024),
         table,
         tables,
-        token: token.clone(),
+        slot,
     };
     let head_limits = HeadLimits {
         max_bytes: limits.max_header_bytes,
         max_headers: limits.max_headers,
     };
     let mut header_watch = Watchdog::new();
-    let cancelled = token.cancelled();
-    let mut cancelled = std::pin::pin!(cancelled);
     loop {
         let now = Instant::now();
         slot.reading_head(now);
         header_watch.arm(now + limits.header_read_timeout);
+        // The read first: when the head is already there (the common case under load), the
+        // timer and the closing flag are not even polled.
         let next = tokio::select! {
             biased;
-            _ = &mut cancelled => return,
+            r = client.next_plan(&front, role, &head_limits) => r,
+            () = slot.closed() => return,
             // A client too slow with its headers is cut off.
             _ = header_watch.expired() => return,
-            r = client.next_plan(&front, role, &head_limits) => r,
         };
         slot.busy();
         // Closed or a read error: nothing more to answer.
@@ -278,7 +284,7 @@ struct Origin<'a> {
     role: Role,
     /// The TCP peer's address; `None` on a Unix socket.
     peer: Option<&'a str>,
-    table: &'a Table,
+    table: &'a Arc<Table>,
     /// Route against the table even if the first scan has not finished (it was waited for).
     ready: bool,
 }
@@ -335,21 +341,17 @@ fn plan(
                     trust_client: front.proxy.trust_forwarded_headers,
                 };
                 up_head.clear();
-                http1::write_upstream_head(&head, &route.upstream, &fwd, up_head);
+                http1::write_upstream_head(&head, route.path, route.query, &fwd, up_head);
                 Plan::Proxy(
                     req,
-                    Box::new(Forward {
+                    Forward {
                         idempotent: matches!(
                             head.method,
                             "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE"
                         ),
-                        key: Key {
-                            path: target.path,
-                            identity: target.identity,
-                        },
-                        service: target.service,
-                        kind: target.kind,
-                    }),
+                        table: origin.table.clone(),
+                        target,
+                    },
                 )
             }
         },
@@ -358,7 +360,7 @@ fn plan(
 
 // === impl Client ===
 
-impl<S: Stream> Client<S> {
+impl<S: Stream> Client<'_, S> {
     async fn fill(&mut self) -> io::Result<usize> {
         self.buf.reserve(READ_CHUNK);
         let spare = self.buf.capacity() - self.buf.len();
@@ -479,16 +481,16 @@ impl<S: Stream> Client<S> {
     /// Forwards one request. Returns whether the connection stays open.
     async fn forward(&mut self, front: &Front, req: &Req, fwd: &Forward, started: Instant) -> bool {
         match self.exchange(front, req, fwd, started).await {
-            Ok(keep) => keep && !self.token.is_cancelled(),
+            Ok(keep) => keep,
             Err(Failed::Late) => false,
             Err(Failed::Early(e)) => self.fail(front, req, &e, started).await,
         }
     }
 
-    /// True if the connection ends after this request's answer: the client asked for it, or
-    /// shutdown began. (A body left unread is handled where the answer is made.)
+    /// True if the connection ends after this request's answer: the client asked for it, its
+    /// body was not read whole, or the connection was shed or shutdown began.
     fn closes_after(&self, req: &Req) -> bool {
-        !req.keep_alive || self.token.is_cancelled() || !matches!(self.body, BodyLeft::Done)
+        !req.keep_alive || !matches!(self.body, BodyLeft::Done) || self.slot.is_closing()
     }
 
     /// Answers a refused head and closes.
@@ -619,14 +621,14 @@ impl<S: Stream> Client<S> {
     ) -> Result<bool, Failed> {
         let ctx = &front.proxy;
         let timeout = ctx.upstream_timeout;
-        let early = |e: SendError| Failed::Early(e.into_proxy(&fwd.service));
-        let (slots, up) = self.upstream(&ctx.pool, &fwd.key);
+        let early = |e: SendError| Failed::Early(e.into_proxy(fwd.service()));
+        let (key, slots, up) = self.upstream(&ctx.pool, fwd.socket());
         let slot = pool::acquire(slots, timeout)
             .await
             .ok_or_else(|| early(SendError::Busy))?;
         let mut up = match up {
             Some(up) => up,
-            None => ctx.pool.checkout(&fwd.key).await.map_err(early)?,
+            None => ctx.pool.checkout(&key).await.map_err(early)?,
         };
         let mut first = true;
         let head = loop {
@@ -639,7 +641,7 @@ impl<S: Stream> Client<S> {
                 Err(Sent::Client) => return Err(Failed::Late),
                 Err(Sent::Body(e)) => return Err(Failed::Early(e)),
                 Err(Sent::Upstream(_)) if retry && !self.body_started => {
-                    up = ctx.pool.connect(&fwd.key).await.map_err(early)?;
+                    up = ctx.pool.connect(&key).await.map_err(early)?;
                     continue;
                 }
                 Err(Sent::Upstream(e)) => return Err(early(SendError::Broken(e.to_string()))),
@@ -653,7 +655,7 @@ impl<S: Stream> Client<S> {
             self.head_watch.arm(Instant::now() + timeout);
             let read = tokio::select! {
                 biased;
-                r = read_response_head(&mut up, ex, &self.token, &mut self.io, &mut self.out) => r,
+                r = read_response_head(&mut up, ex, self.slot, &mut self.io, &mut self.out) => r,
                 _ = self.head_watch.expired() => return Err(early(SendError::Timeout)),
             };
             match read {
@@ -661,7 +663,7 @@ impl<S: Stream> Client<S> {
                 Err(HeadError::Closed)
                     if retry && fwd.idempotent && req.body.is_empty() && !req.upgrade =>
                 {
-                    up = ctx.pool.connect(&fwd.key).await.map_err(early)?;
+                    up = ctx.pool.connect(&key).await.map_err(early)?;
                 }
                 Err(HeadError::Closed) => {
                     return Err(early(SendError::Broken(
@@ -673,9 +675,12 @@ impl<S: Stream> Client<S> {
             }
         };
         drop(slot);
-        front
-            .metrics()
-            .record(&fwd.service, &fwd.kind, head.status, started.elapsed());
+        front.metrics().record(
+            fwd.service(),
+            &fwd.socket().kind,
+            head.status,
+            started.elapsed(),
+        );
         if head.status == 101 {
             self.bridge(up).await;
             return Ok(false);
@@ -696,18 +701,24 @@ impl<S: Stream> Client<S> {
         Ok(done && !head.close_client && matches!(self.body, BodyLeft::Done))
     }
 
-    /// The in-flight semaphore of `key`, and the connection kept from the last exchange with
-    /// it, if that is still usable. A different key replaces the affinity.
-    fn upstream(&mut self, pool: &Arc<Pool>, key: &Key) -> (Arc<Semaphore>, Option<UpConn>) {
+    /// The pool key of `socket`, its service's in-flight semaphore, and the connection kept
+    /// from the last exchange with it, if that is still usable. A different socket replaces
+    /// the affinity.
+    fn upstream(
+        &mut self,
+        pool: &Arc<Pool>,
+        socket: &crate::table::Socket,
+    ) -> (Key, Arc<Semaphore>, Option<UpConn>) {
         match &mut self.affinity {
-            Some(a) if a.key == *key => {
-                let conn = a.conn.take().filter(UpConn::still_idle).map(|mut c| {
+            Some(a) if a.key.is(socket) => {
+                let conn = a.conn.take().filter(UpConn::still_open).map(|mut c| {
                     c.reused = true;
                     c
                 });
-                (a.slots.clone(), conn)
+                (a.key.clone(), a.slots.clone(), conn)
             }
             _ => {
+                let key = Key::of(socket);
                 let slots = pool.inflight.semaphore(&key.path);
                 self.affinity = Some(Affinity {
                     key: key.clone(),
@@ -715,7 +726,7 @@ impl<S: Stream> Client<S> {
                     conn: None,
                     pool: pool.clone(),
                 });
-                (slots, None)
+                (key, slots, None)
             }
         }
     }
@@ -776,16 +787,14 @@ impl<S: Stream> Client<S> {
                 self.out.clear();
                 self.out.extend_from_slice(&self.up_head);
                 loop {
-                    let before = self.out.len();
-                    let used = decoder
+                    let step = decoder
                         .rechunk(&self.buf, &mut self.out)
                         .map_err(|e| Sent::Body(e.into()))?;
-                    self.body_started |= used > 0;
-                    self.buf.advance(used);
+                    self.body_started |= step.used > 0;
+                    self.buf.advance(step.used);
                     self.body = BodyLeft::Chunked(decoder);
-                    // Payload plus a little framing; a bound, not an exact count.
-                    sent_body += (self.out.len() - before) as u64;
-                    if sent_body > max_body.saturating_add(64) && !decoder.is_done() {
+                    sent_body += step.payload as u64;
+                    if sent_body > max_body {
                         return Err(Sent::Body(ProxyError::BodyTooLarge { limit: max_body }));
                     }
                     if !self.out.is_empty() {
@@ -813,6 +822,7 @@ impl<S: Stream> Client<S> {
         self.continue_body().await?;
         self.buf.reserve(READ_CHUNK);
         let heard = tokio::select! {
+            biased;
             r = self.io.read_buf(&mut self.buf) => {
                 return match r {
                     Ok(n) if n > 0 => Ok(true),
@@ -851,7 +861,7 @@ impl<S: Stream> Client<S> {
                     let used = if head.dechunk {
                         chunks.advance(&up.buf, |d| out.extend_from_slice(d))
                     } else {
-                        chunks.rechunk(&up.buf, out)
+                        chunks.rechunk(&up.buf, out).map(|step| step.used)
                     };
                     let Ok(used) = used else { return false };
                     up.buf.advance(used);
@@ -886,6 +896,7 @@ impl<S: Stream> Client<S> {
             // Wait for more of the body, and notice a client that leaves meanwhile (a stream
             // may be quiet for minutes; it must not hold the connection, or shutdown, that long).
             let filled = tokio::select! {
+                biased;
                 r = up.fill() => r,
                 () = client_gone(&mut self.io, &mut self.buf) => return false,
             };
@@ -912,7 +923,7 @@ impl<S: Stream> Client<S> {
         self.buf.clear();
         tokio::select! {
             _ = tokio::io::copy_bidirectional(&mut self.io, &mut up.io) => {}
-            _ = self.token.cancelled() => {}
+            () = self.slot.closed() => {}
         }
     }
 }
@@ -974,18 +985,18 @@ async fn client_gone<S: AsyncRead + Unpin>(io: &mut S, buf: &mut BytesMut) {
 }
 
 /// Reads the final response head from upstream, forwarding interim 1xx heads to an HTTP/1.1
-/// client. The head to send downstream is left in `out`. Once shutdown has begun (`shutdown`
-/// cancelled), the answer says `connection: close`.
+/// client. The head to send downstream is left in `out`. Once the connection is closing (shed,
+/// or shutdown began), the answer says `connection: close`.
 async fn read_response_head<S: AsyncWrite + Unpin>(
     up: &mut UpConn,
     mut ex: Exchange,
-    shutdown: &CancellationToken,
+    slot: &ConnSlot,
     client: &mut S,
     out: &mut Vec<u8>,
 ) -> Result<ResponseHead, HeadError> {
     loop {
         out.clear();
-        ex.close |= shutdown.is_cancelled();
+        ex.close |= slot.is_closing();
         match http1::parse_response(&up.buf, &ex, Some(out)) {
             Ok(Some(h)) if (100..200).contains(&h.status) && h.status != 101 => {
                 up.buf.advance(h.head_len);

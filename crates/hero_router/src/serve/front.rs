@@ -122,7 +122,7 @@ impl Endpoint {
 }
 
 /// Where a request goes.
-pub(super) enum Route {
+pub(super) enum Route<'a> {
     /// `POST /rpc`.
     Rpc,
     /// One of the router's own endpoints.
@@ -130,7 +130,7 @@ pub(super) enum Route {
     /// A service socket.
     Proxy {
         /// The parsed route.
-        route: path::Route,
+        route: path::Route<'a>,
         /// The socket it resolved to.
         target: Target,
     },
@@ -142,14 +142,14 @@ pub(super) enum Route {
 
 /// The one routing decision, for every request on every listener. `ready`: resolve against
 /// `table` even if the first scan has not finished.
-pub(super) fn route(
+pub(super) fn route<'a>(
     method: &str,
-    path: &str,
-    query: Option<&str>,
+    path: &'a str,
+    query: Option<&'a str>,
     role: Role,
     table: &Table,
     ready: bool,
-) -> Route {
+) -> Route<'a> {
     let not_allowed = |allow| {
         Route::Error(ProxyError::MethodNotAllowed {
             method: method.to_owned(),

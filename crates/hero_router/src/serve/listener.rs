@@ -188,10 +188,7 @@ pub async fn serve(listener: AnyListener, app: Arc<App>, token: CancellationToke
                 continue;
             }
         };
-        // A token of its own, cancelled on shutdown or when the connection is shed; checking
-        // it takes no lock shared with other connections.
-        let conn_token = token.child_token();
-        let admission = slots.admit(conn_token);
+        let admission = slots.admit();
         match &admission {
             Admission::Admitted(_, Some(waited)) => {
                 if let Some(suppressed) = SHED.should_log() {
@@ -258,6 +255,8 @@ pub async fn serve(listener: AnyListener, app: Arc<App>, token: CancellationToke
         }));
     }
     drop(listener);
+    // The answer in flight on each connection is its last; idle ones close now.
+    slots.close_all();
     connections.close();
     connections.wait().await;
 }

@@ -4,13 +4,17 @@
 //!
 //! A connection marks its phase with one atomic store per transition, so keeping the phases
 //! costs nothing per request that anyone waits on; only admission at the limit looks at them.
+//! Ending a connection (shed, or shutdown for all of them) is a flag and a waker: checking it
+//! per request takes no lock.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 
+use futures_util::task::AtomicWaker;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 /// `phase` of a connection that is serving a request.
 const BUSY: u64 = u64::MAX;
@@ -28,12 +32,15 @@ struct Inner {
     live: HashMap<u64, Arc<ConnSlot>>,
 }
 
-/// One connection's place: its phase, and the token that ends it.
+/// One connection's place: its phase, and the flag that ends it.
 pub(super) struct ConnSlot {
     /// Microseconds since the listener's epoch at which the connection began to wait for its
     /// current request head, or [`BUSY`].
     phase: AtomicU64,
-    token: CancellationToken,
+    /// Set when the connection is shed or shutdown begins: the answer in flight is its last.
+    closing: AtomicBool,
+    /// Wakes the connection's task when `closing` is set.
+    waker: AtomicWaker,
     epoch: Instant,
 }
 
@@ -64,9 +71,9 @@ impl ConnSlots {
         })
     }
 
-    /// Takes a slot for a new connection whose token is `token`, shedding the connection that
-    /// has waited longest for a head if all slots are taken.
-    pub(super) fn admit(self: &Arc<Self>, token: CancellationToken) -> Admission {
+    /// Takes a slot for a new connection, shedding the connection that has waited longest for
+    /// a head if all slots are taken.
+    pub(super) fn admit(self: &Arc<Self>) -> Admission {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let mut shed = None;
         if inner.live.len() >= self.max {
@@ -80,7 +87,7 @@ impl ConnSlots {
                 return Admission::Full;
             };
             if let Some(s) = inner.live.remove(&id) {
-                s.token.cancel();
+                s.close();
             }
             let now = self.epoch.elapsed().as_micros() as u64;
             shed = Some(std::time::Duration::from_micros(now.saturating_sub(since)));
@@ -90,7 +97,8 @@ impl ConnSlots {
         let slot = Arc::new(ConnSlot {
             // A new connection starts out waiting for its first head.
             phase: AtomicU64::new(self.epoch.elapsed().as_micros() as u64),
-            token,
+            closing: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
             epoch: self.epoch,
         });
         inner.live.insert(id, slot.clone());
@@ -102,6 +110,14 @@ impl ConnSlots {
             },
             shed,
         )
+    }
+
+    /// Ends every connection after its answer in flight (shutdown).
+    pub(super) fn close_all(&self) {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        for s in inner.live.values() {
+            s.close();
+        }
     }
 
     /// Connections holding a slot.
@@ -125,9 +141,32 @@ impl ConnSlot {
         self.phase.store(BUSY, Ordering::Relaxed);
     }
 
-    /// Cancelled on shutdown or when the connection is shed.
-    pub(super) fn token(&self) -> &CancellationToken {
-        &self.token
+    /// Ends the connection after its answer in flight.
+    pub(super) fn close(&self) {
+        self.closing.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// True once the connection was shed or shutdown began.
+    pub(super) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the connection is shed or shutdown begins. Only one task (the
+    /// connection's own) may wait on it.
+    pub(super) async fn closed(&self) {
+        poll_fn(|cx| {
+            if self.is_closing() {
+                return Poll::Ready(());
+            }
+            self.waker.register(cx.waker());
+            if self.is_closing() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
     }
 }
 
@@ -167,18 +206,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn at_the_limit_the_longest_waiting_head_is_shed() {
         let slots = ConnSlots::new(3);
-        let tokens: Vec<_> = (0..3).map(|_| CancellationToken::new()).collect();
-        let mut guards: Vec<_> = tokens
-            .iter()
-            .map(|t| admitted(slots.admit(t.clone())).0)
-            .collect();
+        let mut guards: Vec<_> = (0..3).map(|_| admitted(slots.admit()).0).collect();
         tokio::time::advance(std::time::Duration::from_secs(1)).await;
         // 0 is busy, 1 started waiting for a head just now, 2 has waited since it came.
         guards[0].busy();
         guards[1].reading_head(Instant::now());
-        let (g, shed) = admitted(slots.admit(CancellationToken::new()));
+        let (g, shed) = admitted(slots.admit());
         assert_eq!(shed, Some(std::time::Duration::from_secs(1)));
-        assert!(tokens[2].is_cancelled() && !tokens[0].is_cancelled() && !tokens[1].is_cancelled());
+        let closing: Vec<bool> = guards.iter().map(|g| g.is_closing()).collect();
+        assert_eq!(closing, [false, false, true]);
         assert_eq!(slots.len(), 3);
         // The shed connection's guard leaves the new one's slot alone.
         drop(guards.pop());
@@ -190,19 +226,24 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn when_every_connection_is_busy_a_new_one_is_refused() {
         let slots = ConnSlots::new(2);
-        let guards: Vec<_> = (0..2)
-            .map(|_| admitted(slots.admit(CancellationToken::new())).0)
-            .collect();
+        let guards: Vec<_> = (0..2).map(|_| admitted(slots.admit()).0).collect();
         for g in &guards {
             g.busy();
         }
-        assert!(matches!(
-            slots.admit(CancellationToken::new()),
-            Admission::Full
-        ));
+        assert!(matches!(slots.admit(), Admission::Full));
         guards[1].reading_head(Instant::now());
-        let (_g, shed) = admitted(slots.admit(CancellationToken::new()));
+        let (g, shed) = admitted(slots.admit());
         assert_eq!(shed, Some(std::time::Duration::ZERO));
-        assert!(guards[1].token().is_cancelled());
+        assert!(guards[1].is_closing() && !guards[0].is_closing());
+        // Shutdown ends every connection still holding a slot, and wakes its task.
+        let waiting = tokio::spawn({
+            let slot = g.slot.clone();
+            async move { slot.closed().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        slots.close_all();
+        waiting.await.unwrap();
+        assert!(guards[0].is_closing());
     }
 }
