@@ -48,6 +48,14 @@ pub enum Event {
         /// Extra detail for errors.
         detail: String,
     },
+    /// The socket root was deleted (and re-created by the router) or replaced by another
+    /// directory: the watch was re-armed, and the router's own sockets must be bound again.
+    RootReplaced {
+        /// The socket root.
+        root: String,
+        /// The router created it again (it was missing).
+        recreated: bool,
+    },
     /// A scan finished.
     ScanCompleted {
         /// Full scan (`true`) or a watch-triggered scan of some services.
@@ -108,6 +116,13 @@ impl Event {
                     reason = reason.as_str(),
                     detail,
                     "reap skipped"
+                );
+            }
+            Event::RootReplaced { root, recreated } => {
+                tracing::warn!(
+                    root,
+                    recreated,
+                    "the socket root was deleted or replaced; watching it again and binding the router's sockets again"
                 );
             }
             Event::ScanCompleted {

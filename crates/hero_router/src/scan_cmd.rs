@@ -56,6 +56,9 @@ pub async fn run(root: PathBuf, args: &ScanArgs) -> anyhow::Result<ScanReport> {
         scanner.scan_full(ProbeCause::Manual).await;
     }
     let table = scanner.table();
+    if let Some(e) = table.root_error() {
+        anyhow::bail!("cannot read the socket root {}: {e}", root.display());
+    }
     Ok(ScanReport {
         root: root.display().to_string(),
         services: table.services.clone(),

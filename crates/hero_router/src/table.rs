@@ -19,10 +19,26 @@ pub struct Table {
     pub services: Vec<Service>,
     /// Top-level entries that are not services.
     pub ignored: Vec<Ignored>,
-    /// True once the first full scan has finished.
+    /// True once a full scan has succeeded (the root could be read).
     pub ready: bool,
+    /// The last full scan: when it ran and whether it could read the root. `None` until the
+    /// first one has finished.
+    pub last_scan: Option<LastScan>,
     /// Increases with every published table.
     pub generation: u64,
+}
+
+/// The outcome of a full scan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LastScan {
+    /// When it finished (Unix ms).
+    pub at_unix_ms: u64,
+    /// How long it took.
+    pub duration_ms: u64,
+    /// The root could be read (every service was scanned, each one as far as it could be).
+    pub ok: bool,
+    /// Why the root could not be read.
+    pub error: Option<String>,
 }
 
 /// A service as the contract shows it (CONTRACT §4).
@@ -34,6 +50,10 @@ pub struct Service {
     pub status: ServiceStatus,
     /// Its sockets sorted by kind.
     pub sockets: Vec<Socket>,
+    /// Why its directory could not be listed, if it could not: its known sockets are still
+    /// probed by path, new ones cannot be seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// One socket of a service.
@@ -74,6 +94,16 @@ pub enum ServiceStatus {
 // === impl Table ===
 
 impl Table {
+    /// True once a full scan has finished, whether or not it could read the root.
+    pub fn scanned(&self) -> bool {
+        self.last_scan.is_some()
+    }
+
+    /// Why the root could not be read at the last full scan.
+    pub fn root_error(&self) -> Option<&str> {
+        self.last_scan.as_ref().and_then(|s| s.error.as_deref())
+    }
+
     /// Looks a service up by name.
     pub fn service(&self, name: &str) -> Option<&Service> {
         self.services

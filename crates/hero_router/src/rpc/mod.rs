@@ -80,17 +80,27 @@ impl ToRpcParams for RawParams<'_> {
 impl Ctx {
     /// The `router.health` result: `degraded`, not ready, with a `reason`, once a core task
     /// has failed (the table is frozen then).
+    ///
+    /// `ready`: a full scan has succeeded (and no core task failed). `status` is `degraded`,
+    /// with a `reason`, while the root cannot be scanned (the table is the last good one) or
+    /// after a core task failed. `last_scan` says when the last full scan ran and how it went.
     pub fn health(&self) -> Value {
         let table = self.scanner.table();
         let failure = self.scanner.failure();
+        let reason = failure.map(str::to_owned).or_else(|| {
+            table
+                .root_error()
+                .map(|e| format!("cannot read the socket root {}: {e}", table.root.display()))
+        });
         let mut health = json!({
-            "status": if failure.is_some() { "degraded" } else { "ok" },
+            "status": if reason.is_some() { "degraded" } else { "ok" },
             "version": crate::VERSION,
             "uptime_secs": self.started.elapsed().as_secs(),
             "services": table.services.len(),
             "ready": table.ready && failure.is_none(),
+            "last_scan": table.last_scan,
         });
-        if let Some(reason) = failure {
+        if let Some(reason) = reason {
             health["reason"] = json!(reason);
         }
         health
@@ -387,7 +397,7 @@ impl Rpc {
 
 /// Waits (at most `limit`) for the first full scan, if it has not finished yet.
 pub async fn wait_ready(scanner: &ScannerHandle, limit: Duration) {
-    if !scanner.table().ready {
+    if !scanner.table().scanned() {
         let _ = tokio::time::timeout(limit, scanner.ready()).await;
     }
 }

@@ -2,11 +2,16 @@
 //!
 //! Only directory entries are read here (`readdir` plus the entry's own type, which never
 //! follows a symlink). Nothing is opened, probed or changed.
+//!
+//! Errors are per entry: a service directory that cannot be listed (permissions), that vanished
+//! or stopped being a directory since the root was read is reported for that entry alone, and the
+//! walk goes on. Only the root itself failing fails the walk.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -31,11 +36,17 @@ pub struct Ignored {
     pub reason: String,
 }
 
+/// A test seam called with each service directory right before it is listed (a test can make
+/// one vanish or change between reading the root and reading the directory).
+pub type ListHook = Arc<dyn Fn(&Path) + Send + Sync>;
+
 /// What one walk of the root found.
 #[derive(Debug, Default, Clone)]
 pub struct Discovered {
     /// Service name → its socket candidates, sorted by kind.
     pub services: BTreeMap<String, Vec<SocketPath>>,
+    /// Service directories that exist but could not be listed → why.
+    pub unlisted: BTreeMap<String, String>,
     /// Entries that are not services.
     pub ignored: Vec<Ignored>,
     /// Service directories holding files a reaper moved aside (`.<name>.reap-<pid>-<n>`).
@@ -52,8 +63,8 @@ pub fn valid_service_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
 }
 
-/// Walks the whole root.
-pub fn discover(root: &Path) -> io::Result<Discovered> {
+/// Walks the whole root. `Err` only if the root itself cannot be read.
+pub fn discover(root: &Path, hook: Option<&ListHook>) -> io::Result<Discovered> {
     let mut out = Discovered::default();
     for entry in fs::read_dir(root)? {
         let entry = entry?;
@@ -62,7 +73,16 @@ pub fn discover(root: &Path) -> io::Result<Discovered> {
             out.ignored.push(ignored(&path, "name is not UTF-8"));
             continue;
         };
-        let ft = entry.file_type()?;
+        let ft = match entry.file_type() {
+            Ok(ft) => ft,
+            // Gone since the root was read.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                out.ignored
+                    .push(ignored(&path, &format!("cannot read its type: {e}")));
+                continue;
+            }
+        };
         if !valid_service_name(&name) {
             out.ignored.push(ignored(&path, "invalid service name"));
         } else if ft.is_symlink() {
@@ -70,11 +90,26 @@ pub fn discover(root: &Path) -> io::Result<Discovered> {
         } else if !ft.is_dir() {
             out.ignored.push(ignored(&path, "not a directory"));
         } else {
-            let (sockets, staged) = list_sockets(&path)?;
-            if staged {
-                out.staged.push(path);
+            if let Some(hook) = hook {
+                hook(&path);
             }
-            out.services.insert(name, sockets);
+            match list_sockets(&path) {
+                Ok((sockets, staged)) => {
+                    if staged {
+                        out.staged.push(path);
+                    }
+                    out.services.insert(name, sockets);
+                }
+                // Removed since the root was read: the service is gone.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                // Replaced by something else since the root was read.
+                Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
+                    out.ignored.push(ignored(&path, "not a directory"));
+                }
+                Err(e) => {
+                    out.unlisted.insert(name, e.kind().to_string());
+                }
+            }
         }
     }
     out.ignored.sort_by(|a, b| a.path.cmp(&b.path));
@@ -82,7 +117,7 @@ pub fn discover(root: &Path) -> io::Result<Discovered> {
 }
 
 /// Lists the `*.sock` entries of one service directory. `Ok(None)` if the directory is gone or
-/// is no longer a real directory.
+/// is no longer a real directory; `Err` if it is there but cannot be listed.
 pub fn discover_service(root: &Path, name: &str) -> io::Result<Option<Vec<SocketPath>>> {
     let dir = root.join(name);
     match fs::symlink_metadata(&dir) {
@@ -93,7 +128,14 @@ pub fn discover_service(root: &Path, name: &str) -> io::Result<Option<Vec<Socket
     }
     match list_sockets(&dir) {
         Ok((s, _)) => Ok(Some(s)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            Ok(None)
+        }
         Err(e) => Err(e),
     }
 }
@@ -170,7 +212,7 @@ mod tests {
         fs::write(r.join("plain"), b"").unwrap();
         std::os::unix::fs::symlink("/", r.join("link")).unwrap();
 
-        let d = discover(r).unwrap();
+        let d = discover(r, None).unwrap();
         let kinds: Vec<_> = d.services["svc"].iter().map(|s| s.kind.as_str()).collect();
         assert_eq!(kinds, ["rpc", "web_docs"]);
         assert_eq!(d.services.len(), 1);
@@ -185,5 +227,33 @@ mod tests {
         );
         assert_eq!(discover_service(r, "link").unwrap(), None);
         assert_eq!(discover_service(r, "gone").unwrap(), None);
+    }
+
+    #[test]
+    fn a_directory_that_vanishes_or_changes_mid_walk_costs_only_itself() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path().to_path_buf();
+        for name in ["a", "b", "c", "d"] {
+            fs::create_dir(r.join(name)).unwrap();
+            fs::write(r.join(name).join("rpc.sock"), b"").unwrap();
+        }
+        // Between reading the root and listing them: b vanishes, c becomes a file.
+        let hook: ListHook =
+            Arc::new(
+                |dir: &Path| match dir.file_name().and_then(|n| n.to_str()) {
+                    Some("b") => fs::remove_dir_all(dir).unwrap(),
+                    Some("c") => {
+                        fs::remove_dir_all(dir).unwrap();
+                        fs::write(dir, b"").unwrap();
+                    }
+                    _ => {}
+                },
+            );
+        let d = discover(&r, Some(&hook)).unwrap();
+        let names: Vec<_> = d.services.keys().map(String::as_str).collect();
+        assert_eq!(names, ["a", "d"]);
+        assert_eq!(d.ignored.len(), 1);
+        assert_eq!(d.ignored[0].reason, "not a directory");
+        assert!(d.unlisted.is_empty());
     }
 }

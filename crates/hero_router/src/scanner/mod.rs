@@ -22,6 +22,7 @@ pub mod state;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -33,8 +34,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{EVENT_CAPACITY, Event};
-use crate::table::{Service, ServiceStatus, Socket, Table};
-use discover::{OWN_SERVICE, SocketPath};
+use crate::table::{LastScan, Service, ServiceStatus, Socket, Table};
+use discover::{ListHook, OWN_SERVICE, SocketPath};
 use hero_proc::Running;
 use reaper::{ReapHook, ReapOutcome};
 use state::{Observation, ProbeCause, ReapPolicy, SkipReason, SocketRecord, SocketState};
@@ -92,14 +93,33 @@ pub struct Scanner {
     requests: mpsc::Receiver<ScanRequest>,
     hook: Option<ReapHook>,
     probe_hook: Option<ProbeHook>,
+    list_hook: Option<ListHook>,
+    stats: Arc<ScanStats>,
     generation: u64,
+    /// A full scan has succeeded.
     ready: bool,
-    last_root_error: Option<String>,
+    last_scan: Option<LastScan>,
+    /// Service directories that could not be listed at the last look → why.
+    unlisted: BTreeMap<String, String>,
+}
+
+/// Counters of the scanner's own work: what it was asked to look at, and what it did.
+#[derive(Debug, Default)]
+pub struct ScanStats {
+    /// Watch events received, whether they mattered or not.
+    pub watch_events: AtomicU64,
+    /// Batches of watch events handled.
+    pub watch_batches: AtomicU64,
+    /// Full scans run.
+    pub full_scans: AtomicU64,
+    /// Partial scans run (watch events and settle re-probes that named a service).
+    pub partial_scans: AtomicU64,
 }
 
 /// A cheap, cloneable handle to a running scanner.
 #[derive(Clone)]
 pub struct ScannerHandle {
+    stats: Arc<ScanStats>,
     table: watch::Receiver<Arc<Table>>,
     events: broadcast::Sender<Event>,
     requests: mpsc::Sender<ScanRequest>,
@@ -137,6 +157,11 @@ impl ScannerHandle {
         self.table.clone()
     }
 
+    /// The scanner's counters.
+    pub fn stats(&self) -> &ScanStats {
+        &self.stats
+    }
+
     /// Subscribes to scanner events.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
@@ -150,10 +175,11 @@ impl ScannerHandle {
         rx.await.ok()
     }
 
-    /// Waits until the first full scan has been published.
+    /// Waits until the first full scan has been published, whether or not it could read the
+    /// root (`Table::ready` says whether one succeeded).
     pub async fn ready(&self) {
         let mut rx = self.table.clone();
-        let _ = rx.wait_for(|t| t.ready).await;
+        let _ = rx.wait_for(|t| t.scanned()).await;
     }
 
     /// Records that the scanner (or a task that depends on it) failed and will not come back.
@@ -180,7 +206,9 @@ impl Scanner {
         let (table_tx, table_rx) = watch::channel(Arc::new(table));
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let (req_tx, requests) = mpsc::channel(16);
+        let stats = Arc::new(ScanStats::default());
         let handle = ScannerHandle {
+            stats: stats.clone(),
             table: table_rx,
             events: events.clone(),
             requests: req_tx,
@@ -195,9 +223,12 @@ impl Scanner {
             requests,
             hook: None,
             probe_hook: None,
+            list_hook: None,
+            stats,
             generation: 0,
             ready: false,
-            last_root_error: None,
+            last_scan: None,
+            unlisted: BTreeMap::new(),
         };
         (scanner, handle)
     }
@@ -206,6 +237,13 @@ impl Scanner {
     /// make one path as slow as a hung filesystem).
     pub fn with_probe_hook(mut self, hook: ProbeHook) -> Self {
         self.probe_hook = Some(hook);
+        self
+    }
+
+    /// Installs a test seam that runs on the blocking pool right before each service directory
+    /// is listed (a test can make one vanish between reading the root and listing it).
+    pub fn with_list_hook(mut self, hook: ListHook) -> Self {
+        self.list_hook = Some(hook);
         self
     }
 
@@ -221,36 +259,47 @@ impl Scanner {
     }
 
     /// Runs until `token` is cancelled.
+    ///
+    /// Besides scanning, it looks after the root itself: after every full scan, and whenever
+    /// the watch reports the root deleted or moved, it compares the root's identity with the
+    /// one it started with. A missing root is created again (0755, as at start-up); a missing
+    /// or replaced root gets a new watch and a [`Event::RootReplaced`], on which `serve` binds
+    /// the router's own sockets again.
     pub async fn run(mut self, token: CancellationToken) {
         let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
         let mut watcher = if self.cfg.watch {
-            self.start_watcher(watch_tx)
+            self.start_watcher(watch_tx.clone())
         } else {
             None
         };
         let mut watched = BTreeSet::new();
+        let mut root_id = root_identity(&self.cfg.root).ok();
         let mut settling: BTreeMap<String, (Instant, Duration)> = BTreeMap::new();
         let mut next_scan = Instant::now();
         loop {
             let settle_due = settling.values().map(|(at, _)| *at).min();
+            let mut check_root = false;
             let touched: BTreeSet<String> = tokio::select! {
                 _ = token.cancelled() => break,
                 _ = tokio::time::sleep_until(next_scan) => {
                     self.scan_full(ProbeCause::Periodic).await;
                     next_scan = Instant::now() + jitter(self.cfg.scan_interval);
+                    check_root = true;
                     BTreeSet::new()
                 }
                 Some(req) = self.requests.recv() => {
                     let summary = self.scan_full(ProbeCause::Manual).await;
                     let _ = req.reply.send(summary);
+                    check_root = true;
                     BTreeSet::new()
                 }
                 Some(first) = watch_rx.recv() => {
                     let mut names = BTreeSet::new();
-                    self.services_of(first, &mut names);
+                    check_root |= self.services_of(first, &mut names);
                     while let Ok(more) = watch_rx.try_recv() {
-                        self.services_of(more, &mut names);
+                        check_root |= self.services_of(more, &mut names);
                     }
+                    self.stats.watch_batches.fetch_add(1, Ordering::Relaxed);
                     self.scan_services(&names).await;
                     names
                 }
@@ -273,6 +322,20 @@ impl Scanner {
                     settling.remove(name);
                 }
             }
+            if check_root {
+                if let Some(recreated) = self.recover_root(&mut root_id) {
+                    if self.cfg.watch {
+                        // The old watch died with the old directory.
+                        watcher = self.start_watcher(watch_tx.clone());
+                        watched.clear();
+                    }
+                    self.emit(Event::RootReplaced {
+                        root: display(&self.cfg.root),
+                        recreated,
+                    });
+                    self.scan_full(ProbeCause::Manual).await;
+                }
+            }
             if let Some(w) = watcher.as_mut() {
                 let added = self.sync_watches(w, &mut watched);
                 if !added.is_empty() {
@@ -283,42 +346,74 @@ impl Scanner {
         tracing::debug!("scanner stopped");
     }
 
+    /// Compares the root with the one the scanner knows (`known`): `Some(recreated)` if it was
+    /// missing (then created again, 0755) or replaced by another directory. An unreadable root
+    /// that is still the same directory is not a replacement (the scans report it).
+    fn recover_root(&self, known: &mut Option<(u64, u64)>) -> Option<bool> {
+        let root = &self.cfg.root;
+        let (now, recreated) = match root_identity(root) {
+            Ok(id) => (id, false),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Err(e) = crate::serve::create_root(root) {
+                    tracing::error!(root = %root.display(), error = %e, "the socket root is gone and cannot be created again");
+                    return None;
+                }
+                (root_identity(root).ok()?, true)
+            }
+            Err(_) => return None,
+        };
+        let replaced = known.is_some_and(|k| k != now);
+        *known = Some(now);
+        (replaced || recreated).then_some(recreated)
+    }
+
     /// Discovers and probes the whole root, reaps what the rules allow (not on watch scans),
     /// and publishes the table.
     pub async fn scan_full(&mut self, cause: ProbeCause) -> ScanSummary {
         let started = Instant::now();
+        self.stats.full_scans.fetch_add(1, Ordering::Relaxed);
         let root = self.cfg.root.clone();
-        let found = match tokio::task::spawn_blocking(move || discover::discover(&root)).await {
-            Ok(Ok(found)) => {
-                self.last_root_error = None;
-                found
-            }
+        let hook = self.list_hook.clone();
+        let walk = move || discover::discover(&root, hook.as_ref());
+        let found = match tokio::task::spawn_blocking(walk).await {
+            Ok(Ok(found)) => found,
             // An unreadable root says nothing about the services: keep the table as it is
             // rather than report every socket gone.
             Ok(Err(e)) => return self.unchanged(e.to_string(), started),
             Err(e) => return self.unchanged(e.to_string(), started),
         };
+        self.root_readable();
         self.ignored = found.ignored;
-        let wanted: Vec<(String, SocketPath)> = found
+        let mut wanted: Vec<(String, SocketPath)> = found
             .services
             .iter()
             .flat_map(|(name, socks)| socks.iter().map(move |s| (name.clone(), s.clone())))
             .collect();
+        // A directory that cannot be listed still has the sockets we knew of: probe them by
+        // path (in a mode-000 directory that says `denied`, which is never reaped).
+        wanted.extend(self.known_sockets(found.unlisted.keys()));
+        self.note_unlisted(found.unlisted.clone());
         let observed = self.probe_all(wanted).await;
+        let listed: BTreeSet<String> = found
+            .services
+            .keys()
+            .chain(found.unlisted.keys())
+            .cloned()
+            .collect();
         // Services that vanished entirely.
         let gone: Vec<String> = self
             .records
             .keys()
-            .filter(|n| !found.services.contains_key(*n))
+            .filter(|n| !listed.contains(*n))
             .cloned()
             .collect();
         for name in gone {
             self.drop_service(&name);
         }
-        for name in found.services.keys() {
+        for name in &listed {
             self.records.entry(name.clone()).or_default();
         }
-        self.apply(observed, &found.services.keys().cloned().collect(), cause);
+        self.apply(observed, &listed, cause);
         let reaped = if cause == ProbeCause::Watch {
             Vec::new()
         } else {
@@ -328,22 +423,90 @@ impl Scanner {
             self.recover_staged(found.staged).await;
         }
         self.ready = true;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        self.last_scan = Some(LastScan {
+            at_unix_ms: unix_ms(),
+            duration_ms,
+            ok: true,
+            error: None,
+        });
         let table = self.publish(true, cause == ProbeCause::Periodic);
         let mut summary = summarize(&table);
         summary.reaped = reaped;
-        summary.duration_ms = started.elapsed().as_millis() as u64;
+        summary.duration_ms = duration_ms;
         summary
     }
 
-    /// The answer of a full scan that could not read the root.
+    /// The answer of a full scan that could not read the root: the table stays as it was,
+    /// and says why.
     fn unchanged(&mut self, error: String, started: Instant) -> ScanSummary {
-        self.root_error(error);
-        self.ready = true;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        if self.last_scan.as_ref().and_then(|s| s.error.as_deref()) != Some(error.as_str()) {
+            tracing::warn!(root = %self.cfg.root.display(), error = error.as_str(), "cannot read the socket root; keeping the table as it was");
+        }
+        self.last_scan = Some(LastScan {
+            at_unix_ms: unix_ms(),
+            duration_ms,
+            ok: false,
+            error: Some(error),
+        });
         let table = self.publish(true, false);
         ScanSummary {
-            duration_ms: started.elapsed().as_millis() as u64,
+            duration_ms,
             ..summarize(&table)
         }
+    }
+
+    /// Logs once when the root can be read again after failing.
+    fn root_readable(&self) {
+        if let Some(e) = self.last_scan.as_ref().and_then(|s| s.error.as_deref()) {
+            tracing::info!(root = %self.cfg.root.display(), was = e, "the socket root can be read again");
+        }
+    }
+
+    /// The sockets the records hold for `services`, to probe by path.
+    fn known_sockets<'a>(
+        &self,
+        services: impl Iterator<Item = &'a String>,
+    ) -> Vec<(String, SocketPath)> {
+        services
+            .filter_map(|name| self.records.get(name).map(|socks| (name, socks)))
+            .flat_map(|(name, socks)| {
+                socks.iter().map(|(kind, (path, _))| {
+                    (
+                        name.clone(),
+                        SocketPath {
+                            kind: kind.clone(),
+                            path: path.clone(),
+                        },
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Records which service directories cannot be listed; one log line when that changes
+    /// for a directory (not one per scan).
+    fn note_unlisted(&mut self, now: BTreeMap<String, String>) {
+        for (name, why) in &now {
+            if self.unlisted.get(name) != Some(why) {
+                tracing::warn!(
+                    service = name.as_str(),
+                    dir = %self.cfg.root.join(name).display(),
+                    error = why.as_str(),
+                    "cannot list the service directory; probing the sockets known in it"
+                );
+            }
+        }
+        for name in self.unlisted.keys() {
+            if !now.contains_key(name) {
+                tracing::info!(
+                    service = name.as_str(),
+                    "the service directory can be listed again"
+                );
+            }
+        }
+        self.unlisted = now;
     }
 
     /// Re-lists and probes only the named services (a watch event). Never reaps, never advances
@@ -352,24 +515,47 @@ impl Scanner {
         if names.is_empty() {
             return;
         }
+        self.stats.partial_scans.fetch_add(1, Ordering::Relaxed);
         let mut wanted = Vec::new();
         let mut present = BTreeSet::new();
-        for name in names {
-            match discover::discover_service(&self.cfg.root, name) {
+        let root = self.cfg.root.clone();
+        let names2 = names.clone();
+        // Listing touches the filesystem: off the runtime threads, like the full walk.
+        let listings = tokio::task::spawn_blocking(move || {
+            names2
+                .into_iter()
+                .map(|n| {
+                    let l = discover::discover_service(&root, &n);
+                    (n, l)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        let mut unlisted = self.unlisted.clone();
+        for (name, listing) in listings {
+            match listing {
                 Ok(Some(socks)) => {
+                    unlisted.remove(&name);
                     present.insert(name.clone());
                     self.records.entry(name.clone()).or_default();
                     wanted.extend(socks.into_iter().map(|s| (name.clone(), s)));
                 }
-                Ok(None) => self.drop_service(name),
+                Ok(None) => {
+                    unlisted.remove(&name);
+                    self.drop_service(&name);
+                }
                 Err(e) => {
-                    tracing::debug!(service = name.as_str(), error = %e, "cannot list service directory")
+                    wanted.extend(self.known_sockets(std::iter::once(&name)));
+                    present.insert(name.clone());
+                    unlisted.insert(name, e.kind().to_string());
                 }
             }
         }
+        self.note_unlisted(unlisted);
         let observed = self.probe_all(wanted).await;
         self.apply(observed, &present, ProbeCause::Watch);
-        if self.ready {
+        if self.last_scan.is_some() {
             self.publish(false, false);
         }
     }
@@ -671,6 +857,10 @@ impl Scanner {
                     name: name.clone(),
                     status: ServiceStatus::of(&sockets),
                     sockets,
+                    error: self
+                        .unlisted
+                        .get(name)
+                        .map(|e| format!("cannot list the directory: {e}")),
                 }
             })
             .collect();
@@ -679,6 +869,7 @@ impl Scanner {
             services,
             ignored: self.ignored.clone(),
             ready: self.ready,
+            last_scan: self.last_scan.clone(),
             generation: self.generation,
         });
         self.table_tx.send_replace(table.clone());
@@ -695,13 +886,6 @@ impl Scanner {
     fn emit(&self, event: Event) {
         event.log();
         let _ = self.events.send(event);
-    }
-
-    fn root_error(&mut self, msg: String) {
-        if self.last_root_error.as_deref() != Some(msg.as_str()) {
-            tracing::warn!(root = %self.cfg.root.display(), error = msg.as_str(), "cannot read the socket root");
-            self.last_root_error = Some(msg);
-        }
     }
 
     fn start_watcher(
@@ -756,12 +940,13 @@ impl Scanner {
         added
     }
 
-    /// Maps a watch event to the service directories it touched. Only entries appearing,
-    /// vanishing or being renamed matter: opens and reads (our own scans cause those) would
-    /// feed back into endless rescans.
-    fn services_of(&self, ev: notify::Event, out: &mut BTreeSet<String>) {
+    /// Maps a watch event to the service directories it touched; returns true if it touched
+    /// the root itself (deleted, moved). Only entries appearing, vanishing or being renamed
+    /// matter: opens and reads (our own scans cause those) would feed back into endless rescans.
+    fn services_of(&self, ev: notify::Event, out: &mut BTreeSet<String>) -> bool {
         use notify::EventKind;
         use notify::event::ModifyKind;
+        self.stats.watch_events.fetch_add(1, Ordering::Relaxed);
         let relevant = matches!(
             ev.kind,
             EventKind::Create(_)
@@ -771,7 +956,10 @@ impl Scanner {
                 | EventKind::Other
         );
         if !relevant {
-            return;
+            return false;
+        }
+        if ev.paths.iter().any(|p| p == &self.cfg.root) {
+            return true;
         }
         for path in ev.paths {
             let name = if path.parent() == Some(self.cfg.root.as_path()) {
@@ -788,6 +976,7 @@ impl Scanner {
                 out.insert(name.to_owned());
             }
         }
+        false
     }
 }
 
@@ -856,6 +1045,13 @@ async fn probe_batch(
         rest = rest.split_off((got + 1).min(rest.len()));
     }
     out
+}
+
+/// The root's (dev, ino), following a symlink (the root may be one).
+fn root_identity(root: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(root)?;
+    Ok((md.dev(), md.ino()))
 }
 
 fn summarize(table: &Table) -> ScanSummary {

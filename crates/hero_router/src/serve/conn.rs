@@ -313,7 +313,7 @@ fn plan(
         head_request: head.method == "HEAD",
         upgrade: head.upgrade.is_some(),
     };
-    let ready = origin.ready || origin.table.ready;
+    let ready = origin.ready || origin.table.scanned();
     Some(
         match route(
             head.method,

@@ -17,18 +17,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use hero_socket::{BindError, BindOptions, OwnedSocket, SocketGuard};
+use hero_socket::SocketGuard;
 use tokio::net::{TcpListener, UnixListener};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::scanner::discover::OWN_SERVICE;
 use crate::scanner::{Scanner, ScannerHandle};
 
 mod conn;
 mod front;
 pub mod listener;
+mod own;
 mod slots;
 
 pub use front::{Front, Role};
@@ -46,6 +46,8 @@ pub struct Listeners {
     pub admin: (UnixListener, SocketGuard),
     /// TCP listeners.
     pub tcp: Vec<TcpListener>,
+    /// Held while the router runs: no second router can serve this root.
+    instance: own::InstanceLock,
 }
 
 /// Why binding failed.
@@ -70,8 +72,9 @@ impl Listeners {
     /// Creates the root and binds the router's own sockets and TCP listeners.
     pub async fn bind(cfg: &Config) -> Result<Listeners, ServeError> {
         create_root(&cfg.root)?;
-        let rpc = own_socket(&cfg.root, "rpc")?;
-        let admin = own_socket(&cfg.root, "admin")?;
+        let instance = own::instance_lock(&cfg.root)?;
+        let rpc = own::own_socket(&cfg.root, "rpc")?;
+        let admin = own::own_socket(&cfg.root, "admin")?;
         let mut tcp = Vec::new();
         for addr in &cfg.listen {
             match TcpListener::bind(addr).await {
@@ -85,7 +88,12 @@ impl Listeners {
                 }
             }
         }
-        Ok(Listeners { rpc, admin, tcp })
+        Ok(Listeners {
+            rpc,
+            admin,
+            tcp,
+            instance,
+        })
     }
 
     /// The bound TCP addresses (useful with port 0).
@@ -155,9 +163,10 @@ pub async fn run_with_scanner(
     let stop = token.child_token();
     let limits = cfg.limits;
     let Listeners {
-        rpc: (rpc, rpc_guard),
-        admin: (admin, admin_guard),
+        rpc,
+        admin,
         tcp,
+        instance: _instance,
     } = listeners;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let shards = listener::Shards::start(cores).context("cannot start connection threads")?;
@@ -171,18 +180,17 @@ pub async fn run_with_scanner(
     };
     let rpc_app = app(Role::RpcSocket);
     let gateway = app(Role::Gateway);
-    let mut servers = vec![
-        tokio::spawn(listener::serve(
-            AnyListener::Unix(rpc),
-            rpc_app,
-            stop.clone(),
-        )),
-        tokio::spawn(listener::serve(
-            AnyListener::Unix(admin),
-            gateway.clone(),
-            stop.clone(),
-        )),
-    ];
+    let own = Arc::new(tokio::sync::Mutex::new(Some(own::OwnSockets::start(
+        cfg.root.clone(),
+        rpc,
+        admin,
+        rpc_app,
+        gateway.clone(),
+        stop.clone(),
+    ))));
+    let mut keeper_task =
+        tracker.spawn(own::keep(own.clone(), handle.clone(), events_token.clone()));
+    let mut servers = Vec::new();
     for l in tcp {
         servers.push(tokio::spawn(listener::serve(
             AnyListener::Tcp(l),
@@ -198,6 +206,11 @@ pub async fn run_with_scanner(
         () = token.cancelled() => None,
         r = &mut scanner_task => Some(ended("scanner", r)),
         r = &mut feed_task => Some(ended("metrics feed", r)),
+        r = &mut keeper_task => Some(match r {
+            Ok(Err(why)) => why,
+            Ok(Ok(())) => ended("own-socket keeper", Ok(())),
+            Err(e) => ended("own-socket keeper", Err(e)),
+        }),
     };
     if let Some(reason) = &failure {
         // Health first: it must say why before anything else can go wrong.
@@ -209,6 +222,13 @@ pub async fn run_with_scanner(
         stop.cancel();
     }
     tracing::info!("shutting down: no new connections, draining in-flight requests");
+    // No more rebinding from here; the own sockets' accept loops join the others.
+    stop.cancel();
+    let (own_servers, own_guards) = match own.lock().await.take() {
+        Some(own) => own.finish(),
+        None => (Vec::new(), Vec::new()),
+    };
+    servers.extend(own_servers);
     let drained =
         tokio::time::timeout(SHUTDOWN_GRACE, futures_util::future::join_all(servers)).await;
     if drained.is_err() {
@@ -219,7 +239,7 @@ pub async fn run_with_scanner(
     events_token.cancel();
     tracker.close();
     tracker.wait().await;
-    for guard in [rpc_guard, admin_guard] {
+    for guard in own_guards {
         let path = guard.path().to_path_buf();
         match guard.remove_if_ours() {
             Ok(true) => tracing::debug!(socket = %path.display(), "removed own socket"),
@@ -278,29 +298,4 @@ pub fn create_root(root: &Path) -> anyhow::Result<()> {
             .with_context(|| format!("cannot set mode of {}", root.display()))?;
     }
     Ok(())
-}
-
-fn own_socket(root: &Path, kind: &str) -> Result<(UnixListener, SocketGuard), ServeError> {
-    let path = root.join(OWN_SERVICE).join(format!("{kind}.sock"));
-    let opts = BindOptions {
-        mode: Some(0o660),
-        backlog: 1024,
-        lock_wait: Duration::from_millis(300),
-    };
-    let owned = match OwnedSocket::bind(&path, &opts) {
-        Ok(o) => o,
-        Err(BindError::AlreadyOwned { .. } | BindError::InUse { .. }) => {
-            return Err(ServeError::AlreadyRunning {
-                root: root.to_path_buf(),
-                rpc: root.join(OWN_SERVICE).join("rpc.sock"),
-            });
-        }
-        Err(e) => return Err(anyhow::Error::new(e).into()),
-    };
-    let (std_listener, guard) = owned.into_parts();
-    std_listener
-        .set_nonblocking(true)
-        .context("set_nonblocking")?;
-    let listener = UnixListener::from_std(std_listener).context("register own socket")?;
-    Ok((listener, guard))
 }

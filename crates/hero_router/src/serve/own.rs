@@ -1,0 +1,226 @@
+//! The router's own sockets and its instance lock.
+//!
+//! - The **instance lock** is an abstract Unix socket (`@hero_router/<hash of the root>`) bound
+//!   for the process's life. It is not a file, so nothing done to the root can remove it: a
+//!   second `serve` on the same root always finds it taken and exits 1.
+//! - `rpc.sock` and `admin.sock` are bound the cooperative way (owner lock, mode 0660). When the
+//!   scanner reports the root deleted or replaced, they are bound again in the new root, under
+//!   new owner locks, and the old accept loops stop (their connections finish).
+//! - At shutdown each is removed only if it is still ours.
+
+use std::os::linux::net::SocketAddrExt as _;
+use std::os::unix::net::{SocketAddr as UnixAddr, UnixListener as StdUnixListener};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use hero_socket::{BindError, BindOptions, OwnedSocket, SocketGuard};
+use tokio::net::UnixListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::ServeError;
+use super::listener::{self, AnyListener, App};
+use crate::events::Event;
+use crate::scanner::ScannerHandle;
+use crate::scanner::discover::OWN_SERVICE;
+
+/// The abstract-socket lock held while a router serves `root`.
+pub(super) struct InstanceLock {
+    _socket: StdUnixListener,
+}
+
+/// Takes the instance lock of `root` (which must exist): `AlreadyRunning` if another router
+/// holds it.
+pub(super) fn instance_lock(root: &Path) -> Result<InstanceLock, ServeError> {
+    let canonical = std::fs::canonicalize(root)
+        .with_context(|| format!("cannot resolve socket root {}", root.display()))?;
+    let name = instance_name(&canonical);
+    let addr = UnixAddr::from_abstract_name(&name).context("instance lock name")?;
+    match StdUnixListener::bind_addr(&addr) {
+        Ok(socket) => Ok(InstanceLock { _socket: socket }),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(already_running(root)),
+        Err(e) => Err(anyhow::Error::new(e)
+            .context("cannot take the instance lock")
+            .into()),
+    }
+}
+
+/// `hero_router/` and two FNV-1a hashes of the canonical root path: stable across builds and
+/// versions (a router upgraded in place must still see the old one), far below the 107 bytes
+/// an abstract name may have.
+fn instance_name(root: &Path) -> Vec<u8> {
+    let fnv = |seed: u64| {
+        root.as_os_str()
+            .as_encoded_bytes()
+            .iter()
+            .fold(seed, |h, b| {
+                (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+            })
+    };
+    format!(
+        "hero_router/{:016x}{:016x}",
+        fnv(0xcbf2_9ce4_8422_2325),
+        fnv(0x6c62_272e_07bb_0142)
+    )
+    .into_bytes()
+}
+
+fn already_running(root: &Path) -> ServeError {
+    ServeError::AlreadyRunning {
+        root: root.to_path_buf(),
+        rpc: root.join(OWN_SERVICE).join("rpc.sock"),
+    }
+}
+
+/// Binds `<root>/hero_router/<kind>.sock` the cooperative way.
+pub(super) fn own_socket(
+    root: &Path,
+    kind: &str,
+) -> Result<(UnixListener, SocketGuard), ServeError> {
+    let path = root.join(OWN_SERVICE).join(format!("{kind}.sock"));
+    let opts = BindOptions {
+        mode: Some(0o660),
+        backlog: 1024,
+        lock_wait: Duration::from_millis(300),
+    };
+    let owned = match OwnedSocket::bind(&path, &opts) {
+        Ok(o) => o,
+        Err(BindError::AlreadyOwned { .. } | BindError::InUse { .. }) => {
+            return Err(already_running(root));
+        }
+        Err(e) => return Err(anyhow::Error::new(e).into()),
+    };
+    let (std_listener, guard) = owned.into_parts();
+    std_listener
+        .set_nonblocking(true)
+        .context("set_nonblocking")?;
+    let listener = UnixListener::from_std(std_listener).context("register own socket")?;
+    Ok((listener, guard))
+}
+
+/// The accept loops of the own sockets, every generation of them, and the guards of the
+/// current one.
+pub(super) struct OwnSockets {
+    root: PathBuf,
+    rpc_app: Arc<App>,
+    gateway: Arc<App>,
+    stop: CancellationToken,
+    /// Stops the current generation's accept loops.
+    current: CancellationToken,
+    servers: Vec<JoinHandle<()>>,
+    guards: Vec<SocketGuard>,
+}
+
+impl OwnSockets {
+    /// Serves the sockets bound at start-up; every accept loop stops with `stop`.
+    pub(super) fn start(
+        root: PathBuf,
+        rpc: (UnixListener, SocketGuard),
+        admin: (UnixListener, SocketGuard),
+        rpc_app: Arc<App>,
+        gateway: Arc<App>,
+        stop: CancellationToken,
+    ) -> OwnSockets {
+        let mut own = OwnSockets {
+            root,
+            rpc_app,
+            gateway,
+            current: stop.child_token(),
+            stop,
+            servers: Vec::new(),
+            guards: Vec::new(),
+        };
+        own.serve(rpc, admin);
+        own
+    }
+
+    fn serve(&mut self, rpc: (UnixListener, SocketGuard), admin: (UnixListener, SocketGuard)) {
+        self.current.cancel();
+        self.current = self.stop.child_token();
+        self.guards = vec![rpc.1, admin.1];
+        for (l, app) in [(rpc.0, &self.rpc_app), (admin.0, &self.gateway)] {
+            self.servers.push(tokio::spawn(listener::serve(
+                AnyListener::Unix(l),
+                app.clone(),
+                self.current.clone(),
+            )));
+        }
+    }
+
+    /// Binds both sockets again (the root was replaced) and serves them instead of the old
+    /// ones.
+    async fn rebind(&mut self) -> Result<(), ServeError> {
+        let root = self.root.clone();
+        let bound = tokio::task::spawn_blocking(move || {
+            let rpc = own_socket(&root, "rpc")?;
+            let admin = own_socket(&root, "admin")?;
+            Ok::<_, ServeError>((rpc, admin))
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("rebinding own sockets: {e}"))??;
+        self.serve(bound.0, bound.1);
+        Ok(())
+    }
+
+    /// Every accept loop ever started, to wait for at shutdown; and the current guards.
+    pub(super) fn finish(self) -> (Vec<JoinHandle<()>>, Vec<SocketGuard>) {
+        (self.servers, self.guards)
+    }
+}
+
+/// Binds the own sockets again whenever the scanner reports the root replaced. Ends with an
+/// error if they cannot be bound (then the router cannot be reached on its own sockets, and
+/// the supervisor stops it so it is restarted).
+pub(super) async fn keep(
+    own: Arc<tokio::sync::Mutex<Option<OwnSockets>>>,
+    scanner: ScannerHandle,
+    token: CancellationToken,
+) -> Result<(), String> {
+    let mut events = scanner.subscribe();
+    loop {
+        let ev = tokio::select! {
+            _ = token.cancelled() => return Ok(()),
+            ev = events.recv() => ev,
+        };
+        match ev {
+            Ok(Event::RootReplaced { .. }) => {
+                let mut guard = own.lock().await;
+                let Some(own) = guard.as_mut() else {
+                    return Ok(());
+                };
+                if let Err(e) = own.rebind().await {
+                    return Err(format!("cannot bind the router's own sockets again: {e}"));
+                }
+                tracing::info!(root = %own.root.display(), "bound rpc.sock and admin.sock again");
+            }
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(_) => return Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_on_the_same_root_is_refused_whatever_path_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&root, &link).unwrap();
+        let held = instance_lock(&root).unwrap();
+        assert!(matches!(
+            instance_lock(&link),
+            Err(ServeError::AlreadyRunning { .. })
+        ));
+        let other = dir.path().join("other");
+        std::fs::create_dir(&other).unwrap();
+        let _other = instance_lock(&other).unwrap();
+        drop(held);
+        let _again = instance_lock(&root).unwrap();
+    }
+}
