@@ -258,6 +258,55 @@ impl Scanner {
         self.table_tx.borrow().clone()
     }
 
+    /// Heap bytes the scanner holds for what it knows: its records, the listing errors and
+    /// ignored entries, and the published table. An estimate by capacities (not the
+    /// allocator's view), exact enough that anything growing from scan to scan shows.
+    pub fn footprint(&self) -> usize {
+        use std::mem::size_of;
+        let s = |x: &String| x.capacity();
+        let p = |x: &PathBuf| x.capacity();
+        // A B-tree entry costs about its key and value (node overhead amortised).
+        let records: usize = self
+            .records
+            .iter()
+            .map(|(name, socks)| {
+                s(name)
+                    + socks
+                        .iter()
+                        .map(|(kind, (path, rec))| {
+                            size_of::<(String, (PathBuf, SocketRecord))>()
+                                + s(kind)
+                                + p(path)
+                                + s(&rec.detail)
+                        })
+                        .sum::<usize>()
+            })
+            .sum();
+        let ignored = |v: &Vec<discover::Ignored>| {
+            v.capacity() * size_of::<discover::Ignored>()
+                + v.iter().map(|i| s(&i.path) + s(&i.reason)).sum::<usize>()
+        };
+        let unlisted: usize = self.unlisted.iter().map(|(k, v)| s(k) + s(v)).sum();
+        let table = self.table_tx.borrow();
+        let published: usize = table.services.capacity() * size_of::<Service>()
+            + table
+                .services
+                .iter()
+                .map(|svc| {
+                    s(&svc.name)
+                        + svc.error.as_ref().map_or(0, s)
+                        + svc.sockets.capacity() * size_of::<Socket>()
+                        + svc
+                            .sockets
+                            .iter()
+                            .map(|k| s(&k.kind) + s(&k.path) + s(&k.detail))
+                            .sum::<usize>()
+                })
+                .sum::<usize>()
+            + ignored(&table.ignored);
+        records + ignored(&self.ignored) + unlisted + published
+    }
+
     /// Runs until `token` is cancelled.
     ///
     /// Besides scanning, it looks after the root itself: after every full scan, and whenever
@@ -278,28 +327,30 @@ impl Scanner {
         let mut next_scan = Instant::now();
         loop {
             let settle_due = settling.values().map(|(at, _)| *at).min();
-            let mut check_root = false;
             let touched: BTreeSet<String> = tokio::select! {
                 _ = token.cancelled() => break,
                 _ = tokio::time::sleep_until(next_scan) => {
+                    self.look_after_root(&mut root_id, &mut watcher, &mut watched, &watch_tx).await;
                     self.scan_full(ProbeCause::Periodic).await;
                     next_scan = Instant::now() + jitter(self.cfg.scan_interval);
-                    check_root = true;
                     BTreeSet::new()
                 }
                 Some(req) = self.requests.recv() => {
+                    self.look_after_root(&mut root_id, &mut watcher, &mut watched, &watch_tx).await;
                     let summary = self.scan_full(ProbeCause::Manual).await;
                     let _ = req.reply.send(summary);
-                    check_root = true;
                     BTreeSet::new()
                 }
                 Some(first) = watch_rx.recv() => {
                     let mut names = BTreeSet::new();
-                    check_root |= self.services_of(first, &mut names);
+                    let mut check_root = self.services_of(first, &mut names);
                     while let Ok(more) = watch_rx.try_recv() {
                         check_root |= self.services_of(more, &mut names);
                     }
                     self.stats.watch_batches.fetch_add(1, Ordering::Relaxed);
+                    if check_root {
+                        self.look_after_root(&mut root_id, &mut watcher, &mut watched, &watch_tx).await;
+                    }
                     self.scan_services(&names).await;
                     names
                 }
@@ -322,20 +373,6 @@ impl Scanner {
                     settling.remove(name);
                 }
             }
-            if check_root {
-                if let Some(recreated) = self.recover_root(&mut root_id) {
-                    if self.cfg.watch {
-                        // The old watch died with the old directory.
-                        watcher = self.start_watcher(watch_tx.clone());
-                        watched.clear();
-                    }
-                    self.emit(Event::RootReplaced {
-                        root: display(&self.cfg.root),
-                        recreated,
-                    });
-                    self.scan_full(ProbeCause::Manual).await;
-                }
-            }
             if let Some(w) = watcher.as_mut() {
                 let added = self.sync_watches(w, &mut watched);
                 if !added.is_empty() {
@@ -344,6 +381,32 @@ impl Scanner {
             }
         }
         tracing::debug!("scanner stopped");
+    }
+
+    /// Checks that the root is still the directory the scanner watches; if it was deleted or
+    /// replaced, creates it again if needed, re-arms the watch (the old one died with the old
+    /// directory) and emits [`Event::RootReplaced`]. The watch alone cannot be trusted to report
+    /// a deletion: the kernel reports a directory deleted only once nothing holds a file under
+    /// it open, and the router holds its owner locks there. So this runs before every full
+    /// scan, and on watch events that removed or renamed something at the top of the root.
+    async fn look_after_root(
+        &mut self,
+        known: &mut Option<(u64, u64)>,
+        watcher: &mut Option<notify::RecommendedWatcher>,
+        watched: &mut BTreeSet<String>,
+        watch_tx: &mpsc::UnboundedSender<notify::Event>,
+    ) {
+        let Some(recreated) = self.recover_root(known) else {
+            return;
+        };
+        if self.cfg.watch {
+            *watcher = self.start_watcher(watch_tx.clone());
+            watched.clear();
+        }
+        self.emit(Event::RootReplaced {
+            root: display(&self.cfg.root),
+            recreated,
+        });
     }
 
     /// Compares the root with the one the scanner knows (`known`): `Some(recreated)` if it was
@@ -958,9 +1021,15 @@ impl Scanner {
         if !relevant {
             return false;
         }
-        if ev.paths.iter().any(|p| p == &self.cfg.root) {
-            return true;
-        }
+        // The root itself moved or went, or something at its top did (a deleted root loses
+        // its children first): worth one look at the root.
+        let root_touched = matches!(
+            ev.kind,
+            EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_)) | EventKind::Any
+        ) && ev
+            .paths
+            .iter()
+            .any(|p| p == &self.cfg.root || p.parent() == Some(self.cfg.root.as_path()));
         for path in ev.paths {
             let name = if path.parent() == Some(self.cfg.root.as_path()) {
                 path.file_name()
@@ -976,7 +1045,7 @@ impl Scanner {
                 out.insert(name.to_owned());
             }
         }
-        false
+        root_touched
     }
 }
 

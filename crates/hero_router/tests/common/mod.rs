@@ -242,3 +242,61 @@ pub fn peak_rss_kib() -> u64 {
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
+
+// === running as nobody ===
+
+/// uid and gid 65534 (`nobody`).
+pub const NOBODY: u32 = 65534;
+
+/// True if the tests run as root: only then can they drop to `nobody` (and only then do
+/// permission bits not apply to the test process itself).
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// The hero_router binary, copied where uid 65534 can run it (the build directory may be
+/// a 0700 checkout).
+pub struct NobodyBin {
+    _dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+pub fn nobody_bin() -> NobodyBin {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = dir.path().join("hero_router");
+    std::fs::copy(env!("CARGO_BIN_EXE_hero_router"), &path).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    NobodyBin { _dir: dir, path }
+}
+
+impl NobodyBin {
+    /// A command running this binary as uid/gid 65534.
+    pub fn command(&self) -> std::process::Command {
+        use std::os::unix::process::CommandExt;
+        let mut c = std::process::Command::new(&self.path);
+        c.uid(NOBODY).gid(NOBODY);
+        c
+    }
+}
+
+/// Gives `path` and everything under it to uid/gid 65534 (never following symlinks), and
+/// makes its ancestors up to `/tmp` searchable, so nobody can reach it.
+pub fn give_to_nobody(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::os::unix::fs::lchown(path, Some(NOBODY), Some(NOBODY)).unwrap();
+    if std::fs::symlink_metadata(path).unwrap().is_dir() {
+        for e in std::fs::read_dir(path).unwrap() {
+            give_to_nobody(&e.unwrap().path());
+        }
+    }
+    let mut p = path.parent();
+    while let Some(dir) = p {
+        let mode = std::fs::metadata(dir).unwrap().permissions().mode();
+        if mode & 0o001 == 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o011)).unwrap();
+        }
+        p = dir.parent();
+    }
+}

@@ -1,0 +1,217 @@
+//! The socket root itself failing: lost and re-created, replaced, unreadable. Real directories,
+//! the daemon in-process, and a second `serve` as a real process.
+#![allow(clippy::disallowed_types)] // a real child process is polled with std time
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::time::Duration;
+
+use common::{json, rpc, serve_config, service_dir, start_daemon, wait_event};
+use hero_router::events::Event;
+
+/// The router's own `rpc.sock` answers `router.health`.
+async fn own_socket_answers(root: &Path) -> bool {
+    let path = root.join("hero_router/rpc.sock");
+    let Ok(stream) = tokio::net::UnixStream::connect(&path).await else {
+        return false;
+    };
+    let (s, _, b) = common::exchange(
+        stream,
+        common::request(
+            "POST",
+            "/rpc",
+            r#"{"jsonrpc":"2.0","id":1,"method":"router.health"}"#,
+        ),
+    )
+    .await;
+    s == 200 && json(std::str::from_utf8(&b).unwrap())["result"]["version"].is_string()
+}
+
+/// A second `serve` on `root` exits 1 and names the running instance.
+fn second_serve_is_refused(root: &Path) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hero_router"))
+        .args(["serve", "--no-tcp", "--socket-dir"])
+        .arg(root)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("already running") && stderr.contains("rpc.sock"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_root_is_created_again_with_its_sockets_and_its_watch() {
+    let parent = tempfile::tempdir().unwrap();
+    let root = parent.path().join("sockets");
+    std::fs::create_dir(&root).unwrap();
+    let mut c = serve_config(&root, &[]);
+    // The kernel reports a deleted directory only once nothing under it is held open, and the
+    // router holds its owner locks there: the check before each periodic scan finds it.
+    c.scanner.scan_interval = Duration::from_secs(2);
+    let d = start_daemon(c).await;
+    let mut events = d.handle.subscribe();
+    std::fs::remove_dir_all(&root).unwrap();
+    let ev = wait_event(&mut events, Duration::from_secs(20), |e| {
+        matches!(e, Event::RootReplaced { .. })
+    })
+    .await;
+    assert!(
+        matches!(
+            ev,
+            Event::RootReplaced {
+                recreated: true,
+                ..
+            }
+        ),
+        "{ev:?}"
+    );
+    wait_event(&mut events, Duration::from_secs(20), |e| {
+        matches!(e, Event::ScanCompleted { full: true, .. })
+    })
+    .await;
+    // The scanner made it again, 0755; the router bound its sockets again.
+    let mode = std::fs::metadata(&root).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o755);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !own_socket_answers(&root).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "rpc.sock is not back"
+        );
+        tokio::task::yield_now().await;
+    }
+    // The watch is back: a new service is seen without a full scan (the next periodic one is
+    // two seconds away; the watch takes milliseconds).
+    let full_scans = || {
+        d.handle
+            .stats()
+            .full_scans
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    let before = full_scans();
+    let path = service_dir(&root, "fresh").join("rpc.sock");
+    let _l = UnixListener::bind(&path).unwrap();
+    wait_event(&mut events, Duration::from_secs(20), |e| {
+        common::changed_to(e, &path, "live")
+    })
+    .await;
+    assert_eq!(
+        full_scans(),
+        before,
+        "found by a full scan, not by the watch"
+    );
+    let (_, text) = rpc(
+        &d,
+        r#"{"jsonrpc":"2.0","id":1,"method":"router.service","params":["fresh"]}"#,
+    )
+    .await;
+    assert_eq!(json(&text)["result"]["status"], "healthy", "{text}");
+    // And no second router can start beside this one, whatever happened to the files.
+    second_serve_is_refused(&root);
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_replaced_root_is_watched_again_and_gets_the_routers_sockets() {
+    let parent = tempfile::tempdir().unwrap();
+    let root = parent.path().join("sockets");
+    std::fs::create_dir(&root).unwrap();
+    let mut c = serve_config(&root, &[]);
+    // The periodic check notices a replacement the watch cannot see.
+    c.scanner.scan_interval = Duration::from_millis(200);
+    let d = start_daemon(c).await;
+    let mut events = d.handle.subscribe();
+    // Swapped for another directory (a deploy that moves the old one aside).
+    std::fs::rename(&root, parent.path().join("old")).unwrap();
+    std::fs::create_dir(&root).unwrap();
+    let ev = wait_event(&mut events, Duration::from_secs(20), |e| {
+        matches!(e, Event::RootReplaced { .. })
+    })
+    .await;
+    assert!(
+        matches!(
+            ev,
+            Event::RootReplaced {
+                recreated: false,
+                ..
+            }
+        ),
+        "{ev:?}"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !own_socket_answers(&root).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "rpc.sock is not back"
+        );
+        tokio::task::yield_now().await;
+    }
+    second_serve_is_refused(&root);
+    d.stop().await;
+}
+
+/// A root the router may enter but not list (mode 0300): no full scan can succeed, so it is
+/// not ready and its health says why.
+#[tokio::test]
+async fn a_root_that_cannot_be_listed_is_not_ready() {
+    let parent = tempfile::tempdir().unwrap();
+    let root = parent.path().join("sockets");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o300)).unwrap();
+    let health = if common::is_root() {
+        // Permission bits do not bind root: the router runs as nobody.
+        common::give_to_nobody(&root);
+        let bin = common::nobody_bin();
+        let mut child = bin
+            .command()
+            .args(["serve", "--no-tcp", "--log-level", "warn", "--socket-dir"])
+            .arg(&root)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let rpc_sock = root.join("hero_router/rpc.sock");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let health = loop {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_hero_router"))
+                .args(["health", "--socket-dir"])
+                .arg(&root)
+                .output()
+                .unwrap();
+            let v: Option<serde_json::Value> = serde_json::from_slice(&out.stdout).ok();
+            if let Some(v) = v.filter(|v| !v["last_scan"].is_null()) {
+                break v;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no health from {}",
+                rpc_sock.display()
+            );
+            std::thread::yield_now();
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        health
+    } else {
+        eprintln!("not root: the router runs as this user, for whom mode 0300 already binds");
+        let d = start_daemon(serve_config(&root, &[])).await;
+        let (_, text) = rpc(&d, r#"{"jsonrpc":"2.0","id":1,"method":"router.health"}"#).await;
+        d.stop().await;
+        json(&text)["result"].clone()
+    };
+    assert_eq!(health["ready"], false, "{health}");
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["last_scan"]["ok"], false, "{health}");
+    assert!(
+        health["reason"]
+            .as_str()
+            .unwrap()
+            .contains("cannot read the socket root"),
+        "{health}"
+    );
+}
