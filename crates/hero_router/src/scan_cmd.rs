@@ -28,7 +28,7 @@ pub struct ScanReport {
     /// The socket root.
     pub root: String,
     /// Every service with its sockets.
-    pub services: Vec<Service>,
+    pub services: Vec<std::sync::Arc<Service>>,
     /// Top-level entries that are not services.
     pub ignored: Vec<Ignored>,
     /// Paths removed (only with `--reap`).
@@ -96,7 +96,7 @@ pub fn render_text(r: &ScanReport) -> String {
                 status.clone(),
                 sock.kind.clone(),
                 sock.state.to_string(),
-                sock.detail.clone(),
+                sock.detail.to_string(),
             ]);
         }
     }

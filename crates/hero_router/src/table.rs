@@ -3,7 +3,9 @@
 //! Readers (the front end, the CLI, tests) take an `Arc<Table>` and keep it for as long as they
 //! need it; the scanner never mutates a published table, it builds the next one.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -15,8 +17,9 @@ use crate::scanner::state::SocketState;
 pub struct Table {
     /// The socket root.
     pub root: PathBuf,
-    /// Services sorted by name.
-    pub services: Vec<Service>,
+    /// Services sorted by name (shared with the tables before and after this one while they
+    /// do not change).
+    pub services: Vec<Arc<Service>>,
     /// Top-level entries that are not services.
     pub ignored: Vec<Ignored>,
     /// True once a full scan has succeeded (the root could be read).
@@ -68,7 +71,7 @@ pub struct Socket {
     /// Unix ms of the last state change.
     pub since_unix_ms: u64,
     /// Why the state is what it is (errno, file type).
-    pub detail: String,
+    pub detail: Cow<'static, str>,
     /// Consecutive periodic scans that found this file refused.
     pub refused_streak: u32,
     /// The file's identity at the last probe: the upstream pool is keyed by it, so a replaced
@@ -109,7 +112,7 @@ impl Table {
         self.services
             .binary_search_by(|s| s.name.as_str().cmp(name))
             .ok()
-            .map(|i| &self.services[i])
+            .map(|i| &*self.services[i])
     }
 }
 
@@ -138,7 +141,7 @@ mod tests {
             path: String::new(),
             state,
             since_unix_ms: 0,
-            detail: String::new(),
+            detail: "".into(),
             refused_streak: 0,
             identity: None,
         }

@@ -637,7 +637,7 @@ async fn a_hung_probe_costs_only_itself() {
     };
     let hung = sock("a", "web_3");
     assert_eq!(
-        (hung.state, hung.detail.as_str()),
+        (hung.state, hung.detail.as_ref()),
         (SocketState::Busy, "probe timed out")
     );
     assert_eq!((summary.live, summary.busy), (39, 1), "{summary:?}");

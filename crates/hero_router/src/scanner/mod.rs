@@ -18,6 +18,7 @@ pub mod discover;
 pub mod hero_proc;
 pub mod probe;
 pub mod reaper;
+mod records;
 pub mod state;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,11 +35,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{EVENT_CAPACITY, Event};
-use crate::table::{LastScan, Service, ServiceStatus, Socket, Table};
+use crate::table::{LastScan, Service, Socket, Table};
 use discover::{ListHook, OWN_SERVICE, SocketPath};
 use hero_proc::Running;
+use probe::ProbePool;
 use reaper::{ReapHook, ReapOutcome};
-use state::{Observation, ProbeCause, ReapPolicy, SkipReason, SocketRecord, SocketState};
+use records::Records;
+use state::{Observation, ProbeCause, ReapPolicy, SkipReason, SocketState};
 
 /// Scanner settings (CONTRACT §2–§3).
 #[derive(Debug, Clone)]
@@ -85,9 +88,10 @@ pub struct ScanSummary {
 /// single scans with [`Scanner::scan_full`].
 pub struct Scanner {
     cfg: ScannerConfig,
-    /// service → kind → (path, record)
-    records: BTreeMap<String, BTreeMap<String, (PathBuf, SocketRecord)>>,
+    records: Records,
     ignored: Vec<discover::Ignored>,
+    /// Runs every probe: a fixed number of threads.
+    pool: Arc<ProbePool>,
     table_tx: watch::Sender<Arc<Table>>,
     events: broadcast::Sender<Event>,
     requests: mpsc::Receiver<ScanRequest>,
@@ -99,8 +103,6 @@ pub struct Scanner {
     /// A full scan has succeeded.
     ready: bool,
     last_scan: Option<LastScan>,
-    /// Service directories that could not be listed at the last look → why.
-    unlisted: BTreeMap<String, String>,
 }
 
 /// Counters of the scanner's own work: what it was asked to look at, and what it did.
@@ -214,10 +216,12 @@ impl Scanner {
             requests: req_tx,
             failure: Arc::default(),
         };
+        let pool = Arc::new(ProbePool::new(cfg.probe_concurrency));
         let scanner = Scanner {
             cfg,
-            records: BTreeMap::new(),
+            records: Records::default(),
             ignored: Vec::new(),
+            pool,
             table_tx,
             events,
             requests,
@@ -228,7 +232,6 @@ impl Scanner {
             generation: 0,
             ready: false,
             last_scan: None,
-            unlisted: BTreeMap::new(),
         };
         (scanner, handle)
     }
@@ -258,53 +261,35 @@ impl Scanner {
         self.table_tx.borrow().clone()
     }
 
-    /// Heap bytes the scanner holds for what it knows: its records, the listing errors and
-    /// ignored entries, and the published table. An estimate by capacities (not the
-    /// allocator's view), exact enough that anything growing from scan to scan shows.
+    /// Heap bytes the scanner holds for what it knows: its records, the ignored entries, and
+    /// the published table. An estimate by capacities (not the allocator's view), exact enough
+    /// that anything growing from scan to scan shows.
     pub fn footprint(&self) -> usize {
         use std::mem::size_of;
         let s = |x: &String| x.capacity();
-        let p = |x: &PathBuf| x.capacity();
-        // A B-tree entry costs about its key and value (node overhead amortised).
-        let records: usize = self
-            .records
-            .iter()
-            .map(|(name, socks)| {
-                s(name)
-                    + socks
-                        .iter()
-                        .map(|(kind, (path, rec))| {
-                            size_of::<(String, (PathBuf, SocketRecord))>()
-                                + s(kind)
-                                + p(path)
-                                + s(&rec.detail)
-                        })
-                        .sum::<usize>()
-            })
-            .sum();
         let ignored = |v: &Vec<discover::Ignored>| {
             v.capacity() * size_of::<discover::Ignored>()
                 + v.iter().map(|i| s(&i.path) + s(&i.reason)).sum::<usize>()
         };
-        let unlisted: usize = self.unlisted.iter().map(|(k, v)| s(k) + s(v)).sum();
         let table = self.table_tx.borrow();
-        let published: usize = table.services.capacity() * size_of::<Service>()
+        let published: usize = table.services.capacity() * size_of::<Arc<Service>>()
             + table
                 .services
                 .iter()
                 .map(|svc| {
-                    s(&svc.name)
+                    size_of::<Service>()
+                        + s(&svc.name)
                         + svc.error.as_ref().map_or(0, s)
                         + svc.sockets.capacity() * size_of::<Socket>()
                         + svc
                             .sockets
                             .iter()
-                            .map(|k| s(&k.kind) + s(&k.path) + s(&k.detail))
+                            .map(|k| s(&k.kind) + s(&k.path) + records::detail_heap(&k.detail))
                             .sum::<usize>()
                 })
                 .sum::<usize>()
             + ignored(&table.ignored);
-        records + ignored(&self.ignored) + unlisted + published
+        self.records.footprint() + ignored(&self.ignored) + published
     }
 
     /// Runs until `token` is cancelled.
@@ -447,36 +432,33 @@ impl Scanner {
         };
         self.root_readable();
         self.ignored = found.ignored;
-        let mut wanted: Vec<(String, SocketPath)> = found
-            .services
-            .iter()
-            .flat_map(|(name, socks)| socks.iter().map(move |s| (name.clone(), s.clone())))
-            .collect();
-        // A directory that cannot be listed still has the sockets we knew of: probe them by
-        // path (in a mode-000 directory that says `denied`, which is never reaped).
-        wanted.extend(self.known_sockets(found.unlisted.keys()));
-        self.note_unlisted(found.unlisted.clone());
-        let observed = self.probe_all(wanted).await;
-        let listed: BTreeSet<String> = found
-            .services
-            .keys()
-            .chain(found.unlisted.keys())
-            .cloned()
-            .collect();
-        // Services that vanished entirely.
+        // Services whose directory cannot be listed keep the sockets we knew of: those are
+        // probed by path (in a mode-000 directory that says `denied`, which is never reaped).
+        let mut errors: BTreeMap<String, String> = found.unlisted;
+        let mut listed: Vec<(String, Vec<SocketPath>)> = found.services.into_iter().collect();
+        for name in errors.keys() {
+            let known = self.records.known(name);
+            listed.push((
+                name.clone(),
+                known
+                    .into_iter()
+                    .map(|(kind, path)| SocketPath { kind, path })
+                    .collect(),
+            ));
+        }
         let gone: Vec<String> = self
             .records
-            .keys()
-            .filter(|n| !listed.contains(*n))
+            .names()
+            .filter(|n| !listed.iter().any(|(l, _)| l == *n))
             .cloned()
             .collect();
         for name in gone {
             self.drop_service(&name);
         }
-        for name in &listed {
-            self.records.entry(name.clone()).or_default();
-        }
-        self.apply(observed, &listed, cause);
+        self.note_errors(&mut errors, listed.iter().map(|(n, _)| n.as_str()));
+        let (names, wanted) = flatten(listed);
+        let observations = self.probe_all(&wanted).await;
+        self.apply(&names, &wanted, observations, cause);
         let reaped = if cause == ProbeCause::Watch {
             Vec::new()
         } else {
@@ -527,60 +509,41 @@ impl Scanner {
         }
     }
 
-    /// The sockets the records hold for `services`, to probe by path.
-    fn known_sockets<'a>(
-        &self,
-        services: impl Iterator<Item = &'a String>,
-    ) -> Vec<(String, SocketPath)> {
-        services
-            .filter_map(|name| self.records.get(name).map(|socks| (name, socks)))
-            .flat_map(|(name, socks)| {
-                socks.iter().map(|(kind, (path, _))| {
-                    (
-                        name.clone(),
-                        SocketPath {
-                            kind: kind.clone(),
-                            path: path.clone(),
-                        },
-                    )
-                })
-            })
-            .collect()
-    }
-
-    /// Records which service directories cannot be listed; one log line when that changes
-    /// for a directory (not one per scan).
-    fn note_unlisted(&mut self, now: BTreeMap<String, String>) {
-        for (name, why) in &now {
-            if self.unlisted.get(name) != Some(why) {
-                tracing::warn!(
-                    service = name.as_str(),
+    /// Records the listing error of each service in `listed` (none if it is not in
+    /// `errors`); one log line when that changes for a directory, not one per scan.
+    fn note_errors<'a>(
+        &mut self,
+        errors: &mut BTreeMap<String, String>,
+        listed: impl Iterator<Item = &'a str>,
+    ) {
+        for name in listed {
+            let error = errors.remove(name);
+            let had = self.records.errors().any(|(n, _)| n == name);
+            if !self.records.set_error(name, error.clone()) {
+                continue;
+            }
+            match error {
+                Some(why) => tracing::warn!(
+                    service = name,
                     dir = %self.cfg.root.join(name).display(),
                     error = why.as_str(),
                     "cannot list the service directory; probing the sockets known in it"
-                );
+                ),
+                None if had => {
+                    tracing::info!(service = name, "the service directory can be listed again")
+                }
+                None => {}
             }
         }
-        for name in self.unlisted.keys() {
-            if !now.contains_key(name) {
-                tracing::info!(
-                    service = name.as_str(),
-                    "the service directory can be listed again"
-                );
-            }
-        }
-        self.unlisted = now;
     }
 
-    /// Re-lists and probes only the named services (a watch event). Never reaps, never advances
-    /// streaks.
+    /// Re-lists and probes only the named services (a watch event). Never reaps, never
+    /// advances streaks.
     pub async fn scan_services(&mut self, names: &BTreeSet<String>) {
         if names.is_empty() {
             return;
         }
         self.stats.partial_scans.fetch_add(1, Ordering::Relaxed);
-        let mut wanted = Vec::new();
-        let mut present = BTreeSet::new();
         let root = self.cfg.root.clone();
         let names2 = names.clone();
         // Listing touches the filesystem: off the runtime threads, like the full walk.
@@ -595,120 +558,89 @@ impl Scanner {
         })
         .await
         .unwrap_or_default();
-        let mut unlisted = self.unlisted.clone();
+        let mut listed = Vec::new();
+        let mut errors = BTreeMap::new();
         for (name, listing) in listings {
             match listing {
-                Ok(Some(socks)) => {
-                    unlisted.remove(&name);
-                    present.insert(name.clone());
-                    self.records.entry(name.clone()).or_default();
-                    wanted.extend(socks.into_iter().map(|s| (name.clone(), s)));
-                }
-                Ok(None) => {
-                    unlisted.remove(&name);
-                    self.drop_service(&name);
-                }
+                Ok(Some(socks)) => listed.push((name, socks)),
+                Ok(None) => self.drop_service(&name),
                 Err(e) => {
-                    wanted.extend(self.known_sockets(std::iter::once(&name)));
-                    present.insert(name.clone());
-                    unlisted.insert(name, e.kind().to_string());
+                    let known = self.records.known(&name);
+                    let socks = known
+                        .into_iter()
+                        .map(|(kind, path)| SocketPath { kind, path })
+                        .collect();
+                    errors.insert(name.clone(), e.kind().to_string());
+                    listed.push((name, socks));
                 }
             }
         }
-        self.note_unlisted(unlisted);
-        let observed = self.probe_all(wanted).await;
-        self.apply(observed, &present, ProbeCause::Watch);
+        self.note_errors(&mut errors, listed.iter().map(|(n, _)| n.as_str()));
+        let (names, wanted) = flatten(listed);
+        let observations = self.probe_all(&wanted).await;
+        self.apply(&names, &wanted, observations, ProbeCause::Watch);
         if self.last_scan.is_some() {
             self.publish(false, false);
         }
     }
 
-    /// Probes sockets in bounded concurrent batches on the blocking pool.
-    async fn probe_all(
-        &self,
-        wanted: Vec<(String, SocketPath)>,
-    ) -> Vec<(String, SocketPath, Observation)> {
+    /// Probes every wanted socket in bounded concurrent batches on the probe pool; one
+    /// observation per socket, in order.
+    async fn probe_all(&self, wanted: &Arc<Vec<(u32, SocketPath)>>) -> Vec<Observation> {
         let timeout = self.cfg.probe_timeout;
-        let batches: Vec<Vec<(String, SocketPath)>> =
-            wanted.chunks(PROBE_BATCH).map(<[_]>::to_vec).collect();
-        futures_util::stream::iter(batches)
-            .map(|batch| async move {
-                let paths: Vec<PathBuf> = batch.iter().map(|(_, s)| s.path.clone()).collect();
-                let observations = probe_batch(paths, timeout, self.probe_hook.clone()).await;
-                batch
-                    .into_iter()
-                    .zip(observations)
-                    .map(|((n, s), o)| (n, s, o))
-                    .collect::<Vec<_>>()
-            })
-            .buffer_unordered(self.cfg.probe_concurrency.max(1))
-            .flat_map(futures_util::stream::iter)
-            .collect()
-            .await
+        let n = wanted.len();
+        let mut batches: Vec<(usize, Vec<Observation>)> =
+            futures_util::stream::iter((0..n).step_by(PROBE_BATCH))
+                .map(|start| {
+                    let range = start..(start + PROBE_BATCH).min(n);
+                    let (pool, wanted, hook) =
+                        (self.pool.clone(), wanted.clone(), self.probe_hook.clone());
+                    async move { (start, probe_batch(pool, wanted, range, timeout, hook).await) }
+                })
+                .buffer_unordered(self.cfg.probe_concurrency.max(1))
+                .collect()
+                .await;
+        batches.sort_unstable_by_key(|(start, _)| *start);
+        batches.into_iter().flat_map(|(_, obs)| obs).collect()
     }
 
-    /// Folds observations into the records of the services in `listed`, emitting events.
-    /// Sockets of those services that were not observed are gone.
+    /// Folds the observations of `wanted` (sockets of the services in `names`) into the
+    /// records, emitting events. Sockets of those services that were not observed are gone.
     fn apply(
         &mut self,
-        observed: Vec<(String, SocketPath, Observation)>,
-        listed: &BTreeSet<String>,
+        names: &[String],
+        wanted: &[(u32, SocketPath)],
+        observations: Vec<Observation>,
         cause: ProbeCause,
     ) {
         let now = unix_ms();
-        let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
-        for (service, sock, obs) in observed {
-            seen.insert((service.clone(), sock.kind.clone()));
-            let socks = self.records.entry(service.clone()).or_default();
-            let prev = socks.get(&sock.kind).map(|(_, r)| r);
-            let from = prev.map_or("absent", |r| r.state.as_str());
-            match state::advance(prev, &obs, cause, now) {
-                Some(rec) => {
-                    let to = rec.state.as_str();
-                    socks.insert(sock.kind.clone(), (sock.path.clone(), rec));
-                    if from != to {
-                        self.emit(Event::SocketChanged {
-                            service,
-                            socket: display(&sock.path),
-                            from,
-                            to,
-                        });
-                    }
-                }
-                None => {
-                    if socks.remove(&sock.kind).is_some() {
-                        self.emit(Event::SocketChanged {
-                            service,
-                            socket: display(&sock.path),
-                            from,
-                            to: "gone",
-                        });
-                    }
-                }
+        self.records.begin();
+        for name in names {
+            self.records.service_mut(name);
+        }
+        for ((service, sock), obs) in wanted.iter().zip(&observations) {
+            let service = &names[*service as usize];
+            if let Some(change) = self
+                .records
+                .observe(service, &sock.kind, &sock.path, obs, cause, now)
+            {
+                self.emit_change(change);
             }
         }
-        for service in listed {
-            let Some(socks) = self.records.get_mut(service) else {
-                continue;
-            };
-            let vanished: Vec<String> = socks
-                .keys()
-                .filter(|k| !seen.contains(&(service.clone(), (*k).clone())))
-                .cloned()
-                .collect();
-            for kind in vanished {
-                if let Some((path, rec)) = socks.remove(&kind) {
-                    let ev = Event::SocketChanged {
-                        service: service.clone(),
-                        socket: display(&path),
-                        from: rec.state.as_str(),
-                        to: "gone",
-                    };
-                    let _ = self.events.send(ev.clone());
-                    ev.log();
-                }
+        for name in names {
+            for change in self.records.sweep(name) {
+                self.emit_change(change);
             }
         }
+    }
+
+    fn emit_change(&self, c: records::Change) {
+        self.emit(Event::SocketChanged {
+            service: c.service,
+            socket: c.socket,
+            from: c.from,
+            to: c.to,
+        });
     }
 
     /// Applies the reap rules to every refused socket; returns the paths removed.
@@ -716,8 +648,9 @@ impl Scanner {
         let now_ns = unix_ns();
         let mut candidates = Vec::new();
         let mut skips = Vec::new();
-        for (service, socks) in &self.records {
-            for (kind, (path, rec)) in socks {
+        for (service, svc) in self.records.iter() {
+            for (kind, entry) in &svc.sockets {
+                let (path, rec) = (&entry.path, &entry.rec);
                 if rec.state != SocketState::Refused {
                     continue;
                 }
@@ -789,9 +722,7 @@ impl Scanner {
                     } else {
                         "already_gone"
                     };
-                    if let Some(socks) = self.records.get_mut(&service) {
-                        socks.remove(&kind);
-                    }
+                    self.records.remove_socket(&service, &kind);
                     self.emit(Event::Reaped {
                         service: service.clone(),
                         socket: socket.clone(),
@@ -857,14 +788,14 @@ impl Scanner {
 
     /// Emits a skipped-reap event only when the socket's reason changed since the last one.
     fn note_skip(&mut self, service: &str, kind: &str, reason: SkipReason, detail: String) {
-        let Some((path, rec)) = self.records.get_mut(service).and_then(|s| s.get_mut(kind)) else {
+        let Some(entry) = self.records.socket_mut(service, kind) else {
             return;
         };
-        if rec.last_skip == Some(reason) {
+        if entry.rec.last_skip == Some(reason) {
             return;
         }
-        rec.last_skip = Some(reason);
-        let socket = display(path);
+        entry.rec.last_skip = Some(reason);
+        let socket = display(&entry.path);
         self.emit(Event::ReapSkipped {
             service: service.to_owned(),
             socket,
@@ -874,62 +805,21 @@ impl Scanner {
     }
 
     fn drop_service(&mut self, name: &str) {
-        if let Some(socks) = self.records.remove(name) {
-            for (path, rec) in socks.into_values() {
-                let socket = display(&path);
-                self.emit(Event::SocketChanged {
-                    service: name.to_owned(),
-                    socket,
-                    from: rec.state.as_str(),
-                    to: "gone",
-                });
-            }
+        for change in self.records.drop_service(name) {
+            self.emit_change(change);
         }
     }
 
     fn has_young_refused(&self, name: &str) -> bool {
-        let now = unix_ns();
-        self.records.get(name).is_some_and(|socks| {
-            socks.values().any(|(_, r)| {
-                r.state == SocketState::Refused
-                    && r.identity
-                        .is_some_and(|id| now - id.ctime_ns < SETTLE_WINDOW.as_nanos() as i128)
-            })
-        })
+        self.records
+            .has_young_refused(name, unix_ns(), SETTLE_WINDOW.as_nanos() as i128)
     }
 
     fn publish(&mut self, full: bool, periodic: bool) -> Arc<Table> {
         self.generation += 1;
-        let services = self
-            .records
-            .iter()
-            .map(|(name, socks)| {
-                let sockets: Vec<Socket> = socks
-                    .iter()
-                    .map(|(kind, (path, r))| Socket {
-                        kind: kind.clone(),
-                        path: display(path),
-                        state: r.state,
-                        since_unix_ms: r.since_unix_ms,
-                        detail: r.detail.clone(),
-                        refused_streak: r.refused_streak,
-                        identity: r.identity,
-                    })
-                    .collect();
-                Service {
-                    name: name.clone(),
-                    status: ServiceStatus::of(&sockets),
-                    sockets,
-                    error: self
-                        .unlisted
-                        .get(name)
-                        .map(|e| format!("cannot list the directory: {e}")),
-                }
-            })
-            .collect();
         let table = Arc::new(Table {
             root: self.cfg.root.clone(),
-            services,
+            services: self.records.publish(),
             ignored: self.ignored.clone(),
             ready: self.ready,
             last_scan: self.last_scan.clone(),
@@ -981,7 +871,7 @@ impl Scanner {
         watched: &mut BTreeSet<String>,
     ) -> BTreeSet<String> {
         let mut added = BTreeSet::new();
-        for name in self.records.keys() {
+        for name in self.records.names() {
             if !watched.contains(name)
                 && w.watch(
                     &self.cfg.root.join(name),
@@ -994,7 +884,7 @@ impl Scanner {
             }
         }
         watched.retain(|name| {
-            let keep = self.records.contains_key(name);
+            let keep = self.records.contains(name);
             if !keep {
                 let _ = w.unwatch(&self.cfg.root.join(name));
             }
@@ -1049,45 +939,60 @@ impl Scanner {
     }
 }
 
-/// Probes `paths` in order on the blocking pool; one observation per path, in order.
+/// Service names, and the sockets to probe with the index of their service.
+fn flatten(listed: Vec<(String, Vec<SocketPath>)>) -> (Vec<String>, Arc<Vec<(u32, SocketPath)>>) {
+    let mut names = Vec::with_capacity(listed.len());
+    let mut wanted = Vec::with_capacity(listed.iter().map(|(_, s)| s.len()).sum());
+    for (name, socks) in listed {
+        let i = names.len() as u32;
+        names.push(name);
+        wanted.extend(socks.into_iter().map(|s| (i, s)));
+    }
+    (names, Arc::new(wanted))
+}
+
+/// Probes `wanted[range]` in order on the probe pool; one observation per socket, in order.
 ///
 /// A probe that makes no progress for `timeout` (a hung filesystem) counts as busy ("probe
-/// timed out") and the paths after it are probed again in a fresh batch, so a stuck path costs
+/// timed out") and the sockets after it are probed again in a fresh job, so a stuck path costs
 /// its batch-mates nothing but that one wait. The worker reports once, at the end: the waiting
 /// side only looks at its progress when a `timeout` passes, so a normal batch costs one wake-up.
 async fn probe_batch(
-    paths: Vec<PathBuf>,
+    pool: Arc<ProbePool>,
+    wanted: Arc<Vec<(u32, SocketPath)>>,
+    range: std::ops::Range<usize>,
     timeout: Duration,
     hook: Option<ProbeHook>,
 ) -> Vec<Observation> {
-    let mut out = Vec::with_capacity(paths.len());
-    let mut rest = paths;
+    let mut out = Vec::with_capacity(range.len());
+    let mut rest = range;
     while !rest.is_empty() {
         let progress = Arc::new(std::sync::Mutex::new(Vec::with_capacity(rest.len())));
         let abandoned = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (done_tx, mut done_rx) = oneshot::channel::<()>();
-        let (work, hook2, progress2, abandoned2) = (
+        let (work, wanted2, hook2, progress2, abandoned2) = (
             rest.clone(),
+            wanted.clone(),
             hook.clone(),
             progress.clone(),
             abandoned.clone(),
         );
-        tokio::task::spawn_blocking(move || {
-            for p in &work {
+        pool.run(Box::new(move || {
+            for (_, sock) in &wanted2[work] {
                 if abandoned2.load(std::sync::atomic::Ordering::Relaxed) {
                     return;
                 }
                 if let Some(h) = &hook2 {
-                    h(p);
+                    h(&sock.path);
                 }
-                let obs = probe::probe(p);
+                let obs = probe::probe(&sock.path);
                 progress2
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .push(obs);
             }
             let _ = done_tx.send(());
-        });
+        }));
         let mut seen = 0;
         loop {
             match tokio::time::timeout(timeout, &mut done_rx).await {
@@ -1109,9 +1014,9 @@ async fn probe_batch(
         if got == rest.len() {
             break;
         }
-        // `rest[got]` is the probe that stalled (or panicked).
+        // `wanted[rest.start + got]` is the probe that stalled (or panicked).
         out.push(probe::timed_out());
-        rest = rest.split_off((got + 1).min(rest.len()));
+        rest = (rest.start + got + 1).min(rest.end)..rest.end;
     }
     out
 }

@@ -1,5 +1,6 @@
 //! One probe of one socket path: `lstat` first, then a non-blocking connect.
 
+use std::borrow::Cow;
 use std::io;
 use std::path::Path;
 
@@ -13,7 +14,7 @@ pub fn probe(path: &Path) -> Observation {
     let st = match stat_nofollow(path) {
         Ok(st) => st,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return gone(),
-        Err(e) => return denied(None, format!("stat: {e}")),
+        Err(e) => return denied(None, format!("stat: {e}").into()),
     };
     let identity = Some(st.identity);
     let kind = match st.kind {
@@ -26,23 +27,20 @@ pub fn probe(path: &Path) -> Observation {
     Observation {
         state: Some(SocketState::NotSocket),
         identity,
-        detail: kind.to_owned(),
+        detail: kind.into(),
     }
 }
 
 fn connect(path: &Path, identity: Option<hero_socket::Identity>) -> Observation {
     let (state, detail) = match connect_probe(path) {
-        ConnectOutcome::Connected => (SocketState::Live, "connect ok".to_owned()),
-        ConnectOutcome::Busy => (
-            SocketState::Busy,
-            "connect: EAGAIN, backlog full".to_owned(),
-        ),
-        ConnectOutcome::Refused => (SocketState::Refused, "connect: ECONNREFUSED".to_owned()),
-        ConnectOutcome::Denied => (SocketState::Denied, "connect: permission denied".to_owned()),
+        ConnectOutcome::Connected => (SocketState::Live, "connect ok".into()),
+        ConnectOutcome::Busy => (SocketState::Busy, "connect: EAGAIN, backlog full".into()),
+        ConnectOutcome::Refused => (SocketState::Refused, "connect: ECONNREFUSED".into()),
+        ConnectOutcome::Denied => (SocketState::Denied, "connect: permission denied".into()),
         ConnectOutcome::Missing => return gone(),
         // An errno we cannot interpret (e.g. a path too long for sockaddr_un): we cannot reach
         // it, and we must never reap what we cannot judge.
-        ConnectOutcome::Other(e) => return denied(identity, format!("connect: {e}")),
+        ConnectOutcome::Other(e) => return denied(identity, format!("connect: {e}").into()),
     };
     Observation {
         state: Some(state),
@@ -56,7 +54,7 @@ pub fn timed_out() -> Observation {
     Observation {
         state: Some(SocketState::Busy),
         identity: None,
-        detail: "probe timed out".to_owned(),
+        detail: "probe timed out".into(),
     }
 }
 
@@ -64,14 +62,56 @@ fn gone() -> Observation {
     Observation {
         state: None,
         identity: None,
-        detail: "gone".to_owned(),
+        detail: "gone".into(),
     }
 }
 
-fn denied(identity: Option<hero_socket::Identity>, detail: String) -> Observation {
+fn denied(identity: Option<hero_socket::Identity>, detail: Cow<'static, str>) -> Observation {
     Observation {
         state: Some(SocketState::Denied),
         identity,
         detail,
+    }
+}
+
+/// A job for the probe pool.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A fixed pool of probe threads. However many sockets there are and however long a probe
+/// hangs (a stuck filesystem), the probes of every scan run on these threads and no others, so
+/// the number of threads (and the memory each one's allocator keeps) never grows. A hung probe
+/// holds its thread until the syscall returns; the others go on.
+pub(crate) struct ProbePool {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl ProbePool {
+    /// Starts `threads` probe threads (at least one). They end when the pool is dropped.
+    pub(crate) fn new(threads: usize) -> ProbePool {
+        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..threads.max(1) {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("hero-probe-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "cannot start a probe thread");
+            }
+        }
+        ProbePool { jobs }
+    }
+
+    /// Runs `job` on a probe thread.
+    pub(crate) fn run(&self, job: Job) {
+        let _ = self.jobs.send(job);
     }
 }

@@ -5,6 +5,7 @@
 //! no I/O (CONTRACT §2 rules 1–3). The I/O rules (owner lock, re-probe, hero_proc, removal) live
 //! in `reaper.rs` and run only after [`reap_check`] said yes.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -45,8 +46,8 @@ pub struct Observation {
     pub state: Option<SocketState>,
     /// The file's identity from the probe's `lstat`.
     pub identity: Option<Identity>,
-    /// A short human explanation (errno, file type).
-    pub detail: String,
+    /// A short human explanation (errno, file type); static text in every common case.
+    pub detail: Cow<'static, str>,
 }
 
 /// What the router remembers about one socket path between scans.
@@ -63,7 +64,7 @@ pub struct SocketRecord {
     /// Identity at the last probe.
     pub identity: Option<Identity>,
     /// Last probe's explanation.
-    pub detail: String,
+    pub detail: Cow<'static, str>,
     /// The last skipped-reap reason that was logged, so a repeated reason is logged once.
     pub last_skip: Option<SkipReason>,
 }

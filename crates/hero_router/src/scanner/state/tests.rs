@@ -22,7 +22,7 @@ fn obs(state: SocketState, identity: Identity) -> Observation {
     Observation {
         state: Some(state),
         identity: Some(identity),
-        detail: String::new(),
+        detail: "".into(),
     }
 }
 
@@ -68,7 +68,7 @@ fn every_transition_keeps_the_invariants() {
                                 first_refusal: (prev_state == SocketState::Refused)
                                     .then_some(prev_id),
                                 identity: Some(prev_id),
-                                detail: String::new(),
+                                detail: "".into(),
                                 last_skip: None,
                             };
                             let next =

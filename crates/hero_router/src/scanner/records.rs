@@ -1,0 +1,300 @@
+//! What the scanner knows between scans, and the services it publishes from it.
+//!
+//! A scan updates records in place: a socket whose probe says what it said last time costs no
+//! allocation, and a service none of whose sockets changed is published as the same
+//! `Arc<Service>` as before. So a full scan of a steady root allocates next to nothing and the
+//! memory held is the same from one scan to the next.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::state::{self, Observation, ProbeCause, SocketRecord, SocketState};
+use crate::table::{Service, ServiceStatus, Socket};
+
+/// One socket: where it is, what the state machine knows, and the pass that last saw it.
+#[derive(Debug)]
+pub(super) struct SockEntry {
+    pub(super) path: PathBuf,
+    pub(super) rec: SocketRecord,
+    seen: u64,
+}
+
+/// One service's sockets (by kind), its listing error, and its last published form.
+#[derive(Debug, Default)]
+pub(super) struct ServiceRecords {
+    pub(super) sockets: BTreeMap<String, SockEntry>,
+    /// Why the directory could not be listed at the last look.
+    error: Option<String>,
+    /// The service as last published; dropped whenever something in it changes.
+    published: Option<Arc<Service>>,
+}
+
+/// A state change to report: `from` and `to` as the contract names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Change {
+    pub(super) service: String,
+    pub(super) socket: String,
+    pub(super) from: &'static str,
+    pub(super) to: &'static str,
+}
+
+/// Every service the scanner knows.
+#[derive(Debug, Default)]
+pub(super) struct Records {
+    services: BTreeMap<String, ServiceRecords>,
+    /// Counts observation passes, so sockets a pass did not see can be swept.
+    pass: u64,
+}
+
+impl Records {
+    /// Starts a pass of observations.
+    pub(super) fn begin(&mut self) {
+        self.pass += 1;
+    }
+
+    /// The service's records, created if new.
+    pub(super) fn service_mut(&mut self, name: &str) -> &mut ServiceRecords {
+        if !self.services.contains_key(name) {
+            self.services
+                .insert(name.to_owned(), ServiceRecords::default());
+        }
+        self.services.get_mut(name).expect("just inserted")
+    }
+
+    /// Every service with its records.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&String, &ServiceRecords)> {
+        self.services.iter()
+    }
+
+    /// Service names.
+    pub(super) fn names(&self) -> impl Iterator<Item = &String> {
+        self.services.keys()
+    }
+
+    /// True if the service is known.
+    pub(super) fn contains(&self, name: &str) -> bool {
+        self.services.contains_key(name)
+    }
+
+    /// Folds one probe of `service`'s `kind` socket at `path` into the records; the state
+    /// change, if there was one.
+    pub(super) fn observe(
+        &mut self,
+        service: &str,
+        kind: &str,
+        path: &Path,
+        obs: &Observation,
+        cause: ProbeCause,
+        now_unix_ms: u64,
+    ) -> Option<Change> {
+        let pass = self.pass;
+        let svc = self.service_mut(service);
+        let prev = svc.sockets.get(kind);
+        let from = prev.map_or("absent", |e| e.rec.state.as_str());
+        let change = |to| Change {
+            service: service.to_owned(),
+            socket: path.display().to_string(),
+            from,
+            to,
+        };
+        let Some(rec) = state::advance(prev.map(|e| &e.rec), obs, cause, now_unix_ms) else {
+            return svc.sockets.remove(kind).map(|_| {
+                svc.published = None;
+                change("gone")
+            });
+        };
+        let to = rec.state.as_str();
+        match svc.sockets.get_mut(kind) {
+            Some(e) => {
+                e.seen = pass;
+                if e.rec != rec || e.path != path {
+                    e.rec = rec;
+                    if e.path != path {
+                        e.path = path.to_owned();
+                    }
+                    svc.published = None;
+                }
+            }
+            None => {
+                svc.sockets.insert(
+                    kind.to_owned(),
+                    SockEntry {
+                        path: path.to_owned(),
+                        rec,
+                        seen: pass,
+                    },
+                );
+                svc.published = None;
+            }
+        }
+        (from != to).then(|| change(to))
+    }
+
+    /// Removes the sockets of `service` that this pass did not see; their changes to `gone`.
+    pub(super) fn sweep(&mut self, service: &str) -> Vec<Change> {
+        let pass = self.pass;
+        let Some(svc) = self.services.get_mut(service) else {
+            return Vec::new();
+        };
+        let mut gone = Vec::new();
+        svc.sockets.retain(|_, e| {
+            let keep = e.seen == pass;
+            if !keep {
+                gone.push(Change {
+                    service: service.to_owned(),
+                    socket: e.path.display().to_string(),
+                    from: e.rec.state.as_str(),
+                    to: "gone",
+                });
+            }
+            keep
+        });
+        if !gone.is_empty() {
+            svc.published = None;
+        }
+        gone
+    }
+
+    /// Forgets a service; the changes of its sockets to `gone`.
+    pub(super) fn drop_service(&mut self, name: &str) -> Vec<Change> {
+        let Some(svc) = self.services.remove(name) else {
+            return Vec::new();
+        };
+        svc.sockets
+            .into_values()
+            .map(|e| Change {
+                service: name.to_owned(),
+                socket: e.path.display().to_string(),
+                from: e.rec.state.as_str(),
+                to: "gone",
+            })
+            .collect()
+    }
+
+    /// Removes one socket (it was reaped).
+    pub(super) fn remove_socket(&mut self, service: &str, kind: &str) {
+        if let Some(svc) = self.services.get_mut(service) {
+            if svc.sockets.remove(kind).is_some() {
+                svc.published = None;
+            }
+        }
+    }
+
+    /// A socket's record, to note what is not published (the last skipped-reap reason).
+    pub(super) fn socket_mut(&mut self, service: &str, kind: &str) -> Option<&mut SockEntry> {
+        self.services.get_mut(service)?.sockets.get_mut(kind)
+    }
+
+    /// Sets or clears a service's listing error; true if it changed.
+    pub(super) fn set_error(&mut self, name: &str, error: Option<String>) -> bool {
+        let svc = self.service_mut(name);
+        if svc.error == error {
+            return false;
+        }
+        svc.error = error;
+        svc.published = None;
+        true
+    }
+
+    /// Services whose directory could not be listed at the last look.
+    pub(super) fn errors(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.services
+            .iter()
+            .filter_map(|(n, s)| s.error.as_ref().map(|e| (n, e)))
+    }
+
+    /// The sockets known for `service`, to probe by path: (kind, path).
+    pub(super) fn known(&self, service: &str) -> Vec<(String, PathBuf)> {
+        self.services.get(service).map_or_else(Vec::new, |svc| {
+            svc.sockets
+                .iter()
+                .map(|(k, e)| (k.clone(), e.path.clone()))
+                .collect()
+        })
+    }
+
+    /// True if a socket of `service` refuses and its file is younger than `window_ns`.
+    pub(super) fn has_young_refused(&self, service: &str, now_ns: i128, window_ns: i128) -> bool {
+        self.services.get(service).is_some_and(|svc| {
+            svc.sockets.values().any(|e| {
+                e.rec.state == SocketState::Refused
+                    && e.rec
+                        .identity
+                        .is_some_and(|id| now_ns - id.ctime_ns < window_ns)
+            })
+        })
+    }
+
+    /// Every service as the table shows it, rebuilding only those that changed.
+    pub(super) fn publish(&mut self) -> Vec<Arc<Service>> {
+        self.services
+            .iter_mut()
+            .map(|(name, svc)| match &svc.published {
+                Some(published) => published.clone(),
+                None => {
+                    let published = Arc::new(build(name, svc));
+                    svc.published = Some(published.clone());
+                    published
+                }
+            })
+            .collect()
+    }
+
+    /// Heap bytes the records hold, by capacities (see `Scanner::footprint`).
+    pub(super) fn footprint(&self) -> usize {
+        use std::mem::size_of;
+        self.services
+            .iter()
+            .map(|(name, svc)| {
+                size_of::<(String, ServiceRecords)>()
+                    + name.capacity()
+                    + svc.error.as_ref().map_or(0, String::capacity)
+                    + svc
+                        .sockets
+                        .iter()
+                        .map(|(kind, e)| {
+                            size_of::<(String, SockEntry)>()
+                                + kind.capacity()
+                                + e.path.capacity()
+                                + detail_heap(&e.rec.detail)
+                        })
+                        .sum::<usize>()
+            })
+            .sum()
+    }
+}
+
+/// Heap bytes of a detail text (none when it is a static one).
+#[allow(clippy::ptr_arg)] // whether it is borrowed is the point
+pub(super) fn detail_heap(detail: &std::borrow::Cow<'static, str>) -> usize {
+    match detail {
+        std::borrow::Cow::Borrowed(_) => 0,
+        std::borrow::Cow::Owned(s) => s.capacity(),
+    }
+}
+
+fn build(name: &str, svc: &ServiceRecords) -> Service {
+    let sockets: Vec<Socket> = svc
+        .sockets
+        .iter()
+        .map(|(kind, e)| Socket {
+            kind: kind.clone(),
+            path: e.path.display().to_string(),
+            state: e.rec.state,
+            since_unix_ms: e.rec.since_unix_ms,
+            detail: e.rec.detail.clone(),
+            refused_streak: e.rec.refused_streak,
+            identity: e.rec.identity,
+        })
+        .collect();
+    Service {
+        name: name.to_owned(),
+        status: ServiceStatus::of(&sockets),
+        sockets,
+        error: svc
+            .error
+            .as_ref()
+            .map(|e| format!("cannot list the directory: {e}")),
+    }
+}
