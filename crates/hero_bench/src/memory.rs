@@ -120,6 +120,9 @@ pub(crate) struct Soak {
     pub(crate) slope: f64,
     /// `VmHWM` at the end, KiB.
     pub(crate) hwm_kib: u64,
+    /// Largest `VmRSS` sample of the whole run, warm-up included, KiB. It can exceed
+    /// `VmHWM` by a little: the kernel's RSS counters are per-CPU and read approximately.
+    pub(crate) max_sample_kib: f64,
     /// Threads at readiness and at the end.
     pub(crate) threads: (u64, u64),
     /// `duration_ms` of every `router.scan`.
@@ -598,9 +601,10 @@ pub(crate) fn soak(cfg: &Config) -> anyhow::Result<Soak> {
         }
         if now >= next_progress {
             println!(
-                "  … {at:.0}/{} s: RSS {:.1} MiB, {} scans checked, {} mismatched",
+                "  … {at:.0}/{} s: RSS {:.1} MiB, {} threads, {} scans checked, {} mismatched",
                 cfg.soak_secs,
                 kib as f64 / 1024.0,
+                serve.status("Threads")?,
                 checks.scan_ms.len(),
                 checks.mismatches.len()
             );
@@ -618,6 +622,7 @@ pub(crate) fn soak(cfg: &Config) -> anyhow::Result<Soak> {
     let threads_end = serve.status("Threads")?;
     let end = serve.stop();
     let drained = drainer.stop()?;
+    let max_sample_kib = samples.iter().map(|s| s.1).fold(0.0, f64::max);
     let after: Vec<(f64, f64)> = samples.into_iter().filter(|s| s.0 >= warmup).collect();
     ensure!(after.len() >= 2, "too few samples after warm-up");
     let mib: Vec<(f64, f64)> = after.iter().map(|&(t, k)| (t, k / 1024.0)).collect();
@@ -630,6 +635,7 @@ pub(crate) fn soak(cfg: &Config) -> anyhow::Result<Soak> {
         slope: slope_per_min(&mib),
         rss: Stats::new(after.iter().map(|s| s.1).collect()),
         hwm_kib,
+        max_sample_kib,
         threads: (threads_start, threads_end),
         scan_ms: Stats::new(checks.scan_ms),
         mismatches: checks.mismatches,
