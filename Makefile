@@ -26,7 +26,7 @@ build:
 release:
 	$(CARGO) build --release --workspace
 
-## Benchmarks (see BENCHMARKS.md): scan scale and discovery latency, then the proxy against nginx.
+## Benchmarks (see BENCHMARKS.md): scan scale, discovery latency and memory, then the proxy against nginx.
 bench:
 	bash scripts/bench.sh
 	bash scripts/bench_proxy.sh

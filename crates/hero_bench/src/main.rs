@@ -6,19 +6,26 @@
 //! 2. **Discovery latency.** A scanner with the directory watch on and a 60 s scan interval;
 //!    the time from `bind` returning to the `SocketChanged{to: "live"}` event, for sockets in
 //!    watched directories and in brand-new directories.
+//! 3. **Memory** ([`memory`]). The real `hero_router serve` as a child process, RSS from its
+//!    `/proc/<pid>/status`: idle on an empty root; steady, peak and the growth trend over a soak
+//!    of 1 s scans at 10,000 sockets; and 100,000 sockets (held by helper processes) scanned
+//!    by `router.scan`.
 //!
-//! Everything lives in temporary directories that are removed on exit; no network is used.
+//! `--only` picks parts; `--soak-secs 1800` is the 30-minute soak. The hidden `hold` command is
+//! the 100,000-socket benchmark's helper process. Everything lives in temporary directories
+//! that are removed on exit; no network is used.
 #![forbid(unsafe_code)]
 
 mod latency;
 mod measure;
+mod memory;
 mod scale;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{Parser, Subcommand, ValueEnum};
 use hero_router::ScannerConfig;
 use hero_router::scanner::state::ReapPolicy;
 
@@ -30,14 +37,31 @@ const TARGET_WALL_MS: f64 = 1500.0;
 const TARGET_CPU_MS: f64 = 1000.0;
 /// Discovery target: p99 ms.
 const TARGET_P99_MS: f64 = 50.0;
+/// Memory target: idle RSS on an empty root, MiB.
+const TARGET_IDLE_MIB: f64 = 12.0;
+/// Memory target: steady RSS at 10,000 sockets, MiB.
+const TARGET_STEADY_MIB: f64 = 40.0;
+/// Memory target: peak RSS (a full scan included) at 10,000 sockets, MiB.
+const TARGET_PEAK_MIB: f64 = 50.0;
+/// Memory target: RSS growth after warm-up, MiB per minute.
+const TARGET_SLOPE_MIB_MIN: f64 = 0.1;
+/// Scan target at 100,000 sockets: wall ms of `router.scan`.
+const TARGET_BIG_SCAN_MS: f64 = 2000.0;
 
-/// Benchmarks of hero_router: scan scale and discovery latency.
+/// Benchmarks of hero_router: scan scale, discovery latency and memory.
 #[derive(Debug, Parser)]
+#[command(args_conflicts_with_subcommands = true)]
 struct Args {
-    /// The hero_router binary for the CLI runs (default: next to this binary).
+    /// Internal commands.
+    #[command(subcommand)]
+    command: Option<Internal>,
+    /// The hero_router binary for the CLI and `serve` runs (default: next to this binary).
     #[arg(long, env = "HERO_ROUTER_BIN")]
     router_bin: Option<PathBuf>,
-    /// Services of ten sockets each in the scale root.
+    /// Parts to run, comma-separated (default: all). `memory` is idle, soak and big.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Part>,
+    /// Services of ten sockets each in the scale root and the soak root.
     #[arg(long, default_value_t = 1000)]
     services: usize,
     /// In-process scan repetitions.
@@ -52,6 +76,43 @@ struct Args {
     /// Sockets bound in brand-new directories.
     #[arg(long, default_value_t = 100)]
     new_dirs: usize,
+    /// Seconds the idle router scans an empty root before it is measured.
+    #[arg(long, default_value_t = 5)]
+    idle_secs: u64,
+    /// Length of the 10,000-socket run (steady, peak, slope); 1800 for the 30-minute soak.
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(10..))]
+    soak_secs: u64,
+    /// Sockets in the big root (a multiple of ten: ten per service).
+    #[arg(long, default_value_t = 100_000)]
+    big_sockets: usize,
+    /// Timed `router.scan` calls on the big root.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    big_scans: u64,
+}
+
+/// The parts `--only` can pick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Part {
+    /// Scan scale, in-process and CLI.
+    Scale,
+    /// Discovery latency.
+    Latency,
+    /// Idle, soak and big.
+    Memory,
+    /// `serve` on an empty root.
+    Idle,
+    /// `serve` at 10,000 sockets: steady and peak RSS, growth over `--soak-secs`.
+    Soak,
+    /// `serve` at `--big-sockets`: `router.scan` time, RSS.
+    Big,
+}
+
+/// Commands `hero_bench` runs itself with.
+#[derive(Debug, Subcommand)]
+enum Internal {
+    /// Bind and hold a range of services until stdin closes (the big benchmark's helper).
+    #[command(hide = true)]
+    Hold(memory::HoldArgs),
 }
 
 /// One result: printed when measured, and again as a row of the summary table.
@@ -70,19 +131,47 @@ fn report(rows: &mut Vec<Row>, row: Row) {
     rows.push(row);
 }
 
-/// Runs both benchmarks and prints the summary table.
+/// Runs the benchmarks `--only` picks (all by default) and prints the summary table.
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Internal::Hold(hold)) = &args.command {
+        return memory::hold(hold);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let machine = machine();
     println!("hero_bench on {machine}\n");
     let mut rows = Vec::new();
-    run_scale(&args, &runtime, &mut rows)?;
-    run_latency(&args, &runtime, &mut rows)?;
+    if args.wants(Part::Scale) {
+        run_scale(&args, &runtime, &mut rows)?;
+    }
+    if args.wants(Part::Latency) {
+        run_latency(&args, &runtime, &mut rows)?;
+    }
+    let cfg = memory::Config {
+        bin: router_bin(&args)?,
+        idle_secs: args.idle_secs,
+        services: args.services,
+        soak_secs: args.soak_secs,
+        big_sockets: args.big_sockets,
+        big_scans: args.big_scans as usize,
+    };
+    if args.wants(Part::Idle) {
+        run_idle(&cfg, &mut rows)?;
+    }
+    if args.wants(Part::Soak) {
+        run_soak(&cfg, &mut rows)?;
+    }
+    if args.wants(Part::Big) {
+        run_big(&cfg, &mut rows)?;
+    }
+    let command = match extra_args().as_slice() {
+        [] => "make bench".to_owned(),
+        extra => format!("bash scripts/bench.sh {}", extra.join(" ")),
+    };
     println!("== summary (for BENCHMARKS.md) ==\n");
-    println!("Machine: {machine}. Command: `make bench`.\n");
+    println!("Machine: {machine}. Command: `{command}`.\n");
     println!("| Benchmark | Result | Target |\n|---|---|---|");
     for r in &rows {
         println!("| {} | {} | {} |", r.name, r.result, r.target);
@@ -90,8 +179,34 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The scale benchmark: build the tree, scan it in-process, then with the CLI.
-fn run_scale(args: &Args, rt: &tokio::runtime::Runtime, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+// === impl Args ===
+
+impl Args {
+    /// Whether `--only` picks `part` (everything when it is empty).
+    fn wants(&self, part: Part) -> bool {
+        self.only.is_empty()
+            || self.only.contains(&part)
+            || (self.only.contains(&Part::Memory)
+                && matches!(part, Part::Idle | Part::Soak | Part::Big))
+    }
+}
+
+/// The command-line arguments but `--router-bin` (which `scripts/bench.sh` always passes).
+fn extra_args() -> Vec<String> {
+    let mut args = std::env::args().skip(1);
+    let mut extra = vec![];
+    while let Some(a) = args.next() {
+        if a == "--router-bin" {
+            args.next();
+        } else if !a.starts_with("--router-bin=") {
+            extra.push(a);
+        }
+    }
+    extra
+}
+
+/// The hero_router binary: `--router-bin`, else the one next to this binary.
+fn router_bin(args: &Args) -> anyhow::Result<PathBuf> {
     let bin = match &args.router_bin {
         Some(b) => b.clone(),
         None => std::env::current_exe()?.with_file_name("hero_router"),
@@ -101,6 +216,12 @@ fn run_scale(args: &Args, rt: &tokio::runtime::Runtime, rows: &mut Vec<Row>) -> 
         "no hero_router at {}; pass --router-bin",
         bin.display()
     );
+    Ok(bin)
+}
+
+/// The scale benchmark: build the tree, scan it in-process, then with the CLI.
+fn run_scale(args: &Args, rt: &tokio::runtime::Runtime, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    let bin = router_bin(args)?;
     println!("== scale: {} services × 10 sockets ==", args.services);
     let fx = scale::build(args.services).context("building the socket tree")?;
     let [services, live, refused, busy] = fx.expect;
@@ -177,6 +298,207 @@ fn run_latency(
     Ok(())
 }
 
+/// MiB from KiB.
+fn mib(kib: f64) -> f64 {
+    kib / 1024.0
+}
+
+/// The idle benchmark.
+fn run_idle(cfg: &memory::Config, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    println!("== memory: serve on an empty root, 1 s scans ==");
+    let r = memory::idle(cfg).context("idle benchmark")?;
+    println!("ready after {:.0} ms", measure::ms(r.ready_after));
+    let row = Row {
+        name: format!(
+            "Idle RSS, empty root, `serve` after {} s of 1 s scans",
+            cfg.idle_secs
+        ),
+        result: format!(
+            "{:.1} MiB (max sample {:.1}, VmHWM {:.1}), {} threads",
+            mib(r.rss_kib as f64),
+            mib(r.max_kib as f64),
+            mib(r.hwm_kib as f64),
+            r.threads
+        ),
+        target: verdict("≤ 12 MiB", mib(r.rss_kib as f64) <= TARGET_IDLE_MIB),
+    };
+    report(rows, row);
+    print_end(&r.end);
+    println!();
+    Ok(())
+}
+
+/// The 10,000-socket steady/soak benchmark.
+fn run_soak(cfg: &memory::Config, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    println!(
+        "== memory: serve at {} sockets, 1 s scans, {} s (live listeners drained) ==",
+        cfg.services * 10,
+        cfg.soak_secs
+    );
+    let r = memory::soak(cfg).context("soak benchmark")?;
+    let n = r.expect.sockets;
+    println!(
+        "ready after {:.1} s, RSS then {:.1} MiB; expected table: {}",
+        r.ready_after.as_secs_f64(),
+        mib(r.ready_kib as f64),
+        r.expect
+    );
+    println!(
+        "router.scan checks: {} (every {} s), duration_ms median {:.0} (min {:.0}, max {:.0}); \
+         serve CPU {:.0} ms/s after warm-up; drained {} connections",
+        r.scan_ms.len(),
+        memory::CHECK_EVERY.as_secs(),
+        r.scan_ms.median(),
+        r.scan_ms.min(),
+        r.scan_ms.max(),
+        r.cpu_ms_per_s,
+        r.drained
+    );
+    let stable = r.mismatches.is_empty();
+    if stable {
+        println!("classification (every check): OK");
+    } else {
+        println!("classification changed:");
+        r.mismatches.iter().for_each(|m| println!("  {m}"));
+    }
+    let samples = format!(
+        "n={} every {} ms after {:.0} s warm-up",
+        r.rss.len(),
+        memory::SAMPLE_EVERY.as_millis(),
+        r.warmup_secs
+    );
+    let steady = mib(r.rss.median());
+    let row = Row {
+        name: format!("`serve` RSS at {n} sockets, steady (median, {samples})"),
+        result: format!(
+            "{steady:.1} MiB (min {:.1}, max {:.1}), threads {} → {}",
+            mib(r.rss.min()),
+            mib(r.rss.max()),
+            r.threads.0,
+            r.threads.1
+        ),
+        target: verdict("≤ 40 MiB", steady <= TARGET_STEADY_MIB),
+    };
+    report(rows, row);
+    // VmHWM, unless a sample saw more (the kernel's RSS counters are approximate).
+    let peak = mib(r.hwm_kib as f64).max(mib(r.max_sample_kib));
+    let row = Row {
+        name: format!("`serve` peak RSS at {n} sockets (full scans included)"),
+        result: format!(
+            "{peak:.1} MiB (VmHWM {:.1}, largest sample {:.1})",
+            mib(r.hwm_kib as f64),
+            mib(r.max_sample_kib)
+        ),
+        target: verdict("≤ 50 MiB", peak <= TARGET_PEAK_MIB),
+    };
+    report(rows, row);
+    let row = Row {
+        name: format!(
+            "`serve` RSS trend at {n} sockets, {} s of 1 s scans (least squares, {samples})",
+            cfg.soak_secs
+        ),
+        result: format!(
+            "{:+.3} MiB/min (first {:.1}, last {:.1}, min {:.1}, max {:.1} MiB){}",
+            r.slope,
+            mib(r.first_last_kib.0),
+            mib(r.first_last_kib.1),
+            mib(r.rss.min()),
+            mib(r.rss.max()),
+            if stable { "" } else { "; table changed" }
+        ),
+        target: verdict("≤ 0.1 MiB/min", stable && r.slope <= TARGET_SLOPE_MIB_MIN),
+    };
+    report(rows, row);
+    print_end(&r.end);
+    println!();
+    Ok(())
+}
+
+/// The 100,000-socket benchmark.
+fn run_big(cfg: &memory::Config, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    println!(
+        "== serve at {} sockets (held by helper processes), router.scan × {} ==",
+        cfg.big_sockets, cfg.big_scans
+    );
+    let r = memory::big(cfg).context("big benchmark")?;
+    let n = r.expect.sockets;
+    println!(
+        "setup: {} holders of ≤ {} fds each (RLIMIT_NOFILE {}), {:.1} s; serve ready after \
+         {:.1} s (first full scan included); expected table: {}",
+        r.holders.0,
+        r.holders.1,
+        r.holder_nofile,
+        r.setup.as_secs_f64(),
+        r.ready_after.as_secs_f64(),
+        r.expect
+    );
+    let calls: Vec<String> = r
+        .calls
+        .iter()
+        .map(|(w, d)| format!("{w:.0}/{d:.0}"))
+        .collect();
+    println!(
+        "each call, wall ms / duration_ms (the first untimed): {}",
+        calls.join(", ")
+    );
+    let ok = r.mismatches.is_empty();
+    if ok {
+        println!("classification (every scan): OK");
+    } else {
+        println!("classification differs:");
+        r.mismatches.iter().for_each(|m| println!("  {m}"));
+    }
+    let (d, w, c) = (&r.duration_ms, &r.wall_ms, &r.cpu_ms);
+    let row = Row {
+        name: format!("`router.scan` of {n} sockets, `serve` (n={})", w.len()),
+        result: format!(
+            "duration_ms median {:.0} (min {:.0}, max {:.0}), RPC wall median {:.0} ms (min \
+             {:.0}, max {:.0}), serve CPU median {:.0} ms (holders {:.0} ms){}",
+            d.median(),
+            d.min(),
+            d.max(),
+            w.median(),
+            w.min(),
+            w.max(),
+            c.median(),
+            r.holder_cpu_ms.median(),
+            if ok { "" } else { "; table wrong" }
+        ),
+        target: verdict(
+            "≤ 2 s wall",
+            ok && w.median() <= TARGET_BIG_SCAN_MS && d.median() <= TARGET_BIG_SCAN_MS,
+        ),
+    };
+    report(rows, row);
+    let row = Row {
+        name: format!("`serve` RSS at {n} sockets, after the scans"),
+        result: format!(
+            "{:.1} MiB (VmHWM {:.1} MiB), {} threads",
+            mib(r.rss_kib as f64),
+            mib(r.hwm_kib as f64),
+            r.threads
+        ),
+        target: "—".to_owned(),
+    };
+    report(rows, row);
+    print_end(&r.end);
+    println!();
+    Ok(())
+}
+
+/// Says how `serve` ended when that is worth a line: not by SIGTERM, or with a log.
+fn print_end(end: &memory::End) {
+    match end.status {
+        Some(s) if s.success() => {}
+        Some(s) => println!("serve after SIGTERM: {s}"),
+        None => println!("serve ignored SIGTERM for 10 s: killed"),
+    }
+    if end.log_lines > 0 {
+        println!("serve wrote {} lines at warn level, first:", end.log_lines);
+        end.log_head.iter().for_each(|l| println!("  {l}"));
+    }
+}
+
 /// `PASS`/`MISS` after the target.
 fn verdict(target: &str, ok: bool) -> String {
     format!("{target}: {}", if ok { "PASS" } else { "MISS" })
@@ -243,7 +565,7 @@ fn machine() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::measure::Stats;
+    use super::measure::{Stats, slope_per_min};
 
     #[test]
     fn nearest_rank_percentiles() {
@@ -253,5 +575,20 @@ mod tests {
             (50.0, 99.0, 1.0, 100.0)
         );
         assert_eq!(Stats::new(vec![]).pct(99.0), 0.0);
+    }
+
+    #[test]
+    fn least_squares_slope_per_minute() {
+        // 0.5 per second with a zig-zag around the line: 30 per minute.
+        let points: Vec<(f64, f64)> = (0..100)
+            .map(|t| {
+                (
+                    f64::from(t),
+                    10.0 + 0.5 * f64::from(t) + [1.0, -1.0][t as usize % 2],
+                )
+            })
+            .collect();
+        assert!((slope_per_min(&points) - 30.0).abs() < 0.1);
+        assert_eq!(slope_per_min(&[(5.0, 1.0), (5.0, 2.0)]), 0.0);
     }
 }

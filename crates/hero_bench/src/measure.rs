@@ -1,4 +1,5 @@
-//! Clocks and counters: process CPU time, children's CPU time, peak RSS, and order statistics.
+//! Clocks and counters: process CPU time (own, children's, another process's), RSS, and order
+//! statistics.
 
 use std::time::Duration;
 
@@ -13,20 +14,32 @@ pub(crate) fn cpu_self() -> Duration {
 /// CPU time (user + system) of all waited-for children, from `/proc/self/stat` (`cutime`,
 /// `cstime`; clock-tick resolution, usually 10 ms).
 pub(crate) fn cpu_children() -> anyhow::Result<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    // Fields after the `(comm)`: state is field 3, cutime 16, cstime 17 (1-based).
+    stat_ticks("self", [16, 17])
+}
+
+/// CPU time (user + system, all threads) process `pid` has used so far, from
+/// `/proc/<pid>/stat` (`utime`, `stime`; clock-tick resolution).
+pub(crate) fn cpu_of(pid: &str) -> anyhow::Result<Duration> {
+    stat_ticks(pid, [14, 15])
+}
+
+/// The sum of two clock-tick fields of `/proc/<pid>/stat` (1-based field numbers), as time.
+fn stat_ticks(pid: &str, fields: [usize; 2]) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the `(comm)`: state is field 3 (1-based).
     let rest = stat
         .rsplit_once(')')
         .map(|(_, r)| r)
-        .ok_or_else(|| anyhow::anyhow!("unexpected /proc/self/stat"))?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |n: usize| -> anyhow::Result<u64> { Ok(fields.get(n - 3).unwrap_or(&"").parse()?) };
-    let ticks = field(16)? + field(17)?;
+        .ok_or_else(|| anyhow::anyhow!("unexpected /proc/{pid}/stat"))?;
+    let all: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| -> anyhow::Result<u64> { Ok(all.get(n - 3).unwrap_or(&"").parse()?) };
+    let ticks = field(fields[0])? + field(fields[1])?;
     let hz = rustix::param::clock_ticks_per_second().max(1);
     Ok(Duration::from_micros(ticks * 1_000_000 / hz))
 }
 
 /// A `kB` line of `/proc/<pid>/status` (`VmHWM` is peak RSS, `VmRSS` current RSS), in KiB.
+/// Also reads plain numbers such as `Threads`.
 pub(crate) fn status_kib(pid: &str, key: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -79,6 +92,19 @@ impl Stats {
     pub(crate) fn max(&self) -> f64 {
         self.sorted.last().copied().unwrap_or(0.0)
     }
+}
+
+/// The least-squares slope of `(seconds, value)` points, in value per minute; 0 with fewer
+/// than two distinct times.
+pub(crate) fn slope_per_min(points: &[(f64, f64)]) -> f64 {
+    let n = points.len() as f64;
+    let (mx, my) = points
+        .iter()
+        .fold((0.0, 0.0), |(x, y), p| (x + p.0 / n, y + p.1 / n));
+    let (sxy, sxx) = points.iter().fold((0.0, 0.0), |(sxy, sxx), &(x, y)| {
+        (sxy + (x - mx) * (y - my), sxx + (x - mx) * (x - mx))
+    });
+    if sxx > 0.0 { 60.0 * sxy / sxx } else { 0.0 }
 }
 
 /// Milliseconds as a float.

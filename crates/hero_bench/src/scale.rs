@@ -1,14 +1,24 @@
 //! The scale benchmark: a root of 10 sockets per service (8 live, 1 refused, 1 busy), scanned
 //! in-process and by the one-shot CLI while this process holds every listener.
+//!
+//! The same service layout serves the memory benchmark ([`crate::memory`]): [`bind_services`]
+//! builds any range of services (the 100,000-socket root is spread over holder processes that
+//! way), and a [`Drainer`] accepts and closes what probes leave in the live listeners' queues.
 
+use std::ops::Range;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 use hero_router::scanner::state::ProbeCause;
 use hero_router::{ScanSummary, Scanner};
+use rustix::buffer::spare_capacity;
+use rustix::event::{Timespec, epoll};
 use rustix::io::Errno;
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
@@ -23,12 +33,16 @@ const KINDS: [&str; 10] = [
 const LIVE_BACKLOG: i32 = 1024;
 /// GNU time, for the child's max RSS (rustix 1 has no `getrusage`); skipped when missing.
 const GNU_TIME: &str = "/usr/bin/time";
+/// How often a [`Drainer`] looks at its stop flag when nothing arrives.
+const DRAIN_TICK: Duration = Duration::from_millis(100);
 
 /// The socket tree and every fd that keeps it in shape.
 pub(crate) struct Fixture {
     /// The temporary root; removed on drop.
     pub(crate) dir: tempfile::TempDir,
-    /// Listeners and the clients that fill the busy backlogs.
+    /// The live listeners, apart from the rest so a [`Drainer`] can share them.
+    live: Arc<[OwnedFd]>,
+    /// The busy listeners and the clients that fill their backlogs.
     _fds: Vec<OwnedFd>,
     /// Expected `[services, live, refused, busy]`.
     pub(crate) expect: [usize; 4],
@@ -51,9 +65,32 @@ pub(crate) struct Runs {
     pub(crate) rss: Stats,
 }
 
+/// The sockets of a range of services, as [`bind_services`] leaves them.
+pub(crate) struct Held {
+    /// The live listeners (8 per service).
+    pub(crate) live: Vec<OwnedFd>,
+    /// The busy listeners and the clients that fill their backlogs (2 fds per service).
+    pub(crate) other: Vec<OwnedFd>,
+    /// `[services, live, refused, busy]`.
+    pub(crate) counts: [usize; 4],
+}
+
+/// Accepts and closes every connection that reaches a set of live listeners, on a thread of
+/// its own, until dropped.
+///
+/// Probes connect and never speak, so a listener nobody accepts on fills its queue after
+/// `backlog` probes and then counts as busy: a few minutes of 1 s scans would change the table
+/// under a soak. Only live listeners are drained; busy ones must stay full.
+pub(crate) struct Drainer {
+    /// Set to end the thread.
+    stop: Arc<AtomicBool>,
+    /// The thread; it returns how many connections it accepted.
+    thread: Option<JoinHandle<anyhow::Result<u64>>>,
+}
+
 /// Raises RLIMIT_NOFILE, hard limit included (root with CAP_SYS_RESOURCE may), to `want`, else
 /// the soft limit to the hard one. Returns the soft limit in effect and why `want` failed.
-fn raise_nofile(want: u64) -> (u64, Option<Errno>) {
+pub(crate) fn raise_nofile(want: u64) -> (u64, Option<Errno>) {
     let hard = getrlimit(Resource::Nofile).maximum.unwrap_or(u64::MAX);
     let set = |soft, hard| {
         setrlimit(
@@ -115,34 +152,138 @@ pub(crate) fn build(services: usize) -> anyhow::Result<Fixture> {
         services * 12 + 256
     );
     let dir = tempfile::Builder::new().prefix("hero_bench").tempdir()?;
-    let mut fds = Vec::with_capacity(services * 11);
-    let mut expect = [services, 0, 0, 0];
-    for s in 0..services {
-        let svc = dir.path().join(format!("svc_{s:04}"));
+    let held = bind_services(dir.path(), 0..services)?;
+    Ok(Fixture {
+        dir,
+        live: held.live.into(),
+        _fds: held.other,
+        expect: held.counts,
+        setup: started.elapsed(),
+        nofile,
+        nofile_err,
+    })
+}
+
+/// Creates `root/svc_NNNN/` for every service in `services`, with ten sockets each: 8 live, 1
+/// refused (bound, then closed: it costs no fd) and 1 busy. Which kind gets which state
+/// rotates with the service number.
+pub(crate) fn bind_services(root: &Path, services: Range<usize>) -> anyhow::Result<Held> {
+    let n = services.len();
+    let mut held = Held {
+        live: Vec::with_capacity(n * 8),
+        other: Vec::with_capacity(n * 2),
+        counts: [n, 0, 0, 0],
+    };
+    for s in services {
+        let svc = root.join(format!("svc_{s:04}"));
         std::fs::create_dir(&svc)?;
         for (k, kind) in KINDS.iter().enumerate() {
             let path = svc.join(format!("{kind}.sock"));
             let slot = (k + s) % KINDS.len();
             match slot {
                 8 => drop(listener(&path, 1)?),
-                9 => busy(&path, &mut fds)?,
-                _ => fds.push(listener(&path, LIVE_BACKLOG)?),
+                9 => busy(&path, &mut held.other)?,
+                _ => held.live.push(listener(&path, LIVE_BACKLOG)?),
             }
-            expect[match slot {
+            held.counts[match slot {
                 8 => 2,
                 9 => 3,
                 _ => 1,
             }] += 1;
         }
     }
-    Ok(Fixture {
-        dir,
-        _fds: fds,
-        expect,
-        setup: started.elapsed(),
-        nofile,
-        nofile_err,
-    })
+    Ok(held)
+}
+
+// === impl Fixture ===
+
+impl Fixture {
+    /// Starts draining the live listeners (see [`Drainer`]).
+    pub(crate) fn drain(&self) -> anyhow::Result<Drainer> {
+        Drainer::start(self.live.clone())
+    }
+}
+
+// === impl Drainer ===
+
+impl Drainer {
+    /// Makes `listeners` non-blocking and drains them on a new thread.
+    pub(crate) fn start(listeners: Arc<[OwnedFd]>) -> anyhow::Result<Drainer> {
+        let ep = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        for (i, l) in listeners.iter().enumerate() {
+            rustix::io::ioctl_fionbio(l, true)?;
+            epoll::add(
+                &ep,
+                l,
+                epoll::EventData::new_u64(i as u64),
+                epoll::EventFlags::IN,
+            )?;
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("drainer".to_owned())
+            .spawn(move || drain_loop(&ep, &listeners, &flag))?;
+        Ok(Drainer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the thread; returns how many connections it accepted.
+    pub(crate) fn stop(mut self) -> anyhow::Result<u64> {
+        self.join()
+    }
+
+    fn join(&mut self) -> anyhow::Result<u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .map_err(|_| anyhow::anyhow!("drainer thread panicked"))?,
+            None => Ok(0),
+        }
+    }
+}
+
+impl Drop for Drainer {
+    fn drop(&mut self) {
+        let _ = self.join();
+    }
+}
+
+/// The drainer thread: wait for readable listeners, accept until `EAGAIN`, close at once.
+fn drain_loop(ep: &OwnedFd, listeners: &[OwnedFd], stop: &AtomicBool) -> anyhow::Result<u64> {
+    let tick = Timespec {
+        tv_sec: 0,
+        tv_nsec: DRAIN_TICK.as_nanos() as _,
+    };
+    let mut events = Vec::with_capacity(1024);
+    let mut accepted = 0;
+    while !stop.load(Ordering::Relaxed) {
+        events.clear();
+        match epoll::wait(ep, spare_capacity(&mut events), Some(&tick)) {
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(e) => bail!("epoll_wait: {e}"),
+        }
+        for ev in &events {
+            let data = ev.data;
+            let l = &listeners[data.u64() as usize];
+            loop {
+                match rustix::net::accept_with(l, SocketFlags::CLOEXEC) {
+                    Ok(conn) => {
+                        drop(conn);
+                        accepted += 1;
+                    }
+                    Err(Errno::AGAIN) => break,
+                    // A client gone before the accept, or a signal: the next one may be fine.
+                    Err(Errno::INTR | Errno::CONNABORTED) => {}
+                    Err(e) => bail!("accept: {e}"),
+                }
+            }
+        }
+    }
+    Ok(accepted)
 }
 
 /// Checks one scan's counts against the fixture.
