@@ -882,3 +882,71 @@ async fn the_table_stays_the_same_size_over_many_scans() {
     assert!(sizes[10] > 0);
     assert_eq!(sizes[10], sizes[199], "footprint grew: {:?}", &sizes[..]);
 }
+
+/// The kernel's socket table says what a connect would: for every kind of path, the
+/// observation judged from the table equals the one a real connect gives.
+#[tokio::test]
+async fn the_socket_table_judges_like_a_connect() {
+    use hero_router::scanner::probe;
+    let root = tempfile::tempdir().unwrap();
+    let dir = service_dir(root.path(), "svc");
+    let mut keep: Vec<Box<dyn std::any::Any>> = Vec::new();
+    keep.push(Box::new(UnixListener::bind(dir.join("live.sock")).unwrap()));
+    keep.push(Box::new(busy_socket(&dir.join("busy.sock"))));
+    dead_socket(&dir.join("dead.sock"));
+    // Bound, not listening: a service between bind() and listen().
+    let starting = rustix::net::socket(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::STREAM,
+        None,
+    )
+    .unwrap();
+    rustix::net::bind(
+        &starting,
+        &rustix::net::SocketAddrUnix::new(dir.join("starting.sock")).unwrap(),
+    )
+    .unwrap();
+    keep.push(Box::new(starting));
+    keep.push(Box::new(
+        std::os::unix::net::UnixDatagram::bind(dir.join("dgram.sock")).unwrap(),
+    ));
+    std::fs::write(dir.join("file.sock"), b"").unwrap();
+    std::fs::create_dir(dir.join("dir.sock")).unwrap();
+    std::os::unix::fs::symlink(dir.join("live.sock"), dir.join("link.sock")).unwrap();
+    let paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let looks: Vec<_> = paths.iter().map(|p| probe::look(p)).collect();
+    let bound = hero_socket::BoundSockets::query().unwrap();
+    let mut judged = 0;
+    for (path, looked) in paths.iter().zip(&looks) {
+        // Judge first: a real connect to a listener leaves a connection in its queue.
+        let Some(from_table) = probe::judge(looked, &bound) else {
+            continue;
+        };
+        let connected = probe::probe(path);
+        assert_eq!(
+            (from_table.state, from_table.identity),
+            (connected.state, connected.identity),
+            "{}: table {from_table:?}, connect {connected:?}",
+            path.display()
+        );
+        judged += 1;
+    }
+    // Everything but the datagram socket (the table leaves other socket types to a connect).
+    assert_eq!(judged, paths.len() - 1, "{paths:?}");
+    let states: BTreeMap<String, Option<SocketState>> = paths
+        .iter()
+        .zip(&looks)
+        .filter_map(|(p, l)| {
+            let obs = probe::judge(l, &bound)?;
+            Some((p.file_name()?.to_string_lossy().into_owned(), obs.state))
+        })
+        .collect();
+    assert_eq!(states["live.sock"], Some(SocketState::Live));
+    assert_eq!(states["busy.sock"], Some(SocketState::Busy));
+    assert_eq!(states["dead.sock"], Some(SocketState::Refused));
+    assert_eq!(states["starting.sock"], Some(SocketState::Refused));
+    drop(keep);
+}

@@ -7,7 +7,7 @@
 //! instant the file appears. And once no socket is bound to an inode, none ever will be again:
 //! `bind()` always creates a new file. So "refused and not bound" proves a file dead.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io;
 
 use rustix::net::netlink::{SOCK_DIAG, SocketAddrNetlink};
@@ -16,6 +16,7 @@ use rustix::net::{
 };
 
 use crate::identity::Identity;
+use crate::probe::ConnectOutcome;
 
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const NLM_F_REQUEST: u16 = 0x1;
@@ -24,15 +25,31 @@ const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const AF_UNIX: u8 = 1;
 const UDIAG_SHOW_VFS: u32 = 0x2;
+const UDIAG_SHOW_RQLEN: u32 = 0x10;
 const UNIX_DIAG_VFS: u16 = 1;
+const UNIX_DIAG_RQLEN: u16 = 4;
+const SOCK_STREAM: u8 = 1;
+const TCP_LISTEN: u8 = 10;
 const NLMSG_HDRLEN: usize = 16;
 const UNIX_DIAG_MSG_LEN: usize = 16;
 
-/// The `(device, inode)` pairs of every socket file that has a kernel socket bound to it.
-/// The kernel reports 32-bit inode numbers and its internal device encoding.
+/// Every socket file that has a kernel socket bound to it, by `(device, inode)`, with what a
+/// connect to it would meet. The kernel reports 32-bit inode numbers and its internal device
+/// encoding.
 #[derive(Debug, Default, Clone)]
 pub struct BoundSockets {
-    vfs: HashSet<(u32, u32)>,
+    vfs: HashMap<(u32, u32), Bound>,
+}
+
+/// One bound socket, as the kernel's table shows it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Bound {
+    /// `SOCK_STREAM`, `SOCK_DGRAM`, `SOCK_SEQPACKET`.
+    kind: u8,
+    /// `TCP_LISTEN` once `listen()` was called.
+    state: u8,
+    /// For a listener: connections waiting to be accepted, and the backlog.
+    queue: Option<(u32, u32)>,
 }
 
 // === impl BoundSockets ===
@@ -68,13 +85,50 @@ impl BoundSockets {
     /// True if a kernel socket is bound to the file `id` names. A 32-bit inode collision can
     /// only make this say "bound" wrongly, which keeps a file: the safe direction.
     pub fn is_bound(&self, id: &Identity) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// What a non-blocking stream `connect(2)` to the socket file `id` would return, by the
+    /// kernel's own rules (`unix_stream_connect`), without connecting: nothing bound there →
+    /// refused; bound but not listening → refused; a stream listener whose accept queue is
+    /// over its backlog → busy (`EAGAIN`); any other stream listener → connected. `None` where
+    /// the table cannot say (another socket type): ask a real connect. Permission (write access
+    /// to the file) is not part of it: check that apart.
+    pub fn connect_outcome(&self, id: &Identity) -> Option<ConnectOutcome> {
+        let Some(b) = self.get(id) else {
+            return Some(ConnectOutcome::Refused);
+        };
+        match (b.kind, b.state, b.queue) {
+            (SOCK_STREAM, TCP_LISTEN, Some((waiting, backlog))) if waiting > backlog => {
+                Some(ConnectOutcome::Busy)
+            }
+            (SOCK_STREAM, TCP_LISTEN, Some(_)) => Some(ConnectOutcome::Connected),
+            (SOCK_STREAM, TCP_LISTEN, None) => None,
+            (SOCK_STREAM, _, _) => Some(ConnectOutcome::Refused),
+            _ => None,
+        }
+    }
+
+    fn get(&self, id: &Identity) -> Option<&Bound> {
         let (major, minor) = ((id.dev >> 32) as u32, id.dev as u32);
         let ino = id.ino as u32;
         // The kernel's internal dev_t (MKDEV: 12-bit major above a 20-bit minor), and the
         // userspace encoding, in case a kernel reports that one.
         let kernel = (major << 20) | (minor & 0xfffff);
         let user = (minor & 0xff) | (major << 8) | ((minor & !0xff) << 12);
-        self.vfs.contains(&(kernel, ino)) || self.vfs.contains(&(user, ino))
+        self.vfs
+            .get(&(kernel, ino))
+            .or_else(|| self.vfs.get(&(user, ino)))
+    }
+
+    /// Bound sockets in the table.
+    pub fn len(&self) -> usize {
+        self.vfs.len()
+    }
+
+    /// True if the table holds no bound socket.
+    pub fn is_empty(&self) -> bool {
+        self.vfs.is_empty()
     }
 
     /// Parses one datagram of answers; `Ok(true)` at the end of the dump.
@@ -107,17 +161,32 @@ impl BoundSockets {
     }
 
     fn parse_attrs(&mut self, msg: &[u8]) {
-        let mut attrs = msg.get(UNIX_DIAG_MSG_LEN..).unwrap_or_default();
+        let Some(head) = msg.get(..UNIX_DIAG_MSG_LEN) else {
+            return;
+        };
+        let mut bound = Bound {
+            kind: head[1],
+            state: head[2],
+            queue: None,
+        };
+        let mut vfs = None;
+        let mut attrs = &msg[UNIX_DIAG_MSG_LEN..];
         while attrs.len() >= 4 {
             let len = usize::from(u16::from_ne_bytes([attrs[0], attrs[1]]));
             let kind = u16::from_ne_bytes([attrs[2], attrs[3]]);
             if len < 4 || len > attrs.len() {
-                return;
+                break;
             }
             if kind == UNIX_DIAG_VFS && len >= 12 {
-                self.vfs.insert((u32_at(attrs, 8), u32_at(attrs, 4)));
+                vfs = Some((u32_at(attrs, 8), u32_at(attrs, 4)));
+            }
+            if kind == UNIX_DIAG_RQLEN && len >= 12 {
+                bound.queue = Some((u32_at(attrs, 4), u32_at(attrs, 8)));
             }
             attrs = &attrs[align4(len).min(attrs.len())..];
+        }
+        if let Some(key) = vfs {
+            self.vfs.insert(key, bound);
         }
     }
 }
@@ -132,7 +201,7 @@ fn request() -> Vec<u8> {
     req.extend_from_slice(&[AF_UNIX, 0, 0, 0]); // family, protocol, padding
     req.extend_from_slice(&u32::MAX.to_ne_bytes()); // every state
     req.extend_from_slice(&0u32.to_ne_bytes()); // any inode
-    req.extend_from_slice(&UDIAG_SHOW_VFS.to_ne_bytes());
+    req.extend_from_slice(&(UDIAG_SHOW_VFS | UDIAG_SHOW_RQLEN).to_ne_bytes());
     req.extend_from_slice(&[0xff; 8]); // no cookie
     req
 }
@@ -178,6 +247,12 @@ mod tests {
             "bound, not listening"
         );
         assert!(!bound.is_bound(&stat_nofollow(&dead).unwrap().identity));
+        // What a connect would meet, told by the table alone.
+        let outcome =
+            |p: &std::path::Path| bound.connect_outcome(&stat_nofollow(p).unwrap().identity);
+        assert_eq!(outcome(&live), Some(ConnectOutcome::Connected));
+        assert_eq!(outcome(&starting), Some(ConnectOutcome::Refused));
+        assert_eq!(outcome(&dead), Some(ConnectOutcome::Refused));
         drop(fd);
         let bound = BoundSockets::query().unwrap();
         assert!(

@@ -1,38 +1,96 @@
 //! One probe of one socket path: `lstat` first, then a non-blocking connect.
+//!
+//! A probe has two halves. [`look`] is the `lstat` (and, for a socket, whether we may write to
+//! it, which `connect(2)` requires). The second half is a non-blocking connect ([`probe`] does
+//! both); or, for a large scan, the kernel's socket table read once for every socket
+//! ([`judge`]): the table says what the connect would return, by the kernel's own rules, without
+//! making 100,000 connects (each of which costs a lookup in the kernel's table of every bound
+//! Unix socket on the machine, and leaves a connection in the service's accept queue).
 
 use std::borrow::Cow;
 use std::io;
 use std::path::Path;
 
-use hero_socket::{ConnectOutcome, FileKind, connect_probe, stat_nofollow};
+use hero_socket::{BoundSockets, ConnectOutcome, FileKind, Identity, connect_probe, stat_nofollow};
 
 use super::state::{Observation, SocketState};
 
-/// Classifies `path` (CONTRACT §2). Never follows a symlink: the file type comes from `lstat`,
-/// and only a real socket file is connected to. `state: None` means the path is gone.
-pub fn probe(path: &Path) -> Observation {
+/// The first half of a probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Looked {
+    /// A socket file we may write to: a connect decides the rest.
+    Socket(Identity),
+    /// Anything else is already an observation.
+    Done(Observation),
+}
+
+/// `lstat` (never following a symlink), and for a socket file whether we may write to it.
+pub fn look(path: &Path) -> Looked {
     let st = match stat_nofollow(path) {
         Ok(st) => st,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return gone(),
-        Err(e) => return denied(None, format!("stat: {e}").into()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Looked::Done(gone()),
+        Err(e) => return Looked::Done(denied(None, format!("stat: {e}").into())),
     };
     let identity = Some(st.identity);
     let kind = match st.kind {
-        FileKind::Socket => return connect(path, identity),
+        FileKind::Socket => {
+            // connect(2) needs write permission on the socket file.
+            let access = rustix::fs::accessat(
+                rustix::fs::CWD,
+                path,
+                rustix::fs::Access::WRITE_OK,
+                rustix::fs::AtFlags::EACCESS,
+            );
+            return match access {
+                Ok(()) => Looked::Socket(st.identity),
+                Err(e) if e == rustix::io::Errno::NOENT => Looked::Done(gone()),
+                Err(e) if e == rustix::io::Errno::ACCESS || e == rustix::io::Errno::PERM => {
+                    Looked::Done(denied(identity, "connect: permission denied".into()))
+                }
+                // Anything odd (a path too long, say): let the connect tell.
+                Err(_) => Looked::Socket(st.identity),
+            };
+        }
         FileKind::Regular => "a regular file",
         FileKind::Directory => "a directory",
         FileKind::Symlink => "a symlink (never followed)",
         FileKind::Other => "not a socket (fifo or device)",
     };
-    Observation {
+    Looked::Done(Observation {
         state: Some(SocketState::NotSocket),
         identity,
         detail: kind.into(),
+    })
+}
+
+/// Classifies `path` (CONTRACT §2). Never follows a symlink: the file type comes from `lstat`,
+/// and only a real socket file is connected to. `state: None` means the path is gone.
+pub fn probe(path: &Path) -> Observation {
+    match look(path) {
+        Looked::Done(obs) => obs,
+        Looked::Socket(id) => connect(path, Some(id)),
     }
 }
 
-fn connect(path: &Path, identity: Option<hero_socket::Identity>) -> Observation {
-    let (state, detail) = match connect_probe(path) {
+/// The second half of a probe from the kernel's socket table, read after every `look` of the
+/// scan: what the connect would have returned. `None` where the table cannot say; then a real
+/// connect must.
+pub fn judge(looked: &Looked, bound: &BoundSockets) -> Option<Observation> {
+    match looked {
+        Looked::Done(obs) => Some(obs.clone()),
+        Looked::Socket(id) => bound
+            .connect_outcome(id)
+            .map(|outcome| observe(outcome, Some(*id))),
+    }
+}
+
+fn connect(path: &Path, identity: Option<Identity>) -> Observation {
+    observe(connect_probe(path), identity)
+}
+
+/// The observation for a connect outcome.
+fn observe(outcome: ConnectOutcome, identity: Option<Identity>) -> Observation {
+    let (state, detail) = match outcome {
         ConnectOutcome::Connected => (SocketState::Live, "connect ok".into()),
         ConnectOutcome::Busy => (SocketState::Busy, "connect: EAGAIN, backlog full".into()),
         ConnectOutcome::Refused => (SocketState::Refused, "connect: ECONNREFUSED".into()),
@@ -66,7 +124,7 @@ fn gone() -> Observation {
     }
 }
 
-fn denied(identity: Option<hero_socket::Identity>, detail: Cow<'static, str>) -> Observation {
+fn denied(identity: Option<Identity>, detail: Cow<'static, str>) -> Observation {
     Observation {
         state: Some(SocketState::Denied),
         identity,
