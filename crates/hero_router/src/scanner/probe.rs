@@ -3,9 +3,11 @@
 //! A probe has two halves. [`look`] is the `lstat` (and, for a socket, whether we may write to
 //! it, which `connect(2)` requires). The second half is a non-blocking connect ([`probe`] does
 //! both); or, for a large scan, the kernel's socket table read once for every socket
-//! ([`judge`]): the table says what the connect would return, by the kernel's own rules, without
-//! making 100,000 connects (each of which costs a lookup in the kernel's table of every bound
-//! Unix socket on the machine, and leaves a connection in the service's accept queue).
+//! ([`judge`]): for every socket it lists, the table says what the connect would return, by the
+//! kernel's own rules, without making 100,000 connects (each of which costs a lookup in the
+//! kernel's table of every bound Unix socket on the machine, and leaves a connection in the
+//! service's accept queue). A socket the table does not list (dead, or skipped by a dump taken
+//! while sockets came and went) still gets a real connect.
 
 use std::borrow::Cow;
 use std::io;
