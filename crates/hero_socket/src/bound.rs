@@ -8,6 +8,7 @@
 //! `bind()` always creates a new file. So "refused and not bound" proves a file dead.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::io;
 
 use rustix::net::netlink::{SOCK_DIAG, SocketAddrNetlink};
@@ -29,6 +30,8 @@ const UDIAG_SHOW_RQLEN: u32 = 0x10;
 const UNIX_DIAG_VFS: u16 = 1;
 const UNIX_DIAG_RQLEN: u16 = 4;
 const SOCK_STREAM: u8 = 1;
+const TCP_ESTABLISHED: u8 = 1;
+const TCP_CLOSE: u8 = 7;
 const TCP_LISTEN: u8 = 10;
 const NLMSG_HDRLEN: usize = 16;
 const UNIX_DIAG_MSG_LEN: usize = 16;
@@ -103,7 +106,7 @@ impl BoundSockets {
             }
             (SOCK_STREAM, TCP_LISTEN, Some(_)) => Some(ConnectOutcome::Connected),
             (SOCK_STREAM, TCP_LISTEN, None) => None,
-            (SOCK_STREAM, _, _) => Some(ConnectOutcome::Refused),
+            (SOCK_STREAM, TCP_CLOSE, _) => Some(ConnectOutcome::Refused),
             _ => None,
         }
     }
@@ -184,8 +187,19 @@ impl BoundSockets {
             }
             attrs = &attrs[align4(len).min(attrs.len())..];
         }
-        if let Some(key) = vfs {
-            self.vfs.insert(key, bound);
+        let Some(key) = vfs else { return };
+        // A connection a listener accepted carries the listener's path too (for getsockname),
+        // so one file can have several entries. The listener (or the socket that bound the
+        // file and has not listened yet) says what a connect meets; an accepted connection
+        // only says the file was bound, and only counts when nothing better is known.
+        match self.vfs.entry(key) {
+            Entry::Vacant(slot) => {
+                slot.insert(bound);
+            }
+            Entry::Occupied(mut slot) if slot.get().state == TCP_ESTABLISHED => {
+                slot.insert(bound);
+            }
+            Entry::Occupied(_) => {}
         }
     }
 }
@@ -258,6 +272,29 @@ mod tests {
             !bound.is_bound(&stat_nofollow(&starting).unwrap().identity),
             "closed: no longer bound"
         );
+    }
+
+    #[test]
+    fn accepted_connections_do_not_hide_their_listener() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rpc.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        // Accepted connections carry the listener's path; whatever order the kernel lists
+        // them in, the listener decides.
+        let clients: Vec<_> = (0..8)
+            .map(|_| std::os::unix::net::UnixStream::connect(&path).unwrap())
+            .collect();
+        let accepted: Vec<_> = (0..8).map(|_| listener.accept().unwrap()).collect();
+        let id = stat_nofollow(&path).unwrap().identity;
+        let bound = BoundSockets::query().unwrap();
+        assert_eq!(bound.connect_outcome(&id), Some(ConnectOutcome::Connected));
+
+        // With the listener closed, only accepted connections name the file: nothing is
+        // listening there, and nothing can listen there again, but the table does not guess.
+        drop(listener);
+        let bound = BoundSockets::query().unwrap();
+        assert_eq!(bound.connect_outcome(&id), None);
+        drop((clients, accepted));
     }
 
     #[test]

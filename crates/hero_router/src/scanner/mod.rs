@@ -450,10 +450,11 @@ impl Scanner {
                     .collect(),
             ));
         }
+        let listed_names: BTreeSet<&str> = listed.iter().map(|(n, _)| n.as_str()).collect();
         let gone: Vec<String> = self
             .records
             .names()
-            .filter(|n| !listed.iter().any(|(l, _)| l == *n))
+            .filter(|n| !listed_names.contains(n.as_str()))
             .cloned()
             .collect();
         for name in gone {
@@ -461,7 +462,7 @@ impl Scanner {
         }
         self.note_errors(&mut errors, listed.iter().map(|(n, _)| n.as_str()));
         let (names, wanted) = flatten(listed);
-        let observations = self.probe_all(&wanted, true).await;
+        let observations = self.probe_all(&names, &wanted, true).await;
         self.apply(&names, &wanted, observations, cause);
         let reaped = if cause == ProbeCause::Watch {
             Vec::new()
@@ -522,7 +523,7 @@ impl Scanner {
     ) {
         for name in listed {
             let error = errors.remove(name);
-            let had = self.records.errors().any(|(n, _)| n == name);
+            let had = self.records.error(name).is_some();
             if !self.records.set_error(name, error.clone()) {
                 continue;
             }
@@ -581,7 +582,7 @@ impl Scanner {
         }
         self.note_errors(&mut errors, listed.iter().map(|(n, _)| n.as_str()));
         let (names, wanted) = flatten(listed);
-        let observations = self.probe_all(&wanted, false).await;
+        let observations = self.probe_all(&names, &wanted, false).await;
         self.apply(&names, &wanted, observations, ProbeCause::Watch);
         if self.last_scan.is_some() {
             self.publish(false, false);
@@ -594,6 +595,7 @@ impl Scanner {
     /// read, gets a real connect.
     async fn probe_all(
         &self,
+        names: &[String],
         wanted: &Arc<Vec<(u32, SocketPath)>>,
         full: bool,
     ) -> Vec<Observation> {
@@ -618,9 +620,19 @@ impl Scanner {
         };
         let mut out: Vec<Option<Observation>> = looks
             .iter()
-            .map(|l| match (&bound, l) {
+            .enumerate()
+            .map(|(i, l)| match (&bound, l) {
                 (_, probe::Looked::Done(obs)) => Some(obs.clone()),
-                (Some(b), l) => probe::judge(l, b),
+                (Some(b), l) => probe::judge(l, b).or_else(|| {
+                    // Not in the table: dead, or skipped by the dump. A file a real connect
+                    // found refused and that the table still does not list stays refused
+                    // without a new connect: a file nothing is bound to can never be bound
+                    // again, and if it is a starting service's, the table lists it once it
+                    // listens.
+                    let (service, sock) = &wanted[i];
+                    let rec = self.records.socket(&names[*service as usize], &sock.kind)?;
+                    probe::still_refused(l, rec)
+                }),
                 (None, _) => None,
             })
             .collect();

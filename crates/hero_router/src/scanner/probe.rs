@@ -15,7 +15,7 @@ use std::path::Path;
 
 use hero_socket::{BoundSockets, ConnectOutcome, FileKind, Identity, connect_probe, stat_nofollow};
 
-use super::state::{Observation, SocketState};
+use super::state::{Observation, SocketRecord, SocketState};
 
 /// The first half of a probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +86,24 @@ pub fn judge(looked: &Looked, bound: &BoundSockets) -> Option<Observation> {
     }
 }
 
+/// A socket file the kernel's table does not list, already found refused by a real connect
+/// as this same file: still refused, without a new connect. `None` if the record says
+/// anything else, or is of another file.
+pub fn still_refused(looked: &Looked, last: &SocketRecord) -> Option<Observation> {
+    let Looked::Socket(id) = looked else {
+        return None;
+    };
+    let refused = last.state == SocketState::Refused && last.detail == REFUSED;
+    (refused && last.identity == Some(*id)).then(|| Observation {
+        state: Some(SocketState::Refused),
+        identity: Some(*id),
+        detail: REFUSED.into(),
+    })
+}
+
+/// What a refused connect says.
+const REFUSED: &str = "connect: ECONNREFUSED";
+
 fn connect(path: &Path, identity: Option<Identity>) -> Observation {
     observe(connect_probe(path), identity)
 }
@@ -95,7 +113,7 @@ fn observe(outcome: ConnectOutcome, identity: Option<Identity>) -> Observation {
     let (state, detail) = match outcome {
         ConnectOutcome::Connected => (SocketState::Live, "connect ok".into()),
         ConnectOutcome::Busy => (SocketState::Busy, "connect: EAGAIN, backlog full".into()),
-        ConnectOutcome::Refused => (SocketState::Refused, "connect: ECONNREFUSED".into()),
+        ConnectOutcome::Refused => (SocketState::Refused, REFUSED.into()),
         ConnectOutcome::Denied => (SocketState::Denied, "connect: permission denied".into()),
         ConnectOutcome::Missing => return gone(),
         // An errno we cannot interpret (e.g. a path too long for sockaddr_un): we cannot reach
@@ -173,5 +191,71 @@ impl ProbePool {
     /// Runs `job` on a probe thread.
     pub(crate) fn run(&self, job: Job) {
         let _ = self.jobs.send(job);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(ino: u64) -> Identity {
+        Identity {
+            dev: 1,
+            ino,
+            ctime_ns: 5,
+        }
+    }
+
+    fn record(
+        state: SocketState,
+        identity: Option<Identity>,
+        detail: &'static str,
+    ) -> SocketRecord {
+        SocketRecord {
+            state,
+            since_unix_ms: 0,
+            refused_streak: 1,
+            first_refusal: identity,
+            identity,
+            detail: detail.into(),
+            last_skip: None,
+        }
+    }
+
+    #[test]
+    fn only_the_same_file_refused_by_a_connect_stays_refused_unconnected() {
+        let refused = record(SocketState::Refused, Some(id(7)), REFUSED);
+        let obs = still_refused(&Looked::Socket(id(7)), &refused).expect("same file");
+        assert_eq!(obs.state, Some(SocketState::Refused));
+        assert_eq!(obs.identity, Some(id(7)));
+
+        // Another file at the path (a restart): connect to it.
+        assert_eq!(still_refused(&Looked::Socket(id(8)), &refused), None);
+        let restarted = Identity {
+            ctime_ns: 6,
+            ..id(7)
+        };
+        assert_eq!(still_refused(&Looked::Socket(restarted), &refused), None);
+        // A file the last probe found in any other state: connect to it.
+        for state in [
+            SocketState::Live,
+            SocketState::Busy,
+            SocketState::Denied,
+            SocketState::NotSocket,
+        ] {
+            let last = record(state, Some(id(7)), REFUSED);
+            assert_eq!(
+                still_refused(&Looked::Socket(id(7)), &last),
+                None,
+                "{state:?}"
+            );
+        }
+        // Refused for another reason than a refused connect, or without a known file.
+        let odd = record(SocketState::Refused, Some(id(7)), "probe timed out");
+        assert_eq!(still_refused(&Looked::Socket(id(7)), &odd), None);
+        let unknown = record(SocketState::Refused, None, REFUSED);
+        assert_eq!(still_refused(&Looked::Socket(id(7)), &unknown), None);
+        // What `lstat` already decided is not a socket to connect to.
+        assert_eq!(still_refused(&Looked::Done(gone()), &refused), None);
     }
 }

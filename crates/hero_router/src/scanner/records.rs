@@ -197,11 +197,14 @@ impl Records {
         true
     }
 
-    /// Services whose directory could not be listed at the last look.
-    pub(super) fn errors(&self) -> impl Iterator<Item = (&String, &String)> {
-        self.services
-            .iter()
-            .filter_map(|(n, s)| s.error.as_ref().map(|e| (n, e)))
+    /// Why `name`'s directory could not be listed at the last look.
+    pub(super) fn error(&self, name: &str) -> Option<&String> {
+        self.services.get(name)?.error.as_ref()
+    }
+
+    /// The record of `service`'s `kind` socket.
+    pub(super) fn socket(&self, service: &str, kind: &str) -> Option<&SocketRecord> {
+        Some(&self.services.get(service)?.sockets.get(kind)?.rec)
     }
 
     /// The sockets known for `service`, to probe by path: (kind, path).
