@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use hero_router::events::Event;
-use hero_router::{Scanner, ScannerHandle};
+use hero_router::registry::events::Event;
+use hero_router::{Registry, Scanner};
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::Instant;
@@ -91,7 +91,7 @@ async fn variant(
     mkdir: bool,
     events: &mut Receiver<Event>,
     held: &mut Vec<UnixListener>,
-    handle: &ScannerHandle,
+    handle: &Registry,
 ) -> anyhow::Result<Variant> {
     let (mut v, mut samples) = (Variant::default(), Vec::new());
     for path in paths {
@@ -153,7 +153,7 @@ async fn bind_and_wait(
 }
 
 /// What the table says about a socket whose live event never came.
-fn miss_note(path: &Path, handle: &ScannerHandle) -> String {
+fn miss_note(path: &Path, handle: &Registry) -> String {
     let want = path.display().to_string();
     let table = handle.table();
     let sock = table

@@ -14,15 +14,16 @@
 //!   │        reap_check (rules 1–3) ─► hero_proc guard ─► reaper::reap (lock, re-check,   │
 //!   │                                                      rename aside, verify, unlink) │
 //!   └──────────────┬──────────────────────────────────────────┬──────────────────────────┘
-//!                  │ watch<Arc<Table>> (swapped whole)         │ broadcast<Event> (+ one log line each)
-//!                  v                                           v
-//!        front end, CLI, tests                          tests, logs
+//!                  │ registry: watch<Arc<Table>> (swapped whole), broadcast<Event> (+ one log line each)
+//!                  v
+//!        readers only: proxy, rpc, CLI, metrics, tests
 //! ```
 //!
 //! Modules:
-//! - [`scanner`]: discovery, probing, the state machine ([`scanner::state`]), reaping.
-//! - [`table`]: the immutable snapshot readers see.
-//! - [`events`]: what changed, as events and log lines.
+//! - [`registry`]: what the router knows and publishes (the table, socket states, events) and
+//!   the [`Registry`] handle every front reads it through.
+//! - [`scanner`]: discovery, probing, the state machine ([`scanner::state`]), reaping; the
+//!   registry's table writer.
 //! - [`config`] and [`cli`]: flags, environment, defaults.
 //! - [`rpc`]: the JSON-RPC front end (own codec, router methods, forwarding).
 //! - [`http1`]: HTTP/1.1 framing, the one authority for every byte the router parses or writes.
@@ -34,22 +35,22 @@
 pub mod cli;
 pub mod client;
 pub mod config;
-pub mod events;
 pub mod http1;
 pub mod metrics;
 pub mod proxy;
+pub mod registry;
 pub mod rpc;
 pub mod scan_cmd;
 pub mod scanner;
 pub mod serve;
-pub mod table;
 pub mod telemetry;
 #[cfg(test)]
 mod test_util;
 
 pub use config::Config;
-pub use scanner::{ScanSummary, Scanner, ScannerConfig, ScannerHandle};
-pub use table::Table;
+pub use registry::table::Table;
+pub use registry::{Registry, ScanSummary};
+pub use scanner::{Scanner, ScannerConfig};
 
 /// The router's version, as reported by `router.health` and the start-up log line.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -8,8 +8,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::events::Event;
-use crate::table::Table;
+use crate::registry::events::Event;
+use crate::registry::table::Table;
 
 /// Latency bucket bounds in seconds.
 const BUCKETS: [f64; 14] = [

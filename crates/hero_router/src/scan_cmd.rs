@@ -14,10 +14,10 @@ use serde::Serialize;
 
 use crate::cli::ScanArgs;
 use crate::config::scanner_config;
+use crate::registry::names::Ignored;
+use crate::registry::table::Service;
 use crate::scanner::Scanner;
-use crate::scanner::discover::Ignored;
 use crate::scanner::state::ProbeCause;
-use crate::table::Service;
 
 /// Pause between the probe rounds of `scan --reap`.
 pub const REAP_ROUND_PAUSE: Duration = Duration::from_millis(200);

@@ -11,9 +11,10 @@ use std::time::Duration;
 use common::{busy_socket, cfg, changed_to, dead_socket, service_dir, wait_event};
 use hero_example_service::{ServiceConfig, spawn};
 use hero_router::Scanner;
-use hero_router::events::Event;
-use hero_router::scanner::state::{ProbeCause, SkipReason, SocketState};
-use hero_router::table::{ServiceStatus, Table};
+use hero_router::registry::events::Event;
+use hero_router::registry::state::{SkipReason, SocketState};
+use hero_router::registry::table::{ServiceStatus, Table};
+use hero_router::scanner::state::ProbeCause;
 use hero_socket::{OwnerLock, lock_path};
 use tokio_util::sync::CancellationToken;
 
@@ -31,7 +32,7 @@ fn state_of(table: &Table, service: &str, kind: &str) -> Option<SocketState> {
 fn run_watching(
     root: &Path,
 ) -> (
-    hero_router::ScannerHandle,
+    hero_router::Registry,
     tokio::sync::broadcast::Receiver<Event>,
     CancellationToken,
     tokio::task::JoinHandle<()>,

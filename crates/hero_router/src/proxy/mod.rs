@@ -16,9 +16,9 @@ pub mod pool;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::scanner::ScannerHandle;
-use crate::scanner::state::SocketState;
-use crate::table::Table;
+use crate::registry::Registry;
+use crate::registry::state::SocketState;
+use crate::registry::table::Table;
 use error::ProxyError;
 
 /// Which kind of listener a request came in on.
@@ -33,7 +33,7 @@ pub enum Transport {
 /// What the proxy needs.
 pub struct ProxyCtx {
     /// The live table.
-    pub scanner: ScannerHandle,
+    pub scanner: Registry,
     /// Upstream connections (the only pool).
     pub pool: std::sync::Arc<pool::Pool>,
     /// Deadline for the response head.
@@ -55,12 +55,12 @@ pub struct Target {
 
 impl Target {
     /// The service.
-    pub fn service<'t>(&self, table: &'t Table) -> &'t crate::table::Service {
+    pub fn service<'t>(&self, table: &'t Table) -> &'t crate::registry::table::Service {
         &table.services[self.service]
     }
 
     /// The socket.
-    pub fn socket<'t>(&self, table: &'t Table) -> &'t crate::table::Socket {
+    pub fn socket<'t>(&self, table: &'t Table) -> &'t crate::registry::table::Socket {
         &table.services[self.service].sockets[self.socket]
     }
 }
@@ -77,7 +77,7 @@ pub fn resolve(table: &Table, service: &str, kind: &str) -> Result<Target, Proxy
     };
     let svc = &table.services[si];
     // `admin` falls back to `ui`; any other name falls back to `web_<name>`.
-    let fallback = |s: &crate::table::Socket| match kind {
+    let fallback = |s: &crate::registry::table::Socket| match kind {
         "admin" => s.kind == "ui",
         _ => s.kind.strip_prefix("web_") == Some(kind),
     };

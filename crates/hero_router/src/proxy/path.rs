@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use percent_encoding::percent_decode_str;
 
-use crate::scanner::discover::valid_service_name;
+use crate::registry::names::valid_service_name;
 
 /// A routed request target, borrowed from the request (decoded only if it was encoded).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -94,7 +94,7 @@ pub struct Key {
 
 impl Key {
     /// The key of a socket in the table.
-    pub fn of(socket: &crate::table::Socket) -> Key {
+    pub fn of(socket: &crate::registry::table::Socket) -> Key {
         Key {
             path: Arc::from(Path::new(&socket.path)),
             identity: socket.identity,
@@ -102,7 +102,7 @@ impl Key {
     }
 
     /// True if this is the key of `socket` (no allocation).
-    pub fn is(&self, socket: &crate::table::Socket) -> bool {
+    pub fn is(&self, socket: &crate::registry::table::Socket) -> bool {
         self.identity == socket.identity && *self.path == *Path::new(&socket.path)
     }
 }

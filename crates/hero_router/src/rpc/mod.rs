@@ -12,6 +12,9 @@
 //! not JSON-RPC. Each carries `data: {"service": S}`.
 
 pub mod codec;
+mod openrpc;
+
+pub use openrpc::openrpc;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,8 +30,8 @@ use tokio::time::Instant;
 
 use crate::proxy::client::SendError;
 use crate::proxy::pool::{Answer, Key, Pool};
-use crate::scanner::ScannerHandle;
-use crate::scanner::state::SocketState;
+use crate::registry::Registry;
+use crate::registry::state::SocketState;
 use codec::{Body as RpcBody, BodyError, Call, Entry};
 
 /// No such service.
@@ -43,7 +46,7 @@ pub const BAD_UPSTREAM: i32 = -32004;
 /// What the router's own methods need.
 pub struct Ctx {
     /// The live table.
-    pub scanner: ScannerHandle,
+    pub scanner: Registry,
     /// Upstream connections (forwarded calls and `router.spec`).
     pub pool: Arc<Pool>,
     /// `--upstream-timeout`.
@@ -396,26 +399,8 @@ impl Rpc {
 }
 
 /// Waits (at most `limit`) for the first full scan, if it has not finished yet.
-pub async fn wait_ready(scanner: &ScannerHandle, limit: Duration) {
+pub async fn wait_ready(scanner: &Registry, limit: Duration) {
     if !scanner.table().scanned() {
         let _ = tokio::time::timeout(limit, scanner.ready()).await;
     }
-}
-
-/// The router's own OpenRPC document.
-pub fn openrpc() -> Value {
-    let name_param = json!([{"name": "name", "required": true, "schema": {"type": "string"}}]);
-    let m = |name: &str, summary: &str, params: Value| json!({"name": name, "summary": summary, "params": params, "result": {"name": "result", "schema": {}}});
-    json!({
-        "openrpc": "1.2.6",
-        "info": {"title": "hero_router", "version": crate::VERSION, "description": "Discovers Hero service sockets and routes to them. Any other <service>.<method> is forwarded to that service."},
-        "methods": [
-            m("router.services", "All services and their sockets, sorted by name", json!([])),
-            m("router.service", "One service by name", name_param.clone()),
-            m("router.scan", "Run a full scan now and return its counts", json!([])),
-            m("router.health", "Router health and readiness", json!([])),
-            m("router.spec", "A service's OpenRPC document", name_param),
-            m("rpc.discover", "This document", json!([])),
-        ]
-    })
 }

@@ -13,10 +13,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Serialize;
-
-/// The directory the router keeps its own sockets in.
-pub const OWN_SERVICE: &str = "hero_router";
+use crate::registry::names::{Ignored, valid_service_name};
 
 /// One socket candidate: a `*.sock` entry directly inside a service directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,15 +22,6 @@ pub struct SocketPath {
     pub kind: String,
     /// Full path.
     pub path: PathBuf,
-}
-
-/// A top-level entry that is not a service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Ignored {
-    /// Full path.
-    pub path: String,
-    /// Why it is not a service.
-    pub reason: String,
 }
 
 /// A test seam called with each service directory right before it is listed (a test can make
@@ -51,16 +39,6 @@ pub struct Discovered {
     pub ignored: Vec<Ignored>,
     /// Service directories holding files a reaper moved aside (`.<name>.reap-<pid>-<n>`).
     pub staged: Vec<PathBuf>,
-}
-
-/// True if `name` is a valid service name: `^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`.
-pub fn valid_service_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    !b.is_empty()
-        && b.len() <= 64
-        && b[0].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
 }
 
 /// Walks the whole root. `Err` only if the root itself cannot be read.

@@ -23,25 +23,27 @@ pub mod state;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 use notify::Watcher;
-use serde::Serialize;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::events::{EVENT_CAPACITY, Event};
-use crate::table::{LastScan, Service, Socket, Table};
-use discover::{ListHook, OWN_SERVICE, SocketPath};
+use crate::registry::events::Event;
+use crate::registry::names::{Ignored, OWN_SERVICE, valid_service_name};
+use crate::registry::state::{SkipReason, SocketState};
+use crate::registry::table::{LastScan, Service, Socket, Table};
+use crate::registry::{self, Registry, ScanSummary, TableWriter};
+use discover::{ListHook, SocketPath};
 use hero_proc::Running;
 use probe::ProbePool;
 use reaper::{ReapHook, ReapOutcome};
 use records::Records;
-use state::{Observation, ProbeCause, ReapPolicy, SkipReason, SocketState};
+use state::{Observation, ProbeCause, ReapPolicy};
 
 /// Scanner settings (CONTRACT §2–§3).
 #[derive(Debug, Clone)]
@@ -65,73 +67,23 @@ pub struct ScannerConfig {
     pub watch: bool,
 }
 
-/// Counts of one scan, as `router.scan` returns them (CONTRACT §4).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ScanSummary {
-    /// Services seen.
-    pub services: usize,
-    /// Sockets seen.
-    pub sockets: usize,
-    /// Live sockets.
-    pub live: usize,
-    /// Busy sockets.
-    pub busy: usize,
-    /// Refused sockets (after reaping).
-    pub refused: usize,
-    /// Paths removed by this scan.
-    pub reaped: Vec<String>,
-    /// Wall time of the scan.
-    pub duration_ms: u64,
-}
-
 /// The scanner task's state. Build with [`Scanner::new`], then [`Scanner::run`] it, or drive
 /// single scans with [`Scanner::scan_full`].
 pub struct Scanner {
     cfg: ScannerConfig,
     records: Records,
-    ignored: Vec<discover::Ignored>,
+    ignored: Vec<Ignored>,
     /// Runs every probe: a fixed number of threads.
     pool: Arc<ProbePool>,
-    table_tx: watch::Sender<Arc<Table>>,
-    events: broadcast::Sender<Event>,
-    requests: mpsc::Receiver<ScanRequest>,
+    /// Where tables and events are published, and scan requests come from.
+    out: TableWriter,
     hook: Option<ReapHook>,
     probe_hook: Option<ProbeHook>,
     list_hook: Option<ListHook>,
-    stats: Arc<ScanStats>,
     generation: u64,
     /// A full scan has succeeded.
     ready: bool,
     last_scan: Option<LastScan>,
-}
-
-/// Counters of the scanner's own work: what it was asked to look at, and what it did.
-#[derive(Debug, Default)]
-pub struct ScanStats {
-    /// Watch events received, whether they mattered or not.
-    pub watch_events: AtomicU64,
-    /// Batches of watch events handled.
-    pub watch_batches: AtomicU64,
-    /// Full scans run.
-    pub full_scans: AtomicU64,
-    /// Partial scans run (watch events and settle re-probes that named a service).
-    pub partial_scans: AtomicU64,
-}
-
-/// A cheap, cloneable handle to a running scanner.
-#[derive(Clone)]
-pub struct ScannerHandle {
-    stats: Arc<ScanStats>,
-    table: watch::Receiver<Arc<Table>>,
-    events: broadcast::Sender<Event>,
-    requests: mpsc::Sender<ScanRequest>,
-    /// Why the scanner, or a task fed by it, stopped for good (set by whoever supervises it).
-    /// From then on the table is frozen, and `router.health` says so.
-    failure: Arc<OnceLock<String>>,
-}
-
-struct ScanRequest {
-    reply: oneshot::Sender<ScanSummary>,
 }
 
 /// A test seam called right before each probe, on the blocking thread that probes.
@@ -150,94 +102,32 @@ const PROBE_BATCH: usize = 32;
 /// every Unix socket on the machine).
 const TABLE_PROBE_MIN: usize = 512;
 
-// === impl ScannerHandle ===
-
-impl ScannerHandle {
-    /// The current table.
-    pub fn table(&self) -> Arc<Table> {
-        self.table.borrow().clone()
-    }
-
-    /// A receiver that sees every published table.
-    pub fn tables(&self) -> watch::Receiver<Arc<Table>> {
-        self.table.clone()
-    }
-
-    /// The scanner's counters.
-    pub fn stats(&self) -> &ScanStats {
-        &self.stats
-    }
-
-    /// Subscribes to scanner events.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.events.subscribe()
-    }
-
-    /// Runs a full scan now (it does not advance refusal streaks) and returns its summary.
-    /// `None` if the scanner has stopped.
-    pub async fn scan_now(&self) -> Option<ScanSummary> {
-        let (reply, rx) = oneshot::channel();
-        self.requests.send(ScanRequest { reply }).await.ok()?;
-        rx.await.ok()
-    }
-
-    /// Waits until the first full scan has been published, whether or not it could read the
-    /// root (`Table::ready` says whether one succeeded).
-    pub async fn ready(&self) {
-        let mut rx = self.table.clone();
-        let _ = rx.wait_for(|t| t.scanned()).await;
-    }
-
-    /// Records that the scanner (or a task that depends on it) failed and will not come back.
-    /// The first reason recorded wins.
-    pub fn mark_failed(&self, reason: String) {
-        let _ = self.failure.set(reason);
-    }
-
-    /// Why the scanner failed, if [`ScannerHandle::mark_failed`] was called.
-    pub fn failure(&self) -> Option<&str> {
-        self.failure.get().map(String::as_str)
-    }
-}
-
 // === impl Scanner ===
 
 impl Scanner {
-    /// Creates the scanner and its handle. Nothing runs until [`Scanner::run`] or a scan call.
-    pub fn new(cfg: ScannerConfig) -> (Scanner, ScannerHandle) {
-        let table = Table {
-            root: cfg.root.clone(),
-            ..Table::default()
-        };
-        let (table_tx, table_rx) = watch::channel(Arc::new(table));
-        let (events, _) = broadcast::channel(EVENT_CAPACITY);
-        let (req_tx, requests) = mpsc::channel(16);
-        let stats = Arc::new(ScanStats::default());
-        let handle = ScannerHandle {
-            stats: stats.clone(),
-            table: table_rx,
-            events: events.clone(),
-            requests: req_tx,
-            failure: Arc::default(),
-        };
+    /// Creates the scanner and a new registry it writes to; the registry's reader handle.
+    /// Nothing runs until [`Scanner::run`] or a scan call.
+    pub fn new(cfg: ScannerConfig) -> (Scanner, Registry) {
+        let (registry, writer) = registry::channel(cfg.root.clone());
+        (Scanner::with_writer(cfg, writer), registry)
+    }
+
+    /// Creates the scanner writing to an existing registry.
+    pub fn with_writer(cfg: ScannerConfig, writer: TableWriter) -> Scanner {
         let pool = Arc::new(ProbePool::new(cfg.probe_concurrency));
-        let scanner = Scanner {
+        Scanner {
             cfg,
             records: Records::default(),
             ignored: Vec::new(),
             pool,
-            table_tx,
-            events,
-            requests,
+            out: writer,
             hook: None,
             probe_hook: None,
             list_hook: None,
-            stats,
             generation: 0,
             ready: false,
             last_scan: None,
-        };
-        (scanner, handle)
+        }
     }
 
     /// Installs a test seam that runs on the blocking pool right before each probe (a test can
@@ -262,7 +152,7 @@ impl Scanner {
 
     /// The last published table.
     pub fn table(&self) -> Arc<Table> {
-        self.table_tx.borrow().clone()
+        self.out.table.borrow().clone()
     }
 
     /// Heap bytes the scanner holds for what it knows: its records, the ignored entries, and
@@ -271,11 +161,11 @@ impl Scanner {
     pub fn footprint(&self) -> usize {
         use std::mem::size_of;
         let s = |x: &String| x.capacity();
-        let ignored = |v: &Vec<discover::Ignored>| {
-            v.capacity() * size_of::<discover::Ignored>()
+        let ignored = |v: &Vec<Ignored>| {
+            v.capacity() * size_of::<Ignored>()
                 + v.iter().map(|i| s(&i.path) + s(&i.reason)).sum::<usize>()
         };
-        let table = self.table_tx.borrow();
+        let table = self.out.table.borrow();
         let published: usize = table.services.capacity() * size_of::<Arc<Service>>()
             + table
                 .services
@@ -324,7 +214,7 @@ impl Scanner {
                     next_scan = Instant::now() + jitter(self.cfg.scan_interval);
                     BTreeSet::new()
                 }
-                Some(req) = self.requests.recv() => {
+                Some(req) = self.out.requests.recv() => {
                     self.look_after_root(&mut root_id, &mut watcher, &mut watched, &watch_tx).await;
                     let summary = self.scan_full(ProbeCause::Manual).await;
                     let _ = req.reply.send(summary);
@@ -336,7 +226,7 @@ impl Scanner {
                     while let Ok(more) = watch_rx.try_recv() {
                         check_root |= self.services_of(more, &mut names);
                     }
-                    self.stats.watch_batches.fetch_add(1, Ordering::Relaxed);
+                    self.out.stats.watch_batches.fetch_add(1, Ordering::Relaxed);
                     if check_root {
                         self.look_after_root(&mut root_id, &mut watcher, &mut watched, &watch_tx).await;
                     }
@@ -423,7 +313,7 @@ impl Scanner {
     /// and publishes the table.
     pub async fn scan_full(&mut self, cause: ProbeCause) -> ScanSummary {
         let started = Instant::now();
-        self.stats.full_scans.fetch_add(1, Ordering::Relaxed);
+        self.out.stats.full_scans.fetch_add(1, Ordering::Relaxed);
         let root = self.cfg.root.clone();
         let hook = self.list_hook.clone();
         let walk = move || discover::discover(&root, hook.as_ref());
@@ -548,7 +438,7 @@ impl Scanner {
         if names.is_empty() {
             return;
         }
-        self.stats.partial_scans.fetch_add(1, Ordering::Relaxed);
+        self.out.stats.partial_scans.fetch_add(1, Ordering::Relaxed);
         let root = self.cfg.root.clone();
         let names2 = names.clone();
         // Listing touches the filesystem: off the runtime threads, like the full walk.
@@ -907,7 +797,7 @@ impl Scanner {
             last_scan: self.last_scan.clone(),
             generation: self.generation,
         });
-        self.table_tx.send_replace(table.clone());
+        self.out.table.send_replace(table.clone());
         let sockets = table.services.iter().map(|s| s.sockets.len()).sum();
         self.emit(Event::ScanCompleted {
             full,
@@ -920,7 +810,7 @@ impl Scanner {
 
     fn emit(&self, event: Event) {
         event.log();
-        let _ = self.events.send(event);
+        let _ = self.out.events.send(event);
     }
 
     fn start_watcher(
@@ -981,7 +871,7 @@ impl Scanner {
     fn services_of(&self, ev: notify::Event, out: &mut BTreeSet<String>) -> bool {
         use notify::EventKind;
         use notify::event::ModifyKind;
-        self.stats.watch_events.fetch_add(1, Ordering::Relaxed);
+        self.out.stats.watch_events.fetch_add(1, Ordering::Relaxed);
         let relevant = matches!(
             ev.kind,
             EventKind::Create(_)
@@ -1012,7 +902,7 @@ impl Scanner {
             };
             if let Some(name) = name
                 .and_then(|n| n.to_str())
-                .filter(|n| discover::valid_service_name(n))
+                .filter(|n| valid_service_name(n))
             {
                 out.insert(name.to_owned());
             }

@@ -15,7 +15,8 @@ use std::path::Path;
 
 use hero_socket::{BoundSockets, ConnectOutcome, FileKind, Identity, connect_probe, stat_nofollow};
 
-use super::state::{Observation, SocketRecord, SocketState};
+use super::state::{Observation, SocketRecord};
+use crate::registry::state::SocketState;
 
 /// The first half of a probe.
 #[derive(Debug, Clone, PartialEq, Eq)]

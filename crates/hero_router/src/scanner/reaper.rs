@@ -40,7 +40,7 @@ use hero_socket::{
 use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, open, renameat_with, unlinkat};
 use rustix::io::Errno;
 
-use super::state::SkipReason;
+use crate::registry::state::SkipReason;
 
 /// The points between the removal steps where a [`ReapHook`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

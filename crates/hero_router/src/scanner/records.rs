@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::state::{self, Observation, ProbeCause, SocketRecord, SocketState};
-use crate::table::{Service, ServiceStatus, Socket};
+use super::state::{self, Observation, ProbeCause, SocketRecord};
+use crate::registry::state::SocketState;
+use crate::registry::table::{Service, ServiceStatus, Socket};
 
 /// One socket: where it is, what the state machine knows, and the pass that last saw it.
 #[derive(Debug)]

@@ -43,7 +43,7 @@ use crate::proxy::client::SendError;
 use crate::proxy::error::{ProxyError, error_parts};
 use crate::proxy::pool::{self, Key, Pool, UpConn};
 use crate::proxy::{Target, Transport};
-use crate::table::Table;
+use crate::registry::table::Table;
 
 /// A client connection's stream.
 pub(super) trait Stream: AsyncRead + AsyncWrite + Unpin {
@@ -98,7 +98,7 @@ impl Forward {
         &self.target.service(&self.table).name
     }
 
-    fn socket(&self) -> &crate::table::Socket {
+    fn socket(&self) -> &crate::registry::table::Socket {
         self.target.socket(&self.table)
     }
 }
@@ -707,7 +707,7 @@ impl<S: Stream> Client<'_, S> {
     fn upstream(
         &mut self,
         pool: &Arc<Pool>,
-        socket: &crate::table::Socket,
+        socket: &crate::registry::table::Socket,
     ) -> (Key, Arc<Semaphore>, Option<UpConn>) {
         match &mut self.affinity {
             Some(a) if a.key.is(socket) => {

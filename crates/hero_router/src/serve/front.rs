@@ -18,10 +18,10 @@ use crate::metrics::Metrics;
 use crate::proxy::error::ProxyError;
 use crate::proxy::pool::{Inflight, Pool};
 use crate::proxy::{ProxyCtx, Target, path, resolve};
+use crate::registry::Registry;
+use crate::registry::names::OWN_SERVICE;
+use crate::registry::table::Table;
 use crate::rpc::{Ctx, Rpc};
-use crate::scanner::ScannerHandle;
-use crate::scanner::discover::OWN_SERVICE;
-use crate::table::Table;
 
 /// Which listener a connection came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +44,7 @@ pub struct Front {
 
 impl Front {
     /// Builds the shared state around a scanner handle.
-    pub fn new(scanner: ScannerHandle, cfg: &Config) -> Front {
+    pub fn new(scanner: Registry, cfg: &Config) -> Front {
         let busy_wait = cfg
             .upstream_timeout
             .saturating_sub(Duration::from_millis(50));

@@ -23,7 +23,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::scanner::{Scanner, ScannerHandle};
+use crate::registry::Registry;
+use crate::scanner::Scanner;
 
 mod conn;
 mod front;
@@ -122,7 +123,7 @@ pub async fn run_with_scanner(
     cfg: Config,
     listeners: Listeners,
     scanner: Scanner,
-    handle: ScannerHandle,
+    handle: Registry,
     token: CancellationToken,
 ) -> anyhow::Result<()> {
     let tcp_addrs = listeners.tcp_addrs();
@@ -275,7 +276,7 @@ fn ended(task: &str, result: Result<(), tokio::task::JoinError>) -> String {
     }
 }
 
-async fn feed_metrics(front: Arc<Front>, scanner: ScannerHandle, token: CancellationToken) {
+async fn feed_metrics(front: Arc<Front>, scanner: Registry, token: CancellationToken) {
     let mut events = scanner.subscribe();
     loop {
         tokio::select! {

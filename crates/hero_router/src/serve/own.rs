@@ -22,9 +22,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::ServeError;
 use super::listener::{self, AnyListener, App};
-use crate::events::Event;
-use crate::scanner::ScannerHandle;
-use crate::scanner::discover::OWN_SERVICE;
+use crate::registry::Registry;
+use crate::registry::events::Event;
+use crate::registry::names::OWN_SERVICE;
 
 /// The abstract-socket lock held while a router serves `root`.
 pub(super) struct InstanceLock {
@@ -175,7 +175,7 @@ impl OwnSockets {
 /// the supervisor stops it so it is restarted).
 pub(super) async fn keep(
     own: Arc<tokio::sync::Mutex<Option<OwnSockets>>>,
-    scanner: ScannerHandle,
+    scanner: Registry,
     token: CancellationToken,
 ) -> Result<(), String> {
     let mut events = scanner.subscribe();

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hero_router::ScannerConfig;
-use hero_router::events::Event;
+use hero_router::registry::events::Event;
 use hero_router::scanner::state::ReapPolicy;
 use hero_socket::{ConnectOutcome, connect_probe};
 use rustix::net::{
@@ -118,7 +118,7 @@ pub struct Daemon {
     pub admin: PathBuf,
     pub token: CancellationToken,
     pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    pub handle: hero_router::ScannerHandle,
+    pub handle: hero_router::Registry,
 }
 
 /// Serve flags for tests: fast scans, short upstream timeout.

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::scanner::state::SkipReason;
+use crate::registry::state::SkipReason;
 
 /// Capacity of the event broadcast. A subscriber that falls further behind gets `Lagged` and
 /// should re-read the table.

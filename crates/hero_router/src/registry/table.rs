@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::scanner::discover::Ignored;
-use crate::scanner::state::SocketState;
+use crate::registry::names::Ignored;
+use crate::registry::state::SocketState;
 
 /// One published snapshot of every service and socket under the root.
 #[derive(Debug, Clone, Default, Serialize)]
