@@ -47,6 +47,35 @@ pub struct ServiceConfig {
     pub kind: String,
     /// How to bind the socket.
     pub bind: BindOptions,
+    /// Which OpenRPC document it serves.
+    pub spec: Spec,
+}
+
+/// The OpenRPC document a service serves at `GET /openrpc.json` and `rpc.discover`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Spec {
+    /// Its own document, describing every method it has.
+    #[default]
+    Rich,
+    /// A document that is deliberately not valid OpenRPC.
+    Invalid,
+    /// None: `GET /openrpc.json` is 404 and `rpc.discover` is "method not found".
+    None,
+    /// This document, as is (tests serve anything they like).
+    Document(Value),
+}
+
+impl std::str::FromStr for Spec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Spec, String> {
+        match s {
+            "rich" => Ok(Spec::Rich),
+            "invalid" => Ok(Spec::Invalid),
+            "none" => Ok(Spec::None),
+            _ => Err(format!("{s:?}: expected rich, invalid or none")),
+        }
+    }
 }
 
 impl ServiceConfig {
@@ -57,6 +86,7 @@ impl ServiceConfig {
             name: name.into(),
             kind: "rpc".into(),
             bind: BindOptions::default(),
+            spec: Spec::Rich,
         }
     }
 
@@ -117,7 +147,7 @@ pub async fn spawn(cfg: ServiceConfig) -> anyhow::Result<RunningService> {
     listener.set_nonblocking(true).context("set_nonblocking")?;
     let listener = tokio::net::UnixListener::from_std(listener).context("registering listener")?;
     let stop = CancellationToken::new();
-    let app = app(&cfg.name, &cfg.kind, stop.clone());
+    let app = app(&cfg.name, &cfg.kind, &cfg.spec, stop.clone());
     let signal = {
         let (stop, guard) = (stop.clone(), guard.clone());
         // Unlink first, so nobody connects to a socket that no longer accepts.
@@ -155,23 +185,29 @@ fn release(guard: &Mutex<Option<SocketGuard>>) {
 
 /// The HTTP app, for in-process tests. Its WebSocket and SSE streams never get a stop signal.
 pub fn router(name: &str, kind: &str) -> Router {
-    app(name, kind, CancellationToken::new())
+    app(name, kind, &Spec::Rich, CancellationToken::new())
 }
 
 struct AppState {
     name: String,
     kind: String,
-    openrpc: Value,
+    openrpc: Option<Value>,
     stop: CancellationToken,
 }
 
 type St = State<Arc<AppState>>;
 
-fn app(name: &str, kind: &str, stop: CancellationToken) -> Router {
+fn app(name: &str, kind: &str, spec: &Spec, stop: CancellationToken) -> Router {
+    let openrpc = match spec {
+        Spec::Rich => Some(rpc::openrpc(name)),
+        Spec::Invalid => Some(rpc::invalid_openrpc(name)),
+        Spec::None => None,
+        Spec::Document(doc) => Some(doc.clone()),
+    };
     let state = AppState {
         name: name.to_owned(),
         kind: kind.to_owned(),
-        openrpc: rpc::openrpc(name),
+        openrpc,
         stop,
     };
     Router::new()
@@ -179,7 +215,12 @@ fn app(name: &str, kind: &str, stop: CancellationToken) -> Router {
         .route("/health", get(health))
         .route(
             "/openrpc.json",
-            get(|State(s): St| async move { axum::Json(s.openrpc.clone()) }),
+            get(|State(s): St| async move {
+                match &s.openrpc {
+                    Some(doc) => axum::Json(doc.clone()).into_response(),
+                    None => json_error(StatusCode::NOT_FOUND, "not found"),
+                }
+            }),
         )
         .route("/.well-known/heroservice.json", get(heroservice))
         .route("/ws", get(ws))
@@ -198,7 +239,7 @@ fn json_error(status: StatusCode, error: &str) -> Response {
 }
 
 async fn rpc_handler(State(s): St, body: Bytes) -> Response {
-    match rpc::handle(&body, &s.openrpc).await {
+    match rpc::handle(&body, s.openrpc.as_ref()).await {
         Some(text) => ([(header::CONTENT_TYPE, "application/json")], text).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
     }

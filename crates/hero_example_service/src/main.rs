@@ -4,7 +4,7 @@ use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
 use clap::Parser;
-use hero_example_service::{ServiceConfig, spawn};
+use hero_example_service::{ServiceConfig, Spec, spawn};
 use hero_socket::BindOptions;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -24,6 +24,9 @@ struct Args {
     /// The listen(2) backlog.
     #[arg(long, default_value_t = 1024)]
     backlog: i32,
+    /// The OpenRPC document it serves: rich (its own), invalid (deliberately broken), none.
+    #[arg(long, default_value = "rich", value_name = "rich|invalid|none")]
+    spec: Spec,
 }
 
 #[tokio::main]
@@ -47,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
             backlog: args.backlog,
             ..BindOptions::default()
         },
+        spec: args.spec,
     };
     let service = spawn(cfg).await?;
     tokio::select! {

@@ -35,7 +35,7 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Raw>, D::Error> {
 type Outcome = Result<String, (i64, &'static str)>;
 
 /// Answers a `POST /rpc` body. `None` means nothing to answer (only notifications).
-pub(crate) async fn handle(body: &[u8], openrpc: &Value) -> Option<String> {
+pub(crate) async fn handle(body: &[u8], openrpc: Option<&Value>) -> Option<String> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first == Some(&b'[') {
         let Ok(calls) = serde_json::from_slice::<Vec<Raw>>(body) else {
@@ -54,7 +54,7 @@ pub(crate) async fn handle(body: &[u8], openrpc: &Value) -> Option<String> {
     }
 }
 
-async fn one(raw: &RawValue, openrpc: &Value) -> Option<String> {
+async fn one(raw: &RawValue, openrpc: Option<&Value>) -> Option<String> {
     let invalid = Err((INVALID_REQUEST, "invalid request"));
     let Ok(call) = serde_json::from_str::<Call>(raw.get()) else {
         return Some(response("null", invalid));
@@ -92,7 +92,7 @@ fn response(id: &str, outcome: Outcome) -> String {
     }
 }
 
-async fn dispatch(method: &str, params: Option<&RawValue>, openrpc: &Value) -> Outcome {
+async fn dispatch(method: &str, params: Option<&RawValue>, openrpc: Option<&Value>) -> Outcome {
     let bad = (INVALID_PARAMS, "invalid params");
     let parsed: Value = match params {
         Some(p) => serde_json::from_str(p.get()).map_err(|_| bad)?,
@@ -118,7 +118,9 @@ async fn dispatch(method: &str, params: Option<&RawValue>, openrpc: &Value) -> O
             Ok(add(&a, &b).ok_or(bad)?.to_string())
         }
         "fail" => Err((REQUESTED_FAILURE, "requested failure")),
-        "rpc.discover" => Ok(openrpc.to_string()),
+        "rpc.discover" => openrpc
+            .map(Value::to_string)
+            .ok_or((METHOD_NOT_FOUND, "method not found")),
         _ => Err((METHOD_NOT_FOUND, "method not found")),
     }
 }
@@ -134,6 +136,19 @@ fn add(a: &serde_json::Number, b: &serde_json::Number) -> Option<serde_json::Num
         return int;
     }
     serde_json::Number::from_f64(a.as_f64()? + b.as_f64()?)
+}
+
+/// A document that breaks the OpenRPC meta-schema in plain sight (no `info.version`, a method
+/// without a name, params that are not a list), for demos and tests of the router's catalog.
+pub(crate) fn invalid_openrpc(name: &str) -> Value {
+    json!({
+        "openrpc": "1.3.2",
+        "info": { "title": name },
+        "methods": [
+            { "summary": "A method without a name", "params": [], "result": { "name": "r", "schema": {} } },
+            { "name": "echo", "params": { "value": {} }, "result": { "name": "value", "schema": {} } },
+        ],
+    })
 }
 
 /// The OpenRPC 1.2.6 document of this service.

@@ -134,6 +134,12 @@ pub struct ServeArgs {
     /// Most header lines in a request head; more gets 431.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1024), value_name = "N")]
     pub max_headers: u32,
+    /// Deadline for fetching one catalog document (a manifest or an OpenRPC spec).
+    #[arg(long, value_parser = parse_duration, default_value = "2s", value_name = "DURATION")]
+    pub catalog_timeout: Duration,
+    /// Time after which an unchanged service's manifest and spec are fetched again.
+    #[arg(long, value_parser = parse_duration, default_value = "5m", value_name = "DURATION")]
+    pub catalog_refresh: Duration,
 }
 
 /// `hero_router scan` flags.

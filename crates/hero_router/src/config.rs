@@ -66,6 +66,32 @@ pub struct Config {
     pub limits: ConnLimits,
     /// Forwarded requests per service waiting for a response head at once.
     pub max_inflight_per_service: usize,
+    /// The catalog fetcher's settings.
+    pub catalog: CatalogConfig,
+}
+
+/// The catalog fetcher's settings (CONTRACT §8).
+#[derive(Debug, Clone, Copy)]
+pub struct CatalogConfig {
+    /// `--catalog-timeout`: deadline of one document fetch.
+    pub timeout: Duration,
+    /// `--catalog-refresh`: an unchanged service is fetched again after this long.
+    pub refresh: Duration,
+    /// Largest document accepted.
+    pub max_document: usize,
+    /// Fetches in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for CatalogConfig {
+    fn default() -> CatalogConfig {
+        CatalogConfig {
+            timeout: Duration::from_secs(2),
+            refresh: Duration::from_secs(300),
+            max_document: 4 << 20,
+            concurrency: 16,
+        }
+    }
 }
 
 // === impl Env ===
@@ -151,6 +177,11 @@ impl Config {
             max_body: args.max_body,
             trust_forwarded_headers: args.trust_forwarded_headers,
             max_inflight_per_service: args.max_inflight_per_service as usize,
+            catalog: CatalogConfig {
+                timeout: args.catalog_timeout,
+                refresh: args.catalog_refresh,
+                ..CatalogConfig::default()
+            },
             limits: ConnLimits {
                 max_connections: args.max_connections as usize,
                 header_read_timeout: args.header_timeout,

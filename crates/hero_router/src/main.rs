@@ -92,10 +92,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             )
                         })
                         .collect();
+                    let methods = match s["methods_count"].as_u64() {
+                        Some(n) => format!("{n} methods"),
+                        None => "-".into(),
+                    };
                     text.push_str(&format!(
-                        "{:<24} {:<10} {}\n",
+                        "{:<24} {:<10} {:<10} {:<11} spec={:<8} {:<30} {}\n",
                         s["name"].as_str().unwrap_or("?"),
                         s["status"].as_str().unwrap_or("?"),
+                        s["version"].as_str().unwrap_or("-"),
+                        methods,
+                        s["spec"]["state"].as_str().unwrap_or("?"),
+                        s["title"].as_str().unwrap_or("-"),
                         socks.join(" ")
                     ));
                 }

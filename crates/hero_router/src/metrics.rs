@@ -123,7 +123,9 @@ impl Metrics {
             Event::ReapSkipped { reason, .. } => {
                 *s.skipped.entry(reason.as_str()).or_default() += 1
             }
-            Event::SocketChanged { .. } | Event::RootReplaced { .. } => {}
+            Event::SocketChanged { .. }
+            | Event::RootReplaced { .. }
+            | Event::CatalogChanged { .. } => {}
         }
     }
 

@@ -1,6 +1,285 @@
-//! The service catalog: what the router knows about each service's OpenRPC document.
+//! The catalog fetcher (CONTRACT §8): a task beside the scanner that keeps every live
+//! service's manifest and OpenRPC document in the registry.
 //!
-//! - [`validate`]: checks a document against the official OpenRPC meta-schema (1.3 or 1.4),
-//!   offline, with bounded, human-readable errors.
+//! It reads the table and writes only the catalog. It wakes for:
+//!
+//! - a **new table**: a service whose fetch target (its live `rpc` socket, else its first live
+//!   socket) is new or is another file than last time (a restart) is fetched;
+//! - a **refresh request** (`router.scan` for every service, `router.spec` with `refresh`
+//!   for one) and every `--catalog-refresh`: fetched again whatever their socket;
+//! - a **finished fetch**: the entry is rebuilt ([`fetch::entry`]), published, and a changed
+//!   fingerprint or state is one `catalog_changed` event.
+//!
+//! Fetches run concurrently, at most [`CatalogConfig::concurrency`] at once, each bounded by
+//! the catalog timeout and size cap, through the proxy's upstream pool: a hung or huge answer
+//! costs only its own entry, and a scan, a probe or a routed request never waits for one.
 
+mod fetch;
+mod refs;
 pub mod validate;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hero_socket::Identity;
+use tokio::sync::oneshot;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::CatalogConfig;
+use crate::proxy::pool::{Key, Pool};
+use crate::registry::catalog::{Catalog, CatalogEntry};
+use crate::registry::events::Event;
+use crate::registry::state::SocketState;
+use crate::registry::table::{Service, Table};
+use crate::registry::{CatalogRequest, CatalogWriter, Registry};
+use fetch::{Fetched, Limits};
+
+pub use fetch::{USER_AGENT, fingerprint};
+
+/// The socket a service's documents are fetched from, as the table saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Target {
+    path: PathBuf,
+    identity: Option<Identity>,
+    rpc: bool,
+}
+
+/// The catalog fetcher. Build it with [`Fetcher::new`] and [`Fetcher::run`] it.
+pub struct Fetcher {
+    cfg: CatalogConfig,
+    pool: Arc<Pool>,
+    registry: Registry,
+    out: CatalogWriter,
+    entries: BTreeMap<String, Arc<CatalogEntry>>,
+    /// The target each entry was fetched from.
+    sources: HashMap<String, Target>,
+    /// Fetches running, by service, with their target.
+    running: HashMap<String, Target>,
+    /// Fetches waiting for a free slot.
+    queue: VecDeque<(String, Target)>,
+    queued: HashSet<String>,
+    /// Services asked for again while their fetch ran: fetched once more after it.
+    again: HashSet<String>,
+    /// Who waits for a service's next fetch to finish.
+    waiters: HashMap<String, Vec<oneshot::Sender<()>>>,
+    tasks: JoinSet<(String, Target, Fetched)>,
+}
+
+impl Fetcher {
+    /// A fetcher writing through `out`, reading the table from `registry`, fetching through
+    /// `pool`.
+    pub fn new(
+        cfg: CatalogConfig,
+        pool: Arc<Pool>,
+        registry: Registry,
+        out: CatalogWriter,
+    ) -> Fetcher {
+        Fetcher {
+            cfg,
+            pool,
+            registry,
+            out,
+            entries: BTreeMap::new(),
+            sources: HashMap::new(),
+            running: HashMap::new(),
+            queue: VecDeque::new(),
+            queued: HashSet::new(),
+            again: HashSet::new(),
+            waiters: HashMap::new(),
+            tasks: JoinSet::new(),
+        }
+    }
+
+    /// Runs until `token` is cancelled.
+    pub async fn run(mut self, token: CancellationToken) {
+        let mut tables = self.registry.tables();
+        let refresh = self.cfg.refresh.max(std::time::Duration::from_secs(1));
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + refresh, refresh);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let table = tables.borrow_and_update().clone();
+        self.reconcile(&table, None);
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => break,
+                changed = tables.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let table = tables.borrow_and_update().clone();
+                    self.reconcile(&table, None);
+                }
+                Some(req) = self.out.requests.recv() => self.request(req),
+                _ = tick.tick() => {
+                    let table = self.registry.table();
+                    self.reconcile(&table, Some(&Force::All));
+                }
+                Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                    if let Ok((service, target, fetched)) = done {
+                        self.finished(service, target, fetched);
+                    }
+                    self.start_queued();
+                }
+            }
+        }
+        self.tasks.abort_all();
+    }
+
+    fn request(&mut self, req: CatalogRequest) {
+        let table = self.registry.table();
+        match req.service {
+            None => self.reconcile(&table, Some(&Force::All)),
+            Some(name) => {
+                let fetching = table.service(&name).and_then(target).is_some();
+                if let (true, Some(reply)) = (fetching, req.reply) {
+                    self.waiters.entry(name.clone()).or_default().push(reply);
+                }
+                // Without a target the reply is dropped here: the caller stops waiting.
+                self.reconcile(&table, Some(&Force::One(name)));
+            }
+        }
+    }
+
+    /// Brings the fetches in line with `table`: new or restarted services (and the forced
+    /// ones) are fetched; entries of services no longer in the table are dropped.
+    fn reconcile(&mut self, table: &Table, force: Option<&Force>) {
+        let before = self.entries.len();
+        self.entries.retain(|name, _| table.service(name).is_some());
+        self.sources.retain(|name, _| table.service(name).is_some());
+        let dropped = self.entries.len() != before;
+        for service in &table.services {
+            let Some(target) = target(service) else {
+                continue;
+            };
+            let name = &service.name;
+            let forced = force.is_some_and(|f| f.covers(name));
+            if let Some(running) = self.running.get(name) {
+                if forced || *running != target {
+                    self.again.insert(name.clone());
+                }
+                continue;
+            }
+            if !forced && self.sources.get(name) == Some(&target) {
+                continue;
+            }
+            if self.queued.insert(name.clone()) {
+                self.queue.push_back((name.clone(), target));
+            } else if let Some(slot) = self.queue.iter_mut().find(|(n, _)| n == name) {
+                slot.1 = target;
+            }
+        }
+        self.start_queued();
+        if dropped {
+            self.publish();
+        }
+    }
+
+    fn start_queued(&mut self) {
+        while self.running.len() < self.cfg.concurrency.max(1) {
+            let Some((name, target)) = self.queue.pop_front() else {
+                return;
+            };
+            self.queued.remove(&name);
+            self.running.insert(name.clone(), target.clone());
+            let pool = self.pool.clone();
+            let limits = Limits {
+                timeout: self.cfg.timeout,
+                max_document: self.cfg.max_document,
+            };
+            self.tasks.spawn(async move {
+                let key = Key {
+                    path: Arc::from(target.path.as_path()),
+                    identity: target.identity,
+                };
+                let fetched = fetch::fetch(&pool, &key, target.rpc, limits).await;
+                (name, target, fetched)
+            });
+        }
+    }
+
+    fn finished(&mut self, service: String, target: Target, fetched: Fetched) {
+        self.running.remove(&service);
+        let table = self.registry.table();
+        if table.service(&service).is_some() {
+            let prev = self.entries.get(&service);
+            let entry = fetch::entry(fetched, prev.map(Arc::as_ref), unix_ms());
+            let changed = prev.is_none_or(|p| {
+                p.spec.fingerprint != entry.spec.fingerprint || p.spec.state != entry.spec.state
+            });
+            if changed {
+                self.emit(Event::CatalogChanged {
+                    service: service.clone(),
+                    fingerprint: entry.spec.fingerprint.clone(),
+                    state: entry.spec.state.as_str(),
+                    reason: entry.spec.reason.clone(),
+                });
+            }
+            self.entries.insert(service.clone(), Arc::new(entry));
+            self.sources.insert(service.clone(), target);
+            self.publish();
+        }
+        if let Some(waiters) = self.waiters.remove(&service) {
+            for w in waiters {
+                let _ = w.send(());
+            }
+        }
+        if self.again.remove(&service) {
+            let table = self.registry.table();
+            self.reconcile(&table, Some(&Force::One(service)));
+        }
+    }
+
+    fn publish(&self) {
+        self.out.catalog.send_replace(Arc::new(Catalog {
+            entries: self.entries.clone(),
+        }));
+    }
+
+    fn emit(&self, event: Event) {
+        event.log();
+        let _ = self.out.events.send(event);
+    }
+}
+
+/// Which services a refresh covers.
+enum Force {
+    All,
+    One(String),
+}
+
+impl Force {
+    fn covers(&self, name: &str) -> bool {
+        match self {
+            Force::All => true,
+            Force::One(n) => n == name,
+        }
+    }
+}
+
+/// Where a service's documents come from: its live rpc socket, else its first live socket
+/// (for the manifest alone); `None` while nothing of it is live.
+fn target(service: &Service) -> Option<Target> {
+    let live = |kind: Option<&str>| {
+        service
+            .sockets
+            .iter()
+            .find(|s| s.state == SocketState::Live && kind.is_none_or(|k| s.kind == k))
+    };
+    let (socket, rpc) = match live(Some("rpc")) {
+        Some(s) => (s, true),
+        None => (live(None)?, false),
+    };
+    Some(Target {
+        path: PathBuf::from(&socket.path),
+        identity: socket.identity,
+        rpc,
+    })
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

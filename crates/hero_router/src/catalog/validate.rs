@@ -93,7 +93,10 @@ pub fn validate(doc: &Value) -> Validation {
         Ok(validator) => collect_errors(validator, doc),
         Err(e) => vec![line(
             "",
-            format_args!("the OpenRPC {} meta-schema does not compile: {e}", schema.label()),
+            format_args!(
+                "the OpenRPC {} meta-schema does not compile: {e}",
+                schema.label()
+            ),
         )],
     };
     Validation {

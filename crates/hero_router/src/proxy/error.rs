@@ -56,6 +56,14 @@ pub enum ProxyError {
         /// The service.
         service: String,
     },
+    /// The service has no spec to show (docs pages).
+    #[error("service {service} has no spec: {reason}")]
+    NoSpec {
+        /// The service.
+        service: String,
+        /// Why (from the catalog).
+        reason: String,
+    },
     /// The service has no socket of that kind.
     #[error("service {service} has no {kind} socket")]
     NoSocket {
@@ -109,9 +117,10 @@ impl ProxyError {
             ProxyError::OwnService => StatusCode::NOT_FOUND,
             ProxyError::TooManyConnections => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ProxyError::NoRoute | ProxyError::NoService { .. } | ProxyError::NoSocket { .. } => {
-                StatusCode::NOT_FOUND
-            }
+            ProxyError::NoRoute
+            | ProxyError::NoService { .. }
+            | ProxyError::NoSocket { .. }
+            | ProxyError::NoSpec { .. } => StatusCode::NOT_FOUND,
             ProxyError::Down { .. } | ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
@@ -123,6 +132,7 @@ impl ProxyError {
         match self {
             ProxyError::NoService { service }
             | ProxyError::NoSocket { service, .. }
+            | ProxyError::NoSpec { service, .. }
             | ProxyError::Down { service, .. }
             | ProxyError::Busy { service }
             | ProxyError::Timeout { service }
@@ -144,6 +154,7 @@ impl ProxyError {
             ProxyError::NoRoute => "no_route",
             ProxyError::NoService { .. } => "no_service",
             ProxyError::NoSocket { .. } => "no_socket",
+            ProxyError::NoSpec { .. } => "no_spec",
             ProxyError::Down { .. } => "down",
             ProxyError::Busy { .. } => "busy",
             ProxyError::Timeout { .. } => "timeout",

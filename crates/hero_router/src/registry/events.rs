@@ -56,6 +56,18 @@ pub enum Event {
         /// The router created it again (it was missing).
         recreated: bool,
     },
+    /// A service's catalog document changed: a new fingerprint (or none any more), or a new
+    /// state.
+    CatalogChanged {
+        /// Service name.
+        service: String,
+        /// `sha256:<hex>` of the new document, if there is one.
+        fingerprint: Option<String>,
+        /// The spec's state (`ok`, `invalid`, `absent`, `error`).
+        state: &'static str,
+        /// Why it is not `ok`.
+        reason: Option<String>,
+    },
     /// A scan finished.
     ScanCompleted {
         /// Full scan (`true`) or a watch-triggered scan of some services.
@@ -123,6 +135,20 @@ impl Event {
                     root,
                     recreated,
                     "the socket root was deleted or replaced; watching it again and binding the router's sockets again"
+                );
+            }
+            Event::CatalogChanged {
+                service,
+                fingerprint,
+                state,
+                reason,
+            } => {
+                tracing::info!(
+                    service,
+                    fingerprint = fingerprint.as_deref(),
+                    state,
+                    reason = reason.as_deref(),
+                    "catalog_changed"
                 );
             }
             Event::ScanCompleted {

@@ -7,10 +7,13 @@
 //! ([`Registry::scan_now`]) but never changes what is published.
 //!
 //! - [`table`]: the published snapshot, swapped whole;
+//! - [`catalog`]: every service's manifest and OpenRPC document, written by the catalog
+//!   fetcher through a [`CatalogWriter`] and swapped whole like the table;
 //! - [`events`]: one event per change, logged once and broadcast;
 //! - [`state`]: the socket states and skipped-reap reasons of CONTRACT §2;
 //! - [`names`]: which names in the root are services.
 
+pub mod catalog;
 pub mod events;
 pub mod names;
 pub mod state;
@@ -18,11 +21,12 @@ pub mod table;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+use catalog::Catalog;
 use events::{EVENT_CAPACITY, Event};
 use table::Table;
 
@@ -36,6 +40,26 @@ pub struct Registry {
     /// Why the scanner, or a task fed by it, stopped for good (set by whoever supervises it).
     /// From then on the table is frozen, and `router.health` says so.
     failure: Arc<OnceLock<String>>,
+    catalog: watch::Receiver<Arc<Catalog>>,
+    catalog_requests: mpsc::Sender<CatalogRequest>,
+    /// The catalog's one writer, until the catalog fetcher claims it.
+    catalog_writer: Arc<Mutex<Option<CatalogWriter>>>,
+}
+
+/// The catalog fetcher's side of the registry: it publishes the catalog and its events, and
+/// answers refresh requests.
+pub struct CatalogWriter {
+    pub(crate) catalog: watch::Sender<Arc<Catalog>>,
+    pub(crate) events: broadcast::Sender<Event>,
+    pub(crate) requests: mpsc::Receiver<CatalogRequest>,
+}
+
+/// A request to fetch catalog documents again, whether or not their socket changed.
+pub(crate) struct CatalogRequest {
+    /// One service, or every one.
+    pub(crate) service: Option<String>,
+    /// Answered once the service's documents were fetched (or there was nothing to fetch).
+    pub(crate) reply: Option<oneshot::Sender<()>>,
 }
 
 /// The scanner's side of the registry: it publishes tables and events, and answers scan
@@ -94,12 +118,22 @@ pub fn channel(root: PathBuf) -> (Registry, TableWriter) {
     let (events, _) = broadcast::channel(EVENT_CAPACITY);
     let (req_tx, requests) = mpsc::channel(16);
     let stats = Arc::new(ScanStats::default());
+    let (catalog_tx, catalog_rx) = watch::channel(Arc::new(Catalog::default()));
+    let (catalog_req_tx, catalog_requests) = mpsc::channel(64);
+    let catalog_writer = CatalogWriter {
+        catalog: catalog_tx,
+        events: events.clone(),
+        requests: catalog_requests,
+    };
     let registry = Registry {
         stats: stats.clone(),
         table: table_rx,
         events: events.clone(),
         requests: req_tx,
         failure: Arc::default(),
+        catalog: catalog_rx,
+        catalog_requests: catalog_req_tx,
+        catalog_writer: Arc::new(Mutex::new(Some(catalog_writer))),
     };
     let writer = TableWriter {
         table: table_tx,
@@ -157,5 +191,42 @@ impl Registry {
     /// Why the scanner failed, if [`Registry::mark_failed`] was called.
     pub fn failure(&self) -> Option<&str> {
         self.failure.get().map(String::as_str)
+    }
+
+    /// The current catalog.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.borrow().clone()
+    }
+
+    /// A receiver that sees every published catalog.
+    pub fn catalogs(&self) -> watch::Receiver<Arc<Catalog>> {
+        self.catalog.clone()
+    }
+
+    /// Fetches `service`'s documents again and waits until that is done (bounded by the
+    /// fetcher's timeout). False if no catalog fetcher runs.
+    pub async fn refresh_catalog(&self, service: &str) -> bool {
+        let (reply, rx) = oneshot::channel();
+        let req = CatalogRequest {
+            service: Some(service.to_owned()),
+            reply: Some(reply),
+        };
+        self.catalog_requests.send(req).await.is_ok() && rx.await.is_ok()
+    }
+
+    /// Asks for every service's documents to be fetched again; does not wait.
+    pub fn refresh_catalog_all(&self) {
+        let _ = self.catalog_requests.try_send(CatalogRequest {
+            service: None,
+            reply: None,
+        });
+    }
+
+    /// The catalog's writer, for the one catalog fetcher; `None` once claimed.
+    pub fn claim_catalog_writer(&self) -> Option<CatalogWriter> {
+        self.catalog_writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 }

@@ -42,6 +42,8 @@ pub const NOT_LIVE: i32 = -32002;
 pub const UPSTREAM_TIMEOUT: i32 = -32003;
 /// Upstream answered something that is not JSON-RPC.
 pub const BAD_UPSTREAM: i32 = -32004;
+/// The service has no spec (none served, not fetched, or fetching failed).
+pub const NO_SPEC: i32 = -32005;
 
 /// What the router's own methods need.
 pub struct Ctx {
@@ -109,36 +111,57 @@ impl Ctx {
         health
     }
 
-    /// The `router.services` result.
+    /// The `router.services` result: the table's services with their catalog fields.
     pub fn services(&self) -> Value {
-        json!(self.scanner.table().services)
+        let (table, catalog) = (self.scanner.table(), self.scanner.catalog());
+        let views: Vec<_> = table.services.iter().map(|s| catalog.view(s)).collect();
+        json!(views)
     }
 
-    async fn spec(&self, name: &str) -> Result<Value, ErrorObjectOwned> {
-        let key = self.rpc_socket(name)?;
-        let get = b"GET /openrpc.json HTTP/1.1\r\nhost: localhost\r\n\r\n";
-        if let Ok(answer) = self.exchange(&key, get).await {
-            if (200..300).contains(&answer.status) {
-                if let Ok(v) = serde_json::from_slice(&answer.body) {
-                    return Ok(v);
-                }
-            }
+    /// The `router.service` result.
+    fn service(&self, name: &str) -> Result<Value, ErrorObjectOwned> {
+        let (table, catalog) = (self.scanner.table(), self.scanner.catalog());
+        table
+            .service(name)
+            .map(|s| json!(catalog.view(s)))
+            .ok_or_else(|| no_such_service(name))
+    }
+
+    /// The `router.methods` result.
+    fn methods(&self) -> Value {
+        let (table, catalog) = (self.scanner.table(), self.scanner.catalog());
+        let methods: Vec<_> = catalog
+            .methods(&table.services)
+            .into_iter()
+            .map(|(service, method, summary)| {
+                json!({"service": service, "method": format!("{service}.{method}"), "summary": summary})
+            })
+            .collect();
+        json!(methods)
+    }
+
+    /// The `router.spec` result, from the catalog; fetched first with `refresh`, or when the
+    /// catalog has not looked at the service yet.
+    async fn spec(&self, name: &str, refresh: bool) -> Result<Arc<RawValue>, ErrorObjectOwned> {
+        if self.scanner.table().service(name).is_none() {
+            return Err(no_such_service(name));
         }
-        let discover = post_rpc(r#"{"jsonrpc":"2.0","id":1,"method":"rpc.discover"}"#);
-        match self.exchange(&key, &discover).await {
-            Ok(answer) => match serde_json::from_slice::<Value>(&answer.body)
-                .ok()
-                .and_then(|v| v.get("result").cloned())
-            {
-                Some(v) => Ok(v),
-                None => Err(router_error(
-                    BAD_UPSTREAM,
-                    format!("{name} serves neither GET /openrpc.json nor rpc.discover"),
-                    name,
-                )),
-            },
-            Err(e) => Err(send_error(e, name)),
+        if refresh || self.scanner.catalog().get(name).is_none() {
+            self.scanner.refresh_catalog(name).await;
         }
+        let catalog = self.scanner.catalog();
+        let entry = catalog.get(name);
+        if let Some(doc) = entry.and_then(|e| e.document.clone()) {
+            return Ok(doc);
+        }
+        let reason = entry
+            .and_then(|e| e.spec.reason.clone())
+            .unwrap_or_else(|| "the service has no live socket to fetch a spec from".into());
+        Err(ErrorObjectOwned::owned(
+            NO_SPEC,
+            format!("service {name} has no spec: {reason}"),
+            Some(json!({"service": name, "reason": reason})),
+        ))
     }
 
     /// One buffered exchange with an upstream, bounded by the upstream timeout and
@@ -174,6 +197,10 @@ impl Ctx {
             )),
         }
     }
+}
+
+fn no_such_service(name: &str) -> ErrorObjectOwned {
+    router_error(NO_SUCH_SERVICE, format!("no such service: {name}"), name)
 }
 
 fn router_error(code: i32, message: String, service: &str) -> ErrorObjectOwned {
@@ -216,6 +243,32 @@ fn post_rpc(body: &str) -> Vec<u8> {
     req
 }
 
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SpecParams {
+    Object {
+        name: String,
+        #[serde(default)]
+        refresh: bool,
+    },
+    Array((String,)),
+    ArrayRefresh((String, bool)),
+}
+
+fn spec_params(params: jsonrpsee::types::Params<'_>) -> Result<(String, bool), ErrorObjectOwned> {
+    match params.parse::<SpecParams>() {
+        Ok(SpecParams::Object { name, refresh } | SpecParams::ArrayRefresh((name, refresh))) => {
+            Ok((name, refresh))
+        }
+        Ok(SpecParams::Array((name,))) => Ok((name, false)),
+        Err(_) => Err(ErrorObjectOwned::owned(
+            -32602,
+            "invalid params: expected {\"name\": S, \"refresh\"?: bool} or [S]",
+            None::<()>,
+        )),
+    }
+}
+
 fn name_param(params: jsonrpsee::types::Params<'_>) -> Result<String, ErrorObjectOwned> {
     match params.parse::<NameParam>() {
         Ok(NameParam::Object { name } | NameParam::Array((name,))) => Ok(name),
@@ -248,27 +301,25 @@ fn module(ctx: Arc<Ctx>) -> RpcModule<Arc<Ctx>> {
         no_params(&p).map(|()| ctx.services())
     })
     .expect("unique name");
-    m.register_method("router.service", |p, ctx, _| {
-        let name = name_param(p)?;
-        let table = ctx.scanner.table();
-        table
-            .service(&name)
-            .map(|s| json!(s))
-            .ok_or_else(|| router_error(NO_SUCH_SERVICE, format!("no such service: {name}"), &name))
+    m.register_method("router.service", |p, ctx, _| ctx.service(&name_param(p)?))
+        .expect("unique name");
+    m.register_method("router.methods", move |p, ctx, _| {
+        no_params(&p).map(|()| ctx.methods())
     })
     .expect("unique name");
     m.register_async_method("router.scan", move |p, ctx, _| async move {
         no_params(&p)?;
-        ctx.scanner
-            .scan_now()
-            .await
-            .map(|s| json!(s))
-            .ok_or_else(|| ErrorObjectOwned::owned(-32603, "the scanner has stopped", None::<()>))
+        let summary = ctx.scanner.scan_now().await.ok_or_else(|| {
+            ErrorObjectOwned::owned(-32603, "the scanner has stopped", None::<()>)
+        })?;
+        // Every service's documents are fetched again, in the background.
+        ctx.scanner.refresh_catalog_all();
+        Ok::<_, ErrorObjectOwned>(json!(summary))
     })
     .expect("unique name");
     m.register_async_method("router.spec", |p, ctx, _| async move {
-        let name = name_param(p)?;
-        ctx.spec(&name).await
+        let (name, refresh) = spec_params(p)?;
+        ctx.spec(&name, refresh).await
     })
     .expect("unique name");
     m.register_method("rpc.discover", |_, _, _| openrpc())

@@ -1,21 +1,515 @@
 //! The router's own OpenRPC document (`rpc.discover`, `GET /openrpc.json` on rpc.sock).
+//!
+//! It describes the `router.*` methods of CONTRACT §4 and §8 with their params, result shapes
+//! and errors. Shared shapes (a Service, its sockets, its spec state, …) live under
+//! `components/schemas` and error objects under `components/errors`, referenced with `$ref`.
+//! The document is OpenRPC 1.3.2 and is checked against the 1.3 meta-schema by the tests.
 
 use serde_json::{Value, json};
 
+use super::{BAD_UPSTREAM, NO_SPEC, NO_SUCH_SERVICE, NOT_LIVE, UPSTREAM_TIMEOUT};
+
+/// Bad params to a router method (JSON-RPC 2.0).
+const INVALID_PARAMS: i32 = -32602;
+
+/// What `info.description` says: what the router is, and that it forwards everything else.
+const DESCRIPTION: &str = "The one router of a Hero OS node: discovers the Unix sockets of \
+    Hero services, probes them, keeps a live table, and routes to them. Besides the router.* \
+    methods below, any other call `<service>.<method>` is forwarded to \
+    `<root>/<service>/rpc.sock` as method `<method>` with the same params and id, and the \
+    service's answer is returned as is; such a call can fail with the router errors -32001, \
+    -32002, -32003 and -32004 (see components/errors). Router errors carry \
+    `data: {\"service\": S}`.";
+
 /// The router's own OpenRPC document.
 pub fn openrpc() -> Value {
-    let name_param = json!([{"name": "name", "required": true, "schema": {"type": "string"}}]);
-    let m = |name: &str, summary: &str, params: Value| json!({"name": name, "summary": summary, "params": params, "result": {"name": "result", "schema": {}}});
     json!({
-        "openrpc": "1.2.6",
-        "info": {"title": "hero_router", "version": crate::VERSION, "description": "Discovers Hero service sockets and routes to them. Any other <service>.<method> is forwarded to that service."},
-        "methods": [
-            m("router.services", "All services and their sockets, sorted by name", json!([])),
-            m("router.service", "One service by name", name_param.clone()),
-            m("router.scan", "Run a full scan now and return its counts", json!([])),
-            m("router.health", "Router health and readiness", json!([])),
-            m("router.spec", "A service's OpenRPC document", name_param),
-            m("rpc.discover", "This document", json!([])),
-        ]
+        "openrpc": "1.3.2",
+        "info": {
+            "title": "hero_router",
+            "version": crate::VERSION,
+            "description": DESCRIPTION,
+            "license": {"name": "Apache-2.0"}
+        },
+        "methods": methods(),
+        "components": {
+            "schemas": schemas(),
+            "errors": errors()
+        }
     })
+}
+
+/// Every method the router answers itself.
+fn methods() -> Value {
+    json!([
+        method(
+            "router.services",
+            "All services and their sockets, sorted by name",
+            json!([]),
+            result("services", array_of("Service")),
+            &["InvalidParams"],
+        ),
+        method(
+            "router.service",
+            "One service by name",
+            json!([name_param()]),
+            result("service", schema_ref("Service")),
+            &["NoSuchService", "InvalidParams"],
+        ),
+        method(
+            "router.scan",
+            "Run a full scan now and return its counts",
+            json!([]),
+            result("summary", schema_ref("ScanSummary")),
+            &["InvalidParams"],
+        ),
+        method(
+            "router.health",
+            "Router health and readiness",
+            json!([]),
+            result("health", schema_ref("Health")),
+            &["InvalidParams"],
+        ),
+        method(
+            "router.spec",
+            "A service's OpenRPC document, from the catalog (refresh: fetch it first)",
+            json!([
+                name_param(),
+                {
+                    "name": "refresh",
+                    "description": "Fetch the document from the service before answering.",
+                    "required": false,
+                    "schema": {"type": "boolean", "default": false}
+                }
+            ]),
+            result(
+                "spec",
+                json!({"type": "object", "description": "The service's OpenRPC document."}),
+            ),
+            &["NoSuchService", "NoSpec", "InvalidParams"],
+        ),
+        method(
+            "router.methods",
+            "Every method of every healthy service with a spec, sorted",
+            json!([]),
+            result("methods", array_of("MethodEntry")),
+            &["InvalidParams"],
+        ),
+        method(
+            "rpc.discover",
+            "This document",
+            json!([]),
+            result(
+                "openrpc",
+                json!({"type": "object", "description": "The router's own OpenRPC document."}),
+            ),
+            &[],
+        ),
+    ])
+}
+
+/// One method object; `errors` are names under `components/errors`.
+fn method(name: &str, summary: &str, params: Value, result: Value, errors: &[&str]) -> Value {
+    let mut method = json!({
+        "name": name,
+        "summary": summary,
+        "paramStructure": "either",
+        "params": params,
+        "result": result,
+    });
+    if !errors.is_empty() {
+        let refs: Vec<Value> = errors
+            .iter()
+            .map(|e| json!({"$ref": format!("#/components/errors/{e}")}))
+            .collect();
+        method["errors"] = Value::Array(refs);
+    }
+    method
+}
+
+/// The `name` param of `router.service` and `router.spec`: first by position, or by name.
+fn name_param() -> Value {
+    json!({
+        "name": "name",
+        "description": "The service's name (its directory under the socket root).",
+        "required": true,
+        "schema": {"type": "string", "minLength": 1}
+    })
+}
+
+/// A result content descriptor.
+fn result(name: &str, schema: Value) -> Value {
+    json!({"name": name, "schema": schema})
+}
+
+/// `{"$ref": "#/components/schemas/<name>"}`.
+fn schema_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+/// An array of the component schema `name`.
+fn array_of(name: &str) -> Value {
+    json!({"type": "array", "items": schema_ref(name)})
+}
+
+/// A JSON-schema type that may also be null.
+fn nullable(ty: &str) -> Value {
+    json!({"type": [ty, "null"]})
+}
+
+/// `components/schemas`: the shapes results share.
+fn schemas() -> Value {
+    json!({
+        "Service": service_schema(),
+        "Socket": socket_schema(),
+        "SpecState": spec_state_schema(),
+        "ScanSummary": scan_summary_schema(),
+        "Health": health_schema(),
+        "LastScan": last_scan_schema(),
+        "MethodEntry": method_entry_schema(),
+    })
+}
+
+/// A service as `router.services` and `router.service` show it (CONTRACT §4, §8).
+fn service_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["name", "status", "sockets", "title", "version", "description", "methods_count", "spec"],
+        "properties": {
+            "name": {"type": "string"},
+            "status": {
+                "type": "string",
+                "enum": ["healthy", "degraded", "unhealthy", "non_rpc"],
+                "description": "healthy: its rpc socket is live; degraded: its rpc socket is \
+                    busy; non_rpc: no rpc socket but another socket is live; else unhealthy."
+            },
+            "sockets": array_of("Socket"),
+            "error": {
+                "type": "string",
+                "description": "Why its directory could not be listed, if it could not."
+            },
+            "title": nullable("string"),
+            "version": nullable("string"),
+            "description": nullable("string"),
+            "methods_count": {"type": ["integer", "null"], "minimum": 0},
+            "spec": schema_ref("SpecState")
+        },
+        "additionalProperties": true
+    })
+}
+
+/// One socket of a service.
+fn socket_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["kind", "path", "state", "since_unix_ms"],
+        "properties": {
+            "kind": {"type": "string", "description": "File stem: rpc, admin, web_<name>, …"},
+            "path": {"type": "string"},
+            "state": {
+                "type": "string",
+                "enum": ["live", "busy", "refused", "denied", "not_socket"]
+            },
+            "since_unix_ms": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Unix ms of the socket's last state change."
+            },
+            "detail": {"type": "string", "description": "Why the state is what it is."},
+            "refused_streak": {"type": "integer", "minimum": 0}
+        },
+        "additionalProperties": true
+    })
+}
+
+/// What the catalog knows of a service's OpenRPC document.
+fn spec_state_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["state", "reason", "fingerprint", "openrpc", "fetched_unix_ms"],
+        "properties": {
+            "state": {"type": "string", "enum": ["ok", "invalid", "absent", "error"]},
+            "reason": nullable("string"),
+            "fingerprint": {
+                "type": ["string", "null"],
+                "pattern": "^sha256:[0-9a-f]{64}$",
+                "description": "SHA-256 of the document as fetched."
+            },
+            "openrpc": {
+                "type": ["string", "null"],
+                "description": "The document's openrpc version."
+            },
+            "fetched_unix_ms": {"type": ["integer", "null"], "minimum": 0}
+        },
+        "additionalProperties": true
+    })
+}
+
+/// The `router.scan` result.
+fn scan_summary_schema() -> Value {
+    let count = json!({"type": "integer", "minimum": 0});
+    json!({
+        "type": "object",
+        "required": ["services", "sockets", "live", "busy", "refused", "reaped", "duration_ms"],
+        "properties": {
+            "services": count,
+            "sockets": count,
+            "live": count,
+            "busy": count,
+            "refused": count,
+            "reaped": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Socket paths this scan removed."
+            },
+            "duration_ms": count
+        },
+        "additionalProperties": true
+    })
+}
+
+/// The `router.health` result.
+fn health_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["status", "version", "uptime_secs", "services", "ready"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "degraded"]},
+            "version": {"type": "string"},
+            "uptime_secs": {"type": "integer", "minimum": 0},
+            "services": {"type": "integer", "minimum": 0},
+            "ready": {
+                "type": "boolean",
+                "description": "A full scan has succeeded and no core task has failed."
+            },
+            "reason": {"type": "string", "description": "Why the status is degraded."},
+            "last_scan": {
+                "oneOf": [schema_ref("LastScan"), {"type": "null"}],
+                "description": "The last full scan; null until the first one has finished."
+            }
+        },
+        "additionalProperties": true
+    })
+}
+
+/// The last full scan, in `router.health`.
+fn last_scan_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["at_unix_ms", "duration_ms", "ok", "error"],
+        "properties": {
+            "at_unix_ms": {"type": "integer", "minimum": 0},
+            "duration_ms": {"type": "integer", "minimum": 0},
+            "ok": {"type": "boolean", "description": "The socket root could be read."},
+            "error": {"type": ["string", "null"], "description": "Why it could not."}
+        },
+        "additionalProperties": true
+    })
+}
+
+/// One entry of `router.methods`.
+fn method_entry_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["service", "method", "summary"],
+        "properties": {
+            "service": {"type": "string"},
+            "method": {"type": "string", "description": "<service>.<name>, callable as is."},
+            "summary": nullable("string")
+        },
+        "additionalProperties": true
+    })
+}
+
+/// `components/errors`: every error the router itself answers with.
+fn errors() -> Value {
+    let error = |code: i32, message: &str| json!({"code": code, "message": message});
+    json!({
+        "NoSuchService": error(NO_SUCH_SERVICE, "no such service"),
+        "NotLive": error(NOT_LIVE, "service has no live rpc socket, or it stayed busy"),
+        "UpstreamTimeout": error(UPSTREAM_TIMEOUT, "upstream timed out"),
+        "BadUpstream": error(BAD_UPSTREAM, "upstream answered something that is not JSON-RPC"),
+        "NoSpec": error(NO_SPEC, "service has no OpenRPC document"),
+        "InvalidParams": error(INVALID_PARAMS, "invalid params"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::catalog::validate::validate;
+    use crate::proxy::pool::{Inflight, Pool};
+    use crate::registry::state::SocketState;
+    use crate::registry::table::{LastScan, Service, ServiceStatus, Socket, Table};
+    use crate::registry::{self, ScanSummary};
+    use crate::rpc::Ctx;
+
+    /// Assert `value` conforms to `components/schemas/<component>` of the document.
+    #[track_caller]
+    fn assert_conforms(value: &Value, component: &str) {
+        let doc = openrpc();
+        let schema = json!({
+            "allOf": [{"$ref": format!("#/components/schemas/{component}")}],
+            "components": doc["components"],
+        });
+        let validator = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft7)
+            .build(&schema)
+            .expect("the component schemas compile");
+        let errors: Vec<String> = validator
+            .iter_errors(value)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{component}: {errors:?} in {value}");
+    }
+
+    /// A router context over an empty, never-scanned registry.
+    fn ctx() -> (Ctx, registry::TableWriter) {
+        let (scanner, writer) = registry::channel(PathBuf::from("/run/hero/sockets"));
+        let ctx = Ctx {
+            scanner,
+            pool: Arc::new(Pool::new(Duration::from_secs(1), Inflight::new(1))),
+            upstream_timeout: Duration::from_secs(1),
+            max_body: 1 << 20,
+            started: tokio::time::Instant::now(),
+        };
+        (ctx, writer)
+    }
+
+    /// One service with a live rpc socket and a refused admin socket.
+    fn service() -> Service {
+        let socket = |kind: &str, state| Socket {
+            kind: kind.into(),
+            path: format!("/run/hero/sockets/calc/{kind}.sock"),
+            state,
+            since_unix_ms: 1_700_000_000_000,
+            detail: "".into(),
+            refused_streak: 0,
+            identity: None,
+        };
+        Service {
+            name: "calc".into(),
+            status: ServiceStatus::Healthy,
+            sockets: vec![
+                socket("admin", SocketState::Refused),
+                socket("rpc", SocketState::Live),
+            ],
+            error: None,
+        }
+    }
+
+    /// Every `$ref` string in `value`, with where it was found.
+    fn refs(value: &Value, at: String, out: &mut Vec<(String, String)>) {
+        match value {
+            Value::Object(map) => {
+                for (key, child) in map {
+                    match (key.as_str(), child) {
+                        ("$ref", Value::String(target)) => out.push((at.clone(), target.clone())),
+                        _ => refs(child, format!("{at}/{key}"), out),
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    refs(child, format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn the_document_is_valid_openrpc_1_3() {
+        let v = validate(&openrpc());
+        assert_eq!(v.schema, Some("1.3"));
+        assert!(v.is_valid(), "{:#?}", v.errors);
+    }
+
+    #[tokio::test]
+    async fn real_results_match_their_schemas() {
+        let (ctx, writer) = ctx();
+        assert_conforms(&ctx.health(), "Health");
+        assert_eq!(ctx.services(), json!([]));
+
+        for error in [None, Some("permission denied".to_owned())] {
+            let table = Table {
+                root: PathBuf::from("/run/hero/sockets"),
+                services: vec![Arc::new(service())],
+                ready: error.is_none(),
+                last_scan: Some(LastScan {
+                    at_unix_ms: 1_700_000_000_000,
+                    duration_ms: 3,
+                    ok: error.is_none(),
+                    error,
+                }),
+                ..Table::default()
+            };
+            writer.table.send_replace(Arc::new(table));
+            assert_conforms(&ctx.health(), "Health");
+            for service in ctx.services().as_array().expect("an array") {
+                assert_conforms(service, "Service");
+            }
+        }
+
+        let summary = ScanSummary {
+            services: 1,
+            sockets: 2,
+            reaped: vec!["/run/hero/sockets/calc/admin.sock".into()],
+            ..ScanSummary::default()
+        };
+        assert_conforms(&json!(summary), "ScanSummary");
+    }
+
+    #[test]
+    fn every_ref_points_at_a_component() {
+        let doc = openrpc();
+        let mut found = Vec::new();
+        refs(&doc, String::new(), &mut found);
+        assert!(found.len() > 10, "{found:?}");
+        for (at, target) in found {
+            let pointer = target.strip_prefix("#/components/");
+            let resolved = pointer.and_then(|p| doc.pointer(&format!("/components/{p}")));
+            assert!(resolved.is_some(), "{at}: $ref {target} points nowhere");
+        }
+    }
+
+    #[test]
+    fn every_router_method_is_described_with_a_real_result() {
+        let doc = openrpc();
+        let methods = doc["methods"].as_array().expect("methods");
+        let names: Vec<&str> = methods.iter().filter_map(|m| m["name"].as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "router.services",
+                "router.service",
+                "router.scan",
+                "router.health",
+                "router.spec",
+                "router.methods",
+                "rpc.discover"
+            ]
+        );
+        for m in methods {
+            let schema = &m["result"]["schema"];
+            assert!(
+                schema.get("type").is_some() || schema.get("$ref").is_some(),
+                "{}: result schema {schema}",
+                m["name"]
+            );
+        }
+        let codes: Vec<i64> = doc["components"]["errors"]
+            .as_object()
+            .expect("errors")
+            .values()
+            .filter_map(|e| e["code"].as_i64())
+            .collect();
+        for code in [-32001, -32002, -32003, -32004, -32005, -32602] {
+            assert!(codes.contains(&code), "{code} missing");
+        }
+    }
 }

@@ -33,7 +33,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::{Instant, Sleep};
 
-use super::front::{Endpoint, Front, Role, Route, route};
+use super::front::{DocsPage, Endpoint, Front, Role, Route, route};
 use super::slots::ConnSlot;
 use crate::config::ConnLimits;
 use crate::http1::{
@@ -67,6 +67,8 @@ enum Plan {
     Rpc(Req),
     /// One of the router's own endpoints.
     Own(Req, Endpoint),
+    /// A docs page.
+    Docs(Req, DocsPage),
     /// A proxied request.
     Proxy(Req, Forward),
     /// A request answered with an error.
@@ -325,6 +327,7 @@ fn plan(
         ) {
             Route::Rpc => Plan::Rpc(req),
             Route::Own(endpoint) => Plan::Own(req, endpoint),
+            Route::Docs(page) => Plan::Docs(req, page),
             Route::Error(e) => Plan::Fail(req, e),
             Route::NotReady => Plan::NotReady,
             Route::Proxy { route, target } => {
@@ -419,7 +422,11 @@ impl<S: Stream> Client<'_, S> {
         let req = match &plan {
             Plan::Reject(e) => return self.refuse(front, e, started).await,
             Plan::NotReady => unreachable!("next_plan waits for the table"),
-            Plan::Rpc(r) | Plan::Own(r, _) | Plan::Proxy(r, _) | Plan::Fail(r, _) => *r,
+            Plan::Rpc(r)
+            | Plan::Own(r, _)
+            | Plan::Docs(r, _)
+            | Plan::Proxy(r, _)
+            | Plan::Fail(r, _) => *r,
         };
         self.buf.advance(req.head_len);
         self.body = match req.body {
@@ -432,6 +439,7 @@ impl<S: Stream> Client<'_, S> {
         match plan {
             Plan::Rpc(req) => self.rpc(front, &req, started).await,
             Plan::Own(req, endpoint) => self.own(front, &req, endpoint).await,
+            Plan::Docs(req, page) => self.docs(front, &req, &page, started).await,
             Plan::Proxy(req, fwd) => self.forward(front, &req, &fwd, started).await,
             Plan::Fail(req, e) => self.fail(front, &req, &e, started).await,
             Plan::Reject(_) | Plan::NotReady => unreachable!("handled above"),
@@ -442,6 +450,23 @@ impl<S: Stream> Client<'_, S> {
     async fn own(&mut self, front: &Front, req: &Req, e: Endpoint) -> bool {
         self.skip_buffered_body();
         let (content_type, body) = front.endpoint(e);
+        let close = self.closes_after(req);
+        self.out.clear();
+        let headers = [("content-type", content_type)];
+        http1::write_own_head(&mut self.out, 200, &headers, Some(body.len()), close);
+        if !req.head_request {
+            self.out.extend_from_slice(body.as_bytes());
+        }
+        self.io.write_all(&self.out).await.is_ok() && !close
+    }
+
+    /// Answers a docs page. Returns whether the connection stays open.
+    async fn docs(&mut self, front: &Front, req: &Req, page: &DocsPage, started: Instant) -> bool {
+        self.skip_buffered_body();
+        let (content_type, body) = match front.docs(page) {
+            Ok(answer) => answer,
+            Err(e) => return self.fail(front, req, &e, started).await,
+        };
         let close = self.closes_after(req);
         self.out.clear();
         let headers = [("content-type", content_type)];

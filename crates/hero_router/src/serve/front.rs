@@ -19,7 +19,7 @@ use crate::proxy::error::ProxyError;
 use crate::proxy::pool::{Inflight, Pool};
 use crate::proxy::{ProxyCtx, Target, path, resolve};
 use crate::registry::Registry;
-use crate::registry::names::OWN_SERVICE;
+use crate::registry::names::{OWN_SERVICE, valid_service_name};
 use crate::registry::table::Table;
 use crate::rpc::{Ctx, Rpc};
 
@@ -71,6 +71,12 @@ impl Front {
         }
     }
 
+    /// The upstream pool every request to a service goes through (the catalog fetcher's
+    /// too).
+    pub fn pool(&self) -> Arc<Pool> {
+        self.proxy.pool.clone()
+    }
+
     /// The metrics, fed by the caller with scanner events.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
@@ -88,6 +94,42 @@ impl Front {
             ),
             Endpoint::OpenRpc => (JSON, crate::rpc::openrpc().to_string()),
             Endpoint::Manifest => (JSON, manifest().to_string()),
+        }
+    }
+}
+
+// === docs ===
+
+impl Front {
+    /// A docs page's content type and body, rendered from the catalog; 404 for a service
+    /// that is unknown or has no spec.
+    pub(super) fn docs(&self, page: &DocsPage) -> Result<(&'static str, String), ProxyError> {
+        let registry = &self.proxy.scanner;
+        let (table, catalog) = (registry.table(), registry.catalog());
+        let name = match page {
+            // The HTML and Markdown renderer lands next.
+            DocsPage::Index => return Err(ProxyError::NoRoute),
+            DocsPage::Html(n) | DocsPage::Markdown(n) | DocsPage::Spec(n) => n,
+        };
+        let Some(service) = table.service(name) else {
+            return Err(ProxyError::NoService {
+                service: name.clone(),
+            });
+        };
+        let entry = catalog.get(name);
+        let Some(doc) = entry.and_then(|e| e.document.clone()) else {
+            let reason = entry
+                .and_then(|e| e.spec.reason.clone())
+                .unwrap_or_else(|| "not fetched yet".into());
+            return Err(ProxyError::NoSpec {
+                service: name.clone(),
+                reason,
+            });
+        };
+        let _ = service;
+        match page {
+            DocsPage::Spec(_) => Ok(("application/json", doc.get().to_owned())),
+            _ => Err(ProxyError::NoRoute),
         }
     }
 }
@@ -121,12 +163,46 @@ impl Endpoint {
     }
 }
 
+/// A docs page (CONTRACT §9), on TCP and admin.sock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum DocsPage {
+    /// `GET /docs/`: every service with a spec.
+    Index,
+    /// `GET /docs/{service}`: its HTML docs.
+    Html(String),
+    /// `GET /docs/{service}.md`: its Markdown docs.
+    Markdown(String),
+    /// `GET /docs/{service}/openrpc.json`: the cached document.
+    Spec(String),
+}
+
+impl DocsPage {
+    /// The page at `rest`, the path after `/docs`; `None` if there is none.
+    fn at(rest: &str) -> Option<DocsPage> {
+        let page = match rest {
+            "" | "/" => return Some(DocsPage::Index),
+            _ => rest.strip_prefix('/')?,
+        };
+        let (name, make): (&str, fn(String) -> DocsPage) =
+            if let Some(name) = page.strip_suffix("/openrpc.json") {
+                (name, DocsPage::Spec)
+            } else if let Some(name) = page.strip_suffix(".md") {
+                (name, DocsPage::Markdown)
+            } else {
+                (page.strip_suffix('/').unwrap_or(page), DocsPage::Html)
+            };
+        valid_service_name(name).then(|| make(name.to_owned()))
+    }
+}
+
 /// Where a request goes.
 pub(super) enum Route<'a> {
     /// `POST /rpc`.
     Rpc,
     /// One of the router's own endpoints.
     Own(Endpoint),
+    /// A docs page.
+    Docs(DocsPage),
     /// A service socket.
     Proxy {
         /// The parsed route.
@@ -171,6 +247,19 @@ pub(super) fn route<'a>(
     }
     if role != Role::Gateway {
         return Route::Error(ProxyError::NoRoute);
+    }
+    // `/docs`, `/api` and `/mcp` belong to the router, whatever services are called.
+    let first = path[1.min(path.len())..].split('/').next().unwrap_or("");
+    match first {
+        "docs" => {
+            return match (DocsPage::at(&path[5..]), method) {
+                (Some(page), "GET" | "HEAD") => Route::Docs(page),
+                (Some(_), _) => not_allowed("GET, HEAD"),
+                (None, _) => Route::Error(ProxyError::NoRoute),
+            };
+        }
+        "api" | "mcp" => return Route::Error(ProxyError::NoRoute),
+        _ => {}
     }
     let route = match path::parse(path, query) {
         Ok(Some(route)) => route,

@@ -22,6 +22,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::catalog::Fetcher;
 use crate::config::Config;
 use crate::registry::Registry;
 use crate::scanner::Scanner;
@@ -147,6 +148,8 @@ pub async fn run_with_scanner(
         max_headers = cfg.limits.max_headers,
         max_inflight_per_service = cfg.max_inflight_per_service,
         hero_proc_method = cfg.scanner.hero_proc_method.as_str(),
+        catalog_timeout = ?cfg.catalog.timeout,
+        catalog_refresh = ?cfg.catalog.refresh,
         "hero_router starting"
     );
     let tracker = TaskTracker::new();
@@ -160,6 +163,12 @@ pub async fn run_with_scanner(
         handle.clone(),
         events_token.clone(),
     ));
+    // The catalog is not a core task: if it stopped, routing would go on with the last
+    // catalog.
+    if let Some(writer) = handle.claim_catalog_writer() {
+        let fetcher = Fetcher::new(cfg.catalog, front.pool(), handle.clone(), writer);
+        tracker.spawn(fetcher.run(events_token.clone()));
+    }
     // The listeners stop on the caller's token, or when a core task fails.
     let stop = token.child_token();
     let limits = cfg.limits;

@@ -44,7 +44,17 @@ pub fn service_dir(root: &Path, name: &str) -> PathBuf {
 /// A socket file whose listener is gone: refuses connections.
 pub fn dead_socket(path: &Path) {
     drop(UnixListener::bind(path).unwrap());
-    assert_eq!(connect_probe(path), ConnectOutcome::Refused);
+    // A process another test forks at this instant holds a copy of the listener until it
+    // execs (close-on-exec), so the socket may still accept for a moment.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while connect_probe(path) != ConnectOutcome::Refused {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} still accepts after its listener was closed",
+            path.display()
+        );
+        std::thread::yield_now();
+    }
 }
 
 /// A listener whose backlog is full: connect says EAGAIN. Keep the returned fds alive.

@@ -108,6 +108,10 @@ impl Capture {
                         };
                         if head_in && !answered {
                             answered = true;
+                            if from_catalog(&bytes.lock().unwrap()) {
+                                bytes.lock().unwrap().clear();
+                                return decline_catalog(&mut s).await;
+                            }
                             if s.write_all(reply).await.is_err() {
                                 return;
                             }
@@ -131,8 +135,34 @@ impl Capture {
     }
 }
 
+/// True for a request of the router's catalog fetcher (its own `user-agent`), which these
+/// upstreams neither record nor script: the tests look at what clients sent.
+pub fn from_catalog(request: &[u8]) -> bool {
+    let ua = format!("user-agent: {}\r\n", hero_router::catalog::USER_AGENT);
+    find(request, ua.as_bytes()).is_some()
+}
+
+/// Answers a catalog request with a 404 and closes the connection.
+pub async fn decline_catalog(s: &mut UnixStream) {
+    let _ = s
+        .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+        .await;
+}
+
 /// Reads one request (head and `Content-Length` body) from `s`; `None` at end of stream.
+/// A request of the router's catalog fetcher is answered 404 here and ends the stream
+/// (`None`): the tests' upstreams look only at what clients sent.
 pub async fn read_request(s: &mut UnixStream, buf: &mut Vec<u8>) -> Option<String> {
+    let req = read_any_request(s, buf).await?;
+    if from_catalog(req.as_bytes()) {
+        decline_catalog(s).await;
+        return None;
+    }
+    Some(req)
+}
+
+/// Reads one request, whoever sent it; `None` at end of stream.
+pub async fn read_any_request(s: &mut UnixStream, buf: &mut Vec<u8>) -> Option<String> {
     loop {
         if let Some(end) = find(buf, b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end + 4]).into_owned();

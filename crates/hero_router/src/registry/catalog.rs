@@ -1,0 +1,189 @@
+//! The service catalog as published: per service, its manifest and OpenRPC document with
+//! their state (CONTRACT §8). Written only by the catalog fetcher, swapped whole like the
+//! table; readers join it with the table by service name.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use super::table::{Service, ServiceStatus};
+
+/// Every catalog entry, by service name.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    /// Entries by service name.
+    pub entries: BTreeMap<String, Arc<CatalogEntry>>,
+}
+
+/// What the catalog knows about one service.
+#[derive(Debug, Clone)]
+pub struct CatalogEntry {
+    /// The manifest's `title`, `version`, `description` (absent fields: `None`).
+    pub manifest: ManifestInfo,
+    /// Why the manifest could not be used, if it could not.
+    pub manifest_error: Option<String>,
+    /// The spec's state, as `Service.spec` shows it.
+    pub spec: SpecInfo,
+    /// The spec's `info.title`, `info.version`, `info.description`.
+    pub info: ManifestInfo,
+    /// The document as served (kept when invalid, so a person can read it). Raw JSON text:
+    /// a parsed copy costs several times its size, and readers parse it on demand.
+    pub document: Option<Arc<RawValue>>,
+    /// Its methods in document order.
+    pub methods: Arc<[Method]>,
+}
+
+/// Title, version and description, from a manifest or a spec's `info`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ManifestInfo {
+    /// `title`.
+    pub title: Option<String>,
+    /// `version`.
+    pub version: Option<String>,
+    /// `description`.
+    pub description: Option<String>,
+}
+
+/// One method of a spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Method {
+    /// Its name in the spec (without the service prefix).
+    pub name: String,
+    /// Its summary.
+    pub summary: Option<String>,
+}
+
+/// The state of a service's spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpecState {
+    /// Fetched and valid against the OpenRPC meta-schema.
+    Ok,
+    /// Fetched, kept and served, but not valid: `reason` holds the first errors.
+    Invalid,
+    /// The service has no spec (no rpc socket, or it serves neither `GET /openrpc.json` nor
+    /// `rpc.discover`), or it was not fetched yet.
+    Absent,
+    /// Fetching failed (timeout, garbage, too large).
+    Error,
+}
+
+/// `Service.spec` (CONTRACT §8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SpecInfo {
+    /// The state.
+    pub state: SpecState,
+    /// Why it is not `ok`.
+    pub reason: Option<String>,
+    /// `sha256:<hex>` of the document.
+    pub fingerprint: Option<String>,
+    /// The document's `openrpc` version.
+    pub openrpc: Option<String>,
+    /// When it was last fetched.
+    pub fetched_unix_ms: Option<u64>,
+}
+
+/// A service as `router.services` shows it: the table's fields and the catalog's.
+#[derive(Debug, Serialize)]
+pub struct ServiceView<'a> {
+    /// The table's fields.
+    #[serde(flatten)]
+    pub service: &'a Service,
+    /// Manifest first, else the spec's `info`.
+    pub title: Option<&'a str>,
+    /// Manifest first, else the spec's `info`.
+    pub version: Option<&'a str>,
+    /// Manifest first, else the spec's `info`.
+    pub description: Option<&'a str>,
+    /// `null` without a spec.
+    pub methods_count: Option<usize>,
+    /// The spec's state.
+    pub spec: &'a SpecInfo,
+}
+
+/// The spec of a service the catalog has not looked at yet.
+static NOT_FETCHED: SpecInfo = SpecInfo {
+    state: SpecState::Absent,
+    reason: None,
+    fingerprint: None,
+    openrpc: None,
+    fetched_unix_ms: None,
+};
+
+// === impl Catalog ===
+
+impl Catalog {
+    /// The entry of `service`.
+    pub fn get(&self, service: &str) -> Option<&Arc<CatalogEntry>> {
+        self.entries.get(service)
+    }
+
+    /// `service` with its catalog fields.
+    pub fn view<'a>(&'a self, service: &'a Service) -> ServiceView<'a> {
+        match self.get(&service.name) {
+            Some(e) => e.view(service),
+            None => ServiceView {
+                service,
+                title: None,
+                version: None,
+                description: None,
+                methods_count: None,
+                spec: &NOT_FETCHED,
+            },
+        }
+    }
+
+    /// Every method of every healthy service with a spec, as `router.methods` lists them:
+    /// (service, method, summary), sorted by service then method.
+    pub fn methods<'a>(
+        &'a self,
+        services: &'a [Arc<Service>],
+    ) -> Vec<(&'a str, &'a str, Option<&'a str>)> {
+        let mut out: Vec<_> = services
+            .iter()
+            .filter(|s| s.status == ServiceStatus::Healthy)
+            .filter_map(|s| Some((s.name.as_str(), self.get(&s.name)?)))
+            .filter(|(_, e)| e.document.is_some())
+            .flat_map(|(name, e)| {
+                e.methods
+                    .iter()
+                    .map(move |m| (name, m.name.as_str(), m.summary.as_deref()))
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+}
+
+// === impl CatalogEntry ===
+
+impl CatalogEntry {
+    /// `service` with this entry's fields.
+    pub fn view<'a>(&'a self, service: &'a Service) -> ServiceView<'a> {
+        let pick = |m: &'a Option<String>, i: &'a Option<String>| m.as_deref().or(i.as_deref());
+        ServiceView {
+            service,
+            title: pick(&self.manifest.title, &self.info.title),
+            version: pick(&self.manifest.version, &self.info.version),
+            description: pick(&self.manifest.description, &self.info.description),
+            methods_count: self.document.as_ref().map(|_| self.methods.len()),
+            spec: &self.spec,
+        }
+    }
+}
+
+// === impl SpecState ===
+
+impl SpecState {
+    /// The contract's name of the state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpecState::Ok => "ok",
+            SpecState::Invalid => "invalid",
+            SpecState::Absent => "absent",
+            SpecState::Error => "error",
+        }
+    }
+}

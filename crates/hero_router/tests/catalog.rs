@@ -1,0 +1,375 @@
+//! The service catalog (CONTRACT §8) against real services on real sockets: what is fetched,
+//! when it is fetched again, and what hostile services cost.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{Daemon, json, rpc, serve_config, service_dir, start_daemon, wait_event};
+use hero_example_service::{ServiceConfig, Spec, spawn};
+use hero_router::registry::catalog::Catalog;
+use hero_router::registry::events::Event;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixListener;
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+fn example(root: &Path, name: &str, spec: Spec) -> ServiceConfig {
+    ServiceConfig {
+        spec,
+        ..ServiceConfig::new(root, name)
+    }
+}
+
+async fn call(d: &Daemon, method: &str, params: Value) -> Value {
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let (status, text) = rpc(d, &body.to_string()).await;
+    assert_eq!(status, 200, "{text}");
+    json(&text)
+}
+
+async fn service(d: &Daemon, name: &str) -> Value {
+    let v = call(d, "router.service", serde_json::json!([name])).await;
+    v["result"].clone()
+}
+
+fn changed_for(ev: &Event, name: &str) -> bool {
+    matches!(ev, Event::CatalogChanged { service, .. } if service == name)
+}
+
+/// Waits until the catalog satisfies `pred`.
+async fn catalog_until(d: &Daemon, pred: impl Fn(&Catalog) -> bool) {
+    let mut rx = d.handle.catalogs();
+    tokio::time::timeout(DEADLINE, rx.wait_for(|c| pred(c)))
+        .await
+        .expect("the catalog did not get there before the deadline")
+        .unwrap();
+}
+
+fn fetched(c: &Catalog, name: &str) -> Option<u64> {
+    c.get(name)?.spec.fetched_unix_ms
+}
+
+#[tokio::test]
+async fn a_started_service_is_fetched_a_restart_refetches_and_a_rescan_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_daemon(serve_config(dir.path(), &[])).await;
+    let mut events = d.handle.subscribe();
+    let svc = spawn(example(dir.path(), "svc", Spec::Rich)).await.unwrap();
+    let ev = wait_event(&mut events, DEADLINE, |e| changed_for(e, "svc")).await;
+    let Event::CatalogChanged {
+        fingerprint, state, ..
+    } = ev
+    else {
+        unreachable!()
+    };
+    assert_eq!(state, "ok");
+    let first = fingerprint.expect("a document");
+    assert!(
+        first.starts_with("sha256:") && first.len() == 7 + 64,
+        "{first}"
+    );
+
+    let s = service(&d, "svc").await;
+    assert_eq!(s["title"], "Hero example service", "manifest first: {s}");
+    assert_eq!(s["version"], env!("CARGO_PKG_VERSION"));
+    assert!(s["methods_count"].as_u64().unwrap() >= 4, "{s}");
+    assert_eq!(s["spec"]["state"], "ok");
+    assert_eq!(s["spec"]["fingerprint"], first.as_str());
+    assert!(s["spec"]["openrpc"].is_string());
+    let at = s["spec"]["fetched_unix_ms"].as_u64().unwrap();
+
+    // A scan that finds the same socket file fetches nothing. The refresh of another service
+    // is a fence: the fetcher looks at the newest table while handling it.
+    let _other = spawn(example(dir.path(), "other", Spec::None))
+        .await
+        .unwrap();
+    d.rescan().await;
+    assert!(d.handle.refresh_catalog("other").await);
+    assert_eq!(
+        fetched(&d.handle.catalog(), "svc"),
+        Some(at),
+        "not fetched again"
+    );
+
+    // A restart (a new socket file) is fetched again; a new document is a new fingerprint.
+    svc.shutdown().await;
+    let mut doc = call(&d, "router.spec", serde_json::json!(["svc"])).await["result"].clone();
+    doc["info"]["version"] = "9.9.9".into();
+    let _svc = spawn(example(dir.path(), "svc", Spec::Document(doc)))
+        .await
+        .unwrap();
+    let ev = wait_event(&mut events, DEADLINE, |e| changed_for(e, "svc")).await;
+    let Event::CatalogChanged { fingerprint, .. } = ev else {
+        unreachable!()
+    };
+    let second = fingerprint.unwrap();
+    assert_ne!(second, first);
+    let spec = call(&d, "router.spec", serde_json::json!({"name": "svc"})).await;
+    assert_eq!(spec["result"]["info"]["version"], "9.9.9");
+
+    // `router.scan` fetches every service again.
+    let before = fetched(&d.handle.catalog(), "svc").unwrap();
+    let scan = call(&d, "router.scan", serde_json::json!([])).await;
+    assert!(scan["result"]["services"].as_u64().is_some(), "{scan}");
+    catalog_until(&d, |c| fetched(c, "svc") > Some(before)).await;
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_and_absent_specs_say_why_and_methods_list_the_healthy_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_daemon(serve_config(dir.path(), &[])).await;
+    let _a = spawn(example(dir.path(), "alpha", Spec::Rich))
+        .await
+        .unwrap();
+    let _b = spawn(example(dir.path(), "broken", Spec::Invalid))
+        .await
+        .unwrap();
+    let _n = spawn(example(dir.path(), "nospec", Spec::None))
+        .await
+        .unwrap();
+    catalog_until(&d, |c| {
+        ["alpha", "broken", "nospec"]
+            .iter()
+            .all(|n| fetched(c, n).is_some())
+    })
+    .await;
+
+    let broken = service(&d, "broken").await;
+    assert_eq!(broken["spec"]["state"], "invalid", "{broken}");
+    let reason = broken["spec"]["reason"].as_str().unwrap();
+    assert!(reason.contains("at /"), "says where: {reason}");
+    // Kept and served, so a person can read what is wrong.
+    let doc = call(&d, "router.spec", serde_json::json!(["broken"])).await;
+    assert_eq!(doc["result"]["openrpc"], "1.3.2", "{doc}");
+
+    let nospec = service(&d, "nospec").await;
+    assert_eq!(nospec["spec"]["state"], "absent", "{nospec}");
+    assert!(nospec["methods_count"].is_null());
+    assert_eq!(
+        nospec["title"], "Hero example service",
+        "the manifest still counts"
+    );
+    let err = call(&d, "router.spec", serde_json::json!(["nospec"])).await;
+    assert_eq!(err["error"]["code"], -32005, "{err}");
+    assert_eq!(err["error"]["data"]["service"], "nospec");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("neither GET /openrpc.json nor rpc.discover"),
+        "{err}"
+    );
+    let unknown = call(&d, "router.spec", serde_json::json!(["ghost"])).await;
+    assert_eq!(unknown["error"]["code"], -32001);
+
+    let methods = call(&d, "router.methods", serde_json::json!([])).await;
+    let list = methods["result"].as_array().unwrap();
+    let names: Vec<&str> = list.iter().map(|m| m["method"].as_str().unwrap()).collect();
+    assert!(names.contains(&"alpha.add"), "{names:?}");
+    assert!(names.iter().all(|n| !n.starts_with("nospec.")));
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(names, sorted, "sorted");
+    let add = list.iter().find(|m| m["method"] == "alpha.add").unwrap();
+    assert_eq!(add["service"], "alpha");
+    assert!(add["summary"].is_string());
+
+    let all = call(&d, "router.services", serde_json::json!([])).await;
+    let alpha = all["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "alpha")
+        .unwrap();
+    for field in ["title", "version", "description", "methods_count", "spec"] {
+        assert!(!alpha[field].is_null(), "{field} in {alpha}");
+    }
+    d.stop().await;
+}
+
+/// What a fake service answers to one request path.
+#[derive(Clone)]
+enum Answer {
+    /// These bytes, as a 200 with this content type.
+    Ok(&'static str, Arc<Vec<u8>>),
+    /// 404.
+    NotFound,
+    /// A head promising `len` bytes, then bytes until the reader goes away.
+    Endless(usize),
+    /// Read the request, never answer.
+    Hang,
+}
+
+/// A service on `<root>/<name>/rpc.sock` that answers by request path; counts requests.
+fn fake(root: &Path, name: &str, answer: fn(&str) -> Answer) -> Arc<AtomicUsize> {
+    let l = UnixListener::bind(service_dir(root, name).join("rpc.sock")).unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                while let Some(head) = common::raw::read_any_request(&mut s, &mut buf).await {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+                    let (kind, body) = match answer(&path) {
+                        Answer::Ok(kind, body) => (kind, body),
+                        Answer::NotFound => {
+                            let _ = s
+                                .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+                                .await;
+                            continue;
+                        }
+                        Answer::Endless(len) => {
+                            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\n\r\n");
+                            let _ = s.write_all(head.as_bytes()).await;
+                            let chunk = vec![b' '; 64 * 1024];
+                            while s.write_all(&chunk).await.is_ok() {}
+                            return;
+                        }
+                        Answer::Hang => {
+                            let mut sink = [0u8; 1024];
+                            while matches!(s.read(&mut sink).await, Ok(n) if n > 0) {}
+                            return;
+                        }
+                    };
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: {kind}\r\ncontent-length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    if s.write_all(head.as_bytes()).await.is_err()
+                        || s.write_all(&body).await.is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    count
+}
+
+fn ok_json(text: &str) -> Answer {
+    Answer::Ok("application/json", Arc::new(text.as_bytes().to_vec()))
+}
+
+const MANIFEST: &str = r#"{"protocol":"openrpc","title":"Fake","version":"1.0.0"}"#;
+
+/// A valid-looking document whose one method returns `schema`, with `schemas` as its
+/// component schemas.
+fn doc_with(schema: &str, schemas: &str) -> String {
+    let doc = serde_json::json!({
+        "openrpc": "1.3.2",
+        "info": {"title": "t", "version": "1"},
+        "methods": [{"name": "m", "params": [], "result": {"name": "r", "schema": json(schema)}}],
+        "components": {"schemas": json(schemas)},
+    });
+    doc.to_string()
+}
+
+const CYCLE: &str =
+    r##"{"A": {"$ref": "#/components/schemas/B"}, "B": {"$ref": "#/components/schemas/A"}}"##;
+
+#[tokio::test]
+async fn hostile_services_cost_only_their_own_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let d = start_daemon(serve_config(root, &["--catalog-timeout", "500ms"])).await;
+    fake(root, "garbage", |p| match p {
+        "/openrpc.json" => ok_json("{{{{ not json"),
+        "/rpc" => ok_json("also not json"),
+        _ => ok_json(MANIFEST),
+    });
+    fake(root, "html", |p| match p {
+        "/.well-known/heroservice.json" => Answer::NotFound,
+        _ => Answer::Ok(
+            "text/html",
+            Arc::new(b"<!doctype html><h1>Welcome to nginx</h1>".to_vec()),
+        ),
+    });
+    fake(root, "huge", |p| match p {
+        "/openrpc.json" => Answer::Endless(50 << 20),
+        _ => ok_json(MANIFEST),
+    });
+    fake(root, "cycle", |p| match p {
+        "/openrpc.json" => ok_json(&doc_with(r##"{"$ref":"#/components/schemas/A"}"##, CYCLE)),
+        _ => ok_json(MANIFEST),
+    });
+    fake(root, "dangling", |p| match p {
+        "/openrpc.json" => ok_json(&doc_with(
+            r##"{"$ref":"#/components/schemas/Nowhere"}"##,
+            "{}",
+        )),
+        _ => ok_json(MANIFEST),
+    });
+    fake(root, "future", |p| match p {
+        "/openrpc.json" => {
+            ok_json(r#"{"openrpc":"9.9.9","info":{"title":"t","version":"1"},"methods":[]}"#)
+        }
+        _ => ok_json(MANIFEST),
+    });
+    fake(root, "listmanifest", |p| match p {
+        "/openrpc.json" => ok_json(&doc_with("{}", "{}")),
+        _ => ok_json("[1, 2, 3]"),
+    });
+    let hung = fake(root, "hung", |_| Answer::Hang);
+    let _good = spawn(example(root, "good", Spec::Rich)).await.unwrap();
+    d.rescan().await;
+
+    // While the hung service holds its fetch, routing to another service is unaffected.
+    let sum = call(&d, "good.add", serde_json::json!([2, 3])).await;
+    assert_eq!(sum["result"], 5, "{sum}");
+
+    let names = [
+        "garbage",
+        "html",
+        "huge",
+        "cycle",
+        "dangling",
+        "future",
+        "listmanifest",
+        "hung",
+        "good",
+    ];
+    catalog_until(&d, |c| names.iter().all(|n| fetched(c, n).is_some())).await;
+    let spec = |s: &Value| (s["spec"]["state"].clone(), s["spec"]["reason"].to_string());
+    let expect = [
+        ("garbage", "error", "not JSON"),
+        ("html", "error", "not JSON"),
+        ("huge", "error", "larger than"),
+        ("cycle", "invalid", "$ref cycle"),
+        (
+            "dangling",
+            "invalid",
+            "unresolved $ref #/components/schemas/Nowhere",
+        ),
+        ("future", "invalid", "9.9.9"),
+        ("hung", "error", "no whole answer within 500ms"),
+    ];
+    for (name, state, why) in expect {
+        let s = service(&d, name).await;
+        let (got_state, reason) = spec(&s);
+        assert_eq!(got_state, state, "{name}: {s}");
+        assert!(
+            reason.contains(why),
+            "{name}: {reason:?} should say {why:?}"
+        );
+    }
+    // A manifest that is not an object is not used; the spec's info stands in.
+    let lm = service(&d, "listmanifest").await;
+    assert_eq!(lm["title"], "t", "{lm}");
+    let good = service(&d, "good").await;
+    assert_eq!(good["spec"]["state"], "ok", "{good}");
+    assert!(
+        hung.load(Ordering::SeqCst) >= 1,
+        "the hung service was asked"
+    );
+    d.stop().await;
+}
