@@ -35,6 +35,7 @@
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod docs;
 pub mod http1;
 pub mod metrics;
 pub mod proxy;
