@@ -36,6 +36,7 @@ pub mod catalog;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod docs;
 pub mod http1;
 pub mod metrics;
 pub mod proxy;

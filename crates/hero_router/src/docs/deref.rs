@@ -1,0 +1,258 @@
+//! `$ref` resolution: every local reference (`#/…`) in an OpenRPC document replaced by a copy
+//! of its target, within bounds a hostile document cannot push past.
+//!
+//! A reference that is not expanded stays a reference object and says why under [`NOTE_KEY`]:
+//! a cycle (`cycle: …`), a target that does not exist (`unresolved $ref #/…`), a reference
+//! that is not local, or a copy past the size and depth limits (`truncated: …`). An expanded
+//! object keeps the reference it came from under [`REF_KEY`], so a type can still be shown by
+//! its component name.
+//!
+//! Literal data is copied, never resolved: schema `const`, `enum`, `default`, `example(s)` and
+//! the `value` of an Example object may hold a `$ref` member that is just data.
+
+use percent_encoding::percent_decode_str;
+use serde_json::{Map, Value};
+
+/// Where an expanded object records the reference it was expanded from.
+pub(crate) const REF_KEY: &str = "x-hero-docs-ref";
+/// Where a node that was not expanded says why.
+pub(crate) const NOTE_KEY: &str = "x-hero-docs-note";
+
+/// Most values copied out of reference targets in one document. A document is at most 4 MiB
+/// (contract §8), a few hundred thousand values; this lets every method expand what it refers
+/// to a few times over, while a fan-out bomb (each level referring twice to the next) stops
+/// after a bounded amount of memory.
+const MAX_EXPANDED: usize = 500_000;
+/// Most values copied for one method or one component, so one bomb cannot use up
+/// [`MAX_EXPANDED`] and leave the other methods unexpanded.
+const MAX_EXPANDED_PER_ENTRY: usize = 50_000;
+/// Deepest nesting of the output, so walking, printing and dropping it never recurse deeply.
+const MAX_DEPTH: usize = 96;
+/// Longest chain of references expanded inside one another.
+const MAX_REF_CHAIN: usize = 32;
+
+/// Returns `spec` with every local `$ref` (`#/components/…`, any JSON pointer) expanded.
+///
+/// Cycles are cut where a reference would expand inside itself, and expansion stops at
+/// 500,000 copied values (50,000 per method or component) and 96 levels of nesting. Every
+/// cut leaves the reference in place with a note under `x-hero-docs-note` (`cycle: …`,
+/// `unresolved $ref #/…`, `truncated: …`); every expanded object carries the reference it
+/// came from under `x-hero-docs-ref`. Methods are expanded before components, so the budget
+/// goes first to what the docs show.
+pub fn dereference(spec: &Value) -> Value {
+    let mut r = Resolver {
+        root: spec,
+        chain: Vec::new(),
+        expanded: 0,
+        entry_expanded: 0,
+    };
+    let Value::Object(doc) = spec else {
+        return r.entry(spec, 0, Mode::Keywords);
+    };
+    if doc.contains_key("$ref") {
+        return r.entry(spec, 0, Mode::Keywords);
+    }
+    let mut out = Map::new();
+    if let Some(methods) = doc.get("methods") {
+        let methods = match methods {
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|m| r.entry(m, 2, Mode::Keywords))
+                    .collect(),
+            ),
+            other => r.entry(other, 1, Mode::Keywords),
+        };
+        out.insert("methods".to_owned(), methods);
+    }
+    for (key, value) in doc {
+        let value = match (key.as_str(), value) {
+            ("methods", _) => continue,
+            ("components", Value::Object(kinds)) => {
+                let kinds = kinds.iter().map(|(kind, entries)| {
+                    let entries = match entries {
+                        Value::Object(named) => Value::Object(
+                            named
+                                .iter()
+                                .map(|(n, c)| (n.clone(), r.entry(c, 3, Mode::Keywords)))
+                                .collect(),
+                        ),
+                        other => r.entry(other, 2, Mode::Keywords),
+                    };
+                    (kind.clone(), entries)
+                });
+                Value::Object(kinds.collect())
+            }
+            _ => r.entry(value, 1, Mode::Keywords),
+        };
+        out.insert(key.clone(), value);
+    }
+    Value::Object(out)
+}
+
+/// How the members of an object are read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Keys are keywords (`type`, `$ref`, `params`…): references are resolved.
+    Keywords,
+    /// Keys are names (`properties`, `definitions`…) whose values are schemas.
+    Names,
+    /// Data: copied as it is.
+    Literal,
+}
+
+struct Resolver<'a> {
+    root: &'a Value,
+    /// The references being expanded, outermost first.
+    chain: Vec<&'a str>,
+    expanded: usize,
+    entry_expanded: usize,
+}
+
+// === impl Resolver ===
+
+impl<'a> Resolver<'a> {
+    /// Walks one method, component or top-level member, with a fresh per-entry budget.
+    fn entry(&mut self, v: &'a Value, depth: usize, mode: Mode) -> Value {
+        self.entry_expanded = 0;
+        self.walk(v, depth, mode)
+    }
+
+    fn walk(&mut self, v: &'a Value, depth: usize, mode: Mode) -> Value {
+        if !self.chain.is_empty() {
+            if self.expanded >= MAX_EXPANDED || self.entry_expanded >= MAX_EXPANDED_PER_ENTRY {
+                return note(self.size_note());
+            }
+            self.expanded += 1;
+            self.entry_expanded += 1;
+        }
+        if depth >= MAX_DEPTH && matches!(v, Value::Object(_) | Value::Array(_)) {
+            return note(format!("truncated: nested deeper than {MAX_DEPTH} levels"));
+        }
+        match v {
+            Value::Object(map) => {
+                if mode == Mode::Keywords {
+                    if let Some(Value::String(r)) = map.get("$ref") {
+                        return self.reference(r, map, depth);
+                    }
+                }
+                let members = map.iter().map(|(k, child)| {
+                    let child_mode = match mode {
+                        Mode::Literal => Mode::Literal,
+                        Mode::Names => Mode::Keywords,
+                        Mode::Keywords => member_mode(k, map),
+                    };
+                    (k.clone(), self.walk(child, depth + 1, child_mode))
+                });
+                Value::Object(members.collect())
+            }
+            Value::Array(items) => {
+                let item_mode = if mode == Mode::Literal {
+                    Mode::Literal
+                } else {
+                    Mode::Keywords
+                };
+                Value::Array(
+                    items
+                        .iter()
+                        .map(|i| self.walk(i, depth + 1, item_mode))
+                        .collect(),
+                )
+            }
+            other => other.clone(),
+        }
+    }
+
+    /// A `{"$ref": r, …}` object: the target's copy with the other members laid over it, or
+    /// the reference itself with a note saying why it was not expanded.
+    fn reference(&mut self, r: &'a str, map: &'a Map<String, Value>, depth: usize) -> Value {
+        let why = if !r.starts_with('#') {
+            Some(format!(
+                "$ref {r} not resolved: only local references (#/…) are"
+            ))
+        } else if self.chain.contains(&r) {
+            Some(format!(
+                "cycle: {r} refers back to itself; shown by name only"
+            ))
+        } else if self.chain.len() >= MAX_REF_CHAIN {
+            Some(format!(
+                "truncated: more than {MAX_REF_CHAIN} references expanded inside one another"
+            ))
+        } else if self.expanded >= MAX_EXPANDED || self.entry_expanded >= MAX_EXPANDED_PER_ENTRY {
+            Some(self.size_note())
+        } else {
+            None
+        };
+        let target = match why {
+            Some(_) => None,
+            None => lookup(self.root, r),
+        };
+        let mut out = match target {
+            Some(target) => {
+                self.chain.push(r);
+                let out = self.walk(target, depth, Mode::Keywords);
+                self.chain.pop();
+                out
+            }
+            None => {
+                let why = why.unwrap_or_else(|| format!("unresolved $ref {r}"));
+                let mut cut = Map::new();
+                cut.insert("$ref".to_owned(), Value::String(r.to_owned()));
+                cut.insert(NOTE_KEY.to_owned(), Value::String(why));
+                Value::Object(cut)
+            }
+        };
+        if let Value::Object(o) = &mut out {
+            for (k, v) in map {
+                if k != "$ref" {
+                    let mode = member_mode(k, map);
+                    o.insert(k.clone(), self.walk(v, depth + 1, mode));
+                }
+            }
+            if !o.contains_key(NOTE_KEY) {
+                o.insert(REF_KEY.to_owned(), Value::String(r.to_owned()));
+            }
+        }
+        out
+    }
+
+    fn size_note(&self) -> String {
+        let limit = if self.expanded >= MAX_EXPANDED {
+            MAX_EXPANDED
+        } else {
+            MAX_EXPANDED_PER_ENTRY
+        };
+        format!("truncated: expanding $refs here would copy more than {limit} values")
+    }
+}
+
+/// How the member `key` of a keyword object is read.
+fn member_mode(key: &str, parent: &Map<String, Value>) -> Mode {
+    match key {
+        "properties" | "patternProperties" | "definitions" | "$defs" | "dependencies" => {
+            Mode::Names
+        }
+        "const" | "enum" | "default" | "example" => Mode::Literal,
+        // A method's `examples` are Example Pairings (references allowed); a schema's are data.
+        "examples" if !parent.contains_key("params") => Mode::Literal,
+        // The value of an Example object ({name, value}).
+        "value" if parent.get("name").is_some_and(Value::is_string) => Mode::Literal,
+        _ => Mode::Keywords,
+    }
+}
+
+/// The value a local reference (`#` + a URI-encoded JSON pointer) points at.
+fn lookup<'v>(root: &'v Value, r: &str) -> Option<&'v Value> {
+    let fragment = r.strip_prefix('#')?;
+    let pointer = percent_decode_str(fragment).decode_utf8().ok()?;
+    root.pointer(&pointer)
+}
+
+fn note(why: String) -> Value {
+    let mut m = Map::new();
+    m.insert(NOTE_KEY.to_owned(), Value::String(why));
+    Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,153 @@
+//! API docs from OpenRPC documents (contract §9): Markdown and one self-contained HTML page
+//! per service, and an index of services.
+//!
+//! Pure: a document in, text out; no I/O, no clock, so the same document always renders the
+//! same bytes. The pipeline is
+//!
+//! ```text
+//! spec ─► dereference (every local $ref expanded, bounded) ─► view (plain strings: readable
+//!         types, example JSON, notes) ─► one minijinja template per format (templates/*.j2)
+//! ```
+//!
+//! The templates are embedded in the binary. The HTML ones auto-escape everything they print
+//! (no JavaScript, inline CSS, no external assets); the Markdown ones escape through the
+//! `md_*` filters of `markdown.rs` (raw HTML shown as text, `|` escaped in table cells, code
+//! fences longer than their content).
+//!
+//! Any JSON renders: a member of the wrong kind is skipped with a note on the page, a `$ref`
+//! that cannot be expanded (dangling, a cycle, past the size limits) is shown by name with a
+//! note, and every loop is bounded, so a hostile document costs bounded time and memory.
+
+use std::sync::OnceLock;
+
+use minijinja::syntax::SyntaxConfig;
+use minijinja::value::Serde;
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Serialize;
+
+mod deref;
+mod markdown;
+mod schema;
+mod view;
+
+pub use deref::dereference;
+pub use schema::{example_value, readable_type};
+
+/// The templates, by the name they are rendered under (the extension picks the escaping).
+const TEMPLATES: [(&str, &str); 5] = [
+    ("service.md", include_str!("templates/service.md.j2")),
+    ("service.html", include_str!("templates/service.html.j2")),
+    ("index.md", include_str!("templates/index.md.j2")),
+    ("index.html", include_str!("templates/index.html.j2")),
+    ("style.css", include_str!("templates/style.css")),
+];
+
+/// What a link target escapes: everything but letters, digits and `-._~`.
+const LINK: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// One service to document.
+#[derive(Debug, Clone, Copy)]
+pub struct DocService<'a> {
+    /// The service name, as in `<service>.<method>` calls.
+    pub name: &'a str,
+    /// Its OpenRPC document (any JSON: a broken document renders with notes).
+    pub spec: &'a serde_json::Value,
+    /// A title to use instead of the spec's `info.title` (the manifest's, say).
+    pub title: Option<&'a str>,
+    /// A version to use instead of the spec's `info.version`.
+    pub version: Option<&'a str>,
+    /// A description to use instead of the spec's `info.description`.
+    pub description: Option<&'a str>,
+}
+
+/// One line of the index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// The service name.
+    pub name: String,
+    /// Its title, if known.
+    pub title: Option<String>,
+    /// Its version, if known.
+    pub version: Option<String>,
+    /// Its description, if known.
+    pub description: Option<String>,
+    /// How many methods its spec has; `None` without a spec.
+    pub methods_count: Option<usize>,
+    /// The spec's state (`ok`, `invalid`, `absent`, `error`). Only `ok` and `invalid`
+    /// services have a page, so only they are linked.
+    pub spec_state: String,
+}
+
+/// The service's API docs in CommonMark (with GFM tables): header, table of contents, then
+/// per method its params, result, errors and an example request and response.
+pub fn markdown(svc: &DocService<'_>) -> String {
+    render("service.md", view::service(svc))
+}
+
+/// The service's API docs as one self-contained HTML page (inline CSS, no scripts, no
+/// external assets), with the same content as [`markdown`].
+pub fn html(svc: &DocService<'_>) -> String {
+    render("service.html", view::service(svc))
+}
+
+/// The index in Markdown: a table of services, sorted by name, each with a page linked as
+/// `{name}.md` (percent-encoded).
+pub fn index_markdown(entries: &[IndexEntry]) -> String {
+    let href = |name: &str| format!("{}.md", utf8_percent_encode(name, LINK));
+    render("index.md", view::index(entries, &href))
+}
+
+/// The index as one HTML page; `link` gives each page's target (a file name, `/docs/{name}`…),
+/// which the page escapes but does not otherwise change.
+pub fn index_html(entries: &[IndexEntry], link: &dyn Fn(&str) -> String) -> String {
+    render("index.html", view::index(entries, link))
+}
+
+fn render(name: &str, view: impl Serialize) -> String {
+    let rendered = environment()
+        .get_template(name)
+        .and_then(|t| t.render(minijinja::Value::from(Serde(view))));
+    // The templates are fixed and their tests render every branch; an error here is a bug
+    // in them, shown rather than hidden.
+    rendered.unwrap_or_else(|e| format!("hero_router docs: template {name} failed: {e:#}\n"))
+}
+
+fn environment() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        let syntax = SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .keep_trailing_newline(true)
+            .build();
+        env.set_syntax(syntax.unwrap_or_default());
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with(".html") {
+                AutoEscape::Html
+            } else {
+                AutoEscape::None
+            }
+        });
+        env.add_filter("md_text", |s: &str| markdown::md_text(s));
+        env.add_filter("md_line", |s: &str| markdown::md_line(s));
+        env.add_filter("md_cell", |s: &str| markdown::md_cell(s));
+        env.add_filter("md_code", |s: &str| markdown::md_code(s));
+        env.add_filter("md_fence", |s: &str| markdown::md_fence(s));
+        for (name, source) in TEMPLATES {
+            if let Err(e) = env.add_template(name, source) {
+                tracing::error!(template = name, error = %e, "docs template does not parse");
+            }
+        }
+        env
+    })
+}
+
+#[cfg(test)]
+mod tests;
