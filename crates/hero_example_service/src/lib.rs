@@ -199,7 +199,7 @@ type St = State<Arc<AppState>>;
 
 fn app(name: &str, kind: &str, spec: &Spec, stop: CancellationToken) -> Router {
     let openrpc = match spec {
-        Spec::Rich => Some(rpc::openrpc(name)),
+        Spec::Rich => Some(rpc::openrpc()),
         Spec::Invalid => Some(rpc::invalid_openrpc(name)),
         Spec::None => None,
         Spec::Document(doc) => Some(doc.clone()),

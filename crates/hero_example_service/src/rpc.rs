@@ -151,56 +151,39 @@ pub(crate) fn invalid_openrpc(name: &str) -> Value {
     })
 }
 
-/// The OpenRPC 1.2.6 document of this service.
-pub(crate) fn openrpc(name: &str) -> Value {
-    let any = json!({});
-    let int = json!({ "type": "integer", "minimum": 0 });
-    let num = json!({ "type": "number" });
-    json!({
-        "openrpc": "1.2.6",
-        "info": {
-            "title": name,
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": env!("CARGO_PKG_DESCRIPTION"),
-        },
-        "methods": [
-            {
-                "name": "echo",
-                "summary": "Returns its params exactly as sent (null if none).",
-                "paramStructure": "either",
-                "params": [{ "name": "value", "schema": any }],
-                "result": { "name": "value", "schema": any },
-            },
-            {
-                "name": "sleep_ms",
-                "summary": "Sleeps for ms milliseconds, then returns ms.",
-                "paramStructure": "either",
-                "params": [{ "name": "ms", "required": true, "schema": int }],
-                "result": { "name": "ms", "schema": int },
-            },
-            {
-                "name": "add",
-                "summary": "Returns a + b (integers stay integers).",
-                "paramStructure": "either",
-                "params": [
-                    { "name": "a", "required": true, "schema": num },
-                    { "name": "b", "required": true, "schema": num },
-                ],
-                "result": { "name": "sum", "schema": num },
-            },
-            {
-                "name": "fail",
-                "summary": "Always fails with code -32000.",
-                "params": [],
-                "result": { "name": "never", "schema": any },
-                "errors": [{ "code": REQUESTED_FAILURE, "message": "requested failure" }],
-            },
-            {
-                "name": "rpc.discover",
-                "summary": "Returns this document.",
-                "params": [],
-                "result": { "name": "openrpc", "schema": { "type": "object" } },
-            },
-        ],
-    })
+/// The OpenRPC document of this service: `openrpc.json` at the crate's root, a file so that
+/// the router's docs tests can render exactly what the service serves.
+pub(crate) fn openrpc() -> Value {
+    serde_json::from_str(include_str!("../openrpc.json")).expect("openrpc.json is JSON")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The document describes this service as it is: its version, and exactly the methods
+    /// `dispatch` answers.
+    #[tokio::test]
+    async fn the_document_matches_the_service() {
+        let doc = openrpc();
+        assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+        let names: Vec<&str> = doc["methods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["echo", "sleep_ms", "add", "fail", "rpc.discover"]);
+        let params: &RawValue = serde_json::from_str("[0]").unwrap();
+        for name in names {
+            let outcome = dispatch(name, Some(params), Some(&doc)).await;
+            assert_ne!(
+                outcome.err().map(|e| e.0),
+                Some(METHOD_NOT_FOUND),
+                "{name} is answered"
+            );
+        }
+        let unknown = dispatch("nope", None, Some(&doc)).await;
+        assert_eq!(unknown.err().map(|e| e.0), Some(METHOD_NOT_FOUND));
+    }
 }

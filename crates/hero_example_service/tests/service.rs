@@ -171,7 +171,7 @@ async fn add_and_sleep_ms() {
         r#"{"jsonrpc":"2.0","id":1,"method":"rpc.discover"}"#,
     )
     .await;
-    assert_eq!(v["result"]["info"]["title"], "demo");
+    assert_eq!(v["result"]["info"]["title"], "Hero example service");
     svc.shutdown().await;
 }
 
@@ -195,7 +195,7 @@ async fn http_endpoints() {
     assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
 
     let v: Value = serde_json::from_str(&get("/openrpc.json").await.1).unwrap();
-    assert_eq!(v["openrpc"], "1.2.6");
+    assert_eq!(v["openrpc"], "1.3.2");
     let names: Vec<&str> = v["methods"]
         .as_array()
         .unwrap()

@@ -64,6 +64,22 @@ pub enum Command {
         /// Service name.
         service: String,
     },
+    /// Render API docs in Markdown from the running router's cached specs.
+    Markdown(DocsArgs),
+    /// Render API docs as self-contained HTML pages from the running router's cached specs.
+    Html(DocsArgs),
+}
+
+/// `markdown` and `html` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct DocsArgs {
+    /// Services to document (default: every service with a spec).
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    /// Write one file per service plus an index into DIR (created if missing) instead of
+    /// printing to stdout.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
 }
 
 /// Probe and reap flags shared by `serve` and `scan`.

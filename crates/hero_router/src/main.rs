@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use hero_router::cli::{Cli, Command};
+use hero_router::cli::{Cli, Command, DocsArgs};
 use hero_router::config::{Config, ProcessEnv, resolve_root};
+use hero_router::docs::IndexEntry;
+use hero_router::docs::pages::{self, Format};
 use hero_router::{scan_cmd, serve, telemetry};
 use http::Method;
 use serde_json::{Value, json};
@@ -134,7 +136,72 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out(&pretty(&spec)?)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Markdown(args) => docs(&rpc_sock, &args, Format::Markdown).await,
+        Command::Html(args) => docs(&rpc_sock, &args, Format::Html).await,
     }
+}
+
+/// `hero_router markdown|html`: pages from the running router's catalog, to stdout or one
+/// file per service plus an index in `--out`.
+async fn docs(sock: &std::path::Path, args: &DocsArgs, format: Format) -> anyhow::Result<ExitCode> {
+    let services = call(sock, "router.services", Value::Null).await?;
+    let all: Vec<IndexEntry> = services
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(pages::index_entry_of_json)
+        .collect();
+    let chosen: Vec<&IndexEntry> = if args.services.is_empty() {
+        all.iter()
+            .filter(|e| matches!(e.spec_state.as_str(), "ok" | "invalid"))
+            .collect()
+    } else {
+        let mut chosen = Vec::new();
+        for name in &args.services {
+            match all.iter().find(|e| &e.name == name) {
+                Some(e) => chosen.push(e),
+                None => anyhow::bail!("no such service: {name}"),
+            }
+        }
+        chosen
+    };
+    let ext = match format {
+        Format::Markdown => "md",
+        Format::Html => "html",
+    };
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut written = Vec::new();
+    for entry in &chosen {
+        let spec = call(sock, "router.spec", json!({"name": entry.name})).await?;
+        let page = pages::service_page(entry, &spec, format);
+        match &args.out {
+            Some(dir) => written.push(write_file(
+                &dir.join(format!("{}.{ext}", entry.name)),
+                &page,
+            )?),
+            None => out(&page)?,
+        }
+    }
+    if let Some(dir) = &args.out {
+        let index: Vec<IndexEntry> = chosen.into_iter().cloned().collect();
+        let text = match format {
+            Format::Markdown => hero_router::docs::index_markdown(&index),
+            Format::Html => hero_router::docs::index_html(&index, &|name| format!("{name}.html")),
+        };
+        written.push(write_file(&dir.join(format!("index.{ext}")), &text)?);
+        out(&written
+            .iter()
+            .map(|p| format!("{}\n", p.display()))
+            .collect::<String>())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_file(path: &std::path::Path, text: &str) -> anyhow::Result<std::path::PathBuf> {
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path.to_path_buf())
 }
 
 /// One JSON-RPC call to the running router; a JSON-RPC error is an `Err`.

@@ -373,3 +373,76 @@ async fn hostile_services_cost_only_their_own_entry() {
     );
     d.stop().await;
 }
+
+#[tokio::test]
+async fn docs_pages_over_http_and_reserved_paths() {
+    use common::{request, tcp, uds};
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_daemon(serve_config(dir.path(), &[])).await;
+    let _svc = spawn(example(dir.path(), "svc", Spec::Rich)).await.unwrap();
+    let _none = spawn(example(dir.path(), "nospec", Spec::None))
+        .await
+        .unwrap();
+    // A service named like a router path: method-routable, but /docs/… is the router's.
+    let _docs = spawn(example(dir.path(), "docs", Spec::Rich))
+        .await
+        .unwrap();
+    catalog_until(&d, |c| {
+        ["svc", "nospec", "docs"]
+            .iter()
+            .all(|n| fetched(c, n).is_some())
+    })
+    .await;
+    let get = |path: &str| request("GET", path, "");
+
+    let (s, h, b) = tcp(&d, get("/docs/")).await;
+    assert_eq!(s, 200);
+    assert_eq!(h["content-type"], "text/html; charset=utf-8");
+    // The HTML escaper writes `/` as `&#x2f;` in attributes, which a browser reads as `/`.
+    let index = String::from_utf8(b.to_vec())
+        .unwrap()
+        .replace("&#x2f;", "/");
+    assert!(index.contains("href=\"/docs/svc\""), "{index}");
+    assert!(!index.contains("href=\"/docs/nospec\""), "no spec, no link");
+
+    let (s, _, b) = tcp(&d, get("/docs/svc")).await;
+    assert_eq!(s, 200);
+    let html = String::from_utf8(b.to_vec()).unwrap();
+    assert!(html.contains("svc.add") && html.contains("Hero example service"));
+    let (s, h, b) = uds(&d.admin, get("/docs/svc.md")).await;
+    assert_eq!(s, 200, "admin.sock serves docs too");
+    assert_eq!(h["content-type"], "text/markdown; charset=utf-8");
+    assert!(
+        String::from_utf8(b.to_vec())
+            .unwrap()
+            .starts_with("# Hero example service")
+    );
+    let (s, _, b) = tcp(&d, get("/docs/svc/openrpc.json")).await;
+    assert_eq!(s, 200);
+    let spec = call(&d, "router.spec", serde_json::json!(["svc"])).await;
+    assert_eq!(json(std::str::from_utf8(&b).unwrap()), spec["result"]);
+
+    let (s, h, b) = tcp(&d, get("/docs/nospec")).await;
+    assert_eq!(s, 404);
+    assert_eq!(h["x-hero-router-error"], "no_spec");
+    assert!(String::from_utf8_lossy(&b).contains("neither GET /openrpc.json"));
+    let (s, h, _) = tcp(&d, get("/docs/ghost")).await;
+    assert_eq!(s, 404);
+    assert_eq!(h["x-hero-router-error"], "no_service");
+    let (s, _, _) = tcp(&d, request("POST", "/docs/svc", "")).await;
+    assert_eq!(s, 405);
+    // Never on rpc.sock.
+    let (s, _, _) = uds(&d.rpc, get("/docs/")).await;
+    assert_eq!(s, 404);
+    // `/docs/rpc/…` is not the `docs` service's rpc socket; `/api/…` and `/mcp/…` are never
+    // proxied either. The service stays reachable by method.
+    for path in ["/docs/rpc/health", "/api/anything", "/mcp/rpc/health"] {
+        let (s, _, _) = tcp(&d, get(path)).await;
+        assert_eq!(s, 404, "{path}");
+    }
+    let (s, _, _) = tcp(&d, get("/svc/rpc/health")).await;
+    assert_eq!(s, 200, "other services are proxied as usual");
+    let sum = call(&d, "docs.add", serde_json::json!([1, 2])).await;
+    assert_eq!(sum["result"], 3);
+    d.stop().await;
+}

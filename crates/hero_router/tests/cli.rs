@@ -304,13 +304,103 @@ fn call_and_spec_through_the_running_router() {
     let out = run(&["spec", "calc"], root.path());
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["info"]["title"], "calc");
+    assert_eq!(v["info"]["title"], "Hero example service");
     let out = run(&["list"], root.path());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
-        text.lines()
-            .any(|l| l.starts_with("calc") && l.contains("healthy") && l.contains("rpc=live")),
+        text.lines().any(|l| l.starts_with("calc")
+            && l.contains("healthy")
+            && l.contains("rpc=live")
+            && l.contains("Hero example service")
+            && l.contains(env!("CARGO_PKG_VERSION"))
+            && l.contains("5 methods")
+            && l.contains("spec=ok")),
         "{text}"
+    );
+    assert!(stop(router).status.success());
+}
+
+#[test]
+fn markdown_and_html_render_the_running_routers_specs() {
+    let root = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let spawn = |name: &str, spec| {
+        let cfg = hero_example_service::ServiceConfig {
+            spec,
+            ..hero_example_service::ServiceConfig::new(root.path(), name)
+        };
+        rt.block_on(hero_example_service::spawn(cfg)).unwrap()
+    };
+    let _calc = spawn("calc", hero_example_service::Spec::Rich);
+    let _none = spawn("nospec", hero_example_service::Spec::None);
+    let router = start_serve(root.path());
+    let fetched = || {
+        let out = run(&["list", "--json"], root.path());
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let state = |n: &str| {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .find(|s| s["name"] == n)
+                .map(|s| s["spec"]["fetched_unix_ms"].is_u64())
+        };
+        state("calc") == Some(true) && state("nospec") == Some(true)
+    };
+    assert!(
+        eventually(Duration::from_secs(20), fetched),
+        "catalog filled"
+    );
+
+    let out = run(&["markdown", "calc"], root.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = String::from_utf8(out.stdout).unwrap();
+    assert!(md.starts_with("# Hero example service"), "{md}");
+    assert!(md.contains("## `add`") && md.contains("calc.add"), "{md}");
+
+    let out = run(&["html", "calc"], root.path());
+    assert!(out.status.success());
+    let html = String::from_utf8(out.stdout).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("calc.add"));
+    assert!(!html.contains("<script"), "no scripts");
+
+    // --out: one file per service with a spec, and an index linking them.
+    let dir = root.path().join("site");
+    let out = run(&["html", "--out", dir.to_str().unwrap()], root.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = String::from_utf8(out.stdout).unwrap();
+    for file in ["calc.html", "hero_router.html", "index.html"] {
+        assert!(dir.join(file).is_file(), "{file}: {listed}");
+        assert!(listed.contains(file), "{listed}");
+    }
+    assert!(!dir.join("nospec.html").exists(), "no spec, no page");
+    let index = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(index.contains("href=\"calc.html\""), "{index}");
+    let dir = root.path().join("md");
+    let out = run(
+        &["markdown", "calc", "--out", dir.to_str().unwrap()],
+        root.path(),
+    );
+    assert!(out.status.success());
+    assert!(dir.join("calc.md").is_file() && dir.join("index.md").is_file());
+    assert!(!dir.join("hero_router.md").exists(), "only what was asked");
+
+    let out = run(&["markdown", "nosuch"], root.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such service: nosuch"));
+    let out = run(&["html", "nospec"], root.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("has no spec") && err.lines().count() == 1,
+        "{err}"
     );
     assert!(stop(router).status.success());
 }

@@ -112,7 +112,7 @@ async fn router_methods() {
         .await
         .1,
     );
-    assert_eq!(v["result"]["info"]["title"], "alpha", "{v}");
+    assert_eq!(v["result"]["info"]["title"], "Hero example service", "{v}");
     assert_eq!(
         json(
             &rpc(

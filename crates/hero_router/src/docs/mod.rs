@@ -28,6 +28,7 @@ use serde::Serialize;
 
 mod deref;
 mod markdown;
+pub mod pages;
 mod schema;
 mod view;
 

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::config::Config;
+use crate::docs::pages::{self, Format};
 use crate::metrics::Metrics;
 use crate::proxy::error::ProxyError;
 use crate::proxy::pool::{Inflight, Pool};
@@ -104,12 +105,18 @@ impl Front {
     /// A docs page's content type and body, rendered from the catalog; 404 for a service
     /// that is unknown or has no spec.
     pub(super) fn docs(&self, page: &DocsPage) -> Result<(&'static str, String), ProxyError> {
+        const HTML: &str = "text/html; charset=utf-8";
         let registry = &self.proxy.scanner;
         let (table, catalog) = (registry.table(), registry.catalog());
-        let name = match page {
-            // The HTML and Markdown renderer lands next.
-            DocsPage::Index => return Err(ProxyError::NoRoute),
-            DocsPage::Html(n) | DocsPage::Markdown(n) | DocsPage::Spec(n) => n,
+        let (name, format) = match page {
+            DocsPage::Index => {
+                let entries = pages::index_entries(&table, &catalog);
+                let link = |name: &str| format!("/docs/{name}");
+                return Ok((HTML, crate::docs::index_html(&entries, &link)));
+            }
+            DocsPage::Html(n) => (n, Some(Format::Html)),
+            DocsPage::Markdown(n) => (n, Some(Format::Markdown)),
+            DocsPage::Spec(n) => (n, None),
         };
         let Some(service) = table.service(name) else {
             return Err(ProxyError::NoService {
@@ -126,11 +133,17 @@ impl Front {
                 reason,
             });
         };
-        let _ = service;
-        match page {
-            DocsPage::Spec(_) => Ok(("application/json", doc.get().to_owned())),
-            _ => Err(ProxyError::NoRoute),
-        }
+        let Some(format) = format else {
+            return Ok(("application/json", doc.get().to_owned()));
+        };
+        // The catalog keeps documents as text; a page parses its own (a valid one was parsed
+        // when it was fetched, so this cannot fail but for memory).
+        let spec: Value = serde_json::from_str(doc.get()).unwrap_or(Value::Null);
+        let page = pages::view_page(&catalog.view(service), &spec, format);
+        Ok(match format {
+            Format::Html => (HTML, page),
+            Format::Markdown => ("text/markdown; charset=utf-8", page),
+        })
     }
 }
 
