@@ -32,6 +32,7 @@ use crate::config::CatalogConfig;
 use crate::proxy::pool::{Key, Pool};
 use crate::registry::catalog::{Catalog, CatalogEntry};
 use crate::registry::events::Event;
+use crate::registry::names::OWN_SERVICE;
 use crate::registry::state::SocketState;
 use crate::registry::table::{Service, Table};
 use crate::registry::{CatalogRequest, CatalogWriter, Registry};
@@ -148,12 +149,21 @@ impl Fetcher {
         let before = self.entries.len();
         self.entries.retain(|name, _| table.service(name).is_some());
         self.sources.retain(|name, _| table.service(name).is_some());
-        let dropped = self.entries.len() != before;
+        let mut changed = self.entries.len() != before;
         for service in &table.services {
+            let name = &service.name;
+            if name == OWN_SERVICE {
+                // The router knows its own documents.
+                if !self.entries.contains_key(name) {
+                    self.entries
+                        .insert(name.clone(), Arc::new(fetch::own_entry(unix_ms())));
+                    changed = true;
+                }
+                continue;
+            }
             let Some(target) = target(service) else {
                 continue;
             };
-            let name = &service.name;
             let forced = force.is_some_and(|f| f.covers(name));
             if let Some(running) = self.running.get(name) {
                 if forced || *running != target {
@@ -171,7 +181,7 @@ impl Fetcher {
             }
         }
         self.start_queued();
-        if dropped {
+        if changed {
             self.publish();
         }
     }

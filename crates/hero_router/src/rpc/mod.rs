@@ -14,7 +14,7 @@
 pub mod codec;
 mod openrpc;
 
-pub use openrpc::openrpc;
+pub use openrpc::{manifest, openrpc};
 
 use std::sync::Arc;
 use std::time::Duration;

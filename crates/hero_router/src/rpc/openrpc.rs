@@ -21,6 +21,18 @@ const DESCRIPTION: &str = "The one router of a Hero OS node: discovers the Unix 
     -32002, -32003 and -32004 (see components/errors). Router errors carry \
     `data: {\"service\": S}`.";
 
+/// The router's own manifest (`GET /.well-known/heroservice.json` on rpc.sock).
+pub fn manifest() -> Value {
+    json!({
+        "protocol": "openrpc",
+        "name": "hero_router",
+        "title": "Hero router",
+        "version": crate::VERSION,
+        "description": "Discovers Hero service sockets and routes to them",
+        "socket": "rpc",
+    })
+}
+
 /// The router's own OpenRPC document.
 pub fn openrpc() -> Value {
     json!({

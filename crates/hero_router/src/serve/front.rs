@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::config::Config;
@@ -94,7 +94,7 @@ impl Front {
                 self.metrics.render(&self.proxy.scanner.table()),
             ),
             Endpoint::OpenRpc => (JSON, crate::rpc::openrpc().to_string()),
-            Endpoint::Manifest => (JSON, manifest().to_string()),
+            Endpoint::Manifest => (JSON, crate::rpc::manifest().to_string()),
         }
     }
 }
@@ -289,15 +289,4 @@ pub(super) fn route<'a>(
         Ok(target) => Route::Proxy { route, target },
         Err(e) => Route::Error(e),
     }
-}
-
-fn manifest() -> Value {
-    json!({
-        "protocol": "openrpc",
-        "name": "hero_router",
-        "title": "Hero router",
-        "version": crate::VERSION,
-        "description": "Discovers Hero service sockets and routes to them",
-        "socket": "rpc",
-    })
 }
