@@ -10,12 +10,17 @@
 //!    `/proc/<pid>/status`: idle on an empty root; steady, peak and the growth trend over a soak
 //!    of 1 s scans at 10,000 sockets; and 100,000 sockets (held by helper processes) scanned
 //!    by `router.scan`.
+//! 4. **Catalog** ([`catalog`]). The real `hero_router serve` on a root of 1,000 example
+//!    services (served in-process), each with its own 20 KB OpenRPC document: the time until
+//!    every spec is fetched and valid, `serve`'s CPU and RSS then, and the refetch of everything
+//!    one `router.scan` triggers.
 //!
 //! `--only` picks parts; `--soak-secs 1800` is the 30-minute soak. The hidden `hold` command is
 //! the 100,000-socket benchmark's helper process. Everything lives in temporary directories
 //! that are removed on exit; no network is used.
 #![forbid(unsafe_code)]
 
+mod catalog;
 mod latency;
 mod measure;
 mod memory;
@@ -47,6 +52,10 @@ const TARGET_PEAK_MIB: f64 = 50.0;
 const TARGET_SLOPE_MIB_MIN: f64 = 0.1;
 /// Scan target at 100,000 sockets: wall ms of `router.scan`.
 const TARGET_BIG_SCAN_MS: f64 = 2000.0;
+/// Catalog target: spawn to every service's spec fetched and `ok`, ms.
+const TARGET_CATALOG_FILL_MS: f64 = 5000.0;
+/// Catalog target: `serve`'s peak RSS with the catalog full, MiB.
+const TARGET_CATALOG_PEAK_MIB: f64 = 120.0;
 
 /// Benchmarks of hero_router: scan scale, discovery latency and memory.
 #[derive(Debug, Parser)]
@@ -88,6 +97,9 @@ struct Args {
     /// Timed `router.scan` calls on the big root.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     big_scans: u64,
+    /// Example services, each with its own 20 KB OpenRPC document, in the catalog root.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    catalog_services: u64,
 }
 
 /// The parts `--only` can pick.
@@ -105,6 +117,8 @@ enum Part {
     Soak,
     /// `serve` at `--big-sockets`: `router.scan` time, RSS.
     Big,
+    /// `serve` fetching the OpenRPC documents of `--catalog-services` services.
+    Catalog,
 }
 
 /// Commands `hero_bench` runs itself with.
@@ -165,6 +179,13 @@ fn main() -> anyhow::Result<()> {
     }
     if args.wants(Part::Big) {
         run_big(&cfg, &mut rows)?;
+    }
+    if args.wants(Part::Catalog) {
+        let cfg = catalog::Config {
+            bin: cfg.bin.clone(),
+            services: args.catalog_services as usize,
+        };
+        run_catalog(&cfg, &runtime, &mut rows)?;
     }
     let command = match extra_args().as_slice() {
         [] => "make bench".to_owned(),
@@ -477,6 +498,133 @@ fn run_big(cfg: &memory::Config, rows: &mut Vec<Row>) -> anyhow::Result<()> {
             mib(r.rss_kib as f64),
             mib(r.hwm_kib as f64),
             r.threads
+        ),
+        target: "—".to_owned(),
+    };
+    report(rows, row);
+    print_end(&r.end);
+    println!();
+    Ok(())
+}
+
+/// The catalog benchmark: fill, RSS when full, refresh after `router.scan`.
+fn run_catalog(
+    cfg: &catalog::Config,
+    rt: &tokio::runtime::Runtime,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<()> {
+    let n = cfg.services;
+    println!(
+        "== catalog: serve on {n} example services, {} methods and ~{} KiB of OpenRPC each ==",
+        catalog::METHODS_PER_DOC,
+        catalog::DOC_BYTES / 1024
+    );
+    let r = catalog::run(cfg, rt).context("catalog benchmark")?;
+    println!(
+        "setup: {n} services bound in {:.1} s, documents {}–{} bytes, RLIMIT_NOFILE {}",
+        r.setup.as_secs_f64(),
+        r.doc_bytes.0,
+        r.doc_bytes.1,
+        r.nofile
+    );
+    println!(
+        "from spawn: ready {:.0} ms, first spec ok {:.0} ms, half {:.0} ms, all {:.0} ms \
+         ({} polls); bench process CPU meanwhile {:.0} ms (services answering, polls)",
+        measure::ms(r.ready_after),
+        measure::ms(r.first_ok_after),
+        measure::ms(r.half_after),
+        measure::ms(r.full_after),
+        r.polls,
+        measure::ms(r.bench_cpu)
+    );
+    println!(
+        "router.services (the poll): {:.0} KiB, {:.1} ms wall and {:.1} ms serve CPU per call \
+         on the full catalog, slowest poll while filling {:.0} ms; {} distinct fingerprints",
+        r.poll.bytes as f64 / 1024.0,
+        measure::ms(r.poll.wall),
+        measure::ms(r.poll.cpu),
+        measure::ms(r.slowest_poll),
+        r.fingerprints
+    );
+    let ms_ = &r.methods;
+    let methods_ok = ms_.ours == n * catalog::METHODS_PER_DOC;
+    let fill_ms = measure::ms(r.full_after);
+    let row = Row {
+        name: format!(
+            "Catalog fill, {n} services × {} KiB OpenRPC, `serve` spawn → every spec `ok`",
+            catalog::DOC_BYTES / 1024
+        ),
+        result: format!(
+            "{fill_ms:.0} ms from spawn ({:.0} ms after ready at {:.0} ms), serve CPU {:.0} ms \
+             ({:.0} ms after ready, ≈ {:.0} ms of it answering {} polls), router.methods {} \
+             ({} of {n} × {}{})",
+            measure::ms(r.full_after.saturating_sub(r.ready_after)),
+            measure::ms(r.ready_after),
+            measure::ms(r.cpu.0),
+            measure::ms(r.cpu.1),
+            measure::ms(r.poll.cpu) * r.polls as f64,
+            r.polls,
+            ms_.total,
+            ms_.ours,
+            catalog::METHODS_PER_DOC,
+            if methods_ok { "" } else { ": WRONG" }
+        ),
+        target: verdict(
+            "≤ 5 s from spawn",
+            methods_ok && fill_ms <= TARGET_CATALOG_FILL_MS,
+        ),
+    };
+    report(rows, row);
+    let m = r.full_mem;
+    let row = Row {
+        name: format!("`serve` RSS with the catalog of {n} services full"),
+        result: format!(
+            "{:.1} MiB (VmHWM {:.1} MiB), {} threads",
+            mib(m.rss_kib as f64),
+            mib(m.hwm_kib as f64),
+            m.threads
+        ),
+        target: verdict(
+            "VmHWM ≤ 120 MiB",
+            mib(m.hwm_kib as f64) <= TARGET_CATALOG_PEAK_MIB,
+        ),
+    };
+    report(rows, row);
+    let f = &r.refresh;
+    let row = Row {
+        name: format!("Catalog refresh of {n} services after one `router.scan`"),
+        result: format!(
+            "{:.0} ms until every fetched_unix_ms advanced (router.scan answered in {:.0} ms, \
+             duration_ms {}), serve CPU {:.0} ms (≈ {:.0} ms of it answering {} polls), {} \
+             changed; then {:.1} MiB (VmHWM {:.1} MiB)",
+            measure::ms(f.after),
+            measure::ms(f.scan.0),
+            f.scan.1,
+            measure::ms(f.cpu),
+            measure::ms(r.poll.cpu) * f.polls as f64,
+            f.polls,
+            f.changed,
+            mib(f.mem.rss_kib as f64),
+            mib(f.mem.hwm_kib as f64)
+        ),
+        target: verdict(
+            "VmHWM ≤ 120 MiB",
+            f.changed == 0 && mib(f.mem.hwm_kib as f64) <= TARGET_CATALOG_PEAK_MIB,
+        ),
+    };
+    report(rows, row);
+    let row = Row {
+        name: format!(
+            "`router.methods` on the full catalog ({} methods), after the refresh",
+            ms_.total
+        ),
+        result: format!(
+            "{:.1} MiB answer in {:.0} ms, serve CPU {:.0} ms; then {:.1} MiB (VmHWM {:.1} MiB)",
+            ms_.bytes as f64 / (1024.0 * 1024.0),
+            measure::ms(ms_.wall),
+            measure::ms(ms_.cpu),
+            mib(ms_.mem.rss_kib as f64),
+            mib(ms_.mem.hwm_kib as f64)
         ),
         target: "—".to_owned(),
     };

@@ -209,7 +209,7 @@ pub(crate) struct HoldArgs {
 }
 
 /// A running `hero_router serve`; stopped (SIGTERM, then SIGKILL) and reaped on drop.
-struct Serve {
+pub(crate) struct Serve {
     /// The process.
     child: Child,
     /// Its pid, as `/proc` spells it.
@@ -219,7 +219,7 @@ struct Serve {
     /// Its stderr.
     log: tempfile::NamedTempFile,
     /// When it was spawned.
-    spawned: Instant,
+    pub(crate) spawned: Instant,
 }
 
 /// The soak's `router.scan` checks.
@@ -306,7 +306,7 @@ impl Checks {
 
 impl Serve {
     /// Spawns `serve` on `root` with periodic scans every `interval` (a humantime string).
-    fn start(bin: &Path, root: &Path, interval: &str) -> anyhow::Result<Serve> {
+    pub(crate) fn start(bin: &Path, root: &Path, interval: &str) -> anyhow::Result<Serve> {
         let log = tempfile::NamedTempFile::new()?;
         let child = Command::new(bin)
             .arg("serve")
@@ -330,7 +330,7 @@ impl Serve {
 
     /// Polls `router.health` until it says ready with a `last_scan`; returns the time since
     /// the spawn.
-    fn wait_ready(&mut self) -> anyhow::Result<Duration> {
+    pub(crate) fn wait_ready(&mut self) -> anyhow::Result<Duration> {
         let deadline = self.spawned + READY_TIMEOUT;
         let mut last = String::from("no answer yet");
         while Instant::now() < deadline {
@@ -351,7 +351,7 @@ impl Serve {
     }
 
     /// Prints its pid at once (for a profiler attached by hand; the results come at the end).
-    fn announce(&self, ready_after: Duration) {
+    pub(crate) fn announce(&self, ready_after: Duration) {
         println!(
             "  serve pid {} ready after {:.1} s",
             self.pid,
@@ -360,7 +360,7 @@ impl Serve {
     }
 
     /// Fails if the process has exited.
-    fn alive(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn alive(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {
             bail!("serve exited: {status}{}", self.log_tail());
         }
@@ -368,12 +368,12 @@ impl Serve {
     }
 
     /// One JSON-RPC call on `rpc.sock`.
-    fn call(&self, method: &str, params: Value) -> anyhow::Result<Value> {
+    pub(crate) fn call(&self, method: &str, params: Value) -> anyhow::Result<Value> {
         rpc_call(&self.rpc, method, params, RPC_TIMEOUT)
     }
 
     /// `router.scan`: its counts and `duration_ms`.
-    fn scan(&self) -> anyhow::Result<(Counts, u64)> {
+    pub(crate) fn scan(&self) -> anyhow::Result<(Counts, u64)> {
         let v = self.call("router.scan", json!([]))?;
         let ms = v["duration_ms"]
             .as_u64()
@@ -382,17 +382,17 @@ impl Serve {
     }
 
     /// A `/proc/<pid>/status` number (KiB for the `Vm*` lines).
-    fn status(&self, key: &str) -> anyhow::Result<u64> {
+    pub(crate) fn status(&self, key: &str) -> anyhow::Result<u64> {
         status_kib(&self.pid, key).with_context(|| format!("no {key} for serve ({})", self.pid))
     }
 
     /// Its CPU time so far.
-    fn cpu(&self) -> anyhow::Result<Duration> {
+    pub(crate) fn cpu(&self) -> anyhow::Result<Duration> {
         cpu_of(&self.pid)
     }
 
     /// SIGTERM, up to [`STOP_GRACE`] to exit, else SIGKILL; reaps it and reads its log.
-    fn stop(mut self) -> End {
+    pub(crate) fn stop(mut self) -> End {
         let status = self.terminate();
         let log = std::fs::read_to_string(self.log.path()).unwrap_or_default();
         End {
@@ -417,7 +417,7 @@ impl Serve {
     }
 
     /// The end of its stderr, for error messages.
-    fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.log.path()).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         if lines.is_empty() {
