@@ -67,7 +67,15 @@ pub struct Fetcher {
     /// Who waits for a service's next fetch to finish.
     waiters: HashMap<String, Vec<oneshot::Sender<()>>>,
     tasks: JoinSet<(String, Target, Fetched)>,
+    /// Entries changed since the catalog was last published.
+    dirty: bool,
+    /// When the catalog was last published.
+    published: tokio::time::Instant,
 }
+
+/// Finished fetches are published together at most this often (a thousand fetches finishing
+/// one after another are not a thousand copies of the catalog), and never later.
+const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_millis(25);
 
 impl Fetcher {
     /// A fetcher writing through `out`, reading the table from `registry`, fetching through
@@ -91,6 +99,8 @@ impl Fetcher {
             again: HashSet::new(),
             waiters: HashMap::new(),
             tasks: JoinSet::new(),
+            dirty: false,
+            published: tokio::time::Instant::now(),
         }
     }
 
@@ -123,6 +133,14 @@ impl Fetcher {
                     }
                     self.start_queued();
                 }
+                _ = tokio::time::sleep_until(self.published + PUBLISH_EVERY), if self.dirty => {
+                    self.publish();
+                }
+            }
+            // Publish at once when nothing more is coming, or when the last one is old enough.
+            if self.dirty && (self.running.is_empty() || self.published.elapsed() >= PUBLISH_EVERY)
+            {
+                self.publish();
             }
         }
         self.tasks.abort_all();
@@ -181,9 +199,7 @@ impl Fetcher {
             }
         }
         self.start_queued();
-        if changed {
-            self.publish();
-        }
+        self.dirty |= changed;
     }
 
     fn start_queued(&mut self) {
@@ -218,19 +234,24 @@ impl Fetcher {
             let changed = prev.is_none_or(|p| {
                 p.spec.fingerprint != entry.spec.fingerprint || p.spec.state != entry.spec.state
             });
-            if changed {
-                self.emit(Event::CatalogChanged {
-                    service: service.clone(),
-                    fingerprint: entry.spec.fingerprint.clone(),
-                    state: entry.spec.state.as_str(),
-                    reason: entry.spec.reason.clone(),
-                });
-            }
+            let event = changed.then(|| Event::CatalogChanged {
+                service: service.clone(),
+                fingerprint: entry.spec.fingerprint.clone(),
+                state: entry.spec.state.as_str(),
+                reason: entry.spec.reason.clone(),
+            });
             self.entries.insert(service.clone(), Arc::new(entry));
             self.sources.insert(service.clone(), target);
-            self.publish();
+            self.dirty = true;
+            if let Some(event) = event {
+                // Whoever hears of the change finds it in the catalog.
+                self.publish();
+                self.emit(event);
+            }
         }
         if let Some(waiters) = self.waiters.remove(&service) {
+            // A waiter reads the catalog as soon as it is told: publish first.
+            self.publish();
             for w in waiters {
                 let _ = w.send(());
             }
@@ -241,10 +262,12 @@ impl Fetcher {
         }
     }
 
-    fn publish(&self) {
+    fn publish(&mut self) {
         self.out.catalog.send_replace(Arc::new(Catalog {
             entries: self.entries.clone(),
         }));
+        self.dirty = false;
+        self.published = tokio::time::Instant::now();
     }
 
     fn emit(&self, event: Event) {

@@ -113,31 +113,45 @@ impl Ctx {
 
     /// The `router.services` result: the table's services with their catalog fields.
     pub fn services(&self) -> Value {
+        serde_json::from_str(self.services_json().get()).unwrap_or_default()
+    }
+
+    /// The `router.services` result as JSON text, written straight from the table and the
+    /// catalog (a thousand services never become a tree of `Value`s).
+    pub fn services_json(&self) -> Box<RawValue> {
         let (table, catalog) = (self.scanner.table(), self.scanner.catalog());
         let views: Vec<_> = table.services.iter().map(|s| catalog.view(s)).collect();
-        json!(views)
+        raw(&views)
     }
 
     /// The `router.service` result.
-    fn service(&self, name: &str) -> Result<Value, ErrorObjectOwned> {
+    fn service(&self, name: &str) -> Result<Box<RawValue>, ErrorObjectOwned> {
         let (table, catalog) = (self.scanner.table(), self.scanner.catalog());
         table
             .service(name)
-            .map(|s| json!(catalog.view(s)))
+            .map(|s| raw(&catalog.view(s)))
             .ok_or_else(|| no_such_service(name))
     }
 
-    /// The `router.methods` result.
-    fn methods(&self) -> Value {
+    /// The `router.methods` result, written straight to JSON text.
+    fn methods(&self) -> Box<RawValue> {
+        #[derive(serde::Serialize)]
+        struct Entry<'a> {
+            service: &'a str,
+            method: String,
+            summary: Option<&'a str>,
+        }
         let (table, catalog) = (self.scanner.table(), self.scanner.catalog());
-        let methods: Vec<_> = catalog
+        let methods: Vec<Entry<'_>> = catalog
             .methods(&table.services)
             .into_iter()
-            .map(|(service, method, summary)| {
-                json!({"service": service, "method": format!("{service}.{method}"), "summary": summary})
+            .map(|(service, method, summary)| Entry {
+                service,
+                method: format!("{service}.{method}"),
+                summary,
             })
             .collect();
-        json!(methods)
+        raw(&methods)
     }
 
     /// The `router.spec` result, from the catalog; fetched first with `refresh`, or when the
@@ -197,6 +211,12 @@ impl Ctx {
             )),
         }
     }
+}
+
+/// `value` as JSON text. Serializing plain data to a string cannot fail; `null` if it did.
+fn raw(value: &impl serde::Serialize) -> Box<RawValue> {
+    serde_json::value::to_raw_value(value)
+        .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("valid JSON"))
 }
 
 fn no_such_service(name: &str) -> ErrorObjectOwned {
@@ -298,7 +318,7 @@ fn module(ctx: Arc<Ctx>) -> RpcModule<Arc<Ctx>> {
     })
     .expect("unique name");
     m.register_method("router.services", move |p, ctx, _| {
-        no_params(&p).map(|()| ctx.services())
+        no_params(&p).map(|()| ctx.services_json())
     })
     .expect("unique name");
     m.register_method("router.service", |p, ctx, _| ctx.service(&name_param(p)?))

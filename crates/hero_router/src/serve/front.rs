@@ -88,7 +88,7 @@ impl Front {
         const JSON: &str = "application/json";
         match e {
             Endpoint::Health => (JSON, self.rpc.ctx().health().to_string()),
-            Endpoint::Services => (JSON, self.rpc.ctx().services().to_string()),
+            Endpoint::Services => (JSON, self.rpc.ctx().services_json().get().to_owned()),
             Endpoint::Metrics => (
                 "text/plain; version=0.0.4",
                 self.metrics.render(&self.proxy.scanner.table()),
