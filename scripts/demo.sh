@@ -18,6 +18,8 @@ wait_for() { # wait_for PATH: poll until a socket exists, at most 10 s
 echo "== root: $root"
 $bin/hero_example_service --socket-dir "$root" --name calc 2>/dev/null & pids+=($!)
 $bin/hero_example_service --socket-dir "$root" --name victim 2>/dev/null & victim=$!
+$bin/hero_example_service --socket-dir "$root" --name broken --spec invalid 2>/dev/null & pids+=($!)
+$bin/hero_example_service --socket-dir "$root" --name plain --spec none 2>/dev/null & pids+=($!)
 wait_for "$root/calc/rpc.sock"; wait_for "$root/victim/rpc.sock"
 
 $bin/hero_router serve --socket-dir "$root" --no-tcp --scan-interval 500ms --stale-after 2 \
@@ -25,8 +27,16 @@ $bin/hero_router serve --socket-dir "$root" --no-tcp --scan-interval 500ms --sta
 wait_for "$root/hero_router/rpc.sock"
 sleep 1
 
-echo "== hero_router list"
+echo "== hero_router list (title, version, method count and spec state from the catalog)"
 $bin/hero_router list --socket-dir "$root"
+echo "== why broken's spec is invalid"
+$bin/hero_router list --json --socket-dir "$root" \
+  | python3 -c 'import json,sys; [print(s["name"]+":", s["spec"]["reason"]) for s in json.load(sys.stdin) if s["spec"]["state"] != "ok"]'
+echo "== hero_router markdown calc (first lines)"
+$bin/hero_router markdown calc --socket-dir "$root" | head -12
+docs=$(mktemp -d)
+echo "== hero_router html --out $docs"
+$bin/hero_router html --out "$docs" --socket-dir "$root"
 echo "== kill -9 victim: its socket file stays behind"
 kill -9 "$victim"; wait "$victim" 2>/dev/null || true
 $bin/hero_router scan --socket-dir "$root"
