@@ -44,5 +44,5 @@ echo "== waiting for the router to reap it (2 periodic refusals, grace 1s)"
 for _ in $(seq 1 100); do [ -e "$root/victim/rpc.sock" ] || break; sleep 0.1; done
 $bin/hero_router list --socket-dir "$root"
 echo "== router log (state changes and reaps)"
-grep -E "state changed|reap" "$root.router.log" | sed 's/\x1b\[[0-9;]*m//g' | cut -c 28- || true
+grep -E "state changed|reap|catalog_changed" "$root.router.log" | sed 's/\x1b\[[0-9;]*m//g' | cut -c 28- || true
 rm -f "$root.router.log"
