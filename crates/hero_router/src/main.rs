@@ -175,7 +175,13 @@ async fn docs(sock: &std::path::Path, args: &DocsArgs, format: Format) -> anyhow
     let mut written = Vec::new();
     for entry in &chosen {
         let spec = call(sock, "router.spec", json!({"name": entry.name})).await?;
-        let page = pages::service_page(entry, &spec, format);
+        let invalid = services
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["name"] == entry.name.as_str())
+            .and_then(pages::invalid_reason_of_json);
+        let page = pages::service_page(entry, &spec, invalid, format);
         match &args.out {
             Some(dir) => written.push(write_file(
                 &dir.join(format!("{}.{ext}", entry.name)),

@@ -383,12 +383,15 @@ async fn docs_pages_over_http_and_reserved_paths() {
     let _none = spawn(example(dir.path(), "nospec", Spec::None))
         .await
         .unwrap();
+    let _broken = spawn(example(dir.path(), "broken", Spec::Invalid))
+        .await
+        .unwrap();
     // A service named like a router path: method-routable, but /docs/… is the router's.
     let _docs = spawn(example(dir.path(), "docs", Spec::Rich))
         .await
         .unwrap();
     catalog_until(&d, |c| {
-        ["svc", "nospec", "docs"]
+        ["svc", "nospec", "docs", "broken"]
             .iter()
             .all(|n| fetched(c, n).is_some())
     })
@@ -421,6 +424,18 @@ async fn docs_pages_over_http_and_reserved_paths() {
     assert_eq!(s, 200);
     let spec = call(&d, "router.spec", serde_json::json!(["svc"])).await;
     assert_eq!(json(std::str::from_utf8(&b).unwrap()), spec["result"]);
+
+    // An invalid document is documented as it is, and its page says first why it is invalid.
+    for path in ["/docs/broken", "/docs/broken.md"] {
+        let (s, _, b) = tcp(&d, get(path)).await;
+        assert_eq!(s, 200, "{path}");
+        let page = String::from_utf8(b.to_vec()).unwrap();
+        let why = page
+            .find("not valid OpenRPC")
+            .expect("the page says it is invalid");
+        assert!(page[why..].contains("required property"), "{path}: {page}");
+        assert!(why < page.find("echo").unwrap(), "before the methods");
+    }
 
     let (s, h, b) = tcp(&d, get("/docs/nospec")).await;
     assert_eq!(s, 404);

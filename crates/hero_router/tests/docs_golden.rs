@@ -26,6 +26,7 @@ fn example_service(spec: &Value) -> DocService<'_> {
         title: None,
         version: None,
         description: None,
+        invalid: None,
     }
 }
 

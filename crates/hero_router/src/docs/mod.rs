@@ -64,6 +64,9 @@ pub struct DocService<'a> {
     pub version: Option<&'a str>,
     /// A description to use instead of the spec's `info.description`.
     pub description: Option<&'a str>,
+    /// Why the document is not valid OpenRPC (the catalog's first errors), shown first on the
+    /// page; `None` for a valid document.
+    pub invalid: Option<&'a str>,
 }
 
 /// One line of the index.

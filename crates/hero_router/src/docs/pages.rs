@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::{DocService, IndexEntry};
-use crate::registry::catalog::{Catalog, ServiceView};
+use crate::registry::catalog::{Catalog, ServiceView, SpecState};
 use crate::registry::table::Table;
 
 /// An output format.
@@ -51,14 +51,20 @@ pub fn index_entry_of_json(s: &Value) -> IndexEntry {
 }
 
 /// One service's page from its document, with the title, version and description the
-/// router shows for it (the manifest's first).
-pub fn service_page(entry: &IndexEntry, spec: &Value, format: Format) -> String {
+/// router shows for it (the manifest's first), and why the document is invalid, if it is.
+pub fn service_page(
+    entry: &IndexEntry,
+    spec: &Value,
+    invalid: Option<&str>,
+    format: Format,
+) -> String {
     let svc = DocService {
         name: &entry.name,
         spec,
         title: entry.title.as_deref(),
         version: entry.version.as_deref(),
         description: entry.description.as_deref(),
+        invalid,
     };
     match format {
         Format::Markdown => super::markdown(&svc),
@@ -68,5 +74,15 @@ pub fn service_page(entry: &IndexEntry, spec: &Value, format: Format) -> String 
 
 /// The page for a view of the registry.
 pub fn view_page(view: &ServiceView<'_>, spec: &Value, format: Format) -> String {
-    service_page(&entry_of_view(view), spec, format)
+    let invalid = (view.spec.state == SpecState::Invalid)
+        .then_some(view.spec.reason.as_deref())
+        .flatten();
+    service_page(&entry_of_view(view), spec, invalid, format)
+}
+
+/// Why a Service object of `router.services` says its spec is invalid, if it does.
+pub fn invalid_reason_of_json(s: &Value) -> Option<&str> {
+    (s["spec"]["state"] == "invalid")
+        .then(|| s["spec"]["reason"].as_str())
+        .flatten()
 }

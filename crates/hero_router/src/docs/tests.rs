@@ -18,6 +18,7 @@ fn svc<'a>(name: &'a str, spec: &'a Value) -> DocService<'a> {
         title: None,
         version: None,
         description: None,
+        invalid: None,
     }
 }
 
@@ -91,6 +92,7 @@ fn the_caller_overrides_info() {
         title: Some("Manifest title"),
         version: Some("9.9.9"),
         description: Some("From the manifest."),
+        invalid: None,
         ..svc("example", &spec)
     };
     let md = markdown(&s);

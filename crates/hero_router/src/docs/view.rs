@@ -158,6 +158,9 @@ struct Anchors {
 pub(super) fn service(svc: &DocService<'_>) -> ServiceView {
     let spec = dereference(svc.spec);
     let mut notes = Notes::default();
+    if let Some(why) = svc.invalid {
+        notes.push(format!("This document is not valid OpenRPC: {why}"));
+    }
     if !spec.is_object() {
         notes.push(format!(
             "The document is {}, not an OpenRPC object.",
