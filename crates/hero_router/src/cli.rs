@@ -55,6 +55,7 @@ pub enum Command {
         /// Method name (without the service prefix).
         method: String,
         /// Params as JSON (array or object).
+        #[arg(value_name = "PARAMS_JSON")]
         params: Option<String>,
     },
     /// Print `router.health` of the running router.
@@ -156,6 +157,9 @@ pub struct ServeArgs {
     /// Time after which an unchanged service's manifest and spec are fetched again.
     #[arg(long, value_parser = parse_duration, default_value = "5m", value_name = "DURATION")]
     pub catalog_refresh: Duration,
+    /// On SIGTERM/SIGINT, time in-flight requests get to finish before they are cut off.
+    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
+    pub shutdown_grace: Duration,
 }
 
 /// `hero_router scan` flags.
@@ -239,6 +243,9 @@ mod tests {
         assert_eq!(s.probe.stale_after, 3);
         assert_eq!(s.probe.reap_grace, Duration::from_secs(10));
         assert_eq!(s.upstream_timeout, Duration::from_secs(10));
+        assert_eq!(s.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(s.catalog_timeout, Duration::from_secs(2));
+        assert_eq!(s.catalog_refresh, Duration::from_secs(300));
         assert_eq!(s.max_body, 16 << 20);
         assert!(!s.no_reap && !s.no_tcp && !s.trust_forwarded_headers);
     }

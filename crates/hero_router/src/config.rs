@@ -68,6 +68,8 @@ pub struct Config {
     pub max_inflight_per_service: usize,
     /// The catalog fetcher's settings.
     pub catalog: CatalogConfig,
+    /// `--shutdown-grace`: time in-flight requests get after a shutdown signal.
+    pub shutdown_grace: Duration,
 }
 
 /// The catalog fetcher's settings (CONTRACT §8).
@@ -177,6 +179,7 @@ impl Config {
             max_body: args.max_body,
             trust_forwarded_headers: args.trust_forwarded_headers,
             max_inflight_per_service: args.max_inflight_per_service as usize,
+            shutdown_grace: args.shutdown_grace,
             catalog: CatalogConfig {
                 timeout: args.catalog_timeout,
                 refresh: args.catalog_refresh,

@@ -851,3 +851,50 @@ async fn sockets_deeper_than_sockaddr_un_still_work() {
     d.stop().await;
     svc.shutdown().await;
 }
+
+/// `--shutdown-grace` bounds how long shutdown waits for a request the service never answers.
+#[tokio::test]
+async fn shutdown_waits_only_the_grace_for_requests_in_flight() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let root = tempfile::tempdir().unwrap();
+    // A service that takes every request and never answers it.
+    let l =
+        tokio::net::UnixListener::bind(service_dir(root.path(), "stuck").join("rpc.sock")).unwrap();
+    let (arrived, mut arrived_rx) = tokio::sync::mpsc::channel::<()>(4);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut s, _)) = l.accept().await {
+            let mut buf = Vec::new();
+            if common::raw::read_request(&mut s, &mut buf).await.is_some() {
+                let _ = arrived.send(()).await;
+                held.push(s);
+            }
+        }
+    });
+    let d = start_daemon(serve_config(
+        root.path(),
+        &["--shutdown-grace", "200ms", "--upstream-timeout", "1h"],
+    ))
+    .await;
+    let addr = d.tcp;
+    let in_flight = tokio::spawn(async move {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /stuck/rpc/x HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest).await;
+    });
+    arrived_rx.recv().await.unwrap();
+    d.token.cancel();
+    // The default grace is 10 s; this one is 200 ms: shutdown ends well within the deadline.
+    tokio::time::timeout(Duration::from_secs(5), d.task)
+        .await
+        .expect("serve ended after the grace, not after the default 10 s")
+        .unwrap()
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), in_flight)
+        .await
+        .expect("the stuck client's connection was closed")
+        .unwrap();
+}

@@ -3,7 +3,7 @@
 //! Start-up order: create the root, take `hero_router/rpc.sock` and `admin.sock` the
 //! cooperative way (owner lock, mode 0660; a second instance fails here and names the first),
 //! bind TCP, start the scanner, serve. On cancel: stop accepting, let in-flight requests finish
-//! within [`SHUTDOWN_GRACE`], stop the scanner, remove our sockets only if they are still ours.
+//! within `--shutdown-grace`, stop the scanner, remove our sockets only if they are still ours.
 //!
 //! The scanner and the metrics feed are supervised: if one ends or panics before shutdown, the
 //! table is frozen, so `router.health` turns `degraded` (not ready, with the reason), an error
@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use hero_socket::SocketGuard;
@@ -35,9 +34,6 @@ mod slots;
 
 pub use front::{Front, Role};
 use listener::AnyListener;
-
-/// How long in-flight requests may take to finish after a shutdown signal.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Everything `serve` bound, before it starts serving. Tests build this with port 0 and read
 /// the bound addresses.
@@ -148,6 +144,7 @@ pub async fn run_with_scanner(
         max_headers = cfg.limits.max_headers,
         max_inflight_per_service = cfg.max_inflight_per_service,
         hero_proc_method = cfg.scanner.hero_proc_method.as_str(),
+        shutdown_grace = ?cfg.shutdown_grace,
         catalog_timeout = ?cfg.catalog.timeout,
         catalog_refresh = ?cfg.catalog.refresh,
         "hero_router starting"
@@ -239,10 +236,10 @@ pub async fn run_with_scanner(
         None => (Vec::new(), Vec::new()),
     };
     servers.extend(own_servers);
-    let drained =
-        tokio::time::timeout(SHUTDOWN_GRACE, futures_util::future::join_all(servers)).await;
+    let grace = cfg.shutdown_grace;
+    let drained = tokio::time::timeout(grace, futures_util::future::join_all(servers)).await;
     if drained.is_err() {
-        tracing::warn!(grace = ?SHUTDOWN_GRACE, "in-flight requests did not finish in time");
+        tracing::warn!(?grace, "in-flight requests did not finish in time");
     }
     let _ = tokio::task::spawn_blocking(move || shards.stop()).await;
     scan_token.cancel();
