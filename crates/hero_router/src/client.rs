@@ -13,22 +13,22 @@ use hyper_util::rt::TokioIo;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// Could not connect to the socket.
-    #[error("cannot connect to {path}: {source}")]
+    /// (The messages carry their cause, so it is not also a `source`: a chain of causes,
+    /// `{:#}`, would print it twice.)
+    #[error("cannot connect to {path}: {error}")]
     Connect {
         /// The socket path.
         path: String,
         /// The error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The HTTP exchange failed.
-    #[error("HTTP error talking to {path}: {source}")]
+    #[error("HTTP error talking to {path}: {error}")]
     Http {
         /// The socket path.
         path: String,
         /// The error.
-        #[source]
-        source: hyper::Error,
+        error: hyper::Error,
     },
     /// No full answer within the deadline.
     #[error("{path} did not answer within {timeout:?}")]
@@ -52,13 +52,13 @@ pub async fn request(
     let fut = async {
         let stream = crate::proxy::client::connect(sock, Duration::ZERO)
             .await
-            .map_err(|source| ClientError::Connect {
+            .map_err(|error| ClientError::Connect {
                 path: path.clone(),
-                source,
+                error,
             })?;
-        let http = |source| ClientError::Http {
+        let http = |error| ClientError::Http {
             path: path.clone(),
-            source,
+            error,
         };
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await

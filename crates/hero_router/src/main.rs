@@ -221,9 +221,9 @@ async fn call(sock: &std::path::Path, method: &str, params: Value) -> anyhow::Re
         hero_router::client::request(sock, Method::POST, "/rpc", body, Duration::from_secs(30))
             .await
             .map_err(|e| match e {
-                hero_router::client::ClientError::Connect { source, .. }
+                hero_router::client::ClientError::Connect { error, .. }
                     if matches!(
-                        source.kind(),
+                        error.kind(),
                         std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
                     ) =>
                 {

@@ -39,9 +39,6 @@ pub struct ScanReport {
 pub async fn run(root: PathBuf, args: &ScanArgs) -> anyhow::Result<ScanReport> {
     // CONTRACT §1: the root is created (0755) if missing, by every command that uses it.
     crate::serve::create_root(&root)?;
-    if !root.is_dir() {
-        anyhow::bail!("socket root {} is not a directory", root.display());
-    }
     let cfg = scanner_config(root.clone(), &args.probe, Duration::ZERO, args.reap, false);
     let (mut scanner, _handle) = Scanner::new(cfg);
     let mut reaped = Vec::new();

@@ -205,6 +205,32 @@ fn exit_codes() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
+
+    // `serve` on a root that is a file, and on a root whose `hero_router` is a file: one line
+    // each, naming what is wrong, the OS error said once.
+    let out = Command::new(BIN)
+        .args(["serve", "--no-tcp", "--socket-dir"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.lines().count() == 1 && err.contains("is not a directory"),
+        "{err}"
+    );
+    let blocked = root.path().join("blocked");
+    std::fs::create_dir(&blocked).unwrap();
+    std::fs::write(blocked.join("hero_router"), b"").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--no-tcp", "--socket-dir"])
+        .arg(&blocked)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(err.matches("os error").count(), 1, "said once: {err}");
 }
 
 #[test]

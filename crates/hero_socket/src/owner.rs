@@ -66,16 +66,16 @@ pub enum BindError {
         /// The path.
         path: PathBuf,
     },
-    /// A syscall failed.
-    #[error("{op} {path}: {source}", path = .path.display())]
+    /// A syscall failed. The message carries the OS error, so it is not also a `source`: a
+    /// chain of causes (`{:#}`) would print it twice.
+    #[error("{op} {path}: {error}", path = .path.display())]
     Io {
         /// What we were doing.
         op: &'static str,
         /// On which path.
         path: PathBuf,
         /// The error.
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
 }
 
@@ -138,10 +138,10 @@ impl OwnerLock {
     /// Creates the lock file if needed and takes the lock, retrying for up to `wait`.
     pub fn acquire(sock: &Path, wait: Duration) -> Result<OwnerLock, BindError> {
         let path = lock_path(sock);
-        let io_err = |op, source: Errno| BindError::Io {
+        let io_err = |op, error: Errno| BindError::Io {
             op,
             path: path.clone(),
-            source: source.into(),
+            error: error.into(),
         };
         let flags = OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let fd = open(&path, flags, Mode::from_raw_mode(0o600)).map_err(|e| io_err("open", e))?;
@@ -189,10 +189,10 @@ impl OwnedSocket {
     /// Owns `path` the cooperative way: take `<path>.lock`, remove a stale socket file (only a
     /// socket that refuses connections), bind, set the mode, listen. Creates the parent directory.
     pub fn bind(path: &Path, opts: &BindOptions) -> Result<OwnedSocket, BindError> {
-        let io_err = |op, source: io::Error| BindError::Io {
+        let io_err = |op, error: io::Error| BindError::Io {
             op,
             path: path.to_path_buf(),
-            source,
+            error,
         };
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| io_err("create directory for", e))?;

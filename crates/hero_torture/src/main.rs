@@ -317,8 +317,8 @@ fn start(cooperative: bool, path: &Path, rng: &mut fastrand::Rng) -> Start {
         };
         return match OwnedSocket::bind(path, &opts) {
             Ok(socket) => Start::Up(Live::Owned { _socket: socket }),
-            Err(BindError::Io { op, source, .. })
-                if matches!(op, "bind" | "stat") && source.kind() == io::ErrorKind::NotFound =>
+            Err(BindError::Io { op, error, .. })
+                if matches!(op, "bind" | "stat") && error.kind() == io::ErrorKind::NotFound =>
             {
                 Start::Lost
             }

@@ -304,5 +304,8 @@ pub fn create_root(root: &Path) -> anyhow::Result<()> {
         std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755))
             .with_context(|| format!("cannot set mode of {}", root.display()))?;
     }
+    if !root.is_dir() {
+        anyhow::bail!("socket root {} is not a directory", root.display());
+    }
     Ok(())
 }
