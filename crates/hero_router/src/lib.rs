@@ -38,6 +38,7 @@ pub mod client;
 pub mod config;
 pub mod docs;
 pub mod http1;
+pub mod json;
 pub mod metrics;
 pub mod proxy;
 pub mod registry;

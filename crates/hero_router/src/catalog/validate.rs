@@ -14,6 +14,7 @@
 use std::fmt::{self, Write as _};
 use std::sync::LazyLock;
 
+use crate::json::kind;
 use jsonschema::error::ValidationErrorKind;
 use jsonschema::{Draft, Registry, ValidationError, Validator};
 use serde_json::Value;
@@ -232,18 +233,6 @@ fn deeper_than(doc: &Value, limit: usize) -> bool {
         }
     }
     false
-}
-
-/// A JSON value's kind, for messages.
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// Compile one OpenRPC schema with the JSON-schema meta-schema registered in memory.

@@ -8,6 +8,7 @@
 use serde_json::{Map, Value};
 
 use super::deref::{NOTE_KEY, REF_KEY};
+use crate::json::kind;
 
 /// Longest readable type, in bytes; a longer one ends in `…`. Types sit in table cells.
 const MAX_TYPE_LEN: usize = 240;
@@ -98,17 +99,6 @@ fn is_annotation(key: &str) -> bool {
         key,
         "title" | "description" | "$comment" | "examples" | "example" | "default" | "deprecated"
     ) || key == REF_KEY
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// Writes a type into a bounded string.

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use super::deref::NOTE_KEY;
 use super::schema::{example_value, is_never, readable_structure, readable_type};
 use super::{DocService, IndexEntry, dereference};
+use crate::json::kind;
 
 /// Most notes shown for one method or for the service; the rest are counted.
 const MAX_NOTES: usize = 10;
@@ -575,17 +576,6 @@ fn text(v: Option<&Value>) -> Option<String> {
 fn non_empty(s: &str) -> Option<String> {
     let s = s.trim();
     (!s.is_empty()).then(|| s.to_owned())
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 // === impl Params ===
