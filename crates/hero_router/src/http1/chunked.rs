@@ -211,6 +211,18 @@ impl ChunkedDecoder {
     }
 }
 
+/// Appends `data` to `out` as one chunk (nothing for empty data: an empty chunk is the last).
+pub fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    let mut line = [0u8; 18];
+    let n = size_line(data.len(), &mut line);
+    out.extend_from_slice(&line[..n]);
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// What one [`ChunkedDecoder::rechunk`] call did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rechunked {

@@ -21,7 +21,7 @@ mod response;
 #[cfg(test)]
 mod tests;
 
-pub use chunked::{BadChunk, ChunkedDecoder, LAST_CHUNK, Rechunked};
+pub use chunked::{BadChunk, ChunkedDecoder, LAST_CHUNK, Rechunked, push_chunk};
 pub use request::{
     Forwarding, HeadLimits, HeaderSlots, MAX_HEADERS_LIMIT, RequestError, RequestHead,
     header_slots, parse_request, write_upstream_head,
@@ -71,6 +71,23 @@ fn is_hop_by_hop(name: &str) -> bool {
     HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
 }
 
+/// True for the headers a response the router frames itself never takes from whoever made
+/// it: the hop-by-hop ones and `Content-Length` (the router writes its own framing).
+pub fn is_framing_or_hop(name: &str) -> bool {
+    is_hop_by_hop(name) || eq(name, "content-length")
+}
+
+/// How the body of a response the router writes itself is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnBody {
+    /// `content-length`.
+    Length(usize),
+    /// `transfer-encoding: chunked`.
+    Chunked,
+    /// Neither: the body runs to the connection's close (HTTP/1.0 clients).
+    ToClose,
+}
+
 /// The comma-separated tokens of a header value, trimmed and non-empty.
 fn connection_tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     value
@@ -115,6 +132,19 @@ pub fn write_own_head(
     length: Option<usize>,
     close: bool,
 ) {
+    let body = length.map_or(OwnBody::Chunked, OwnBody::Length);
+    write_own_head_framed(out, status, headers, body, close);
+}
+
+/// Like [`write_own_head`], with any [`OwnBody`] framing; [`OwnBody::ToClose`] needs `close`.
+pub fn write_own_head_framed(
+    out: &mut Vec<u8>,
+    status: u16,
+    headers: &[(&str, &str)],
+    body: OwnBody,
+    close: bool,
+) {
+    debug_assert!(close || body != OwnBody::ToClose);
     let reason = http::StatusCode::from_u16(status)
         .ok()
         .and_then(|s| s.canonical_reason())
@@ -127,9 +157,10 @@ pub fn write_own_head(
     for (name, value) in headers {
         push_header(out, name.as_bytes(), value.as_bytes());
     }
-    match length {
-        Some(n) => push_length(out, n as u64),
-        None => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+    match body {
+        OwnBody::Length(n) => push_length(out, n as u64),
+        OwnBody::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        OwnBody::ToClose => {}
     }
     if close {
         out.extend_from_slice(b"connection: close\r\n");

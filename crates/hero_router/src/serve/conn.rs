@@ -37,12 +37,14 @@ use super::front::{DocsPage, Endpoint, Front, Role, Route, route};
 use super::slots::ConnSlot;
 use crate::config::ConnLimits;
 use crate::http1::{
-    self, BodyFraming, ChunkedDecoder, Exchange, Forwarding, Framing, HeadLimits, ResponseHead,
+    self, BodyFraming, ChunkedDecoder, Exchange, Forwarding, Framing, HeadLimits, OwnBody,
+    ResponseHead,
 };
 use crate::proxy::client::SendError;
 use crate::proxy::error::{ProxyError, error_parts};
 use crate::proxy::pool::{self, Key, Pool, UpConn};
 use crate::proxy::{Target, Transport};
+use crate::registry::names::OWN_SERVICE;
 use crate::registry::table::Table;
 
 /// A client connection's stream.
@@ -69,6 +71,8 @@ enum Plan {
     Own(Req, Endpoint),
     /// A docs page.
     Docs(Req, DocsPage),
+    /// A request for one of the router's applications, with its head.
+    App(Req, Box<http::request::Parts>),
     /// A proxied request.
     Proxy(Req, Forward),
     /// A request answered with an error.
@@ -291,6 +295,28 @@ struct Origin<'a> {
     ready: bool,
 }
 
+/// The head of an application request as an [`http::request::Parts`]; `None` if its target
+/// or a header cannot be one (the parser already refused anything a client may send, so this
+/// is a backstop).
+fn app_parts(head: &http1::RequestHead<'_, '_>) -> Option<http::request::Parts> {
+    let target = match head.query {
+        Some(q) => format!("{}?{q}", head.path),
+        None => head.path.to_owned(),
+    };
+    let mut request = http::Request::builder()
+        .method(head.method)
+        .uri(target)
+        .version(if head.http10 {
+            http::Version::HTTP_10
+        } else {
+            http::Version::HTTP_11
+        });
+    for h in head.headers {
+        request = request.header(h.name, h.value);
+    }
+    Some(request.body(()).ok()?.into_parts().0)
+}
+
 /// Decides what to do with the head at the start of `buf`; `None` if it is not complete.
 /// For a proxied request the upstream head is written to `up_head`.
 fn plan(
@@ -328,6 +354,10 @@ fn plan(
             Route::Rpc => Plan::Rpc(req),
             Route::Own(endpoint) => Plan::Own(req, endpoint),
             Route::Docs(page) => Plan::Docs(req, page),
+            Route::App => match app_parts(&head) {
+                Some(parts) => Plan::App(req, Box::new(parts)),
+                None => Plan::Fail(req, ProxyError::NoRoute),
+            },
             Route::Error(e) => Plan::Fail(req, e),
             Route::NotReady => Plan::NotReady,
             Route::Proxy { route, target } => {
@@ -425,6 +455,7 @@ impl<S: Stream> Client<'_, S> {
             Plan::Rpc(r)
             | Plan::Own(r, _)
             | Plan::Docs(r, _)
+            | Plan::App(r, _)
             | Plan::Proxy(r, _)
             | Plan::Fail(r, _) => *r,
         };
@@ -440,6 +471,7 @@ impl<S: Stream> Client<'_, S> {
             Plan::Rpc(req) => self.rpc(front, &req, started).await,
             Plan::Own(req, endpoint) => self.own(front, &req, endpoint).await,
             Plan::Docs(req, page) => self.docs(front, &req, &page, started).await,
+            Plan::App(req, parts) => self.app(front, &req, *parts, started).await,
             Plan::Proxy(req, fwd) => self.forward(front, &req, &fwd, started).await,
             Plan::Fail(req, e) => self.fail(front, &req, &e, started).await,
             Plan::Reject(_) | Plan::NotReady => unreachable!("handled above"),
@@ -475,6 +507,90 @@ impl<S: Stream> Client<'_, S> {
             self.out.extend_from_slice(body.as_bytes());
         }
         self.io.write_all(&self.out).await.is_ok() && !close
+    }
+
+    /// Answers a request for one of the router's applications: the body is read whole, the
+    /// answer's body is streamed as it comes (until it ends, the client leaves, or the
+    /// connection is shed or shut down). Returns whether the connection stays open.
+    async fn app(
+        &mut self,
+        front: &Front,
+        req: &Req,
+        parts: http::request::Parts,
+        started: Instant,
+    ) -> bool {
+        let body = match self.read_whole_body(front.max_body).await {
+            Ok(body) => body,
+            Err(Sent::Body(e)) => return self.fail(front, req, &e, started).await,
+            Err(_) => return false,
+        };
+        let request = http::Request::from_parts(parts, axum::body::Body::from(body.freeze()));
+        let (head, body) = front.app.call(request).await.into_parts();
+        let status = head.status.as_u16();
+        front
+            .metrics()
+            .record(OWN_SERVICE, "app", status, started.elapsed());
+        let no_body = req.head_request || matches!(status, 204 | 304);
+        let length = axum::body::HttpBody::size_hint(&body).exact();
+        let framing = match length {
+            _ if no_body => OwnBody::Length(length.unwrap_or(0) as usize),
+            Some(n) => OwnBody::Length(n as usize),
+            None if req.http10 => OwnBody::ToClose,
+            None => OwnBody::Chunked,
+        };
+        let close = self.closes_after(req) || framing == OwnBody::ToClose;
+        let headers: Vec<(&str, &str)> = head
+            .headers
+            .iter()
+            .filter(|(name, _)| !http1::is_framing_or_hop(name.as_str()))
+            .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
+            .collect();
+        self.out.clear();
+        http1::write_own_head_framed(&mut self.out, status, &headers, framing, close);
+        if self.io.write_all(&self.out).await.is_err() {
+            return false;
+        }
+        if no_body {
+            return !close;
+        }
+        self.stream_app_body(body, framing).await && !close
+    }
+
+    /// Streams an application's answer body in `framing`. Returns whether it was all sent.
+    async fn stream_app_body(&mut self, mut body: axum::body::Body, framing: OwnBody) -> bool {
+        use http_body_util::BodyExt as _;
+        loop {
+            let frame = tokio::select! {
+                biased;
+                frame = body.frame() => frame,
+                // Shed or shut down: an endless stream (server-sent events) ends here.
+                () = self.slot.closed() => return false,
+            };
+            let data = match frame {
+                None => break,
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => data,
+                    Err(_) => continue, // trailers are not forwarded
+                },
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "application body failed");
+                    return false;
+                }
+            };
+            if data.is_empty() {
+                continue;
+            }
+            self.out.clear();
+            if framing == OwnBody::Chunked {
+                http1::push_chunk(&mut self.out, &data);
+            } else {
+                self.out.extend_from_slice(&data);
+            }
+            if self.io.write_all(&self.out).await.is_err() {
+                return false;
+            }
+        }
+        framing != OwnBody::Chunked || self.io.write_all(http1::LAST_CHUNK).await.is_ok()
     }
 
     /// Answers `POST /rpc`. Returns whether the connection stays open.

@@ -4,7 +4,8 @@
 //! `GET /api/services`, `GET /metrics` (`HEAD` too).
 //! On `rpc.sock` also: `GET /openrpc.json`, `GET /.well-known/heroservice.json`; anything else
 //! there is 404.
-//! On TCP and `admin.sock` everything else is proxied: `/{service}/{kind}/{rest…}` (§5), except
+//! On TCP and `admin.sock` also: the docs (`/docs/…`), the applications ([`crate::app`]: `GET /`,
+//! `/api/…`, `/mcp…`), and everything else is proxied: `/{service}/{kind}/{rest…}` (§5), except
 //! `/hero_router/…`: the router never relays to its own sockets.
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use crate::app::{App, AppState};
 use crate::config::Config;
 use crate::docs::pages::{self, Format};
 use crate::metrics::Metrics;
@@ -35,7 +37,8 @@ pub enum Role {
 
 /// State shared by every listener.
 pub struct Front {
-    pub(super) rpc: Rpc,
+    pub(super) rpc: Arc<Rpc>,
+    pub(super) app: App,
     pub(super) proxy: ProxyCtx,
     metrics: Metrics,
     pub(super) max_body: u64,
@@ -58,8 +61,14 @@ impl Front {
             max_body: cfg.max_body,
             started: Instant::now(),
         });
+        let rpc = Arc::new(Rpc::new(ctx));
+        let app = App::new(AppState {
+            rpc: rpc.clone(),
+            registry: scanner.clone(),
+        });
         Front {
-            rpc: Rpc::new(ctx),
+            rpc,
+            app,
             proxy: ProxyCtx {
                 scanner,
                 pool,
@@ -216,6 +225,8 @@ pub(super) enum Route<'a> {
     Own(Endpoint),
     /// A docs page.
     Docs(DocsPage),
+    /// One of the router's applications (dashboard, MCP).
+    App,
     /// A service socket.
     Proxy {
         /// The parsed route.
@@ -261,9 +272,11 @@ pub(super) fn route<'a>(
     if role != Role::Gateway {
         return Route::Error(ProxyError::NoRoute);
     }
-    // `/docs`, `/api` and `/mcp` belong to the router, whatever services are called.
+    // `/`, `/docs`, `/api` and `/mcp` belong to the router, whatever services are called.
     let first = path[1.min(path.len())..].split('/').next().unwrap_or("");
     match first {
+        _ if path == "/" => return Route::App,
+        "api" | "mcp" => return Route::App,
         "docs" => {
             return match (DocsPage::at(&path[5..]), method) {
                 (Some(page), "GET" | "HEAD") => Route::Docs(page),
@@ -271,7 +284,6 @@ pub(super) fn route<'a>(
                 (None, _) => Route::Error(ProxyError::NoRoute),
             };
         }
-        "api" | "mcp" => return Route::Error(ProxyError::NoRoute),
         _ => {}
     }
     let route = match path::parse(path, query) {
