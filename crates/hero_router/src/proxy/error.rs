@@ -12,6 +12,14 @@ use crate::http1::{BadChunk, RequestError};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProxyError {
     // --- the client's side ---
+    /// The client is not in the allow-list (`--allow`, `--access-file`).
+    #[error(
+        "{address} is not allowed to use this router; ask its operator to add it with `hero_router access add {address}` or --allow"
+    )]
+    Forbidden {
+        /// The client's address as judged.
+        address: String,
+    },
     /// A request head the router refuses (framing, Host, limits, target).
     #[error("{0}")]
     Request(#[from] RequestError),
@@ -113,6 +121,7 @@ impl ProxyError {
                 StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST)
             }
             ProxyError::BadBody(_) | ProxyError::BadPath(_) => StatusCode::BAD_REQUEST,
+            ProxyError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ProxyError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::OwnService => StatusCode::NOT_FOUND,
             ProxyError::TooManyConnections => StatusCode::SERVICE_UNAVAILABLE,
@@ -146,6 +155,7 @@ impl ProxyError {
         match self {
             ProxyError::Request(e) => e.code(),
             ProxyError::BadBody(_) => "bad_body",
+            ProxyError::Forbidden { .. } => "forbidden",
             ProxyError::MethodNotAllowed { .. } => "method_not_allowed",
             ProxyError::OwnService => "own_service",
             ProxyError::TooManyConnections => "too_many_connections",
@@ -164,11 +174,16 @@ impl ProxyError {
 }
 
 /// The single mapping from an error to an answer: status, headers, and the JSON body
-/// `{"error": S, "service": S?}`. Every answer the router makes itself comes from here.
+/// `{"error": S, "service": S?}` (`{"error": "forbidden", "message": S, "address": S}` for a
+/// client the allow-list turns away). Every answer the router makes itself comes from here.
 pub fn error_parts(e: &ProxyError) -> (StatusCode, Vec<(&'static str, &'static str)>, Vec<u8>) {
-    let body = match e.service() {
-        Some(s) => json!({"error": e.to_string(), "service": s}),
-        None => json!({"error": e.to_string()}),
+    let body = match (e, e.service()) {
+        // CONTRACT §12 names this one's `error` field; the explanation goes beside it.
+        (ProxyError::Forbidden { address }, _) => {
+            json!({"error": "forbidden", "message": e.to_string(), "address": address})
+        }
+        (_, Some(s)) => json!({"error": e.to_string(), "service": s}),
+        (_, None) => json!({"error": e.to_string()}),
     };
     let mut headers = vec![
         ("content-type", "application/json"),

@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use crate::access::Access;
 use crate::app::{App, AppState};
 use crate::config::Config;
 use crate::docs::pages::{self, Format};
@@ -37,6 +38,8 @@ pub enum Role {
 
 /// State shared by every listener.
 pub struct Front {
+    /// The allow-list, checked before anything else on TCP.
+    pub(super) access: Arc<Access>,
     pub(super) rpc: Arc<Rpc>,
     pub(super) app: App,
     pub(super) proxy: ProxyCtx,
@@ -66,7 +69,13 @@ impl Front {
             rpc: rpc.clone(),
             registry: scanner.clone(),
         });
+        let access = Arc::new(Access::new(
+            cfg.access.allow.clone(),
+            cfg.access.file_entries.clone(),
+            cfg.access.trusted_proxies.clone(),
+        ));
         Front {
+            access,
             rpc,
             app,
             proxy: ProxyCtx {
@@ -85,6 +94,11 @@ impl Front {
     /// too).
     pub fn pool(&self) -> Arc<Pool> {
         self.proxy.pool.clone()
+    }
+
+    /// The allow-list in force (the access file's watcher reloads it).
+    pub fn access(&self) -> &Arc<Access> {
+        &self.access
     }
 
     /// The metrics, fed by the caller with scanner events.

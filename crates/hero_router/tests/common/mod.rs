@@ -124,6 +124,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Daemon {
     pub root: PathBuf,
     pub tcp: SocketAddr,
+    /// Every TCP listener's address (`tcp` is the first).
+    pub tcp_all: Vec<SocketAddr>,
     pub rpc: PathBuf,
     pub admin: PathBuf,
     pub token: CancellationToken,
@@ -156,7 +158,8 @@ pub fn serve_config(root: &Path, extra: &[&str]) -> hero_router::Config {
 
 pub async fn start_daemon(cfg: hero_router::Config) -> Daemon {
     let listeners = hero_router::serve::Listeners::bind(&cfg).await.unwrap();
-    let tcp = listeners.tcp_addrs()[0];
+    let tcp_all = listeners.tcp_addrs();
+    let tcp = tcp_all[0];
     let (scanner, handle) = hero_router::Scanner::new(cfg.scanner.clone());
     let token = CancellationToken::new();
     let root = cfg.root.clone();
@@ -173,6 +176,7 @@ pub async fn start_daemon(cfg: hero_router::Config) -> Daemon {
         admin: root.join("hero_router/admin.sock"),
         root,
         tcp,
+        tcp_all,
         token,
         task,
         handle,
