@@ -169,7 +169,12 @@ async fn ipv6_loopback_is_judged_as_itself() {
     assert_forbidden(&answer, "127.0.0.1", "IPv4 client, IPv6-only list");
     d.stop().await;
 
-    let d = daemon(dir.path(), &["--listen", "[::1]:0", "--allow", "127.0.0.1"]).await;
+    // A second router on a root of its own (the first one's instance lock is not waited for).
+    let d = daemon(
+        &dir.path().join("b"),
+        &["--listen", "[::1]:0", "--allow", "127.0.0.1"],
+    )
+    .await;
     let answer = from("::1", d.tcp_all[1], "GET", "/health", &[]).await;
     assert_forbidden(&answer, "::1", "IPv6 client, IPv4-only list");
     d.stop().await;
@@ -195,7 +200,11 @@ async fn an_ipv4_mapped_peer_is_judged_as_ipv4() {
     assert_eq!(status, 200, "a mapped 127.0.0.1 is in 127.0.0.0/8: {body}");
     d.stop().await;
 
-    let d = daemon(dir.path(), &["--listen", "[::]:0", "--allow", "127.0.0.2"]).await;
+    let d = daemon(
+        &dir.path().join("b"),
+        &["--listen", "[::]:0", "--allow", "127.0.0.2"],
+    )
+    .await;
     let port = d.tcp_all[1].port();
     let to: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let answer = from("127.0.0.1", to, "GET", "/health", &[]).await;
@@ -215,7 +224,7 @@ async fn forwarded_for_counts_only_from_a_trusted_proxy() {
 
     // A trusted proxy: the client it names is judged.
     let d = daemon(
-        dir.path(),
+        &dir.path().join("b"),
         &["--allow", "192.0.2.0/24", "--trusted-proxy", "127.0.0.1"],
     )
     .await;

@@ -47,6 +47,7 @@ use crate::proxy::pool::{self, Key, Pool, UpConn};
 use crate::proxy::{Target, Transport};
 use crate::registry::names::OWN_SERVICE;
 use crate::registry::table::Table;
+use crate::rpc::CallTarget;
 
 /// A client connection's stream.
 pub(super) trait Stream: AsyncRead + AsyncWrite + Unpin {
@@ -658,7 +659,7 @@ impl<S: Stream> Client<'_, S> {
             Err(Sent::Body(e)) => return self.fail(front, req, &e, started).await,
             Err(_) => return false,
         };
-        let answer = front.rpc.handle(&body).await;
+        let (answer, target) = front.rpc.handle_for(&body).await;
         let close = self.closes_after(req);
         let status = if answer.is_some() { 200 } else { 204 };
         let body = answer.as_deref().unwrap_or("").as_bytes();
@@ -671,9 +672,13 @@ impl<S: Stream> Client<'_, S> {
         if !req.head_request {
             self.out.extend_from_slice(body);
         }
+        let service = match &target {
+            CallTarget::Service(name) => name.as_str(),
+            CallTarget::Router => OWN_SERVICE,
+        };
         front
             .metrics()
-            .record("hero_router", "rpc", status, started.elapsed());
+            .record(service, "rpc", status, started.elapsed());
         self.io.write_all(&self.out).await.is_ok() && !close
     }
 

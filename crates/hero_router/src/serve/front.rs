@@ -284,7 +284,7 @@ pub(super) fn route<'a>(
         };
     }
     if role != Role::Gateway {
-        return Route::Error(ProxyError::NoRoute);
+        return Route::Error(ProxyError::NotOnRpcSocket);
     }
     // `/`, `/docs`, `/api` and `/mcp` belong to the router, whatever services are called.
     let first = path[1.min(path.len())..].split('/').next().unwrap_or("");
@@ -307,6 +307,13 @@ pub(super) fn route<'a>(
     };
     if route.service == OWN_SERVICE {
         return Route::Error(ProxyError::OwnService);
+    }
+    if matches!(method, "GET" | "HEAD") && !path.ends_with('/') && route.path == "/" {
+        let location = match query {
+            Some(q) => format!("{path}/?{q}"),
+            None => format!("{path}/"),
+        };
+        return Route::Error(ProxyError::AddSlash { location });
     }
     if !ready {
         return Route::NotReady;
