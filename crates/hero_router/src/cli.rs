@@ -141,7 +141,8 @@ pub struct ProbeArgs {
     /// Consecutive periodic refusals before a socket is stale (at least 1).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
     pub stale_after: u32,
-    /// A socket file younger than this (by ctime) is never reaped.
+    /// A socket file younger than this (by ctime) is never reaped; a service directory with
+    /// no socket for this long leaves the table.
     #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
     pub reap_grace: Duration,
     /// hero_proc JSON-RPC method that lists services with their states (reap guard).

@@ -271,7 +271,7 @@ pub fn is_root() -> bool {
 /// The hero_router binary, copied where uid 65534 can run it (the build directory may be
 /// a 0700 checkout).
 pub struct NobodyBin {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     pub path: PathBuf,
 }
 
@@ -282,7 +282,7 @@ pub fn nobody_bin() -> NobodyBin {
     let path = dir.path().join("hero_router");
     std::fs::copy(env!("CARGO_BIN_EXE_hero_router"), &path).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    NobodyBin { _dir: dir, path }
+    NobodyBin { dir, path }
 }
 
 impl NobodyBin {
@@ -291,6 +291,9 @@ impl NobodyBin {
         use std::os::unix::process::CommandExt;
         let mut c = std::process::Command::new(&self.path);
         c.uid(NOBODY).gid(NOBODY);
+        // A home nobody can read: the invoking user's (e.g. /root) is not, and the router
+        // refuses an access file it cannot read.
+        c.env("HOME", self.dir.path());
         c
     }
 }
