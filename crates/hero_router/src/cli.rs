@@ -86,7 +86,7 @@ pub enum Command {
 pub struct AccessFileArg {
     /// Allow-list file: one IP or CIDR per line, `#` comments, `mycelium` for 400::/7;
     /// reloaded when it changes. Default: $HOME/hero/cfg/hero_router/access.txt.
-    #[arg(long = "access-file", value_name = "PATH")]
+    #[arg(long = "access-file", value_name = "PATH", global = true)]
     pub path: Option<PathBuf>,
 }
 
