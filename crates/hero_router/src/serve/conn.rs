@@ -622,8 +622,14 @@ impl<S: Stream> Client<'_, S> {
             let frame = tokio::select! {
                 biased;
                 frame = body.frame() => frame,
-                // Shed or shut down: an endless stream (server-sent events) ends here.
-                () = self.slot.closed() => return false,
+                // Shed or shut down: an endless stream (server-sent events) ends here, as a
+                // complete message (its last chunk), so the client sees an end, not a cut.
+                () = self.slot.closed() => {
+                    if framing == OwnBody::Chunked {
+                        let _ = self.io.write_all(http1::LAST_CHUNK).await;
+                    }
+                    return false;
+                }
             };
             let data = match frame {
                 None => break,
