@@ -37,6 +37,7 @@ pub mod catalog;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod dashboard;
 pub mod docs;
 pub mod http1;
 pub mod json;

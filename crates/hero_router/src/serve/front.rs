@@ -65,6 +65,7 @@ impl Front {
         let app = App::new(AppState {
             rpc: rpc.clone(),
             registry: scanner.clone(),
+            dashboard: crate::dashboard::Hub::start(rpc.clone()),
         });
         Front {
             rpc,
