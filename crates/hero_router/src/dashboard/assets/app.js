@@ -20,7 +20,7 @@
       else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
       else node.setAttribute(k, v === true ? '' : v);
     }
-    for (const c of children.flat()) {
+    for (const c of children.flat(Infinity)) {
       if (c !== null && c !== undefined) node.append(c instanceof Node ? c : String(c));
     }
     return node;
@@ -226,7 +226,11 @@
     const s = d.service;
     const mcpUrl = location.origin + d.links.mcp;
     const mcpConfig = json({ mcpServers: { [s.name]: { type: 'http', url: mcpUrl } } });
+    // A refresh (the service changed) keeps what the reader opened, typed and got back.
     const open = new Set([...document.querySelectorAll('#detail details[open]')].map((x) => x.dataset.method));
+    const kept = new Map([...document.querySelectorAll('#detail details[data-method]')].map((x) => [x.dataset.method,
+      { params: x.querySelector('textarea').value, request: x.querySelector('pre.request').textContent,
+        answer: x.querySelector('pre.answer').textContent }]));
     $('#h-detail').textContent = `Service ${s.name}`;
     $('#detail-body').replaceChildren(
       el('p', {}, el('a', { href: '#' }, '← back to all services')),
@@ -261,19 +265,20 @@
         ['OpenRPC', s.spec.openrpc], ['Fingerprint', s.spec.fingerprint],
         ['Fetched', s.spec.fetched_unix_ms ? time(s.spec.fetched_unix_ms) : null]]),
       el('h3', {}, `Methods (${d.methods.length})`),
-      d.methods.length ? d.methods.map((m) => method(s.name, m, open.has(m.name)))
-        : el('p', {}, 'No methods: the service has no spec, or its spec lists none.'));
+      ...(d.methods.length ? d.methods.map((m) => method(s.name, m, open.has(m.name), kept.get(m.name)))
+        : [el('p', {}, 'No methods: the service has no spec, or its spec lists none.')]));
   }
   let callId = 0;
-  function method(service, m, isOpen) {
+  function method(service, m, isOpen, kept) {
     const id = 'try-' + service + '-' + m.name.replace(/[^A-Za-z0-9_-]/g, '_');
     const params = el('textarea', { id: id + '-params', 'aria-label': `params of ${m.name} (JSON)` });
-    params.value = JSON.stringify(m.example_params);
-    const request = el('pre', { class: 'request', 'aria-label': 'request' });
-    const answer = el('pre', { class: 'answer', 'aria-label': 'answer', 'aria-live': 'polite' });
+    params.value = kept ? kept.params : JSON.stringify(m.example_params);
+    const request = el('pre', { class: 'request', 'aria-label': 'request' }, kept ? kept.request : '');
+    const answer = el('pre', { class: 'answer', 'aria-label': 'answer', 'aria-live': 'polite' }, kept ? kept.answer : '');
     const call = async () => {
       let p;
       try { p = JSON.parse(params.value); } catch (e) {
+        request.textContent = '';
         answer.textContent = 'The params are not JSON: ' + e.message;
         return;
       }
