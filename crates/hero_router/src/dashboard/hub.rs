@@ -45,6 +45,9 @@ pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 /// the "recent events" list of a new page.
 pub const RECENT: usize = 200;
 
+/// How long a snapshot may be shared: its health part (uptime) ages.
+const SNAPSHOT_TTL: Duration = Duration::from_secs(1);
+
 /// How long a page waits before reconnecting after the stream broke (the SSE `retry` field).
 const RETRY_MS: u64 = 2000;
 
@@ -81,6 +84,9 @@ struct Inner {
     instance: u32,
     log: Mutex<Log>,
     frames: broadcast::Sender<Arc<Frame>>,
+    /// The last snapshot frame: pages that connect together (a router restart reconnects them
+    /// all) share one, as long as no frame came since and it is younger than [`SNAPSHOT_TTL`].
+    snapshot: Mutex<Option<(u64, tokio::time::Instant, Bytes)>>,
 }
 
 struct Log {
@@ -158,6 +164,7 @@ impl Hub {
                 last: 0,
             }),
             frames: broadcast::channel(buffer).0,
+            snapshot: Mutex::new(None),
         });
         let pump = Pump {
             inner: inner.clone(),
@@ -311,12 +318,19 @@ impl Inner {
     }
 
     fn snapshot(&self) -> (u64, Bytes) {
+        let now = tokio::time::Instant::now();
+        let newest = self.lock().last;
+        let mut cached = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((last, at, wire)) = &*cached {
+            if *last == newest && now.duration_since(*at) < SNAPSHOT_TTL {
+                return (*last, wire.clone());
+            }
+        }
         let (last, data) = self.snapshot_data();
         let id = self.id(last);
-        (
-            last,
-            Bytes::from(format!("id: {id}\nevent: snapshot\ndata: {data}\n\n")),
-        )
+        let wire = Bytes::from(format!("id: {id}\nevent: snapshot\ndata: {data}\n\n"));
+        *cached = Some((last, now, wire.clone()));
+        (last, wire)
     }
 
     /// Appends a frame to the log and sends it to every page.

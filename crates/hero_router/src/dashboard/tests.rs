@@ -361,3 +361,27 @@ fn methods_list_their_params_with_refs_expanded_and_example_params() {
     assert!(methods[1]["example_params"].is_object(), "{}", methods[1]);
     assert!(methods[1]["example_params"]["ms"].is_number());
 }
+
+#[tokio::test]
+async fn pages_that_connect_together_share_one_snapshot_until_a_frame_comes() {
+    let (hub, writer) = hub(8);
+    let first = |mut feed: super::Feed| async move {
+        loop {
+            let frame = feed.next().await.unwrap();
+            if frame.starts_with(b"id: ") {
+                return frame;
+            }
+        }
+    };
+    let a = first(hub.feed(None)).await;
+    let b = first(hub.feed(None)).await;
+    assert_eq!(a.as_ptr(), b.as_ptr(), "the same bytes, built once");
+    writer.events.send(socket_event(0)).unwrap();
+    caught_up(&hub, 1).await;
+    let c = first(hub.feed(None)).await;
+    assert_eq!(parse(&c).unwrap().0.split_once('-').unwrap().1, "1");
+    assert!(
+        std::str::from_utf8(&c).unwrap().contains("s0.sock"),
+        "the new frame is in it"
+    );
+}
