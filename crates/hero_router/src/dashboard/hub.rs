@@ -206,11 +206,6 @@ impl Hub {
         }
     }
 
-    /// The `snapshot` event's JSON: what a page shows before any other event.
-    pub fn snapshot_json(&self) -> String {
-        self.inner.snapshot_data().1
-    }
-
     /// The id of the newest frame, for tests that wait until the hub has caught up.
     #[cfg(test)]
     pub(crate) fn last_id(&self) -> u64 {

@@ -13,6 +13,7 @@
 //! The page calls methods through `POST /rpc` and reads `/health` and `/metrics`, as any
 //! client would.
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use axum::Router;
@@ -23,16 +24,19 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use minijinja::value::Serde;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::app::{AppState, error_response, same_origin};
 use crate::proxy::error::ProxyError;
+use crate::registry::catalog::ServiceView;
 use crate::registry::names::valid_service_name;
+use crate::registry::table::ServiceStatus;
 
 mod detail;
-pub mod hub;
+mod hub;
 
-pub use hub::{Feed, Hub, HubConfig};
+pub use hub::{DEFAULT_BUFFER, DEFAULT_HEARTBEAT, Feed, Hub, HubConfig, RECENT};
 
 /// The page template and what it inlines.
 const PAGE: &str = include_str!("assets/page.html.j2");
@@ -67,24 +71,34 @@ fn only(allow: Method, route: MethodRouter<AppState>) -> MethodRouter<AppState> 
     })
 }
 
+/// What the page template shows.
+#[derive(Serialize)]
+struct PageContext<'a> {
+    services: Vec<ServiceView<'a>>,
+    /// Services by status.
+    counts: BTreeMap<&'static str, usize>,
+    health: Value,
+    root: String,
+    version: &'static str,
+}
+
 /// `GET /`.
 async fn page(State(state): State<AppState>) -> Response {
-    let snapshot: Value =
-        serde_json::from_str(&state.dashboard.snapshot_json()).unwrap_or_default();
-    let services = snapshot["services"].as_array().cloned().unwrap_or_default();
-    let mut counts = json!({"healthy": 0, "degraded": 0, "unhealthy": 0, "non_rpc": 0});
-    for s in &services {
-        if let Some(n) = s["status"].as_str().and_then(|st| counts.get_mut(st)) {
-            *n = json!(n.as_u64().unwrap_or(0) + 1);
-        }
+    let (table, catalog) = (state.registry.table(), state.registry.catalog());
+    let mut counts: BTreeMap<&'static str, usize> = ["healthy", "degraded", "unhealthy", "non_rpc"]
+        .into_iter()
+        .map(|s| (s, 0))
+        .collect();
+    for s in &table.services {
+        *counts.entry(status_name(s.status)).or_default() += 1;
     }
-    let context = json!({
-        "services": services,
-        "counts": counts,
-        "health": snapshot["health"],
-        "root": snapshot["root"],
-        "version": crate::VERSION,
-    });
+    let context = PageContext {
+        services: table.services.iter().map(|s| catalog.view(s)).collect(),
+        counts,
+        health: state.rpc.ctx().health(),
+        root: table.root.display().to_string(),
+        version: crate::VERSION,
+    };
     let rendered = environment()
         .get_template("page.html")
         .and_then(|t| t.render(minijinja::Value::from(Serde(context))));
@@ -103,6 +117,15 @@ async fn page(State(state): State<AppState>) -> Response {
             format!("hero_router dashboard: template failed: {e:#}\n"),
         )
             .into_response(),
+    }
+}
+
+fn status_name(s: ServiceStatus) -> &'static str {
+    match s {
+        ServiceStatus::Healthy => "healthy",
+        ServiceStatus::Degraded => "degraded",
+        ServiceStatus::Unhealthy => "unhealthy",
+        ServiceStatus::NonRpc => "non_rpc",
     }
 }
 

@@ -238,7 +238,7 @@ async fn an_idle_feed_gets_a_comment_every_heartbeat() {
 async fn five_hundred_feeds_and_ten_thousand_events_none_silently_stale() {
     const FEEDS: usize = 500;
     const EVENTS: usize = 10_000;
-    let (hub, writer) = hub(super::hub::DEFAULT_BUFFER);
+    let (hub, writer) = hub(super::DEFAULT_BUFFER);
     let (target_tx, target_rx) = tokio::sync::watch::channel(u64::MAX);
     let mut readers = Vec::new();
     for _ in 0..FEEDS {

@@ -67,7 +67,13 @@
       if (status && s.status !== status) continue;
       rows.push(row(s));
     }
+    // Rows are rebuilt: give the keyboard focus back to the same service's link.
+    const focused = document.activeElement && document.activeElement.closest('#services tbody tr');
     $('#services tbody').replaceChildren(...rows);
+    if (focused) {
+      const link = document.querySelector(`#services tbody tr[data-name="${focused.dataset.name}"] a`);
+      if (link) link.focus();
+    }
     for (const li of document.querySelectorAll('#counts li[data-status]')) {
       li.querySelector('b').textContent = counts[li.dataset.status] || 0;
     }
