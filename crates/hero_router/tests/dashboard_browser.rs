@@ -3,7 +3,7 @@
 //!
 //! The script loads the page, sees the table, sees a service appear live when this test binds
 //! it, opens its page, calls a method through the "try it" form, sees the service go unhealthy
-//! when this test kills it, and saves screenshots under `target/tmp/dashboard-browser/`.
+//! when this test kills it, reconnects by itself when the router restarts, and saves screenshots under `target/tmp/dashboard-browser/`.
 //!
 //! Where the browser or playwright is missing the test says so and passes, unless
 //! `HERO_REQUIRE_BROWSER=1` (set by `.ci/run`, which installs both): then it fails.
@@ -73,6 +73,7 @@ async fn the_dashboard_works_in_headless_chromium() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut svc = None;
     let mut done = false;
+    let mut d = Some(d);
     let run = async {
         while let Some(line) = lines.next_line().await.unwrap() {
             match line.as_str() {
@@ -91,6 +92,16 @@ async fn the_dashboard_works_in_headless_chromium() {
                     let path = s.path().to_path_buf();
                     s.shutdown().await;
                     dead_socket(&path);
+                    stdin.write_all(b"ok\n").await.unwrap();
+                }
+                "restart router" => {
+                    // Same root, same port (the one the OS gave the first instance).
+                    let old = d.take().unwrap();
+                    let port = old.tcp.port().to_string();
+                    old.stop().await;
+                    let listen = format!("127.0.0.1:{port}");
+                    let cfg = common::serve_config(dir.path(), &["--listen", &listen]);
+                    d = Some(start_daemon(cfg).await);
                     stdin.write_all(b"ok\n").await.unwrap();
                 }
                 "done" => done = true,
@@ -113,5 +124,5 @@ async fn the_dashboard_works_in_headless_chromium() {
         assert!(len > 1000, "{shot} was not saved");
     }
     println!("screenshots in {}", shots.display());
-    d.stop().await;
+    d.unwrap().stop().await;
 }

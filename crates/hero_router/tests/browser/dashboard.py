@@ -52,10 +52,15 @@ def main():
 
         page.route("**/*", only_the_router)
         page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-        page.on(
-            "console",
-            lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None,
-        )
+        restarting = []
+
+        def console(m):
+            # While the router restarts, the browser logs the requests it cut or refused.
+            expected = restarting and m.text.startswith("Failed to load resource: net::")
+            if m.type == "error" and not expected:
+                errors.append(f"console: {m.text}")
+
+        page.on("console", console)
 
         # The table, live.
         page.goto(base + "/")
@@ -119,6 +124,23 @@ def main():
         expect(page.locator("#scan-result")).to_contain_text("scanned")
         page.keyboard.press("Escape")
         expect(detail).to_be_hidden()
+
+        # The router restarts: the page says so, reconnects by itself and shows the new table.
+        page.evaluate("window.__sameDocument = true")
+        before = page.locator("#conn").get_attribute("data-instance")
+        assert before, "the snapshot names the router instance"
+        restarting.append(True)
+        ask("restart router")
+        page.wait_for_function(
+            "(before) => { const c = document.querySelector('#conn');"
+            " return c.dataset.state === 'live' && c.dataset.instance !== before; }",
+            arg=before,
+            timeout=TIMEOUT_MS,
+        )
+        expect(row.locator(".status")).to_have_text("unhealthy")
+        expect(page.locator('tr[data-name="hero_router"] .status')).to_have_text("healthy")
+        assert page.evaluate("window.__sameDocument === true"), "the page was reloaded"
+        restarting.clear()
 
         # Narrow screens: still readable.
         page.set_viewport_size({"width": 390, "height": 844})

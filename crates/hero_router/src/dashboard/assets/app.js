@@ -120,7 +120,7 @@
     source.addEventListener(name, (m) => {
       let data;
       try { data = JSON.parse(m.data); } catch (_) { return; }
-      handler(data);
+      handler(data, m);
     });
   }
   function connect() {
@@ -134,7 +134,9 @@
         setConn('reconnecting', '◌ feed lost; reconnecting (the table may be stale)…');
       }
     };
-    on('snapshot', (d) => {
+    on('snapshot', (d, m) => {
+      // Which router instance the page follows: a restart shows as a new one.
+      $('#conn').dataset.instance = (m.lastEventId || '').split('-')[0];
       services.clear();
       for (const s of d.services) services.set(s.name, s);
       events = d.recent.slice().reverse();
