@@ -183,7 +183,7 @@ impl Hub {
         let inner = &self.inner;
         let mut queue = VecDeque::new();
         queue.push_back(Bytes::from(format!("retry: {RETRY_MS}\n\n")));
-        let (rx, last, replay) = {
+        let (rx, mut last, replay) = {
             // Subscribing under the lock: every frame after `last` reaches `rx`.
             let log = inner.lock();
             let rx = inner.frames.subscribe();
@@ -192,7 +192,12 @@ impl Hub {
         };
         match replay {
             Some(frames) => queue.extend(frames),
-            None => queue.push_back(inner.snapshot().1),
+            None => {
+                // The snapshot may be newer than `last`: the frames it covers are not sent.
+                let (covered, wire) = inner.snapshot();
+                last = covered;
+                queue.push_back(wire);
+            }
         }
         let heartbeat = inner.config.heartbeat;
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
