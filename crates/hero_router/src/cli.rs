@@ -39,7 +39,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the router daemon.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the service table of the running router.
     List {
         /// Print JSON instead of a table.
@@ -69,6 +69,55 @@ pub enum Command {
     Markdown(DocsArgs),
     /// Render API docs as self-contained HTML pages from the running router's cached specs.
     Html(DocsArgs),
+    /// Show or edit the access allow-list file (edits are atomic; a running router reloads
+    /// it).
+    Access {
+        /// The file.
+        #[command(flatten)]
+        file: AccessFileArg,
+        /// What to do.
+        #[command(subcommand)]
+        action: AccessAction,
+    },
+}
+
+/// `--access-file`, shared by `serve` and `access`.
+#[derive(Debug, Clone, Args)]
+pub struct AccessFileArg {
+    /// Allow-list file: one IP or CIDR per line, `#` comments, `mycelium` for 400::/7;
+    /// reloaded when it changes. Default: $HOME/hero/cfg/hero_router/access.txt.
+    #[arg(long = "access-file", value_name = "PATH", global = true)]
+    pub path: Option<PathBuf>,
+}
+
+/// `hero_router access` actions.
+#[derive(Debug, Clone, Subcommand)]
+pub enum AccessAction {
+    /// Print the file's entries.
+    List,
+    /// Allow an IP address, a CIDR network or `mycelium`.
+    Add {
+        /// The entry.
+        #[arg(value_name = "ADDR")]
+        entry: String,
+    },
+    /// Remove an entry (any line that names the same network).
+    Remove {
+        /// The entry.
+        #[arg(value_name = "ADDR")]
+        entry: String,
+    },
+    /// Remove every entry (comments stay).
+    Clear,
+}
+
+/// A `--listen` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// An address and port.
+    Addr(SocketAddr),
+    /// `mycelium:PORT`: the node's mycelium address, resolved at start-up.
+    Mycelium(u16),
 }
 
 /// `markdown` and `html` arguments.
@@ -92,7 +141,8 @@ pub struct ProbeArgs {
     /// Consecutive periodic refusals before a socket is stale (at least 1).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
     pub stale_after: u32,
-    /// A socket file younger than this (by ctime) is never reaped.
+    /// A socket file younger than this (by ctime) is never reaped; a service directory with
+    /// no socket for this long leaves the table.
     #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
     pub reap_grace: Duration,
     /// hero_proc JSON-RPC method that lists services with their states (reap guard).
@@ -106,13 +156,16 @@ pub struct ProbeArgs {
 /// `hero_router serve` flags.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// TCP address to listen on (repeatable).
+    /// TCP address to listen on (repeatable); `mycelium:PORT` listens on the node's mycelium
+    /// address ($HERO_MYCELIUM_IP, else [mycelium].ipv6_address in
+    /// $HOME/hero/cfg/hero_cfg.toml).
     #[arg(
         long = "listen",
         value_name = "ADDR:PORT",
-        default_value = "127.0.0.1:9988"
+        default_value = "127.0.0.1:9988",
+        value_parser = parse_listen
     )]
-    pub listen: Vec<SocketAddr>,
+    pub listen: Vec<ListenAddr>,
     /// Turn off every TCP listener, including those given with --listen.
     #[arg(long)]
     pub no_tcp: bool,
@@ -134,6 +187,16 @@ pub struct ServeArgs {
     /// Keep client-sent X-Hero-Context / X-Hero-Claims on TCP too.
     #[arg(long)]
     pub trust_forwarded_headers: bool,
+    /// Allow TCP clients from this IP or CIDR network (repeatable; `mycelium` is 400::/7).
+    /// With no --allow and no entries in the access file, every client is allowed.
+    #[arg(long = "allow", value_name = "CIDR", value_parser = parse_network)]
+    pub allow: Vec<ipnet::IpNet>,
+    /// The access file.
+    #[command(flatten)]
+    pub access_file: AccessFileArg,
+    /// Believe X-Forwarded-For from TCP peers in this IP or CIDR network (repeatable).
+    #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = parse_network)]
+    pub trusted_proxy: Vec<ipnet::IpNet>,
     /// Connections kept at once per listener; at the limit, the connection that has waited
     /// longest for a request head is shed to make room (503 if every one is busy).
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
@@ -174,6 +237,24 @@ pub struct ScanArgs {
     /// Probe and reap settings.
     #[command(flatten)]
     pub probe: ProbeArgs,
+}
+
+/// Parses a `--listen` value: `ADDR:PORT` or `mycelium:PORT`.
+pub fn parse_listen(s: &str) -> Result<ListenAddr, String> {
+    if let Some(port) = s.strip_prefix("mycelium:") {
+        return port
+            .parse()
+            .map(ListenAddr::Mycelium)
+            .map_err(|_| format!("{port:?} is not a port number (mycelium:PORT)"));
+    }
+    s.parse().map(ListenAddr::Addr).map_err(|_| {
+        format!("{s:?} is not ADDR:PORT (e.g. 127.0.0.1:9988, [::1]:9988) or mycelium:PORT")
+    })
+}
+
+/// Parses an `--allow` / `--trusted-proxy` value.
+pub fn parse_network(s: &str) -> Result<ipnet::IpNet, String> {
+    crate::access::parse_entry(s).map_err(|e| e.to_string())
 }
 
 /// Parses `500ms`, `5s`, `1m`, `1h 30m`.
@@ -237,7 +318,10 @@ mod tests {
         let Command::Serve(s) = cli.command else {
             panic!("serve")
         };
-        assert_eq!(s.listen, vec!["127.0.0.1:9988".parse().unwrap()]);
+        assert_eq!(
+            s.listen,
+            vec![ListenAddr::Addr("127.0.0.1:9988".parse().unwrap())]
+        );
         assert_eq!(s.scan_interval, Duration::from_secs(5));
         assert_eq!(s.probe.probe_timeout, Duration::from_secs(1));
         assert_eq!(s.probe.stale_after, 3);

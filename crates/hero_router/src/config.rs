@@ -4,11 +4,14 @@
 //! process environment.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::{ProbeArgs, ServeArgs};
+use anyhow::Context as _;
+use ipnet::IpNet;
+
+use crate::cli::{ListenAddr, ProbeArgs, ServeArgs};
 use crate::scanner::ScannerConfig;
 use crate::scanner::state::ReapPolicy;
 
@@ -18,6 +21,10 @@ pub const ENV_SOCKET_DIR: &str = "HERO_SOCKET_DIR";
 pub const ENV_PATH_SOCKET: &str = "PATH_SOCKET";
 /// `$HOME`, for the default root.
 pub const ENV_HOME: &str = "HOME";
+/// `$HERO_MYCELIUM_IP`: the node's mycelium address, for `--listen mycelium:PORT`.
+pub const ENV_MYCELIUM_IP: &str = "HERO_MYCELIUM_IP";
+/// The node's configuration below `$HOME`; `[mycelium].ipv6_address` is read from it.
+pub const HERO_CFG_IN_HOME: &str = "hero/cfg/hero_cfg.toml";
 /// Default root below `$HOME`.
 pub const DEFAULT_ROOT_IN_HOME: &str = "hero/var/sockets";
 /// How long hero_proc may take to answer the reap guard's question.
@@ -70,6 +77,21 @@ pub struct Config {
     pub catalog: CatalogConfig,
     /// `--shutdown-grace`: time in-flight requests get after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// Who may use the TCP listeners.
+    pub access: AccessConfig,
+}
+
+/// The allow-list settings (CONTRACT §12).
+#[derive(Debug, Clone, Default)]
+pub struct AccessConfig {
+    /// `--allow`.
+    pub allow: Vec<IpNet>,
+    /// `--access-file` (or its default); `None` without `$HOME` and without the flag.
+    pub file: Option<PathBuf>,
+    /// The file's entries at start-up (a running router reloads it on change).
+    pub file_entries: Vec<IpNet>,
+    /// `--trusted-proxy`.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// The catalog fetcher's settings (CONTRACT §8).
@@ -151,6 +173,65 @@ pub fn scanner_config(
     }
 }
 
+/// The TCP addresses of `--listen` values, with `mycelium:PORT` on the node's mycelium
+/// address.
+pub fn resolve_listen(listen: &[ListenAddr], env: &impl Env) -> anyhow::Result<Vec<SocketAddr>> {
+    listen
+        .iter()
+        .map(|l| match *l {
+            ListenAddr::Addr(addr) => Ok(addr),
+            ListenAddr::Mycelium(port) => Ok(SocketAddr::new(mycelium_ip(env)?, port)),
+        })
+        .collect()
+}
+
+/// The node's mycelium address: `$HERO_MYCELIUM_IP`, else `[mycelium].ipv6_address` in
+/// `$HOME/hero/cfg/hero_cfg.toml`.
+pub fn mycelium_ip(env: &impl Env) -> anyhow::Result<IpAddr> {
+    if let Some(ip) = env.get(ENV_MYCELIUM_IP) {
+        return ip.trim().parse().map_err(|_| {
+            anyhow::anyhow!("${ENV_MYCELIUM_IP} is {ip:?}, which is not an IP address")
+        });
+    }
+    let cfg = env
+        .get(ENV_HOME)
+        .map(|h| PathBuf::from(h).join(HERO_CFG_IN_HOME));
+    let from_file = match &cfg {
+        Some(path) => mycelium_ip_in(path)?,
+        None => None,
+    };
+    from_file.ok_or_else(|| {
+        let file = cfg.map_or_else(
+            || format!("$HOME/{HERO_CFG_IN_HOME}"),
+            |p| p.display().to_string(),
+        );
+        anyhow::anyhow!(
+            "--listen mycelium:PORT needs the node's mycelium address: set ${ENV_MYCELIUM_IP} or [mycelium].ipv6_address in {file}"
+        )
+    })
+}
+
+/// `[mycelium].ipv6_address` of a hero_cfg.toml; `None` if the file or the key is missing.
+fn mycelium_ip_in(path: &Path) -> anyhow::Result<Option<IpAddr>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
+    };
+    let doc: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let Some(value) = doc.get("mycelium").and_then(|m| m.get("ipv6_address")) else {
+        return Ok(None);
+    };
+    let ip = value.as_str().and_then(|s| s.trim().parse().ok());
+    ip.map(Some).ok_or_else(|| {
+        anyhow::anyhow!(
+            "[mycelium].ipv6_address in {} is {value:?}, which is not an IP address",
+            path.display()
+        )
+    })
+}
+
 // === impl Config ===
 
 impl Config {
@@ -161,6 +242,15 @@ impl Config {
         env: &impl Env,
     ) -> anyhow::Result<Config> {
         let root = resolve_root(socket_dir, env)?;
+        let access_file = args
+            .access_file
+            .path
+            .clone()
+            .or_else(|| crate::access::file::default_path(env));
+        let file_entries = match &access_file {
+            Some(path) => crate::access::file::load(path)?,
+            None => Vec::new(),
+        };
         Ok(Config {
             scanner: scanner_config(
                 root.clone(),
@@ -173,7 +263,13 @@ impl Config {
             listen: if args.no_tcp {
                 Vec::new()
             } else {
-                args.listen.clone()
+                resolve_listen(&args.listen, env)?
+            },
+            access: AccessConfig {
+                allow: args.allow.clone(),
+                file: access_file,
+                file_entries,
+                trusted_proxies: args.trusted_proxy.clone(),
             },
             upstream_timeout: args.upstream_timeout,
             max_body: args.max_body,

@@ -34,6 +34,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod access;
 pub mod app;
 pub mod catalog;
 pub mod cli;

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use hero_router::cli::{Cli, Command, DocsArgs};
+use hero_router::access::file::{self as access_file, Edited, FileError};
+use hero_router::cli::{AccessAction, Cli, Command, DocsArgs};
 use hero_router::config::{Config, ProcessEnv, resolve_root};
 use hero_router::docs::IndexEntry;
 use hero_router::docs::pages::{self, Format};
@@ -138,6 +139,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Markdown(args) => docs(&rpc_sock, &args, Format::Markdown).await,
         Command::Html(args) => docs(&rpc_sock, &args, Format::Html).await,
+        Command::Access { file, action } => access(file.path, action),
     }
 }
 
@@ -246,6 +248,49 @@ async fn call(sock: &std::path::Path, method: &str, params: Value) -> anyhow::Re
 /// Writes a command's output to stdout. A reader that went away (`hero_router list --json |
 /// head -1`) is not an error: the command did its work, so it ends quietly with the status it
 /// would have had, as ripgrep does. Any other write error is one.
+/// `hero_router access …`: shows or edits the access file. A bad entry is a usage error
+/// (exit 2).
+fn access(path: Option<std::path::PathBuf>, action: AccessAction) -> anyhow::Result<ExitCode> {
+    let Some(path) = path.or_else(|| access_file::default_path(&ProcessEnv)) else {
+        anyhow::bail!("no --access-file given and $HOME is not set");
+    };
+    let shown = path.display();
+    let done = match &action {
+        AccessAction::List => access_file::list(&path).map(|entries| {
+            if entries.is_empty() {
+                complain(format_args!(
+                    "{shown} has no entries: every client is allowed (unless serve has --allow)"
+                ));
+            }
+            entries.iter().map(|e| format!("{e}\n")).collect::<String>()
+        }),
+        AccessAction::Add { entry } => access_file::add(&path, entry).map(|edited| match edited {
+            Edited::AlreadyPresent => format!("{} is already allowed by {shown}\n", entry.trim()),
+            _ => format!("added {} to {shown}\n", entry.trim()),
+        }),
+        AccessAction::Remove { entry } => access_file::remove(&path, entry)
+            .map(|_| format!("removed {} from {shown}\n", entry.trim())),
+        AccessAction::Clear => access_file::clear(&path).map(|edited| {
+            let n = match edited {
+                Edited::Removed(n) => n,
+                _ => 0,
+            };
+            format!("removed {n} entries from {shown}: every client is allowed (unless serve has --allow)\n")
+        }),
+    };
+    match done {
+        Ok(text) => {
+            out(&text)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ FileError::BadEntry(_)) => {
+            complain(format_args!("{e}"));
+            Ok(ExitCode::from(2))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn out(text: &str) -> anyhow::Result<()> {
     let mut stdout = io::stdout().lock();
     match stdout

@@ -125,7 +125,8 @@ impl Metrics {
             }
             Event::SocketChanged { .. }
             | Event::RootReplaced { .. }
-            | Event::CatalogChanged { .. } => {}
+            | Event::CatalogChanged { .. }
+            | Event::ServiceDropped { .. } => {}
         }
     }
 

@@ -18,6 +18,8 @@ fn run(args: &[&str], root: &Path) -> Output {
         .args(args)
         .arg("--socket-dir")
         .arg(root)
+        // No access file or node config of the machine's user leaks in.
+        .env("HOME", root)
         .output()
         .unwrap()
 }
@@ -38,6 +40,7 @@ fn start_serve(root: &Path) -> Child {
     let child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--socket-dir"])
         .arg(root)
+        .env("HOME", root)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

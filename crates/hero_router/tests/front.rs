@@ -385,6 +385,40 @@ async fn http_routes_prefix_query_and_headers() {
     assert_eq!(s, 200, "a web name reaches web_<name>.sock");
     assert_eq!(json(std::str::from_utf8(&b).unwrap())["path"], "/headers");
 
+    // Without the trailing slash a page's relative URLs would break: GET and HEAD are sent to
+    // the slash form, the query kept; other methods are forwarded as before (to `/`).
+    for (method, path, location) in [
+        ("GET", "/svc/docs", "/svc/docs/"),
+        ("HEAD", "/svc/docs", "/svc/docs/"),
+        ("GET", "/svc/rpc?x=1&y=%20", "/svc/rpc/?x=1&y=%20"),
+        ("GET", "/nosuch/web", "/nosuch/web/"),
+    ] {
+        let (s, h, _) = tcp(&d, request(method, path, "")).await;
+        assert_eq!(s, 308, "{method} {path}");
+        assert_eq!(h["location"], location, "{method} {path}");
+        assert_eq!(h["x-hero-router-error"], "add_slash");
+    }
+    // The service itself answers the slash form and a POST without the slash (its 404 for
+    // `/`, not one of the router's).
+    for (method, path) in [("GET", "/svc/docs/"), ("POST", "/svc/docs")] {
+        let (_, h, _) = tcp(&d, request(method, path, "{}")).await;
+        assert!(
+            h.get("x-hero-router-error").is_none(),
+            "{method} {path} reached the service: {h:?}"
+        );
+    }
+
+    // rpc.sock routes nothing: its 404 says what it serves and where the rest is.
+    for path in ["/", "/svc/rpc/headers", "/docs/"] {
+        let (s, _, b) = uds(&d.rpc, request("GET", path, "")).await;
+        assert_eq!(s, 404, "{path}");
+        let error = json(std::str::from_utf8(&b).unwrap())["error"].to_string();
+        assert!(
+            error.contains("rpc.sock serves POST /rpc") && error.contains("on admin.sock and TCP"),
+            "{path}: {error}"
+        );
+    }
+
     let (s, _, b) = tcp(&d, request("GET", "/health", "")).await;
     assert_eq!(
         (
@@ -897,4 +931,38 @@ async fn shutdown_waits_only_the_grace_for_requests_in_flight() {
         .await
         .expect("the stuck client's connection was closed")
         .unwrap();
+}
+
+#[tokio::test]
+async fn routed_calls_are_counted_under_their_service() {
+    let (_root, d, _svcs) = daemon_with_services(&[]).await;
+    let call =
+        |m: &str, id: u32| format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"{m}","params":[1]}}"#);
+    for i in 0..3 {
+        assert_eq!(rpc(&d, &call("alpha.echo", i)).await.0, 200);
+    }
+    assert_eq!(rpc(&d, &call("beta.echo", 9)).await.0, 200);
+    let batch = format!("[{},{}]", call("beta.echo", 1), call("beta.add", 2));
+    assert_eq!(rpc(&d, &batch).await.0, 200);
+    assert_eq!(rpc(&d, &call("router.health", 1)).await.0, 200);
+    // Several services in one batch, and names not in the table, count as the router's.
+    let mixed = format!("[{},{}]", call("alpha.echo", 1), call("beta.echo", 2));
+    assert_eq!(rpc(&d, &mixed).await.0, 200);
+    assert_eq!(rpc(&d, &call("made_up.echo", 1)).await.0, 200);
+
+    let (_, _, b) = tcp(&d, request("GET", "/metrics", "")).await;
+    let text = String::from_utf8(b.to_vec()).unwrap();
+    let count = |service: &str| {
+        let key = format!(
+            r#"hero_router_requests_total{{service="{service}",kind="rpc",status="200"}} "#
+        );
+        text.lines()
+            .find_map(|l| l.strip_prefix(key.as_str()))
+            .map(|n| n.parse::<u64>().unwrap())
+    };
+    assert_eq!(count("alpha"), Some(3), "{text}");
+    assert_eq!(count("beta"), Some(2), "{text}");
+    assert_eq!(count("hero_router"), Some(3), "{text}");
+    assert!(!text.contains("made_up"), "{text}");
+    d.stop().await;
 }

@@ -434,9 +434,11 @@ async fn the_watch_finds_new_sockets_without_a_periodic_scan() {
     })
     .await;
 
-    // A manual scan through the handle answers with a summary.
+    // A manual scan through the handle answers with a summary. `svc` has no socket left: with
+    // the test's zero grace it has left the table.
     let s = h.scan_now().await.unwrap();
-    assert_eq!((s.services, s.live), (2, 1));
+    assert_eq!((s.services, s.live), (1, 1));
+    assert!(h.table().service("svc").is_none());
     token.cancel();
     task.await.unwrap();
 }
@@ -815,8 +817,7 @@ async fn an_unreadable_service_directory_costs_only_itself() {
         dead_socket(&dead);
         common::give_to_nobody(&dead_dir);
         let v = until("dead reaped, locked denied", &|v| {
-            service(v, "dead")["sockets"] == serde_json::json!([])
-                && service(v, "locked")["sockets"][0]["state"] == "denied"
+            !dead.exists() && service(v, "locked")["sockets"][0]["state"] == "denied"
         });
         let _ = child.kill();
         let _ = child.wait();
@@ -951,4 +952,68 @@ async fn the_socket_table_judges_like_a_connect() {
     assert!(!states.contains_key("dead.sock"));
     assert_eq!(states["starting.sock"], Some(SocketState::Refused));
     drop(keep);
+}
+
+#[tokio::test]
+async fn a_service_without_sockets_leaves_the_table_after_the_grace_and_comes_back() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = service_dir(root.path(), "svc");
+    let dead = dir.join("rpc.sock");
+    dead_socket(&dead);
+    let mut c = cfg(root.path(), 1);
+    c.reap.grace = Duration::from_millis(300);
+    let (mut scanner, h) = Scanner::new(c);
+    let mut events = h.subscribe();
+    let listed = |h: &hero_router::Registry| h.table().service("svc").is_some();
+
+    // Reaped once its file is older than the grace (polled, with a deadline).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while scanner
+        .scan_full(ProbeCause::Periodic)
+        .await
+        .reaped
+        .is_empty()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "never reaped");
+        tokio::time::sleep(Duration::from_millis(20)).await; // poll interval
+    }
+    // Right after the reap, and on the next scan (which starts the grace), it is still there,
+    // without sockets.
+    for _ in 0..2 {
+        let table = h.table();
+        let svc = table.service("svc").expect("still listed within the grace");
+        assert!(svc.sockets.is_empty());
+        assert_eq!(svc.status, ServiceStatus::Unhealthy);
+        scanner.scan_full(ProbeCause::Periodic).await;
+    }
+    // Dropped once the grace has passed, with an event saying so.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while listed(&h) {
+        assert!(tokio::time::Instant::now() < deadline, "never dropped");
+        tokio::time::sleep(Duration::from_millis(20)).await; // poll interval
+        scanner.scan_full(ProbeCause::Periodic).await;
+    }
+    let ev = wait_event(&mut events, Duration::from_secs(5), |e| {
+        matches!(e, Event::ServiceDropped { .. })
+    })
+    .await;
+    assert!(
+        matches!(&ev, Event::ServiceDropped { service, empty_for } if service == "svc" && *empty_for == Duration::from_millis(300)),
+        "{ev:?}"
+    );
+    // Further scans do not bring it back or say it again.
+    scanner.scan_full(ProbeCause::Periodic).await;
+    assert!(!listed(&h));
+    while let Ok(e) = events.try_recv() {
+        assert!(
+            !matches!(e, Event::ServiceDropped { .. }),
+            "said twice: {e:?}"
+        );
+    }
+    // Its first socket brings it back.
+    let _live = UnixListener::bind(&dead).unwrap();
+    scanner.scan_full(ProbeCause::Periodic).await;
+    let table = h.table();
+    let svc = table.service("svc").expect("back with a socket");
+    assert_eq!(svc.status, ServiceStatus::Healthy);
 }

@@ -70,7 +70,7 @@ pub fn error_response(e: &ProxyError) -> Response {
     let (status, headers, body) = error_parts(e);
     let mut response = (status, body).into_response();
     for (name, value) in headers {
-        if let Ok(value) = value.parse() {
+        if let Ok(value) = http::HeaderValue::from_str(&value) {
             response.headers_mut().insert(name, value);
         }
     }

@@ -493,6 +493,12 @@ impl Pump {
                     "at_unix_ms": at});
                 (Kind::Service, data, true)
             }
+            Event::ServiceDropped { service, empty_for } => {
+                let data = json!({"service": service, "name": service, "view": null,
+                    "removed": true, "empty_for_ms": empty_for.as_millis() as u64,
+                    "at_unix_ms": at});
+                (Kind::Service, data, true)
+            }
             Event::ScanCompleted {
                 full,
                 periodic,

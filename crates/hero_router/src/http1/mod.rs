@@ -125,10 +125,10 @@ fn push_status(out: &mut Vec<u8>, status: u16) {
 
 /// Writes the head of a response the router makes itself: status line, `headers`,
 /// `content-length` (`None`: the body is chunked), `connection: close` if `close`, and `date`.
-pub fn write_own_head(
+pub fn write_own_head<V: AsRef<str>>(
     out: &mut Vec<u8>,
     status: u16,
-    headers: &[(&str, &str)],
+    headers: &[(&str, V)],
     length: Option<usize>,
     close: bool,
 ) {
@@ -137,10 +137,10 @@ pub fn write_own_head(
 }
 
 /// Like [`write_own_head`], with any [`OwnBody`] framing; [`OwnBody::ToClose`] needs `close`.
-pub fn write_own_head_framed(
+pub fn write_own_head_framed<V: AsRef<str>>(
     out: &mut Vec<u8>,
     status: u16,
-    headers: &[(&str, &str)],
+    headers: &[(&str, V)],
     body: OwnBody,
     close: bool,
 ) {
@@ -155,7 +155,7 @@ pub fn write_own_head_framed(
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
     for (name, value) in headers {
-        push_header(out, name.as_bytes(), value.as_bytes());
+        push_header(out, name.as_bytes(), value.as_ref().as_bytes());
     }
     match body {
         OwnBody::Length(n) => push_length(out, n as u64),

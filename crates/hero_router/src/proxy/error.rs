@@ -2,6 +2,8 @@
 //! status, headers (`x-hero-router-error` with a stable code) and the JSON body
 //! `{"error": S, "service": S?}`.
 
+use std::borrow::Cow;
+
 use http::StatusCode;
 use serde_json::json;
 
@@ -12,6 +14,14 @@ use crate::http1::{BadChunk, RequestError};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProxyError {
     // --- the client's side ---
+    /// The client is not in the allow-list (`--allow`, `--access-file`).
+    #[error(
+        "{address} is not allowed to use this router; ask its operator to add it with `hero_router access add {address}` or --allow"
+    )]
+    Forbidden {
+        /// The client's address as judged.
+        address: String,
+    },
     /// A request head the router refuses (framing, Host, limits, target).
     #[error("{0}")]
     Request(#[from] RequestError),
@@ -47,6 +57,18 @@ pub enum ProxyError {
         /// The limit.
         limit: u64,
     },
+    /// `GET /{service}/{kind}` without the trailing slash: the page's relative URLs would
+    /// resolve against the parent, so the client is sent to the slash form (308).
+    #[error("moved to {location} (a service's pages live below the trailing slash)")]
+    AddSlash {
+        /// `/{service}/{kind}/` plus the query.
+        location: String,
+    },
+    /// A path `rpc.sock` does not serve.
+    #[error(
+        "rpc.sock serves POST /rpc and GET /health, /openrpc.json, /.well-known/heroservice.json, /api/services, /metrics; the dashboard, /docs/, /mcp and /{{service}}/{{kind}}/... are on admin.sock and TCP"
+    )]
+    NotOnRpcSocket,
     /// No route for this path.
     #[error("no route for this path; use /{{service}}/{{kind}}/...")]
     NoRoute,
@@ -113,11 +135,14 @@ impl ProxyError {
                 StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST)
             }
             ProxyError::BadBody(_) | ProxyError::BadPath(_) => StatusCode::BAD_REQUEST,
+            ProxyError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ProxyError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::OwnService => StatusCode::NOT_FOUND,
+            ProxyError::AddSlash { .. } => StatusCode::PERMANENT_REDIRECT,
             ProxyError::TooManyConnections => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::NoRoute
+            | ProxyError::NotOnRpcSocket
             | ProxyError::NoService { .. }
             | ProxyError::NoSocket { .. }
             | ProxyError::NoSpec { .. } => StatusCode::NOT_FOUND,
@@ -146,12 +171,14 @@ impl ProxyError {
         match self {
             ProxyError::Request(e) => e.code(),
             ProxyError::BadBody(_) => "bad_body",
+            ProxyError::Forbidden { .. } => "forbidden",
             ProxyError::MethodNotAllowed { .. } => "method_not_allowed",
             ProxyError::OwnService => "own_service",
             ProxyError::TooManyConnections => "too_many_connections",
             ProxyError::BadPath(_) => "bad_path",
             ProxyError::BodyTooLarge { .. } => "body_too_large",
-            ProxyError::NoRoute => "no_route",
+            ProxyError::AddSlash { .. } => "add_slash",
+            ProxyError::NoRoute | ProxyError::NotOnRpcSocket => "no_route",
             ProxyError::NoService { .. } => "no_service",
             ProxyError::NoSocket { .. } => "no_socket",
             ProxyError::NoSpec { .. } => "no_spec",
@@ -163,22 +190,31 @@ impl ProxyError {
     }
 }
 
+/// A header of an answer the router makes itself.
+pub type Header = (&'static str, Cow<'static, str>);
+
 /// The single mapping from an error to an answer: status, headers, and the JSON body
-/// `{"error": S, "service": S?}`. Every answer the router makes itself comes from here.
-pub fn error_parts(e: &ProxyError) -> (StatusCode, Vec<(&'static str, &'static str)>, Vec<u8>) {
-    let body = match e.service() {
-        Some(s) => json!({"error": e.to_string(), "service": s}),
-        None => json!({"error": e.to_string()}),
+/// `{"error": S, "service": S?}` (`{"error": "forbidden", "message": S, "address": S}` for a
+/// client the allow-list turns away). Every answer the router makes itself comes from here.
+pub fn error_parts(e: &ProxyError) -> (StatusCode, Vec<Header>, Vec<u8>) {
+    let body = match (e, e.service()) {
+        // CONTRACT §12 names this one's `error` field; the explanation goes beside it.
+        (ProxyError::Forbidden { address }, _) => {
+            json!({"error": "forbidden", "message": e.to_string(), "address": address})
+        }
+        (_, Some(s)) => json!({"error": e.to_string(), "service": s}),
+        (_, None) => json!({"error": e.to_string()}),
     };
     let mut headers = vec![
-        ("content-type", "application/json"),
-        ("x-hero-router-error", e.code()),
+        ("content-type", Cow::Borrowed("application/json")),
+        ("x-hero-router-error", Cow::Borrowed(e.code())),
     ];
     match e {
         ProxyError::Busy { .. } | ProxyError::TooManyConnections => {
-            headers.push(("retry-after", "1"));
+            headers.push(("retry-after", Cow::Borrowed("1")));
         }
-        ProxyError::MethodNotAllowed { allow, .. } => headers.push(("allow", allow)),
+        ProxyError::MethodNotAllowed { allow, .. } => headers.push(("allow", Cow::Borrowed(allow))),
+        ProxyError::AddSlash { location } => headers.push(("location", location.clone().into())),
         _ => {}
     }
     (e.status(), headers, body.to_string().into_bytes())

@@ -68,6 +68,14 @@ pub enum Event {
         /// Why it is not `ok`.
         reason: Option<String>,
     },
+    /// A service left the table: its directory has had no socket for `empty_for` (the reap
+    /// grace). Its first new socket brings it back (`SocketChanged` from `absent`).
+    ServiceDropped {
+        /// Service name.
+        service: String,
+        /// How long the directory had been without a socket.
+        empty_for: std::time::Duration,
+    },
     /// A scan finished.
     ScanCompleted {
         /// Full scan (`true`) or a watch-triggered scan of some services.
@@ -149,6 +157,13 @@ impl Event {
                     state,
                     reason = reason.as_deref(),
                     "catalog_changed"
+                );
+            }
+            Event::ServiceDropped { service, empty_for } => {
+                tracing::info!(
+                    service,
+                    empty_for = ?empty_for,
+                    "service dropped from the table: its directory has no sockets"
                 );
             }
             Event::ScanCompleted {

@@ -59,6 +59,15 @@ pub struct Ctx {
     pub started: Instant,
 }
 
+/// Whom a `POST /rpc` request was for (its metrics label).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallTarget {
+    /// The router's own methods, errors the router answered, or calls to several services.
+    Router,
+    /// Every call went to this service (one in the table).
+    Service(String),
+}
+
 /// The JSON-RPC front end: parses bodies, answers router methods, forwards the rest.
 pub struct Rpc {
     ctx: Arc<Ctx>,
@@ -365,43 +374,56 @@ impl Rpc {
 
     /// Answers one `POST /rpc` body. `None` means nothing to answer (HTTP 204).
     pub async fn handle(&self, body: &[u8]) -> Option<String> {
+        self.handle_for(body).await.0
+    }
+
+    /// Like [`handle`](Rpc::handle), also naming whom the request was for, for the metrics:
+    /// the service every call in it was routed to, else the router.
+    pub async fn handle_for(&self, body: &[u8]) -> (Option<String>, CallTarget) {
         // Right after start-up the table is empty until the first scan: wait for it rather
         // than answer "no such service" for a service that is there.
         wait_ready(&self.ctx.scanner, self.ctx.upstream_timeout).await;
         match codec::parse(body) {
-            Err(BodyError::Parse(e)) => Some(codec::error(
-                None,
-                -32700,
-                &format!("parse error: {e}"),
-                None,
-            )),
-            Err(BodyError::Invalid(e)) => Some(codec::error(
-                None,
-                -32600,
-                &format!("invalid request: {e}"),
-                None,
-            )),
+            Err(BodyError::Parse(e)) => (
+                Some(codec::error(
+                    None,
+                    -32700,
+                    &format!("parse error: {e}"),
+                    None,
+                )),
+                CallTarget::Router,
+            ),
+            Err(BodyError::Invalid(e)) => (
+                Some(codec::error(
+                    None,
+                    -32600,
+                    &format!("invalid request: {e}"),
+                    None,
+                )),
+                CallTarget::Router,
+            ),
             Ok(RpcBody::Single(entry)) => self.entry(entry).await,
             Ok(RpcBody::Batch(entries)) => {
-                let answers: Vec<String> = join_all(entries.into_iter().map(|e| self.entry(e)))
-                    .await
-                    .into_iter()
-                    .flatten()
-                    .collect();
-                (!answers.is_empty()).then(|| format!("[{}]", answers.join(",")))
+                let answered = join_all(entries.into_iter().map(|e| self.entry(e))).await;
+                let mut targets = answered.iter().map(|(_, t)| t);
+                let first = targets.next().cloned().unwrap_or(CallTarget::Router);
+                let target = if targets.all(|t| *t == first) {
+                    first
+                } else {
+                    CallTarget::Router
+                };
+                let answers: Vec<String> = answered.into_iter().filter_map(|(a, _)| a).collect();
+                let body = (!answers.is_empty()).then(|| format!("[{}]", answers.join(",")));
+                (body, target)
             }
         }
     }
 
-    async fn entry(&self, entry: Entry<'_>) -> Option<String> {
+    async fn entry(&self, entry: Entry<'_>) -> (Option<String>, CallTarget) {
         let call = match entry {
             Entry::Invalid { id, reason } => {
-                return Some(codec::error(
-                    id,
-                    -32600,
-                    &format!("invalid request: {reason}"),
-                    None,
-                ));
+                let answer = codec::error(id, -32600, &format!("invalid request: {reason}"), None);
+                return (Some(answer), CallTarget::Router);
             }
             Entry::Call(call) => call,
         };
@@ -411,8 +433,10 @@ impl Rpc {
                 .module
                 .call::<_, Value>(method, RawParams(call.params))
                 .await;
-            let id = call.id?;
-            return Some(match result {
+            let Some(id) = call.id else {
+                return (None, CallTarget::Router);
+            };
+            let answer = match result {
                 Ok(v) => codec::success(id, &v.to_string()),
                 Err(MethodsError::JsonRpc(e)) => codec::error(
                     Some(id),
@@ -423,20 +447,31 @@ impl Rpc {
                         .as_ref(),
                 ),
                 Err(e) => codec::error(Some(id), -32603, &format!("internal error: {e}"), None),
-            });
+            };
+            return (Some(answer), CallTarget::Router);
         }
         match method.split_once('.') {
             Some((service, rest)) if !service.is_empty() && !rest.is_empty() => {
-                self.forward(&call, service, rest).await
+                // Only a service in the table gets a label: a client must not be able to
+                // grow the metrics with made-up names.
+                let target = if self.ctx.scanner.table().service(service).is_some() {
+                    CallTarget::Service(service.to_owned())
+                } else {
+                    CallTarget::Router
+                };
+                (self.forward(&call, service, rest).await, target)
             }
-            _ => call.id.map(|id| {
-                codec::error(
-                    Some(id),
-                    -32601,
-                    &format!("method not found: {method}"),
-                    None,
-                )
-            }),
+            _ => {
+                let answer = call.id.map(|id| {
+                    codec::error(
+                        Some(id),
+                        -32601,
+                        &format!("method not found: {method}"),
+                        None,
+                    )
+                });
+                (answer, CallTarget::Router)
+            }
         }
     }
 

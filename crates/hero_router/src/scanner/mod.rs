@@ -604,6 +604,15 @@ impl Scanner {
                 self.emit_change(change);
             }
         }
+        let (now, grace) = (Instant::now(), self.cfg.reap.grace);
+        for name in names {
+            if self.records.settle(name, now, grace) {
+                self.emit(Event::ServiceDropped {
+                    service: name.clone(),
+                    empty_for: grace,
+                });
+            }
+        }
     }
 
     fn emit_change(&self, c: records::Change) {

@@ -8,6 +8,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::state::{self, Observation, ProbeCause, SocketRecord};
 use crate::registry::state::SocketState;
@@ -29,6 +32,11 @@ pub(super) struct ServiceRecords {
     error: Option<String>,
     /// The service as last published; dropped whenever something in it changes.
     published: Option<Arc<Service>>,
+    /// Since when a scan has found its directory without a socket.
+    empty_since: Option<Instant>,
+    /// Left out of the table: its directory has had no socket for the grace. Kept here so
+    /// the directory stays watched and the service comes back with its first socket.
+    hidden: bool,
 }
 
 /// A state change to report: `from` and `to` as the contract names them.
@@ -173,6 +181,29 @@ impl Records {
             .collect()
     }
 
+    /// Notes whether `name`'s directory has sockets. A service whose directory has had none
+    /// (and no listing error) for `grace` leaves the table: true when that happens now. Its
+    /// first socket brings it back.
+    pub(super) fn settle(&mut self, name: &str, now: Instant, grace: Duration) -> bool {
+        let Some(svc) = self.services.get_mut(name) else {
+            return false;
+        };
+        if !svc.sockets.is_empty() || svc.error.is_some() {
+            svc.empty_since = None;
+            if svc.hidden {
+                svc.hidden = false;
+                svc.published = None;
+            }
+            return false;
+        }
+        let since = *svc.empty_since.get_or_insert(now);
+        if svc.hidden || now.duration_since(since) < grace {
+            return false;
+        }
+        svc.hidden = true;
+        true
+    }
+
     /// Removes one socket (it was reaped).
     pub(super) fn remove_socket(&mut self, service: &str, kind: &str) {
         if let Some(svc) = self.services.get_mut(service) {
@@ -234,6 +265,7 @@ impl Records {
     pub(super) fn publish(&mut self) -> Vec<Arc<Service>> {
         self.services
             .iter_mut()
+            .filter(|(_, svc)| !svc.hidden)
             .map(|(name, svc)| match &svc.published {
                 Some(published) => published.clone(),
                 None => {

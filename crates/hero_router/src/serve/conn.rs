@@ -25,6 +25,7 @@
 //! `connection: close` and is the connection's last.
 
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -46,6 +47,7 @@ use crate::proxy::pool::{self, Key, Pool, UpConn};
 use crate::proxy::{Target, Transport};
 use crate::registry::names::OWN_SERVICE;
 use crate::registry::table::Table;
+use crate::rpc::CallTarget;
 
 /// A client connection's stream.
 pub(super) trait Stream: AsyncRead + AsyncWrite + Unpin {
@@ -77,6 +79,8 @@ enum Plan {
     Proxy(Req, Forward),
     /// A request answered with an error.
     Fail(Req, ProxyError),
+    /// A client the allow-list turns away: answered, and the connection closed.
+    Deny(Req, ProxyError),
 }
 
 /// The framing facts of an accepted request, kept after its head leaves the buffer.
@@ -164,6 +168,8 @@ struct Client<'s, S> {
     head_watch: Watchdog,
     /// The TCP peer's address as text, for `X-Forwarded-For`.
     peer: Option<String>,
+    /// The TCP peer's address, for the allow-list.
+    peer_ip: Option<IpAddr>,
     /// The upstream request head being sent (kept across requests for its allocation).
     up_head: Vec<u8>,
     /// Bytes on their way somewhere (likewise).
@@ -252,6 +258,10 @@ pub(super) async fn serve<S: Stream>(
             Transport::Tcp(addr) => Some(addr.ip().to_string()),
             Transport::Unix => None,
         },
+        peer_ip: match transport {
+            Transport::Tcp(addr) => Some(addr.ip()),
+            Transport::Unix => None,
+        },
         up_head: Vec::with_capacity(1024),
         out: Vec::with_capacity(1024),
         table,
@@ -288,11 +298,33 @@ pub(super) async fn serve<S: Stream>(
 /// How the client reached us, and the table to route with.
 struct Origin<'a> {
     role: Role,
+    /// The TCP peer; `None` on a Unix socket (always allowed).
+    peer_ip: Option<IpAddr>,
     /// The TCP peer's address; `None` on a Unix socket.
     peer: Option<&'a str>,
     table: &'a Arc<Table>,
     /// Route against the table even if the first scan has not finished (it was waited for).
     ready: bool,
+}
+
+/// The allow-list's decision on a TCP request. `X-Forwarded-For` is looked at only when some
+/// proxy is trusted.
+fn check_access(
+    front: &Front,
+    peer: IpAddr,
+    head: &http1::RequestHead<'_, '_>,
+) -> Result<(), crate::access::Denied> {
+    let access = &front.access;
+    if access.trusts_no_proxy() {
+        return access.check(peer, &[]);
+    }
+    let forwarded: Vec<&[u8]> = head
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("x-forwarded-for"))
+        .map(|h| h.value)
+        .collect();
+    access.check(peer, &forwarded)
 }
 
 /// The head of an application request as an [`http::request::Parts`]; `None` if its target
@@ -330,7 +362,18 @@ fn plan(
     let head = match http1::parse_request(buf, limits, &mut slots) {
         Ok(None) => return None,
         Ok(Some(head)) => head,
-        Err(e) => return Some(Plan::Reject(e.into())),
+        Err(e) => {
+            // A client the list turns away hears that first, even for a broken head.
+            let denied = origin
+                .peer_ip
+                .and_then(|peer| front.access.check(peer, &[]).err());
+            return Some(Plan::Reject(match denied {
+                Some(d) => ProxyError::Forbidden {
+                    address: d.address(),
+                },
+                None => e.into(),
+            }));
+        }
     };
     let req = Req {
         head_len: head.head_len,
@@ -341,6 +384,15 @@ fn plan(
         head_request: head.method == "HEAD",
         upgrade: head.upgrade.is_some(),
     };
+    // Who may ask is decided before anything else, on every path (CONTRACT §12).
+    if let Some(peer) = origin.peer_ip {
+        if let Err(denied) = check_access(front, peer, &head) {
+            let e = ProxyError::Forbidden {
+                address: denied.address(),
+            };
+            return Some(Plan::Deny(req, e));
+        }
+    }
     let ready = origin.ready || origin.table.scanned();
     Some(
         match route(
@@ -422,6 +474,7 @@ impl<S: Stream> Client<'_, S> {
                 }
                 let origin = Origin {
                     role,
+                    peer_ip: self.peer_ip,
                     peer: self.peer.as_deref(),
                     table: &self.table,
                     ready: waited,
@@ -457,7 +510,8 @@ impl<S: Stream> Client<'_, S> {
             | Plan::Docs(r, _)
             | Plan::App(r, _)
             | Plan::Proxy(r, _)
-            | Plan::Fail(r, _) => *r,
+            | Plan::Fail(r, _)
+            | Plan::Deny(r, _) => *r,
         };
         self.buf.advance(req.head_len);
         self.body = match req.body {
@@ -474,6 +528,11 @@ impl<S: Stream> Client<'_, S> {
             Plan::App(req, parts) => self.app(front, &req, *parts, started).await,
             Plan::Proxy(req, fwd) => self.forward(front, &req, &fwd, started).await,
             Plan::Fail(req, e) => self.fail(front, &req, &e, started).await,
+            Plan::Deny(req, e) => {
+                self.write_error(front, &e, true, req.head_request, started)
+                    .await;
+                false
+            }
             Plan::Reject(_) | Plan::NotReady => unreachable!("handled above"),
         }
     }
@@ -600,7 +659,7 @@ impl<S: Stream> Client<'_, S> {
             Err(Sent::Body(e)) => return self.fail(front, req, &e, started).await,
             Err(_) => return false,
         };
-        let answer = front.rpc.handle(&body).await;
+        let (answer, target) = front.rpc.handle_for(&body).await;
         let close = self.closes_after(req);
         let status = if answer.is_some() { 200 } else { 204 };
         let body = answer.as_deref().unwrap_or("").as_bytes();
@@ -613,9 +672,13 @@ impl<S: Stream> Client<'_, S> {
         if !req.head_request {
             self.out.extend_from_slice(body);
         }
+        let service = match &target {
+            CallTarget::Service(name) => name.as_str(),
+            CallTarget::Router => OWN_SERVICE,
+        };
         front
             .metrics()
-            .record("hero_router", "rpc", status, started.elapsed());
+            .record(service, "rpc", status, started.elapsed());
         self.io.write_all(&self.out).await.is_ok() && !close
     }
 

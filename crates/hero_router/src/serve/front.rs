@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use crate::access::Access;
 use crate::app::{App, AppState};
 use crate::config::Config;
 use crate::docs::pages::{self, Format};
@@ -37,6 +38,8 @@ pub enum Role {
 
 /// State shared by every listener.
 pub struct Front {
+    /// The allow-list, checked before anything else on TCP.
+    pub(super) access: Arc<Access>,
     pub(super) rpc: Arc<Rpc>,
     pub(super) app: App,
     pub(super) proxy: ProxyCtx,
@@ -67,7 +70,13 @@ impl Front {
             registry: scanner.clone(),
             dashboard: crate::dashboard::Hub::start(rpc.clone()),
         });
+        let access = Arc::new(Access::new(
+            cfg.access.allow.clone(),
+            cfg.access.file_entries.clone(),
+            cfg.access.trusted_proxies.clone(),
+        ));
         Front {
+            access,
             rpc,
             app,
             proxy: ProxyCtx {
@@ -86,6 +95,11 @@ impl Front {
     /// too).
     pub fn pool(&self) -> Arc<Pool> {
         self.proxy.pool.clone()
+    }
+
+    /// The allow-list in force (the access file's watcher reloads it).
+    pub fn access(&self) -> &Arc<Access> {
+        &self.access
     }
 
     /// The metrics, fed by the caller with scanner events.
@@ -271,7 +285,7 @@ pub(super) fn route<'a>(
         };
     }
     if role != Role::Gateway {
-        return Route::Error(ProxyError::NoRoute);
+        return Route::Error(ProxyError::NotOnRpcSocket);
     }
     // `/`, `/docs`, `/api` and `/mcp` belong to the router, whatever services are called.
     let first = path[1.min(path.len())..].split('/').next().unwrap_or("");
@@ -294,6 +308,13 @@ pub(super) fn route<'a>(
     };
     if route.service == OWN_SERVICE {
         return Route::Error(ProxyError::OwnService);
+    }
+    if matches!(method, "GET" | "HEAD") && !path.ends_with('/') && route.path == "/" {
+        let location = match query {
+            Some(q) => format!("{path}/?{q}"),
+            None => format!("{path}/"),
+        };
+        return Route::Error(ProxyError::AddSlash { location });
     }
     if !ready {
         return Route::NotReady;

@@ -145,6 +145,10 @@ pub async fn run_with_scanner(
         max_inflight_per_service = cfg.max_inflight_per_service,
         hero_proc_method = cfg.scanner.hero_proc_method.as_str(),
         shutdown_grace = ?cfg.shutdown_grace,
+        allow = ?cfg.access.allow.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        access_file = ?cfg.access.file,
+        access_file_entries = cfg.access.file_entries.len(),
+        trusted_proxies = ?cfg.access.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
         catalog_timeout = ?cfg.catalog.timeout,
         catalog_refresh = ?cfg.catalog.refresh,
         "hero_router starting"
@@ -165,6 +169,16 @@ pub async fn run_with_scanner(
     if let Some(writer) = handle.claim_catalog_writer() {
         let fetcher = Fetcher::new(cfg.catalog, front.pool(), handle.clone(), writer);
         tracker.spawn(fetcher.run(events_token.clone()));
+    }
+    // The access file is not a core task either: if its watcher stopped, the last list
+    // would stay in force.
+    if let Some(path) = cfg.access.file.clone() {
+        let access = front.access().clone();
+        tracker.spawn(crate::access::file::watch(
+            path,
+            access,
+            events_token.clone(),
+        ));
     }
     // The listeners stop on the caller's token, or when a core task fails.
     let stop = token.child_token();

@@ -124,6 +124,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Daemon {
     pub root: PathBuf,
     pub tcp: SocketAddr,
+    /// Every TCP listener's address (`tcp` is the first).
+    pub tcp_all: Vec<SocketAddr>,
     pub rpc: PathBuf,
     pub admin: PathBuf,
     pub token: CancellationToken,
@@ -156,7 +158,8 @@ pub fn serve_config(root: &Path, extra: &[&str]) -> hero_router::Config {
 
 pub async fn start_daemon(cfg: hero_router::Config) -> Daemon {
     let listeners = hero_router::serve::Listeners::bind(&cfg).await.unwrap();
-    let tcp = listeners.tcp_addrs()[0];
+    let tcp_all = listeners.tcp_addrs();
+    let tcp = tcp_all[0];
     let (scanner, handle) = hero_router::Scanner::new(cfg.scanner.clone());
     let token = CancellationToken::new();
     let root = cfg.root.clone();
@@ -173,6 +176,7 @@ pub async fn start_daemon(cfg: hero_router::Config) -> Daemon {
         admin: root.join("hero_router/admin.sock"),
         root,
         tcp,
+        tcp_all,
         token,
         task,
         handle,
@@ -267,7 +271,7 @@ pub fn is_root() -> bool {
 /// The hero_router binary, copied where uid 65534 can run it (the build directory may be
 /// a 0700 checkout).
 pub struct NobodyBin {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     pub path: PathBuf,
 }
 
@@ -278,7 +282,7 @@ pub fn nobody_bin() -> NobodyBin {
     let path = dir.path().join("hero_router");
     std::fs::copy(env!("CARGO_BIN_EXE_hero_router"), &path).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    NobodyBin { _dir: dir, path }
+    NobodyBin { dir, path }
 }
 
 impl NobodyBin {
@@ -287,6 +291,9 @@ impl NobodyBin {
         use std::os::unix::process::CommandExt;
         let mut c = std::process::Command::new(&self.path);
         c.uid(NOBODY).gid(NOBODY);
+        // A home nobody can read: the invoking user's (e.g. /root) is not, and the router
+        // refuses an access file it cannot read.
+        c.env("HOME", self.dir.path());
         c
     }
 }

@@ -93,7 +93,9 @@
         : `${d.service}: reaped ${d.socket} (${d.reason})`;
       case 'service': return d.catalog
         ? `${d.service}: spec ${d.catalog.state}${d.catalog.reason ? ' (' + d.catalog.reason + ')' : ''}${d.catalog.fingerprint ? ' ' + d.catalog.fingerprint.slice(0, 19) : ''}`
-        : `${d.service}: ${d.removed ? 'removed' : 'changed'}`;
+        : d.empty_for_ms !== undefined
+          ? `${d.service}: left the table (no socket for ${Math.round(d.empty_for_ms / 1000)} s)`
+          : `${d.service}: ${d.removed ? 'removed' : 'changed'}`;
       case 'scan': return d.root_replaced
         ? `socket root ${d.root} was ${d.recreated ? 'deleted and re-created' : 'replaced'}`
         : `${d.full ? 'full' : 'partial'} scan: ${d.services} services, ${d.sockets} sockets`;
@@ -148,7 +150,7 @@
     });
     on('service', (d) => {
       if (d.view) services.set(d.name, d.view); else services.delete(d.name);
-      if (d.catalog) remember('service', d);
+      if (d.catalog || d.empty_for_ms !== undefined) remember('service', d);
       schedule();
       if (d.name === detailName) refreshDetailSoon();
     });

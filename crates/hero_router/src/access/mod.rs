@@ -1,0 +1,304 @@
+//! Who may use the router over TCP (CONTRACT §12): the allow-list and the one decision over it.
+//!
+//! The list is `--allow CIDR` (repeatable) plus the entries of `--access-file` (one IP or CIDR
+//! per line, `#` comments, `mycelium` for `400::/7`). An empty list allows everyone. Unix-socket
+//! callers are always allowed: whoever can reach the root's sockets is already on the node.
+//!
+//! A TCP client is its peer address, an IPv4-mapped IPv6 address taken as the IPv4 address.
+//! `X-Forwarded-For` is believed only when the peer is in `--trusted-proxy`: it is read right
+//! to left, skipping the trusted proxies' own entries, and the first other address is the
+//! client (at most [`MAX_FORWARDED_HOPS`] entries are looked at; an entry that is not an address
+//! leaves the client unknown, and an unknown client is denied by a non-empty list).
+//!
+//! [`Access`] is the running router's view: the flags, the file's last good content (reloaded
+//! by [`file::watch`] when the file changes), and the rate limit of the "denied" log line.
+
+pub mod file;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use ipnet::IpNet;
+use tokio::time::{Duration, Instant};
+
+/// The alias for the mycelium overlay's addresses.
+pub const MYCELIUM: &str = "mycelium";
+/// The mycelium overlay's address range.
+pub const MYCELIUM_NET: &str = "400::/7";
+/// `X-Forwarded-For` entries looked at, right to left, at most.
+pub const MAX_FORWARDED_HOPS: usize = 16;
+/// One "denied" log line per address per this long at most.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+/// Addresses remembered for the log's rate limit before old ones are forgotten.
+const LOG_MEMORY: usize = 4096;
+
+/// Why an entry is not an address or a network.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{entry:?} is not an IP address, a CIDR network (e.g. 10.0.0.0/8, fd00::/8) or \"mycelium\""
+)]
+pub struct BadEntry {
+    /// The entry as written.
+    pub entry: String,
+}
+
+/// A bad line of an access file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {error}")]
+pub struct BadLine {
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong with it.
+    pub error: BadEntry,
+}
+
+/// A set of networks; empty allows every address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowList {
+    nets: Vec<IpNet>,
+}
+
+/// A client the list turned away.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denied {
+    /// The address judged: the peer, or the client named by a trusted proxy.
+    pub client: Option<IpAddr>,
+    /// The TCP peer.
+    pub peer: IpAddr,
+}
+
+/// The running router's access state, shared by every listener.
+#[derive(Debug)]
+pub struct Access {
+    flags: Vec<IpNet>,
+    trusted: Vec<IpNet>,
+    /// Flags plus the file's last good entries.
+    current: RwLock<Arc<AllowList>>,
+    /// The list is empty: every request's check is one relaxed load, with no shared write
+    /// (a lock or a reference count would bounce a cache line between the proxy's threads).
+    open: AtomicBool,
+    logged: Mutex<HashMap<IpAddr, Instant>>,
+}
+
+// === entries ===
+
+/// Parses one entry: an address (a one-address network), a CIDR network, or `mycelium`.
+/// Surrounding whitespace is ignored; host bits of a network are cleared (`10.1.2.3/8` is
+/// `10.0.0.0/8`).
+pub fn parse_entry(text: &str) -> Result<IpNet, BadEntry> {
+    let text = text.trim();
+    let bad = || BadEntry {
+        entry: text.to_owned(),
+    };
+    if text.eq_ignore_ascii_case(MYCELIUM) {
+        return Ok(MYCELIUM_NET.parse().expect("a valid network"));
+    }
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(IpNet::from(canonical(ip)));
+    }
+    let net: IpNet = text.parse().map_err(|_| bad())?;
+    Ok(canonical_net(net).trunc())
+}
+
+/// The entries of an access file's text, in order; the first bad line is an error.
+pub fn parse_file(text: &str) -> Result<Vec<IpNet>, BadLine> {
+    let mut nets = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let Some(entry) = entry_of_line(line) else {
+            continue;
+        };
+        let net = parse_entry(entry).map_err(|error| BadLine { line: i + 1, error })?;
+        nets.push(net);
+    }
+    Ok(nets)
+}
+
+/// The entry a line holds, without its comment; `None` for a blank or comment-only line.
+pub fn entry_of_line(line: &str) -> Option<&str> {
+    let entry = line.split('#').next().unwrap_or("").trim();
+    (!entry.is_empty()).then_some(entry)
+}
+
+/// The address as the list sees it: an IPv4-mapped IPv6 address is its IPv4 address.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    ip.to_canonical()
+}
+
+/// `::ffff:a.b.c.d/n` (n ≥ 96) is the IPv4 network `a.b.c.d/(n-96)`: mapped clients are
+/// judged as IPv4, so a mapped network must be too.
+fn canonical_net(net: IpNet) -> IpNet {
+    if let IpNet::V6(v6) = net {
+        if let (Some(v4), true) = (v6.addr().to_ipv4_mapped(), v6.prefix_len() >= 96) {
+            if let Ok(n) = ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96) {
+                return IpNet::V4(n);
+            }
+        }
+    }
+    net
+}
+
+// === impl AllowList ===
+
+impl AllowList {
+    /// A list of these networks.
+    pub fn new(nets: Vec<IpNet>) -> AllowList {
+        AllowList { nets }
+    }
+
+    /// True if the list is empty (everyone is allowed).
+    pub fn is_open(&self) -> bool {
+        self.nets.is_empty()
+    }
+
+    /// True if `ip` may use the router.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.is_open() || self.nets.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The networks, in order.
+    pub fn nets(&self) -> &[IpNet] {
+        &self.nets
+    }
+}
+
+/// The client of a request from `peer`: the peer itself, or, when the peer is a trusted proxy
+/// and sent `X-Forwarded-For` values, the right-most of their addresses that is not a trusted
+/// proxy. `None` when that entry is not an address, or every looked-at entry is a proxy's.
+pub fn client_of(peer: IpAddr, forwarded: &[&[u8]], trusted: &[IpNet]) -> Option<IpAddr> {
+    let peer = canonical(peer);
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if forwarded.is_empty() || !is_trusted(&peer) {
+        return Some(peer);
+    }
+    // Several header lines are one list, in order (RFC 9110 §5.3).
+    let entries = forwarded
+        .iter()
+        .rev()
+        .flat_map(|value| value.rsplit(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .take(MAX_FORWARDED_HOPS);
+    for entry in entries {
+        let ip = std::str::from_utf8(entry).ok()?.parse::<IpAddr>().ok()?;
+        let ip = canonical(ip);
+        if !is_trusted(&ip) {
+            return Some(ip);
+        }
+    }
+    None
+}
+
+// === impl Access ===
+
+impl Access {
+    /// The access state from `--allow` (`flags`), the file's entries and `--trusted-proxy`.
+    pub fn new(flags: Vec<IpNet>, file: Vec<IpNet>, trusted: Vec<IpNet>) -> Access {
+        let access = Access {
+            flags,
+            trusted,
+            current: RwLock::default(),
+            open: AtomicBool::new(true),
+            logged: Mutex::default(),
+        };
+        access.set_file(file);
+        access
+    }
+
+    /// Everyone allowed, no proxies trusted.
+    pub fn open() -> Access {
+        Access::new(Vec::new(), Vec::new(), Vec::new())
+    }
+
+    /// Replaces the file's entries (a reload).
+    pub fn set_file(&self, file: Vec<IpNet>) {
+        let mut nets = self.flags.clone();
+        nets.extend(file);
+        let list = Arc::new(AllowList::new(nets));
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        self.open.store(list.is_open(), Ordering::Release);
+        *current = list;
+    }
+
+    /// The list in force.
+    pub fn list(&self) -> Arc<AllowList> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// True if no proxy is trusted (then `X-Forwarded-For` is never read).
+    pub fn trusts_no_proxy(&self) -> bool {
+        self.trusted.is_empty()
+    }
+
+    /// Decides a TCP request from `peer` with these `X-Forwarded-For` values. A denial is
+    /// logged, at most once a minute per address.
+    pub fn check(&self, peer: IpAddr, forwarded: &[&[u8]]) -> Result<(), Denied> {
+        if self.open.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let list = self.list();
+        if list.is_open() {
+            return Ok(());
+        }
+        let client = client_of(peer, forwarded, &self.trusted);
+        match client {
+            Some(ip) if list.allows(ip) => Ok(()),
+            _ => {
+                let denied = Denied {
+                    client,
+                    peer: canonical(peer),
+                };
+                self.log(&denied);
+                Err(denied)
+            }
+        }
+    }
+
+    fn log(&self, denied: &Denied) {
+        let key = denied.client.unwrap_or(denied.peer);
+        let now = Instant::now();
+        let mut logged = self.logged.lock().unwrap_or_else(|e| e.into_inner());
+        if logged
+            .get(&key)
+            .is_some_and(|at| now.duration_since(*at) < LOG_EVERY)
+        {
+            return;
+        }
+        if logged.len() >= LOG_MEMORY {
+            logged.retain(|_, at| now.duration_since(*at) < LOG_EVERY);
+        }
+        if logged.len() < LOG_MEMORY {
+            logged.insert(key, now);
+        }
+        match denied.client {
+            Some(client) if client != denied.peer => tracing::warn!(
+                %client, peer = %denied.peer,
+                "access denied: client not in the allow-list (further denials of it are not logged for a minute)"
+            ),
+            Some(client) => tracing::warn!(
+                %client,
+                "access denied: client not in the allow-list (further denials of it are not logged for a minute)"
+            ),
+            None => tracing::warn!(
+                peer = %denied.peer,
+                "access denied: a trusted proxy's X-Forwarded-For names no client address (further denials are not logged for a minute)"
+            ),
+        }
+    }
+}
+
+// === impl Denied ===
+
+impl Denied {
+    /// The address to name in the answer.
+    pub fn address(&self) -> String {
+        self.client.unwrap_or(self.peer).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,419 @@
+//! The allow-list through real TCP (CONTRACT §12): who is turned away, on which paths, how the
+//! answer looks, IPv6 and mapped peers, `X-Forwarded-For` only from trusted proxies, a file
+//! edited while the router runs, and `hero_router access`.
+
+mod common;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{Daemon, exchange, json, serve_config, start_daemon, uds};
+use http_body_util::Full;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hero_router");
+
+/// Every kind of path the router serves over TCP: a denied client gets 403 on each.
+const PATHS: [(&str, &str); 9] = [
+    ("POST", "/rpc"),
+    ("GET", "/health"),
+    ("GET", "/metrics"),
+    ("GET", "/api/services"),
+    ("GET", "/docs/"),
+    ("POST", "/mcp"),
+    ("GET", "/"),
+    ("GET", "/some_service/rpc/x"),
+    ("GET", "/hero_router/rpc/x"),
+];
+
+async fn connect_from(source: &str, to: SocketAddr) -> TcpStream {
+    let source: IpAddr = source.parse().unwrap();
+    let socket = match source {
+        IpAddr::V4(_) => TcpSocket::new_v4(),
+        IpAddr::V6(_) => TcpSocket::new_v6(),
+    }
+    .unwrap();
+    socket.bind(SocketAddr::new(source, 0)).unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+fn req(method: &str, path: &str, headers: &[(&str, &str)]) -> http::Request<Full<Bytes>> {
+    let body = if method == "POST" {
+        r#"{"jsonrpc":"2.0","id":1,"method":"router.health"}"#
+    } else {
+        ""
+    };
+    let mut b = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost")
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(Full::new(Bytes::from(body))).unwrap()
+}
+
+/// One request from `source` to `to`: status, headers, body.
+async fn from(
+    source: &str,
+    to: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, http::HeaderMap, String) {
+    let stream = connect_from(source, to).await;
+    let (status, h, body) = exchange(stream, req(method, path, headers)).await;
+    (
+        status.as_u16(),
+        h,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+fn assert_forbidden(answer: &(u16, http::HeaderMap, String), address: &str, what: &str) {
+    let (status, headers, body) = answer;
+    assert_eq!(*status, 403, "{what}: {body}");
+    assert_eq!(headers["x-hero-router-error"], "forbidden", "{what}");
+    assert_eq!(headers["content-type"], "application/json", "{what}");
+    let body = json(body);
+    assert_eq!(body["error"], "forbidden", "{what}");
+    assert_eq!(body["address"], address, "{what}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("hero_router access add"),
+        "{what}: the message says how to get in: {body}"
+    );
+}
+
+async fn daemon(root: &Path, extra: &[&str]) -> Daemon {
+    start_daemon(serve_config(root, extra)).await
+}
+
+#[tokio::test]
+async fn a_client_outside_the_list_is_refused_on_every_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(dir.path(), &["--allow", "127.0.0.2/32"]).await;
+    for (method, path) in PATHS {
+        let answer = from("127.0.0.1", d.tcp, method, path, &[]).await;
+        assert_forbidden(&answer, "127.0.0.1", &format!("{method} {path}"));
+    }
+    // The allowed address gets its answers.
+    let (status, _, body) = from("127.0.0.2", d.tcp, "GET", "/health", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = from("127.0.0.2", d.tcp, "POST", "/rpc", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["result"]["status"], "ok");
+    // Unix-socket callers are always allowed.
+    let (status, _, _) = uds(&d.admin, req("GET", "/health", &[])).await;
+    assert_eq!(status, 200);
+    let (status, _, _) = uds(&d.rpc, req("GET", "/health", &[])).await;
+    assert_eq!(status, 200);
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_network_allows_its_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(dir.path(), &["--allow", "127.0.0.0/8"]).await;
+    for source in ["127.0.0.1", "127.0.0.2", "127.1.2.3"] {
+        let (status, _, body) = from(source, d.tcp, "GET", "/health", &[]).await;
+        assert_eq!(status, 200, "{source}: {body}");
+    }
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_denied_client_hears_403_first_even_for_a_broken_head_and_is_disconnected() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(dir.path(), &["--allow", "127.0.0.2/32"]).await;
+    for raw in [
+        &b"GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"[..],
+        b"BROKEN\r\n\r\n",
+        b"POST /rpc HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n",
+    ] {
+        let mut s = connect_from("127.0.0.1", d.tcp).await;
+        s.write_all(raw).await.unwrap();
+        let mut answer = Vec::new();
+        // The router closes after the answer: read to the end.
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut answer))
+            .await
+            .expect("the connection is closed after a 403")
+            .unwrap();
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 403 "), "{text}");
+        assert!(text.contains(r#""error":"forbidden""#), "{text}");
+    }
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn ipv6_loopback_is_judged_as_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let Ok(probe) = std::net::TcpListener::bind("[::1]:0") else {
+        eprintln!("skipped: this machine has no IPv6 loopback");
+        return;
+    };
+    drop(probe);
+    let d = daemon(dir.path(), &["--listen", "[::1]:0", "--allow", "::1"]).await;
+    let v6 = d.tcp_all[1];
+    let (status, _, body) = from("::1", v6, "GET", "/health", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let answer = from("127.0.0.1", d.tcp, "GET", "/health", &[]).await;
+    assert_forbidden(&answer, "127.0.0.1", "IPv4 client, IPv6-only list");
+    d.stop().await;
+
+    // A second router on a root of its own (the first one's instance lock is not waited for).
+    let d = daemon(
+        &dir.path().join("b"),
+        &["--listen", "[::1]:0", "--allow", "127.0.0.1"],
+    )
+    .await;
+    let answer = from("::1", d.tcp_all[1], "GET", "/health", &[]).await;
+    assert_forbidden(&answer, "::1", "IPv6 client, IPv4-only list");
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn an_ipv4_mapped_peer_is_judged_as_ipv4() {
+    let dir = tempfile::tempdir().unwrap();
+    // A dual-stack listener: IPv4 clients arrive as ::ffff:a.b.c.d.
+    let Ok(probe) = std::net::TcpListener::bind("[::]:0") else {
+        eprintln!("skipped: this machine cannot listen on [::]");
+        return;
+    };
+    drop(probe);
+    let d = daemon(
+        dir.path(),
+        &["--listen", "[::]:0", "--allow", "127.0.0.0/8"],
+    )
+    .await;
+    let port = d.tcp_all[1].port();
+    let to: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let (status, _, body) = from("127.0.0.1", to, "GET", "/health", &[]).await;
+    assert_eq!(status, 200, "a mapped 127.0.0.1 is in 127.0.0.0/8: {body}");
+    d.stop().await;
+
+    let d = daemon(
+        &dir.path().join("b"),
+        &["--listen", "[::]:0", "--allow", "127.0.0.2"],
+    )
+    .await;
+    let port = d.tcp_all[1].port();
+    let to: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let answer = from("127.0.0.1", to, "GET", "/health", &[]).await;
+    assert_forbidden(&answer, "127.0.0.1", "mapped address named as IPv4");
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn forwarded_for_counts_only_from_a_trusted_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let xff = [("x-forwarded-for", "192.0.2.5")];
+    // Untrusted peer: a spoofed header changes nothing.
+    let d = daemon(dir.path(), &["--allow", "192.0.2.0/24"]).await;
+    let answer = from("127.0.0.1", d.tcp, "GET", "/health", &xff).await;
+    assert_forbidden(&answer, "127.0.0.1", "spoofed X-Forwarded-For");
+    d.stop().await;
+
+    // A trusted proxy: the client it names is judged.
+    let d = daemon(
+        &dir.path().join("b"),
+        &["--allow", "192.0.2.0/24", "--trusted-proxy", "127.0.0.1"],
+    )
+    .await;
+    let (status, _, body) = from("127.0.0.1", d.tcp, "GET", "/health", &xff).await;
+    assert_eq!(status, 200, "{body}");
+    let other = [("x-forwarded-for", "192.0.2.5, 198.51.100.9")];
+    let answer = from("127.0.0.1", d.tcp, "GET", "/health", &other).await;
+    assert_forbidden(&answer, "198.51.100.9", "right-most untrusted entry");
+    // Another peer is not the trusted proxy: its header is ignored.
+    let answer = from("127.0.0.2", d.tcp, "GET", "/health", &xff).await;
+    assert_forbidden(&answer, "127.0.0.2", "untrusted peer");
+    d.stop().await;
+}
+
+fn access_cmd(file: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("access")
+        .arg("--access-file")
+        .arg(file)
+        .args(args)
+        .env("HOME", file.parent().unwrap())
+        .output()
+        .unwrap()
+}
+
+/// Polls until a request from `source` gets `want`, or the deadline passes.
+async fn until_status(source: &str, to: SocketAddr, want: u16) -> u16 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, _, _) = from(source, to, "GET", "/health", &[]).await;
+        if status == want || tokio::time::Instant::now() > deadline {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await; // poll interval, bounded by the deadline
+    }
+}
+
+#[tokio::test]
+async fn an_edited_file_is_picked_up_while_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cfg");
+    let file = cfg.join("access.txt");
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::write(&file, "# test\n127.0.0.2\n").unwrap();
+    let root = dir.path().join("root");
+    let file_arg = file.to_str().unwrap();
+    let d = daemon(&root, &["--access-file", file_arg]).await;
+    let answer = from("127.0.0.1", d.tcp, "GET", "/health", &[]).await;
+    assert_forbidden(&answer, "127.0.0.1", "before the edit");
+
+    let out = access_cmd(&file, &["add", "127.0.0.1"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(until_status("127.0.0.1", d.tcp, 200).await, 200);
+
+    let out = access_cmd(&file, &["remove", "127.0.0.1/32"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(until_status("127.0.0.1", d.tcp, 403).await, 403);
+
+    // A bad edit keeps the last good list in force.
+    std::fs::write(&file, "127.0.0.1\nnot-an-address\n").unwrap();
+    let out = access_cmd(&file, &["add", "127.0.0.3"]);
+    assert_eq!(out.status.code(), Some(1), "a bad file is not edited");
+    let (status, _, _) = from("127.0.0.2", d.tcp, "GET", "/health", &[]).await;
+    assert_eq!(status, 200, "127.0.0.2 still allowed by the last good list");
+
+    // Clearing the file opens the router to everyone.
+    std::fs::write(&file, "127.0.0.2\n").unwrap();
+    let out = access_cmd(&file, &["clear"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(until_status("127.0.0.1", d.tcp, 200).await, 200);
+    d.stop().await;
+}
+
+#[test]
+fn access_edits_files_and_refuses_bad_entries_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hero/cfg/hero_router/access.txt");
+    let out = access_cmd(&file, &["add", "10.0.0.0/33"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\"10.0.0.0/33\" is not an IP address"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(!file.exists(), "nothing written");
+
+    for entry in ["10.0.0.0/8", "mycelium", "::1"] {
+        let out = access_cmd(&file, &["add", entry]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    let out = access_cmd(&file, &["add", "10.9.9.9/8"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already allowed"));
+    let out = access_cmd(&file, &["list"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "10.0.0.0/8\nmycelium\n::1\n"
+    );
+    let out = access_cmd(&file, &["remove", "400::/7"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = access_cmd(&file, &["remove", "192.0.2.1"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let out = access_cmd(&file, &["remove", "bogus"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let out = access_cmd(&file, &["list"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "10.0.0.0/8\n::1\n");
+    let out = access_cmd(&file, &["clear"]);
+    assert!(out.status.success());
+    let out = access_cmd(&file, &["list"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+}
+
+#[test]
+fn serve_refuses_a_bad_access_file_and_a_missing_mycelium_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("access.txt");
+    std::fs::write(&file, "127.0.0.1\n300.1.1.1\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--access-file"])
+        .arg(&file)
+        .arg("--socket-dir")
+        .arg(dir.path().join("root"))
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2") && err.contains("300.1.1.1"), "{err}");
+
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "mycelium:9988", "--socket-dir"])
+        .arg(dir.path().join("root"))
+        .env("HOME", dir.path())
+        .env_remove("HERO_MYCELIUM_IP")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("HERO_MYCELIUM_IP"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[tokio::test]
+async fn listen_mycelium_binds_the_node_address() {
+    // The loopback stands in for the node's mycelium address, from either source.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_dir = dir.path().join("hero/cfg");
+    std::fs::create_dir_all(&cfg_dir).unwrap();
+    std::fs::write(
+        cfg_dir.join("hero_cfg.toml"),
+        "[mycelium]\nipv6_address = \"127.0.0.1\"\n",
+    )
+    .unwrap();
+    let home = dir.path().to_str().unwrap().to_owned();
+    let args = |listen: &str| {
+        use clap::Parser;
+        let cli =
+            hero_router::cli::Cli::try_parse_from(["hero_router", "serve", "--listen", listen])
+                .unwrap();
+        let hero_router::cli::Command::Serve(s) = cli.command else {
+            unreachable!()
+        };
+        s
+    };
+    let env: std::collections::HashMap<String, String> = [("HOME".to_owned(), home.clone())].into();
+    let cfg =
+        hero_router::Config::resolve(Some(dir.path().join("root")), &args("mycelium:0"), &env)
+            .unwrap();
+    assert_eq!(cfg.listen, vec!["127.0.0.1:0".parse().unwrap()]);
+    let d = start_daemon(cfg).await;
+    let (status, _, _) = from("127.0.0.1", d.tcp, "GET", "/health", &[]).await;
+    assert_eq!(status, 200);
+    d.stop().await;
+
+    // $HERO_MYCELIUM_IP wins over the file.
+    let env: std::collections::HashMap<String, String> = [
+        ("HOME".to_owned(), home),
+        ("HERO_MYCELIUM_IP".to_owned(), "::1".to_owned()),
+    ]
+    .into();
+    let cfg =
+        hero_router::Config::resolve(Some(dir.path().join("root")), &args("mycelium:9988"), &env)
+            .unwrap();
+    assert_eq!(cfg.listen, vec!["[::1]:9988".parse().unwrap()]);
+    // A bad value is named.
+    let env: std::collections::HashMap<String, String> =
+        [("HERO_MYCELIUM_IP".to_owned(), "nope".to_owned())].into();
+    let e = hero_router::Config::resolve(Some(dir.path().into()), &args("mycelium:1"), &env)
+        .unwrap_err();
+    assert!(e.to_string().contains("\"nope\""), "{e}");
+}
