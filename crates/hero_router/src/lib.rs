@@ -29,6 +29,8 @@
 //! - [`http1`]: HTTP/1.1 framing, the one authority for every byte the router parses or writes.
 //! - [`proxy`]: HTTP routing onto service sockets, the upstream pool, errors.
 //! - [`serve`]: the daemon and its accept loops; [`scan_cmd`]: one-shot `hero_router scan`.
+//! - [`app`]: the router's own HTTP applications behind the connection driver, among them the
+//!   [`dashboard`] (`GET /`, `/api/events`).
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
@@ -38,6 +40,7 @@ pub mod catalog;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod dashboard;
 pub mod docs;
 pub mod http1;
 pub mod json;

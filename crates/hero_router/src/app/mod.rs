@@ -29,6 +29,8 @@ pub struct AppState {
     pub rpc: Arc<Rpc>,
     /// The live table, the catalog and their events.
     pub registry: Registry,
+    /// The dashboard's live feed.
+    pub dashboard: crate::dashboard::Hub,
 }
 
 /// The applications' router, built once.
@@ -57,7 +59,9 @@ impl App {
 
 /// Every application's routes; a path none of them has gets the router's JSON 404.
 fn routes() -> Router<AppState> {
-    Router::new().fallback(|| async { error_response(&ProxyError::NoRoute) })
+    Router::new()
+        .merge(crate::dashboard::routes())
+        .fallback(|| async { error_response(&ProxyError::NoRoute) })
 }
 
 /// The router's answer for `e` (status, `x-hero-router-error`, JSON body), as an axum

@@ -68,6 +68,7 @@ impl Front {
         let app = App::new(AppState {
             rpc: rpc.clone(),
             registry: scanner.clone(),
+            dashboard: crate::dashboard::Hub::start(rpc.clone()),
         });
         let access = Arc::new(Access::new(
             cfg.access.allow.clone(),

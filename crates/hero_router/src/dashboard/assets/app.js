@@ -1,0 +1,359 @@
+// hero_router dashboard: keeps the server-rendered page live from /api/events (server-sent
+// events). No dependencies, no build step; everything it needs is on the router itself.
+(() => {
+  'use strict';
+  const $ = (sel) => document.querySelector(sel);
+  const services = new Map();     // name -> Service (router.services shape)
+  const rates = new Map();        // name -> {rps, errors}
+  let events = [];                // newest first: {event, data}
+  let detailName = null;
+  let detailTimer = null;
+  let renderQueued = false;
+  let source = null;
+
+  // --- small helpers -------------------------------------------------------------------------
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === 'text') node.textContent = v;
+      else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+      else node.setAttribute(k, v === true ? '' : v);
+    }
+    for (const c of children.flat(Infinity)) {
+      if (c !== null && c !== undefined) node.append(c instanceof Node ? c : String(c));
+    }
+    return node;
+  }
+  function ago(ms) {
+    if (!ms) return '';
+    const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+    if (s < 60) return s + ' s ago';
+    if (s < 3600) return Math.floor(s / 60) + ' min ago';
+    if (s < 86400) return Math.floor(s / 3600) + ' h ago';
+    return Math.floor(s / 86400) + ' d ago';
+  }
+  function time(ms, prefix) {
+    const iso = ms ? new Date(ms).toISOString() : '';
+    return el('time', { datetime: iso, title: iso, 'data-ms': ms }, (prefix || '') + ago(ms));
+  }
+  function json(v) { return JSON.stringify(v, null, 2); }
+
+  // --- the table -----------------------------------------------------------------------------
+  function row(s) {
+    const r = rates.get(s.name);
+    const sockets = el('ul', { class: 'sockets' }, (s.sockets || []).map((k) =>
+      el('li', {}, el('span', { class: 'state', 'data-state': k.state }, k.kind + ': ' + k.state), ' ',
+        time(k.since_unix_ms, 'since '))));
+    return el('tr', { 'data-name': s.name, 'data-status': s.status },
+      el('td', { 'data-label': 'Name' }, el('a', { href: '#service=' + s.name }, s.name)),
+      el('td', { 'data-label': 'Status' }, el('span', { class: 'status', 'data-status': s.status }, s.status)),
+      el('td', { 'data-label': 'Title' }, s.title || ''),
+      el('td', { 'data-label': 'Version' }, s.version || ''),
+      el('td', { 'data-label': 'Methods' }, s.methods_count === null || s.methods_count === undefined ? '–' : s.methods_count),
+      el('td', { 'data-label': 'Sockets' }, sockets),
+      el('td', { 'data-label': 'req/s' }, r ? r.rps.toFixed(1) : '–'),
+      el('td', { 'data-label': '5xx' }, r ? r.errors : '–'));
+  }
+  function render() {
+    renderQueued = false;
+    const name = $('#filter-name').value.trim().toLowerCase();
+    const status = $('#filter-status').value;
+    const counts = { healthy: 0, degraded: 0, unhealthy: 0, non_rpc: 0 };
+    const rows = [];
+    for (const s of [...services.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+      counts[s.status] = (counts[s.status] || 0) + 1;
+      if (name && !s.name.toLowerCase().includes(name)) continue;
+      if (status && s.status !== status) continue;
+      rows.push(row(s));
+    }
+    // Rows are rebuilt: give the keyboard focus back to the same service's link.
+    const focused = document.activeElement && document.activeElement.closest('#services tbody tr');
+    $('#services tbody').replaceChildren(...rows);
+    if (focused) {
+      const link = document.querySelector(`#services tbody tr[data-name="${focused.dataset.name}"] a`);
+      if (link) link.focus();
+    }
+    for (const li of document.querySelectorAll('#counts li[data-status]')) {
+      li.querySelector('b').textContent = counts[li.dataset.status] || 0;
+    }
+    $('#empty').hidden = services.size > 0;
+  }
+  function schedule() {
+    if (!renderQueued) { renderQueued = true; requestAnimationFrame(render); }
+  }
+
+  // --- recent events -------------------------------------------------------------------------
+  function describe(e) {
+    const d = e.data;
+    switch (e.event) {
+      case 'socket': return `${d.service}: socket ${d.kind} ${d.from} → ${d.to}`;
+      case 'reap': return d.skipped
+        ? `${d.service}: reap of ${d.socket} skipped (${d.reason}${d.detail ? ': ' + d.detail : ''})`
+        : `${d.service}: reaped ${d.socket} (${d.reason})`;
+      case 'service': return d.catalog
+        ? `${d.service}: spec ${d.catalog.state}${d.catalog.reason ? ' (' + d.catalog.reason + ')' : ''}${d.catalog.fingerprint ? ' ' + d.catalog.fingerprint.slice(0, 19) : ''}`
+        : d.empty_for_ms !== undefined
+          ? `${d.service}: left the table (no socket for ${Math.round(d.empty_for_ms / 1000)} s)`
+          : `${d.service}: ${d.removed ? 'removed' : 'changed'}`;
+      case 'scan': return d.root_replaced
+        ? `socket root ${d.root} was ${d.recreated ? 'deleted and re-created' : 'replaced'}`
+        : `${d.full ? 'full' : 'partial'} scan: ${d.services} services, ${d.sockets} sockets`;
+      default: return e.event;
+    }
+  }
+  function renderEvents() {
+    $('#events').replaceChildren(...events.map((e) =>
+      el('li', { 'data-event': e.event }, time(e.data.at_unix_ms), ' ', describe(e))));
+  }
+  function remember(event, data) {
+    events.unshift({ event, data });
+    if (events.length > 200) events.length = 200;
+    renderEvents();
+  }
+
+  // --- the live feed -------------------------------------------------------------------------
+  function setConn(state, text) {
+    const c = $('#conn');
+    c.dataset.state = state;
+    c.textContent = text;
+  }
+  function on(name, handler) {
+    source.addEventListener(name, (m) => {
+      let data;
+      try { data = JSON.parse(m.data); } catch (_) { return; }
+      handler(data, m);
+    });
+  }
+  function connect() {
+    source = new EventSource('/api/events');
+    source.onopen = () => setConn('live', '● live');
+    source.onerror = () => {
+      if (source.readyState === EventSource.CLOSED) {
+        setConn('reconnecting', '◌ feed closed; reconnecting…');
+        setTimeout(connect, 2000);
+      } else {
+        setConn('reconnecting', '◌ feed lost; reconnecting (the table may be stale)…');
+      }
+    };
+    on('snapshot', (d, m) => {
+      // Which router instance the page follows: a restart shows as a new one.
+      $('#conn').dataset.instance = (m.lastEventId || '').split('-')[0];
+      services.clear();
+      for (const s of d.services) services.set(s.name, s);
+      events = d.recent.slice().reverse();
+      renderEvents();
+      showHealth(d.health);
+      setConn('live', '● live');
+      schedule();
+      if (detailName) refreshDetail();
+    });
+    on('service', (d) => {
+      if (d.view) services.set(d.name, d.view); else services.delete(d.name);
+      if (d.catalog || d.empty_for_ms !== undefined) remember('service', d);
+      schedule();
+      if (d.name === detailName) refreshDetailSoon();
+    });
+    on('socket', (d) => {
+      const s = services.get(d.service);
+      if (s) {
+        const k = (s.sockets || []).find((x) => x.path === d.socket);
+        if (k && d.to !== 'gone') { k.state = d.to; k.since_unix_ms = d.at_unix_ms; }
+      }
+      remember('socket', d);
+      schedule();
+      if (d.service === detailName) refreshDetailSoon();
+    });
+    on('reap', (d) => remember('reap', d));
+    on('scan', (d) => { if (d.root_replaced || (d.full && !d.periodic)) remember('scan', d); });
+  }
+
+  // --- health and metrics at a glance --------------------------------------------------------
+  function showHealth(h) {
+    if (!h) return;
+    $('#health').textContent = `router ${h.status}${h.ready ? '' : ', not ready'}${h.reason ? ': ' + h.reason : ''}` +
+      `, ${h.services} services, up ${h.uptime_secs} s`;
+  }
+  let previous = null;
+  async function poll() {
+    try {
+      const [health, metrics] = await Promise.all([
+        fetch('/health').then((r) => r.json()), fetch('/metrics').then((r) => r.text())]);
+      showHealth(health);
+      const now = Date.now();
+      const totals = new Map();
+      const re = /^hero_router_requests_total\{service="((?:[^"\\]|\\.)*)",kind="(?:[^"\\]|\\.)*",status="(\d+)"\} (\d+)/;
+      for (const line of metrics.split('\n')) {
+        const m = re.exec(line);
+        if (!m) continue;
+        const t = totals.get(m[1]) || { total: 0, errors: 0 };
+        t.total += Number(m[3]);
+        if (Number(m[2]) >= 500) t.errors += Number(m[3]);
+        totals.set(m[1], t);
+      }
+      let sum = 0;
+      for (const [name, t] of totals) {
+        const before = previous && previous.totals.get(name);
+        const rps = before ? (t.total - before.total) / ((now - previous.at) / 1000) : 0;
+        sum += rps;
+        rates.set(name, { rps, errors: t.errors });
+      }
+      if (previous) $('#rate-total b').textContent = sum.toFixed(1);
+      previous = { at: now, totals };
+      schedule();
+    } catch (_) { /* the feed's state already says when the router is away */ }
+  }
+
+  // --- the service detail --------------------------------------------------------------------
+  function refreshDetailSoon() {
+    clearTimeout(detailTimer);
+    detailTimer = setTimeout(refreshDetail, 250);
+  }
+  async function refreshDetail() {
+    const name = detailName;
+    if (!name) return;
+    let d;
+    try {
+      const r = await fetch('/api/dashboard/service/' + encodeURIComponent(name));
+      d = await r.json();
+      if (!r.ok) throw new Error(d.error || r.status);
+    } catch (e) {
+      $('#detail-body').replaceChildren(el('p', { class: 'error' }, `${name}: ${e.message}`));
+      return;
+    }
+    if (name === detailName) renderDetail(d);
+  }
+  function kv(pairs) {
+    return el('dl', { class: 'kv' }, pairs.filter(([, v]) => v !== null && v !== undefined && v !== '')
+      .map(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
+  }
+  function copyButton(label, text) {
+    return el('button', { type: 'button', onclick: (e) => {
+      navigator.clipboard.writeText(text).then(() => { e.target.textContent = 'copied'; }, () => {});
+    } }, label);
+  }
+  function renderDetail(d) {
+    const s = d.service;
+    const mcpUrl = location.origin + d.links.mcp;
+    const mcpConfig = json({ mcpServers: { [s.name]: { type: 'http', url: mcpUrl } } });
+    // A refresh (the service changed) keeps what the reader opened, typed and got back.
+    const open = new Set([...document.querySelectorAll('#detail details[open]')].map((x) => x.dataset.method));
+    const kept = new Map([...document.querySelectorAll('#detail details[data-method]')].map((x) => [x.dataset.method,
+      { params: x.querySelector('textarea').value, request: x.querySelector('pre.request').textContent,
+        answer: x.querySelector('pre.answer').textContent }]));
+    $('#h-detail').textContent = `Service ${s.name}`;
+    $('#detail-body').replaceChildren(
+      el('p', {}, el('a', { href: '#' }, '← back to all services')),
+      kv([['Status', el('span', { class: 'status', 'data-status': s.status }, s.status)],
+        ['Title', s.title], ['Version', s.version], ['Description', s.description]]),
+      el('p', { class: 'links' },
+        d.links.docs ? el('a', { href: d.links.docs }, 'API docs') : 'no API docs (no spec)', ' · ',
+        d.links.openrpc ? el('a', { href: d.links.openrpc }, 'OpenRPC document') : null, d.links.openrpc ? ' · ' : null,
+        'MCP: ', el('a', { href: d.links.mcp, id: 'mcp-url' }, mcpUrl), ' ', copyButton('copy URL', mcpUrl)),
+      el('details', {}, el('summary', {}, 'MCP client config'), el('pre', {}, mcpConfig), copyButton('copy config', mcpConfig)),
+      el('h3', {}, 'Sockets'),
+      el('div', { class: 'scroll' }, el('table', {},
+        el('thead', {}, el('tr', {}, ['Kind', 'State', 'Since', 'Path', 'Detail'].map((h) => el('th', { scope: 'col' }, h)))),
+        el('tbody', {}, (s.sockets || []).map((k) => el('tr', {},
+          el('td', { 'data-label': 'Kind' }, k.kind),
+          el('td', { 'data-label': 'State' }, el('span', { class: 'state', 'data-state': k.state }, k.state)),
+          el('td', { 'data-label': 'Since' }, time(k.since_unix_ms)),
+          el('td', { 'data-label': 'Path' }, el('code', {}, k.path)),
+          el('td', { 'data-label': 'Detail' }, k.detail || '')))))),
+      el('h3', {}, 'History'),
+      d.history.length
+        ? el('ol', { class: 'events', reversed: true }, d.history.slice().reverse().map((e) =>
+          el('li', {}, time(e.data.at_unix_ms), ' ', describe(e))))
+        : el('p', {}, 'No recent events for this service.'),
+      el('h3', {}, 'Manifest'),
+      d.manifest ? kv([['Title', d.manifest.title], ['Version', d.manifest.version],
+        ['Description', d.manifest.description],
+        ['Error', d.manifest.error ? el('span', { class: 'error' }, d.manifest.error) : null]])
+        : el('p', {}, 'Not fetched yet.'),
+      el('h3', {}, 'Spec'),
+      kv([['State', s.spec.state], ['Reason', s.spec.reason ? el('span', { class: 'error' }, s.spec.reason) : null],
+        ['OpenRPC', s.spec.openrpc], ['Fingerprint', s.spec.fingerprint],
+        ['Fetched', s.spec.fetched_unix_ms ? time(s.spec.fetched_unix_ms) : null]]),
+      el('h3', {}, `Methods (${d.methods.length})`),
+      ...(d.methods.length ? d.methods.map((m) => method(s.name, m, open.has(m.name), kept.get(m.name)))
+        : [el('p', {}, 'No methods: the service has no spec, or its spec lists none.')]));
+  }
+  let callId = 0;
+  function method(service, m, isOpen, kept) {
+    const id = 'try-' + service + '-' + m.name.replace(/[^A-Za-z0-9_-]/g, '_');
+    const params = el('textarea', { id: id + '-params', 'aria-label': `params of ${m.name} (JSON)` });
+    params.value = kept ? kept.params : JSON.stringify(m.example_params);
+    const request = el('pre', { class: 'request', 'aria-label': 'request' }, kept ? kept.request : '');
+    const answer = el('pre', { class: 'answer', 'aria-label': 'answer', 'aria-live': 'polite' }, kept ? kept.answer : '');
+    const call = async () => {
+      let p;
+      try { p = JSON.parse(params.value); } catch (e) {
+        request.textContent = '';
+        answer.textContent = 'The params are not JSON: ' + e.message;
+        return;
+      }
+      const body = { jsonrpc: '2.0', id: ++callId, method: service + '.' + m.name, params: p };
+      request.textContent = 'POST /rpc\n' + json(body);
+      answer.textContent = '…';
+      try {
+        const r = await fetch('/rpc', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+        const text = await r.text();
+        let shown = text;
+        try { shown = json(JSON.parse(text)); } catch (_) { /* show it as it came */ }
+        answer.textContent = `HTTP ${r.status}\n${shown}`;
+      } catch (e) { answer.textContent = 'The request failed: ' + e.message; }
+    };
+    return el('details', { 'data-method': m.name, open: isOpen },
+      el('summary', {}, el('code', {}, m.name), m.summary ? ' — ' + m.summary : ''),
+      m.description ? el('p', {}, m.description) : null,
+      m.params.length ? el('table', {}, el('thead', {}, el('tr', {}, ['Param', 'Type', 'Required', 'Description'].map((h) => el('th', { scope: 'col' }, h)))),
+        el('tbody', {}, m.params.map((p) => el('tr', {}, el('td', {}, el('code', {}, p.name)), el('td', {}, p.type),
+          el('td', {}, p.required ? 'yes' : 'no'), el('td', {}, p.description || p.summary || '')))))
+        : el('p', {}, 'No params.'),
+      m.result ? el('p', {}, 'Result: ', el('code', {}, m.result)) : null,
+      el('form', { class: 'try', onsubmit: (e) => { e.preventDefault(); call(); } },
+        el('label', { for: id + '-params' }, `Try it: params (${m.param_structure})`), params,
+        el('button', { type: 'submit' }, 'Call ' + service + '.' + m.name)),
+      request, answer);
+  }
+  function route() {
+    const m = /^#service=([A-Za-z0-9_-]+)$/.exec(location.hash);
+    const name = m ? m[1] : null;
+    if (name === detailName) return;
+    detailName = name;
+    $('#detail').hidden = !name;
+    if (name) {
+      $('#detail-body').replaceChildren(el('p', {}, 'Loading…'));
+      refreshDetail().then(() => $('#h-detail').focus());
+    }
+  }
+
+  // --- wiring ---------------------------------------------------------------------------------
+  $('#filter-name').addEventListener('input', schedule);
+  $('#filter-status').addEventListener('change', schedule);
+  $('#scan').addEventListener('click', async () => {
+    const out = $('#scan-result');
+    out.textContent = 'scanning…';
+    try {
+      const r = await fetch('/api/scan', { method: 'POST' });
+      const d = await r.json();
+      out.textContent = r.ok
+        ? `scanned ${d.services} services, ${d.sockets} sockets (${d.live} live, ${d.refused} refused) in ${d.duration_ms} ms`
+        : d.error;
+    } catch (e) { out.textContent = 'scan failed: ' + e.message; }
+  });
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && detailName) location.hash = '';
+  });
+  window.addEventListener('hashchange', route);
+  setInterval(() => {
+    for (const t of document.querySelectorAll('time[data-ms]')) {
+      const prefix = t.textContent.startsWith('since ') ? 'since ' : '';
+      t.textContent = prefix + ago(Number(t.dataset.ms));
+    }
+  }, 5000);
+  setInterval(() => { if (!document.hidden) poll(); }, 5000);
+  poll();
+  route();
+  connect();
+})();

@@ -1,0 +1,608 @@
+//! The dashboard's live feed (`GET /api/events`, CONTRACT §11).
+//!
+//! One task turns what the registry publishes (its events, and every new table and catalog)
+//! into numbered server-sent-event frames, each serialised once, kept in a bounded log and
+//! broadcast to every open page. A page reads them through a [`Feed`]:
+//!
+//! - the first frame is a `snapshot` (the whole table, health and the recent events), then
+//!   `service`, `socket`, `reap` and `scan` frames in the order the hub made them;
+//! - a page's queue is its cursor in one broadcast ring of [`HubConfig::buffer`] frames, so a
+//!   hundred pages cost a hundred cursors, not a hundred copies. A page that falls further
+//!   behind gets a fresh `snapshot`, and so does every page when the hub itself fell behind the
+//!   registry: never a silent gap;
+//! - a page that reconnects with a `Last-Event-ID` this hub still holds gets exactly the frames
+//!   it missed; an id from another router instance, or one trimmed from the log, gets a
+//!   snapshot;
+//! - a comment (`: ping`) every [`HubConfig::heartbeat`] keeps proxies from timing the stream
+//!   out, and makes a write fail soon after the page has gone.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use serde_json::{Value, json};
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::watch;
+use tokio::time::{Interval, MissedTickBehavior};
+
+use crate::registry::catalog::Catalog;
+use crate::registry::events::Event;
+use crate::registry::table::{Service, Table};
+use crate::rpc::Rpc;
+
+/// Frames a page may fall behind before it gets a fresh snapshot instead. Also how far back a
+/// `Last-Event-ID` resume reaches.
+pub const DEFAULT_BUFFER: usize = 1024;
+
+/// How often an idle stream gets a comment: well under the usual 60 s proxy idle timeout.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// Notable events (state changes, reaps, skipped reaps, catalog changes, manual scans) kept for
+/// the "recent events" list of a new page.
+pub const RECENT: usize = 200;
+
+/// How long a snapshot may be shared: its health part (uptime) ages.
+const SNAPSHOT_TTL: Duration = Duration::from_secs(1);
+
+/// How long a page waits before reconnecting after the stream broke (the SSE `retry` field).
+const RETRY_MS: u64 = 2000;
+
+/// The hub's bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct HubConfig {
+    /// Frames kept for lagging pages and resumes ([`DEFAULT_BUFFER`]).
+    pub buffer: usize,
+    /// Interval of the keep-alive comment ([`DEFAULT_HEARTBEAT`]).
+    pub heartbeat: Duration,
+}
+
+/// The feed's shared end: cheap to clone, one per router.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+/// One page's stream of frames; see the module docs.
+pub struct Feed {
+    inner: Arc<Inner>,
+    rx: broadcast::Receiver<Arc<Frame>>,
+    /// The id of the last frame this page has (a snapshot counts as every frame up to its id).
+    last: u64,
+    queue: VecDeque<Bytes>,
+    ping: Interval,
+}
+
+struct Inner {
+    rpc: Arc<Rpc>,
+    config: HubConfig,
+    /// Tells one router's event ids from another's: a page that reconnects after a restart
+    /// must not resume from the ids of the instance before.
+    instance: u32,
+    log: Mutex<Log>,
+    frames: broadcast::Sender<Arc<Frame>>,
+    /// The last snapshot frame: pages that connect together (a router restart reconnects them
+    /// all) share one, as long as no frame came since and it is younger than [`SNAPSHOT_TTL`].
+    snapshot: Mutex<Option<(u64, tokio::time::Instant, Bytes)>>,
+}
+
+struct Log {
+    /// The last [`HubConfig::buffer`] frames, oldest first.
+    frames: VecDeque<Arc<Frame>>,
+    /// The last [`RECENT`] notable frames, oldest first.
+    recent: VecDeque<Arc<Frame>>,
+    /// The id of the newest frame (0: none yet).
+    last: u64,
+}
+
+/// One event, serialised once for every page.
+struct Frame {
+    id: u64,
+    kind: Kind,
+    /// The event's JSON.
+    data: String,
+    /// The whole SSE frame.
+    wire: Bytes,
+}
+
+/// The SSE event names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Service,
+    Socket,
+    Reap,
+    Scan,
+    /// Not sent: tells every page to take a fresh snapshot (the hub lost registry events).
+    Resync,
+}
+
+/// The hub's task: it alone writes the log.
+struct Pump {
+    inner: Arc<Inner>,
+    events: broadcast::Receiver<Event>,
+    tables: watch::Receiver<Arc<Table>>,
+    catalogs: watch::Receiver<Arc<Catalog>>,
+    table: Arc<Table>,
+    catalog: Arc<Catalog>,
+}
+
+// === impl Hub ===
+
+impl Hub {
+    /// Starts the hub over the registry behind `rpc`, with the default bounds. Must be called
+    /// inside a tokio runtime; the hub's task ends when the scanner stops publishing.
+    pub fn start(rpc: Arc<Rpc>) -> Hub {
+        Hub::start_with(
+            rpc,
+            HubConfig {
+                buffer: DEFAULT_BUFFER,
+                heartbeat: DEFAULT_HEARTBEAT,
+            },
+        )
+    }
+
+    /// Starts the hub with the given bounds.
+    pub fn start_with(rpc: Arc<Rpc>, config: HubConfig) -> Hub {
+        let registry = &rpc.ctx().scanner;
+        let (events, mut tables, mut catalogs) =
+            (registry.subscribe(), registry.tables(), registry.catalogs());
+        let (table, catalog) = (
+            tables.borrow_and_update().clone(),
+            catalogs.borrow_and_update().clone(),
+        );
+        let buffer = config.buffer.max(1);
+        let inner = Arc::new(Inner {
+            rpc,
+            config: HubConfig { buffer, ..config },
+            instance: fastrand::u32(..),
+            log: Mutex::new(Log {
+                frames: VecDeque::with_capacity(buffer),
+                recent: VecDeque::new(),
+                last: 0,
+            }),
+            frames: broadcast::channel(buffer).0,
+            snapshot: Mutex::new(None),
+        });
+        let pump = Pump {
+            inner: inner.clone(),
+            events,
+            tables,
+            catalogs,
+            table,
+            catalog,
+        };
+        tokio::spawn(pump.run());
+        Hub { inner }
+    }
+
+    /// A new page's feed. `last_event_id`: the `Last-Event-ID` header of a reconnecting page.
+    pub fn feed(&self, last_event_id: Option<&str>) -> Feed {
+        let inner = &self.inner;
+        let mut queue = VecDeque::new();
+        queue.push_back(Bytes::from(format!("retry: {RETRY_MS}\n\n")));
+        let (rx, mut last, replay) = {
+            // Subscribing under the lock: every frame after `last` reaches `rx`.
+            let log = inner.lock();
+            let rx = inner.frames.subscribe();
+            let replay = last_event_id.and_then(|id| log.since(inner.parse_id(id)?));
+            (rx, log.last, replay)
+        };
+        match replay {
+            Some(frames) => queue.extend(frames),
+            None => {
+                // The snapshot may be newer than `last`: the frames it covers are not sent.
+                let (covered, wire) = inner.snapshot();
+                last = covered;
+                queue.push_back(wire);
+            }
+        }
+        let heartbeat = inner.config.heartbeat;
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Feed {
+            inner: inner.clone(),
+            rx,
+            last,
+            queue,
+            ping,
+        }
+    }
+
+    /// The id of the newest frame, for tests that wait until the hub has caught up.
+    #[cfg(test)]
+    pub(crate) fn last_id(&self) -> u64 {
+        self.inner.lock().last
+    }
+
+    /// The recent frames about `service`, oldest first, as `{"id", "event", "data"}` objects.
+    pub fn history(&self, service: &str) -> Vec<Value> {
+        let log = self.inner.lock();
+        log.recent
+            .iter()
+            .filter_map(|f| {
+                let data: Value = serde_json::from_str(&f.data).ok()?;
+                (data["service"] == service).then(|| f.recent_json_value(data))
+            })
+            .collect()
+    }
+}
+
+// === impl Feed ===
+
+impl Feed {
+    /// The next frame's bytes; `None` once the hub is gone.
+    pub async fn next(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(bytes) = self.queue.pop_front() {
+                return Some(bytes);
+            }
+            tokio::select! {
+                r = self.rx.recv() => match r {
+                    Ok(f) if f.id <= self.last => {}
+                    Ok(f) if f.kind == Kind::Resync => self.resync(),
+                    Ok(f) => {
+                        self.last = f.id;
+                        return Some(f.wire.clone());
+                    }
+                    Err(RecvError::Lagged(_)) => self.resync(),
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = self.ping.tick() => return Some(Bytes::from_static(b": ping\n\n")),
+            }
+        }
+    }
+
+    /// The feed as a body stream.
+    pub fn into_stream(self) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+        futures_util::stream::unfold(self, |mut feed| async move {
+            let bytes = feed.next().await?;
+            Some((Ok(bytes), feed))
+        })
+    }
+
+    /// Queues a fresh snapshot: whatever this page missed is in it.
+    fn resync(&mut self) {
+        let (last, wire) = self.inner.snapshot();
+        self.last = last;
+        self.queue.push_back(wire);
+    }
+}
+
+// === impl Inner ===
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The sequence number in an id of this instance.
+    fn parse_id(&self, id: &str) -> Option<u64> {
+        let (instance, seq) = id.trim().split_once('-')?;
+        (u32::from_str_radix(instance, 16).ok()? == self.instance)
+            .then(|| seq.parse().ok())
+            .flatten()
+    }
+
+    fn id(&self, seq: u64) -> String {
+        format!("{:08x}-{seq}", self.instance)
+    }
+
+    /// The snapshot's id and JSON: every frame up to that id is in it.
+    fn snapshot_data(&self) -> (u64, String) {
+        // Read the id first: the table and catalog read after it are at least as new as
+        // what the frames up to it were made from.
+        let (last, recent): (u64, Vec<Arc<Frame>>) = {
+            let log = self.lock();
+            (log.last, log.recent.iter().cloned().collect())
+        };
+        let ctx = self.rpc.ctx();
+        let mut data = String::new();
+        let _ = write!(
+            data,
+            r#"{{"services":{},"health":{},"root":{},"recent":["#,
+            ctx.services_json().get(),
+            ctx.health(),
+            json!(ctx.scanner.table().root.display().to_string()),
+        );
+        for (i, f) in recent.iter().enumerate() {
+            if i > 0 {
+                data.push(',');
+            }
+            f.write_recent_json(&mut data);
+        }
+        data.push_str("]}");
+        (last, data)
+    }
+
+    fn snapshot(&self) -> (u64, Bytes) {
+        let now = tokio::time::Instant::now();
+        let newest = self.lock().last;
+        let mut cached = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((last, at, wire)) = &*cached {
+            if *last == newest && now.duration_since(*at) < SNAPSHOT_TTL {
+                return (*last, wire.clone());
+            }
+        }
+        let (last, data) = self.snapshot_data();
+        let id = self.id(last);
+        let wire = Bytes::from(format!("id: {id}\nevent: snapshot\ndata: {data}\n\n"));
+        *cached = Some((last, now, wire.clone()));
+        (last, wire)
+    }
+
+    /// Appends a frame to the log and sends it to every page.
+    fn push(&self, kind: Kind, data: Value, recent: bool) {
+        let mut log = self.lock();
+        log.last += 1;
+        let id = log.last;
+        let data = data.to_string();
+        let wire = Bytes::from(format!(
+            "id: {}\nevent: {}\ndata: {data}\n\n",
+            self.id(id),
+            kind.as_str()
+        ));
+        let frame = Arc::new(Frame {
+            id,
+            kind,
+            data,
+            wire,
+        });
+        if log.frames.len() == self.config.buffer {
+            log.frames.pop_front();
+        }
+        log.frames.push_back(frame.clone());
+        if recent {
+            if log.recent.len() == RECENT {
+                log.recent.pop_front();
+            }
+            log.recent.push_back(frame.clone());
+        }
+        // Sent under the lock, so a page subscribing under it never misses or repeats one.
+        let _ = self.frames.send(frame);
+    }
+}
+
+// === impl Log ===
+
+impl Log {
+    /// The frames after `seq`, if the log still holds every one of them and none is a resync.
+    fn since(&self, seq: u64) -> Option<Vec<Bytes>> {
+        if seq > self.last {
+            return None;
+        }
+        let oldest = self.frames.front().map_or(self.last + 1, |f| f.id);
+        if seq + 1 < oldest {
+            return None;
+        }
+        let missed: Vec<_> = self.frames.iter().filter(|f| f.id > seq).collect();
+        if missed.iter().any(|f| f.kind == Kind::Resync) {
+            return None;
+        }
+        Some(missed.into_iter().map(|f| f.wire.clone()).collect())
+    }
+}
+
+// === impl Frame ===
+
+impl Frame {
+    /// `{"id": N, "event": S, "data": {…}}`, for the snapshot's `recent` list.
+    fn write_recent_json(&self, out: &mut String) {
+        let _ = write!(
+            out,
+            r#"{{"id":{},"event":"{}","data":{}}}"#,
+            self.id,
+            self.kind.as_str(),
+            self.data
+        );
+    }
+
+    fn recent_json_value(&self, data: Value) -> Value {
+        json!({"id": self.id, "event": self.kind.as_str(), "data": data})
+    }
+}
+
+// === impl Kind ===
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Service => "service",
+            Kind::Socket => "socket",
+            Kind::Reap => "reap",
+            Kind::Scan => "scan",
+            Kind::Resync => "resync",
+        }
+    }
+}
+
+// === impl Pump ===
+
+impl Pump {
+    async fn run(mut self) {
+        loop {
+            tokio::select! {
+                // Events first: a scan's socket changes come before the table it publishes.
+                biased;
+                ev = self.events.recv() => match ev {
+                    Ok(ev) => self.on_event(ev),
+                    Err(RecvError::Lagged(n)) => {
+                        self.inner.push(Kind::Resync, json!({"missed": n}), false);
+                    }
+                    Err(RecvError::Closed) => break,
+                },
+                r = self.tables.changed() => match r {
+                    Ok(()) => self.sync_table(),
+                    Err(_) => break,
+                },
+                r = self.catalogs.changed() => match r {
+                    Ok(()) => self.sync_catalog(None),
+                    Err(_) => break,
+                },
+            }
+        }
+    }
+
+    fn on_event(&mut self, ev: Event) {
+        let at = crate::scanner::unix_ms();
+        let (kind, data, recent) = match ev {
+            Event::SocketChanged {
+                service,
+                socket,
+                from,
+                to,
+            } => {
+                let kind = socket_kind(&socket);
+                let data = json!({"service": service, "socket": socket, "kind": kind,
+                    "from": from, "to": to, "at_unix_ms": at});
+                (Kind::Socket, data, true)
+            }
+            Event::Reaped {
+                service,
+                socket,
+                reason,
+            } => {
+                let data = json!({"service": service, "socket": socket, "reason": reason,
+                    "skipped": false, "at_unix_ms": at});
+                (Kind::Reap, data, true)
+            }
+            Event::ReapSkipped {
+                service,
+                socket,
+                reason,
+                detail,
+            } => {
+                let data = json!({"service": service, "socket": socket,
+                    "reason": reason.as_str(), "detail": detail, "skipped": true,
+                    "at_unix_ms": at});
+                (Kind::Reap, data, true)
+            }
+            Event::CatalogChanged {
+                service,
+                fingerprint,
+                state,
+                reason,
+            } => {
+                // The fetcher publishes the catalog before it says so.
+                self.sync_catalog(Some(&service));
+                let view = self.view(&service);
+                let data = json!({"service": service, "name": service, "view": view,
+                    "catalog": {"state": state, "fingerprint": fingerprint, "reason": reason},
+                    "at_unix_ms": at});
+                (Kind::Service, data, true)
+            }
+            Event::ServiceDropped { service, empty_for } => {
+                let data = json!({"service": service, "name": service, "view": null,
+                    "removed": true, "empty_for_ms": empty_for.as_millis() as u64,
+                    "at_unix_ms": at});
+                (Kind::Service, data, true)
+            }
+            Event::ScanCompleted {
+                full,
+                periodic,
+                sockets,
+                generation,
+            } => {
+                // The table this scan published comes first.
+                self.sync_table();
+                let data = json!({"full": full, "periodic": periodic, "sockets": sockets,
+                    "generation": generation, "services": self.table.services.len(),
+                    "at_unix_ms": at});
+                (Kind::Scan, data, full && !periodic)
+            }
+            Event::RootReplaced { root, recreated } => {
+                let data = json!({"root_replaced": true, "root": root,
+                    "recreated": recreated, "at_unix_ms": at});
+                (Kind::Scan, data, true)
+            }
+        };
+        self.inner.push(kind, data, recent);
+    }
+
+    /// A `service` frame for every service that changed, appeared or went since the last
+    /// table.
+    fn sync_table(&mut self) {
+        let next = self.tables.borrow_and_update().clone();
+        if Arc::ptr_eq(&next, &self.table) {
+            return;
+        }
+        let old = std::mem::replace(&mut self.table, next.clone());
+        let (a, b) = (&old.services, &next.services);
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() || j < b.len() {
+            match (a.get(i), b.get(j)) {
+                (Some(x), Some(y)) if x.name == y.name => {
+                    if !Arc::ptr_eq(x, y) && x != y {
+                        self.push_service(y);
+                    }
+                    i += 1;
+                    j += 1;
+                }
+                (Some(x), Some(y)) if x.name < y.name => {
+                    self.push_gone(&x.name);
+                    i += 1;
+                }
+                (Some(x), None) => {
+                    self.push_gone(&x.name);
+                    i += 1;
+                }
+                (_, Some(y)) => {
+                    self.push_service(y);
+                    j += 1;
+                }
+                (None, None) => break,
+            }
+        }
+    }
+
+    /// A `service` frame for every service whose catalog entry changed, but `skip`.
+    fn sync_catalog(&mut self, skip: Option<&str>) {
+        let next = self.catalogs.borrow_and_update().clone();
+        if Arc::ptr_eq(&next, &self.catalog) {
+            return;
+        }
+        let old = std::mem::replace(&mut self.catalog, next.clone());
+        let table = self.table.clone();
+        for s in &table.services {
+            if Some(s.name.as_str()) == skip {
+                continue;
+            }
+            let same = match (old.get(&s.name), next.get(&s.name)) {
+                (Some(x), Some(y)) => Arc::ptr_eq(x, y),
+                (None, None) => true,
+                _ => false,
+            };
+            if !same {
+                self.push_service(s);
+            }
+        }
+    }
+
+    fn view(&self, name: &str) -> Value {
+        match self.table.service(name) {
+            Some(s) => serde_json::to_value(self.catalog.view(s)).unwrap_or(Value::Null),
+            None => Value::Null,
+        }
+    }
+
+    fn push_service(&self, s: &Service) {
+        let view = serde_json::to_value(self.catalog.view(s)).unwrap_or(Value::Null);
+        let data = json!({"service": s.name, "name": s.name, "view": view,
+            "at_unix_ms": crate::scanner::unix_ms()});
+        self.inner.push(Kind::Service, data, false);
+    }
+
+    fn push_gone(&self, name: &str) {
+        let data = json!({"service": name, "name": name, "view": null, "removed": true,
+            "at_unix_ms": crate::scanner::unix_ms()});
+        self.inner.push(Kind::Service, data, false);
+    }
+}
+
+/// A socket path's kind: its file stem.
+fn socket_kind(path: &str) -> &str {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    file.strip_suffix(".sock").unwrap_or(file)
+}

@@ -1,0 +1,246 @@
+//! The admin dashboard (CONTRACT §11), on TCP and admin.sock.
+//!
+//! Endpoints:
+//! - `GET /`: the page, rendered on the server with the table as it is (so it shows something
+//!   at the first byte and without JavaScript), then kept live by a small script reading
+//!   `/api/events`; every asset is inside the page, nothing is fetched from elsewhere;
+//! - `GET /api/events`: server-sent events, see [`hub`];
+//! - `GET /api/dashboard/service/{name}`: one service's detail as JSON (sockets and their
+//!   recent history, manifest, spec state, methods with params, links);
+//! - `POST /api/scan`: a full scan now (`router.scan`), refused with 403 when the request
+//!   carries a foreign `Origin`.
+//!
+//! The page calls methods through `POST /rpc` and reads `/health` and `/metrics`, as any
+//! client would.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use minijinja::value::Serde;
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::app::{AppState, error_response, same_origin};
+use crate::proxy::error::ProxyError;
+use crate::registry::catalog::ServiceView;
+use crate::registry::names::valid_service_name;
+use crate::registry::table::ServiceStatus;
+
+mod detail;
+mod hub;
+
+pub use hub::{DEFAULT_BUFFER, DEFAULT_HEARTBEAT, Feed, Hub, HubConfig, RECENT};
+
+/// The page template and what it inlines.
+const PAGE: &str = include_str!("assets/page.html.j2");
+const SCRIPT: &str = include_str!("assets/app.js");
+const STYLE: &str = include_str!("assets/app.css");
+
+/// The dashboard's routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", only(Method::GET, get(page)))
+        .route("/api/events", only(Method::GET, get(events)))
+        .route(
+            "/api/dashboard/service/{name}",
+            only(Method::GET, get(service)),
+        )
+        .route("/api/scan", only(Method::POST, post(scan)))
+}
+
+/// `route` with the router's JSON 405 for any other method.
+fn only(allow: Method, route: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    let allow: &'static str = if allow == Method::POST {
+        "POST"
+    } else {
+        "GET, HEAD"
+    };
+    route.fallback(move |method: Method, uri: Uri| async move {
+        error_response(&ProxyError::MethodNotAllowed {
+            method: method.to_string(),
+            path: uri.path().to_owned(),
+            allow,
+        })
+    })
+}
+
+/// What the page template shows.
+#[derive(Serialize)]
+struct PageContext<'a> {
+    services: Vec<ServiceView<'a>>,
+    /// Services by status.
+    counts: BTreeMap<&'static str, usize>,
+    health: Value,
+    root: String,
+    version: &'static str,
+}
+
+/// `GET /`.
+async fn page(State(state): State<AppState>) -> Response {
+    let (table, catalog) = (state.registry.table(), state.registry.catalog());
+    let mut counts: BTreeMap<&'static str, usize> = ["healthy", "degraded", "unhealthy", "non_rpc"]
+        .into_iter()
+        .map(|s| (s, 0))
+        .collect();
+    for s in &table.services {
+        *counts.entry(status_name(s.status)).or_default() += 1;
+    }
+    let context = PageContext {
+        services: table.services.iter().map(|s| catalog.view(s)).collect(),
+        counts,
+        health: state.rpc.ctx().health(),
+        root: table.root.display().to_string(),
+        version: crate::VERSION,
+    };
+    let rendered = environment()
+        .get_template("page.html")
+        .and_then(|t| t.render(minijinja::Value::from(Serde(context))));
+    match rendered {
+        Ok(html) => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            html,
+        )
+            .into_response(),
+        // The template is fixed and its tests render it; an error here is a bug in it.
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("hero_router dashboard: template failed: {e:#}\n"),
+        )
+            .into_response(),
+    }
+}
+
+fn status_name(s: ServiceStatus) -> &'static str {
+    match s {
+        ServiceStatus::Healthy => "healthy",
+        ServiceStatus::Degraded => "degraded",
+        ServiceStatus::Unhealthy => "unhealthy",
+        ServiceStatus::NonRpc => "non_rpc",
+    }
+}
+
+/// `GET /api/events`.
+async fn events(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let last = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+    let feed = state.dashboard.feed(last);
+    let mut response = Response::new(Body::from_stream(feed.into_stream()));
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Reverse proxies (nginx) would otherwise hold events back in their buffers.
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+/// `GET /api/dashboard/service/{name}`.
+async fn service(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+    if !valid_service_name(&name) {
+        return error_response(&ProxyError::NoService { service: name });
+    }
+    let registry = &state.registry;
+    let (table, catalog) = (registry.table(), registry.catalog());
+    let Some(service) = table.service(&name) else {
+        return error_response(&ProxyError::NoService { service: name });
+    };
+    let view = catalog.view(service);
+    let entry = catalog.get(&name);
+    let detail = detail::detail(&view, entry.map(|e| &**e), state.dashboard.history(&name));
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        detail.to_string(),
+    )
+        .into_response()
+}
+
+/// `POST /api/scan`: a full scan, answered with the `router.scan` result.
+async fn scan(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if !same_origin(&headers) {
+        return forbidden_origin();
+    }
+    let answer = state
+        .rpc
+        .handle(br#"{"jsonrpc":"2.0","id":1,"method":"router.scan"}"#)
+        .await
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok());
+    match answer {
+        Some(a) if a.get("result").is_some() => (
+            [(header::CONTENT_TYPE, "application/json")],
+            a["result"].to_string(),
+        )
+            .into_response(),
+        other => {
+            let message = other
+                .as_ref()
+                .and_then(|a| a["error"]["message"].as_str())
+                .unwrap_or("the scanner has stopped")
+                .to_owned();
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [
+                    (header::CONTENT_TYPE, "application/json"),
+                    (
+                        header::HeaderName::from_static("x-hero-router-error"),
+                        "scan_failed",
+                    ),
+                ],
+                json!({"error": format!("scan failed: {message}")}).to_string(),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// The answer to an action posted from another site's page.
+fn forbidden_origin() -> Response {
+    let body = json!({"error": "forbidden: this action must come from the router's own page (the request's Origin is not the host it was sent to)"});
+    (
+        StatusCode::FORBIDDEN,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (
+                header::HeaderName::from_static("x-hero-router-error"),
+                "foreign_origin",
+            ),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn environment() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Chainable);
+        env.set_auto_escape_callback(|_| AutoEscape::Html);
+        env.add_global("script", minijinja::Value::from_safe_string(SCRIPT.into()));
+        env.add_global("style", minijinja::Value::from_safe_string(STYLE.into()));
+        env.add_filter("since", |ms: u64| {
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+            httpdate::fmt_http_date(t)
+        });
+        if let Err(e) = env.add_template("page.html", PAGE) {
+            tracing::error!(error = %e, "dashboard template does not parse");
+        }
+        env
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,387 @@
+//! Unit tests of the dashboard: the feed's order, lag, resume and heartbeat with a small hub
+//! over a registry fed by hand, and the page and detail rendering.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::hub::{Hub, HubConfig};
+use crate::proxy::pool::{Inflight, Pool};
+use crate::registry::events::Event;
+use crate::registry::{self, TableWriter};
+use crate::rpc::{Ctx, Rpc};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A hub of `buffer` frames over a registry that nothing scans: events are sent by hand.
+fn hub(buffer: usize) -> (Hub, TableWriter) {
+    let (scanner, writer) = registry::channel(PathBuf::from("/run/hero/sockets"));
+    let ctx = Arc::new(Ctx {
+        scanner,
+        pool: Arc::new(Pool::new(Duration::from_secs(1), Inflight::new(1))),
+        upstream_timeout: Duration::from_secs(1),
+        max_body: 1 << 20,
+        started: tokio::time::Instant::now(),
+    });
+    let config = HubConfig {
+        buffer,
+        heartbeat: Duration::from_secs(15),
+    };
+    (Hub::start_with(Arc::new(Rpc::new(ctx)), config), writer)
+}
+
+fn socket_event(i: usize) -> Event {
+    Event::SocketChanged {
+        service: "svc".into(),
+        socket: format!("/run/hero/sockets/svc/s{i}.sock"),
+        from: "absent",
+        to: "refused",
+    }
+}
+
+/// One parsed frame: id, event name, data. `None` for frames without data (retry, pings).
+fn parse(frame: &Bytes) -> Option<(String, String, Value)> {
+    let text = std::str::from_utf8(frame).expect("frames are UTF-8");
+    assert!(
+        text.ends_with("\n\n"),
+        "a frame ends with a blank line: {text:?}"
+    );
+    let (mut id, mut event, mut data) = (None, None, None);
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("id: ") {
+            id = Some(v.to_owned());
+        } else if let Some(v) = line.strip_prefix("event: ") {
+            event = Some(v.to_owned());
+        } else if let Some(v) = line.strip_prefix("data: ") {
+            assert!(data.is_none(), "one data line per frame: {text:?}");
+            data = Some(serde_json::from_str(v).expect("data is JSON"));
+        }
+    }
+    Some((id?, event?, data?))
+}
+
+/// A frame's sequence number and event name, without parsing its data.
+fn head(frame: &Bytes) -> Option<(u64, String)> {
+    let text = std::str::from_utf8(frame).ok()?;
+    let mut lines = text.lines();
+    let id = seq(lines.next()?.strip_prefix("id: ")?);
+    let event = lines.next()?.strip_prefix("event: ")?.to_owned();
+    Some((id, event))
+}
+
+fn seq(id: &str) -> u64 {
+    id.split_once('-').unwrap().1.parse().unwrap()
+}
+
+/// The next frame that carries data.
+async fn next(feed: &mut super::Feed) -> (String, String, Value) {
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            let frame = feed.next().await.expect("the feed ended");
+            if let Some(parsed) = parse(&frame) {
+                return parsed;
+            }
+        }
+    })
+    .await
+    .expect("no frame before the deadline")
+}
+
+/// Waits until the hub has turned `n` frames out.
+async fn caught_up(hub: &Hub, n: u64) {
+    tokio::time::timeout(DEADLINE, async {
+        while hub.last_id() < n {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("the hub did not catch up");
+}
+
+#[tokio::test]
+async fn snapshot_first_then_every_event_in_order() {
+    let (hub, writer) = hub(64);
+    let mut feed = hub.feed(None);
+    let (id, event, data) = next(&mut feed).await;
+    assert_eq!(event, "snapshot");
+    assert_eq!(seq(&id), 0);
+    assert!(
+        data["services"].is_array() && data["health"].is_object(),
+        "{data}"
+    );
+    for i in 0..10 {
+        writer.events.send(socket_event(i)).unwrap();
+    }
+    for i in 0..10 {
+        let (id, event, data) = next(&mut feed).await;
+        assert_eq!((event.as_str(), seq(&id)), ("socket", i as u64 + 1));
+        assert_eq!(data["socket"], format!("/run/hero/sockets/svc/s{i}.sock"));
+        assert_eq!(
+            (&data["kind"], &data["to"]),
+            (&json!(format!("s{i}")), &json!("refused"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_feed_that_falls_behind_gets_a_fresh_snapshot_not_a_gap() {
+    let (hub, writer) = hub(8);
+    let mut feed = hub.feed(None);
+    assert_eq!(next(&mut feed).await.1, "snapshot");
+    // Control: within the buffer nothing is lost.
+    for i in 0..8 {
+        writer.events.send(socket_event(i)).unwrap();
+    }
+    caught_up(&hub, 8).await;
+    for want in 1..=8 {
+        let (id, event, _) = next(&mut feed).await;
+        assert_eq!((event.as_str(), seq(&id)), ("socket", want));
+    }
+    // Past the buffer: a snapshot that covers everything up to the newest frame.
+    for i in 8..40 {
+        writer.events.send(socket_event(i)).unwrap();
+    }
+    caught_up(&hub, 40).await;
+    let (id, event, data) = next(&mut feed).await;
+    assert_eq!((event.as_str(), seq(&id)), ("snapshot", 40));
+    let recent = data["recent"].as_array().unwrap();
+    assert_eq!(recent.last().unwrap()["id"], 40, "{data}");
+    writer.events.send(socket_event(40)).unwrap();
+    let (id, event, _) = next(&mut feed).await;
+    assert_eq!((event.as_str(), seq(&id)), ("socket", 41));
+}
+
+#[tokio::test]
+async fn when_the_hub_itself_lags_every_feed_gets_a_snapshot() {
+    let (hub, writer) = hub(64);
+    let mut feed = hub.feed(None);
+    assert_eq!(next(&mut feed).await.1, "snapshot");
+    // The hub's task cannot run while this (single-threaded) test sends: the registry's
+    // broadcast overflows under it.
+    let n = registry::events::EVENT_CAPACITY + 100;
+    for i in 0..n {
+        writer.events.send(socket_event(i)).unwrap();
+    }
+    let mut kinds = Vec::new();
+    let mut last = 0;
+    loop {
+        let (id, event, _) = next(&mut feed).await;
+        assert!(seq(&id) > last || event == "snapshot", "ids go forward");
+        last = seq(&id);
+        let done = event == "socket" && last == hub.last_id();
+        kinds.push(event);
+        if done || kinds.len() > n {
+            break;
+        }
+    }
+    assert!(
+        kinds.iter().any(|k| k == "snapshot"),
+        "the lost events are covered by a snapshot"
+    );
+    assert!(!kinds.iter().any(|k| k == "resync"), "resync is never sent");
+}
+
+#[tokio::test]
+async fn last_event_id_resumes_within_the_buffer_and_snapshots_otherwise() {
+    let (hub, writer) = hub(8);
+    for i in 0..5 {
+        writer.events.send(socket_event(i)).unwrap();
+    }
+    caught_up(&hub, 5).await;
+    let mut feed = hub.feed(None);
+    let (snapshot_id, event, _) = next(&mut feed).await;
+    assert_eq!((event.as_str(), seq(&snapshot_id)), ("snapshot", 5));
+    let instance = snapshot_id.split_once('-').unwrap().0.to_owned();
+
+    let mut resumed = hub.feed(Some(&format!("{instance}-3")));
+    for want in [4, 5] {
+        let (id, event, data) = next(&mut resumed).await;
+        assert_eq!((event.as_str(), seq(&id)), ("socket", want));
+        assert_eq!(data["kind"], format!("s{}", want - 1));
+    }
+    // Up to date: nothing to replay, and the next event comes next.
+    let mut current = hub.feed(Some(&snapshot_id));
+    writer.events.send(socket_event(5)).unwrap();
+    let (id, event, _) = next(&mut current).await;
+    assert_eq!((event.as_str(), seq(&id)), ("socket", 6));
+
+    // Another instance's id, an id from the future, garbage: a snapshot.
+    let other = format!("{:08x}-3", u32::from_str_radix(&instance, 16).unwrap() ^ 1);
+    for id in [other.as_str(), &format!("{instance}-99"), "garbage", ""] {
+        let mut f = hub.feed(Some(id));
+        assert_eq!(next(&mut f).await.1, "snapshot", "Last-Event-ID {id:?}");
+    }
+    // Trimmed from the buffer: a snapshot.
+    for i in 6..20 {
+        writer.events.send(socket_event(i)).unwrap();
+    }
+    caught_up(&hub, 20).await;
+    let mut old = hub.feed(Some(&format!("{instance}-3")));
+    assert_eq!(next(&mut old).await.1, "snapshot");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_feed_gets_a_comment_every_heartbeat() {
+    let (hub, _writer) = hub(8);
+    let mut feed = hub.feed(None);
+    assert_eq!(next(&mut feed).await.1, "snapshot");
+    let start = tokio::time::Instant::now();
+    let frame = feed.next().await.unwrap();
+    assert_eq!(&frame[..], b": ping\n\n");
+    assert_eq!(start.elapsed(), Duration::from_secs(15));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_feeds_and_ten_thousand_events_none_silently_stale() {
+    const FEEDS: usize = 500;
+    const EVENTS: usize = 10_000;
+    let (hub, writer) = hub(super::DEFAULT_BUFFER);
+    let (target_tx, target_rx) = tokio::sync::watch::channel(u64::MAX);
+    let mut readers = Vec::new();
+    for _ in 0..FEEDS {
+        let mut feed = hub.feed(None);
+        let mut target = target_rx.clone();
+        readers.push(tokio::spawn(async move {
+            let (mut last, mut snapshots, mut frames) = (None::<u64>, 0u32, 0u32);
+            loop {
+                if last.is_some_and(|l| l >= *target.borrow()) {
+                    return (snapshots, frames);
+                }
+                tokio::select! {
+                    frame = feed.next() => {
+                        let Some((id, event)) = head(&frame.unwrap()) else { continue };
+                        if event == "snapshot" {
+                            snapshots += 1;
+                            assert!(last.is_none_or(|l| id >= l), "a snapshot never goes back");
+                        } else {
+                            // Anything but the very next frame would be a silent gap.
+                            assert_eq!(Some(id), last.map(|l| l + 1), "gap before {event} {id}");
+                            frames += 1;
+                        }
+                        last = Some(id);
+                    }
+                    _ = target.changed() => {}
+                }
+            }
+        }));
+    }
+    // In bursts of 256, each turned into frames before the next: the hub keeps up with the
+    // registry, the feeds fall behind the hub as they may.
+    for i in 0..EVENTS {
+        writer.events.send(socket_event(i)).unwrap();
+        if i % 256 == 255 {
+            caught_up(&hub, i as u64 + 1).await;
+        }
+    }
+    caught_up(&hub, EVENTS as u64).await;
+    let target = hub.last_id();
+    assert_eq!(target, EVENTS as u64, "one frame per event");
+    target_tx.send(target).unwrap();
+    let (mut snapshots, mut frames) = (0, 0);
+    for r in readers {
+        let (s, f) = tokio::time::timeout(DEADLINE, r).await.unwrap().unwrap();
+        snapshots += s;
+        frames += f;
+    }
+    println!(
+        "{FEEDS} feeds: {frames} frames and {snapshots} snapshots delivered, up to frame {target}"
+    );
+    assert!(snapshots >= FEEDS as u32);
+}
+
+#[test]
+fn the_page_escapes_what_services_say_and_inlines_its_assets() {
+    let services = json!([{
+        "name": "calc", "status": "healthy", "title": "<script>alert(1)</script>",
+        "version": "1\"2", "methods_count": 3,
+        "sockets": [{"kind": "rpc", "state": "live", "since_unix_ms": 0}],
+    }, {
+        "name": "down", "status": "unhealthy", "title": null, "version": null,
+        "methods_count": null, "sockets": [],
+    }]);
+    let context = json!({
+        "services": services,
+        "counts": {"healthy": 1, "degraded": 0, "unhealthy": 1, "non_rpc": 0},
+        "health": {"status": "ok", "ready": true},
+        "root": "/run/hero/sockets",
+        "version": "0.1.0",
+    });
+    let html = super::environment()
+        .get_template("page.html")
+        .unwrap()
+        .render(minijinja::Value::from(minijinja::value::Serde(context)))
+        .unwrap();
+    assert!(!html.contains("<script>alert(1)"), "title escaped");
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"));
+    assert!(html.contains(r#"<tr data-name="calc" data-status="healthy">"#));
+    assert!(html.contains(r##"href="#service=down""##));
+    assert!(
+        html.contains("Thu, 01 Jan 1970 00:00:00 GMT"),
+        "since, readable"
+    );
+    assert!(
+        html.contains("new EventSource('/api/events')"),
+        "the script is inline"
+    );
+    for external in ["src=\"http", "href=\"http", "@import", "url(http"] {
+        assert!(!html.contains(external), "no external asset: {external}");
+    }
+}
+
+#[test]
+fn methods_list_their_params_with_refs_expanded_and_example_params() {
+    let doc = json!({
+        "openrpc": "1.3.2",
+        "info": {"title": "t", "version": "1"},
+        "methods": [
+            {"name": "add", "summary": "Adds", "params": [
+                {"name": "a", "required": true, "schema": {"$ref": "#/components/schemas/N"}},
+                {"name": "b", "schema": {"type": "integer"}}],
+             "result": {"name": "sum", "schema": {"type": "integer"}},
+             "examples": [{"name": "e", "params": [{"name": "a", "value": 2}, {"name": "b", "value": 3}],
+                           "result": {"name": "r", "value": 5}}]},
+            {"name": "named", "paramStructure": "by-name", "params": [
+                {"name": "ms", "schema": {"type": "integer"}}], "result": {"name": "r", "schema": {}}},
+            {"summary": "no name: skipped"},
+        ],
+        "components": {"schemas": {"N": {"type": "number"}}},
+    });
+    let methods = super::detail::methods(&crate::docs::dereference(&doc));
+    assert_eq!(methods.len(), 2);
+    assert_eq!(methods[0]["name"], "add");
+    // A named type keeps its name, as the docs show it.
+    assert_eq!(methods[0]["params"][0]["type"], "N");
+    assert_eq!(methods[0]["params"][1]["type"], "integer");
+    assert_eq!(methods[0]["params"][0]["required"], true);
+    assert_eq!(methods[0]["params"][1]["required"], false);
+    assert_eq!(methods[0]["example_params"], json!([2, 3]));
+    assert!(methods[1]["example_params"].is_object(), "{}", methods[1]);
+    assert!(methods[1]["example_params"]["ms"].is_number());
+}
+
+#[tokio::test]
+async fn pages_that_connect_together_share_one_snapshot_until_a_frame_comes() {
+    let (hub, writer) = hub(8);
+    let first = |mut feed: super::Feed| async move {
+        loop {
+            let frame = feed.next().await.unwrap();
+            if frame.starts_with(b"id: ") {
+                return frame;
+            }
+        }
+    };
+    let a = first(hub.feed(None)).await;
+    let b = first(hub.feed(None)).await;
+    assert_eq!(a.as_ptr(), b.as_ptr(), "the same bytes, built once");
+    writer.events.send(socket_event(0)).unwrap();
+    caught_up(&hub, 1).await;
+    let c = first(hub.feed(None)).await;
+    assert_eq!(parse(&c).unwrap().0.split_once('-').unwrap().1, "1");
+    assert!(
+        std::str::from_utf8(&c).unwrap().contains("s0.sock"),
+        "the new frame is in it"
+    );
+}

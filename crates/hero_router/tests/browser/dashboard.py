@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Drives the hero_router dashboard in headless Chromium (Debian's `chromium`, through pip
+`playwright`), for the Rust test `tests/dashboard_browser.rs`.
+
+Usage: dashboard.py BASE_URL SCREENSHOT_DIR
+
+The Rust side runs the router and the services; this script asks it for changes over a line
+protocol: it prints a request on stdout (`start calc`, `kill calc`) and reads `ok [ARGS]` on
+stdin once the change is made. It prints `measure NAME VALUE` lines, and `done` at the end.
+Any failure is an exception: the exit status is non-zero and the message is on stderr.
+Every request the page makes outside BASE_URL is blocked and fails the run.
+"""
+
+import os
+import sys
+
+from playwright.sync_api import expect, sync_playwright
+
+# Generous: a deadline for a live update on a loaded CI machine, not a performance bar.
+TIMEOUT_MS = 15_000
+
+
+def ask(request):
+    print(request, flush=True)
+    line = sys.stdin.readline()
+    if not line.startswith("ok"):
+        raise RuntimeError(f"the test did not do {request!r}: {line!r}")
+    return line.split()[1:]
+
+
+def main():
+    base, shots = sys.argv[1].rstrip("/"), sys.argv[2]
+    os.makedirs(shots, exist_ok=True)
+    chromium = os.environ.get("HERO_CHROMIUM", "/usr/bin/chromium")
+    expect.set_options(timeout=TIMEOUT_MS)
+    outside, errors = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium,
+            headless=True,
+            # Root in a container: no user namespaces for the sandbox, a small /dev/shm.
+            args=["--no-sandbox", "--disable-dev-shm-usage"],
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+
+        def only_the_router(route):
+            if route.request.url.startswith(base + "/"):
+                route.continue_()
+            else:
+                outside.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", only_the_router)
+        page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+        restarting = []
+
+        def console(m):
+            # While the router restarts, the browser logs the requests it cut or refused.
+            expected = restarting and m.text.startswith("Failed to load resource: net::")
+            if m.type == "error" and not expected:
+                errors.append(f"console: {m.text}")
+
+        page.on("console", console)
+
+        # The table, live.
+        page.goto(base + "/")
+        expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+        expect(page.locator('tr[data-name="hero_router"] .status')).to_have_text("healthy")
+        page.evaluate("window.__sameDocument = true")
+
+        # A service starts: its row appears without a reload.
+        (bound_ms,) = ask("start calc")
+        row = page.locator('tr[data-name="calc"]')
+        expect(row.locator(".status")).to_have_text("healthy")
+        seen_ms = page.evaluate("Date.now()")
+        print(f"measure appear_ms {seen_ms - int(bound_ms)}", flush=True)
+        assert page.evaluate("window.__sameDocument === true"), "the page was reloaded"
+        expect(row.locator('td[data-label="Title"]')).to_have_text("Hero example service")
+        expect(page.locator('#counts li[data-status="healthy"] b')).to_have_text("2")
+
+        # Filters.
+        page.fill("#filter-name", "cal")
+        expect(page.locator("#services tbody tr")).to_have_count(1)
+        page.fill("#filter-name", "")
+        page.select_option("#filter-status", "unhealthy")
+        expect(page.locator("#services tbody tr")).to_have_count(0)
+        page.select_option("#filter-status", "")
+        expect(page.locator("#services tbody tr")).to_have_count(2)
+        page.screenshot(path=os.path.join(shots, "dashboard-table.png"), full_page=True)
+
+        # The service page, by keyboard: focus the link, press Enter.
+        row.locator("a").focus()
+        page.keyboard.press("Enter")
+        detail = page.locator("#detail")
+        expect(detail).to_be_visible()
+        expect(page.locator("#h-detail")).to_have_text("Service calc")
+        expect(detail.locator('a[href="/docs/calc"]')).to_have_count(1)
+        expect(detail.locator("#mcp-url")).to_have_attribute("href", "/mcp/calc")
+        expect(detail.locator("#mcp-url")).to_have_text(base + "/mcp/calc")
+
+        # Try it: call calc.add through /rpc and see the raw request and answer.
+        add = detail.locator('details[data-method="add"]')
+        add.locator("summary").click()
+        expect(add.locator("tbody tr")).to_have_count(2)
+        add.locator("textarea").fill("[2, 3]")
+        add.locator('button[type="submit"]').click()
+        expect(add.locator("pre.request")).to_contain_text('"method": "calc.add"')
+        expect(add.locator("pre.answer")).to_contain_text('"result": 5')
+        expect(add.locator("pre.answer")).to_contain_text("HTTP 200")
+        # Bad params are caught before anything is sent.
+        add.locator("textarea").fill("[2,")
+        add.locator('button[type="submit"]').click()
+        expect(add.locator("pre.answer")).to_contain_text("not JSON")
+        page.screenshot(path=os.path.join(shots, "dashboard-service.png"), full_page=True)
+
+        # The service dies (its socket stays, refusing): the table and the detail say so.
+        ask("kill calc")
+        expect(row.locator(".status")).to_have_text("unhealthy")
+        expect(detail.locator(".kv .status")).to_have_text("unhealthy")
+        expect(page.locator('#events li[data-event="socket"]').first).to_contain_text("calc")
+
+        # Scan now, and back to the table with Escape.
+        page.click("#scan")
+        expect(page.locator("#scan-result")).to_contain_text("scanned")
+        page.keyboard.press("Escape")
+        expect(detail).to_be_hidden()
+
+        # The router restarts: the page says so, reconnects by itself and shows the new table.
+        page.evaluate("window.__sameDocument = true")
+        before = page.locator("#conn").get_attribute("data-instance")
+        assert before, "the snapshot names the router instance"
+        restarting.append(True)
+        ask("restart router")
+        page.wait_for_function(
+            "(before) => { const c = document.querySelector('#conn');"
+            " return c.dataset.state === 'live' && c.dataset.instance !== before; }",
+            arg=before,
+            timeout=TIMEOUT_MS,
+        )
+        expect(row.locator(".status")).to_have_text("unhealthy")
+        expect(page.locator('tr[data-name="hero_router"] .status')).to_have_text("healthy")
+        assert page.evaluate("window.__sameDocument === true"), "the page was reloaded"
+        restarting.clear()
+
+        # Narrow screens: still readable.
+        page.set_viewport_size({"width": 390, "height": 844})
+        expect(row.locator(".status")).to_be_visible()
+        page.screenshot(path=os.path.join(shots, "dashboard-narrow.png"), full_page=True)
+
+        browser.close()
+    if outside:
+        raise RuntimeError(f"the page reached outside the router: {outside}")
+    if errors:
+        raise RuntimeError("the page logged errors:\n" + "\n".join(errors))
+    print("done", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,416 @@
+//! The dashboard over real TCP against the daemon in-process: the event stream (snapshot
+//! first, a started service, a reap, a resume), its framing read by an independent HTTP/1.1
+//! parser (hyper's client) and by an HTTP/1.0 client reading to the close, the page, the
+//! service detail, and the Origin check on actions.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{Daemon, dead_socket, json, request, service_dir, start_daemon, tcp};
+use hero_example_service::{ServiceConfig, Spec, spawn};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Serve flags for these tests: `extra` after fast-scan defaults.
+fn config(root: &Path, extra: &[&str]) -> hero_router::Config {
+    use clap::Parser;
+    let mut args = vec!["hero_router", "serve", "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let cli = hero_router::cli::Cli::try_parse_from(args).unwrap();
+    let hero_router::cli::Command::Serve(s) = cli.command else {
+        unreachable!()
+    };
+    let env: std::collections::HashMap<String, String> = Default::default();
+    hero_router::Config::resolve(Some(root.to_path_buf()), &s, &env).unwrap()
+}
+
+/// One server-sent event.
+#[derive(Debug)]
+struct Sse {
+    id: Option<String>,
+    event: String,
+    data: Value,
+}
+
+/// An open `GET /api/events`, its body read frame by frame through hyper's HTTP/1.1 client.
+struct Stream {
+    body: hyper::body::Incoming,
+    buf: Vec<u8>,
+    headers: http::HeaderMap,
+    _conn: tokio::task::JoinHandle<()>,
+}
+
+impl Stream {
+    async fn open(d: &Daemon, last_event_id: Option<&str>) -> Stream {
+        let tcp = tokio::net::TcpStream::connect(d.tcp).await.unwrap();
+        let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .unwrap();
+        let conn = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut req = http::Request::builder()
+            .uri("/api/events")
+            .header("host", "localhost")
+            .header("accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        let resp = tx
+            .send_request(req.body(Empty::<Bytes>::new()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let (parts, body) = resp.into_parts();
+        Stream {
+            body,
+            buf: Vec::new(),
+            headers: parts.headers,
+            _conn: conn,
+        }
+    }
+
+    /// The next event with data (comments and `retry` skipped).
+    async fn next(&mut self) -> Sse {
+        tokio::time::timeout(DEADLINE, async {
+            loop {
+                if let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
+                    let block: Vec<u8> = self.buf.drain(..end + 2).collect();
+                    if let Some(ev) = parse_block(&String::from_utf8(block).unwrap()) {
+                        return ev;
+                    }
+                    continue;
+                }
+                let frame = self
+                    .body
+                    .frame()
+                    .await
+                    .expect("the stream ended")
+                    .expect("the stream broke");
+                if let Ok(data) = frame.into_data() {
+                    self.buf.extend_from_slice(&data);
+                }
+            }
+        })
+        .await
+        .expect("no event before the deadline")
+    }
+
+    /// The first event satisfying `pred`, skipping others.
+    async fn until(&mut self, what: &str, pred: impl Fn(&Sse) -> bool) -> Sse {
+        tokio::time::timeout(DEADLINE, async {
+            loop {
+                let ev = self.next().await;
+                if pred(&ev) {
+                    return ev;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no {what} before the deadline"))
+    }
+}
+
+fn parse_block(block: &str) -> Option<Sse> {
+    let (mut id, mut event, mut data) = (None, None, None);
+    for line in block.lines() {
+        match line.split_once(": ") {
+            Some(("id", v)) => id = Some(v.to_owned()),
+            Some(("event", v)) => event = Some(v.to_owned()),
+            Some(("data", v)) => data = Some(json(v)),
+            _ => {}
+        }
+    }
+    Some(Sse {
+        id,
+        event: event?,
+        data: data?,
+    })
+}
+
+fn example(root: &Path, name: &str) -> ServiceConfig {
+    ServiceConfig {
+        spec: Spec::Rich,
+        ..ServiceConfig::new(root, name)
+    }
+}
+
+#[tokio::test]
+async fn the_stream_starts_with_the_table_and_follows_a_service_and_a_reap() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_daemon(config(
+        dir.path(),
+        &[
+            "--scan-interval",
+            "100ms",
+            "--stale-after",
+            "1",
+            "--reap-grace",
+            "0s",
+        ],
+    ))
+    .await;
+    let mut s = Stream::open(&d, None).await;
+    // hyper read the body: chunked framing, as HTTP/1.1 wants for a body without a length.
+    assert_eq!(s.headers["content-type"], "text/event-stream");
+    assert_eq!(s.headers["transfer-encoding"], "chunked");
+    assert!(s.headers.get("content-length").is_none());
+
+    let first = s.next().await;
+    assert_eq!(first.event, "snapshot", "{first:?}");
+    let names: Vec<_> = first.data["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["hero_router"], "the whole table");
+    assert_eq!(first.data["health"]["ready"], true);
+
+    // A service starts: its socket comes from absent to live, and the service is sent whole.
+    let svc = spawn(example(dir.path(), "calc")).await.unwrap();
+    let rpc = svc.path().display().to_string();
+    let ev = s
+        .until("socket event", |e| {
+            e.event == "socket" && e.data["socket"] == rpc.as_str()
+        })
+        .await;
+    assert_eq!(
+        (&ev.data["from"], &ev.data["to"]),
+        (&"absent".into(), &"live".into())
+    );
+    assert_eq!(ev.data["service"], "calc");
+    assert_eq!(ev.data["kind"], "rpc");
+    let ev = s
+        .until("service event", |e| {
+            e.event == "service" && e.data["view"]["status"] == "healthy"
+        })
+        .await;
+    assert_eq!(ev.data["name"], "calc");
+    assert_eq!(ev.data["view"]["sockets"][0]["path"], rpc.as_str());
+
+    // A dead socket is reaped on the next periodic scan.
+    let dead = service_dir(dir.path(), "gone").join("rpc.sock");
+    dead_socket(&dead);
+    let dead = dead.display().to_string();
+    let ev = s
+        .until("reap event", |e| {
+            e.event == "reap" && e.data["socket"] == dead.as_str()
+        })
+        .await;
+    assert_eq!(ev.data["skipped"], false);
+    assert_eq!(ev.data["reason"], "stale");
+    // Ids go forward.
+    assert!(ev.id.is_some());
+    svc.shutdown().await;
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_page_that_reconnects_with_last_event_id_gets_what_it_missed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_daemon(config(dir.path(), &["--scan-interval", "1h"])).await;
+    let mut s = Stream::open(&d, None).await;
+    let snapshot = s.next().await;
+    assert_eq!(snapshot.event, "snapshot");
+    let id = snapshot.id.unwrap();
+    drop(s);
+
+    // While the page is away, a service starts.
+    let svc = spawn(example(dir.path(), "calc")).await.unwrap();
+    let rpc = svc.path().display().to_string();
+    let mut events = d.handle.subscribe();
+    d.rescan().await;
+    common::wait_event(&mut events, DEADLINE, |e| {
+        matches!(
+            e,
+            hero_router::registry::events::Event::ScanCompleted { full: true, .. }
+        )
+    })
+    .await;
+
+    let mut resumed = Stream::open(&d, Some(&id)).await;
+    let first = resumed.next().await;
+    assert_ne!(first.event, "snapshot", "resumed, not restarted: {first:?}");
+    let missed = |e: &Sse| e.event == "socket" && e.data["socket"] == rpc.as_str();
+    if !missed(&first) {
+        resumed.until("the missed socket event", missed).await;
+    }
+    // An id from another router instance gets a snapshot, which has the service.
+    let mut other = Stream::open(&d, Some("00000000-1")).await;
+    let first = other.next().await;
+    assert_eq!(first.event, "snapshot");
+    assert!(first.data["services"].to_string().contains(&rpc));
+    svc.shutdown().await;
+    d.stop().await;
+}
+
+/// Reads until the connection closes; panics after the deadline.
+async fn read_to_close(s: &mut tokio::net::TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    tokio::time::timeout(DEADLINE, s.read_to_end(&mut out))
+        .await
+        .expect("the connection was not closed")
+        .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn an_http_1_0_client_gets_the_stream_unframed_until_the_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_daemon(config(dir.path(), &[])).await;
+
+    // The page: a known length, then the close.
+    let mut c = tokio::net::TcpStream::connect(d.tcp).await.unwrap();
+    c.write_all(b"GET / HTTP/1.0\r\n\r\n").await.unwrap();
+    let page = String::from_utf8(read_to_close(&mut c).await).unwrap();
+    let (head, body) = page.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.starts_with("HTTP/1.") && head.contains(" 200 "),
+        "{head}"
+    );
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(str::to_owned)
+        })
+        .expect("the page has a length")
+        .parse()
+        .unwrap();
+    assert_eq!(body.len(), len);
+    assert!(body.contains("<table id=\"services\">"));
+
+    // The stream: no chunk framing (HTTP/1.0 has none), the body runs until the router stops.
+    let mut c = tokio::net::TcpStream::connect(d.tcp).await.unwrap();
+    c.write_all(b"GET /api/events HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.windows(16).any(|w| w == b"event: snapshot\n") {
+        let n = tokio::time::timeout(DEADLINE, c.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let head = head.to_ascii_lowercase();
+    assert!(!head.contains("transfer-encoding"), "{head}");
+    assert!(!head.contains("content-length"), "{head}");
+    assert!(
+        body.starts_with("retry: 2000\n\nid: "),
+        "raw events: {body:?}"
+    );
+    let stop = tokio::spawn(d.stop());
+    read_to_close(&mut c).await;
+    stop.await.unwrap();
+}
+
+#[tokio::test]
+async fn actions_from_a_foreign_origin_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_daemon(config(dir.path(), &[])).await;
+    let host = d.tcp.to_string();
+    let post = |origin: Option<&str>| {
+        let mut r = http::Request::builder()
+            .method("POST")
+            .uri("/api/scan")
+            .header("host", host.as_str());
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        r.body(http_body_util::Full::new(Bytes::new())).unwrap()
+    };
+    for origin in ["http://evil.example", "null", "http://localhost"] {
+        let (status, headers, body) = tcp(&d, post(Some(origin))).await;
+        assert_eq!(status, 403, "Origin {origin}");
+        assert_eq!(headers["x-hero-router-error"], "foreign_origin");
+        let body = json(std::str::from_utf8(&body).unwrap());
+        assert!(body["error"].as_str().unwrap().contains("Origin"), "{body}");
+    }
+    // Control: the router's own page, and a client that sends no Origin (curl).
+    for origin in [Some(format!("http://{host}")), None] {
+        let (status, _, body) = tcp(&d, post(origin.as_deref())).await;
+        assert_eq!(status, 200);
+        let body = json(std::str::from_utf8(&body).unwrap());
+        assert_eq!(body["services"], 1, "the router.scan result: {body}");
+    }
+    let (status, headers, _) = tcp(&d, request("GET", "/api/scan", "")).await;
+    assert_eq!(status, 405);
+    assert_eq!(headers["allow"], "POST");
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn the_page_and_the_detail_show_a_service_and_its_methods() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_daemon(config(dir.path(), &[])).await;
+    let svc = spawn(example(dir.path(), "calc")).await.unwrap();
+    d.rescan().await;
+    let mut catalogs = d.handle.catalogs();
+    tokio::time::timeout(
+        DEADLINE,
+        catalogs.wait_for(|c| c.get("calc").is_some_and(|e| e.document.is_some())),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+
+    for listener in ["tcp", "admin"] {
+        let (status, headers, body) = match listener {
+            "tcp" => tcp(&d, request("GET", "/", "")).await,
+            _ => common::uds(&d.admin, request("GET", "/", "")).await,
+        };
+        assert_eq!(status, 200, "{listener}");
+        assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+        let html = String::from_utf8(body.to_vec()).unwrap();
+        assert!(
+            html.contains(r#"<tr data-name="calc" data-status="healthy">"#),
+            "{listener}"
+        );
+        assert!(html.contains("Hero example service"));
+    }
+
+    let (status, _, body) = tcp(&d, request("GET", "/api/dashboard/service/calc", "")).await;
+    assert_eq!(status, 200);
+    let detail = json(std::str::from_utf8(&body).unwrap());
+    assert_eq!(detail["service"]["status"], "healthy");
+    assert_eq!(detail["links"]["docs"], "/docs/calc");
+    assert_eq!(detail["links"]["mcp"], "/mcp/calc");
+    let add = detail["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "add")
+        .expect("add is listed");
+    let params: Vec<_> = add["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].clone())
+        .collect();
+    assert_eq!(params, ["a", "b"]);
+    // The form's example params are a real call.
+    let call = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "calc.add", "params": add["example_params"]});
+    let (status, answer) = common::rpc(&d, &call.to_string()).await;
+    assert_eq!(status, 200);
+    assert!(json(&answer)["result"].is_number(), "{answer}");
+
+    let (status, _, body) = tcp(&d, request("GET", "/api/dashboard/service/nope", "")).await;
+    assert_eq!(status, 404);
+    assert_eq!(json(std::str::from_utf8(&body).unwrap())["service"], "nope");
+    svc.shutdown().await;
+    d.stop().await;
+}

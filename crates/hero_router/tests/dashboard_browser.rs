@@ -1,0 +1,128 @@
+//! The dashboard in a real browser: headless Chromium (Debian's `chromium`) driven by pip
+//! `playwright` through `tests/browser/dashboard.py`, against the daemon in-process on TCP.
+//!
+//! The script loads the page, sees the table, sees a service appear live when this test binds
+//! it, opens its page, calls a method through the "try it" form, sees the service go unhealthy
+//! when this test kills it, reconnects by itself when the router restarts, and saves screenshots under `target/tmp/dashboard-browser/`.
+//!
+//! Where the browser or playwright is missing the test says so and passes, unless
+//! `HERO_REQUIRE_BROWSER=1` (set by `.ci/run`, which installs both): then it fails.
+//! `HERO_BROWSER_PYTHON` names the Python with playwright (default `python3`),
+//! `HERO_CHROMIUM` the browser (default `/usr/bin/chromium`).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{dead_socket, start_daemon};
+use hero_example_service::{ServiceConfig, Spec, spawn};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// The whole browser run; it fails rather than hangs.
+const DEADLINE: Duration = Duration::from_secs(180);
+
+/// The Python that has playwright, if it and the browser are here.
+fn browser() -> Option<String> {
+    let python = std::env::var("HERO_BROWSER_PYTHON").unwrap_or_else(|_| "python3".into());
+    let chromium = std::env::var("HERO_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let playwright = std::process::Command::new(&python)
+        .args(["-c", "import playwright.sync_api"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let missing = match (Path::new(&chromium).exists(), playwright) {
+        (true, true) => return Some(python),
+        (false, _) => format!("no browser at {chromium} (apt-get install chromium)"),
+        (true, false) => format!("{python} cannot import playwright (pip install playwright)"),
+    };
+    let required = std::env::var("HERO_REQUIRE_BROWSER").is_ok_and(|v| v != "0" && !v.is_empty());
+    assert!(!required, "HERO_REQUIRE_BROWSER is set, but {missing}");
+    eprintln!("skipping the browser test: {missing}");
+    None
+}
+
+fn unix_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_works_in_headless_chromium() {
+    let Some(python) = browser() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_daemon(common::serve_config(dir.path(), &[])).await;
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-browser");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/dashboard.py");
+    let mut child = tokio::process::Command::new(&python)
+        .arg(&script)
+        .arg(format!("http://{}", d.tcp))
+        .arg(&shots)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut svc = None;
+    let mut done = false;
+    let mut d = Some(d);
+    let run = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            match line.as_str() {
+                "start calc" => {
+                    let cfg = ServiceConfig {
+                        spec: Spec::Rich,
+                        ..ServiceConfig::new(dir.path(), "calc")
+                    };
+                    svc = Some(spawn(cfg).await.unwrap());
+                    let reply = format!("ok {}\n", unix_ms());
+                    stdin.write_all(reply.as_bytes()).await.unwrap();
+                }
+                "kill calc" => {
+                    // A crash: the server is gone, its socket file stays and refuses.
+                    let s: hero_example_service::RunningService = svc.take().unwrap();
+                    let path = s.path().to_path_buf();
+                    s.shutdown().await;
+                    dead_socket(&path);
+                    stdin.write_all(b"ok\n").await.unwrap();
+                }
+                "restart router" => {
+                    // Same root, same port (the one the OS gave the first instance).
+                    let old = d.take().unwrap();
+                    let port = old.tcp.port().to_string();
+                    old.stop().await;
+                    let listen = format!("127.0.0.1:{port}");
+                    let cfg = common::serve_config(dir.path(), &["--listen", &listen]);
+                    d = Some(start_daemon(cfg).await);
+                    stdin.write_all(b"ok\n").await.unwrap();
+                }
+                "done" => done = true,
+                other => println!("browser: {other}"),
+            }
+        }
+        child.wait().await.unwrap()
+    };
+    let status = tokio::time::timeout(DEADLINE, run)
+        .await
+        .expect("the browser run did not finish");
+    assert!(status.success(), "the browser script failed: {status}");
+    assert!(done, "the browser script stopped before the end");
+    for shot in [
+        "dashboard-table.png",
+        "dashboard-service.png",
+        "dashboard-narrow.png",
+    ] {
+        let len = std::fs::metadata(shots.join(shot)).map_or(0, |m| m.len());
+        assert!(len > 1000, "{shot} was not saved");
+    }
+    println!("screenshots in {}", shots.display());
+    d.unwrap().stop().await;
+}
