@@ -40,6 +40,7 @@ pub mod config;
 pub mod docs;
 pub mod http1;
 pub mod json;
+pub mod mcp;
 pub mod metrics;
 pub mod proxy;
 pub mod registry;

@@ -57,7 +57,9 @@ impl App {
 
 /// Every application's routes; a path none of them has gets the router's JSON 404.
 fn routes() -> Router<AppState> {
-    Router::new().fallback(|| async { error_response(&ProxyError::NoRoute) })
+    Router::new()
+        .merge(crate::mcp::routes())
+        .fallback(|| async { error_response(&ProxyError::NoRoute) })
 }
 
 /// The router's answer for `e` (status, `x-hero-router-error`, JSON body), as an axum
