@@ -35,9 +35,10 @@ bench:
 torture:
 	$(CARGO) run --release -p hero_torture -- $(TORTURE_ARGS)
 
-## A small live demo on a temporary root.
+## A small live demo on a temporary root, then the MCP gateway with a third-party client.
 demo:
 	bash scripts/demo.sh
+	bash scripts/mcp_smoke.sh
 
 clean:
 	$(CARGO) clean

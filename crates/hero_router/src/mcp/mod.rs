@@ -318,6 +318,30 @@ impl Gateway {
         self.cache.index(&self.scope, &table, &catalog)
     }
 
+    /// The index once every service in scope has been looked at: right after the router
+    /// starts, or a service appears, its spec may not be fetched yet, and a client that
+    /// lists then would see no tools (a handshake client would never hear of them). Waits
+    /// for the first scan and for the first fetch of each such service, each bounded as
+    /// `router.spec` bounds it.
+    async fn ready_index(&self) -> Arc<Index> {
+        let registry = &self.state.registry;
+        crate::rpc::wait_ready(registry, self.state.rpc.ctx().upstream_timeout).await;
+        let (table, catalog) = (registry.table(), registry.catalog());
+        let unseen: Vec<&str> = table
+            .services
+            .iter()
+            .filter(|s| match &self.scope {
+                Scope::All => s.status == ServiceStatus::Healthy,
+                Scope::Service(name) => s.name == *name,
+            })
+            .filter(|s| catalog.get(&s.name).is_none())
+            .map(|s| s.name.as_str())
+            .collect();
+        futures_util::future::join_all(unseen.into_iter().map(|s| registry.refresh_catalog(s)))
+            .await;
+        self.index()
+    }
+
     /// Why `name` is not a tool here, in words an agent can act on.
     fn unknown_tool(&self, name: &str) -> ErrorData {
         let table = self.state.registry.table();
@@ -491,7 +515,7 @@ impl ServerHandler for Gateway {
         request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let index = self.index();
+        let index = self.ready_index().await;
         let listed: Vec<&Entry> = index.tools.iter().filter(|e| e.listed).collect();
         let start = match request.and_then(|r| r.cursor) {
             None => 0,
@@ -522,7 +546,7 @@ impl ServerHandler for Gateway {
         request: CallToolRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let index = self.index();
+        let index = self.ready_index().await;
         let Some(&i) = index.by_name.get(request.name.as_ref()) else {
             return Err(self.unknown_tool(&request.name));
         };
