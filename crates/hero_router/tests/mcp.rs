@@ -528,6 +528,12 @@ async fn wire_rules_of_both_revisions() {
     let get = common::request("GET", "/mcp", "");
     let (status, _, _) = tcp(&d, get).await;
     assert_eq!(status.as_u16(), 405);
+
+    // The requests above are counted under their own label.
+    let (_, _, metrics) = tcp(&d, common::request("GET", "/metrics", "")).await;
+    let metrics = String::from_utf8(metrics.to_vec()).unwrap();
+    let line = r#"hero_router_requests_total{service="hero_router",kind="mcp",status="200"} "#;
+    assert!(metrics.contains(line), "{metrics}");
     d.stop().await;
 }
 
