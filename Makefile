@@ -26,10 +26,12 @@ build:
 release:
 	$(CARGO) build --release --workspace
 
-## Benchmarks (see BENCHMARKS.md): scan scale, discovery latency and memory, then the proxy against nginx.
+## Benchmarks (see BENCHMARKS.md): scan scale, discovery latency and memory, the proxy against nginx,
+## then MCP tools/call against the routed call.
 bench:
 	bash scripts/bench.sh
 	bash scripts/bench_proxy.sh
+	bash scripts/bench_mcp.sh
 
 ## The reaper torture harness: our reaper against the seed's algorithm.
 torture:

@@ -420,18 +420,19 @@ async fn post(
     headers: &[(&str, &str)],
     body: Value,
 ) -> (u16, http::HeaderMap, Value) {
-    let mut req = http::Request::builder()
+    let req = http::Request::builder()
         .method("POST")
         .uri(path)
         .header("host", d.tcp.to_string())
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream");
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let req = req
+    let mut req = req
         .body(Full::new(bytes::Bytes::from(body.to_string())))
         .unwrap();
+    for (k, v) in headers {
+        let name = http::HeaderName::from_bytes(k.as_bytes()).unwrap();
+        req.headers_mut().insert(name, v.parse().unwrap());
+    }
     let (status, headers, body) = tcp(d, req).await;
     let body = if body.is_empty() {
         Value::Null
@@ -460,6 +461,19 @@ async fn wire_rules_of_both_revisions() {
     assert!(headers.get("mcp-session-id").is_none());
     assert_eq!(body["result"]["protocolVersion"], "2025-11-25");
     assert_eq!(headers["content-type"], "application/json");
+
+    // Any Host the router is reached by: a name, an IPv6 literal (rmcp's own check, off here,
+    // would take only loopback names).
+    for host in [
+        "hero.example:9988",
+        "[::1]:9988",
+        "[2001:db8::1]:80",
+        "10.1.2.3",
+    ] {
+        let ping = json!({"jsonrpc": "2.0", "id": 9, "method": "ping"});
+        let (status, _, body) = post(&d, "/mcp", &[("host", host)], ping).await;
+        assert_eq!(status, 200, "Host {host}: {body}");
+    }
 
     // 2026-07-28: a request is served with no handshake before it.
     let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {"_meta": meta_2026()}});
