@@ -54,6 +54,9 @@ use tools::{MethodTool, Target};
 
 /// Most tools in one `tools/list` page; past it the answer has a `nextCursor`.
 const PAGE: usize = 100;
+/// Most endpoints (and converted documents) the cache keeps before it starts over: one per
+/// service and `/mcp` in a normal root; only names of services long gone push past it.
+const MAX_CACHED: usize = 4096;
 
 /// Which tools an endpoint serves.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -184,49 +187,26 @@ async fn endpoint(
 // === impl ToolCache ===
 
 impl ToolCache {
-    /// The tools of `service`'s document with fingerprint `fingerprint`.
-    fn service_tools(&self, service: &str, fingerprint: &str, doc: &Value) -> Arc<[MethodTool]> {
-        let mut map = self.services.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = map.get(service) {
-            if c.fingerprint == fingerprint {
-                return c.tools.clone();
-            }
-        }
-        let tools: Arc<[MethodTool]> = tools::service_tools(service, doc).into();
-        let converted = Converted {
-            fingerprint: fingerprint.to_owned(),
-            tools: tools.clone(),
-        };
-        map.insert(service.to_owned(), converted);
-        tools
+    /// The index of `scope` if it was built from `sources`.
+    fn cached(&self, scope: &Scope, sources: &[Source]) -> Option<Arc<Index>> {
+        let map = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(scope)
+            .filter(|built| built.sources == sources)
+            .map(|built| built.index.clone())
     }
 
-    /// The index of `scope` over this table and catalog.
-    fn index(&self, scope: &Scope, table: &Table, catalog: &Catalog) -> Arc<Index> {
-        let sources = sources(scope, table, catalog);
-        {
-            let map = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(built) = map.get(scope) {
-                if built.sources == sources {
-                    return built.index.clone();
-                }
-            }
-        }
-        let mut parts = Vec::new();
-        for s in &sources {
-            let Some(doc) = catalog
-                .get(&s.service)
-                .and_then(|e| e.document.as_ref())
-                .and_then(|d| serde_json::from_str::<Value>(d.get()).ok())
-            else {
-                continue;
-            };
-            parts.push((s, self.service_tools(&s.service, &s.fingerprint, &doc)));
-        }
+    /// Builds the index of `scope` from `sources` and keeps it. Converting a document (parse,
+    /// expand, check every schema) is the slow part: it happens once per fingerprint, and
+    /// never under a lock.
+    fn build(&self, scope: &Scope, sources: Vec<Source>, catalog: &Catalog) -> Arc<Index> {
+        let parts: Vec<(&Source, Arc<[MethodTool]>)> = sources
+            .iter()
+            .filter_map(|s| Some((s, self.service_tools(s, catalog)?)))
+            .collect();
         let index = Arc::new(Index::build(scope, &parts));
         let mut map = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
         // Endpoints of services long gone would pile up: start over rather than track them.
-        if map.len() > 4 * table.services.len() + 16 {
+        if map.len() > MAX_CACHED {
             map.clear();
         }
         let built = Built {
@@ -235,6 +215,31 @@ impl ToolCache {
         };
         map.insert(scope.clone(), built);
         index
+    }
+
+    /// The tools of the document `source` names, converted once per fingerprint.
+    fn service_tools(&self, source: &Source, catalog: &Catalog) -> Option<Arc<[MethodTool]>> {
+        {
+            let map = self.services.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(c) = map.get(&source.service) {
+                if c.fingerprint == source.fingerprint {
+                    return Some(c.tools.clone());
+                }
+            }
+        }
+        let raw = catalog.get(&source.service)?.document.as_ref()?;
+        let doc: Value = serde_json::from_str(raw.get()).ok()?;
+        let tools: Arc<[MethodTool]> = tools::service_tools(&source.service, &doc).into();
+        let mut map = self.services.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > MAX_CACHED {
+            map.clear();
+        }
+        let converted = Converted {
+            fingerprint: source.fingerprint.clone(),
+            tools: tools.clone(),
+        };
+        map.insert(source.service.clone(), converted);
+        Some(tools)
     }
 }
 
@@ -313,9 +318,18 @@ impl Index {
 // === impl Gateway ===
 
 impl Gateway {
-    fn index(&self) -> Arc<Index> {
+    /// The endpoint's index over the current table and catalog: from the cache, else built
+    /// on a blocking thread (a large document takes a while to convert).
+    async fn index(&self) -> Arc<Index> {
         let (table, catalog) = (self.state.registry.table(), self.state.registry.catalog());
-        self.cache.index(&self.scope, &table, &catalog)
+        let sources = sources(&self.scope, &table, &catalog);
+        if let Some(index) = self.cache.cached(&self.scope, &sources) {
+            return index;
+        }
+        let (cache, scope) = (self.cache.clone(), self.scope.clone());
+        tokio::task::spawn_blocking(move || cache.build(&scope, sources, &catalog))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 
     /// The index once every service in scope has been looked at: right after the router
@@ -339,7 +353,7 @@ impl Gateway {
             .collect();
         futures_util::future::join_all(unseen.into_iter().map(|s| registry.refresh_catalog(s)))
             .await;
-        self.index()
+        self.index().await
     }
 
     /// Why `name` is not a tool here, in words an agent can act on.
@@ -387,46 +401,7 @@ impl Gateway {
     }
 }
 
-/// A tool result with `isError: true` and `message` as its text.
-fn tool_error(message: String) -> CallToolResult {
-    CallToolResult::error(vec![ContentBlock::text(message)])
-}
-
-/// What a JSON-RPC error answer to a tool call means, for the agent that made it.
-fn error_message(target: &Target, error: Option<&Value>) -> String {
-    let service = &target.service;
-    let code = error.and_then(|e| e.get("code")).and_then(Value::as_i64);
-    let message = error
-        .and_then(|e| e.get("message"))
-        .and_then(Value::as_str)
-        .unwrap_or("(no message)");
-    let data = error
-        .and_then(|e| e.get("data"))
-        .map(|d| format!(" (data: {d})"))
-        .unwrap_or_default();
-    let code32 = code.and_then(|c| i32::try_from(c).ok());
-    match code32 {
-        Some(NO_SUCH_SERVICE) => format!(
-            "service {service} is gone: the router no longer has it. Start it again, or list the tools again to see what is there."
-        ),
-        Some(NOT_LIVE) => format!(
-            "{message}. The service is down or overloaded; retry once it runs again (`hero_router list` shows its state)."
-        ),
-        Some(UPSTREAM_TIMEOUT) => format!(
-            "{message}. It may still be working on the call; retry later, or with a smaller request."
-        ),
-        Some(BAD_UPSTREAM) => format!("{message}. The service misbehaved; retrying may help."),
-        Some(-32602) => format!(
-            "service {service} rejected the arguments: {message}{data}. Check them against the tool's inputSchema."
-        ),
-        Some(-32601) => format!(
-            "service {service} does not implement {}, though its spec lists it: {message}",
-            target.method
-        ),
-        Some(c) => format!("service {service} answered error {c}: {message}{data}"),
-        None => format!("service {service} answered an error without a code: {message}{data}"),
-    }
-}
+// === impl ServerHandler for Gateway ===
 
 impl ServerHandler for Gateway {
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
@@ -493,14 +468,14 @@ impl ServerHandler for Gateway {
                 .map(str::to_owned)
                 .collect()
         };
-        let mut last = names(&self.index());
+        let mut last = names(&*self.index().await);
         loop {
             tokio::select! {
                 _ = context.cancelled() => return Ok(()),
                 changed = tables.changed() => if changed.is_err() { return Ok(()) },
                 changed = catalogs.changed() => if changed.is_err() { return Ok(()) },
             }
-            let now = names(&self.index());
+            let now = names(&*self.index().await);
             if now != last {
                 last = now;
                 if context.sink().notify_tool_list_changed().await.is_err() {
@@ -558,3 +533,47 @@ impl ServerHandler for Gateway {
         Ok(self.call(&target, params).await.into())
     }
 }
+
+/// A tool result with `isError: true` and `message` as its text.
+fn tool_error(message: String) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(message)])
+}
+
+/// What a JSON-RPC error answer to a tool call means, for the agent that made it.
+fn error_message(target: &Target, error: Option<&Value>) -> String {
+    let service = &target.service;
+    let code = error.and_then(|e| e.get("code")).and_then(Value::as_i64);
+    let message = error
+        .and_then(|e| e.get("message"))
+        .and_then(Value::as_str)
+        .unwrap_or("(no message)");
+    let data = error
+        .and_then(|e| e.get("data"))
+        .map(|d| format!(" (data: {d})"))
+        .unwrap_or_default();
+    let code32 = code.and_then(|c| i32::try_from(c).ok());
+    match code32 {
+        Some(NO_SUCH_SERVICE) => format!(
+            "service {service} is gone: the router no longer has it. Start it again, or list the tools again to see what is there."
+        ),
+        Some(NOT_LIVE) => format!(
+            "{message}. The service is down or overloaded; retry once it runs again (`hero_router list` shows its state)."
+        ),
+        Some(UPSTREAM_TIMEOUT) => format!(
+            "{message}. It may still be working on the call; retry later, or with a smaller request."
+        ),
+        Some(BAD_UPSTREAM) => format!("{message}. The service misbehaved; retrying may help."),
+        Some(-32602) => format!(
+            "service {service} rejected the arguments: {message}{data}. Check them against the tool's inputSchema."
+        ),
+        Some(-32601) => format!(
+            "service {service} does not implement {}, though its spec lists it: {message}",
+            target.method
+        ),
+        Some(c) => format!("service {service} answered error {c}: {message}{data}"),
+        None => format!("service {service} answered an error without a code: {message}{data}"),
+    }
+}
+
+#[cfg(test)]
+mod tests;
