@@ -25,7 +25,7 @@ mod tools;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use axum::Router;
 use axum::body::Body;
@@ -88,6 +88,11 @@ struct Converted {
 struct Built {
     sources: Vec<Source>,
     index: Arc<Index>,
+    /// The table and catalog last seen to hold these sources: while they are still the
+    /// published ones (nothing changed), there is nothing to compare. Weak, so an endpoint
+    /// nobody calls pins no old table.
+    table: Weak<Table>,
+    catalog: Weak<Catalog>,
 }
 
 /// One service's part in an endpoint: its name, document fingerprint, and whether its tools
@@ -187,18 +192,48 @@ async fn endpoint(
 // === impl ToolCache ===
 
 impl ToolCache {
-    /// The index of `scope` if it was built from `sources`.
-    fn cached(&self, scope: &Scope, sources: &[Source]) -> Option<Arc<Index>> {
+    /// The index of `scope` if it was built over this very table and catalog.
+    fn unchanged(
+        &self,
+        scope: &Scope,
+        table: &Arc<Table>,
+        catalog: &Arc<Catalog>,
+    ) -> Option<Arc<Index>> {
         let map = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
         map.get(scope)
-            .filter(|built| built.sources == sources)
-            .map(|built| built.index.clone())
+            .filter(|b| {
+                std::ptr::eq(b.table.as_ptr(), Arc::as_ptr(table))
+                    && std::ptr::eq(b.catalog.as_ptr(), Arc::as_ptr(catalog))
+            })
+            .map(|b| b.index.clone())
+    }
+
+    /// The index of `scope` if it was built from `sources`; remembers that this table and
+    /// catalog hold them.
+    fn same_sources(
+        &self,
+        scope: &Scope,
+        sources: &[Source],
+        table: &Arc<Table>,
+        catalog: &Arc<Catalog>,
+    ) -> Option<Arc<Index>> {
+        let mut map = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        let built = map.get_mut(scope).filter(|b| b.sources == sources)?;
+        built.table = Arc::downgrade(table);
+        built.catalog = Arc::downgrade(catalog);
+        Some(built.index.clone())
     }
 
     /// Builds the index of `scope` from `sources` and keeps it. Converting a document (parse,
     /// expand, check every schema) is the slow part: it happens once per fingerprint, and
     /// never under a lock.
-    fn build(&self, scope: &Scope, sources: Vec<Source>, catalog: &Catalog) -> Arc<Index> {
+    fn build(
+        &self,
+        scope: &Scope,
+        sources: Vec<Source>,
+        table: &Arc<Table>,
+        catalog: &Arc<Catalog>,
+    ) -> Arc<Index> {
         let parts: Vec<(&Source, Arc<[MethodTool]>)> = sources
             .iter()
             .filter_map(|s| Some((s, self.service_tools(s, catalog)?)))
@@ -212,6 +247,8 @@ impl ToolCache {
         let built = Built {
             sources,
             index: index.clone(),
+            table: Arc::downgrade(table),
+            catalog: Arc::downgrade(catalog),
         };
         map.insert(scope.clone(), built);
         index
@@ -322,12 +359,18 @@ impl Gateway {
     /// on a blocking thread (a large document takes a while to convert).
     async fn index(&self) -> Arc<Index> {
         let (table, catalog) = (self.state.registry.table(), self.state.registry.catalog());
+        if let Some(index) = self.cache.unchanged(&self.scope, &table, &catalog) {
+            return index;
+        }
         let sources = sources(&self.scope, &table, &catalog);
-        if let Some(index) = self.cache.cached(&self.scope, &sources) {
+        if let Some(index) = self
+            .cache
+            .same_sources(&self.scope, &sources, &table, &catalog)
+        {
             return index;
         }
         let (cache, scope) = (self.cache.clone(), self.scope.clone());
-        tokio::task::spawn_blocking(move || cache.build(&scope, sources, &catalog))
+        tokio::task::spawn_blocking(move || cache.build(&scope, sources, &table, &catalog))
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
