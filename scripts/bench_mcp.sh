@@ -66,8 +66,11 @@ PORT=$(free_port)
 "$bin/hero_router" serve --socket-dir "$root" --listen "127.0.0.1:$PORT" --log-level warn \
   2>"$tmp/router.log" & pids+=($!)
 wait_for "hero_router health" "$bin/hero_router" health --socket-dir "$root"
-wait_for "calc's spec in the catalog" sh -c \
-  "'$bin/hero_router' list --json --socket-dir '$root' | grep -q '\"methods_count\": 4'"
+spec_ok() {
+  "$bin/hero_router" list --json --socket-dir "$root" \
+    | python3 -c 'import json,sys; sys.exit(not any(s["name"] == "calc" and s["spec"]["state"] == "ok" for s in json.load(sys.stdin)))'
+}
+wait_for "calc's spec in the catalog" spec_ok
 
 meta='"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}'
 printf '%s' '{"jsonrpc":"2.0","id":1,"method":"calc.add","params":[1,2]}' >"$tmp/routed.json"

@@ -21,6 +21,7 @@
 //! goes wrong past the tool's name is a result with `isError: true` that says what to do.
 
 pub mod client_config;
+mod fast;
 mod tools;
 
 use std::borrow::Cow;
@@ -176,6 +177,26 @@ async fn endpoint(
         cache,
         scope,
     };
+    // The connection driver has read the body whole: collecting it copies nothing.
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, max_body).await else {
+        let limit = max_body as u64;
+        return error_response(&ProxyError::BodyTooLarge { limit });
+    };
+    if let Some(answer) = fast::tools_call(&gateway, &parts, &body).await {
+        return answer;
+    }
+    serve_rmcp(
+        gateway,
+        Request::from_parts(parts, Body::from(body)),
+        max_body,
+    )
+    .await
+}
+
+/// Serves one request with rmcp: stateless, JSON answers, no Host check (the Origin check
+/// is done before).
+async fn serve_rmcp(gateway: Gateway, request: Request, max_body: usize) -> Response {
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
