@@ -114,6 +114,7 @@ run() {
   fi
   local rps
   rps=$(sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' <<<"$out")
+  [ -s "$log" ] || { echo "FAIL: h2load $s wrote no per-request log" >&2; exit 1; }
   cut -f3 "$log" | sort -n | awk -v rps="$rps" '{ v[NR] = $1 }
     END { printf "%.0f %d\n", rps, v[int(NR*0.50 + 0.999999)] }'
   rm -f "$log"

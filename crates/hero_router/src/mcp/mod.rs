@@ -42,7 +42,9 @@ use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
-use serde_json::{Value, json};
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::app::{AppState, error_response, same_origin};
 use crate::proxy::error::ProxyError;
@@ -380,6 +382,11 @@ impl Gateway {
     /// on a blocking thread (a large document takes a while to convert).
     async fn index(&self) -> Arc<Index> {
         let (table, catalog) = (self.state.registry.table(), self.state.registry.catalog());
+        self.index_over(table, catalog).await
+    }
+
+    /// The endpoint's index over `table` and `catalog`.
+    async fn index_over(&self, table: Arc<Table>, catalog: Arc<Catalog>) -> Arc<Index> {
         if let Some(index) = self.cache.unchanged(&self.scope, &table, &catalog) {
             return index;
         }
@@ -415,6 +422,9 @@ impl Gateway {
             .filter(|s| catalog.get(&s.name).is_none())
             .map(|s| s.name.as_str())
             .collect();
+        if unseen.is_empty() {
+            return self.index_over(table.clone(), catalog).await;
+        }
         futures_util::future::join_all(unseen.into_iter().map(|s| registry.refresh_catalog(s)))
             .await;
         self.index().await
@@ -438,31 +448,41 @@ impl Gateway {
 
     /// Calls `target` with `params` through the router's JSON-RPC front end.
     async fn call(&self, target: &Target, params: Option<Value>) -> CallToolResult {
-        let mut request = json!({
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": format!("{}.{}", target.service, target.method),
-        });
+        let method = format!("{}.{}", target.service, target.method);
+        let mut request = String::with_capacity(128);
+        request.push_str(r#"{"jsonrpc":"2.0","id":1,"method":"#);
+        request.push_str(&Value::String(method).to_string());
         if let Some(params) = params {
-            request["params"] = params;
+            request.push_str(r#","params":"#);
+            request.push_str(&params.to_string());
         }
-        let answer = self.state.rpc.handle(request.to_string().as_bytes()).await;
-        let answer: Value = match answer.as_deref().map(serde_json::from_str) {
-            Some(Ok(v)) => v,
-            _ => {
-                return tool_error(format!(
-                    "the router got no usable answer from service {}; retry, and check `hero_router list`",
-                    target.service
-                ));
-            }
+        request.push('}');
+        let answer = self.state.rpc.handle(request.as_bytes()).await;
+        let Some(Ok(answer)) = answer.as_deref().map(serde_json::from_str::<Answer>) else {
+            return tool_error(format!(
+                "the router got no usable answer from service {}; retry, and check `hero_router list`",
+                target.service
+            ));
         };
-        if let Some(result) = answer.get("result") {
-            let mut out = CallToolResult::success(vec![ContentBlock::text(result.to_string())]);
-            out.structured_content = target.structured(result);
-            return out;
+        if answer.error.is_some() {
+            return tool_error(error_message(target, answer.error.as_ref()));
         }
-        tool_error(error_message(target, answer.get("error")))
+        // The text is the result as the service wrote it; only the structured copy is parsed.
+        let text = answer.result.as_deref().map_or("null", RawValue::get);
+        let result: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+        let mut out = CallToolResult::success(vec![ContentBlock::text(text)]);
+        out.structured_content = target.structured(&result);
+        out
     }
+}
+
+/// A JSON-RPC answer to a routed call, its result kept as the service wrote it.
+#[derive(Deserialize)]
+struct Answer {
+    #[serde(default)]
+    result: Option<Box<RawValue>>,
+    #[serde(default)]
+    error: Option<Value>,
 }
 
 // === impl ServerHandler for Gateway ===

@@ -1,6 +1,7 @@
 use super::*;
 use crate::mcp::tools::Output;
 use rmcp::model::JsonObject;
+use serde_json::json;
 use std::time::Duration;
 
 fn target(service: &str, method: &str) -> Target {
