@@ -27,19 +27,22 @@ release:
 	$(CARGO) build --release --workspace
 
 ## Benchmarks (see BENCHMARKS.md): scan scale, discovery latency and memory, the dashboard (1,000
-## services in headless Chromium, CPU with 100 dashboards open), then the proxy against nginx.
+## services in headless Chromium, CPU with 100 dashboards open), the proxy against nginx, then MCP
+## tools/call against the routed call.
 bench:
 	bash scripts/bench.sh
 	bash scripts/bench_dashboard.sh
 	bash scripts/bench_proxy.sh
+	bash scripts/bench_mcp.sh
 
 ## The reaper torture harness: our reaper against the seed's algorithm.
 torture:
 	$(CARGO) run --release -p hero_torture -- $(TORTURE_ARGS)
 
-## A small live demo on a temporary root.
+## A small live demo on a temporary root, then the MCP gateway with a third-party client.
 demo:
 	bash scripts/demo.sh
+	bash scripts/mcp_smoke.sh
 
 clean:
 	$(CARGO) clean

@@ -69,6 +69,15 @@ pub enum Command {
     Markdown(DocsArgs),
     /// Render API docs as self-contained HTML pages from the running router's cached specs.
     Html(DocsArgs),
+    /// Print an MCP client configuration (the `mcpServers` JSON most agents read) for the
+    /// running router's MCP gateway: `/mcp` and every healthy service, or only SERVICE.
+    McpConfig {
+        /// Only this service's endpoint.
+        service: Option<String>,
+        /// The router's base URL as the agent reaches it (one of its --listen addresses).
+        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:9988")]
+        url: String,
+    },
     /// Show or edit the access allow-list file (edits are atomic; a running router reloads
     /// it).
     Access {

@@ -28,6 +28,7 @@
 //! - [`rpc`]: the JSON-RPC front end (own codec, router methods, forwarding).
 //! - [`http1`]: HTTP/1.1 framing, the one authority for every byte the router parses or writes.
 //! - [`proxy`]: HTTP routing onto service sockets, the upstream pool, errors.
+//! - [`mcp`]: the MCP gateway, every service's methods as tools for AI agents.
 //! - [`serve`]: the daemon and its accept loops; [`scan_cmd`]: one-shot `hero_router scan`.
 //! - [`app`]: the router's own HTTP applications behind the connection driver, among them the
 //!   [`dashboard`] (`GET /`, `/api/events`).
@@ -44,6 +45,7 @@ pub mod dashboard;
 pub mod docs;
 pub mod http1;
 pub mod json;
+pub mod mcp;
 pub mod metrics;
 pub mod proxy;
 pub mod registry;

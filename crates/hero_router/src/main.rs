@@ -140,6 +140,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Markdown(args) => docs(&rpc_sock, &args, Format::Markdown).await,
         Command::Html(args) => docs(&rpc_sock, &args, Format::Html).await,
         Command::Access { file, action } => access(file.path, action),
+        Command::McpConfig { service, url } => {
+            let services = call(&rpc_sock, "router.services", Value::Null).await?;
+            let config =
+                hero_router::mcp::client_config::render(&services, service.as_deref(), &url)
+                    .map_err(anyhow::Error::msg)?;
+            out(&pretty(&config)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -61,6 +61,7 @@ impl App {
 fn routes() -> Router<AppState> {
     Router::new()
         .merge(crate::dashboard::routes())
+        .merge(crate::mcp::routes())
         .fallback(|| async { error_response(&ProxyError::NoRoute) })
 }
 
@@ -75,6 +76,20 @@ pub fn error_response(e: &ProxyError) -> Response {
         }
     }
     response
+}
+
+/// The router's 403 for a request whose `Origin` is not the router's own; `None` for any
+/// other request. Every application checks its requests (the MCP gateway all, the dashboard
+/// its actions) through this.
+pub fn foreign_origin(headers: &HeaderMap) -> Option<Response> {
+    if same_origin(headers) {
+        return None;
+    }
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|o| String::from_utf8_lossy(o.as_bytes()).into_owned())
+        .unwrap_or_default();
+    Some(error_response(&ProxyError::ForeignOrigin { origin }))
 }
 
 /// True unless the request carries an `Origin` that is not the router's own: a browser page

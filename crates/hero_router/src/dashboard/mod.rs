@@ -27,7 +27,7 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::app::{AppState, error_response, same_origin};
+use crate::app::{AppState, error_response, foreign_origin};
 use crate::proxy::error::ProxyError;
 use crate::registry::catalog::ServiceView;
 use crate::registry::names::valid_service_name;
@@ -170,8 +170,8 @@ async fn service(State(state): State<AppState>, Path(name): Path<String>) -> Res
 
 /// `POST /api/scan`: a full scan, answered with the `router.scan` result.
 async fn scan(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if !same_origin(&headers) {
-        return forbidden_origin();
+    if let Some(forbidden) = foreign_origin(&headers) {
+        return forbidden;
     }
     let answer = state
         .rpc
@@ -204,23 +204,6 @@ async fn scan(State(state): State<AppState>, headers: HeaderMap) -> Response {
                 .into_response()
         }
     }
-}
-
-/// The answer to an action posted from another site's page.
-fn forbidden_origin() -> Response {
-    let body = json!({"error": "forbidden: this action must come from the router's own page (the request's Origin is not the host it was sent to)"});
-    (
-        StatusCode::FORBIDDEN,
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (
-                header::HeaderName::from_static("x-hero-router-error"),
-                "foreign_origin",
-            ),
-        ],
-        body.to_string(),
-    )
-        .into_response()
 }
 
 fn environment() -> &'static Environment<'static> {

@@ -26,7 +26,7 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 
-mod deref;
+pub(crate) mod deref;
 mod markdown;
 pub mod pages;
 mod schema;

@@ -45,6 +45,15 @@ pub enum ProxyError {
         "hero_router does not proxy to itself; call POST /rpc, GET /health, /api/services or /metrics here directly"
     )]
     OwnService,
+    /// A request carrying an `Origin` that is not the router's own (a page on another site,
+    /// DNS rebinding).
+    #[error(
+        "forbidden: a request from a page on another origin ({origin}) may not call the router; call it without an Origin header or from its own origin"
+    )]
+    ForeignOrigin {
+        /// The `Origin` sent.
+        origin: String,
+    },
     /// Every connection slot is serving a request; none could be shed.
     #[error("too many connections; retry shortly")]
     TooManyConnections,
@@ -139,6 +148,7 @@ impl ProxyError {
             ProxyError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::OwnService => StatusCode::NOT_FOUND,
             ProxyError::AddSlash { .. } => StatusCode::PERMANENT_REDIRECT,
+            ProxyError::ForeignOrigin { .. } => StatusCode::FORBIDDEN,
             ProxyError::TooManyConnections => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::NoRoute
@@ -174,6 +184,7 @@ impl ProxyError {
             ProxyError::Forbidden { .. } => "forbidden",
             ProxyError::MethodNotAllowed { .. } => "method_not_allowed",
             ProxyError::OwnService => "own_service",
+            ProxyError::ForeignOrigin { .. } => "foreign_origin",
             ProxyError::TooManyConnections => "too_many_connections",
             ProxyError::BadPath(_) => "bad_path",
             ProxyError::BodyTooLarge { .. } => "body_too_large",

@@ -583,12 +583,19 @@ impl<S: Stream> Client<'_, S> {
             Err(Sent::Body(e)) => return self.fail(front, req, &e, started).await,
             Err(_) => return false,
         };
+        // MCP requests are counted apart: they are routed calls in another envelope.
+        let path = parts.uri.path();
+        let kind = if path == "/mcp" || path.starts_with("/mcp/") {
+            "mcp"
+        } else {
+            "app"
+        };
         let request = http::Request::from_parts(parts, axum::body::Body::from(body.freeze()));
         let (head, body) = front.app.call(request).await.into_parts();
         let status = head.status.as_u16();
         front
             .metrics()
-            .record(OWN_SERVICE, "app", status, started.elapsed());
+            .record(OWN_SERVICE, kind, status, started.elapsed());
         let no_body = req.head_request || matches!(status, 204 | 304);
         let length = axum::body::HttpBody::size_hint(&body).exact();
         let framing = match length {

@@ -1,0 +1,658 @@
+//! The MCP gateway (CONTRACT §10): every service's OpenRPC methods as MCP tools, for AI agents.
+//!
+//! Endpoints, on TCP and admin.sock (through [`crate::app`]):
+//! - `POST /mcp/{service}`: that service's tools, named after its methods;
+//! - `POST /mcp`: every healthy service's tools, named `{service}__{tool}`.
+//!
+//! rmcp's Streamable HTTP server speaks the protocol, stateless and with JSON answers, so one
+//! URL serves both revisions: a request whose `_meta` carries the 2026-07-28 keys (or a
+//! `server/discover`) is served as 2026-07-28, an `initialize` selects the handshake
+//! revisions (2025-11-25 and 2025-06-18). Nothing is kept between requests: a router restart
+//! loses no session, because there are none. A foreign `Origin` is refused (403) before
+//! rmcp sees the request; rmcp's own Host check is off, since the router is reached under any
+//! name on TCP and by no name at all on its Unix sockets.
+//!
+//! The tools are built by hand from the live catalog ([`tools`]), per request: a service that
+//! appears, restarts with other methods, or dies changes the next list. 2026-07-28 clients
+//! that `subscriptions/listen` get `notifications/tools/list_changed` when it does; the
+//! handshake revisions would need a session's GET stream for that, so they are told
+//! `listChanged: false`. A call is a routed JSON-RPC call through the router's own front end
+//! ([`Rpc::handle`](crate::rpc::Rpc::handle)), with its limits and in-flight caps; whatever
+//! goes wrong past the tool's name is a result with `isError: true` that says what to do.
+
+pub mod client_config;
+mod fast;
+mod tools;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::response::Response;
+use axum::routing::any;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    InitializeRequestParams, InitializeResult, ListToolsResult, PaginatedRequestParams,
+    ProtocolVersion, ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
+};
+use rmcp::service::{RequestContext, SubscriptionContext};
+use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::app::{AppState, error_response, foreign_origin};
+use crate::proxy::error::ProxyError;
+use crate::proxy::path::PathError;
+use crate::registry::catalog::Catalog;
+use crate::registry::names::valid_service_name;
+use crate::registry::table::{ServiceStatus, Table};
+use crate::rpc::{BAD_UPSTREAM, NO_SUCH_SERVICE, NOT_LIVE, UPSTREAM_TIMEOUT};
+use tools::{MethodTool, Target};
+
+/// Most tools in one `tools/list` page; past it the answer has a `nextCursor`.
+const PAGE: usize = 100;
+/// Most endpoints (and converted documents) the cache keeps before it starts over: one per
+/// service and `/mcp` in a normal root; only names of services long gone push past it.
+const MAX_CACHED: usize = 4096;
+
+/// Which tools an endpoint serves.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Scope {
+    /// `/mcp`: every healthy service's, prefixed with the service name.
+    All,
+    /// `/mcp/{service}`: one service's.
+    Service(String),
+}
+
+/// The gateway's memory, per router: tools converted from each document once (keyed by its
+/// fingerprint), and each endpoint's index as long as the catalog and the services' health
+/// do not change.
+#[derive(Default)]
+struct ToolCache {
+    /// By service.
+    services: Mutex<HashMap<String, Converted>>,
+    /// By endpoint.
+    endpoints: Mutex<HashMap<Scope, Built>>,
+}
+
+/// One service's tools and the document they came from.
+struct Converted {
+    fingerprint: String,
+    tools: Arc<[MethodTool]>,
+}
+
+/// An endpoint's index and what it was built from.
+struct Built {
+    sources: Vec<Source>,
+    index: Arc<Index>,
+    /// The table and catalog last seen to hold these sources: while they are still the
+    /// published ones (nothing changed), there is nothing to compare. Weak, so an endpoint
+    /// nobody calls pins no old table.
+    table: Weak<Table>,
+    catalog: Weak<Catalog>,
+}
+
+/// One service's part in an endpoint: its name, document fingerprint, and whether its tools
+/// are listed (healthy) or only callable (down, busy: calls then say so).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Source {
+    service: String,
+    fingerprint: String,
+    listed: bool,
+}
+
+/// An endpoint's tools with their final names, in list order.
+struct Index {
+    tools: Vec<Entry>,
+    by_name: HashMap<String, usize>,
+}
+
+struct Entry {
+    tool: Tool,
+    target: Arc<Target>,
+    listed: bool,
+}
+
+/// The rmcp server handler of one request: the endpoint's scope over the router's state.
+#[derive(Clone)]
+struct Gateway {
+    state: AppState,
+    cache: Arc<ToolCache>,
+    scope: Scope,
+}
+
+/// The gateway's routes; the cache lives as long as the router built from them.
+pub fn routes() -> Router<AppState> {
+    let cache = Arc::new(ToolCache::default());
+    let (all, all_slash, one) = (cache.clone(), cache.clone(), cache);
+    Router::new()
+        .route(
+            "/mcp",
+            any(move |State(state), req| endpoint(state, all.clone(), None, req)),
+        )
+        .route(
+            "/mcp/",
+            any(move |State(state), req| endpoint(state, all_slash.clone(), None, req)),
+        )
+        .route(
+            "/mcp/{service}",
+            any(move |State(state), Path(service): Path<String>, req| {
+                endpoint(state, one.clone(), Some(service), req)
+            }),
+        )
+}
+
+/// One request to an MCP endpoint.
+async fn endpoint(
+    state: AppState,
+    cache: Arc<ToolCache>,
+    service: Option<String>,
+    request: Request,
+) -> Response {
+    if let Some(forbidden) = foreign_origin(request.headers()) {
+        return forbidden;
+    }
+    let scope = match service {
+        None => Scope::All,
+        Some(name) if !valid_service_name(&name) => {
+            return error_response(&ProxyError::BadPath(PathError::BadService));
+        }
+        Some(name) if state.registry.table().service(&name).is_none() => {
+            return error_response(&ProxyError::NoService { service: name });
+        }
+        Some(name) => Scope::Service(name),
+    };
+    let max_body = usize::try_from(state.rpc.ctx().max_body).unwrap_or(usize::MAX);
+    let gateway = Gateway {
+        state,
+        cache,
+        scope,
+    };
+    // The connection driver has read the body whole: collecting it copies nothing.
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, max_body).await else {
+        let limit = max_body as u64;
+        return error_response(&ProxyError::BodyTooLarge { limit });
+    };
+    if let Some(answer) = fast::tools_call(&gateway, &parts, &body).await {
+        return answer;
+    }
+    serve_rmcp(
+        gateway,
+        Request::from_parts(parts, Body::from(body)),
+        max_body,
+    )
+    .await
+}
+
+/// Serves one request with rmcp: stateless, JSON answers, no Host check (the Origin check
+/// is done before).
+async fn serve_rmcp(gateway: Gateway, request: Request, max_body: usize) -> Response {
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_max_request_body_bytes(max_body)
+        .disable_allowed_hosts();
+    let service = StreamableHttpService::new(
+        move || Ok(gateway.clone()),
+        Arc::new(NeverSessionManager::default()),
+        config,
+    );
+    service.handle(request).await.map(Body::new)
+}
+
+// === impl ToolCache ===
+
+impl ToolCache {
+    /// The index of `scope` if it was built over this very table and catalog.
+    fn unchanged(
+        &self,
+        scope: &Scope,
+        table: &Arc<Table>,
+        catalog: &Arc<Catalog>,
+    ) -> Option<Arc<Index>> {
+        let map = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(scope)
+            .filter(|b| {
+                std::ptr::eq(b.table.as_ptr(), Arc::as_ptr(table))
+                    && std::ptr::eq(b.catalog.as_ptr(), Arc::as_ptr(catalog))
+            })
+            .map(|b| b.index.clone())
+    }
+
+    /// The index of `scope` if it was built from `sources`; remembers that this table and
+    /// catalog hold them.
+    fn same_sources(
+        &self,
+        scope: &Scope,
+        sources: &[Source],
+        table: &Arc<Table>,
+        catalog: &Arc<Catalog>,
+    ) -> Option<Arc<Index>> {
+        let mut map = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        let built = map.get_mut(scope).filter(|b| b.sources == sources)?;
+        built.table = Arc::downgrade(table);
+        built.catalog = Arc::downgrade(catalog);
+        Some(built.index.clone())
+    }
+
+    /// Builds the index of `scope` from `sources` and keeps it. Converting a document (parse,
+    /// expand, check every schema) is the slow part: it happens once per fingerprint, and
+    /// never under a lock.
+    fn build(
+        &self,
+        scope: &Scope,
+        sources: Vec<Source>,
+        table: &Arc<Table>,
+        catalog: &Arc<Catalog>,
+    ) -> Arc<Index> {
+        let parts: Vec<(&Source, Arc<[MethodTool]>)> = sources
+            .iter()
+            .filter_map(|s| Some((s, self.service_tools(s, catalog)?)))
+            .collect();
+        let index = Arc::new(Index::build(scope, &parts));
+        let mut map = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        // Endpoints of services long gone would pile up: start over rather than track them.
+        if map.len() > MAX_CACHED {
+            map.clear();
+        }
+        let built = Built {
+            sources,
+            index: index.clone(),
+            table: Arc::downgrade(table),
+            catalog: Arc::downgrade(catalog),
+        };
+        map.insert(scope.clone(), built);
+        index
+    }
+
+    /// The tools of the document `source` names, converted once per fingerprint.
+    fn service_tools(&self, source: &Source, catalog: &Catalog) -> Option<Arc<[MethodTool]>> {
+        {
+            let map = self.services.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(c) = map.get(&source.service) {
+                if c.fingerprint == source.fingerprint {
+                    return Some(c.tools.clone());
+                }
+            }
+        }
+        let raw = catalog.get(&source.service)?.document.as_ref()?;
+        let doc: Value = serde_json::from_str(raw.get()).ok()?;
+        let tools: Arc<[MethodTool]> = tools::service_tools(&source.service, &doc).into();
+        let mut map = self.services.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > MAX_CACHED {
+            map.clear();
+        }
+        let converted = Converted {
+            fingerprint: source.fingerprint.clone(),
+            tools: tools.clone(),
+        };
+        map.insert(source.service.clone(), converted);
+        Some(tools)
+    }
+}
+
+/// What `scope`'s index is built from: every service in scope with a document, sorted by
+/// name (names are given in that order, so they do not change when a service goes down).
+fn sources(scope: &Scope, table: &Table, catalog: &Catalog) -> Vec<Source> {
+    table
+        .services
+        .iter()
+        .filter(|s| match scope {
+            Scope::All => true,
+            Scope::Service(name) => s.name == *name,
+        })
+        .filter_map(|s| {
+            let entry = catalog.get(&s.name)?;
+            entry.document.as_ref()?;
+            Some(Source {
+                service: s.name.clone(),
+                fingerprint: entry.spec.fingerprint.clone().unwrap_or_default(),
+                listed: matches!(scope, Scope::Service(_)) || s.status == ServiceStatus::Healthy,
+            })
+        })
+        .collect()
+}
+
+// === impl Index ===
+
+impl Index {
+    fn build(scope: &Scope, parts: &[(&Source, Arc<[MethodTool]>)]) -> Index {
+        let flat: Vec<(&Source, &MethodTool)> = parts
+            .iter()
+            .flat_map(|(s, tools)| tools.iter().map(move |t| (*s, t)))
+            .collect();
+        let names = match scope {
+            Scope::Service(_) => flat.iter().map(|(_, t)| t.name.clone()).collect(),
+            Scope::All => tools::unique_names(
+                flat.iter()
+                    .map(|(s, t)| format!("{}__{}", s.service, t.name)),
+            ),
+        };
+        let mut by_name = HashMap::with_capacity(flat.len());
+        let tools = flat
+            .into_iter()
+            .zip(names)
+            .enumerate()
+            .map(|(i, ((source, t), name))| {
+                by_name.insert(name.clone(), i);
+                let mut tool = Tool::new(
+                    name,
+                    t.description.clone(),
+                    Arc::new(t.input_schema.clone()),
+                );
+                if let Some(output) = &t.output_schema {
+                    tool = tool.with_raw_output_schema(Arc::new(output.clone()));
+                }
+                Entry {
+                    tool,
+                    target: Arc::new(t.target.clone()),
+                    listed: source.listed,
+                }
+            })
+            .collect();
+        Index { tools, by_name }
+    }
+
+    /// The names of the listed tools, to tell when the list changed.
+    fn listed_names(&self) -> Vec<&str> {
+        self.tools
+            .iter()
+            .filter(|e| e.listed)
+            .map(|e| e.tool.name.as_ref())
+            .collect()
+    }
+}
+
+// === impl Gateway ===
+
+impl Gateway {
+    /// The endpoint's index over the current table and catalog: from the cache, else built
+    /// on a blocking thread (a large document takes a while to convert).
+    async fn index(&self) -> Arc<Index> {
+        let (table, catalog) = (self.state.registry.table(), self.state.registry.catalog());
+        self.index_over(table, catalog).await
+    }
+
+    /// The endpoint's index over `table` and `catalog`.
+    async fn index_over(&self, table: Arc<Table>, catalog: Arc<Catalog>) -> Arc<Index> {
+        if let Some(index) = self.cache.unchanged(&self.scope, &table, &catalog) {
+            return index;
+        }
+        let sources = sources(&self.scope, &table, &catalog);
+        if let Some(index) = self
+            .cache
+            .same_sources(&self.scope, &sources, &table, &catalog)
+        {
+            return index;
+        }
+        let (cache, scope) = (self.cache.clone(), self.scope.clone());
+        tokio::task::spawn_blocking(move || cache.build(&scope, sources, &table, &catalog))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+
+    /// The index once every service in scope has been looked at: right after the router
+    /// starts, or a service appears, its spec may not be fetched yet, and a client that
+    /// lists then would see no tools (a handshake client would never hear of them). Waits
+    /// for the first scan and for the first fetch of each such service, each bounded as
+    /// `router.spec` bounds it.
+    async fn ready_index(&self) -> Arc<Index> {
+        let registry = &self.state.registry;
+        crate::rpc::wait_ready(registry, self.state.rpc.ctx().upstream_timeout).await;
+        let (table, catalog) = (registry.table(), registry.catalog());
+        let unseen: Vec<&str> = table
+            .services
+            .iter()
+            .filter(|s| match &self.scope {
+                Scope::All => s.status == ServiceStatus::Healthy,
+                Scope::Service(name) => s.name == *name,
+            })
+            .filter(|s| catalog.get(&s.name).is_none())
+            .map(|s| s.name.as_str())
+            .collect();
+        if unseen.is_empty() {
+            return self.index_over(table.clone(), catalog).await;
+        }
+        futures_util::future::join_all(unseen.into_iter().map(|s| registry.refresh_catalog(s)))
+            .await;
+        self.index().await
+    }
+
+    /// Why `name` is not a tool here, in words an agent can act on.
+    fn unknown_tool(&self, name: &str) -> ErrorData {
+        let table = self.state.registry.table();
+        let service = match &self.scope {
+            Scope::Service(s) => Some(s.as_str()),
+            Scope::All => name.split_once("__").map(|(s, _)| s),
+        };
+        let why = match service {
+            Some(s) if valid_service_name(s) && table.service(s).is_none() => format!(
+                "unknown tool {name}: service {s} is gone (it is no longer in the router's table); list the tools again"
+            ),
+            _ => format!("unknown tool {name}: tools/list shows the tools this endpoint has now"),
+        };
+        ErrorData::invalid_params(why, None)
+    }
+
+    /// Calls `target` with `params` through the router's JSON-RPC front end.
+    async fn call(&self, target: &Target, params: Option<Value>) -> CallToolResult {
+        let method = format!("{}.{}", target.service, target.method);
+        let mut request = String::with_capacity(128);
+        request.push_str(r#"{"jsonrpc":"2.0","id":1,"method":"#);
+        request.push_str(&Value::String(method).to_string());
+        if let Some(params) = params {
+            request.push_str(r#","params":"#);
+            request.push_str(&params.to_string());
+        }
+        request.push('}');
+        let answer = self.state.rpc.handle(request.as_bytes()).await;
+        let Some(Ok(answer)) = answer.as_deref().map(serde_json::from_str::<Answer>) else {
+            return tool_error(format!(
+                "the router got no usable answer from service {}; retry, and check `hero_router list`",
+                target.service
+            ));
+        };
+        if answer.error.is_some() {
+            return tool_error(error_message(target, answer.error.as_ref()));
+        }
+        // The text is the result as the service wrote it; only the structured copy is parsed.
+        let text = answer.result.as_deref().map_or("null", RawValue::get);
+        let result: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+        let mut out = CallToolResult::success(vec![ContentBlock::text(text)]);
+        out.structured_content = target.structured(&result);
+        out
+    }
+}
+
+/// A JSON-RPC answer to a routed call, its result kept as the service wrote it.
+#[derive(Deserialize)]
+struct Answer {
+    #[serde(default)]
+    result: Option<Box<RawValue>>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+// === impl ServerHandler for Gateway ===
+
+impl ServerHandler for Gateway {
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        Cow::Borrowed(&[
+            ProtocolVersion::V_2026_07_28,
+            ProtocolVersion::V_2025_11_25,
+            ProtocolVersion::V_2025_06_18,
+        ])
+    }
+
+    fn get_info(&self) -> ServerConfig {
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_tool_list_changed()
+            .build();
+        let (name, instructions) = match &self.scope {
+            Scope::All => (
+                "hero_router".to_owned(),
+                "The Hero services of this node. Each tool is a service method, named {service}__{method}.".to_owned(),
+            ),
+            Scope::Service(s) => {
+                let catalog = self.state.registry.catalog();
+                let about = catalog
+                    .get(s)
+                    .and_then(|e| e.info.description.clone().or(e.manifest.description.clone()))
+                    .unwrap_or_else(|| format!("The methods of the Hero service {s}."));
+                (format!("hero_router/{s}"), about)
+            }
+        };
+        ServerConfig::new(capabilities)
+            .with_server_info(Implementation::new(name, crate::VERSION))
+            .with_instructions(instructions)
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        context.peer.set_peer_info(request.clone());
+        let mut result = self.negotiate_initialize(&request)?;
+        // The handshake revisions push notifications on a session's GET stream, and the
+        // gateway keeps no sessions: such a client learns of changes by listing again.
+        if let Some(tools) = result.capabilities.tools.as_mut() {
+            tools.list_changed = Some(false);
+        }
+        Ok(result)
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        Some(requested.supported_by(&self.get_info().capabilities))
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let mut tables = self.state.registry.tables();
+        let mut catalogs = self.state.registry.catalogs();
+        let names = |index: &Index| -> Vec<String> {
+            index
+                .listed_names()
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
+        };
+        let mut last = names(&*self.index().await);
+        loop {
+            tokio::select! {
+                _ = context.cancelled() => return Ok(()),
+                changed = tables.changed() => if changed.is_err() { return Ok(()) },
+                changed = catalogs.changed() => if changed.is_err() { return Ok(()) },
+            }
+            let now = names(&*self.index().await);
+            if now != last {
+                last = now;
+                if context.sink().notify_tool_list_changed().await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let index = self.ready_index().await;
+        let listed: Vec<&Entry> = index.tools.iter().filter(|e| e.listed).collect();
+        let start = match request.and_then(|r| r.cursor) {
+            None => 0,
+            Some(c) => match c.parse::<usize>() {
+                Ok(n) if n <= listed.len() => n,
+                _ => {
+                    return Err(ErrorData::invalid_params(
+                        format!(
+                            "invalid cursor {c:?}: use the nextCursor of the previous page, or none for the first"
+                        ),
+                        None,
+                    ));
+                }
+            },
+        };
+        let end = (start + PAGE).min(listed.len());
+        let mut result = ListToolsResult::with_all_items(
+            listed[start..end].iter().map(|e| e.tool.clone()).collect(),
+        );
+        if end < listed.len() {
+            result.next_cursor = Some(end.to_string());
+        }
+        Ok(result)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let index = self.ready_index().await;
+        let Some(&i) = index.by_name.get(request.name.as_ref()) else {
+            return Err(self.unknown_tool(&request.name));
+        };
+        let target = index.tools[i].target.clone();
+        let params = match target.params(request.arguments.as_ref()) {
+            Ok(p) => p,
+            Err(why) => return Ok(tool_error(format!("{}: {why}", request.name)).into()),
+        };
+        Ok(self.call(&target, params).await.into())
+    }
+}
+
+/// A tool result with `isError: true` and `message` as its text.
+fn tool_error(message: String) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(message)])
+}
+
+/// What a JSON-RPC error answer to a tool call means, for the agent that made it.
+fn error_message(target: &Target, error: Option<&Value>) -> String {
+    let service = &target.service;
+    let code = error.and_then(|e| e.get("code")).and_then(Value::as_i64);
+    let message = error
+        .and_then(|e| e.get("message"))
+        .and_then(Value::as_str)
+        .unwrap_or("(no message)");
+    let data = error
+        .and_then(|e| e.get("data"))
+        .map(|d| format!(" (data: {d})"))
+        .unwrap_or_default();
+    let code32 = code.and_then(|c| i32::try_from(c).ok());
+    match code32 {
+        Some(NO_SUCH_SERVICE) => format!(
+            "service {service} is gone: the router no longer has it. Start it again, or list the tools again to see what is there."
+        ),
+        Some(NOT_LIVE) => format!(
+            "{message}. The service is down or overloaded; retry once it runs again (`hero_router list` shows its state)."
+        ),
+        Some(UPSTREAM_TIMEOUT) => format!(
+            "{message}. It may still be working on the call; retry later, or with a smaller request."
+        ),
+        Some(BAD_UPSTREAM) => format!("{message}. The service misbehaved; retrying may help."),
+        Some(-32602) => format!(
+            "service {service} rejected the arguments: {message}{data}. Check them against the tool's inputSchema."
+        ),
+        Some(-32601) => format!(
+            "service {service} does not implement {}, though its spec lists it: {message}",
+            target.method
+        ),
+        Some(c) => format!("service {service} answered error {c}: {message}{data}"),
+        None => format!("service {service} answered an error without a code: {message}{data}"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

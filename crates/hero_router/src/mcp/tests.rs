@@ -1,0 +1,420 @@
+use super::*;
+use crate::mcp::tools::Output;
+use rmcp::model::JsonObject;
+use serde_json::json;
+use std::time::Duration;
+
+fn target(service: &str, method: &str) -> Target {
+    Target {
+        service: service.to_owned(),
+        method: method.to_owned(),
+        params: Vec::new(),
+        by_position: false,
+        output: Output::None,
+    }
+}
+
+fn method_tool(service: &str, name: &str) -> MethodTool {
+    MethodTool {
+        name: name.to_owned(),
+        description: String::new(),
+        input_schema: JsonObject::new(),
+        output_schema: None,
+        target: target(service, name),
+    }
+}
+
+fn source(service: &str, listed: bool) -> Source {
+    Source {
+        service: service.to_owned(),
+        fingerprint: String::new(),
+        listed,
+    }
+}
+
+#[test]
+fn every_error_says_what_to_do() {
+    let t = target("calc", "add");
+    let msg = |e: Value| error_message(&t, Some(&e));
+    let gone = msg(json!({"code": -32001, "message": "no such service: calc"}));
+    assert!(gone.contains("service calc is gone"), "{gone}");
+    let down = msg(json!({"code": -32002, "message": "service calc is not reachable: refused"}));
+    assert!(
+        down.starts_with("service calc is not reachable: refused. "),
+        "{down}"
+    );
+    assert!(down.contains("retry once it runs again"), "{down}");
+    let slow = msg(
+        json!({"code": -32003, "message": "service calc did not answer within the upstream timeout"}),
+    );
+    assert!(slow.contains("may still be working"), "{slow}");
+    let bad = msg(json!({"code": -32602, "message": "b must be a number", "data": {"field": "b"}}));
+    assert_eq!(
+        bad,
+        "service calc rejected the arguments: b must be a number (data: {\"field\":\"b\"}). Check them against the tool's inputSchema."
+    );
+    let missing = msg(json!({"code": -32601, "message": "method not found"}));
+    assert!(missing.contains("does not implement add"), "{missing}");
+    let own = msg(json!({"code": 7, "message": "disk full"}));
+    assert_eq!(own, "service calc answered error 7: disk full");
+    let none = error_message(&t, None);
+    assert!(none.contains("without a code"), "{none}");
+}
+
+#[test]
+fn the_all_services_index_prefixes_and_keeps_names_within_64() {
+    let long = "s".repeat(60);
+    let a: Arc<[MethodTool]> = vec![method_tool("a", "get"), method_tool("a", "put")].into();
+    let b: Arc<[MethodTool]> = vec![
+        method_tool(&long, "first_method"),
+        method_tool(&long, "first_other"),
+    ]
+    .into();
+    let (sa, sb) = (source("a", true), source(&long, false));
+    let index = Index::build(&Scope::All, &[(&sa, a.clone()), (&sb, b)]);
+    let names: Vec<&str> = index.tools.iter().map(|e| e.tool.name.as_ref()).collect();
+    // `{service}__` leaves 2 characters of each of b's tools: both cut to `fi`; the second
+    // then makes room for its suffix.
+    assert_eq!(
+        names,
+        [
+            "a__get",
+            "a__put",
+            &format!("{long}__fi"),
+            &format!("{long}___2")
+        ]
+    );
+    assert!(names.iter().all(|n| n.len() <= 64));
+    assert_eq!(index.by_name[names[3]], 3);
+    assert_eq!(index.tools[3].target.method, "first_other");
+    // Only healthy services are listed; the others stay callable by name.
+    assert_eq!(index.listed_names(), ["a__get", "a__put"]);
+    // One service's endpoint keeps its tools' own names.
+    let one = Index::build(&Scope::Service("a".into()), &[(&sa, a)]);
+    let names: Vec<&str> = one.tools.iter().map(|e| e.tool.name.as_ref()).collect();
+    assert_eq!(names, ["get", "put"]);
+}
+
+/// A gateway over a registry that holds one real example service, `calc`, with its spec.
+/// The second value keeps the service and the registry's writers alive (a dropped writer
+/// would end the watch).
+async fn gateway_with_calc(
+    root: &std::path::Path,
+    scope: Scope,
+) -> (Gateway, Box<dyn std::any::Any>) {
+    use crate::proxy::pool::{Inflight, Pool};
+    use crate::registry::catalog::{Catalog, CatalogEntry, ManifestInfo, SpecInfo, SpecState};
+    use crate::registry::state::SocketState;
+    use crate::registry::table::{LastScan, Service, Socket};
+    use crate::rpc::{Ctx, Rpc};
+
+    let svc = hero_example_service::spawn(hero_example_service::ServiceConfig::new(root, "calc"))
+        .await
+        .unwrap();
+    let (registry, writer) = crate::registry::channel(root.to_path_buf());
+    let socket = Socket {
+        kind: "rpc".into(),
+        path: svc.path().display().to_string(),
+        state: SocketState::Live,
+        since_unix_ms: 0,
+        detail: "".into(),
+        refused_streak: 0,
+        identity: None,
+    };
+    let service = Service {
+        name: "calc".into(),
+        status: ServiceStatus::Healthy,
+        sockets: vec![socket],
+        error: None,
+    };
+    let last_scan = LastScan {
+        at_unix_ms: 0,
+        duration_ms: 0,
+        ok: true,
+        error: None,
+    };
+    writer
+        .table
+        .send(Arc::new(Table {
+            root: root.to_path_buf(),
+            services: vec![Arc::new(service)],
+            ready: true,
+            last_scan: Some(last_scan),
+            ..Table::default()
+        }))
+        .unwrap();
+    let doc = include_str!("../../../hero_example_service/openrpc.json").to_owned();
+    let entry = CatalogEntry {
+        manifest: ManifestInfo::default(),
+        manifest_error: None,
+        spec: SpecInfo {
+            state: SpecState::Ok,
+            reason: None,
+            fingerprint: Some("sha256:test".into()),
+            openrpc: Some("1.3.2".into()),
+            fetched_unix_ms: Some(0),
+        },
+        info: ManifestInfo::default(),
+        document: Some(
+            serde_json::value::RawValue::from_string(doc)
+                .unwrap()
+                .into(),
+        ),
+        methods: Arc::new([]),
+    };
+    let catalog_writer = registry.claim_catalog_writer().unwrap();
+    let mut catalog = Catalog::default();
+    catalog.entries.insert("calc".into(), Arc::new(entry));
+    catalog_writer.catalog.send(Arc::new(catalog)).unwrap();
+    let ctx = Ctx {
+        scanner: registry.clone(),
+        pool: Arc::new(Pool::new(Duration::from_secs(1), Inflight::new(64))),
+        upstream_timeout: Duration::from_secs(5),
+        max_body: 1 << 20,
+        started: tokio::time::Instant::now(),
+    };
+    let rpc = Arc::new(Rpc::new(Arc::new(ctx)));
+    let state = AppState {
+        dashboard: crate::dashboard::Hub::start(rpc.clone()),
+        rpc,
+        registry,
+    };
+    let gateway = Gateway {
+        state,
+        cache: Arc::default(),
+        scope,
+    };
+    (gateway, Box::new((svc, writer, catalog_writer)))
+}
+
+fn pick<'a, T>(rng: &mut fastrand::Rng, items: &'a [T]) -> &'a T {
+    &items[rng.usize(0..items.len())]
+}
+
+/// One generated request: a well-formed `tools/call` of either revision (any tool, any
+/// arguments, any id), then none to three mutations, each a field or header wrong, missing,
+/// doubled or unexpected.
+fn random_request(rng: &mut fastrand::Rng, prefix: &str) -> (http::request::Parts, Vec<u8>) {
+    let modern = rng.bool();
+    let tool = pick(rng, &["add", "echo", "fail", "sleep_ms", "nope", "ädd", ""]).to_string();
+    let name = format!("{prefix}{tool}");
+    let args = pick(
+        rng,
+        &[
+            Some(json!({"a": 1, "b": 2})),
+            Some(json!({"b": 2.5, "a": -1})),
+            Some(json!({"a": 1, "b": 2, "c": 3})),
+            Some(json!({"value": "x"})),
+            Some(json!({"ms": 0})),
+            Some(json!({})),
+            None,
+        ],
+    )
+    .clone();
+    let id = pick(rng, &[json!(1), json!(-7), json!("abc"), json!("")]).clone();
+    let mut params = json!({"name": name});
+    if let Some(args) = args {
+        params["arguments"] = args;
+    }
+    if modern {
+        params["_meta"] = json!({
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+        });
+    }
+    let mut body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params});
+    let mut headers: Vec<(&str, String)> = vec![
+        ("host", "localhost".into()),
+        ("content-type", "application/json".into()),
+        ("accept", "application/json, text/event-stream".into()),
+    ];
+    if modern {
+        headers.push(("mcp-protocol-version", "2026-07-28".into()));
+        headers.push(("mcp-method", "tools/call".into()));
+        headers.push(("mcp-name", name.clone()));
+    } else {
+        let v = *pick(rng, &["2025-11-25", "2025-06-18"]);
+        headers.push(("mcp-protocol-version", v.into()));
+    }
+    let mut method = "POST";
+    for _ in 0..rng.usize(0..4) {
+        let meta = &mut body["params"]["_meta"];
+        match rng.u32(0..23) {
+            0 => body["method"] = json!(*pick(rng, &["tools/list", "ping", "tools/calls"])),
+            1 => {
+                body["id"] = json!(*pick(
+                    rng,
+                    &[json!(1.5), json!(null), json!(u64::MAX), json!([1])]
+                ))
+            }
+            2 => body["jsonrpc"] = json!("1.0"),
+            3 => body["extra"] = json!(true),
+            4 => body["params"]["requestState"] = json!("x"),
+            5 => body["params"]["arguments"] = json!("not an object"),
+            6 => body["params"]["name"] = json!(format!("{prefix}other")),
+            7 => *meta = json!({}),
+            8 => *meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28"}),
+            9 => meta["io.modelcontextprotocol/protocolVersion"] = json!("2025-11-25"),
+            10 => meta["io.modelcontextprotocol/clientCapabilities"] = json!(5),
+            11 => meta["progressToken"] = json!(1),
+            12 => meta["io.modelcontextprotocol/clientInfo"] = json!({"name": "t", "version": "1"}),
+            13 => meta["io.modelcontextprotocol/clientInfo"] = json!("t"),
+            14 => headers.retain(|(k, _)| *k != "mcp-protocol-version"),
+            15 => {
+                let v = *pick(
+                    rng,
+                    &["2026-07-28", "2025-11-25", "2025-03-26", "2099-01-01", "x"],
+                );
+                headers.push(("mcp-protocol-version", v.into()));
+            }
+            16 => headers.retain(|(k, _)| *k != "mcp-method" && *k != "mcp-name"),
+            17 => headers.push((
+                "mcp-method",
+                (*pick(rng, &["tools/call", "tools/list"])).into(),
+            )),
+            18 => headers.push(("mcp-name", (*pick(rng, &["add", "calc__add", "x"])).into())),
+            19 => {
+                let a = *pick(
+                    rng,
+                    &[
+                        "application/json",
+                        "*/*",
+                        "application/json;q=0, text/event-stream",
+                        "text/event-stream, application/json",
+                    ],
+                );
+                headers.retain(|(k, _)| *k != "accept");
+                headers.push(("accept", a.into()));
+            }
+            20 => {
+                let t = *pick(rng, &["text/plain", "application/json; charset=utf-8"]);
+                headers.retain(|(k, _)| *k != "content-type");
+                headers.push(("content-type", t.into()));
+            }
+            21 => headers.retain(|(k, _)| *k != "host"),
+            _ => method = "GET",
+        }
+    }
+    if body["params"]["_meta"].is_null() {
+        body["params"].as_object_mut().unwrap().remove("_meta");
+    }
+    let mut b = http::Request::builder().method(method).uri("/mcp");
+    for (k, v) in headers {
+        b = b.header(k, v);
+    }
+    let (parts, ()) = b.body(()).unwrap().into_parts();
+    (parts, body.to_string().into_bytes())
+}
+
+/// Whatever the fast path answers is what rmcp answers to the same request, byte for byte,
+/// over generated requests; and it does answer the common ones.
+#[tokio::test]
+async fn the_fast_path_answers_what_rmcp_answers() {
+    let (cases, seed, mut rng) = crate::test_util::fuzz_setup();
+    let dir = tempfile::tempdir().unwrap();
+    let (one, _keep) = gateway_with_calc(dir.path(), Scope::Service("calc".into())).await;
+    let all = Gateway {
+        scope: Scope::All,
+        cache: Arc::default(),
+        ..one.clone()
+    };
+    let (mut answered, mut total) = (0, 0);
+    for case in 0..cases.div_ceil(50) {
+        let (gateway, prefix) = if rng.bool() {
+            (&one, "")
+        } else {
+            (&all, "calc__")
+        };
+        let (parts, body) = random_request(&mut rng, prefix);
+        total += 1;
+        let Some(fast) = fast::tools_call(gateway, &parts, &body).await else {
+            continue;
+        };
+        answered += 1;
+        let request = Request::from_parts(parts, Body::from(body.clone()));
+        let slow = serve_rmcp(gateway.clone(), request, 1 << 20).await;
+        let what = || {
+            format!(
+                "seed {seed} case {case}: {}",
+                String::from_utf8_lossy(&body)
+            )
+        };
+        let (fast, fast_body) = fast.into_parts();
+        let (slow, slow_body) = slow.into_parts();
+        let fast_body = axum::body::to_bytes(fast_body, usize::MAX).await.unwrap();
+        let slow_body = axum::body::to_bytes(slow_body, usize::MAX).await.unwrap();
+        assert_eq!(
+            (
+                fast.status,
+                fast.headers.get("content-type"),
+                String::from_utf8_lossy(&fast_body)
+            ),
+            (
+                slow.status,
+                slow.headers.get("content-type"),
+                String::from_utf8_lossy(&slow_body)
+            ),
+            "{}",
+            what()
+        );
+    }
+    assert!(
+        answered * 10 >= total,
+        "the fast path answered only {answered} of {total} requests (seed {seed})"
+    );
+}
+
+#[tokio::test]
+async fn the_fast_path_takes_a_plain_call_of_either_revision() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gateway, _keep) = gateway_with_calc(dir.path(), Scope::Service("calc".into())).await;
+    let modern = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {}},
+        "name": "add", "arguments": {"a": 1, "b": 2}}});
+    let request = |version: &str, body: &Value| {
+        let (parts, ()) = http::Request::builder()
+            .method("POST")
+            .uri("/mcp/calc")
+            .header("host", "localhost")
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", version)
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "add")
+            .body(())
+            .unwrap()
+            .into_parts();
+        (parts, body.to_string().into_bytes())
+    };
+    let (parts, body) = request("2026-07-28", &modern);
+    let answer = fast::tools_call(&gateway, &parts, &body)
+        .await
+        .expect("taken");
+    let answer = axum::body::to_bytes(answer.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(
+        json(&String::from_utf8_lossy(&answer)),
+        json!({"jsonrpc": "2.0", "id": 1, "result": {"resultType": "complete",
+            "content": [{"type": "text", "text": "3"}],
+            "structuredContent": {"result": 3}, "isError": false}})
+    );
+    let mut legacy = modern.clone();
+    legacy["params"].as_object_mut().unwrap().remove("_meta");
+    let (parts, body) = request("2025-11-25", &legacy);
+    let answer = fast::tools_call(&gateway, &parts, &body)
+        .await
+        .expect("taken");
+    let answer = axum::body::to_bytes(answer.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&answer).contains("resultType"));
+    // A version the gateway does not speak goes to rmcp.
+    let (parts, body) = request("2025-03-26", &legacy);
+    assert!(fast::tools_call(&gateway, &parts, &body).await.is_none());
+}
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap()
+}

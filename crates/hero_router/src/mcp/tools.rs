@@ -1,0 +1,305 @@
+//! OpenRPC methods as MCP tools (CONTRACT §10): names, descriptions, input and output schemas,
+//! and the JSON-RPC params and tool results of a call.
+//!
+//! Pure functions over one service's document, so every rule is unit-tested without a
+//! socket. Every schema a tool shows is self-contained: `$ref`s are expanded by the docs'
+//! resolver ([`crate::docs::deref`]), and where it had to stop (a cycle, a dangling or remote
+//! reference, a size limit) the reference becomes an open schema that says why, because one
+//! dangling `$ref` makes some clients drop the whole tool list. A parameter or result schema
+//! that is not valid JSON Schema is replaced the same way, so a sloppy spec costs only its
+//! own precision.
+
+use std::collections::HashSet;
+
+use rmcp::model::JsonObject;
+use serde_json::{Map, Value, json};
+
+use crate::docs::deref::{NOTE_KEY, REF_KEY, dereference};
+
+/// Longest tool name: several clients reject longer ones.
+pub(crate) const MAX_NAME: usize = 64;
+
+/// One method as a tool, before the endpoint gives it its final name.
+#[derive(Debug, Clone)]
+pub(crate) struct MethodTool {
+    /// The method name with every character outside `[A-Za-z0-9_-]` replaced by `_`; unique
+    /// within the service and at most [`MAX_NAME`] characters.
+    pub(crate) name: String,
+    /// Summary and description.
+    pub(crate) description: String,
+    /// An object schema of the params.
+    pub(crate) input_schema: JsonObject,
+    /// An object schema of the result (wrapped when the result is not an object).
+    pub(crate) output_schema: Option<JsonObject>,
+    /// How a call is sent and its answer read.
+    pub(crate) target: Target,
+}
+
+/// How a tool call becomes a routed JSON-RPC call, and how its result comes back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Target {
+    /// The service.
+    pub(crate) service: String,
+    /// The method, as the service names it.
+    pub(crate) method: String,
+    /// The params' names, in the spec's order.
+    pub(crate) params: Vec<String>,
+    /// `paramStructure: by-position`: the arguments are sent as an array in that order.
+    pub(crate) by_position: bool,
+    /// How the result maps to `structuredContent`.
+    pub(crate) output: Output,
+}
+
+/// How a result becomes `structuredContent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Output {
+    /// The method declares no result: text content only.
+    None,
+    /// The result is an object: it is the structured content.
+    Object,
+    /// The result is anything else: the structured content is `{"result": …}`.
+    Wrapped,
+}
+
+/// The tools of one service's OpenRPC document, in document order. `rpc.*` methods (the
+/// JSON-RPC system extensions such as `rpc.discover`) are left out: they describe the
+/// service, they are not its tools.
+pub(crate) fn service_tools(service: &str, document: &Value) -> Vec<MethodTool> {
+    let resolved = dereference(document);
+    let Some(methods) = resolved.get("methods").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    let mut tools: Vec<MethodTool> = methods
+        .iter()
+        .filter_map(Value::as_object)
+        .filter_map(|m| {
+            let name = m.get("name")?.as_str()?;
+            (!name.starts_with("rpc.")).then(|| method_tool(service, name, m))
+        })
+        .collect();
+    let names = unique_names(tools.iter().map(|t| t.name.clone()));
+    for (tool, name) in tools.iter_mut().zip(names) {
+        tool.name = name;
+    }
+    tools
+}
+
+/// `name` with every character outside `[A-Za-z0-9_-]` replaced by `_` (not truncated);
+/// `_` for an empty name.
+pub(crate) fn sanitize(name: &str) -> String {
+    if name.is_empty() {
+        return "_".to_owned();
+    }
+    name.chars()
+        .map(|c| match c {
+            'A'..='Z' | 'a'..='z' | '0'..='9' | '_' | '-' => c,
+            _ => '_',
+        })
+        .collect()
+}
+
+/// Final names for `bases` (already sanitized), in order: each cut to [`MAX_NAME`]
+/// characters; a name already taken gets the first free suffix `_2`, `_3`, … (cut to make
+/// room). Deterministic: the same bases in the same order give the same names, and a base
+/// added at the end never renames the ones before it.
+pub(crate) fn unique_names(bases: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut used = HashSet::new();
+    bases
+        .into_iter()
+        .map(|base| {
+            let first = cut(&base, MAX_NAME).to_owned();
+            if used.insert(first.clone()) {
+                return first;
+            }
+            (2u64..)
+                .map(|n| {
+                    let suffix = format!("_{n}");
+                    format!("{}{suffix}", cut(&base, MAX_NAME - suffix.len()))
+                })
+                .find(|name| used.insert(name.clone()))
+                .expect("a free suffix exists")
+        })
+        .collect()
+}
+
+/// The first `max` characters of an ASCII name.
+fn cut(name: &str, max: usize) -> &str {
+    let end = name.char_indices().nth(max).map_or(name.len(), |(i, _)| i);
+    &name[..end]
+}
+
+/// One (dereferenced) method object as a tool.
+fn method_tool(service: &str, name: &str, method: &Map<String, Value>) -> MethodTool {
+    let text = |key: &str| {
+        method
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
+    let description = match (text("summary"), text("description")) {
+        (Some(s), Some(d)) if s != d => format!("{s}\n\n{d}"),
+        (Some(s), _) => s.to_owned(),
+        (None, Some(d)) => d.to_owned(),
+        (None, None) => format!("Calls {service}.{name}."),
+    };
+    let descriptors: Vec<&Map<String, Value>> = method
+        .get("params")
+        .and_then(Value::as_array)
+        .map(|ps| ps.iter().filter_map(Value::as_object).collect())
+        .unwrap_or_default();
+    let mut properties = Map::new();
+    let mut required = Vec::new();
+    let mut params = Vec::new();
+    for (i, d) in descriptors.iter().enumerate() {
+        let pname = match d.get("name").and_then(Value::as_str) {
+            Some(n) if !n.is_empty() && !properties.contains_key(n) => n.to_owned(),
+            _ => format!("param{}", i + 1),
+        };
+        if d.get("required").and_then(Value::as_bool) == Some(true) {
+            required.push(Value::String(pname.clone()));
+        }
+        properties.insert(pname.clone(), descriptor_schema(d));
+        params.push(pname);
+    }
+    let mut input = JsonObject::new();
+    input.insert("type".into(), json!("object"));
+    input.insert("properties".into(), Value::Object(properties));
+    if !required.is_empty() {
+        input.insert("required".into(), Value::Array(required));
+    }
+    input.insert("additionalProperties".into(), json!(false));
+    let (output_schema, output) = match method.get("result").and_then(Value::as_object) {
+        None => (None, Output::None),
+        Some(result) => {
+            let schema = descriptor_schema(result);
+            if schema.get("type").and_then(Value::as_str) == Some("object") {
+                (schema.as_object().cloned(), Output::Object)
+            } else {
+                let mut wrapped = JsonObject::new();
+                wrapped.insert("type".into(), json!("object"));
+                wrapped.insert("properties".into(), json!({ "result": schema }));
+                wrapped.insert("required".into(), json!(["result"]));
+                (Some(wrapped), Output::Wrapped)
+            }
+        }
+    };
+    let by_position = method.get("paramStructure").and_then(Value::as_str) == Some("by-position");
+    MethodTool {
+        name: sanitize(name),
+        description,
+        input_schema: input,
+        output_schema,
+        target: Target {
+            service: service.to_owned(),
+            method: name.to_owned(),
+            params,
+            by_position,
+            output,
+        },
+    }
+}
+
+/// The schema of a content descriptor, made self-contained and valid, with the descriptor's
+/// description (or summary) when the schema has none.
+fn descriptor_schema(d: &Map<String, Value>) -> Value {
+    let mut schema = match d.get("schema").map(clean) {
+        Some(Value::Bool(true)) | None => Value::Object(Map::new()),
+        Some(s) if jsonschema::draft202012::meta::is_valid(&s) => s,
+        Some(_) => json!({
+            "description": "(the service's spec gives a schema here that is not valid JSON Schema; any value is sent as is)"
+        }),
+    };
+    let note = ["description", "summary"]
+        .iter()
+        .find_map(|k| d.get(*k).and_then(Value::as_str))
+        .filter(|s| !s.trim().is_empty());
+    if let (Value::Object(o), Some(note)) = (&mut schema, note) {
+        if !o.contains_key("description") {
+            o.insert("description".into(), Value::String(note.to_owned()));
+        }
+    }
+    schema
+}
+
+/// `v` without the resolver's bookkeeping: an object it could not expand (a cycle, a
+/// dangling or remote `$ref`, a size limit) becomes an open schema saying why; the
+/// `x-hero-docs-ref` markers are dropped.
+fn clean(v: &Value) -> Value {
+    match v {
+        Value::Object(o) => {
+            if let Some(why) = o.get(NOTE_KEY).and_then(Value::as_str) {
+                let what = o.get("$ref").and_then(Value::as_str).unwrap_or("a schema");
+                return json!({ "description": format!("{what}: {why}") });
+            }
+            Value::Object(
+                o.iter()
+                    .filter(|(k, _)| k.as_str() != REF_KEY)
+                    .map(|(k, v)| (k.clone(), clean(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.iter().map(clean).collect()),
+        other => other.clone(),
+    }
+}
+
+// === impl Target ===
+
+impl Target {
+    /// The JSON-RPC `params` for `arguments`: an array in the spec's order for a by-position
+    /// method (a missing argument before a given one is `null`; trailing ones are left out),
+    /// else the arguments object as given. `None` (no params member) when a method without
+    /// params is called without arguments. An argument a by-position method has no place
+    /// for is an error (it would be dropped silently otherwise); by name, the service judges.
+    pub(crate) fn params(&self, arguments: Option<&JsonObject>) -> Result<Option<Value>, String> {
+        let empty = JsonObject::new();
+        let args = arguments.unwrap_or(&empty);
+        if self.by_position {
+            if let Some(unknown) = args.keys().find(|k| !self.params.contains(k)) {
+                return Err(format!(
+                    "unknown argument {unknown:?}: this tool takes {}",
+                    self.takes()
+                ));
+            }
+            let given = self
+                .params
+                .iter()
+                .rposition(|p| args.contains_key(p))
+                .map_or(0, |i| i + 1);
+            let list = self.params[..given]
+                .iter()
+                .map(|p| args.get(p).cloned().unwrap_or(Value::Null))
+                .collect();
+            return Ok(Some(Value::Array(list)));
+        }
+        if args.is_empty() && self.params.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Value::Object(args.clone())))
+    }
+
+    /// The arguments this tool takes, for messages.
+    fn takes(&self) -> String {
+        if self.params.is_empty() {
+            return "no arguments".to_owned();
+        }
+        let names: Vec<String> = self.params.iter().map(|p| format!("{p:?}")).collect();
+        names.join(", ")
+    }
+
+    /// The `structuredContent` for a successful `result`, as the output schema describes it:
+    /// the result itself when it is an object, else `{"result": …}`. `None` when the method
+    /// declares no result, or declared an object and answered something else (the text
+    /// content still carries it).
+    pub(crate) fn structured(&self, result: &Value) -> Option<Value> {
+        match self.output {
+            Output::None => None,
+            Output::Object => result.is_object().then(|| result.clone()),
+            Output::Wrapped => Some(json!({ "result": result })),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

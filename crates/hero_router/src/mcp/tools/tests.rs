@@ -1,0 +1,409 @@
+use super::*;
+use crate::test_util::fuzz_setup;
+
+fn doc(methods: Value, components: Value) -> Value {
+    json!({
+        "openrpc": "1.3.2",
+        "info": {"title": "t", "version": "1"},
+        "methods": methods,
+        "components": components,
+    })
+}
+
+fn only(tools: &[MethodTool]) -> &MethodTool {
+    assert_eq!(tools.len(), 1, "{tools:#?}");
+    &tools[0]
+}
+
+/// True if `v` holds a `$ref` member anywhere but in literal data (`enum`, `const`, …).
+fn has_ref(v: &Value) -> bool {
+    const LITERAL: [&str; 5] = ["enum", "const", "default", "example", "examples"];
+    match v {
+        Value::Object(o) => {
+            o.contains_key("$ref")
+                || o.iter()
+                    .any(|(k, v)| !LITERAL.contains(&k.as_str()) && has_ref(v))
+        }
+        Value::Array(a) => a.iter().any(has_ref),
+        _ => false,
+    }
+}
+
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= MAX_NAME
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+#[test]
+fn names_lose_dots_and_stay_within_64_characters_and_unique() {
+    assert_eq!(sanitize("user.get"), "user_get");
+    assert_eq!(sanitize("a b/c:é"), "a_b_c__");
+    assert_eq!(sanitize(""), "_");
+    let long = "x".repeat(80);
+    let names = unique_names(
+        ["user.get", "user_get", "user_get", &long, &long]
+            .into_iter()
+            .map(sanitize),
+    );
+    // After sanitizing, `user.get` and `user_get` collide: the later ones get suffixes.
+    assert_eq!(names[0], "user_get");
+    assert_eq!(names[1], "user_get_2");
+    assert_eq!(names[2], "user_get_3");
+    assert_eq!(names[3], "x".repeat(64));
+    assert_eq!(names[4], format!("{}_2", "x".repeat(62)));
+    assert!(names.iter().all(|n| valid_name(n)));
+    // Deterministic, and a base added at the end renames nothing before it.
+    let again = unique_names(std::iter::repeat_n("user_get".to_owned(), 3));
+    assert_eq!(again, ["user_get", "user_get_2", "user_get_3"]);
+}
+
+#[test]
+fn a_method_whose_sanitized_name_collides_gets_a_suffix_in_document_order() {
+    let d = doc(
+        json!([
+            {"name": "user.get", "params": [], "result": {"name": "r", "schema": {}}},
+            {"name": "user_get", "params": [], "result": {"name": "r", "schema": {}}},
+        ]),
+        json!({}),
+    );
+    let tools = service_tools("svc", &d);
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["user_get", "user_get_2"]);
+    assert_eq!(tools[1].target.method, "user_get");
+}
+
+#[test]
+fn nested_refs_are_inlined_in_params_and_result() {
+    let d = doc(
+        json!([{
+            "name": "put",
+            "summary": "Stores a thing.",
+            "description": "Longer words.",
+            "paramStructure": "by-name",
+            "params": [{"$ref": "#/components/contentDescriptors/Thing"}],
+            "result": {"name": "r", "schema": {"$ref": "#/components/schemas/Outer"}},
+        }]),
+        json!({
+            "contentDescriptors": {
+                "Thing": {"name": "thing", "required": true, "description": "The thing.",
+                          "schema": {"$ref": "#/components/schemas/Outer"}}
+            },
+            "schemas": {
+                "Outer": {"type": "object", "properties": {"inner": {"$ref": "#/components/schemas/Inner"}}},
+                "Inner": {"type": "string", "minLength": 1},
+            }
+        }),
+    );
+    let t = service_tools("svc", &d);
+    let t = only(&t);
+    assert_eq!(t.description, "Stores a thing.\n\nLonger words.");
+    let input = Value::Object(t.input_schema.clone());
+    assert!(!has_ref(&input), "{input:#}");
+    assert_eq!(input["type"], "object");
+    assert_eq!(input["required"], json!(["thing"]));
+    assert_eq!(
+        input["properties"]["thing"]["properties"]["inner"],
+        json!({"type": "string", "minLength": 1})
+    );
+    assert_eq!(input["properties"]["thing"]["description"], "The thing.");
+    // An object result is the output schema itself.
+    let output = Value::Object(t.output_schema.clone().unwrap());
+    assert_eq!(output["properties"]["inner"]["type"], "string");
+    assert_eq!(t.target.output, Output::Object);
+    let text = input.to_string() + &output.to_string();
+    assert!(!text.contains("x-hero-docs"), "{text}");
+}
+
+#[test]
+fn a_cycle_is_cut_into_an_open_schema_that_says_so() {
+    let d = doc(
+        json!([{
+            "name": "tree",
+            "params": [{"name": "node", "schema": {"$ref": "#/components/schemas/Node"}}],
+            "result": {"name": "r", "schema": {"$ref": "#/components/schemas/Node"}},
+        }]),
+        json!({"schemas": {"Node": {
+            "type": "object",
+            "properties": {"children": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}}}
+        }}}),
+    );
+    let t = service_tools("svc", &d);
+    let t = only(&t);
+    let input = Value::Object(t.input_schema.clone());
+    assert!(!has_ref(&input), "{input:#}");
+    let items = &input["properties"]["node"]["properties"]["children"]["items"];
+    let why = items["description"].as_str().unwrap();
+    assert!(
+        why.contains("#/components/schemas/Node") && why.contains("cycle"),
+        "{why}"
+    );
+    assert!(jsonschema::draft202012::meta::is_valid(&input));
+}
+
+#[test]
+fn dangling_and_remote_refs_become_open_schemas() {
+    let d = doc(
+        json!([{
+            "name": "m",
+            "params": [
+                {"name": "a", "schema": {"$ref": "#/components/schemas/Missing"}},
+                {"name": "b", "schema": {"$ref": "https://example.com/s.json"}},
+            ],
+            "result": {"name": "r", "schema": {"$ref": "#/nowhere"}},
+        }]),
+        json!({}),
+    );
+    let t = service_tools("svc", &d);
+    let t = only(&t);
+    let all = json!([t.input_schema, t.output_schema]);
+    assert!(!has_ref(&all), "{all:#}");
+    assert!(
+        t.input_schema["properties"]["a"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("unresolved")
+    );
+}
+
+#[test]
+fn one_of_is_kept_and_inlined() {
+    let d = doc(
+        json!([{
+            "name": "pick",
+            "params": [{"name": "choice", "required": true, "schema": {"oneOf": [
+                {"$ref": "#/components/schemas/A"}, {"type": "integer"}
+            ]}}],
+            "result": {"name": "r", "schema": {"oneOf": [{"type": "string"}, {"type": "null"}]}},
+        }]),
+        json!({"schemas": {"A": {"type": "string", "enum": ["x", "y"]}}}),
+    );
+    let t = service_tools("svc", &d);
+    let t = only(&t);
+    assert_eq!(
+        t.input_schema["properties"]["choice"]["oneOf"][0],
+        json!({"type": "string", "enum": ["x", "y"]})
+    );
+    // Not an object result: wrapped.
+    assert_eq!(t.target.output, Output::Wrapped);
+    let out = t.output_schema.clone().unwrap();
+    assert_eq!(out["type"], "object");
+    assert_eq!(out["required"], json!(["result"]));
+    assert_eq!(
+        out["properties"]["result"]["oneOf"][1],
+        json!({"type": "null"})
+    );
+}
+
+#[test]
+fn by_position_params_become_named_properties_and_go_back_in_order() {
+    let d = doc(
+        json!([{
+            "name": "add",
+            "paramStructure": "by-position",
+            "params": [
+                {"name": "a", "required": true, "schema": {"type": "number"}},
+                {"name": "b", "required": true, "schema": {"type": "number"}},
+                {"name": "c", "schema": {"type": "number"}},
+            ],
+            "result": {"name": "sum", "schema": {"type": "number"}},
+        }]),
+        json!({}),
+    );
+    let t = service_tools("svc", &d);
+    let t = only(&t);
+    assert_eq!(t.input_schema["required"], json!(["a", "b"]));
+    assert_eq!(t.input_schema["additionalProperties"], json!(false));
+    let args = |v: Value| v.as_object().cloned().unwrap();
+    let target = &t.target;
+    // Sent in the spec's order whatever the arguments' order.
+    assert_eq!(
+        target.params(Some(&args(json!({"b": 2, "a": 1})))),
+        Ok(Some(json!([1, 2])))
+    );
+    // A gap is null; trailing absent ones are left out.
+    assert_eq!(
+        target.params(Some(&args(json!({"c": 3, "a": 1})))),
+        Ok(Some(json!([1, null, 3])))
+    );
+    assert_eq!(target.params(None), Ok(Some(json!([]))));
+    let e = target.params(Some(&args(json!({"d": 1})))).unwrap_err();
+    assert!(
+        e.contains("\"d\"") && e.contains("\"a\", \"b\", \"c\""),
+        "{e}"
+    );
+    // The result is a number: wrapped.
+    assert_eq!(target.structured(&json!(3)), Some(json!({"result": 3})));
+}
+
+#[test]
+fn by_name_params_go_as_given_and_none_when_there_are_none() {
+    let d = doc(
+        json!([
+            {"name": "get", "params": [{"name": "id", "schema": {"type": "string"}}],
+             "result": {"name": "r", "schema": {"type": "object"}}},
+            {"name": "ping", "params": [], "result": {"name": "r", "schema": {"type": "string"}}},
+        ]),
+        json!({}),
+    );
+    let tools = service_tools("svc", &d);
+    let args = json!({"id": "7"}).as_object().cloned().unwrap();
+    assert_eq!(
+        tools[0].target.params(Some(&args)),
+        Ok(Some(json!({"id": "7"})))
+    );
+    assert_eq!(tools[0].target.params(None), Ok(Some(json!({}))));
+    assert_eq!(tools[1].target.params(None), Ok(None));
+    // An object result is its own structured content; a non-object answer to a method
+    // that declared an object has none (the text carries it).
+    assert_eq!(
+        tools[0].target.structured(&json!({"k": 1})),
+        Some(json!({"k": 1}))
+    );
+    assert_eq!(tools[0].target.structured(&json!([1])), None);
+}
+
+#[test]
+fn rpc_methods_are_not_tools_and_a_method_without_a_result_has_no_output_schema() {
+    let d = doc(
+        json!([
+            {"name": "rpc.discover", "params": [], "result": {"name": "r", "schema": {}}},
+            {"name": "notify", "params": []},
+        ]),
+        json!({}),
+    );
+    let t = service_tools("svc", &d);
+    let t = only(&t);
+    assert_eq!(t.name, "notify");
+    assert!(t.output_schema.is_none());
+    assert_eq!(t.description, "Calls svc.notify.");
+    assert_eq!(t.target.structured(&json!(1)), None);
+}
+
+#[test]
+fn a_schema_that_is_not_json_schema_is_replaced_not_passed_on() {
+    let d = doc(
+        json!([{
+            "name": "m",
+            "params": [{"name": "a", "schema": {"type": 5}}, {"name": "b", "schema": "string"}],
+            "result": {"name": "r", "schema": {"minimum": "zero"}},
+        }]),
+        json!({}),
+    );
+    let t = service_tools("svc", &d);
+    let t = only(&t);
+    let input = Value::Object(t.input_schema.clone());
+    assert!(jsonschema::draft202012::meta::is_valid(&input), "{input:#}");
+    assert!(
+        input["properties"]["a"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON Schema")
+    );
+    let output = Value::Object(t.output_schema.clone().unwrap());
+    assert!(
+        jsonschema::draft202012::meta::is_valid(&output),
+        "{output:#}"
+    );
+}
+
+/// A random schema: valid building blocks, references to components (some missing, some
+/// cyclic), composition, and now and then something that is not a schema at all.
+fn random_schema(rng: &mut fastrand::Rng, depth: u32) -> Value {
+    let leaf = depth >= 4;
+    match rng.u32(0..if leaf { 5 } else { 11 }) {
+        0 => {
+            let types = ["string", "integer", "number", "boolean", "null"];
+            json!({"type": types[rng.usize(0..types.len())]})
+        }
+        1 => json!({"$ref": format!("#/components/schemas/S{}", rng.u32(0..6))}),
+        2 => json!(rng.bool()),
+        3 => json!({"enum": [1, "a", {"$ref": "data, not a reference"}]}),
+        4 => json!({"type": 7, "minimum": "x"}),
+        5 => json!({"type": "object", "properties": {
+            random_name(rng): random_schema(rng, depth + 1),
+            random_name(rng): random_schema(rng, depth + 1),
+        }}),
+        6 => json!({"type": "array", "items": random_schema(rng, depth + 1)}),
+        7 => json!({"oneOf": [random_schema(rng, depth + 1), random_schema(rng, depth + 1)]}),
+        8 => json!({"allOf": [random_schema(rng, depth + 1)], "description": "d"}),
+        9 => json!({"anyOf": [random_schema(rng, depth + 1), {"$ref": "#/x/y~1z"}]}),
+        _ => json!({"$ref": "#/components/schemas/S0", "description": "with a sibling"}),
+    }
+}
+
+fn random_name(rng: &mut fastrand::Rng) -> String {
+    const PARTS: [&str; 10] = ["user", ".", "get", "é", " ", "_", "-", "x", "日本", "/"];
+    let n = rng.usize(0..40);
+    (0..n).map(|_| PARTS[rng.usize(0..PARTS.len())]).collect()
+}
+
+/// Every generated `inputSchema` and `outputSchema` is a valid JSON Schema (2020-12, the
+/// MCP default) of type object without a `$ref` left, and every tool name matches
+/// `^[A-Za-z0-9_-]{1,64}$` and is unique, for random documents (names with dots, spaces,
+/// non-ASCII, over 64 characters, duplicates; refs nested, cyclic, dangling).
+#[test]
+fn never_an_invalid_schema_or_name() {
+    let (cases, seed, mut rng) = fuzz_setup();
+    for case in 0..cases.div_ceil(40) {
+        let mut schemas = Map::new();
+        for i in 0..6 {
+            // Now and then one is missing: references to it dangle.
+            if rng.u32(0..6) != 0 {
+                schemas.insert(format!("S{i}"), random_schema(&mut rng, 0));
+            }
+        }
+        let methods: Vec<Value> = (0..rng.usize(0..6))
+            .map(|_| {
+                let params: Vec<Value> = (0..rng.usize(0..4))
+                    .map(|_| {
+                        json!({
+                            "name": random_name(&mut rng),
+                            "required": rng.bool(),
+                            "schema": random_schema(&mut rng, 0),
+                        })
+                    })
+                    .collect();
+                let structures = ["by-name", "by-position", "either"];
+                let mut m = json!({
+                    "name": random_name(&mut rng),
+                    "params": params,
+                    "paramStructure": structures[rng.usize(0..structures.len())],
+                });
+                if rng.bool() {
+                    m["result"] = json!({"name": "r", "schema": random_schema(&mut rng, 0)});
+                }
+                m
+            })
+            .collect();
+        let d = doc(Value::Array(methods), json!({"schemas": schemas}));
+        let tools = service_tools("svc", &d);
+        let mut seen = HashSet::new();
+        let all_names = unique_names(tools.iter().map(|t| format!("a_service__{}", t.name)));
+        for (t, merged) in tools.iter().zip(&all_names) {
+            let ctx = || format!("seed {seed} case {case}: {d:#}");
+            assert!(valid_name(&t.name), "{:?} {}", t.name, ctx());
+            assert!(valid_name(merged), "{merged:?} {}", ctx());
+            assert!(
+                seen.insert(t.name.clone()),
+                "duplicate {:?} {}",
+                t.name,
+                ctx()
+            );
+            for schema in [Some(&t.input_schema), t.output_schema.as_ref()]
+                .into_iter()
+                .flatten()
+            {
+                let s = Value::Object(schema.clone());
+                assert_eq!(s["type"], "object", "{}", ctx());
+                assert!(!has_ref(&s), "{s:#} {}", ctx());
+                assert!(
+                    jsonschema::draft202012::meta::is_valid(&s),
+                    "{s:#} {}",
+                    ctx()
+                );
+            }
+        }
+    }
+}

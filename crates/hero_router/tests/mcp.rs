@@ -1,0 +1,737 @@
+//! The MCP gateway (CONTRACT §10) against the real router and example services on real
+//! sockets, driven by rmcp's own client in both protocol revisions (2025-11-25 with the
+//! `initialize` handshake, 2026-07-28 stateless), over TCP and admin.sock; the wire rules
+//! rmcp's client never breaks (headers, versions, Origin) are checked with raw requests.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{Daemon, dead_socket, json, serve_config, start_daemon, tcp, uds};
+use hero_example_service::{RunningService, ServiceConfig, Spec, spawn};
+use hero_router::registry::catalog::Catalog;
+use http_body_util::Full;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientConfig, PaginatedRequestParams, ProtocolVersion,
+    ServerNotification, SubscriptionFilter,
+};
+use rmcp::service::{RoleClient, RunningService as Client, ServiceError};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, UnixSocketHttpClient};
+use rmcp::{ClientLifecycleMode, ClientServiceExt};
+use serde_json::{Value, json};
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// The two revisions a client may speak.
+#[derive(Debug, Clone, Copy)]
+enum Revision {
+    /// 2025-11-25: `initialize`, then plain requests.
+    Handshake,
+    /// 2026-07-28: `server/discover`, `_meta` on every request.
+    Stateless,
+}
+
+const BOTH: [Revision; 2] = [Revision::Handshake, Revision::Stateless];
+
+impl Revision {
+    fn mode(self) -> ClientLifecycleMode {
+        match self {
+            Revision::Handshake => ClientLifecycleMode::Initialize,
+            Revision::Stateless => ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        }
+    }
+}
+
+type McpClient = Client<RoleClient, ClientConfig>;
+
+/// An rmcp client on `path` (`/mcp` or `/mcp/{service}`) over TCP.
+async fn connect(d: &Daemon, path: &str, rev: Revision) -> McpClient {
+    let url = format!("http://{}{path}", d.tcp);
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url),
+    );
+    ClientConfig::default()
+        .serve_with_lifecycle(transport, rev.mode())
+        .await
+        .unwrap_or_else(|e| panic!("{rev:?} client could not connect to {path}: {e}"))
+}
+
+/// An rmcp client on `path` over the router's admin.sock.
+async fn connect_admin(d: &Daemon, path: &str, rev: Revision) -> McpClient {
+    let url = format!("http://localhost{path}");
+    let http = UnixSocketHttpClient::new(d.admin.to_str().unwrap(), &url);
+    let transport = StreamableHttpClientTransport::with_client(
+        http,
+        StreamableHttpClientTransportConfig::with_uri(url),
+    );
+    ClientConfig::default()
+        .serve_with_lifecycle(transport, rev.mode())
+        .await
+        .unwrap_or_else(|e| panic!("{rev:?} client could not connect over admin.sock: {e}"))
+}
+
+fn example(root: &Path, name: &str, spec: Spec) -> ServiceConfig {
+    ServiceConfig {
+        spec,
+        ..ServiceConfig::new(root, name)
+    }
+}
+
+/// Waits until the catalog satisfies `pred`.
+async fn catalog_until(d: &Daemon, pred: impl Fn(&Catalog) -> bool) {
+    let mut rx = d.handle.catalogs();
+    tokio::time::timeout(DEADLINE, rx.wait_for(|c| pred(c)))
+        .await
+        .expect("the catalog did not get there before the deadline")
+        .unwrap();
+}
+
+fn has_spec(c: &Catalog, name: &str) -> bool {
+    c.get(name).is_some_and(|e| e.document.is_some())
+}
+
+/// A router with the example service `name` (rich spec) running and in its catalog.
+async fn with_example(name: &str) -> (tempfile::TempDir, Daemon, RunningService) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_daemon(serve_config(dir.path(), &[])).await;
+    let svc = spawn(example(dir.path(), name, Spec::Rich)).await.unwrap();
+    d.rescan().await;
+    catalog_until(&d, |c| has_spec(c, name)).await;
+    (dir, d, svc)
+}
+
+/// The listed tools' names, but the router's own (`hero_router__router_*`: the router is a
+/// service with a spec like any other).
+async fn names(client: &McpClient) -> Vec<String> {
+    let tools = client.list_all_tools().await.unwrap();
+    tools
+        .into_iter()
+        .map(|t| t.name.into_owned())
+        .filter(|n| !n.starts_with("hero_router__"))
+        .collect()
+}
+
+async fn call(client: &McpClient, tool: &str, args: Value) -> Result<CallToolResult, ServiceError> {
+    let mut params = CallToolRequestParams::new(tool.to_owned());
+    if let Value::Object(args) = args {
+        params = params.with_arguments(args);
+    }
+    client.call_tool(params).await
+}
+
+fn text(r: &CallToolResult) -> String {
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The JSON-RPC error code of a failed client request.
+fn code(e: &ServiceError) -> i32 {
+    match e {
+        ServiceError::McpError(e) => e.code.0,
+        other => panic!("expected a JSON-RPC error, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn both_revisions_list_and_call_over_tcp() {
+    let (_dir, d, _svc) = with_example("example").await;
+    for rev in BOTH {
+        let client = connect(&d, "/mcp/example", rev).await;
+        let info = client.peer_info().expect("server info");
+        let version = info.protocol_version.to_string();
+        match rev {
+            Revision::Handshake => assert_eq!(version, "2025-11-25"),
+            Revision::Stateless => assert_eq!(version, "2026-07-28"),
+        }
+        let tools = client.list_all_tools().await.unwrap();
+        let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+        assert_eq!(names, ["echo", "sleep_ms", "add", "fail"], "{rev:?}");
+        let add = &tools[2];
+        assert_eq!(
+            add.description.as_deref(),
+            Some(
+                "Returns a + b (integers stay integers).\n\nWhen both numbers are integers and their sum fits in 64 bits, the sum is an integer; otherwise it is the floating-point sum."
+            )
+        );
+        assert_eq!(add.input_schema["required"], json!(["a", "b"]));
+        assert!(
+            !Value::Object((*add.input_schema).clone())
+                .to_string()
+                .contains("$ref")
+        );
+        let output = add.output_schema.as_ref().expect("outputSchema");
+        assert_eq!(output["type"], "object");
+        assert_eq!(output["required"], json!(["result"]));
+
+        // By position: named arguments, sent as [a, b] (the service adds the array).
+        let r = call(&client, "add", json!({"b": 40, "a": 2}))
+            .await
+            .unwrap();
+        assert_eq!(r.is_error, Some(false), "{rev:?}: {}", text(&r));
+        assert_eq!(r.structured_content, Some(json!({"result": 42})), "{rev:?}");
+        assert_eq!(text(&r), "42");
+
+        // By name: echo returns its params as sent, an object.
+        let r = call(&client, "echo", json!({"value": "hello"}))
+            .await
+            .unwrap();
+        assert_eq!(r.is_error, Some(false), "{rev:?}: {}", text(&r));
+        assert_eq!(
+            r.structured_content,
+            Some(json!({"result": {"value": "hello"}})),
+            "{rev:?}"
+        );
+
+        // An upstream JSON-RPC error is a tool result the agent reads.
+        let r = call(&client, "fail", json!({})).await.unwrap();
+        assert_eq!(r.is_error, Some(true), "{rev:?}");
+        let t = text(&r);
+        assert!(
+            t.contains("service example answered error -32000: requested failure"),
+            "{t}"
+        );
+
+        // An argument a by-position method has no place for: a tool error, not a guess.
+        let r = call(&client, "add", json!({"a": 1, "b": 2, "c": 3}))
+            .await
+            .unwrap();
+        assert_eq!(r.is_error, Some(true));
+        assert!(text(&r).contains("unknown argument \"c\""), "{}", text(&r));
+
+        // An unknown tool is a protocol error.
+        let e = call(&client, "nope", json!({})).await.unwrap_err();
+        assert_eq!(code(&e), -32602, "{rev:?}: {e}");
+        client.cancel().await.unwrap();
+    }
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn the_all_services_endpoint_prefixes_names_over_admin_sock() {
+    let (dir, d, _a) = with_example("alpha").await;
+    let _b = spawn(example(dir.path(), "beta", Spec::Rich))
+        .await
+        .unwrap();
+    d.rescan().await;
+    catalog_until(&d, |c| has_spec(c, "beta")).await;
+    for rev in BOTH {
+        let client = connect_admin(&d, "/mcp", rev).await;
+        let names = names(&client).await;
+        assert_eq!(
+            names,
+            [
+                "alpha__echo",
+                "alpha__sleep_ms",
+                "alpha__add",
+                "alpha__fail",
+                "beta__echo",
+                "beta__sleep_ms",
+                "beta__add",
+                "beta__fail"
+            ],
+            "{rev:?}"
+        );
+        let r = call(&client, "beta__add", json!({"a": 1, "b": 2}))
+            .await
+            .unwrap();
+        assert_eq!(r.structured_content, Some(json!({"result": 3})), "{rev:?}");
+        // The router's own methods are tools too.
+        let r = call(&client, "hero_router__router_health", json!({}))
+            .await
+            .unwrap();
+        assert_eq!(r.is_error, Some(false), "{}", text(&r));
+        assert_eq!(r.structured_content.unwrap()["status"], "ok");
+        client.cancel().await.unwrap();
+    }
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_dead_service_is_a_tool_error_and_leaves_the_all_services_list() {
+    let (dir, d, svc) = with_example("example").await;
+    for rev in BOTH {
+        let all = connect(&d, "/mcp", rev).await;
+        assert_eq!(names(&all).await.len(), 4);
+        all.cancel().await.unwrap();
+    }
+    let path = svc.path().to_path_buf();
+    svc.shutdown().await;
+    // The socket file stays and refuses: the service is in the table, down.
+    let _ = std::fs::remove_file(&path);
+    dead_socket(&path);
+    d.rescan().await;
+    let status = d.handle.table().service("example").unwrap().status;
+    assert_ne!(status, hero_router::registry::table::ServiceStatus::Healthy);
+    for rev in BOTH {
+        let one = connect(&d, "/mcp/example", rev).await;
+        let r = call(&one, "add", json!({"a": 1, "b": 2})).await.unwrap();
+        assert_eq!(r.is_error, Some(true), "{rev:?}");
+        let t = text(&r);
+        assert!(
+            t.contains("service example") && t.contains("retry once it runs again"),
+            "{t}"
+        );
+        one.cancel().await.unwrap();
+        let all = connect(&d, "/mcp", rev).await;
+        assert!(names(&all).await.is_empty(), "{rev:?}");
+        // Its tools keep their names for a call: the call says the service is down.
+        let r = call(&all, "example__add", json!({"a": 1, "b": 2}))
+            .await
+            .unwrap();
+        assert_eq!(r.is_error, Some(true));
+        all.cancel().await.unwrap();
+    }
+    // Gone from the root entirely: a call says so.
+    std::fs::remove_dir_all(dir.path().join("example")).unwrap();
+    d.rescan().await;
+    let all = connect(&d, "/mcp", Revision::Stateless).await;
+    let e = call(&all, "example__add", json!({})).await.unwrap_err();
+    assert_eq!(code(&e), -32602);
+    assert!(e.to_string().contains("service example is gone"), "{e}");
+    all.cancel().await.unwrap();
+    d.stop().await;
+}
+
+/// A document with `names` as methods (no params, a string result).
+fn doc(names: &[&str]) -> Value {
+    let methods: Vec<Value> = names
+        .iter()
+        .map(|n| json!({"name": n, "params": [], "result": {"name": "r", "schema": {"type": "string"}}}))
+        .collect();
+    json!({"openrpc": "1.3.2", "info": {"title": "t", "version": "1"}, "methods": methods})
+}
+
+#[tokio::test]
+async fn a_restart_with_other_methods_changes_the_list_and_notifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_daemon(serve_config(dir.path(), &[])).await;
+    let svc = spawn(example(
+        dir.path(),
+        "svc",
+        Spec::Document(doc(&["one", "two"])),
+    ))
+    .await
+    .unwrap();
+    d.rescan().await;
+    catalog_until(&d, |c| has_spec(c, "svc")).await;
+    let first = d
+        .handle
+        .catalog()
+        .get("svc")
+        .unwrap()
+        .spec
+        .fingerprint
+        .clone();
+
+    let client = connect(&d, "/mcp", Revision::Stateless).await;
+    assert_eq!(names(&client).await, ["svc__one", "svc__two"]);
+    let mut changes = client
+        .listen(SubscriptionFilter::builder().tools_list_changed().build())
+        .await
+        .unwrap();
+
+    svc.shutdown().await;
+    let _svc = spawn(example(
+        dir.path(),
+        "svc",
+        Spec::Document(doc(&["one", "three.x"])),
+    ))
+    .await
+    .unwrap();
+    d.rescan().await;
+    let note = tokio::time::timeout(DEADLINE, changes.next())
+        .await
+        .expect("no list_changed before the deadline")
+        .unwrap();
+    assert!(
+        matches!(
+            note,
+            Some(ServerNotification::ToolListChangedNotification(_))
+        ),
+        "{note:?}"
+    );
+    catalog_until(&d, |c| {
+        c.get("svc").is_some_and(|e| e.spec.fingerprint != first)
+    })
+    .await;
+    assert_eq!(names(&client).await, ["svc__one", "svc__three_x"]);
+    changes.cancel().await.unwrap();
+
+    // The handshake revision has no stream to be told on: it is told not to expect one.
+    let old = connect(&d, "/mcp", Revision::Handshake).await;
+    let caps = &old.peer_info().unwrap().capabilities;
+    assert_eq!(caps.tools.as_ref().unwrap().list_changed, Some(false));
+    assert_eq!(names(&old).await, ["svc__one", "svc__three_x"]);
+    old.cancel().await.unwrap();
+    client.cancel().await.unwrap();
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_150_method_service_is_listed_in_pages_of_100() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_daemon(serve_config(dir.path(), &[])).await;
+    let methods: Vec<String> = (0..150).map(|i| format!("m.{i:03}")).collect();
+    let refs: Vec<&str> = methods.iter().map(String::as_str).collect();
+    let _svc = spawn(example(dir.path(), "big", Spec::Document(doc(&refs))))
+        .await
+        .unwrap();
+    d.rescan().await;
+    catalog_until(&d, |c| has_spec(c, "big")).await;
+    for rev in BOTH {
+        let client = connect(&d, "/mcp/big", rev).await;
+        let first = client.list_tools(None).await.unwrap();
+        assert_eq!(first.tools.len(), 100, "{rev:?}");
+        let cursor = first.next_cursor.clone().expect("a next cursor");
+        let second = client
+            .list_tools(Some(
+                PaginatedRequestParams::default().with_cursor(Some(cursor)),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(second.tools.len(), 50);
+        assert_eq!(second.next_cursor, None);
+        let all = names(&client).await;
+        let expected: Vec<String> = (0..150).map(|i| format!("m_{i:03}")).collect();
+        assert_eq!(all, expected);
+        let bad = client
+            .list_tools(Some(
+                PaginatedRequestParams::default().with_cursor(Some("x".into())),
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(code(&bad), -32602);
+        client.cancel().await.unwrap();
+    }
+    d.stop().await;
+}
+
+/// A raw `POST` to the gateway over TCP.
+async fn post(
+    d: &Daemon,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Value,
+) -> (u16, http::HeaderMap, Value) {
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("host", d.tcp.to_string())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream");
+    let mut req = req
+        .body(Full::new(bytes::Bytes::from(body.to_string())))
+        .unwrap();
+    for (k, v) in headers {
+        let name = http::HeaderName::from_bytes(k.as_bytes()).unwrap();
+        req.headers_mut().insert(name, v.parse().unwrap());
+    }
+    let (status, headers, body) = tcp(d, req).await;
+    let body = if body.is_empty() {
+        Value::Null
+    } else {
+        json(std::str::from_utf8(&body).unwrap())
+    };
+    (status.as_u16(), headers, body)
+}
+
+fn meta_2026() -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    })
+}
+
+#[tokio::test]
+async fn wire_rules_of_both_revisions() {
+    let (_dir, d, _svc) = with_example("example").await;
+    // 2025-11-25: initialize answers JSON, no session id (nothing to lose on a restart).
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"}}});
+    let (status, headers, body) = post(&d, "/mcp", &[], init).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(headers.get("mcp-session-id").is_none());
+    assert_eq!(body["result"]["protocolVersion"], "2025-11-25");
+    assert_eq!(headers["content-type"], "application/json");
+
+    // Any Host the router is reached by: a name, an IPv6 literal (rmcp's own check, off here,
+    // would take only loopback names).
+    for host in [
+        "hero.example:9988",
+        "[::1]:9988",
+        "[2001:db8::1]:80",
+        "10.1.2.3",
+    ] {
+        let ping = json!({"jsonrpc": "2.0", "id": 9, "method": "ping"});
+        let (status, _, body) = post(&d, "/mcp", &[("host", host)], ping).await;
+        assert_eq!(status, 200, "Host {host}: {body}");
+    }
+
+    // 2026-07-28: a request is served with no handshake before it.
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {"_meta": meta_2026()}});
+    let (status, _, body) = post(
+        &d,
+        "/mcp/example",
+        &[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/list"),
+        ],
+        list.clone(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["tools"].as_array().unwrap().len(), 4);
+    assert_eq!(body["result"]["resultType"], "complete");
+    assert!(body["result"]["ttlMs"].is_u64() && body["result"]["cacheScope"].is_string());
+
+    // Its required Mcp-Method header missing: 400 with -32020.
+    let (status, _, body) = post(
+        &d,
+        "/mcp/example",
+        &[("mcp-protocol-version", "2026-07-28")],
+        list,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], -32020, "{body}");
+
+    // An unsupported version: 400 with -32022 naming the supported ones.
+    let mut meta = meta_2026();
+    meta["io.modelcontextprotocol/protocolVersion"] = json!("2099-01-01");
+    let bad = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list", "params": {"_meta": meta}});
+    let (status, _, body) = post(
+        &d,
+        "/mcp/example",
+        &[
+            ("mcp-protocol-version", "2099-01-01"),
+            ("mcp-method", "tools/list"),
+        ],
+        bad,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], -32022, "{body}");
+    assert!(body.to_string().contains("2026-07-28"), "{body}");
+
+    // A tools/call of the new revision names its tool in Mcp-Name.
+    let call = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {
+        "_meta": meta_2026(), "name": "add", "arguments": {"a": 1, "b": 1}}});
+    let (status, _, body) = post(
+        &d,
+        "/mcp/example",
+        &[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "add"),
+        ],
+        call,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["structuredContent"], json!({"result": 2}));
+
+    // GET has no stream here: 405.
+    let get = common::request("GET", "/mcp", "");
+    let (status, _, _) = tcp(&d, get).await;
+    assert_eq!(status.as_u16(), 405);
+
+    // The requests above are counted under their own label.
+    let (_, _, metrics) = tcp(&d, common::request("GET", "/metrics", "")).await;
+    let metrics = String::from_utf8(metrics.to_vec()).unwrap();
+    let line = r#"hero_router_requests_total{service="hero_router",kind="mcp",status="200"} "#;
+    assert!(metrics.contains(line), "{metrics}");
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_foreign_origin_is_refused_and_unknown_services_are_404() {
+    let (_dir, d, _svc) = with_example("example").await;
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+    let (status, headers, body) = post(
+        &d,
+        "/mcp",
+        &[("origin", "http://evil.example")],
+        ping.clone(),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(headers["x-hero-router-error"], "foreign_origin");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("http://evil.example")
+    );
+    // The router's own origin is fine.
+    let own = format!("http://{}", d.tcp);
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"}}});
+    let (status, _, body) = post(&d, "/mcp/example", &[("origin", &own)], init.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    // Over admin.sock too.
+    let mut req = common::request("POST", "/mcp/example", &ping.to_string());
+    req.headers_mut()
+        .insert("origin", "http://evil.example".parse().unwrap());
+    let (status, _, _) = uds(&d.admin, req).await;
+    assert_eq!(status.as_u16(), 403);
+
+    let (status, _, body) = post(&d, "/mcp/nosuch", &[], init.clone()).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["service"], "nosuch");
+    let (status, _, _) = post(&d, "/mcp/bad.name", &[], init).await;
+    assert_eq!(status, 400);
+    // rpc.sock serves no MCP.
+    let req = common::request("POST", "/mcp", &ping.to_string());
+    let (status, _, _) = uds(&d.rpc, req).await;
+    assert_ne!(status.as_u16(), 200);
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_right_after_a_service_appears_sees_its_tools() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_daemon(serve_config(dir.path(), &[])).await;
+    let _svc = spawn(example(dir.path(), "fresh", Spec::Rich))
+        .await
+        .unwrap();
+    // In the table, its spec perhaps not fetched yet: the list waits for that fetch.
+    d.rescan().await;
+    let client = connect(&d, "/mcp", Revision::Handshake).await;
+    assert_eq!(
+        names(&client).await,
+        [
+            "fresh__echo",
+            "fresh__sleep_ms",
+            "fresh__add",
+            "fresh__fail"
+        ]
+    );
+    client.cancel().await.unwrap();
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_timeout_is_a_tool_error_that_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_daemon(serve_config(dir.path(), &["--upstream-timeout", "200ms"])).await;
+    let _svc = spawn(example(dir.path(), "slow", Spec::Rich))
+        .await
+        .unwrap();
+    d.rescan().await;
+    catalog_until(&d, |c| has_spec(c, "slow")).await;
+    let client = connect(&d, "/mcp/slow", Revision::Stateless).await;
+    let r = call(&client, "sleep_ms", json!({"ms": 5000}))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true));
+    let t = text(&r);
+    assert!(
+        t.contains("did not answer within the upstream timeout") && t.contains("retry later"),
+        "{t}"
+    );
+    client.cancel().await.unwrap();
+    d.stop().await;
+}
+
+/// The venv's python with the `mcp` package (scripts/mcp_venv.sh, which .ci/run runs).
+fn python_mcp() -> Option<std::path::PathBuf> {
+    let py = match std::env::var_os("HERO_MCP_PYTHON") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/mcp-venv/bin/python"),
+    };
+    py.exists().then_some(py)
+}
+
+/// A third-party client, the Python `mcp` package, lists and calls tools through the router
+/// in both revisions (scripts/mcp_smoke.py). In CI the client must be there: missing, the
+/// test fails; elsewhere it says how to install it and passes.
+#[tokio::test]
+async fn the_python_mcp_client_lists_and_calls_in_both_revisions() {
+    let Some(python) = python_mcp() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the Python mcp client is missing: run `bash scripts/mcp_venv.sh` (.ci/run does)"
+        );
+        eprintln!("skipped: no Python mcp client; `bash scripts/mcp_venv.sh` installs it");
+        return;
+    };
+    let (_dir, d, _svc) = with_example("example").await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mcp_smoke.py");
+    let run = tokio::process::Command::new(&python)
+        .arg(script)
+        .arg(format!("http://{}", d.tcp))
+        .arg("example")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the Python client did not finish before the deadline")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("[legacy] negotiated 2025-11-25"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("[2026-07-28] negotiated 2026-07-28"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("all checks passed"), "{stdout}");
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn mcp_config_prints_a_pasteable_configuration() {
+    let (_dir, d, _svc) = with_example("example").await;
+    let bin = env!("CARGO_BIN_EXE_hero_router");
+    // The daemon runs on this test's runtime: the CLI is awaited, never waited for.
+    let run = async |args: &[&str]| {
+        tokio::process::Command::new(bin)
+            .arg("mcp-config")
+            .args(args)
+            .arg("--socket-dir")
+            .arg(&d.root)
+            .output()
+            .await
+            .unwrap()
+    };
+    let out = run(&["--url", "http://127.0.0.1:9988"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = json(std::str::from_utf8(&out.stdout).unwrap());
+    assert_eq!(
+        config,
+        json!({"mcpServers": {
+            "hero_router": {"type": "http", "url": "http://127.0.0.1:9988/mcp"},
+            "example": {"type": "http", "url": "http://127.0.0.1:9988/mcp/example"},
+        }})
+    );
+    let out = run(&["example"]).await;
+    let config = json(std::str::from_utf8(&out.stdout).unwrap());
+    assert_eq!(
+        config["mcpServers"]["example"]["url"],
+        "http://127.0.0.1:9988/mcp/example"
+    );
+    let out = run(&["nosuch"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no such service: nosuch"), "{err}");
+    d.stop().await;
+}
