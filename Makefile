@@ -10,6 +10,11 @@ SPEC ?= rich
 run:
 	$(CARGO) run --release -p hero_router -- serve $(if $(SOCKET_DIR),--socket-dir $(SOCKET_DIR))
 
+## Put hero_router on PATH: cargo installs it into $CARGO_INSTALL_ROOT/bin, by default
+## ~/.cargo/bin (no root needed). It reuses the release build of `make run`.
+install:
+	$(CARGO) install --locked --path crates/hero_router
+
 ## A small Hero service to call, on the same default root as `make run` (name `example`;
 ## NAME=calc SPEC=invalid|none to vary it).
 example:
