@@ -137,14 +137,29 @@ fn section<'a>(readme: &'a str, title: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// The README's Configuration table: flag | env | default | meaning.
+/// The README's Configuration table: flag | env | default | meaning. A row with an empty flag
+/// cell (an environment variable that only matters with the flag above, such as
+/// `HERO_MYCELIUM_IP` under `--listen`) belongs to the flag above it.
 fn readme_flags() -> BTreeMap<String, Flag> {
     let readme = readme();
     let rows = section(&readme, "## Configuration");
     assert!(!rows.is_empty(), "README has no '## Configuration' section");
-    let mut flags = BTreeMap::new();
-    for row in rows.iter().filter(|l| l.trim_start().starts_with("| `--")) {
+    let mut flags: BTreeMap<String, Flag> = BTreeMap::new();
+    let mut last: Option<String> = None;
+    for row in rows.iter().filter(|l| l.trim_start().starts_with('|')) {
         let c = cells(row);
+        if c[0].is_empty() {
+            let flag = last
+                .as_ref()
+                .and_then(|name| flags.get_mut(name))
+                .unwrap_or_else(|| panic!("a row without a flag, under no flag: {row}"));
+            flag.env.extend(code_spans(&c[1]));
+            flag.text.push_str(row);
+            continue;
+        }
+        if !c[0].starts_with("`--") {
+            continue;
+        }
         assert_eq!(c.len(), 4, "flag | env | default | meaning: {row}");
         let spec = code_spans(&c[0]).into_iter().next().expect("a `--flag`");
         let mut words = spec.split_whitespace();
@@ -162,6 +177,7 @@ fn readme_flags() -> BTreeMap<String, Flag> {
             flags.insert(name.clone(), flag).is_none(),
             "--{name} twice in the README"
         );
+        last = Some(name);
     }
     flags
 }
