@@ -1,12 +1,24 @@
 # hero_router: the two commands you need are `make run` and `make test`.
 CARGO ?= cargo
 SOCKET_DIR ?=
+NAME ?= example
+SPEC ?= rich
 
-.PHONY: run test fmt lint unit build release bench torture demo fuzz clean
+.PHONY: run example install test fmt lint unit build release bench torture demo fuzz clean
 
 ## Serve on the default root ($HERO_SOCKET_DIR, else $PATH_SOCKET, else ~/hero/var/sockets).
 run:
 	$(CARGO) run --release -p hero_router -- serve $(if $(SOCKET_DIR),--socket-dir $(SOCKET_DIR))
+
+## Put hero_router on PATH: cargo installs it into $CARGO_INSTALL_ROOT/bin, by default
+## ~/.cargo/bin (no root needed). It reuses the release build of `make run`.
+install:
+	$(CARGO) install --locked --path crates/hero_router
+
+## A small Hero service to call, on the same default root as `make run` (name `example`;
+## NAME=calc SPEC=invalid|none to vary it).
+example:
+	$(CARGO) run --release -p hero_example_service -- $(if $(SOCKET_DIR),--socket-dir $(SOCKET_DIR)) --name $(NAME) --spec $(SPEC)
 
 ## Everything CI checks: formatting, clippy with -D warnings, all tests.
 test: fmt lint unit

@@ -641,7 +641,7 @@ pub(crate) fn soak(cfg: &Config) -> anyhow::Result<Soak> {
 /// `big_scans` timed `router.scan` calls.
 pub(crate) fn big(cfg: &Config) -> anyhow::Result<Big> {
     ensure!(
-        cfg.big_sockets % 10 == 0 && cfg.big_sockets > 0,
+        cfg.big_sockets.is_multiple_of(10) && cfg.big_sockets > 0,
         "--big-sockets must be a positive multiple of 10 (ten sockets per service)"
     );
     let dir = tempfile::Builder::new().prefix("hero_bench").tempdir()?;

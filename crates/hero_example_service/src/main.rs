@@ -6,15 +6,17 @@ use std::path::PathBuf;
 use clap::Parser;
 use hero_example_service::{ServiceConfig, Spec, spawn};
 use hero_socket::BindOptions;
+use hero_socket::root::{ProcessEnv, resolve_root};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// A small Hero service for tests, the demo and the benchmarks.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// The Hero socket directory; the socket is <DIR>/<NAME>/<KIND>.sock.
-    #[arg(long, value_name = "DIR", env = "HERO_SOCKET_DIR")]
-    socket_dir: PathBuf,
+    /// The Hero socket directory; the socket is <DIR>/<NAME>/<KIND>.sock. Default: the
+    /// router's root: $HERO_SOCKET_DIR, else $PATH_SOCKET, else $HOME/hero/var/sockets.
+    #[arg(long, value_name = "DIR")]
+    socket_dir: Option<PathBuf>,
     /// The service name.
     #[arg(long, default_value = "example")]
     name: String,
@@ -40,10 +42,11 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    let socket_dir = resolve_root(args.socket_dir, &ProcessEnv)?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let cfg = ServiceConfig {
-        socket_dir: args.socket_dir,
+        socket_dir,
         name: args.name,
         kind: args.kind,
         bind: BindOptions {

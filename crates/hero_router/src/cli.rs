@@ -88,6 +88,13 @@ pub enum Command {
         #[command(subcommand)]
         action: AccessAction,
     },
+    /// Print a shell completion script, e.g. `hero_router completions bash >
+    /// ~/.local/share/bash-completion/completions/hero_router`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// `--access-file`, shared by `serve` and `access`.

@@ -3,7 +3,6 @@
 //! The environment is read through [`Env`] so tests pass a map instead of mutating the
 //! process environment.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,30 +14,16 @@ use crate::cli::{ListenAddr, ProbeArgs, ServeArgs};
 use crate::scanner::ScannerConfig;
 use crate::scanner::state::ReapPolicy;
 
-/// `$HERO_SOCKET_DIR`: the socket root.
-pub const ENV_SOCKET_DIR: &str = "HERO_SOCKET_DIR";
-/// `$PATH_SOCKET`: older name of the socket root.
-pub const ENV_PATH_SOCKET: &str = "PATH_SOCKET";
-/// `$HOME`, for the default root.
-pub const ENV_HOME: &str = "HOME";
+pub use hero_socket::root::{
+    DEFAULT_ROOT_IN_HOME, ENV_HOME, ENV_PATH_SOCKET, ENV_SOCKET_DIR, Env, ProcessEnv,
+};
+
 /// `$HERO_MYCELIUM_IP`: the node's mycelium address, for `--listen mycelium:PORT`.
 pub const ENV_MYCELIUM_IP: &str = "HERO_MYCELIUM_IP";
 /// The node's configuration below `$HOME`; `[mycelium].ipv6_address` is read from it.
 pub const HERO_CFG_IN_HOME: &str = "hero/cfg/hero_cfg.toml";
-/// Default root below `$HOME`.
-pub const DEFAULT_ROOT_IN_HOME: &str = "hero/var/sockets";
 /// How long hero_proc may take to answer the reap guard's question.
 pub const DEFAULT_HERO_PROC_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// A source of environment variables.
-pub trait Env {
-    /// The value of `key`, if set and not empty.
-    fn get(&self, key: &str) -> Option<String>;
-}
-
-/// The process environment.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ProcessEnv;
 
 /// Per-listener connection limits.
 #[derive(Debug, Clone, Copy)]
@@ -118,35 +103,12 @@ impl Default for CatalogConfig {
     }
 }
 
-// === impl Env ===
-
-impl Env for ProcessEnv {
-    fn get(&self, key: &str) -> Option<String> {
-        std::env::var(key).ok().filter(|v| !v.is_empty())
-    }
-}
-
-impl Env for HashMap<String, String> {
-    fn get(&self, key: &str) -> Option<String> {
-        HashMap::get(self, key).filter(|v| !v.is_empty()).cloned()
-    }
-}
-
 /// The socket root: `--socket-dir`, else `$HERO_SOCKET_DIR`, else `$PATH_SOCKET`, else
 /// `$HOME/hero/var/sockets`.
+///
+/// The rule lives in [`hero_socket::root::resolve_root`], shared with the services.
 pub fn resolve_root(flag: Option<PathBuf>, env: &impl Env) -> anyhow::Result<PathBuf> {
-    if let Some(dir) = flag {
-        return Ok(dir);
-    }
-    if let Some(dir) = env.get(ENV_SOCKET_DIR).or_else(|| env.get(ENV_PATH_SOCKET)) {
-        return Ok(PathBuf::from(dir));
-    }
-    let home = env.get(ENV_HOME).ok_or_else(|| {
-        anyhow::anyhow!(
-            "no socket root: pass --socket-dir or set {ENV_SOCKET_DIR} (HOME is not set either)"
-        )
-    })?;
-    Ok(PathBuf::from(home).join(DEFAULT_ROOT_IN_HOME))
+    Ok(hero_socket::root::resolve_root(flag, env)?)
 }
 
 /// Scanner settings from the shared probe flags.
@@ -293,6 +255,8 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use clap::Parser;
 
     use super::*;

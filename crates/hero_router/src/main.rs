@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{CommandFactory as _, Parser};
 use hero_router::access::file::{self as access_file, Edited, FileError};
 use hero_router::cli::{AccessAction, Cli, Command, DocsArgs};
 use hero_router::config::{Config, ProcessEnv, resolve_root};
@@ -50,6 +50,10 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Answered before the root is resolved: completions need no root, no HOME, no logging.
+    if let Command::Completions { shell } = cli.command {
+        return completions(shell);
+    }
     let default_level = if matches!(cli.command, Command::Serve(_)) {
         "info"
     } else {
@@ -148,7 +152,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out(&pretty(&config)?)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Completions { shell } => completions(shell),
     }
+}
+
+/// `hero_router completions SHELL`: the completion script for SHELL on stdout.
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "hero_router", &mut script);
+    out(&String::from_utf8_lossy(&script))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `hero_router markdown|html`: pages from the running router's catalog, to stdout or one

@@ -14,6 +14,8 @@
 //!
 //! - [`BoundSockets`]: which socket files have a live kernel socket bound to them, which tells a
 //!   dead socket file from one whose owner is between `bind()` and `listen()`.
+//! - [`root::resolve_root`]: where the socket root is (`--socket-dir`, `$HERO_SOCKET_DIR`,
+//!   `$PATH_SOCKET`, `$HOME/hero/var/sockets`), the one rule the router and services share.
 //!
 //! The lock file is never deleted by anyone: deleting it would let two owners lock two different
 //! inodes under the same name.
@@ -24,6 +26,7 @@ mod bound;
 mod identity;
 mod owner;
 mod probe;
+pub mod root;
 
 pub use bound::BoundSockets;
 pub use identity::{FileKind, Identity, Stat, stat_at, stat_nofollow};

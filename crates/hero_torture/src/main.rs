@@ -258,7 +258,7 @@ fn run(strategy: Strategy, args: &Args, seed: u64) -> anyhow::Result<Report> {
 
 /// One service thread: restart cycles until the shared count is reached.
 fn service(strategy: Strategy, idx: usize, path: PathBuf, mut rng: fastrand::Rng, sh: &Shared) {
-    let cooperative = idx % 2 == 0;
+    let cooperative = idx.is_multiple_of(2);
     let kind = if cooperative { "cooperative" } else { "plain" };
     while !sh.stop.load(Relaxed) && sh.claimed.fetch_add(1, Relaxed) < sh.target {
         pause(&mut rng);
