@@ -369,14 +369,17 @@ async fn slow_clients_cannot_lock_new_ones_out() {
     drop(c);
 
     // Now fill every slot with a request in flight: the next client gets 503 at once.
+    // One at a time, each in flight before the next connects: the closed slow clients may
+    // not be noticed yet, and a new client still waiting for its head could be the one shed.
     let mut busy = Vec::new();
     for _ in 0..8 {
         let mut c = Client::connect(&d).await;
         c.send(&get("/held/rpc/x")).await;
         busy.push(c);
-    }
-    for _ in 0..8 {
-        arrived.recv().await.unwrap();
+        tokio::time::timeout(Duration::from_secs(20), arrived.recv())
+            .await
+            .expect("the request reaches the service")
+            .unwrap();
     }
     let mut c = Client::connect(&d).await;
     c.send(&get("/health")).await;
