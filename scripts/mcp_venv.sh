@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the third-party MCP client the gateway is tested with: the Python `mcp` package,
-# pinned, in a venv at ${MCP_VENV:-target/mcp-venv}. Idempotent; prints the venv's python.
+# pinned, in a venv at ${MCP_VENV:-target/mcp-venv}. Idempotent; prints the absolute path of
+# the venv's python (tests run from another directory).
 # Used by .ci/run (for the Rust test that spawns it) and scripts/mcp_smoke.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 MCP_VERSION=2.3.0
-venv=${MCP_VENV:-target/mcp-venv}
+venv=$(realpath -m "${MCP_VENV:-target/mcp-venv}")
 py=$venv/bin/python
 if [ -x "$py" ] && "$py" -c "import importlib.metadata as m, sys; sys.exit(m.version('mcp') != '$MCP_VERSION')" 2>/dev/null; then
   echo "$py"; exit 0
