@@ -270,31 +270,6 @@ mod tests {
     }
 
     #[test]
-    fn root_resolution_order() {
-        let all = env(&[
-            ("HERO_SOCKET_DIR", "/a"),
-            ("PATH_SOCKET", "/b"),
-            ("HOME", "/h"),
-        ]);
-        assert_eq!(
-            resolve_root(Some("/flag".into()), &all).unwrap(),
-            PathBuf::from("/flag")
-        );
-        assert_eq!(resolve_root(None, &all).unwrap(), PathBuf::from("/a"));
-        let no_hero = env(&[
-            ("HERO_SOCKET_DIR", ""),
-            ("PATH_SOCKET", "/b"),
-            ("HOME", "/h"),
-        ]);
-        assert_eq!(resolve_root(None, &no_hero).unwrap(), PathBuf::from("/b"));
-        assert_eq!(
-            resolve_root(None, &env(&[("HOME", "/h")])).unwrap(),
-            PathBuf::from("/h/hero/var/sockets")
-        );
-        assert!(resolve_root(None, &env(&[])).is_err());
-    }
-
-    #[test]
     fn no_tcp_drops_every_listener() {
         let cli = Cli::try_parse_from([
             "hero_router",

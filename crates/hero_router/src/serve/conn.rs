@@ -541,6 +541,11 @@ impl<S: Stream> Client<'_, S> {
     async fn own(&mut self, front: &Front, req: &Req, e: Endpoint) -> bool {
         self.skip_buffered_body();
         let (content_type, body) = front.endpoint(e);
+        self.write_page(req, content_type, &body).await
+    }
+
+    /// Writes a `200` page the router made itself. Returns whether the connection stays open.
+    async fn write_page(&mut self, req: &Req, content_type: &str, body: &str) -> bool {
         let close = self.closes_after(req);
         self.out.clear();
         let headers = [("content-type", content_type)];
@@ -558,14 +563,7 @@ impl<S: Stream> Client<'_, S> {
             Ok(answer) => answer,
             Err(e) => return self.fail(front, req, &e, started).await,
         };
-        let close = self.closes_after(req);
-        self.out.clear();
-        let headers = [("content-type", content_type)];
-        http1::write_own_head(&mut self.out, 200, &headers, Some(body.len()), close);
-        if !req.head_request {
-            self.out.extend_from_slice(body.as_bytes());
-        }
-        self.io.write_all(&self.out).await.is_ok() && !close
+        self.write_page(req, content_type, &body).await
     }
 
     /// Answers a request for one of the router's applications: the body is read whole, the
