@@ -20,15 +20,9 @@ const DEADLINE: Duration = Duration::from_secs(20);
 
 /// Serve flags for these tests: `extra` after fast-scan defaults.
 fn config(root: &Path, extra: &[&str]) -> hero_router::Config {
-    use clap::Parser;
     let mut args = vec!["hero_router", "serve", "--listen", "127.0.0.1:0"];
     args.extend_from_slice(extra);
-    let cli = hero_router::cli::Cli::try_parse_from(args).unwrap();
-    let hero_router::cli::Command::Serve(s) = cli.command else {
-        unreachable!()
-    };
-    let env: std::collections::HashMap<String, String> = Default::default();
-    hero_router::Config::resolve(Some(root.to_path_buf()), &s, &env).unwrap()
+    common::config_from_args(root, &args)
 }
 
 /// One server-sent event.

@@ -135,7 +135,6 @@ pub struct Daemon {
 
 /// Serve flags for tests: fast scans, short upstream timeout.
 pub fn serve_config(root: &Path, extra: &[&str]) -> hero_router::Config {
-    use clap::Parser;
     let mut args = vec![
         "hero_router",
         "serve",
@@ -148,6 +147,13 @@ pub fn serve_config(root: &Path, extra: &[&str]) -> hero_router::Config {
         args.extend_from_slice(&["--upstream-timeout", "2s"]);
     }
     args.extend_from_slice(extra);
+    config_from_args(root, &args)
+}
+
+/// The configuration `serve` resolves from exactly these arguments (`hero_router serve …`)
+/// on `root`, with an empty environment.
+pub fn config_from_args(root: &Path, args: &[&str]) -> hero_router::Config {
+    use clap::Parser;
     let cli = hero_router::cli::Cli::try_parse_from(args).unwrap();
     let hero_router::cli::Command::Serve(s) = cli.command else {
         unreachable!()
