@@ -3,8 +3,8 @@
 //! but `/api/services`, CONTRACT §11), on TCP and admin.sock.
 //!
 //! The connection driver stays the one HTTP/1.1 framing authority: it parses and validates the
-//! head, reads the body whole (within `--max-body`), hands an [`http::Request`] to
-//! [`App::call`], and writes the answer in the framing it chooses (a known length as
+//! head, routes it (`serve::front`, the one routing decision), reads the body whole (within
+//! `--max-body`), hands an [`http::Request`] to [`App::call`], and writes the answer in the framing it chooses (a known length as
 //! `content-length`, else chunked, or up to the close for HTTP/1.0), streaming a body
 //! (server-sent events) as it comes. The applications only read the registry and call services
 //! through the JSON-RPC front end ([`Rpc::handle`]), as any client of `/rpc` would.
@@ -33,9 +33,20 @@ pub struct AppState {
     pub dashboard: crate::dashboard::Hub,
 }
 
-/// The applications' router, built once.
+/// Which application a request is for: the routing decides it (`serve::front`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppTarget {
+    /// An MCP endpoint.
+    Mcp(crate::mcp::Scope),
+    /// The dashboard (`GET /`, `/api/…`), or the router's 404 for a path it does not have.
+    Dashboard,
+}
+
+/// The applications, built once.
 pub struct App {
+    state: AppState,
     router: Router,
+    mcp: crate::mcp::Endpoints,
 }
 
 // === impl App ===
@@ -44,24 +55,28 @@ impl App {
     /// Builds the router over `state`.
     pub fn new(state: AppState) -> App {
         App {
-            router: routes().with_state(state),
+            router: routes().with_state(state.clone()),
+            state,
+            mcp: crate::mcp::Endpoints::default(),
         }
     }
 
-    /// Answers one request.
-    pub async fn call(&self, request: Request<Body>) -> Response {
-        match self.router.clone().oneshot(request).await {
-            Ok(response) => response,
-            Err(never) => match never {},
+    /// Answers one request for `target`.
+    pub async fn call(&self, target: AppTarget, request: Request<Body>) -> Response {
+        match target {
+            AppTarget::Mcp(scope) => self.mcp.serve(&self.state, scope, request).await,
+            AppTarget::Dashboard => match self.router.clone().oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            },
         }
     }
 }
 
-/// Every application's routes; a path none of them has gets the router's JSON 404.
+/// The dashboard's routes; a path it does not have gets the router's JSON 404.
 fn routes() -> Router<AppState> {
     Router::new()
         .merge(crate::dashboard::routes())
-        .merge(crate::mcp::routes())
         .fallback(|| async { error_response(&ProxyError::NoRoute) })
 }
 

@@ -9,7 +9,8 @@
 //! which answers or refuses it. A differential test holds the two to the same bytes over
 //! generated requests.
 
-use std::collections::HashSet;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use axum::body::Body;
 use axum::response::Response;
@@ -20,7 +21,7 @@ use rmcp::model::{
     ServerJsonRpcMessage, ServerResult,
 };
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
 
 use super::Gateway;
 
@@ -29,27 +30,37 @@ const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
 /// The stateless revision.
 const MODERN: &str = "2026-07-28";
+/// The same, as a JSON string.
+const MODERN_QUOTED: &str = "\"2026-07-28\"";
 /// The handshake revisions the gateway speaks, for a request that names one in its header.
 const HANDSHAKE: [&str; 2] = ["2025-11-25", "2025-06-18"];
 
-/// A `tools/call` request, and nothing else: unknown members send it to rmcp.
+/// A `tools/call` request, and nothing else: unknown members send it to rmcp. Borrowed from
+/// the body where it can be: only the arguments are needed as values.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Call {
-    jsonrpc: String,
-    id: Value,
-    method: String,
-    params: Params,
+struct Call<'a> {
+    #[serde(borrow)]
+    jsonrpc: Cow<'a, str>,
+    #[serde(borrow)]
+    id: &'a RawValue,
+    #[serde(borrow)]
+    method: Cow<'a, str>,
+    #[serde(borrow)]
+    params: Params<'a>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Params {
-    name: String,
+struct Params<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
     #[serde(default)]
     arguments: Option<JsonObject>,
-    #[serde(rename = "_meta", default)]
-    meta: Option<Map<String, Value>>,
+    /// Keys as sent (one with escapes fails the parse: rmcp takes it); a key given twice
+    /// counts once, with its last value, as in a JSON map.
+    #[serde(rename = "_meta", default, borrow)]
+    meta: Option<BTreeMap<&'a str, &'a RawValue>>,
 }
 
 /// The answer to `body` if it is a plain `tools/call` of a tool `gateway` has, else `None`
@@ -64,22 +75,19 @@ pub(super) async fn tools_call(gateway: &Gateway, parts: &Parts, body: &[u8]) ->
     if !plain {
         return None;
     }
-    let call: Call = serde_json::from_slice(body).ok()?;
+    let call: Call<'_> = serde_json::from_slice(body).ok()?;
     if call.jsonrpc != "2.0" || call.method != "tools/call" {
         return None;
     }
-    let id: RequestId = match &call.id {
-        Value::Number(n) if n.is_i64() => serde_json::from_value(call.id.clone()).ok()?,
-        Value::String(_) => serde_json::from_value(call.id.clone()).ok()?,
-        _ => return None,
-    };
+    let id = request_id(call.id)?;
     let modern = revision(headers, &call.params)?;
+    let name = call.params.name.as_ref();
     let index = gateway.ready_index().await;
-    let &i = index.by_name.get(&call.params.name)?;
+    let &i = index.by_name.get(name)?;
     let target = index.tools[i].target.clone();
     let mut result = match target.params(call.params.arguments.as_ref()) {
         Ok(params) => gateway.call(&target, params).await,
-        Err(why) => super::tool_error(format!("{}: {why}", call.params.name)),
+        Err(why) => super::tool_error(format!("{name}: {why}")),
     };
     if !modern {
         // The handshake revisions have no `resultType`: rmcp clears it for them too.
@@ -99,31 +107,44 @@ pub(super) async fn tools_call(gateway: &Gateway, parts: &Parts, body: &[u8]) ->
     Some(response)
 }
 
+/// The request id, if it is a string or an integer written as one (anything else, rmcp judges).
+fn request_id(raw: &RawValue) -> Option<RequestId> {
+    let text = raw.get();
+    if text.starts_with('"') {
+        let id: String = serde_json::from_str(text).ok()?;
+        return Some(RequestId::String(id.into()));
+    }
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse::<i64>().ok().map(RequestId::Number)
+}
+
 /// Whether the request is the stateless revision (`Some(true)`), a handshake revision
 /// (`Some(false)`), or anything this path leaves to rmcp (`None`).
-fn revision(headers: &HeaderMap, params: &Params) -> Option<bool> {
+fn revision(headers: &HeaderMap, params: &Params<'_>) -> Option<bool> {
     let version = single(headers, "mcp-protocol-version")?;
     let method = optional(headers, "mcp-method")?;
     let name = optional(headers, "mcp-name")?;
     if method.is_some_and(|m| m != "tools/call") || name.is_some_and(|n| n != params.name) {
         return None;
     }
-    let meta = params.meta.as_ref();
-    let keys: HashSet<&str> = meta
-        .map(|m| m.keys().map(String::as_str).collect())
-        .unwrap_or_default();
-    if keys.is_empty() {
-        return HANDSHAKE.contains(&version).then_some(false);
-    }
-    let meta = meta?;
+    let meta = match &params.meta {
+        Some(meta) if !meta.is_empty() => meta,
+        _ => return HANDSHAKE.contains(&version).then_some(false),
+    };
+    // Raw texts, compared as written: one spelled otherwise (escapes) goes to rmcp.
+    let raw = |key| meta.get(key).map(|v: &&RawValue| v.get());
+    let object = |v: &str| v.starts_with('{');
     let known = [META_VERSION, META_CAPABILITIES, META_CLIENT_INFO];
     let modern = version == MODERN
         && method.is_some()
         && name.is_some()
-        && meta.get(META_VERSION).and_then(Value::as_str) == Some(MODERN)
-        && meta.get(META_CAPABILITIES).is_some_and(Value::is_object)
-        && meta.get(META_CLIENT_INFO).is_none_or(Value::is_object)
-        && keys.iter().all(|k| known.contains(k));
+        && raw(META_VERSION) == Some(MODERN_QUOTED)
+        && raw(META_CAPABILITIES).is_some_and(object)
+        && raw(META_CLIENT_INFO).is_none_or(object)
+        && meta.keys().all(|k| known.contains(k));
     modern.then_some(true)
 }
 

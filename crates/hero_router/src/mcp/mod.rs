@@ -28,11 +28,9 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
-use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::Request;
 use axum::response::Response;
-use axum::routing::any;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     InitializeRequestParams, InitializeResult, ListToolsResult, PaginatedRequestParams,
@@ -63,11 +61,27 @@ const MAX_CACHED: usize = 4096;
 
 /// Which tools an endpoint serves.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Scope {
+pub enum Scope {
     /// `/mcp`: every healthy service's, prefixed with the service name.
     All,
     /// `/mcp/{service}`: one service's.
     Service(String),
+}
+
+impl Scope {
+    /// The endpoint at `rest`, the path after `/mcp`: `None` if there is none (404), a bad
+    /// path if the service segment cannot be a service name. The segment is decoded and
+    /// checked as every routed path's is.
+    pub fn at(rest: &str) -> Option<Result<Scope, PathError>> {
+        let segment = match rest {
+            "" | "/" => return Some(Ok(Scope::All)),
+            _ => rest.strip_prefix('/')?,
+        };
+        if segment.contains('/') {
+            return None;
+        }
+        Some(crate::proxy::path::service_segment(segment).map(Scope::Service))
+    }
 }
 
 /// The gateway's memory, per router: tools converted from each document once (keyed by its
@@ -127,68 +141,43 @@ struct Gateway {
     scope: Scope,
 }
 
-/// The gateway's routes; the cache lives as long as the router built from them.
-pub fn routes() -> Router<AppState> {
-    let cache = Arc::new(ToolCache::default());
-    let (all, all_slash, one) = (cache.clone(), cache.clone(), cache);
-    Router::new()
-        .route(
-            "/mcp",
-            any(move |State(state), req| endpoint(state, all.clone(), None, req)),
-        )
-        .route(
-            "/mcp/",
-            any(move |State(state), req| endpoint(state, all_slash.clone(), None, req)),
-        )
-        .route(
-            "/mcp/{service}",
-            any(move |State(state), Path(service): Path<String>, req| {
-                endpoint(state, one.clone(), Some(service), req)
-            }),
-        )
+/// The MCP endpoints, and the tool cache they share for as long as the router runs.
+#[derive(Default)]
+pub struct Endpoints {
+    cache: Arc<ToolCache>,
 }
 
-/// One request to an MCP endpoint.
-async fn endpoint(
-    state: AppState,
-    cache: Arc<ToolCache>,
-    service: Option<String>,
-    request: Request,
-) -> Response {
-    if let Some(forbidden) = foreign_origin(request.headers()) {
-        return forbidden;
-    }
-    let scope = match service {
-        None => Scope::All,
-        Some(name) if !valid_service_name(&name) => {
-            return error_response(&ProxyError::BadPath(PathError::BadService));
+impl Endpoints {
+    /// Answers one request to the endpoint of `scope` (the routing decided it).
+    pub async fn serve(&self, state: &AppState, scope: Scope, request: Request) -> Response {
+        if let Some(forbidden) = foreign_origin(request.headers()) {
+            return forbidden;
         }
-        Some(name) if state.registry.table().service(&name).is_none() => {
-            return error_response(&ProxyError::NoService { service: name });
+        if let Scope::Service(name) = &scope {
+            if state.registry.table().service(name).is_none() {
+                let service = name.clone();
+                return error_response(&ProxyError::NoService { service });
+            }
         }
-        Some(name) => Scope::Service(name),
-    };
-    let max_body = usize::try_from(state.rpc.ctx().max_body).unwrap_or(usize::MAX);
-    let gateway = Gateway {
-        state,
-        cache,
-        scope,
-    };
-    // The connection driver has read the body whole: collecting it copies nothing.
-    let (parts, body) = request.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, max_body).await else {
-        let limit = max_body as u64;
-        return error_response(&ProxyError::BodyTooLarge { limit });
-    };
-    if let Some(answer) = fast::tools_call(&gateway, &parts, &body).await {
-        return answer;
+        let max_body = usize::try_from(state.rpc.ctx().max_body).unwrap_or(usize::MAX);
+        let gateway = Gateway {
+            state: state.clone(),
+            cache: self.cache.clone(),
+            scope,
+        };
+        // The connection driver has read the body whole: collecting it copies nothing.
+        let (parts, body) = request.into_parts();
+        let Ok(body) = axum::body::to_bytes(body, max_body).await else {
+            let limit = max_body as u64;
+            return error_response(&ProxyError::BodyTooLarge { limit });
+        };
+        if let Some(answer) = fast::tools_call(&gateway, &parts, &body).await {
+            return answer;
+        }
+        // Boxed: rmcp's future is large, and most requests never need it.
+        let request = Request::from_parts(parts, Body::from(body));
+        Box::pin(serve_rmcp(gateway, request, max_body)).await
     }
-    serve_rmcp(
-        gateway,
-        Request::from_parts(parts, Body::from(body)),
-        max_body,
-    )
-    .await
 }
 
 /// Serves one request with rmcp: stateless, JSON answers, no Host check (the Origin check
@@ -444,15 +433,16 @@ impl Gateway {
     /// Calls `target` with `params` through the router's JSON-RPC front end.
     async fn call(&self, target: &Target, params: Option<Value>) -> CallToolResult {
         let method = format!("{}.{}", target.service, target.method);
-        let mut request = String::with_capacity(128);
-        request.push_str(r#"{"jsonrpc":"2.0","id":1,"method":"#);
-        request.push_str(&Value::String(method).to_string());
+        let mut request = Vec::with_capacity(128);
+        request.extend_from_slice(br#"{"jsonrpc":"2.0","id":1,"method":"#);
+        // Writing a string or a value into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut request, &method);
         if let Some(params) = params {
-            request.push_str(r#","params":"#);
-            request.push_str(&params.to_string());
+            request.extend_from_slice(br#","params":"#);
+            let _ = serde_json::to_writer(&mut request, &params);
         }
-        request.push('}');
-        let answer = self.state.rpc.handle(request.as_bytes()).await;
+        request.push(b'}');
+        let answer = self.state.rpc.handle(&request).await;
         let Some(Ok(answer)) = answer.as_deref().map(serde_json::from_str::<Answer>) else {
             return tool_error(format!(
                 "the router got no usable answer from service {}; retry, and check `hero_router list`",

@@ -63,10 +63,7 @@ pub fn parse<'a>(path: &'a str, query: Option<&'a str>) -> Result<Option<Route<'
     if service_raw.is_empty() || kind_raw.is_empty() {
         return Ok(None);
     }
-    let service = decode(service_raw)?;
-    if !valid_service_name(&service) {
-        return Err(PathError::BadService);
-    }
+    let service = service(service_raw)?;
     let kind = decode(kind_raw)?;
     if !kind
         .bytes()
@@ -83,6 +80,20 @@ pub fn parse<'a>(path: &'a str, query: Option<&'a str>) -> Result<Option<Route<'
         path: if rest.is_empty() { "/" } else { rest },
         query,
     }))
+}
+
+/// A path segment that names a service, decoded: a bad path if it cannot be one.
+pub fn service_segment(seg: &str) -> Result<String, PathError> {
+    check_segment(seg)?;
+    service(seg).map(Cow::into_owned)
+}
+
+fn service(raw: &str) -> Result<Cow<'_, str>, PathError> {
+    let service = decode(raw)?;
+    if !valid_service_name(&service) {
+        return Err(PathError::BadService);
+    }
+    Ok(service)
 }
 
 fn check_segment(seg: &str) -> Result<(), PathError> {

@@ -36,6 +36,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::front::{DocsPage, Endpoint, Front, Role, Route, route};
 use super::slots::ConnSlot;
+use crate::app::AppTarget;
 use crate::config::ConnLimits;
 use crate::http1::{
     self, BodyFraming, ChunkedDecoder, Exchange, Forwarding, Framing, HeadLimits, OwnBody,
@@ -58,6 +59,8 @@ pub(super) trait Stream: AsyncRead + AsyncWrite + Unpin {
 
 /// Bytes read from the client at a time.
 const READ_CHUNK: usize = 16 * 1024;
+/// Most bytes of an application's answer gathered into one write before it is sent.
+const COALESCE: usize = 64 * 1024;
 /// What the router says before reading a body the client holds back for it.
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -74,7 +77,7 @@ enum Plan {
     /// A docs page.
     Docs(Req, DocsPage),
     /// A request for one of the router's applications, with its head.
-    App(Req, Box<http::request::Parts>),
+    App(Req, AppTarget, Box<http::request::Parts>),
     /// A proxied request.
     Proxy(Req, Forward),
     /// A request answered with an error.
@@ -331,22 +334,22 @@ fn check_access(
 /// or a header cannot be one (the parser already refused anything a client may send, so this
 /// is a backstop).
 fn app_parts(head: &http1::RequestHead<'_, '_>) -> Option<http::request::Parts> {
-    let target = match head.query {
-        Some(q) => format!("{}?{q}", head.path),
-        None => head.path.to_owned(),
+    let (mut parts, ()) = http::Request::new(()).into_parts();
+    parts.method = http::Method::from_bytes(head.method.as_bytes()).ok()?;
+    parts.uri = match head.query {
+        Some(q) => format!("{}?{q}", head.path).try_into().ok()?,
+        None => head.path.try_into().ok()?,
     };
-    let mut request = http::Request::builder()
-        .method(head.method)
-        .uri(target)
-        .version(if head.http10 {
-            http::Version::HTTP_10
-        } else {
-            http::Version::HTTP_11
-        });
-    for h in head.headers {
-        request = request.header(h.name, h.value);
+    if head.http10 {
+        parts.version = http::Version::HTTP_10;
     }
-    Some(request.body(()).ok()?.into_parts().0)
+    parts.headers.reserve(head.headers.len());
+    for h in head.headers {
+        let name = http::HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+        let value = http::HeaderValue::from_bytes(h.value).ok()?;
+        parts.headers.append(name, value);
+    }
+    Some(parts)
 }
 
 /// Decides what to do with the head at the start of `buf`; `None` if it is not complete.
@@ -406,8 +409,8 @@ fn plan(
             Route::Rpc => Plan::Rpc(req),
             Route::Own(endpoint) => Plan::Own(req, endpoint),
             Route::Docs(page) => Plan::Docs(req, page),
-            Route::App => match app_parts(&head) {
-                Some(parts) => Plan::App(req, Box::new(parts)),
+            Route::App(target) => match app_parts(&head) {
+                Some(parts) => Plan::App(req, target, Box::new(parts)),
                 None => Plan::Fail(req, ProxyError::NoRoute),
             },
             Route::Error(e) => Plan::Fail(req, e),
@@ -508,7 +511,7 @@ impl<S: Stream> Client<'_, S> {
             Plan::Rpc(r)
             | Plan::Own(r, _)
             | Plan::Docs(r, _)
-            | Plan::App(r, _)
+            | Plan::App(r, _, _)
             | Plan::Proxy(r, _)
             | Plan::Fail(r, _)
             | Plan::Deny(r, _) => *r,
@@ -525,7 +528,7 @@ impl<S: Stream> Client<'_, S> {
             Plan::Rpc(req) => self.rpc(front, &req, started).await,
             Plan::Own(req, endpoint) => self.own(front, &req, endpoint).await,
             Plan::Docs(req, page) => self.docs(front, &req, &page, started).await,
-            Plan::App(req, parts) => self.app(front, &req, *parts, started).await,
+            Plan::App(req, target, parts) => self.app(front, &req, target, *parts, started).await,
             Plan::Proxy(req, fwd) => self.forward(front, &req, &fwd, started).await,
             Plan::Fail(req, e) => self.fail(front, &req, &e, started).await,
             Plan::Deny(req, e) => {
@@ -573,6 +576,7 @@ impl<S: Stream> Client<'_, S> {
         &mut self,
         front: &Front,
         req: &Req,
+        target: AppTarget,
         parts: http::request::Parts,
         started: Instant,
     ) -> bool {
@@ -582,14 +586,12 @@ impl<S: Stream> Client<'_, S> {
             Err(_) => return false,
         };
         // MCP requests are counted apart: they are routed calls in another envelope.
-        let path = parts.uri.path();
-        let kind = if path == "/mcp" || path.starts_with("/mcp/") {
-            "mcp"
-        } else {
-            "app"
+        let kind = match target {
+            AppTarget::Mcp(_) => "mcp",
+            AppTarget::Dashboard => "app",
         };
         let request = http::Request::from_parts(parts, axum::body::Body::from(body.freeze()));
-        let (head, body) = front.app.call(request).await.into_parts();
+        let (head, body) = front.app.call(target, request).await.into_parts();
         let status = head.status.as_u16();
         front
             .metrics()
@@ -611,30 +613,49 @@ impl<S: Stream> Client<'_, S> {
             .collect();
         self.out.clear();
         http1::write_own_head_framed(&mut self.out, status, &headers, framing, close);
-        if self.io.write_all(&self.out).await.is_err() {
-            return false;
-        }
         if no_body {
-            return !close;
+            return self.io.write_all(&self.out).await.is_ok() && !close;
         }
         self.stream_app_body(body, framing).await && !close
     }
 
-    /// Streams an application's answer body in `framing`. Returns whether it was all sent.
+    /// Sends the head in `self.out` and an application's answer body in `framing`. What the
+    /// body has ready goes out with the head in one write: an answer built whole (most are)
+    /// costs one send, as a routed answer does. Returns whether it was all sent.
     async fn stream_app_body(&mut self, mut body: axum::body::Body, framing: OwnBody) -> bool {
+        use futures_util::FutureExt as _;
         use http_body_util::BodyExt as _;
         loop {
-            let frame = tokio::select! {
-                biased;
-                frame = body.frame() => frame,
-                // Shed or shut down: an endless stream (server-sent events) ends here, as a
-                // complete message (its last chunk), so the client sees an end, not a cut.
-                () = self.slot.closed() => {
-                    if framing == OwnBody::Chunked {
-                        let _ = self.io.write_all(http1::LAST_CHUNK).await;
+            // Gather the frames that are ready, up to COALESCE bytes; wait only when none is.
+            let frame = if self.out.len() >= COALESCE {
+                None
+            } else if let Some(frame) = body.frame().now_or_never() {
+                Some(frame)
+            } else if self.out.is_empty() {
+                tokio::select! {
+                    biased;
+                    frame = body.frame() => Some(frame),
+                    // Shed or shut down: an endless stream (server-sent events) ends here, as
+                    // a complete message (its last chunk), so the client sees an end, not a
+                    // cut.
+                    () = self.slot.closed() => {
+                        if framing == OwnBody::Chunked {
+                            let _ = self.io.write_all(http1::LAST_CHUNK).await;
+                        }
+                        return false;
                     }
+                }
+            } else {
+                None
+            };
+            let Some(frame) = frame else {
+                // Nothing more is ready (or enough is gathered): send what is.
+                let sent = self.io.write_all(&self.out).await.is_ok();
+                self.out.clear();
+                if !sent {
                     return false;
                 }
+                continue;
             };
             let data = match frame {
                 None => break,
@@ -644,23 +665,23 @@ impl<S: Stream> Client<'_, S> {
                 },
                 Some(Err(e)) => {
                     tracing::debug!(error = %e, "application body failed");
+                    let _ = self.io.write_all(&self.out).await;
                     return false;
                 }
             };
             if data.is_empty() {
                 continue;
             }
-            self.out.clear();
             if framing == OwnBody::Chunked {
                 http1::push_chunk(&mut self.out, &data);
             } else {
                 self.out.extend_from_slice(&data);
             }
-            if self.io.write_all(&self.out).await.is_err() {
-                return false;
-            }
         }
-        framing != OwnBody::Chunked || self.io.write_all(http1::LAST_CHUNK).await.is_ok()
+        if framing == OwnBody::Chunked {
+            self.out.extend_from_slice(http1::LAST_CHUNK);
+        }
+        self.io.write_all(&self.out).await.is_ok()
     }
 
     /// Answers `POST /rpc`. Returns whether the connection stays open.

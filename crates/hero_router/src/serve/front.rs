@@ -15,9 +15,10 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::access::Access;
-use crate::app::{App, AppState};
+use crate::app::{App, AppState, AppTarget};
 use crate::config::Config;
 use crate::docs::pages::{self, Format};
+use crate::mcp::Scope;
 use crate::metrics::Metrics;
 use crate::proxy::error::ProxyError;
 use crate::proxy::pool::{Inflight, Pool};
@@ -241,7 +242,7 @@ pub(super) enum Route<'a> {
     /// A docs page.
     Docs(DocsPage),
     /// One of the router's applications (dashboard, MCP).
-    App,
+    App(AppTarget),
     /// A service socket.
     Proxy {
         /// The parsed route.
@@ -290,8 +291,15 @@ pub(super) fn route<'a>(
     // `/`, `/docs`, `/api` and `/mcp` belong to the router, whatever services are called.
     let first = path[1.min(path.len())..].split('/').next().unwrap_or("");
     match first {
-        _ if path == "/" => return Route::App,
-        "api" | "mcp" => return Route::App,
+        _ if path == "/" => return Route::App(AppTarget::Dashboard),
+        "api" => return Route::App(AppTarget::Dashboard),
+        "mcp" => {
+            return match Scope::at(&path[4..]) {
+                Some(Ok(scope)) => Route::App(AppTarget::Mcp(scope)),
+                Some(Err(e)) => Route::Error(ProxyError::BadPath(e)),
+                None => Route::Error(ProxyError::NoRoute),
+            };
+        }
         "docs" => {
             return match (DocsPage::at(&path[5..]), method) {
                 (Some(page), "GET" | "HEAD") => Route::Docs(page),
