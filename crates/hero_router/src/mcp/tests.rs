@@ -418,3 +418,27 @@ async fn the_fast_path_takes_a_plain_call_of_either_revision() {
 fn json(s: &str) -> Value {
     serde_json::from_str(s).unwrap()
 }
+
+#[test]
+fn endpoints_are_found_by_path() {
+    let at = |rest: &str| Scope::at(rest);
+    assert_eq!(at(""), Some(Ok(Scope::All)));
+    assert_eq!(at("/"), Some(Ok(Scope::All)));
+    assert_eq!(at("/calc"), Some(Ok(Scope::Service("calc".into()))));
+    // Decoded as every routed path's service segment is.
+    assert_eq!(at("/ca%6Cc"), Some(Ok(Scope::Service("calc".into()))));
+    for none in ["x", "/calc/", "/calc/tools", "//", "/a/b"] {
+        assert_eq!(at(none), None, "{none}");
+    }
+    assert_eq!(at("/.."), Some(Err(PathError::Bad("dot segment in path"))));
+    assert_eq!(
+        at("/%2e%2e"),
+        Some(Err(PathError::Bad("dot segment in path")))
+    );
+    assert_eq!(at("/a%00"), Some(Err(PathError::Bad("NUL in path"))));
+    assert_eq!(at("/Bad%20Name"), Some(Err(PathError::BadService)));
+    assert_eq!(
+        at("/%ff"),
+        Some(Err(PathError::Bad("invalid UTF-8 in path")))
+    );
+}
