@@ -244,7 +244,15 @@ fn random_request(rng: &mut fastrand::Rng, prefix: &str) -> (http::request::Part
             1 => {
                 body["id"] = json!(*pick(
                     rng,
-                    &[json!(1.5), json!(null), json!(u64::MAX), json!([1])]
+                    &[
+                        json!(1.5),
+                        json!(null),
+                        json!(u64::MAX),
+                        json!(i64::MIN),
+                        json!([1]),
+                        json!("a\"b\\c"),
+                        json!(""),
+                    ]
                 ))
             }
             2 => body["jsonrpc"] = json!("1.0"),
@@ -303,7 +311,25 @@ fn random_request(rng: &mut fastrand::Rng, prefix: &str) -> (http::request::Part
         b = b.header(k, v);
     }
     let (parts, ()) = b.body(()).unwrap().into_parts();
-    (parts, body.to_string().into_bytes())
+    // The same JSON spelled otherwise: spaced out, numbers in float form, keys and strings
+    // with escapes. The fast path may leave any of these to rmcp, never answer them otherwise.
+    let mut text = match rng.u32(0..4) {
+        0 => serde_json::to_string_pretty(&body).unwrap(),
+        _ => body.to_string(),
+    };
+    for (plain, other) in [
+        ("\"id\":1,", "\"id\":1e0,"),
+        ("\"id\":1,", "\"id\":-0,"),
+        ("protocolVersion\"", "protocol\\u0056ersion\""),
+        ("\"2026-07-28\"", "\"2026\\u002d07-28\""),
+        ("{}", "{ }"),
+        ("\"tools/call\"", "\"tools\\/call\""),
+    ] {
+        if rng.u32(0..8) == 0 {
+            text = text.replacen(plain, other, 1);
+        }
+    }
+    (parts, text.into_bytes())
 }
 
 /// Whatever the fast path answers is what rmcp answers to the same request, byte for byte,
