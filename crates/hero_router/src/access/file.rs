@@ -3,7 +3,8 @@
 //!
 //! Edits keep comments and blank lines, refuse a file that already has a bad line (the router
 //! would refuse it too), and replace the file in one `rename`: the router never reads half a
-//! file. Two editors at the same instant can still lose one's change (the last rename wins).
+//! file. Each edit holds an exclusive `flock` on `.<name>.lock` beside the file from its read to
+//! its rename, so two editors at the same instant both get their change.
 
 use std::fs;
 use std::io::{self, Write as _};
@@ -100,6 +101,7 @@ pub fn list(path: &Path) -> Result<Vec<String>, FileError> {
 /// Adds `entry` (validated first) unless the file already has that network.
 pub fn add(path: &Path, entry: &str) -> Result<Edited, FileError> {
     let net = parse_entry(entry)?;
+    let _lock = EditLock::take(path, true)?;
     let text = read(path)?;
     check(path, &text)?;
     if text
@@ -122,6 +124,7 @@ pub fn add(path: &Path, entry: &str) -> Result<Edited, FileError> {
 /// Removes every line whose entry is the same network as `entry`.
 pub fn remove(path: &Path, entry: &str) -> Result<Edited, FileError> {
     let net = parse_entry(entry)?;
+    let _lock = EditLock::take(path, false)?;
     let text = read(path)?;
     check(path, &text)?;
     let (gone, kept): (Vec<&str>, Vec<&str>) = text
@@ -140,6 +143,7 @@ pub fn remove(path: &Path, entry: &str) -> Result<Edited, FileError> {
 /// Removes every entry (comment lines stay): everyone is allowed again, unless `--allow`
 /// flags say otherwise.
 pub fn clear(path: &Path) -> Result<Edited, FileError> {
+    let _lock = EditLock::take(path, false)?;
     let text = read(path)?;
     let (gone, kept): (Vec<&str>, Vec<&str>) =
         text.lines().partition(|line| entry_of_line(line).is_some());
@@ -147,6 +151,55 @@ pub fn clear(path: &Path) -> Result<Edited, FileError> {
         write_atomically(path, &joined(&kept))?;
     }
     Ok(Edited::Removed(gone.len()))
+}
+
+/// An exclusive `flock` on `.<name>.lock` beside the access file, held from an edit's read to
+/// its rename; released when dropped.
+struct EditLock {
+    /// Held for its lock: closing it releases the lock.
+    _file: Option<fs::File>,
+}
+
+impl EditLock {
+    /// Waits for the lock. Without `create`, a missing directory means there is no file to
+    /// edit, and no lock is needed (nor made).
+    fn take(path: &Path, create: bool) -> Result<EditLock, FileError> {
+        let io_err = |error| FileError::Io {
+            action: "lock",
+            path: path.to_owned(),
+            error,
+        };
+        let dir = parent(path);
+        if create {
+            fs::create_dir_all(dir).map_err(io_err)?;
+        } else if !dir.exists() {
+            return Ok(EditLock { _file: None });
+        }
+        let lock = dir.join(format!(".{}.lock", file_name(path)));
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(lock)
+            .map_err(io_err)?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| io_err(e.into()))?;
+        Ok(EditLock { _file: Some(file) })
+    }
+}
+
+/// The directory the access file is in.
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// The access file's name, for the names of its temporary and lock files.
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map_or_else(|| "access".into(), |n| n.to_string_lossy().into_owned())
 }
 
 fn joined(lines: &[&str]) -> String {
@@ -182,15 +235,9 @@ fn write_atomically(path: &Path, text: &str) -> Result<(), FileError> {
         path: path.to_owned(),
         error,
     };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = parent(path);
     fs::create_dir_all(dir).map_err(io_err)?;
-    let name = path
-        .file_name()
-        .map_or_else(|| "access".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let tmp = dir.join(format!(".{}.{}.tmp", file_name(path), std::process::id()));
     let mode = fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & 0o7777);
     let written = (|| {
         let mut f = fs::File::create(&tmp)?;
@@ -300,9 +347,57 @@ mod tests {
         );
         assert_eq!(clear(&path).unwrap(), Edited::Removed(1));
         assert_eq!(fs::read_to_string(&path).unwrap(), "# the node's peers\n");
-        // No temporary file is left behind.
-        let names: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
-        assert_eq!(names.len(), 1);
+        // No temporary file is left behind: the file and its edit lock.
+        let mut names: Vec<_> = fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".access.txt.lock", "access.txt"]);
+    }
+
+    #[test]
+    fn editors_at_the_same_instant_all_get_their_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cfg/access.txt");
+        let start = std::sync::Barrier::new(8);
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let (path, start) = (&path, &start);
+                s.spawn(move || {
+                    start.wait();
+                    for i in 0..10 {
+                        assert_eq!(add(path, &format!("10.0.{t}.{i}")).unwrap(), Edited::Added);
+                    }
+                    assert_eq!(
+                        remove(path, &format!("10.0.{t}.0")).unwrap(),
+                        Edited::Removed(1)
+                    );
+                });
+            }
+        });
+        let entries = list(&path).unwrap();
+        assert_eq!(entries.len(), 8 * 9, "{entries:?}");
+        for t in 0..8 {
+            for i in 1..10 {
+                assert!(
+                    entries.contains(&format!("10.0.{t}.{i}")),
+                    "10.0.{t}.{i} lost"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn removing_from_a_missing_directory_makes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("none/access.txt");
+        assert_eq!(clear(&path).unwrap(), Edited::Removed(0));
+        assert!(matches!(
+            remove(&path, "10.0.0.1"),
+            Err(FileError::NotPresent { .. })
+        ));
+        assert!(!dir.path().join("none").exists());
     }
 
     #[test]
