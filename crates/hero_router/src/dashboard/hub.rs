@@ -28,6 +28,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::watch;
 use tokio::time::{Interval, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
 
 use crate::registry::catalog::Catalog;
 use crate::registry::events::Event;
@@ -134,18 +135,20 @@ struct Pump {
 impl Hub {
     /// Starts the hub over the registry behind `rpc`, with the default bounds. Must be called
     /// inside a tokio runtime; the hub's task ends when the scanner stops publishing.
-    pub fn start(rpc: Arc<Rpc>) -> Hub {
+    pub fn start(rpc: Arc<Rpc>, token: CancellationToken) -> Hub {
         Hub::start_with(
             rpc,
             HubConfig {
                 buffer: DEFAULT_BUFFER,
                 heartbeat: DEFAULT_HEARTBEAT,
             },
+            token,
         )
     }
 
-    /// Starts the hub with the given bounds.
-    pub fn start_with(rpc: Arc<Rpc>, config: HubConfig) -> Hub {
+    /// Starts the hub with the given bounds. Its pump stops when `token` is cancelled (the
+    /// router's shutdown): it holds the registry, so its channels alone would never end it.
+    pub fn start_with(rpc: Arc<Rpc>, config: HubConfig, token: CancellationToken) -> Hub {
         let registry = &rpc.ctx().scanner;
         let (events, mut tables, mut catalogs) =
             (registry.subscribe(), registry.tables(), registry.catalogs());
@@ -174,7 +177,12 @@ impl Hub {
             table,
             catalog,
         };
-        tokio::spawn(pump.run());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = pump.run() => {}
+                () = token.cancelled() => {}
+            }
+        });
         Hub { inner }
     }
 

@@ -30,7 +30,11 @@ fn hub(buffer: usize) -> (Hub, TableWriter) {
         buffer,
         heartbeat: Duration::from_secs(15),
     };
-    (Hub::start_with(Arc::new(Rpc::new(ctx)), config), writer)
+    let token = tokio_util::sync::CancellationToken::new();
+    (
+        Hub::start_with(Arc::new(Rpc::new(ctx)), config, token),
+        writer,
+    )
 }
 
 fn socket_event(i: usize) -> Event {
@@ -384,4 +388,36 @@ async fn pages_that_connect_together_share_one_snapshot_until_a_frame_comes() {
         std::str::from_utf8(&c).unwrap().contains("s0.sock"),
         "the new frame is in it"
     );
+}
+
+/// The hub's pump holds the registry (through the JSON-RPC front end), so the registry's
+/// channels alone never end it: the router's shutdown token does.
+#[tokio::test]
+async fn the_pump_stops_at_shutdown() {
+    let (scanner, _writer) = registry::channel(PathBuf::from("/run/hero/sockets"));
+    let ctx = Arc::new(Ctx {
+        scanner,
+        pool: Arc::new(Pool::new(Duration::from_secs(1), Inflight::new(1))),
+        upstream_timeout: Duration::from_secs(1),
+        max_body: 1 << 20,
+        started: tokio::time::Instant::now(),
+    });
+    let rpc = Arc::new(Rpc::new(ctx));
+    let token = tokio_util::sync::CancellationToken::new();
+    let config = HubConfig {
+        buffer: 4,
+        heartbeat: Duration::from_secs(15),
+    };
+    drop(Hub::start_with(rpc.clone(), config, token.clone()));
+    tokio::task::yield_now().await;
+    assert!(Arc::strong_count(&rpc) > 1, "the pump holds the front end");
+    token.cancel();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while Arc::strong_count(&rpc) > 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the pump still runs after shutdown"
+        );
+        tokio::task::yield_now().await;
+    }
 }

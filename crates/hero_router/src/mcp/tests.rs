@@ -175,7 +175,7 @@ async fn gateway_with_calc(
     };
     let rpc = Arc::new(Rpc::new(Arc::new(ctx)));
     let state = AppState {
-        dashboard: crate::dashboard::Hub::start(rpc.clone()),
+        dashboard: crate::dashboard::Hub::start(rpc.clone(), Default::default()),
         rpc,
         registry,
     };

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::access::Access;
 use crate::app::{App, AppState, AppTarget};
@@ -52,7 +53,7 @@ pub struct Front {
 
 impl Front {
     /// Builds the shared state around a scanner handle.
-    pub fn new(scanner: Registry, cfg: &Config) -> Front {
+    pub fn new(scanner: Registry, cfg: &Config, token: CancellationToken) -> Front {
         let busy_wait = cfg
             .upstream_timeout
             .saturating_sub(Duration::from_millis(50));
@@ -69,7 +70,7 @@ impl Front {
         let app = App::new(AppState {
             rpc: rpc.clone(),
             registry: scanner.clone(),
-            dashboard: crate::dashboard::Hub::start(rpc.clone()),
+            dashboard: crate::dashboard::Hub::start(rpc.clone(), token),
         });
         let access = Arc::new(Access::new(
             cfg.access.allow.clone(),

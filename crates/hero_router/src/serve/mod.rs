@@ -157,8 +157,8 @@ pub async fn run_with_scanner(
     let scan_token = token.child_token();
     let mut scanner_task = tracker.spawn(scanner.run(scan_token.clone()));
 
-    let front = Arc::new(Front::new(handle.clone(), &cfg));
     let events_token = token.child_token();
+    let front = Arc::new(Front::new(handle.clone(), &cfg, events_token.clone()));
     let mut feed_task = tracker.spawn(feed_metrics(
         front.clone(),
         handle.clone(),
