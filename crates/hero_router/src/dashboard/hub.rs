@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::registry::catalog::Catalog;
 use crate::registry::events::Event;
-use crate::registry::table::{Service, Table};
+use crate::registry::table::{Service, Socket, Table};
 use crate::rpc::Rpc;
 
 /// Frames a page may fall behind before it gets a fresh snapshot instead. Also how far back a
@@ -542,7 +542,7 @@ impl Pump {
         while i < a.len() || j < b.len() {
             match (a.get(i), b.get(j)) {
                 (Some(x), Some(y)) if x.name == y.name => {
-                    if !Arc::ptr_eq(x, y) && x != y {
+                    if !Arc::ptr_eq(x, y) && !same_on_the_page(x, y) {
                         self.push_service(y);
                     }
                     i += 1;
@@ -607,6 +607,21 @@ impl Pump {
             "at_unix_ms": crate::scanner::unix_ms()});
         self.inner.push(Kind::Service, data, false);
     }
+}
+
+/// Whether a page would show `a` and `b` alike: everything but the refusal streaks, which
+/// tick on every scan while a refused socket waits to be reaped (forever with `--no-reap`, or
+/// while its owner holds the lock) and which the page does not show. A frame per such service
+/// per scan would cost every page a re-render for nothing; a snapshot carries the counts.
+pub(super) fn same_on_the_page(a: &Service, b: &Service) -> bool {
+    let socket = |x: &Socket, y: &Socket| {
+        (&x.kind, &x.path, x.state, x.since_unix_ms, &x.detail)
+            == (&y.kind, &y.path, y.state, y.since_unix_ms, &y.detail)
+    };
+    a.status == b.status
+        && a.error == b.error
+        && a.sockets.len() == b.sockets.len()
+        && a.sockets.iter().zip(&b.sockets).all(|(x, y)| socket(x, y))
 }
 
 /// A socket path's kind: its file stem.

@@ -421,3 +421,45 @@ async fn the_pump_stops_at_shutdown() {
         tokio::task::yield_now().await;
     }
 }
+
+#[test]
+fn a_refusal_streak_alone_is_no_change_on_the_page() {
+    use crate::registry::state::SocketState;
+    use crate::registry::table::{Service, ServiceStatus, Socket};
+    let socket = |state, streak| Socket {
+        kind: "rpc".into(),
+        path: "/run/hero/sockets/svc/rpc.sock".into(),
+        state,
+        since_unix_ms: 1,
+        detail: "ECONNREFUSED".into(),
+        refused_streak: streak,
+        identity: None,
+    };
+    let service = |sockets| Service {
+        name: "svc".into(),
+        status: ServiceStatus::Unhealthy,
+        sockets,
+        error: None,
+    };
+    let same = super::hub::same_on_the_page;
+    let base = service(vec![socket(SocketState::Refused, 1)]);
+    assert!(same(&base, &service(vec![socket(SocketState::Refused, 7)])));
+    assert!(!same(&base, &service(vec![socket(SocketState::Live, 1)])));
+    let mut moved = socket(SocketState::Refused, 1);
+    moved.since_unix_ms = 2;
+    assert!(!same(&base, &service(vec![moved])));
+    let mut why = socket(SocketState::Refused, 1);
+    why.detail = "ENOENT".into();
+    assert!(!same(&base, &service(vec![why])));
+    let two = vec![
+        socket(SocketState::Refused, 1),
+        socket(SocketState::Refused, 1),
+    ];
+    assert!(!same(&base, &service(two)));
+    let mut broken = service(vec![socket(SocketState::Refused, 1)]);
+    broken.error = Some("EACCES".into());
+    assert!(!same(&base, &broken));
+    let mut up = service(vec![socket(SocketState::Refused, 1)]);
+    up.status = ServiceStatus::Healthy;
+    assert!(!same(&base, &up));
+}
