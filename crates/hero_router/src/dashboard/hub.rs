@@ -42,6 +42,11 @@ pub const DEFAULT_BUFFER: usize = 1024;
 /// How often an idle stream gets a comment: well under the usual 60 s proxy idle timeout.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 
+/// Most bytes of frames the log keeps, whatever their number: a scan of a large root or a
+/// catalog filling in makes a burst of `service` frames of kilobytes each, and a page that far
+/// behind is better served by a snapshot.
+pub(super) const LOG_BYTES: usize = 512 * 1024;
+
 /// Notable events (state changes, reaps, skipped reaps, catalog changes, manual scans) kept for
 /// the "recent events" list of a new page.
 pub const RECENT: usize = 200;
@@ -91,8 +96,10 @@ struct Inner {
 }
 
 struct Log {
-    /// The last [`HubConfig::buffer`] frames, oldest first.
+    /// The last [`HubConfig::buffer`] frames, oldest first, at most [`LOG_BYTES`] of them.
     frames: VecDeque<Arc<Frame>>,
+    /// The size of `frames` on the wire.
+    bytes: usize,
     /// The last [`RECENT`] notable frames, oldest first.
     recent: VecDeque<Arc<Frame>>,
     /// The id of the newest frame (0: none yet).
@@ -103,10 +110,10 @@ struct Log {
 struct Frame {
     id: u64,
     kind: Kind,
-    /// The event's JSON.
-    data: String,
     /// The whole SSE frame.
     wire: Bytes,
+    /// Where the event's JSON is in `wire` (kept once: a `service` frame is kilobytes).
+    data: std::ops::Range<usize>,
 }
 
 /// The SSE event names.
@@ -163,6 +170,7 @@ impl Hub {
             instance: fastrand::u32(..),
             log: Mutex::new(Log {
                 frames: VecDeque::with_capacity(buffer),
+                bytes: 0,
                 recent: VecDeque::new(),
                 last: 0,
             }),
@@ -184,6 +192,12 @@ impl Hub {
             }
         });
         Hub { inner }
+    }
+
+    /// The bytes of frames the log keeps.
+    #[cfg(test)]
+    pub(super) fn log_bytes(&self) -> usize {
+        self.inner.lock().bytes
     }
 
     /// A new page's feed. `last_event_id`: the `Last-Event-ID` header of a reconnecting page.
@@ -231,7 +245,7 @@ impl Hub {
         log.recent
             .iter()
             .filter_map(|f| {
-                let data: Value = serde_json::from_str(&f.data).ok()?;
+                let data: Value = serde_json::from_str(f.data()).ok()?;
                 (data["service"] == service).then(|| f.recent_json_value(data))
             })
             .collect()
@@ -346,22 +360,25 @@ impl Inner {
         let mut log = self.lock();
         log.last += 1;
         let id = log.last;
-        let data = data.to_string();
-        let wire = Bytes::from(format!(
-            "id: {}\nevent: {}\ndata: {data}\n\n",
-            self.id(id),
-            kind.as_str()
-        ));
+        let mut wire = format!("id: {}\nevent: {}\ndata: ", self.id(id), kind.as_str());
+        let start = wire.len();
+        let _ = write!(wire, "{data}");
+        let data = start..wire.len();
+        wire.push_str("\n\n");
         let frame = Arc::new(Frame {
             id,
             kind,
+            wire: Bytes::from(wire),
             data,
-            wire,
         });
-        if log.frames.len() == self.config.buffer {
-            log.frames.pop_front();
-        }
+        log.bytes += frame.wire.len();
         log.frames.push_back(frame.clone());
+        while log.frames.len() > self.config.buffer || log.bytes > LOG_BYTES {
+            match log.frames.pop_front() {
+                Some(old) => log.bytes -= old.wire.len(),
+                None => break,
+            }
+        }
         if recent {
             if log.recent.len() == RECENT {
                 log.recent.pop_front();
@@ -403,8 +420,14 @@ impl Frame {
             r#"{{"id":{},"event":"{}","data":{}}}"#,
             self.id,
             self.kind.as_str(),
-            self.data
+            self.data()
         );
+    }
+
+    /// The event's JSON.
+    fn data(&self) -> &str {
+        // Cut from a String at char boundaries: always UTF-8.
+        std::str::from_utf8(&self.wire[self.data.clone()]).unwrap_or("null")
     }
 
     fn recent_json_value(&self, data: Value) -> Value {

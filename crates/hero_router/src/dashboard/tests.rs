@@ -463,3 +463,30 @@ fn a_refusal_streak_alone_is_no_change_on_the_page() {
     up.status = ServiceStatus::Healthy;
     assert!(!same(&base, &up));
 }
+
+/// The log is bounded by bytes as well as frames: a burst of frames (a large root's first scan,
+/// a catalog filling in) is not kept whole; a page that far behind gets a snapshot.
+#[tokio::test]
+async fn the_log_keeps_at_most_its_bytes() {
+    let (hub, writer) = hub(1 << 16);
+    let n = 4000;
+    for i in 0..n {
+        writer.events.send(socket_event(i)).unwrap();
+    }
+    caught_up(&hub, n as u64).await;
+    let kept = hub.log_bytes();
+    assert!(kept <= super::hub::LOG_BYTES, "{kept} bytes kept");
+    assert!(kept > super::hub::LOG_BYTES / 2, "{kept} bytes kept");
+    let mut feed = hub.feed(None);
+    let (snapshot_id, _, _) = next(&mut feed).await;
+    let instance = snapshot_id.split_once('-').unwrap().0.to_owned();
+    // Far behind (trimmed by bytes though within the frame count): a snapshot.
+    let mut old = hub.feed(Some(&format!("{instance}-1")));
+    assert_eq!(next(&mut old).await.1, "snapshot");
+    // Just behind: exactly the frames missed.
+    let mut recent = hub.feed(Some(&format!("{instance}-{}", n - 2)));
+    for want in [n - 1, n] {
+        let (id, event, _) = next(&mut recent).await;
+        assert_eq!((event.as_str(), seq(&id)), ("socket", want as u64));
+    }
+}
