@@ -16,8 +16,8 @@ use crate::rpc::{Ctx, Rpc};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// A hub of `buffer` frames over a registry that nothing scans: events are sent by hand.
-fn hub(buffer: usize) -> (Hub, TableWriter) {
+/// A JSON-RPC front end over a registry that nothing scans: events are sent by hand.
+fn front_end() -> (Arc<Rpc>, TableWriter) {
     let (scanner, writer) = registry::channel(PathBuf::from("/run/hero/sockets"));
     let ctx = Arc::new(Ctx {
         scanner,
@@ -26,15 +26,18 @@ fn hub(buffer: usize) -> (Hub, TableWriter) {
         max_body: 1 << 20,
         started: tokio::time::Instant::now(),
     });
+    (Arc::new(Rpc::new(ctx)), writer)
+}
+
+/// A hub of `buffer` frames over [`front_end`].
+fn hub(buffer: usize) -> (Hub, TableWriter) {
+    let (rpc, writer) = front_end();
     let config = HubConfig {
         buffer,
         heartbeat: Duration::from_secs(15),
     };
     let token = tokio_util::sync::CancellationToken::new();
-    (
-        Hub::start_with(Arc::new(Rpc::new(ctx)), config, token),
-        writer,
-    )
+    (Hub::start_with(rpc, config, token), writer)
 }
 
 fn socket_event(i: usize) -> Event {
@@ -394,15 +397,7 @@ async fn pages_that_connect_together_share_one_snapshot_until_a_frame_comes() {
 /// channels alone never end it: the router's shutdown token does.
 #[tokio::test]
 async fn the_pump_stops_at_shutdown() {
-    let (scanner, _writer) = registry::channel(PathBuf::from("/run/hero/sockets"));
-    let ctx = Arc::new(Ctx {
-        scanner,
-        pool: Arc::new(Pool::new(Duration::from_secs(1), Inflight::new(1))),
-        upstream_timeout: Duration::from_secs(1),
-        max_body: 1 << 20,
-        started: tokio::time::Instant::now(),
-    });
-    let rpc = Arc::new(Rpc::new(ctx));
+    let (rpc, _writer) = front_end();
     let token = tokio_util::sync::CancellationToken::new();
     let config = HubConfig {
         buffer: 4,
