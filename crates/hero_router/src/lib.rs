@@ -39,7 +39,6 @@ pub mod access;
 pub mod app;
 pub mod catalog;
 pub mod cli;
-pub mod client;
 pub mod config;
 pub mod dashboard;
 pub mod docs;

@@ -12,8 +12,9 @@ use hero_router::cli::{AccessAction, Cli, Command, DocsArgs};
 use hero_router::config::{Config, ProcessEnv, resolve_root};
 use hero_router::docs::IndexEntry;
 use hero_router::docs::pages::{self, Format};
+use hero_router::rpc::NOT_LIVE;
+use hero_router::rpc::upstream;
 use hero_router::{scan_cmd, serve, telemetry};
-use http::Method;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -233,37 +234,35 @@ fn write_file(path: &std::path::Path, text: &str) -> anyhow::Result<std::path::P
     Ok(path.to_path_buf())
 }
 
-/// One JSON-RPC call to the running router; a JSON-RPC error is an `Err`.
+/// One JSON-RPC call to the running router; a JSON-RPC error is an `Err` that says whose it
+/// is (the router's, or the service's the router passed on).
 async fn call(sock: &std::path::Path, method: &str, params: Value) -> anyhow::Result<Value> {
-    let mut req = json!({"jsonrpc": "2.0", "id": 1, "method": method});
-    if !params.is_null() {
-        req["params"] = params;
+    let params = (!params.is_null())
+        .then(|| serde_json::value::to_raw_value(&params))
+        .transpose()?;
+    let how = upstream::CallOptions {
+        timeout: Duration::from_secs(30),
+        limit: usize::MAX,
+        headers: &[],
+        close: true,
+        idempotent: false,
+    };
+    match upstream::call_once(sock, "hero_router", method, params.as_deref(), &how).await {
+        Ok(result) => Ok(serde_json::from_str(result.get())?),
+        Err(upstream::CallError::Service { error, .. }) => {
+            // Whoever made it, the message is shown as it came: a routed call's error is the
+            // service's own (the router passes it on unchanged), the rest are the router's.
+            let data = error
+                .data
+                .map(|d| format!(" data: {d}"))
+                .unwrap_or_default();
+            anyhow::bail!("{} (code {}){data}", error.message, error.code)
+        }
+        Err(upstream::CallError::Router { code, message, .. }) if code == NOT_LIVE => {
+            anyhow::bail!("no router running at {} ({message})", sock.display())
+        }
+        Err(e) => Err(e.into()),
     }
-    let body = Some(req.to_string().into_bytes());
-    let (_, bytes) =
-        hero_router::client::request(sock, Method::POST, "/rpc", body, Duration::from_secs(30))
-            .await
-            .map_err(|e| match e {
-                hero_router::client::ClientError::Connect { error, .. }
-                    if matches!(
-                        error.kind(),
-                        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-                    ) =>
-                {
-                    anyhow::anyhow!("no router running at {}", sock.display())
-                }
-                other => other.into(),
-            })?;
-    let reply: Value =
-        serde_json::from_slice(&bytes).context("the router answered something that is not JSON")?;
-    if let Some(err) = reply.get("error") {
-        anyhow::bail!(
-            "{} (code {})",
-            err["message"].as_str().unwrap_or("error"),
-            err["code"]
-        );
-    }
-    Ok(reply.get("result").cloned().unwrap_or(Value::Null))
 }
 
 /// Writes a command's output to stdout. A reader that went away (`hero_router list --json |

@@ -9,16 +9,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use super::refs;
 use super::validate;
+use crate::http1::OwnRequest;
 use crate::proxy::client::SendError;
 use crate::proxy::pool::{Answer, Key, Pool};
 use crate::registry::catalog::{CatalogEntry, ManifestInfo, Method, SpecInfo, SpecState};
+use crate::rpc::upstream::{self, CallError, CallOptions};
 
 /// Who the catalog's requests say they come from, so a service (or a test) can tell them
 /// from the requests the router forwards.
@@ -31,9 +32,20 @@ const MAX_REASON: usize = 600;
 #[derive(Debug)]
 pub(crate) struct Fetched {
     /// The manifest's fields, or why there are none.
-    pub(crate) manifest: Result<ManifestInfo, String>,
+    pub(crate) manifest: ManifestFetch,
     /// The spec.
     pub(crate) spec: SpecFetch,
+}
+
+/// The outcome of fetching a manifest.
+#[derive(Debug)]
+pub(crate) enum ManifestFetch {
+    /// Its fields.
+    Info(ManifestInfo),
+    /// The service answered, with nothing usable (not found, not a JSON object).
+    Unusable(String),
+    /// No answer (timeout, down, a broken exchange): a previous manifest is kept.
+    Failed(String),
 }
 
 /// The outcome of fetching a spec.
@@ -43,8 +55,16 @@ pub(crate) enum SpecFetch {
     Document(Box<RawValue>),
     /// The service has none.
     Absent(String),
-    /// Fetching failed.
+    /// Fetching failed: a previous document is kept, marked stale.
     Error(String),
+}
+
+impl Fetched {
+    /// True if something failed that a retry may fix: the catalog fetches again with backoff.
+    pub(crate) fn failed(&self) -> bool {
+        matches!(self.manifest, ManifestFetch::Failed(_))
+            || matches!(self.spec, SpecFetch::Error(_))
+    }
 }
 
 /// How to fetch.
@@ -56,98 +76,108 @@ pub(crate) struct Limits {
     pub(crate) max_document: usize,
 }
 
-/// Fetches the manifest from `key` and, if `rpc`, the OpenRPC document. Every request says
-/// `connection: close`: a catalog of a thousand services must not leave a thousand idle
-/// connections in the pool.
-pub(crate) async fn fetch(pool: &Pool, key: &Key, rpc: bool, limits: Limits) -> Fetched {
-    let manifest = manifest(pool, key, limits).await;
-    let spec = if rpc {
-        spec(pool, key, limits).await
-    } else {
-        SpecFetch::Absent("the service has no live rpc socket".into())
+/// Fetches the manifest from `key` and, if `rpc`, the OpenRPC document, both at once (a
+/// service that hangs costs one timeout, not two). Every request says `connection: close`: a
+/// catalog of a thousand services must not leave a thousand idle connections in the pool.
+pub(crate) async fn fetch(
+    pool: &Pool,
+    key: &Key,
+    service: &str,
+    rpc: bool,
+    limits: Limits,
+) -> Fetched {
+    let spec = async {
+        if rpc {
+            spec(pool, key, service, limits).await
+        } else {
+            SpecFetch::Absent("the service has no live rpc socket".into())
+        }
     };
+    let (manifest, spec) = tokio::join!(manifest(pool, key, limits), spec);
     Fetched { manifest, spec }
 }
 
-async fn manifest(pool: &Pool, key: &Key, limits: Limits) -> Result<ManifestInfo, String> {
-    let answer = get(pool, key, "/.well-known/heroservice.json", limits)
-        .await
-        .map_err(|e| describe("GET /.well-known/heroservice.json", &e, limits))?;
+async fn manifest(pool: &Pool, key: &Key, limits: Limits) -> ManifestFetch {
+    const WHAT: &str = "GET /.well-known/heroservice.json";
+    let answer = match get(pool, key, "/.well-known/heroservice.json", limits).await {
+        Ok(a) => a,
+        Err(e) => return ManifestFetch::Failed(describe(WHAT, &e, limits)),
+    };
     if !(200..300).contains(&answer.status) {
-        return Err(format!(
-            "GET /.well-known/heroservice.json answered {}",
-            answer.status
-        ));
+        return ManifestFetch::Unusable(format!("{WHAT} answered {}", answer.status));
     }
-    let value: Value =
-        serde_json::from_slice(&answer.body).map_err(|_| "the manifest is not JSON".to_owned())?;
-    if !value.is_object() {
-        return Err("the manifest is not a JSON object".into());
+    match serde_json::from_slice::<Value>(&answer.body) {
+        Ok(value) if value.is_object() => ManifestFetch::Info(info_of(&value)),
+        Ok(_) => ManifestFetch::Unusable("the manifest is not a JSON object".into()),
+        Err(_) => ManifestFetch::Unusable("the manifest is not JSON".into()),
     }
-    Ok(info_of(&value))
 }
 
-async fn spec(pool: &Pool, key: &Key, limits: Limits) -> SpecFetch {
+async fn spec(pool: &Pool, key: &Key, service: &str, limits: Limits) -> SpecFetch {
     let mut why_not_get = String::new();
-    match get(pool, key, "/openrpc.json", limits).await {
+    let status = match get(pool, key, "/openrpc.json", limits).await {
         Ok(a) if (200..300).contains(&a.status) => match serde_json::from_slice(&a.body) {
             Ok(doc) => return SpecFetch::Document(doc),
-            Err(_) => why_not_get = "GET /openrpc.json answered something that is not JSON".into(),
+            Err(_) => {
+                why_not_get = "GET /openrpc.json answered something that is not JSON".into();
+                a.status
+            }
         },
-        Ok(_) => {}
+        Ok(a) => a.status,
         // A service that hangs or floods costs one timeout, not two.
         Err(e) => return SpecFetch::Error(describe("GET /openrpc.json", &e, limits)),
-    }
-    let body = r#"{"jsonrpc":"2.0","id":1,"method":"rpc.discover"}"#;
-    let request = format!(
-        "POST /rpc HTTP/1.1\r\nhost: localhost\r\nuser-agent: {USER_AGENT}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let answer = match exchange(pool, key, request.as_bytes(), limits).await {
-        Ok(a) => a,
-        Err(e) => return SpecFetch::Error(describe("rpc.discover", &e, limits)),
     };
-    #[derive(Deserialize)]
-    struct Reply {
-        result: Option<Box<RawValue>>,
-        error: Option<Value>,
-    }
+    let how = CallOptions {
+        timeout: limits.timeout,
+        limit: limits.max_document,
+        headers: &[("user-agent", USER_AGENT)],
+        close: true,
+        idempotent: true,
+    };
+    let discovered = tokio::time::timeout(
+        limits.timeout,
+        upstream::call(pool, key, service, "rpc.discover", None, &how),
+    )
+    .await
+    .unwrap_or_else(|_| Err(CallError::unanswered(SendError::Timeout, service)));
     let neither = || {
         SpecFetch::Absent("the service serves neither GET /openrpc.json nor rpc.discover".into())
     };
-    match serde_json::from_slice::<Reply>(&answer.body) {
-        Ok(Reply {
-            result: Some(doc), ..
-        }) => SpecFetch::Document(doc),
-        Ok(Reply { error: Some(e), .. }) if e["code"] == -32601 => neither(),
-        Ok(Reply { error: Some(e), .. }) => SpecFetch::Error(bounded(format!(
+    match discovered {
+        Ok(doc) => SpecFetch::Document(doc),
+        Err(CallError::Service { error, .. }) if error.code == -32601 => neither(),
+        Err(CallError::Service { error, .. }) => SpecFetch::Error(bounded(format!(
             "rpc.discover answered an error: {}",
-            e["message"].as_str().unwrap_or("(no message)")
+            error.message
         ))),
-        _ if answer.status == 404 && why_not_get.is_empty() => neither(),
-        _ if !why_not_get.is_empty() => SpecFetch::Error(why_not_get),
-        _ => SpecFetch::Error(format!(
-            "rpc.discover answered {} with no JSON-RPC result",
-            answer.status
-        )),
+        Err(CallError::Router { code, .. }) if code == crate::rpc::BAD_UPSTREAM => {
+            if !why_not_get.is_empty() {
+                SpecFetch::Error(why_not_get)
+            } else if status == 404 {
+                neither()
+            } else {
+                SpecFetch::Error(format!(
+                    "GET /openrpc.json answered {status}, and rpc.discover no JSON-RPC result"
+                ))
+            }
+        }
+        Err(e @ CallError::Router { .. }) => {
+            SpecFetch::Error(bounded(format!("rpc.discover: {e}")))
+        }
     }
 }
 
 async fn get(pool: &Pool, key: &Key, path: &str, limits: Limits) -> Result<Answer, SendError> {
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nhost: localhost\r\nuser-agent: {USER_AGENT}\r\nconnection: close\r\naccept: application/json\r\n\r\n"
-    );
-    exchange(pool, key, request.as_bytes(), limits).await
-}
-
-/// One exchange, within the timeout as a whole (head and body together).
-async fn exchange(
-    pool: &Pool,
-    key: &Key,
-    request: &[u8],
-    limits: Limits,
-) -> Result<Answer, SendError> {
-    let sent = pool.exchange(key, request, limits.timeout, limits.max_document);
+    let req = OwnRequest {
+        method: "GET",
+        path,
+        headers: &[("user-agent", USER_AGENT), ("accept", "application/json")],
+        body: b"",
+        close: true,
+        idempotent: true,
+    };
+    // Within the timeout as a whole (head and body together).
+    let sent = pool.send(key, &req, limits.timeout, limits.max_document);
     tokio::time::timeout(limits.timeout, sent)
         .await
         .unwrap_or(Err(SendError::Timeout))
@@ -165,16 +195,26 @@ fn describe(what: &str, e: &SendError, limits: Limits) -> String {
     })
 }
 
-/// The new entry from what was fetched. The previous entry's document (and what was derived
-/// from it) is kept when the new one has the same fingerprint.
+/// The new entry from what was fetched, given the previous entry of the same service.
+///
+/// The previous document (and what was derived from it) is kept when the new one has the
+/// same fingerprint, and when fetching failed: a failed fetch never throws a good document
+/// away (CONTRACT §8); the entry is then `stale`, with the reason, and `fetched_unix_ms` of
+/// the last success. A manifest that could not be fetched likewise keeps the previous one.
 pub(crate) fn entry(
     fetched: Fetched,
     prev: Option<&CatalogEntry>,
     now_unix_ms: u64,
 ) -> CatalogEntry {
     let (manifest, manifest_error) = match fetched.manifest {
-        Ok(m) => (m, None),
-        Err(e) => (ManifestInfo::default(), Some(bounded(e))),
+        ManifestFetch::Info(m) => (m, None),
+        ManifestFetch::Failed(e) if prev.is_some_and(|p| p.manifest_error.is_none()) => {
+            let prev = prev.expect("checked");
+            (prev.manifest.clone(), Some(bounded(e)))
+        }
+        ManifestFetch::Unusable(e) | ManifestFetch::Failed(e) => {
+            (ManifestInfo::default(), Some(bounded(e)))
+        }
     };
     let spec_of = |state, reason: Option<String>| SpecInfo {
         state,
@@ -183,35 +223,56 @@ pub(crate) fn entry(
         openrpc: None,
         fetched_unix_ms: Some(now_unix_ms),
     };
+    let none = |manifest, manifest_error, spec| CatalogEntry {
+        manifest,
+        manifest_error,
+        spec,
+        info: ManifestInfo::default(),
+        document: None,
+        methods: Arc::from([]),
+    };
     let doc = match fetched.spec {
         SpecFetch::Document(doc) => doc,
         SpecFetch::Absent(why) => {
-            return CatalogEntry {
+            return none(
                 manifest,
                 manifest_error,
-                spec: spec_of(SpecState::Absent, Some(why)),
-                info: ManifestInfo::default(),
-                document: None,
-                methods: Arc::from([]),
-            };
+                spec_of(SpecState::Absent, Some(why)),
+            );
         }
         SpecFetch::Error(why) => {
+            let Some(prev) = prev.filter(|p| p.document.is_some()) else {
+                return none(
+                    manifest,
+                    manifest_error,
+                    spec_of(SpecState::Error, Some(why)),
+                );
+            };
             return CatalogEntry {
                 manifest,
                 manifest_error,
-                spec: spec_of(SpecState::Error, Some(why)),
-                info: ManifestInfo::default(),
-                document: None,
-                methods: Arc::from([]),
+                spec: SpecInfo {
+                    state: SpecState::Stale,
+                    reason: Some(bounded(why)),
+                    ..prev.spec.clone()
+                },
+                ..prev.clone()
             };
         }
     };
     let fingerprint = fingerprint(doc.get());
     if let Some(prev) = prev.filter(|p| p.spec.fingerprint.as_deref() == Some(&fingerprint)) {
+        // The same document: what was derived from it stands (a stale entry is fresh again).
+        let (state, reason) = match prev.spec.state {
+            SpecState::Stale => validity(&serde_json::from_str(doc.get()).unwrap_or_default()),
+            state => (state, prev.spec.reason.clone()),
+        };
         return CatalogEntry {
             manifest,
             manifest_error,
             spec: SpecInfo {
+                state,
+                reason,
                 fetched_unix_ms: Some(now_unix_ms),
                 ..prev.spec.clone()
             },
@@ -220,33 +281,22 @@ pub(crate) fn entry(
     }
     let Ok(value) = serde_json::from_str::<Value>(doc.get()) else {
         // RawValue already checked the syntax; only a nesting too deep for serde_json lands here.
-        return CatalogEntry {
+        return none(
             manifest,
             manifest_error,
-            spec: spec_of(
+            spec_of(
                 SpecState::Error,
                 Some("the document is nested too deeply".into()),
             ),
-            info: ManifestInfo::default(),
-            document: None,
-            methods: Arc::from([]),
-        };
+        );
     };
-    let mut errors = validate::validate(&value).errors;
-    if errors.is_empty() {
-        errors = refs::check(&value);
-    }
-    let (state, reason) = if errors.is_empty() {
-        (SpecState::Ok, None)
-    } else {
-        (SpecState::Invalid, Some(errors.join("; ")))
-    };
+    let (state, reason) = validity(&value);
     CatalogEntry {
         manifest,
         manifest_error,
         spec: SpecInfo {
             state,
-            reason: reason.map(bounded),
+            reason,
             fingerprint: Some(fingerprint),
             openrpc: value["openrpc"].as_str().map(|v| bounded(v.to_owned())),
             fetched_unix_ms: Some(now_unix_ms),
@@ -254,6 +304,19 @@ pub(crate) fn entry(
         info: value.get("info").map(info_of).unwrap_or_default(),
         methods: methods_of(&value),
         document: Some(Arc::from(doc)),
+    }
+}
+
+/// `ok`, or `invalid` with the first errors: the meta-schema's, then dangling `$ref`s.
+fn validity(value: &Value) -> (SpecState, Option<String>) {
+    let mut errors = validate::validate(value).errors;
+    if errors.is_empty() {
+        errors = refs::check(value);
+    }
+    if errors.is_empty() {
+        (SpecState::Ok, None)
+    } else {
+        (SpecState::Invalid, Some(bounded(errors.join("; "))))
     }
 }
 
@@ -340,7 +403,7 @@ mod tests {
 
     fn doc(text: &str) -> Fetched {
         Fetched {
-            manifest: Ok(ManifestInfo::default()),
+            manifest: ManifestFetch::Info(ManifestInfo::default()),
             spec: SpecFetch::Document(serde_json::from_str(text).unwrap()),
         }
     }
@@ -406,7 +469,7 @@ mod tests {
     fn absent_and_failed_specs_say_why() {
         let absent = entry(
             Fetched {
-                manifest: Err("the manifest is not a JSON object".into()),
+                manifest: ManifestFetch::Unusable("the manifest is not a JSON object".into()),
                 spec: SpecFetch::Absent("none".into()),
             },
             None,
@@ -420,7 +483,7 @@ mod tests {
         );
         let failed = entry(
             Fetched {
-                manifest: Ok(ManifestInfo::default()),
+                manifest: ManifestFetch::Info(ManifestInfo::default()),
                 spec: SpecFetch::Error("x".repeat(10_000)),
             },
             None,
@@ -434,12 +497,108 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_fetch_keeps_the_last_good_document_as_stale() {
+        let good = entry(doc(VALID), None, 1);
+        let failed = |prev: &CatalogEntry, at| {
+            entry(
+                Fetched {
+                    manifest: ManifestFetch::Failed("GET /.well-known/heroservice.json: no".into()),
+                    spec: SpecFetch::Error("GET /openrpc.json: closed".into()),
+                },
+                Some(prev),
+                at,
+            )
+        };
+        let stale = failed(&good, 2);
+        assert_eq!(stale.spec.state, SpecState::Stale);
+        assert_eq!(
+            stale.spec.reason.as_deref(),
+            Some("GET /openrpc.json: closed")
+        );
+        assert_eq!(stale.spec.fetched_unix_ms, Some(1), "the last success");
+        assert_eq!(stale.spec.fingerprint, good.spec.fingerprint);
+        assert!(Arc::ptr_eq(
+            good.document.as_ref().unwrap(),
+            stale.document.as_ref().unwrap()
+        ));
+        assert_eq!(stale.methods, good.methods);
+        assert_eq!(stale.info, good.info);
+        // Failing again keeps it, still dated by the last success.
+        let still = failed(&stale, 3);
+        assert_eq!(still.spec.state, SpecState::Stale);
+        assert_eq!(still.spec.fetched_unix_ms, Some(1));
+        // The same document again: fresh, and valid as before.
+        let back = entry(doc(VALID), Some(&still), 4);
+        assert_eq!(back.spec.state, SpecState::Ok, "{:?}", back.spec.reason);
+        assert_eq!(back.spec.reason, None);
+        assert_eq!(back.spec.fetched_unix_ms, Some(4));
+        // An invalid document that goes stale and comes back is invalid again.
+        let bad = entry(doc(r#"{"openrpc":"1.3.2","methods":{}}"#), None, 5);
+        let back = entry(
+            doc(r#"{"openrpc":"1.3.2","methods":{}}"#),
+            Some(&failed(&bad, 6)),
+            7,
+        );
+        assert_eq!(back.spec.state, SpecState::Invalid);
+        assert!(back.spec.reason.is_some());
+        // Without an earlier document a failure is an error; an answer saying "no spec" is
+        // believed at once.
+        let errored = entry(
+            Fetched {
+                manifest: ManifestFetch::Info(ManifestInfo::default()),
+                spec: SpecFetch::Error("refused".into()),
+            },
+            None,
+            1,
+        );
+        let none = failed(&errored, 2);
+        assert_eq!(none.spec.state, SpecState::Error);
+        assert!(none.document.is_none());
+        assert_eq!(none.spec.fetched_unix_ms, Some(2));
+        let absent = entry(
+            Fetched {
+                manifest: ManifestFetch::Info(ManifestInfo::default()),
+                spec: SpecFetch::Absent("none".into()),
+            },
+            Some(&good),
+            8,
+        );
+        assert_eq!(absent.spec.state, SpecState::Absent);
+        assert!(absent.document.is_none());
+    }
+
+    #[test]
+    fn a_manifest_that_cannot_be_fetched_keeps_the_last_one() {
+        let mut first = entry(doc(VALID), None, 1);
+        first.manifest.title = Some("Shown".into());
+        let again = entry(
+            Fetched {
+                manifest: ManifestFetch::Failed("timeout".into()),
+                spec: SpecFetch::Document(serde_json::from_str(VALID).unwrap()),
+            },
+            Some(&first),
+            2,
+        );
+        assert_eq!(again.manifest.title.as_deref(), Some("Shown"));
+        assert_eq!(again.manifest_error.as_deref(), Some("timeout"));
+        let unusable = entry(
+            Fetched {
+                manifest: ManifestFetch::Unusable("answered 404".into()),
+                spec: SpecFetch::Document(serde_json::from_str(VALID).unwrap()),
+            },
+            Some(&first),
+            3,
+        );
+        assert_eq!(unusable.manifest.title, None, "an answer is believed");
+    }
+
+    #[test]
     fn the_own_entry_is_what_fetching_and_validating_the_own_document_gives() {
         let own = own_entry(5);
         let text = crate::rpc::openrpc().to_string();
         let fetched = entry(
             Fetched {
-                manifest: Ok(info_of(&crate::rpc::manifest())),
+                manifest: ManifestFetch::Info(info_of(&crate::rpc::manifest())),
                 spec: SpecFetch::Document(RawValue::from_string(text).unwrap()),
             },
             None,

@@ -10,15 +10,21 @@
 //! - a **finished fetch**: the entry is rebuilt ([`fetch::entry`]), published, and a changed
 //!   fingerprint or state is one `catalog_changed` event.
 //!
-//! Fetches run concurrently, at most [`CatalogConfig::concurrency`] at once, each bounded by
+//! Fetches run concurrently, [`CatalogConfig::concurrency`] slots of them, each bounded by
 //! the catalog timeout and size cap, through the proxy's upstream pool: a hung or huge answer
 //! costs only its own entry, and a scan, a probe or a routed request never waits for one.
+//!
+//! A failed fetch keeps the last good document (the entry is `stale`) and is retried with
+//! backoff, 1 s, 2 s, 4 s … up to `--catalog-refresh`; until it succeeds again the service is
+//! a suspect and fetches in a small lane of its own ([`schedule`]), so services that hang
+//! never delay a well-behaved one.
 
 mod fetch;
 mod refs;
+mod schedule;
 pub mod validate;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -26,6 +32,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use hero_socket::Identity;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::CatalogConfig;
@@ -37,6 +44,7 @@ use crate::registry::state::SocketState;
 use crate::registry::table::{Service, Table};
 use crate::registry::{CatalogRequest, CatalogWriter, Registry};
 use fetch::{Fetched, Limits};
+use schedule::Lane;
 
 pub use fetch::{USER_AGENT, fingerprint};
 
@@ -57,11 +65,16 @@ pub struct Fetcher {
     entries: BTreeMap<String, Arc<CatalogEntry>>,
     /// The target each entry was fetched from.
     sources: HashMap<String, Target>,
-    /// Fetches running, by service, with their target.
-    running: HashMap<String, Target>,
-    /// Fetches waiting for a free slot.
-    queue: VecDeque<(String, Target)>,
+    /// Fetches running, by service.
+    running: HashMap<String, Running>,
+    /// Fetches waiting for a free slot, by lane.
+    fresh_queue: VecDeque<(String, Target)>,
+    suspect_queue: VecDeque<(String, Target)>,
     queued: HashSet<String>,
+    /// Failed fetches in a row, by service (absent: none).
+    failures: HashMap<String, u32>,
+    /// When each failed service is fetched again, in time order.
+    retries: BTreeSet<(Instant, String)>,
     /// Services asked for again while their fetch ran: fetched once more after it.
     again: HashSet<String>,
     /// Who waits for a service's next fetch to finish.
@@ -71,6 +84,13 @@ pub struct Fetcher {
     dirty: bool,
     /// When the catalog was last published.
     published: tokio::time::Instant,
+}
+
+/// A fetch in flight.
+struct Running {
+    target: Target,
+    lane: Lane,
+    started: Instant,
 }
 
 /// Finished fetches are published together at most this often (a thousand fetches finishing
@@ -94,8 +114,11 @@ impl Fetcher {
             entries: BTreeMap::new(),
             sources: HashMap::new(),
             running: HashMap::new(),
-            queue: VecDeque::new(),
+            fresh_queue: VecDeque::new(),
+            suspect_queue: VecDeque::new(),
             queued: HashSet::new(),
+            failures: HashMap::new(),
+            retries: BTreeSet::new(),
             again: HashSet::new(),
             waiters: HashMap::new(),
             tasks: JoinSet::new(),
@@ -113,6 +136,8 @@ impl Fetcher {
         let table = tables.borrow_and_update().clone();
         self.reconcile(&table, None);
         loop {
+            let next_retry = self.retries.first().map(|(at, _)| *at);
+            let next_slot = self.next_slot_change();
             tokio::select! {
                 _ = token.cancelled() => break,
                 changed = tables.changed() => {
@@ -136,6 +161,12 @@ impl Fetcher {
                 _ = tokio::time::sleep_until(self.published + PUBLISH_EVERY), if self.dirty => {
                     self.publish();
                 }
+                // A failed service's retry is due.
+                _ = sleep_until_some(next_retry) => {
+                    self.due_retries();
+                }
+                // A fresh fetch turned slow: its slot is free for the next one.
+                _ = sleep_until_some(next_slot) => self.start_queued(),
             }
             // Publish at once when nothing more is coming, or when the last one is old enough.
             if self.dirty && (self.running.is_empty() || self.published.elapsed() >= PUBLISH_EVERY)
@@ -167,6 +198,10 @@ impl Fetcher {
         let before = self.entries.len();
         self.entries.retain(|name, _| table.service(name).is_some());
         self.sources.retain(|name, _| table.service(name).is_some());
+        self.failures
+            .retain(|name, _| table.service(name).is_some());
+        self.retries
+            .retain(|(_, name)| table.service(name).is_some());
         let mut changed = self.entries.len() != before;
         for service in &table.services {
             let name = &service.name;
@@ -184,7 +219,7 @@ impl Fetcher {
             };
             let forced = force.is_some_and(|f| f.covers(name));
             if let Some(running) = self.running.get(name) {
-                if forced || *running != target {
+                if forced || running.target != target {
                     self.again.insert(name.clone());
                 }
                 continue;
@@ -193,8 +228,17 @@ impl Fetcher {
                 continue;
             }
             if self.queued.insert(name.clone()) {
-                self.queue.push_back((name.clone(), target));
-            } else if let Some(slot) = self.queue.iter_mut().find(|(n, _)| n == name) {
+                let queue = match schedule::lane(self.failures_of(name)) {
+                    Lane::Fresh => &mut self.fresh_queue,
+                    Lane::Suspect => &mut self.suspect_queue,
+                };
+                queue.push_back((name.clone(), target));
+            } else if let Some(slot) = self
+                .fresh_queue
+                .iter_mut()
+                .chain(self.suspect_queue.iter_mut())
+                .find(|(n, _)| n == name)
+            {
                 slot.1 = target;
             }
         }
@@ -202,13 +246,49 @@ impl Fetcher {
         self.dirty |= changed;
     }
 
+    fn failures_of(&self, service: &str) -> u32 {
+        self.failures.get(service).copied().unwrap_or(0)
+    }
+
+    /// The running fetches' lanes and start times.
+    fn lanes(&self) -> impl Iterator<Item = (Lane, Instant)> + '_ {
+        self.running.values().map(|r| (r.lane, r.started))
+    }
+
+    /// When a slot frees by time alone, if a fetch waits for one.
+    fn next_slot_change(&self) -> Option<Instant> {
+        if self.fresh_queue.is_empty() {
+            return None;
+        }
+        schedule::next_change(self.lanes(), Instant::now())
+    }
+
+    /// Starts queued fetches while their lanes have slots: fresh ones first.
     fn start_queued(&mut self) {
-        while self.running.len() < self.cfg.concurrency.max(1) {
-            let Some((name, target)) = self.queue.pop_front() else {
+        loop {
+            let load = schedule::load(self.lanes(), Instant::now());
+            let concurrency = self.cfg.concurrency;
+            let next = if !self.fresh_queue.is_empty()
+                && schedule::may_start(Lane::Fresh, load, concurrency)
+            {
+                self.fresh_queue.pop_front().map(|n| (n, Lane::Fresh))
+            } else if schedule::may_start(Lane::Suspect, load, concurrency) {
+                self.suspect_queue.pop_front().map(|n| (n, Lane::Suspect))
+            } else {
+                None
+            };
+            let Some(((name, target), lane)) = next else {
                 return;
             };
             self.queued.remove(&name);
-            self.running.insert(name.clone(), target.clone());
+            self.running.insert(
+                name.clone(),
+                Running {
+                    target: target.clone(),
+                    lane,
+                    started: Instant::now(),
+                },
+            );
             let pool = self.pool.clone();
             let limits = Limits {
                 timeout: self.cfg.timeout,
@@ -219,16 +299,44 @@ impl Fetcher {
                     path: Arc::from(target.path.as_path()),
                     identity: target.identity,
                 };
-                let fetched = fetch::fetch(&pool, &key, target.rpc, limits).await;
+                let fetched = fetch::fetch(&pool, &key, &name, target.rpc, limits).await;
                 (name, target, fetched)
             });
         }
+    }
+
+    /// Queues the failed services whose retry is due.
+    fn due_retries(&mut self) {
+        let now = Instant::now();
+        let table = self.registry.table();
+        while let Some((at, _)) = self.retries.first() {
+            if *at > now {
+                break;
+            }
+            let (_, name) = self.retries.pop_first().expect("not empty");
+            self.reconcile(&table, Some(&Force::One(name)));
+        }
+    }
+
+    /// Counts a failure (and schedules the retry) or a success of `service`'s fetch.
+    fn count(&mut self, service: &str, failed: bool) {
+        self.retries.retain(|(_, name)| name != service);
+        if !failed {
+            self.failures.remove(service);
+            return;
+        }
+        let failures = self.failures.entry(service.to_owned()).or_default();
+        *failures = failures.saturating_add(1);
+        let delay = schedule::backoff(*failures, self.cfg.refresh);
+        self.retries
+            .insert((Instant::now() + delay, service.to_owned()));
     }
 
     fn finished(&mut self, service: String, target: Target, fetched: Fetched) {
         self.running.remove(&service);
         let table = self.registry.table();
         if table.service(&service).is_some() {
+            self.count(&service, fetched.failed());
             let prev = self.entries.get(&service);
             let entry = fetch::entry(fetched, prev.map(Arc::as_ref), unix_ms());
             let changed = prev.is_none_or(|p| {
@@ -309,6 +417,14 @@ fn target(service: &Service) -> Option<Target> {
         identity: socket.identity,
         rpc,
     })
+}
+
+/// Sleeps until `at`, or forever if there is no such moment.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn unix_ms() -> u64 {

@@ -7,6 +7,8 @@
 //!   `--max-headers` lines however the bytes arrive. Anything else is refused, never guessed.
 //! - [`write_upstream_head`]: the request head the router sends a service, declaring exactly
 //!   the framing the router will send.
+//! - [`write_request`]: a request the router makes itself ([`OwnRequest`]: catalog fetches,
+//!   hero_proc, routed JSON-RPC calls, the CLI).
 //! - [`parse_response`]: a service's response head, and the head the router sends its client,
 //!   again declaring exactly the framing that follows.
 //! - [`ChunkedDecoder`]: chunked bodies are decoded and re-encoded, never passed through.
@@ -23,8 +25,8 @@ mod tests;
 
 pub use chunked::{BadChunk, ChunkedDecoder, LAST_CHUNK, Rechunked, push_chunk};
 pub use request::{
-    Forwarding, HeadLimits, HeaderSlots, MAX_HEADERS_LIMIT, RequestError, RequestHead,
-    header_slots, parse_request, write_upstream_head,
+    Forwarding, HeadLimits, HeaderSlots, MAX_HEADERS_LIMIT, OwnRequest, RequestError, RequestHead,
+    header_slots, parse_request, write_request, write_upstream_head,
 };
 pub use response::{
     BadResponse, Exchange, Framing, MAX_RESPONSE_HEAD, ResponseHead, parse_response,
@@ -123,28 +125,58 @@ fn push_status(out: &mut Vec<u8>, status: u16) {
     out.extend(digits.map(|d| b'0' + d as u8));
 }
 
+/// What an answer tells the client about its connection (RFC 9112 §9.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persist {
+    /// The connection ends after this answer: `connection: close`.
+    Close,
+    /// It stays open: nothing to say to HTTP/1.1, where that is the default.
+    KeepAlive,
+    /// It stays open for an HTTP/1.0 client that asked: `connection: keep-alive` (such a
+    /// client closes unless told otherwise).
+    KeepAlive10,
+}
+
+impl Persist {
+    /// The answer's persistence: `close`, else what the client's version needs said.
+    pub fn of(close: bool, http10: bool) -> Persist {
+        match (close, http10) {
+            (true, _) => Persist::Close,
+            (false, false) => Persist::KeepAlive,
+            (false, true) => Persist::KeepAlive10,
+        }
+    }
+
+    /// True if the connection ends after the answer.
+    pub fn closes(self) -> bool {
+        self == Persist::Close
+    }
+}
+
 /// Writes the head of a response the router makes itself: status line, `headers`,
-/// `content-length` (`None`: the body is chunked), `connection: close` if `close`, and `date`.
+/// `content-length` (`None`: the body is chunked), what `persist` says about the connection,
+/// and `date`.
 pub fn write_own_head<V: AsRef<str>>(
     out: &mut Vec<u8>,
     status: u16,
     headers: &[(&str, V)],
     length: Option<usize>,
-    close: bool,
+    persist: Persist,
 ) {
     let body = length.map_or(OwnBody::Chunked, OwnBody::Length);
-    write_own_head_framed(out, status, headers, body, close);
+    write_own_head_framed(out, status, headers, body, persist);
 }
 
-/// Like [`write_own_head`], with any [`OwnBody`] framing; [`OwnBody::ToClose`] needs `close`.
+/// Like [`write_own_head`], with any [`OwnBody`] framing; [`OwnBody::ToClose`] needs
+/// [`Persist::Close`].
 pub fn write_own_head_framed<V: AsRef<str>>(
     out: &mut Vec<u8>,
     status: u16,
     headers: &[(&str, V)],
     body: OwnBody,
-    close: bool,
+    persist: Persist,
 ) {
-    debug_assert!(close || body != OwnBody::ToClose);
+    debug_assert!(persist.closes() || body != OwnBody::ToClose);
     let reason = http::StatusCode::from_u16(status)
         .ok()
         .and_then(|s| s.canonical_reason())
@@ -162,8 +194,10 @@ pub fn write_own_head_framed<V: AsRef<str>>(
         OwnBody::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         OwnBody::ToClose => {}
     }
-    if close {
-        out.extend_from_slice(b"connection: close\r\n");
+    match persist {
+        Persist::Close => out.extend_from_slice(b"connection: close\r\n"),
+        Persist::KeepAlive => {}
+        Persist::KeepAlive10 => out.extend_from_slice(b"connection: keep-alive\r\n"),
     }
     out.extend_from_slice(b"date: ");
     push_date(out);

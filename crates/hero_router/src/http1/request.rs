@@ -39,7 +39,7 @@ pub struct RequestHead<'b, 'h> {
     pub host: Option<&'b [u8]>,
     /// How the body is delimited.
     pub body: BodyFraming,
-    /// An HTTP/1.0 request (the connection ends after the answer; no 1xx, no chunks for it).
+    /// An HTTP/1.0 request (no 1xx, no chunks for it; it persists only if it asked to).
     pub http10: bool,
     /// The client keeps the connection open after this exchange.
     pub keep_alive: bool,
@@ -167,7 +167,7 @@ pub fn parse_request<'b, 'h>(
     let mut chunked = false;
     let mut host: Option<&[u8]> = None;
     let mut hosts = 0;
-    let (mut close, mut conn_upgrade) = (false, false);
+    let (mut close, mut conn_upgrade, mut conn_keep_alive) = (false, false, false);
     let mut upgrade: Option<&[u8]> = None;
     let mut expect_continue = false;
     for h in headers {
@@ -204,6 +204,8 @@ pub fn parse_request<'b, 'h>(
             for t in connection_tokens(h.value) {
                 if t.eq_ignore_ascii_case(b"close") {
                     close = true;
+                } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                    conn_keep_alive = true;
                 } else if t.eq_ignore_ascii_case(b"upgrade") {
                     conn_upgrade = true;
                 } else if [&b"content-length"[..], b"transfer-encoding", b"host"]
@@ -266,8 +268,9 @@ pub fn parse_request<'b, 'h>(
         host: authority.map(str::as_bytes).or(host),
         body,
         http10,
-        // HTTP/1.0 keep-alive is not offered: such a connection closes after its answer.
-        keep_alive: !http10 && !close,
+        // RFC 9112 §9.3: HTTP/1.1 persists unless told to close; HTTP/1.0 only when it asks
+        // with `Connection: keep-alive` (as nginx honours it; `ab -k` depends on it).
+        keep_alive: !close && (!http10 || conn_keep_alive),
         upgrade: upgrade.filter(|_| conn_upgrade && !http10),
         expect_continue: expect_continue && !http10,
         head_len,
@@ -489,4 +492,65 @@ pub fn write_upstream_head(
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// A request the router makes itself: a catalog fetch, a hero_proc query, a routed JSON-RPC
+/// call, a CLI call. [`write_request`] writes it whole; nothing else writes a request head
+/// the router originates.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnRequest<'a> {
+    /// `GET`, `HEAD` or `POST`.
+    pub method: &'a str,
+    /// The origin-form request target (path and query).
+    pub path: &'a str,
+    /// End-to-end headers (`accept`, `content-type`, `user-agent`, …): never framing or
+    /// hop-by-hop ones, which the writer owns.
+    pub headers: &'a [(&'a str, &'a str)],
+    /// The body, sent with its `content-length`.
+    pub body: &'a [u8],
+    /// Ask for the connection to end after this exchange (`connection: close`): such a
+    /// connection never goes back to a pool, whatever the answer says.
+    pub close: bool,
+    /// Sending it twice does no harm (a read, a `GET`): on a reused idle connection that
+    /// closes before the first byte of an answer it is sent once more on a fresh one. A
+    /// forwarded call that may change something is not.
+    pub idempotent: bool,
+}
+
+/// Writes `req` (head and body) into `out`: request line, `host: localhost`, its headers,
+/// `content-length` (for a body, and for every `POST`), `connection: close` if asked.
+///
+/// Names, values and the target come from the router's own code; a CR, LF or NUL in them
+/// would be a bug, so such a byte is replaced by a space rather than end the line.
+pub fn write_request(out: &mut Vec<u8>, req: &OwnRequest<'_>) {
+    debug_assert!(
+        req.headers
+            .iter()
+            .all(|(n, _)| !is_hop_by_hop(n) && !eq(n, "content-length") && !eq(n, "host")),
+        "the writer owns framing and hop-by-hop headers"
+    );
+    let clean = |out: &mut Vec<u8>, text: &str| {
+        out.extend(text.bytes().map(|b| match b {
+            b'\r' | b'\n' | 0 => b' ',
+            b => b,
+        }));
+    };
+    clean(out, req.method);
+    out.push(b' ');
+    clean(out, req.path);
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: localhost\r\n");
+    for (name, value) in req.headers {
+        clean(out, name);
+        out.extend_from_slice(b": ");
+        clean(out, value);
+        out.extend_from_slice(b"\r\n");
+    }
+    if !req.body.is_empty() || req.method == "POST" {
+        super::push_length(out, req.body.len() as u64);
+    }
+    if req.close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(req.body);
 }

@@ -27,9 +27,11 @@ pub enum Framing {
 pub struct Exchange {
     /// The request was `HEAD`: no body follows whatever the head says.
     pub head_request: bool,
-    /// The client speaks HTTP/1.0: no interim heads, no chunks; the body runs to close.
+    /// The client speaks HTTP/1.0: no interim heads, no chunks (a chunked body runs to close
+    /// instead); a connection it asked to keep is told `connection: keep-alive`.
     pub client_http10: bool,
-    /// The client connection ends after this response (the answer says `connection: close`).
+    /// The client connection ends after this response (the answer says `connection: close`);
+    /// false for an HTTP/1.0 client only if it asked for keep-alive.
     pub close: bool,
     /// The request asked for a protocol upgrade, so `101` is a valid answer.
     pub upgrade: bool,
@@ -109,7 +111,7 @@ pub fn parse_response(
     let mut codings = 0usize;
     let mut chunked_last = false;
     let mut chunked_seen = 0usize;
-    let mut upstream_close = version == 0;
+    let (mut upstream_close, mut upstream_keep_alive) = (false, false);
     let mut names_headers = false;
     for h in resp.headers.iter() {
         if eq(h.name, "content-length") {
@@ -127,6 +129,7 @@ pub fn parse_response(
         } else if eq(h.name, "connection") {
             for t in connection_tokens(h.value) {
                 upstream_close |= t.eq_ignore_ascii_case(b"close");
+                upstream_keep_alive |= t.eq_ignore_ascii_case(b"keep-alive");
                 names_headers |= !t.eq_ignore_ascii_case(b"close")
                     && !t.eq_ignore_ascii_case(b"keep-alive")
                     && !t.eq_ignore_ascii_case(b"upgrade");
@@ -136,6 +139,8 @@ pub fn parse_response(
     if chunked_seen > 1 {
         return Err(BadResponse::Coding);
     }
+    // RFC 9112 §9.3: an HTTP/1.0 answer persists only if it says `keep-alive`.
+    upstream_close |= version == 0 && !upstream_keep_alive;
     let interim = (100..200).contains(&status);
     let framing = if ex.head_request || interim || status == 204 || status == 304 {
         Framing::Empty
@@ -152,9 +157,8 @@ pub fn parse_response(
         Framing::UntilClose
     };
     let dechunk = framing == Framing::Chunked && ex.client_http10;
-    let close_client = !interim
-        && !switching
-        && (ex.close || ex.client_http10 || framing == Framing::UntilClose || dechunk);
+    let close_client =
+        !interim && !switching && (ex.close || framing == Framing::UntilClose || dechunk);
     if let Some(out) = out {
         out.extend_from_slice(b"HTTP/1.1 ");
         super::push_status(out, status);
@@ -215,6 +219,9 @@ pub fn parse_response(
             out.extend_from_slice(b"connection: upgrade\r\n");
         } else if close_client {
             out.extend_from_slice(b"connection: close\r\n");
+        } else if ex.client_http10 && !interim {
+            // An HTTP/1.0 client closes unless told the connection persists.
+            out.extend_from_slice(b"connection: keep-alive\r\n");
         }
         out.extend_from_slice(b"\r\n");
     }

@@ -61,10 +61,13 @@ fn request_heads_that_are_accepted() {
     assert_eq!(chunked.body, BodyFraming::Chunked);
     let close = accepted("GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, Close\r\n\r\n");
     assert!(!close.keep_alive);
-    // HTTP/1.0: Host optional, never kept alive (keep-alive is not offered), no 100-continue.
+    // HTTP/1.0: Host optional, kept alive only when it asks (RFC 9112 §9.3), no 100-continue.
     let old = accepted("GET / HTTP/1.0\r\nConnection: keep-alive\r\nExpect: 100-continue\r\n\r\n");
-    assert!(old.http10 && !old.keep_alive && !old.expect);
+    assert!(old.http10 && old.keep_alive && !old.expect);
     assert_eq!(old.host, None);
+    assert!(!accepted("GET / HTTP/1.0\r\n\r\n").keep_alive);
+    let both = accepted("GET / HTTP/1.0\r\nConnection: Keep-Alive, close\r\n\r\n");
+    assert!(!both.keep_alive, "close wins");
     // Absolute form: the authority is the host to name upstream, the path is routed.
     let abs = accepted("GET http://Node:9988/svc/rpc/x?q HTTP/1.1\r\nHost: other\r\n\r\n");
     assert_eq!(
@@ -436,6 +439,14 @@ fn response_framing_follows_rfc_9112() {
         "the upstream's close is not the client's"
     );
     assert!(!f("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", KEEP).reusable);
+    // An HTTP/1.0 answer that says keep-alive persists (with a length to end its body).
+    let old_keep = "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n";
+    assert!(f(old_keep, KEEP).reusable);
+    let old_keep_no_length = "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n";
+    assert!(
+        !f(old_keep_no_length, KEEP).reusable,
+        "its body runs to close"
+    );
     let same = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n";
     assert_eq!(f(same, KEEP).framing, Framing::Length(2));
     // An HTTP/1.0 client gets chunks as a body that runs to close.
@@ -534,6 +545,20 @@ fn the_downstream_head_declares_exactly_the_routers_framing() {
     assert_eq!(
         down(ch, old).1,
         "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n"
+    );
+    // An HTTP/1.0 client that asked to keep its connection is told it persists, when the
+    // body has a length; one that did not ask is told it closes.
+    let cl = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n";
+    let (h, text) = down(cl, old);
+    assert!(!h.close_client);
+    assert_eq!(
+        text,
+        "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: keep-alive\r\n\r\n"
+    );
+    let old_close = Exchange { close: true, ..old };
+    assert_eq!(
+        down(cl, old_close).1,
+        "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n"
     );
     // A HEAD answer keeps the length it announces.
     let head = Exchange {

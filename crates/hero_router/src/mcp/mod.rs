@@ -16,9 +16,10 @@
 //! appears, restarts with other methods, or dies changes the next list. 2026-07-28 clients
 //! that `subscriptions/listen` get `notifications/tools/list_changed` when it does; the
 //! handshake revisions would need a session's GET stream for that, so they are told
-//! `listChanged: false`. A call is a routed JSON-RPC call through the router's own front end
-//! ([`Rpc::handle`](crate::rpc::Rpc::handle)), with its limits and in-flight caps; whatever
-//! goes wrong past the tool's name is a result with `isError: true` that says what to do.
+//! `listChanged: false`. A call is a routed JSON-RPC call ([`Rpc::call`](crate::rpc::Rpc::call)),
+//! with its limits and in-flight caps; whatever goes wrong past the tool's name is a result
+//! with `isError: true` that says what to do, and whose error it was: the service's own, as it
+//! sent it, or the router's.
 
 pub mod client_config;
 mod fast;
@@ -40,16 +41,14 @@ use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
-use serde::Deserialize;
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use crate::app::{AppState, error_response, foreign_origin};
 use crate::proxy::error::ProxyError;
 use crate::proxy::path::PathError;
 use crate::registry::catalog::Catalog;
-use crate::registry::names::valid_service_name;
 use crate::registry::table::{ServiceStatus, Table};
+use crate::rpc::upstream::CallError;
 use crate::rpc::{BAD_UPSTREAM, NO_SUCH_SERVICE, NOT_LIVE, UPSTREAM_TIMEOUT};
 use tools::{MethodTool, Target};
 
@@ -414,60 +413,39 @@ impl Gateway {
         self.index().await
     }
 
-    /// Why `name` is not a tool here, in words an agent can act on.
+    /// Why `name` is not a tool here, in words an agent can act on: it is unknown (a service
+    /// that is not in the table is never said to be "gone"; it may never have existed).
     fn unknown_tool(&self, name: &str) -> ErrorData {
-        let table = self.state.registry.table();
-        let service = match &self.scope {
-            Scope::Service(s) => Some(s.as_str()),
-            Scope::All => name.split_once("__").map(|(s, _)| s),
+        let how = match &self.scope {
+            Scope::Service(s) => format!("tools/list shows the tools of service {s} now"),
+            Scope::All => "tools/list shows the tools this endpoint has now, named {service}__{method}; `hero_router list` shows the services".to_owned(),
         };
-        let why = match service {
-            Some(s) if valid_service_name(s) && table.service(s).is_none() => format!(
-                "unknown tool {name}: service {s} is gone (it is no longer in the router's table); list the tools again"
-            ),
-            _ => format!("unknown tool {name}: tools/list shows the tools this endpoint has now"),
-        };
-        ErrorData::invalid_params(why, None)
+        ErrorData::invalid_params(format!("unknown tool {name}: {how}"), None)
     }
 
-    /// Calls `target` with `params` through the router's JSON-RPC front end.
+    /// Calls `target` with `params` as a routed call (the router's own methods in-process).
     async fn call(&self, target: &Target, params: Option<Value>) -> CallToolResult {
-        let method = format!("{}.{}", target.service, target.method);
-        let mut request = Vec::with_capacity(128);
-        request.extend_from_slice(br#"{"jsonrpc":"2.0","id":1,"method":"#);
-        // Writing a string or a value into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut request, &method);
-        if let Some(params) = params {
-            request.extend_from_slice(br#","params":"#);
-            let _ = serde_json::to_writer(&mut request, &params);
-        }
-        request.push(b'}');
-        let answer = self.state.rpc.handle(&request).await;
-        let Some(Ok(answer)) = answer.as_deref().map(serde_json::from_str::<Answer>) else {
-            return tool_error(format!(
-                "the router got no usable answer from service {}; retry, and check `hero_router list`",
-                target.service
-            ));
+        let params = params.map(|p| serde_json::value::to_raw_value(&p));
+        let params = match params.transpose() {
+            Ok(p) => p,
+            Err(e) => return tool_error(format!("the arguments cannot be sent: {e}")),
         };
-        if answer.error.is_some() {
-            return tool_error(error_message(target, answer.error.as_ref()));
-        }
+        let called = self
+            .state
+            .rpc
+            .call(&target.service, &target.method, params.as_deref())
+            .await;
+        let result = match called {
+            Ok(result) => result,
+            Err(e) => return tool_error(error_message(target, &e)),
+        };
         // The text is the result as the service wrote it; only the structured copy is parsed.
-        let text = answer.result.as_deref().map_or("null", RawValue::get);
-        let result: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+        let text = result.get();
+        let value: Value = serde_json::from_str(text).unwrap_or(Value::Null);
         let mut out = CallToolResult::success(vec![ContentBlock::text(text)]);
-        out.structured_content = target.structured(&result);
+        out.structured_content = target.structured(&value);
         out
     }
-}
-
-/// A JSON-RPC answer to a routed call, its result kept as the service wrote it.
-#[derive(Deserialize)]
-struct Answer {
-    #[serde(default)]
-    result: Option<Box<RawValue>>,
-    #[serde(default)]
-    error: Option<Value>,
 }
 
 // === impl ServerHandler for Gateway ===
@@ -608,39 +586,43 @@ fn tool_error(message: String) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(message)])
 }
 
-/// What a JSON-RPC error answer to a tool call means, for the agent that made it.
-fn error_message(target: &Target, error: Option<&Value>) -> String {
+/// What a failed tool call means, for the agent that made it. A service's own error is
+/// shown as the service sent it, whatever its code; only an error the router made (no such
+/// service, down, busy, a timeout, an answer that is not JSON-RPC) uses the router's words.
+fn error_message(target: &Target, error: &CallError) -> String {
     let service = &target.service;
-    let code = error.and_then(|e| e.get("code")).and_then(Value::as_i64);
-    let message = error
-        .and_then(|e| e.get("message"))
-        .and_then(Value::as_str)
-        .unwrap_or("(no message)");
-    let data = error
-        .and_then(|e| e.get("data"))
-        .map(|d| format!(" (data: {d})"))
-        .unwrap_or_default();
-    let code32 = code.and_then(|c| i32::try_from(c).ok());
-    match code32 {
-        Some(NO_SUCH_SERVICE) => format!(
-            "service {service} is gone: the router no longer has it. Start it again, or list the tools again to see what is there."
-        ),
-        Some(NOT_LIVE) => format!(
-            "{message}. The service is down or overloaded; retry once it runs again (`hero_router list` shows its state)."
-        ),
-        Some(UPSTREAM_TIMEOUT) => format!(
-            "{message}. It may still be working on the call; retry later, or with a smaller request."
-        ),
-        Some(BAD_UPSTREAM) => format!("{message}. The service misbehaved; retrying may help."),
-        Some(-32602) => format!(
-            "service {service} rejected the arguments: {message}{data}. Check them against the tool's inputSchema."
-        ),
-        Some(-32601) => format!(
-            "service {service} does not implement {}, though its spec lists it: {message}",
-            target.method
-        ),
-        Some(c) => format!("service {service} answered error {c}: {message}{data}"),
-        None => format!("service {service} answered an error without a code: {message}{data}"),
+    match error {
+        CallError::Service { error, .. } => {
+            let data = error
+                .data
+                .as_deref()
+                .map(|d| format!(" (data: {d})"))
+                .unwrap_or_default();
+            let message = &error.message;
+            match error.code {
+                -32602 => format!(
+                    "service {service} rejected the arguments: {message}{data}. Check them against the tool's inputSchema."
+                ),
+                -32601 => format!(
+                    "service {service} does not implement {}, though its spec lists it: {message}",
+                    target.method
+                ),
+                code => format!("service {service} answered error {code}: {message}{data}"),
+            }
+        }
+        CallError::Router { code, message, .. } => match *code {
+            NO_SUCH_SERVICE => format!(
+                "{message}: the router no longer has service {service}. Start it again, or list the tools again to see what is there."
+            ),
+            NOT_LIVE => format!(
+                "{message}. The service is down or overloaded; retry once it runs again (`hero_router list` shows its state)."
+            ),
+            UPSTREAM_TIMEOUT => format!(
+                "{message}. It may still be working on the call; retry later, or with a smaller request."
+            ),
+            BAD_UPSTREAM => format!("{message}. The service misbehaved; retrying may help."),
+            _ => message.clone(),
+        },
     }
 }
 

@@ -1,5 +1,6 @@
 use super::*;
 use crate::mcp::tools::Output;
+use crate::rpc::upstream::ServiceError;
 use rmcp::model::JsonObject;
 use serde_json::json;
 use std::time::Duration;
@@ -33,32 +34,58 @@ fn source(service: &str, listed: bool) -> Source {
 }
 
 #[test]
-fn every_error_says_what_to_do() {
+fn every_error_says_what_to_do_and_whose_it_is() {
     let t = target("calc", "add");
-    let msg = |e: Value| error_message(&t, Some(&e));
-    let gone = msg(json!({"code": -32001, "message": "no such service: calc"}));
-    assert!(gone.contains("service calc is gone"), "{gone}");
-    let down = msg(json!({"code": -32002, "message": "service calc is not reachable: refused"}));
+    let router = |code: i32, message: &str| {
+        error_message(&t, &CallError::router(code, message.to_owned(), "calc"))
+    };
+    let service = |code: i64, message: &str, data: Option<&str>| {
+        let error = ServiceError {
+            code,
+            message: message.to_owned(),
+            data: data.map(str::to_owned),
+        };
+        error_message(
+            &t,
+            &CallError::Service {
+                service: "calc".into(),
+                error,
+            },
+        )
+    };
+    let gone = router(-32001, "no such service: calc");
+    assert!(
+        gone.contains("the router no longer has service calc"),
+        "{gone}"
+    );
+    let down = router(-32002, "service calc is not reachable: refused");
     assert!(
         down.starts_with("service calc is not reachable: refused. "),
         "{down}"
     );
     assert!(down.contains("retry once it runs again"), "{down}");
-    let slow = msg(
-        json!({"code": -32003, "message": "service calc did not answer within the upstream timeout"}),
+    let slow = router(
+        -32003,
+        "service calc did not answer within the upstream timeout",
     );
     assert!(slow.contains("may still be working"), "{slow}");
-    let bad = msg(json!({"code": -32602, "message": "b must be a number", "data": {"field": "b"}}));
+    let bad = service(-32602, "b must be a number", Some(r#"{"field":"b"}"#));
     assert_eq!(
         bad,
         "service calc rejected the arguments: b must be a number (data: {\"field\":\"b\"}). Check them against the tool's inputSchema."
     );
-    let missing = msg(json!({"code": -32601, "message": "method not found"}));
+    let missing = service(-32601, "method not found", None);
     assert!(missing.contains("does not implement add"), "{missing}");
-    let own = msg(json!({"code": 7, "message": "disk full"}));
+    let own = service(7, "disk full", None);
     assert_eq!(own, "service calc answered error 7: disk full");
-    let none = error_message(&t, None);
-    assert!(none.contains("without a code"), "{none}");
+    // A service's own error with a code the router also uses is still the service's.
+    for code in -32005..=-32001 {
+        let theirs = service(code, "user not found", None);
+        assert_eq!(
+            theirs,
+            format!("service calc answered error {code}: user not found")
+        );
+    }
 }
 
 #[test]

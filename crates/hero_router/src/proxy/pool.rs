@@ -253,14 +253,19 @@ impl Pool {
         }
     }
 
-    /// Sends a whole request (`request` is head and body) and buffers the whole answer, at most
-    /// `limit` body bytes, de-chunked. The response head must come within `timeout` of the
-    /// request being sent, and the rest of the body within `timeout` of the head. The
-    /// connection goes back to the pool only if the answer ended cleanly with nothing after it.
-    pub async fn exchange(
+    /// Sends a request the router makes itself and buffers the whole answer, at most `limit`
+    /// body bytes, de-chunked. The response head must come within `timeout` of the request
+    /// being sent, and the rest of the body within `timeout` of the head.
+    ///
+    /// The connection rules (CONTRACT §5): a reused idle connection that turns out closed
+    /// (the write fails, or it ends before the first byte of an answer) is replaced by a fresh
+    /// one, once, and the request sent again if nothing can have been done twice: the write
+    /// failed, or the request is idempotent. A connection goes back to the pool only if neither
+    /// the request nor the answer said `close` and the answer ended cleanly with nothing after.
+    pub async fn send(
         &self,
         key: &Key,
-        request: &[u8],
+        req: &http1::OwnRequest<'_>,
         timeout: Duration,
         limit: usize,
     ) -> Result<Answer, SendError> {
@@ -269,29 +274,36 @@ impl Pool {
             .acquire(&key.path, timeout)
             .await
             .ok_or(SendError::Busy)?;
+        let mut bytes = Vec::with_capacity(256 + req.body.len());
+        http1::write_request(&mut bytes, req);
         let mut conn = self.checkout(key).await?;
-        if let Err(e) = conn.io.write_all(request).await {
-            // A pooled connection the server closed meanwhile: one fresh try.
-            if !conn.reused {
-                return Err(SendError::Broken(e.to_string()));
-            }
-            conn = self.connect(key).await?;
-            conn.io
-                .write_all(request)
-                .await
-                .map_err(|e| SendError::Broken(e.to_string()))?;
-        }
         let deadline = Instant::now() + timeout;
-        let head = tokio::time::timeout_at(deadline, read_head(&mut conn))
-            .await
-            .map_err(|_| SendError::Timeout)??;
+        let head = loop {
+            let attempt = async {
+                conn.io.write_all(&bytes).await.map_err(Unanswered::Write)?;
+                read_head(&mut conn).await
+            };
+            let failed = match tokio::time::timeout_at(deadline, attempt).await {
+                Err(_) => return Err(SendError::Timeout),
+                Ok(Ok(head)) => break head,
+                Ok(Err(failed)) => failed,
+            };
+            // A write that failed delivered no whole request: nothing was done.
+            let again = matches!(failed, Unanswered::Write(_))
+                || (matches!(failed, Unanswered::Closed) && req.idempotent);
+            if conn.reused && again {
+                conn = self.connect(key).await?;
+                continue;
+            }
+            return Err(failed.into_send_error(conn.reused));
+        };
         drop(slot);
         conn.buf.advance(head.head_len);
         let deadline = Instant::now() + timeout;
         let body = tokio::time::timeout_at(deadline, read_body(&mut conn, head.framing, limit))
             .await
             .map_err(|_| SendError::Timeout)??;
-        if head.reusable && conn.buf.is_empty() {
+        if head.reusable && !req.close && conn.buf.is_empty() {
             self.checkin(key, conn);
         }
         Ok(Answer {
@@ -301,24 +313,55 @@ impl Pool {
     }
 }
 
+/// Why an attempt got no response head.
+enum Unanswered {
+    /// Writing the request failed.
+    Write(io::Error),
+    /// The connection ended before the first byte of an answer.
+    Closed,
+    /// Anything else: a broken or cut head, a read error after some bytes.
+    Broken(String),
+}
+
+impl Unanswered {
+    /// The error reported once no retry is left (`reused`: the connection came from the pool).
+    fn into_send_error(self, reused: bool) -> SendError {
+        SendError::Broken(match self {
+            Unanswered::Write(e) => format!("sending the request failed: {e}"),
+            Unanswered::Closed if reused => "the service closed an idle connection before \
+                answering; the request was not sent again, as it may not be safe to repeat"
+                .into(),
+            Unanswered::Closed => "the service closed the connection without answering".into(),
+            Unanswered::Broken(e) => e,
+        })
+    }
+}
+
 /// Reads a final response head (skipping interim 1xx heads); the head stays in the buffer.
-async fn read_head(conn: &mut UpConn) -> Result<http1::ResponseHead, SendError> {
+async fn read_head(conn: &mut UpConn) -> Result<http1::ResponseHead, Unanswered> {
     let ex = Exchange::default();
+    let mut heard = false;
     loop {
         match http1::parse_response(&conn.buf, &ex, None) {
-            Ok(Some(h)) if (100..200).contains(&h.status) => conn.buf.advance(h.head_len),
+            Ok(Some(h)) if (100..200).contains(&h.status) => {
+                conn.buf.advance(h.head_len);
+                heard = true;
+            }
             Ok(Some(h)) => return Ok(h),
             Ok(None) => {}
-            Err(e) => return Err(SendError::Broken(e.to_string())),
+            Err(e) => return Err(Unanswered::Broken(e.to_string())),
         }
+        // A reset with nothing received is a close too: a peer that closes with our request
+        // unread in its buffer resets the connection.
         match conn.fill().await {
+            Ok(0) | Err(_) if !heard && conn.buf.is_empty() => return Err(Unanswered::Closed),
             Ok(0) => {
-                return Err(SendError::Broken(
-                    "connection closed before a response".into(),
+                return Err(Unanswered::Broken(
+                    "the connection closed in the middle of the response head".into(),
                 ));
             }
             Ok(_) => {}
-            Err(e) => return Err(SendError::Broken(e.to_string())),
+            Err(e) => return Err(Unanswered::Broken(e.to_string())),
         }
     }
 }

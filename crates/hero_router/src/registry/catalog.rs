@@ -66,8 +66,11 @@ pub enum SpecState {
     /// The service has no spec (no rpc socket, or it serves neither `GET /openrpc.json` nor
     /// `rpc.discover`), or it was not fetched yet.
     Absent,
-    /// Fetching failed (timeout, garbage, too large).
+    /// Fetching failed (timeout, garbage, too large), and there is no earlier document.
     Error,
+    /// The last fetch failed, and the last good document is kept and served: `reason` says
+    /// why, `fetched_unix_ms` when it was fetched; the fetch is retried with backoff.
+    Stale,
 }
 
 /// `Service.spec` (CONTRACT §8).
@@ -184,6 +187,7 @@ impl SpecState {
             SpecState::Invalid => "invalid",
             SpecState::Absent => "absent",
             SpecState::Error => "error",
+            SpecState::Stale => "stale",
         }
     }
 }

@@ -222,13 +222,18 @@ pub fn error(
 
 /// Builds a forwarded request: same id and params (raw), the method without the service prefix.
 pub fn forward_request(call: &Call<'_>, method: &str) -> String {
+    request(call.id, method, call.params)
+}
+
+/// Writes a request: `id` and `params` as raw JSON (`id: None` makes a notification).
+pub fn request(id: Option<&RawValue>, method: &str, params: Option<&RawValue>) -> String {
     let method = serde_json::to_string(method).unwrap_or_default();
     let mut out = format!(r#"{{"jsonrpc":"2.0","method":{method}"#);
-    if let Some(id) = call.id {
+    if let Some(id) = id {
         out.push_str(r#","id":"#);
         out.push_str(id.get());
     }
-    if let Some(p) = call.params {
+    if let Some(p) = params {
         out.push_str(r#","params":"#);
         out.push_str(p.get());
     }
@@ -236,9 +241,51 @@ pub fn forward_request(call: &Call<'_>, method: &str) -> String {
     out
 }
 
-/// True if `body` is one JSON-RPC 2.0 response object (or, for a batch request upstream, an
-/// array of them). Used to reject upstream answers that are not JSON-RPC (`-32004`).
+/// One response object, read by [`parse_reply`]: the result as the service wrote it, or its
+/// error.
+#[derive(Debug)]
+pub enum Reply<'a> {
+    /// `result`, raw.
+    Result(&'a RawValue),
+    /// `error`, as sent.
+    Error(ErrorObject<'a>),
+}
+
+/// A JSON-RPC error object as a peer sent it.
+#[derive(Debug, Deserialize)]
+pub struct ErrorObject<'a> {
+    /// `code`.
+    pub code: i64,
+    /// `message`.
+    #[serde(borrow)]
+    pub message: Cow<'a, str>,
+    /// `data`, raw, if present.
+    #[serde(default, borrow)]
+    pub data: Option<&'a RawValue>,
+}
+
+/// Reads one JSON-RPC 2.0 response object; `None` if `body` is not one (see
+/// [`is_response`]), or its error has no integer `code` or no string `message`.
+pub fn parse_reply(body: &[u8]) -> Option<Reply<'_>> {
+    match envelope(body)? {
+        Outcome::Result(result) => Some(Reply::Result(result)),
+        Outcome::Error(error) => serde_json::from_str(error.get()).ok().map(Reply::Error),
+    }
+}
+
+/// True if `body` is one JSON-RPC 2.0 response object: `"jsonrpc": "2.0"` and exactly one of
+/// `result` and `error`. Used to reject upstream answers that are not JSON-RPC (`-32004`).
 pub fn is_response(body: &[u8]) -> bool {
+    envelope(body).is_some()
+}
+
+/// The member a response object carries.
+enum Outcome<'a> {
+    Result(&'a RawValue),
+    Error(&'a RawValue),
+}
+
+fn envelope(body: &[u8]) -> Option<Outcome<'_>> {
     #[derive(Deserialize)]
     struct Resp<'a> {
         #[serde(default, borrow, deserialize_with = "present")]
@@ -248,12 +295,14 @@ pub fn is_response(body: &[u8]) -> bool {
         #[serde(default, borrow, deserialize_with = "present")]
         error: Option<&'a RawValue>,
     }
-    match serde_json::from_slice::<Resp<'_>>(body) {
-        Ok(r) => {
-            r.jsonrpc.map(RawValue::get) == Some("\"2.0\"")
-                && (r.result.is_some() ^ r.error.is_some())
-        }
-        Err(_) => false,
+    let r: Resp<'_> = serde_json::from_slice(body).ok()?;
+    if r.jsonrpc.map(RawValue::get) != Some("\"2.0\"") {
+        return None;
+    }
+    match (r.result, r.error) {
+        (Some(result), None) => Some(Outcome::Result(result)),
+        (None, Some(error)) => Some(Outcome::Error(error)),
+        _ => None,
     }
 }
 

@@ -13,6 +13,7 @@
 
 pub mod codec;
 mod openrpc;
+pub mod upstream;
 
 pub use openrpc::{manifest, openrpc};
 
@@ -28,11 +29,13 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::proxy::client::SendError;
-use crate::proxy::pool::{Answer, Key, Pool};
+use crate::http1::OwnRequest;
+use crate::proxy::pool::{Key, Pool};
 use crate::registry::Registry;
+use crate::registry::names::OWN_SERVICE;
 use crate::registry::state::SocketState;
 use codec::{Body as RpcBody, BodyError, Call, Entry};
+use upstream::{CallError, CallOptions, ServiceError};
 
 /// No such service.
 pub const NO_SUCH_SERVICE: i32 = -32001;
@@ -187,20 +190,23 @@ impl Ctx {
         ))
     }
 
-    /// One buffered exchange with an upstream, bounded by the upstream timeout and
-    /// `--max-body`.
-    async fn exchange(&self, key: &Key, request: &[u8]) -> Result<Answer, SendError> {
-        let limit = usize::try_from(self.max_body).unwrap_or(usize::MAX);
-        self.pool
-            .exchange(key, request, self.upstream_timeout, limit)
-            .await
+    /// How routed calls are made: within the upstream timeout and `--max-body`, on pooled
+    /// connections, never sent twice (a call may change something).
+    fn routed(&self) -> CallOptions<'static> {
+        CallOptions {
+            timeout: self.upstream_timeout,
+            limit: usize::try_from(self.max_body).unwrap_or(usize::MAX),
+            headers: &[],
+            close: false,
+            idempotent: false,
+        }
     }
 
     /// The rpc socket of a service, if the table has it in a state worth trying.
-    fn rpc_socket(&self, name: &str) -> Result<Key, ErrorObjectOwned> {
+    fn rpc_socket(&self, name: &str) -> Result<Key, CallError> {
         let table = self.scanner.table();
         let Some(service) = table.service(name) else {
-            return Err(router_error(
+            return Err(CallError::router(
                 NO_SUCH_SERVICE,
                 format!("no such service: {name}"),
                 name,
@@ -208,12 +214,12 @@ impl Ctx {
         };
         match service.sockets.iter().find(|s| s.kind == "rpc") {
             Some(s) if matches!(s.state, SocketState::Live | SocketState::Busy) => Ok(Key::of(s)),
-            Some(s) => Err(router_error(
+            Some(s) => Err(CallError::router(
                 NOT_LIVE,
                 format!("service {name} has no live rpc socket (it is {})", s.state),
                 name,
             )),
-            None => Err(router_error(
+            None => Err(CallError::router(
                 NOT_LIVE,
                 format!("service {name} has no rpc socket"),
                 name,
@@ -234,42 +240,6 @@ fn no_such_service(name: &str) -> ErrorObjectOwned {
 
 fn router_error(code: i32, message: String, service: &str) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(code, message, Some(json!({"service": service})))
-}
-
-fn send_error(e: SendError, name: &str) -> ErrorObjectOwned {
-    match e {
-        SendError::Timeout => router_error(
-            UPSTREAM_TIMEOUT,
-            format!("service {name} did not answer within the upstream timeout"),
-            name,
-        ),
-        SendError::Busy => router_error(
-            NOT_LIVE,
-            format!("service {name} stayed busy (backlog full) for the upstream timeout"),
-            name,
-        ),
-        SendError::Down(d) => router_error(
-            NOT_LIVE,
-            format!("service {name} is not reachable: {d}"),
-            name,
-        ),
-        SendError::Broken(d) => router_error(
-            BAD_UPSTREAM,
-            format!("service {name} broke the connection: {d}"),
-            name,
-        ),
-    }
-}
-
-/// A `POST /rpc` request with a JSON body, as bytes on the wire.
-fn post_rpc(body: &str) -> Vec<u8> {
-    let mut req = format!(
-        "POST /rpc HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    req.extend_from_slice(body.as_bytes());
-    req
 }
 
 #[derive(Deserialize)]
@@ -475,22 +445,36 @@ impl Rpc {
         }
     }
 
+    /// Forwards a routed call: the service's answer passes as it is (its id, its result or
+    /// its own error); only a call that got no JSON-RPC answer gets a router error.
     async fn forward(&self, call: &Call<'_>, service: &str, rest: &str) -> Option<String> {
-        let fail = |e: ErrorObjectOwned| {
-            let data = e
-                .data()
-                .and_then(|d| serde_json::from_str::<Value>(d.get()).ok());
+        let fail = |e: CallError| {
+            let (code, message) = match &e {
+                CallError::Router { code, message, .. } => (i64::from(*code), message.as_str()),
+                // Not reached: a service's own error is passed through as it came.
+                CallError::Service { error, .. } => (error.code, error.message.as_str()),
+            };
+            let data = json!({"service": service});
             call.id
-                .map(|id| codec::error(Some(id), i64::from(e.code()), e.message(), data.as_ref()))
+                .map(|id| codec::error(Some(id), code, message, Some(&data)))
         };
         let key = match self.ctx.rpc_socket(service) {
             Ok(k) => k,
             Err(e) => return fail(e),
         };
-        let request = post_rpc(&codec::forward_request(call, rest));
-        let answer = match self.ctx.exchange(&key, &request).await {
+        let body = codec::forward_request(call, rest);
+        let how = self.ctx.routed();
+        let req = OwnRequest {
+            method: "POST",
+            path: "/rpc",
+            headers: &[("content-type", "application/json")],
+            body: body.as_bytes(),
+            close: how.close,
+            idempotent: how.idempotent,
+        };
+        let answer = match self.ctx.pool.send(&key, &req, how.timeout, how.limit).await {
             Ok(a) => a,
-            Err(e) => return fail(send_error(e, service)),
+            Err(e) => return fail(CallError::unanswered(e, service)),
         };
         call.id?;
         if !codec::is_response(&answer.body) {
@@ -498,9 +482,66 @@ impl Rpc {
                 "service {service} answered HTTP {} with something that is not a JSON-RPC response",
                 answer.status
             );
-            return fail(router_error(BAD_UPSTREAM, why, service));
+            return fail(CallError::router(BAD_UPSTREAM, why, service));
         }
         String::from_utf8(answer.body.to_vec()).ok()
+    }
+
+    /// Calls `method` of `service` for the router's own users (the MCP gateway): the result
+    /// as the service wrote it, or an error that says whether the service answered it or the
+    /// router got no answer. The router's own methods (`hero_router`) are called in-process.
+    pub async fn call(
+        &self,
+        service: &str,
+        method: &str,
+        params: Option<&RawValue>,
+    ) -> Result<Box<RawValue>, CallError> {
+        wait_ready(&self.ctx.scanner, self.ctx.upstream_timeout).await;
+        if service == OWN_SERVICE {
+            return self.call_own(method, params).await;
+        }
+        let key = self.ctx.rpc_socket(service)?;
+        upstream::call(
+            &self.ctx.pool,
+            &key,
+            service,
+            method,
+            params,
+            &self.ctx.routed(),
+        )
+        .await
+    }
+
+    /// One of the router's own methods, as the `hero_router` service answers it.
+    async fn call_own(
+        &self,
+        method: &str,
+        params: Option<&RawValue>,
+    ) -> Result<Box<RawValue>, CallError> {
+        let own = |code: i64, message: String, data: Option<String>| CallError::Service {
+            service: OWN_SERVICE.to_owned(),
+            error: ServiceError {
+                code,
+                message,
+                data,
+            },
+        };
+        if !(method.starts_with("router.") || method == "rpc.discover") {
+            return Err(own(-32601, format!("method not found: {method}"), None));
+        }
+        match self
+            .module
+            .call::<_, Value>(method, RawParams(params))
+            .await
+        {
+            Ok(v) => Ok(raw(&v)),
+            Err(MethodsError::JsonRpc(e)) => Err(own(
+                i64::from(e.code()),
+                e.message().to_owned(),
+                e.data().map(|d| d.get().to_owned()),
+            )),
+            Err(e) => Err(own(-32603, format!("internal error: {e}"), None)),
+        }
     }
 }
 

@@ -240,7 +240,11 @@ fn spec_state_schema() -> Value {
         "type": "object",
         "required": ["state", "reason", "fingerprint", "openrpc", "fetched_unix_ms"],
         "properties": {
-            "state": {"type": "string", "enum": ["ok", "invalid", "absent", "error"]},
+            "state": {
+                "type": "string",
+                "enum": ["ok", "invalid", "absent", "error", "stale"],
+                "description": "stale: the last fetch failed; the last good document is kept and served, fetched_unix_ms says when it was fetched."
+            },
             "reason": nullable("string"),
             "fingerprint": {
                 "type": ["string", "null"],

@@ -16,8 +16,13 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use http::Method;
 use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::rpc::upstream::{CallOptions, call_once};
+
+/// The largest answer read from hero_proc (a list of services).
+const MAX_ANSWER: usize = 16 * 1024 * 1024;
 
 /// What hero_proc told us, or why it could not.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,28 +60,24 @@ pub async fn running_services(root: &Path, method: &str, timeout: Duration) -> R
     if !sock.exists() {
         return Running::Unknown(format!("{} does not exist", sock.display()));
     }
-    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": []});
-    let answer = crate::client::request(
-        &sock,
-        Method::POST,
-        "/rpc",
-        Some(body.to_string().into_bytes()),
+    let how = CallOptions {
         timeout,
-    )
-    .await;
-    let bytes = match answer {
-        Ok((status, bytes)) if status.is_success() => bytes,
-        Ok((status, _)) => return Running::Unknown(format!("hero_proc answered HTTP {status}")),
+        limit: MAX_ANSWER,
+        headers: &[],
+        close: true,
+        idempotent: true,
+    };
+    let params = RawValue::from_string("[]".into()).expect("JSON");
+    let result = match call_once(&sock, "hero_proc", method, Some(&params), &how).await {
+        Ok(result) => result,
         Err(e) => return Running::Unknown(e.to_string()),
     };
-    let Ok(reply) = serde_json::from_slice::<Value>(&bytes) else {
-        return Running::Unknown("hero_proc answered something that is not JSON".into());
-    };
-    match reply.get("result").and_then(parse_running) {
+    let parsed = serde_json::from_str::<Value>(result.get()).ok();
+    match parsed.as_ref().and_then(parse_running) {
         Some(set) => Running::Known(set),
         None => Running::Unknown(format!(
             "no usable result for {method}: {}",
-            truncate(&reply.to_string())
+            truncate(result.get())
         )),
     }
 }

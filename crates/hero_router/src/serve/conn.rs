@@ -39,7 +39,7 @@ use super::slots::ConnSlot;
 use crate::app::AppTarget;
 use crate::config::ConnLimits;
 use crate::http1::{
-    self, BodyFraming, ChunkedDecoder, Exchange, Forwarding, Framing, HeadLimits, OwnBody,
+    self, BodyFraming, ChunkedDecoder, Exchange, Forwarding, Framing, HeadLimits, OwnBody, Persist,
     ResponseHead,
 };
 use crate::proxy::client::SendError;
@@ -532,7 +532,7 @@ impl<S: Stream> Client<'_, S> {
             Plan::Proxy(req, fwd) => self.forward(front, &req, &fwd, started).await,
             Plan::Fail(req, e) => self.fail(front, &req, &e, started).await,
             Plan::Deny(req, e) => {
-                self.write_error(front, &e, true, req.head_request, started)
+                self.write_error(front, &e, Persist::Close, req.head_request, started)
                     .await;
                 false
             }
@@ -549,14 +549,14 @@ impl<S: Stream> Client<'_, S> {
 
     /// Writes a `200` page the router made itself. Returns whether the connection stays open.
     async fn write_page(&mut self, req: &Req, content_type: &str, body: &str) -> bool {
-        let close = self.closes_after(req);
+        let persist = self.persist(req);
         self.out.clear();
         let headers = [("content-type", content_type)];
-        http1::write_own_head(&mut self.out, 200, &headers, Some(body.len()), close);
+        http1::write_own_head(&mut self.out, 200, &headers, Some(body.len()), persist);
         if !req.head_request {
             self.out.extend_from_slice(body.as_bytes());
         }
-        self.io.write_all(&self.out).await.is_ok() && !close
+        self.io.write_all(&self.out).await.is_ok() && !persist.closes()
     }
 
     /// Answers a docs page. Returns whether the connection stays open.
@@ -605,6 +605,7 @@ impl<S: Stream> Client<'_, S> {
             None => OwnBody::Chunked,
         };
         let close = self.closes_after(req) || framing == OwnBody::ToClose;
+        let persist = Persist::of(close, req.http10);
         let headers: Vec<(&str, &str)> = head
             .headers
             .iter()
@@ -612,7 +613,7 @@ impl<S: Stream> Client<'_, S> {
             .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
             .collect();
         self.out.clear();
-        http1::write_own_head_framed(&mut self.out, status, &headers, framing, close);
+        http1::write_own_head_framed(&mut self.out, status, &headers, framing, persist);
         if no_body {
             return self.io.write_all(&self.out).await.is_ok() && !close;
         }
@@ -692,7 +693,7 @@ impl<S: Stream> Client<'_, S> {
             Err(_) => return false,
         };
         let (answer, target) = front.rpc.handle_for(&body).await;
-        let close = self.closes_after(req);
+        let persist = self.persist(req);
         let status = if answer.is_some() { 200 } else { 204 };
         let body = answer.as_deref().unwrap_or("").as_bytes();
         self.out.clear();
@@ -700,7 +701,7 @@ impl<S: Stream> Client<'_, S> {
             Some(_) => &[("content-type", "application/json")],
             None => &[],
         };
-        http1::write_own_head(&mut self.out, status, headers, Some(body.len()), close);
+        http1::write_own_head(&mut self.out, status, headers, Some(body.len()), persist);
         if !req.head_request {
             self.out.extend_from_slice(body);
         }
@@ -711,7 +712,7 @@ impl<S: Stream> Client<'_, S> {
         front
             .metrics()
             .record(service, "rpc", status, started.elapsed());
-        self.io.write_all(&self.out).await.is_ok() && !close
+        self.io.write_all(&self.out).await.is_ok() && !persist.closes()
     }
 
     /// Forwards one request. Returns whether the connection stays open.
@@ -729,9 +730,17 @@ impl<S: Stream> Client<'_, S> {
         !req.keep_alive || !matches!(self.body, BodyLeft::Done) || self.slot.is_closing()
     }
 
+    /// What the answer to `req` says about the connection (see [`closes_after`]).
+    ///
+    /// [`closes_after`]: Client::closes_after
+    fn persist(&self, req: &Req) -> Persist {
+        Persist::of(self.closes_after(req), req.http10)
+    }
+
     /// Answers a refused head and closes.
     async fn refuse(&mut self, front: &Front, e: &ProxyError, started: Instant) -> bool {
-        self.write_error(front, e, true, false, started).await;
+        self.write_error(front, e, Persist::Close, false, started)
+            .await;
         false
     }
 
@@ -741,7 +750,8 @@ impl<S: Stream> Client<'_, S> {
     async fn fail(&mut self, front: &Front, req: &Req, e: &ProxyError, started: Instant) -> bool {
         self.skip_buffered_body();
         let close = self.closes_after(req) || matches!(e, ProxyError::BadBody(_));
-        self.write_error(front, e, close, req.head_request, started)
+        let persist = Persist::of(close, req.http10);
+        self.write_error(front, e, persist, req.head_request, started)
             .await
             && !close
     }
@@ -751,7 +761,7 @@ impl<S: Stream> Client<'_, S> {
         &mut self,
         front: &Front,
         e: &ProxyError,
-        close: bool,
+        persist: Persist,
         head_request: bool,
         started: Instant,
     ) -> bool {
@@ -762,7 +772,7 @@ impl<S: Stream> Client<'_, S> {
             status.as_u16(),
             &headers,
             Some(body.len()),
-            close,
+            persist,
         );
         if !head_request {
             self.out.extend_from_slice(&body);

@@ -246,7 +246,7 @@ pub async fn serve(listener: AnyListener, app: Arc<App>, token: CancellationToke
                         status.as_u16(),
                         &headers,
                         Some(body.len()),
-                        true,
+                        crate::http1::Persist::Close,
                     );
                     out.extend_from_slice(&body);
                     let _ = stream.write_all(&out).await;

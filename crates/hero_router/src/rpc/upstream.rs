@@ -1,0 +1,185 @@
+//! JSON-RPC calls the router makes to a service, and what can come back.
+//!
+//! Every call the router originates (a routed call for the MCP gateway, the catalog's
+//! `rpc.discover`, the hero_proc guard, the CLI talking to a running router) goes through
+//! [`call`]: the envelope is written by [`codec::request`](super::codec::request), the HTTP
+//! request by [`http1::write_request`](crate::http1::write_request), the exchange by the one
+//! upstream [`Pool`], and the answer read by [`codec::parse_reply`](super::codec::parse_reply).
+//!
+//! A failure keeps its origin ([`CallError`]): an error the *service* answered is its own,
+//! code, message and data as it sent them (whatever the code, `-32001`…`-32005` included);
+//! only a failure to get an answer is the router's, with the router's codes and wording.
+
+use std::time::Duration;
+
+use serde_json::value::RawValue;
+
+use super::codec::{self, Reply};
+use super::{BAD_UPSTREAM, NOT_LIVE, UPSTREAM_TIMEOUT};
+use crate::http1::OwnRequest;
+use crate::proxy::client::SendError;
+use crate::proxy::pool::{Answer, Key, Pool};
+
+/// How a call is made.
+#[derive(Debug, Clone, Copy)]
+pub struct CallOptions<'a> {
+    /// Deadline of the answer's head, and again of its body.
+    pub timeout: Duration,
+    /// Largest answer body buffered.
+    pub limit: usize,
+    /// Extra request headers (`user-agent`).
+    pub headers: &'a [(&'a str, &'a str)],
+    /// End the connection after the call (one-shot callers, the catalog).
+    pub close: bool,
+    /// The call only reads: it may be sent again on a fresh connection if a reused one
+    /// closes before answering (see [`Pool::send`]).
+    pub idempotent: bool,
+}
+
+/// Why a call has no result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The service answered with a JSON-RPC error of its own.
+    #[error("service {service} answered error {}: {}", .error.code, .error.message)]
+    Service {
+        /// The service.
+        service: String,
+        /// Its error, as it sent it.
+        error: ServiceError,
+    },
+    /// The router got no usable answer: a router error (`-32001`…`-32004`).
+    #[error("{message}")]
+    Router {
+        /// The service.
+        service: String,
+        /// The router's code.
+        code: i32,
+        /// What happened, in words a person can act on.
+        message: String,
+    },
+}
+
+/// A JSON-RPC error object a service sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceError {
+    /// `code`.
+    pub code: i64,
+    /// `message`.
+    pub message: String,
+    /// `data`, as raw JSON text.
+    pub data: Option<String>,
+}
+
+// === impl CallError ===
+
+impl CallError {
+    /// A router error about `service`.
+    pub fn router(code: i32, message: String, service: &str) -> CallError {
+        CallError::Router {
+            service: service.to_owned(),
+            code,
+            message,
+        }
+    }
+
+    /// The error's JSON-RPC code, whoever made it.
+    pub fn code(&self) -> i64 {
+        match self {
+            CallError::Service { error, .. } => error.code,
+            CallError::Router { code, .. } => i64::from(*code),
+        }
+    }
+
+    /// The router error for a request that got no answer from `service`.
+    pub fn unanswered(e: SendError, service: &str) -> CallError {
+        let (code, message) = match e {
+            SendError::Timeout => (
+                UPSTREAM_TIMEOUT,
+                format!("service {service} did not answer within the upstream timeout"),
+            ),
+            SendError::Busy => (
+                NOT_LIVE,
+                format!("service {service} stayed busy (backlog full) for the upstream timeout"),
+            ),
+            SendError::Down(d) => (NOT_LIVE, format!("service {service} is not reachable: {d}")),
+            SendError::Broken(d) => (BAD_UPSTREAM, format!("service {service}: {d}")),
+        };
+        CallError::router(code, message, service)
+    }
+}
+
+/// Calls `method` with `params` (raw JSON) on the service at `key` (named `service` in
+/// errors): the result as the service wrote it, or why there is none.
+pub async fn call(
+    pool: &Pool,
+    key: &Key,
+    service: &str,
+    method: &str,
+    params: Option<&RawValue>,
+    how: &CallOptions<'_>,
+) -> Result<Box<RawValue>, CallError> {
+    let id = RawValue::from_string("1".into()).expect("a JSON number");
+    let body = codec::request(Some(&id), method, params);
+    let mut headers = Vec::with_capacity(how.headers.len() + 1);
+    headers.push(("content-type", "application/json"));
+    headers.extend_from_slice(how.headers);
+    let req = OwnRequest {
+        method: "POST",
+        path: "/rpc",
+        headers: &headers,
+        body: body.as_bytes(),
+        close: how.close,
+        idempotent: how.idempotent,
+    };
+    let answer = pool
+        .send(key, &req, how.timeout, how.limit)
+        .await
+        .map_err(|e| CallError::unanswered(e, service))?;
+    reply(&answer, service)
+}
+
+/// The result of a buffered answer to a call, or the service's error; an answer that is not
+/// one JSON-RPC response is a router error (`-32004`) naming its HTTP status.
+pub fn reply(answer: &Answer, service: &str) -> Result<Box<RawValue>, CallError> {
+    match codec::parse_reply(&answer.body) {
+        Some(Reply::Result(result)) => Ok(result.to_owned()),
+        Some(Reply::Error(e)) => Err(CallError::Service {
+            service: service.to_owned(),
+            error: ServiceError {
+                code: e.code,
+                message: e.message.into_owned(),
+                data: e.data.map(|d| d.get().to_owned()),
+            },
+        }),
+        None => Err(CallError::router(
+            BAD_UPSTREAM,
+            format!(
+                "service {service} answered HTTP {} with something that is not a JSON-RPC response",
+                answer.status
+            ),
+            service,
+        )),
+    }
+}
+
+/// [`call`] on a connection of its own, for callers without a pool (the CLI, the hero_proc
+/// guard): the socket at `path`, connected afresh (a full backlog is waited out for the
+/// timeout), closed after the answer.
+pub async fn call_once(
+    path: &std::path::Path,
+    service: &str,
+    method: &str,
+    params: Option<&RawValue>,
+    how: &CallOptions<'_>,
+) -> Result<Box<RawValue>, CallError> {
+    let pool = Pool::new(how.timeout, crate::proxy::pool::Inflight::new(1));
+    let key = Key {
+        path: std::sync::Arc::from(path),
+        identity: None,
+    };
+    let how = CallOptions {
+        close: true,
+        ..*how
+    };
+    call(&pool, &key, service, method, params, &how).await
+}
