@@ -96,7 +96,7 @@ fn capture(root: &std::path::Path) -> Log {
                             };
                             let ids = p.all("x-test-id").join(",");
                             let text = format!("id={ids};len={}", p.body.len());
-                            let style = ids.bytes().map(u64::from).sum::<u64>() % 4;
+                            let style = style(&ids);
                             seen.lock().unwrap().push(p);
                             let mut resp = hyper::Response::builder().status(200);
                             if style >= 2 {
@@ -104,7 +104,7 @@ fn capture(root: &std::path::Path) -> Log {
                                     .header("connection", "x-priv, content-length")
                                     .header("x-priv", "secret");
                             }
-                            let body = if style % 2 == 0 {
+                            let body = if style.is_multiple_of(2) {
                                 Full::new(Bytes::from(text)).map_err(|e| match e {}).boxed()
                             } else {
                                 let (a, b) = text.split_at(text.len() / 2);
@@ -125,6 +125,12 @@ fn capture(root: &std::path::Path) -> Log {
     log
 }
 
+/// The capture service's response style for a request with these ids: 0 and 2 answer with
+/// a length, 1 and 3 in chunks; 2 and 3 with a `Connection` header naming headers.
+fn style(ids: &str) -> u64 {
+    ids.bytes().map(u64::from).sum::<u64>() % 4
+}
+
 /// One generated request.
 #[derive(Debug, Clone)]
 struct Req {
@@ -134,6 +140,8 @@ struct Req {
     invalid: Option<&'static str>,
     /// Valid, and the connection ends after its answer.
     closes: bool,
+    /// HTTP/1.0: a kept connection must be told so (`connection: keep-alive`).
+    http10: bool,
     method: &'static str,
     /// The upstream request target the service must see.
     target: String,
@@ -229,10 +237,18 @@ fn generate(rng: &mut fastrand::Rng, id: u64) -> Req {
             lines.push(h.into());
         }
     }
+    // HTTP/1.0 keeps its connection only when it asks, and only if the answer can end
+    // without a close: a chunked answer is de-chunked for it and runs to the close.
+    let keeps_10 = style(&id.to_string()).is_multiple_of(2) || method == "HEAD";
     match rng.u8(0..8) {
         0 => {
             lines.push("Connection: keep-alive, X-Private".into());
             lines.push("X-Private: secret".into());
+            closes = http10 && !keeps_10;
+        }
+        5 | 6 if http10 => {
+            lines.push(["Connection: keep-alive", "connection: Keep-Alive"][rng.usize(..2)].into());
+            closes = !keeps_10;
         }
         1 => {
             lines.push("Connection: close".into());
@@ -380,6 +396,7 @@ fn generate(rng: &mut fastrand::Rng, id: u64) -> Req {
         wire,
         invalid,
         closes,
+        http10,
         method,
         target,
         body,
@@ -624,6 +641,13 @@ async fn run_case(
         }
         if a.status != 200 {
             return Err(ctx(format!("valid request {i} got {a:?}")));
+        }
+        let told = a.header("connection");
+        if r.http10 && told != Some(if r.closes { "close" } else { "keep-alive" }) {
+            return Err(ctx(format!(
+                "HTTP/1.0 request {i} (closes: {}) was told connection {told:?}",
+                r.closes
+            )));
         }
         if a.header("x-priv").is_some() {
             return Err(ctx(format!(

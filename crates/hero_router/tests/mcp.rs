@@ -8,71 +8,13 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use common::mcp::{BOTH, DEADLINE, McpClient, Revision, call, code, connect, connect_admin, text};
 use common::{Daemon, dead_socket, json, serve_config, start_daemon, tcp, uds};
 use hero_example_service::{RunningService, ServiceConfig, Spec, spawn};
 use hero_router::registry::catalog::Catalog;
 use http_body_util::Full;
-use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ClientConfig, PaginatedRequestParams, ProtocolVersion,
-    ServerNotification, SubscriptionFilter,
-};
-use rmcp::service::{RoleClient, RunningService as Client, ServiceError};
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::{StreamableHttpClientTransport, UnixSocketHttpClient};
-use rmcp::{ClientLifecycleMode, ClientServiceExt};
+use rmcp::model::{PaginatedRequestParams, ServerNotification, SubscriptionFilter};
 use serde_json::{Value, json};
-
-const DEADLINE: Duration = Duration::from_secs(10);
-
-/// The two revisions a client may speak.
-#[derive(Debug, Clone, Copy)]
-enum Revision {
-    /// 2025-11-25: `initialize`, then plain requests.
-    Handshake,
-    /// 2026-07-28: `server/discover`, `_meta` on every request.
-    Stateless,
-}
-
-const BOTH: [Revision; 2] = [Revision::Handshake, Revision::Stateless];
-
-impl Revision {
-    fn mode(self) -> ClientLifecycleMode {
-        match self {
-            Revision::Handshake => ClientLifecycleMode::Initialize,
-            Revision::Stateless => ClientLifecycleMode::Discover {
-                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-            },
-        }
-    }
-}
-
-type McpClient = Client<RoleClient, ClientConfig>;
-
-/// An rmcp client on `path` (`/mcp` or `/mcp/{service}`) over TCP.
-async fn connect(d: &Daemon, path: &str, rev: Revision) -> McpClient {
-    let url = format!("http://{}{path}", d.tcp);
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(url),
-    );
-    ClientConfig::default()
-        .serve_with_lifecycle(transport, rev.mode())
-        .await
-        .unwrap_or_else(|e| panic!("{rev:?} client could not connect to {path}: {e}"))
-}
-
-/// An rmcp client on `path` over the router's admin.sock.
-async fn connect_admin(d: &Daemon, path: &str, rev: Revision) -> McpClient {
-    let url = format!("http://localhost{path}");
-    let http = UnixSocketHttpClient::new(d.admin.to_str().unwrap(), &url);
-    let transport = StreamableHttpClientTransport::with_client(
-        http,
-        StreamableHttpClientTransportConfig::with_uri(url),
-    );
-    ClientConfig::default()
-        .serve_with_lifecycle(transport, rev.mode())
-        .await
-        .unwrap_or_else(|e| panic!("{rev:?} client could not connect over admin.sock: {e}"))
-}
 
 fn example(root: &Path, name: &str, spec: Spec) -> ServiceConfig {
     ServiceConfig {
@@ -113,30 +55,6 @@ async fn names(client: &McpClient) -> Vec<String> {
         .map(|t| t.name.into_owned())
         .filter(|n| !n.starts_with("hero_router__"))
         .collect()
-}
-
-async fn call(client: &McpClient, tool: &str, args: Value) -> Result<CallToolResult, ServiceError> {
-    let mut params = CallToolRequestParams::new(tool.to_owned());
-    if let Value::Object(args) = args {
-        params = params.with_arguments(args);
-    }
-    client.call_tool(params).await
-}
-
-fn text(r: &CallToolResult) -> String {
-    r.content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// The JSON-RPC error code of a failed client request.
-fn code(e: &ServiceError) -> i32 {
-    match e {
-        ServiceError::McpError(e) => e.code.0,
-        other => panic!("expected a JSON-RPC error, got {other}"),
-    }
 }
 
 #[tokio::test]
@@ -288,13 +206,18 @@ async fn a_dead_service_is_a_tool_error_and_leaves_the_all_services_list() {
         assert_eq!(r.is_error, Some(true));
         all.cancel().await.unwrap();
     }
-    // Gone from the root entirely: a call says so.
+    // Gone from the root entirely: the tool is unknown (the router cannot tell a service that
+    // left from one that never was, so it says neither), with how to find the tools there are.
     std::fs::remove_dir_all(dir.path().join("example")).unwrap();
     d.rescan().await;
     let all = connect(&d, "/mcp", Revision::Stateless).await;
     let e = call(&all, "example__add", json!({})).await.unwrap_err();
     assert_eq!(code(&e), -32602);
-    assert!(e.to_string().contains("service example is gone"), "{e}");
+    let e = e.to_string();
+    assert!(
+        e.contains("unknown tool example__add") && e.contains("tools/list"),
+        "{e}"
+    );
     all.cancel().await.unwrap();
     d.stop().await;
 }

@@ -15,6 +15,7 @@ use rustix::net::{
 };
 use tokio::sync::broadcast;
 
+pub mod mcp;
 pub mod raw;
 
 /// A scanner config for tests: reaping on, grace 0, streak `stale_after`, no watch.

@@ -1,0 +1,514 @@
+//! The router's requests to services written the way many people write them (CONTRACT §5's
+//! connection rules, §8): Python's `http.server` in four connection behaviours, and a hyper
+//! service that keeps connections alive, against every kind of request the router makes to
+//! a service. Every request to a healthy service succeeds, except a forwarded request that may
+//! not be repeated, on a connection the service closed while it was idle: that one fails with
+//! an error that says so.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::mcp::{DEADLINE, McpClient, Revision, call, connect, text};
+use common::{Daemon, json, request, rpc, serve_config, service_dir, start_daemon, tcp};
+use hero_socket::{ConnectOutcome, connect_probe};
+use serde_json::{Value, json};
+
+/// Python's `http.server`, as `tests/fixtures/service.py` runs it.
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/service.py");
+
+/// How a service treats its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Behaviour {
+    /// Closes after a `Connection: close` request without saying so (http.server, HTTP/1.1).
+    Silent,
+    /// Closes idle keep-alive connections at random moments.
+    Idle,
+    /// Answers HTTP/1.0 and closes.
+    Http10,
+    /// Says `Connection: close` in every answer.
+    Close,
+    /// Keeps every connection alive (hyper, the example service).
+    KeepAlive,
+}
+
+const ALL: [Behaviour; 5] = [
+    Behaviour::Silent,
+    Behaviour::Idle,
+    Behaviour::Http10,
+    Behaviour::Close,
+    Behaviour::KeepAlive,
+];
+
+impl Behaviour {
+    fn mode(self) -> Option<&'static str> {
+        match self {
+            Behaviour::Silent => Some("silent"),
+            Behaviour::Idle => Some("idle"),
+            Behaviour::Http10 => Some("http10"),
+            Behaviour::Close => Some("close"),
+            Behaviour::KeepAlive => None,
+        }
+    }
+}
+
+/// A Python service process, killed when dropped.
+struct Python(Child);
+
+impl Drop for Python {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A running service of either kind.
+#[allow(dead_code)]
+enum Service {
+    Python(Python),
+    Hyper(hero_example_service::RunningService),
+}
+
+/// Starts `name` with `behaviour` under `root` and waits until its socket accepts.
+/// `discover_only`: it serves its spec by `rpc.discover` alone.
+async fn start(root: &Path, name: &str, behaviour: Behaviour, discover_only: bool) -> Service {
+    let sock = service_dir(root, name).join("rpc.sock");
+    let service = match behaviour.mode() {
+        Some(mode) => {
+            let mut cmd = Command::new("python3");
+            cmd.arg(FIXTURE).arg(&sock).arg(mode);
+            if discover_only {
+                cmd.arg("--discover-only");
+            }
+            let child = cmd
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("python3 runs the fixture service (.ci/run installs it)");
+            Service::Python(Python(child))
+        }
+        None => {
+            let cfg = hero_example_service::ServiceConfig::new(root, name);
+            Service::Hyper(hero_example_service::spawn(cfg).await.unwrap())
+        }
+    };
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while connect_probe(&sock) != ConnectOutcome::Connected {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    service
+}
+
+/// What the router answered a request of one kind, or why it failed.
+type Outcome = Result<(), String>;
+
+/// A proxied `GET /{svc}/rpc/health`.
+async fn proxied_get(d: &Daemon, svc: &str) -> Outcome {
+    let (status, _, body) = tcp(d, request("GET", &format!("/{svc}/rpc/health"), "")).await;
+    let body = String::from_utf8_lossy(&body).into_owned();
+    if status != 200 || json(&body)["status"] != "ok" {
+        return Err(format!("{status}: {body}"));
+    }
+    Ok(())
+}
+
+/// A proxied `POST /{svc}/rpc/rpc`: the service's own JSON-RPC endpoint through the proxy.
+async fn proxied_post(d: &Daemon, svc: &str) -> Outcome {
+    let call = r#"{"jsonrpc":"2.0","id":7,"method":"add","params":{"a":1,"b":2}}"#;
+    let (status, _, body) = tcp(d, request("POST", &format!("/{svc}/rpc/rpc"), call)).await;
+    let body = String::from_utf8_lossy(&body).into_owned();
+    if status != 200 || json(&body)["result"] != 3 {
+        return Err(format!("{status}: {body}"));
+    }
+    Ok(())
+}
+
+/// A method-routed call through the router's `/rpc`.
+async fn routed(d: &Daemon, svc: &str) -> Outcome {
+    let call =
+        format!(r#"{{"jsonrpc":"2.0","id":7,"method":"{svc}.add","params":{{"a":1,"b":2}}}}"#);
+    let (status, body) = rpc(d, &call).await;
+    if status != 200 || json(&body)["result"] != 3 {
+        return Err(format!("{status}: {body}"));
+    }
+    Ok(())
+}
+
+/// The catalog fetches the service's documents again (its manifest, its spec by
+/// `GET /openrpc.json` or `rpc.discover`) and has a valid spec.
+async fn catalog(d: &Daemon, svc: &str) -> Outcome {
+    let call = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"router.spec","params":{{"name":"{svc}","refresh":true}}}}"#
+    );
+    let (_, body) = rpc(d, &call).await;
+    if json(&body)["result"]["openrpc"] != "1.3.2" {
+        return Err(format!("router.spec: {body}"));
+    }
+    let state = spec_state(d, svc).await;
+    if state["state"] != "ok" {
+        return Err(format!("spec {state}"));
+    }
+    Ok(())
+}
+
+/// The service's `spec` as `router.service` shows it.
+async fn spec_state(d: &Daemon, svc: &str) -> Value {
+    let call =
+        format!(r#"{{"jsonrpc":"2.0","id":1,"method":"router.service","params":["{svc}"]}}"#);
+    let (_, body) = rpc(d, &call).await;
+    json(&body)["result"]["spec"].clone()
+}
+
+/// An MCP `tools/call` of `add` on `/mcp/{svc}`.
+async fn mcp(client: &McpClient) -> Outcome {
+    let r = call(client, "add", json!({"a": 1, "b": 2}))
+        .await
+        .map_err(|e| format!("tools/call: {e}"))?;
+    if r.is_error == Some(true) || text(&r) != "3" {
+        return Err(format!("tools/call: {}", text(&r)));
+    }
+    Ok(())
+}
+
+/// `hero_router call SVC add` through the running router.
+fn cli(root: &Path, svc: &str) -> Outcome {
+    let out = hero_router_cli(root, &["call", svc, "add", r#"{"a":1,"b":2}"#]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || stdout.trim() != "3" {
+        return Err(format!(
+            "exit {:?}: {stdout} {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
+}
+
+fn hero_router_cli(root: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hero_router"))
+        .arg("--socket-dir")
+        .arg(root)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// True if `error` is the one failure allowed: a forwarded call that may not be repeated,
+/// on a connection a service closed while it was idle, refused with that reason.
+fn closed_while_idle(behaviour: Behaviour, error: &str) -> bool {
+    behaviour == Behaviour::Idle && error.contains("closed an idle connection")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_kind_works_with_every_kind_of_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let d = start_daemon(serve_config(root, &[])).await;
+    let mut services = Vec::new();
+    for b in ALL {
+        let name = format!("{b:?}").to_lowercase();
+        services.push(start(root, &name, b, false).await);
+        if b != Behaviour::KeepAlive {
+            // The spec by `rpc.discover` alone: the catalog's fallback.
+            services.push(start(root, &format!("{name}_discover"), b, true).await);
+        }
+    }
+    d.rescan().await;
+    let names = |b: Behaviour| {
+        let name = format!("{b:?}").to_lowercase();
+        let mut all = vec![name.clone()];
+        if b != Behaviour::KeepAlive {
+            all.push(format!("{name}_discover"));
+        }
+        all
+    };
+
+    // Every spec lands `ok` without help: the first fetches, as the catalog makes them.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    for b in ALL {
+        for svc in names(b) {
+            loop {
+                let state = spec_state(&d, &svc).await;
+                if state["state"] == "ok" {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{svc}: the first fetch did not land ok: {state}"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+
+    const ROUNDS: usize = 25;
+    let mut report = Vec::new();
+    for b in ALL {
+        let svc = format!("{b:?}").to_lowercase();
+        let client = connect(&d, &format!("/mcp/{svc}"), Revision::Stateless).await;
+        let mut failures: Vec<String> = Vec::new();
+        let mut allowed = 0;
+        for round in 0..ROUNDS {
+            let outcomes: [(&str, bool, Outcome); 5] = [
+                ("proxied GET", true, proxied_get(&d, &svc).await),
+                ("proxied POST", false, proxied_post(&d, &svc).await),
+                ("routed /rpc", false, routed(&d, &svc).await),
+                ("MCP tools/call", false, mcp(&client).await),
+                ("catalog", true, catalog(&d, &svc).await),
+            ];
+            for (kind, idempotent, outcome) in outcomes {
+                match outcome {
+                    Ok(()) => {}
+                    Err(e) if !idempotent && closed_while_idle(b, &e) => allowed += 1,
+                    Err(e) => failures.push(format!("{b:?} round {round} {kind}: {e}")),
+                }
+            }
+            if b != Behaviour::KeepAlive {
+                let fallback = catalog(&d, &format!("{svc}_discover")).await;
+                if let Err(e) = fallback {
+                    failures.push(format!("{b:?} round {round} rpc.discover fallback: {e}"));
+                }
+            }
+        }
+        // The CLI is a process per call: fewer rounds.
+        for round in 0..5 {
+            match cli(root, &svc) {
+                Ok(()) => {}
+                Err(e) if closed_while_idle(b, &e) => allowed += 1,
+                Err(e) => failures.push(format!("{b:?} round {round} hero_router call: {e}")),
+            }
+        }
+        client.cancel().await.unwrap();
+        assert!(failures.is_empty(), "{failures:#?}");
+        report.push(format!("{b:?}: {allowed} refused as closed while idle"));
+    }
+    eprintln!("{report:#?}");
+    d.stop().await;
+    drop(services);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_services_own_errors_keep_their_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let d = start_daemon(serve_config(root, &[])).await;
+    let _svc = start(root, "dyn", Behaviour::Silent, false).await;
+    d.rescan().await;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while spec_state(&d, "dyn").await["state"] != "ok" {
+        assert!(tokio::time::Instant::now() < deadline, "no spec");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let client = connect(&d, "/mcp", Revision::Stateless).await;
+    for code in [-32001, -32002, -32003, -32004, -32005] {
+        let params = json!({"code": code, "message": "user not found"});
+        // /rpc: the service's error as it sent it.
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "dyn.fail", "params": params});
+        let (_, answer) = rpc(&d, &body.to_string()).await;
+        let error = &json(&answer)["error"];
+        assert_eq!(error["code"], code, "{answer}");
+        assert_eq!(error["message"], "user not found", "{answer}");
+        assert_eq!(error["data"], json!({"from": "fixture"}), "{answer}");
+        // MCP: an error result that quotes the service, never the router's wording.
+        let r = call(&client, "dyn__fail", params.clone()).await.unwrap();
+        let t = text(&r);
+        assert_eq!(r.is_error, Some(true));
+        assert!(
+            t.contains("user not found") && t.contains(&code.to_string()) && !t.contains("gone"),
+            "{code}: {t}"
+        );
+        // The CLI: the service's message, exit 1.
+        let out = hero_router_cli(root, &["call", "dyn", "fail", &params.to_string()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("user not found"), "{code}: {err}");
+    }
+
+    // The router's own methods answer as the hero_router service: their errors are theirs.
+    let r = call(
+        &client,
+        "hero_router__router_service",
+        json!({"name": "nosuch"}),
+    )
+    .await
+    .unwrap();
+    let t = text(&r);
+    assert_eq!(r.is_error, Some(true));
+    assert!(
+        t.contains("no such service: nosuch") && !t.contains("gone"),
+        "{t}"
+    );
+    // An unknown tool is unknown; it is never said to belong to a service that is "gone".
+    for tool in ["nosuch__tool", "dyn__nosuch", "plain"] {
+        let e = call(&client, tool, json!({}))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown tool") && !e.contains("gone"),
+            "{tool}: {e}"
+        );
+    }
+    client.cancel().await.unwrap();
+    d.stop().await;
+}
+
+/// Reads one answer (head and a `content-length` body) from `s`, with what was read past it
+/// left in `buf`; `None` at a clean end of stream.
+async fn read_answer(
+    s: &mut tokio::net::TcpStream,
+    buf: &mut Vec<u8>,
+) -> Option<(String, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8(buf[..end + 4].to_vec()).unwrap();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (n, v) = l.split_once(':')?;
+                    n.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().unwrap())
+                })
+                .expect("an answer with a length");
+            while buf.len() < end + 4 + length {
+                let mut chunk = [0u8; 4096];
+                let n = s.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "cut in the body");
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let body = buf[end + 4..end + 4 + length].to_vec();
+            buf.drain(..end + 4 + length);
+            return Some((head.to_ascii_lowercase(), body));
+        }
+        let mut chunk = [0u8; 4096];
+        let n = s.read(&mut chunk).await.unwrap();
+        if n == 0 {
+            assert!(buf.is_empty(), "cut in a head");
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http10_keep_alive_pipelines_through_the_router() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let d = start_daemon(serve_config(root, &[])).await;
+    let _svc = start(root, "old", Behaviour::KeepAlive, false).await;
+    d.rescan().await;
+    let keep = "Connection: keep-alive\r\n";
+    let rpc_body = r#"{"jsonrpc":"2.0","id":1,"method":"old.add","params":[2,3]}"#;
+    let requests = [
+        format!("GET /old/rpc/health HTTP/1.0\r\n{keep}\r\n"),
+        format!("GET /health HTTP/1.0\r\n{keep}\r\n"),
+        format!(
+            "POST /rpc HTTP/1.0\r\nContent-Length: {}\r\n{keep}\r\n{rpc_body}",
+            rpc_body.len()
+        ),
+        format!("HEAD /old/rpc/health HTTP/1.0\r\n{keep}\r\n"),
+        format!("GET /old/rpc/health HTTP/1.0\r\n{keep}\r\n"),
+        // The last one does not ask: its answer closes the connection.
+        "GET /old/rpc/health HTTP/1.0\r\n\r\n".to_owned(),
+    ];
+    let mut s = tokio::net::TcpStream::connect(d.tcp).await.unwrap();
+    // All at once: pipelined.
+    s.write_all(requests.concat().as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    for (i, req) in requests.iter().enumerate() {
+        let head_request = req.starts_with("HEAD");
+        let (head, body) = if head_request {
+            // A HEAD answer announces a length it does not send.
+            let (head, _) = tokio::time::timeout(DEADLINE, read_head_only(&mut s, &mut buf))
+                .await
+                .unwrap();
+            (head, Vec::new())
+        } else {
+            tokio::time::timeout(DEADLINE, read_answer(&mut s, &mut buf))
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("request {i} got no answer"))
+        };
+        assert!(head.starts_with("http/1.1 200"), "{i}: {head}");
+        let last = i == requests.len() - 1;
+        let told = if last {
+            "connection: close"
+        } else {
+            "connection: keep-alive"
+        };
+        assert!(head.contains(told), "{i}: {head}");
+        if i == 2 {
+            assert_eq!(json(std::str::from_utf8(&body).unwrap())["result"], 5);
+        }
+    }
+    assert!(
+        read_answer(&mut s, &mut buf).await.is_none(),
+        "closed after the answer to the request that did not ask to keep it"
+    );
+    d.stop().await;
+}
+
+/// Reads a head alone (a `HEAD` answer).
+async fn read_head_only(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> (String, ()) {
+    use tokio::io::AsyncReadExt;
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8(buf[..end + 4].to_vec()).unwrap();
+            buf.drain(..end + 4);
+            return (head.to_ascii_lowercase(), ());
+        }
+        let mut chunk = [0u8; 4096];
+        let n = s.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "closed before a head");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// A socket that accepts and never answers, as a hung service does: each connection is held.
+fn hanging(path: PathBuf) {
+    let l = tokio::net::UnixListener::bind(path).unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = l.accept().await {
+            held.push(s);
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_services_do_not_delay_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for i in 0..64 {
+        hanging(service_dir(root, &format!("hang{i:02}")).join("rpc.sock"));
+    }
+    // A catalog timeout far beyond the test's deadline: a new service that waited for the
+    // hung fetches to time out (four rounds of 16 slots) could never make it.
+    let d = start_daemon(serve_config(root, &["--catalog-timeout", "120s"])).await;
+    d.rescan().await;
+    let started = tokio::time::Instant::now();
+    let _svc = start(root, "fresh", Behaviour::KeepAlive, false).await;
+    d.rescan().await;
+    let deadline = started + Duration::from_secs(30);
+    while spec_state(&d, "fresh").await["state"] != "ok" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new service's spec is stuck behind 64 hanging services"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!(
+        "the new service's spec was ok {:?} after it started, with 64 hung fetches",
+        started.elapsed()
+    );
+    // The hung ones are still being fetched (none has timed out yet).
+    assert_eq!(spec_state(&d, "hang00").await["state"], "absent");
+    d.stop().await;
+}
