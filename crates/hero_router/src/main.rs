@@ -228,8 +228,11 @@ async fn docs(sock: &std::path::Path, args: &DocsArgs, format: Format) -> anyhow
     Ok(ExitCode::SUCCESS)
 }
 
+/// Writes one `--out` file through [`hero_router::safe_write`]: a symlink at its name is
+/// replaced, never written through.
 fn write_file(path: &std::path::Path, text: &str) -> anyhow::Result<std::path::PathBuf> {
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    hero_router::safe_write::write(path, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path.to_path_buf())
 }
 

@@ -1,6 +1,7 @@
 //! The allow-list through real TCP (CONTRACT §12): who is turned away, on which paths, how the
 //! answer looks, IPv6 and mapped peers, `X-Forwarded-For` only from trusted proxies, a file
-//! edited while the router runs, and `hero_router access`.
+//! edited while the router runs, and `hero_router access`; and (§13) that the file is never
+//! written through a symlink.
 
 mod common;
 
@@ -416,4 +417,47 @@ async fn listen_mycelium_binds_the_node_address() {
     let e = hero_router::Config::resolve(Some(dir.path().into()), &args("mycelium:1"), &env)
         .unwrap_err();
     assert!(e.to_string().contains("\"nope\""), "{e}");
+}
+
+#[test]
+fn access_add_never_writes_through_a_symlink() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim");
+    std::fs::write(&victim, "# not yours\n").unwrap();
+    let cfg = dir.path().join("cfg");
+    std::fs::create_dir(&cfg).unwrap();
+    let file = cfg.join("access.txt");
+    // At the file's own name, and at names a temporary file might have.
+    std::os::unix::fs::symlink(&victim, &file).unwrap();
+    for name in [".access.txt.tmp", "access.txt.tmp", ".access.txt.1.tmp"] {
+        std::os::unix::fs::symlink(&victim, cfg.join(name)).unwrap();
+    }
+    let out = access_cmd(&file, &["add", "10.0.0.1"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "# not yours\n");
+    assert!(
+        std::fs::symlink_metadata(&file).unwrap().is_file(),
+        "the link is replaced by the file"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "# not yours\n10.0.0.1\n"
+    );
+
+    // At the lock's name (the first edit left a lock file there): the edit fails (exit 1),
+    // and nothing is made through the link.
+    let lock = cfg.join(".access.txt.lock");
+    std::fs::remove_file(&lock).unwrap();
+    let made = outside.path().join("made-by-the-lock");
+    std::os::unix::fs::symlink(&made, &lock).unwrap();
+    let out = access_cmd(&file, &["add", "10.0.0.2"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot lock"), "{err}");
+    assert!(!made.exists(), "nothing created outside");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "# not yours\n10.0.0.1\n"
+    );
 }

@@ -2,18 +2,21 @@
 //! it into a running router when it changes.
 //!
 //! Edits keep comments and blank lines, refuse a file that already has a bad line (the router
-//! would refuse it too), and replace the file in one `rename`: the router never reads half a
-//! file. Each edit holds an exclusive `flock` on `.<name>.lock` beside the file from its read to
-//! its rename, so two editors at the same instant both get their change.
+//! would refuse it too), and replace the file in one `rename` of a fresh temporary file
+//! ([`crate::safe_write`]): the router never reads half a file, and no symlink is written
+//! through. Each edit holds an exclusive `flock` on `.<name>.lock` beside the file from its read
+//! to its rename, so two editors at the same instant both get their change.
 
 use std::fs;
-use std::io::{self, Write as _};
-use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ipnet::IpNet;
 use notify::Watcher as _;
+use rustix::fs::{Mode, OFlags};
 use tokio::sync::mpsc;
 use tokio::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -157,7 +160,7 @@ pub fn clear(path: &Path) -> Result<Edited, FileError> {
 /// its rename; released when dropped.
 struct EditLock {
     /// Held for its lock: closing it releases the lock.
-    _file: Option<fs::File>,
+    _fd: Option<OwnedFd>,
 }
 
 impl EditLock {
@@ -173,18 +176,17 @@ impl EditLock {
         if create {
             fs::create_dir_all(dir).map_err(io_err)?;
         } else if !dir.exists() {
-            return Ok(EditLock { _file: None });
+            return Ok(EditLock { _fd: None });
         }
         let lock = dir.join(format!(".{}.lock", file_name(path)));
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(lock)
-            .map_err(io_err)?;
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+        // O_NOFOLLOW: a symlink planted at the lock's name fails the edit (ELOOP) rather than
+        // create or lock a file elsewhere.
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(&lock, flags, Mode::from_raw_mode(0o644))
             .map_err(|e| io_err(e.into()))?;
-        Ok(EditLock { _file: Some(file) })
+        rustix::fs::flock(&fd, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| io_err(e.into()))?;
+        Ok(EditLock { _fd: Some(fd) })
     }
 }
 
@@ -196,7 +198,7 @@ fn parent(path: &Path) -> &Path {
     }
 }
 
-/// The access file's name, for the names of its temporary and lock files.
+/// The access file's name, for the name of its lock file.
 fn file_name(path: &Path) -> String {
     path.file_name()
         .map_or_else(|| "access".into(), |n| n.to_string_lossy().into_owned())
@@ -227,31 +229,16 @@ fn read(path: &Path) -> Result<String, FileError> {
     }
 }
 
-/// Writes `text` to a temporary file beside `path` (same mode as the old file, else 0644),
-/// syncs it, and renames it over `path`; creates the directory if needed.
+/// Replaces the file with `text` through [`crate::safe_write`] (a fresh temporary file,
+/// renamed over it: never a write through a symlink); creates the directory if needed.
 fn write_atomically(path: &Path, text: &str) -> Result<(), FileError> {
     let io_err = |error| FileError::Io {
         action: "write",
         path: path.to_owned(),
         error,
     };
-    let dir = parent(path);
-    fs::create_dir_all(dir).map_err(io_err)?;
-    let tmp = dir.join(format!(".{}.{}.tmp", file_name(path), std::process::id()));
-    let mode = fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & 0o7777);
-    let written = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        // The rename itself is durable once the directory is synced.
-        fs::File::open(dir)?.sync_all()
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written.map_err(io_err)
+    fs::create_dir_all(parent(path)).map_err(io_err)?;
+    crate::safe_write::write(path, text.as_bytes()).map_err(io_err)
 }
 
 /// What identifies one version of the file: a new inode (a rename), a new size or mtime.
@@ -318,96 +305,4 @@ fn start_watch(path: &Path, tx: mpsc::UnboundedSender<()>) -> Option<notify::Rec
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn edits_keep_comments_and_are_validated() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cfg/hero_router/access.txt");
-        assert_eq!(list(&path).unwrap(), Vec::<String>::new());
-        assert_eq!(add(&path, "10.0.0.0/8").unwrap(), Edited::Added);
-        assert_eq!(add(&path, "10.1.0.0/8").unwrap(), Edited::AlreadyPresent);
-        assert_eq!(add(&path, " mycelium ").unwrap(), Edited::Added);
-        assert!(matches!(
-            add(&path, "10.0.0.300"),
-            Err(FileError::BadEntry(_))
-        ));
-        let text = fs::read_to_string(&path).unwrap();
-        fs::write(&path, format!("# the node's peers\n{text}")).unwrap();
-        assert_eq!(list(&path).unwrap(), ["10.0.0.0/8", "mycelium"]);
-        assert_eq!(remove(&path, "400::/7").unwrap(), Edited::Removed(1));
-        assert!(matches!(
-            remove(&path, "192.0.2.1"),
-            Err(FileError::NotPresent { .. })
-        ));
-        assert_eq!(
-            fs::read_to_string(&path).unwrap(),
-            "# the node's peers\n10.0.0.0/8\n"
-        );
-        assert_eq!(clear(&path).unwrap(), Edited::Removed(1));
-        assert_eq!(fs::read_to_string(&path).unwrap(), "# the node's peers\n");
-        // No temporary file is left behind: the file and its edit lock.
-        let mut names: Vec<_> = fs::read_dir(path.parent().unwrap())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        names.sort();
-        assert_eq!(names, [".access.txt.lock", "access.txt"]);
-    }
-
-    #[test]
-    fn editors_at_the_same_instant_all_get_their_change() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cfg/access.txt");
-        let start = std::sync::Barrier::new(8);
-        std::thread::scope(|s| {
-            for t in 0..8 {
-                let (path, start) = (&path, &start);
-                s.spawn(move || {
-                    start.wait();
-                    for i in 0..10 {
-                        assert_eq!(add(path, &format!("10.0.{t}.{i}")).unwrap(), Edited::Added);
-                    }
-                    assert_eq!(
-                        remove(path, &format!("10.0.{t}.0")).unwrap(),
-                        Edited::Removed(1)
-                    );
-                });
-            }
-        });
-        let entries = list(&path).unwrap();
-        assert_eq!(entries.len(), 8 * 9, "{entries:?}");
-        for t in 0..8 {
-            for i in 1..10 {
-                assert!(
-                    entries.contains(&format!("10.0.{t}.{i}")),
-                    "10.0.{t}.{i} lost"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn removing_from_a_missing_directory_makes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("none/access.txt");
-        assert_eq!(clear(&path).unwrap(), Edited::Removed(0));
-        assert!(matches!(
-            remove(&path, "10.0.0.1"),
-            Err(FileError::NotPresent { .. })
-        ));
-        assert!(!dir.path().join("none").exists());
-    }
-
-    #[test]
-    fn a_bad_file_is_not_edited() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("access.txt");
-        fs::write(&path, "10.0.0.1\nbogus\n").unwrap();
-        let e = add(&path, "10.0.0.2").unwrap_err();
-        assert!(e.to_string().contains("line 2"), "{e}");
-        assert_eq!(fs::read_to_string(&path).unwrap(), "10.0.0.1\nbogus\n");
-        assert!(load(&path).is_err());
-    }
-}
+mod tests;
