@@ -1,7 +1,7 @@
 //! The allow-list through real TCP (CONTRACT §12): who is turned away, on which paths, how the
 //! answer looks, IPv6 and mapped peers, `X-Forwarded-For` only from trusted proxies, a file
-//! edited while the router runs, and `hero_router access`; and (§13) that the file is never
-//! written through a symlink.
+//! edited while the router runs, and `hero_router access`; and (§13) that the last entry goes
+//! only when confirmed and the file is never written through a symlink.
 
 mod common;
 
@@ -293,7 +293,7 @@ async fn an_edited_file_is_picked_up_while_running() {
 
     // Clearing the file opens the router to everyone.
     std::fs::write(&file, "127.0.0.2\n").unwrap();
-    let out = access_cmd(&file, &["clear"]);
+    let out = access_cmd(&file, &["clear", "--yes"]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(until_status("127.0.0.1", d.tcp, 200).await, 200);
     d.stop().await;
@@ -333,7 +333,7 @@ fn access_edits_files_and_refuses_bad_entries_with_exit_2() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let out = access_cmd(&file, &["list"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "10.0.0.0/8\n::1\n");
-    let out = access_cmd(&file, &["clear"]);
+    let out = access_cmd(&file, &["clear", "--yes"]);
     assert!(out.status.success());
     let out = access_cmd(&file, &["list"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "");
@@ -417,6 +417,52 @@ async fn listen_mycelium_binds_the_node_address() {
     let e = hero_router::Config::resolve(Some(dir.path().into()), &args("mycelium:1"), &env)
         .unwrap_err();
     assert!(e.to_string().contains("\"nope\""), "{e}");
+}
+
+#[test]
+fn removing_the_last_entry_or_clearing_needs_yes() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("access.txt");
+    std::fs::write(&file, "# peers\n10.0.0.1\n10.0.0.2\n").unwrap();
+    let refused = |out: &std::process::Output, what: &str| {
+        assert_eq!(out.status.code(), Some(2), "{what}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("allow every client") && err.contains("--yes"),
+            "{what}: the warning says what would happen and how to confirm: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{what}: one line: {err}");
+        assert!(out.stdout.is_empty(), "{what}");
+    };
+
+    let out = access_cmd(&file, &["clear"]);
+    refused(&out, "clear of a non-empty list");
+    let out = access_cmd(&file, &["remove", "10.0.0.1"]);
+    assert!(out.status.success(), "not the last entry: {out:?}");
+    let out = access_cmd(&file, &["remove", "10.0.0.2"]);
+    refused(&out, "remove of the last entry");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "# peers\n10.0.0.2\n",
+        "nothing written"
+    );
+
+    let out = access_cmd(&file, &["remove", "10.0.0.2", "--yes"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("removed 10.0.0.2"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "# peers\n");
+
+    std::fs::write(&file, "10.0.0.3\n").unwrap();
+    let out = access_cmd(&file, &["clear", "--yes"]);
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("removed 1 entries") && said.contains("every client is allowed"),
+        "{said}"
+    );
+    // An empty list has nothing to lose: no confirmation needed.
+    let out = access_cmd(&file, &["clear"]);
+    assert!(out.status.success(), "{out:?}");
 }
 
 #[test]

@@ -5,7 +5,9 @@
 //! would refuse it too), and replace the file in one `rename` of a fresh temporary file
 //! ([`crate::safe_write`]): the router never reads half a file, and no symlink is written
 //! through. Each edit holds an exclusive `flock` on `.<name>.lock` beside the file from its read
-//! to its rename, so two editors at the same instant both get their change.
+//! to its rename, so two editors at the same instant both get their change. An edit that would
+//! leave the file with no entries, which allows every client, is refused unless confirmed
+//! ([`Emptying`]).
 
 use std::fs;
 use std::io;
@@ -62,6 +64,29 @@ pub enum FileError {
         /// The file.
         path: PathBuf,
     },
+    /// The edit would leave the file with no entries, and was not confirmed ([`Emptying`]);
+    /// nothing was written.
+    #[error(
+        "this would remove {last} of the access file {path}, and a router using it would then allow every client (unless serve has --allow)",
+        last = the_last(*.removed),
+        path = .path.display()
+    )]
+    WouldOpen {
+        /// How many entries the edit would remove.
+        removed: usize,
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// Whether an edit may leave the file with no entries: an empty list allows every client
+/// (unless `serve` has `--allow`), so that takes a confirmation (`--yes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emptying {
+    /// Refuse with [`FileError::WouldOpen`]; nothing is written.
+    Refuse,
+    /// The operator confirmed it.
+    Confirmed,
 }
 
 /// What an edit did.
@@ -124,8 +149,9 @@ pub fn add(path: &Path, entry: &str) -> Result<Edited, FileError> {
     Ok(Edited::Added)
 }
 
-/// Removes every line whose entry is the same network as `entry`.
-pub fn remove(path: &Path, entry: &str) -> Result<Edited, FileError> {
+/// Removes every line whose entry is the same network as `entry`. Removing the last entries
+/// takes [`Emptying::Confirmed`].
+pub fn remove(path: &Path, entry: &str, emptying: Emptying) -> Result<Edited, FileError> {
     let net = parse_entry(entry)?;
     let _lock = EditLock::take(path, false)?;
     let text = read(path)?;
@@ -139,21 +165,44 @@ pub fn remove(path: &Path, entry: &str) -> Result<Edited, FileError> {
             path: path.to_owned(),
         });
     }
+    if !kept.iter().any(|line| entry_of_line(line).is_some()) {
+        refuse_to_empty(path, gone.len(), emptying)?;
+    }
     write_atomically(path, &joined(&kept))?;
     Ok(Edited::Removed(gone.len()))
 }
 
 /// Removes every entry (comment lines stay): everyone is allowed again, unless `--allow`
-/// flags say otherwise.
-pub fn clear(path: &Path) -> Result<Edited, FileError> {
+/// flags say otherwise. Clearing a file that has entries takes [`Emptying::Confirmed`].
+pub fn clear(path: &Path, emptying: Emptying) -> Result<Edited, FileError> {
     let _lock = EditLock::take(path, false)?;
     let text = read(path)?;
     let (gone, kept): (Vec<&str>, Vec<&str>) =
         text.lines().partition(|line| entry_of_line(line).is_some());
     if !gone.is_empty() {
+        refuse_to_empty(path, gone.len(), emptying)?;
         write_atomically(path, &joined(&kept))?;
     }
     Ok(Edited::Removed(gone.len()))
+}
+
+/// "the last entry", "the last 3 entries".
+fn the_last(n: usize) -> String {
+    match n {
+        1 => "the last entry".to_owned(),
+        n => format!("the last {n} entries"),
+    }
+}
+
+/// An edit that would leave no entry, unless confirmed.
+fn refuse_to_empty(path: &Path, removed: usize, emptying: Emptying) -> Result<(), FileError> {
+    match emptying {
+        Emptying::Confirmed => Ok(()),
+        Emptying::Refuse => Err(FileError::WouldOpen {
+            removed,
+            path: path.to_owned(),
+        }),
+    }
 }
 
 /// An exclusive `flock` on `.<name>.lock` beside the access file, held from an edit's read to

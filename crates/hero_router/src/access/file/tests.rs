@@ -16,16 +16,22 @@ fn edits_keep_comments_and_are_validated() {
     let text = fs::read_to_string(&path).unwrap();
     fs::write(&path, format!("# the node's peers\n{text}")).unwrap();
     assert_eq!(list(&path).unwrap(), ["10.0.0.0/8", "mycelium"]);
-    assert_eq!(remove(&path, "400::/7").unwrap(), Edited::Removed(1));
+    assert_eq!(
+        remove(&path, "400::/7", Emptying::Refuse).unwrap(),
+        Edited::Removed(1)
+    );
     assert!(matches!(
-        remove(&path, "192.0.2.1"),
+        remove(&path, "192.0.2.1", Emptying::Refuse),
         Err(FileError::NotPresent { .. })
     ));
     assert_eq!(
         fs::read_to_string(&path).unwrap(),
         "# the node's peers\n10.0.0.0/8\n"
     );
-    assert_eq!(clear(&path).unwrap(), Edited::Removed(1));
+    assert_eq!(
+        clear(&path, Emptying::Confirmed).unwrap(),
+        Edited::Removed(1)
+    );
     assert_eq!(fs::read_to_string(&path).unwrap(), "# the node's peers\n");
     // No temporary file is left behind: the file and its edit lock.
     let mut names: Vec<_> = fs::read_dir(path.parent().unwrap())
@@ -50,7 +56,7 @@ fn editors_at_the_same_instant_all_get_their_change() {
                     assert_eq!(add(path, &format!("10.0.{t}.{i}")).unwrap(), Edited::Added);
                 }
                 assert_eq!(
-                    remove(path, &format!("10.0.{t}.0")).unwrap(),
+                    remove(path, &format!("10.0.{t}.0"), Emptying::Refuse).unwrap(),
                     Edited::Removed(1)
                 );
             });
@@ -72,9 +78,9 @@ fn editors_at_the_same_instant_all_get_their_change() {
 fn removing_from_a_missing_directory_makes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("none/access.txt");
-    assert_eq!(clear(&path).unwrap(), Edited::Removed(0));
+    assert_eq!(clear(&path, Emptying::Refuse).unwrap(), Edited::Removed(0));
     assert!(matches!(
-        remove(&path, "10.0.0.1"),
+        remove(&path, "10.0.0.1", Emptying::Refuse),
         Err(FileError::NotPresent { .. })
     ));
     assert!(!dir.path().join("none").exists());
@@ -89,6 +95,48 @@ fn a_bad_file_is_not_edited() {
     assert!(e.to_string().contains("line 2"), "{e}");
     assert_eq!(fs::read_to_string(&path).unwrap(), "10.0.0.1\nbogus\n");
     assert!(load(&path).is_err());
+}
+
+#[test]
+fn the_last_entry_goes_only_when_confirmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.txt");
+    let text = "# peers\n10.0.0.1\n10.0.0.1/32 # twice\n10.0.0.2\n";
+    fs::write(&path, text).unwrap();
+    assert_eq!(
+        remove(&path, "10.0.0.2", Emptying::Refuse).unwrap(),
+        Edited::Removed(1)
+    );
+    // Both lines of 10.0.0.1 are the last entries.
+    let e = remove(&path, "10.0.0.1", Emptying::Refuse).unwrap_err();
+    assert!(
+        matches!(e, FileError::WouldOpen { removed: 2, .. }),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("allow every client"), "{e}");
+    let e = clear(&path, Emptying::Refuse).unwrap_err();
+    assert!(
+        matches!(e, FileError::WouldOpen { removed: 2, .. }),
+        "{e:?}"
+    );
+    assert_eq!(
+        fs::read_to_string(&path).unwrap(),
+        "# peers\n10.0.0.1\n10.0.0.1/32 # twice\n",
+        "nothing written"
+    );
+    assert_eq!(
+        remove(&path, "10.0.0.1", Emptying::Confirmed).unwrap(),
+        Edited::Removed(2)
+    );
+    assert_eq!(fs::read_to_string(&path).unwrap(), "# peers\n");
+    // Nothing left to remove: clearing needs no confirmation.
+    assert_eq!(clear(&path, Emptying::Refuse).unwrap(), Edited::Removed(0));
+    fs::write(&path, "10.0.0.3\n").unwrap();
+    assert_eq!(
+        clear(&path, Emptying::Confirmed).unwrap(),
+        Edited::Removed(1)
+    );
+    assert_eq!(fs::read_to_string(&path).unwrap(), "");
 }
 
 /// A file outside the access file's directory that a planted symlink points at.
@@ -124,7 +172,10 @@ fn edits_never_write_through_a_planted_symlink() {
         symlink(&victim.path, dir.path().join(name)).unwrap();
     }
     assert_eq!(add(&path, "10.0.0.2").unwrap(), Edited::Added);
-    assert_eq!(remove(&path, "10.0.0.1").unwrap(), Edited::Removed(1));
+    assert_eq!(
+        remove(&path, "10.0.0.1", Emptying::Refuse).unwrap(),
+        Edited::Removed(1)
+    );
     assert_eq!(fs::read_to_string(&victim.path).unwrap(), VICTIM_TEXT);
     assert!(fs::symlink_metadata(&path).unwrap().is_file());
     assert_eq!(fs::read_to_string(&path).unwrap(), "10.0.0.2\n");
@@ -163,7 +214,7 @@ fn a_symlink_at_the_lock_name_fails_the_edit() {
     fs::remove_file(&lock).unwrap();
     symlink(&victim.path, &lock).unwrap();
     assert!(add(&path, "10.0.0.2").is_err());
-    assert!(clear(&path).is_err());
+    assert!(clear(&path, Emptying::Confirmed).is_err());
     assert_eq!(fs::read_to_string(&victim.path).unwrap(), VICTIM_TEXT);
     assert_eq!(fs::read_to_string(&path).unwrap(), "10.0.0.1\n");
 }
