@@ -1,7 +1,7 @@
 //! The allow-list through real TCP (CONTRACT §12): who is turned away, on which paths, how the
 //! answer looks, IPv6 and mapped peers, `X-Forwarded-For` only from trusted proxies, a file
-//! edited while the router runs, and `hero_router access`; and (§13) that the last entry goes
-//! only when confirmed and the file is never written through a symlink.
+//! edited while the router runs, and `hero_router access`; and (§13) that the list never opens
+//! by accident and the file is never written through a symlink.
 
 mod common;
 
@@ -291,7 +291,7 @@ async fn an_edited_file_is_picked_up_while_running() {
     let (status, _, _) = from("127.0.0.2", d.tcp, "GET", "/health", &[]).await;
     assert_eq!(status, 200, "127.0.0.2 still allowed by the last good list");
 
-    // Clearing the file opens the router to everyone.
+    // Clearing the file opens the router to everyone (after the grace for an emptied file).
     std::fs::write(&file, "127.0.0.2\n").unwrap();
     let out = access_cmd(&file, &["clear", "--yes"]);
     assert!(out.status.success(), "{out:?}");
@@ -506,4 +506,66 @@ fn access_add_never_writes_through_a_symlink() {
         std::fs::read_to_string(&file).unwrap(),
         "# not yours\n10.0.0.1\n"
     );
+}
+
+/// A router on `file` whose watcher is known to be running: an edit made after start-up has been
+/// seen (127.0.0.3 let in).
+async fn watched(root: &Path, file: &Path) -> Daemon {
+    std::fs::write(file, "127.0.0.2\n").unwrap();
+    let d = daemon(root, &["--access-file", file.to_str().unwrap()]).await;
+    std::fs::write(file, "127.0.0.2\n127.0.0.3\n").unwrap();
+    assert_eq!(until_status("127.0.0.3", d.tcp, 200).await, 200);
+    d
+}
+
+#[tokio::test]
+async fn an_editors_truncate_then_write_never_opens_the_router() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("access.txt");
+    let d = watched(&dir.path().join("root"), &file).await;
+
+    // As an editor saves: open with O_TRUNC (the file is empty now), then write; no pause.
+    let path = file.clone();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write as _;
+        for _ in 0..1000 {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(&path)
+                .unwrap();
+            f.write_all(b"127.0.0.2\n127.0.0.3\n").unwrap();
+        }
+    });
+    // 127.0.0.1 is in neither list: only an open list would let it in.
+    let mut probes = 0;
+    loop {
+        let done = writer.is_finished();
+        let (status, _, body) = from("127.0.0.1", d.tcp, "GET", "/health", &[]).await;
+        probes += 1;
+        assert_eq!(status, 403, "probe {probes} was let in: {body}");
+        if done {
+            break;
+        }
+    }
+    writer.join().unwrap();
+    let (status, _, _) = from("127.0.0.3", d.tcp, "GET", "/health", &[]).await;
+    assert_eq!(status, 200, "the file's entries are in force");
+    eprintln!("{probes} probes while the file was rewritten");
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_file_gone_for_the_grace_period_opens_the_router() {
+    let grace = hero_router::access::guard::EMPTY_GRACE;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("access.txt");
+    let d = watched(&dir.path().join("root"), &file).await;
+
+    let gone_at = tokio::time::Instant::now();
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(until_status("127.0.0.1", d.tcp, 200).await, 200);
+    let after = gone_at.elapsed();
+    assert!(after >= grace, "opened {after:?} after the file went");
+    d.stop().await;
 }

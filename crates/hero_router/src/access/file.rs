@@ -8,6 +8,10 @@
 //! to its rename, so two editors at the same instant both get their change. An edit that would
 //! leave the file with no entries, which allows every client, is refused unless confirmed
 //! ([`Emptying`]).
+//!
+//! The watcher applies the file's entries as they change, except that an empty or vanished
+//! file replaces a non-empty list only once it has stayed so for [`super::guard::EMPTY_GRACE`]
+//! (see [`super::guard`]).
 
 use std::fs;
 use std::io;
@@ -20,9 +24,10 @@ use ipnet::IpNet;
 use notify::Watcher as _;
 use rustix::fs::{Mode, OFlags};
 use tokio::sync::mpsc;
-use tokio::time::Duration;
+use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+use super::guard::{self, Guard, Look, Step};
 use super::{Access, BadEntry, BadLine, entry_of_line, parse_entry, parse_file};
 use crate::config::{ENV_HOME, Env};
 
@@ -298,38 +303,80 @@ fn identity(path: &Path) -> Option<(u64, u64, i64, i64, u64)> {
 
 /// Reloads `path` into `access` whenever it changes, until `token` is cancelled: on a watch
 /// event in its directory, and every [`POLL_EVERY`]. A file that turns invalid is reported
-/// once per change and the last good list stays in force; a removed file allows everyone
-/// (unless `--allow` flags say otherwise), as a missing one does at start-up.
+/// once per change and the last good list stays in force. A file that vanishes or has no
+/// entries left replaces non-empty entries only after it has stayed so for
+/// [`guard::EMPTY_GRACE`] (one warning when that starts); then every client is allowed (unless
+/// `--allow` flags say otherwise), as with a missing file at start-up.
 pub async fn watch(path: PathBuf, access: Arc<Access>, token: CancellationToken) {
+    watch_with_grace(path, access, token, guard::EMPTY_GRACE).await;
+}
+
+/// [`watch`] with another grace period for emptiness (tests shorten it).
+pub(crate) async fn watch_with_grace(
+    path: PathBuf,
+    access: Arc<Access>,
+    token: CancellationToken,
+    grace: Duration,
+) {
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     let mut watcher: Option<notify::RecommendedWatcher> = None;
     let mut seen = identity(&path);
+    let mut guard = Guard::starting(access.has_file_entries());
     let mut tick = tokio::time::interval(POLL_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if watcher.is_none() {
             watcher = start_watch(&path, tx.clone());
         }
+        let deadline = guard.deadline(grace);
         tokio::select! {
             () = token.cancelled() => return,
             _ = tick.tick() => {}
             Some(()) = rx.recv() => while rx.try_recv().is_ok() {},
+            () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)),
+                if deadline.is_some() => {}
         }
         let now = identity(&path);
-        if now == seen {
+        // While a hold lasts every wake looks at the file: its end is decided by a look.
+        if now == seen && !matches!(guard, Guard::Holding { .. }) {
             continue;
         }
         seen = now;
-        match load(&path) {
-            Ok(nets) => {
+        let loaded = load(&path);
+        let look = match &loaded {
+            Ok(nets) if nets.is_empty() => Look::Empty,
+            Ok(_) => Look::Entries,
+            Err(_) => Look::Bad,
+        };
+        let (step, next) = guard::decide(guard, look, Instant::now(), grace);
+        guard = next;
+        match (step, loaded) {
+            (Step::Apply, Ok(nets)) => {
                 tracing::info!(
                     file = %path.display(),
                     entries = nets.len(),
                     "access file reloaded"
                 );
+                let was_open = access.list().is_open();
                 access.set_file(nets);
+                if !was_open && access.list().is_open() {
+                    tracing::warn!(
+                        file = %path.display(),
+                        "the access file has no entries: every client is allowed now"
+                    );
+                }
             }
-            Err(e) => tracing::error!("{e}; the previous allow-list stays in force"),
+            (Step::Hold { warn: true, .. }, _) => tracing::warn!(
+                file = %path.display(),
+                grace = ?grace,
+                "the access file is gone or has no entries; its last entries stay in force until it has stayed so for the grace period (an editor's save is not taken for an emptying)"
+            ),
+            (Step::KeepBad, Err(e)) => {
+                tracing::error!("{e}; the previous allow-list stays in force");
+            }
+            // A hold goes on quietly. `Apply` of a bad file and `KeepBad` of a good one do not
+            // happen (`decide` applies only a file it could read): they keep the list too.
+            (Step::Hold { .. } | Step::Apply | Step::KeepBad, _) => {}
         }
     }
 }

@@ -218,3 +218,60 @@ fn a_symlink_at_the_lock_name_fails_the_edit() {
     assert_eq!(fs::read_to_string(&victim.path).unwrap(), VICTIM_TEXT);
     assert_eq!(fs::read_to_string(&path).unwrap(), "10.0.0.1\n");
 }
+
+/// Polls `cond` every few milliseconds until it holds or `within` passes.
+async fn eventually(within: Duration, cond: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await; // poll interval, bounded by the deadline
+    }
+    cond()
+}
+
+#[tokio::test]
+async fn the_watcher_holds_an_emptied_file_for_the_grace_then_applies_it() {
+    const GRACE: Duration = Duration::from_millis(300);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.txt");
+    fs::write(&path, "10.0.0.1\n").unwrap();
+    let access = Arc::new(Access::new(vec![], load(&path).unwrap(), vec![]));
+    let token = CancellationToken::new();
+    let task = tokio::spawn(watch_with_grace(
+        path.clone(),
+        access.clone(),
+        token.clone(),
+        GRACE,
+    ));
+    let closed = || access.check("10.0.0.2".parse().unwrap(), &[]).is_err();
+    let allows = |ip: &str| access.check(ip.parse().unwrap(), &[]).is_ok();
+    // The watch is set up once the task runs: write until an edit is seen.
+    let seen = eventually(Duration::from_secs(10), || {
+        fs::write(&path, "10.0.0.4\n").unwrap();
+        allows("10.0.0.4")
+    });
+    assert!(seen.await, "the watcher picks up an edit");
+
+    // Emptied, then filled again before the grace ends: never open, and the new entries apply.
+    fs::write(&path, "# nothing\n").unwrap();
+    fs::write(&path, "10.0.0.3\n").unwrap();
+    assert!(eventually(Duration::from_secs(10), || allows("10.0.0.3")).await);
+    assert!(closed());
+
+    // Gone for good: the list stays until the file has been gone for the grace, then opens.
+    let gone_at = Instant::now();
+    fs::remove_file(&path).unwrap();
+    assert!(eventually(Duration::from_secs(10), || !closed()).await);
+    assert!(
+        gone_at.elapsed() >= GRACE,
+        "opened {:?} after the file went",
+        gone_at.elapsed()
+    );
+    // Back again: closed at once.
+    fs::write(&path, "10.0.0.1\n").unwrap();
+    assert!(eventually(Duration::from_secs(10), closed).await);
+    token.cancel();
+    task.await.unwrap();
+}
