@@ -122,9 +122,17 @@ pub enum AccessAction {
         /// The entry.
         #[arg(value_name = "ADDR")]
         entry: String,
+        /// Confirm removing the last entry, which lets every client in (unless serve has
+        /// --allow).
+        #[arg(long)]
+        yes: bool,
     },
     /// Remove every entry (comments stay).
-    Clear,
+    Clear {
+        /// Confirm removing every entry, which lets every client in (unless serve has --allow).
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// A `--listen` value.

@@ -49,6 +49,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod registry;
 pub mod rpc;
+pub mod safe_write;
 pub mod scan_cmd;
 pub mod scanner;
 pub mod serve;

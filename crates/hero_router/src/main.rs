@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser};
-use hero_router::access::file::{self as access_file, Edited, FileError};
+use hero_router::access::file::{self as access_file, Edited, Emptying, FileError};
 use hero_router::cli::{AccessAction, Cli, Command, DocsArgs};
 use hero_router::config::{Config, ProcessEnv, resolve_root};
 use hero_router::docs::IndexEntry;
@@ -229,8 +229,11 @@ async fn docs(sock: &std::path::Path, args: &DocsArgs, format: Format) -> anyhow
     Ok(ExitCode::SUCCESS)
 }
 
+/// Writes one `--out` file through [`hero_router::safe_write`]: a symlink at its name is
+/// replaced, never written through.
 fn write_file(path: &std::path::Path, text: &str) -> anyhow::Result<std::path::PathBuf> {
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    hero_router::safe_write::write(path, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path.to_path_buf())
 }
 
@@ -268,13 +271,20 @@ async fn call(sock: &std::path::Path, method: &str, params: Value) -> anyhow::Re
 /// Writes a command's output to stdout. A reader that went away (`hero_router list --json |
 /// head -1`) is not an error: the command did its work, so it ends quietly with the status it
 /// would have had, as ripgrep does. Any other write error is one.
-/// `hero_router access …`: shows or edits the access file. A bad entry is a usage error
-/// (exit 2).
+/// `hero_router access …`: shows or edits the access file. A bad entry, and an unconfirmed
+/// edit that would leave no entry (every client allowed), are usage errors (exit 2).
 fn access(path: Option<std::path::PathBuf>, action: AccessAction) -> anyhow::Result<ExitCode> {
     let Some(path) = path.or_else(|| access_file::default_path(&ProcessEnv)) else {
         anyhow::bail!("no --access-file given and $HOME is not set");
     };
     let shown = path.display();
+    let emptying = |yes| {
+        if yes {
+            Emptying::Confirmed
+        } else {
+            Emptying::Refuse
+        }
+    };
     let done = match &action {
         AccessAction::List => access_file::list(&path).map(|entries| {
             if entries.is_empty() {
@@ -288,9 +298,9 @@ fn access(path: Option<std::path::PathBuf>, action: AccessAction) -> anyhow::Res
             Edited::AlreadyPresent => format!("{} is already allowed by {shown}\n", entry.trim()),
             _ => format!("added {} to {shown}\n", entry.trim()),
         }),
-        AccessAction::Remove { entry } => access_file::remove(&path, entry)
+        AccessAction::Remove { entry, yes } => access_file::remove(&path, entry, emptying(*yes))
             .map(|_| format!("removed {} from {shown}\n", entry.trim())),
-        AccessAction::Clear => access_file::clear(&path).map(|edited| {
+        AccessAction::Clear { yes } => access_file::clear(&path, emptying(*yes)).map(|edited| {
             let n = match edited {
                 Edited::Removed(n) => n,
                 _ => 0,
@@ -305,6 +315,12 @@ fn access(path: Option<std::path::PathBuf>, action: AccessAction) -> anyhow::Res
         }
         Err(e @ FileError::BadEntry(_)) => {
             complain(format_args!("{e}"));
+            Ok(ExitCode::from(2))
+        }
+        Err(e @ FileError::WouldOpen { .. }) => {
+            complain(format_args!(
+                "warning: {e}; nothing changed: run it again with --yes to confirm"
+            ));
             Ok(ExitCode::from(2))
         }
         Err(e) => Err(e.into()),

@@ -1,6 +1,7 @@
 //! The allow-list through real TCP (CONTRACT §12): who is turned away, on which paths, how the
 //! answer looks, IPv6 and mapped peers, `X-Forwarded-For` only from trusted proxies, a file
-//! edited while the router runs, and `hero_router access`.
+//! edited while the router runs, and `hero_router access`; and (§13) that the list never opens
+//! by accident and the file is never written through a symlink.
 
 mod common;
 
@@ -290,9 +291,9 @@ async fn an_edited_file_is_picked_up_while_running() {
     let (status, _, _) = from("127.0.0.2", d.tcp, "GET", "/health", &[]).await;
     assert_eq!(status, 200, "127.0.0.2 still allowed by the last good list");
 
-    // Clearing the file opens the router to everyone.
+    // Clearing the file opens the router to everyone (after the grace for an emptied file).
     std::fs::write(&file, "127.0.0.2\n").unwrap();
-    let out = access_cmd(&file, &["clear"]);
+    let out = access_cmd(&file, &["clear", "--yes"]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(until_status("127.0.0.1", d.tcp, 200).await, 200);
     d.stop().await;
@@ -332,7 +333,7 @@ fn access_edits_files_and_refuses_bad_entries_with_exit_2() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let out = access_cmd(&file, &["list"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "10.0.0.0/8\n::1\n");
-    let out = access_cmd(&file, &["clear"]);
+    let out = access_cmd(&file, &["clear", "--yes"]);
     assert!(out.status.success());
     let out = access_cmd(&file, &["list"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "");
@@ -416,4 +417,155 @@ async fn listen_mycelium_binds_the_node_address() {
     let e = hero_router::Config::resolve(Some(dir.path().into()), &args("mycelium:1"), &env)
         .unwrap_err();
     assert!(e.to_string().contains("\"nope\""), "{e}");
+}
+
+#[test]
+fn removing_the_last_entry_or_clearing_needs_yes() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("access.txt");
+    std::fs::write(&file, "# peers\n10.0.0.1\n10.0.0.2\n").unwrap();
+    let refused = |out: &std::process::Output, what: &str| {
+        assert_eq!(out.status.code(), Some(2), "{what}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("allow every client") && err.contains("--yes"),
+            "{what}: the warning says what would happen and how to confirm: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{what}: one line: {err}");
+        assert!(out.stdout.is_empty(), "{what}");
+    };
+
+    let out = access_cmd(&file, &["clear"]);
+    refused(&out, "clear of a non-empty list");
+    let out = access_cmd(&file, &["remove", "10.0.0.1"]);
+    assert!(out.status.success(), "not the last entry: {out:?}");
+    let out = access_cmd(&file, &["remove", "10.0.0.2"]);
+    refused(&out, "remove of the last entry");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "# peers\n10.0.0.2\n",
+        "nothing written"
+    );
+
+    let out = access_cmd(&file, &["remove", "10.0.0.2", "--yes"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("removed 10.0.0.2"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "# peers\n");
+
+    std::fs::write(&file, "10.0.0.3\n").unwrap();
+    let out = access_cmd(&file, &["clear", "--yes"]);
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("removed 1 entries") && said.contains("every client is allowed"),
+        "{said}"
+    );
+    // An empty list has nothing to lose: no confirmation needed.
+    let out = access_cmd(&file, &["clear"]);
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn access_add_never_writes_through_a_symlink() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim");
+    std::fs::write(&victim, "# not yours\n").unwrap();
+    let cfg = dir.path().join("cfg");
+    std::fs::create_dir(&cfg).unwrap();
+    let file = cfg.join("access.txt");
+    // At the file's own name, and at names a temporary file might have.
+    std::os::unix::fs::symlink(&victim, &file).unwrap();
+    for name in [".access.txt.tmp", "access.txt.tmp", ".access.txt.1.tmp"] {
+        std::os::unix::fs::symlink(&victim, cfg.join(name)).unwrap();
+    }
+    let out = access_cmd(&file, &["add", "10.0.0.1"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "# not yours\n");
+    assert!(
+        std::fs::symlink_metadata(&file).unwrap().is_file(),
+        "the link is replaced by the file"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "# not yours\n10.0.0.1\n"
+    );
+
+    // At the lock's name (the first edit left a lock file there): the edit fails (exit 1),
+    // and nothing is made through the link.
+    let lock = cfg.join(".access.txt.lock");
+    std::fs::remove_file(&lock).unwrap();
+    let made = outside.path().join("made-by-the-lock");
+    std::os::unix::fs::symlink(&made, &lock).unwrap();
+    let out = access_cmd(&file, &["add", "10.0.0.2"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot lock"), "{err}");
+    assert!(!made.exists(), "nothing created outside");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "# not yours\n10.0.0.1\n"
+    );
+}
+
+/// A router on `file` whose watcher is known to be running: an edit made after start-up has been
+/// seen (127.0.0.3 let in).
+async fn watched(root: &Path, file: &Path) -> Daemon {
+    std::fs::write(file, "127.0.0.2\n").unwrap();
+    let d = daemon(root, &["--access-file", file.to_str().unwrap()]).await;
+    std::fs::write(file, "127.0.0.2\n127.0.0.3\n").unwrap();
+    assert_eq!(until_status("127.0.0.3", d.tcp, 200).await, 200);
+    d
+}
+
+#[tokio::test]
+async fn an_editors_truncate_then_write_never_opens_the_router() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("access.txt");
+    let d = watched(&dir.path().join("root"), &file).await;
+
+    // As an editor saves: open with O_TRUNC (the file is empty now), then write; no pause.
+    let path = file.clone();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write as _;
+        for _ in 0..1000 {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(&path)
+                .unwrap();
+            f.write_all(b"127.0.0.2\n127.0.0.3\n").unwrap();
+        }
+    });
+    // 127.0.0.1 is in neither list: only an open list would let it in.
+    let mut probes = 0;
+    loop {
+        let done = writer.is_finished();
+        let (status, _, body) = from("127.0.0.1", d.tcp, "GET", "/health", &[]).await;
+        probes += 1;
+        assert_eq!(status, 403, "probe {probes} was let in: {body}");
+        if done {
+            break;
+        }
+    }
+    writer.join().unwrap();
+    let (status, _, _) = from("127.0.0.3", d.tcp, "GET", "/health", &[]).await;
+    assert_eq!(status, 200, "the file's entries are in force");
+    eprintln!("{probes} probes while the file was rewritten");
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_file_gone_for_the_grace_period_opens_the_router() {
+    let grace = hero_router::access::guard::EMPTY_GRACE;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("access.txt");
+    let d = watched(&dir.path().join("root"), &file).await;
+
+    let gone_at = tokio::time::Instant::now();
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(until_status("127.0.0.1", d.tcp, 200).await, 200);
+    let after = gone_at.elapsed();
+    assert!(after >= grace, "opened {after:?} after the file went");
+    d.stop().await;
 }

@@ -435,6 +435,44 @@ fn markdown_and_html_render_the_running_routers_specs() {
 }
 
 #[test]
+fn out_files_replace_a_symlink_and_never_write_through_it() {
+    let root = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim");
+    std::fs::write(&victim, "not yours\n").unwrap();
+    let made = outside.path().join("made-by-the-index");
+    let dir = root.path().join("site");
+    std::fs::create_dir(&dir).unwrap();
+    // At a page's name, at the index's name (dangling: writing through it would create a file
+    // outside), and at names a temporary file might have.
+    std::os::unix::fs::symlink(&victim, dir.join("hero_router.md")).unwrap();
+    std::os::unix::fs::symlink(&made, dir.join("index.md")).unwrap();
+    for name in [".hero_router.md.tmp", "hero_router.md.tmp", ".index.md.tmp"] {
+        std::os::unix::fs::symlink(&victim, dir.join(name)).unwrap();
+    }
+    let router = start_serve(root.path());
+    let out = run(
+        &["markdown", "hero_router", "--out", dir.to_str().unwrap()],
+        root.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let victim_now = std::fs::read_to_string(&victim).unwrap();
+    assert!(victim_now == "not yours\n", "written through the link");
+    assert!(!made.exists(), "nothing created outside --out");
+    for page in ["hero_router.md", "index.md"] {
+        let meta = std::fs::symlink_metadata(dir.join(page)).unwrap();
+        assert!(meta.is_file(), "{page} is a regular file now");
+    }
+    let page = std::fs::read_to_string(dir.join("hero_router.md")).unwrap();
+    assert!(page.starts_with("# "), "{page}");
+    assert!(stop(router).status.success());
+}
+
+#[test]
 fn running_out_of_file_descriptors_never_stops_the_accept_loop() {
     let root = tempfile::tempdir().unwrap();
     let log = root.path().join("router.log");

@@ -2,22 +2,32 @@
 //! it into a running router when it changes.
 //!
 //! Edits keep comments and blank lines, refuse a file that already has a bad line (the router
-//! would refuse it too), and replace the file in one `rename`: the router never reads half a
-//! file. Each edit holds an exclusive `flock` on `.<name>.lock` beside the file from its read to
-//! its rename, so two editors at the same instant both get their change.
+//! would refuse it too), and replace the file in one `rename` of a fresh temporary file
+//! ([`crate::safe_write`]): the router never reads half a file, and no symlink is written
+//! through. Each edit holds an exclusive `flock` on `.<name>.lock` beside the file from its read
+//! to its rename, so two editors at the same instant both get their change. An edit that would
+//! leave the file with no entries, which allows every client, is refused unless confirmed
+//! ([`Emptying`]).
+//!
+//! The watcher applies the file's entries as they change, except that an empty or vanished
+//! file replaces a non-empty list only once it has stayed so for [`super::guard::EMPTY_GRACE`]
+//! (see [`super::guard`]).
 
 use std::fs;
-use std::io::{self, Write as _};
-use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ipnet::IpNet;
 use notify::Watcher as _;
+use rustix::fs::{Mode, OFlags};
 use tokio::sync::mpsc;
-use tokio::time::Duration;
+use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+use super::guard::{self, Guard, Look, Step};
 use super::{Access, BadEntry, BadLine, entry_of_line, parse_entry, parse_file};
 use crate::config::{ENV_HOME, Env};
 
@@ -59,6 +69,29 @@ pub enum FileError {
         /// The file.
         path: PathBuf,
     },
+    /// The edit would leave the file with no entries, and was not confirmed ([`Emptying`]);
+    /// nothing was written.
+    #[error(
+        "this would remove {last} of the access file {path}, and a router using it would then allow every client (unless serve has --allow)",
+        last = the_last(*.removed),
+        path = .path.display()
+    )]
+    WouldOpen {
+        /// How many entries the edit would remove.
+        removed: usize,
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// Whether an edit may leave the file with no entries: an empty list allows every client
+/// (unless `serve` has `--allow`), so that takes a confirmation (`--yes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emptying {
+    /// Refuse with [`FileError::WouldOpen`]; nothing is written.
+    Refuse,
+    /// The operator confirmed it.
+    Confirmed,
 }
 
 /// What an edit did.
@@ -121,8 +154,9 @@ pub fn add(path: &Path, entry: &str) -> Result<Edited, FileError> {
     Ok(Edited::Added)
 }
 
-/// Removes every line whose entry is the same network as `entry`.
-pub fn remove(path: &Path, entry: &str) -> Result<Edited, FileError> {
+/// Removes every line whose entry is the same network as `entry`. Removing the last entries
+/// takes [`Emptying::Confirmed`].
+pub fn remove(path: &Path, entry: &str, emptying: Emptying) -> Result<Edited, FileError> {
     let net = parse_entry(entry)?;
     let _lock = EditLock::take(path, false)?;
     let text = read(path)?;
@@ -136,28 +170,51 @@ pub fn remove(path: &Path, entry: &str) -> Result<Edited, FileError> {
             path: path.to_owned(),
         });
     }
+    if !kept.iter().any(|line| entry_of_line(line).is_some()) {
+        refuse_to_empty(path, gone.len(), emptying)?;
+    }
     write_atomically(path, &joined(&kept))?;
     Ok(Edited::Removed(gone.len()))
 }
 
 /// Removes every entry (comment lines stay): everyone is allowed again, unless `--allow`
-/// flags say otherwise.
-pub fn clear(path: &Path) -> Result<Edited, FileError> {
+/// flags say otherwise. Clearing a file that has entries takes [`Emptying::Confirmed`].
+pub fn clear(path: &Path, emptying: Emptying) -> Result<Edited, FileError> {
     let _lock = EditLock::take(path, false)?;
     let text = read(path)?;
     let (gone, kept): (Vec<&str>, Vec<&str>) =
         text.lines().partition(|line| entry_of_line(line).is_some());
     if !gone.is_empty() {
+        refuse_to_empty(path, gone.len(), emptying)?;
         write_atomically(path, &joined(&kept))?;
     }
     Ok(Edited::Removed(gone.len()))
+}
+
+/// "the last entry", "the last 3 entries".
+fn the_last(n: usize) -> String {
+    match n {
+        1 => "the last entry".to_owned(),
+        n => format!("the last {n} entries"),
+    }
+}
+
+/// An edit that would leave no entry, unless confirmed.
+fn refuse_to_empty(path: &Path, removed: usize, emptying: Emptying) -> Result<(), FileError> {
+    match emptying {
+        Emptying::Confirmed => Ok(()),
+        Emptying::Refuse => Err(FileError::WouldOpen {
+            removed,
+            path: path.to_owned(),
+        }),
+    }
 }
 
 /// An exclusive `flock` on `.<name>.lock` beside the access file, held from an edit's read to
 /// its rename; released when dropped.
 struct EditLock {
     /// Held for its lock: closing it releases the lock.
-    _file: Option<fs::File>,
+    _fd: Option<OwnedFd>,
 }
 
 impl EditLock {
@@ -173,18 +230,17 @@ impl EditLock {
         if create {
             fs::create_dir_all(dir).map_err(io_err)?;
         } else if !dir.exists() {
-            return Ok(EditLock { _file: None });
+            return Ok(EditLock { _fd: None });
         }
         let lock = dir.join(format!(".{}.lock", file_name(path)));
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(lock)
-            .map_err(io_err)?;
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+        // O_NOFOLLOW: a symlink planted at the lock's name fails the edit (ELOOP) rather than
+        // create or lock a file elsewhere.
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(&lock, flags, Mode::from_raw_mode(0o644))
             .map_err(|e| io_err(e.into()))?;
-        Ok(EditLock { _file: Some(file) })
+        rustix::fs::flock(&fd, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| io_err(e.into()))?;
+        Ok(EditLock { _fd: Some(fd) })
     }
 }
 
@@ -196,7 +252,7 @@ fn parent(path: &Path) -> &Path {
     }
 }
 
-/// The access file's name, for the names of its temporary and lock files.
+/// The access file's name, for the name of its lock file.
 fn file_name(path: &Path) -> String {
     path.file_name()
         .map_or_else(|| "access".into(), |n| n.to_string_lossy().into_owned())
@@ -227,31 +283,16 @@ fn read(path: &Path) -> Result<String, FileError> {
     }
 }
 
-/// Writes `text` to a temporary file beside `path` (same mode as the old file, else 0644),
-/// syncs it, and renames it over `path`; creates the directory if needed.
+/// Replaces the file with `text` through [`crate::safe_write`] (a fresh temporary file,
+/// renamed over it: never a write through a symlink); creates the directory if needed.
 fn write_atomically(path: &Path, text: &str) -> Result<(), FileError> {
     let io_err = |error| FileError::Io {
         action: "write",
         path: path.to_owned(),
         error,
     };
-    let dir = parent(path);
-    fs::create_dir_all(dir).map_err(io_err)?;
-    let tmp = dir.join(format!(".{}.{}.tmp", file_name(path), std::process::id()));
-    let mode = fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & 0o7777);
-    let written = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        // The rename itself is durable once the directory is synced.
-        fs::File::open(dir)?.sync_all()
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written.map_err(io_err)
+    fs::create_dir_all(parent(path)).map_err(io_err)?;
+    crate::safe_write::write(path, text.as_bytes()).map_err(io_err)
 }
 
 /// What identifies one version of the file: a new inode (a rename), a new size or mtime.
@@ -262,38 +303,80 @@ fn identity(path: &Path) -> Option<(u64, u64, i64, i64, u64)> {
 
 /// Reloads `path` into `access` whenever it changes, until `token` is cancelled: on a watch
 /// event in its directory, and every [`POLL_EVERY`]. A file that turns invalid is reported
-/// once per change and the last good list stays in force; a removed file allows everyone
-/// (unless `--allow` flags say otherwise), as a missing one does at start-up.
+/// once per change and the last good list stays in force. A file that vanishes or has no
+/// entries left replaces non-empty entries only after it has stayed so for
+/// [`guard::EMPTY_GRACE`] (one warning when that starts); then every client is allowed (unless
+/// `--allow` flags say otherwise), as with a missing file at start-up.
 pub async fn watch(path: PathBuf, access: Arc<Access>, token: CancellationToken) {
+    watch_with_grace(path, access, token, guard::EMPTY_GRACE).await;
+}
+
+/// [`watch`] with another grace period for emptiness (tests shorten it).
+pub(crate) async fn watch_with_grace(
+    path: PathBuf,
+    access: Arc<Access>,
+    token: CancellationToken,
+    grace: Duration,
+) {
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     let mut watcher: Option<notify::RecommendedWatcher> = None;
     let mut seen = identity(&path);
+    let mut guard = Guard::starting(access.has_file_entries());
     let mut tick = tokio::time::interval(POLL_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if watcher.is_none() {
             watcher = start_watch(&path, tx.clone());
         }
+        let deadline = guard.deadline(grace);
         tokio::select! {
             () = token.cancelled() => return,
             _ = tick.tick() => {}
             Some(()) = rx.recv() => while rx.try_recv().is_ok() {},
+            () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)),
+                if deadline.is_some() => {}
         }
         let now = identity(&path);
-        if now == seen {
+        // While a hold lasts every wake looks at the file: its end is decided by a look.
+        if now == seen && !matches!(guard, Guard::Holding { .. }) {
             continue;
         }
         seen = now;
-        match load(&path) {
-            Ok(nets) => {
+        let loaded = load(&path);
+        let look = match &loaded {
+            Ok(nets) if nets.is_empty() => Look::Empty,
+            Ok(_) => Look::Entries,
+            Err(_) => Look::Bad,
+        };
+        let (step, next) = guard::decide(guard, look, Instant::now(), grace);
+        guard = next;
+        match (step, loaded) {
+            (Step::Apply, Ok(nets)) => {
                 tracing::info!(
                     file = %path.display(),
                     entries = nets.len(),
                     "access file reloaded"
                 );
+                let was_open = access.list().is_open();
                 access.set_file(nets);
+                if !was_open && access.list().is_open() {
+                    tracing::warn!(
+                        file = %path.display(),
+                        "the access file has no entries: every client is allowed now"
+                    );
+                }
             }
-            Err(e) => tracing::error!("{e}; the previous allow-list stays in force"),
+            (Step::Hold { warn: true, .. }, _) => tracing::warn!(
+                file = %path.display(),
+                grace = ?grace,
+                "the access file is gone or has no entries; its last entries stay in force until it has stayed so for the grace period (an editor's save is not taken for an emptying)"
+            ),
+            (Step::KeepBad, Err(e)) => {
+                tracing::error!("{e}; the previous allow-list stays in force");
+            }
+            // A hold goes on quietly. `Apply` of a bad file and `KeepBad` of a good one do not
+            // happen (`decide` applies only a file it could read): they keep the list too.
+            (Step::Hold { .. } | Step::Apply | Step::KeepBad, _) => {}
         }
     }
 }
@@ -318,96 +401,4 @@ fn start_watch(path: &Path, tx: mpsc::UnboundedSender<()>) -> Option<notify::Rec
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn edits_keep_comments_and_are_validated() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cfg/hero_router/access.txt");
-        assert_eq!(list(&path).unwrap(), Vec::<String>::new());
-        assert_eq!(add(&path, "10.0.0.0/8").unwrap(), Edited::Added);
-        assert_eq!(add(&path, "10.1.0.0/8").unwrap(), Edited::AlreadyPresent);
-        assert_eq!(add(&path, " mycelium ").unwrap(), Edited::Added);
-        assert!(matches!(
-            add(&path, "10.0.0.300"),
-            Err(FileError::BadEntry(_))
-        ));
-        let text = fs::read_to_string(&path).unwrap();
-        fs::write(&path, format!("# the node's peers\n{text}")).unwrap();
-        assert_eq!(list(&path).unwrap(), ["10.0.0.0/8", "mycelium"]);
-        assert_eq!(remove(&path, "400::/7").unwrap(), Edited::Removed(1));
-        assert!(matches!(
-            remove(&path, "192.0.2.1"),
-            Err(FileError::NotPresent { .. })
-        ));
-        assert_eq!(
-            fs::read_to_string(&path).unwrap(),
-            "# the node's peers\n10.0.0.0/8\n"
-        );
-        assert_eq!(clear(&path).unwrap(), Edited::Removed(1));
-        assert_eq!(fs::read_to_string(&path).unwrap(), "# the node's peers\n");
-        // No temporary file is left behind: the file and its edit lock.
-        let mut names: Vec<_> = fs::read_dir(path.parent().unwrap())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        names.sort();
-        assert_eq!(names, [".access.txt.lock", "access.txt"]);
-    }
-
-    #[test]
-    fn editors_at_the_same_instant_all_get_their_change() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cfg/access.txt");
-        let start = std::sync::Barrier::new(8);
-        std::thread::scope(|s| {
-            for t in 0..8 {
-                let (path, start) = (&path, &start);
-                s.spawn(move || {
-                    start.wait();
-                    for i in 0..10 {
-                        assert_eq!(add(path, &format!("10.0.{t}.{i}")).unwrap(), Edited::Added);
-                    }
-                    assert_eq!(
-                        remove(path, &format!("10.0.{t}.0")).unwrap(),
-                        Edited::Removed(1)
-                    );
-                });
-            }
-        });
-        let entries = list(&path).unwrap();
-        assert_eq!(entries.len(), 8 * 9, "{entries:?}");
-        for t in 0..8 {
-            for i in 1..10 {
-                assert!(
-                    entries.contains(&format!("10.0.{t}.{i}")),
-                    "10.0.{t}.{i} lost"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn removing_from_a_missing_directory_makes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("none/access.txt");
-        assert_eq!(clear(&path).unwrap(), Edited::Removed(0));
-        assert!(matches!(
-            remove(&path, "10.0.0.1"),
-            Err(FileError::NotPresent { .. })
-        ));
-        assert!(!dir.path().join("none").exists());
-    }
-
-    #[test]
-    fn a_bad_file_is_not_edited() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("access.txt");
-        fs::write(&path, "10.0.0.1\nbogus\n").unwrap();
-        let e = add(&path, "10.0.0.2").unwrap_err();
-        assert!(e.to_string().contains("line 2"), "{e}");
-        assert_eq!(fs::read_to_string(&path).unwrap(), "10.0.0.1\nbogus\n");
-        assert!(load(&path).is_err());
-    }
-}
+mod tests;

@@ -11,9 +11,11 @@
 //! leaves the client unknown, and an unknown client is denied by a non-empty list).
 //!
 //! [`Access`] is the running router's view: the flags, the file's last good content (reloaded
-//! by [`file::watch`] when the file changes), and the rate limit of the "denied" log line.
+//! by [`file::watch`] when the file changes; an emptied file only after [`guard`] lets it), and
+//! the rate limit of the "denied" log line.
 
 pub mod file;
+pub mod guard;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -219,6 +221,11 @@ impl Access {
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
         self.open.store(list.is_open(), Ordering::Release);
         *current = list;
+    }
+
+    /// True if the list in force has entries from the file (beyond the flags).
+    pub fn has_file_entries(&self) -> bool {
+        self.list().nets().len() > self.flags.len()
     }
 
     /// The list in force.
