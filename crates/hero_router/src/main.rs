@@ -11,6 +11,7 @@ use hero_router::access::file::{self as access_file, Edited, Emptying, FileError
 use hero_router::cli::{AccessAction, Cli, Command, DocsArgs};
 use hero_router::config::{Config, ProcessEnv, resolve_root};
 use hero_router::docs::IndexEntry;
+use hero_router::registry::catalog::SpecState;
 use hero_router::docs::pages::{self, Format};
 use hero_router::rpc::NOT_LIVE;
 use hero_router::rpc::upstream;
@@ -177,7 +178,7 @@ async fn docs(sock: &std::path::Path, args: &DocsArgs, format: Format) -> anyhow
         .collect();
     let chosen: Vec<&IndexEntry> = if args.services.is_empty() {
         all.iter()
-            .filter(|e| matches!(e.spec_state.as_str(), "ok" | "invalid"))
+            .filter(|e| SpecState::has_document(&e.spec_state))
             .collect()
     } else {
         let mut chosen = Vec::new();

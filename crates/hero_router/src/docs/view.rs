@@ -15,6 +15,7 @@ use super::deref::NOTE_KEY;
 use super::schema::{example_value, is_never, readable_structure, readable_type};
 use super::{DocService, IndexEntry, dereference};
 use crate::json::kind;
+use crate::registry::catalog::SpecState;
 
 /// Most notes shown for one method or for the service; the rest are counted.
 const MAX_NOTES: usize = 10;
@@ -226,7 +227,7 @@ pub(super) fn index(entries: &[IndexEntry], href: &dyn Fn(&str) -> String) -> In
         .map(|e| IndexRow {
             name: e.name.clone(),
             // Only a service with a spec (valid or not) has a page.
-            href: matches!(e.spec_state.as_str(), "ok" | "invalid").then(|| href(&e.name)),
+            href: SpecState::has_document(&e.spec_state).then(|| href(&e.name)),
             title: e.title.as_deref().and_then(non_empty),
             version: e.version.as_deref().and_then(non_empty),
             description: e.description.as_deref().and_then(non_empty),

@@ -7,6 +7,8 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::registry::catalog::SpecState;
+
 /// The `mcpServers` configuration for the router at `base_url` (e.g.
 /// `http://127.0.0.1:9988`), given the `router.services` result: `/mcp` and every healthy
 /// service with a spec, or only `only` (which must be in `services`).
@@ -30,7 +32,7 @@ pub fn render(services: &Value, only: Option<&str>, base_url: &str) -> Result<Va
                 let Some(name) = s["name"].as_str() else {
                     continue;
                 };
-                let has_spec = matches!(s["spec"]["state"].as_str(), Some("ok" | "invalid"));
+                let has_spec = s["spec"]["state"].as_str().is_some_and(SpecState::has_document);
                 if s["status"] == "healthy" && has_spec && name != "hero_router" {
                     servers.insert(name.to_owned(), entry(&format!("/mcp/{name}")));
                 }

@@ -180,6 +180,12 @@ impl CatalogEntry {
 // === impl SpecState ===
 
 impl SpecState {
+    /// True if a service in this state has a document to serve (`ok`, `invalid`, `stale`),
+    /// by the state's contract name.
+    pub fn has_document(name: &str) -> bool {
+        matches!(name, "ok" | "invalid" | "stale")
+    }
+
     /// The contract's name of the state.
     pub fn as_str(self) -> &'static str {
         match self {
