@@ -11,8 +11,8 @@ use hero_router::access::file::{self as access_file, Edited, Emptying, FileError
 use hero_router::cli::{AccessAction, Cli, Command, DocsArgs};
 use hero_router::config::{Config, ProcessEnv, resolve_root};
 use hero_router::docs::IndexEntry;
-use hero_router::registry::catalog::SpecState;
 use hero_router::docs::pages::{self, Format};
+use hero_router::registry::catalog::SpecState;
 use hero_router::rpc::NOT_LIVE;
 use hero_router::rpc::upstream;
 use hero_router::{scan_cmd, serve, telemetry};

@@ -512,3 +512,292 @@ async fn hanging_services_do_not_delay_a_new_one() {
     assert_eq!(spec_state(&d, "hang00").await["state"], "absent");
     d.stop().await;
 }
+
+/// One instance of a silent-closing service in the test's own process: it answers like
+/// Python's `http.server` (HTTP/1.1, `content-length`, and after a request that says
+/// `Connection: close`, a close that its answer does not announce). Dropping it stops it and
+/// every connection it holds, as a process that exits does.
+struct SilentInstance {
+    tasks: tokio::task::JoinSet<()>,
+    /// `GET /openrpc.json` requests it answered.
+    spec_fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// While set, a spec fetch gets its connection closed and no answer.
+    failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl SilentInstance {
+    /// Binds a new socket and renames it over `path`: the service restarts with a new socket
+    /// file while the path always has a listener (so the service never looks down).
+    fn start_over(path: &Path, spec: &'static str) -> SilentInstance {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let fresh = path.with_extension("sock.new");
+        let _ = std::fs::remove_file(&fresh);
+        let l = tokio::net::UnixListener::bind(&fresh).unwrap();
+        std::fs::rename(&fresh, path).unwrap();
+        let spec_fetches = std::sync::Arc::new(AtomicUsize::new(0));
+        let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (fetches, fail) = (spec_fetches.clone(), failing.clone());
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((s, _)) = l.accept().await {
+                let (fetches, fail) = (fetches.clone(), fail.clone());
+                conns.spawn(async move {
+                    let _ = serve_silently(s, spec, || {
+                        fetches.fetch_add(1, Ordering::SeqCst);
+                        !fail.load(Ordering::SeqCst)
+                    })
+                    .await;
+                });
+            }
+        });
+        SilentInstance {
+            tasks,
+            spec_fetches,
+            failing,
+        }
+    }
+
+    fn spec_fetches(&self) -> usize {
+        self.spec_fetches.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for SilentInstance {
+    fn drop(&mut self) {
+        self.tasks.abort_all();
+    }
+}
+
+/// Serves one connection as `http.server` does; `on_spec` is told of every spec fetch, and
+/// says whether to answer it (else the connection is closed).
+async fn serve_silently(
+    mut s: tokio::net::UnixStream,
+    spec: &str,
+    on_spec: impl Fn() -> bool,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = Vec::new();
+    loop {
+        let end = loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = s.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map_or(0, |v| v.trim().parse().unwrap());
+        while buf.len() < end + length {
+            let mut chunk = [0u8; 4096];
+            let n = s.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let body = buf[end..end + length].to_vec();
+        buf.drain(..end + length);
+        let target = head.split(' ').nth(1).unwrap_or("").to_owned();
+        let answer = match target.as_str() {
+            "/.well-known/heroservice.json" => r#"{"title":"Silent"}"#.to_owned(),
+            "/openrpc.json" => {
+                if !on_spec() {
+                    return Ok(());
+                }
+                spec.to_owned()
+            }
+            "/rpc" => {
+                let call: Value = serde_json::from_slice(&body).unwrap_or_default();
+                let sum = call["params"]["a"].as_i64().unwrap_or(0)
+                    + call["params"]["b"].as_i64().unwrap_or(0);
+                json!({"jsonrpc": "2.0", "id": call["id"], "result": sum}).to_string()
+            }
+            _ => r#"{"status":"ok"}"#.to_owned(),
+        };
+        let out = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
+            answer.len()
+        );
+        s.write_all(out.as_bytes()).await?;
+        if head.contains("connection: close") {
+            return Ok(());
+        }
+    }
+}
+
+/// A spec with `add` and the given other method.
+fn silent_spec(other: &str) -> &'static str {
+    let spec = json!({
+        "openrpc": "1.3.2",
+        "info": {"title": "Silent", "version": "1"},
+        "methods": [
+            {"name": "add", "params": [
+                {"name": "a", "schema": {"type": "integer"}},
+                {"name": "b", "schema": {"type": "integer"}}
+            ], "result": {"name": "sum", "schema": {"type": "integer"}}},
+            {"name": other, "params": [], "result": {"name": "r", "schema": {}}}
+        ]
+    });
+    Box::leak(spec.to_string().into_boxed_str())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_closer_restarting_a_thousand_times_keeps_its_tools() {
+    use rmcp::model::{ServerNotification, SubscriptionFilter};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let path = service_dir(root, "silent").join("rpc.sock");
+    let spec = silent_spec("ping");
+    let mut instance = SilentInstance::start_over(&path, spec);
+    let d = start_daemon(serve_config(root, &[])).await;
+    d.rescan().await;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while spec_state(&d, "silent").await["state"] != "ok" {
+        assert!(tokio::time::Instant::now() < deadline, "no first spec");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(instance.spec_fetches(), 1);
+
+    let client = Arc::new(connect(&d, "/mcp/silent", Revision::Stateless).await);
+    let mut changes = client
+        .listen(SubscriptionFilter::builder().tools_list_changed().build())
+        .await
+        .unwrap();
+    let notes = Arc::new(AtomicUsize::new(0));
+    let counted = notes.clone();
+    let counter = tokio::spawn(async move {
+        while let Ok(Some(note)) = changes.next().await {
+            if matches!(note, ServerNotification::ToolListChangedNotification(_)) {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    });
+    // A client that lists the tools all along: never an empty list.
+    let stop = Arc::new(AtomicBool::new(false));
+    let lister = {
+        let (client, stop) = (client.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut lists = 0usize;
+            while !stop.load(Ordering::SeqCst) {
+                let tools = client.list_all_tools().await.unwrap();
+                let names: Vec<_> = tools.iter().map(|t| t.name.to_string()).collect();
+                assert_eq!(names, ["add", "ping"], "after {lists} lists");
+                lists += 1;
+            }
+            lists
+        })
+    };
+
+    const RESTARTS: usize = 1000;
+    for i in 0..RESTARTS {
+        instance = SilentInstance::start_over(&path, spec);
+        d.rescan().await;
+        // The catalog fetches the new instance's spec (a restart is a new socket file).
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while instance.spec_fetches() == 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "restart {i}: the spec was not fetched again"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    let lists = lister.await.unwrap();
+    let state = spec_state(&d, "silent").await;
+    assert_eq!(state["state"], "ok", "{state}");
+
+    // A real change is told, once: any spurious notice during the restarts would have come
+    // before it on the same stream.
+    instance = SilentInstance::start_over(&path, silent_spec("pong"));
+    d.rescan().await;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while notes.load(Ordering::SeqCst) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the real change was not told"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let tools = client.list_all_tools().await.unwrap();
+    let names: Vec<_> = tools.iter().map(|t| t.name.to_string()).collect();
+    assert_eq!(names, ["add", "pong"]);
+    assert_eq!(
+        notes.load(Ordering::SeqCst),
+        1,
+        "a list_changed during {RESTARTS} restarts that changed nothing"
+    );
+    eprintln!("{RESTARTS} restarts, {lists} tool lists, none empty");
+    counter.abort();
+    drop(instance);
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_fetch_keeps_the_document_stale_and_is_retried() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let path = service_dir(root, "flaky").join("rpc.sock");
+    let instance = SilentInstance::start_over(&path, silent_spec("ping"));
+    let d = start_daemon(serve_config(root, &[])).await;
+    d.rescan().await;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while spec_state(&d, "flaky").await["state"] != "ok" {
+        assert!(tokio::time::Instant::now() < deadline, "no first spec");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let good = spec_state(&d, "flaky").await;
+    let client = connect(&d, "/mcp/flaky", Revision::Stateless).await;
+
+    // A hiccup: the next fetch gets no answer. The document stays, marked stale.
+    instance.failing.store(true, Ordering::SeqCst);
+    let refresh = r#"{"jsonrpc":"2.0","id":1,"method":"router.spec","params":{"name":"flaky","refresh":true}}"#;
+    let (_, body) = rpc(&d, refresh).await;
+    assert_eq!(json(&body)["result"]["info"]["title"], "Silent", "{body}");
+    let stale = spec_state(&d, "flaky").await;
+    assert_eq!(stale["state"], "stale", "{stale}");
+    assert_eq!(stale["fingerprint"], good["fingerprint"]);
+    assert_eq!(
+        stale["fetched_unix_ms"], good["fetched_unix_ms"],
+        "the last success"
+    );
+    let reason = stale["reason"].as_str().unwrap();
+    assert!(reason.contains("GET /openrpc.json"), "{reason}");
+    let tools = client.list_all_tools().await.unwrap();
+    assert_eq!(tools.len(), 2, "the tools stay");
+    assert!(mcp(&client).await.is_ok());
+    let page = tcp(&d, request("GET", "/docs/flaky.md", "")).await;
+    assert_eq!(page.0, 200, "the docs stay");
+
+    // The service recovers: the catalog's own retry (about a second later; the refresh
+    // interval is minutes) makes it ok again, nobody asking.
+    instance.failing.store(false, Ordering::SeqCst);
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let state = spec_state(&d, "flaky").await;
+        if state["state"] == "ok" {
+            assert_ne!(state["fetched_unix_ms"], good["fetched_unix_ms"]);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no retry brought it back: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    client.cancel().await.unwrap();
+    drop(instance);
+    d.stop().await;
+}

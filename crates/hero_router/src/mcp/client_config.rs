@@ -32,7 +32,9 @@ pub fn render(services: &Value, only: Option<&str>, base_url: &str) -> Result<Va
                 let Some(name) = s["name"].as_str() else {
                     continue;
                 };
-                let has_spec = s["spec"]["state"].as_str().is_some_and(SpecState::has_document);
+                let has_spec = s["spec"]["state"]
+                    .as_str()
+                    .is_some_and(SpecState::has_document);
                 if s["status"] == "healthy" && has_spec && name != "hero_router" {
                     servers.insert(name.to_owned(), entry(&format!("/mcp/{name}")));
                 }
