@@ -1,7 +1,9 @@
 //! The catalog benchmark: the real `hero_router serve` filling its service catalog.
 //!
-//! A temporary root holds `services` example services ([`hero_example_service::spawn`]),
-//! served by this process's tokio runtime, each serving its own valid OpenRPC 1.3.2 document
+//! A temporary root holds `services` services served by this process's tokio runtime: example
+//! services ([`hero_example_service::spawn`], hyper, keep-alive) and, for `silent_percent` of
+//! them, services that answer as Python's `http.server` does ([`SilentService`]: after a
+//! `Connection: close` request they close without saying so in the answer), each serving its own valid OpenRPC 1.3.2 document
 //! of about [`DOC_BYTES`] ([`document`]: [`METHODS_PER_DOC`] methods, the service's name in the
 //! title and every description, padded to size). `serve` finds them by scanning; its catalog
 //! fetcher then fetches every manifest and document. We poll `router.services` every
@@ -22,6 +24,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
+use hero_example_service::silent::SilentService;
 use hero_example_service::{RunningService, ServiceConfig, Spec};
 use serde_json::{Value, json};
 
@@ -58,8 +61,18 @@ const NOUNS: [&str; 5] = ["user", "group", "job", "volume", "route"];
 pub(crate) struct Config {
     /// The `hero_router` binary.
     pub(crate) bin: PathBuf,
-    /// Example services in the root.
+    /// Services in the root.
     pub(crate) services: usize,
+    /// Of them, the share (percent) of silent closers.
+    pub(crate) silent_percent: usize,
+}
+
+/// One of the benchmark's services.
+enum Running {
+    /// The example service (hyper).
+    Example(RunningService),
+    /// A silent closer; dropping it stops it.
+    Silent(SilentService),
 }
 
 /// The results.
@@ -317,7 +330,8 @@ fn capitalize(word: &str) -> String {
 async fn spawn_services(
     root: PathBuf,
     n: usize,
-) -> anyhow::Result<(Vec<RunningService>, (usize, usize))> {
+    silent_percent: usize,
+) -> anyhow::Result<(Vec<Running>, (usize, usize))> {
     let (mut running, mut sizes) = (Vec::with_capacity(n), (usize::MAX, 0));
     for i in 0..n {
         let name = format!("{PREFIX}{i:04}");
@@ -328,9 +342,17 @@ async fn spawn_services(
             "{name}'s document is {len} bytes, not {DOC_BYTES} ± 5 %"
         );
         sizes = (sizes.0.min(len), sizes.1.max(len));
+        // Spread evenly: service i is silent when the running share falls behind.
+        if (i + 1) * silent_percent / 100 > i * silent_percent / 100 {
+            let dir = root.join(&name);
+            std::fs::create_dir_all(&dir)?;
+            let silent = SilentService::bind(&dir.join("rpc.sock"), doc.to_string())?;
+            running.push(Running::Silent(silent));
+            continue;
+        }
         let mut cfg = ServiceConfig::new(&root, name);
         cfg.spec = Spec::Document(doc);
-        running.push(hero_example_service::spawn(cfg).await?);
+        running.push(Running::Example(hero_example_service::spawn(cfg).await?));
     }
     Ok((running, sizes))
 }
@@ -393,13 +415,20 @@ pub(crate) fn run(cfg: &Config, rt: &tokio::runtime::Runtime) -> anyhow::Result<
     );
     let t0 = Instant::now();
     let dir = tempfile::Builder::new().prefix("hero_bench").tempdir()?;
-    let (services, doc_bytes) = rt.block_on(spawn_services(dir.path().to_path_buf(), n))?;
+    let (services, doc_bytes) = rt.block_on(spawn_services(
+        dir.path().to_path_buf(),
+        n,
+        cfg.silent_percent,
+    ))?;
     let setup = t0.elapsed();
     let result = measure(cfg, n, doc_bytes, setup, nofile, &dir);
     rt.block_on(async {
         let mut stopping = tokio::task::JoinSet::new();
         for s in services {
-            stopping.spawn(s.shutdown());
+            match s {
+                Running::Example(s) => drop(stopping.spawn(s.shutdown())),
+                Running::Silent(s) => drop(s),
+            }
         }
         stopping.join_all().await;
     });

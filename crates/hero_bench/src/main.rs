@@ -100,6 +100,10 @@ struct Args {
     /// Example services, each with its own 20 KB OpenRPC document, in the catalog root.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     catalog_services: u64,
+    /// Of the catalog's services, the percentage that answer as Python's `http.server` does
+    /// (a silent close after a `Connection: close` request).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=100))]
+    catalog_silent_percent: u64,
 }
 
 /// The parts `--only` can pick.
@@ -184,6 +188,7 @@ fn main() -> anyhow::Result<()> {
         let cfg = catalog::Config {
             bin: cfg.bin.clone(),
             services: args.catalog_services as usize,
+            silent_percent: args.catalog_silent_percent as usize,
         };
         run_catalog(&cfg, &runtime, &mut rows)?;
     }
@@ -515,7 +520,9 @@ fn run_catalog(
 ) -> anyhow::Result<()> {
     let n = cfg.services;
     println!(
-        "== catalog: serve on {n} example services, {} methods and ~{} KiB of OpenRPC each ==",
+        "== catalog: serve on {n} services ({} % of them silent closers, as Python's http.server), \
+         {} methods and ~{} KiB of OpenRPC each ==",
+        cfg.silent_percent,
         catalog::METHODS_PER_DOC,
         catalog::DOC_BYTES / 1024
     );

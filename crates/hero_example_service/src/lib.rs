@@ -9,9 +9,12 @@
 //! - `GET /ws` (WebSocket echo), `GET /sse?n=N&interval_ms=M` (server-sent events),
 //!   `POST /upload` (streamed byte count), `GET /headers` (the request headers, path and query).
 //! - Anything else: 404 `{"error":"not found"}`.
+//!
+//! [`silent`] is another service: one that answers as Python's `http.server` does.
 #![forbid(unsafe_code)]
 
 mod rpc;
+pub mod silent;
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};

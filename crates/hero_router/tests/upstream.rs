@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use common::mcp::{DEADLINE, McpClient, Revision, call, connect, text};
 use common::{Daemon, json, request, rpc, serve_config, service_dir, start_daemon, tcp};
+use hero_example_service::silent::SilentService;
 use hero_socket::{ConnectOutcome, connect_probe};
 use serde_json::{Value, json};
 
@@ -513,128 +514,8 @@ async fn hanging_services_do_not_delay_a_new_one() {
     d.stop().await;
 }
 
-/// One instance of a silent-closing service in the test's own process: it answers like
-/// Python's `http.server` (HTTP/1.1, `content-length`, and after a request that says
-/// `Connection: close`, a close that its answer does not announce). Dropping it stops it and
-/// every connection it holds, as a process that exits does.
-struct SilentInstance {
-    tasks: tokio::task::JoinSet<()>,
-    /// `GET /openrpc.json` requests it answered.
-    spec_fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    /// While set, a spec fetch gets its connection closed and no answer.
-    failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl SilentInstance {
-    /// Binds a new socket and renames it over `path`: the service restarts with a new socket
-    /// file while the path always has a listener (so the service never looks down).
-    fn start_over(path: &Path, spec: &'static str) -> SilentInstance {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        let fresh = path.with_extension("sock.new");
-        let _ = std::fs::remove_file(&fresh);
-        let l = tokio::net::UnixListener::bind(&fresh).unwrap();
-        std::fs::rename(&fresh, path).unwrap();
-        let spec_fetches = std::sync::Arc::new(AtomicUsize::new(0));
-        let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (fetches, fail) = (spec_fetches.clone(), failing.clone());
-        let mut tasks = tokio::task::JoinSet::new();
-        tasks.spawn(async move {
-            let mut conns = tokio::task::JoinSet::new();
-            while let Ok((s, _)) = l.accept().await {
-                let (fetches, fail) = (fetches.clone(), fail.clone());
-                conns.spawn(async move {
-                    let _ = serve_silently(s, spec, || {
-                        fetches.fetch_add(1, Ordering::SeqCst);
-                        !fail.load(Ordering::SeqCst)
-                    })
-                    .await;
-                });
-            }
-        });
-        SilentInstance {
-            tasks,
-            spec_fetches,
-            failing,
-        }
-    }
-
-    fn spec_fetches(&self) -> usize {
-        self.spec_fetches.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-impl Drop for SilentInstance {
-    fn drop(&mut self) {
-        self.tasks.abort_all();
-    }
-}
-
-/// Serves one connection as `http.server` does; `on_spec` is told of every spec fetch, and
-/// says whether to answer it (else the connection is closed).
-async fn serve_silently(
-    mut s: tokio::net::UnixStream,
-    spec: &str,
-    on_spec: impl Fn() -> bool,
-) -> std::io::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut buf = Vec::new();
-    loop {
-        let end = loop {
-            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break end + 4;
-            }
-            let mut chunk = [0u8; 4096];
-            let n = s.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-        let length: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .map_or(0, |v| v.trim().parse().unwrap());
-        while buf.len() < end + length {
-            let mut chunk = [0u8; 4096];
-            let n = s.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        let body = buf[end..end + length].to_vec();
-        buf.drain(..end + length);
-        let target = head.split(' ').nth(1).unwrap_or("").to_owned();
-        let answer = match target.as_str() {
-            "/.well-known/heroservice.json" => r#"{"title":"Silent"}"#.to_owned(),
-            "/openrpc.json" => {
-                if !on_spec() {
-                    return Ok(());
-                }
-                spec.to_owned()
-            }
-            "/rpc" => {
-                let call: Value = serde_json::from_slice(&body).unwrap_or_default();
-                let sum = call["params"]["a"].as_i64().unwrap_or(0)
-                    + call["params"]["b"].as_i64().unwrap_or(0);
-                json!({"jsonrpc": "2.0", "id": call["id"], "result": sum}).to_string()
-            }
-            _ => r#"{"status":"ok"}"#.to_owned(),
-        };
-        let out = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
-            answer.len()
-        );
-        s.write_all(out.as_bytes()).await?;
-        if head.contains("connection: close") {
-            return Ok(());
-        }
-    }
-}
-
 /// A spec with `add` and the given other method.
-fn silent_spec(other: &str) -> &'static str {
+fn silent_spec(other: &str) -> String {
     let spec = json!({
         "openrpc": "1.3.2",
         "info": {"title": "Silent", "version": "1"},
@@ -646,7 +527,7 @@ fn silent_spec(other: &str) -> &'static str {
             {"name": other, "params": [], "result": {"name": "r", "schema": {}}}
         ]
     });
-    Box::leak(spec.to_string().into_boxed_str())
+    spec.to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -659,7 +540,7 @@ async fn a_silent_closer_restarting_a_thousand_times_keeps_its_tools() {
     let root = dir.path();
     let path = service_dir(root, "silent").join("rpc.sock");
     let spec = silent_spec("ping");
-    let mut instance = SilentInstance::start_over(&path, spec);
+    let mut instance = SilentService::start_over(&path, spec.clone()).unwrap();
     let d = start_daemon(serve_config(root, &[])).await;
     d.rescan().await;
     let deadline = tokio::time::Instant::now() + DEADLINE;
@@ -701,7 +582,7 @@ async fn a_silent_closer_restarting_a_thousand_times_keeps_its_tools() {
 
     const RESTARTS: usize = 1000;
     for i in 0..RESTARTS {
-        instance = SilentInstance::start_over(&path, spec);
+        instance = SilentService::start_over(&path, spec.clone()).unwrap();
         d.rescan().await;
         // The catalog fetches the new instance's spec (a restart is a new socket file).
         let deadline = tokio::time::Instant::now() + DEADLINE;
@@ -720,7 +601,7 @@ async fn a_silent_closer_restarting_a_thousand_times_keeps_its_tools() {
 
     // A real change is told, once: any spurious notice during the restarts would have come
     // before it on the same stream.
-    instance = SilentInstance::start_over(&path, silent_spec("pong"));
+    instance = SilentService::start_over(&path, silent_spec("pong")).unwrap();
     d.rescan().await;
     let deadline = tokio::time::Instant::now() + DEADLINE;
     while notes.load(Ordering::SeqCst) == 0 {
@@ -746,11 +627,10 @@ async fn a_silent_closer_restarting_a_thousand_times_keeps_its_tools() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_fetch_keeps_the_document_stale_and_is_retried() {
-    use std::sync::atomic::Ordering;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let path = service_dir(root, "flaky").join("rpc.sock");
-    let instance = SilentInstance::start_over(&path, silent_spec("ping"));
+    let instance = SilentService::start_over(&path, silent_spec("ping")).unwrap();
     let d = start_daemon(serve_config(root, &[])).await;
     d.rescan().await;
     let deadline = tokio::time::Instant::now() + DEADLINE;
@@ -762,7 +642,7 @@ async fn a_failed_fetch_keeps_the_document_stale_and_is_retried() {
     let client = connect(&d, "/mcp/flaky", Revision::Stateless).await;
 
     // A hiccup: the next fetch gets no answer. The document stays, marked stale.
-    instance.failing.store(true, Ordering::SeqCst);
+    instance.set_failing(true);
     let refresh = r#"{"jsonrpc":"2.0","id":1,"method":"router.spec","params":{"name":"flaky","refresh":true}}"#;
     let (_, body) = rpc(&d, refresh).await;
     assert_eq!(json(&body)["result"]["info"]["title"], "Silent", "{body}");
@@ -783,7 +663,7 @@ async fn a_failed_fetch_keeps_the_document_stale_and_is_retried() {
 
     // The service recovers: the catalog's own retry (about a second later; the refresh
     // interval is minutes) makes it ok again, nobody asking.
-    instance.failing.store(false, Ordering::SeqCst);
+    instance.set_failing(false);
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
         let state = spec_state(&d, "flaky").await;
@@ -799,5 +679,66 @@ async fn a_failed_fetch_keeps_the_document_stale_and_is_retried() {
     }
     client.cancel().await.unwrap();
     drop(instance);
+    d.stop().await;
+}
+
+/// The Python code block of the README's "Writing a service" section.
+fn readme_python_service() -> String {
+    let readme = include_str!("../../../README.md");
+    let section = readme
+        .split("\n## Writing a service\n")
+        .nth(1)
+        .expect("the README has a \"Writing a service\" section");
+    let code = section
+        .split("```python\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("the section has a Python example");
+    code.to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readmes_python_service_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let script = root.join("service.py");
+    std::fs::write(&script, readme_python_service()).unwrap();
+    let _service = Python(
+        Command::new("python3")
+            .arg(&script)
+            .env("HERO_SOCKET_DIR", root)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let sock = root.join("pyadd/rpc.sock");
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while connect_probe(&sock) != ConnectOutcome::Connected {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the example did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let d = start_daemon(serve_config(root, &[])).await;
+    d.rescan().await;
+    // What the README promises: the call, the spec, and the tool.
+    let out = hero_router_cli(root, &["call", "pyadd", "add", r#"{"a": 2, "b": 3}"#]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "5",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = hero_router_cli(root, &["spec", "pyadd"]);
+    assert!(out.status.success());
+    assert_eq!(
+        json(&String::from_utf8_lossy(&out.stdout))["info"]["title"],
+        "Adder"
+    );
+    assert_eq!(spec_state(&d, "pyadd").await["state"], "ok");
+    let client = connect(&d, "/mcp/pyadd", Revision::Stateless).await;
+    assert!(mcp(&client).await.is_ok());
+    client.cancel().await.unwrap();
     d.stop().await;
 }
