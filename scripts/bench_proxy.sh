@@ -38,6 +38,10 @@
 # Knobs (environment): BENCH_N (default 150000), BENCH_N1 (20000), BENCH_WARMUP (5000),
 # BENCH_CONNS (64), BENCH_ROUNDS (3), BENCH_THREADS (h2load -t, default 1),
 # BENCH_TOOLS ("h2load oha"), BENCH_BACKENDS ("bench nginxsvc"), OHA_VERSION (1.16.0).
+# BENCH_BASE_BIN: another hero_router binary (say, a build of an earlier commit) to compare with in
+# the same run: it serves a second root with the same backends (a second example service, a second
+# listen socket of the nginx backend), and its scenarios path_base and method_base are interleaved
+# with the others; the report gives path ÷ path_base and method ÷ method_base.
 set -euo pipefail
 shopt -s inherit_errexit
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -52,6 +56,11 @@ OHA_VERSION=${OHA_VERSION:-1.16.0}
 read -ra TOOLS <<<"${BENCH_TOOLS:-h2load oha}"
 read -ra BACKENDS <<<"${BENCH_BACKENDS:-bench nginxsvc}"
 SCENARIOS=(direct path method nginx)
+BASE_BIN=${BENCH_BASE_BIN:-}
+if [ -n "$BASE_BIN" ]; then
+  [ -x "$BASE_BIN" ] || { echo "BENCH_BASE_BIN=$BASE_BIN is not an executable" >&2; exit 2; }
+  SCENARIOS+=(path_base method_base)
+fi
 for t in "${TOOLS[@]}"; do
   case $t in h2load | oha) ;; *) echo "unknown load tool '$t' in BENCH_TOOLS (h2load, oha)" >&2; exit 2 ;; esac
 done
@@ -87,7 +96,8 @@ bin=$PWD/target/release
 # --- temp dirs, processes, cleanup -------------------------------------------------------------
 tmp=$(mktemp -d)
 root=$tmp/sockets
-mkdir -p "$root" "$tmp/runs"
+base_root=$tmp/sockets_base  # the BENCH_BASE_BIN router's root
+mkdir -p "$root" "$base_root" "$tmp/runs"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -145,13 +155,20 @@ for b in "${BACKENDS[@]}"; do
     bench)
       "$bin/hero_example_service" --socket-dir "$root" --name bench 2>"$tmp/service.log" & pids+=($!)
       backend_pids+=($!)
+      if [ -n "$BASE_BIN" ]; then
+        "$bin/hero_example_service" --socket-dir "$base_root" --name bench 2>"$tmp/service_base.log" &
+        pids+=($!); backend_pids+=($!)
+      fi
       ;;
     nginxsvc)
       d=$tmp/nginxsvc
-      mkdir -p "$root/nginxsvc" "$d/logs"
+      mkdir -p "$root/nginxsvc" "$base_root/nginxsvc" "$d/logs"
+      base_listen=""
+      [ -z "$BASE_BIN" ] || base_listen="listen unix:$base_root/nginxsvc/rpc.sock;"
       { nginx_conf "$d"; echo "http {"; nginx_http "$d"; cat <<EOF
   server {
     listen unix:$root/nginxsvc/rpc.sock;
+    $base_listen
     default_type application/json;
     location / { return 200 '{"jsonrpc":"2.0","id":1,"result":["hello"]}'; }
   }
@@ -166,6 +183,7 @@ EOF
       ;;
   esac
   wait_for "$b/rpc.sock" test -S "$root/$b/rpc.sock"
+  [ -z "$BASE_BIN" ] || wait_for "base $b/rpc.sock" test -S "$base_root/$b/rpc.sock"
 done
 
 RPORT=$(free_port)
@@ -173,6 +191,14 @@ RPORT=$(free_port)
   2>"$tmp/router.log" & pids+=($!)
 router_pid=$!
 wait_for "hero_router health" "$bin/hero_router" health --socket-dir "$root"
+base_pid=$router_pid
+if [ -n "$BASE_BIN" ]; then
+  BPORT=$(free_port)
+  "$BASE_BIN" serve --socket-dir "$base_root" --listen "127.0.0.1:$BPORT" --log-level warn \
+    2>"$tmp/router_base.log" & pids+=($!)
+  base_pid=$!
+  wait_for "base hero_router health" "$BASE_BIN" health --socket-dir "$base_root"
+fi
 
 NPORT=$(free_port)
 d=$tmp/nginx
@@ -207,6 +233,8 @@ target() {
     path)   echo "http://127.0.0.1:$RPORT/$2/rpc/rpc $body -" ;;
     method) echo "http://127.0.0.1:$RPORT/rpc $tmp/echo_$2.json -" ;;
     nginx)  echo "http://127.0.0.1:$NPORT/$2/rpc/rpc $body -" ;;
+    path_base)   echo "http://127.0.0.1:$BPORT/$2/rpc/rpc $body -" ;;
+    method_base) echo "http://127.0.0.1:$BPORT/rpc $tmp/echo_$2.json -" ;;
   esac
 }
 curl_for() { # curl_for SCENARIO SERVICE: one request through curl; prints the head and the body
@@ -276,10 +304,11 @@ PY
 # run_load TOOL SCENARIO SERVICE CONNS N: prints "req/s p50_us p99_us router_ticks nginx_ticks",
 # the last two the CPU ticks hero_router and the proxy nginx used during the run
 run_load() {
-  local tool=$1 r0 n0 r1 n1 res
-  r0=$(ticks "$router_pid"); n0=$(group_ticks "${nginx_group[@]}")
+  local tool=$1 r0 n0 r1 n1 res rp=$router_pid
+  [[ $2 != *_base ]] || rp=$base_pid
+  r0=$(ticks "$rp"); n0=$(group_ticks "${nginx_group[@]}")
   res=$("run_$tool" "${@:2}")
-  r1=$(ticks "$router_pid"); n1=$(group_ticks "${nginx_group[@]}")
+  r1=$(ticks "$rp"); n1=$(group_ticks "${nginx_group[@]}")
   echo "$res $((r1 - r0)) $((n1 - n0))"
 }
 
@@ -340,14 +369,13 @@ for r in $(seq 1 "$ROUNDS"); do
     printf '   round %d  %-6s %-8s %-7s %s\n' "$r" "$t" "$b" "$s" "$res"
   done; done; done
 done
-kill -0 "$router_pid" "${nginx_group[@]}" || { echo "FAIL: a proxy process died during the run" >&2; exit 1; }
+kill -0 "$router_pid" "$base_pid" "${nginx_group[@]}" || { echo "FAIL: a proxy process died during the run" >&2; exit 1; }
 
 # --- report -------------------------------------------------------------------------------------
-python3 - "$tmp/runs" "$CONNS" "$N" "$HZ" "$workers" "${TOOLS[*]}" "${BACKENDS[*]}" <<'PY'
+python3 - "$tmp/runs" "$CONNS" "$N" "$HZ" "$workers" "${TOOLS[*]}" "${BACKENDS[*]}" "${SCENARIOS[*]}" "$BASE_BIN" <<'PY'
 import statistics as st, sys
 runs, conns, n, hz, workers = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-tools, backends = sys.argv[6].split(), sys.argv[7].split()
-scen = ("direct", "path", "method", "nginx")
+tools, backends, scen, base_bin = sys.argv[6].split(), sys.argv[7].split(), sys.argv[8].split(), sys.argv[9]
 def rows(t, b, s, c):
     return [list(map(float, l.split())) for l in open(f"{runs}/{t}.{b}.{s}.c{c}") if l.strip()]
 def med(t, b, s, c):
@@ -356,11 +384,12 @@ def med(t, b, s, c):
     rs = rows(t, b, s, c)
     out = [st.median(col) for col in zip(*(r[:3] for r in rs))]
     if c == conns:
-        col = {"path": 3, "method": 3, "nginx": 4}.get(s)
+        col = {"path": 3, "method": 3, "path_base": 3, "method_base": 3, "nginx": 4}.get(s)
         out.append(st.median(r[col] * 1e6 / hz / n for r in rs) if col else None)
     return out
 label = {"direct": "direct (Unix socket)", "path": "hero_router path route",
-         "method": "hero_router method routing", "nginx": f"nginx ({workers} workers)"}
+         "method": "hero_router method routing", "nginx": f"nginx ({workers} workers)",
+         "path_base": "base hero_router path route", "method_base": "base hero_router method routing"}
 backend_label = {"bench": "bench (hero_example_service)",
                  "nginxsvc": "nginxsvc (nginx, fixed JSON reply)"}
 results = []
@@ -401,6 +430,12 @@ for t in tools:
             a = one[s][1] - one["direct"][1]
             check(f"added p50 over direct, 1 conn, {s}", a <= 60, f"{a:.0f} µs", "≤ 60 µs")
         a = one["nginx"][1] - one["direct"][1]; print(f"- (reference) nginx added p50 over direct, 1 conn: {a:.0f} µs")
+        if "path_base" in m:
+            for s in ("path", "method"):
+                b_ = m[f"{s}_base"]
+                print(f"- (comparison with {base_bin}) {s}: req/s {m[s][0]/b_[0]:.2f}×, "
+                      f"p99 {m[s][2]/b_[2]:.2f}×, CPU µs/req {m[s][3]:.2f} vs {b_[3]:.2f} = {m[s][3]/b_[3]:.2f}×, "
+                      f"1-conn p50 {one[s][1]:.0f} vs {one[f'{s}_base'][1]:.0f} µs")
 print(f"\nCPU per request: medians over the rounds of (utime+stime delta) ÷ {n:,} requests; "
       f"1 tick = {1000 // hz} ms = {1e6 / hz / n:.3f} µs per request at this run length.")
 print(f"All targets: {sum(results)} PASS, {len(results) - sum(results)} MISS")

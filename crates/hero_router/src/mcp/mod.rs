@@ -612,7 +612,7 @@ fn error_message(target: &Target, error: &CallError) -> String {
         }
         CallError::Router { code, message, .. } => match *code {
             NO_SUCH_SERVICE => format!(
-                "{message}: the router no longer has service {service}. Start it again, or list the tools again to see what is there."
+                "{message} (it is not in the router's table now). Start it again, or list the tools again to see what is there."
             ),
             NOT_LIVE => format!(
                 "{message}. The service is down or overloaded; retry once it runs again (`hero_router list` shows its state)."

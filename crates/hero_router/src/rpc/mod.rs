@@ -448,15 +448,11 @@ impl Rpc {
     /// Forwards a routed call: the service's answer passes as it is (its id, its result or
     /// its own error); only a call that got no JSON-RPC answer gets a router error.
     async fn forward(&self, call: &Call<'_>, service: &str, rest: &str) -> Option<String> {
+        // Only the router's own errors are made here: a service's pass through as they came.
         let fail = |e: CallError| {
-            let (code, message) = match &e {
-                CallError::Router { code, message, .. } => (i64::from(*code), message.as_str()),
-                // Not reached: a service's own error is passed through as it came.
-                CallError::Service { error, .. } => (error.code, error.message.as_str()),
-            };
             let data = json!({"service": service});
             call.id
-                .map(|id| codec::error(Some(id), code, message, Some(&data)))
+                .map(|id| codec::error(Some(id), e.code(), &e.to_string(), Some(&data)))
         };
         let key = match self.ctx.rpc_socket(service) {
             Ok(k) => k,
