@@ -45,7 +45,7 @@ fn example_service_markdown_has_every_part() {
         "- Version: `0.1.0`",
         "- Methods: 5",
         "- OpenRPC: `1.3.2`",
-        "- [`add`](#method-add): Returns a + b (integers stay integers).",
+        "| [`add`](#method-add) | Returns a + b (integers stay integers). |",
         "<a id=\"method-rpc.discover\"></a>",
         "**Params** (by position):",
         "| `a` | yes | `Number` | The first addend. |",
@@ -171,7 +171,7 @@ fn markdown_keeps_the_document_in_its_place() {
     assert!(md.contains("## `<img src=x onerror=alert(1)>`\n"), "{md}");
     assert!(
         md.contains(
-            "- [`<img src=x onerror=alert(1)>`](#method--img-src-x-onerror-alert-1--): a \\| b &lt;i>\n"
+            "| [`<img src=x onerror=alert(1)>`](#method--img-src-x-onerror-alert-1--) | a \\| b &lt;i> |"
         ),
         "{md}"
     );
@@ -372,7 +372,7 @@ fn ten_thousand_methods() {
         json!({ "methods": methods, "components": { "schemas": { "X": { "type": "string" } } } });
     let (md, html) = both(&spec);
     assert!(md.contains("- Methods: 10000"));
-    assert!(md.contains("- [`m9999`](#method-m9999): Method 9999."));
+    assert!(md.contains("| [`m9999`](#method-m9999) | Method 9999. |"));
     assert!(md.contains("<a id=\"method-m9999\"></a>"));
     assert!(html.contains("id=\"method-m9999\""));
 }

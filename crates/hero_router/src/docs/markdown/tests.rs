@@ -440,3 +440,12 @@ fn autolinks_are_text() {
         &["href=\"http", "href=\"mailto", "href=\"javascript"],
     );
 }
+
+/// A list item that began with a link to a method name was read as a link reference
+/// definition (`[label]: target`, no matter the code span): the name defined a link target
+/// and the entry of the contents was gone.
+#[test]
+fn a_method_name_defines_no_link() {
+    // The summary after the link is the definition's title, in quotes.
+    assert_inert_everywhere("x]: javascript:alert(1) \"", &["href=\"javascript"]);
+}
