@@ -10,11 +10,11 @@
 //!   images, link definitions, footnotes, table cells or e-mail autolinks; `<` is written
 //!   `&lt;` (no raw HTML, no `<…>` autolinks) and `&` before a letter, digit or `#` is `&amp;`
 //!   (no entity reference turns into another character).
-//! - A line starts with neither indentation nor ASCII punctuation (escaped), nor a list
+//! - A line starts with neither whitespace nor ASCII punctuation (escaped), nor a list
 //!   number (`1.`, `2)`: its `.` or `)` escaped), so it opens no block: no heading, fence,
 //!   list, quote, thematic break, setext underline, HTML block or indented code; text never
-//!   ends in `#` (a heading would drop it) or in blanks (a hard line break). Line breaks are
-//!   kept in paragraph text (`md_text`), blank lines once; anywhere else they are spaces.
+//!   ends in `#` (a heading would drop it) or in whitespace (a hard line break). Line breaks
+//!   are kept in paragraph text (`md_text`), blank lines once; anywhere else they are spaces.
 //! - `:` before `/` and the `.` of `www.` are escaped, so GFM makes no autolink of a URL.
 //! - A code span in the text (a run of backticks closed by a run of the same length, as in
 //!   CommonMark) is written again as a code span of its own (`md_code`); any other backtick
@@ -95,13 +95,14 @@ fn escape(s: &str, place: Place) -> String {
     let s = s.replace("\r\n", "\n").replace('\r', "\n");
     let mut out = String::with_capacity(s.len() + s.len() / 8);
     if place != Place::Block {
-        inline(trim_blanks(&one_line(&s)), place, &mut out);
+        inline(one_line(&s).trim(), place, &mut out);
         return out;
     }
-    // Paragraphs: runs of non-blank lines, each line without its indentation or trailing
-    // blanks (two trailing spaces would be a hard line break).
+    // Paragraphs: runs of non-blank lines, each line trimmed of any whitespace: indentation
+    // would make a code block (and comrak reads a form feed before `-` as a table), two
+    // trailing spaces a hard line break.
     let mut paragraph = String::new();
-    for line in s.split('\n').map(trim_blanks) {
+    for line in s.split('\n').map(str::trim) {
         if !line.is_empty() {
             if !paragraph.is_empty() {
                 paragraph.push('\n');
@@ -252,12 +253,6 @@ fn code_span(text: &str, start: usize, runs: &Runs, place: Place, out: &mut Stri
 
 fn backtick_run(bytes: &[u8], at: usize) -> usize {
     bytes[at..].iter().take_while(|b| **b == b'`').count()
-}
-
-/// Spaces and tabs off both ends: indentation would make a code block, two trailing spaces a
-/// hard line break.
-fn trim_blanks(s: &str) -> &str {
-    s.trim_matches([' ', '\t'])
 }
 
 fn one_line(s: &str) -> String {

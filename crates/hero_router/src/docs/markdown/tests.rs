@@ -261,7 +261,10 @@ fn rich(t: &[String], overrides: bool) -> (Value, [Option<String>; 4], Vec<Index
                         "name": s(28),
                         "schema": { "$ref": format!("#/components/schemas/Missing{}", t[29]) },
                     },
-                    { "name": s(30), "schema": { "const": s(31), "format": s(32), "pattern": s(32) } },
+                    {
+                        "name": s(30),
+                        "schema": { "const": s(31), "format": s(32), "pattern": s(32) },
+                    },
                 ],
                 "result": {
                     "name": s(33),
@@ -276,7 +279,10 @@ fn rich(t: &[String], overrides: bool) -> (Value, [Option<String>; 4], Vec<Index
                     "name": s(40),
                     "summary": s(41),
                     "description": s(42),
-                    "params": [{ "name": s(43), "value": s(44) }, { "value": { t[44].clone(): [s(43)] } }],
+                    "params": [
+                        { "name": s(43), "value": s(44) },
+                        { "value": { t[44].clone(): [s(43)] } },
+                    ],
                     "result": { "name": s(45), "value": s(45) },
                 }],
             },
@@ -285,7 +291,10 @@ fn rich(t: &[String], overrides: bool) -> (Value, [Option<String>; 4], Vec<Index
                 "summary": s(47),
                 "deprecated": true,
                 "params": [],
-                "result": { "name": s(48), "schema": { "type": "string", "default": s(48), "examples": [s(49)] } },
+                "result": {
+                    "name": s(48),
+                    "schema": { "type": "string", "default": s(48), "examples": [s(49)] },
+                },
             },
         ],
         "components": { "schemas": {
@@ -439,6 +448,14 @@ fn autolinks_are_text() {
         "see www.example.com, http://x.y/z, <javascript:alert(1)> and a@b.co",
         &["href=\"http", "href=\"mailto", "href=\"javascript"],
     );
+}
+
+/// A line that began with a form feed (or another space that is not indentation to
+/// CommonMark) kept its first character: comrak read `\f-` under a line as the delimiter row
+/// of a table. Found by the property test.
+#[test]
+fn a_line_trimmed_of_any_whitespace_opens_no_block() {
+    assert_inert_everywhere("x\n\x0c-\n\u{a0}# y\n\x0b> z", &[]);
 }
 
 /// A list item that began with a link to a method name was read as a link reference
