@@ -11,8 +11,9 @@
 //!
 //! The templates are embedded in the binary. The HTML ones auto-escape everything they print
 //! (no JavaScript, inline CSS, no external assets); the Markdown ones escape through the
-//! `md_*` filters of `markdown.rs` (raw HTML shown as text, `|` escaped in table cells, code
-//! fences longer than their content).
+//! `md_*` filters of `markdown.rs`, which keep service text text in any CommonMark or GFM
+//! renderer (no raw HTML, link, heading or code block of its own; a table cell stays one
+//! cell).
 //!
 //! Any JSON renders: a member of the wrong kind is skipped with a note on the page, a `$ref`
 //! that cannot be expanded (dangling, a cycle, past the size limits) is shown by name with a
@@ -143,6 +144,7 @@ fn environment() -> &'static Environment<'static> {
         env.add_filter("md_line", |s: &str| markdown::md_line(s));
         env.add_filter("md_cell", |s: &str| markdown::md_cell(s));
         env.add_filter("md_code", |s: &str| markdown::md_code(s));
+        env.add_filter("md_code_cell", |s: &str| markdown::md_code_cell(s));
         env.add_filter("md_fence", |s: &str| markdown::md_fence(s));
         for (name, source) in TEMPLATES {
             if let Err(e) = env.add_template(name, source) {
