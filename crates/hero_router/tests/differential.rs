@@ -232,6 +232,11 @@ fn generate(rng: &mut fastrand::Rng, id: u64) -> Req {
         "X-Forwarded-For: 6.6.6.6",
         "X_Forwarded_For: 6.6.6.6",
         "X-Forwarded-Prefix: /evil",
+        "Forwarded: for=6.6.6.6;host=evil.example;proto=https",
+        "X-Forwarded-Host: evil.example",
+        "X-Forwarded-Proto: https",
+        "X-Real-IP: 6.6.6.6",
+        "X_Real_IP: 6.6.6.6",
     ] {
         if rng.u8(0..3) == 0 {
             lines.push(h.into());
@@ -697,6 +702,23 @@ fn check_parsed(p: &Parsed, r: &Req) -> Result<(), String> {
     }
     if p.all("host").len() != 1 {
         return err("host".into());
+    }
+    // The router's own forwarding headers, never the client's.
+    if p.all("x-real-ip") != ["127.0.0.1"] || p.all("x-forwarded-proto") != ["http"] {
+        return err("x-real-ip or x-forwarded-proto".into());
+    }
+    let forwarded = p.all("forwarded");
+    let named = p.all("x-forwarded-host");
+    let host = p.all("host")[0];
+    let want = if named.is_empty() {
+        "for=127.0.0.1;proto=http".to_owned()
+    } else {
+        format!("for=127.0.0.1;host=\"{host}\";proto=http")
+    };
+    if forwarded != [want] || !(named.is_empty() || named == [host]) {
+        return err(format!(
+            "forwarded {forwarded:?}, x-forwarded-host {named:?}"
+        ));
     }
     for (n, _) in &p.headers {
         let dashed = n.replace('_', "-");

@@ -365,11 +365,15 @@ pub struct Forwarding<'a> {
 }
 
 /// Headers the router sets itself; a client's copies (in any spelling) never pass as they are.
-const MANAGED: [&str; 4] = [
+const MANAGED: [&str; 8] = [
     "x-forwarded-for",
     "x-forwarded-prefix",
     "x-hero-context",
     "x-hero-claims",
+    "forwarded",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
 ];
 
 /// True if `name` read with `_` as `-` (as CGI-style frameworks read it) is `want`.
@@ -383,13 +387,18 @@ fn eq_dashed(name: &str, want: &str) -> bool {
 
 /// Writes the upstream request head for `req`: `path` and `query` as the request target, `Host`,
 /// exactly the framing the router will send (`Content-Length`, `Transfer-Encoding: chunked`,
-/// or none), the upgrade if one was asked for, `X-Forwarded-*`, and the client's other
+/// or none), the upgrade if one was asked for, the forwarding headers, and the client's other
 /// end-to-end headers.
 ///
+/// Forwarding headers: `X-Forwarded-Prefix` is always the router's. From a TCP client the
+/// router adds `X-Forwarded-For`, `Forwarded` (`for`, `host`, `proto`), `X-Forwarded-Host`,
+/// `X-Forwarded-Proto` and `X-Real-IP`, and drops the client's own unless it is trusted
+/// (`--trust-forwarded-headers`: its chains are kept and extended). A Unix-socket caller's
+/// pass on as they are. Underscore spellings of any of them never pass.
+///
 /// Dropped: hop-by-hop headers and those named in `Connection`, `Expect` (the router answers
-/// it), the client's framing headers (replaced by ours), `X-Forwarded-*` in any spelling
-/// (ours replace them), and on TCP unless trusted, `X-Hero-Context` / `X-Hero-Claims` in any
-/// spelling.
+/// it), the client's framing headers (replaced by ours), and on TCP unless trusted,
+/// `X-Hero-Context` / `X-Hero-Claims` in any spelling.
 pub fn write_upstream_head(
     req: &RequestHead<'_, '_>,
     path: &str,
@@ -423,6 +432,10 @@ pub fn write_upstream_head(
     out.extend_from_slice(b"\r\n");
     let mut xff: Option<&[u8]> = None;
     let mut xff_more: Vec<&[u8]> = Vec::new();
+    // Whom the client's `Forwarded`, `X-Forwarded-Host`, `-Proto` and `X-Real-IP` are believed:
+    // a Unix-socket caller, or a TCP client with `--trust-forwarded-headers`.
+    let keep_chain = fwd.peer.is_none() || fwd.trust_client;
+    let mut kept = Kept::default();
     for h in req.headers {
         let name = h.name;
         if is_hop_by_hop(name)
@@ -440,6 +453,12 @@ pub fn write_upstream_head(
                     Some(_) => xff_more.push(h.value),
                 },
                 "x-hero-context" | "x-hero-claims" if !strip_hero => {
+                    super::push_header(out, name.as_bytes(), h.value);
+                }
+                "forwarded" | "x-forwarded-host" | "x-forwarded-proto" | "x-real-ip"
+                    if dashed && keep_chain =>
+                {
+                    kept.note(managed);
                     super::push_header(out, name.as_bytes(), h.value);
                 }
                 _ => {}
@@ -468,7 +487,9 @@ pub fn write_upstream_head(
     out.extend_from_slice(b"\r\n");
     // Over TCP the router is the first hop it can vouch for: an untrusted client's claims
     // about earlier hops are dropped. Unix-socket callers' chains pass on as they are.
-    let keep_chain = fwd.peer.is_none() || fwd.trust_client;
+    if let Some(ip) = fwd.peer {
+        write_forwarded(out, ip, req.host, &kept);
+    }
     let chain = xff.filter(|_| keep_chain);
     if chain.is_some() || fwd.peer.is_some() {
         out.extend_from_slice(b"x-forwarded-for: ");
@@ -492,6 +513,56 @@ pub fn write_upstream_head(
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// Which of the forwarding headers a believed client sent (they pass as they are).
+#[derive(Debug, Default)]
+struct Kept {
+    host: bool,
+    proto: bool,
+    real_ip: bool,
+}
+
+impl Kept {
+    fn note(&mut self, managed: &str) {
+        match managed {
+            "x-forwarded-host" => self.host = true,
+            "x-forwarded-proto" => self.proto = true,
+            "x-real-ip" => self.real_ip = true,
+            _ => {}
+        }
+    }
+}
+
+/// The router's own forwarding headers for a TCP client at `ip` that named `host`: `Forwarded`
+/// (RFC 7239; after a believed client's own, it is the list's last element), and
+/// `X-Forwarded-Host`, `X-Forwarded-Proto` and `X-Real-IP` where the client's were not kept.
+fn write_forwarded(out: &mut Vec<u8>, ip: &str, host: Option<&[u8]>, kept: &Kept) {
+    // An IPv6 address is a quoted string in brackets; `host` is a valid authority (no quote,
+    // backslash or control byte) and so fits a quoted string as it is.
+    out.extend_from_slice(b"forwarded: for=");
+    if ip.contains(':') {
+        out.extend_from_slice(b"\"[");
+        out.extend_from_slice(ip.as_bytes());
+        out.extend_from_slice(b"]\"");
+    } else {
+        out.extend_from_slice(ip.as_bytes());
+    }
+    if let Some(host) = host {
+        out.extend_from_slice(b";host=\"");
+        out.extend_from_slice(host);
+        out.push(b'"');
+    }
+    out.extend_from_slice(b";proto=http\r\n");
+    if let (Some(host), false) = (host, kept.host) {
+        super::push_header(out, b"x-forwarded-host", host);
+    }
+    if !kept.proto {
+        out.extend_from_slice(b"x-forwarded-proto: http\r\n");
+    }
+    if !kept.real_ip {
+        super::push_header(out, b"x-real-ip", ip.as_bytes());
+    }
 }
 
 /// A request the router makes itself: a catalog fetch, a hero_proc query, a routed JSON-RPC

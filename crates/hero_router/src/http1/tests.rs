@@ -350,18 +350,24 @@ fn the_upstream_head_declares_exactly_the_routers_framing() {
                x_hero_claims: c\r\nX_Hero_Context: c\r\nX-Forwarded-For: 10.0.0.1\r\n\
                X_Forwarded_For: 9.9.9.9\r\nX-Forwarded-Prefix: /evil\r\nProxy-Authorization: p\r\n\
                Expect: 100-continue\r\nAccept: */*\r\nContent-Length: 2\r\n\r\n";
+    const OURS: &str = "forwarded: for=127.0.0.1;host=\"h\";proto=http\r\nx-forwarded-host: h\r\n\
+                        x-forwarded-proto: http\r\nx-real-ip: 127.0.0.1\r\n";
     assert_eq!(
         up_head(raw, fwd(Some("127.0.0.1"), false)),
-        "POST /rest?q=1 HTTP/1.1\r\nhost: h\r\nAccept: */*\r\ncontent-length: 2\r\n\
-         x-forwarded-prefix: /svc/rpc\r\nx-forwarded-for: 127.0.0.1\r\n\r\n"
+        format!(
+            "POST /rest?q=1 HTTP/1.1\r\nhost: h\r\nAccept: */*\r\ncontent-length: 2\r\n\
+             x-forwarded-prefix: /svc/rpc\r\n{OURS}x-forwarded-for: 127.0.0.1\r\n\r\n"
+        )
     );
     // A trusted TCP client keeps its X-Hero-* headers and its chain; underscore spellings of
     // the router's headers never pass.
     assert_eq!(
         up_head(raw, fwd(Some("127.0.0.1"), true)),
-        "POST /rest?q=1 HTTP/1.1\r\nhost: h\r\nX-Hero-Claims: c\r\nx_hero_claims: c\r\n\
-         X_Hero_Context: c\r\nAccept: */*\r\ncontent-length: 2\r\n\
-         x-forwarded-prefix: /svc/rpc\r\nx-forwarded-for: 10.0.0.1, 127.0.0.1\r\n\r\n"
+        format!(
+            "POST /rest?q=1 HTTP/1.1\r\nhost: h\r\nX-Hero-Claims: c\r\nx_hero_claims: c\r\n\
+             X_Hero_Context: c\r\nAccept: */*\r\ncontent-length: 2\r\n\
+             x-forwarded-prefix: /svc/rpc\r\n{OURS}x-forwarded-for: 10.0.0.1, 127.0.0.1\r\n\r\n"
+        )
     );
     // Over a Unix socket the caller is trusted and the chain passes as it is.
     assert_eq!(
@@ -386,12 +392,64 @@ fn the_upstream_head_declares_exactly_the_routers_framing() {
     assert_eq!(
         up_head(old, fwd(Some("10.1.1.1"), false)),
         "GET /rest?q=1 HTTP/1.1\r\nhost: localhost\r\nx-forwarded-prefix: /svc/rpc\r\n\
-         x-forwarded-for: 10.1.1.1\r\n\r\n"
+         forwarded: for=10.1.1.1;proto=http\r\nx-forwarded-proto: http\r\n\
+         x-real-ip: 10.1.1.1\r\nx-forwarded-for: 10.1.1.1\r\n\r\n"
     );
     let absolute = "GET http://node:1/svc/rpc/x HTTP/1.1\r\nHost: ignored\r\n\r\n";
     assert!(
         up_head(absolute, fwd(None, false))
             .starts_with("GET /rest?q=1 HTTP/1.1\r\nhost: node:1\r\n")
+    );
+}
+
+#[test]
+fn forwarding_headers_are_the_routers_unless_the_client_is_believed() {
+    let raw = "GET /x HTTP/1.1\r\nHost: node:9988\r\nForwarded: for=6.6.6.6;proto=https\r\n\
+               X-Forwarded-Host: evil\r\nX-Forwarded-Proto: https\r\nX-Real-IP: 6.6.6.6\r\n\
+               X_Real_IP: 6.6.6.6\r\nx_forwarded_host: evil\r\n\r\n";
+    let lines = |head: String| -> Vec<String> {
+        head.lines()
+            .filter(|l| {
+                !l.is_empty() && !l.starts_with("GET ") && !l.starts_with("x-forwarded-prefix")
+            })
+            .map(str::to_owned)
+            .collect()
+    };
+    // An untrusted TCP client: every claim of its own is replaced.
+    assert_eq!(
+        lines(up_head(raw, fwd(Some("::1"), false))),
+        [
+            "host: node:9988",
+            "forwarded: for=\"[::1]\";host=\"node:9988\";proto=http",
+            "x-forwarded-host: node:9988",
+            "x-forwarded-proto: http",
+            "x-real-ip: ::1",
+            "x-forwarded-for: ::1",
+        ]
+    );
+    // A trusted one: its own pass, ours extend `Forwarded` and fill what it did not say.
+    assert_eq!(
+        lines(up_head(raw, fwd(Some("10.0.0.9"), true))),
+        [
+            "host: node:9988",
+            "Forwarded: for=6.6.6.6;proto=https",
+            "X-Forwarded-Host: evil",
+            "X-Forwarded-Proto: https",
+            "X-Real-IP: 6.6.6.6",
+            "forwarded: for=10.0.0.9;host=\"node:9988\";proto=http",
+            "x-forwarded-for: 10.0.0.9",
+        ]
+    );
+    // A Unix-socket caller: as it sent them, nothing added, underscores dropped.
+    assert_eq!(
+        lines(up_head(raw, fwd(None, false))),
+        [
+            "host: node:9988",
+            "Forwarded: for=6.6.6.6;proto=https",
+            "X-Forwarded-Host: evil",
+            "X-Forwarded-Proto: https",
+            "X-Real-IP: 6.6.6.6",
+        ]
     );
 }
 
