@@ -591,8 +591,9 @@ pub struct OwnRequest<'a> {
 /// Writes `req` (head and body) into `out`: request line, `host: localhost`, its headers,
 /// `content-length` (for a body, and for every `POST`), `connection: close` if asked.
 ///
-/// Names, values and the target come from the router's own code; a CR, LF or NUL in them
-/// would be a bug, so such a byte is replaced by a space rather than end the line.
+/// Names, values and the target come from the router's own code, but a stray byte must never
+/// end a line or the request line early: in the target every byte that is not visible ASCII
+/// is percent-encoded; in names and values a CR, LF or NUL becomes a space.
 pub fn write_request(out: &mut Vec<u8>, req: &OwnRequest<'_>) {
     debug_assert!(
         req.headers
@@ -608,7 +609,13 @@ pub fn write_request(out: &mut Vec<u8>, req: &OwnRequest<'_>) {
     };
     clean(out, req.method);
     out.push(b' ');
-    clean(out, req.path);
+    for b in req.path.bytes() {
+        if b.is_ascii_graphic() {
+            out.push(b);
+        } else {
+            out.extend_from_slice(format!("%{b:02X}").as_bytes());
+        }
+    }
     out.extend_from_slice(b" HTTP/1.1\r\nhost: localhost\r\n");
     for (name, value) in req.headers {
         clean(out, name);
