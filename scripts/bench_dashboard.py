@@ -171,10 +171,12 @@ async def main():
             d = os.path.join(root, f"svc{i:04d}")
             os.makedirs(d)
             servers.append(await asyncio.start_unix_server(answer_404, os.path.join(d, "rpc.sock")))
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
+        port, admin_port = free_port(), free_port()
+        # The dashboard is on the admin listener (its own origin).
+        base = f"http://127.0.0.1:{admin_port}"
         proc = subprocess.Popen(
-            [router, "serve", "--socket-dir", root, "--listen", f"127.0.0.1:{port}", "--log-level", "warn"],
+            [router, "serve", "--socket-dir", root, "--listen", f"127.0.0.1:{port}",
+             "--admin-listen", f"127.0.0.1:{admin_port}", "--log-level", "warn"],
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 60

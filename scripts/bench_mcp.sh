@@ -64,7 +64,7 @@ wait_for() { # wait_for DESC CMD...: poll CMD until it succeeds, at most 10 s
 "$bin/hero_example_service" --socket-dir "$root" --name calc 2>"$tmp/service.log" & pids+=($!)
 wait_for "calc/rpc.sock" test -S "$root/calc/rpc.sock"
 PORT=$(free_port)
-"$bin/hero_router" serve --socket-dir "$root" --listen "127.0.0.1:$PORT" --log-level warn \
+"$bin/hero_router" serve --socket-dir "$root" --listen "127.0.0.1:$PORT" --no-admin-tcp --log-level warn \
   2>"$tmp/router.log" & pids+=($!)
 router_pid=$!
 wait_for "hero_router health" "$bin/hero_router" health --socket-dir "$root"

@@ -187,7 +187,7 @@ EOF
 done
 
 RPORT=$(free_port)
-"$bin/hero_router" serve --socket-dir "$root" --listen "127.0.0.1:$RPORT" --log-level warn \
+"$bin/hero_router" serve --socket-dir "$root" --listen "127.0.0.1:$RPORT" --no-admin-tcp --log-level warn \
   2>"$tmp/router.log" & pids+=($!)
 router_pid=$!
 wait_for "hero_router health" "$bin/hero_router" health --socket-dir "$root"

@@ -20,7 +20,7 @@ wait_for() { # wait_for PATH: poll until a socket exists, at most 10 s
 $bin/hero_example_service --socket-dir "$root" --name calc 2>/dev/null & pids+=($!)
 wait_for "$root/calc/rpc.sock"
 # Port 0: the start-up log line names the address the router got.
-$bin/hero_router serve --socket-dir "$root" --listen 127.0.0.1:0 --log-format json 2>"$root.log" & pids+=($!)
+$bin/hero_router serve --socket-dir "$root" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --log-format json 2>"$root.log" & pids+=($!)
 wait_for "$root/hero_router/rpc.sock"
 addr=$("$py" -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["tcp"].strip("[]").split(",")[0])' "$root.log")
 echo "== router at http://$addr, example service calc"

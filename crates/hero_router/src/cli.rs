@@ -74,9 +74,10 @@ pub enum Command {
     McpConfig {
         /// Only this service's endpoint.
         service: Option<String>,
-        /// The router's base URL as the agent reaches it (one of its --listen addresses).
-        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:9988")]
-        url: String,
+        /// The router's base URL as the agent reaches it (default: its first service
+        /// listener, as the running router reports it).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
     },
     /// Show or edit the access allow-list file (edits are atomic; a running router reloads
     /// it).
@@ -190,9 +191,27 @@ pub struct ServeArgs {
         value_parser = parse_listen
     )]
     pub listen: Vec<ListenAddr>,
-    /// Turn off every TCP listener, including those given with --listen.
+    /// Turn off every TCP listener, including those given with --listen and --admin-listen.
     #[arg(long)]
     pub no_tcp: bool,
+    /// TCP address of the admin listener (repeatable): the dashboard and its API, on an origin
+    /// of their own that no service page shares; `mycelium:PORT` as for --listen.
+    #[arg(
+        long = "admin-listen",
+        value_name = "ADDR:PORT",
+        default_value = "127.0.0.1:9989",
+        value_parser = parse_listen
+    )]
+    pub admin_listen: Vec<ListenAddr>,
+    /// Turn off the admin TCP listener (the dashboard stays on admin.sock).
+    #[arg(long)]
+    pub no_admin_tcp: bool,
+    /// Another name the router answers to on TCP, for a proxy in front (repeatable;
+    /// `*.example.com` matches every name under example.com). The listeners' IP addresses,
+    /// `localhost` and `*.localhost` are always the router's; a request for any other `Host`
+    /// gets 421.
+    #[arg(long = "server-name", value_name = "NAME", value_parser = parse_server_name)]
+    pub server_name: Vec<String>,
     /// Time between periodic full scans.
     #[arg(long, value_parser = parse_duration, default_value = "5s", value_name = "DURATION")]
     pub scan_interval: Duration,
@@ -261,6 +280,25 @@ pub struct ScanArgs {
     /// Probe and reap settings.
     #[command(flatten)]
     pub probe: ProbeArgs,
+}
+
+/// Parses a `--server-name` value: a DNS name, or `*.` and one, lowercased.
+pub fn parse_server_name(s: &str) -> Result<String, String> {
+    let name = s.trim().trim_end_matches('.').to_ascii_lowercase();
+    let bare = name.strip_prefix("*.").unwrap_or(&name);
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if bare.is_empty() || bare.len() > 253 || !bare.split('.').all(label_ok) {
+        return Err(format!(
+            "{s:?} is not a host name (letters, digits, '-' and '.', optionally starting with '*.')"
+        ));
+    }
+    Ok(name)
 }
 
 /// Parses a `--listen` value: `ADDR:PORT` or `mycelium:PORT`.

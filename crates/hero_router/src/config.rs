@@ -48,6 +48,12 @@ pub struct Config {
     pub scanner: ScannerConfig,
     /// TCP listeners (empty with `--no-tcp`).
     pub listen: Vec<SocketAddr>,
+    /// Admin TCP listeners: the dashboard's own origin (empty with `--no-tcp` or
+    /// `--no-admin-tcp`).
+    pub admin_listen: Vec<SocketAddr>,
+    /// `--server-name`: names the router answers to on TCP besides its addresses and
+    /// `localhost` (lowercase; `*.` prefix for a whole domain).
+    pub server_names: Vec<String>,
     /// Upstream deadline for non-streaming requests.
     pub upstream_timeout: Duration,
     /// Largest accepted request body.
@@ -227,6 +233,12 @@ impl Config {
             } else {
                 resolve_listen(&args.listen, env)?
             },
+            admin_listen: if args.no_tcp || args.no_admin_tcp {
+                Vec::new()
+            } else {
+                resolve_listen(&args.admin_listen, env)?
+            },
+            server_names: args.server_name.clone(),
             access: AccessConfig {
                 allow: args.allow.clone(),
                 file: access_file,
@@ -285,6 +297,7 @@ mod tests {
         };
         let cfg = Config::resolve(Some("/r".into()), &args, &env(&[])).unwrap();
         assert!(cfg.listen.is_empty());
+        assert!(cfg.admin_listen.is_empty(), "the admin listener is TCP too");
         assert!(!cfg.scanner.reap.enabled);
     }
 }

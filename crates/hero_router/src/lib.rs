@@ -37,6 +37,7 @@
 
 pub mod access;
 pub mod app;
+pub mod browser;
 pub mod catalog;
 pub mod cli;
 pub mod config;

@@ -147,6 +147,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Html(args) => docs(&rpc_sock, &args, Format::Html).await,
         Command::Access { file, action } => access(file.path, action),
         Command::McpConfig { service, url } => {
+            let url = match url {
+                Some(url) => url,
+                None => {
+                    let health = call(&rpc_sock, "router.health", Value::Null).await?;
+                    match health["listeners"]["service"][0].as_str() {
+                        Some(addr) => format!("http://{addr}"),
+                        None => anyhow::bail!(
+                            "the router has no TCP service listener (--no-tcp); give the URL an agent reaches it by with --url"
+                        ),
+                    }
+                }
+            };
             let services = call(&rpc_sock, "router.services", Value::Null).await?;
             let config =
                 hero_router::mcp::client_config::render(&services, service.as_deref(), &url)

@@ -38,7 +38,14 @@ fn eventually(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
 
 fn start_serve(root: &Path) -> Child {
     let child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--socket-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--socket-dir")
         .arg(root)
         .env("HOME", root)
         .stdout(Stdio::null())
@@ -161,7 +168,10 @@ fn a_busy_tcp_port_fails_cleanly() {
     let root = tempfile::tempdir().unwrap();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let out = run(&["serve", "--listen", &addr], root.path());
+    let out = run(
+        &["serve", "--listen", &addr, "--admin-listen", "127.0.0.1:0"],
+        root.path(),
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(

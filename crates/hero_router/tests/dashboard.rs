@@ -1,7 +1,8 @@
-//! The dashboard over real TCP against the daemon in-process: the event stream (snapshot
-//! first, a started service, a reap, a resume), its framing read by an independent HTTP/1.1
-//! parser (hyper's client) and by an HTTP/1.0 client reading to the close, the page, the
-//! service detail, and the Origin check on actions.
+//! The dashboard over real TCP (its own admin listener) against the daemon in-process: the
+//! event stream (snapshot first, a started service, a reap, a resume), its framing read by an
+//! independent HTTP/1.1 parser (hyper's client) and by an HTTP/1.0 client reading to the close,
+//! the page, the service detail, the Origin check on actions, and the service listener's
+//! pointer to it.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Daemon, dead_socket, json, request, service_dir, start_daemon, tcp};
+use common::{Daemon, admin, dead_socket, json, request, service_dir, start_daemon, tcp};
 use hero_example_service::{ServiceConfig, Spec, spawn};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
@@ -20,7 +21,14 @@ const DEADLINE: Duration = Duration::from_secs(20);
 
 /// Serve flags for these tests: `extra` after fast-scan defaults.
 fn config(root: &Path, extra: &[&str]) -> hero_router::Config {
-    let mut args = vec!["hero_router", "serve", "--listen", "127.0.0.1:0"];
+    let mut args = vec![
+        "hero_router",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ];
     args.extend_from_slice(extra);
     common::config_from_args(root, &args)
 }
@@ -43,7 +51,9 @@ struct Stream {
 
 impl Stream {
     async fn open(d: &Daemon, last_event_id: Option<&str>) -> Stream {
-        let tcp = tokio::net::TcpStream::connect(d.tcp).await.unwrap();
+        let tcp = tokio::net::TcpStream::connect(d.admin_tcp.unwrap())
+            .await
+            .unwrap();
         let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
             .await
             .unwrap();
@@ -262,7 +272,8 @@ async fn an_http_1_0_client_gets_the_stream_unframed_until_the_close() {
     let d = start_daemon(config(dir.path(), &[])).await;
 
     // The page: a known length, then the close.
-    let mut c = tokio::net::TcpStream::connect(d.tcp).await.unwrap();
+    let admin_addr = d.admin_tcp.unwrap();
+    let mut c = tokio::net::TcpStream::connect(admin_addr).await.unwrap();
     c.write_all(b"GET / HTTP/1.0\r\n\r\n").await.unwrap();
     let page = String::from_utf8(read_to_close(&mut c).await).unwrap();
     let (head, body) = page.split_once("\r\n\r\n").unwrap();
@@ -284,7 +295,7 @@ async fn an_http_1_0_client_gets_the_stream_unframed_until_the_close() {
     assert!(body.contains("<table id=\"services\">"));
 
     // The stream: no chunk framing (HTTP/1.0 has none), the body runs until the router stops.
-    let mut c = tokio::net::TcpStream::connect(d.tcp).await.unwrap();
+    let mut c = tokio::net::TcpStream::connect(admin_addr).await.unwrap();
     c.write_all(b"GET /api/events HTTP/1.0\r\n\r\n")
         .await
         .unwrap();
@@ -316,7 +327,8 @@ async fn an_http_1_0_client_gets_the_stream_unframed_until_the_close() {
 async fn actions_from_a_foreign_origin_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = start_daemon(config(dir.path(), &[])).await;
-    let host = d.tcp.to_string();
+    let host = d.admin_tcp.unwrap().to_string();
+    let service_origin = format!("http://{}", d.tcp);
     let post = |origin: Option<&str>| {
         let mut r = http::Request::builder()
             .method("POST")
@@ -327,21 +339,30 @@ async fn actions_from_a_foreign_origin_are_refused() {
         }
         r.body(http_body_util::Full::new(Bytes::new())).unwrap()
     };
-    for origin in ["http://evil.example", "null", "http://localhost"] {
-        let (status, headers, body) = tcp(&d, post(Some(origin))).await;
+    // Another site, a sandboxed frame, another name of the router, and a page a service
+    // serves (the service listener's origin): none of them is the dashboard's origin.
+    let foreign = [
+        "http://evil.example",
+        "null",
+        "http://localhost",
+        &service_origin,
+    ];
+    for origin in foreign {
+        let (status, headers, body) = admin(&d, post(Some(origin))).await;
         assert_eq!(status, 403, "Origin {origin}");
         assert_eq!(headers["x-hero-router-error"], "foreign_origin");
         let body = json(std::str::from_utf8(&body).unwrap());
-        assert!(body["error"].as_str().unwrap().contains("Origin"), "{body}");
+        assert_eq!(body["error"], "foreign_origin", "{body}");
+        assert_eq!(body["origin"], origin, "{body}");
     }
-    // Control: the router's own page, and a client that sends no Origin (curl).
+    // Control: the dashboard's own page, and a client that sends no Origin (curl).
     for origin in [Some(format!("http://{host}")), None] {
-        let (status, _, body) = tcp(&d, post(origin.as_deref())).await;
+        let (status, _, body) = admin(&d, post(origin.as_deref())).await;
         assert_eq!(status, 200);
         let body = json(std::str::from_utf8(&body).unwrap());
         assert_eq!(body["services"], 1, "the router.scan result: {body}");
     }
-    let (status, headers, _) = tcp(&d, request("GET", "/api/scan", "")).await;
+    let (status, headers, _) = admin(&d, request("GET", "/api/scan", "")).await;
     assert_eq!(status, 405);
     assert_eq!(headers["allow"], "POST");
     d.stop().await;
@@ -362,9 +383,9 @@ async fn the_page_and_the_detail_show_a_service_and_its_methods() {
     .unwrap()
     .unwrap();
 
-    for listener in ["tcp", "admin"] {
+    for listener in ["admin listener", "admin.sock"] {
         let (status, headers, body) = match listener {
-            "tcp" => tcp(&d, request("GET", "/", "")).await,
+            "admin listener" => admin(&d, request("GET", "/", "")).await,
             _ => common::uds(&d.admin, request("GET", "/", "")).await,
         };
         assert_eq!(status, 200, "{listener}");
@@ -375,9 +396,38 @@ async fn the_page_and_the_detail_show_a_service_and_its_methods() {
             "{listener}"
         );
         assert!(html.contains("Hero example service"));
+        // Only its own inline script and style may run; it cannot be framed.
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'sha256-")
+                && !csp.contains("unsafe-inline")
+                && csp.contains("frame-ancestors 'none'"),
+            "{csp}"
+        );
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+        // The MCP links point to the service listener (the attribute as minijinja escapes it;
+        // a browser reads it back as the URL).
+        let url = format!("http://{}", d.tcp).replace('/', "&#x2f;");
+        assert!(
+            html.contains(&format!(r#"data-service-url="{url}""#)),
+            "{listener}: {}",
+            &html[..html.find("<body").unwrap_or(0) + 80]
+        );
     }
+    // The service listener has no dashboard: its `/` says where it is.
+    let (status, _, body) = tcp(&d, request("GET", "/", "")).await;
+    assert_eq!(status, 200);
+    let landing = json(std::str::from_utf8(&body).unwrap());
+    assert_eq!(
+        landing["dashboard"],
+        format!("http://{}/", d.admin_tcp.unwrap())
+    );
+    let (status, headers, _) = tcp(&d, request("GET", "/api/dashboard/service/calc", "")).await;
+    assert_eq!(status, 404);
+    assert_eq!(headers["x-hero-router-error"], "on_admin_listener");
 
-    let (status, _, body) = tcp(&d, request("GET", "/api/dashboard/service/calc", "")).await;
+    let (status, _, body) = admin(&d, request("GET", "/api/dashboard/service/calc", "")).await;
     assert_eq!(status, 200);
     let detail = json(std::str::from_utf8(&body).unwrap());
     assert_eq!(detail["service"]["status"], "healthy");
@@ -402,7 +452,7 @@ async fn the_page_and_the_detail_show_a_service_and_its_methods() {
     assert_eq!(status, 200);
     assert!(json(&answer)["result"].is_number(), "{answer}");
 
-    let (status, _, body) = tcp(&d, request("GET", "/api/dashboard/service/nope", "")).await;
+    let (status, _, body) = admin(&d, request("GET", "/api/dashboard/service/nope", "")).await;
     assert_eq!(status, 404);
     assert_eq!(json(std::str::from_utf8(&body).unwrap())["service"], "nope");
     svc.shutdown().await;

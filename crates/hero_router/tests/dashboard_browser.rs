@@ -61,7 +61,7 @@ async fn the_dashboard_works_in_headless_chromium() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/dashboard.py");
     let mut child = tokio::process::Command::new(&python)
         .arg(&script)
-        .arg(format!("http://{}", d.tcp))
+        .arg(format!("http://{}", d.admin_tcp.unwrap()))
         .arg(&shots)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -95,12 +95,15 @@ async fn the_dashboard_works_in_headless_chromium() {
                     stdin.write_all(b"ok\n").await.unwrap();
                 }
                 "restart router" => {
-                    // Same root, same port (the one the OS gave the first instance).
+                    // Same root, same ports (the ones the OS gave the first instance).
                     let old = d.take().unwrap();
-                    let port = old.tcp.port().to_string();
+                    let listen = old.tcp.to_string();
+                    let admin = old.admin_tcp.unwrap().to_string();
                     old.stop().await;
-                    let listen = format!("127.0.0.1:{port}");
-                    let cfg = common::serve_config(dir.path(), &["--listen", &listen]);
+                    let cfg = common::serve_config(
+                        dir.path(),
+                        &["--listen", &listen, "--admin-listen", &admin],
+                    );
                     d = Some(start_daemon(cfg).await);
                     stdin.write_all(b"ok\n").await.unwrap();
                 }

@@ -197,10 +197,16 @@ fn generate(rng: &mut fastrand::Rng, id: u64) -> Req {
         String::new()
     };
     let target = format!("/t/{id}{query}");
-    let request_target = if rng.u8(0..8) == 0 {
-        format!("http://node.local/cap/rpc{target}")
-    } else {
-        format!("/cap/rpc{target}")
+    // An absolute-form target names the host itself (its Host header is not looked at); one
+    // naming another site is refused (CONTRACT §13).
+    let absolute = match rng.u8(0..32) {
+        0..=3 => Some("node.local"),
+        4 => Some("attacker.example"),
+        _ => None,
+    };
+    let request_target = match absolute {
+        Some(authority) => format!("http://{authority}/cap/rpc{target}"),
+        None => format!("/cap/rpc{target}"),
     };
     let http10 = rng.u8(0..10) == 0;
     let mut body = random_body(rng);
@@ -210,18 +216,30 @@ fn generate(rng: &mut fastrand::Rng, id: u64) -> Req {
     let mut invalid = None;
     let mut closes = http10;
     let mut lines: Vec<String> = Vec::new();
-    // Host: exactly one on HTTP/1.1.
-    match rng.u8(0..14) {
+    // Host: exactly one on HTTP/1.1, and one of the router's names.
+    match rng.u8(0..16) {
         0 if !http10 => invalid = Some("no host"),
         0 => {}
         1 => {
-            lines.push("Host: x".into());
+            lines.push("Host: localhost".into());
             lines.push("Host: y".into());
             invalid = Some("two hosts");
         }
-        _ => {
-            lines.push(["Host: x", "host: node.local:9988", "HOST: [::1]:1"][rng.usize(..3)].into())
+        2 if absolute.is_none() => {
+            lines.push("Host: attacker.example:9988".into());
+            invalid = Some("a name that is not the router's");
         }
+        _ => lines.push(
+            [
+                "Host: localhost",
+                "host: node.local:9988",
+                "HOST: 127.0.0.1:1",
+            ][rng.usize(..3)]
+            .into(),
+        ),
+    }
+    if absolute == Some("attacker.example") && invalid.is_none() {
+        invalid = Some("an absolute target naming another site");
     }
     lines.push(format!("X-Test-Id: {id}"));
     // Headers the service must never see from a TCP client.
@@ -741,7 +759,11 @@ async fn what_a_service_parses_is_what_the_client_meant() {
     let only = env("HERO_FUZZ_CASE");
     let root = tempfile::tempdir().unwrap();
     let log = capture(root.path());
-    let d = start_daemon(serve_config(root.path(), &["--max-body", "1MiB"])).await;
+    let d = start_daemon(serve_config(
+        root.path(),
+        &["--max-body", "1MiB", "--server-name", "node.local"],
+    ))
+    .await;
     d.rescan().await;
     eprintln!("differential: {cases} cases, seed {seed} (HERO_FUZZ_SEED={seed} to replay)");
     let addr = d.tcp;

@@ -714,7 +714,7 @@ async fn hostile_input_gets_clear_errors_and_the_daemon_stays_up() {
 
     // Invalid UTF-8 and invalid JSON.
     let req = http::Request::post("/rpc")
-        .header("host", "h")
+        .header("host", "localhost")
         .body(Full::new(Bytes::from_static(b"\xff\xfe{")))
         .unwrap();
     let (s, _, b) = tcp(&d, req).await;
@@ -913,7 +913,7 @@ async fn shutdown_waits_only_the_grace_for_requests_in_flight() {
     let addr = d.tcp;
     let in_flight = tokio::spawn(async move {
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        s.write_all(b"GET /stuck/rpc/x HTTP/1.1\r\nhost: x\r\n\r\n")
+        s.write_all(b"GET /stuck/rpc/x HTTP/1.1\r\nhost: localhost\r\n\r\n")
             .await
             .unwrap();
         let mut rest = Vec::new();

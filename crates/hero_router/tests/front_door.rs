@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// The body of the smuggling attack: a complete second request, with forged claims.
-const SMUGGLED: &str = "GET /smuggled HTTP/1.1\r\nHost: x\r\nX-Hero-Claims: admin\r\n\
+const SMUGGLED: &str = "GET /smuggled HTTP/1.1\r\nHost: localhost\r\nX-Hero-Claims: admin\r\n\
                         X-Forwarded-For: 6.6.6.6\r\n\r\n";
 
 /// A service that sees both requests of the attack would answer twice; the second answer
@@ -32,7 +32,7 @@ async fn a_framing_header_named_in_connection_is_refused_never_forwarded() {
     ] {
         let mut c = Client::connect(&d).await;
         c.send(&format!(
-            "POST /smug/rpc/cl-hop HTTP/1.1\r\nHost: x\r\nConnection: {token}\r\n\
+            "POST /smug/rpc/cl-hop HTTP/1.1\r\nHost: localhost\r\nConnection: {token}\r\n\
              Content-Length: {}\r\n\r\n{SMUGGLED}",
             SMUGGLED.len()
         ))
@@ -74,7 +74,7 @@ async fn an_upgrade_request_sends_its_body_and_its_connection_is_not_reused() {
     let d = start_daemon(serve_config(root.path(), &[])).await;
     let mut c = Client::connect(&d).await;
     c.send(
-        "GET /up/rpc/ws HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\
+        "GET /up/rpc/ws HTTP/1.1\r\nHost: localhost\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\
          Content-Length: 10\r\n\r\n0123456789",
     )
     .await;
@@ -140,7 +140,8 @@ async fn bad_chunks_in_a_request_are_the_clients_error() {
             .await
             .unwrap();
     let d = start_daemon(serve_config(root.path(), &[])).await;
-    let head = "POST /svc/rpc/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let head =
+        "POST /svc/rpc/upload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n";
     for body in [
         "10000000000000000\r\nx\r\n0\r\n\r\n", // overflows 64 bits
         "5\nhello\r\n0\r\n\r\n",               // bare LF
@@ -176,8 +177,8 @@ async fn a_request_without_exactly_one_host_is_refused() {
     let d = start_daemon(serve_config(root.path(), &[])).await;
     for raw in [
         "GET /svc/rpc/a HTTP/1.1\r\n\r\n",
-        "GET /svc/rpc/a HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
-        "GET /svc/rpc/a HTTP/1.1\r\nHost: x\r\nhost: x\r\n\r\n",
+        "GET /svc/rpc/a HTTP/1.1\r\nHost: localhost\r\nHost: y\r\n\r\n",
+        "GET /svc/rpc/a HTTP/1.1\r\nHost: localhost\r\nhost: localhost\r\n\r\n",
     ] {
         let mut c = Client::connect(&d).await;
         c.send(raw).await;
@@ -209,9 +210,9 @@ async fn head_limits_hold_however_the_head_arrives() {
     let up = Upstream::bind(root.path(), "svc", |_| Reply::Send(OK));
     let d = start_daemon(serve_config(root.path(), &["--max-header-size", "16KiB"])).await;
     let head = |size: usize| {
-        let base = "GET /svc/rpc/a HTTP/1.1\r\nHost: x\r\nX-Pad: \r\n\r\n";
+        let base = "GET /svc/rpc/a HTTP/1.1\r\nHost: localhost\r\nX-Pad: \r\n\r\n";
         let pad = "p".repeat(size - base.len());
-        format!("GET /svc/rpc/a HTTP/1.1\r\nHost: x\r\nX-Pad: {pad}\r\n\r\n")
+        format!("GET /svc/rpc/a HTTP/1.1\r\nHost: localhost\r\nX-Pad: {pad}\r\n\r\n")
     };
     for size in [17 * 1024, 24 * 1024] {
         for pieces in [1, 3, 40] {
@@ -236,7 +237,7 @@ async fn head_limits_hold_however_the_head_arrives() {
     let up = Upstream::bind(root.path(), "svc", |_| Reply::Send(OK));
     let d = start_daemon(serve_config(root.path(), &[])).await;
     let long_line = format!(
-        "GET /svc/rpc/{} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /svc/rpc/{} HTTP/1.1\r\nHost: localhost\r\n\r\n",
         "a".repeat(100_000)
     );
     let mut c = Client::connect(&d).await;
@@ -245,7 +246,7 @@ async fn head_limits_hold_however_the_head_arrives() {
     let lines = |n: usize| -> String { (0..n).map(|i| format!("X-{i}: v\r\n")).collect() };
     let mut c = Client::connect(&d).await;
     c.send(&format!(
-        "GET /svc/rpc/a HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        "GET /svc/rpc/a HTTP/1.1\r\nHost: localhost\r\n{}\r\n",
         lines(100)
     ))
     .await;
@@ -254,7 +255,7 @@ async fn head_limits_hold_however_the_head_arrives() {
     assert_eq!(r.header("x-hero-router-error"), Some("too_many_headers"));
     let mut c = Client::connect(&d).await;
     c.send(&format!(
-        "GET /svc/rpc/a HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        "GET /svc/rpc/a HTTP/1.1\r\nHost: localhost\r\n{}\r\n",
         lines(99)
     ))
     .await;
@@ -273,7 +274,8 @@ async fn no_relay_to_itself_and_no_underscore_claims() {
     for raw in [
         get("/hero_router/admin/health"),
         get("/hero_router/rpc/api/services"),
-        "POST /hero_router/admin/rpc HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}".into(),
+        "POST /hero_router/admin/rpc HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\n{}"
+            .into(),
     ] {
         let mut c = Client::connect(&d).await;
         c.send(&raw).await;
@@ -284,7 +286,7 @@ async fn no_relay_to_itself_and_no_underscore_claims() {
     }
     let mut c = Client::connect(&d).await;
     c.send(
-        "GET /svc/rpc/a HTTP/1.1\r\nHost: x\r\nX_Hero_Claims: admin\r\nx_hero_context: ctx\r\n\
+        "GET /svc/rpc/a HTTP/1.1\r\nHost: localhost\r\nX_Hero_Claims: admin\r\nx_hero_context: ctx\r\n\
          X-Hero-Claims: admin\r\nX_Forwarded_For: 6.6.6.6\r\nX_Forwarded_Prefix: /evil\r\n\r\n",
     )
     .await;
@@ -334,7 +336,7 @@ async fn slow_clients_cannot_lock_new_ones_out() {
     let mut slow = Vec::new();
     for _ in 0..8 {
         let mut s = TcpStream::connect(d.tcp).await.unwrap();
-        s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
             .await
             .unwrap();
         slow.push(s);
@@ -406,7 +408,7 @@ async fn expect_continue_is_answered_before_the_body() {
     for path in ["/svc/rpc/post", "/rpc"] {
         let mut c = Client::connect(&d).await;
         c.send(&format!(
-            "POST {path} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"
         ))
         .await;
         let r = c.response(false).await;
@@ -433,8 +435,10 @@ async fn an_answer_before_the_body_ends_the_upload() {
     );
     let d = start_daemon(serve_config(root.path(), &["--max-body", "1GiB"])).await;
     let mut c = Client::connect(&d).await;
-    c.send("POST /svc/rpc/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741824\r\n\r\n")
-        .await;
+    c.send(
+        "POST /svc/rpc/upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1073741824\r\n\r\n",
+    )
+    .await;
     let chunk = vec![b'x'; 64 * 1024];
     let (mut rd, mut wr) = c.s.into_split();
     let writer = tokio::spawn(async move {
@@ -490,7 +494,8 @@ async fn a_chunked_body_is_held_to_the_limit_by_its_payload() {
         body.push_str("0\r\n\r\n");
         body
     };
-    let head = "POST /svc/rpc/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let head =
+        "POST /svc/rpc/upload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n";
     let mut c = Client::connect(&d).await;
     c.send(&format!("{head}{}", chunked(1024))).await;
     let r = c.response(false).await;
@@ -503,7 +508,7 @@ async fn a_chunked_body_is_held_to_the_limit_by_its_payload() {
     c.send(&format!("{head}{}", chunked(1025))).await;
     let r = c.response(false).await;
     assert_eq!(r.status(), 413, "{r:?}");
-    let rpc = "POST /rpc HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let rpc = "POST /rpc HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n";
     let mut c = Client::connect(&d).await;
     c.send(&format!("{rpc}{}", chunked(1025))).await;
     assert_eq!(c.response(false).await.status(), 413);

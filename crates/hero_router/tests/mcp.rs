@@ -385,8 +385,20 @@ async fn wire_rules_of_both_revisions() {
     assert_eq!(body["result"]["protocolVersion"], "2025-11-25");
     assert_eq!(headers["content-type"], "application/json");
 
-    // Any Host the router is reached by: a name, an IPv6 literal (rmcp's own check, off here,
-    // would take only loopback names).
+    // Every name of the router (rmcp's own check, off here, would take only loopback names),
+    // and no other: a rebound name, an address it does not listen on (CONTRACT §13).
+    let port = d.tcp.port();
+    let own = [
+        format!("127.0.0.1:{port}"),
+        "127.0.0.1".into(),
+        "localhost".into(),
+        format!("svc.localhost:{port}"),
+    ];
+    for host in &own {
+        let ping = json!({"jsonrpc": "2.0", "id": 9, "method": "ping"});
+        let (status, _, body) = post(&d, "/mcp", &[("host", host)], ping).await;
+        assert_eq!(status, 200, "Host {host}: {body}");
+    }
     for host in [
         "hero.example:9988",
         "[::1]:9988",
@@ -394,8 +406,10 @@ async fn wire_rules_of_both_revisions() {
         "10.1.2.3",
     ] {
         let ping = json!({"jsonrpc": "2.0", "id": 9, "method": "ping"});
-        let (status, _, body) = post(&d, "/mcp", &[("host", host)], ping).await;
-        assert_eq!(status, 200, "Host {host}: {body}");
+        let (status, headers, body) = post(&d, "/mcp", &[("host", host)], ping).await;
+        assert_eq!(status, 421, "Host {host}: {body}");
+        assert_eq!(headers["x-hero-router-error"], "misdirected");
+        assert_eq!(body["error"], "misdirected");
     }
 
     // 2026-07-28: a request is served with no handshake before it.
@@ -487,12 +501,8 @@ async fn a_foreign_origin_is_refused_and_unknown_services_are_404() {
     .await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(headers["x-hero-router-error"], "foreign_origin");
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("http://evil.example")
-    );
+    assert_eq!(body["error"], "foreign_origin");
+    assert_eq!(body["origin"], "http://evil.example");
     // The router's own origin is fine.
     let own = format!("http://{}", d.tcp);
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
@@ -647,11 +657,12 @@ async fn mcp_config_prints_a_pasteable_configuration() {
             "example": {"type": "http", "url": "http://127.0.0.1:9988/mcp/example"},
         }})
     );
+    // Without --url: the service listener the running router reports.
     let out = run(&["example"]).await;
     let config = json(std::str::from_utf8(&out.stdout).unwrap());
     assert_eq!(
         config["mcpServers"]["example"]["url"],
-        "http://127.0.0.1:9988/mcp/example"
+        format!("http://{}/mcp/example", d.tcp)
     );
     let out = run(&["nosuch"]).await;
     assert_eq!(out.status.code(), Some(1));

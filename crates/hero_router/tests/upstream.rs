@@ -708,6 +708,7 @@ async fn the_readmes_python_service_works() {
             .arg(&script)
             .env("HERO_SOCKET_DIR", root)
             .stdin(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );

@@ -30,7 +30,7 @@ async fn keep_alive_reuses_one_upstream_connection_and_rewrites_the_head() {
     let up = Upstream::bind(root.path(), "svc", |_| Reply::Send(OK));
     let d = daemon(root.path()).await;
     let mut c = Client::connect(&d).await;
-    let req = "GET /svc/rpc/a/b?x=1 HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, X-Private\r\n\
+    let req = "GET /svc/rpc/a/b?x=1 HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive, X-Private\r\n\
                Keep-Alive: timeout=5\r\nX-Private: secret\r\nX-Forwarded-For: 10.1.1.1\r\n\
                X-Hero-Claims: forged\r\nAccept: */*\r\n\r\n";
     for _ in 0..2 {
@@ -47,7 +47,7 @@ async fn keep_alive_reuses_one_upstream_connection_and_rewrites_the_head() {
     assert_eq!(seen.len(), 2);
     let head = &seen[0];
     assert!(head.starts_with("GET /a/b?x=1 HTTP/1.1\r\n"), "{head}");
-    assert_eq!(header(head, "host"), Some("x"));
+    assert_eq!(header(head, "host"), Some("localhost"));
     assert_eq!(header(head, "accept"), Some("*/*"));
     assert_eq!(header(head, "x-forwarded-prefix"), Some("/svc/rpc"));
     // Over TCP the router vouches only for the peer it saw: a client's own claim is dropped.
@@ -71,7 +71,7 @@ async fn pipelined_requests_are_answered_in_order() {
     let mut c = Client::connect(&d).await;
     let body = "{\"n\":1}";
     c.send(&format!(
-        "POST /svc/rpc/one HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}{}",
+        "POST /svc/rpc/one HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}{}",
         body.len(),
         get("/svc/rpc/two")
     ))
@@ -111,7 +111,7 @@ async fn own_endpoints_and_errors_share_a_connection_with_proxied_requests() {
     assert_eq!(e.status(), 404);
     assert_eq!(e.header("x-hero-router-error"), Some("no_service"));
     // A method an endpoint does not take: 405 naming what it takes, and the connection goes on.
-    c.send("POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+    c.send("POST /health HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n")
         .await;
     let e = c.response(false).await;
     assert_eq!(e.status(), 405);
@@ -204,7 +204,7 @@ async fn interim_heads_and_head_requests() {
     assert_eq!(early.header("link"), Some("</style.css>"));
     let page = c.response(false).await;
     assert_eq!((page.status(), page.body.as_slice()), (200, &b"body"[..]));
-    c.send("HEAD /svc/rpc/page HTTP/1.1\r\nHost: x\r\n\r\n")
+    c.send("HEAD /svc/rpc/page HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await;
     let head = c.response(true).await;
     assert_eq!(head.header("content-length"), Some("5"));
@@ -244,7 +244,7 @@ async fn errors_before_an_answer_close_only_when_a_body_is_left_unread() {
 
     // The whole body was sent: 502, and the connection stays usable.
     let mut c = Client::connect(&d).await;
-    c.send("POST /svc/rpc/x HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody")
+    c.send("POST /svc/rpc/x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\n\r\nbody")
         .await;
     let r = c.response(false).await;
     assert_eq!(r.status(), 502, "{r:?}");
@@ -261,8 +261,10 @@ async fn errors_before_an_answer_close_only_when_a_body_is_left_unread() {
     let _full = common::busy_socket(&service_dir(root.path(), "full").join("rpc.sock"));
     d.rescan().await;
     let mut c = Client::connect(&d).await;
-    c.send("POST /full/rpc/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n0123456789")
-        .await;
+    c.send(
+        "POST /full/rpc/x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n0123456789",
+    )
+    .await;
     let r = c.response(false).await;
     assert_eq!(r.status(), 503, "{r:?}");
     assert_eq!(r.header("x-hero-router-error"), Some("busy"));
@@ -299,7 +301,7 @@ async fn a_100_mb_content_length_upload_streams_through() {
     let before = common::peak_rss_kib();
     let mut c = Client::connect(&d).await;
     c.send(&format!(
-        "POST /alpha/rpc/upload HTTP/1.1\r\nHost: x\r\nContent-Length: {TOTAL}\r\n\r\n"
+        "POST /alpha/rpc/upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: {TOTAL}\r\n\r\n"
     ))
     .await;
     let chunk = vec![7u8; CHUNK];
@@ -445,19 +447,19 @@ async fn routing_errors_skip_a_whole_body_and_close_on_a_partial_one() {
     let d = daemon(root.path()).await;
     let mut c = Client::connect(&d).await;
     // A whole body with the error: skipped, and the next request on the connection is clean.
-    c.send("POST /nosuch/rpc/x HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody")
+    c.send("POST /nosuch/rpc/x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\n\r\nbody")
         .await;
     let r = c.response(false).await;
     assert_eq!(r.status(), 404, "{r:?}");
     assert_eq!(r.header("connection"), None);
-    c.send("GET /svc/rpc/%2e%2e/x HTTP/1.1\r\nHost: x\r\n\r\n")
+    c.send("GET /svc/rpc/%2e%2e/x HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await;
     assert_eq!(c.response(false).await.status(), 400);
     c.send(&get("/svc/rpc/ok")).await;
     let ok = c.response(false).await;
     assert_eq!((ok.status(), ok.body.as_slice()), (200, &b"ok"[..]));
     // Part of a body still to come: the answer closes the connection.
-    c.send("POST /nosuch/rpc/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n0123")
+    c.send("POST /nosuch/rpc/x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n0123")
         .await;
     let r = c.response(false).await;
     assert_eq!(r.status(), 404, "{r:?}");

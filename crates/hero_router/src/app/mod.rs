@@ -14,7 +14,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, Request, header};
+use http::Request;
 use tower::ServiceExt as _;
 
 use crate::proxy::error::{ProxyError, error_parts};
@@ -31,6 +31,9 @@ pub struct AppState {
     pub registry: Registry,
     /// The dashboard's live feed.
     pub dashboard: crate::dashboard::Hub,
+    /// The first service listener's URL (`http://ADDR:PORT`), for the MCP links the
+    /// dashboard shows: MCP is served there, not on the dashboard's own origin.
+    pub service_url: Option<String>,
 }
 
 /// Which application a request is for: the routing decides it (`serve::front`).
@@ -91,82 +94,4 @@ pub fn error_response(e: &ProxyError) -> Response {
         }
     }
     response
-}
-
-/// The router's 403 for a request whose `Origin` is not the router's own; `None` for any
-/// other request. Every application checks its requests (the MCP gateway all, the dashboard
-/// its actions) through this.
-pub fn foreign_origin(headers: &HeaderMap) -> Option<Response> {
-    if same_origin(headers) {
-        return None;
-    }
-    let origin = headers
-        .get(header::ORIGIN)
-        .map(|o| String::from_utf8_lossy(o.as_bytes()).into_owned())
-        .unwrap_or_default();
-    Some(error_response(&ProxyError::ForeignOrigin { origin }))
-}
-
-/// True unless the request carries an `Origin` that is not the router's own: a browser page
-/// from another site (DNS rebinding, a hostile page on the operator's machine) must not drive
-/// the router. The router's own origin is the authority the request was sent to (`Host`).
-pub fn same_origin(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return true;
-    };
-    let (Ok(origin), Some(host)) = (
-        origin.to_str(),
-        headers.get(header::HOST).and_then(|h| h.to_str().ok()),
-    ) else {
-        return false;
-    };
-    let authority = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"));
-    authority.is_some_and(|a| a.eq_ignore_ascii_case(host))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(*k, v.parse().unwrap());
-        }
-        h
-    }
-
-    #[test]
-    fn origin_must_be_the_host_it_was_sent_to() {
-        let host = ("host", "127.0.0.1:9988");
-        assert!(same_origin(&headers(&[host])));
-        assert!(same_origin(&headers(&[
-            host,
-            ("origin", "http://127.0.0.1:9988")
-        ])));
-        assert!(same_origin(&headers(&[
-            host,
-            ("origin", "https://127.0.0.1:9988")
-        ])));
-        assert!(!same_origin(&headers(&[
-            host,
-            ("origin", "http://evil.example")
-        ])));
-        assert!(!same_origin(&headers(&[
-            host,
-            ("origin", "http://127.0.0.1:9989")
-        ])));
-        assert!(!same_origin(&headers(&[host, ("origin", "null")])));
-        assert!(!same_origin(&headers(&[(
-            "origin",
-            "http://127.0.0.1:9988"
-        )])));
-        // A port-less origin is not the same as one with a port.
-        assert!(!same_origin(&headers(&[
-            host,
-            ("origin", "http://127.0.0.1")
-        ])));
-    }
 }

@@ -7,11 +7,13 @@
 //! - `GET /api/events`: server-sent events, see [`hub`];
 //! - `GET /api/dashboard/service/{name}`: one service's detail as JSON (sockets and their
 //!   recent history, manifest, spec state, methods with params, links);
-//! - `POST /api/scan`: a full scan now (`router.scan`), refused with 403 when the request
-//!   carries a foreign `Origin`.
+//! - `POST /api/scan`: a full scan now (`router.scan`).
 //!
 //! The page calls methods through `POST /rpc` and reads `/health` and `/metrics`, as any
-//! client would.
+//! client would. It is served on the admin listener and admin.sock only, so no page a service
+//! serves shares its origin; a request from another origin never gets here (the routing
+//! refuses it, [`crate::browser`]). Every answer carries [`crate::browser::PAGE_HEADERS`]; the
+//! page's own policy lets only its inline script and style run, by hash.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -27,7 +29,8 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::app::{AppState, error_response, foreign_origin};
+use crate::app::{AppState, error_response};
+use crate::browser::{PAGE_HEADERS, html_csp};
 use crate::proxy::error::ProxyError;
 use crate::registry::catalog::ServiceView;
 use crate::registry::names::valid_service_name;
@@ -80,6 +83,29 @@ struct PageContext<'a> {
     health: Value,
     root: String,
     version: &'static str,
+    /// The service listener's URL, where the MCP endpoints are (none: the page's origin).
+    service_url: Option<String>,
+}
+
+/// The answer with the router's page headers: `csp` for the page, the default for the rest.
+fn secured(mut response: Response, csp: Option<&str>) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in PAGE_HEADERS {
+        let value = match (name, csp) {
+            ("content-security-policy", Some(csp)) => HeaderValue::from_str(csp).ok(),
+            _ => Some(HeaderValue::from_static(value)),
+        };
+        if let Some(value) = value {
+            headers.insert(name, value);
+        }
+    }
+    response
+}
+
+/// The page's policy: its inline script and style, by hash.
+fn page_csp() -> &'static str {
+    static CSP: OnceLock<String> = OnceLock::new();
+    CSP.get_or_init(|| html_csp(&[SCRIPT], &[STYLE]))
 }
 
 /// `GET /`.
@@ -98,19 +124,23 @@ async fn page(State(state): State<AppState>) -> Response {
         health: state.rpc.ctx().health(),
         root: table.root.display().to_string(),
         version: crate::VERSION,
+        service_url: state.service_url.clone(),
     };
     let rendered = environment()
         .get_template("page.html")
         .and_then(|t| t.render(minijinja::Value::from(Serde(context))));
     match rendered {
-        Ok(html) => (
-            [
-                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            html,
-        )
-            .into_response(),
+        Ok(html) => secured(
+            (
+                [
+                    (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+                html,
+            )
+                .into_response(),
+            Some(page_csp()),
+        ),
         // The template is fixed and its tests render it; an error here is a bug in it.
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -142,7 +172,7 @@ async fn events(State(state): State<AppState>, headers: HeaderMap) -> Response {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // Reverse proxies (nginx) would otherwise hold events back in their buffers.
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    response
+    secured(response, None)
 }
 
 /// `GET /api/dashboard/service/{name}`.
@@ -158,27 +188,25 @@ async fn service(State(state): State<AppState>, Path(name): Path<String>) -> Res
     let view = catalog.view(service);
     let entry = catalog.get(&name);
     let detail = detail::detail(&view, entry.map(|e| &**e), state.dashboard.history(&name));
-    (
+    let response = (
         [
             (header::CONTENT_TYPE, "application/json"),
             (header::CACHE_CONTROL, "no-store"),
         ],
         detail.to_string(),
     )
-        .into_response()
+        .into_response();
+    secured(response, None)
 }
 
 /// `POST /api/scan`: a full scan, answered with the `router.scan` result.
-async fn scan(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(forbidden) = foreign_origin(&headers) {
-        return forbidden;
-    }
+async fn scan(State(state): State<AppState>) -> Response {
     let answer = state
         .rpc
         .handle(br#"{"jsonrpc":"2.0","id":1,"method":"router.scan"}"#)
         .await
         .and_then(|text| serde_json::from_str::<Value>(&text).ok());
-    match answer {
+    let response = match answer {
         Some(a) if a.get("result").is_some() => (
             [(header::CONTENT_TYPE, "application/json")],
             a["result"].to_string(),
@@ -203,7 +231,8 @@ async fn scan(State(state): State<AppState>, headers: HeaderMap) -> Response {
             )
                 .into_response()
         }
-    }
+    };
+    secured(response, None)
 }
 
 fn environment() -> &'static Environment<'static> {

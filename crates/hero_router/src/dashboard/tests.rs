@@ -25,6 +25,7 @@ fn front_end() -> (Arc<Rpc>, TableWriter) {
         upstream_timeout: Duration::from_secs(1),
         max_body: 1 << 20,
         started: tokio::time::Instant::now(),
+        listeners: serde_json::json!({"service": [], "admin": []}),
     });
     (Arc::new(Rpc::new(ctx)), writer)
 }

@@ -8,9 +8,10 @@
 //! URL serves both revisions: a request whose `_meta` carries the 2026-07-28 keys (or a
 //! `server/discover`) is served as 2026-07-28, an `initialize` selects the handshake
 //! revisions (2025-11-25 and 2025-06-18). Nothing is kept between requests: a router restart
-//! loses no session, because there are none. A foreign `Origin` is refused (403) before
-//! rmcp sees the request; rmcp's own Host check is off, since the router is reached under any
-//! name on TCP and by no name at all on its Unix sockets.
+//! loses no session, because there are none. A foreign `Origin` (403) and a `Host` that is not
+//! the router's (421) are refused before the request gets here, by the routing
+//! ([`crate::browser`]); rmcp's own Host check is off, since the router is reached by no name
+//! at all on its Unix sockets.
 //!
 //! The tools are built by hand from the live catalog ([`tools`]), per request: a service that
 //! appears, restarts with other methods, or dies changes the next list. 2026-07-28 clients
@@ -43,7 +44,7 @@ use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::Value;
 
-use crate::app::{AppState, error_response, foreign_origin};
+use crate::app::{AppState, error_response};
 use crate::proxy::error::ProxyError;
 use crate::proxy::path::PathError;
 use crate::registry::catalog::Catalog;
@@ -149,9 +150,6 @@ pub struct Endpoints {
 impl Endpoints {
     /// Answers one request to the endpoint of `scope` (the routing decided it).
     pub async fn serve(&self, state: &AppState, scope: Scope, request: Request) -> Response {
-        if let Some(forbidden) = foreign_origin(request.headers()) {
-            return forbidden;
-        }
         if let Scope::Service(name) = &scope {
             if state.registry.table().service(name).is_none() {
                 let service = name.clone();

@@ -199,12 +199,14 @@ async fn gateway_with_calc(
         upstream_timeout: Duration::from_secs(5),
         max_body: 1 << 20,
         started: tokio::time::Instant::now(),
+        listeners: serde_json::json!({"service": [], "admin": []}),
     };
     let rpc = Arc::new(Rpc::new(Arc::new(ctx)));
     let state = AppState {
         dashboard: crate::dashboard::Hub::start(rpc.clone(), Default::default()),
         rpc,
         registry,
+        service_url: None,
     };
     let gateway = Gateway {
         state,

@@ -45,15 +45,36 @@ pub enum ProxyError {
         "hero_router does not proxy to itself; call POST /rpc, GET /health, /api/services or /metrics here directly"
     )]
     OwnService,
-    /// A request carrying an `Origin` that is not the router's own (a page on another site,
-    /// DNS rebinding).
+    /// A request for the router's own endpoints from a page that is not the router's own
+    /// (another site, a service's page, DNS rebinding): CONTRACT §13.
     #[error(
-        "forbidden: a request from a page on another origin ({origin}) may not call the router; call it without an Origin header or from its own origin"
+        "forbidden: a page from {origin} may not call the router's own endpoints; call them without an Origin header (curl, SDKs) or from the dashboard on the admin listener"
     )]
     ForeignOrigin {
-        /// The `Origin` sent.
+        /// The `Origin` sent (or what `Sec-Fetch-Site` said).
         origin: String,
     },
+    /// A TCP request whose `Host` is not one of the router's names (DNS rebinding, a
+    /// misconfigured proxy): CONTRACT §13.
+    #[error(
+        "{host} is not a name of this router: reach it by the address it listens on or localhost, or start it with --server-name for that name (a proxy in front)"
+    )]
+    Misdirected {
+        /// The `Host` sent.
+        host: String,
+    },
+    /// A dashboard path on the service listener: the dashboard has an origin of its own.
+    #[error("the dashboard and its API are on the admin listener: {admin}")]
+    OnAdminListener {
+        /// Where the admin listener is.
+        admin: String,
+    },
+    /// A path the admin listener does not serve: it routes to no service, so no service's
+    /// page shares the dashboard's origin.
+    #[error(
+        "the admin listener serves the dashboard, /api/, /rpc, /docs/, /health and /metrics; services and /mcp are on the service listener (--listen)"
+    )]
+    NotOnAdminListener,
     /// Every connection slot is serving a request; none could be shed.
     #[error("too many connections; retry shortly")]
     TooManyConnections,
@@ -149,6 +170,10 @@ impl ProxyError {
             ProxyError::OwnService => StatusCode::NOT_FOUND,
             ProxyError::AddSlash { .. } => StatusCode::PERMANENT_REDIRECT,
             ProxyError::ForeignOrigin { .. } => StatusCode::FORBIDDEN,
+            ProxyError::Misdirected { .. } => StatusCode::MISDIRECTED_REQUEST,
+            ProxyError::OnAdminListener { .. } | ProxyError::NotOnAdminListener => {
+                StatusCode::NOT_FOUND
+            }
             ProxyError::TooManyConnections => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::NoRoute
@@ -185,6 +210,9 @@ impl ProxyError {
             ProxyError::MethodNotAllowed { .. } => "method_not_allowed",
             ProxyError::OwnService => "own_service",
             ProxyError::ForeignOrigin { .. } => "foreign_origin",
+            ProxyError::Misdirected { .. } => "misdirected",
+            ProxyError::OnAdminListener { .. } => "on_admin_listener",
+            ProxyError::NotOnAdminListener => "not_on_admin_listener",
             ProxyError::TooManyConnections => "too_many_connections",
             ProxyError::BadPath(_) => "bad_path",
             ProxyError::BodyTooLarge { .. } => "body_too_large",
@@ -213,6 +241,13 @@ pub fn error_parts(e: &ProxyError) -> (StatusCode, Vec<Header>, Vec<u8>) {
         (ProxyError::Forbidden { address }, _) => {
             json!({"error": "forbidden", "message": e.to_string(), "address": address})
         }
+        // CONTRACT §13 names these two.
+        (ProxyError::Misdirected { host }, _) => {
+            json!({"error": "misdirected", "message": e.to_string(), "host": host})
+        }
+        (ProxyError::ForeignOrigin { origin }, _) => {
+            json!({"error": "foreign_origin", "message": e.to_string(), "origin": origin})
+        }
         (_, Some(s)) => json!({"error": e.to_string(), "service": s}),
         (_, None) => json!({"error": e.to_string()}),
     };
@@ -220,6 +255,11 @@ pub fn error_parts(e: &ProxyError) -> (StatusCode, Vec<Header>, Vec<u8>) {
         ("content-type", Cow::Borrowed("application/json")),
         ("x-hero-router-error", Cow::Borrowed(e.code())),
     ];
+    headers.extend(
+        crate::browser::PAGE_HEADERS
+            .iter()
+            .map(|(name, value)| (*name, Cow::Borrowed(*value))),
+    );
     match e {
         ProxyError::Busy { .. } | ProxyError::TooManyConnections => {
             headers.push(("retry-after", Cow::Borrowed("1")));

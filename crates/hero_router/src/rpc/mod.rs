@@ -60,6 +60,9 @@ pub struct Ctx {
     pub max_body: u64,
     /// Start time, for `uptime_secs`.
     pub started: Instant,
+    /// Where the TCP listeners are, for `router.health`'s `listeners` (so a client such as
+    /// `hero_router mcp-config` finds them): `{"service": [ADDR…], "admin": [ADDR…]}`.
+    pub listeners: Value,
 }
 
 /// Whom a `POST /rpc` request was for (its metrics label).
@@ -116,6 +119,7 @@ impl Ctx {
             "services": table.services.len(),
             "ready": table.ready && failure.is_none(),
             "last_scan": table.last_scan,
+            "listeners": self.listeners,
         });
         if let Some(reason) = reason {
             health["reason"] = json!(reason);

@@ -302,6 +302,14 @@ fn health_schema() -> Value {
             "last_scan": {
                 "oneOf": [schema_ref("LastScan"), {"type": "null"}],
                 "description": "The last full scan; null until the first one has finished."
+            },
+            "listeners": {
+                "type": "object",
+                "description": "The TCP listeners as bound: service (routing, /rpc, /mcp, /docs) and admin (the dashboard).",
+                "properties": {
+                    "service": {"type": "array", "items": {"type": "string"}},
+                    "admin": {"type": "array", "items": {"type": "string"}}
+                }
             }
         },
         "additionalProperties": true
@@ -392,6 +400,7 @@ mod tests {
             upstream_timeout: Duration::from_secs(1),
             max_body: 1 << 20,
             started: tokio::time::Instant::now(),
+            listeners: serde_json::json!({"service": [], "admin": []}),
         };
         (ctx, writer)
     }

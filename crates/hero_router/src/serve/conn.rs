@@ -82,7 +82,8 @@ enum Plan {
     Proxy(Req, Forward),
     /// A request answered with an error.
     Fail(Req, ProxyError),
-    /// A client the allow-list turns away: answered, and the connection closed.
+    /// A client the allow-list turns away, or a request for a name that is not the router's:
+    /// answered, and the connection closed.
     Deny(Req, ProxyError),
 }
 
@@ -352,6 +353,36 @@ fn app_parts(head: &http1::RequestHead<'_, '_>) -> Option<http::request::Parts> 
     Some(parts)
 }
 
+/// True for the router's own endpoints a page may not drive from elsewhere (CONTRACT §13):
+/// `/rpc`, `/mcp…`, `/api/…` and the dashboard's actions. The dashboard page itself is not:
+/// a link may open it.
+fn guarded(route: &Route<'_>, method: &str, path: &str) -> bool {
+    match route {
+        Route::Rpc | Route::Own(Endpoint::Services) | Route::App(AppTarget::Mcp(_)) => true,
+        Route::App(AppTarget::Dashboard) => path != "/" || !matches!(method, "GET" | "HEAD"),
+        _ => false,
+    }
+}
+
+/// [`crate::browser::check_origin`] on the request's `Origin`, `Sec-Fetch-Site` and `Host`.
+fn browser_origin(head: &http1::RequestHead<'_, '_>) -> Result<(), String> {
+    let header = |name: &str| {
+        head.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    };
+    crate::browser::check_origin(header("origin"), header("sec-fetch-site"), head.host)
+}
+
+/// True if the client takes HTML (a browser's `Accept`).
+fn accepts_html(head: &http1::RequestHead<'_, '_>) -> bool {
+    head.headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("accept"))
+        .any(|h| memchr::memmem::find(h.value, b"text/html").is_some())
+}
+
 /// Decides what to do with the head at the start of `buf`; `None` if it is not complete.
 /// For a proxied request the upstream head is written to `up_head`.
 fn plan(
@@ -395,55 +426,75 @@ fn plan(
             };
             return Some(Plan::Deny(req, e));
         }
+        // A name that is not the router's (DNS rebinding) reaches nothing (CONTRACT §13), and
+        // the connection, made for another site, ends with the answer.
+        if let Some(host) = head.host.filter(|h| !front.names.knows(h)) {
+            let host = String::from_utf8_lossy(host).into_owned();
+            return Some(Plan::Deny(req, ProxyError::Misdirected { host }));
+        }
     }
     let ready = origin.ready || origin.table.scanned();
-    Some(
-        match route(
-            head.method,
-            head.path,
-            head.query,
-            origin.role,
-            origin.table,
-            ready,
-        ) {
-            Route::Rpc => Plan::Rpc(req),
-            Route::Own(endpoint) => Plan::Own(req, endpoint),
-            Route::Docs(page) => Plan::Docs(req, page),
-            Route::App(target) => match app_parts(&head) {
-                Some(parts) => Plan::App(req, target, Box::new(parts)),
-                None => Plan::Fail(req, ProxyError::NoRoute),
+    let routed = route(
+        head.method,
+        head.path,
+        head.query,
+        origin.role,
+        origin.table,
+        ready,
+    );
+    if guarded(&routed, head.method, head.path) {
+        if let Err(origin) = browser_origin(&head) {
+            return Some(Plan::Fail(req, ProxyError::ForeignOrigin { origin }));
+        }
+    }
+    Some(match routed {
+        Route::Rpc => Plan::Rpc(req),
+        Route::Own(Endpoint::Landing { .. }) => Plan::Own(
+            req,
+            Endpoint::Landing {
+                html: accepts_html(&head),
             },
-            Route::Error(e) => Plan::Fail(req, e),
-            Route::NotReady => Plan::NotReady,
-            Route::Proxy { route, target } => {
-                if let BodyFraming::Length(n) = req.body {
-                    if n > front.max_body {
-                        let limit = front.max_body;
-                        return Some(Plan::Fail(req, ProxyError::BodyTooLarge { limit }));
-                    }
-                }
-                let fwd = Forwarding {
-                    service: &route.service,
-                    kind: &route.kind,
-                    peer: origin.peer,
-                    trust_client: front.proxy.trust_forwarded_headers,
-                };
-                up_head.clear();
-                http1::write_upstream_head(&head, route.path, route.query, &fwd, up_head);
-                Plan::Proxy(
-                    req,
-                    Forward {
-                        idempotent: matches!(
-                            head.method,
-                            "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE"
-                        ),
-                        table: origin.table.clone(),
-                        target,
-                    },
-                )
-            }
+        ),
+        Route::Own(endpoint) => Plan::Own(req, endpoint),
+        Route::Docs(page) => Plan::Docs(req, page),
+        Route::App(target) => match app_parts(&head) {
+            Some(parts) => Plan::App(req, target, Box::new(parts)),
+            None => Plan::Fail(req, ProxyError::NoRoute),
         },
-    )
+        Route::Error(e) => Plan::Fail(req, e),
+        Route::OnAdminListener => {
+            let admin = front.dashboard_at.clone();
+            Plan::Fail(req, ProxyError::OnAdminListener { admin })
+        }
+        Route::NotReady => Plan::NotReady,
+        Route::Proxy { route, target } => {
+            if let BodyFraming::Length(n) = req.body {
+                if n > front.max_body {
+                    let limit = front.max_body;
+                    return Some(Plan::Fail(req, ProxyError::BodyTooLarge { limit }));
+                }
+            }
+            let fwd = Forwarding {
+                service: &route.service,
+                kind: &route.kind,
+                peer: origin.peer,
+                trust_client: front.proxy.trust_forwarded_headers,
+            };
+            up_head.clear();
+            http1::write_upstream_head(&head, route.path, route.query, &fwd, up_head);
+            Plan::Proxy(
+                req,
+                Forward {
+                    idempotent: matches!(
+                        head.method,
+                        "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE"
+                    ),
+                    table: origin.table.clone(),
+                    target,
+                },
+            )
+        }
+    })
 }
 
 // === impl Client ===
@@ -551,7 +602,7 @@ impl<S: Stream> Client<'_, S> {
     async fn write_page(&mut self, req: &Req, content_type: &str, body: &str) -> bool {
         let persist = self.persist(req);
         self.out.clear();
-        let headers = [("content-type", content_type)];
+        let headers = crate::browser::page_headers(content_type);
         http1::write_own_head(&mut self.out, 200, &headers, Some(body.len()), persist);
         if !req.head_request {
             self.out.extend_from_slice(body.as_bytes());

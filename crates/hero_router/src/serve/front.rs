@@ -4,9 +4,12 @@
 //! `GET /api/services`, `GET /metrics` (`HEAD` too).
 //! On `rpc.sock` also: `GET /openrpc.json`, `GET /.well-known/heroservice.json`; anything else
 //! there is 404.
-//! On TCP and `admin.sock` also: the docs (`/docs/…`), the applications ([`crate::app`]: `GET /`,
-//! `/api/…`, `/mcp…`), and everything else is proxied: `/{service}/{kind}/{rest…}` (§5), except
-//! `/hero_router/…`: the router never relays to its own sockets.
+//! The service listeners (`--listen`) also: the docs (`/docs/…`), the MCP gateway (`/mcp…`),
+//! and everything else is proxied: `/{service}/{kind}/{rest…}` (§5), except `/hero_router/…`:
+//! the router never relays to its own sockets. Their `GET /` says where the dashboard is.
+//! The admin listeners (`--admin-listen`) also: the docs and the dashboard (`GET /`, `/api/…`),
+//! and nothing of any service: the dashboard's origin is its own (§13).
+//! `admin.sock` serves all of it (a Unix socket has no browser origin to share).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,8 +37,12 @@ use crate::rpc::{Ctx, Rpc};
 pub enum Role {
     /// `hero_router/rpc.sock`: JSON-RPC and the standard Hero endpoints, no proxying.
     RpcSocket,
-    /// `hero_router/admin.sock` and TCP: everything, including proxying.
-    Gateway,
+    /// `hero_router/admin.sock`: everything, proxying and the dashboard.
+    AdminSocket,
+    /// A `--listen` TCP listener: services, `/rpc`, `/mcp`, `/docs`; no dashboard.
+    Service,
+    /// An `--admin-listen` TCP listener: the dashboard and its API, `/rpc`, `/docs`; no service.
+    Admin,
 }
 
 /// State shared by every listener.
@@ -47,13 +54,30 @@ pub struct Front {
     pub(super) proxy: ProxyCtx,
     metrics: Metrics,
     pub(super) max_body: u64,
+    /// The names the router answers to on TCP (the Host check).
+    pub(super) names: crate::browser::Names,
+    /// Where the dashboard is, for the service listener's `GET /`: the admin listener's URL,
+    /// else admin.sock.
+    pub(super) dashboard_at: String,
+}
+
+/// Where a router's listeners are, as bound: the names it answers to and the URLs it points
+/// people to are made from these.
+#[derive(Debug, Clone, Default)]
+pub struct Bound {
+    /// The service listeners.
+    pub service: Vec<std::net::SocketAddr>,
+    /// The admin listeners.
+    pub admin: Vec<std::net::SocketAddr>,
+    /// `<root>/hero_router/admin.sock`.
+    pub admin_sock: std::path::PathBuf,
 }
 
 // === impl Front ===
 
 impl Front {
-    /// Builds the shared state around a scanner handle.
-    pub fn new(scanner: Registry, cfg: &Config, token: CancellationToken) -> Front {
+    /// Builds the shared state around a scanner handle, for listeners bound at `bound`.
+    pub fn new(scanner: Registry, cfg: &Config, bound: &Bound, token: CancellationToken) -> Front {
         let busy_wait = cfg
             .upstream_timeout
             .saturating_sub(Duration::from_millis(50));
@@ -65,13 +89,24 @@ impl Front {
             upstream_timeout: cfg.upstream_timeout,
             max_body: cfg.max_body,
             started: Instant::now(),
+            listeners: serde_json::json!({"service": bound.service, "admin": bound.admin}),
         });
         let rpc = Arc::new(Rpc::new(ctx));
         let app = App::new(AppState {
             rpc: rpc.clone(),
             registry: scanner.clone(),
             dashboard: crate::dashboard::Hub::start(rpc.clone(), token),
+            service_url: bound.service.first().map(|a| format!("http://{a}")),
         });
+        let all: Vec<_> = bound.service.iter().chain(&bound.admin).copied().collect();
+        let names = crate::browser::Names::new(&all, &cfg.server_names);
+        let dashboard_at = match bound.admin.first() {
+            Some(a) => format!("http://{a}/"),
+            None => format!(
+                "{} (the admin TCP listener is off)",
+                bound.admin_sock.display()
+            ),
+        };
         let access = Arc::new(Access::new(
             cfg.access.allow.clone(),
             cfg.access.file_entries.clone(),
@@ -90,6 +125,8 @@ impl Front {
             },
             metrics: Metrics::default(),
             max_body: cfg.max_body,
+            names,
+            dashboard_at,
         }
     }
 
@@ -121,6 +158,37 @@ impl Front {
             ),
             Endpoint::OpenRpc => (JSON, crate::rpc::openrpc().to_string()),
             Endpoint::Manifest => (JSON, crate::rpc::manifest().to_string()),
+            Endpoint::Landing { html: false } => (
+                JSON,
+                serde_json::json!({
+                    "service": "hero_router",
+                    "dashboard": self.dashboard_at,
+                    "rpc": "/rpc",
+                    "mcp": "/mcp",
+                    "docs": "/docs/",
+                    "health": "/health",
+                })
+                .to_string(),
+            ),
+            Endpoint::Landing { html: true } => {
+                let at = escape_html(&self.dashboard_at);
+                let link = if self.dashboard_at.starts_with("http") {
+                    format!("<a href=\"{at}\">{at}</a>")
+                } else {
+                    at
+                };
+                (
+                    "text/html; charset=utf-8",
+                    format!(
+                        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+                         <title>hero_router</title></head><body>\n<h1>hero_router</h1>\n\
+                         <p>This is the service listener: services at <code>/{{service}}/{{kind}}/</code>, \
+                         JSON-RPC at <code>POST /rpc</code>, MCP at <code>/mcp</code>, \
+                         <a href=\"/docs/\">API docs</a>.</p>\n\
+                         <p>The dashboard is on the admin listener: {link}</p>\n</body></html>\n"
+                    ),
+                )
+            }
         }
     }
 }
@@ -173,6 +241,22 @@ impl Front {
     }
 }
 
+/// `text` with the characters HTML gives meaning escaped.
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The router's own `GET` endpoints besides `/rpc`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Endpoint {
@@ -186,6 +270,11 @@ pub(super) enum Endpoint {
     OpenRpc,
     /// `GET /.well-known/heroservice.json` (rpc.sock only).
     Manifest,
+    /// `GET /` on a service listener: where the dashboard is (HTML for a browser, else JSON).
+    Landing {
+        /// The client accepts HTML.
+        html: bool,
+    },
 }
 
 impl Endpoint {
@@ -253,6 +342,8 @@ pub(super) enum Route<'a> {
     },
     /// An answer the router makes itself.
     Error(ProxyError),
+    /// A dashboard path on a service listener: the answer says where the dashboard is.
+    OnAdminListener,
     /// A proxied route, but the first scan has not finished: wait for it and decide again.
     NotReady,
 }
@@ -286,14 +377,23 @@ pub(super) fn route<'a>(
             _ => not_allowed("GET, HEAD"),
         };
     }
-    if role != Role::Gateway {
+    if role == Role::RpcSocket {
         return Route::Error(ProxyError::NotOnRpcSocket);
     }
     // `/`, `/docs`, `/api` and `/mcp` belong to the router, whatever services are called.
     let first = path[1.min(path.len())..].split('/').next().unwrap_or("");
+    let dashboard = role != Role::Service;
     match first {
-        _ if path == "/" => return Route::App(AppTarget::Dashboard),
-        "api" => return Route::App(AppTarget::Dashboard),
+        _ if path == "/" && dashboard => return Route::App(AppTarget::Dashboard),
+        _ if path == "/" => {
+            return match method {
+                "GET" | "HEAD" => Route::Own(Endpoint::Landing { html: false }),
+                _ => not_allowed("GET, HEAD"),
+            };
+        }
+        "api" if dashboard => return Route::App(AppTarget::Dashboard),
+        "api" => return Route::OnAdminListener,
+        "mcp" if role == Role::Admin => return Route::Error(ProxyError::NotOnAdminListener),
         "mcp" => {
             return match Scope::at(&path[4..]) {
                 Some(Ok(scope)) => Route::App(AppTarget::Mcp(scope)),
@@ -309,6 +409,10 @@ pub(super) fn route<'a>(
             };
         }
         _ => {}
+    }
+    if role == Role::Admin {
+        // No service's page may share the dashboard's origin.
+        return Route::Error(ProxyError::NotOnAdminListener);
     }
     let route = match path::parse(path, query) {
         Ok(Some(route)) => route,

@@ -32,7 +32,7 @@ pub mod listener;
 mod own;
 mod slots;
 
-pub use front::{Front, Role};
+pub use front::{Bound, Front, Role};
 use listener::AnyListener;
 
 /// Everything `serve` bound, before it starts serving. Tests build this with port 0 and read
@@ -42,8 +42,10 @@ pub struct Listeners {
     pub rpc: (UnixListener, SocketGuard),
     /// `<root>/hero_router/admin.sock` and its guard.
     pub admin: (UnixListener, SocketGuard),
-    /// TCP listeners.
+    /// TCP listeners (`--listen`).
     pub tcp: Vec<TcpListener>,
+    /// Admin TCP listeners (`--admin-listen`).
+    pub admin_tcp: Vec<TcpListener>,
     /// Held while the router runs: no second router can serve this root.
     instance: own::InstanceLock,
 }
@@ -73,16 +75,19 @@ impl Listeners {
         let instance = own::instance_lock(&cfg.root)?;
         let rpc = own::own_socket(&cfg.root, "rpc")?;
         let admin = own::own_socket(&cfg.root, "admin")?;
-        let mut tcp = Vec::new();
-        for addr in &cfg.listen {
+        let (mut tcp, mut admin_tcp) = (Vec::new(), Vec::new());
+        let wanted = cfg.listen.iter().map(|a| (a, false));
+        for (addr, is_admin) in wanted.chain(cfg.admin_listen.iter().map(|a| (a, true))) {
             match TcpListener::bind(addr).await {
+                Ok(l) if is_admin => admin_tcp.push(l),
                 Ok(l) => tcp.push(l),
                 Err(e) => {
                     // Leave no socket of ours behind when start-up fails half-way.
                     for (_, guard) in [rpc, admin] {
                         let _ = guard.remove_if_ours();
                     }
-                    return Err(anyhow::anyhow!("cannot listen on {addr}: {e}").into());
+                    let what = if is_admin { "the admin listener " } else { "" };
+                    return Err(anyhow::anyhow!("cannot listen on {what}{addr}: {e}").into());
                 }
             }
         }
@@ -90,17 +95,36 @@ impl Listeners {
             rpc,
             admin,
             tcp,
+            admin_tcp,
             instance,
         })
     }
 
-    /// The bound TCP addresses (useful with port 0).
+    /// The bound service listeners' addresses (useful with port 0).
     pub fn tcp_addrs(&self) -> Vec<SocketAddr> {
-        self.tcp
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .collect()
+        addrs(&self.tcp)
     }
+
+    /// The bound admin listeners' addresses.
+    pub fn admin_tcp_addrs(&self) -> Vec<SocketAddr> {
+        addrs(&self.admin_tcp)
+    }
+
+    /// Where everything is, as bound.
+    pub fn bound(&self) -> Bound {
+        Bound {
+            service: self.tcp_addrs(),
+            admin: self.admin_tcp_addrs(),
+            admin_sock: self.admin.1.path().to_path_buf(),
+        }
+    }
+}
+
+fn addrs(listeners: &[TcpListener]) -> Vec<SocketAddr> {
+    listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect()
 }
 
 /// Runs the daemon on already-bound listeners until `token` is cancelled (then `Ok`), or until
@@ -124,12 +148,15 @@ pub async fn run_with_scanner(
     token: CancellationToken,
 ) -> anyhow::Result<()> {
     let tcp_addrs = listeners.tcp_addrs();
+    let bound = listeners.bound();
     tracing::info!(
         version = crate::VERSION,
         root = %cfg.root.display(),
         rpc = %listeners.rpc.1.path().display(),
         admin = %listeners.admin.1.path().display(),
         tcp = ?tcp_addrs,
+        admin_tcp = ?bound.admin,
+        server_names = ?cfg.server_names,
         scan_interval = ?cfg.scanner.scan_interval,
         probe_timeout = ?cfg.scanner.probe_timeout,
         stale_after = cfg.scanner.reap.stale_after,
@@ -153,12 +180,35 @@ pub async fn run_with_scanner(
         catalog_refresh = ?cfg.catalog.refresh,
         "hero_router starting"
     );
+    // Where an operator goes, in words (the line above has every setting).
+    let urls = |addrs: &[SocketAddr]| {
+        addrs
+            .iter()
+            .map(|a| format!("http://{a}/"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    match bound.admin.as_slice() {
+        [] => tracing::info!(
+            admin_sock = %bound.admin_sock.display(),
+            "the dashboard is on admin.sock only (no admin TCP listener)"
+        ),
+        admin => tracing::info!("dashboard: {}", urls(admin)),
+    }
+    if !tcp_addrs.is_empty() {
+        tracing::info!("services, /rpc, /mcp and /docs: {}", urls(&tcp_addrs));
+    }
     let tracker = TaskTracker::new();
     let scan_token = token.child_token();
     let mut scanner_task = tracker.spawn(scanner.run(scan_token.clone()));
 
     let events_token = token.child_token();
-    let front = Arc::new(Front::new(handle.clone(), &cfg, events_token.clone()));
+    let front = Arc::new(Front::new(
+        handle.clone(),
+        &cfg,
+        &bound,
+        events_token.clone(),
+    ));
     let mut feed_task = tracker.spawn(feed_metrics(
         front.clone(),
         handle.clone(),
@@ -187,6 +237,7 @@ pub async fn run_with_scanner(
         rpc,
         admin,
         tcp,
+        admin_tcp,
         instance: _instance,
     } = listeners;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -200,22 +251,24 @@ pub async fn run_with_scanner(
         ))
     };
     let rpc_app = app(Role::RpcSocket);
-    let gateway = app(Role::Gateway);
+    let admin_sock_app = app(Role::AdminSocket);
     let own = Arc::new(tokio::sync::Mutex::new(Some(own::OwnSockets::start(
         cfg.root.clone(),
         rpc,
         admin,
         rpc_app,
-        gateway.clone(),
+        admin_sock_app,
         stop.clone(),
     ))));
     let mut keeper_task =
         tracker.spawn(own::keep(own.clone(), handle.clone(), events_token.clone()));
     let mut servers = Vec::new();
-    for l in tcp {
+    let (service_app, admin_app) = (app(Role::Service), app(Role::Admin));
+    let tcp = tcp.into_iter().map(|l| (l, &service_app));
+    for (l, app) in tcp.chain(admin_tcp.into_iter().map(|l| (l, &admin_app))) {
         servers.push(tokio::spawn(listener::serve(
             AnyListener::Tcp(l),
-            gateway.clone(),
+            app.clone(),
             stop.clone(),
         )));
     }

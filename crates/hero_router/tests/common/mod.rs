@@ -125,8 +125,10 @@ use tokio_util::sync::CancellationToken;
 pub struct Daemon {
     pub root: PathBuf,
     pub tcp: SocketAddr,
-    /// Every TCP listener's address (`tcp` is the first).
+    /// Every service TCP listener's address (`tcp` is the first).
     pub tcp_all: Vec<SocketAddr>,
+    /// The admin TCP listener (the dashboard's origin); `None` with `--no-admin-tcp`.
+    pub admin_tcp: Option<SocketAddr>,
     pub rpc: PathBuf,
     pub admin: PathBuf,
     pub token: CancellationToken,
@@ -144,6 +146,9 @@ pub fn serve_config(root: &Path, extra: &[&str]) -> hero_router::Config {
         "--scan-interval",
         "1h",
     ];
+    if !extra.contains(&"--admin-listen") {
+        args.extend_from_slice(&["--admin-listen", "127.0.0.1:0"]);
+    }
     if !extra.contains(&"--upstream-timeout") {
         args.extend_from_slice(&["--upstream-timeout", "2s"]);
     }
@@ -167,6 +172,7 @@ pub async fn start_daemon(cfg: hero_router::Config) -> Daemon {
     let listeners = hero_router::serve::Listeners::bind(&cfg).await.unwrap();
     let tcp_all = listeners.tcp_addrs();
     let tcp = tcp_all[0];
+    let admin_tcp = listeners.admin_tcp_addrs().first().copied();
     let (scanner, handle) = hero_router::Scanner::new(cfg.scanner.clone());
     let token = CancellationToken::new();
     let root = cfg.root.clone();
@@ -184,6 +190,7 @@ pub async fn start_daemon(cfg: hero_router::Config) -> Daemon {
         root,
         tcp,
         tcp_all,
+        admin_tcp,
         token,
         task,
         handle,
@@ -238,6 +245,15 @@ pub async fn tcp(
     req: http::Request<Full<Bytes>>,
 ) -> (http::StatusCode, http::HeaderMap, Bytes) {
     exchange(tokio::net::TcpStream::connect(d.tcp).await.unwrap(), req).await
+}
+
+/// One exchange with the admin TCP listener (the dashboard's origin).
+pub async fn admin(
+    d: &Daemon,
+    req: http::Request<Full<Bytes>>,
+) -> (http::StatusCode, http::HeaderMap, Bytes) {
+    let addr = d.admin_tcp.expect("the admin listener is on");
+    exchange(tokio::net::TcpStream::connect(addr).await.unwrap(), req).await
 }
 
 pub async fn uds(

@@ -234,7 +234,8 @@
   }
   function renderDetail(d) {
     const s = d.service;
-    const mcpUrl = location.origin + d.links.mcp;
+    // MCP is served on the service listener, not on the dashboard's own origin.
+    const mcpUrl = (document.body.dataset.serviceUrl || location.origin) + d.links.mcp;
     const mcpConfig = json({ mcpServers: { [s.name]: { type: 'http', url: mcpUrl } } });
     // A refresh (the service changed) keeps what the reader opened, typed and got back.
     const open = new Set([...document.querySelectorAll('#detail details[open]')].map((x) => x.dataset.method));
@@ -329,6 +330,9 @@
   }
 
   // --- wiring ---------------------------------------------------------------------------------
+  // The filters apply as they are typed; Enter submits nothing (no inline handler: the
+  // page's policy runs only this script).
+  $('#filters').addEventListener('submit', (e) => e.preventDefault());
   $('#filter-name').addEventListener('input', schedule);
   $('#filter-status').addEventListener('change', schedule);
   $('#scan').addEventListener('click', async () => {

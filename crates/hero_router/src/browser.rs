@@ -1,0 +1,329 @@
+//! What a web page may make the router do (CONTRACT §13), as plain functions over data.
+//!
+//! Any page an operator opens can send requests to the router's TCP ports, and so can every
+//! page a service serves through the router. Three rules keep them from steering it:
+//!
+//! - **Host check** ([`Names`]): on TCP a request must name the router (one of its listening
+//!   IPs, `localhost`, `*.localhost`, a `--server-name`), else 421. A DNS-rebound page names
+//!   its own domain, so it is turned away before anything else.
+//! - **Cross-origin refusal** ([`check_origin`]): a request for the router's own endpoints that
+//!   carries an `Origin` (or `Sec-Fetch-Site: cross-site`) other than the origin it was sent
+//!   to is refused with 403, whatever its method and content type. No `Origin` (curl, SDKs)
+//!   passes. The dashboard and its API are on a listener of their own (the admin listener), so
+//!   no page a service serves shares their origin; a service's page may call `/rpc` on the
+//!   service listener, as it may call any service through the proxy there.
+//! - **Headers** on the pages the router makes ([`PAGE_HEADERS`], [`html_csp`]): no framing, no
+//!   sniffing, no referrer, and scripts only by hash.
+
+use std::net::{IpAddr, SocketAddr};
+
+use sha2::{Digest, Sha256};
+
+/// Headers on every page and error the router makes itself: no content sniffing, no referrer,
+/// and a policy that allows nothing (a JSON answer or an error needs nothing; HTML pages get
+/// [`html_csp`] instead) and no framing.
+pub const PAGE_HEADERS: [(&str, &str); 3] = [
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    (
+        "content-security-policy",
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    ),
+];
+
+/// The `Content-Security-Policy` of an HTML page the router makes with no script at all (the
+/// docs): its inline styles apply, nothing runs, nothing is fetched, no framing.
+pub const STATIC_HTML_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// The headers of a page of `content_type` the router makes (not the dashboard's, which has
+/// its scripts' hashes): [`PAGE_HEADERS`], with [`STATIC_HTML_CSP`] for HTML.
+pub fn page_headers(content_type: &str) -> [(&str, &str); 4] {
+    let [nosniff, referrer, (csp, none)] = PAGE_HEADERS;
+    let policy = if content_type.starts_with("text/html") {
+        STATIC_HTML_CSP
+    } else {
+        none
+    };
+    [
+        ("content-type", content_type),
+        nosniff,
+        referrer,
+        (csp, policy),
+    ]
+}
+
+/// The names the router answers to on TCP.
+#[derive(Debug, Clone, Default)]
+pub struct Names {
+    /// The listeners' addresses.
+    ips: Vec<IpAddr>,
+    /// A listener on the unspecified address: any IP literal names the router (an IP cannot
+    /// be rebound; the interfaces behind `0.0.0.0` change while it runs).
+    any_ip: bool,
+    /// `--server-name` values, lowercase; `*.` makes a suffix.
+    names: Vec<String>,
+}
+
+impl Names {
+    /// The names of a router listening on `listeners`, with `server_names` besides.
+    pub fn new(listeners: &[SocketAddr], server_names: &[String]) -> Names {
+        Names {
+            ips: listeners.iter().map(|a| canonical(a.ip())).collect(),
+            any_ip: listeners.iter().any(|a| a.ip().is_unspecified()),
+            names: server_names
+                .iter()
+                .map(|n| n.to_ascii_lowercase())
+                .collect(),
+        }
+    }
+
+    /// True if `authority` (a `Host` value or an absolute target's authority, with or
+    /// without a port) names the router.
+    pub fn knows(&self, authority: &[u8]) -> bool {
+        let Ok(authority) = std::str::from_utf8(authority) else {
+            return false;
+        };
+        let host = host_of(authority).to_ascii_lowercase();
+        let host = host.strip_suffix('.').unwrap_or(&host);
+        if host == "localhost" || host.ends_with(".localhost") {
+            return true;
+        }
+        let literal = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+        if let Ok(ip) = literal.unwrap_or(host).parse::<IpAddr>() {
+            return self.any_ip || self.ips.contains(&canonical(ip));
+        }
+        self.names.iter().any(|name| match name.strip_prefix("*.") {
+            Some(domain) => host
+                .strip_suffix(domain)
+                .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+            None => host == name,
+        })
+    }
+}
+
+/// The host of an authority: `[v6]` kept in brackets, a `:port` cut off.
+fn host_of(authority: &str) -> &str {
+    if authority.starts_with('[') {
+        return match authority.find(']') {
+            Some(end) => &authority[..=end],
+            None => authority,
+        };
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
+    }
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Whether a request for one of the router's own endpoints may come from where the browser
+/// says it comes from. `Err` carries what to name in the 403: the foreign origin.
+///
+/// - `Sec-Fetch-Site: cross-site`: refused (a page on another site, even without `Origin`);
+/// - no `Origin`: allowed (curl, SDKs, a page's own navigation);
+/// - `Origin: null` (a sandboxed frame, a `data:` page): refused;
+/// - an `Origin`: allowed only if it is the origin the request was sent to, `http(s)://` and
+///   the `Host` (which the Host check already held to the router's names on TCP).
+pub fn check_origin(
+    origin: Option<&[u8]>,
+    fetch_site: Option<&[u8]>,
+    host: Option<&[u8]>,
+) -> Result<(), String> {
+    let shown = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+    if fetch_site.is_some_and(|s| s.trim_ascii().eq_ignore_ascii_case(b"cross-site")) {
+        return Err(origin.map_or_else(|| "a cross-site page".to_owned(), shown));
+    }
+    let Some(origin) = origin else {
+        return Ok(());
+    };
+    let authority = origin
+        .strip_prefix(b"http://")
+        .or_else(|| origin.strip_prefix(b"https://"));
+    let same = match (authority, host) {
+        (Some(a), Some(h)) => a.eq_ignore_ascii_case(h),
+        _ => false,
+    };
+    if same { Ok(()) } else { Err(shown(origin)) }
+}
+
+/// The `Content-Security-Policy` of an HTML page the router makes: its inline scripts and
+/// styles by hash (none other may run or apply), requests only to its own origin, no framing.
+pub fn html_csp(scripts: &[&str], styles: &[&str]) -> String {
+    let hashes = |items: &[&str]| -> String {
+        items
+            .iter()
+            .map(|text| format!(" 'sha256-{}'", base64(&Sha256::digest(text.as_bytes()))))
+            .collect()
+    };
+    let script = match scripts {
+        [] => " 'none'".to_owned(),
+        _ => hashes(scripts),
+    };
+    let style = match styles {
+        [] => " 'none'".to_owned(),
+        _ => hashes(styles),
+    };
+    format!(
+        "default-src 'none'; script-src{script}; style-src{style}; connect-src 'self'; \
+         img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    )
+}
+
+/// Standard base64 with padding (for CSP hashes).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> Names {
+        let listeners: Vec<SocketAddr> = vec![
+            "127.0.0.1:9988".parse().unwrap(),
+            "[::1]:9989".parse().unwrap(),
+            "[400::1]:9988".parse().unwrap(),
+        ];
+        Names::new(
+            &listeners,
+            &["router.example.com".into(), "*.node.lan".into()],
+        )
+    }
+
+    #[test]
+    fn the_routers_names_and_no_other() {
+        let n = names();
+        for ok in [
+            "127.0.0.1",
+            "127.0.0.1:9988",
+            "127.0.0.1:1",
+            "[::1]",
+            "[::1]:9989",
+            "[400::1]:9988",
+            "localhost",
+            "LOCALHOST:9988",
+            "localhost.",
+            "foo.localhost:9989",
+            "a.b.localhost",
+            "router.example.com",
+            "Router.Example.Com:443",
+            "svc.node.lan",
+            "a.b.node.lan:80",
+        ] {
+            assert!(n.knows(ok.as_bytes()), "{ok}");
+        }
+        for no in [
+            "attacker.example",
+            "attacker.example:9988",
+            "localhost.attacker.example",
+            "127.0.0.2",
+            "[::2]:9989",
+            "10.0.0.1",
+            "node.lan",
+            "evilnode.lan",
+            "example.com",
+            "xrouter.example.com",
+            "",
+            ":9988",
+            "[::1",
+            "\u{1F600}",
+        ] {
+            assert!(!n.knows(no.as_bytes()), "{no}");
+        }
+        assert!(!n.knows(b"\xff\xfe"), "not UTF-8");
+        // An IPv4-mapped literal is its IPv4 address.
+        assert!(n.knows(b"[::ffff:127.0.0.1]:9988"));
+    }
+
+    #[test]
+    fn an_unspecified_listener_takes_any_ip_literal_but_no_other_name() {
+        let n = Names::new(&["0.0.0.0:9988".parse().unwrap()], &[]);
+        assert!(n.knows(b"10.1.2.3:9988") && n.knows(b"[fe80::1]"));
+        assert!(!n.knows(b"attacker.example:9988"));
+    }
+
+    #[test]
+    fn an_origin_is_only_the_one_the_request_was_sent_to() {
+        let host = Some(&b"127.0.0.1:9989"[..]);
+        let ok = |origin: Option<&str>, site: Option<&str>| {
+            check_origin(origin.map(str::as_bytes), site.map(str::as_bytes), host).is_ok()
+        };
+        let origins = [
+            None,
+            Some("http://127.0.0.1:9989"),
+            Some("https://127.0.0.1:9989"),
+            Some("HTTP://127.0.0.1:9989"),
+            Some("http://127.0.0.1:9988"),
+            Some("http://attacker.example"),
+            Some("null"),
+            Some("127.0.0.1:9989"),
+        ];
+        let sites = [
+            None,
+            Some("same-origin"),
+            Some("same-site"),
+            Some("none"),
+            Some("cross-site"),
+            Some("CROSS-SITE"),
+        ];
+        // Every combination of origin and fetch site.
+        for origin in origins {
+            for site in sites {
+                let cross = site.is_some_and(|s| s.eq_ignore_ascii_case("cross-site"));
+                let own = matches!(
+                    origin,
+                    Some("http://127.0.0.1:9989") | Some("https://127.0.0.1:9989")
+                );
+                let want = !cross && (origin.is_none() || own);
+                assert_eq!(ok(origin, site), want, "{origin:?} {site:?}");
+            }
+        }
+        // Browsers write the scheme in lower case; `HTTP://` above is not a page's origin.
+        assert!(
+            check_origin(Some(b"http://x"), None, None).is_err(),
+            "no host"
+        );
+        assert_eq!(
+            check_origin(None, Some(b"cross-site"), host),
+            Err("a cross-site page".to_owned())
+        );
+    }
+
+    #[test]
+    fn csp_hashes_are_sha256_base64() {
+        // The hash of "alert(1)", as browsers compute it.
+        assert_eq!(
+            html_csp(&["alert(1)"], &[]),
+            "default-src 'none'; script-src 'sha256-bhHHL3z2vDgxUt0W3dWQOrprscmda2Y5pLsLg4GF+pI='; \
+             style-src 'none'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; \
+             base-uri 'none'; form-action 'none'"
+        );
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foob"), "Zm9vYg==");
+    }
+}
