@@ -75,7 +75,7 @@ impl Listeners {
         let admin = own::own_socket(&cfg.root, "admin")?;
         let mut tcp = Vec::new();
         for addr in &cfg.listen {
-            match TcpListener::bind(addr).await {
+            match listener::bind_tcp(*addr) {
                 Ok(l) => tcp.push(l),
                 Err(e) => {
                     // Leave no socket of ours behind when start-up fails half-way.
