@@ -1,20 +1,25 @@
-//! Fair share of connections (CONTRACT §13), tried through real sockets: a burst of two
-//! thousand connects from one client address cannot keep a client from another address out.
-//! The other address is 127.0.0.2: Linux routes all of 127/8 to the loopback, so a client
-//! socket bound there is another client to the router.
+//! Fair share of connections (CONTRACT §13), tried through real sockets: one client address
+//! holding a thousand streams, or sending a burst of two thousand connects, cannot keep a client
+//! from another address out. The other address is 127.0.0.2: Linux routes all of 127/8 to the
+//! loopback, so a client socket bound there is another client to the router.
 
 mod common;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use bytes::Bytes;
 use common::raw::{find, get};
 use common::{Daemon, serve_config, start_daemon};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 
 const DEADLINE: Duration = Duration::from_secs(30);
+/// The default `--max-connections-per-client`.
+const PER_CLIENT: usize = 64;
 
 /// A connection to the router from `ip` (a loopback address).
 async fn connect_from(ip: &str, d: &Daemon) -> TcpStream {
@@ -42,6 +47,79 @@ async fn get_head(s: &mut TcpStream, path: &str) -> Option<(u16, Vec<u8>)> {
     }
 }
 
+/// A proxied stream of server-sent events, read raw; its events are counted by their `data:`
+/// lines.
+struct Events {
+    s: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Events {
+    /// Opens `path` from `ip`; the answer must be a 200 whose first event arrives.
+    async fn open(ip: &str, d: &Daemon, path: &str) -> Events {
+        let mut s = connect_from(ip, d).await;
+        let (status, buf) = get_head(&mut s, path).await.expect("a response head");
+        assert_eq!(status, 200, "{path} from {ip}");
+        let mut e = Events { s, buf };
+        assert!(e.next().await, "{path} from {ip}: no first event");
+        e
+    }
+
+    /// Waits for the next event: true, or false when the stream ends first.
+    async fn next(&mut self) -> bool {
+        tokio::time::timeout(DEADLINE, async {
+            loop {
+                if let Some(at) = find(&self.buf, b"data:") {
+                    self.buf.drain(..at + 5);
+                    return true;
+                }
+                let mut chunk = [0u8; 4096];
+                match self.s.read(&mut chunk).await {
+                    Ok(n) if n > 0 => self.buf.extend_from_slice(&chunk[..n]),
+                    _ => return false,
+                }
+            }
+        })
+        .await
+        .expect("neither an event nor the end within the deadline")
+    }
+
+    /// True if the stream still delivers: past what arrived so far, a new event comes.
+    async fn alive(&mut self) -> bool {
+        self.buf.clear();
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.s.try_read(&mut chunk) {
+                Ok(0) => return false,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => return false,
+            }
+        }
+        self.next().await
+    }
+
+    /// Waits until the stream ends (the router closed it); false if it goes on past the
+    /// deadline.
+    async fn ended(&mut self) -> bool {
+        tokio::time::timeout(DEADLINE, async { while self.next().await {} })
+            .await
+            .is_ok()
+    }
+}
+
+/// True once the router closes `s` (which sent nothing) within the deadline.
+async fn closes(s: &mut TcpStream) -> bool {
+    let mut chunk = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(DEADLINE, s.read(&mut chunk)).await {
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
 /// Raises this process's RLIMIT_NOFILE towards `want`; returns the soft limit it got.
 fn raise_nofile(want: u64) -> u64 {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
@@ -54,6 +132,223 @@ fn raise_nofile(want: u64) -> u64 {
         },
     );
     getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}
+
+/// 1,030 server-sent event streams from 127.0.0.1 (more than `--max-connections`, 1024)
+/// used to take every slot of the listener, and every other client got `503 too many
+/// connections` until they closed. Now 127.0.0.1 keeps its newest 64 streams, the older ones
+/// end, and a client from 127.0.0.2 is answered at once, several times in a row.
+#[tokio::test]
+async fn one_clients_streams_do_not_lock_out_another_address() {
+    // Before the fix each held stream costs this process four descriptors: the test's socket,
+    // the router's two, the service's one.
+    let nofile = raise_nofile(16_384);
+    let streams = 1030.min((nofile.saturating_sub(512) / 4) as usize);
+    assert!(
+        streams > 2 * PER_CLIENT,
+        "RLIMIT_NOFILE is {nofile}: room for only {streams} streams, not above 2 × {PER_CLIENT}"
+    );
+    let root = tempfile::tempdir().unwrap();
+    let _svc =
+        hero_example_service::spawn(hero_example_service::ServiceConfig::new(root.path(), "svc"))
+            .await
+            .unwrap();
+    let d = start_daemon(serve_config(root.path(), &[])).await;
+    // An event at once, then none for ten minutes: each stream outlives the test.
+    let path = "/svc/rpc/sse?n=1000000&interval_ms=600000";
+    let (ended_tx, mut ended) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut answered: usize = 0;
+    let mut readers = Vec::new();
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for _ in 0..streams {
+        let mut s = connect_from("127.0.0.1", &d).await;
+        let Some((status, _)) = get_head(&mut s, path).await else {
+            *statuses.entry(0).or_default() += 1;
+            continue;
+        };
+        *statuses.entry(status).or_default() += 1;
+        if status != 200 {
+            continue;
+        }
+        answered += 1;
+        // Each stream is read to its end, which is reported.
+        let ended_tx = ended_tx.clone();
+        readers.push(tokio::spawn(async move {
+            let mut chunk = [0u8; 1024];
+            while matches!(s.read(&mut chunk).await, Ok(n) if n > 0) {}
+            let _ = ended_tx.send(());
+        }));
+    }
+
+    let mut waits = Vec::new();
+    for i in 0..5 {
+        let started = Instant::now();
+        let mut s = connect_from("127.0.0.2", &d).await;
+        let head = get_head(&mut s, "/health").await;
+        waits.push(started.elapsed());
+        assert_eq!(
+            head.map(|(status, _)| status),
+            Some(200),
+            "request {i} from 127.0.0.2 while 127.0.0.1 opened {streams} streams \
+             (answers: {statuses:?})"
+        );
+    }
+    eprintln!(
+        "127.0.0.1 opened {streams} streams, answers {statuses:?}; 127.0.0.2 waited {waits:?}"
+    );
+
+    // 127.0.0.1 keeps its newest streams; its older ones ended.
+    let shed = answered.saturating_sub(PER_CLIENT);
+    tokio::time::timeout(DEADLINE, async {
+        for _ in 0..shed {
+            ended.recv().await.unwrap();
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{shed} of {answered} streams should have ended"));
+    assert!(ended.try_recv().is_err(), "more than {shed} streams ended");
+    // Proxied streams run through shutdown until their clients leave.
+    for r in readers {
+        r.abort();
+    }
+    d.stop().await;
+}
+
+/// A client at its limit loses its own oldest connection: a stream if all of them are
+/// streams, one waiting for a request head before any stream. Another client's stream at the
+/// same time goes on, and so do the client's newer ones. A shed `/api/events` stream ends
+/// cleanly (its last chunk), as at shutdown.
+#[tokio::test]
+async fn a_client_at_its_limit_loses_its_own_oldest_connection() {
+    let root = tempfile::tempdir().unwrap();
+    let _svc =
+        hero_example_service::spawn(hero_example_service::ServiceConfig::new(root.path(), "svc"))
+            .await
+            .unwrap();
+    let d = start_daemon(serve_config(
+        root.path(),
+        &[
+            "--max-connections-per-client",
+            "3",
+            "--header-timeout",
+            "1h",
+        ],
+    ))
+    .await;
+    let path = "/svc/rpc/sse?n=1000000&interval_ms=20";
+    let mut b1 = Events::open("127.0.0.2", &d, path).await;
+
+    // a1: the dashboard's feed, through an independent HTTP/1.1 client.
+    let tcp = connect_from("127.0.0.1", &d).await;
+    let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let req = http::Request::builder()
+        .uri("/api/events")
+        .header("host", "localhost")
+        .header("accept", "text/event-stream")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let resp = tx.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut a1 = resp.into_body();
+    let first = tokio::time::timeout(DEADLINE, a1.frame()).await.unwrap();
+    assert!(matches!(first, Some(Ok(_))), "{first:?}");
+
+    let mut a2 = Events::open("127.0.0.1", &d, path).await;
+    let mut a3 = Events::open("127.0.0.1", &d, path).await;
+    // A fourth: the oldest, a1, ends, with its last chunk.
+    let mut a4 = Events::open("127.0.0.1", &d, path).await;
+    tokio::time::timeout(DEADLINE, async {
+        while let Some(frame) = a1.frame().await {
+            assert!(frame.is_ok(), "a1 was cut, not ended: {frame:?}");
+        }
+    })
+    .await
+    .expect("a1, the client's oldest stream, was not shed");
+    for (name, e) in [
+        ("a2", &mut a2),
+        ("a3", &mut a3),
+        ("a4", &mut a4),
+        ("b1", &mut b1),
+    ] {
+        assert!(e.alive().await, "{name} ended with a1");
+    }
+
+    // A connection that has sent nothing yet waits for its head; its client is at the limit
+    // with three streams, so the oldest stream, a2, goes.
+    let mut waiting = connect_from("127.0.0.1", &d).await;
+    assert!(
+        a2.ended().await,
+        "a2, the client's oldest stream, was not shed"
+    );
+    // A new stream now sheds the waiting connection, not the older streams.
+    let mut a5 = Events::open("127.0.0.1", &d, path).await;
+    assert!(
+        closes(&mut waiting).await,
+        "the connection waiting for its head was not shed"
+    );
+    for (name, e) in [
+        ("a3", &mut a3),
+        ("a4", &mut a4),
+        ("a5", &mut a5),
+        ("b1", &mut b1),
+    ] {
+        assert!(e.alive().await, "{name} ended");
+    }
+    // Proxied streams run through shutdown until their clients leave.
+    drop((a3, a4, a5, b1));
+    d.stop().await;
+}
+
+/// A connection in the middle of an upload is shed like a stream: it ends at once, and does
+/// not keep its descriptor past its client's limit until the upload is done.
+#[tokio::test]
+async fn a_shed_upload_ends_at_once() {
+    let root = tempfile::tempdir().unwrap();
+    let _svc =
+        hero_example_service::spawn(hero_example_service::ServiceConfig::new(root.path(), "svc"))
+            .await
+            .unwrap();
+    let d = start_daemon(serve_config(
+        root.path(),
+        &["--max-connections-per-client", "1"],
+    ))
+    .await;
+    let mut upload = connect_from("127.0.0.1", &d).await;
+    upload
+        .write_all(
+            b"POST /svc/rpc/upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\
+              Content-Length: 10485760\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    // The router says 100 Continue when it starts on the body: the upload is under way.
+    let mut got = Vec::new();
+    while find(&got, b"\r\n\r\n").is_none() {
+        let mut chunk = [0u8; 256];
+        let n = tokio::time::timeout(DEADLINE, upload.read(&mut chunk))
+            .await
+            .expect("100 Continue")
+            .unwrap();
+        assert!(n > 0, "closed before 100 Continue");
+        got.extend_from_slice(&chunk[..n]);
+    }
+    assert!(
+        got.starts_with(b"HTTP/1.1 100 "),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+    upload.write_all(&[b'x'; 1024]).await.unwrap();
+
+    let mut next = connect_from("127.0.0.1", &d).await;
+    let head = get_head(&mut next, "/health").await;
+    assert_eq!(head.map(|(status, _)| status), Some(200));
+    assert!(closes(&mut upload).await, "the shed upload goes on");
+    d.stop().await;
 }
 
 /// Two thousand connects from 127.0.0.1 at once, none waited for, used to overflow the

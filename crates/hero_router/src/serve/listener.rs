@@ -1,13 +1,15 @@
 //! One accept loop for TCP and Unix listeners: it never stops accepting, sheds connections at
-//! `--max-connections`, hands each connection to a shard, and has an accept-error policy that
-//! never exits.
+//! `--max-connections-per-client` and `--max-connections`, hands each connection to a shard,
+//! and has an accept-error policy that never exits.
 //!
-//! At the limit, the connection that has waited longest for a request head (a slow or idle
-//! client) is closed to make room; if every connection is in the middle of a request, the new
-//! one gets a 503 at once. So a flood of slow clients cannot lock new clients out, and the
-//! kernel's accept queue never fills because the router stopped accepting. TCP listeners
-//! listen with the kernel's `somaxconn` as their backlog ([`bind_tcp`]), so a burst of
-//! connects waits in the accept queue instead of losing other clients' SYNs.
+//! A client address at its own limit loses its own oldest connection (an idle one first, else
+//! a stream); at the listener's limit, the connection that has waited longest for a request
+//! head (a slow or idle client) is closed to make room; if every connection is in the middle
+//! of a request, the new one gets a 503 at once (see [`super::slots`]). So neither one client's
+//! streams nor a flood of slow clients can lock new clients out, and the kernel's accept queue
+//! never fills because the router stopped accepting. TCP listeners listen with the kernel's
+//! `somaxconn` as their backlog ([`bind_tcp`]), so a burst of connects waits in the accept
+//! queue instead of losing other clients' SYNs.
 //!
 //! Accept errors such as EMFILE are logged at most once a second (with a count of the ones
 //! suppressed) and back off exponentially up to one second; the loop only ends on shutdown.
@@ -28,7 +30,7 @@ use tokio_util::task::TaskTracker;
 
 use super::conn;
 use super::front::{Front, Role};
-use super::slots::{Admission, ConnSlots};
+use super::slots::{Admission, ConnSlots, Shed};
 use crate::config::ConnLimits;
 use crate::proxy::Transport;
 use crate::proxy::error::{ProxyError, error_parts};
@@ -170,7 +172,7 @@ impl Shards {
 /// to finish (the caller bounds that wait).
 pub async fn serve(listener: AnyListener, app: Arc<App>, token: CancellationToken) {
     let limits = app.limits;
-    let slots = ConnSlots::new(limits.max_connections);
+    let slots = ConnSlots::new(limits.max_connections, limits.max_connections_per_client);
     let connections = TaskTracker::new();
     let mut backoff = Duration::from_millis(5);
     loop {
@@ -196,9 +198,25 @@ pub async fn serve(listener: AnyListener, app: Arc<App>, token: CancellationToke
                 continue;
             }
         };
-        let admission = slots.admit();
+        let client = match transport {
+            Transport::Tcp(peer) => Some(peer.ip()),
+            Transport::Unix => None,
+        };
+        let admission = slots.admit(client);
         match &admission {
-            Admission::Admitted(_, Some(waited)) => {
+            Admission::Admitted(_, Some(Shed::Own(waited))) => {
+                if let Some(suppressed) = SHED_OWN.should_log() {
+                    let client = client.map(|ip| ip.to_canonical().to_string());
+                    tracing::warn!(
+                        client = client.as_deref().unwrap_or_default(),
+                        max_connections_per_client = limits.max_connections_per_client,
+                        waited_for_head = ?waited,
+                        suppressed,
+                        "client at its connection limit; closed its own oldest connection"
+                    );
+                }
+            }
+            Admission::Admitted(_, Some(Shed::Idle(waited))) => {
                 if let Some(suppressed) = SHED.should_log() {
                     tracing::warn!(
                         max_connections = limits.max_connections,
@@ -273,6 +291,8 @@ pub async fn serve(listener: AnyListener, app: Arc<App>, token: CancellationToke
 static ACCEPT_ERRORS: RateLimit = RateLimit::new();
 /// Likewise for shedding at the connection limit.
 static SHED: RateLimit = RateLimit::new();
+/// Likewise for shedding at a client's own limit.
+static SHED_OWN: RateLimit = RateLimit::new();
 
 /// Binds a TCP listener on `addr` (with `SO_REUSEADDR`, as std and tokio bind) whose backlog
 /// is the kernel's `somaxconn`: a burst of connects then waits in the accept queue, where the
