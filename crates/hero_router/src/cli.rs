@@ -244,6 +244,10 @@ pub struct ServeArgs {
     /// longest for a request head is shed to make room (503 if every one is busy).
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
     pub max_connections: u32,
+    /// Connections one client address keeps at once per listener, streams included; at the
+    /// limit, the client's own oldest connection is shed to make room (an idle one first).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub max_connections_per_client: u32,
     /// Time a client has to send its request headers (slow clients are cut off).
     #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
     pub header_timeout: Duration,
@@ -393,6 +397,10 @@ mod tests {
         assert_eq!(s.catalog_timeout, Duration::from_secs(2));
         assert_eq!(s.catalog_refresh, Duration::from_secs(300));
         assert_eq!(s.max_body, 16 << 20);
+        assert_eq!(
+            (s.max_connections, s.max_connections_per_client),
+            (1024, 64)
+        );
         assert!(!s.no_reap && !s.no_tcp && !s.trust_forwarded_headers);
     }
 
@@ -402,6 +410,7 @@ mod tests {
             &["hero_router", "serve", "--scan-interval", "often"][..],
             &["hero_router", "serve", "--stale-after", "0"],
             &["hero_router", "serve", "--max-body", "lots"],
+            &["hero_router", "serve", "--max-connections-per-client", "0"],
             &["hero_router", "serve", "--listen", "nowhere"],
             &["hero_router", "scan", "--log-format", "xml"],
         ] {

@@ -31,6 +31,9 @@ pub struct ConnLimits {
     /// Connections kept at once; at the limit the one waiting longest for a request head is
     /// shed, so a flood of slow clients cannot lock new ones out.
     pub max_connections: usize,
+    /// Connections one client address keeps at once, streams included; at the limit its own
+    /// oldest is shed, so one client cannot take every slot and lock the others out.
+    pub max_connections_per_client: usize,
     /// Time a client has to send its request headers (slowloris).
     pub header_read_timeout: Duration,
     /// Largest request head (request line + headers) in bytes; larger gets 431.
@@ -257,6 +260,7 @@ impl Config {
             },
             limits: ConnLimits {
                 max_connections: args.max_connections as usize,
+                max_connections_per_client: args.max_connections_per_client as usize,
                 header_read_timeout: args.header_timeout,
                 max_header_bytes: usize::try_from(args.max_header_size).unwrap_or(usize::MAX),
                 max_headers: args.max_headers as usize,

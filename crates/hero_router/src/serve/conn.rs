@@ -293,7 +293,15 @@ pub(super) async fn serve<S: Stream>(
         slot.busy();
         // Closed or a read error: nothing more to answer.
         let Ok(Some(plan)) = next else { return };
-        if !client.run(&front, plan).await {
+        // A connection shed for a newer one of its client ends now, whatever it is doing (a
+        // stream, an upload, a wait for the service). An answer of the router's own sees
+        // `closed` first and ends with its last chunk.
+        let keep = tokio::select! {
+            biased;
+            keep = client.run(&front, plan) => keep,
+            () = slot.cut_off() => false,
+        };
+        if !keep {
             return;
         }
     }

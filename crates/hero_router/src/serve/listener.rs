@@ -1,34 +1,44 @@
 //! One accept loop for TCP and Unix listeners: it never stops accepting, sheds connections at
-//! `--max-connections`, hands each connection to a shard, and has an accept-error policy that
-//! never exits.
+//! `--max-connections-per-client` and `--max-connections`, hands each connection to a shard,
+//! and has an accept-error policy that never exits.
 //!
-//! At the limit, the connection that has waited longest for a request head (a slow or idle
-//! client) is closed to make room; if every connection is in the middle of a request, the new
-//! one gets a 503 at once. So a flood of slow clients cannot lock new clients out, and the
-//! kernel's accept queue never fills because the router stopped accepting.
+//! A client address at its own limit loses its own oldest connection (an idle one first, else
+//! a stream); at the listener's limit, the connection that has waited longest for a request
+//! head (a slow or idle client) is closed to make room; if every connection is in the middle
+//! of a request, the new one gets a 503 at once (see [`super::slots`]). So neither one client's
+//! streams nor a flood of slow clients can lock new clients out, and the kernel's accept queue
+//! never fills because the router stopped accepting. TCP listeners listen with the kernel's
+//! `somaxconn` as their backlog ([`bind_tcp`]), so a burst of connects waits in the accept
+//! queue instead of losing other clients' SYNs.
 //!
 //! Accept errors such as EMFILE are logged at most once a second (with a count of the ones
 //! suppressed) and back off exponentially up to one second; the loop only ends on shutdown.
 
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
-use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, UnixListener, UnixStream};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::conn;
 use super::front::{Front, Role};
-use super::slots::{Admission, ConnSlots};
+use super::slots::{Admission, ConnSlots, Shed};
 use crate::config::ConnLimits;
 use crate::proxy::Transport;
 use crate::proxy::error::{ProxyError, error_parts};
+
+/// Where the kernel says how long a listen backlog may be.
+const SOMAXCONN: &str = "/proc/sys/net/core/somaxconn";
+/// The backlog when [`SOMAXCONN`] cannot be read: Linux's `somaxconn` default since 5.4.
+const DEFAULT_BACKLOG: u32 = 4096;
 
 /// A TCP or Unix listener.
 pub enum AnyListener {
@@ -162,7 +172,7 @@ impl Shards {
 /// to finish (the caller bounds that wait).
 pub async fn serve(listener: AnyListener, app: Arc<App>, token: CancellationToken) {
     let limits = app.limits;
-    let slots = ConnSlots::new(limits.max_connections);
+    let slots = ConnSlots::new(limits.max_connections, limits.max_connections_per_client);
     let connections = TaskTracker::new();
     let mut backoff = Duration::from_millis(5);
     loop {
@@ -188,9 +198,25 @@ pub async fn serve(listener: AnyListener, app: Arc<App>, token: CancellationToke
                 continue;
             }
         };
-        let admission = slots.admit();
+        let client = match transport {
+            Transport::Tcp(peer) => Some(peer.ip()),
+            Transport::Unix => None,
+        };
+        let admission = slots.admit(client);
         match &admission {
-            Admission::Admitted(_, Some(waited)) => {
+            Admission::Admitted(_, Some(Shed::Own(waited))) => {
+                if let Some(suppressed) = SHED_OWN.should_log() {
+                    let client = client.map(|ip| ip.to_canonical().to_string());
+                    tracing::warn!(
+                        client = client.as_deref().unwrap_or_default(),
+                        max_connections_per_client = limits.max_connections_per_client,
+                        waited_for_head = ?waited,
+                        suppressed,
+                        "client at its connection limit; closed its own oldest connection"
+                    );
+                }
+            }
+            Admission::Admitted(_, Some(Shed::Idle(waited))) => {
                 if let Some(suppressed) = SHED.should_log() {
                     tracing::warn!(
                         max_connections = limits.max_connections,
@@ -265,6 +291,36 @@ pub async fn serve(listener: AnyListener, app: Arc<App>, token: CancellationToke
 static ACCEPT_ERRORS: RateLimit = RateLimit::new();
 /// Likewise for shedding at the connection limit.
 static SHED: RateLimit = RateLimit::new();
+/// Likewise for shedding at a client's own limit.
+static SHED_OWN: RateLimit = RateLimit::new();
+
+/// Binds a TCP listener on `addr` (with `SO_REUSEADDR`, as std and tokio bind) whose backlog
+/// is the kernel's `somaxconn`: a burst of connects then waits in the accept queue, where the
+/// accept loop soon finds it, rather than dropping SYNs that other clients would resend only
+/// after a second.
+pub(crate) fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog())
+}
+
+/// The listen backlog: `somaxconn`, read once (the kernel caps any larger value to it).
+fn backlog() -> u32 {
+    static BACKLOG: OnceLock<u32> = OnceLock::new();
+    *BACKLOG.get_or_init(|| parse_backlog(std::fs::read_to_string(SOMAXCONN).ok().as_deref()))
+}
+
+/// The backlog that the contents of [`SOMAXCONN`] give; [`DEFAULT_BACKLOG`] if unreadable.
+fn parse_backlog(somaxconn: Option<&str>) -> u32 {
+    somaxconn
+        .and_then(|t| t.trim().parse::<u32>().ok())
+        .filter(|&n| n > 0)
+        .map_or(DEFAULT_BACKLOG, |n| n.min(i32::MAX as u32))
+}
 
 /// Allows one event per second; counts the ones it suppressed in between.
 pub struct RateLimit {
@@ -376,5 +432,29 @@ impl AsyncWrite for AnyStream {
 
     fn is_write_vectored(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backlog_is_somaxconn_or_the_default() {
+        assert_eq!(parse_backlog(Some("4096\n")), 4096);
+        assert_eq!(parse_backlog(Some("65535")), 65535);
+        assert_eq!(parse_backlog(Some("128")), 128);
+        assert_eq!(parse_backlog(Some("4294967295")), i32::MAX as u32);
+        for unusable in [None, Some(""), Some("0"), Some("-1"), Some("lots")] {
+            assert_eq!(parse_backlog(unusable), DEFAULT_BACKLOG, "{unusable:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn bind_tcp_listens() {
+        let l = bind_tcp("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = l.local_addr().unwrap();
+        let (_c, accepted) = tokio::join!(TcpStream::connect(addr), l.accept());
+        assert!(accepted.is_ok());
     }
 }

@@ -78,7 +78,7 @@ impl Listeners {
         let (mut tcp, mut admin_tcp) = (Vec::new(), Vec::new());
         let wanted = cfg.listen.iter().map(|a| (a, false));
         for (addr, is_admin) in wanted.chain(cfg.admin_listen.iter().map(|a| (a, true))) {
-            match TcpListener::bind(addr).await {
+            match listener::bind_tcp(*addr) {
                 Ok(l) if is_admin => admin_tcp.push(l),
                 Ok(l) => tcp.push(l),
                 Err(e) => {
@@ -166,6 +166,7 @@ pub async fn run_with_scanner(
         max_body = cfg.max_body,
         trust_forwarded_headers = cfg.trust_forwarded_headers,
         max_connections = cfg.limits.max_connections,
+        max_connections_per_client = cfg.limits.max_connections_per_client,
         header_timeout = ?cfg.limits.header_read_timeout,
         max_header_size = cfg.limits.max_header_bytes,
         max_headers = cfg.limits.max_headers,
