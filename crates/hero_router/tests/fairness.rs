@@ -21,11 +21,40 @@ const DEADLINE: Duration = Duration::from_secs(30);
 /// The default `--max-connections-per-client`.
 const PER_CLIENT: usize = 64;
 
-/// A connection to the router from `ip` (a loopback address).
+/// A connection to the router's service listener from `ip` (a loopback address).
 async fn connect_from(ip: &str, d: &Daemon) -> TcpStream {
+    connect_to(ip, d.tcp).await
+}
+
+/// A connection to `addr` from `ip`.
+async fn connect_to(ip: &str, addr: SocketAddr) -> TcpStream {
     let s = TcpSocket::new_v4().unwrap();
     s.bind(SocketAddr::new(ip.parse().unwrap(), 0)).unwrap();
-    s.connect(d.tcp).await.unwrap()
+    s.connect(addr).await.unwrap()
+}
+
+/// The dashboard's feed (`/api/events` on the admin listener) from `ip`, through an
+/// independent HTTP/1.1 client (hyper's), after its first frame.
+async fn dashboard_feed(ip: &str, d: &Daemon) -> hyper::body::Incoming {
+    let tcp = connect_to(ip, d.admin_tcp.unwrap()).await;
+    let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let req = http::Request::builder()
+        .uri("/api/events")
+        .header("host", "localhost")
+        .header("accept", "text/event-stream")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let resp = tx.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let first = tokio::time::timeout(DEADLINE, body.frame()).await.unwrap();
+    assert!(matches!(first, Some(Ok(_))), "{first:?}");
+    body
 }
 
 /// Sends `GET path` on `s` and reads the response head: its status, and the bytes read past
@@ -238,37 +267,15 @@ async fn a_client_at_its_limit_loses_its_own_oldest_connection() {
     let path = "/svc/rpc/sse?n=1000000&interval_ms=20";
     let mut b1 = Events::open("127.0.0.2", &d, path).await;
 
-    // a1: the dashboard's feed, through an independent HTTP/1.1 client.
-    let tcp = connect_from("127.0.0.1", &d).await;
-    let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .unwrap();
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let req = http::Request::builder()
-        .uri("/api/events")
-        .header("host", "localhost")
-        .header("accept", "text/event-stream")
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    let resp = tx.send_request(req).await.unwrap();
-    assert_eq!(resp.status(), 200);
-    let mut a1 = resp.into_body();
-    let first = tokio::time::timeout(DEADLINE, a1.frame()).await.unwrap();
-    assert!(matches!(first, Some(Ok(_))), "{first:?}");
-
+    let mut a1 = Events::open("127.0.0.1", &d, path).await;
     let mut a2 = Events::open("127.0.0.1", &d, path).await;
     let mut a3 = Events::open("127.0.0.1", &d, path).await;
-    // A fourth: the oldest, a1, ends, with its last chunk.
+    // A fourth: the oldest, a1, ends.
     let mut a4 = Events::open("127.0.0.1", &d, path).await;
-    tokio::time::timeout(DEADLINE, async {
-        while let Some(frame) = a1.frame().await {
-            assert!(frame.is_ok(), "a1 was cut, not ended: {frame:?}");
-        }
-    })
-    .await
-    .expect("a1, the client's oldest stream, was not shed");
+    assert!(
+        a1.ended().await,
+        "a1, the client's oldest stream, was not shed"
+    );
     for (name, e) in [
         ("a2", &mut a2),
         ("a3", &mut a3),
@@ -299,6 +306,23 @@ async fn a_client_at_its_limit_loses_its_own_oldest_connection() {
     ] {
         assert!(e.alive().await, "{name} ended");
     }
+    // The limit is per listener, and the router's own feed, when shed, ends with its last
+    // chunk (a complete message, as at shutdown), not cut.
+    let mut f1 = dashboard_feed("127.0.0.1", &d).await;
+    let _f2 = dashboard_feed("127.0.0.1", &d).await;
+    let _f3 = dashboard_feed("127.0.0.1", &d).await;
+    assert!(
+        a3.alive().await,
+        "the admin listener's connections count apart"
+    );
+    let _f4 = dashboard_feed("127.0.0.1", &d).await;
+    tokio::time::timeout(DEADLINE, async {
+        while let Some(frame) = f1.frame().await {
+            assert!(frame.is_ok(), "f1 was cut, not ended: {frame:?}");
+        }
+    })
+    .await
+    .expect("f1, the client's oldest feed, was not shed");
     // Proxied streams run through shutdown until their clients leave.
     drop((a3, a4, a5, b1));
     d.stop().await;
@@ -321,7 +345,7 @@ async fn a_shed_upload_ends_at_once() {
     let mut upload = connect_from("127.0.0.1", &d).await;
     upload
         .write_all(
-            b"POST /svc/rpc/upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\
+            b"POST /svc/rpc/upload HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\n\
               Content-Length: 10485760\r\n\r\n",
         )
         .await
