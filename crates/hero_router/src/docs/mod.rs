@@ -25,6 +25,7 @@
 //! The router renders off its connection threads and caches pages by document fingerprint
 //! ([`cache`]); `hero_router markdown|html` renders in the CLI, within the same budget.
 
+use std::any::Any;
 use std::io;
 use std::sync::OnceLock;
 
@@ -35,6 +36,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 
 pub mod budget;
+pub(crate) mod cache;
 pub(crate) mod deref;
 mod markdown;
 pub mod pages;
@@ -102,6 +104,15 @@ pub struct IndexEntry {
     pub spec_state: String,
 }
 
+/// A service's page: its docs, or the short page that says why they could not be rendered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The text.
+    pub text: String,
+    /// Why the docs were over budget, when `text` is the short page.
+    pub refused: Option<OverBudget>,
+}
+
 /// What the page served instead of docs over budget shows.
 #[derive(Serialize)]
 struct TooLargeView<'a> {
@@ -116,16 +127,14 @@ struct TooLargeView<'a> {
 /// per method its params, result, errors and an example request and response. Over the
 /// default [`Budget`], the [`too_large`] page instead.
 pub fn markdown(svc: &DocService<'_>) -> String {
-    page(svc, Format::Markdown, &Budget::default())
-        .unwrap_or_else(|why| too_large(svc, Format::Markdown, &why))
+    Page::within(svc, Format::Markdown, &Budget::default()).text
 }
 
 /// The service's API docs as one self-contained HTML page (inline CSS, no scripts, no
 /// external assets), with the same content as [`markdown`]. Over the default [`Budget`], the
 /// [`too_large`] page instead.
 pub fn html(svc: &DocService<'_>) -> String {
-    page(svc, Format::Html, &Budget::default())
-        .unwrap_or_else(|why| too_large(svc, Format::Html, &why))
+    Page::within(svc, Format::Html, &Budget::default()).text
 }
 
 /// The service's API docs in `format`, or why they are over `budget` (the render stops as
@@ -170,6 +179,37 @@ pub fn index_markdown(entries: &[IndexEntry]) -> String {
 /// which the page escapes but does not otherwise change.
 pub fn index_html(entries: &[IndexEntry], link: &dyn Fn(&str) -> String) -> String {
     render("index.html", view::index(entries, link))
+}
+
+// === impl Page ===
+
+impl Page {
+    /// `svc`'s page in `format` within `budget`, or the [`too_large`] page.
+    pub fn within(svc: &DocService<'_>, format: Format, budget: &Budget) -> Page {
+        match page(svc, format, budget) {
+            Ok(text) => Page {
+                text,
+                refused: None,
+            },
+            Err(why) => Page {
+                text: too_large(svc, format, &why),
+                refused: Some(why),
+            },
+        }
+    }
+
+    /// What a render that panicked leaves: a bug, shown rather than hidden.
+    pub(crate) fn failed(panic: &(dyn Any + Send)) -> Page {
+        let why = panic
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(no message)");
+        Page {
+            text: format!("hero_router docs: rendering failed: {why}\n"),
+            refused: None,
+        }
+    }
 }
 
 /// Renders template `name` into a buffer that counts against `meter`: the render stops at the
