@@ -219,12 +219,19 @@ async fn docs(sock: &std::path::Path, args: &DocsArgs, format: Format) -> anyhow
             .find(|s| s["name"] == entry.name.as_str())
             .and_then(pages::invalid_reason_of_json);
         let page = pages::service_page(entry, &spec, invalid, format);
+        if let Some(why) = &page.refused {
+            // The page is still written (as the router serves it), so an index links it.
+            complain(format_args!(
+                "warning: the {name} docs are too large or complex to render ({why}); wrote a short page that says so instead; `hero_router spec {name}` prints the document",
+                name = entry.name
+            ));
+        }
         match &args.out {
             Some(dir) => written.push(write_file(
                 &dir.join(format!("{}.{ext}", entry.name)),
-                &page,
+                &page.text,
             )?),
-            None => out(&page)?,
+            None => out(&page.text)?,
         }
     }
     if let Some(dir) = &args.out {

@@ -6,7 +6,8 @@
 //!   `/api/events`; every asset is inside the page, nothing is fetched from elsewhere;
 //! - `GET /api/events`: server-sent events, see [`hub`];
 //! - `GET /api/dashboard/service/{name}`: one service's detail as JSON (sockets and their
-//!   recent history, manifest, spec state, methods with params, links);
+//!   recent history, manifest, spec state, methods with params, links); the methods are built
+//!   off the connection threads and cached by document, as the docs are;
 //! - `POST /api/scan`: a full scan now (`router.scan`).
 //!
 //! The page calls methods through `POST /rpc` and reads `/health` and `/metrics`, as any
@@ -31,6 +32,7 @@ use serde_json::{Value, json};
 
 use crate::app::{AppState, error_response};
 use crate::browser::{PAGE_HEADERS, html_csp};
+use crate::docs::cache::Busy;
 use crate::proxy::error::ProxyError;
 use crate::registry::catalog::ServiceView;
 use crate::registry::names::valid_service_name;
@@ -175,27 +177,52 @@ async fn events(State(state): State<AppState>, headers: HeaderMap) -> Response {
     secured(response, None)
 }
 
-/// `GET /api/dashboard/service/{name}`.
+/// `GET /api/dashboard/service/{name}`. Its methods come from the docs cache, built off the
+/// connection threads on a miss (`cache-status` says which); 503 when the render queue is
+/// full.
 async fn service(State(state): State<AppState>, Path(name): Path<String>) -> Response {
     if !valid_service_name(&name) {
         return error_response(&ProxyError::NoService { service: name });
     }
     let registry = &state.registry;
     let (table, catalog) = (registry.table(), registry.catalog());
+    if table.service(&name).is_none() {
+        return error_response(&ProxyError::NoService { service: name });
+    }
+    let entry = catalog.get(&name).cloned();
+    let document = entry
+        .as_ref()
+        .and_then(|e| Some((e.document.clone()?, e.spec.fingerprint.clone())));
+    let methods = match document {
+        Some((document, fingerprint)) => {
+            match detail::methods_served(document, fingerprint).await {
+                Ok(methods) => Some(methods),
+                Err(Busy) => return error_response(&ProxyError::Busy { service: name }),
+            }
+        }
+        None => None,
+    };
     let Some(service) = table.service(&name) else {
         return error_response(&ProxyError::NoService { service: name });
     };
-    let view = catalog.view(service);
-    let entry = catalog.get(&name);
-    let detail = detail::detail(&view, entry.map(|e| &**e), state.dashboard.history(&name));
-    let response = (
+    let detail = detail::detail(
+        &catalog.view(service),
+        entry.as_deref(),
+        state.dashboard.history(&name),
+        methods.as_ref().map(|(page, _)| &**page),
+    );
+    let mut response = (
         [
             (header::CONTENT_TYPE, "application/json"),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        detail.to_string(),
+        detail,
     )
         .into_response();
+    if let Some((_, status)) = methods {
+        let status = HeaderValue::from_static(status.header());
+        response.headers_mut().insert("cache-status", status);
+    }
     secured(response, None)
 }
 

@@ -9,9 +9,18 @@
 //!
 //! Literal data is copied, never resolved: schema `const`, `enum`, `default`, `example(s)` and
 //! the `value` of an Example object may hold a `$ref` member that is just data.
+//!
+//! [`dereference`] builds the whole expanded document; the pages use [`expand_each`], which
+//! walks the same parts in the same order but hands each one over as soon as it is expanded
+//! (a page then holds one method's expansion, not the document's), and counts the walk
+//! against the page's [`Meter`].
+
+use std::ops::ControlFlow;
 
 use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value};
+
+use super::budget::{Budget, Meter, OverBudget};
 
 /// Where an expanded object records the reference it was expanded from.
 pub(crate) const REF_KEY: &str = "x-hero-docs-ref";
@@ -40,54 +49,157 @@ const MAX_REF_CHAIN: usize = 32;
 /// came from under `x-hero-docs-ref`. Methods are expanded before components, so the budget
 /// goes first to what the docs show.
 pub fn dereference(spec: &Value) -> Value {
+    let mut out = Map::new();
+    // The containers first, so an empty `methods` array or components kind stays one.
+    if let Value::Object(doc) = spec {
+        if !doc.contains_key("$ref") {
+            if doc.get("methods").is_some_and(Value::is_array) {
+                out.insert("methods".to_owned(), Value::Array(Vec::new()));
+            }
+            if let Some(Value::Object(kinds)) = doc.get("components") {
+                let kinds = kinds
+                    .iter()
+                    .filter(|(_, entries)| entries.is_object())
+                    .map(|(kind, _)| (kind.clone(), Value::Object(Map::new())));
+                out.insert("components".to_owned(), Value::Object(kinds.collect()));
+            }
+        }
+    }
+    let mut whole = None;
+    let mut meter = Meter::start(Budget::UNLIMITED);
+    // Never over: the budget is unlimited.
+    let _ = expand_each(spec, &mut meter, |place, value, _| {
+        match place {
+            Place::Whole => whole = Some(value),
+            Place::Method(_) => {
+                if let Some(Value::Array(methods)) = out.get_mut("methods") {
+                    methods.push(value);
+                }
+            }
+            Place::Methods => {
+                out.insert("methods".to_owned(), value);
+            }
+            Place::Component { kind, name } => {
+                if let Some(Value::Object(named)) = kinds(&mut out).and_then(|k| k.get_mut(kind)) {
+                    named.insert(name.to_owned(), value);
+                }
+            }
+            Place::Components { kind } => {
+                if let Some(kinds) = kinds(&mut out) {
+                    kinds.insert(kind.to_owned(), value);
+                }
+            }
+            Place::Member(key) => {
+                out.insert(key.to_owned(), value);
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    whole.unwrap_or(Value::Object(out))
+}
+
+/// The `components` object of a document being put together.
+fn kinds(doc: &mut Map<String, Value>) -> Option<&mut Map<String, Value>> {
+    match doc.get_mut("components") {
+        Some(Value::Object(kinds)) => Some(kinds),
+        _ => None,
+    }
+}
+
+/// Where an expanded part of a document sits in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Place<'a> {
+    /// The whole document: it is not an object, or it is a `$ref` itself.
+    Whole,
+    /// `methods[i]`.
+    Method(usize),
+    /// `methods`, when it is not an array.
+    Methods,
+    /// `components.{kind}.{name}`.
+    Component {
+        /// The kind (`schemas`, `contentDescriptors`…).
+        kind: &'a str,
+        /// The component's name.
+        name: &'a str,
+    },
+    /// `components.{kind}`, when it is not an object.
+    Components {
+        /// The kind.
+        kind: &'a str,
+    },
+    /// Any other member of the document (`components` too, when it is not an object).
+    Member(&'a str),
+}
+
+/// Expands `spec` as [`dereference`] does, one method, component or member at a time, in the
+/// same order and with the same bounds, and hands each part to `visit` as soon as it is
+/// expanded, so a render holds one part's expansion at a time, not the whole document's.
+///
+/// Stops when `visit` breaks, or when `meter` is over its budget (every value walked is a
+/// tick, every byte of text copied out of a reference target counts): then the part being
+/// expanded is dropped and the reason returned. `visit` gets the meter back, to count what it
+/// makes of the part.
+pub(crate) fn expand_each<'a>(
+    spec: &'a Value,
+    meter: &mut Meter,
+    mut visit: impl FnMut(Place<'a>, Value, &mut Meter) -> ControlFlow<()>,
+) -> Result<(), OverBudget> {
     let mut r = Resolver {
         root: spec,
         chain: Vec::new(),
         expanded: 0,
         entry_expanded: 0,
+        meter,
     };
-    let Value::Object(doc) = spec else {
-        return r.entry(spec, 0, Mode::Keywords);
+    let parts = match spec {
+        Value::Object(doc) if !doc.contains_key("$ref") => parts(doc),
+        _ => vec![(Place::Whole, spec, 0)],
     };
-    if doc.contains_key("$ref") {
-        return r.entry(spec, 0, Mode::Keywords);
+    for (place, v, depth) in parts {
+        let value = r.entry(v, depth, Mode::Keywords);
+        r.meter.result()?;
+        if visit(place, value, r.meter).is_break() {
+            break;
+        }
     }
-    let mut out = Map::new();
-    if let Some(methods) = doc.get("methods") {
-        let methods = match methods {
-            Value::Array(items) => Value::Array(
-                items
-                    .iter()
-                    .map(|m| r.entry(m, 2, Mode::Keywords))
-                    .collect(),
-            ),
-            other => r.entry(other, 1, Mode::Keywords),
-        };
-        out.insert("methods".to_owned(), methods);
+    Ok(())
+}
+
+/// A part of a document: where it is, what it is, and its depth in the document.
+type Part<'a> = (Place<'a>, &'a Value, usize);
+
+/// The parts of an OpenRPC object in the order they are expanded: the methods first, so the
+/// budget goes first to what the docs show, then every other member in key order, a
+/// `components` object one component at a time.
+fn parts(doc: &Map<String, Value>) -> Vec<Part<'_>> {
+    let mut parts = Vec::new();
+    match doc.get("methods") {
+        Some(Value::Array(items)) => {
+            let methods = items.iter().enumerate();
+            parts.extend(methods.map(|(i, m)| (Place::Method(i), m, 2)));
+        }
+        Some(other) => parts.push((Place::Methods, other, 1)),
+        None => {}
     }
     for (key, value) in doc {
-        let value = match (key.as_str(), value) {
-            ("methods", _) => continue,
+        match (key.as_str(), value) {
+            ("methods", _) => {}
             ("components", Value::Object(kinds)) => {
-                let kinds = kinds.iter().map(|(kind, entries)| {
-                    let entries = match entries {
-                        Value::Object(named) => Value::Object(
+                for (kind, entries) in kinds {
+                    match entries {
+                        Value::Object(named) => parts.extend(
                             named
                                 .iter()
-                                .map(|(n, c)| (n.clone(), r.entry(c, 3, Mode::Keywords)))
-                                .collect(),
+                                .map(|(name, c)| (Place::Component { kind, name }, c, 3)),
                         ),
-                        other => r.entry(other, 2, Mode::Keywords),
-                    };
-                    (kind.clone(), entries)
-                });
-                Value::Object(kinds.collect())
+                        other => parts.push((Place::Components { kind }, other, 2)),
+                    }
+                }
             }
-            _ => r.entry(value, 1, Mode::Keywords),
-        };
-        out.insert(key.clone(), value);
+            _ => parts.push((Place::Member(key), value, 1)),
+        }
     }
-    Value::Object(out)
+    parts
 }
 
 /// How the members of an object are read.
@@ -101,17 +213,18 @@ enum Mode {
     Literal,
 }
 
-struct Resolver<'a> {
+struct Resolver<'a, 'm> {
     root: &'a Value,
     /// The references being expanded, outermost first.
     chain: Vec<&'a str>,
     expanded: usize,
     entry_expanded: usize,
+    meter: &'m mut Meter,
 }
 
 // === impl Resolver ===
 
-impl<'a> Resolver<'a> {
+impl<'a> Resolver<'a, '_> {
     /// Walks one method, component or top-level member, with a fresh per-entry budget.
     fn entry(&mut self, v: &'a Value, depth: usize, mode: Mode) -> Value {
         self.entry_expanded = 0;
@@ -119,12 +232,19 @@ impl<'a> Resolver<'a> {
     }
 
     fn walk(&mut self, v: &'a Value, depth: usize, mode: Mode) -> Value {
+        // Over budget: the part is dropped, so what is left of it need not be built.
+        if self.meter.tick() {
+            return Value::Null;
+        }
         if !self.chain.is_empty() {
             if self.expanded >= MAX_EXPANDED || self.entry_expanded >= MAX_EXPANDED_PER_ENTRY {
                 return note(self.size_note());
             }
             self.expanded += 1;
             self.entry_expanded += 1;
+            if self.meter.copied(text_len(v)) {
+                return Value::Null;
+            }
         }
         if depth >= MAX_DEPTH && matches!(v, Value::Object(_) | Value::Array(_)) {
             return note(format!("truncated: nested deeper than {MAX_DEPTH} levels"));
@@ -246,6 +366,16 @@ fn lookup<'v>(root: &'v Value, r: &str) -> Option<&'v Value> {
     let fragment = r.strip_prefix('#')?;
     let pointer = percent_decode_str(fragment).decode_utf8().ok()?;
     root.pointer(&pointer)
+}
+
+/// The bytes of text a copy of `v` itself adds (its string, or its members' names; its
+/// members are counted as they are walked).
+fn text_len(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.len(),
+        Value::Object(map) => map.keys().map(String::len).sum(),
+        _ => 0,
+    }
 }
 
 fn note(why: String) -> Value {

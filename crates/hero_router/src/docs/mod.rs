@@ -18,7 +18,15 @@
 //! Any JSON renders: a member of the wrong kind is skipped with a note on the page, a `$ref`
 //! that cannot be expanded (dangling, a cycle, past the size limits) is shown by name with a
 //! note, and every loop is bounded, so a hostile document costs bounded time and memory.
+//! Each page also has a [`Budget`] (CPU time, output bytes, bytes copied out of `$ref`
+//! targets), checked as it renders: a page over it is not finished, and a short page says so
+//! instead and links the document itself ([`too_large`]).
+//!
+//! The router renders off its connection threads and caches pages by document fingerprint
+//! ([`cache`]); `hero_router markdown|html` renders in the CLI, within the same budget.
 
+use std::any::Any;
+use std::io;
 use std::sync::OnceLock;
 
 use minijinja::syntax::SyntaxConfig;
@@ -27,19 +35,27 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 
+pub mod budget;
+pub(crate) mod cache;
 pub(crate) mod deref;
 mod markdown;
 pub mod pages;
 mod schema;
 mod view;
 
+pub use budget::{Budget, OverBudget};
 pub use deref::dereference;
 pub use schema::{example_value, readable_type};
 
+use budget::Meter;
+use pages::Format;
+
 /// The templates, by the name they are rendered under (the extension picks the escaping).
-const TEMPLATES: [(&str, &str); 5] = [
+const TEMPLATES: [(&str, &str); 7] = [
     ("service.md", include_str!("templates/service.md.j2")),
     ("service.html", include_str!("templates/service.html.j2")),
+    ("refused.md", include_str!("templates/refused.md.j2")),
+    ("refused.html", include_str!("templates/refused.html.j2")),
     ("index.md", include_str!("templates/index.md.j2")),
     ("index.html", include_str!("templates/index.html.j2")),
     ("style.css", include_str!("templates/style.css")),
@@ -88,16 +104,68 @@ pub struct IndexEntry {
     pub spec_state: String,
 }
 
+/// A service's page: its docs, or the short page that says why they could not be rendered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The text.
+    pub text: String,
+    /// Why the docs were over budget, when `text` is the short page.
+    pub refused: Option<OverBudget>,
+}
+
+/// What the page served instead of docs over budget shows.
+#[derive(Serialize)]
+struct TooLargeView<'a> {
+    name: &'a str,
+    title: &'a str,
+    why: String,
+    /// The document itself, as the router serves it.
+    href: String,
+}
+
 /// The service's API docs in CommonMark (with GFM tables): header, table of contents, then
-/// per method its params, result, errors and an example request and response.
+/// per method its params, result, errors and an example request and response. Over the
+/// default [`Budget`], the [`too_large`] page instead.
 pub fn markdown(svc: &DocService<'_>) -> String {
-    render("service.md", view::service(svc))
+    Page::within(svc, Format::Markdown, &Budget::default()).text
 }
 
 /// The service's API docs as one self-contained HTML page (inline CSS, no scripts, no
-/// external assets), with the same content as [`markdown`].
+/// external assets), with the same content as [`markdown`]. Over the default [`Budget`], the
+/// [`too_large`] page instead.
 pub fn html(svc: &DocService<'_>) -> String {
-    render("service.html", view::service(svc))
+    Page::within(svc, Format::Html, &Budget::default()).text
+}
+
+/// The service's API docs in `format`, or why they are over `budget` (the render stops as
+/// soon as they are).
+pub fn page(svc: &DocService<'_>, format: Format, budget: &Budget) -> Result<String, OverBudget> {
+    let mut meter = Meter::start(*budget);
+    let view = view::service(svc, &mut meter)?;
+    let name = match format {
+        Format::Markdown => "service.md",
+        Format::Html => "service.html",
+    };
+    render_within(name, view, &mut meter)
+}
+
+/// The short page served instead of docs over budget: the service, why, and a link to the
+/// document itself (`/docs/{name}/openrpc.json`).
+pub fn too_large(svc: &DocService<'_>, format: Format, why: &OverBudget) -> String {
+    let view = TooLargeView {
+        name: svc.name,
+        title: svc
+            .title
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .unwrap_or(svc.name),
+        why: why.to_string(),
+        href: format!("/docs/{}/openrpc.json", utf8_percent_encode(svc.name, LINK)),
+    };
+    match format {
+        Format::Markdown => render("refused.md", view),
+        Format::Html => render("refused.html", view),
+    }
 }
 
 /// The index in Markdown: a table of services, sorted by name, each with a page linked as
@@ -111,6 +179,83 @@ pub fn index_markdown(entries: &[IndexEntry]) -> String {
 /// which the page escapes but does not otherwise change.
 pub fn index_html(entries: &[IndexEntry], link: &dyn Fn(&str) -> String) -> String {
     render("index.html", view::index(entries, link))
+}
+
+// === impl Page ===
+
+impl Page {
+    /// `svc`'s page in `format` within `budget`, or the [`too_large`] page.
+    pub fn within(svc: &DocService<'_>, format: Format, budget: &Budget) -> Page {
+        match page(svc, format, budget) {
+            Ok(text) => Page {
+                text,
+                refused: None,
+            },
+            Err(why) => Page {
+                text: too_large(svc, format, &why),
+                refused: Some(why),
+            },
+        }
+    }
+
+    /// What a render that panicked leaves: a bug, shown rather than hidden.
+    pub(crate) fn failed(panic: &(dyn Any + Send)) -> Page {
+        let why = panic
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(no message)");
+        Page {
+            text: format!("hero_router docs: rendering failed: {why}\n"),
+            refused: None,
+        }
+    }
+}
+
+/// Renders template `name` into a buffer that counts against `meter`: the render stops at the
+/// first write past the budget.
+fn render_within(
+    name: &str,
+    view: impl Serialize,
+    meter: &mut Meter,
+) -> Result<String, OverBudget> {
+    // The view counted what it printed, a lower bound of the page; the page counts itself.
+    meter.restart_output();
+    let mut out = Metered {
+        buf: Vec::new(),
+        meter,
+    };
+    let rendered = environment()
+        .get_template(name)
+        .and_then(|t| t.render_captured_to(minijinja::Value::from(Serde(view)), &mut out));
+    let Metered { buf, meter } = out;
+    meter.result()?;
+    Ok(match rendered {
+        // Templates write only `str`s.
+        Ok(_) => String::from_utf8(buf)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        Err(e) => format!("hero_router docs: template {name} failed: {e:#}\n"),
+    })
+}
+
+/// A page being written, counted against its budget.
+struct Metered<'m> {
+    buf: Vec<u8>,
+    meter: &'m mut Meter,
+}
+
+impl io::Write for Metered<'_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        if self.meter.output(bytes.len()) {
+            return Err(io::Error::other("over the render budget"));
+        }
+        self.buf.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 fn render(name: &str, view: impl Serialize) -> String {

@@ -1,15 +1,19 @@
 //! The docs pages of the services the registry knows: the one place that turns the table and
-//! the catalog into what the renderer takes (for `GET /docs/…`), and a service list from
-//! `router.services` into index entries (for `hero_router markdown|html`).
+//! the catalog into what the renderer takes (for `GET /docs/…`, through [`super::cache`]), and
+//! a service list from `router.services` into index entries (for `hero_router markdown|html`).
+
+use std::sync::Arc;
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 
-use super::{DocService, IndexEntry};
+use super::cache::{self, Busy, Key, Kind, Shown, Status};
+use super::{Budget, DocService, IndexEntry, Page};
 use crate::registry::catalog::{Catalog, ServiceView, SpecState};
 use crate::registry::table::Table;
 
 /// An output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
     /// CommonMark.
     Markdown,
@@ -51,13 +55,14 @@ pub fn index_entry_of_json(s: &Value) -> IndexEntry {
 }
 
 /// One service's page from its document, with the title, version and description the
-/// router shows for it (the manifest's first), and why the document is invalid, if it is.
+/// router shows for it (the manifest's first), and why the document is invalid, if it is;
+/// within the default [`Budget`], else the short page that says why (as the router serves).
 pub fn service_page(
     entry: &IndexEntry,
     spec: &Value,
     invalid: Option<&str>,
     format: Format,
-) -> String {
+) -> Page {
     let svc = DocService {
         name: &entry.name,
         spec,
@@ -66,18 +71,53 @@ pub fn service_page(
         description: entry.description.as_deref(),
         invalid,
     };
-    match format {
-        Format::Markdown => super::markdown(&svc),
-        Format::Html => super::html(&svc),
-    }
+    Page::within(&svc, format, &Budget::default())
 }
 
-/// The page for a view of the registry.
-pub fn view_page(view: &ServiceView<'_>, spec: &Value, format: Format) -> String {
+/// What the page of a view of the registry shows besides its document.
+pub(crate) fn shown(view: &ServiceView<'_>) -> Shown {
     let invalid = (view.spec.state == SpecState::Invalid)
         .then_some(view.spec.reason.as_deref())
         .flatten();
-    service_page(&entry_of_view(view), spec, invalid, format)
+    Shown {
+        name: view.service.name.clone(),
+        title: view.title.map(str::to_owned),
+        version: view.version.map(str::to_owned),
+        description: view.description.map(str::to_owned),
+        invalid: invalid.map(str::to_owned),
+    }
+}
+
+/// A service's page as the router serves it: kept from an earlier request for the same
+/// document (by `fingerprint`) and header, else rendered on a render thread (see
+/// [`cache`]). `Err` when the render queue is full.
+pub(crate) async fn served(
+    shown: Shown,
+    document: Arc<RawValue>,
+    fingerprint: Option<String>,
+    format: Format,
+) -> Result<(Arc<Page>, Status), Busy> {
+    let key = fingerprint.map(|fingerprint| Key {
+        kind: Kind::Page(format),
+        fingerprint,
+        shown: shown.clone(),
+    });
+    cache::shared()
+        .get(key, move |budget| {
+            // A valid document was parsed when it was fetched: this cannot fail but for
+            // memory.
+            let spec: Value = serde_json::from_str(document.get()).unwrap_or(Value::Null);
+            let svc = DocService {
+                name: &shown.name,
+                spec: &spec,
+                title: shown.title.as_deref(),
+                version: shown.version.as_deref(),
+                description: shown.description.as_deref(),
+                invalid: shown.invalid.as_deref(),
+            };
+            Page::within(&svc, format, budget)
+        })
+        .await
 }
 
 /// Why a Service object of `router.services` says its spec is invalid, if it does.

@@ -412,6 +412,130 @@ fn many_notes_are_counted_not_listed() {
     assert!(md.contains("… and 40 more notes like these."));
 }
 
+// --- the budget ---
+
+/// 100 methods, each with 10 examples whose params all refer to one 200 KB value: 200 MB of
+/// examples from a 200 KB document.
+fn example_bomb() -> Value {
+    let methods: Vec<Value> = (0..100)
+        .map(|i| {
+            let pairing = json!({
+                "name": "big",
+                "params": [{ "$ref": "#/components/examples/Big" }],
+                "result": { "name": "r", "value": 1 },
+            });
+            json!({
+                "name": format!("m{i}"),
+                "params": [{ "name": "x", "schema": { "type": "string" } }],
+                "result": { "name": "r", "schema": { "type": "integer" } },
+                "examples": vec![pairing; 10],
+            })
+        })
+        .collect();
+    json!({
+        "openrpc": "1.3.2",
+        "info": { "title": "bomb", "version": "1" },
+        "methods": methods,
+        "components": { "examples": { "Big": { "name": "x", "value": "b".repeat(200_000) } } },
+    })
+}
+
+#[test]
+fn a_page_over_the_output_budget_is_the_short_page_with_a_link() {
+    let spec = example_bomb();
+    let s = DocService {
+        title: Some("Bomb <b>#</b> [x](y)"),
+        ..svc("bomb", &spec)
+    };
+    for format in [Format::Markdown, Format::Html] {
+        assert_eq!(
+            page(&s, format, &Budget::default()),
+            Err(OverBudget::Output(budget::DEFAULT_OUTPUT))
+        );
+    }
+    let md = markdown(&s);
+    assert_eq!(
+        md,
+        "# Bomb &lt;b>#&lt;/b> \\[x\\](y)\n\n- Service: `bomb`\n\n> **Note:** This API document is too large or complex to render: the page would be larger than 16 MiB.\n\nThe document itself: [`/docs/bomb/openrpc.json`](/docs/bomb/openrpc.json)\n"
+    );
+    let html = html(&s);
+    assert!(
+        html.starts_with("<!DOCTYPE html>") && html.len() < 8 * 1024,
+        "{html}"
+    );
+    assert!(
+        html.contains("<h1>Bomb &lt;b&gt;#&lt;&#x2f;b&gt; [x](y)</h1>"),
+        "{html}"
+    );
+    assert!(html.contains("too large or complex to render: the page would be larger than 16 MiB."));
+    assert!(
+        html.contains("<a href=\"&#x2f;docs&#x2f;bomb&#x2f;openrpc.json\">"),
+        "{html}"
+    );
+}
+
+#[test]
+fn refs_that_copy_too_much_text_are_over_budget() {
+    // Forty params of one schema with a 1 MB description: 40 MB copied for a 1 MB document,
+    // though the page itself shows only the type's name.
+    let params: Vec<Value> = (0..40)
+        .map(|i| json!({ "name": format!("p{i}"), "schema": { "$ref": "#/components/schemas/S" } }))
+        .collect();
+    let spec = json!({
+        "methods": [{ "name": "m", "params": params }],
+        "components": { "schemas": { "S": { "type": "string", "description": "d".repeat(1 << 20) } } },
+    });
+    let s = svc("svc", &spec);
+    assert_eq!(
+        page(&s, Format::Markdown, &Budget::default()),
+        Err(OverBudget::Copied(budget::DEFAULT_COPIED))
+    );
+    // Within a larger budget it renders as it always did.
+    let roomy = Budget {
+        copied: 64 << 20,
+        ..Budget::default()
+    };
+    let md = page(&s, Format::Markdown, &roomy).unwrap();
+    assert!(
+        md.contains("| `p39` | no | `S` |"),
+        "{}",
+        &md[..md.len().min(4000)]
+    );
+}
+
+#[test]
+fn a_render_over_the_cpu_budget_stops() {
+    let spec = fan_out_bomb(40);
+    let tight = Budget {
+        cpu: std::time::Duration::from_millis(1),
+        ..Budget::default()
+    };
+    let s = svc("svc", &spec);
+    assert_eq!(
+        page(&s, Format::Html, &tight),
+        Err(OverBudget::Cpu(std::time::Duration::from_millis(1)))
+    );
+    let md = too_large(&s, Format::Markdown, &OverBudget::Cpu(tight.cpu));
+    assert!(
+        md.contains("rendering it takes more than 0.001 s of CPU time."),
+        "{md}"
+    );
+}
+
+#[test]
+fn within_the_budget_a_page_is_what_it_always_was() {
+    let spec = example_spec();
+    let s = svc("example", &spec);
+    for format in [Format::Markdown, Format::Html] {
+        let unlimited = page(&s, format, &Budget::UNLIMITED).unwrap();
+        assert_eq!(page(&s, format, &Budget::default()).unwrap(), unlimited);
+    }
+    assert_eq!(
+        markdown(&s),
+        page(&s, Format::Markdown, &Budget::UNLIMITED).unwrap()
+    );
+}
+
 // --- the index ---
 
 fn entries() -> Vec<IndexEntry> {

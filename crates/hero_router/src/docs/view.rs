@@ -6,14 +6,16 @@
 //! lists and print strings.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ops::ControlFlow;
 
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
-use super::deref::NOTE_KEY;
+use super::budget::{Meter, OverBudget};
+use super::deref::{NOTE_KEY, Place, expand_each};
 use super::schema::{example_value, is_never, readable_structure, readable_type};
-use super::{DocService, IndexEntry, dereference};
+use super::{DocService, IndexEntry};
 use crate::json::kind;
 use crate::registry::catalog::SpecState;
 
@@ -156,48 +158,117 @@ struct Anchors {
     last: HashMap<String, usize>,
 }
 
-/// Builds the page of one service.
-pub(super) fn service(svc: &DocService<'_>) -> ServiceView {
-    let spec = dereference(svc.spec);
+/// Builds the page of one service within `meter`'s budget.
+///
+/// The document is expanded one method and one component at a time (see
+/// [`expand_each`]): each is turned into what the page shows of it and dropped, so a page
+/// holds at most one part's expansion, however far the document's references fan out.
+pub(super) fn service(svc: &DocService<'_>, meter: &mut Meter) -> Result<ServiceView, OverBudget> {
     let mut notes = Notes::default();
     if let Some(why) = svc.invalid {
         notes.push(format!("This document is not valid OpenRPC: {why}"));
     }
-    if !spec.is_object() {
-        notes.push(format!(
-            "The document is {}, not an OpenRPC object.",
-            kind(&spec)
-        ));
-    }
-    let info = spec.get("info");
-    let info_text = |key: &str| text(info.and_then(|i| i.get(key)));
     let mut anchors = Anchors::default();
     let mut methods = Vec::new();
-    match spec.get("methods") {
-        Some(Value::Array(items)) => {
-            for (i, m) in items.iter().enumerate() {
-                match m {
-                    Value::Object(obj) => methods.push(method(svc.name, i, obj, &mut anchors)),
-                    other => notes.push(format!(
-                        "methods[{i}] is {}, not a Method object; skipped.",
-                        kind(other)
-                    )),
-                }
-            }
-        }
-        Some(other) => notes.push(format!(
-            "`methods` is {}, not an array; no methods shown.",
+    let mut schemas = Vec::new();
+    let mut schema_count = 0;
+    let mut members = Map::new();
+    let mut whole = None;
+    let object = matches!(svc.spec, Value::Object(doc) if !doc.contains_key("$ref"));
+    let mut method_of = |i: usize, m: &Value, notes: &mut Notes, meter: &mut Meter| match m {
+        Value::Object(obj) => methods.push(method(svc.name, i, obj, &mut anchors, meter)),
+        other => notes.push(format!(
+            "methods[{i}] is {}, not a Method object; skipped.",
             kind(other)
         )),
-        None if spec.is_object() => notes.push("The document has no `methods`.".to_owned()),
-        None => {}
+    };
+    expand_each(svc.spec, meter, |place, value, meter| {
+        match place {
+            Place::Whole => whole = Some(value),
+            Place::Method(i) => method_of(i, &value, &mut notes, meter),
+            // `methods` that is a reference to an array is an array once expanded.
+            Place::Methods => match &value {
+                Value::Array(items) => {
+                    for (i, m) in items.iter().enumerate() {
+                        method_of(i, m, &mut notes, meter);
+                    }
+                }
+                other => notes.push(format!(
+                    "`methods` is {}, not an array; no methods shown.",
+                    kind(other)
+                )),
+            },
+            Place::Component {
+                kind: "schemas",
+                name,
+            } => {
+                schema_count += 1;
+                if schema_count <= MAX_SCHEMAS {
+                    schemas.push((name.to_owned(), schema_parts(&value)));
+                }
+            }
+            Place::Member(key @ ("info" | "openrpc")) => {
+                members.insert(key.to_owned(), value);
+            }
+            Place::Component { .. } | Place::Components { .. } | Place::Member(_) => {}
+        }
+        ControlFlow::Continue(())
+    })?;
+    let spec = match &whole {
+        Some(spec) => spec,
+        None => &Value::Object(members),
+    };
+    if let Some(whole) = &whole {
+        if !whole.is_object() {
+            notes.push(format!(
+                "The document is {}, not an OpenRPC object.",
+                kind(whole)
+            ));
+        }
+        // A document that is a reference: its expansion is read as the document.
+        match whole.get("methods") {
+            Some(Value::Array(items)) => {
+                for (i, m) in items.iter().enumerate() {
+                    method_of(i, m, &mut notes, meter);
+                }
+            }
+            Some(other) => notes.push(format!(
+                "`methods` is {}, not an array; no methods shown.",
+                kind(other)
+            )),
+            None if whole.is_object() => notes.push("The document has no `methods`.".to_owned()),
+            None => {}
+        }
+        if let Some(Value::Object(named)) = whole.get("components").and_then(|c| c.get("schemas")) {
+            schema_count = named.len();
+            let listed = named.iter().take(MAX_SCHEMAS);
+            schemas = listed.map(|(n, s)| (n.clone(), schema_parts(s))).collect();
+        }
+    } else if object && svc.spec.get("methods").is_none() {
+        notes.push("The document has no `methods`.".to_owned());
     }
-    let schemas = schemas(&spec, &mut anchors, &mut notes);
+    meter.result()?;
+    if schema_count > MAX_SCHEMAS {
+        notes.push(format!(
+            "Only the first {MAX_SCHEMAS} of {schema_count} schemas are listed."
+        ));
+    }
+    let schemas = schemas
+        .into_iter()
+        .map(|(name, (ty, description))| SchemaView {
+            anchor: anchors.unique("schema", &name),
+            name,
+            ty,
+            description,
+        })
+        .collect();
+    let info = spec.get("info");
+    let info_text = |key: &str| text(info.and_then(|i| i.get(key)));
     let methods_label = match methods.len() {
         1 => "1 method".to_owned(),
         n => format!("{n} methods"),
     };
-    ServiceView {
+    Ok(ServiceView {
         name: svc.name.to_owned(),
         title: svc
             .title
@@ -217,7 +288,7 @@ pub(super) fn service(svc: &DocService<'_>) -> ServiceView {
         methods,
         schemas,
         notes: notes.finish(),
-    }
+    })
 }
 
 /// Builds the index page; `href` gives the link of an entry that has a page.
@@ -244,6 +315,7 @@ fn method(
     index: usize,
     m: &Map<String, Value>,
     anchors: &mut Anchors,
+    meter: &mut Meter,
 ) -> MethodView {
     let mut notes = Notes::default();
     let name = match text(m.get("name")) {
@@ -326,6 +398,13 @@ fn method(
     for note in deref_notes(m) {
         notes.push(note);
     }
+    // The examples are what grows a page past its budget: a large value referred to by many
+    // examples is copied once per example.
+    let printed: usize = examples
+        .iter()
+        .map(|e| e.request.len() + e.response.as_ref().map_or(0, String::len))
+        .sum();
+    meter.output(printed);
     MethodView {
         anchor: anchors.unique("method", &name),
         name,
@@ -522,31 +601,9 @@ fn pretty(v: &impl Serialize) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("(unprintable: {e})"))
 }
 
-fn schemas(spec: &Value, anchors: &mut Anchors, notes: &mut Notes) -> Vec<SchemaView> {
-    let Some(Value::Object(schemas)) = spec.get("components").and_then(|c| c.get("schemas")) else {
-        return Vec::new();
-    };
-    let mut names: Vec<&String> = schemas.keys().collect();
-    names.sort();
-    if names.len() > MAX_SCHEMAS {
-        notes.push(format!(
-            "Only the first {MAX_SCHEMAS} of {} schemas are listed.",
-            names.len()
-        ));
-    }
-    names
-        .into_iter()
-        .take(MAX_SCHEMAS)
-        .map(|name| {
-            let schema = &schemas[name.as_str()];
-            SchemaView {
-                anchor: anchors.unique("schema", name),
-                name: name.clone(),
-                ty: readable_structure(schema),
-                description: text(schema.get("description")),
-            }
-        })
-        .collect()
+/// What the schema list shows of one (expanded) schema: its shape and description.
+fn schema_parts(schema: &Value) -> (String, Option<String>) {
+    (readable_structure(schema), text(schema.get("description")))
 }
 
 /// Every note `dereference` left inside a method, sorted.

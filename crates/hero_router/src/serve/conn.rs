@@ -608,24 +608,36 @@ impl<S: Stream> Client<'_, S> {
 
     /// Writes a `200` page the router made itself. Returns whether the connection stays open.
     async fn write_page(&mut self, req: &Req, content_type: &str, body: &str) -> bool {
+        let headers = crate::browser::page_headers(content_type);
+        self.write_page_with(req, &headers, body).await
+    }
+
+    /// Writes a `200` page the router made itself, with these headers. Returns whether the
+    /// connection stays open.
+    async fn write_page_with(&mut self, req: &Req, headers: &[(&str, &str)], body: &str) -> bool {
         let persist = self.persist(req);
         self.out.clear();
-        let headers = crate::browser::page_headers(content_type);
-        http1::write_own_head(&mut self.out, 200, &headers, Some(body.len()), persist);
+        http1::write_own_head(&mut self.out, 200, headers, Some(body.len()), persist);
         if !req.head_request {
             self.out.extend_from_slice(body.as_bytes());
         }
         self.io.write_all(&self.out).await.is_ok() && !persist.closes()
     }
 
-    /// Answers a docs page. Returns whether the connection stays open.
+    /// Answers a docs page; a service's page says how the docs cache answered
+    /// (`cache-status`, RFC 9211). Returns whether the connection stays open.
     async fn docs(&mut self, front: &Front, req: &Req, page: &DocsPage, started: Instant) -> bool {
         self.skip_buffered_body();
-        let (content_type, body) = match front.docs(page) {
+        let answer = match front.docs(page).await {
             Ok(answer) => answer,
             Err(e) => return self.fail(front, req, &e, started).await,
         };
-        self.write_page(req, content_type, &body).await
+        let mut headers = crate::browser::page_headers(answer.content_type).to_vec();
+        if let Some(status) = answer.cache {
+            headers.push(("cache-status", status.header()));
+        }
+        self.write_page_with(req, &headers, answer.body.as_str())
+            .await
     }
 
     /// Answers a request for one of the router's applications: the body is read whole, the

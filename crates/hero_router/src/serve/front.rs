@@ -14,13 +14,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::access::Access;
 use crate::app::{App, AppState, AppTarget};
 use crate::config::Config;
+use crate::docs::Page;
+use crate::docs::cache::{Busy, Status};
 use crate::docs::pages::{self, Format};
 use crate::mcp::Scope;
 use crate::metrics::Metrics;
@@ -196,9 +197,10 @@ impl Front {
 // === docs ===
 
 impl Front {
-    /// A docs page's content type and body, rendered from the catalog; 404 for a service
-    /// that is unknown or has no spec.
-    pub(super) fn docs(&self, page: &DocsPage) -> Result<(&'static str, String), ProxyError> {
+    /// A docs page's answer, rendered from the catalog; 404 for a service that is unknown
+    /// or has no spec. A service's page comes from the docs cache, rendered off the
+    /// connection threads on a miss ([`crate::docs::cache`]); 503 when its queue is full.
+    pub(super) async fn docs(&self, page: &DocsPage) -> Result<DocsAnswer, ProxyError> {
         const HTML: &str = "text/html; charset=utf-8";
         let registry = &self.proxy.scanner;
         let (table, catalog) = (registry.table(), registry.catalog());
@@ -206,7 +208,8 @@ impl Front {
             DocsPage::Index => {
                 let entries = pages::index_entries(&table, &catalog);
                 let link = |name: &str| format!("/docs/{name}");
-                return Ok((HTML, crate::docs::index_html(&entries, &link)));
+                let index = crate::docs::index_html(&entries, &link);
+                return Ok(DocsAnswer::text(HTML, index));
             }
             DocsPage::Html(n) => (n, Some(Format::Html)),
             DocsPage::Markdown(n) => (n, Some(Format::Markdown)),
@@ -228,15 +231,23 @@ impl Front {
             });
         };
         let Some(format) = format else {
-            return Ok(("application/json", doc.get().to_owned()));
+            return Ok(DocsAnswer::text("application/json", doc.get().to_owned()));
         };
-        // The catalog keeps documents as text; a page parses its own (a valid one was parsed
-        // when it was fetched, so this cannot fail but for memory).
-        let spec: Value = serde_json::from_str(doc.get()).unwrap_or(Value::Null);
-        let page = pages::view_page(&catalog.view(service), &spec, format);
-        Ok(match format {
-            Format::Html => (HTML, page),
-            Format::Markdown => ("text/markdown; charset=utf-8", page),
+        let shown = pages::shown(&catalog.view(service));
+        let fingerprint = entry.and_then(|e| e.spec.fingerprint.clone());
+        let (page, status) = pages::served(shown, doc, fingerprint, format)
+            .await
+            .map_err(|Busy| ProxyError::Busy {
+                service: name.clone(),
+            })?;
+        let content_type = match format {
+            Format::Html => HTML,
+            Format::Markdown => "text/markdown; charset=utf-8",
+        };
+        Ok(DocsAnswer {
+            content_type,
+            body: DocsBody::Page(page),
+            cache: Some(status),
         })
     }
 }
@@ -255,6 +266,44 @@ fn escape_html(text: &str) -> String {
         }
     }
     out
+}
+
+/// What a docs request is answered with.
+pub(super) struct DocsAnswer {
+    /// Its `content-type`.
+    pub(super) content_type: &'static str,
+    /// The body.
+    pub(super) body: DocsBody,
+    /// How the docs cache answered, for a service's page.
+    pub(super) cache: Option<Status>,
+}
+
+/// A docs body: made for this request, or a page of the docs cache.
+pub(super) enum DocsBody {
+    /// Made for this request (the index, a document).
+    Text(String),
+    /// A service's page, shared with the cache.
+    Page(Arc<Page>),
+}
+
+impl DocsAnswer {
+    fn text(content_type: &'static str, body: String) -> DocsAnswer {
+        DocsAnswer {
+            content_type,
+            body: DocsBody::Text(body),
+            cache: None,
+        }
+    }
+}
+
+impl DocsBody {
+    /// The body's text.
+    pub(super) fn as_str(&self) -> &str {
+        match self {
+            DocsBody::Text(text) => text,
+            DocsBody::Page(page) => &page.text,
+        }
+    }
 }
 
 /// The router's own `GET` endpoints besides `/rpc`.
