@@ -123,7 +123,12 @@ async fn daemon(services: Vec<(&str, Spec)>) -> (tempfile::TempDir, Daemon, Vec<
 
 /// `GET path`: status, `cache-status` (empty if none), body.
 async fn get(d: &Daemon, path: &str) -> (u16, String, String) {
-    let (s, h, b) = tcp(d, request("GET", path, "")).await;
+    // The dashboard's API is on the admin listener, the docs on either.
+    let (s, h, b) = if path.starts_with("/api/") {
+        common::admin(d, request("GET", path, "")).await
+    } else {
+        tcp(d, request("GET", path, "")).await
+    };
     let cache = h
         .get("cache-status")
         .map(|v| v.to_str().unwrap().to_owned())
@@ -229,7 +234,7 @@ async fn a_page_renders_once_off_the_shards_then_is_a_hit() {
 /// thread of their own so that reading pages costs the measured client nothing. Counts
 /// answers in `answered`; stops when `stop` is set.
 fn hostile_clients(
-    addr: SocketAddr,
+    (service, admin): (SocketAddr, SocketAddr),
     pages: Vec<String>,
     stop: Arc<AtomicBool>,
     answered: Arc<AtomicUsize>,
@@ -248,6 +253,11 @@ fn hostile_clients(
                     while !stop.load(Ordering::SeqCst) {
                         let path = &pages[i % pages.len()];
                         i += 1;
+                        let addr = if path.starts_with("/api/") {
+                            admin
+                        } else {
+                            service
+                        };
                         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
                         let head = format!(
                             "GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n"
@@ -303,7 +313,8 @@ async fn routing_stays_fast_while_ref_bombs_render() {
         Arc::new(AtomicBool::new(false)),
         Arc::new(AtomicUsize::new(0)),
     );
-    let load = hostile_clients(d.tcp, pages, stop.clone(), answered.clone());
+    let addrs = (d.tcp, d.admin_tcp.unwrap());
+    let load = hostile_clients(addrs, pages, stop.clone(), answered.clone());
     // As many samples as idle, unless routing is so slow that would take past the deadline
     // (renders on the connection threads: then a few samples show it).
     let deadline = Instant::now() + Duration::from_secs(30);
