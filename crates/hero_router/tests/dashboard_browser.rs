@@ -23,26 +23,6 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 /// The whole browser run; it fails rather than hangs.
 const DEADLINE: Duration = Duration::from_secs(180);
 
-/// The Python that has playwright, if it and the browser are here.
-fn browser() -> Option<String> {
-    let python = std::env::var("HERO_BROWSER_PYTHON").unwrap_or_else(|_| "python3".into());
-    let chromium = std::env::var("HERO_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let playwright = std::process::Command::new(&python)
-        .args(["-c", "import playwright.sync_api"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    let missing = match (Path::new(&chromium).exists(), playwright) {
-        (true, true) => return Some(python),
-        (false, _) => format!("no browser at {chromium} (apt-get install chromium)"),
-        (true, false) => format!("{python} cannot import playwright (pip install playwright)"),
-    };
-    let required = std::env::var("HERO_REQUIRE_BROWSER").is_ok_and(|v| v != "0" && !v.is_empty());
-    assert!(!required, "HERO_REQUIRE_BROWSER is set, but {missing}");
-    eprintln!("skipping the browser test: {missing}");
-    None
-}
-
 fn unix_ms() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -52,7 +32,7 @@ fn unix_ms() -> u128 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_works_in_headless_chromium() {
-    let Some(python) = browser() else {
+    let Some(python) = common::browser_python() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -63,6 +43,7 @@ async fn the_dashboard_works_in_headless_chromium() {
         .arg(&script)
         .arg(format!("http://{}", d.admin_tcp.unwrap()))
         .arg(&shots)
+        .arg(format!("http://{}", d.tcp))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

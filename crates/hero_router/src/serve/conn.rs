@@ -361,13 +361,16 @@ fn app_parts(head: &http1::RequestHead<'_, '_>) -> Option<http::request::Parts> 
     Some(parts)
 }
 
-/// True for the router's own endpoints a page may not drive from elsewhere (CONTRACT §13):
-/// `/rpc`, `/mcp…`, `/api/…` and the dashboard's actions. The dashboard page itself is not:
-/// a link may open it.
-fn guarded(route: &Route<'_>, method: &str, path: &str) -> bool {
+/// True for what a page may not drive from elsewhere (CONTRACT §13): the router's own `/rpc`,
+/// `/mcp…`, `/api/…` and the dashboard's actions, and a service's JSON-RPC socket reached
+/// through the proxy (`/{service}/rpc/…`: the same calls as `/rpc`, by another path). The
+/// dashboard page itself is not: a link may open it; nor are a service's web sockets: their
+/// pages and their cross-origin rules are the service's own.
+fn guarded(route: &Route<'_>, method: &str, path: &str, table: &Table) -> bool {
     match route {
         Route::Rpc | Route::Own(Endpoint::Services) | Route::App(AppTarget::Mcp(_)) => true,
         Route::App(AppTarget::Dashboard) => path != "/" || !matches!(method, "GET" | "HEAD"),
+        Route::Proxy { target, .. } => target.socket(table).kind == "rpc",
         _ => false,
     }
 }
@@ -450,7 +453,7 @@ fn plan(
         origin.table,
         ready,
     );
-    if guarded(&routed, head.method, head.path) {
+    if guarded(&routed, head.method, head.path, origin.table) {
         if let Err(origin) = browser_origin(&head) {
             return Some(Plan::Fail(req, ProxyError::ForeignOrigin { origin }));
         }

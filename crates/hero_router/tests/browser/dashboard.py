@@ -29,7 +29,9 @@ def ask(request):
 
 
 def main():
-    base, shots = sys.argv[1].rstrip("/"), sys.argv[2]
+    # The dashboard's origin (the admin listener), where screenshots go, and the service
+    # listener (where MCP is).
+    base, shots, services = sys.argv[1].rstrip("/"), sys.argv[2], sys.argv[3].rstrip("/")
     os.makedirs(shots, exist_ok=True)
     chromium = os.environ.get("HERO_CHROMIUM", "/usr/bin/chromium")
     expect.set_options(timeout=TIMEOUT_MS)
@@ -95,8 +97,8 @@ def main():
         expect(detail).to_be_visible()
         expect(page.locator("#h-detail")).to_have_text("Service calc")
         expect(detail.locator('a[href="/docs/calc"]')).to_have_count(1)
-        expect(detail.locator("#mcp-url")).to_have_attribute("href", "/mcp/calc")
-        expect(detail.locator("#mcp-url")).to_have_text(base + "/mcp/calc")
+        expect(detail.locator("#mcp-url")).to_have_attribute("href", services + "/mcp/calc")
+        expect(detail.locator("#mcp-url")).to_have_text(services + "/mcp/calc")
 
         # Try it: call calc.add through /rpc and see the raw request and answer.
         add = detail.locator('details[data-method="add"]')

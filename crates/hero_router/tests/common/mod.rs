@@ -17,6 +17,7 @@ use tokio::sync::broadcast;
 
 pub mod mcp;
 pub mod raw;
+pub mod victim;
 
 /// A scanner config for tests: reaping on, grace 0, streak `stale_after`, no watch.
 pub fn cfg(root: &Path, stale_after: u32) -> ScannerConfig {
@@ -339,4 +340,29 @@ pub fn give_to_nobody(path: &Path) {
         }
         p = dir.parent();
     }
+}
+
+// === a real browser ===
+
+/// The Python that has playwright, if it and the browser are here. Where either is missing
+/// the test says so and passes, unless `HERO_REQUIRE_BROWSER=1` (set by `.ci/run`, which
+/// installs both): then it fails. `HERO_BROWSER_PYTHON` names the Python with playwright
+/// (default `python3`), `HERO_CHROMIUM` the browser (default `/usr/bin/chromium`).
+pub fn browser_python() -> Option<String> {
+    let python = std::env::var("HERO_BROWSER_PYTHON").unwrap_or_else(|_| "python3".into());
+    let chromium = std::env::var("HERO_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let playwright = std::process::Command::new(&python)
+        .args(["-c", "import playwright.sync_api"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let missing = match (Path::new(&chromium).exists(), playwright) {
+        (true, true) => return Some(python),
+        (false, _) => format!("no browser at {chromium} (apt-get install chromium)"),
+        (true, false) => format!("{python} cannot import playwright (pip install playwright)"),
+    };
+    let required = std::env::var("HERO_REQUIRE_BROWSER").is_ok_and(|v| v != "0" && !v.is_empty());
+    assert!(!required, "HERO_REQUIRE_BROWSER is set, but {missing}");
+    eprintln!("skipping the browser test: {missing}");
+    None
 }

@@ -250,7 +250,7 @@
       el('p', { class: 'links' },
         d.links.docs ? el('a', { href: d.links.docs }, 'API docs') : 'no API docs (no spec)', ' · ',
         d.links.openrpc ? el('a', { href: d.links.openrpc }, 'OpenRPC document') : null, d.links.openrpc ? ' · ' : null,
-        'MCP: ', el('a', { href: d.links.mcp, id: 'mcp-url' }, mcpUrl), ' ', copyButton('copy URL', mcpUrl)),
+        'MCP: ', el('a', { href: mcpUrl, id: 'mcp-url' }, mcpUrl), ' ', copyButton('copy URL', mcpUrl)),
       el('details', {}, el('summary', {}, 'MCP client config'), el('pre', {}, mcpConfig), copyButton('copy config', mcpConfig)),
       el('h3', {}, 'Sockets'),
       el('div', { class: 'scroll' }, el('table', {},
