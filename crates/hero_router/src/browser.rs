@@ -6,9 +6,10 @@
 //! - **Host check** ([`Names`]): on TCP a request must name the router (one of its listening
 //!   IPs, `localhost`, `*.localhost`, a `--server-name`), else 421. A DNS-rebound page names
 //!   its own domain, so it is turned away before anything else.
-//! - **Cross-origin refusal** ([`check_origin`]): a request for the router's own endpoints that
-//!   carries an `Origin` (or `Sec-Fetch-Site: cross-site`) other than the origin it was sent
-//!   to is refused with 403, whatever its method and content type. No `Origin` (curl, SDKs)
+//! - **Cross-origin refusal** ([`check_origin`]): a request for the router's own endpoints (or
+//!   a service's JSON-RPC socket through the proxy) that carries an `Origin` (or
+//!   `Sec-Fetch-Site: cross-site`) other than the origin it was sent to is refused with 403,
+//!   whatever its method and content type. No `Origin` (curl, SDKs)
 //!   passes. The dashboard and its API are on a listener of their own (the admin listener), so
 //!   no page a service serves shares their origin; a service's page may call `/rpc` on the
 //!   service listener, as it may call any service through the proxy there.
