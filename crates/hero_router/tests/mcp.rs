@@ -670,3 +670,52 @@ async fn mcp_config_prints_a_pasteable_configuration() {
     assert!(err.contains("no such service: nosuch"), "{err}");
     d.stop().await;
 }
+
+#[tokio::test]
+async fn a_service_named_router_cannot_run_the_routers_own_methods() {
+    // A service called `router` whose spec claims `services` and `scan`: its tools are its
+    // own, called on its own socket; the router's methods are only `hero_router__router_*`.
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_daemon(serve_config(dir.path(), &[])).await;
+    let _svc = spawn(example(
+        dir.path(),
+        "router",
+        Spec::Document(doc(&["services", "scan", "echo"])),
+    ))
+    .await
+    .unwrap();
+    d.rescan().await;
+    catalog_until(&d, |c| has_spec(c, "router")).await;
+    let client = connect(&d, "/mcp", Revision::Stateless).await;
+    let all: Vec<String> = client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.into_owned())
+        .collect();
+    assert!(all.contains(&"router__services".to_owned()), "{all:?}");
+    assert!(
+        all.contains(&"hero_router__router_services".to_owned()),
+        "{all:?}"
+    );
+    // Its `services` is its own: the example service has no such method.
+    let r = call(&client, "router__services", json!({})).await.unwrap();
+    assert_eq!(r.is_error, Some(true));
+    let t = text(&r);
+    assert!(
+        t.contains("service router does not implement services"),
+        "{t}"
+    );
+    // Its `echo` reaches it.
+    let r = call(&client, "router__echo", json!({})).await.unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    // The router's own method, by its own name, answers the router's table.
+    let r = call(&client, "hero_router__router_services", json!({}))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    assert!(text(&r).contains("\"hero_router\""), "{}", text(&r));
+    client.cancel().await.unwrap();
+    d.stop().await;
+}

@@ -316,10 +316,19 @@ impl Index {
             .collect();
         let names = match scope {
             Scope::Service(_) => flat.iter().map(|(_, t)| t.name.clone()).collect(),
-            Scope::All => tools::unique_names(
-                flat.iter()
-                    .map(|(s, t)| format!("{}__{}", s.service, t.name)),
-            ),
+            Scope::All => {
+                let entries: Vec<(&str, &str, &str)> = flat
+                    .iter()
+                    .map(|(s, t)| {
+                        (
+                            s.service.as_str(),
+                            t.name.as_str(),
+                            t.target.method.as_str(),
+                        )
+                    })
+                    .collect();
+                tools::merged_names(&entries)
+            }
         };
         let mut by_name = HashMap::with_capacity(flat.len());
         let tools = flat

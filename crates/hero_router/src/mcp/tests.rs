@@ -100,17 +100,20 @@ fn the_all_services_index_prefixes_and_keeps_names_within_64() {
     let (sa, sb) = (source("a", true), source(&long, false));
     let index = Index::build(&Scope::All, &[(&sa, a.clone()), (&sb, b)]);
     let names: Vec<&str> = index.tools.iter().map(|e| e.tool.name.as_ref()).collect();
-    // `{service}__` leaves 2 characters of each of b's tools: both cut to `fi`; the second
-    // then makes room for its suffix.
-    assert_eq!(
-        names,
-        [
-            "a__get",
-            "a__put",
-            &format!("{long}__fi"),
-            &format!("{long}___2")
-        ]
-    );
+    // `{service}__` leaves 2 characters of each of b's tools: both are cut, and each ends in
+    // a hash of its own service and method, so neither depends on what else is listed.
+    assert_eq!(names[..2], ["a__get", "a__put"]);
+    for (name, method) in names[2..].iter().zip(["first_method", "first_other"]) {
+        let (cut, hash) = name.rsplit_once('_').unwrap();
+        assert_eq!(cut, &long[..51], "{name}");
+        assert_eq!(hash.len(), 12, "{name}");
+        let alone = Index::build(
+            &Scope::All,
+            &[(&sb, vec![method_tool(&long, method)].into())],
+        );
+        assert_eq!(alone.tools[0].tool.name.as_ref(), *name, "the same alone");
+    }
+    assert_ne!(names[2], names[3]);
     assert!(names.iter().all(|n| n.len() <= 64));
     assert_eq!(index.by_name[names[3]], 3);
     assert_eq!(index.tools[3].target.method, "first_other");
@@ -496,4 +499,66 @@ fn endpoints_are_found_by_path() {
         at("/%ff"),
         Some(Err(PathError::Bad("invalid UTF-8 in path")))
     );
+}
+
+#[test]
+fn no_service_takes_another_services_tool_names() {
+    use super::tools::merged_names;
+    // The case: service `a` with a method `b__c`, and service `a__b` with `c`.
+    let names = merged_names(&[("a", "b__c", "b__c"), ("a__b", "c", "c")]);
+    assert_eq!(names, ["a__b_c", "a__b__c"]);
+    // Whichever comes first, each keeps its own name.
+    let names = merged_names(&[("a__b", "c", "c"), ("a", "b__c", "b__c")]);
+    assert_eq!(names, ["a__b__c", "a__b_c"]);
+    // Every name splits back at its last `__` into its service and a part of its tool, for
+    // generated services and tools made of the characters that can break a split.
+    let (cases, seed, mut rng) = crate::test_util::fuzz_setup();
+    let pieces = ["a", "b", "_", "__", "-", "x_", "_y"];
+    let make = |rng: &mut fastrand::Rng, first: bool| -> String {
+        let mut s = String::new();
+        if first {
+            s.push('s'); // a service name starts with a letter or digit
+        }
+        for _ in 0..rng.usize(1..5) {
+            s.push_str(pieces[rng.usize(..pieces.len())]);
+        }
+        s
+    };
+    for case in 0..cases / 10 {
+        // A service's tools have names of their own (the index makes them unique).
+        let mut entries: Vec<(String, String)> = Vec::new();
+        for _ in 0..rng.usize(1..6) {
+            let entry = (make(&mut rng, true), make(&mut rng, false));
+            if !entries.contains(&entry) {
+                entries.push(entry);
+            }
+        }
+        let refs: Vec<(&str, &str, &str)> = entries
+            .iter()
+            .map(|(s, t)| (s.as_str(), t.as_str(), t.as_str()))
+            .collect();
+        let names = merged_names(&refs);
+        let mut seen = std::collections::HashSet::new();
+        for ((service, tool), name) in entries.iter().zip(&names) {
+            assert!(
+                seen.insert(name),
+                "seed {seed} case {case}: {name} twice: {names:?}"
+            );
+            let (s, part) = name.rsplit_once("__").unwrap();
+            // Whatever it is named, a name holds its own service's name first.
+            assert!(
+                name.starts_with(&format!("{service}__")),
+                "seed {seed} case {case}: {name}"
+            );
+            // A tool of a service the others share no name with keeps its natural name.
+            let natural = !entries.iter().any(|(o, t)| o == service && t != tool);
+            if natural {
+                assert_eq!(
+                    s, service,
+                    "seed {seed} case {case}: {name} from {service}/{tool}"
+                );
+                assert!(!part.starts_with('_') && !part.contains("__"), "{name}");
+            }
+        }
+    }
 }

@@ -13,6 +13,7 @@ use std::collections::HashSet;
 
 use rmcp::model::JsonObject;
 use serde_json::{Map, Value, json};
+use sha2::Digest as _;
 
 use crate::docs::deref::{NOTE_KEY, REF_KEY, dereference};
 
@@ -103,7 +104,14 @@ pub(crate) fn sanitize(name: &str) -> String {
 /// room). Deterministic: the same bases in the same order give the same names, and a base
 /// added at the end never renames the ones before it.
 pub(crate) fn unique_names(bases: impl IntoIterator<Item = String>) -> Vec<String> {
-    let mut used = HashSet::new();
+    unique_names_in(&mut HashSet::new(), bases)
+}
+
+/// [`unique_names`] beside the names already in `used` (which it extends).
+fn unique_names_in(
+    used: &mut HashSet<String>,
+    bases: impl IntoIterator<Item = String>,
+) -> Vec<String> {
     bases
         .into_iter()
         .map(|base| {
@@ -111,15 +119,70 @@ pub(crate) fn unique_names(bases: impl IntoIterator<Item = String>) -> Vec<Strin
             if used.insert(first.clone()) {
                 return first;
             }
+            // No `_` run before the suffix: a merged name's part never holds `__`.
             (2u64..)
                 .map(|n| {
                     let suffix = format!("_{n}");
-                    format!("{}{suffix}", cut(&base, MAX_NAME - suffix.len()))
+                    let stem = cut(&base, MAX_NAME - suffix.len()).trim_end_matches('_');
+                    format!("{stem}{suffix}")
                 })
                 .find(|name| used.insert(name.clone()))
                 .expect("a free suffix exists")
         })
         .collect()
+}
+
+/// The names of tools merged from several services (`/mcp`): `{service}__{tool}`, made so that
+/// no service can take another's names (CONTRACT §10).
+///
+/// A tool's part never holds `__` nor starts with `_` (runs of `_` are one `_`), so a name splits
+/// back into its service and tool at its last `__`: two services' natural names never meet,
+/// whatever either is called (`a` with `b__c` is `a__b_c`, `a__b` with `c` is `a__b__c`).
+/// Natural names are given first, so a name that is some tool's natural name is that tool's;
+/// what is left (a name over [`MAX_NAME`], two tools of one service that differ only in
+/// underscores) is named next: cut, with a hash of its service and method so that the name is
+/// its own whatever else is listed, and a `_2`-style suffix only if even that is taken.
+/// `entries` are (service, the tool's own name, the method) in list order.
+pub(crate) fn merged_names(entries: &[(&str, &str, &str)]) -> Vec<String> {
+    let natural: Vec<String> = entries
+        .iter()
+        .map(|(service, tool, _)| format!("{service}__{}", merged_part(tool)))
+        .collect();
+    let mut used = HashSet::new();
+    let mut names: Vec<Option<String>> = natural
+        .iter()
+        .map(|n| (n.len() <= MAX_NAME && used.insert(n.clone())).then(|| n.clone()))
+        .collect();
+    for (i, name) in names.iter_mut().enumerate() {
+        if name.is_some() {
+            continue;
+        }
+        let (service, _, method) = entries[i];
+        let base = if natural[i].len() <= MAX_NAME {
+            natural[i].clone()
+        } else {
+            let hash = sha2::Sha256::digest(format!("{service}\0{method}").as_bytes());
+            let hex: String = hash[..6].iter().map(|b| format!("{b:02x}")).collect();
+            format!("{}_{hex}", cut(&natural[i], MAX_NAME - hex.len() - 1))
+        };
+        *name = unique_names_in(&mut used, [base]).pop();
+    }
+    names.into_iter().map(Option::unwrap_or_default).collect()
+}
+
+/// A tool's name as the part of a merged name: runs of `_` made one, no leading `_`.
+fn merged_part(tool: &str) -> String {
+    let mut part = String::with_capacity(tool.len());
+    for c in tool.chars() {
+        if !(c == '_' && (part.is_empty() || part.ends_with('_'))) {
+            part.push(c);
+        }
+    }
+    if part.is_empty() {
+        "tool".to_owned()
+    } else {
+        part
+    }
 }
 
 /// The first `max` characters of an ASCII name.
