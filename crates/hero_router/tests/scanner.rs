@@ -816,8 +816,12 @@ async fn an_unreadable_service_directory_costs_only_itself() {
         // A service dies meanwhile: its socket must be reaped although `locked` is unreadable.
         dead_socket(&dead);
         common::give_to_nobody(&dead_dir);
-        let v = until("dead reaped, locked denied", &|v| {
-            !dead.exists() && service(v, "locked")["sockets"][0]["state"] == "denied"
+        // A watch-triggered rescan of `locked` may show its socket denied before the next
+        // periodic scan, which lists the root, records why its directory cannot be read.
+        let v = until("dead reaped, locked denied and its error known", &|v| {
+            !dead.exists()
+                && service(v, "locked")["sockets"][0]["state"] == "denied"
+                && service(v, "locked")["error"].is_string()
         });
         let _ = child.kill();
         let _ = child.wait();
