@@ -45,6 +45,7 @@ pub mod dashboard;
 pub mod docs;
 pub mod http1;
 pub mod json;
+pub mod jsonrpc;
 pub mod mcp;
 pub mod metrics;
 pub mod proxy;
@@ -57,6 +58,7 @@ pub mod serve;
 pub mod telemetry;
 #[cfg(test)]
 mod test_util;
+pub mod upstream;
 
 pub use config::Config;
 pub use registry::table::Table;

@@ -16,10 +16,10 @@ use sha2::{Digest, Sha256};
 use super::refs;
 use super::validate;
 use crate::http1::OwnRequest;
-use crate::proxy::client::SendError;
-use crate::proxy::pool::{Answer, Key, Pool};
 use crate::registry::catalog::{CatalogEntry, ManifestInfo, Method, SpecInfo, SpecState};
-use crate::rpc::upstream::{self, CallError, CallOptions};
+use crate::upstream::SendError;
+use crate::upstream::{self, CallError, CallOptions};
+use crate::upstream::{Answer, Key, Pool};
 
 /// Who the catalog's requests say they come from, so a service (or a test) can tell them
 /// from the requests the router forwards.
@@ -150,7 +150,7 @@ async fn spec(pool: &Pool, key: &Key, service: &str, limits: Limits) -> SpecFetc
             "rpc.discover answered an error: {}",
             error.message
         ))),
-        Err(CallError::Router { code, .. }) if code == crate::rpc::BAD_UPSTREAM => {
+        Err(CallError::Router { code, .. }) if code == crate::jsonrpc::BAD_UPSTREAM => {
             if !why_not_get.is_empty() {
                 SpecFetch::Error(why_not_get)
             } else if status == 404 {

@@ -36,13 +36,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::CatalogConfig;
-use crate::proxy::pool::{Key, Pool};
 use crate::registry::catalog::{Catalog, CatalogEntry};
 use crate::registry::events::Event;
 use crate::registry::names::OWN_SERVICE;
 use crate::registry::state::SocketState;
 use crate::registry::table::{Service, Table};
 use crate::registry::{CatalogRequest, CatalogWriter, Registry};
+use crate::upstream::{Key, Pool};
 use fetch::{Fetched, Limits};
 use schedule::Lane;
 

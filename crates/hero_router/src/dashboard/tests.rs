@@ -9,10 +9,10 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::hub::{Hub, HubConfig};
-use crate::proxy::pool::{Inflight, Pool};
 use crate::registry::events::Event;
 use crate::registry::{self, TableWriter};
 use crate::rpc::{Ctx, Rpc};
+use crate::upstream::{Inflight, Pool};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 

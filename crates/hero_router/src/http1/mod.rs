@@ -14,7 +14,7 @@
 //! - [`ChunkedDecoder`]: chunked bodies are decoded and re-encoded, never passed through.
 //! - [`write_own_head`]: the head of every answer the router makes itself.
 //!
-//! The connection driver (`serve::conn`) and the upstream pool (`proxy::pool`) do the I/O; no
+//! The connection driver (`serve::conn`) and the upstream pool (`upstream`) do the I/O; no
 //! other module looks at framing headers.
 
 mod chunked;

@@ -45,12 +45,12 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::Value;
 
 use crate::app::{AppState, error_response};
+use crate::jsonrpc::{BAD_UPSTREAM, NO_SUCH_SERVICE, NOT_LIVE, UPSTREAM_TIMEOUT};
 use crate::proxy::error::ProxyError;
 use crate::proxy::path::PathError;
 use crate::registry::catalog::Catalog;
 use crate::registry::table::{ServiceStatus, Table};
-use crate::rpc::upstream::CallError;
-use crate::rpc::{BAD_UPSTREAM, NO_SUCH_SERVICE, NOT_LIVE, UPSTREAM_TIMEOUT};
+use crate::upstream::CallError;
 use tools::{MethodTool, Target};
 
 /// Most tools in one `tools/list` page; past it the answer has a `nextCursor`.

@@ -1,6 +1,6 @@
 use super::*;
 use crate::mcp::tools::Output;
-use crate::rpc::upstream::ServiceError;
+use crate::upstream::ServiceError;
 use rmcp::model::JsonObject;
 use serde_json::json;
 use std::time::Duration;
@@ -132,11 +132,11 @@ async fn gateway_with_calc(
     root: &std::path::Path,
     scope: Scope,
 ) -> (Gateway, Box<dyn std::any::Any>) {
-    use crate::proxy::pool::{Inflight, Pool};
     use crate::registry::catalog::{Catalog, CatalogEntry, ManifestInfo, SpecInfo, SpecState};
     use crate::registry::state::SocketState;
     use crate::registry::table::{LastScan, Service, Socket};
     use crate::rpc::{Ctx, Rpc};
+    use crate::upstream::{Inflight, Pool};
 
     let svc = hero_example_service::spawn(hero_example_service::ServiceConfig::new(root, "calc"))
         .await

@@ -158,6 +158,18 @@ pub enum ProxyError {
 // === impl ProxyError ===
 
 impl ProxyError {
+    /// The error the client of a proxied request sees when `service` could not be asked.
+    pub fn unanswered(e: crate::upstream::SendError, service: &str) -> ProxyError {
+        use crate::upstream::SendError;
+        let service = service.to_owned();
+        match e {
+            SendError::Busy => ProxyError::Busy { service },
+            SendError::Timeout => ProxyError::Timeout { service },
+            SendError::Down(detail) => ProxyError::Down { service, detail },
+            SendError::Broken(detail) => ProxyError::Upstream { service, detail },
+        }
+    }
+
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {

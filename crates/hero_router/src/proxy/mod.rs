@@ -8,10 +8,8 @@
 //! upgrade is bridged byte for byte, a response body (SSE included) has no deadline, only the
 //! response head does (`--upstream-timeout`).
 
-pub mod client;
 pub mod error;
 pub mod path;
-pub mod pool;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -35,7 +33,7 @@ pub struct ProxyCtx {
     /// The live table.
     pub scanner: Registry,
     /// Upstream connections (the only pool).
-    pub pool: std::sync::Arc<pool::Pool>,
+    pub pool: std::sync::Arc<crate::upstream::Pool>,
     /// Deadline for the response head.
     pub upstream_timeout: Duration,
     /// `--max-body`.

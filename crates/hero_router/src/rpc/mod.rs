@@ -11,9 +11,7 @@
 //! upstream timeout), `-32003` upstream timeout, `-32004` upstream answered something that is
 //! not JSON-RPC. Each carries `data: {"service": S}`.
 
-pub mod codec;
 mod openrpc;
-pub mod upstream;
 
 pub use openrpc::{manifest, openrpc};
 
@@ -30,23 +28,15 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::http1::OwnRequest;
-use crate::proxy::pool::{Key, Pool};
+use crate::jsonrpc::{
+    self as codec, BAD_UPSTREAM, Body as RpcBody, BodyError, Call, Entry, NO_SPEC, NO_SUCH_SERVICE,
+    NOT_LIVE,
+};
 use crate::registry::Registry;
 use crate::registry::names::OWN_SERVICE;
 use crate::registry::state::SocketState;
-use codec::{Body as RpcBody, BodyError, Call, Entry};
-use upstream::{CallError, CallOptions, ServiceError};
-
-/// No such service.
-pub const NO_SUCH_SERVICE: i32 = -32001;
-/// No live rpc socket, or busy for the whole upstream timeout.
-pub const NOT_LIVE: i32 = -32002;
-/// Upstream timed out.
-pub const UPSTREAM_TIMEOUT: i32 = -32003;
-/// Upstream answered something that is not JSON-RPC.
-pub const BAD_UPSTREAM: i32 = -32004;
-/// The service has no spec (none served, not fetched, or fetching failed).
-pub const NO_SPEC: i32 = -32005;
+use crate::upstream::{self, CallError, CallOptions, ServiceError};
+use crate::upstream::{Key, Pool};
 
 /// What the router's own methods need.
 pub struct Ctx {

@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use super::{BAD_UPSTREAM, NO_SPEC, NO_SUCH_SERVICE, NOT_LIVE, UPSTREAM_TIMEOUT};
+use crate::jsonrpc::{BAD_UPSTREAM, NO_SPEC, NO_SUCH_SERVICE, NOT_LIVE, UPSTREAM_TIMEOUT};
 
 /// Bad params to a router method (JSON-RPC 2.0).
 const INVALID_PARAMS: i32 = -32602;
@@ -366,11 +366,11 @@ mod tests {
 
     use super::*;
     use crate::catalog::validate::validate;
-    use crate::proxy::pool::{Inflight, Pool};
     use crate::registry::state::SocketState;
     use crate::registry::table::{LastScan, Service, ServiceStatus, Socket, Table};
     use crate::registry::{self, ScanSummary};
     use crate::rpc::Ctx;
+    use crate::upstream::{Inflight, Pool};
 
     /// Assert `value` conforms to `components/schemas/<component>` of the document.
     #[track_caller]

@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::rpc::upstream::{CallOptions, call_once};
+use crate::upstream::{CallOptions, call_once};
 
 /// The largest answer read from hero_proc (a list of services).
 const MAX_ANSWER: usize = 16 * 1024 * 1024;

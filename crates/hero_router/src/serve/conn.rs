@@ -42,18 +42,18 @@ use crate::http1::{
     self, BodyFraming, ChunkedDecoder, Exchange, Forwarding, Framing, HeadLimits, OwnBody, Persist,
     ResponseHead,
 };
-use crate::proxy::client::SendError;
 use crate::proxy::error::{ProxyError, error_parts};
-use crate::proxy::pool::{self, Key, Pool, UpConn};
 use crate::proxy::{Target, Transport};
 use crate::registry::names::OWN_SERVICE;
 use crate::registry::table::Table;
 use crate::rpc::CallTarget;
+use crate::upstream::SendError;
+use crate::upstream::{self, Key, Pool, UpConn};
 
 /// A client connection's stream.
 pub(super) trait Stream: AsyncRead + AsyncWrite + Unpin {
     /// Forgets read readiness after a short read emptied the socket (see
-    /// [`forget_readable`](crate::proxy::pool::forget_readable)).
+    /// [`forget_readable`](crate::upstream::forget_readable)).
     fn drained(&self);
 }
 
@@ -941,9 +941,9 @@ impl<S: Stream> Client<'_, S> {
     ) -> Result<bool, Failed> {
         let ctx = &front.proxy;
         let timeout = ctx.upstream_timeout;
-        let early = |e: SendError| Failed::Early(e.into_proxy(fwd.service()));
+        let early = |e: SendError| Failed::Early(ProxyError::unanswered(e, fwd.service()));
         let (key, slots, up) = self.upstream(&ctx.pool, fwd.socket());
-        let slot = pool::acquire(slots, timeout)
+        let slot = upstream::acquire(slots, timeout)
             .await
             .ok_or_else(|| early(SendError::Busy))?;
         let mut up = match up {
@@ -1254,7 +1254,7 @@ async fn send_unless_answered(up: &mut UpConn, mut data: &[u8]) -> Result<bool, 
     let UpConn { io, buf, .. } = up;
     let (mut rd, mut wr) = io.split();
     while !data.is_empty() {
-        buf.reserve(pool::READ_CHUNK);
+        buf.reserve(upstream::READ_CHUNK);
         tokio::select! {
             biased;
             r = wr.write(data) => match r {

@@ -26,12 +26,12 @@ use crate::docs::pages::{self, Format};
 use crate::mcp::Scope;
 use crate::metrics::Metrics;
 use crate::proxy::error::ProxyError;
-use crate::proxy::pool::{Inflight, Pool};
 use crate::proxy::{ProxyCtx, Target, path, resolve};
 use crate::registry::Registry;
 use crate::registry::names::{OWN_SERVICE, valid_service_name};
 use crate::registry::table::Table;
 use crate::rpc::{Ctx, Rpc};
+use crate::upstream::{Inflight, Pool};
 
 /// Which listener a connection came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

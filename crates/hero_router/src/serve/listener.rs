@@ -371,10 +371,10 @@ impl conn::Stream for AnyStream {
     fn drained(&self) {
         match self {
             AnyStream::Tcp(s) => {
-                crate::proxy::pool::forget_readable(|f| s.try_io(Interest::READABLE, f))
+                crate::upstream::forget_readable(|f| s.try_io(Interest::READABLE, f))
             }
             AnyStream::Unix(s) => {
-                crate::proxy::pool::forget_readable(|f| s.try_io(Interest::READABLE, f))
+                crate::upstream::forget_readable(|f| s.try_io(Interest::READABLE, f))
             }
         }
     }

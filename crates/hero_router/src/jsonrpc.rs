@@ -1,4 +1,4 @@
-//! The JSON-RPC 2.0 envelope on the wire: our own small codec.
+//! The JSON-RPC 2.0 envelope on the wire (our own small codec), and the router's error codes.
 //!
 //! A router must never lose a valid request, so the envelope is parsed here rather than by a
 //! server framework: `id` and `params` stay raw JSON ([`RawValue`]) and are passed through byte
@@ -9,6 +9,17 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
+
+/// No such service.
+pub const NO_SUCH_SERVICE: i32 = -32001;
+/// No live rpc socket, or busy for the whole upstream timeout.
+pub const NOT_LIVE: i32 = -32002;
+/// Upstream timed out.
+pub const UPSTREAM_TIMEOUT: i32 = -32003;
+/// Upstream answered something that is not JSON-RPC.
+pub const BAD_UPSTREAM: i32 = -32004;
+/// The service has no spec (none served, not fetched, or fetching failed).
+pub const NO_SPEC: i32 = -32005;
 
 /// Largest batch the router accepts. A bigger one is answered with one `-32600` error.
 pub const MAX_BATCH: usize = 1000;

@@ -7,8 +7,6 @@ use std::time::Duration;
 use tokio::net::UnixStream;
 use tokio::time::Instant;
 
-use super::error::ProxyError;
-
 /// Why a request to an upstream failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
@@ -24,19 +22,6 @@ pub enum SendError {
     /// The HTTP exchange failed after connecting.
     #[error("{0}")]
     Broken(String),
-}
-
-impl SendError {
-    /// The error the client of a proxied request sees.
-    pub fn into_proxy(self, service: &str) -> ProxyError {
-        let service = service.to_owned();
-        match self {
-            SendError::Busy => ProxyError::Busy { service },
-            SendError::Timeout => ProxyError::Timeout { service },
-            SendError::Down(detail) => ProxyError::Down { service, detail },
-            SendError::Broken(detail) => ProxyError::Upstream { service, detail },
-        }
-    }
 }
 
 /// Connects, retrying `EAGAIN` (full backlog) until `busy_wait` has passed.

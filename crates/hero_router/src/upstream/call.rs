@@ -2,9 +2,9 @@
 //!
 //! Every call the router originates (a routed call for the MCP gateway, the catalog's
 //! `rpc.discover`, the hero_proc guard, the CLI talking to a running router) goes through
-//! [`call`]: the envelope is written by [`codec::request`](super::codec::request), the HTTP
+//! [`call`]: the envelope is written by [`jsonrpc::request`](crate::jsonrpc::request), the HTTP
 //! request by [`http1::write_request`](crate::http1::write_request), the exchange by the one
-//! upstream [`Pool`], and the answer read by [`codec::parse_reply`](super::codec::parse_reply).
+//! upstream [`Pool`], and the answer read by [`jsonrpc::parse_reply`](crate::jsonrpc::parse_reply).
 //!
 //! A failure keeps its origin ([`CallError`]): an error the *service* answered is its own,
 //! code, message and data as it sent them (whatever the code, `-32001`…`-32005` included);
@@ -14,11 +14,10 @@ use std::time::Duration;
 
 use serde_json::value::RawValue;
 
-use super::codec::{self, Reply};
-use super::{BAD_UPSTREAM, NOT_LIVE, UPSTREAM_TIMEOUT};
+use super::connect::SendError;
+use super::pool::{Answer, Inflight, Key, Pool};
 use crate::http1::OwnRequest;
-use crate::proxy::client::SendError;
-use crate::proxy::pool::{Answer, Key, Pool};
+use crate::jsonrpc::{self, BAD_UPSTREAM, NOT_LIVE, Reply, UPSTREAM_TIMEOUT};
 
 /// How a call is made.
 #[derive(Debug, Clone, Copy)]
@@ -119,7 +118,7 @@ pub async fn call(
     how: &CallOptions<'_>,
 ) -> Result<Box<RawValue>, CallError> {
     let id = RawValue::from_string("1".into()).expect("a JSON number");
-    let body = codec::request(Some(&id), method, params);
+    let body = jsonrpc::request(Some(&id), method, params);
     let mut headers = Vec::with_capacity(how.headers.len() + 1);
     headers.push(("content-type", "application/json"));
     headers.extend_from_slice(how.headers);
@@ -141,7 +140,7 @@ pub async fn call(
 /// The result of a buffered answer to a call, or the service's error; an answer that is not
 /// one JSON-RPC response is a router error (`-32004`) naming its HTTP status.
 pub fn reply(answer: &Answer, service: &str) -> Result<Box<RawValue>, CallError> {
-    match codec::parse_reply(&answer.body) {
+    match jsonrpc::parse_reply(&answer.body) {
         Some(Reply::Result(result)) => Ok(result.to_owned()),
         Some(Reply::Error(e)) => Err(CallError::Service {
             service: service.to_owned(),
@@ -172,7 +171,7 @@ pub async fn call_once(
     params: Option<&RawValue>,
     how: &CallOptions<'_>,
 ) -> Result<Box<RawValue>, CallError> {
-    let pool = Pool::new(how.timeout, crate::proxy::pool::Inflight::new(1));
+    let pool = Pool::new(how.timeout, Inflight::new(1));
     let key = Key {
         path: std::sync::Arc::from(path),
         identity: None,

@@ -25,7 +25,7 @@ use tokio::time::Instant;
 
 use hero_socket::Identity;
 
-use super::client::{SendError, connect};
+use super::connect::{SendError, connect};
 use crate::http1::{self, ChunkedDecoder, Exchange, Framing};
 
 /// Idle connections kept per socket instance.
