@@ -30,13 +30,12 @@
 //! - [`proxy`]: HTTP routing onto service sockets, the upstream pool, errors.
 //! - [`mcp`]: the MCP gateway, every service's methods as tools for AI agents.
 //! - [`serve`]: the daemon and its accept loops; [`scan_cmd`]: one-shot `hero_router scan`.
-//! - [`app`]: the router's own HTTP applications behind the connection driver, among them the
-//!   [`dashboard`] (`GET /`, `/api/events`).
+//! - [`dashboard`] (`GET /`, `/api/…` on the admin listener) and [`mcp`]: the router's own HTTP
+//!   applications, behind the connection driver.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
 pub mod access;
-pub mod app;
 pub mod browser;
 pub mod catalog;
 pub mod cli;

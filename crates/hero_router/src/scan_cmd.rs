@@ -38,7 +38,7 @@ pub struct ScanReport {
 /// Runs the scan.
 pub async fn run(root: PathBuf, args: &ScanArgs) -> anyhow::Result<ScanReport> {
     // CONTRACT §1: the root is created (0755) if missing, by every command that uses it.
-    crate::serve::create_root(&root)?;
+    hero_socket::root::create_root(&root)?;
     let cfg = scanner_config(root.clone(), &args.probe, Duration::ZERO, args.reap, false);
     let (mut scanner, _handle) = Scanner::new(cfg);
     let mut reaped = Vec::new();

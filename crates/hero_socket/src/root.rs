@@ -7,7 +7,9 @@
 //! tests pass a map instead of mutating the process environment.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::io;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
 
 /// `$HERO_SOCKET_DIR`: the socket root.
 pub const ENV_SOCKET_DIR: &str = "HERO_SOCKET_DIR";
@@ -61,6 +63,29 @@ pub fn resolve_root(flag: Option<PathBuf>, env: &impl Env) -> Result<PathBuf, No
     }
     let home = env.get(ENV_HOME).ok_or(NoRootError)?;
     Ok(PathBuf::from(home).join(DEFAULT_ROOT_IN_HOME))
+}
+
+/// Creates the socket root with mode 0755 if it does not exist, and checks that it is a
+/// directory. The error names the root.
+pub fn create_root(root: &Path) -> io::Result<()> {
+    let named = |what: &str, e: io::Error| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot {what} socket root {}: {e}", root.display()),
+        )
+    };
+    if !root.exists() {
+        std::fs::create_dir_all(root).map_err(|e| named("create", e))?;
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| named("set the mode of", e))?;
+    }
+    if !root.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            format!("socket root {} is not a directory", root.display()),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

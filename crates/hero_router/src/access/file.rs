@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::guard::{self, Guard, Look, Step};
 use super::{Access, BadEntry, BadLine, entry_of_line, parse_entry, parse_file};
-use crate::config::{ENV_HOME, Env};
+use hero_socket::root::{ENV_HOME, Env};
 
 /// The access file below `$HOME`.
 pub const DEFAULT_IN_HOME: &str = "hero/cfg/hero_router/access.txt";

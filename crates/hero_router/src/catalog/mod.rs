@@ -46,7 +46,7 @@ use crate::upstream::{Key, Pool};
 use fetch::{Fetched, Limits};
 use schedule::Lane;
 
-pub use fetch::{USER_AGENT, fingerprint};
+pub use fetch::{USER_AGENT, fingerprint, own_entry};
 
 /// The socket a service's documents are fetched from, as the table saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +59,8 @@ struct Target {
 /// The catalog fetcher. Build it with [`Fetcher::new`] and [`Fetcher::run`] it.
 pub struct Fetcher {
     cfg: CatalogConfig,
+    /// The router's own entry, made from its own documents (never fetched).
+    own: Arc<CatalogEntry>,
     pool: Arc<Pool>,
     registry: Registry,
     out: CatalogWriter,
@@ -99,15 +101,17 @@ const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_millis(25);
 
 impl Fetcher {
     /// A fetcher writing through `out`, reading the table from `registry`, fetching through
-    /// `pool`.
+    /// `pool`; `own` is the router's own entry ([`own_entry`]).
     pub fn new(
         cfg: CatalogConfig,
+        own: CatalogEntry,
         pool: Arc<Pool>,
         registry: Registry,
         out: CatalogWriter,
     ) -> Fetcher {
         Fetcher {
             cfg,
+            own: Arc::new(own),
             pool,
             registry,
             out,
@@ -208,8 +212,7 @@ impl Fetcher {
             if name == OWN_SERVICE {
                 // The router knows its own documents.
                 if !self.entries.contains_key(name) {
-                    self.entries
-                        .insert(name.clone(), Arc::new(fetch::own_entry(unix_ms())));
+                    self.entries.insert(name.clone(), self.own.clone());
                     changed = true;
                 }
                 continue;

@@ -17,11 +17,11 @@
 //! page's own policy lets only its inline script and style run, by hash.
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, State as AxState};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
@@ -30,13 +30,15 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::app::{AppState, error_response};
 use crate::browser::{PAGE_HEADERS, html_csp};
 use crate::docs::cache::Busy;
 use crate::proxy::error::ProxyError;
+use crate::proxy::error::error_response;
+use crate::registry::Registry;
 use crate::registry::catalog::ServiceView;
 use crate::registry::names::valid_service_name;
 use crate::registry::table::ServiceStatus;
+use crate::rpc::Rpc;
 
 mod detail;
 mod hub;
@@ -48,8 +50,22 @@ const PAGE: &str = include_str!("assets/page.html.j2");
 const SCRIPT: &str = include_str!("assets/app.js");
 const STYLE: &str = include_str!("assets/app.css");
 
-/// The dashboard's routes.
-pub fn routes() -> Router<AppState> {
+/// What the dashboard reads and calls.
+#[derive(Clone)]
+pub struct State {
+    /// The JSON-RPC front end (`Rpc::handle` takes a request body as `POST /rpc` would).
+    pub rpc: Arc<Rpc>,
+    /// The live table, the catalog and their events.
+    pub registry: Registry,
+    /// The live feed.
+    pub hub: Hub,
+    /// The first service listener's URL (`http://ADDR:PORT`), for the MCP links it shows:
+    /// MCP is served there, not on the dashboard's own origin.
+    pub service_url: Option<String>,
+}
+
+/// The dashboard's routes over `state`; a path it does not have gets the router's JSON 404.
+pub fn routes(state: State) -> Router {
     Router::new()
         .route("/", only(Method::GET, get(page)))
         .route("/api/events", only(Method::GET, get(events)))
@@ -58,10 +74,12 @@ pub fn routes() -> Router<AppState> {
             only(Method::GET, get(service)),
         )
         .route("/api/scan", only(Method::POST, post(scan)))
+        .fallback(|| async { error_response(&ProxyError::NoRoute) })
+        .with_state(state)
 }
 
 /// `route` with the router's JSON 405 for any other method.
-fn only(allow: Method, route: MethodRouter<AppState>) -> MethodRouter<AppState> {
+fn only(allow: Method, route: MethodRouter<State>) -> MethodRouter<State> {
     let allow: &'static str = if allow == Method::POST {
         "POST"
     } else {
@@ -111,7 +129,7 @@ fn page_csp() -> &'static str {
 }
 
 /// `GET /`.
-async fn page(State(state): State<AppState>) -> Response {
+async fn page(AxState(state): AxState<State>) -> Response {
     let (table, catalog) = (state.registry.table(), state.registry.catalog());
     let mut counts: BTreeMap<&'static str, usize> = ["healthy", "degraded", "unhealthy", "non_rpc"]
         .into_iter()
@@ -162,9 +180,9 @@ fn status_name(s: ServiceStatus) -> &'static str {
 }
 
 /// `GET /api/events`.
-async fn events(State(state): State<AppState>, headers: HeaderMap) -> Response {
+async fn events(AxState(state): AxState<State>, headers: HeaderMap) -> Response {
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok());
-    let feed = state.dashboard.feed(last);
+    let feed = state.hub.feed(last);
     let mut response = Response::new(Body::from_stream(feed.into_stream()));
     let h = response.headers_mut();
     h.insert(
@@ -180,7 +198,7 @@ async fn events(State(state): State<AppState>, headers: HeaderMap) -> Response {
 /// `GET /api/dashboard/service/{name}`. Its methods come from the docs cache, built off the
 /// connection threads on a miss (`cache-status` says which); 503 when the render queue is
 /// full.
-async fn service(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+async fn service(AxState(state): AxState<State>, Path(name): Path<String>) -> Response {
     if !valid_service_name(&name) {
         return error_response(&ProxyError::NoService { service: name });
     }
@@ -208,7 +226,7 @@ async fn service(State(state): State<AppState>, Path(name): Path<String>) -> Res
     let detail = detail::detail(
         &catalog.view(service),
         entry.as_deref(),
-        state.dashboard.history(&name),
+        state.hub.history(&name),
         methods.as_ref().map(|(page, _)| &**page),
     );
     let mut response = (
@@ -227,7 +245,7 @@ async fn service(State(state): State<AppState>, Path(name): Path<String>) -> Res
 }
 
 /// `POST /api/scan`: a full scan, answered with the `router.scan` result.
-async fn scan(State(state): State<AppState>) -> Response {
+async fn scan(AxState(state): AxState<State>) -> Response {
     let answer = state
         .rpc
         .handle(br#"{"jsonrpc":"2.0","id":1,"method":"router.scan"}"#)

@@ -1,6 +1,6 @@
 //! The MCP gateway (CONTRACT §10): every service's OpenRPC methods as MCP tools, for AI agents.
 //!
-//! Endpoints, on TCP and admin.sock (through [`crate::app`]):
+//! Endpoints, on the service listeners and admin.sock (routed by `serve`):
 //! - `POST /mcp/{service}`: that service's tools, named after its methods;
 //! - `POST /mcp`: every healthy service's tools, named `{service}__{tool}`.
 //!
@@ -44,12 +44,14 @@ use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::Value;
 
-use crate::app::{AppState, error_response};
 use crate::jsonrpc::{BAD_UPSTREAM, NO_SUCH_SERVICE, NOT_LIVE, UPSTREAM_TIMEOUT};
 use crate::proxy::error::ProxyError;
+use crate::proxy::error::error_response;
 use crate::proxy::path::PathError;
+use crate::registry::Registry;
 use crate::registry::catalog::Catalog;
 use crate::registry::table::{ServiceStatus, Table};
+use crate::rpc::Rpc;
 use crate::upstream::CallError;
 use tools::{MethodTool, Target};
 
@@ -136,7 +138,10 @@ struct Entry {
 /// The rmcp server handler of one request: the endpoint's scope over the router's state.
 #[derive(Clone)]
 struct Gateway {
-    state: AppState,
+    /// The JSON-RPC front end, for calls.
+    rpc: Arc<Rpc>,
+    /// The table and the catalog, for the tools.
+    registry: Registry,
     cache: Arc<ToolCache>,
     scope: Scope,
 }
@@ -149,16 +154,23 @@ pub struct Endpoints {
 
 impl Endpoints {
     /// Answers one request to the endpoint of `scope` (the routing decided it).
-    pub async fn serve(&self, state: &AppState, scope: Scope, request: Request) -> Response {
+    pub async fn serve(
+        &self,
+        rpc: &Arc<Rpc>,
+        registry: &Registry,
+        scope: Scope,
+        request: Request,
+    ) -> Response {
         if let Scope::Service(name) = &scope {
-            if state.registry.table().service(name).is_none() {
+            if registry.table().service(name).is_none() {
                 let service = name.clone();
                 return error_response(&ProxyError::NoService { service });
             }
         }
-        let max_body = usize::try_from(state.rpc.ctx().max_body).unwrap_or(usize::MAX);
+        let max_body = usize::try_from(rpc.ctx().max_body).unwrap_or(usize::MAX);
         let gateway = Gateway {
-            state: state.clone(),
+            rpc: rpc.clone(),
+            registry: registry.clone(),
             cache: self.cache.clone(),
             scope,
         };
@@ -371,7 +383,7 @@ impl Gateway {
     /// The endpoint's index over the current table and catalog: from the cache, else built
     /// on a blocking thread (a large document takes a while to convert).
     async fn index(&self) -> Arc<Index> {
-        let (table, catalog) = (self.state.registry.table(), self.state.registry.catalog());
+        let (table, catalog) = (self.registry.table(), self.registry.catalog());
         self.index_over(table, catalog).await
     }
 
@@ -399,8 +411,8 @@ impl Gateway {
     /// for the first scan and for the first fetch of each such service, each bounded as
     /// `router.spec` bounds it.
     async fn ready_index(&self) -> Arc<Index> {
-        let registry = &self.state.registry;
-        crate::rpc::wait_ready(registry, self.state.rpc.ctx().upstream_timeout).await;
+        let registry = &self.registry;
+        crate::rpc::wait_ready(registry, self.rpc.ctx().upstream_timeout).await;
         let (table, catalog) = (registry.table(), registry.catalog());
         let unseen: Vec<&str> = table
             .services
@@ -438,7 +450,6 @@ impl Gateway {
             Err(e) => return tool_error(format!("the arguments cannot be sent: {e}")),
         };
         let called = self
-            .state
             .rpc
             .call(&target.service, &target.method, params.as_deref())
             .await;
@@ -477,7 +488,7 @@ impl ServerHandler for Gateway {
                 "The Hero services of this node. Each tool is a service method, named {service}__{method}.".to_owned(),
             ),
             Scope::Service(s) => {
-                let catalog = self.state.registry.catalog();
+                let catalog = self.registry.catalog();
                 let about = catalog
                     .get(s)
                     .and_then(|e| e.info.description.clone().or(e.manifest.description.clone()))
@@ -513,8 +524,8 @@ impl ServerHandler for Gateway {
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
-        let mut tables = self.state.registry.tables();
-        let mut catalogs = self.state.registry.catalogs();
+        let mut tables = self.registry.tables();
+        let mut catalogs = self.registry.catalogs();
         let names = |index: &Index| -> Vec<String> {
             index
                 .listed_names()

@@ -205,14 +205,10 @@ async fn gateway_with_calc(
         listeners: serde_json::json!({"service": [], "admin": []}),
     };
     let rpc = Arc::new(Rpc::new(Arc::new(ctx)));
-    let state = AppState {
-        dashboard: crate::dashboard::Hub::start(rpc.clone(), Default::default()),
+
+    let gateway = Gateway {
         rpc,
         registry,
-        service_url: None,
-    };
-    let gateway = Gateway {
-        state,
         cache: Arc::default(),
         scope,
     };

@@ -283,6 +283,21 @@ pub fn error_parts(e: &ProxyError) -> (StatusCode, Vec<Header>, Vec<u8>) {
     (e.status(), headers, body.to_string().into_bytes())
 }
 
+/// The router's answer for `e` (status, `x-hero-router-error`, JSON body), as an axum
+/// response for the applications (the dashboard, the MCP gateway): the same bytes the
+/// connection driver writes for it.
+pub fn error_response(e: &ProxyError) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let (status, headers, body) = error_parts(e);
+    let mut response = (status, body).into_response();
+    for (name, value) in headers {
+        if let Ok(value) = http::HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

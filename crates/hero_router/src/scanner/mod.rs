@@ -296,7 +296,7 @@ impl Scanner {
         let (now, recreated) = match root_identity(root) {
             Ok(id) => (id, false),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if let Err(e) = crate::serve::create_root(root) {
+                if let Err(e) = hero_socket::root::create_root(root) {
                     tracing::error!(root = %root.display(), error = %e, "the socket root is gone and cannot be created again");
                     return None;
                 }

@@ -34,9 +34,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::{Instant, Sleep};
 
+use super::apps::AppTarget;
 use super::front::{DocsPage, Endpoint, Front, Role, Route, route};
 use super::slots::ConnSlot;
-use crate::app::AppTarget;
 use crate::config::ConnLimits;
 use crate::http1::{
     self, BodyFraming, ChunkedDecoder, Exchange, Forwarding, Framing, HeadLimits, OwnBody, Persist,
@@ -665,7 +665,7 @@ impl<S: Stream> Client<'_, S> {
             AppTarget::Dashboard => "app",
         };
         let request = http::Request::from_parts(parts, axum::body::Body::from(body.freeze()));
-        let (head, body) = front.app.call(target, request).await.into_parts();
+        let (head, body) = front.apps.call(target, request).await.into_parts();
         let status = head.status.as_u16();
         front
             .metrics()

@@ -17,8 +17,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::apps::{AppTarget, Apps};
 use crate::access::Access;
-use crate::app::{App, AppState, AppTarget};
 use crate::config::Config;
 use crate::docs::Page;
 use crate::docs::cache::{Busy, Status};
@@ -51,7 +51,7 @@ pub struct Front {
     /// The allow-list, checked before anything else on TCP.
     pub(super) access: Arc<Access>,
     pub(super) rpc: Arc<Rpc>,
-    pub(super) app: App,
+    pub(super) apps: Apps,
     pub(super) proxy: ProxyCtx,
     metrics: Metrics,
     pub(super) max_body: u64,
@@ -93,10 +93,10 @@ impl Front {
             listeners: serde_json::json!({"service": bound.service, "admin": bound.admin}),
         });
         let rpc = Arc::new(Rpc::new(ctx));
-        let app = App::new(AppState {
+        let apps = Apps::new(crate::dashboard::State {
             rpc: rpc.clone(),
             registry: scanner.clone(),
-            dashboard: crate::dashboard::Hub::start(rpc.clone(), token),
+            hub: crate::dashboard::Hub::start(rpc.clone(), token),
             service_url: bound.service.first().map(|a| format!("http://{a}")),
         });
         let all: Vec<_> = bound.service.iter().chain(&bound.admin).copied().collect();
@@ -116,7 +116,7 @@ impl Front {
         Front {
             access,
             rpc,
-            app,
+            apps,
             proxy: ProxyCtx {
                 scanner,
                 pool,

@@ -11,8 +11,7 @@
 //! and hero_proc restarts it) rather than go on routing from a stale table.
 
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -26,6 +25,7 @@ use crate::config::Config;
 use crate::registry::Registry;
 use crate::scanner::Scanner;
 
+mod apps;
 mod conn;
 mod front;
 pub mod listener;
@@ -71,7 +71,7 @@ pub enum ServeError {
 impl Listeners {
     /// Creates the root and binds the router's own sockets and TCP listeners.
     pub async fn bind(cfg: &Config) -> Result<Listeners, ServeError> {
-        create_root(&cfg.root)?;
+        hero_socket::root::create_root(&cfg.root).map_err(anyhow::Error::from)?;
         let instance = own::instance_lock(&cfg.root)?;
         let rpc = own::own_socket(&cfg.root, "rpc")?;
         let admin = own::own_socket(&cfg.root, "admin")?;
@@ -218,7 +218,12 @@ pub async fn run_with_scanner(
     // The catalog is not a core task: if it stopped, routing would go on with the last
     // catalog.
     if let Some(writer) = handle.claim_catalog_writer() {
-        let fetcher = Fetcher::new(cfg.catalog, front.pool(), handle.clone(), writer);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let openrpc = crate::rpc::openrpc().to_string();
+        let own = crate::catalog::own_entry(&openrpc, &crate::rpc::manifest(), now);
+        let fetcher = Fetcher::new(cfg.catalog, own, front.pool(), handle.clone(), writer);
         tracker.spawn(fetcher.run(events_token.clone()));
     }
     // The access file is not a core task either: if its watcher stopped, the last list
@@ -362,18 +367,4 @@ async fn feed_metrics(front: Arc<Front>, scanner: Registry, token: CancellationT
             },
         }
     }
-}
-
-/// Creates the socket root with mode 0755 if it does not exist.
-pub fn create_root(root: &Path) -> anyhow::Result<()> {
-    if !root.exists() {
-        std::fs::create_dir_all(root)
-            .with_context(|| format!("cannot create socket root {}", root.display()))?;
-        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755))
-            .with_context(|| format!("cannot set mode of {}", root.display()))?;
-    }
-    if !root.is_dir() {
-        anyhow::bail!("socket root {} is not a directory", root.display());
-    }
-    Ok(())
 }

@@ -1,0 +1,66 @@
+//! The router's own HTTP applications behind the connection driver: the dashboard (an axum
+//! router) and the MCP gateway (rmcp behind its own fast path).
+//!
+//! The connection driver stays the one HTTP/1.1 framing authority: it parses and validates the
+//! head, routes it ([`route`](super::front::route), the one routing decision, which names the
+//! [`AppTarget`]), reads the body whole (within `--max-body`), hands an [`http::Request`] to
+//! [`Apps::call`], and writes the answer in the framing it chooses, streaming a body
+//! (server-sent events) as it comes. The applications only read the registry and call services
+//! through the JSON-RPC front end, as any client of `/rpc` would.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::response::Response;
+use http::Request;
+use tower::ServiceExt as _;
+
+use crate::registry::Registry;
+use crate::rpc::Rpc;
+
+/// Which application a request is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum AppTarget {
+    /// An MCP endpoint.
+    Mcp(crate::mcp::Scope),
+    /// The dashboard (`GET /`, `/api/…`), or the router's 404 for a path it does not have.
+    Dashboard,
+}
+
+/// The applications, built once.
+pub(super) struct Apps {
+    dashboard: Router,
+    mcp: crate::mcp::Endpoints,
+    rpc: Arc<Rpc>,
+    registry: Registry,
+}
+
+// === impl Apps ===
+
+impl Apps {
+    /// The applications over `dashboard`'s state.
+    pub(super) fn new(dashboard: crate::dashboard::State) -> Apps {
+        Apps {
+            rpc: dashboard.rpc.clone(),
+            registry: dashboard.registry.clone(),
+            dashboard: crate::dashboard::routes(dashboard),
+            mcp: crate::mcp::Endpoints::default(),
+        }
+    }
+
+    /// Answers one request for `target`.
+    pub(super) async fn call(&self, target: AppTarget, request: Request<Body>) -> Response {
+        match target {
+            AppTarget::Mcp(scope) => {
+                self.mcp
+                    .serve(&self.rpc, &self.registry, scope, request)
+                    .await
+            }
+            AppTarget::Dashboard => match self.dashboard.clone().oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            },
+        }
+    }
+}
