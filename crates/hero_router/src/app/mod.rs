@@ -1,6 +1,6 @@
 //! The router's own HTTP applications, served by axum behind the connection driver: the MCP
-//! gateway (`/mcp`, `/mcp/{service}`, CONTRACT §10) and the dashboard (`GET /` and `/api/…`
-//! but `/api/services`, CONTRACT §11), on TCP and admin.sock.
+//! gateway (`/mcp`, `/mcp/{service}`, docs/docs-and-mcp.md#mcp-gateway) and the dashboard (`GET /`
+//! and `/api/…` but `/api/services`, docs/dashboard.md), on TCP and admin.sock.
 //!
 //! The connection driver stays the one HTTP/1.1 framing authority: it parses and validates the
 //! head, routes it (`serve::front`, the one routing decision), reads the body whole (within

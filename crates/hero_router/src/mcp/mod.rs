@@ -1,4 +1,5 @@
-//! The MCP gateway (CONTRACT §10): every service's OpenRPC methods as MCP tools, for AI agents.
+//! The MCP gateway (docs/docs-and-mcp.md#mcp-gateway): every service's OpenRPC methods as MCP
+//! tools, for AI agents.
 //!
 //! Endpoints, on TCP and admin.sock (through [`crate::app`]):
 //! - `POST /mcp/{service}`: that service's tools, named after its methods;
