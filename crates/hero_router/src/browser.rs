@@ -1,4 +1,5 @@
-//! What a web page may make the router do (CONTRACT §13), as plain functions over data.
+//! What a web page may make the router do (docs/access-and-security.md), as plain functions over
+//! data.
 //!
 //! Any page an operator opens can send requests to the router's TCP ports, and so can every
 //! page a service serves through the router. Three rules keep them from steering it:

@@ -1,5 +1,5 @@
-//! Command-line flags (CONTRACT §3, §6). Parsing only: values are resolved and validated into a
-//! [`crate::Config`] by [`crate::config`].
+//! Command-line flags (docs/serve.md#flags, docs/cli.md). Parsing only: values are resolved and
+//! validated into a [`crate::Config`] by [`crate::config`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

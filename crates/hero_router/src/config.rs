@@ -75,7 +75,7 @@ pub struct Config {
     pub access: AccessConfig,
 }
 
-/// The allow-list settings (CONTRACT §12).
+/// The allow-list settings (docs/access-and-security.md#allow-list).
 #[derive(Debug, Clone, Default)]
 pub struct AccessConfig {
     /// `--allow`.
@@ -88,7 +88,7 @@ pub struct AccessConfig {
     pub trusted_proxies: Vec<IpNet>,
 }
 
-/// The catalog fetcher's settings (CONTRACT §8).
+/// The catalog fetcher's settings (docs/catalog.md).
 #[derive(Debug, Clone, Copy)]
 pub struct CatalogConfig {
     /// `--catalog-timeout`: deadline of one document fetch.

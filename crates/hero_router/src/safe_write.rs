@@ -1,6 +1,6 @@
-//! Writing a file the router or its CLI owns without ever writing through a symlink (CONTRACT
-//! §13, "Files written safely"): the access file (`hero_router access …`) and every `--out`
-//! page of `hero_router markdown|html`.
+//! Writing a file the router or its CLI owns without ever writing through a symlink
+//! (docs/access-and-security.md#safe-file-writes): the access file (`hero_router access …`) and
+//! every `--out` page of `hero_router markdown|html`.
 //!
 //! The bytes go to a fresh temporary file in the target's directory, created by the `tempfile`
 //! crate with `O_CREAT|O_EXCL` under a random name: a name that already exists (a file, or a

@@ -22,7 +22,7 @@ use crate::scanner::state::ProbeCause;
 /// Pause between the probe rounds of `scan --reap`.
 pub const REAP_ROUND_PAUSE: Duration = Duration::from_millis(200);
 
-/// What `scan --json` prints (CONTRACT §6).
+/// What `scan --json` prints (docs/cli.md#scan).
 #[derive(Debug, Clone, Serialize)]
 pub struct ScanReport {
     /// The socket root.
@@ -37,7 +37,8 @@ pub struct ScanReport {
 
 /// Runs the scan.
 pub async fn run(root: PathBuf, args: &ScanArgs) -> anyhow::Result<ScanReport> {
-    // CONTRACT §1: the root is created (0755) if missing, by every command that uses it.
+    // docs/sockets-and-reaping.md#socket-root: the root is created (0755) if missing, by every
+    // command that uses it.
     hero_socket::root::create_root(&root)?;
     let cfg = scanner_config(root.clone(), &args.probe, Duration::ZERO, args.reap, false);
     let (mut scanner, _handle) = Scanner::new(cfg);

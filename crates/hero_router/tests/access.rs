@@ -1,7 +1,8 @@
-//! The allow-list through real TCP (CONTRACT §12): who is turned away, on which paths, how the
-//! answer looks, IPv6 and mapped peers, `X-Forwarded-For` only from trusted proxies, a file
-//! edited while the router runs, and `hero_router access`; and (§13) that the list never opens
-//! by accident and the file is never written through a symlink.
+//! The allow-list through real TCP (docs/access-and-security.md#allow-list): who is turned away, on
+//! which paths, how the answer looks, IPv6 and mapped peers, `X-Forwarded-For` only from trusted
+//! proxies, a file edited while the router runs, and `hero_router access`; and
+//! (docs/access-and-security.md#access-file) that the list never opens by accident and the file is
+//! never written through a symlink.
 
 mod common;
 

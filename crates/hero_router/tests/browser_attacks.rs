@@ -1,5 +1,5 @@
-//! Hostile pages in a real browser (CONTRACT §13): headless Chromium (Debian's `chromium`)
-//! driven by pip `playwright` through `tests/browser/attacks.py`, against the daemon
+//! Hostile pages in a real browser (docs/access-and-security.md): headless Chromium (Debian's
+//! `chromium`) driven by pip `playwright` through `tests/browser/attacks.py`, against the daemon
 //! in-process. A page on another origin tries CSRF (no-cors fetches and text/plain forms) on
 //! `/rpc`, a service's `/{svc}/rpc/`, `/mcp` and the dashboard's `/api/scan`; a DNS-rebound
 //! page (Chromium maps attacker.example to 127.0.0.1) tries to read `/api/services`,

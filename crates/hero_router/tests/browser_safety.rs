@@ -1,6 +1,6 @@
-//! What a web page may make the router do (CONTRACT §13), over raw HTTP against the daemon
-//! in-process: the Host check, the cross-origin refusal on the router's own endpoints and on a
-//! service's JSON-RPC socket, the admin listener's own origin, and the headers on the router's
+//! What a web page may make the router do (docs/access-and-security.md), over raw HTTP against the
+//! daemon in-process: the Host check, the cross-origin refusal on the router's own endpoints and on
+//! a service's JSON-RPC socket, the admin listener's own origin, and the headers on the router's
 //! pages. `browser_attacks.rs` runs the same attacks from pages in headless Chromium.
 
 mod common;

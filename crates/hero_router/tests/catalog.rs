@@ -1,4 +1,4 @@
-//! The service catalog (CONTRACT §8) against real services on real sockets: what is fetched,
+//! The service catalog (docs/catalog.md) against real services on real sockets: what is fetched,
 //! when it is fetched again, and what hostile services cost.
 
 mod common;

@@ -198,7 +198,7 @@ fn generate(rng: &mut fastrand::Rng, id: u64) -> Req {
     };
     let target = format!("/t/{id}{query}");
     // An absolute-form target names the host itself (its Host header is not looked at); one
-    // naming another site is refused (CONTRACT §13).
+    // naming another site is refused (docs/access-and-security.md#host-check).
     let absolute = match rng.u8(0..32) {
         0..=3 => Some("node.local"),
         4 => Some("attacker.example"),

@@ -1,7 +1,8 @@
-//! Fair share of connections (CONTRACT §13), tried through real sockets: one client address
-//! holding a thousand streams, or sending a burst of two thousand connects, cannot keep a client
-//! from another address out. The other address is 127.0.0.2: Linux routes all of 127/8 to the
-//! loopback, so a client socket bound there is another client to the router.
+//! Fair share of connections (docs/access-and-security.md#fair-connections), tried through real
+//! sockets: one client address holding a thousand streams, or sending a burst of two thousand
+//! connects, cannot keep a client from another address out. The other address is 127.0.0.2: Linux
+//! routes all of 127/8 to the loopback, so a client socket bound there is another client to the
+//! router.
 
 mod common;
 

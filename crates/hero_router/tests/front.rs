@@ -1,5 +1,5 @@
 //! The whole daemon in-process (temp root, TCP port 0) with real example services: JSON-RPC
-//! routing (CONTRACT §4) and HTTP routing (§5).
+//! routing (docs/json-rpc.md#method-routing) and HTTP routing (docs/http.md#routes).
 
 mod common;
 

@@ -1,5 +1,5 @@
-//! The MCP gateway (CONTRACT §10) against the real router and example services on real
-//! sockets, driven by rmcp's own client in both protocol revisions (2025-11-25 with the
+//! The MCP gateway (docs/docs-and-mcp.md#mcp-gateway) against the real router and example services
+//! on real sockets, driven by rmcp's own client in both protocol revisions (2025-11-25 with the
 //! `initialize` handshake, 2026-07-28 stateless), over TCP and admin.sock; the wire rules
 //! rmcp's client never breaks (headers, versions, Origin) are checked with raw requests.
 
@@ -386,7 +386,8 @@ async fn wire_rules_of_both_revisions() {
     assert_eq!(headers["content-type"], "application/json");
 
     // Every name of the router (rmcp's own check, off here, would take only loopback names),
-    // and no other: a rebound name, an address it does not listen on (CONTRACT §13).
+    // and no other: a rebound name, an address it does not listen on
+    // (docs/access-and-security.md#host-check).
     let port = d.tcp.port();
     let own = [
         format!("127.0.0.1:{port}"),

@@ -1,5 +1,5 @@
-//! Docs rendering never blocks routing (CONTRACT §13): the whole daemon in-process (temp root,
-//! TCP port 0) with example services serving hostile documents.
+//! Docs rendering never blocks routing (docs/docs-and-mcp.md#render-budget): the whole daemon
+//! in-process (temp root, TCP port 0) with example services serving hostile documents.
 //!
 //! - A page is rendered once, off the connection shards: while it renders, a routed call
 //!   goes through; sixteen requests for it at once get one render (`cache-status`: one miss,

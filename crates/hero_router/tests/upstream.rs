@@ -1,9 +1,9 @@
-//! The router's requests to services written the way many people write them (CONTRACT §5's
-//! connection rules, §8): Python's `http.server` in four connection behaviours, and a hyper
-//! service that keeps connections alive, against every kind of request the router makes to
-//! a service. Every request to a healthy service succeeds, except a forwarded request that may
-//! not be repeated, on a connection the service closed while it was idle: that one fails with
-//! an error that says so.
+//! The router's requests to services written the way many people write them (the connection rules
+//! of docs/http.md#upstream-connections, docs/catalog.md): Python's `http.server` in four
+//! connection behaviours, and a hyper service that keeps connections alive, against every kind of
+//! request the router makes to a service. Every request to a healthy service succeeds, except a
+//! forwarded request that may not be repeated, on a connection the service closed while it was
+//! idle: that one fails with an error that says so.
 
 mod common;
 

@@ -1,6 +1,7 @@
-//! The allow-list never opens by accident (CONTRACT §13): when the access file vanishes or turns
-//! empty while the file's last applied entries were not empty, the running router keeps those
-//! entries until the file has stayed empty (or absent) for [`EMPTY_GRACE`].
+//! The allow-list never opens by accident (docs/access-and-security.md#access-file): when the
+//! access file vanishes or turns empty while the file's last applied entries were not empty, the
+//! running router keeps those entries until the file has stayed empty (or absent) for
+//! [`EMPTY_GRACE`].
 //!
 //! An editor that saves by truncating the file and then writing it shows the watcher an empty
 //! file for a moment; applying it would open the router to every client for that moment (an

@@ -1,4 +1,5 @@
-//! Who may use the router over TCP (CONTRACT §12): the allow-list and the one decision over it.
+//! Who may use the router over TCP (docs/access-and-security.md#allow-list): the allow-list and the
+//! one decision over it.
 //!
 //! The list is `--allow CIDR` (repeatable) plus the entries of `--access-file` (one IP or CIDR
 //! per line, `#` comments, `mycelium` for `400::/7`). An empty list allows everyone. Unix-socket

@@ -199,8 +199,9 @@ fn describe(what: &str, e: &SendError, limits: Limits) -> String {
 ///
 /// The previous document (and what was derived from it) is kept when the new one has the
 /// same fingerprint, and when fetching failed: a failed fetch never throws a good document
-/// away (CONTRACT §8); the entry is then `stale`, with the reason, and `fetched_unix_ms` of
-/// the last success. A manifest that could not be fetched likewise keeps the previous one.
+/// away (docs/catalog.md#retries-and-stale-documents); the entry is then `stale`, with the reason,
+/// and `fetched_unix_ms` of the last success. A manifest that could not be fetched likewise keeps
+/// the previous one.
 pub(crate) fn entry(
     fetched: Fetched,
     prev: Option<&CatalogEntry>,

@@ -1,4 +1,4 @@
-//! The catalog fetcher (CONTRACT §8): a task beside the scanner that keeps every live
+//! The catalog fetcher (docs/catalog.md): a task beside the scanner that keeps every live
 //! service's manifest and OpenRPC document in the registry.
 //!
 //! It reads the table and writes only the catalog. It wakes for:

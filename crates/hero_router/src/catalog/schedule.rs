@@ -1,10 +1,10 @@
 //! When the catalog fetches, as plain functions over data: how long to wait after failures,
 //! and which fetch may take a slot.
 //!
-//! Slots are fair (CONTRACT §8): a service whose last fetch failed is a *suspect* and fetches
-//! in a lane of its own, a quarter of the slots; a fetch that has run longer than [`SLOW`]
-//! leaves the fresh lane's count (it no longer holds a slot a well-behaved service could use).
-//! So services that hang delay each other, never a new well-behaved one.
+//! Slots are fair (docs/catalog.md#limits-and-fairness): a service whose last fetch failed is a
+//! *suspect* and fetches in a lane of its own, a quarter of the slots; a fetch that has run longer
+//! than [`SLOW`] leaves the fresh lane's count (it no longer holds a slot a well-behaved service
+//! could use). So services that hang delay each other, never a new well-behaved one.
 
 use std::time::Duration;
 

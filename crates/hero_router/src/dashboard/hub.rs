@@ -1,4 +1,4 @@
-//! The dashboard's live feed (`GET /api/events`, CONTRACT §11).
+//! The dashboard's live feed (`GET /api/events`, docs/dashboard.md#live-feed).
 //!
 //! One task turns what the registry publishes (its events, and every new table and catalog)
 //! into numbered server-sent-event frames, each serialised once, kept in a bounded log and

@@ -1,4 +1,4 @@
-//! The admin dashboard (CONTRACT §11), on TCP and admin.sock.
+//! The admin dashboard (docs/dashboard.md), on TCP and admin.sock.
 //!
 //! Endpoints:
 //! - `GET /`: the page, rendered on the server with the table as it is (so it shows something

@@ -1,4 +1,4 @@
-//! The one owner of rendered docs (CONTRACT §13, "Rendering never blocks routing"): pages
+//! The one owner of rendered docs (docs/docs-and-mcp.md#render-budget): pages
 //! built off the connection shards, cached by the document's fingerprint, one render per
 //! page however many ask for it at once.
 //!

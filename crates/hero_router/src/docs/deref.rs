@@ -28,7 +28,7 @@ pub(crate) const REF_KEY: &str = "x-hero-docs-ref";
 pub(crate) const NOTE_KEY: &str = "x-hero-docs-note";
 
 /// Most values copied out of reference targets in one document. A document is at most 4 MiB
-/// (contract §8), a few hundred thousand values; this lets every method expand what it refers
+/// (docs/catalog.md), a few hundred thousand values; this lets every method expand what it refers
 /// to a few times over, while a fan-out bomb (each level referring twice to the next) stops
 /// after a bounded amount of memory.
 const MAX_EXPANDED: usize = 500_000;

@@ -3,7 +3,7 @@
 //! templates.
 //!
 //! Text from a document is hostile, and every CommonMark or GFM renderer must read it as text
-//! (contract §13, "Markdown is inert"): it never becomes raw HTML, a code block, a heading, a
+//! (docs/docs-and-mcp.md#inert-markdown): it never becomes raw HTML, a code block, a heading, a
 //! list, a quote, a table, a link or an image, and a table cell stays one cell. The rules:
 //!
 //! - `\`, `[`, `]`, `|` and `@` are backslash-escaped everywhere, so there are no links,

@@ -1,5 +1,5 @@
-//! API docs from OpenRPC documents (contract §9): Markdown and one self-contained HTML page
-//! per service, and an index of services.
+//! API docs from OpenRPC documents (docs/docs-and-mcp.md#api-docs): Markdown and one self-contained
+//! HTML page per service, and an index of services.
 //!
 //! Pure: a document in, text out; no I/O, no clock, so the same document always renders the
 //! same bytes. The pipeline is

@@ -41,7 +41,7 @@ fn entry_of_view(v: &ServiceView<'_>) -> IndexEntry {
     }
 }
 
-/// An index entry from one Service object of `router.services` (CONTRACT §4, §8).
+/// An index entry from one Service object of `router.services` (docs/json-rpc.md#service-object).
 pub fn index_entry_of_json(s: &Value) -> IndexEntry {
     let text = |k: &str| s[k].as_str().map(str::to_owned);
     IndexEntry {

@@ -1,4 +1,5 @@
-//! The MCP gateway (CONTRACT §10): every service's OpenRPC methods as MCP tools, for AI agents.
+//! The MCP gateway (docs/docs-and-mcp.md#mcp-gateway): every service's OpenRPC methods as MCP
+//! tools, for AI agents.
 //!
 //! Endpoints, on the service listeners and admin.sock (routed by `serve`):
 //! - `POST /mcp/{service}`: that service's tools, named after its methods;

@@ -1,5 +1,5 @@
-//! OpenRPC methods as MCP tools (CONTRACT §10): names, descriptions, input and output schemas,
-//! and the JSON-RPC params and tool results of a call.
+//! OpenRPC methods as MCP tools (docs/docs-and-mcp.md#tool-names): names, descriptions, input and
+//! output schemas, and the JSON-RPC params and tool results of a call.
 //!
 //! Pure functions over one service's document, so every rule is unit-tested without a
 //! socket. Every schema a tool shows is self-contained: `$ref`s are expanded by the docs'
@@ -133,7 +133,7 @@ fn unique_names_in(
 }
 
 /// The names of tools merged from several services (`/mcp`): `{service}__{tool}`, made so that
-/// no service can take another's names (CONTRACT §10).
+/// no service can take another's names (docs/docs-and-mcp.md#tool-names).
 ///
 /// A tool's part never holds `__` nor starts with `_` (runs of `_` are one `_`), so a name splits
 /// back into its service and tool at its last `__`: two services' natural names never meet,

@@ -1,6 +1,6 @@
-//! Every answer the router makes itself, and the one function that renders it (CONTRACT §5):
-//! status, headers (`x-hero-router-error` with a stable code) and the JSON body
-//! `{"error": S, "service": S?}`.
+//! Every answer the router makes itself, and the one function that renders it
+//! (docs/http.md#errors): status, headers (`x-hero-router-error` with a stable code) and the JSON
+//! body `{"error": S, "service": S?}`.
 
 use std::borrow::Cow;
 
@@ -46,7 +46,8 @@ pub enum ProxyError {
     )]
     OwnService,
     /// A request for the router's own endpoints from a page that is not the router's own
-    /// (another site, a service's page, DNS rebinding): CONTRACT §13.
+    /// (another site, a service's page, DNS rebinding):
+    /// docs/access-and-security.md#origin-check.
     #[error(
         "forbidden: a page from {origin} may not call the router's own endpoints; call them without an Origin header (curl, SDKs) or from the dashboard on the admin listener"
     )]
@@ -55,7 +56,7 @@ pub enum ProxyError {
         origin: String,
     },
     /// A TCP request whose `Host` is not one of the router's names (DNS rebinding, a
-    /// misconfigured proxy): CONTRACT §13.
+    /// misconfigured proxy): docs/access-and-security.md#host-check.
     #[error(
         "{host} is not a name of this router: reach it by the address it listens on or localhost, or start it with --server-name for that name (a proxy in front)"
     )]
@@ -249,11 +250,12 @@ pub type Header = (&'static str, Cow<'static, str>);
 /// client the allow-list turns away). Every answer the router makes itself comes from here.
 pub fn error_parts(e: &ProxyError) -> (StatusCode, Vec<Header>, Vec<u8>) {
     let body = match (e, e.service()) {
-        // CONTRACT §12 names this one's `error` field; the explanation goes beside it.
+        // docs/access-and-security.md#allow-list names this one's `error` field; the explanation
+        // goes beside it.
         (ProxyError::Forbidden { address }, _) => {
             json!({"error": "forbidden", "message": e.to_string(), "address": address})
         }
-        // CONTRACT §13 names these two.
+        // docs/access-and-security.md#host-check and #origin-check name these two.
         (ProxyError::Misdirected { host }, _) => {
             json!({"error": "misdirected", "message": e.to_string(), "host": host})
         }

@@ -1,4 +1,4 @@
-//! HTTP routing onto service sockets (CONTRACT §5): where a route goes, the upstream
+//! HTTP routing onto service sockets (docs/http.md#proxy): where a route goes, the upstream
 //! connections it uses, and the errors it can end in.
 //!
 //! `/{service}/{kind}/{rest…}` goes to `<root>/{service}/{kind}.sock` (`admin` falls back to

@@ -1,5 +1,5 @@
 //! The service catalog as published: per service, its manifest and OpenRPC document with
-//! their state (CONTRACT §8). Written only by the catalog fetcher, swapped whole like the
+//! their state (docs/catalog.md). Written only by the catalog fetcher, swapped whole like the
 //! table; readers join it with the table by service name.
 
 use std::collections::BTreeMap;
@@ -73,7 +73,7 @@ pub enum SpecState {
     Stale,
 }
 
-/// `Service.spec` (CONTRACT §8).
+/// `Service.spec` (docs/catalog.md#spec-states).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SpecInfo {
     /// The state.

@@ -1,7 +1,7 @@
 //! Lifecycle events: every socket state change, every reap and skipped reap, every scan.
 //!
-//! Each event is logged once (CONTRACT §7) and broadcast to subscribers (tests, the front end),
-//! so nobody has to sleep and poll to see the scanner act.
+//! Each event is logged once (docs/serve.md#logs) and broadcast to subscribers (tests, the front
+//! end), so nobody has to sleep and poll to see the scanner act.
 
 use serde::Serialize;
 

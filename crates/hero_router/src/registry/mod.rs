@@ -10,7 +10,7 @@
 //! - [`catalog`]: every service's manifest and OpenRPC document, written by the catalog
 //!   fetcher through a [`CatalogWriter`] and swapped whole like the table;
 //! - [`events`]: one event per change, logged once and broadcast;
-//! - [`state`]: the socket states and skipped-reap reasons of CONTRACT §2;
+//! - [`state`]: the socket states and skipped-reap reasons of docs/sockets-and-reaping.md;
 //! - [`names`]: which names in the root are services.
 
 pub mod catalog;
@@ -76,7 +76,7 @@ pub(crate) struct ScanRequest {
     pub(crate) reply: oneshot::Sender<ScanSummary>,
 }
 
-/// Counts of one scan, as `router.scan` returns them (CONTRACT §4).
+/// Counts of one scan, as `router.scan` returns them (docs/json-rpc.md#scan-result).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ScanSummary {
     /// Services seen.

@@ -1,10 +1,11 @@
-//! The states the registry publishes for a socket, and why a reap was skipped (CONTRACT §2).
+//! The states the registry publishes for a socket, and why a reap was skipped
+//! (docs/sockets-and-reaping.md).
 
 use std::fmt;
 
 use serde::Serialize;
 
-/// The five states of CONTRACT §2.
+/// The five states of docs/sockets-and-reaping.md#probe-states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SocketState {
@@ -12,7 +13,8 @@ pub enum SocketState {
     Live,
     /// Connect returned EAGAIN or timed out: a full backlog. Never reaped.
     Busy,
-    /// ECONNREFUSED on a real socket file. Reaped only under every rule of §2.
+    /// ECONNREFUSED on a real socket file. Reaped only under every reap rule
+    /// (docs/sockets-and-reaping.md#reap-rules).
     Refused,
     /// EACCES / EPERM (or the socket cannot be probed at all). Never reaped.
     Denied,

@@ -44,7 +44,7 @@ pub struct LastScan {
     pub error: Option<String>,
 }
 
-/// A service as the contract shows it (CONTRACT §4).
+/// A service as `router.services` shows it (docs/json-rpc.md#service-object).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Service {
     /// Directory name.

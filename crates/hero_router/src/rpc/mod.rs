@@ -1,4 +1,4 @@
-//! The JSON-RPC front end (CONTRACT §4).
+//! The JSON-RPC front end (docs/json-rpc.md).
 //!
 //! The envelope is ours ([`codec`]); the router's own methods are a jsonrpsee [`RpcModule`]
 //! called in-process; `<service>.<method>` calls are forwarded to `<root>/<service>/rpc.sock`

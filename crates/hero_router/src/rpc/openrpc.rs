@@ -1,6 +1,6 @@
 //! The router's own OpenRPC document (`rpc.discover`, `GET /openrpc.json` on rpc.sock).
 //!
-//! It describes the `router.*` methods of CONTRACT §4 and §8 with their params, result shapes
+//! It describes the `router.*` methods of docs/json-rpc.md#methods with their params, result shapes
 //! and errors. Shared shapes (a Service, its sockets, its spec state, …) live under
 //! `components/schemas` and error objects under `components/errors`, referenced with `$ref`.
 //! The document is OpenRPC 1.3.2 and is checked against the 1.3 meta-schema by the tests.
@@ -182,7 +182,7 @@ fn schemas() -> Value {
     })
 }
 
-/// A service as `router.services` and `router.service` show it (CONTRACT §4, §8).
+/// A service as `router.services` and `router.service` show it (docs/json-rpc.md#service-object).
 fn service_schema() -> Value {
     json!({
         "type": "object",

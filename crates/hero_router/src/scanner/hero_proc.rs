@@ -1,4 +1,5 @@
-//! The hero_proc guard (CONTRACT §2 rule 7): never reap a service hero_proc says is running.
+//! The hero_proc guard (rule 7 of docs/sockets-and-reaping.md#reap-rules): never reap a service
+//! hero_proc says is running.
 //!
 //! hero_proc's method names are not documented publicly, so the method is configurable
 //! (`--hero-proc-method`) and every plausible answer shape is accepted:

@@ -45,7 +45,7 @@ use reaper::{ReapHook, ReapOutcome};
 use records::Records;
 use state::{Observation, ProbeCause, ReapPolicy};
 
-/// Scanner settings (CONTRACT §2–§3).
+/// Scanner settings (docs/sockets-and-reaping.md, docs/serve.md#flags).
 #[derive(Debug, Clone)]
 pub struct ScannerConfig {
     /// The socket root.

@@ -66,8 +66,9 @@ pub fn look(path: &Path) -> Looked {
     })
 }
 
-/// Classifies `path` (CONTRACT §2). Never follows a symlink: the file type comes from `lstat`,
-/// and only a real socket file is connected to. `state: None` means the path is gone.
+/// Classifies `path` (docs/sockets-and-reaping.md#probe-states). Never follows a symlink: the file
+/// type comes from `lstat`, and only a real socket file is connected to. `state: None` means the
+/// path is gone.
 pub fn probe(path: &Path) -> Observation {
     match look(path) {
         Looked::Done(obs) => obs,

@@ -1,4 +1,5 @@
-//! Removing one stale socket without ever removing a live one (CONTRACT §2 rules 4–6).
+//! Removing one stale socket without ever removing a live one (rules 4–6 of
+//! docs/sockets-and-reaping.md#reap-rules).
 //!
 //! [`reap`] runs only for a record that [`super::state::reap_check`] cleared, and after the
 //! hero_proc guard. In order:
@@ -77,7 +78,8 @@ impl ReapOutcome {
         matches!(self, ReapOutcome::Reaped | ReapOutcome::AlreadyGone)
     }
 
-    /// True if this deserves a `warn` log (CONTRACT §2 rule 6: ENOENT is not a warning).
+    /// True if this deserves a `warn` log (docs/sockets-and-reaping.md#reap-rules, rule 6:
+    /// ENOENT is not a warning).
     pub fn is_warning(&self) -> bool {
         matches!(self, ReapOutcome::Failed(_))
     }

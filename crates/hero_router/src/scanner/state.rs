@@ -2,8 +2,8 @@
 //!
 //! Nothing here does I/O. [`advance`] folds one probe [`Observation`] into a socket's
 //! [`SocketRecord`]; [`reap_check`] says whether a record may be reaped by the rules that need
-//! no I/O (CONTRACT §2 rules 1–3). The I/O rules (owner lock, re-probe, hero_proc, removal) live
-//! in `reaper.rs` and run only after [`reap_check`] said yes.
+//! no I/O (rules 1–3 of docs/sockets-and-reaping.md#reap-rules). The I/O rules (owner lock,
+//! re-probe, hero_proc, removal) live in `reaper.rs` and run only after [`reap_check`] said yes.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -53,7 +53,7 @@ pub struct SocketRecord {
     pub last_skip: Option<SkipReason>,
 }
 
-/// Reap settings (CONTRACT §2, §3).
+/// Reap settings (docs/sockets-and-reaping.md#reap-rules).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReapPolicy {
     /// `--no-reap` turns this off.

@@ -361,11 +361,11 @@ fn app_parts(head: &http1::RequestHead<'_, '_>) -> Option<http::request::Parts> 
     Some(parts)
 }
 
-/// True for what a page may not drive from elsewhere (CONTRACT §13): the router's own `/rpc`,
-/// `/mcp…`, `/api/…` and the dashboard's actions, and a service's JSON-RPC socket reached
-/// through the proxy (`/{service}/rpc/…`: the same calls as `/rpc`, by another path). The
-/// dashboard page itself is not: a link may open it; nor are a service's web sockets: their
-/// pages and their cross-origin rules are the service's own.
+/// True for what a page may not drive from elsewhere (docs/access-and-security.md#origin-check):
+/// the router's own `/rpc`, `/mcp…`, `/api/…` and the dashboard's actions, and a service's
+/// JSON-RPC socket reached through the proxy (`/{service}/rpc/…`: the same calls as `/rpc`, by
+/// another path). The dashboard page itself is not: a link may open it; nor are a service's web
+/// sockets: their pages and their cross-origin rules are the service's own.
 fn guarded(route: &Route<'_>, method: &str, path: &str, table: &Table) -> bool {
     match route {
         Route::Rpc | Route::Own(Endpoint::Services) | Route::App(AppTarget::Mcp(_)) => true,
@@ -429,7 +429,8 @@ fn plan(
         head_request: head.method == "HEAD",
         upgrade: head.upgrade.is_some(),
     };
-    // Who may ask is decided before anything else, on every path (CONTRACT §12).
+    // Who may ask is decided before anything else, on every path
+    // (docs/access-and-security.md#allow-list).
     if let Some(peer) = origin.peer_ip {
         if let Err(denied) = check_access(front, peer, &head) {
             let e = ProxyError::Forbidden {
@@ -437,8 +438,9 @@ fn plan(
             };
             return Some(Plan::Deny(req, e));
         }
-        // A name that is not the router's (DNS rebinding) reaches nothing (CONTRACT §13), and
-        // the connection, made for another site, ends with the answer.
+        // A name that is not the router's (DNS rebinding) reaches nothing
+        // (docs/access-and-security.md#host-check), and the connection, made for another site, ends
+        // with the answer.
         if let Some(host) = head.host.filter(|h| !front.names.knows(h)) {
             let host = String::from_utf8_lossy(host).into_owned();
             return Some(Plan::Deny(req, ProxyError::Misdirected { host }));

@@ -1,14 +1,16 @@
 //! The router's HTTP surface: shared state, and the one routing decision for every request.
 //!
-//! Endpoints on every listener: `POST /rpc` (JSON-RPC, CONTRACT §4), `GET /health`,
+//! Endpoints on every listener: `POST /rpc` (docs/json-rpc.md), `GET /health`,
 //! `GET /api/services`, `GET /metrics` (`HEAD` too).
 //! On `rpc.sock` also: `GET /openrpc.json`, `GET /.well-known/heroservice.json`; anything else
 //! there is 404.
 //! The service listeners (`--listen`) also: the docs (`/docs/…`), the MCP gateway (`/mcp…`),
-//! and everything else is proxied: `/{service}/{kind}/{rest…}` (§5), except `/hero_router/…`:
-//! the router never relays to its own sockets. Their `GET /` says where the dashboard is.
+//! and everything else is proxied: `/{service}/{kind}/{rest…}` (docs/http.md#proxy), except
+//! `/hero_router/…`: the router never relays to its own sockets. Their `GET /` says where the
+//! dashboard is.
 //! The admin listeners (`--admin-listen`) also: the docs and the dashboard (`GET /`, `/api/…`),
-//! and nothing of any service: the dashboard's origin is its own (§13).
+//! and nothing of any service: the dashboard's origin is its own
+//! (docs/access-and-security.md#admin-origin).
 //! `admin.sock` serves all of it (a Unix socket has no browser origin to share).
 
 use std::sync::Arc;
@@ -340,7 +342,7 @@ impl Endpoint {
     }
 }
 
-/// A docs page (CONTRACT §9), on TCP and admin.sock.
+/// A docs page (docs/docs-and-mcp.md#docs-over-http), on TCP and admin.sock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum DocsPage {
     /// `GET /docs/`: every service with a spec.

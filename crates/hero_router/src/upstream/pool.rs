@@ -257,11 +257,12 @@ impl Pool {
     /// body bytes, de-chunked. The response head must come within `timeout` of the request
     /// being sent, and the rest of the body within `timeout` of the head.
     ///
-    /// The connection rules (CONTRACT §5): a reused idle connection that turns out closed
-    /// (the write fails, or it ends before the first byte of an answer) is replaced by a fresh
-    /// one, once, and the request sent again if nothing can have been done twice: the write
-    /// failed, or the request is idempotent. A connection goes back to the pool only if neither
-    /// the request nor the answer said `close` and the answer ended cleanly with nothing after.
+    /// The connection rules (docs/http.md#upstream-connections): a reused idle connection that
+    /// turns out closed (the write fails, or it ends before the first byte of an answer) is
+    /// replaced by a fresh one, once, and the request sent again if nothing can have been done
+    /// twice: the write failed, or the request is idempotent. A connection goes back to the pool
+    /// only if neither the request nor the answer said `close` and the answer ended cleanly with
+    /// nothing after.
     pub async fn send(
         &self,
         key: &Key,
