@@ -220,7 +220,9 @@ pub struct ServeArgs {
     /// Largest request body accepted (e.g. 65536, 64KiB, 16MiB).
     #[arg(long, value_parser = parse_size, default_value = "16MiB", value_name = "SIZE")]
     pub max_body: u64,
-    /// Keep client-sent X-Hero-Context / X-Hero-Claims on TCP too.
+    /// Believe what TCP clients say about themselves: keep their X-Hero-Context /
+    /// X-Hero-Claims, Forwarded, X-Forwarded-Host/-Proto and X-Real-IP, and extend their
+    /// X-Forwarded-For and Forwarded.
     #[arg(long)]
     pub trust_forwarded_headers: bool,
     /// Allow TCP clients from this IP or CIDR network (repeatable; `mycelium` is 400::/7).

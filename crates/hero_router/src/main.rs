@@ -61,7 +61,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     } else {
         "warn"
     };
-    telemetry::init(cli.log_format, cli.log_level.as_deref(), default_level)?;
+    match telemetry::init(cli.log_format, cli.log_level.as_deref(), default_level) {
+        Ok(()) => {}
+        // A filter that does not parse is a bad flag value: a usage error.
+        Err(e @ telemetry::InitError::Filter(_)) => {
+            complain(format_args!("{e}"));
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e.into()),
+    }
     let root = resolve_root(cli.socket_dir.clone(), &ProcessEnv)?;
     let rpc_sock = root.join("hero_router").join("rpc.sock");
     match cli.command {

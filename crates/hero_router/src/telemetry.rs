@@ -40,11 +40,9 @@ pub struct LineWriter<'a, W> {
 
 /// Installs the global subscriber. `default` applies when neither `--log-level` nor `RUST_LOG`
 /// is set.
-pub fn init(format: LogFormat, level: Option<&str>, default: &str) -> anyhow::Result<()> {
+pub fn init(format: LogFormat, level: Option<&str>, default: &str) -> Result<(), InitError> {
     let filter = match level {
-        Some(l) => {
-            EnvFilter::try_new(l).map_err(|e| anyhow::anyhow!("invalid --log-level {l:?}: {e}"))?
-        }
+        Some(l) => EnvFilter::try_new(l).map_err(|e| InitError::Filter(format!("{l:?}: {e}")))?,
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
     };
     let builder = tracing_subscriber::fmt()
@@ -59,7 +57,18 @@ pub fn init(format: LogFormat, level: Option<&str>, default: &str) -> anyhow::Re
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     }
-    .map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
+    .map_err(|e| InitError::Install(e.to_string()))
+}
+
+/// Why logging could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// `--log-level` is not a filter: a usage error.
+    #[error("invalid --log-level {0}")]
+    Filter(String),
+    /// The subscriber could not be installed.
+    #[error("cannot install the logger: {0}")]
+    Install(String),
 }
 
 /// Log lines dropped so far because stderr could not take them.

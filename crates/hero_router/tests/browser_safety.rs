@@ -229,7 +229,26 @@ async fn no_page_from_another_origin_drives_the_router() {
     let (status, _, _) = admin(&d, req("POST", "/api/scan", &headers, "")).await;
     assert_eq!(status, 200, "the dashboard's own page");
     assert_ne!(last_scan().await, scanned);
-    // A service's web pages are its own business: a cross-site link or form reaches them.
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_names_do_not_grow_the_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let _victim = Victim::bind(dir.path());
+    let d = daemon(dir.path()).await;
+    let get = |path: &str| req("GET", path, &[("host", "localhost")], "");
+    for i in 0..20 {
+        let (status, _, _) = tcp(&d, get(&format!("/made{i}/rpc/"))).await;
+        assert_eq!(status, 404);
+    }
+    let (status, _, _) = tcp(&d, get("/victim/nosuchkind/")).await;
+    assert_eq!(status, 404);
+    let (_, _, metrics) = tcp(&d, get("/metrics")).await;
+    let metrics = String::from_utf8(metrics.to_vec()).unwrap();
+    assert!(!metrics.contains("service=\"made"), "{metrics}");
+    // A service in the table keeps its label for its errors.
+    assert!(metrics.contains("service=\"victim\""), "{metrics}");
     d.stop().await;
 }
 

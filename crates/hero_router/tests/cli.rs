@@ -190,6 +190,10 @@ fn exit_codes() {
     let bad = run(&["serve", "--scan-interval", "often"], root.path());
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("often"));
+    // A log filter that does not parse is a bad flag value too.
+    let bad = run(&["serve", "--no-tcp", "--log-level", "[[nope"], root.path());
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--log-level"));
 
     let out = run(&["list"], root.path());
     assert_eq!(out.status.code(), Some(1));

@@ -5,11 +5,12 @@
 //! through the lean upstream [`Pool`] with id and params passed through byte for byte.
 //!
 //! Methods: `router.services`, `router.service`, `router.scan`, `router.health`,
-//! `router.spec`, `rpc.discover`.
+//! `router.spec`, `router.methods`, `rpc.discover`.
 //!
-//! Router errors: `-32001` no such service, `-32002` no live rpc socket (or busy for the whole
-//! upstream timeout), `-32003` upstream timeout, `-32004` upstream answered something that is
-//! not JSON-RPC. Each carries `data: {"service": S}`.
+//! Router errors (docs/json-rpc.md#error-codes): `-32001` no such service, `-32002` no live
+//! rpc socket (or busy for the whole upstream timeout), `-32003` upstream timeout, `-32004`
+//! upstream answered something that is not JSON-RPC, `-32005` the service has no spec. Each
+//! carries `data: {"service": S}`. A service's own error passes as it came, whatever its code.
 
 mod openrpc;
 

@@ -853,7 +853,12 @@ impl<S: Stream> Client<'_, S> {
         if !head_request {
             self.out.extend_from_slice(&body);
         }
-        let service = e.service().unwrap_or("-");
+        // Only a service in the table gets a label: a client must not be able to grow the
+        // metrics with made-up names (`GET /nosuch/rpc/`).
+        let service = e
+            .service()
+            .filter(|s| self.table.service(s).is_some())
+            .unwrap_or("-");
         front
             .metrics()
             .record(service, "-", status.as_u16(), started.elapsed());

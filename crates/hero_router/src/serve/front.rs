@@ -345,7 +345,7 @@ impl Endpoint {
 /// A docs page (docs/docs-and-mcp.md#docs-over-http), on TCP and admin.sock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum DocsPage {
-    /// `GET /docs/`: every service with a spec.
+    /// `GET /docs/`: every service, linked to its page if it has a document.
     Index,
     /// `GET /docs/{service}`: its HTML docs.
     Html(String),
