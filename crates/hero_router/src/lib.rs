@@ -39,6 +39,7 @@ pub mod access;
 pub mod browser;
 pub mod catalog;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod dashboard;
 pub mod docs;

@@ -1,0 +1,399 @@
+//! The `hero_router` commands behind the binary: parse the flags ([`crate::cli`]), set up
+//! logging, and run the subcommand: `serve` ([`crate::serve`]), a one-shot `scan`, the
+//! commands that ask the running router over its `rpc.sock`, `access` (the allow-list file)
+//! and `completions`. The binary (`main.rs`) only calls [`main`].
+
+use std::io::{self, Write as _};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{CommandFactory as _, Parser};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::access::file::{self as access_file, Edited, Emptying, FileError};
+use crate::cli::{AccessAction, Cli, Command, DocsArgs};
+use crate::config::{Config, ProcessEnv, resolve_root};
+use crate::docs::IndexEntry;
+use crate::docs::pages::{self, Format};
+use crate::jsonrpc::NOT_LIVE;
+use crate::registry::catalog::SpecState;
+use crate::upstream;
+use crate::{scan_cmd, serve, telemetry};
+
+/// The whole `hero_router` command: parse the flags, set up logging, dispatch; the exit
+/// status (0 ok, 1 runtime error, 2 usage error).
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            complain(format_args!("cannot start the runtime: {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            complain(format_args!("{e:#}"));
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Answered before the root is resolved: completions need no root, no HOME, no logging.
+    if let Command::Completions { shell } = cli.command {
+        return completions(shell);
+    }
+    let default_level = if matches!(cli.command, Command::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    match telemetry::init(cli.log_format, cli.log_level.as_deref(), default_level) {
+        Ok(()) => {}
+        // A filter that does not parse is a bad flag value: a usage error.
+        Err(e @ telemetry::InitError::Filter(_)) => {
+            complain(format_args!("{e}"));
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let root = resolve_root(cli.socket_dir.clone(), &ProcessEnv)?;
+    let rpc_sock = root.join("hero_router").join("rpc.sock");
+    match cli.command {
+        Command::Serve(args) => {
+            let cfg = Config::resolve(Some(root), &args, &ProcessEnv)?;
+            let listeners = serve::Listeners::bind(&cfg).await?;
+            let token = CancellationToken::new();
+            tokio::spawn(shutdown_on_signal(token.clone()));
+            serve::run(cfg, listeners, token).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Scan(args) => {
+            let report = scan_cmd::run(root, &args).await?;
+            if args.json {
+                out(&pretty(&report)?)?;
+            } else {
+                out(&scan_cmd::render_text(&report))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::List { json } => {
+            let services = call(&rpc_sock, "router.services", Value::Null).await?;
+            if json {
+                out(&pretty(&services)?)?;
+            } else {
+                let mut text = String::new();
+                for s in services.as_array().into_iter().flatten() {
+                    let socks: Vec<String> = s["sockets"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|k| {
+                            format!(
+                                "{}={}",
+                                k["kind"].as_str().unwrap_or("?"),
+                                k["state"].as_str().unwrap_or("?")
+                            )
+                        })
+                        .collect();
+                    let methods = match s["methods_count"].as_u64() {
+                        Some(n) => format!("{n} methods"),
+                        None => "-".into(),
+                    };
+                    text.push_str(&format!(
+                        "{:<24} {:<10} {:<10} {:<11} spec={:<8} {:<30} {}\n",
+                        s["name"].as_str().unwrap_or("?"),
+                        s["status"].as_str().unwrap_or("?"),
+                        s["version"].as_str().unwrap_or("-"),
+                        methods,
+                        s["spec"]["state"].as_str().unwrap_or("?"),
+                        s["title"].as_str().unwrap_or("-"),
+                        socks.join(" ")
+                    ));
+                }
+                out(&text)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Call {
+            service,
+            method,
+            params,
+        } => {
+            let params = match params {
+                Some(p) => serde_json::from_str(&p).context("PARAMS_JSON is not valid JSON")?,
+                None => Value::Null,
+            };
+            let result = call(&rpc_sock, &format!("{service}.{method}"), params).await?;
+            out(&pretty(&result)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Health => {
+            let health = call(&rpc_sock, "router.health", Value::Null).await?;
+            out(&pretty(&health)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Spec { service } => {
+            let spec = call(&rpc_sock, "router.spec", json!({"name": service})).await?;
+            out(&pretty(&spec)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Markdown(args) => docs(&rpc_sock, &args, Format::Markdown).await,
+        Command::Html(args) => docs(&rpc_sock, &args, Format::Html).await,
+        Command::Access { file, action } => access(file.path, action),
+        Command::McpConfig { service, url } => {
+            let url = match url {
+                Some(url) => url,
+                None => {
+                    let health = call(&rpc_sock, "router.health", Value::Null).await?;
+                    match health["listeners"]["service"][0].as_str() {
+                        Some(addr) => format!("http://{addr}"),
+                        None => anyhow::bail!(
+                            "the router has no TCP service listener (--no-tcp); give the URL an agent reaches it by with --url"
+                        ),
+                    }
+                }
+            };
+            let services = call(&rpc_sock, "router.services", Value::Null).await?;
+            let config =
+                crate::mcp::client_config::render(&services, service.as_deref(), &url)
+                    .map_err(anyhow::Error::msg)?;
+            out(&pretty(&config)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => completions(shell),
+    }
+}
+
+/// `hero_router completions SHELL`: the completion script for SHELL on stdout.
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "hero_router", &mut script);
+    out(&String::from_utf8_lossy(&script))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `hero_router markdown|html`: pages from the running router's catalog, to stdout or one
+/// file per service plus an index in `--out`.
+async fn docs(sock: &std::path::Path, args: &DocsArgs, format: Format) -> anyhow::Result<ExitCode> {
+    let services = call(sock, "router.services", Value::Null).await?;
+    let all: Vec<IndexEntry> = services
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(pages::index_entry_of_json)
+        .collect();
+    let chosen: Vec<&IndexEntry> = if args.services.is_empty() {
+        all.iter()
+            .filter(|e| SpecState::has_document(&e.spec_state))
+            .collect()
+    } else {
+        let mut chosen = Vec::new();
+        for name in &args.services {
+            match all.iter().find(|e| &e.name == name) {
+                Some(e) => chosen.push(e),
+                None => anyhow::bail!("no such service: {name}"),
+            }
+        }
+        chosen
+    };
+    let ext = match format {
+        Format::Markdown => "md",
+        Format::Html => "html",
+    };
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut written = Vec::new();
+    for entry in &chosen {
+        let spec = call(sock, "router.spec", json!({"name": entry.name})).await?;
+        let invalid = services
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["name"] == entry.name.as_str())
+            .and_then(pages::invalid_reason_of_json);
+        let page = pages::service_page(entry, &spec, invalid, format);
+        if let Some(why) = &page.refused {
+            // The page is still written (as the router serves it), so an index links it.
+            complain(format_args!(
+                "warning: the {name} docs are too large or complex to render ({why}); wrote a short page that says so instead; `hero_router spec {name}` prints the document",
+                name = entry.name
+            ));
+        }
+        match &args.out {
+            Some(dir) => written.push(write_file(
+                &dir.join(format!("{}.{ext}", entry.name)),
+                &page.text,
+            )?),
+            None => out(&page.text)?,
+        }
+    }
+    if let Some(dir) = &args.out {
+        let index: Vec<IndexEntry> = chosen.into_iter().cloned().collect();
+        let text = match format {
+            Format::Markdown => crate::docs::index_markdown(&index),
+            Format::Html => crate::docs::index_html(&index, &|name| format!("{name}.html")),
+        };
+        written.push(write_file(&dir.join(format!("index.{ext}")), &text)?);
+        out(&written
+            .iter()
+            .map(|p| format!("{}\n", p.display()))
+            .collect::<String>())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes one `--out` file through [`crate::safe_write`]: a symlink at its name is
+/// replaced, never written through.
+fn write_file(path: &std::path::Path, text: &str) -> anyhow::Result<std::path::PathBuf> {
+    crate::safe_write::write(path, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path.to_path_buf())
+}
+
+/// One JSON-RPC call to the running router; a JSON-RPC error is an `Err` that says whose it
+/// is (the router's, or the service's the router passed on).
+async fn call(sock: &std::path::Path, method: &str, params: Value) -> anyhow::Result<Value> {
+    let params = (!params.is_null())
+        .then(|| serde_json::value::to_raw_value(&params))
+        .transpose()?;
+    let how = upstream::CallOptions {
+        timeout: Duration::from_secs(30),
+        limit: usize::MAX,
+        headers: &[],
+        close: true,
+        idempotent: false,
+    };
+    match upstream::call_once(sock, "hero_router", method, params.as_deref(), &how).await {
+        Ok(result) => Ok(serde_json::from_str(result.get())?),
+        Err(upstream::CallError::Service { error, .. }) => {
+            // Whoever made it, the message is shown as it came: a routed call's error is the
+            // service's own (the router passes it on unchanged), the rest are the router's.
+            let data = error
+                .data
+                .map(|d| format!(" data: {d}"))
+                .unwrap_or_default();
+            anyhow::bail!("{} (code {}){data}", error.message, error.code)
+        }
+        Err(upstream::CallError::Router { code, message, .. }) if code == NOT_LIVE => {
+            anyhow::bail!("no router running at {} ({message})", sock.display())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Writes a command's output to stdout. A reader that went away (`hero_router list --json |
+/// head -1`) is not an error: the command did its work, so it ends quietly with the status it
+/// would have had, as ripgrep does. Any other write error is one.
+/// `hero_router access …`: shows or edits the access file. A bad entry, and an unconfirmed
+/// edit that would leave no entry (every client allowed), are usage errors (exit 2).
+fn access(path: Option<std::path::PathBuf>, action: AccessAction) -> anyhow::Result<ExitCode> {
+    let Some(path) = path.or_else(|| access_file::default_path(&ProcessEnv)) else {
+        anyhow::bail!("no --access-file given and $HOME is not set");
+    };
+    let shown = path.display();
+    let emptying = |yes| {
+        if yes {
+            Emptying::Confirmed
+        } else {
+            Emptying::Refuse
+        }
+    };
+    let done = match &action {
+        AccessAction::List => access_file::list(&path).map(|entries| {
+            if entries.is_empty() {
+                complain(format_args!(
+                    "{shown} has no entries: every client is allowed (unless serve has --allow)"
+                ));
+            }
+            entries.iter().map(|e| format!("{e}\n")).collect::<String>()
+        }),
+        AccessAction::Add { entry } => access_file::add(&path, entry).map(|edited| match edited {
+            Edited::AlreadyPresent => format!("{} is already allowed by {shown}\n", entry.trim()),
+            _ => format!("added {} to {shown}\n", entry.trim()),
+        }),
+        AccessAction::Remove { entry, yes } => access_file::remove(&path, entry, emptying(*yes))
+            .map(|_| format!("removed {} from {shown}\n", entry.trim())),
+        AccessAction::Clear { yes } => access_file::clear(&path, emptying(*yes)).map(|edited| {
+            let n = match edited {
+                Edited::Removed(n) => n,
+                _ => 0,
+            };
+            format!("removed {n} entries from {shown}: every client is allowed (unless serve has --allow)\n")
+        }),
+    };
+    match done {
+        Ok(text) => {
+            out(&text)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ FileError::BadEntry(_)) => {
+            complain(format_args!("{e}"));
+            Ok(ExitCode::from(2))
+        }
+        Err(e @ FileError::WouldOpen { .. }) => {
+            complain(format_args!(
+                "warning: {e}; nothing changed: run it again with --yes to confirm"
+            ));
+            Ok(ExitCode::from(2))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn out(text: &str) -> anyhow::Result<()> {
+    let mut stdout = io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("cannot write to stdout"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `value` as pretty JSON, with a final newline.
+fn pretty(value: &impl serde::Serialize) -> anyhow::Result<String> {
+    Ok(serde_json::to_string_pretty(value)? + "\n")
+}
+
+/// The one error line on stderr. `eprintln!` would panic (exit 101) if stderr is closed; the
+/// exit status already says what happened.
+fn complain(msg: std::fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr(), "hero_router: {msg}");
+}
+
+/// Cancels `token` on SIGTERM or SIGINT.
+async fn shutdown_on_signal(token: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot install signal handlers");
+        return;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    // Cancel before logging: stopping must never depend on the log line getting out.
+    token.cancel();
+    tracing::info!(signal = name, "shutdown requested");
+}
