@@ -31,8 +31,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
+use hero_router::ReapPolicy;
 use hero_router::ScannerConfig;
-use hero_router::scanner::state::ReapPolicy;
 
 use measure::status_kib;
 

@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
-use hero_router::scanner::state::ProbeCause;
+use hero_router::ProbeCause;
 use hero_router::{ScanSummary, Scanner};
 use rustix::buffer::spare_capacity;
 use rustix::event::{Timespec, epoll};

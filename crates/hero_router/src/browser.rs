@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 /// Headers on every page and error the router makes itself: no content sniffing, no referrer,
 /// and a policy that allows nothing (a JSON answer or an error needs nothing; HTML pages get
 /// [`html_csp`] instead) and no framing.
-pub const PAGE_HEADERS: [(&str, &str); 3] = [
+pub(crate) const PAGE_HEADERS: [(&str, &str); 3] = [
     ("x-content-type-options", "nosniff"),
     ("referrer-policy", "no-referrer"),
     (
@@ -35,11 +35,11 @@ pub const PAGE_HEADERS: [(&str, &str); 3] = [
 
 /// The `Content-Security-Policy` of an HTML page the router makes with no script at all (the
 /// docs): its inline styles apply, nothing runs, nothing is fetched, no framing.
-pub const STATIC_HTML_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+pub(crate) const STATIC_HTML_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 /// The headers of a page of `content_type` the router makes (not the dashboard's, which has
 /// its scripts' hashes): [`PAGE_HEADERS`], with [`STATIC_HTML_CSP`] for HTML.
-pub fn page_headers(content_type: &str) -> [(&str, &str); 4] {
+pub(crate) fn page_headers(content_type: &str) -> [(&str, &str); 4] {
     let [nosniff, referrer, (csp, none)] = PAGE_HEADERS;
     let policy = if content_type.starts_with("text/html") {
         STATIC_HTML_CSP
@@ -56,7 +56,7 @@ pub fn page_headers(content_type: &str) -> [(&str, &str); 4] {
 
 /// The names the router answers to on TCP.
 #[derive(Debug, Clone, Default)]
-pub struct Names {
+pub(crate) struct Names {
     /// The listeners' addresses.
     ips: Vec<IpAddr>,
     /// A listener on the unspecified address: any IP literal names the router (an IP cannot
@@ -68,7 +68,7 @@ pub struct Names {
 
 impl Names {
     /// The names of a router listening on `listeners`, with `server_names` besides.
-    pub fn new(listeners: &[SocketAddr], server_names: &[String]) -> Names {
+    pub(crate) fn new(listeners: &[SocketAddr], server_names: &[String]) -> Names {
         Names {
             ips: listeners.iter().map(|a| canonical(a.ip())).collect(),
             any_ip: listeners.iter().any(|a| a.ip().is_unspecified()),
@@ -81,7 +81,7 @@ impl Names {
 
     /// True if `authority` (a `Host` value or an absolute target's authority, with or
     /// without a port) names the router.
-    pub fn knows(&self, authority: &[u8]) -> bool {
+    pub(crate) fn knows(&self, authority: &[u8]) -> bool {
         let Ok(authority) = std::str::from_utf8(authority) else {
             return false;
         };
@@ -133,7 +133,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
 /// - `Origin: null` (a sandboxed frame, a `data:` page): refused;
 /// - an `Origin`: allowed only if it is the origin the request was sent to, `http(s)://` and
 ///   the `Host` (which the Host check already held to the router's names on TCP).
-pub fn check_origin(
+pub(crate) fn check_origin(
     origin: Option<&[u8]>,
     fetch_site: Option<&[u8]>,
     host: Option<&[u8]>,
@@ -157,7 +157,7 @@ pub fn check_origin(
 
 /// The `Content-Security-Policy` of an HTML page the router makes: its inline scripts and
 /// styles by hash (none other may run or apply), requests only to its own origin, no framing.
-pub fn html_csp(scripts: &[&str], styles: &[&str]) -> String {
+pub(crate) fn html_csp(scripts: &[&str], styles: &[&str]) -> String {
     let hashes = |items: &[&str]| -> String {
         items
             .iter()

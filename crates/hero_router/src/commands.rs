@@ -168,9 +168,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             let services = call(&rpc_sock, "router.services", Value::Null).await?;
-            let config =
-                crate::mcp::client_config::render(&services, service.as_deref(), &url)
-                    .map_err(anyhow::Error::msg)?;
+            let config = crate::mcp::client_config::render(&services, service.as_deref(), &url)
+                .map_err(anyhow::Error::msg)?;
             out(&pretty(&config)?)?;
             Ok(ExitCode::SUCCESS)
         }

@@ -14,16 +14,14 @@ use crate::cli::{ListenAddr, ProbeArgs, ServeArgs};
 use crate::scanner::ScannerConfig;
 use crate::scanner::state::ReapPolicy;
 
-pub use hero_socket::root::{
-    DEFAULT_ROOT_IN_HOME, ENV_HOME, ENV_PATH_SOCKET, ENV_SOCKET_DIR, Env, ProcessEnv,
-};
+pub(crate) use hero_socket::root::{ENV_HOME, Env, ProcessEnv};
 
 /// `$HERO_MYCELIUM_IP`: the node's mycelium address, for `--listen mycelium:PORT`.
-pub const ENV_MYCELIUM_IP: &str = "HERO_MYCELIUM_IP";
+pub(crate) const ENV_MYCELIUM_IP: &str = "HERO_MYCELIUM_IP";
 /// The node's configuration below `$HOME`; `[mycelium].ipv6_address` is read from it.
-pub const HERO_CFG_IN_HOME: &str = "hero/cfg/hero_cfg.toml";
+pub(crate) const HERO_CFG_IN_HOME: &str = "hero/cfg/hero_cfg.toml";
 /// How long hero_proc may take to answer the reap guard's question.
-pub const DEFAULT_HERO_PROC_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const DEFAULT_HERO_PROC_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Per-listener connection limits.
 #[derive(Debug, Clone, Copy)]
@@ -116,12 +114,12 @@ impl Default for CatalogConfig {
 /// `$HOME/hero/var/sockets`.
 ///
 /// The rule lives in [`hero_socket::root::resolve_root`], shared with the services.
-pub fn resolve_root(flag: Option<PathBuf>, env: &impl Env) -> anyhow::Result<PathBuf> {
+pub(crate) fn resolve_root(flag: Option<PathBuf>, env: &impl Env) -> anyhow::Result<PathBuf> {
     Ok(hero_socket::root::resolve_root(flag, env)?)
 }
 
 /// Scanner settings from the shared probe flags.
-pub fn scanner_config(
+pub(crate) fn scanner_config(
     root: PathBuf,
     probe: &ProbeArgs,
     scan_interval: Duration,
@@ -146,7 +144,10 @@ pub fn scanner_config(
 
 /// The TCP addresses of `--listen` values, with `mycelium:PORT` on the node's mycelium
 /// address.
-pub fn resolve_listen(listen: &[ListenAddr], env: &impl Env) -> anyhow::Result<Vec<SocketAddr>> {
+pub(crate) fn resolve_listen(
+    listen: &[ListenAddr],
+    env: &impl Env,
+) -> anyhow::Result<Vec<SocketAddr>> {
     listen
         .iter()
         .map(|l| match *l {
@@ -158,7 +159,7 @@ pub fn resolve_listen(listen: &[ListenAddr], env: &impl Env) -> anyhow::Result<V
 
 /// The node's mycelium address: `$HERO_MYCELIUM_IP`, else `[mycelium].ipv6_address` in
 /// `$HOME/hero/cfg/hero_cfg.toml`.
-pub fn mycelium_ip(env: &impl Env) -> anyhow::Result<IpAddr> {
+pub(crate) fn mycelium_ip(env: &impl Env) -> anyhow::Result<IpAddr> {
     if let Some(ip) = env.get(ENV_MYCELIUM_IP) {
         return ip.trim().parse().map_err(|_| {
             anyhow::anyhow!("${ENV_MYCELIUM_IP} is {ip:?}, which is not an IP address")

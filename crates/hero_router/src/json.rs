@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 /// A JSON value's kind, as a message says it: "an array", "a string", "null".
-pub fn kind(value: &Value) -> &'static str {
+pub(crate) fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -11,25 +11,25 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 /// No such service.
-pub const NO_SUCH_SERVICE: i32 = -32001;
+pub(crate) const NO_SUCH_SERVICE: i32 = -32001;
 /// No live rpc socket, or busy for the whole upstream timeout.
-pub const NOT_LIVE: i32 = -32002;
+pub(crate) const NOT_LIVE: i32 = -32002;
 /// Upstream timed out.
-pub const UPSTREAM_TIMEOUT: i32 = -32003;
+pub(crate) const UPSTREAM_TIMEOUT: i32 = -32003;
 /// Upstream answered something that is not JSON-RPC.
-pub const BAD_UPSTREAM: i32 = -32004;
+pub(crate) const BAD_UPSTREAM: i32 = -32004;
 /// The service has no spec (none served, not fetched, or fetching failed).
-pub const NO_SPEC: i32 = -32005;
+pub(crate) const NO_SPEC: i32 = -32005;
 
 /// Largest batch the router accepts. A bigger one is answered with one `-32600` error.
-pub const MAX_BATCH: usize = 1000;
+pub(crate) const MAX_BATCH: usize = 1000;
 /// Deepest nesting of arrays and objects accepted (serde_json's own limit). Raw params are
 /// forwarded unparsed, so the router checks this itself: it protects the services too.
-pub const MAX_DEPTH: usize = 128;
+pub(crate) const MAX_DEPTH: usize = 128;
 
 /// A parsed request body.
 #[derive(Debug)]
-pub enum Body<'a> {
+pub(crate) enum Body<'a> {
     /// One request.
     Single(Entry<'a>),
     /// A non-empty batch, in order.
@@ -38,7 +38,7 @@ pub enum Body<'a> {
 
 /// One element: a valid call, or an invalid request that still needs its error answer.
 #[derive(Debug)]
-pub enum Entry<'a> {
+pub(crate) enum Entry<'a> {
     /// A well-formed call or notification.
     Call(Call<'a>),
     /// Not a valid request object; answered with `-32600` (with its id if it had a usable one).
@@ -52,7 +52,7 @@ pub enum Entry<'a> {
 
 /// A valid call.
 #[derive(Debug, Clone)]
-pub struct Call<'a> {
+pub(crate) struct Call<'a> {
     /// Raw id, or `None` for a notification.
     pub id: Option<&'a RawValue>,
     /// Method name.
@@ -63,7 +63,7 @@ pub struct Call<'a> {
 
 /// A whole-body error: the body is not JSON, or is an empty or oversized batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BodyError {
+pub(crate) enum BodyError {
     /// Not valid JSON (or not UTF-8, or nested too deep): `-32700`.
     Parse(String),
     /// An empty batch or a batch over [`MAX_BATCH`]: one `-32600`.
@@ -88,7 +88,7 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
 }
 
 /// Parses a request body.
-pub fn parse(body: &[u8]) -> Result<Body<'_>, BodyError> {
+pub(crate) fn parse(body: &[u8]) -> Result<Body<'_>, BodyError> {
     let text = std::str::from_utf8(body)
         .map_err(|e| BodyError::Parse(format!("body is not UTF-8: {e}")))?;
     if !depth_ok(body) {
@@ -204,7 +204,7 @@ fn valid_id(id: &RawValue) -> bool {
 }
 
 /// Writes a success response with the raw id.
-pub fn success(id: &RawValue, result: &str) -> String {
+pub(crate) fn success(id: &RawValue, result: &str) -> String {
     format!(
         r#"{{"jsonrpc":"2.0","id":{},"result":{}}}"#,
         id.get(),
@@ -213,7 +213,7 @@ pub fn success(id: &RawValue, result: &str) -> String {
 }
 
 /// Writes an error response; `id: None` is written as `null`.
-pub fn error(
+pub(crate) fn error(
     id: Option<&RawValue>,
     code: i64,
     message: &str,
@@ -232,12 +232,12 @@ pub fn error(
 }
 
 /// Builds a forwarded request: same id and params (raw), the method without the service prefix.
-pub fn forward_request(call: &Call<'_>, method: &str) -> String {
+pub(crate) fn forward_request(call: &Call<'_>, method: &str) -> String {
     request(call.id, method, call.params)
 }
 
 /// Writes a request: `id` and `params` as raw JSON (`id: None` makes a notification).
-pub fn request(id: Option<&RawValue>, method: &str, params: Option<&RawValue>) -> String {
+pub(crate) fn request(id: Option<&RawValue>, method: &str, params: Option<&RawValue>) -> String {
     let method = serde_json::to_string(method).unwrap_or_default();
     let mut out = format!(r#"{{"jsonrpc":"2.0","method":{method}"#);
     if let Some(id) = id {
@@ -255,7 +255,7 @@ pub fn request(id: Option<&RawValue>, method: &str, params: Option<&RawValue>) -
 /// One response object, read by [`parse_reply`]: the result as the service wrote it, or its
 /// error.
 #[derive(Debug)]
-pub enum Reply<'a> {
+pub(crate) enum Reply<'a> {
     /// `result`, raw.
     Result(&'a RawValue),
     /// `error`, as sent.
@@ -264,7 +264,7 @@ pub enum Reply<'a> {
 
 /// A JSON-RPC error object as a peer sent it.
 #[derive(Debug, Deserialize)]
-pub struct ErrorObject<'a> {
+pub(crate) struct ErrorObject<'a> {
     /// `code`.
     pub code: i64,
     /// `message`.
@@ -277,7 +277,7 @@ pub struct ErrorObject<'a> {
 
 /// Reads one JSON-RPC 2.0 response object; `None` if `body` is not one (see
 /// [`is_response`]), or its error has no integer `code` or no string `message`.
-pub fn parse_reply(body: &[u8]) -> Option<Reply<'_>> {
+pub(crate) fn parse_reply(body: &[u8]) -> Option<Reply<'_>> {
     match envelope(body)? {
         Outcome::Result(result) => Some(Reply::Result(result)),
         Outcome::Error(error) => serde_json::from_str(error.get()).ok().map(Reply::Error),
@@ -286,7 +286,7 @@ pub fn parse_reply(body: &[u8]) -> Option<Reply<'_>> {
 
 /// True if `body` is one JSON-RPC 2.0 response object: `"jsonrpc": "2.0"` and exactly one of
 /// `result` and `error`. Used to reject upstream answers that are not JSON-RPC (`-32004`).
-pub fn is_response(body: &[u8]) -> bool {
+pub(crate) fn is_response(body: &[u8]) -> bool {
     envelope(body).is_some()
 }
 

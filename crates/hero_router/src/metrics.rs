@@ -28,7 +28,7 @@ type Requests = BTreeMap<String, ServiceCounts>;
 
 /// All counters: requests in stripes, scanner counts behind one lock.
 #[derive(Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     requests: [Mutex<Requests>; STRIPES],
     scanner: Mutex<ScannerCounts>,
 }
@@ -89,7 +89,7 @@ impl ServiceCounts {
 
 impl Metrics {
     /// Counts one finished request. Allocates only the first time a label set is seen.
-    pub fn record(&self, service: &str, kind: &str, status: u16, elapsed: Duration) {
+    pub(crate) fn record(&self, service: &str, kind: &str, status: u16, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
         let mut req = self.requests[stripe()]
             .lock()
@@ -114,7 +114,7 @@ impl Metrics {
     }
 
     /// Counts scanner events.
-    pub fn on_event(&self, ev: &Event) {
+    pub(crate) fn on_event(&self, ev: &Event) {
         let mut s = self.scanner.lock().expect("metrics lock");
         match ev {
             Event::ScanCompleted { full: true, .. } => s.scans_full += 1,
@@ -131,7 +131,7 @@ impl Metrics {
     }
 
     /// Renders everything in the Prometheus text format.
-    pub fn render(&self, table: &Table) -> String {
+    pub(crate) fn render(&self, table: &Table) -> String {
         let mut out = String::new();
         out.push_str("# HELP hero_router_requests_total Proxied and routed requests.\n# TYPE hero_router_requests_total counter\n");
         let mut requests = Requests::new();

@@ -25,6 +25,7 @@ const NEW_FILE_MODE: u32 = 0o644;
 /// directory is ever changed). The new file keeps the mode of the regular file it replaces, else
 /// gets 0644. The directory must exist. On an error the target is unchanged and the temporary
 /// file is removed.
+#[cfg_attr(not(any(test, feature = "test-util")), allow(unreachable_pub))]
 pub fn write(path: &Path, contents: &[u8]) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,

@@ -20,11 +20,11 @@ use crate::scanner::Scanner;
 use crate::scanner::state::ProbeCause;
 
 /// Pause between the probe rounds of `scan --reap`.
-pub const REAP_ROUND_PAUSE: Duration = Duration::from_millis(200);
+pub(crate) const REAP_ROUND_PAUSE: Duration = Duration::from_millis(200);
 
 /// What `scan --json` prints (docs/cli.md#scan).
 #[derive(Debug, Clone, Serialize)]
-pub struct ScanReport {
+pub(crate) struct ScanReport {
     /// The socket root.
     pub root: String,
     /// Every service with its sockets.
@@ -36,7 +36,7 @@ pub struct ScanReport {
 }
 
 /// Runs the scan.
-pub async fn run(root: PathBuf, args: &ScanArgs) -> anyhow::Result<ScanReport> {
+pub(crate) async fn run(root: PathBuf, args: &ScanArgs) -> anyhow::Result<ScanReport> {
     // docs/sockets-and-reaping.md#socket-root: the root is created (0755) if missing, by every
     // command that uses it.
     hero_socket::root::create_root(&root)?;
@@ -66,7 +66,7 @@ pub async fn run(root: PathBuf, args: &ScanArgs) -> anyhow::Result<ScanReport> {
 }
 
 /// Renders the report as a table a person can read.
-pub fn render_text(r: &ScanReport) -> String {
+pub(crate) fn render_text(r: &ScanReport) -> String {
     let mut rows = vec![[
         "SERVICE".to_owned(),
         "STATUS".to_owned(),

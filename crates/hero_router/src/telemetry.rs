@@ -27,20 +27,20 @@ static DROPPED: AtomicU64 = AtomicU64::new(0);
 
 /// A [`MakeWriter`] for stderr whose writers never fail: see the module docs.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Stderr;
+pub(crate) struct Stderr;
 
 /// Writes each `write` call whole to `inner`, or drops it and counts it in `dropped`; never
 /// returns an error. tracing-subscriber writes one formatted event with one `write_all`, so
 /// one `write` here is one log line.
 #[derive(Debug)]
-pub struct LineWriter<'a, W> {
+pub(crate) struct LineWriter<'a, W> {
     inner: W,
     dropped: &'a AtomicU64,
 }
 
 /// Installs the global subscriber. `default` applies when neither `--log-level` nor `RUST_LOG`
 /// is set.
-pub fn init(format: LogFormat, level: Option<&str>, default: &str) -> Result<(), InitError> {
+pub(crate) fn init(format: LogFormat, level: Option<&str>, default: &str) -> Result<(), InitError> {
     let filter = match level {
         Some(l) => EnvFilter::try_new(l).map_err(|e| InitError::Filter(format!("{l:?}: {e}")))?,
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
@@ -62,7 +62,7 @@ pub fn init(format: LogFormat, level: Option<&str>, default: &str) -> Result<(),
 
 /// Why logging could not be set up.
 #[derive(Debug, thiserror::Error)]
-pub enum InitError {
+pub(crate) enum InitError {
     /// `--log-level` is not a filter: a usage error.
     #[error("invalid --log-level {0}")]
     Filter(String),
@@ -72,7 +72,7 @@ pub enum InitError {
 }
 
 /// Log lines dropped so far because stderr could not take them.
-pub fn dropped_lines() -> u64 {
+pub(crate) fn dropped_lines() -> u64 {
     DROPPED.load(Ordering::Relaxed)
 }
 
@@ -90,7 +90,7 @@ impl<'a> MakeWriter<'a> for Stderr {
 
 impl<'a, W: io::Write> LineWriter<'a, W> {
     /// A writer onto `inner` that counts what it drops in `dropped`.
-    pub fn new(inner: W, dropped: &'a AtomicU64) -> Self {
+    pub(crate) fn new(inner: W, dropped: &'a AtomicU64) -> Self {
         LineWriter { inner, dropped }
     }
 }

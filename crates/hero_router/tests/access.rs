@@ -565,7 +565,7 @@ async fn an_editors_truncate_then_write_never_opens_the_router() {
 
 #[tokio::test]
 async fn a_file_gone_for_the_grace_period_opens_the_router() {
-    let grace = hero_router::access::guard::EMPTY_GRACE;
+    let grace = hero_router::test_hooks::EMPTY_GRACE;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("access.txt");
     let d = watched(&dir.path().join("root"), &file).await;

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use common::{Daemon, json, rpc, serve_config, service_dir, start_daemon, wait_event};
 use hero_example_service::{ServiceConfig, Spec, spawn};
-use hero_router::registry::catalog::Catalog;
-use hero_router::registry::events::Event;
+use hero_router::Catalog;
+use hero_router::Event;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;

@@ -233,10 +233,7 @@ async fn a_page_that_reconnects_with_last_event_id_gets_what_it_missed() {
     let mut events = d.handle.subscribe();
     d.rescan().await;
     common::wait_event(&mut events, DEADLINE, |e| {
-        matches!(
-            e,
-            hero_router::registry::events::Event::ScanCompleted { full: true, .. }
-        )
+        matches!(e, hero_router::Event::ScanCompleted { full: true, .. })
     })
     .await;
 

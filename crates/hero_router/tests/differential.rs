@@ -810,7 +810,7 @@ async fn what_a_service_parses_is_what_the_client_meant() {
     // The router's own catalog requests are not client requests.
     let from_clients = parsed
         .iter()
-        .filter(|p| p.all("user-agent") != [hero_router::catalog::USER_AGENT]);
+        .filter(|p| p.all("user-agent") != [hero_router::USER_AGENT]);
     for p in from_clients {
         let ids = p.all("x-test-id");
         let [id] = ids.as_slice() else {

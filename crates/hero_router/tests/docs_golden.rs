@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use hero_router::docs::{self, DocService, IndexEntry};
+use hero_router::test_hooks::{self as docs, DocService, IndexEntry};
 use serde_json::Value;
 
 /// Lines of context shown around the first difference.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::mcp::{BOTH, DEADLINE, McpClient, Revision, call, code, connect, connect_admin, text};
 use common::{Daemon, dead_socket, json, serve_config, start_daemon, tcp, uds};
 use hero_example_service::{RunningService, ServiceConfig, Spec, spawn};
-use hero_router::registry::catalog::Catalog;
+use hero_router::Catalog;
 use http_body_util::Full;
 use rmcp::model::{PaginatedRequestParams, ServerNotification, SubscriptionFilter};
 use serde_json::{Value, json};
@@ -186,7 +186,7 @@ async fn a_dead_service_is_a_tool_error_and_leaves_the_all_services_list() {
     dead_socket(&path);
     d.rescan().await;
     let status = d.handle.table().service("example").unwrap().status;
-    assert_ne!(status, hero_router::registry::table::ServiceStatus::Healthy);
+    assert_ne!(status, hero_router::ServiceStatus::Healthy);
     for rev in BOTH {
         let one = connect(&d, "/mcp/example", rev).await;
         let r = call(&one, "add", json!({"a": 1, "b": 2})).await.unwrap();

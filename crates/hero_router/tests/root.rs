@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{json, rpc, serve_config, service_dir, start_daemon, wait_event};
-use hero_router::registry::events::Event;
+use hero_router::Event;
 
 /// The router's own `rpc.sock` answers `router.health`.
 async fn own_socket_answers(root: &Path) -> bool {

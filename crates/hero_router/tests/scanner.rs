@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use common::{busy_socket, cfg, changed_to, dead_socket, service_dir, wait_event};
 use hero_example_service::{ServiceConfig, spawn};
+use hero_router::Event;
+use hero_router::ProbeCause;
 use hero_router::Scanner;
-use hero_router::registry::events::Event;
-use hero_router::registry::state::{SkipReason, SocketState};
-use hero_router::registry::table::{ServiceStatus, Table};
-use hero_router::scanner::state::ProbeCause;
+use hero_router::{ServiceStatus, Table};
+use hero_router::{SkipReason, SocketState};
 use hero_socket::{OwnerLock, lock_path};
 use tokio_util::sync::CancellationToken;
 
@@ -620,7 +620,7 @@ async fn a_hung_probe_costs_only_itself() {
     // The seam makes one path as slow as a hung filesystem: its probe blocks far past the
     // probe timeout. Its batch-mates, before and after it, must still be probed.
     let s = slow.clone();
-    let hook: hero_router::scanner::ProbeHook = std::sync::Arc::new(move |p: &Path| {
+    let hook: hero_router::test_hooks::ProbeHook = std::sync::Arc::new(move |p: &Path| {
         if p == s {
             std::thread::sleep(Duration::from_secs(1)); // the simulated hang itself, not a wait
         }
@@ -729,7 +729,7 @@ async fn a_directory_vanishing_mid_scan_costs_only_itself() {
     // The seam runs right before a service directory is listed.
     let victim = root.path().join("b");
     let v = victim.clone();
-    let hook: hero_router::scanner::discover::ListHook = std::sync::Arc::new(move |dir: &Path| {
+    let hook: hero_router::test_hooks::ListHook = std::sync::Arc::new(move |dir: &Path| {
         if dir == v {
             std::fs::remove_dir_all(dir).unwrap();
         }
@@ -887,75 +887,6 @@ async fn the_table_stays_the_same_size_over_many_scans() {
     // After the first few (streaks still counting up), not one byte more.
     assert!(sizes[10] > 0);
     assert_eq!(sizes[10], sizes[199], "footprint grew: {:?}", &sizes[..]);
-}
-
-/// The kernel's socket table says what a connect would: for every kind of path, the
-/// observation judged from the table equals the one a real connect gives.
-#[tokio::test]
-async fn the_socket_table_judges_like_a_connect() {
-    use hero_router::scanner::probe;
-    let root = tempfile::tempdir().unwrap();
-    let dir = service_dir(root.path(), "svc");
-    let mut keep: Vec<Box<dyn std::any::Any>> = Vec::new();
-    keep.push(Box::new(UnixListener::bind(dir.join("live.sock")).unwrap()));
-    keep.push(Box::new(busy_socket(&dir.join("busy.sock"))));
-    dead_socket(&dir.join("dead.sock"));
-    // Bound, not listening: a service between bind() and listen().
-    let starting = rustix::net::socket(
-        rustix::net::AddressFamily::UNIX,
-        rustix::net::SocketType::STREAM,
-        None,
-    )
-    .unwrap();
-    rustix::net::bind(
-        &starting,
-        &rustix::net::SocketAddrUnix::new(dir.join("starting.sock")).unwrap(),
-    )
-    .unwrap();
-    keep.push(Box::new(starting));
-    keep.push(Box::new(
-        std::os::unix::net::UnixDatagram::bind(dir.join("dgram.sock")).unwrap(),
-    ));
-    std::fs::write(dir.join("file.sock"), b"").unwrap();
-    std::fs::create_dir(dir.join("dir.sock")).unwrap();
-    std::os::unix::fs::symlink(dir.join("live.sock"), dir.join("link.sock")).unwrap();
-    let paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    let looks: Vec<_> = paths.iter().map(|p| probe::look(p)).collect();
-    let bound = hero_socket::BoundSockets::query().unwrap();
-    let mut judged = 0;
-    for (path, looked) in paths.iter().zip(&looks) {
-        // Judge first: a real connect to a listener leaves a connection in its queue.
-        let Some(from_table) = probe::judge(looked, &bound) else {
-            continue;
-        };
-        let connected = probe::probe(path);
-        assert_eq!(
-            (from_table.state, from_table.identity),
-            (connected.state, connected.identity),
-            "{}: table {from_table:?}, connect {connected:?}",
-            path.display()
-        );
-        judged += 1;
-    }
-    // Everything but the datagram socket (the table leaves other socket types to a connect)
-    // and the dead file (a dump can skip entries, so nothing bound proves nothing).
-    assert_eq!(judged, paths.len() - 2, "{paths:?}");
-    let states: BTreeMap<String, Option<SocketState>> = paths
-        .iter()
-        .zip(&looks)
-        .filter_map(|(p, l)| {
-            let obs = probe::judge(l, &bound)?;
-            Some((p.file_name()?.to_string_lossy().into_owned(), obs.state))
-        })
-        .collect();
-    assert_eq!(states["live.sock"], Some(SocketState::Live));
-    assert_eq!(states["busy.sock"], Some(SocketState::Busy));
-    assert!(!states.contains_key("dead.sock"));
-    assert_eq!(states["starting.sock"], Some(SocketState::Refused));
-    drop(keep);
 }
 
 #[tokio::test]

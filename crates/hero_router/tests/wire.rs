@@ -171,7 +171,7 @@ async fn chunks_are_re_encoded_and_the_connection_goes_on() {
         "{wire:?}"
     );
     let mut payload = Vec::new();
-    let mut decoder = hero_router::http1::ChunkedDecoder::default();
+    let mut decoder = hero_router::test_hooks::ChunkedDecoder::default();
     let used = decoder
         .advance(&r.body, |d| payload.extend_from_slice(d))
         .unwrap();

@@ -35,8 +35,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use hero_router::scanner::state::{ProbeCause, ReapPolicy};
-use hero_router::scanner::{Scanner, ScannerConfig};
+use hero_router::{ProbeCause, ReapPolicy};
+use hero_router::{Scanner, ScannerConfig};
 use hero_socket::{
     BindError, BindOptions, ConnectOutcome, FileKind, OwnedSocket, connect_probe, stat_nofollow,
 };

@@ -32,14 +32,14 @@ use super::{Access, BadEntry, BadLine, entry_of_line, parse_entry, parse_file};
 use hero_socket::root::{ENV_HOME, Env};
 
 /// The access file below `$HOME`.
-pub const DEFAULT_IN_HOME: &str = "hero/cfg/hero_router/access.txt";
+pub(crate) const DEFAULT_IN_HOME: &str = "hero/cfg/hero_router/access.txt";
 /// How often a running router looks at the file even without a watch event (the directory
 /// may not exist yet, or the watch may miss a change on some file systems).
-pub const POLL_EVERY: Duration = Duration::from_secs(5);
+pub(crate) const POLL_EVERY: Duration = Duration::from_secs(5);
 
 /// Why the access file cannot be used or edited.
 #[derive(Debug, thiserror::Error)]
-pub enum FileError {
+pub(crate) enum FileError {
     /// It cannot be read or written.
     #[error("cannot {action} the access file {path}: {error}", path = .path.display())]
     Io {
@@ -87,7 +87,7 @@ pub enum FileError {
 /// Whether an edit may leave the file with no entries: an empty list allows every client
 /// (unless `serve` has `--allow`), so that takes a confirmation (`--yes`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Emptying {
+pub(crate) enum Emptying {
     /// Refuse with [`FileError::WouldOpen`]; nothing is written.
     Refuse,
     /// The operator confirmed it.
@@ -96,7 +96,7 @@ pub enum Emptying {
 
 /// What an edit did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Edited {
+pub(crate) enum Edited {
     /// The entry was added.
     Added,
     /// The file already allowed exactly this network; nothing was written.
@@ -106,13 +106,13 @@ pub enum Edited {
 }
 
 /// `--access-file`'s default: `$HOME/hero/cfg/hero_router/access.txt`.
-pub fn default_path(env: &impl Env) -> Option<PathBuf> {
+pub(crate) fn default_path(env: &impl Env) -> Option<PathBuf> {
     env.get(ENV_HOME)
         .map(|home| PathBuf::from(home).join(DEFAULT_IN_HOME))
 }
 
 /// The file's entries; a missing file has none.
-pub fn load(path: &Path) -> Result<Vec<IpNet>, FileError> {
+pub(crate) fn load(path: &Path) -> Result<Vec<IpNet>, FileError> {
     let text = read(path)?;
     parse_file(&text).map_err(|error| FileError::Invalid {
         path: path.to_owned(),
@@ -121,7 +121,7 @@ pub fn load(path: &Path) -> Result<Vec<IpNet>, FileError> {
 }
 
 /// The file's entry lines as written, without comments.
-pub fn list(path: &Path) -> Result<Vec<String>, FileError> {
+pub(crate) fn list(path: &Path) -> Result<Vec<String>, FileError> {
     load(path)?;
     let text = read(path)?;
     Ok(text
@@ -132,7 +132,7 @@ pub fn list(path: &Path) -> Result<Vec<String>, FileError> {
 }
 
 /// Adds `entry` (validated first) unless the file already has that network.
-pub fn add(path: &Path, entry: &str) -> Result<Edited, FileError> {
+pub(crate) fn add(path: &Path, entry: &str) -> Result<Edited, FileError> {
     let net = parse_entry(entry)?;
     let _lock = EditLock::take(path, true)?;
     let text = read(path)?;
@@ -156,7 +156,7 @@ pub fn add(path: &Path, entry: &str) -> Result<Edited, FileError> {
 
 /// Removes every line whose entry is the same network as `entry`. Removing the last entries
 /// takes [`Emptying::Confirmed`].
-pub fn remove(path: &Path, entry: &str, emptying: Emptying) -> Result<Edited, FileError> {
+pub(crate) fn remove(path: &Path, entry: &str, emptying: Emptying) -> Result<Edited, FileError> {
     let net = parse_entry(entry)?;
     let _lock = EditLock::take(path, false)?;
     let text = read(path)?;
@@ -179,7 +179,7 @@ pub fn remove(path: &Path, entry: &str, emptying: Emptying) -> Result<Edited, Fi
 
 /// Removes every entry (comment lines stay): everyone is allowed again, unless `--allow`
 /// flags say otherwise. Clearing a file that has entries takes [`Emptying::Confirmed`].
-pub fn clear(path: &Path, emptying: Emptying) -> Result<Edited, FileError> {
+pub(crate) fn clear(path: &Path, emptying: Emptying) -> Result<Edited, FileError> {
     let _lock = EditLock::take(path, false)?;
     let text = read(path)?;
     let (gone, kept): (Vec<&str>, Vec<&str>) =
@@ -307,7 +307,7 @@ fn identity(path: &Path) -> Option<(u64, u64, i64, i64, u64)> {
 /// entries left replaces non-empty entries only after it has stayed so for
 /// [`guard::EMPTY_GRACE`] (one warning when that starts); then every client is allowed (unless
 /// `--allow` flags say otherwise), as with a missing file at start-up.
-pub async fn watch(path: PathBuf, access: Arc<Access>, token: CancellationToken) {
+pub(crate) async fn watch(path: PathBuf, access: Arc<Access>, token: CancellationToken) {
     watch_with_grace(path, access, token, guard::EMPTY_GRACE).await;
 }
 

@@ -16,11 +16,12 @@ use tokio::time::{Duration, Instant};
 /// Editors write within milliseconds of truncating (a save was seen to take ~300 ms on a slow
 /// disk), so 2 s is well past any save, and short enough that a deliberate emptying
 /// (`hero_router access clear --yes`, or deleting the file) still takes effect promptly.
+#[cfg_attr(not(any(test, feature = "test-util")), allow(unreachable_pub))]
 pub const EMPTY_GRACE: Duration = Duration::from_secs(2);
 
 /// What the watcher remembers about the file's entries between looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Guard {
+pub(crate) enum Guard {
     /// The entries last applied from the file were none: an empty file changes nothing.
     Open,
     /// The entries last applied from the file were some.
@@ -35,7 +36,7 @@ pub enum Guard {
 
 /// What one look at the file found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Look {
+pub(crate) enum Look {
     /// A valid file with at least one entry.
     Entries,
     /// No file, or a valid file with no entries (blank or comment lines only).
@@ -46,7 +47,7 @@ pub enum Look {
 
 /// What the watcher does after a look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     /// Apply what the look read (entries, or none).
     Apply,
     /// Keep the entries in force and look again at `until` (no later); `warn` on the first look
@@ -66,7 +67,7 @@ pub enum Step {
 impl Guard {
     /// The guard of a router that starts with the file's entries applied: [`Guard::Closed`] if
     /// it had any.
-    pub fn starting(has_entries: bool) -> Guard {
+    pub(crate) fn starting(has_entries: bool) -> Guard {
         if has_entries {
             Guard::Closed
         } else {
@@ -75,7 +76,7 @@ impl Guard {
     }
 
     /// When the watcher must look again without a file event: the end of a hold.
-    pub fn deadline(self, grace: Duration) -> Option<Instant> {
+    pub(crate) fn deadline(self, grace: Duration) -> Option<Instant> {
         match self {
             Guard::Holding { since } => Some(since + grace),
             Guard::Open | Guard::Closed => None,
@@ -84,7 +85,7 @@ impl Guard {
 }
 
 /// The rule: what to do about `look` at `now`, and the guard after it.
-pub fn decide(guard: Guard, look: Look, now: Instant, grace: Duration) -> (Step, Guard) {
+pub(crate) fn decide(guard: Guard, look: Look, now: Instant, grace: Duration) -> (Step, Guard) {
     match (guard, look) {
         (_, Look::Entries) => (Step::Apply, Guard::Closed),
         (Guard::Open, Look::Empty) => (Step::Apply, Guard::Open),

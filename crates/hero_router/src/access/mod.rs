@@ -15,8 +15,8 @@
 //! by [`file::watch`] when the file changes; an emptied file only after [`guard`] lets it), and
 //! the rate limit of the "denied" log line.
 
-pub mod file;
-pub mod guard;
+pub(crate) mod file;
+pub(crate) mod guard;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -27,11 +27,11 @@ use ipnet::IpNet;
 use tokio::time::{Duration, Instant};
 
 /// The alias for the mycelium overlay's addresses.
-pub const MYCELIUM: &str = "mycelium";
+pub(crate) const MYCELIUM: &str = "mycelium";
 /// The mycelium overlay's address range.
-pub const MYCELIUM_NET: &str = "400::/7";
+pub(crate) const MYCELIUM_NET: &str = "400::/7";
 /// `X-Forwarded-For` entries looked at, right to left, at most.
-pub const MAX_FORWARDED_HOPS: usize = 16;
+pub(crate) const MAX_FORWARDED_HOPS: usize = 16;
 /// One "denied" log line per address per this long at most.
 const LOG_EVERY: Duration = Duration::from_secs(60);
 /// Addresses remembered for the log's rate limit before old ones are forgotten.
@@ -42,7 +42,7 @@ const LOG_MEMORY: usize = 4096;
 #[error(
     "{entry:?} is not an IP address, a CIDR network (e.g. 10.0.0.0/8, fd00::/8) or \"mycelium\""
 )]
-pub struct BadEntry {
+pub(crate) struct BadEntry {
     /// The entry as written.
     pub entry: String,
 }
@@ -50,7 +50,7 @@ pub struct BadEntry {
 /// A bad line of an access file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {error}")]
-pub struct BadLine {
+pub(crate) struct BadLine {
     /// 1-based line number.
     pub line: usize,
     /// What is wrong with it.
@@ -59,13 +59,13 @@ pub struct BadLine {
 
 /// A set of networks; empty allows every address.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AllowList {
+pub(crate) struct AllowList {
     nets: Vec<IpNet>,
 }
 
 /// A client the list turned away.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Denied {
+pub(crate) struct Denied {
     /// The address judged: the peer, or the client named by a trusted proxy.
     pub client: Option<IpAddr>,
     /// The TCP peer.
@@ -74,7 +74,7 @@ pub struct Denied {
 
 /// The running router's access state, shared by every listener.
 #[derive(Debug)]
-pub struct Access {
+pub(crate) struct Access {
     flags: Vec<IpNet>,
     trusted: Vec<IpNet>,
     /// Flags plus the file's last good entries.
@@ -90,7 +90,7 @@ pub struct Access {
 /// Parses one entry: an address (a one-address network), a CIDR network, or `mycelium`.
 /// Surrounding whitespace is ignored; host bits of a network are cleared (`10.1.2.3/8` is
 /// `10.0.0.0/8`).
-pub fn parse_entry(text: &str) -> Result<IpNet, BadEntry> {
+pub(crate) fn parse_entry(text: &str) -> Result<IpNet, BadEntry> {
     let text = text.trim();
     let bad = || BadEntry {
         entry: text.to_owned(),
@@ -106,7 +106,7 @@ pub fn parse_entry(text: &str) -> Result<IpNet, BadEntry> {
 }
 
 /// The entries of an access file's text, in order; the first bad line is an error.
-pub fn parse_file(text: &str) -> Result<Vec<IpNet>, BadLine> {
+pub(crate) fn parse_file(text: &str) -> Result<Vec<IpNet>, BadLine> {
     let mut nets = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let Some(entry) = entry_of_line(line) else {
@@ -119,13 +119,13 @@ pub fn parse_file(text: &str) -> Result<Vec<IpNet>, BadLine> {
 }
 
 /// The entry a line holds, without its comment; `None` for a blank or comment-only line.
-pub fn entry_of_line(line: &str) -> Option<&str> {
+pub(crate) fn entry_of_line(line: &str) -> Option<&str> {
     let entry = line.split('#').next().unwrap_or("").trim();
     (!entry.is_empty()).then_some(entry)
 }
 
 /// The address as the list sees it: an IPv4-mapped IPv6 address is its IPv4 address.
-pub fn canonical(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     ip.to_canonical()
 }
 
@@ -146,23 +146,23 @@ fn canonical_net(net: IpNet) -> IpNet {
 
 impl AllowList {
     /// A list of these networks.
-    pub fn new(nets: Vec<IpNet>) -> AllowList {
+    pub(crate) fn new(nets: Vec<IpNet>) -> AllowList {
         AllowList { nets }
     }
 
     /// True if the list is empty (everyone is allowed).
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         self.nets.is_empty()
     }
 
     /// True if `ip` may use the router.
-    pub fn allows(&self, ip: IpAddr) -> bool {
+    pub(crate) fn allows(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         self.is_open() || self.nets.iter().any(|n| n.contains(&ip))
     }
 
     /// The networks, in order.
-    pub fn nets(&self) -> &[IpNet] {
+    pub(crate) fn nets(&self) -> &[IpNet] {
         &self.nets
     }
 }
@@ -170,7 +170,7 @@ impl AllowList {
 /// The client of a request from `peer`: the peer itself, or, when the peer is a trusted proxy
 /// and sent `X-Forwarded-For` values, the right-most of their addresses that is not a trusted
 /// proxy. `None` when that entry is not an address, or every looked-at entry is a proxy's.
-pub fn client_of(peer: IpAddr, forwarded: &[&[u8]], trusted: &[IpNet]) -> Option<IpAddr> {
+pub(crate) fn client_of(peer: IpAddr, forwarded: &[&[u8]], trusted: &[IpNet]) -> Option<IpAddr> {
     let peer = canonical(peer);
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
     if forwarded.is_empty() || !is_trusted(&peer) {
@@ -197,7 +197,7 @@ pub fn client_of(peer: IpAddr, forwarded: &[&[u8]], trusted: &[IpNet]) -> Option
 
 impl Access {
     /// The access state from `--allow` (`flags`), the file's entries and `--trusted-proxy`.
-    pub fn new(flags: Vec<IpNet>, file: Vec<IpNet>, trusted: Vec<IpNet>) -> Access {
+    pub(crate) fn new(flags: Vec<IpNet>, file: Vec<IpNet>, trusted: Vec<IpNet>) -> Access {
         let access = Access {
             flags,
             trusted,
@@ -210,12 +210,13 @@ impl Access {
     }
 
     /// Everyone allowed, no proxies trusted.
-    pub fn open() -> Access {
+    #[cfg(test)]
+    pub(crate) fn open() -> Access {
         Access::new(Vec::new(), Vec::new(), Vec::new())
     }
 
     /// Replaces the file's entries (a reload).
-    pub fn set_file(&self, file: Vec<IpNet>) {
+    pub(crate) fn set_file(&self, file: Vec<IpNet>) {
         let mut nets = self.flags.clone();
         nets.extend(file);
         let list = Arc::new(AllowList::new(nets));
@@ -225,12 +226,12 @@ impl Access {
     }
 
     /// True if the list in force has entries from the file (beyond the flags).
-    pub fn has_file_entries(&self) -> bool {
+    pub(crate) fn has_file_entries(&self) -> bool {
         self.list().nets().len() > self.flags.len()
     }
 
     /// The list in force.
-    pub fn list(&self) -> Arc<AllowList> {
+    pub(crate) fn list(&self) -> Arc<AllowList> {
         self.current
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -238,13 +239,13 @@ impl Access {
     }
 
     /// True if no proxy is trusted (then `X-Forwarded-For` is never read).
-    pub fn trusts_no_proxy(&self) -> bool {
+    pub(crate) fn trusts_no_proxy(&self) -> bool {
         self.trusted.is_empty()
     }
 
     /// Decides a TCP request from `peer` with these `X-Forwarded-For` values. A denial is
     /// logged, at most once a minute per address.
-    pub fn check(&self, peer: IpAddr, forwarded: &[&[u8]]) -> Result<(), Denied> {
+    pub(crate) fn check(&self, peer: IpAddr, forwarded: &[&[u8]]) -> Result<(), Denied> {
         if self.open.load(Ordering::Acquire) {
             return Ok(());
         }
@@ -303,7 +304,7 @@ impl Access {
 
 impl Denied {
     /// The address to name in the answer.
-    pub fn address(&self) -> String {
+    pub(crate) fn address(&self) -> String {
         self.client.unwrap_or(self.peer).to_string()
     }
 }

@@ -324,7 +324,7 @@ fn validity(value: &Value) -> (SpecState, Option<String>) {
 /// The router's own entry, from its own documents (`openrpc`, `manifest`): no fetch over its
 /// own socket, and no validation at run time (`rpc`'s tests validate its document against the
 /// meta-schema).
-pub fn own_entry(openrpc: &str, manifest: &Value, now_unix_ms: u64) -> CatalogEntry {
+pub(crate) fn own_entry(openrpc: &str, manifest: &Value, now_unix_ms: u64) -> CatalogEntry {
     let text = openrpc.to_owned();
     let doc: Value = serde_json::from_str(&text).unwrap_or_default();
     CatalogEntry {
@@ -344,7 +344,7 @@ pub fn own_entry(openrpc: &str, manifest: &Value, now_unix_ms: u64) -> CatalogEn
 }
 
 /// `sha256:<hex>` of a document's bytes.
-pub fn fingerprint(doc: &str) -> String {
+pub(crate) fn fingerprint(doc: &str) -> String {
     let digest = Sha256::digest(doc.as_bytes());
     let mut out = String::with_capacity(7 + 64);
     out.push_str("sha256:");

@@ -22,7 +22,7 @@
 mod fetch;
 mod refs;
 mod schedule;
-pub mod validate;
+pub(crate) mod validate;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
@@ -46,7 +46,8 @@ use crate::upstream::{Key, Pool};
 use fetch::{Fetched, Limits};
 use schedule::Lane;
 
-pub use fetch::{USER_AGENT, fingerprint, own_entry};
+pub use fetch::USER_AGENT;
+pub(crate) use fetch::own_entry;
 
 /// The socket a service's documents are fetched from, as the table saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +58,7 @@ struct Target {
 }
 
 /// The catalog fetcher. Build it with [`Fetcher::new`] and [`Fetcher::run`] it.
-pub struct Fetcher {
+pub(crate) struct Fetcher {
     cfg: CatalogConfig,
     /// The router's own entry, made from its own documents (never fetched).
     own: Arc<CatalogEntry>,
@@ -102,7 +103,7 @@ const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_millis(25);
 impl Fetcher {
     /// A fetcher writing through `out`, reading the table from `registry`, fetching through
     /// `pool`; `own` is the router's own entry ([`own_entry`]).
-    pub fn new(
+    pub(crate) fn new(
         cfg: CatalogConfig,
         own: CatalogEntry,
         pool: Arc<Pool>,
@@ -132,7 +133,7 @@ impl Fetcher {
     }
 
     /// Runs until `token` is cancelled.
-    pub async fn run(mut self, token: CancellationToken) {
+    pub(crate) async fn run(mut self, token: CancellationToken) {
         let mut tables = self.registry.tables();
         let refresh = self.cfg.refresh.max(std::time::Duration::from_secs(1));
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + refresh, refresh);

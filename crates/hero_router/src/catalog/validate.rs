@@ -20,15 +20,15 @@ use jsonschema::{Draft, Registry, ValidationError, Validator};
 use serde_json::Value;
 
 /// At most this many errors are reported per document.
-pub const MAX_ERRORS: usize = 5;
+pub(crate) const MAX_ERRORS: usize = 5;
 
 /// Longest error line in bytes, before an ellipsis. Messages quote the offending value, and a
 /// hostile 4 MiB value must not become a 4 MiB error string.
-pub const MAX_LINE: usize = 300;
+pub(crate) const MAX_LINE: usize = 300;
 
 /// Deepest nesting (objects and arrays) a document may have. Matches the JSON-RPC codec's
 /// limit; schema validation recurses with the document, and a thread stack does not grow.
-pub const MAX_DEPTH: usize = 128;
+pub(crate) const MAX_DEPTH: usize = 128;
 
 /// The URIs the OpenRPC schemas `$ref` the JSON-schema meta-schema by: its `$id`, and the same
 /// without the trailing slash, which the resolver does not treat as equal.
@@ -54,6 +54,7 @@ static VALIDATOR_1_4: LazyLock<Result<Validator, String>> = LazyLock::new(|| com
 
 /// Outcome of validating one document.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(any(test, feature = "test-util")), allow(unreachable_pub))]
 pub struct Validation {
     /// The meta-schema the document was checked against (`"1.3"` or `"1.4"`); `None` when the
     /// document did not get that far (not an object, no usable `openrpc` version, too deep).
@@ -80,6 +81,7 @@ struct Bounded {
 }
 
 /// Check `doc` against the OpenRPC meta-schema its `openrpc` field names.
+#[cfg_attr(not(any(test, feature = "test-util")), allow(unreachable_pub))]
 pub fn validate(doc: &Value) -> Validation {
     let schema = match precheck(doc) {
         Ok(schema) => schema,
@@ -110,6 +112,7 @@ pub fn validate(doc: &Value) -> Validation {
 
 impl Validation {
     /// No errors: the document conforms to its meta-schema.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn is_valid(&self) -> bool {
         self.errors.is_empty()
     }

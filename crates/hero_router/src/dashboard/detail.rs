@@ -238,7 +238,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::docs::dereference;
+    use crate::docs::deref::dereference;
 
     fn doc(methods: Value) -> Value {
         json!({

@@ -37,10 +37,10 @@ use crate::rpc::Rpc;
 
 /// Frames a page may fall behind before it gets a fresh snapshot instead. Also how far back a
 /// `Last-Event-ID` resume reaches.
-pub const DEFAULT_BUFFER: usize = 1024;
+pub(crate) const DEFAULT_BUFFER: usize = 1024;
 
 /// How often an idle stream gets a comment: well under the usual 60 s proxy idle timeout.
-pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
+pub(crate) const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 
 /// Most bytes of frames the log keeps, whatever their number: a scan of a large root or a
 /// catalog filling in makes a burst of `service` frames of kilobytes each, and a page that far
@@ -49,7 +49,7 @@ pub(super) const LOG_BYTES: usize = 512 * 1024;
 
 /// Notable events (state changes, reaps, skipped reaps, catalog changes, manual scans) kept for
 /// the "recent events" list of a new page.
-pub const RECENT: usize = 200;
+pub(crate) const RECENT: usize = 200;
 
 /// How long a snapshot may be shared: its health part (uptime) ages.
 const SNAPSHOT_TTL: Duration = Duration::from_secs(1);
@@ -59,7 +59,7 @@ const RETRY_MS: u64 = 2000;
 
 /// The hub's bounds.
 #[derive(Debug, Clone, Copy)]
-pub struct HubConfig {
+pub(crate) struct HubConfig {
     /// Frames kept for lagging pages and resumes ([`DEFAULT_BUFFER`]).
     pub buffer: usize,
     /// Interval of the keep-alive comment ([`DEFAULT_HEARTBEAT`]).
@@ -68,12 +68,12 @@ pub struct HubConfig {
 
 /// The feed's shared end: cheap to clone, one per router.
 #[derive(Clone)]
-pub struct Hub {
+pub(crate) struct Hub {
     inner: Arc<Inner>,
 }
 
 /// One page's stream of frames; see the module docs.
-pub struct Feed {
+pub(crate) struct Feed {
     inner: Arc<Inner>,
     rx: broadcast::Receiver<Arc<Frame>>,
     /// The id of the last frame this page has (a snapshot counts as every frame up to its id).
@@ -142,7 +142,7 @@ struct Pump {
 impl Hub {
     /// Starts the hub over the registry behind `rpc`, with the default bounds. Must be called
     /// inside a tokio runtime; the hub's task ends when the scanner stops publishing.
-    pub fn start(rpc: Arc<Rpc>, token: CancellationToken) -> Hub {
+    pub(crate) fn start(rpc: Arc<Rpc>, token: CancellationToken) -> Hub {
         Hub::start_with(
             rpc,
             HubConfig {
@@ -155,7 +155,7 @@ impl Hub {
 
     /// Starts the hub with the given bounds. Its pump stops when `token` is cancelled (the
     /// router's shutdown): it holds the registry, so its channels alone would never end it.
-    pub fn start_with(rpc: Arc<Rpc>, config: HubConfig, token: CancellationToken) -> Hub {
+    pub(crate) fn start_with(rpc: Arc<Rpc>, config: HubConfig, token: CancellationToken) -> Hub {
         let registry = &rpc.ctx().scanner;
         let (events, mut tables, mut catalogs) =
             (registry.subscribe(), registry.tables(), registry.catalogs());
@@ -201,7 +201,7 @@ impl Hub {
     }
 
     /// A new page's feed. `last_event_id`: the `Last-Event-ID` header of a reconnecting page.
-    pub fn feed(&self, last_event_id: Option<&str>) -> Feed {
+    pub(crate) fn feed(&self, last_event_id: Option<&str>) -> Feed {
         let inner = &self.inner;
         let mut queue = VecDeque::new();
         queue.push_back(Bytes::from(format!("retry: {RETRY_MS}\n\n")));
@@ -240,7 +240,7 @@ impl Hub {
     }
 
     /// The recent frames about `service`, oldest first, as `{"id", "event", "data"}` objects.
-    pub fn history(&self, service: &str) -> Vec<Value> {
+    pub(crate) fn history(&self, service: &str) -> Vec<Value> {
         let log = self.inner.lock();
         log.recent
             .iter()
@@ -256,7 +256,7 @@ impl Hub {
 
 impl Feed {
     /// The next frame's bytes; `None` once the hub is gone.
-    pub async fn next(&mut self) -> Option<Bytes> {
+    pub(crate) async fn next(&mut self) -> Option<Bytes> {
         loop {
             if let Some(bytes) = self.queue.pop_front() {
                 return Some(bytes);
@@ -278,7 +278,9 @@ impl Feed {
     }
 
     /// The feed as a body stream.
-    pub fn into_stream(self) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    pub(crate) fn into_stream(
+        self,
+    ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
         futures_util::stream::unfold(self, |mut feed| async move {
             let bytes = feed.next().await?;
             Some((Ok(bytes), feed))

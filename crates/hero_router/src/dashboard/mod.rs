@@ -43,7 +43,7 @@ use crate::rpc::Rpc;
 mod detail;
 mod hub;
 
-pub use hub::{DEFAULT_BUFFER, DEFAULT_HEARTBEAT, Feed, Hub, HubConfig, RECENT};
+pub(crate) use hub::Hub;
 
 /// The page template and what it inlines.
 const PAGE: &str = include_str!("assets/page.html.j2");
@@ -52,7 +52,7 @@ const STYLE: &str = include_str!("assets/app.css");
 
 /// What the dashboard reads and calls.
 #[derive(Clone)]
-pub struct State {
+pub(crate) struct State {
     /// The JSON-RPC front end (`Rpc::handle` takes a request body as `POST /rpc` would).
     pub rpc: Arc<Rpc>,
     /// The live table, the catalog and their events.
@@ -65,7 +65,7 @@ pub struct State {
 }
 
 /// The dashboard's routes over `state`; a path it does not have gets the router's JSON 404.
-pub fn routes(state: State) -> Router {
+pub(crate) fn routes(state: State) -> Router {
     Router::new()
         .route("/", only(Method::GET, get(page)))
         .route("/api/events", only(Method::GET, get(events)))

@@ -85,7 +85,7 @@ fn seq(id: &str) -> u64 {
 }
 
 /// The next frame that carries data.
-async fn next(feed: &mut super::Feed) -> (String, String, Value) {
+async fn next(feed: &mut super::hub::Feed) -> (String, String, Value) {
     tokio::time::timeout(DEADLINE, async {
         loop {
             let frame = feed.next().await.expect("the feed ended");
@@ -246,7 +246,7 @@ async fn an_idle_feed_gets_a_comment_every_heartbeat() {
 async fn five_hundred_feeds_and_ten_thousand_events_none_silently_stale() {
     const FEEDS: usize = 500;
     const EVENTS: usize = 10_000;
-    let (hub, writer) = hub(super::DEFAULT_BUFFER);
+    let (hub, writer) = hub(super::hub::DEFAULT_BUFFER);
     let (target_tx, target_rx) = tokio::sync::watch::channel(u64::MAX);
     let mut readers = Vec::new();
     for _ in 0..FEEDS {
@@ -357,7 +357,7 @@ fn methods_list_their_params_with_refs_expanded_and_example_params() {
         ],
         "components": {"schemas": {"N": {"type": "number"}}},
     });
-    let methods = super::detail::methods(&crate::docs::dereference(&doc));
+    let methods = super::detail::methods(&crate::docs::deref::dereference(&doc));
     assert_eq!(methods.len(), 2);
     assert_eq!(methods[0]["name"], "add");
     // A named type keeps its name, as the docs show it.
@@ -373,7 +373,7 @@ fn methods_list_their_params_with_refs_expanded_and_example_params() {
 #[tokio::test]
 async fn pages_that_connect_together_share_one_snapshot_until_a_frame_comes() {
     let (hub, writer) = hub(8);
-    let first = |mut feed: super::Feed| async move {
+    let first = |mut feed: super::hub::Feed| async move {
         loop {
             let frame = feed.next().await.unwrap();
             if frame.starts_with(b"id: ") {

@@ -14,21 +14,21 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// CPU time one page may take to render.
-pub const DEFAULT_CPU: Duration = Duration::from_secs(2);
+pub(crate) const DEFAULT_CPU: Duration = Duration::from_secs(2);
 /// Largest page, in bytes: a person reads the document itself past this. The HTML of a
 /// document with ten thousand small methods is about 10 MiB.
-pub const DEFAULT_OUTPUT: usize = 16 << 20;
+pub(crate) const DEFAULT_OUTPUT: usize = 16 << 20;
 /// Most bytes of text (strings and member names) copied out of `$ref` targets for one page.
 /// The number of copied values is bounded by the dereference itself (it truncates with a
 /// note); this bounds their size, which a long string referred to many times would blow up.
-pub const DEFAULT_COPIED: usize = 32 << 20;
+pub(crate) const DEFAULT_COPIED: usize = 32 << 20;
 
 /// Ticks between two looks at the clock: a tick is one value walked, one method, one write.
 const TICKS_PER_CHECK: u32 = 1024;
 
 /// What one page may cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Budget {
+pub(crate) struct Budget {
     /// CPU time of the render thread.
     pub cpu: Duration,
     /// Bytes of output (the page; for the dashboard, its methods JSON).
@@ -39,7 +39,7 @@ pub struct Budget {
 
 /// Why a page was not rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum OverBudget {
+pub(crate) enum OverBudget {
     /// The render took more CPU time than the budget.
     #[error("rendering it takes more than {} s of CPU time", .0.as_secs_f64())]
     Cpu(Duration),
@@ -53,7 +53,7 @@ pub enum OverBudget {
 
 /// A render's running cost against its [`Budget`]; once over, it stays over.
 #[derive(Debug)]
-pub struct Meter {
+pub(crate) struct Meter {
     budget: Budget,
     /// Wall clock at the start, the cheap first test of the CPU budget.
     started: Instant,
@@ -80,7 +80,7 @@ impl Default for Budget {
 impl Budget {
     /// No limit at all: what the MCP index and [`dereference`](super::dereference) use (their
     /// own bounds apply).
-    pub const UNLIMITED: Budget = Budget {
+    pub(crate) const UNLIMITED: Budget = Budget {
         cpu: Duration::MAX,
         output: usize::MAX,
         copied: usize::MAX,
@@ -91,7 +91,7 @@ impl Budget {
 
 impl Meter {
     /// Starts metering a render on this thread.
-    pub fn start(budget: Budget) -> Meter {
+    pub(crate) fn start(budget: Budget) -> Meter {
         let cpu_start = if budget.cpu == Duration::MAX {
             None
         } else {
@@ -108,13 +108,8 @@ impl Meter {
         }
     }
 
-    /// Why the render is over budget, if it is.
-    pub fn over(&self) -> Option<&OverBudget> {
-        self.over.as_ref()
-    }
-
     /// The verdict: `Ok` while within the budget.
-    pub fn result(&self) -> Result<(), OverBudget> {
+    pub(crate) fn result(&self) -> Result<(), OverBudget> {
         match &self.over {
             Some(why) => Err(why.clone()),
             None => Ok(()),
@@ -122,7 +117,7 @@ impl Meter {
     }
 
     /// One unit of work done; `true` once the render is over budget (then stop).
-    pub fn tick(&mut self) -> bool {
+    pub(crate) fn tick(&mut self) -> bool {
         if self.over.is_some() {
             return true;
         }
@@ -135,7 +130,7 @@ impl Meter {
     }
 
     /// `n` more bytes of output; `true` once the render is over budget.
-    pub fn output(&mut self, n: usize) -> bool {
+    pub(crate) fn output(&mut self, n: usize) -> bool {
         self.output = self.output.saturating_add(n);
         if self.output > self.budget.output && self.over.is_none() {
             self.over = Some(OverBudget::Output(self.budget.output));
@@ -149,7 +144,7 @@ impl Meter {
     }
 
     /// `n` more bytes of text copied out of a reference target; `true` once over budget.
-    pub fn copied(&mut self, n: usize) -> bool {
+    pub(crate) fn copied(&mut self, n: usize) -> bool {
         self.copied = self.copied.saturating_add(n);
         if self.copied > self.budget.copied && self.over.is_none() {
             self.over = Some(OverBudget::Copied(self.budget.copied));
@@ -202,7 +197,7 @@ mod tests {
             ..Budget::default()
         });
         assert!(!m.copied(5) && m.copied(1));
-        assert_eq!(m.over(), Some(&OverBudget::Copied(5)));
+        assert_eq!(m.result(), Err(OverBudget::Copied(5)));
     }
 
     #[test]

@@ -48,7 +48,7 @@ const MAX_REF_CHAIN: usize = 32;
 /// `unresolved $ref #/…`, `truncated: …`); every expanded object carries the reference it
 /// came from under `x-hero-docs-ref`. Methods are expanded before components, so the budget
 /// goes first to what the docs show.
-pub fn dereference(spec: &Value) -> Value {
+pub(crate) fn dereference(spec: &Value) -> Value {
     let mut out = Map::new();
     // The containers first, so an empty `methods` array or components kind stays one.
     if let Value::Object(doc) = spec {

@@ -35,17 +35,16 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 
-pub mod budget;
+pub(crate) mod budget;
 pub(crate) mod cache;
 pub(crate) mod deref;
 mod markdown;
-pub mod pages;
+pub(crate) mod pages;
 mod schema;
 mod view;
 
-pub use budget::{Budget, OverBudget};
-pub use deref::dereference;
-pub use schema::{example_value, readable_type};
+pub(crate) use budget::{Budget, OverBudget};
+pub(crate) use schema::{example_value, readable_type};
 
 use budget::Meter;
 use pages::Format;
@@ -70,6 +69,7 @@ const LINK: &AsciiSet = &NON_ALPHANUMERIC
 
 /// One service to document.
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(any(test, feature = "test-util")), allow(unreachable_pub))]
 pub struct DocService<'a> {
     /// The service name, as in `<service>.<method>` calls.
     pub name: &'a str,
@@ -88,6 +88,7 @@ pub struct DocService<'a> {
 
 /// One line of the index.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(any(test, feature = "test-util")), allow(unreachable_pub))]
 pub struct IndexEntry {
     /// The service name.
     pub name: String,
@@ -106,7 +107,7 @@ pub struct IndexEntry {
 
 /// A service's page: its docs, or the short page that says why they could not be rendered.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page {
+pub(crate) struct Page {
     /// The text.
     pub text: String,
     /// Why the docs were over budget, when `text` is the short page.
@@ -126,6 +127,8 @@ struct TooLargeView<'a> {
 /// The service's API docs in CommonMark (with GFM tables): header, table of contents, then
 /// per method its params, result, errors and an example request and response. Over the
 /// default [`Budget`], the [`too_large`] page instead.
+#[cfg(any(test, feature = "test-util"))]
+#[cfg_attr(not(any(test, feature = "test-util")), allow(unreachable_pub))]
 pub fn markdown(svc: &DocService<'_>) -> String {
     Page::within(svc, Format::Markdown, &Budget::default()).text
 }
@@ -133,13 +136,19 @@ pub fn markdown(svc: &DocService<'_>) -> String {
 /// The service's API docs as one self-contained HTML page (inline CSS, no scripts, no
 /// external assets), with the same content as [`markdown`]. Over the default [`Budget`], the
 /// [`too_large`] page instead.
+#[cfg(any(test, feature = "test-util"))]
+#[cfg_attr(not(any(test, feature = "test-util")), allow(unreachable_pub))]
 pub fn html(svc: &DocService<'_>) -> String {
     Page::within(svc, Format::Html, &Budget::default()).text
 }
 
 /// The service's API docs in `format`, or why they are over `budget` (the render stops as
 /// soon as they are).
-pub fn page(svc: &DocService<'_>, format: Format, budget: &Budget) -> Result<String, OverBudget> {
+pub(crate) fn page(
+    svc: &DocService<'_>,
+    format: Format,
+    budget: &Budget,
+) -> Result<String, OverBudget> {
     let mut meter = Meter::start(*budget);
     let view = view::service(svc, &mut meter)?;
     let name = match format {
@@ -151,7 +160,7 @@ pub fn page(svc: &DocService<'_>, format: Format, budget: &Budget) -> Result<Str
 
 /// The short page served instead of docs over budget: the service, why, and a link to the
 /// document itself (`/docs/{name}/openrpc.json`).
-pub fn too_large(svc: &DocService<'_>, format: Format, why: &OverBudget) -> String {
+pub(crate) fn too_large(svc: &DocService<'_>, format: Format, why: &OverBudget) -> String {
     let view = TooLargeView {
         name: svc.name,
         title: svc
@@ -170,6 +179,7 @@ pub fn too_large(svc: &DocService<'_>, format: Format, why: &OverBudget) -> Stri
 
 /// The index in Markdown: a table of services, sorted by name, each with a page linked as
 /// `{name}.md` (percent-encoded).
+#[cfg_attr(not(any(test, feature = "test-util")), allow(unreachable_pub))]
 pub fn index_markdown(entries: &[IndexEntry]) -> String {
     let href = |name: &str| format!("{}.md", utf8_percent_encode(name, LINK));
     render("index.md", view::index(entries, &href))
@@ -177,6 +187,7 @@ pub fn index_markdown(entries: &[IndexEntry]) -> String {
 
 /// The index as one HTML page; `link` gives each page's target (a file name, `/docs/{name}`…),
 /// which the page escapes but does not otherwise change.
+#[cfg_attr(not(any(test, feature = "test-util")), allow(unreachable_pub))]
 pub fn index_html(entries: &[IndexEntry], link: &dyn Fn(&str) -> String) -> String {
     render("index.html", view::index(entries, link))
 }
@@ -185,7 +196,7 @@ pub fn index_html(entries: &[IndexEntry], link: &dyn Fn(&str) -> String) -> Stri
 
 impl Page {
     /// `svc`'s page in `format` within `budget`, or the [`too_large`] page.
-    pub fn within(svc: &DocService<'_>, format: Format, budget: &Budget) -> Page {
+    pub(crate) fn within(svc: &DocService<'_>, format: Format, budget: &Budget) -> Page {
         match page(svc, format, budget) {
             Ok(text) => Page {
                 text,

@@ -14,7 +14,7 @@ use crate::registry::table::Table;
 
 /// An output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Format {
+pub(crate) enum Format {
     /// CommonMark.
     Markdown,
     /// One self-contained HTML page.
@@ -22,7 +22,7 @@ pub enum Format {
 }
 
 /// Every service of the table, with its catalog fields, as index entries.
-pub fn index_entries(table: &Table, catalog: &Catalog) -> Vec<IndexEntry> {
+pub(crate) fn index_entries(table: &Table, catalog: &Catalog) -> Vec<IndexEntry> {
     table
         .services
         .iter()
@@ -42,7 +42,7 @@ fn entry_of_view(v: &ServiceView<'_>) -> IndexEntry {
 }
 
 /// An index entry from one Service object of `router.services` (docs/json-rpc.md#service-object).
-pub fn index_entry_of_json(s: &Value) -> IndexEntry {
+pub(crate) fn index_entry_of_json(s: &Value) -> IndexEntry {
     let text = |k: &str| s[k].as_str().map(str::to_owned);
     IndexEntry {
         name: text("name").unwrap_or_default(),
@@ -57,7 +57,7 @@ pub fn index_entry_of_json(s: &Value) -> IndexEntry {
 /// One service's page from its document, with the title, version and description the
 /// router shows for it (the manifest's first), and why the document is invalid, if it is;
 /// within the default [`Budget`], else the short page that says why (as the router serves).
-pub fn service_page(
+pub(crate) fn service_page(
     entry: &IndexEntry,
     spec: &Value,
     invalid: Option<&str>,
@@ -121,7 +121,7 @@ pub(crate) async fn served(
 }
 
 /// Why a Service object of `router.services` says its spec is invalid, if it does.
-pub fn invalid_reason_of_json(s: &Value) -> Option<&str> {
+pub(crate) fn invalid_reason_of_json(s: &Value) -> Option<&str> {
     (s["spec"]["state"] == "invalid")
         .then(|| s["spec"]["reason"].as_str())
         .flatten()

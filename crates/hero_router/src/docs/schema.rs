@@ -36,7 +36,7 @@ const PRIMITIVES: [&str; 7] = [
 /// resolved reads `unresolved $ref #/…`. Object properties are sorted by name and marked `?`
 /// when not required. `true`/`{}` is `any`, `false`/`{"not": {}}` is `never`; a schema that is
 /// not an object or a boolean is `invalid schema (a string)`.
-pub fn readable_type(schema: &Value) -> String {
+pub(crate) fn readable_type(schema: &Value) -> String {
     let mut w = TypeWriter::default();
     w.schema(schema, 0, false);
     w.out
@@ -57,7 +57,7 @@ pub(crate) fn readable_structure(schema: &Value) -> String {
 /// `null` when nothing plausible exists: `any`, `never`, a cut or unresolved reference, an
 /// invalid schema. Cut parts inside are left out (an array of them is empty, such a property
 /// is omitted).
-pub fn example_value(schema: &Value) -> Value {
+pub(crate) fn example_value(schema: &Value) -> Value {
     Example { values: 0 }
         .value(schema, 0)
         .unwrap_or(Value::Null)

@@ -6,7 +6,7 @@
 //! router decided on, whatever liberties the sender took.
 
 /// The last chunk and the empty trailer section: the end of every chunked body we write.
-pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+pub(crate) const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 /// Longest chunk extension we skip, per chunk line.
 const MAX_EXTENSION: u32 = 4 * 1024;
@@ -16,6 +16,7 @@ const MAX_TRAILERS: u32 = 64 * 1024;
 /// Why a chunked body is malformed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("malformed chunked body: {0}")]
+#[cfg_attr(not(any(test, feature = "test-util")), allow(unreachable_pub))]
 pub struct BadChunk(pub &'static str);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +53,7 @@ enum State {
 /// CRLF (a bare CR or LF is an error), whitespace after a size must lead to an extension, and
 /// extensions and trailers are bounded and may not hold control characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(any(test, feature = "test-util")), allow(unreachable_pub))]
 pub struct ChunkedDecoder {
     state: State,
     /// Extension bytes on the current size line.
@@ -77,12 +79,14 @@ fn is_line_byte(b: u8) -> bool {
 
 impl ChunkedDecoder {
     /// True once the last chunk and the trailers have been read.
+    #[cfg_attr(not(any(test, feature = "test-util")), allow(unreachable_pub))]
     pub fn is_done(&self) -> bool {
         self.state == State::Done
     }
 
     /// Consumes bytes of `input` up to the end of the body and returns how many it took; each
     /// run of payload bytes goes to `data`. Bytes after the end are not touched.
+    #[cfg_attr(not(any(test, feature = "test-util")), allow(unreachable_pub))]
     pub fn advance(
         &mut self,
         input: &[u8],
@@ -187,7 +191,11 @@ impl ChunkedDecoder {
     /// Decodes what it can of `input` and appends it to `out` re-encoded as one chunk of our
     /// own (plus the last chunk once the body ends). Returns how many input bytes it took and
     /// how many payload bytes it wrote.
-    pub fn rechunk(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<Rechunked, BadChunk> {
+    pub(crate) fn rechunk(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Rechunked, BadChunk> {
         // Room for the largest size line; the payload is moved down once its size is known.
         const ROOM: usize = 16 + 2;
         let start = out.len();
@@ -212,7 +220,7 @@ impl ChunkedDecoder {
 }
 
 /// Appends `data` to `out` as one chunk (nothing for empty data: an empty chunk is the last).
-pub fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
+pub(crate) fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
     if data.is_empty() {
         return;
     }
@@ -225,7 +233,7 @@ pub fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
 
 /// What one [`ChunkedDecoder::rechunk`] call did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rechunked {
+pub(crate) struct Rechunked {
     /// Input bytes consumed.
     pub used: usize,
     /// Payload bytes written (framing not counted).

@@ -23,18 +23,18 @@ mod response;
 #[cfg(test)]
 mod tests;
 
-pub use chunked::{BadChunk, ChunkedDecoder, LAST_CHUNK, Rechunked, push_chunk};
-pub use request::{
-    Forwarding, HeadLimits, HeaderSlots, MAX_HEADERS_LIMIT, OwnRequest, RequestError, RequestHead,
-    header_slots, parse_request, write_request, write_upstream_head,
+#[cfg_attr(not(any(test, feature = "test-util")), allow(unreachable_pub))]
+pub use chunked::{BadChunk, ChunkedDecoder};
+pub(crate) use chunked::{LAST_CHUNK, push_chunk};
+pub(crate) use request::{
+    Forwarding, HeadLimits, OwnRequest, RequestError, RequestHead, header_slots, parse_request,
+    write_request, write_upstream_head,
 };
-pub use response::{
-    BadResponse, Exchange, Framing, MAX_RESPONSE_HEAD, ResponseHead, parse_response,
-};
+pub(crate) use response::{Exchange, Framing, ResponseHead, parse_response};
 
 /// How a request body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyFraming {
+pub(crate) enum BodyFraming {
     /// No body (no `Content-Length`, no `Transfer-Encoding`).
     None,
     /// `Content-Length: n`.
@@ -45,7 +45,7 @@ pub enum BodyFraming {
 
 impl BodyFraming {
     /// True if no body bytes follow the head.
-    pub fn is_empty(self) -> bool {
+    pub(crate) fn is_empty(self) -> bool {
         matches!(self, BodyFraming::None | BodyFraming::Length(0))
     }
 }
@@ -53,7 +53,7 @@ impl BodyFraming {
 /// Headers that belong to one connection and are never forwarded (RFC 9110 §7.6.1), in
 /// either direction. The router writes its own `Connection`, `Transfer-Encoding` and
 /// `Upgrade` where the message needs them.
-pub const HOP_BY_HOP: [&str; 9] = [
+pub(crate) const HOP_BY_HOP: [&str; 9] = [
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -75,13 +75,13 @@ fn is_hop_by_hop(name: &str) -> bool {
 
 /// True for the headers a response the router frames itself never takes from whoever made
 /// it: the hop-by-hop ones and `Content-Length` (the router writes its own framing).
-pub fn is_framing_or_hop(name: &str) -> bool {
+pub(crate) fn is_framing_or_hop(name: &str) -> bool {
     is_hop_by_hop(name) || eq(name, "content-length")
 }
 
 /// How the body of a response the router writes itself is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OwnBody {
+pub(crate) enum OwnBody {
     /// `content-length`.
     Length(usize),
     /// `transfer-encoding: chunked`.
@@ -99,7 +99,7 @@ fn connection_tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 /// Parses a `Content-Length` value: 1–19 digits, no sign, no list, no overflow.
-pub fn parse_length(value: &[u8]) -> Option<u64> {
+pub(crate) fn parse_length(value: &[u8]) -> Option<u64> {
     if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -127,7 +127,7 @@ fn push_status(out: &mut Vec<u8>, status: u16) {
 
 /// What an answer tells the client about its connection (RFC 9112 §9.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Persist {
+pub(crate) enum Persist {
     /// The connection ends after this answer: `connection: close`.
     Close,
     /// It stays open: nothing to say to HTTP/1.1, where that is the default.
@@ -139,7 +139,7 @@ pub enum Persist {
 
 impl Persist {
     /// The answer's persistence: `close`, else what the client's version needs said.
-    pub fn of(close: bool, http10: bool) -> Persist {
+    pub(crate) fn of(close: bool, http10: bool) -> Persist {
         match (close, http10) {
             (true, _) => Persist::Close,
             (false, false) => Persist::KeepAlive,
@@ -148,7 +148,7 @@ impl Persist {
     }
 
     /// True if the connection ends after the answer.
-    pub fn closes(self) -> bool {
+    pub(crate) fn closes(self) -> bool {
         self == Persist::Close
     }
 }
@@ -156,7 +156,7 @@ impl Persist {
 /// Writes the head of a response the router makes itself: status line, `headers`,
 /// `content-length` (`None`: the body is chunked), what `persist` says about the connection,
 /// and `date`.
-pub fn write_own_head<V: AsRef<str>>(
+pub(crate) fn write_own_head<V: AsRef<str>>(
     out: &mut Vec<u8>,
     status: u16,
     headers: &[(&str, V)],
@@ -169,7 +169,7 @@ pub fn write_own_head<V: AsRef<str>>(
 
 /// Like [`write_own_head`], with any [`OwnBody`] framing; [`OwnBody::ToClose`] needs
 /// [`Persist::Close`].
-pub fn write_own_head_framed<V: AsRef<str>>(
+pub(crate) fn write_own_head_framed<V: AsRef<str>>(
     out: &mut Vec<u8>,
     status: u16,
     headers: &[(&str, V)],

@@ -7,11 +7,11 @@ use httparse::Header;
 use super::{BodyFraming, connection_tokens, eq, is_hop_by_hop, parse_length};
 
 /// Most header lines `--max-headers` may allow (the parser's slots live on the stack).
-pub const MAX_HEADERS_LIMIT: usize = 1024;
+pub(crate) const MAX_HEADERS_LIMIT: usize = 1024;
 
 /// What a request head may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HeadLimits {
+pub(crate) struct HeadLimits {
     /// Bytes from the request line to the blank line (`--max-header-size`).
     pub max_bytes: usize,
     /// Header lines (`--max-headers`).
@@ -19,16 +19,16 @@ pub struct HeadLimits {
 }
 
 /// Slots for [`parse_request`]: free to create, never initialised by us.
-pub type HeaderSlots<'b> = [MaybeUninit<Header<'b>>; MAX_HEADERS_LIMIT];
+pub(crate) type HeaderSlots<'b> = [MaybeUninit<Header<'b>>; MAX_HEADERS_LIMIT];
 
 /// Fresh slots for [`parse_request`].
-pub fn header_slots<'b>() -> HeaderSlots<'b> {
+pub(crate) fn header_slots<'b>() -> HeaderSlots<'b> {
     [const { MaybeUninit::uninit() }; MAX_HEADERS_LIMIT]
 }
 
 /// A request head the router accepted: framing decided, every ambiguity already refused.
 #[derive(Debug)]
-pub struct RequestHead<'b, 'h> {
+pub(crate) struct RequestHead<'b, 'h> {
     /// The method.
     pub method: &'b str,
     /// The path of the request target (origin-form, or the path of an absolute-form target).
@@ -56,7 +56,7 @@ pub struct RequestHead<'b, 'h> {
 /// Why a request head is refused. The connection is closed after the answer: once framing is
 /// in doubt, no byte after this head can be trusted to start a request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RequestError {
+pub(crate) enum RequestError {
     /// The head is longer than `--max-header-size`.
     #[error("request head is larger than the limit of {limit} bytes (--max-header-size)")]
     HeadTooLarge {
@@ -94,7 +94,7 @@ pub enum RequestError {
 
 impl RequestError {
     /// The HTTP status of the answer.
-    pub fn status(&self) -> u16 {
+    pub(crate) fn status(&self) -> u16 {
         match self {
             RequestError::HeadTooLarge { .. } | RequestError::TooManyHeaders { .. } => 431,
             RequestError::Version => 505,
@@ -105,7 +105,7 @@ impl RequestError {
     }
 
     /// A stable short code for `x-hero-router-error` and metrics.
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             RequestError::HeadTooLarge { .. } => "head_too_large",
             RequestError::TooManyHeaders { .. } => "too_many_headers",
@@ -136,7 +136,7 @@ fn malformed(e: httparse::Error) -> RequestError {
 /// `Ok(None)`: not complete yet, and still within the limits. The outcome depends only on the
 /// bytes, never on how they were split across reads: the head must end within
 /// `limits.max_bytes`, so only that many bytes are ever looked at.
-pub fn parse_request<'b, 'h>(
+pub(crate) fn parse_request<'b, 'h>(
     buf: &'b [u8],
     limits: &HeadLimits,
     slots: &'h mut HeaderSlots<'b>,
@@ -352,7 +352,7 @@ fn valid_authority(v: &[u8]) -> bool {
 
 /// How the forwarded request names the client and the route.
 #[derive(Debug, Clone, Copy)]
-pub struct Forwarding<'a> {
+pub(crate) struct Forwarding<'a> {
     /// `X-Forwarded-Prefix` is `/{service}/{kind}`: the service.
     pub service: &'a str,
     /// The kind segment as the client sent it.
@@ -399,7 +399,7 @@ fn eq_dashed(name: &str, want: &str) -> bool {
 /// Dropped: hop-by-hop headers and those named in `Connection`, `Expect` (the router answers
 /// it), the client's framing headers (replaced by ours), and on TCP unless trusted,
 /// `X-Hero-Context` / `X-Hero-Claims` in any spelling.
-pub fn write_upstream_head(
+pub(crate) fn write_upstream_head(
     req: &RequestHead<'_, '_>,
     path: &str,
     query: Option<&str>,
@@ -569,7 +569,7 @@ fn write_forwarded(out: &mut Vec<u8>, ip: &str, host: Option<&[u8]>, kept: &Kept
 /// call, a CLI call. [`write_request`] writes it whole; nothing else writes a request head
 /// the router originates.
 #[derive(Debug, Clone, Copy)]
-pub struct OwnRequest<'a> {
+pub(crate) struct OwnRequest<'a> {
     /// `GET`, `HEAD` or `POST`.
     pub method: &'a str,
     /// The origin-form request target (path and query).
@@ -594,7 +594,7 @@ pub struct OwnRequest<'a> {
 /// Names, values and the target come from the router's own code, but a stray byte must never
 /// end a line or the request line early: in the target every byte that is not visible ASCII
 /// is percent-encoded; in names and values a CR, LF or NUL becomes a space.
-pub fn write_request(out: &mut Vec<u8>, req: &OwnRequest<'_>) {
+pub(crate) fn write_request(out: &mut Vec<u8>, req: &OwnRequest<'_>) {
     debug_assert!(
         req.headers
             .iter()

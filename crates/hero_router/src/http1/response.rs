@@ -4,14 +4,14 @@ use super::{connection_tokens, eq, is_hop_by_hop, parse_length, push_header};
 
 /// The largest upstream response head we wait for; a longer one is a broken upstream (502),
 /// not a reason to buffer without end.
-pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+pub(crate) const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 /// Most header lines in an upstream response head (the parser's slots are never initialised,
 /// so the bound costs nothing per response).
 const MAX_RESPONSE_HEADERS: usize = 256;
 
 /// How an upstream response body is delimited (RFC 9112 §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
+pub(crate) enum Framing {
     /// No body at all.
     Empty,
     /// Exactly this many bytes.
@@ -24,7 +24,7 @@ pub enum Framing {
 
 /// What the router knows about the exchange an upstream response belongs to.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Exchange {
+pub(crate) struct Exchange {
     /// The request was `HEAD`: no body follows whatever the head says.
     pub head_request: bool,
     /// The client speaks HTTP/1.0: no interim heads, no chunks (a chunked body runs to close
@@ -39,7 +39,7 @@ pub struct Exchange {
 
 /// A parsed upstream response head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResponseHead {
+pub(crate) struct ResponseHead {
     /// The status code.
     pub status: u16,
     /// Length of the head in the buffer.
@@ -56,7 +56,7 @@ pub struct ResponseHead {
 
 /// Why an upstream response head is unusable (the client gets a 502).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BadResponse {
+pub(crate) enum BadResponse {
     /// Not parseable as an HTTP/1.x response head.
     #[error("malformed response head")]
     Malformed,
@@ -80,7 +80,7 @@ pub enum BadResponse {
 /// `connection: close` for a body that runs to close or a connection that ends. Hop-by-hop
 /// headers, those named in `Connection`, and the upstream's own framing headers are dropped.
 /// `Ok(None)`: not complete yet.
-pub fn parse_response(
+pub(crate) fn parse_response(
     buf: &[u8],
     ex: &Exchange,
     out: Option<&mut Vec<u8>>,

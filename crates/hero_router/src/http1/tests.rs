@@ -1,6 +1,7 @@
 //! Unit tests of the framing authority: every rule as a table, and properties over random
 //! input (split invariance of head parsing, chunked round trips, no panics).
 
+use super::response::{BadResponse, MAX_RESPONSE_HEAD};
 use super::*;
 
 const LIMITS: HeadLimits = HeadLimits {

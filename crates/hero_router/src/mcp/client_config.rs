@@ -12,7 +12,11 @@ use crate::registry::catalog::SpecState;
 /// The `mcpServers` configuration for the router at `base_url` (e.g.
 /// `http://127.0.0.1:9988`), given the `router.services` result: `/mcp` and every healthy
 /// service with a spec, or only `only` (which must be in `services`).
-pub fn render(services: &Value, only: Option<&str>, base_url: &str) -> Result<Value, String> {
+pub(crate) fn render(
+    services: &Value,
+    only: Option<&str>,
+    base_url: &str,
+) -> Result<Value, String> {
     let base = base_url.trim_end_matches('/');
     let entry = |path: &str| json!({"type": "http", "url": format!("{base}{path}")});
     let list = services.as_array().map(Vec::as_slice).unwrap_or_default();

@@ -23,7 +23,7 @@
 //! with `isError: true` that says what to do, and whose error it was: the service's own, as it
 //! sent it, or the router's.
 
-pub mod client_config;
+pub(crate) mod client_config;
 mod fast;
 mod tools;
 
@@ -64,7 +64,7 @@ const MAX_CACHED: usize = 4096;
 
 /// Which tools an endpoint serves.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Scope {
+pub(crate) enum Scope {
     /// `/mcp`: every healthy service's, prefixed with the service name.
     All,
     /// `/mcp/{service}`: one service's.
@@ -75,7 +75,7 @@ impl Scope {
     /// The endpoint at `rest`, the path after `/mcp`: `None` if there is none (404), a bad
     /// path if the service segment cannot be a service name. The segment is decoded and
     /// checked as every routed path's is.
-    pub fn at(rest: &str) -> Option<Result<Scope, PathError>> {
+    pub(crate) fn at(rest: &str) -> Option<Result<Scope, PathError>> {
         let segment = match rest {
             "" | "/" => return Some(Ok(Scope::All)),
             _ => rest.strip_prefix('/')?,
@@ -149,13 +149,13 @@ struct Gateway {
 
 /// The MCP endpoints, and the tool cache they share for as long as the router runs.
 #[derive(Default)]
-pub struct Endpoints {
+pub(crate) struct Endpoints {
     cache: Arc<ToolCache>,
 }
 
 impl Endpoints {
     /// Answers one request to the endpoint of `scope` (the routing decided it).
-    pub async fn serve(
+    pub(crate) async fn serve(
         &self,
         rpc: &Arc<Rpc>,
         registry: &Registry,

@@ -12,7 +12,7 @@ use crate::http1::{BadChunk, RequestError};
 
 /// Everything that can go wrong between a client request and an upstream response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProxyError {
+pub(crate) enum ProxyError {
     // --- the client's side ---
     /// The client is not in the allow-list (`--allow`, `--access-file`).
     #[error(
@@ -160,7 +160,7 @@ pub enum ProxyError {
 
 impl ProxyError {
     /// The error the client of a proxied request sees when `service` could not be asked.
-    pub fn unanswered(e: crate::upstream::SendError, service: &str) -> ProxyError {
+    pub(crate) fn unanswered(e: crate::upstream::SendError, service: &str) -> ProxyError {
         use crate::upstream::SendError;
         let service = service.to_owned();
         match e {
@@ -172,7 +172,7 @@ impl ProxyError {
     }
 
     /// The HTTP status of this error.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             ProxyError::Request(e) => {
                 StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST)
@@ -201,7 +201,7 @@ impl ProxyError {
     }
 
     /// The service concerned, if any.
-    pub fn service(&self) -> Option<&str> {
+    pub(crate) fn service(&self) -> Option<&str> {
         match self {
             ProxyError::NoService { service }
             | ProxyError::NoSocket { service, .. }
@@ -215,7 +215,7 @@ impl ProxyError {
     }
 
     /// A stable short code for the `x-hero-router-error` header and metrics.
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             ProxyError::Request(e) => e.code(),
             ProxyError::BadBody(_) => "bad_body",
@@ -243,12 +243,12 @@ impl ProxyError {
 }
 
 /// A header of an answer the router makes itself.
-pub type Header = (&'static str, Cow<'static, str>);
+pub(crate) type Header = (&'static str, Cow<'static, str>);
 
 /// The single mapping from an error to an answer: status, headers, and the JSON body
 /// `{"error": S, "service": S?}` (`{"error": "forbidden", "message": S, "address": S}` for a
 /// client the allow-list turns away). Every answer the router makes itself comes from here.
-pub fn error_parts(e: &ProxyError) -> (StatusCode, Vec<Header>, Vec<u8>) {
+pub(crate) fn error_parts(e: &ProxyError) -> (StatusCode, Vec<Header>, Vec<u8>) {
     let body = match (e, e.service()) {
         // docs/access-and-security.md#allow-list names this one's `error` field; the explanation
         // goes beside it.
@@ -288,7 +288,7 @@ pub fn error_parts(e: &ProxyError) -> (StatusCode, Vec<Header>, Vec<u8>) {
 /// The router's answer for `e` (status, `x-hero-router-error`, JSON body), as an axum
 /// response for the applications (the dashboard, the MCP gateway): the same bytes the
 /// connection driver writes for it.
-pub fn error_response(e: &ProxyError) -> axum::response::Response {
+pub(crate) fn error_response(e: &ProxyError) -> axum::response::Response {
     use axum::response::IntoResponse as _;
     let (status, headers, body) = error_parts(e);
     let mut response = (status, body).into_response();

@@ -8,8 +8,8 @@
 //! upgrade is bridged byte for byte, a response body (SSE included) has no deadline, only the
 //! response head does (`--upstream-timeout`).
 
-pub mod error;
-pub mod path;
+pub(crate) mod error;
+pub(crate) mod path;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -21,7 +21,7 @@ use error::ProxyError;
 
 /// Which kind of listener a request came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
+pub(crate) enum Transport {
     /// A TCP listener, with the peer address.
     Tcp(SocketAddr),
     /// One of the router's Unix sockets: callers are trusted.
@@ -29,7 +29,7 @@ pub enum Transport {
 }
 
 /// What the proxy needs.
-pub struct ProxyCtx {
+pub(crate) struct ProxyCtx {
     /// The live table.
     pub scanner: Registry,
     /// Upstream connections (the only pool).
@@ -44,7 +44,7 @@ pub struct ProxyCtx {
 
 /// The socket a route resolved to, as its place in the table (no copy of any name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Target {
+pub(crate) struct Target {
     /// Index of the service in `Table::services`.
     pub service: usize,
     /// Index of the socket in that service's `sockets`.
@@ -53,18 +53,18 @@ pub struct Target {
 
 impl Target {
     /// The service.
-    pub fn service<'t>(&self, table: &'t Table) -> &'t crate::registry::table::Service {
+    pub(crate) fn service<'t>(&self, table: &'t Table) -> &'t crate::registry::table::Service {
         &table.services[self.service]
     }
 
     /// The socket.
-    pub fn socket<'t>(&self, table: &'t Table) -> &'t crate::registry::table::Socket {
+    pub(crate) fn socket<'t>(&self, table: &'t Table) -> &'t crate::registry::table::Socket {
         &table.services[self.service].sockets[self.socket]
     }
 }
 
 /// Resolves `/{service}/{kind}` against the table: the socket if it is live or busy.
-pub fn resolve(table: &Table, service: &str, kind: &str) -> Result<Target, ProxyError> {
+pub(crate) fn resolve(table: &Table, service: &str, kind: &str) -> Result<Target, ProxyError> {
     let Ok(si) = table
         .services
         .binary_search_by(|s| s.name.as_str().cmp(service))

@@ -12,7 +12,7 @@ use crate::registry::names::valid_service_name;
 
 /// A routed request target, borrowed from the request (decoded only if it was encoded).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route<'a> {
+pub(crate) struct Route<'a> {
     /// The service name.
     pub service: Cow<'a, str>,
     /// The socket kind segment as given (`rpc`, `admin`, a web name, …).
@@ -23,19 +23,9 @@ pub struct Route<'a> {
     pub query: Option<&'a str>,
 }
 
-impl Route<'_> {
-    /// The upstream request target: path and query.
-    pub fn upstream(&self) -> String {
-        match self.query {
-            Some(q) => format!("{}?{q}", self.path),
-            None => self.path.to_owned(),
-        }
-    }
-}
-
 /// Why a path was rejected (always a 400).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PathError {
+pub(crate) enum PathError {
     /// `.`/`..` segment, encoded slash, NUL, bad encoding.
     #[error("bad path: {0}")]
     Bad(&'static str),
@@ -49,7 +39,10 @@ pub enum PathError {
 
 /// Parses a raw request path and query. `Ok(None)` if the path has fewer than two segments
 /// (it is not a route).
-pub fn parse<'a>(path: &'a str, query: Option<&'a str>) -> Result<Option<Route<'a>>, PathError> {
+pub(crate) fn parse<'a>(
+    path: &'a str,
+    query: Option<&'a str>,
+) -> Result<Option<Route<'a>>, PathError> {
     let Some(stripped) = path.strip_prefix('/') else {
         return Err(PathError::Bad("path must start with /"));
     };
@@ -83,7 +76,7 @@ pub fn parse<'a>(path: &'a str, query: Option<&'a str>) -> Result<Option<Route<'
 }
 
 /// A path segment that names a service, decoded: a bad path if it cannot be one.
-pub fn service_segment(seg: &str) -> Result<String, PathError> {
+pub(crate) fn service_segment(seg: &str) -> Result<String, PathError> {
     check_segment(seg)?;
     service(seg).map(Cow::into_owned)
 }
@@ -139,6 +132,15 @@ mod tests {
         parse(path, query).unwrap().unwrap()
     }
 
+    /// The request target the router writes upstream: the route's path and query, joined as
+    /// `http1::write_upstream_head` joins them.
+    fn target(r: &Route<'_>) -> String {
+        match r.query {
+            Some(q) => format!("{}?{q}", r.path),
+            None => r.path.to_owned(),
+        }
+    }
+
     #[test]
     fn routes_strip_the_prefix_and_keep_the_query() {
         let r = route("/svc/rpc/a/b%20c/", Some("x=1&y=%2F"));
@@ -147,9 +149,9 @@ mod tests {
             matches!(r.service, Cow::Borrowed(_)),
             "nothing to decode, nothing copied"
         );
-        assert_eq!(r.upstream(), "/a/b%20c/?x=1&y=%2F");
-        assert_eq!(route("/svc/admin", None).upstream(), "/");
-        assert_eq!(route("/svc/admin/", None).upstream(), "/");
+        assert_eq!(target(&r), "/a/b%20c/?x=1&y=%2F");
+        assert_eq!(target(&route("/svc/admin", None)), "/");
+        assert_eq!(target(&route("/svc/admin/", None)), "/");
         assert_eq!(route("/svc/docs/index.html", None).kind, "docs");
         assert_eq!(route("/sv%63/rpc/x", None).service, "svc");
     }
@@ -207,7 +209,7 @@ mod tests {
                 panic!("seed {seed} case {case}: panic on {path:?}")
             };
             if let Ok(Some(r)) = result {
-                let rest = percent_decode_str(&r.upstream())
+                let rest = percent_decode_str(&target(&r))
                     .decode_utf8_lossy()
                     .into_owned();
                 assert!(

@@ -9,7 +9,7 @@ use crate::registry::state::SkipReason;
 
 /// Capacity of the event broadcast. A subscriber that falls further behind gets `Lagged` and
 /// should re-read the table.
-pub const EVENT_CAPACITY: usize = 4096;
+pub(crate) const EVENT_CAPACITY: usize = 4096;
 
 /// Something the scanner did or saw.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -13,11 +13,11 @@
 //! - [`state`]: the socket states and skipped-reap reasons of docs/sockets-and-reaping.md;
 //! - [`names`]: which names in the root are services.
 
-pub mod catalog;
-pub mod events;
-pub mod names;
-pub mod state;
-pub mod table;
+pub(crate) mod catalog;
+pub(crate) mod events;
+pub(crate) mod names;
+pub(crate) mod state;
+pub(crate) mod table;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
@@ -110,7 +110,7 @@ pub struct ScanStats {
 
 /// A new registry for `root`: the readers' handle and the scanner's writer. The table starts
 /// empty and not yet scanned.
-pub fn channel(root: PathBuf) -> (Registry, TableWriter) {
+pub(crate) fn channel(root: PathBuf) -> (Registry, TableWriter) {
     let (table_tx, table_rx) = watch::channel(Arc::new(Table {
         root,
         ..Table::default()

@@ -3,10 +3,10 @@
 use serde::Serialize;
 
 /// The directory the router keeps its own sockets in.
-pub const OWN_SERVICE: &str = "hero_router";
+pub(crate) const OWN_SERVICE: &str = "hero_router";
 
 /// True if `name` is a valid service name: `^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`.
-pub fn valid_service_name(name: &str) -> bool {
+pub(crate) fn valid_service_name(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()
         && b.len() <= 64

@@ -14,7 +14,7 @@
 
 mod openrpc;
 
-pub use openrpc::{manifest, openrpc};
+pub(crate) use openrpc::{manifest, openrpc};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,7 +40,7 @@ use crate::upstream::{self, CallError, CallOptions, ServiceError};
 use crate::upstream::{Key, Pool};
 
 /// What the router's own methods need.
-pub struct Ctx {
+pub(crate) struct Ctx {
     /// The live table.
     pub scanner: Registry,
     /// Upstream connections (forwarded calls and `router.spec`).
@@ -58,7 +58,7 @@ pub struct Ctx {
 
 /// Whom a `POST /rpc` request was for (its metrics label).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CallTarget {
+pub(crate) enum CallTarget {
     /// The router's own methods, errors the router answered, or calls to several services.
     Router,
     /// Every call went to this service (one in the table).
@@ -66,7 +66,7 @@ pub enum CallTarget {
 }
 
 /// The JSON-RPC front end: parses bodies, answers router methods, forwards the rest.
-pub struct Rpc {
+pub(crate) struct Rpc {
     ctx: Arc<Ctx>,
     module: RpcModule<Arc<Ctx>>,
 }
@@ -95,7 +95,7 @@ impl Ctx {
     /// `ready`: a full scan has succeeded (and no core task failed). `status` is `degraded`,
     /// with a `reason`, while the root cannot be scanned (the table is the last good one) or
     /// after a core task failed. `last_scan` says when the last full scan ran and how it went.
-    pub fn health(&self) -> Value {
+    pub(crate) fn health(&self) -> Value {
         let table = self.scanner.table();
         let failure = self.scanner.failure();
         let reason = failure.map(str::to_owned).or_else(|| {
@@ -118,14 +118,9 @@ impl Ctx {
         health
     }
 
-    /// The `router.services` result: the table's services with their catalog fields.
-    pub fn services(&self) -> Value {
-        serde_json::from_str(self.services_json().get()).unwrap_or_default()
-    }
-
     /// The `router.services` result as JSON text, written straight from the table and the
     /// catalog (a thousand services never become a tree of `Value`s).
-    pub fn services_json(&self) -> Box<RawValue> {
+    pub(crate) fn services_json(&self) -> Box<RawValue> {
         let (table, catalog) = (self.scanner.table(), self.scanner.catalog());
         let views: Vec<_> = table.services.iter().map(|s| catalog.view(s)).collect();
         raw(&views)
@@ -325,7 +320,7 @@ fn module(ctx: Arc<Ctx>) -> RpcModule<Arc<Ctx>> {
 
 impl Rpc {
     /// Builds the front end.
-    pub fn new(ctx: Arc<Ctx>) -> Rpc {
+    pub(crate) fn new(ctx: Arc<Ctx>) -> Rpc {
         Rpc {
             module: module(ctx.clone()),
             ctx,
@@ -333,18 +328,18 @@ impl Rpc {
     }
 
     /// The shared context.
-    pub fn ctx(&self) -> &Arc<Ctx> {
+    pub(crate) fn ctx(&self) -> &Arc<Ctx> {
         &self.ctx
     }
 
     /// Answers one `POST /rpc` body. `None` means nothing to answer (HTTP 204).
-    pub async fn handle(&self, body: &[u8]) -> Option<String> {
+    pub(crate) async fn handle(&self, body: &[u8]) -> Option<String> {
         self.handle_for(body).await.0
     }
 
     /// Like [`handle`](Rpc::handle), also naming whom the request was for, for the metrics:
     /// the service every call in it was routed to, else the router.
-    pub async fn handle_for(&self, body: &[u8]) -> (Option<String>, CallTarget) {
+    pub(crate) async fn handle_for(&self, body: &[u8]) -> (Option<String>, CallTarget) {
         // Right after start-up the table is empty until the first scan: wait for it rather
         // than answer "no such service" for a service that is there.
         wait_ready(&self.ctx.scanner, self.ctx.upstream_timeout).await;
@@ -481,7 +476,7 @@ impl Rpc {
     /// Calls `method` of `service` for the router's own users (the MCP gateway): the result
     /// as the service wrote it, or an error that says whether the service answered it or the
     /// router got no answer. The router's own methods (`hero_router`) are called in-process.
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         service: &str,
         method: &str,
@@ -537,7 +532,7 @@ impl Rpc {
 }
 
 /// Waits (at most `limit`) for the first full scan, if it has not finished yet.
-pub async fn wait_ready(scanner: &Registry, limit: Duration) {
+pub(crate) async fn wait_ready(scanner: &Registry, limit: Duration) {
     if !scanner.table().scanned() {
         let _ = tokio::time::timeout(limit, scanner.ready()).await;
     }

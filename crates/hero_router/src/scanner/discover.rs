@@ -17,7 +17,7 @@ use crate::registry::names::{Ignored, valid_service_name};
 
 /// One socket candidate: a `*.sock` entry directly inside a service directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SocketPath {
+pub(crate) struct SocketPath {
     /// The file stem: `rpc`, `admin`, `web_<name>`, …
     pub kind: String,
     /// Full path.
@@ -26,11 +26,12 @@ pub struct SocketPath {
 
 /// A test seam called with each service directory right before it is listed (a test can make
 /// one vanish or change between reading the root and reading the directory).
+#[cfg_attr(not(any(test, feature = "test-util")), allow(unreachable_pub))]
 pub type ListHook = Arc<dyn Fn(&Path) + Send + Sync>;
 
 /// What one walk of the root found.
 #[derive(Debug, Default, Clone)]
-pub struct Discovered {
+pub(crate) struct Discovered {
     /// Service name → its socket candidates, sorted by kind.
     pub services: BTreeMap<String, Vec<SocketPath>>,
     /// Service directories that exist but could not be listed → why.
@@ -42,7 +43,7 @@ pub struct Discovered {
 }
 
 /// Walks the whole root. `Err` only if the root itself cannot be read.
-pub fn discover(root: &Path, hook: Option<&ListHook>) -> io::Result<Discovered> {
+pub(crate) fn discover(root: &Path, hook: Option<&ListHook>) -> io::Result<Discovered> {
     let mut out = Discovered::default();
     for entry in fs::read_dir(root)? {
         let entry = entry?;
@@ -96,7 +97,7 @@ pub fn discover(root: &Path, hook: Option<&ListHook>) -> io::Result<Discovered> 
 
 /// Lists the `*.sock` entries of one service directory. `Ok(None)` if the directory is gone or
 /// is no longer a real directory; `Err` if it is there but cannot be listed.
-pub fn discover_service(root: &Path, name: &str) -> io::Result<Option<Vec<SocketPath>>> {
+pub(crate) fn discover_service(root: &Path, name: &str) -> io::Result<Option<Vec<SocketPath>>> {
     let dir = root.join(name);
     match fs::symlink_metadata(&dir) {
         Ok(md) if md.is_dir() => {}

@@ -27,7 +27,7 @@ const MAX_ANSWER: usize = 16 * 1024 * 1024;
 
 /// What hero_proc told us, or why it could not.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Running {
+pub(crate) enum Running {
     /// hero_proc answered; these services are running.
     Known(BTreeSet<String>),
     /// hero_proc could not be asked, or answered in a shape we do not understand. Rule 7 is
@@ -56,7 +56,7 @@ const NOT_RUNNING: &[&str] = &[
 ];
 
 /// Asks hero_proc at `<root>/hero_proc/rpc.sock`.
-pub async fn running_services(root: &Path, method: &str, timeout: Duration) -> Running {
+pub(crate) async fn running_services(root: &Path, method: &str, timeout: Duration) -> Running {
     let sock = root.join("hero_proc").join("rpc.sock");
     if !sock.exists() {
         return Running::Unknown(format!("{} does not exist", sock.display()));
@@ -84,7 +84,7 @@ pub async fn running_services(root: &Path, method: &str, timeout: Duration) -> R
 }
 
 /// Extracts the set of running service names from a result, or `None` if the shape is unknown.
-pub fn parse_running(result: &Value) -> Option<BTreeSet<String>> {
+pub(crate) fn parse_running(result: &Value) -> Option<BTreeSet<String>> {
     match result {
         Value::Object(map) if map.len() == 1 && map.contains_key("services") => {
             parse_running(&map["services"])

@@ -14,12 +14,12 @@
 //! After each scan a new immutable [`Table`] is published through a `watch` channel, and every
 //! change is an [`Event`] (logged once, and broadcast).
 
-pub mod discover;
-pub mod hero_proc;
-pub mod probe;
-pub mod reaper;
+pub(crate) mod discover;
+pub(crate) mod hero_proc;
+pub(crate) mod probe;
+pub(crate) mod reaper;
 mod records;
-pub mod state;
+pub(crate) mod state;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -87,6 +87,7 @@ pub struct Scanner {
 }
 
 /// A test seam called right before each probe, on the blocking thread that probes.
+#[cfg_attr(not(any(test, feature = "test-util")), allow(unreachable_pub))]
 pub type ProbeHook = Arc<dyn Fn(&Path) + Send + Sync>;
 
 /// First re-probe of a socket that refused right after it appeared.

@@ -20,7 +20,7 @@ use crate::registry::state::SocketState;
 
 /// The first half of a probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Looked {
+pub(crate) enum Looked {
     /// A socket file we may write to: a connect decides the rest.
     Socket(Identity),
     /// Anything else is already an observation.
@@ -28,7 +28,7 @@ pub enum Looked {
 }
 
 /// `lstat` (never following a symlink), and for a socket file whether we may write to it.
-pub fn look(path: &Path) -> Looked {
+pub(crate) fn look(path: &Path) -> Looked {
     let st = match stat_nofollow(path) {
         Ok(st) => st,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Looked::Done(gone()),
@@ -69,7 +69,7 @@ pub fn look(path: &Path) -> Looked {
 /// Classifies `path` (docs/sockets-and-reaping.md#probe-states). Never follows a symlink: the file
 /// type comes from `lstat`, and only a real socket file is connected to. `state: None` means the
 /// path is gone.
-pub fn probe(path: &Path) -> Observation {
+pub(crate) fn probe(path: &Path) -> Observation {
     match look(path) {
         Looked::Done(obs) => obs,
         Looked::Socket(id) => connect(path, Some(id)),
@@ -79,7 +79,7 @@ pub fn probe(path: &Path) -> Observation {
 /// The second half of a probe from the kernel's socket table, read after every `look` of the
 /// scan: what the connect would have returned. `None` where the table cannot say; then a real
 /// connect must.
-pub fn judge(looked: &Looked, bound: &BoundSockets) -> Option<Observation> {
+pub(crate) fn judge(looked: &Looked, bound: &BoundSockets) -> Option<Observation> {
     match looked {
         Looked::Done(obs) => Some(obs.clone()),
         Looked::Socket(id) => bound
@@ -91,7 +91,7 @@ pub fn judge(looked: &Looked, bound: &BoundSockets) -> Option<Observation> {
 /// A socket file the kernel's table does not list, already found refused by a real connect
 /// as this same file: still refused, without a new connect. `None` if the record says
 /// anything else, or is of another file.
-pub fn still_refused(looked: &Looked, last: &SocketRecord) -> Option<Observation> {
+pub(crate) fn still_refused(looked: &Looked, last: &SocketRecord) -> Option<Observation> {
     let Looked::Socket(id) = looked else {
         return None;
     };
@@ -130,7 +130,7 @@ fn observe(outcome: ConnectOutcome, identity: Option<Identity>) -> Observation {
 }
 
 /// The observation for a probe that did not finish within `--probe-timeout`.
-pub fn timed_out() -> Observation {
+pub(crate) fn timed_out() -> Observation {
     Observation {
         state: Some(SocketState::Busy),
         identity: None,
@@ -259,5 +259,112 @@ mod tests {
         assert_eq!(still_refused(&Looked::Socket(id(7)), &unknown), None);
         // What `lstat` already decided is not a socket to connect to.
         assert_eq!(still_refused(&Looked::Done(gone()), &refused), None);
+    }
+
+    /// A socket file whose listener is gone: refuses connections (polled: a process forked at
+    /// this instant holds a copy of the listener until it execs).
+    fn dead_socket(path: &Path) {
+        drop(std::os::unix::net::UnixListener::bind(path).unwrap());
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while hero_socket::connect_probe(path) != ConnectOutcome::Refused {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} still accepts",
+                path.display()
+            );
+            std::thread::yield_now();
+        }
+    }
+
+    /// A listener whose backlog is full: connect says EAGAIN. Keep the returned fds alive.
+    fn busy_socket(path: &Path) -> Vec<std::os::fd::OwnedFd> {
+        use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+        let addr = SocketAddrUnix::new(path).unwrap();
+        let stream = |flags| {
+            rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, flags, None).unwrap()
+        };
+        let listener = stream(SocketFlags::CLOEXEC);
+        rustix::net::bind(&listener, &addr).unwrap();
+        rustix::net::listen(&listener, 0).unwrap();
+        let mut fds = vec![listener];
+        for _ in 0..64 {
+            if hero_socket::connect_probe(path) == ConnectOutcome::Busy {
+                return fds;
+            }
+            let c = stream(SocketFlags::NONBLOCK | SocketFlags::CLOEXEC);
+            let _ = rustix::net::connect(&c, &addr);
+            fds.push(c);
+        }
+        panic!("could not fill the backlog of {}", path.display());
+    }
+
+    /// The kernel's socket table says what a connect would: for every kind of path, the
+    /// observation judged from the table equals the one a real connect gives.
+    #[test]
+    fn the_socket_table_judges_like_a_connect() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().to_path_buf();
+        let mut keep: Vec<Box<dyn std::any::Any>> = Vec::new();
+        keep.push(Box::new(
+            std::os::unix::net::UnixListener::bind(dir.join("live.sock")).unwrap(),
+        ));
+        keep.push(Box::new(busy_socket(&dir.join("busy.sock"))));
+        dead_socket(&dir.join("dead.sock"));
+        // Bound, not listening: a service between bind() and listen().
+        let starting = rustix::net::socket(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::STREAM,
+            None,
+        )
+        .unwrap();
+        rustix::net::bind(
+            &starting,
+            &rustix::net::SocketAddrUnix::new(dir.join("starting.sock")).unwrap(),
+        )
+        .unwrap();
+        keep.push(Box::new(starting));
+        keep.push(Box::new(
+            std::os::unix::net::UnixDatagram::bind(dir.join("dgram.sock")).unwrap(),
+        ));
+        std::fs::write(dir.join("file.sock"), b"").unwrap();
+        std::fs::create_dir(dir.join("dir.sock")).unwrap();
+        std::os::unix::fs::symlink(dir.join("live.sock"), dir.join("link.sock")).unwrap();
+        let paths: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        let looks: Vec<_> = paths.iter().map(|p| look(p)).collect();
+        let bound = hero_socket::BoundSockets::query().unwrap();
+        let mut judged = 0;
+        for (path, looked) in paths.iter().zip(&looks) {
+            // Judge first: a real connect to a listener leaves a connection in its queue.
+            let Some(from_table) = judge(looked, &bound) else {
+                continue;
+            };
+            let connected = probe(path);
+            assert_eq!(
+                (from_table.state, from_table.identity),
+                (connected.state, connected.identity),
+                "{}: table {from_table:?}, connect {connected:?}",
+                path.display()
+            );
+            judged += 1;
+        }
+        // Everything but the datagram socket (the table leaves other socket types to a connect)
+        // and the dead file (a dump can skip entries, so nothing bound proves nothing).
+        assert_eq!(judged, paths.len() - 2, "{paths:?}");
+        let states: std::collections::BTreeMap<String, Option<SocketState>> = paths
+            .iter()
+            .zip(&looks)
+            .filter_map(|(p, l)| {
+                let obs = judge(l, &bound)?;
+                Some((p.file_name()?.to_string_lossy().into_owned(), obs.state))
+            })
+            .collect();
+        assert_eq!(states["live.sock"], Some(SocketState::Live));
+        assert_eq!(states["busy.sock"], Some(SocketState::Busy));
+        assert!(!states.contains_key("dead.sock"));
+        assert_eq!(states["starting.sock"], Some(SocketState::Refused));
+        drop(keep);
     }
 }

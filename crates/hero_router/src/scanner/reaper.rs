@@ -55,11 +55,11 @@ pub enum ReapStep {
 }
 
 /// A test seam called at each [`ReapStep`] with the socket path and the staged path.
-pub type ReapHook = Arc<dyn Fn(ReapStep, &Path, &Path) + Send + Sync>;
+pub(crate) type ReapHook = Arc<dyn Fn(ReapStep, &Path, &Path) + Send + Sync>;
 
 /// How one reap attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReapOutcome {
+pub(crate) enum ReapOutcome {
     /// We removed the stale socket.
     Reaped,
     /// The file vanished on its own at some step (ENOENT). Success.
@@ -72,21 +72,8 @@ pub enum ReapOutcome {
 
 // === impl ReapOutcome ===
 
-impl ReapOutcome {
-    /// True if the socket path no longer holds the stale file.
-    pub fn is_success(&self) -> bool {
-        matches!(self, ReapOutcome::Reaped | ReapOutcome::AlreadyGone)
-    }
-
-    /// True if this deserves a `warn` log (docs/sockets-and-reaping.md#reap-rules, rule 6:
-    /// ENOENT is not a warning).
-    pub fn is_warning(&self) -> bool {
-        matches!(self, ReapOutcome::Failed(_))
-    }
-}
-
 /// Tries to remove the stale socket at `path`, which was first refused as `expected`.
-pub fn reap(path: &Path, expected: Identity, hook: Option<&ReapHook>) -> ReapOutcome {
+pub(crate) fn reap(path: &Path, expected: Identity, hook: Option<&ReapHook>) -> ReapOutcome {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         return ReapOutcome::Failed(format!("{} has no parent directory", path.display()));
     };
@@ -241,7 +228,7 @@ mod tests;
 
 /// What [`recover_staged`] did with one staged file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Recovered {
+pub(crate) enum Recovered {
     /// It was live (or bound) and is back under its name.
     Restored(PathBuf),
     /// It was dead and is gone.
@@ -253,7 +240,7 @@ pub enum Recovered {
 /// Finishes removals that a crashed reaper left half-done in `dir`: a staged file
 /// (`.<name>.reap-<pid>-<n>`) whose reaper process is gone is put back under `<name>` if a
 /// socket is bound to it, or unlinked if it is dead (refused and bound to nothing).
-pub fn recover_staged(dir: &Path) -> Vec<Recovered> {
+pub(crate) fn recover_staged(dir: &Path) -> Vec<Recovered> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };

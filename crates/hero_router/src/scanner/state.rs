@@ -25,7 +25,7 @@ pub enum ProbeCause {
 
 /// What one probe of one path saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Observation {
+pub(crate) struct Observation {
     /// The state, or `None` when the path vanished.
     pub state: Option<SocketState>,
     /// The file's identity from the probe's `lstat`.
@@ -36,7 +36,7 @@ pub struct Observation {
 
 /// What the router remembers about one socket path between scans.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SocketRecord {
+pub(crate) struct SocketRecord {
     /// Current state.
     pub state: SocketState,
     /// Unix ms of the last state change.
@@ -68,7 +68,7 @@ pub struct ReapPolicy {
 
 /// Folds one observation into a record. `None` in `obs.state` (path gone) is handled by the
 /// caller, which drops the record; here it is treated as a fresh start.
-pub fn advance(
+pub(crate) fn advance(
     prev: Option<&SocketRecord>,
     obs: &Observation,
     cause: ProbeCause,
@@ -110,7 +110,11 @@ pub fn advance(
 /// Rules 1–3 plus `--no-reap`: may this record go on to the I/O checks?
 ///
 /// `now_ns` is the wall clock in ns since the epoch (the same clock as ctime).
-pub fn reap_check(rec: &SocketRecord, policy: &ReapPolicy, now_ns: i128) -> Result<(), SkipReason> {
+pub(crate) fn reap_check(
+    rec: &SocketRecord,
+    policy: &ReapPolicy,
+    now_ns: i128,
+) -> Result<(), SkipReason> {
     debug_assert_eq!(rec.state, SocketState::Refused);
     if !policy.enabled {
         return Err(SkipReason::NoReap);

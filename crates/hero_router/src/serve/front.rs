@@ -37,7 +37,7 @@ use crate::upstream::{Inflight, Pool};
 
 /// Which listener a connection came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub(crate) enum Role {
     /// `hero_router/rpc.sock`: JSON-RPC and the standard Hero endpoints, no proxying.
     RpcSocket,
     /// `hero_router/admin.sock`: everything, proxying and the dashboard.
@@ -49,7 +49,7 @@ pub enum Role {
 }
 
 /// State shared by every listener.
-pub struct Front {
+pub(crate) struct Front {
     /// The allow-list, checked before anything else on TCP.
     pub(super) access: Arc<Access>,
     pub(super) rpc: Arc<Rpc>,
@@ -80,7 +80,12 @@ pub struct Bound {
 
 impl Front {
     /// Builds the shared state around a scanner handle, for listeners bound at `bound`.
-    pub fn new(scanner: Registry, cfg: &Config, bound: &Bound, token: CancellationToken) -> Front {
+    pub(crate) fn new(
+        scanner: Registry,
+        cfg: &Config,
+        bound: &Bound,
+        token: CancellationToken,
+    ) -> Front {
         let busy_wait = cfg
             .upstream_timeout
             .saturating_sub(Duration::from_millis(50));
@@ -135,17 +140,17 @@ impl Front {
 
     /// The upstream pool every request to a service goes through (the catalog fetcher's
     /// too).
-    pub fn pool(&self) -> Arc<Pool> {
+    pub(crate) fn pool(&self) -> Arc<Pool> {
         self.proxy.pool.clone()
     }
 
     /// The allow-list in force (the access file's watcher reloads it).
-    pub fn access(&self) -> &Arc<Access> {
+    pub(crate) fn access(&self) -> &Arc<Access> {
         &self.access
     }
 
     /// The metrics, fed by the caller with scanner events.
-    pub fn metrics(&self) -> &Metrics {
+    pub(crate) fn metrics(&self) -> &Metrics {
         &self.metrics
     }
 

@@ -41,7 +41,7 @@ const SOMAXCONN: &str = "/proc/sys/net/core/somaxconn";
 const DEFAULT_BACKLOG: u32 = 4096;
 
 /// A TCP or Unix listener.
-pub enum AnyListener {
+pub(crate) enum AnyListener {
     /// TCP.
     Tcp(TcpListener),
     /// Unix.
@@ -97,7 +97,7 @@ impl AnyListener {
 }
 
 /// What a listener serves.
-pub struct App {
+pub(crate) struct App {
     front: Arc<Front>,
     role: Role,
     limits: ConnLimits,
@@ -106,7 +106,12 @@ pub struct App {
 
 impl App {
     /// The app of one listener role; its connections run on `shards`.
-    pub fn new(front: Arc<Front>, role: Role, limits: ConnLimits, shards: Arc<Shards>) -> App {
+    pub(crate) fn new(
+        front: Arc<Front>,
+        role: Role,
+        limits: ConnLimits,
+        shards: Arc<Shards>,
+    ) -> App {
         App {
             front,
             role,
@@ -119,7 +124,7 @@ impl App {
 /// Connection shards: one single-threaded runtime per core, like nginx's workers. An accept
 /// loop hands each connection to the next shard; the connection, its upstream connections and
 /// its timers then stay on that shard's thread, so a request never wakes another thread.
-pub struct Shards {
+pub(crate) struct Shards {
     handles: Vec<tokio::runtime::Handle>,
     next: AtomicUsize,
     stop: CancellationToken,
@@ -128,7 +133,7 @@ pub struct Shards {
 
 impl Shards {
     /// Starts `n` shard threads (at least one).
-    pub fn start(n: usize) -> io::Result<Arc<Shards>> {
+    pub(crate) fn start(n: usize) -> io::Result<Arc<Shards>> {
         let stop = CancellationToken::new();
         let mut handles = Vec::new();
         let mut threads = Vec::new();
@@ -159,7 +164,7 @@ impl Shards {
     }
 
     /// Stops every shard (tasks still on them are dropped) and waits for the threads.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.stop.cancel();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
         for t in threads {
@@ -170,7 +175,7 @@ impl Shards {
 
 /// Serves `app` on `listener` until `token` is cancelled, then waits for in-flight connections
 /// to finish (the caller bounds that wait).
-pub async fn serve(listener: AnyListener, app: Arc<App>, token: CancellationToken) {
+pub(crate) async fn serve(listener: AnyListener, app: Arc<App>, token: CancellationToken) {
     let limits = app.limits;
     let slots = ConnSlots::new(limits.max_connections, limits.max_connections_per_client);
     let connections = TaskTracker::new();
@@ -323,20 +328,20 @@ fn parse_backlog(somaxconn: Option<&str>) -> u32 {
 }
 
 /// Allows one event per second; counts the ones it suppressed in between.
-pub struct RateLimit {
+pub(crate) struct RateLimit {
     state: std::sync::Mutex<(Option<Instant>, u64)>,
 }
 
 impl RateLimit {
     /// A limiter that allows the first event.
-    pub const fn new() -> RateLimit {
+    pub(crate) const fn new() -> RateLimit {
         RateLimit {
             state: std::sync::Mutex::new((None, 0)),
         }
     }
 
     /// `Some(suppressed)` if this event may be logged, with how many were suppressed before it.
-    pub fn should_log(&self) -> Option<u64> {
+    pub(crate) fn should_log(&self) -> Option<u64> {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if s.0.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
             let suppressed = s.1;

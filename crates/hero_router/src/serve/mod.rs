@@ -28,11 +28,11 @@ use crate::scanner::Scanner;
 mod apps;
 mod conn;
 mod front;
-pub mod listener;
+pub(crate) mod listener;
 mod own;
 mod slots;
 
-pub use front::{Bound, Front, Role};
+pub(crate) use front::{Bound, Front, Role};
 use listener::AnyListener;
 
 /// Everything `serve` bound, before it starts serving. Tests build this with port 0 and read

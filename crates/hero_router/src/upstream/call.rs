@@ -21,7 +21,7 @@ use crate::jsonrpc::{self, BAD_UPSTREAM, NOT_LIVE, Reply, UPSTREAM_TIMEOUT};
 
 /// How a call is made.
 #[derive(Debug, Clone, Copy)]
-pub struct CallOptions<'a> {
+pub(crate) struct CallOptions<'a> {
     /// Deadline of the answer's head, and again of its body.
     pub timeout: Duration,
     /// Largest answer body buffered.
@@ -37,7 +37,7 @@ pub struct CallOptions<'a> {
 
 /// Why a call has no result.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CallError {
+pub(crate) enum CallError {
     /// The service answered with a JSON-RPC error of its own.
     #[error("service {service} answered error {}: {}", .error.code, .error.message)]
     Service {
@@ -60,7 +60,7 @@ pub enum CallError {
 
 /// A JSON-RPC error object a service sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceError {
+pub(crate) struct ServiceError {
     /// `code`.
     pub code: i64,
     /// `message`.
@@ -73,7 +73,7 @@ pub struct ServiceError {
 
 impl CallError {
     /// A router error about `service`.
-    pub fn router(code: i32, message: String, service: &str) -> CallError {
+    pub(crate) fn router(code: i32, message: String, service: &str) -> CallError {
         CallError::Router {
             service: service.to_owned(),
             code,
@@ -82,7 +82,7 @@ impl CallError {
     }
 
     /// The error's JSON-RPC code, whoever made it.
-    pub fn code(&self) -> i64 {
+    pub(crate) fn code(&self) -> i64 {
         match self {
             CallError::Service { error, .. } => error.code,
             CallError::Router { code, .. } => i64::from(*code),
@@ -90,7 +90,7 @@ impl CallError {
     }
 
     /// The router error for a request that got no answer from `service`.
-    pub fn unanswered(e: SendError, service: &str) -> CallError {
+    pub(crate) fn unanswered(e: SendError, service: &str) -> CallError {
         let (code, message) = match e {
             SendError::Timeout => (
                 UPSTREAM_TIMEOUT,
@@ -109,7 +109,7 @@ impl CallError {
 
 /// Calls `method` with `params` (raw JSON) on the service at `key` (named `service` in
 /// errors): the result as the service wrote it, or why there is none.
-pub async fn call(
+pub(crate) async fn call(
     pool: &Pool,
     key: &Key,
     service: &str,
@@ -139,7 +139,7 @@ pub async fn call(
 
 /// The result of a buffered answer to a call, or the service's error; an answer that is not
 /// one JSON-RPC response is a router error (`-32004`) naming its HTTP status.
-pub fn reply(answer: &Answer, service: &str) -> Result<Box<RawValue>, CallError> {
+pub(crate) fn reply(answer: &Answer, service: &str) -> Result<Box<RawValue>, CallError> {
     match jsonrpc::parse_reply(&answer.body) {
         Some(Reply::Result(result)) => Ok(result.to_owned()),
         Some(Reply::Error(e)) => Err(CallError::Service {
@@ -164,7 +164,7 @@ pub fn reply(answer: &Answer, service: &str) -> Result<Box<RawValue>, CallError>
 /// [`call`] on a connection of its own, for callers without a pool (the CLI, the hero_proc
 /// guard): the socket at `path`, connected afresh (a full backlog is waited out for the
 /// timeout), closed after the answer.
-pub async fn call_once(
+pub(crate) async fn call_once(
     path: &std::path::Path,
     service: &str,
     method: &str,

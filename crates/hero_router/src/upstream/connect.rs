@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 /// Why a request to an upstream failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SendError {
+pub(crate) enum SendError {
     /// Refused, missing, or another connect error.
     #[error("not reachable: {0}")]
     Down(String),
@@ -25,7 +25,7 @@ pub enum SendError {
 }
 
 /// Connects, retrying `EAGAIN` (full backlog) until `busy_wait` has passed.
-pub async fn connect(path: &Path, busy_wait: Duration) -> io::Result<UnixStream> {
+pub(crate) async fn connect(path: &Path, busy_wait: Duration) -> io::Result<UnixStream> {
     // A path too long for sockaddr_un is reached through /proc/self/fd/<dir>/<name>.
     let (_dir, path) = hero_socket::reachable(path)?;
     let path = path.as_path();

@@ -14,6 +14,6 @@ mod call;
 mod connect;
 mod pool;
 
-pub use call::{CallError, CallOptions, ServiceError, call, call_once, reply};
-pub use connect::{SendError, connect};
-pub use pool::{Answer, Inflight, Key, Pool, READ_CHUNK, UpConn, acquire, forget_readable};
+pub(crate) use call::{CallError, CallOptions, ServiceError, call, call_once};
+pub(crate) use connect::SendError;
+pub(crate) use pool::{Answer, Inflight, Key, Pool, READ_CHUNK, UpConn, acquire, forget_readable};

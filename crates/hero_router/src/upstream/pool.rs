@@ -35,18 +35,18 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often (at most) check-ins sweep out stale idle connections.
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
 /// Read buffer size for upstream connections.
-pub const READ_CHUNK: usize = 16 * 1024;
+pub(crate) const READ_CHUNK: usize = 16 * 1024;
 
 /// Permits for requests waiting on a response head, per service directory.
 #[derive(Clone)]
-pub struct Inflight {
+pub(crate) struct Inflight {
     map: Arc<Mutex<HashMap<PathBuf, Arc<Semaphore>>>>,
     max: usize,
 }
 
 impl Inflight {
     /// At most `max` requests per service wait on a response head at once.
-    pub fn new(max: usize) -> Inflight {
+    pub(crate) fn new(max: usize) -> Inflight {
         Inflight {
             map: Arc::default(),
             max: max.max(1),
@@ -54,7 +54,7 @@ impl Inflight {
     }
 
     /// The semaphore of the service that owns `socket`.
-    pub fn semaphore(&self, socket: &Path) -> Arc<Semaphore> {
+    pub(crate) fn semaphore(&self, socket: &Path) -> Arc<Semaphore> {
         let service = socket.parent().unwrap_or(socket);
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         match map.get(service) {
@@ -67,13 +67,17 @@ impl Inflight {
     }
 
     /// Waits at most `wait` for a slot of the service that owns `socket`.
-    pub async fn acquire(&self, socket: &Path, wait: Duration) -> Option<OwnedSemaphorePermit> {
+    pub(crate) async fn acquire(
+        &self,
+        socket: &Path,
+        wait: Duration,
+    ) -> Option<OwnedSemaphorePermit> {
         acquire(self.semaphore(socket), wait).await
     }
 }
 
 /// Waits at most `wait` for a slot of `sem`.
-pub async fn acquire(sem: Arc<Semaphore>, wait: Duration) -> Option<OwnedSemaphorePermit> {
+pub(crate) async fn acquire(sem: Arc<Semaphore>, wait: Duration) -> Option<OwnedSemaphorePermit> {
     if let Ok(p) = sem.clone().try_acquire_owned() {
         return Some(p);
     }
@@ -85,7 +89,7 @@ pub async fn acquire(sem: Arc<Semaphore>, wait: Duration) -> Option<OwnedSemapho
 
 /// One socket instance.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Key {
+pub(crate) struct Key {
     /// The socket's path (shared: a key is cloned per request, never copied).
     pub path: Arc<Path>,
     /// Its identity when the table last saw it.
@@ -94,7 +98,7 @@ pub struct Key {
 
 impl Key {
     /// The key of a socket in the table.
-    pub fn of(socket: &crate::registry::table::Socket) -> Key {
+    pub(crate) fn of(socket: &crate::registry::table::Socket) -> Key {
         Key {
             path: Arc::from(Path::new(&socket.path)),
             identity: socket.identity,
@@ -102,13 +106,13 @@ impl Key {
     }
 
     /// True if this is the key of `socket` (no allocation).
-    pub fn is(&self, socket: &crate::registry::table::Socket) -> bool {
+    pub(crate) fn is(&self, socket: &crate::registry::table::Socket) -> bool {
         self.identity == socket.identity && *self.path == *Path::new(&socket.path)
     }
 }
 
 /// A connection to an upstream socket, with its read buffer.
-pub struct UpConn {
+pub(crate) struct UpConn {
     /// The stream.
     pub io: UnixStream,
     /// Bytes read and not consumed yet.
@@ -120,7 +124,7 @@ pub struct UpConn {
 
 impl UpConn {
     /// Reads more bytes into the buffer; `Ok(0)` at end of stream.
-    pub async fn fill(&mut self) -> io::Result<usize> {
+    pub(crate) async fn fill(&mut self) -> io::Result<usize> {
         self.buf.reserve(READ_CHUNK);
         let spare = self.buf.capacity() - self.buf.len();
         let n = self.io.read_buf(&mut self.buf).await?;
@@ -131,13 +135,13 @@ impl UpConn {
     }
 
     /// True if it sat idle less than the idle timeout and nothing arrived meanwhile.
-    pub fn still_idle(&self) -> bool {
+    pub(crate) fn still_idle(&self) -> bool {
         self.idle_since.elapsed() <= IDLE_TIMEOUT && self.still_open()
     }
 
     /// True if nothing arrived on it since its last exchange (the service did not close it or
     /// send anything unasked). No syscall unless the reactor saw it readable.
-    pub fn still_open(&self) -> bool {
+    pub(crate) fn still_open(&self) -> bool {
         if !self.buf.is_empty() {
             return false;
         }
@@ -152,12 +156,12 @@ impl UpConn {
 /// Linux (`ngx_unix_recv` with `EPOLLRDHUP`). It is safe because tokio clears readiness only if
 /// no new edge arrived since it was observed; data that arrives later raises a new edge.
 /// `try_io` is the stream's own `try_io` with `Interest::READABLE`.
-pub fn forget_readable(try_io: impl FnOnce(fn() -> io::Result<()>) -> io::Result<()>) {
+pub(crate) fn forget_readable(try_io: impl FnOnce(fn() -> io::Result<()>) -> io::Result<()>) {
     let _ = try_io(|| Err(io::ErrorKind::WouldBlock.into()));
 }
 
 /// Idle upstream connections plus the in-flight limits.
-pub struct Pool {
+pub(crate) struct Pool {
     idle: Mutex<Idle>,
     /// Per-service in-flight limit.
     pub inflight: Inflight,
@@ -173,7 +177,7 @@ struct Idle {
 
 /// A buffered answer of [`Pool::exchange`].
 #[derive(Debug)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// HTTP status.
     pub status: u16,
     /// The whole body, de-chunked.
@@ -182,7 +186,7 @@ pub struct Answer {
 
 impl Pool {
     /// A pool whose connects retry a full backlog for up to `busy_wait`.
-    pub fn new(busy_wait: Duration, inflight: Inflight) -> Pool {
+    pub(crate) fn new(busy_wait: Duration, inflight: Inflight) -> Pool {
         Pool {
             idle: Mutex::new(Idle {
                 conns: HashMap::new(),
@@ -194,7 +198,7 @@ impl Pool {
     }
 
     /// An idle connection to `key`, or a new one.
-    pub async fn checkout(&self, key: &Key) -> Result<UpConn, SendError> {
+    pub(crate) async fn checkout(&self, key: &Key) -> Result<UpConn, SendError> {
         loop {
             let conn = {
                 let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
@@ -213,7 +217,7 @@ impl Pool {
     }
 
     /// A new connection to `key`.
-    pub async fn connect(&self, key: &Key) -> Result<UpConn, SendError> {
+    pub(crate) async fn connect(&self, key: &Key) -> Result<UpConn, SendError> {
         match connect(&key.path, self.busy_wait).await {
             Ok(io) => Ok(UpConn {
                 io,
@@ -227,7 +231,7 @@ impl Pool {
     }
 
     /// Returns a connection whose last exchange ended cleanly, with nothing left unread.
-    pub fn checkin(&self, key: &Key, mut conn: UpConn) {
+    pub(crate) fn checkin(&self, key: &Key, mut conn: UpConn) {
         if !conn.buf.is_empty() {
             return;
         }
@@ -263,7 +267,7 @@ impl Pool {
     /// twice: the write failed, or the request is idempotent. A connection goes back to the pool
     /// only if neither the request nor the answer said `close` and the answer ended cleanly with
     /// nothing after.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         key: &Key,
         req: &http1::OwnRequest<'_>,

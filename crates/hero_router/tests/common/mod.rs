@@ -6,9 +6,9 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use hero_router::Event;
+use hero_router::ReapPolicy;
 use hero_router::ScannerConfig;
-use hero_router::registry::events::Event;
-use hero_router::scanner::state::ReapPolicy;
 use hero_socket::{ConnectOutcome, connect_probe};
 use rustix::net::{
     AddressFamily, SocketAddrUnix, SocketFlags, SocketType, bind, connect, listen, socket_with,
@@ -170,14 +170,14 @@ pub fn config_from_args(root: &Path, args: &[&str]) -> hero_router::Config {
 }
 
 pub async fn start_daemon(cfg: hero_router::Config) -> Daemon {
-    let listeners = hero_router::serve::Listeners::bind(&cfg).await.unwrap();
+    let listeners = hero_router::Listeners::bind(&cfg).await.unwrap();
     let tcp_all = listeners.tcp_addrs();
     let tcp = tcp_all[0];
     let admin_tcp = listeners.admin_tcp_addrs().first().copied();
     let (scanner, handle) = hero_router::Scanner::new(cfg.scanner.clone());
     let token = CancellationToken::new();
     let root = cfg.root.clone();
-    let task = tokio::spawn(hero_router::serve::run_with_scanner(
+    let task = tokio::spawn(hero_router::run_with_scanner(
         cfg,
         listeners,
         scanner,

@@ -138,7 +138,7 @@ impl Capture {
 /// True for a request of the router's catalog fetcher (its own `user-agent`), which these
 /// upstreams neither record nor script: the tests look at what clients sent.
 pub fn from_catalog(request: &[u8]) -> bool {
-    let ua = format!("user-agent: {}\r\n", hero_router::catalog::USER_AGENT);
+    let ua = format!("user-agent: {}\r\n", hero_router::USER_AGENT);
     find(request, ua.as_bytes()).is_some()
 }
 

@@ -1,7 +1,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::docs::dereference;
+use crate::docs::deref::dereference;
 
 #[test]
 fn primitives_and_nullable() {
