@@ -30,7 +30,9 @@ pub(crate) use request::{
     Forwarding, HeadLimits, OwnRequest, RequestError, RequestHead, header_slots, parse_request,
     write_request, write_upstream_head,
 };
-pub(crate) use response::{Exchange, Framing, ResponseHead, parse_response};
+pub(crate) use response::{
+    Exchange, Framing, ResponseHead, final_head_arrived, is_interim, parse_response,
+};
 
 /// How a request body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -74,6 +74,26 @@ pub(crate) enum BadResponse {
     Upgrade,
 }
 
+/// True for an interim answer (1xx) that a final one follows; `101` ends the exchange's
+/// HTTP part, so it is final.
+pub(crate) fn is_interim(status: u16) -> bool {
+    (100..200).contains(&status) && status != 101
+}
+
+/// True if `buf` holds a complete final response head after any interim ones, or a head that
+/// cannot be parsed (reading it reports the error): the service has answered.
+pub(crate) fn final_head_arrived(buf: &[u8]) -> bool {
+    let ex = Exchange::default();
+    let mut at = 0;
+    loop {
+        match parse_response(&buf[at..], &ex, None) {
+            Ok(Some(h)) if is_interim(h.status) => at += h.head_len,
+            Ok(Some(_)) | Err(_) => return true,
+            Ok(None) => return false,
+        }
+    }
+}
+
 /// Parses an upstream response head at the start of `buf` and, if `out` is given, writes the
 /// head to send downstream, declaring exactly the framing the router will send:
 /// `content-length` for a length, `transfer-encoding: chunked` for chunks it re-encodes,

@@ -9,6 +9,7 @@
 //! response head does (`--upstream-timeout`).
 
 pub(crate) mod error;
+pub(crate) mod forward;
 pub(crate) mod path;
 
 use std::net::SocketAddr;

@@ -372,7 +372,7 @@ fn is_per_connection(e: &io::Error) -> bool {
 
 // === impl AnyStream ===
 
-impl conn::Stream for AnyStream {
+impl crate::proxy::forward::Stream for AnyStream {
     fn drained(&self) {
         match self {
             AnyStream::Tcp(s) => {

@@ -354,3 +354,13 @@ impl Drop for SlotGuard {
 
 #[cfg(test)]
 mod tests;
+
+impl crate::proxy::forward::Closing for ConnSlot {
+    fn is_closing(&self) -> bool {
+        ConnSlot::is_closing(self)
+    }
+
+    fn closed(&self) -> impl Future<Output = ()> {
+        ConnSlot::closed(self)
+    }
+}

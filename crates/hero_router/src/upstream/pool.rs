@@ -18,7 +18,7 @@ use std::thread::ThreadId;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::UnixStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -286,7 +286,10 @@ impl Pool {
         let head = loop {
             let attempt = async {
                 conn.io.write_all(&bytes).await.map_err(Unanswered::Write)?;
-                read_head(&mut conn).await
+                let client: Option<&mut tokio::io::Sink> = None;
+                read_final_head(&mut conn, Exchange::default, None, client)
+                    .await
+                    .map_err(Unanswered::Head)
             };
             let failed = match tokio::time::timeout_at(deadline, attempt).await {
                 Err(_) => return Err(SendError::Timeout),
@@ -295,7 +298,7 @@ impl Pool {
             };
             // A write that failed delivered no whole request: nothing was done.
             let again = matches!(failed, Unanswered::Write(_))
-                || (matches!(failed, Unanswered::Closed) && req.idempotent);
+                || (matches!(failed, Unanswered::Head(HeadError::Closed)) && req.idempotent);
             if conn.reused && again {
                 conn = self.connect(key).await?;
                 continue;
@@ -303,7 +306,6 @@ impl Pool {
             return Err(failed.into_send_error(conn.reused));
         };
         drop(slot);
-        conn.buf.advance(head.head_len);
         let deadline = Instant::now() + timeout;
         let body = tokio::time::timeout_at(deadline, read_body(&mut conn, head.framing, limit))
             .await
@@ -322,51 +324,89 @@ impl Pool {
 enum Unanswered {
     /// Writing the request failed.
     Write(io::Error),
-    /// The connection ended before the first byte of an answer.
-    Closed,
-    /// Anything else: a broken or cut head, a read error after some bytes.
-    Broken(String),
+    /// Reading the answer's head failed.
+    Head(HeadError),
 }
 
 impl Unanswered {
     /// The error reported once no retry is left (`reused`: the connection came from the pool).
     fn into_send_error(self, reused: bool) -> SendError {
+        match self {
+            Unanswered::Write(e) => SendError::Broken(format!("sending the request failed: {e}")),
+            Unanswered::Head(e) => e.into_send_error(reused),
+        }
+    }
+}
+
+/// Why no final response head was read.
+#[derive(Debug)]
+pub(crate) enum HeadError {
+    /// The connection ended (or was reset) before the first byte of an answer.
+    Closed,
+    /// A broken or cut head, or a read error after some bytes of it.
+    Broken(String),
+    /// Passing an interim head on failed (the client left).
+    Interim,
+}
+
+impl HeadError {
+    /// The error reported once no retry is left (`reused`: the connection came from the pool).
+    pub(crate) fn into_send_error(self, reused: bool) -> SendError {
         SendError::Broken(match self {
-            Unanswered::Write(e) => format!("sending the request failed: {e}"),
-            Unanswered::Closed if reused => "the service closed an idle connection before \
+            HeadError::Closed if reused => "the service closed an idle connection before \
                 answering; the request was not sent again, as it may not be safe to repeat"
                 .into(),
-            Unanswered::Closed => "the service closed the connection without answering".into(),
-            Unanswered::Broken(e) => e,
+            HeadError::Closed => "the service closed the connection without answering".into(),
+            HeadError::Broken(e) => e,
+            HeadError::Interim => "the client left while an interim answer was passed on".into(),
         })
     }
 }
 
-/// Reads a final response head (skipping interim 1xx heads); the head stays in the buffer.
-async fn read_head(conn: &mut UpConn) -> Result<http1::ResponseHead, Unanswered> {
-    let ex = Exchange::default();
+/// Reads up to the final response head: the one loop that does, for every exchange with a
+/// service. Each interim (1xx) head is consumed and, rewritten for the client into `out`,
+/// written to `client` if there is one; the final head is consumed and, rewritten, left in
+/// `out`. `ex` is asked at each parse: the client connection may start closing while the
+/// service thinks.
+pub(crate) async fn read_final_head<W: AsyncWrite + Unpin>(
+    conn: &mut UpConn,
+    ex: impl Fn() -> Exchange,
+    mut out: Option<&mut Vec<u8>>,
+    mut client: Option<&mut W>,
+) -> Result<http1::ResponseHead, HeadError> {
     let mut heard = false;
     loop {
-        match http1::parse_response(&conn.buf, &ex, None) {
-            Ok(Some(h)) if (100..200).contains(&h.status) => {
+        if let Some(out) = out.as_deref_mut() {
+            out.clear();
+        }
+        match http1::parse_response(&conn.buf, &ex(), out.as_deref_mut()) {
+            Ok(Some(h)) => {
                 conn.buf.advance(h.head_len);
+                if !http1::is_interim(h.status) {
+                    return Ok(h);
+                }
                 heard = true;
+                if let (Some(client), Some(out)) = (client.as_deref_mut(), out.as_deref()) {
+                    if client.write_all(out).await.is_err() {
+                        return Err(HeadError::Interim);
+                    }
+                }
+                continue;
             }
-            Ok(Some(h)) => return Ok(h),
             Ok(None) => {}
-            Err(e) => return Err(Unanswered::Broken(e.to_string())),
+            Err(e) => return Err(HeadError::Broken(e.to_string())),
         }
         // A reset with nothing received is a close too: a peer that closes with our request
         // unread in its buffer resets the connection.
         match conn.fill().await {
-            Ok(0) | Err(_) if !heard && conn.buf.is_empty() => return Err(Unanswered::Closed),
+            Ok(0) | Err(_) if !heard && conn.buf.is_empty() => return Err(HeadError::Closed),
             Ok(0) => {
-                return Err(Unanswered::Broken(
+                return Err(HeadError::Broken(
                     "the connection closed in the middle of the response head".into(),
                 ));
             }
             Ok(_) => {}
-            Err(e) => return Err(Unanswered::Broken(e.to_string())),
+            Err(e) => return Err(HeadError::Broken(e.to_string())),
         }
     }
 }

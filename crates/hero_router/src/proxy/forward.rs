@@ -1,0 +1,690 @@
+//! The proxy engine: one proxied request from the client connection to a service's socket
+//! and its answer back (docs/http.md#proxy).
+//!
+//! A request uses the connection this client connection kept from its last exchange with the
+//! same socket instance, else one from the pool. The router writes the head and the body in
+//! exactly the framing the head declares (a `Content-Length` body as it is, a chunked one
+//! decoded and re-encoded), reads the response head within `--upstream-timeout`, and streams
+//! the body as it comes, watching for the client to leave meanwhile. If the service answers
+//! before the request body is all sent, sending stops there. An upstream connection is kept
+//! only at a clean boundary: request sent whole, answer read whole, nothing extra arrived, no
+//! upgrade asked for. A `101` answer to an upgrade bridges the two connections byte for byte.
+//!
+//! [`ClientConn`] is the client connection as the engine and the connection driver
+//! (`serve::conn`) share it: the stream, the bytes read but not consumed, the request body's
+//! progress. The driver decides what a request is; this module moves its bytes.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::Semaphore;
+use tokio::time::{Instant, Sleep};
+
+use super::error::ProxyError;
+use super::{ProxyCtx, Target};
+use crate::http1::{self, BodyFraming, ChunkedDecoder, Exchange, Framing, ResponseHead};
+use crate::metrics::Metrics;
+use crate::registry::table::{Socket, Table};
+use crate::upstream::{self, HeadError, Key, Pool, SendError, UpConn};
+
+/// A client connection's stream.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin {
+    /// Forgets read readiness after a short read emptied the socket (see
+    /// [`forget_readable`](crate::upstream::forget_readable)).
+    fn drained(&self);
+}
+
+/// Whether the client connection is closing (shed for a newer one, or shutdown began): the
+/// answer in flight then says `connection: close`, and a bridge or a stream ends.
+pub(crate) trait Closing {
+    /// True once closing began.
+    fn is_closing(&self) -> bool;
+    /// Resolves once closing begins.
+    fn closed(&self) -> impl Future<Output = ()>;
+}
+
+/// Bytes read from the client at a time.
+pub(crate) const READ_CHUNK: usize = 16 * 1024;
+/// What the router says before reading a body the client holds back for it.
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// The framing facts of an accepted request, kept after its head leaves the buffer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Req {
+    /// Length of the head in the client's buffer.
+    pub head_len: usize,
+    /// How the body is delimited.
+    pub body: BodyFraming,
+    /// The client keeps the connection after this request.
+    pub keep_alive: bool,
+    /// The client speaks HTTP/1.0.
+    pub http10: bool,
+    /// The client waits for `100 Continue` before its body.
+    pub expect_continue: bool,
+    /// The method is `HEAD`.
+    pub head_request: bool,
+    /// The request asks for a protocol upgrade.
+    pub upgrade: bool,
+}
+
+impl Req {
+    /// The framing facts of `head`.
+    pub(crate) fn of(head: &http1::RequestHead<'_, '_>) -> Req {
+        Req {
+            head_len: head.head_len,
+            body: head.body,
+            keep_alive: head.keep_alive,
+            http10: head.http10,
+            expect_continue: head.expect_continue,
+            head_request: head.method == "HEAD",
+            upgrade: head.upgrade.is_some(),
+        }
+    }
+}
+
+/// Where a proxied request goes: a socket of the table it was routed with.
+pub(crate) struct Forward {
+    /// Safe to send again on a fresh connection if a pooled one turns out closed.
+    pub idempotent: bool,
+    /// The table the request was routed with.
+    pub table: Arc<Table>,
+    /// The socket in it.
+    pub target: Target,
+}
+
+impl Forward {
+    /// The service's name.
+    fn service(&self) -> &str {
+        &self.target.service(&self.table).name
+    }
+
+    /// The socket.
+    fn socket(&self) -> &Socket {
+        self.target.socket(&self.table)
+    }
+}
+
+/// How much of the current request's body is still unread.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum BodyLeft {
+    /// None: the next bytes start the next request.
+    Done,
+    /// This many bytes of a `Content-Length` body.
+    Length(u64),
+    /// The rest of a chunked body.
+    Chunked(ChunkedDecoder),
+}
+
+/// How an exchange ended, when it did not end cleanly.
+pub(crate) enum Failed {
+    /// Before a response head went to the client: the client gets this error.
+    Early(ProxyError),
+    /// After the response head went out, or the client went away: close the connection.
+    Late,
+}
+
+/// Why sending the request failed.
+pub(crate) enum Sent {
+    /// The client went away mid-body.
+    Client,
+    /// The request body broke a rule (bad chunks, over `--max-body`): the client's error.
+    Body(ProxyError),
+    /// Writing upstream failed.
+    Upstream(io::Error),
+}
+
+/// An upstream socket this client connection talks to: its in-flight semaphore, and the
+/// connection of the last exchange (returned to the pool when the client leaves).
+struct Affinity {
+    key: Key,
+    slots: Arc<Semaphore>,
+    conn: Option<UpConn>,
+    pool: Arc<Pool>,
+}
+
+impl Drop for Affinity {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.checkin(&self.key, conn);
+        }
+    }
+}
+
+/// A deadline that costs no timer operation when it is moved: the timer is re-armed only
+/// when it fires early, so it fires at most about once per timeout period, not per request.
+pub(crate) struct Watchdog {
+    deadline: Instant,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl Watchdog {
+    pub(crate) fn new() -> Watchdog {
+        Watchdog {
+            deadline: Instant::now(),
+            sleep: None,
+        }
+    }
+
+    /// Sets the deadline. Deadlines only move forward (each is `now + a fixed timeout`).
+    pub(crate) fn arm(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+    }
+
+    /// Resolves once the deadline has passed.
+    pub(crate) async fn expired(&mut self) {
+        let deadline = self.deadline;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        loop {
+            sleep.as_mut().await;
+            if Instant::now() >= deadline {
+                return;
+            }
+            sleep.as_mut().reset(deadline);
+        }
+    }
+}
+
+/// A client connection as the engine and the connection driver share it.
+pub(crate) struct ClientConn<S> {
+    /// The client's stream.
+    pub io: S,
+    /// Bytes read from the client but not consumed yet.
+    pub buf: BytesMut,
+    /// The unread rest of the current request's body.
+    pub body: BodyLeft,
+    /// A body byte of the current request has been consumed (nothing can be sent twice).
+    body_started: bool,
+    /// The client waits for `100 Continue` before sending its body.
+    expect_pending: bool,
+    /// Bytes on their way somewhere (kept across requests for its allocation).
+    pub out: Vec<u8>,
+    /// The upstream request head being sent (likewise).
+    pub up_head: Vec<u8>,
+    /// The upstream of the last request, kept for the next one to the same socket.
+    affinity: Option<Affinity>,
+    /// `--upstream-timeout` for the response head.
+    head_watch: Watchdog,
+}
+
+// === impl ClientConn ===
+
+impl<S: Stream> ClientConn<S> {
+    /// A connection with nothing read yet.
+    pub(crate) fn new(io: S) -> ClientConn<S> {
+        ClientConn {
+            io,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+            body: BodyLeft::Done,
+            body_started: false,
+            expect_pending: false,
+            out: Vec::with_capacity(1024),
+            up_head: Vec::with_capacity(1024),
+            affinity: None,
+            head_watch: Watchdog::new(),
+        }
+    }
+
+    /// Starts a request whose head (`req.head_len` bytes) is at the start of the buffer: the
+    /// head is consumed, the body is next.
+    pub(crate) fn start(&mut self, req: &Req) {
+        self.buf.advance(req.head_len);
+        self.body = match req.body {
+            BodyFraming::None | BodyFraming::Length(0) => BodyLeft::Done,
+            BodyFraming::Length(n) => BodyLeft::Length(n),
+            BodyFraming::Chunked => BodyLeft::Chunked(ChunkedDecoder::default()),
+        };
+        self.body_started = false;
+        self.expect_pending = req.expect_continue;
+    }
+
+    /// True if the connection ends after this request's answer: the client asked for it, its
+    /// body was not read whole, or the connection is closing.
+    pub(crate) fn closes_after(&self, req: &Req, closing: bool) -> bool {
+        !req.keep_alive || !matches!(self.body, BodyLeft::Done) || closing
+    }
+
+    pub(crate) async fn fill(&mut self) -> io::Result<usize> {
+        self.buf.reserve(READ_CHUNK);
+        let spare = self.buf.capacity() - self.buf.len();
+        let n = self.io.read_buf(&mut self.buf).await?;
+        if n > 0 && n < spare {
+            self.io.drained();
+        }
+        Ok(n)
+    }
+
+    /// Consumes the rest of the request body if it is all in the buffer already.
+    pub(crate) fn skip_buffered_body(&mut self) {
+        match &mut self.body {
+            BodyLeft::Done => {}
+            BodyLeft::Length(left) => {
+                if let Ok(n) = usize::try_from(*left) {
+                    if n <= self.buf.len() {
+                        self.buf.advance(n);
+                        self.body = BodyLeft::Done;
+                    }
+                }
+            }
+            BodyLeft::Chunked(decoder) => {
+                let mut d = *decoder;
+                if let Ok(n) = d.advance(&self.buf, |_| {}) {
+                    if d.is_done() {
+                        self.buf.advance(n);
+                        self.body = BodyLeft::Done;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends `100 Continue` if the client is waiting for it before its body.
+    async fn continue_body(&mut self) -> Result<(), Sent> {
+        if std::mem::take(&mut self.expect_pending) {
+            self.io
+                .write_all(CONTINUE)
+                .await
+                .map_err(|_| Sent::Client)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the whole request body, de-chunked, at most `limit` bytes.
+    pub(crate) async fn read_whole_body(&mut self, limit: u64) -> Result<BytesMut, Sent> {
+        let too_large = || Sent::Body(ProxyError::BodyTooLarge { limit });
+        let mut body = BytesMut::new();
+        loop {
+            match &mut self.body {
+                BodyLeft::Done => return Ok(body),
+                BodyLeft::Length(left) => {
+                    if *left > limit {
+                        return Err(too_large());
+                    }
+                    let n = *left as usize;
+                    if self.buf.len() >= n {
+                        self.body = BodyLeft::Done;
+                        return Ok(self.buf.split_to(n));
+                    }
+                }
+                BodyLeft::Chunked(decoder) => {
+                    let used = decoder
+                        .advance(&self.buf, |d| body.extend_from_slice(d))
+                        .map_err(|e| Sent::Body(e.into()))?;
+                    self.buf.advance(used);
+                    if body.len() as u64 > limit {
+                        return Err(too_large());
+                    }
+                    if decoder.is_done() {
+                        self.body = BodyLeft::Done;
+                        return Ok(body);
+                    }
+                }
+            }
+            self.continue_body().await?;
+            if !matches!(self.fill().await, Ok(n) if n > 0) {
+                return Err(Sent::Client);
+            }
+        }
+    }
+
+    /// Forwards one request (its head is in `up_head`) and streams the answer back.
+    /// `Ok(keep)`: whether the client connection stays open.
+    pub(crate) async fn forward(
+        &mut self,
+        ctx: &ProxyCtx,
+        metrics: &Metrics,
+        closing: &impl Closing,
+        req: &Req,
+        fwd: &Forward,
+        started: Instant,
+    ) -> Result<bool, Failed> {
+        let timeout = ctx.upstream_timeout;
+        let early = |e: SendError| Failed::Early(ProxyError::unanswered(e, fwd.service()));
+        let (key, slots, up) = self.upstream(&ctx.pool, fwd.socket());
+        let slot = upstream::acquire(slots, timeout)
+            .await
+            .ok_or_else(|| early(SendError::Busy))?;
+        let mut up = match up {
+            Some(up) => up,
+            None => ctx.pool.checkout(&key).await.map_err(early)?,
+        };
+        let mut first = true;
+        let head = loop {
+            // Try once more on a fresh connection when a pooled one turns out to be closed,
+            // and only when nothing can have been processed twice: the write failed before
+            // any body byte left our hands, or the request had no body and is idempotent.
+            let retry = std::mem::replace(&mut first, false) && up.reused;
+            match self.send_request(&mut up, ctx.max_body).await {
+                Ok(()) => {}
+                Err(Sent::Client) => return Err(Failed::Late),
+                Err(Sent::Body(e)) => return Err(Failed::Early(e)),
+                Err(Sent::Upstream(_)) if retry && !self.body_started => {
+                    up = ctx.pool.connect(&key).await.map_err(early)?;
+                    continue;
+                }
+                Err(Sent::Upstream(e)) => return Err(early(SendError::Broken(e.to_string()))),
+            }
+            let close = self.closes_after(req, false);
+            let ex = || Exchange {
+                head_request: req.head_request,
+                client_http10: req.http10,
+                close: close || closing.is_closing(),
+                upgrade: req.upgrade,
+            };
+            // Interim answers go on to an HTTP/1.1 client as they come.
+            let client = (!req.http10).then_some(&mut self.io);
+            self.head_watch.arm(Instant::now() + timeout);
+            let read = tokio::select! {
+                biased;
+                r = upstream::read_final_head(&mut up, ex, Some(&mut self.out), client) => r,
+                _ = self.head_watch.expired() => return Err(early(SendError::Timeout)),
+            };
+            match read {
+                Ok(head) => break head,
+                Err(HeadError::Closed)
+                    if retry && fwd.idempotent && req.body.is_empty() && !req.upgrade =>
+                {
+                    up = ctx.pool.connect(&key).await.map_err(early)?;
+                }
+                Err(HeadError::Interim) => return Err(Failed::Late),
+                Err(e) => return Err(early(e.into_send_error(up.reused))),
+            }
+        };
+        drop(slot);
+        metrics.record(
+            fwd.service(),
+            &fwd.socket().kind,
+            head.status,
+            started.elapsed(),
+        );
+        if head.status == 101 {
+            self.bridge(up, closing).await;
+            return Ok(false);
+        }
+        let done = self.stream_body(&mut up, &head).await;
+        // Back to the pool only at a clean boundary: the request went whole (an early answer
+        // leaves part of it unsent), the answer came whole, nothing more arrived.
+        let clean = done
+            && head.reusable
+            && up.buf.is_empty()
+            && !req.upgrade
+            && matches!(self.body, BodyLeft::Done);
+        if clean {
+            if let Some(a) = self.affinity.as_mut() {
+                a.conn = Some(up);
+            }
+        }
+        Ok(done && !head.close_client && matches!(self.body, BodyLeft::Done))
+    }
+
+    /// The pool key of `socket`, its service's in-flight semaphore, and the connection kept
+    /// from the last exchange with it, if that is still usable. A different socket replaces
+    /// the affinity.
+    fn upstream(
+        &mut self,
+        pool: &Arc<Pool>,
+        socket: &Socket,
+    ) -> (Key, Arc<Semaphore>, Option<UpConn>) {
+        match &mut self.affinity {
+            Some(a) if a.key.is(socket) => {
+                let conn = a.conn.take().filter(UpConn::still_open).map(|mut c| {
+                    c.reused = true;
+                    c
+                });
+                (a.key.clone(), a.slots.clone(), conn)
+            }
+            _ => {
+                let key = Key::of(socket);
+                let slots = pool.inflight.semaphore(&key.path);
+                self.affinity = Some(Affinity {
+                    key: key.clone(),
+                    slots: slots.clone(),
+                    conn: None,
+                    pool: pool.clone(),
+                });
+                (key, slots, None)
+            }
+        }
+    }
+
+    /// Writes the upstream head and the request body in the framing the head declares.
+    /// Stops early, with `Ok`, if the service answers before the body is all sent (the body
+    /// is then left unread: the connection closes after the answer).
+    async fn send_request(&mut self, up: &mut UpConn, max_body: u64) -> Result<(), Sent> {
+        match self.body {
+            BodyLeft::Done => up.io.write_all(&self.up_head).await.map_err(Sent::Upstream),
+            BodyLeft::Length(left) => {
+                let have = self
+                    .buf
+                    .len()
+                    .min(usize::try_from(left).unwrap_or(usize::MAX));
+                if have as u64 == left {
+                    // The common case: head and whole body in one write. The head stays as
+                    // it was, for a retry.
+                    let head_len = self.up_head.len();
+                    self.up_head.extend_from_slice(&self.buf[..have]);
+                    let sent = up.io.write_all(&self.up_head).await;
+                    self.up_head.truncate(head_len);
+                    sent.map_err(Sent::Upstream)?;
+                    self.buf.advance(have);
+                    self.body = BodyLeft::Done;
+                    return Ok(());
+                }
+                if !send_unless_answered(up, &self.up_head).await? {
+                    return Ok(());
+                }
+                let mut left = left;
+                loop {
+                    let take = self
+                        .buf
+                        .len()
+                        .min(usize::try_from(left).unwrap_or(usize::MAX));
+                    if take > 0 {
+                        self.body_started = true;
+                        let answered = !send_unless_answered(up, &self.buf[..take]).await?;
+                        self.buf.advance(take);
+                        left -= take as u64;
+                        self.body = BodyLeft::Length(left);
+                        if answered {
+                            return Ok(());
+                        }
+                    }
+                    if left == 0 {
+                        self.body = BodyLeft::Done;
+                        return Ok(());
+                    }
+                    if !self.fill_unless_answered(up).await? {
+                        return Ok(());
+                    }
+                }
+            }
+            BodyLeft::Chunked(mut decoder) => {
+                let mut sent_body = 0u64;
+                self.out.clear();
+                self.out.extend_from_slice(&self.up_head);
+                loop {
+                    let step = decoder
+                        .rechunk(&self.buf, &mut self.out)
+                        .map_err(|e| Sent::Body(e.into()))?;
+                    self.body_started |= step.used > 0;
+                    self.buf.advance(step.used);
+                    self.body = BodyLeft::Chunked(decoder);
+                    sent_body += step.payload as u64;
+                    if sent_body > max_body {
+                        return Err(Sent::Body(ProxyError::BodyTooLarge { limit: max_body }));
+                    }
+                    if !self.out.is_empty() {
+                        let answered = !send_unless_answered(up, &self.out).await?;
+                        self.out.clear();
+                        if answered {
+                            return Ok(());
+                        }
+                    }
+                    if decoder.is_done() {
+                        self.body = BodyLeft::Done;
+                        return Ok(());
+                    }
+                    if !self.fill_unless_answered(up).await? {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads more of the request body from the client, unless the service answers first.
+    /// `Ok(false)`: it answered.
+    async fn fill_unless_answered(&mut self, up: &mut UpConn) -> Result<bool, Sent> {
+        self.continue_body().await?;
+        self.buf.reserve(READ_CHUNK);
+        let heard = tokio::select! {
+            biased;
+            r = self.io.read_buf(&mut self.buf) => {
+                return match r {
+                    Ok(n) if n > 0 => Ok(true),
+                    _ => Err(Sent::Client),
+                };
+            }
+            r = up.fill() => r,
+        };
+        match heard {
+            Ok(n) if n > 0 => Ok(!http1::final_head_arrived(&up.buf)),
+            Ok(_) => Err(Sent::Upstream(io::ErrorKind::UnexpectedEof.into())),
+            Err(e) => Err(Sent::Upstream(e)),
+        }
+    }
+
+    /// Streams a response body to the client, after what `self.out` holds (the head).
+    /// Returns true if the whole body went through.
+    async fn stream_body(&mut self, up: &mut UpConn, head: &ResponseHead) -> bool {
+        let framing = head.framing;
+        let mut left = match framing {
+            Framing::Length(n) => n,
+            _ => 0,
+        };
+        let mut chunks = ChunkedDecoder::default();
+        loop {
+            // Move what the upstream buffer holds of this body towards the client.
+            let out = &mut self.out;
+            let raw = match framing {
+                Framing::Empty => 0,
+                Framing::Length(_) => up
+                    .buf
+                    .len()
+                    .min(usize::try_from(left).unwrap_or(usize::MAX)),
+                Framing::UntilClose => up.buf.len(),
+                Framing::Chunked => {
+                    let used = if head.dechunk {
+                        chunks.advance(&up.buf, |d| out.extend_from_slice(d))
+                    } else {
+                        chunks.rechunk(&up.buf, out).map(|step| step.used)
+                    };
+                    let Ok(used) = used else { return false };
+                    up.buf.advance(used);
+                    0
+                }
+            };
+            if out.is_empty() && raw > 0 {
+                // Nothing else to send: write straight from the upstream buffer.
+                if self.io.write_all(&up.buf[..raw]).await.is_err() {
+                    return false;
+                }
+            } else if !out.is_empty() || raw > 0 {
+                out.extend_from_slice(&up.buf[..raw]);
+                if self.io.write_all(out).await.is_err() {
+                    return false;
+                }
+                out.clear();
+            }
+            up.buf.advance(raw);
+            if let Framing::Length(_) = framing {
+                left -= raw as u64;
+            }
+            let finished = match framing {
+                Framing::Empty => true,
+                Framing::Length(_) => left == 0,
+                Framing::Chunked => chunks.is_done(),
+                Framing::UntilClose => false,
+            };
+            if finished {
+                return true;
+            }
+            // Wait for more of the body, and notice a client that leaves meanwhile (a stream
+            // may be quiet for minutes; it must not hold the connection, or shutdown, that long).
+            let filled = tokio::select! {
+                biased;
+                r = up.fill() => r,
+                () = client_gone(&mut self.io, &mut self.buf) => return false,
+            };
+            match filled {
+                Ok(0) => return framing == Framing::UntilClose,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// After a `101`: sends the head (in `self.out`), then copies bytes both ways until
+    /// either side closes or shutdown begins.
+    async fn bridge(&mut self, mut up: UpConn, closing: &impl Closing) {
+        if self.io.write_all(&self.out).await.is_err() {
+            return;
+        }
+        if !up.buf.is_empty() && self.io.write_all(&up.buf).await.is_err() {
+            return;
+        }
+        if !self.buf.is_empty() && up.io.write_all(&self.buf).await.is_err() {
+            return;
+        }
+        self.buf.clear();
+        tokio::select! {
+            _ = tokio::io::copy_bidirectional(&mut self.io, &mut up.io) => {}
+            () = closing.closed() => {}
+        }
+    }
+}
+
+/// Writes `data` upstream unless the service answers first. `Ok(false)`: it answered (what
+/// it sent is in `up.buf`; part of `data` may be unsent).
+async fn send_unless_answered(up: &mut UpConn, mut data: &[u8]) -> Result<bool, Sent> {
+    let UpConn { io, buf, .. } = up;
+    let (mut rd, mut wr) = io.split();
+    while !data.is_empty() {
+        buf.reserve(upstream::READ_CHUNK);
+        tokio::select! {
+            biased;
+            r = wr.write(data) => match r {
+                Ok(0) => return Err(Sent::Upstream(io::ErrorKind::WriteZero.into())),
+                Ok(n) => data = &data[n..],
+                Err(e) => return Err(Sent::Upstream(e)),
+            },
+            r = rd.read_buf(buf) => match r {
+                Ok(n) if n > 0 => {
+                    if http1::final_head_arrived(buf) {
+                        return Ok(false);
+                    }
+                }
+                Ok(_) => return Err(Sent::Upstream(io::ErrorKind::UnexpectedEof.into())),
+                Err(e) => return Err(Sent::Upstream(e)),
+            },
+        }
+    }
+    Ok(true)
+}
+
+/// Resolves when the client closes its side (or its connection fails). Bytes it sends
+/// meanwhile (a pipelined next request) are kept in `buf`, up to [`READ_CHUNK`]; beyond that
+/// it stops reading until the response is done.
+async fn client_gone<S: AsyncRead + Unpin>(io: &mut S, buf: &mut BytesMut) {
+    while buf.len() < READ_CHUNK {
+        buf.reserve(READ_CHUNK - buf.len());
+        if !matches!(io.read_buf(buf).await, Ok(n) if n > 0) {
+            return;
+        }
+    }
+    std::future::pending().await
+}
