@@ -120,6 +120,25 @@ async fn a_started_service_is_fetched_a_restart_refetches_and_a_rescan_does_not(
     d.stop().await;
 }
 
+/// The router's own entry is made, not fetched: asking for it again answers at once, and
+/// `router.spec {"refresh": true}` for it returns its document (it used to wait for a fetch
+/// that never came, until the client's timeout).
+#[tokio::test]
+async fn refreshing_the_routers_own_entry_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_daemon(serve_config(dir.path(), &[])).await;
+    let refreshed = tokio::time::timeout(DEADLINE, d.handle.refresh_catalog("hero_router"))
+        .await
+        .expect("a refresh of the router's own entry never answered");
+    assert!(refreshed);
+    assert!(d.handle.catalog().get("hero_router").is_some());
+    let params = serde_json::json!({"name": "hero_router", "refresh": true});
+    let spec = tokio::time::timeout(DEADLINE, call(&d, "router.spec", params))
+        .await
+        .expect("router.spec with refresh for the router never answered");
+    assert_eq!(spec["result"]["info"]["title"], "hero_router", "{spec}");
+}
+
 #[tokio::test]
 async fn invalid_and_absent_specs_say_why_and_methods_list_the_healthy_ones() {
     let dir = tempfile::tempdir().unwrap();

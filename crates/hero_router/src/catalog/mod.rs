@@ -186,6 +186,17 @@ impl Fetcher {
         let table = self.registry.table();
         match req.service {
             None => self.reconcile(&table, Some(&Force::All)),
+            // The router's own entry is never fetched: make sure it is there and published,
+            // then answer (a waiter would wait for a fetch that never comes).
+            Some(name) if name == OWN_SERVICE => {
+                self.reconcile(&table, None);
+                if self.dirty {
+                    self.publish();
+                }
+                if let Some(reply) = req.reply {
+                    let _ = reply.send(());
+                }
+            }
             Some(name) => {
                 let fetching = table.service(&name).and_then(target).is_some();
                 if let (true, Some(reply)) = (fetching, req.reply) {
