@@ -13,13 +13,22 @@
 //!
 //! After each scan a new immutable [`Table`] is published through a `watch` channel, and every
 //! change is an [`Event`] (logged once, and broadcast).
+//!
+//! This file holds the task and the scans; each other concern has its file: `watch.rs` (the
+//! directory watch), `root.rs` (a root replaced, deleted or unreadable), `batches.rs` (probing
+//! on the probe pool), `reaping.rs` (choosing and guarding unlinks; `reaper.rs` does one),
+//! `records.rs` (what is known between scans), `state.rs` (the pure state machine).
 
+mod batches;
 pub(crate) mod discover;
 pub(crate) mod hero_proc;
 pub(crate) mod probe;
 pub(crate) mod reaper;
+mod reaping;
 mod records;
+mod root;
 pub(crate) mod state;
+mod watch;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -27,22 +36,21 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures_util::StreamExt;
-use notify::Watcher;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::registry::events::Event;
-use crate::registry::names::{Ignored, OWN_SERVICE, valid_service_name};
+use crate::registry::names::Ignored;
 use crate::registry::state::{SkipReason, SocketState};
 use crate::registry::table::{LastScan, Service, Socket, Table};
 use crate::registry::{self, Registry, ScanSummary, TableWriter};
+use batches::flatten;
 use discover::{ListHook, SocketPath};
-use hero_proc::Running;
 use probe::ProbePool;
-use reaper::{ReapHook, ReapOutcome};
+use reaper::ReapHook;
 use records::Records;
+use root::root_identity;
 use state::{Observation, ProbeCause, ReapPolicy};
 
 /// Scanner settings (docs/sockets-and-reaping.md, docs/serve.md#flags).
@@ -96,12 +104,6 @@ const SETTLE_FIRST: Duration = Duration::from_millis(1);
 const SETTLE_MAX: Duration = Duration::from_millis(500);
 /// A refused socket younger than this is presumed to be starting up, and re-probed.
 const SETTLE_WINDOW: Duration = Duration::from_secs(3);
-/// Sockets per blocking probe batch.
-const PROBE_BATCH: usize = 32;
-/// From this many sockets on, a full scan reads the kernel's socket table once instead of
-/// connecting to every socket (below it, the connects are cheaper than reading the table of
-/// every Unix socket on the machine).
-const TABLE_PROBE_MIN: usize = 512;
 
 // === impl Scanner ===
 
@@ -263,53 +265,6 @@ impl Scanner {
         tracing::debug!("scanner stopped");
     }
 
-    /// Checks that the root is still the directory the scanner watches; if it was deleted or
-    /// replaced, creates it again if needed, re-arms the watch (the old one died with the old
-    /// directory) and emits [`Event::RootReplaced`]. The watch alone cannot be trusted to report
-    /// a deletion: the kernel reports a directory deleted only once nothing holds a file under
-    /// it open, and the router holds its owner locks there. So this runs before every full
-    /// scan, and on watch events that removed or renamed something at the top of the root.
-    async fn look_after_root(
-        &mut self,
-        known: &mut Option<(u64, u64)>,
-        watcher: &mut Option<notify::RecommendedWatcher>,
-        watched: &mut BTreeSet<String>,
-        watch_tx: &mpsc::UnboundedSender<notify::Event>,
-    ) {
-        let Some(recreated) = self.recover_root(known) else {
-            return;
-        };
-        if self.cfg.watch {
-            *watcher = self.start_watcher(watch_tx.clone());
-            watched.clear();
-        }
-        self.emit(Event::RootReplaced {
-            root: display(&self.cfg.root),
-            recreated,
-        });
-    }
-
-    /// Compares the root with the one the scanner knows (`known`): `Some(recreated)` if it was
-    /// missing (then created again, 0755) or replaced by another directory. An unreadable root
-    /// that is still the same directory is not a replacement (the scans report it).
-    fn recover_root(&self, known: &mut Option<(u64, u64)>) -> Option<bool> {
-        let root = &self.cfg.root;
-        let (now, recreated) = match root_identity(root) {
-            Ok(id) => (id, false),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if let Err(e) = hero_socket::root::create_root(root) {
-                    tracing::error!(root = %root.display(), error = %e, "the socket root is gone and cannot be created again");
-                    return None;
-                }
-                (root_identity(root).ok()?, true)
-            }
-            Err(_) => return None,
-        };
-        let replaced = known.is_some_and(|k| k != now);
-        *known = Some(now);
-        (replaced || recreated).then_some(recreated)
-    }
-
     /// Discovers and probes the whole root, reaps what the rules allow (not on watch scans),
     /// and publishes the table.
     pub async fn scan_full(&mut self, cause: ProbeCause) -> ScanSummary {
@@ -376,33 +331,6 @@ impl Scanner {
         summary.reaped = reaped;
         summary.duration_ms = duration_ms;
         summary
-    }
-
-    /// The answer of a full scan that could not read the root: the table stays as it was,
-    /// and says why.
-    fn unchanged(&mut self, error: String, started: Instant) -> ScanSummary {
-        let duration_ms = started.elapsed().as_millis() as u64;
-        if self.last_scan.as_ref().and_then(|s| s.error.as_deref()) != Some(error.as_str()) {
-            tracing::warn!(root = %self.cfg.root.display(), error = error.as_str(), "cannot read the socket root; keeping the table as it was");
-        }
-        self.last_scan = Some(LastScan {
-            at_unix_ms: unix_ms(),
-            duration_ms,
-            ok: false,
-            error: Some(error),
-        });
-        let table = self.publish(true, false);
-        ScanSummary {
-            duration_ms,
-            ..summarize(&table)
-        }
-    }
-
-    /// Logs once when the root can be read again after failing.
-    fn root_readable(&self) {
-        if let Some(e) = self.last_scan.as_ref().and_then(|s| s.error.as_deref()) {
-            tracing::info!(root = %self.cfg.root.display(), was = e, "the socket root can be read again");
-        }
     }
 
     /// Records the listing error of each service in `listed` (none if it is not in
@@ -480,103 +408,6 @@ impl Scanner {
         }
     }
 
-    /// Probes every wanted socket; one observation per socket, in order. A full scan of many
-    /// sockets reads the kernel's socket table once instead of connecting to each (see
-    /// [`probe::judge`]); a socket the table cannot judge, or every socket if the table cannot be
-    /// read, gets a real connect.
-    async fn probe_all(
-        &self,
-        names: &[String],
-        wanted: &Arc<Vec<(u32, SocketPath)>>,
-        full: bool,
-    ) -> Vec<Observation> {
-        if !full || wanted.len() < TABLE_PROBE_MIN {
-            return self
-                .run_batches(wanted, probe::probe, probe::timed_out)
-                .await;
-        }
-        // Every `look` before the table is read: a socket bound after its look is then in it.
-        let looks = self
-            .run_batches(wanted, probe::look, || {
-                probe::Looked::Done(probe::timed_out())
-            })
-            .await;
-        let bound = match tokio::task::spawn_blocking(hero_socket::BoundSockets::query).await {
-            Ok(Ok(bound)) => Some(bound),
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "kernel socket table unavailable; connecting to each socket");
-                None
-            }
-            Err(_) => None,
-        };
-        let mut out: Vec<Option<Observation>> = looks
-            .iter()
-            .enumerate()
-            .map(|(i, l)| match (&bound, l) {
-                (_, probe::Looked::Done(obs)) => Some(obs.clone()),
-                (Some(b), l) => probe::judge(l, b).or_else(|| {
-                    // Not in the table: dead, or skipped by the dump. A file a real connect
-                    // found refused and that the table still does not list stays refused
-                    // without a new connect: a file nothing is bound to can never be bound
-                    // again, and if it is a starting service's, the table lists it once it
-                    // listens.
-                    let (service, sock) = &wanted[i];
-                    let rec = self.records.socket(&names[*service as usize], &sock.kind)?;
-                    probe::still_refused(l, rec)
-                }),
-                (None, _) => None,
-            })
-            .collect();
-        let undecided: Vec<usize> = (0..out.len()).filter(|i| out[*i].is_none()).collect();
-        if !undecided.is_empty() {
-            let subset = Arc::new(undecided.iter().map(|i| wanted[*i].clone()).collect());
-            let connected = self
-                .run_batches(&subset, probe::probe, probe::timed_out)
-                .await;
-            for (i, obs) in undecided.into_iter().zip(connected) {
-                out[i] = Some(obs);
-            }
-        }
-        out.into_iter()
-            .map(|o| o.unwrap_or_else(probe::timed_out))
-            .collect()
-    }
-
-    /// Runs `work` on every wanted path in bounded concurrent batches on the probe pool; one
-    /// result per path, in order (`stalled()` for a path whose work did not finish in time).
-    async fn run_batches<T: Send + 'static>(
-        &self,
-        wanted: &Arc<Vec<(u32, SocketPath)>>,
-        work: fn(&Path) -> T,
-        stalled: fn() -> T,
-    ) -> Vec<T> {
-        let timeout = self.cfg.probe_timeout;
-        let n = wanted.len();
-        let mut batches: Vec<(usize, Vec<T>)> =
-            futures_util::stream::iter((0..n).step_by(PROBE_BATCH))
-                .map(|start| {
-                    let range = start..(start + PROBE_BATCH).min(n);
-                    let (pool, wanted, hook) =
-                        (self.pool.clone(), wanted.clone(), self.probe_hook.clone());
-                    async move {
-                        let batch = Batch {
-                            pool,
-                            wanted,
-                            timeout,
-                            hook,
-                            work,
-                            stalled,
-                        };
-                        (start, batch.run(range).await)
-                    }
-                })
-                .buffer_unordered(self.cfg.probe_concurrency.max(1))
-                .collect()
-                .await;
-        batches.sort_unstable_by_key(|(start, _)| *start);
-        batches.into_iter().flat_map(|(_, obs)| obs).collect()
-    }
-
     /// Folds the observations of `wanted` (sockets of the services in `names`) into the
     /// records, emitting events. Sockets of those services that were not observed are gone.
     fn apply(
@@ -623,149 +454,6 @@ impl Scanner {
             from: c.from,
             to: c.to,
         });
-    }
-
-    /// Applies the reap rules to every refused socket; returns the paths removed.
-    async fn reap_candidates(&mut self) -> Vec<String> {
-        let now_ns = unix_ns();
-        let mut candidates = Vec::new();
-        let mut skips = Vec::new();
-        for (service, svc) in self.records.iter() {
-            for (kind, entry) in &svc.sockets {
-                let (path, rec) = (&entry.path, &entry.rec);
-                if rec.state != SocketState::Refused {
-                    continue;
-                }
-                let verdict = if service == OWN_SERVICE {
-                    Err(SkipReason::OwnSocket)
-                } else {
-                    state::reap_check(rec, &self.cfg.reap, now_ns)
-                };
-                match (verdict, rec.first_refusal) {
-                    (Ok(()), Some(first)) => {
-                        candidates.push((service.clone(), kind.clone(), path.clone(), first))
-                    }
-                    (Ok(()), None) => skips.push((
-                        service.clone(),
-                        kind.clone(),
-                        SkipReason::IdentityChanged,
-                        String::new(),
-                    )),
-                    (Err(reason), _) => {
-                        skips.push((service.clone(), kind.clone(), reason, String::new()))
-                    }
-                }
-            }
-        }
-        if !candidates.is_empty() {
-            match hero_proc::running_services(
-                &self.cfg.root,
-                &self.cfg.hero_proc_method,
-                self.cfg.hero_proc_timeout,
-            )
-            .await
-            {
-                Running::Known(running) => candidates.retain(|(service, kind, _, _)| {
-                    let keep = !running.contains(service);
-                    if !keep {
-                        skips.push((
-                            service.clone(),
-                            kind.clone(),
-                            SkipReason::HeroProcRunning,
-                            String::new(),
-                        ));
-                    }
-                    keep
-                }),
-                Running::Unknown(why) => {
-                    tracing::debug!(reason = why.as_str(), "hero_proc guard skipped")
-                }
-            }
-        }
-        let hook = self.hook.clone();
-        let jobs: Vec<_> = candidates
-            .iter()
-            .map(|(_, _, p, first)| (p.clone(), *first))
-            .collect();
-        let outcomes = tokio::task::spawn_blocking(move || {
-            jobs.into_iter()
-                .map(|(p, first)| reaper::reap(&p, first, hook.as_ref()))
-                .collect::<Vec<_>>()
-        })
-        .await
-        .unwrap_or_default();
-        let mut reaped = Vec::new();
-        for ((service, kind, path, _), outcome) in candidates.into_iter().zip(outcomes) {
-            let socket = display(&path);
-            match outcome {
-                ReapOutcome::Reaped | ReapOutcome::AlreadyGone => {
-                    let reason = if outcome == ReapOutcome::Reaped {
-                        "stale"
-                    } else {
-                        "already_gone"
-                    };
-                    self.records.remove_socket(&service, &kind);
-                    self.emit(Event::Reaped {
-                        service: service.clone(),
-                        socket: socket.clone(),
-                        reason,
-                    });
-                    self.emit(Event::SocketChanged {
-                        service,
-                        socket: socket.clone(),
-                        from: "refused",
-                        to: "gone",
-                    });
-                    reaped.push(socket);
-                }
-                ReapOutcome::Skipped(reason) => skips.push((service, kind, reason, String::new())),
-                ReapOutcome::Failed(detail) => {
-                    skips.push((service, kind, SkipReason::Error, detail))
-                }
-            }
-        }
-        for (service, kind, reason, detail) in skips {
-            self.note_skip(&service, &kind, reason, detail);
-        }
-        reaped
-    }
-
-    /// Finishes removals a crashed reaper left half-done (see [`reaper::recover_staged`]).
-    async fn recover_staged(&mut self, dirs: Vec<PathBuf>) {
-        let own = self.cfg.root.join(OWN_SERVICE);
-        let dirs: Vec<PathBuf> = dirs.into_iter().filter(|d| *d != own).collect();
-        if dirs.is_empty() {
-            return;
-        }
-        let results = tokio::task::spawn_blocking(move || {
-            dirs.iter()
-                .flat_map(|d| reaper::recover_staged(d))
-                .collect::<Vec<_>>()
-        })
-        .await
-        .unwrap_or_default();
-        for r in results {
-            match r {
-                reaper::Recovered::Restored(p) => {
-                    tracing::warn!(socket = %p.display(), reason = "crash_leftover", "restored a socket a crashed reaper had moved aside");
-                }
-                reaper::Recovered::Removed(p) => {
-                    let service = p
-                        .parent()
-                        .and_then(Path::file_name)
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    self.emit(Event::Reaped {
-                        service,
-                        socket: display(&p),
-                        reason: "crash_leftover",
-                    });
-                }
-                reaper::Recovered::Kept(p, why) => {
-                    tracing::debug!(socket = %p.display(), reason = why, "staged reap file kept");
-                }
-            }
-        }
     }
 
     /// Emits a skipped-reap event only when the socket's reason changed since the last one.
@@ -822,199 +510,6 @@ impl Scanner {
         event.log();
         let _ = self.out.events.send(event);
     }
-
-    fn start_watcher(
-        &self,
-        tx: mpsc::UnboundedSender<notify::Event>,
-    ) -> Option<notify::RecommendedWatcher> {
-        let handler = move |res: notify::Result<notify::Event>| {
-            if let Ok(ev) = res {
-                let _ = tx.send(ev);
-            }
-        };
-        let mut w = match notify::recommended_watcher(handler) {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::warn!(error = %e, "directory watch unavailable; relying on periodic scans");
-                return None;
-            }
-        };
-        if let Err(e) = w.watch(&self.cfg.root, notify::RecursiveMode::NonRecursive) {
-            tracing::warn!(error = %e, "cannot watch the socket root; relying on periodic scans");
-            return None;
-        }
-        Some(w)
-    }
-
-    /// Watches every service directory in the records; returns the newly watched ones.
-    fn sync_watches(
-        &self,
-        w: &mut notify::RecommendedWatcher,
-        watched: &mut BTreeSet<String>,
-    ) -> BTreeSet<String> {
-        let mut added = BTreeSet::new();
-        for name in self.records.names() {
-            if !watched.contains(name)
-                && w.watch(
-                    &self.cfg.root.join(name),
-                    notify::RecursiveMode::NonRecursive,
-                )
-                .is_ok()
-            {
-                watched.insert(name.clone());
-                added.insert(name.clone());
-            }
-        }
-        watched.retain(|name| {
-            let keep = self.records.contains(name);
-            if !keep {
-                let _ = w.unwatch(&self.cfg.root.join(name));
-            }
-            keep
-        });
-        added
-    }
-
-    /// Maps a watch event to the service directories it touched; returns true if it touched
-    /// the root itself (deleted, moved). Only entries appearing, vanishing or being renamed
-    /// matter: opens and reads (our own scans cause those) would feed back into endless rescans.
-    fn services_of(&self, ev: notify::Event, out: &mut BTreeSet<String>) -> bool {
-        use notify::EventKind;
-        use notify::event::ModifyKind;
-        self.out.stats.watch_events.fetch_add(1, Ordering::Relaxed);
-        let relevant = matches!(
-            ev.kind,
-            EventKind::Create(_)
-                | EventKind::Remove(_)
-                | EventKind::Modify(ModifyKind::Name(_) | ModifyKind::Any)
-                | EventKind::Any
-                | EventKind::Other
-        );
-        if !relevant {
-            return false;
-        }
-        // The root itself moved or went, or something at its top did (a deleted root loses
-        // its children first): worth one look at the root.
-        let root_touched = matches!(
-            ev.kind,
-            EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_)) | EventKind::Any
-        ) && ev
-            .paths
-            .iter()
-            .any(|p| p == &self.cfg.root || p.parent() == Some(self.cfg.root.as_path()));
-        for path in ev.paths {
-            let name = if path.parent() == Some(self.cfg.root.as_path()) {
-                path.file_name()
-            } else if path.parent().and_then(Path::parent) == Some(self.cfg.root.as_path()) {
-                path.parent().and_then(Path::file_name)
-            } else {
-                None
-            };
-            if let Some(name) = name
-                .and_then(|n| n.to_str())
-                .filter(|n| valid_service_name(n))
-            {
-                out.insert(name.to_owned());
-            }
-        }
-        root_touched
-    }
-}
-
-/// Service names, and the sockets to probe with the index of their service.
-fn flatten(listed: Vec<(String, Vec<SocketPath>)>) -> (Vec<String>, Arc<Vec<(u32, SocketPath)>>) {
-    let mut names = Vec::with_capacity(listed.len());
-    let mut wanted = Vec::with_capacity(listed.iter().map(|(_, s)| s.len()).sum());
-    for (name, socks) in listed {
-        let i = names.len() as u32;
-        names.push(name);
-        wanted.extend(socks.into_iter().map(|s| (i, s)));
-    }
-    (names, Arc::new(wanted))
-}
-
-/// One batch of probe work: `work` on `wanted[range]`, on the probe pool.
-struct Batch<T> {
-    pool: Arc<ProbePool>,
-    wanted: Arc<Vec<(u32, SocketPath)>>,
-    timeout: Duration,
-    hook: Option<ProbeHook>,
-    work: fn(&Path) -> T,
-    stalled: fn() -> T,
-}
-
-impl<T: Send + 'static> Batch<T> {
-    /// Runs the batch; one result per path, in order.
-    ///
-    /// Work that makes no progress for `timeout` (a hung filesystem) counts as `stalled()`, and
-    /// the paths after it are done again in a fresh job, so a stuck path costs its batch-mates
-    /// nothing but that one wait. The worker reports once, at the end: the waiting side only
-    /// looks at its progress when a `timeout` passes, so a normal batch costs one wake-up.
-    async fn run(self, range: std::ops::Range<usize>) -> Vec<T> {
-        let mut out = Vec::with_capacity(range.len());
-        let mut rest = range;
-        while !rest.is_empty() {
-            let progress = Arc::new(std::sync::Mutex::new(Vec::with_capacity(rest.len())));
-            let abandoned = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let (done_tx, mut done_rx) = oneshot::channel::<()>();
-            let (todo, wanted, hook, progress2, abandoned2, work) = (
-                rest.clone(),
-                self.wanted.clone(),
-                self.hook.clone(),
-                progress.clone(),
-                abandoned.clone(),
-                self.work,
-            );
-            self.pool.run(Box::new(move || {
-                for (_, sock) in &wanted[todo] {
-                    if abandoned2.load(std::sync::atomic::Ordering::Relaxed) {
-                        return;
-                    }
-                    if let Some(h) = &hook {
-                        h(&sock.path);
-                    }
-                    let result = work(&sock.path);
-                    progress2
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(result);
-                }
-                let _ = done_tx.send(());
-            }));
-            let mut seen = 0;
-            loop {
-                match tokio::time::timeout(self.timeout, &mut done_rx).await {
-                    Ok(_) => break,
-                    Err(_) => {
-                        let now = progress.lock().unwrap_or_else(|e| e.into_inner()).len();
-                        if now == seen {
-                            break;
-                        }
-                        seen = now;
-                    }
-                }
-            }
-            abandoned.store(true, std::sync::atomic::Ordering::Relaxed);
-            let done: Vec<T> =
-                std::mem::take(&mut *progress.lock().unwrap_or_else(|e| e.into_inner()));
-            let got = done.len();
-            out.extend(done);
-            if got == rest.len() {
-                break;
-            }
-            // `wanted[rest.start + got]` is the one that stalled (or panicked).
-            out.push((self.stalled)());
-            rest = (rest.start + got + 1).min(rest.end)..rest.end;
-        }
-        out
-    }
-}
-
-/// The root's (dev, ino), following a symlink (the root may be one).
-fn root_identity(root: &Path) -> std::io::Result<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let md = std::fs::metadata(root)?;
-    Ok((md.dev(), md.ino()))
 }
 
 fn summarize(table: &Table) -> ScanSummary {

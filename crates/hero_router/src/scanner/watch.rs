@@ -1,0 +1,113 @@
+//! The directory watch (inotify through `notify`): which service directories an event touches,
+//! and keeping one watch per service directory.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use notify::Watcher;
+use tokio::sync::mpsc;
+
+use super::Scanner;
+use crate::registry::names::valid_service_name;
+
+// === impl Scanner ===
+
+impl Scanner {
+    pub(super) fn start_watcher(
+        &self,
+        tx: mpsc::UnboundedSender<notify::Event>,
+    ) -> Option<notify::RecommendedWatcher> {
+        let handler = move |res: notify::Result<notify::Event>| {
+            if let Ok(ev) = res {
+                let _ = tx.send(ev);
+            }
+        };
+        let mut w = match notify::recommended_watcher(handler) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "directory watch unavailable; relying on periodic scans");
+                return None;
+            }
+        };
+        if let Err(e) = w.watch(&self.cfg.root, notify::RecursiveMode::NonRecursive) {
+            tracing::warn!(error = %e, "cannot watch the socket root; relying on periodic scans");
+            return None;
+        }
+        Some(w)
+    }
+
+    /// Watches every service directory in the records; returns the newly watched ones.
+    pub(super) fn sync_watches(
+        &self,
+        w: &mut notify::RecommendedWatcher,
+        watched: &mut BTreeSet<String>,
+    ) -> BTreeSet<String> {
+        let mut added = BTreeSet::new();
+        for name in self.records.names() {
+            if !watched.contains(name)
+                && w.watch(
+                    &self.cfg.root.join(name),
+                    notify::RecursiveMode::NonRecursive,
+                )
+                .is_ok()
+            {
+                watched.insert(name.clone());
+                added.insert(name.clone());
+            }
+        }
+        watched.retain(|name| {
+            let keep = self.records.contains(name);
+            if !keep {
+                let _ = w.unwatch(&self.cfg.root.join(name));
+            }
+            keep
+        });
+        added
+    }
+
+    /// Maps a watch event to the service directories it touched; returns true if it touched
+    /// the root itself (deleted, moved). Only entries appearing, vanishing or being renamed
+    /// matter: opens and reads (our own scans cause those) would feed back into endless rescans.
+    pub(super) fn services_of(&self, ev: notify::Event, out: &mut BTreeSet<String>) -> bool {
+        use notify::EventKind;
+        use notify::event::ModifyKind;
+        self.out.stats.watch_events.fetch_add(1, Ordering::Relaxed);
+        let relevant = matches!(
+            ev.kind,
+            EventKind::Create(_)
+                | EventKind::Remove(_)
+                | EventKind::Modify(ModifyKind::Name(_) | ModifyKind::Any)
+                | EventKind::Any
+                | EventKind::Other
+        );
+        if !relevant {
+            return false;
+        }
+        // The root itself moved or went, or something at its top did (a deleted root loses
+        // its children first): worth one look at the root.
+        let root_touched = matches!(
+            ev.kind,
+            EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_)) | EventKind::Any
+        ) && ev
+            .paths
+            .iter()
+            .any(|p| p == &self.cfg.root || p.parent() == Some(self.cfg.root.as_path()));
+        for path in ev.paths {
+            let name = if path.parent() == Some(self.cfg.root.as_path()) {
+                path.file_name()
+            } else if path.parent().and_then(Path::parent) == Some(self.cfg.root.as_path()) {
+                path.parent().and_then(Path::file_name)
+            } else {
+                None
+            };
+            if let Some(name) = name
+                .and_then(|n| n.to_str())
+                .filter(|n| valid_service_name(n))
+            {
+                out.insert(name.to_owned());
+            }
+        }
+        root_touched
+    }
+}
