@@ -1,6 +1,13 @@
-//! Small helpers for messages about JSON a service sent.
+//! Small JSON helpers: messages about JSON a service sent, plain data as JSON text.
 
 use serde_json::Value;
+use serde_json::value::RawValue;
+
+/// `value` as JSON text. Serializing plain data to a string cannot fail; `null` if it did.
+pub(crate) fn raw(value: &impl serde::Serialize) -> Box<RawValue> {
+    serde_json::value::to_raw_value(value)
+        .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("valid JSON"))
+}
 
 /// A JSON value's kind, as a message says it: "an array", "a string", "null".
 pub(crate) fn kind(value: &Value) -> &'static str {

@@ -62,6 +62,7 @@ mod safe_write;
 mod scan_cmd;
 mod scanner;
 mod serve;
+mod shared;
 mod telemetry;
 #[cfg(test)]
 mod test_util;

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use crate::registry::catalog::Catalog;
 use crate::registry::events::Event;
 use crate::registry::table::{Service, Socket, Table};
-use crate::rpc::Rpc;
+use crate::shared::Shared;
 
 /// Frames a page may fall behind before it gets a fresh snapshot instead. Also how far back a
 /// `Last-Event-ID` resume reaches.
@@ -83,7 +83,8 @@ pub(crate) struct Feed {
 }
 
 struct Inner {
-    rpc: Arc<Rpc>,
+    /// The registry the feed follows, and the health its snapshots carry.
+    shared: Arc<Shared>,
     config: HubConfig,
     /// Tells one router's event ids from another's: a page that reconnects after a restart
     /// must not resume from the ids of the instance before.
@@ -140,11 +141,11 @@ struct Pump {
 // === impl Hub ===
 
 impl Hub {
-    /// Starts the hub over the registry behind `rpc`, with the default bounds. Must be called
+    /// Starts the hub over `shared`'s registry, with the default bounds. Must be called
     /// inside a tokio runtime; the hub's task ends when the scanner stops publishing.
-    pub(crate) fn start(rpc: Arc<Rpc>, token: CancellationToken) -> Hub {
+    pub(crate) fn start(shared: Arc<Shared>, token: CancellationToken) -> Hub {
         Hub::start_with(
-            rpc,
+            shared,
             HubConfig {
                 buffer: DEFAULT_BUFFER,
                 heartbeat: DEFAULT_HEARTBEAT,
@@ -155,8 +156,12 @@ impl Hub {
 
     /// Starts the hub with the given bounds. Its pump stops when `token` is cancelled (the
     /// router's shutdown): it holds the registry, so its channels alone would never end it.
-    pub(crate) fn start_with(rpc: Arc<Rpc>, config: HubConfig, token: CancellationToken) -> Hub {
-        let registry = &rpc.ctx().scanner;
+    pub(crate) fn start_with(
+        shared: Arc<Shared>,
+        config: HubConfig,
+        token: CancellationToken,
+    ) -> Hub {
+        let registry = &shared.registry;
         let (events, mut tables, mut catalogs) =
             (registry.subscribe(), registry.tables(), registry.catalogs());
         let (table, catalog) = (
@@ -165,7 +170,7 @@ impl Hub {
         );
         let buffer = config.buffer.max(1);
         let inner = Arc::new(Inner {
-            rpc,
+            shared,
             config: HubConfig { buffer, ..config },
             instance: fastrand::u32(..),
             log: Mutex::new(Log {
@@ -322,14 +327,14 @@ impl Inner {
             let log = self.lock();
             (log.last, log.recent.iter().cloned().collect())
         };
-        let ctx = self.rpc.ctx();
+        let shared = &self.shared;
         let mut data = String::new();
         let _ = write!(
             data,
             r#"{{"services":{},"health":{},"root":{},"recent":["#,
-            ctx.services_json().get(),
-            ctx.health(),
-            json!(ctx.scanner.table().root.display().to_string()),
+            shared.registry.services_json().get(),
+            shared.health(),
+            json!(shared.registry.table().root.display().to_string()),
         );
         for (i, f) in recent.iter().enumerate() {
             if i > 0 {

@@ -34,11 +34,11 @@ use crate::browser::{PAGE_HEADERS, html_csp};
 use crate::docs::cache::Busy;
 use crate::proxy::error::ProxyError;
 use crate::proxy::error::error_response;
-use crate::registry::Registry;
 use crate::registry::catalog::ServiceView;
 use crate::registry::names::valid_service_name;
 use crate::registry::table::ServiceStatus;
 use crate::rpc::Rpc;
+use crate::shared::Shared;
 
 mod detail;
 mod hub;
@@ -55,8 +55,8 @@ const STYLE: &str = include_str!("assets/app.css");
 pub(crate) struct State {
     /// The JSON-RPC front end (`Rpc::handle` takes a request body as `POST /rpc` would).
     pub rpc: Arc<Rpc>,
-    /// The live table, the catalog and their events.
-    pub registry: Registry,
+    /// The live table, the catalog and their events, and the router's health.
+    pub shared: Arc<Shared>,
     /// The live feed.
     pub hub: Hub,
     /// The first service listener's URL (`http://ADDR:PORT`), for the MCP links it shows:
@@ -130,7 +130,10 @@ fn page_csp() -> &'static str {
 
 /// `GET /`.
 async fn page(AxState(state): AxState<State>) -> Response {
-    let (table, catalog) = (state.registry.table(), state.registry.catalog());
+    let (table, catalog) = (
+        state.shared.registry.table(),
+        state.shared.registry.catalog(),
+    );
     let mut counts: BTreeMap<&'static str, usize> = ["healthy", "degraded", "unhealthy", "non_rpc"]
         .into_iter()
         .map(|s| (s, 0))
@@ -141,7 +144,7 @@ async fn page(AxState(state): AxState<State>) -> Response {
     let context = PageContext {
         services: table.services.iter().map(|s| catalog.view(s)).collect(),
         counts,
-        health: state.rpc.ctx().health(),
+        health: state.shared.health(),
         root: table.root.display().to_string(),
         version: crate::VERSION,
         service_url: state.service_url.clone(),
@@ -202,7 +205,7 @@ async fn service(AxState(state): AxState<State>, Path(name): Path<String>) -> Re
     if !valid_service_name(&name) {
         return error_response(&ProxyError::NoService { service: name });
     }
-    let registry = &state.registry;
+    let registry = &state.shared.registry;
     let (table, catalog) = (registry.table(), registry.catalog());
     if table.service(&name).is_none() {
         return error_response(&ProxyError::NoService { service: name });

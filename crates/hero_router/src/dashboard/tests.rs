@@ -11,34 +11,25 @@ use serde_json::{Value, json};
 use super::hub::{Hub, HubConfig};
 use crate::registry::events::Event;
 use crate::registry::{self, TableWriter};
-use crate::rpc::{Ctx, Rpc};
-use crate::upstream::{Inflight, Pool};
+use crate::shared::Shared;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// A JSON-RPC front end over a registry that nothing scans: events are sent by hand.
-fn front_end() -> (Arc<Rpc>, TableWriter) {
-    let (scanner, writer) = registry::channel(PathBuf::from("/run/hero/sockets"));
-    let ctx = Arc::new(Ctx {
-        scanner,
-        pool: Arc::new(Pool::new(Duration::from_secs(1), Inflight::new(1))),
-        upstream_timeout: Duration::from_secs(1),
-        max_body: 1 << 20,
-        started: tokio::time::Instant::now(),
-        listeners: serde_json::json!({"service": [], "admin": []}),
-    });
-    (Arc::new(Rpc::new(ctx)), writer)
+/// The shared context over a registry that nothing scans: events are sent by hand.
+fn shared() -> (Arc<Shared>, TableWriter) {
+    let (registry, writer) = registry::channel(PathBuf::from("/run/hero/sockets"));
+    (Arc::new(Shared::for_tests(registry)), writer)
 }
 
-/// A hub of `buffer` frames over [`front_end`].
+/// A hub of `buffer` frames over [`shared`].
 fn hub(buffer: usize) -> (Hub, TableWriter) {
-    let (rpc, writer) = front_end();
+    let (shared, writer) = shared();
     let config = HubConfig {
         buffer,
         heartbeat: Duration::from_secs(15),
     };
     let token = tokio_util::sync::CancellationToken::new();
-    (Hub::start_with(rpc, config, token), writer)
+    (Hub::start_with(shared, config, token), writer)
 }
 
 fn socket_event(i: usize) -> Event {
@@ -394,22 +385,22 @@ async fn pages_that_connect_together_share_one_snapshot_until_a_frame_comes() {
     );
 }
 
-/// The hub's pump holds the registry (through the JSON-RPC front end), so the registry's
+/// The hub's pump holds the registry (through the shared context), so the registry's
 /// channels alone never end it: the router's shutdown token does.
 #[tokio::test]
 async fn the_pump_stops_at_shutdown() {
-    let (rpc, _writer) = front_end();
+    let (shared, _writer) = shared();
     let token = tokio_util::sync::CancellationToken::new();
     let config = HubConfig {
         buffer: 4,
         heartbeat: Duration::from_secs(15),
     };
-    drop(Hub::start_with(rpc.clone(), config, token.clone()));
+    drop(Hub::start_with(shared.clone(), config, token.clone()));
     tokio::task::yield_now().await;
-    assert!(Arc::strong_count(&rpc) > 1, "the pump holds the front end");
+    assert!(Arc::strong_count(&shared) > 1, "the pump holds the context");
     token.cancel();
     let deadline = tokio::time::Instant::now() + DEADLINE;
-    while Arc::strong_count(&rpc) > 1 {
+    while Arc::strong_count(&shared) > 1 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the pump still runs after shutdown"

@@ -49,10 +49,10 @@ use crate::jsonrpc::{BAD_UPSTREAM, NO_SUCH_SERVICE, NOT_LIVE, UPSTREAM_TIMEOUT};
 use crate::proxy::error::ProxyError;
 use crate::proxy::error::error_response;
 use crate::proxy::path::PathError;
-use crate::registry::Registry;
 use crate::registry::catalog::Catalog;
 use crate::registry::table::{ServiceStatus, Table};
 use crate::rpc::Rpc;
+use crate::shared::Shared;
 use crate::upstream::CallError;
 use tools::{MethodTool, Target};
 
@@ -141,8 +141,8 @@ struct Entry {
 struct Gateway {
     /// The JSON-RPC front end, for calls.
     rpc: Arc<Rpc>,
-    /// The table and the catalog, for the tools.
-    registry: Registry,
+    /// The table and the catalog, for the tools; the limits.
+    shared: Arc<Shared>,
     cache: Arc<ToolCache>,
     scope: Scope,
 }
@@ -158,20 +158,20 @@ impl Endpoints {
     pub(crate) async fn serve(
         &self,
         rpc: &Arc<Rpc>,
-        registry: &Registry,
+        shared: &Arc<Shared>,
         scope: Scope,
         request: Request,
     ) -> Response {
         if let Scope::Service(name) = &scope {
-            if registry.table().service(name).is_none() {
+            if shared.registry.table().service(name).is_none() {
                 let service = name.clone();
                 return error_response(&ProxyError::NoService { service });
             }
         }
-        let max_body = usize::try_from(rpc.ctx().max_body).unwrap_or(usize::MAX);
+        let max_body = usize::try_from(shared.max_body).unwrap_or(usize::MAX);
         let gateway = Gateway {
             rpc: rpc.clone(),
-            registry: registry.clone(),
+            shared: shared.clone(),
             cache: self.cache.clone(),
             scope,
         };
@@ -384,7 +384,7 @@ impl Gateway {
     /// The endpoint's index over the current table and catalog: from the cache, else built
     /// on a blocking thread (a large document takes a while to convert).
     async fn index(&self) -> Arc<Index> {
-        let (table, catalog) = (self.registry.table(), self.registry.catalog());
+        let (table, catalog) = (self.shared.registry.table(), self.shared.registry.catalog());
         self.index_over(table, catalog).await
     }
 
@@ -412,8 +412,8 @@ impl Gateway {
     /// for the first scan and for the first fetch of each such service, each bounded as
     /// `router.spec` bounds it.
     async fn ready_index(&self) -> Arc<Index> {
-        let registry = &self.registry;
-        crate::rpc::wait_ready(registry, self.rpc.ctx().upstream_timeout).await;
+        let registry = &self.shared.registry;
+        registry.wait_ready(self.shared.upstream_timeout).await;
         let (table, catalog) = (registry.table(), registry.catalog());
         let unseen: Vec<&str> = table
             .services
@@ -489,7 +489,7 @@ impl ServerHandler for Gateway {
                 "The Hero services of this node. Each tool is a service method, named {service}__{method}.".to_owned(),
             ),
             Scope::Service(s) => {
-                let catalog = self.registry.catalog();
+                let catalog = self.shared.registry.catalog();
                 let about = catalog
                     .get(s)
                     .and_then(|e| e.info.description.clone().or(e.manifest.description.clone()))
@@ -525,8 +525,8 @@ impl ServerHandler for Gateway {
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
-        let mut tables = self.registry.tables();
-        let mut catalogs = self.registry.catalogs();
+        let mut tables = self.shared.registry.tables();
+        let mut catalogs = self.shared.registry.catalogs();
         let names = |index: &Index| -> Vec<String> {
             index
                 .listed_names()

@@ -3,7 +3,6 @@ use crate::mcp::tools::Output;
 use crate::upstream::ServiceError;
 use rmcp::model::JsonObject;
 use serde_json::json;
-use std::time::Duration;
 
 fn target(service: &str, method: &str) -> Target {
     Target {
@@ -135,8 +134,8 @@ async fn gateway_with_calc(
     use crate::registry::catalog::{Catalog, CatalogEntry, ManifestInfo, SpecInfo, SpecState};
     use crate::registry::state::SocketState;
     use crate::registry::table::{LastScan, Service, Socket};
-    use crate::rpc::{Ctx, Rpc};
-    use crate::upstream::{Inflight, Pool};
+    use crate::rpc::Rpc;
+    use crate::shared::Shared;
 
     let svc = hero_example_service::spawn(hero_example_service::ServiceConfig::new(root, "calc"))
         .await
@@ -196,19 +195,12 @@ async fn gateway_with_calc(
     let mut catalog = Catalog::default();
     catalog.entries.insert("calc".into(), Arc::new(entry));
     catalog_writer.catalog.send(Arc::new(catalog)).unwrap();
-    let ctx = Ctx {
-        scanner: registry.clone(),
-        pool: Arc::new(Pool::new(Duration::from_secs(1), Inflight::new(64))),
-        upstream_timeout: Duration::from_secs(5),
-        max_body: 1 << 20,
-        started: tokio::time::Instant::now(),
-        listeners: serde_json::json!({"service": [], "admin": []}),
-    };
-    let rpc = Arc::new(Rpc::new(Arc::new(ctx)));
+    let shared = Arc::new(Shared::for_tests(registry));
+    let rpc = Arc::new(Rpc::new(shared.clone()));
 
     let gateway = Gateway {
         rpc,
-        registry,
+        shared,
         cache: Arc::default(),
         scope,
     };

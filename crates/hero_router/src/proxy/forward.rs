@@ -23,11 +23,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 
+use super::Target;
 use super::error::ProxyError;
-use super::{ProxyCtx, Target};
 use crate::http1::{self, BodyFraming, ChunkedDecoder, Exchange, Framing, ResponseHead};
 use crate::metrics::Metrics;
 use crate::registry::table::{Socket, Table};
+use crate::shared::Shared;
 use crate::upstream::{self, HeadError, Key, Pool, SendError, UpConn};
 
 /// A client connection's stream.
@@ -335,7 +336,7 @@ impl<S: Stream> ClientConn<S> {
     /// `Ok(keep)`: whether the client connection stays open.
     pub(crate) async fn forward(
         &mut self,
-        ctx: &ProxyCtx,
+        ctx: &Shared,
         metrics: &Metrics,
         closing: &impl Closing,
         req: &Req,

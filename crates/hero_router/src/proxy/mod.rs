@@ -13,9 +13,7 @@ pub(crate) mod forward;
 pub(crate) mod path;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use crate::registry::Registry;
 use crate::registry::state::SocketState;
 use crate::registry::table::Table;
 use error::ProxyError;
@@ -27,20 +25,6 @@ pub(crate) enum Transport {
     Tcp(SocketAddr),
     /// One of the router's Unix sockets: callers are trusted.
     Unix,
-}
-
-/// What the proxy needs.
-pub(crate) struct ProxyCtx {
-    /// The live table.
-    pub scanner: Registry,
-    /// Upstream connections (the only pool).
-    pub pool: std::sync::Arc<crate::upstream::Pool>,
-    /// Deadline for the response head.
-    pub upstream_timeout: Duration,
-    /// `--max-body`.
-    pub max_body: u64,
-    /// `--trust-forwarded-headers`.
-    pub trust_forwarded_headers: bool,
 }
 
 /// The socket a route resolved to, as its place in the table (no copy of any name).

@@ -182,6 +182,29 @@ impl Registry {
         let _ = rx.wait_for(|t| t.scanned()).await;
     }
 
+    /// Waits (at most `limit`) for the first full scan, if it has not finished yet.
+    pub(crate) async fn wait_ready(&self, limit: std::time::Duration) {
+        if !self.table().scanned() {
+            let _ = tokio::time::timeout(limit, self.ready()).await;
+        }
+    }
+
+    /// The `router.services` result as JSON text, written straight from the table and the
+    /// catalog (a thousand services never become a tree of `Value`s).
+    pub(crate) fn services_json(&self) -> Box<serde_json::value::RawValue> {
+        let (table, catalog) = (self.table(), self.catalog());
+        let views: Vec<_> = table.services.iter().map(|s| catalog.view(s)).collect();
+        crate::json::raw(&views)
+    }
+
+    /// The `router.service` result for `name` as JSON text; `None` if it is not in the table.
+    pub(crate) fn service_json(&self, name: &str) -> Option<Box<serde_json::value::RawValue>> {
+        let (table, catalog) = (self.table(), self.catalog());
+        table
+            .service(name)
+            .map(|s| crate::json::raw(&catalog.view(s)))
+    }
+
     /// Records that the scanner (or a task that depends on it) failed and will not come back.
     /// The first reason recorded wins.
     pub fn mark_failed(&self, reason: String) {

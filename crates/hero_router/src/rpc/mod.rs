@@ -17,7 +17,6 @@ mod openrpc;
 pub(crate) use openrpc::{manifest, openrpc};
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::future::join_all;
 use jsonrpsee::core::traits::ToRpcParams;
@@ -26,35 +25,18 @@ use jsonrpsee::{MethodsError, RpcModule};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use tokio::time::Instant;
 
 use crate::http1::OwnRequest;
+use crate::json::raw;
 use crate::jsonrpc::{
     self as codec, BAD_UPSTREAM, Body as RpcBody, BodyError, Call, Entry, NO_SPEC, NO_SUCH_SERVICE,
     NOT_LIVE,
 };
-use crate::registry::Registry;
 use crate::registry::names::OWN_SERVICE;
 use crate::registry::state::SocketState;
+use crate::shared::Shared;
+use crate::upstream::Key;
 use crate::upstream::{self, CallError, CallOptions, ServiceError};
-use crate::upstream::{Key, Pool};
-
-/// What the router's own methods need.
-pub(crate) struct Ctx {
-    /// The live table.
-    pub scanner: Registry,
-    /// Upstream connections (forwarded calls and `router.spec`).
-    pub pool: Arc<Pool>,
-    /// `--upstream-timeout`.
-    pub upstream_timeout: Duration,
-    /// `--max-body`, also the limit on upstream answers we buffer.
-    pub max_body: u64,
-    /// Start time, for `uptime_secs`.
-    pub started: Instant,
-    /// Where the TCP listeners are, for `router.health`'s `listeners` (so a client such as
-    /// `hero_router mcp-config` finds them): `{"service": [ADDR…], "admin": [ADDR…]}`.
-    pub listeners: Value,
-}
 
 /// Whom a `POST /rpc` request was for (its metrics label).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,8 +49,9 @@ pub(crate) enum CallTarget {
 
 /// The JSON-RPC front end: parses bodies, answers router methods, forwards the rest.
 pub(crate) struct Rpc {
-    ctx: Arc<Ctx>,
-    module: RpcModule<Arc<Ctx>>,
+    /// The registry, the pool and their limits.
+    shared: Arc<Shared>,
+    module: RpcModule<Arc<Shared>>,
 }
 
 #[derive(Deserialize)]
@@ -86,52 +69,13 @@ impl ToRpcParams for RawParams<'_> {
     }
 }
 
-// === impl Ctx ===
+// === impl Shared (the router's own methods) ===
 
-impl Ctx {
-    /// The `router.health` result: `degraded`, not ready, with a `reason`, once a core task
-    /// has failed (the table is frozen then).
-    ///
-    /// `ready`: a full scan has succeeded (and no core task failed). `status` is `degraded`,
-    /// with a `reason`, while the root cannot be scanned (the table is the last good one) or
-    /// after a core task failed. `last_scan` says when the last full scan ran and how it went.
-    pub(crate) fn health(&self) -> Value {
-        let table = self.scanner.table();
-        let failure = self.scanner.failure();
-        let reason = failure.map(str::to_owned).or_else(|| {
-            table
-                .root_error()
-                .map(|e| format!("cannot read the socket root {}: {e}", table.root.display()))
-        });
-        let mut health = json!({
-            "status": if reason.is_some() { "degraded" } else { "ok" },
-            "version": crate::VERSION,
-            "uptime_secs": self.started.elapsed().as_secs(),
-            "services": table.services.len(),
-            "ready": table.ready && failure.is_none(),
-            "last_scan": table.last_scan,
-            "listeners": self.listeners,
-        });
-        if let Some(reason) = reason {
-            health["reason"] = json!(reason);
-        }
-        health
-    }
-
-    /// The `router.services` result as JSON text, written straight from the table and the
-    /// catalog (a thousand services never become a tree of `Value`s).
-    pub(crate) fn services_json(&self) -> Box<RawValue> {
-        let (table, catalog) = (self.scanner.table(), self.scanner.catalog());
-        let views: Vec<_> = table.services.iter().map(|s| catalog.view(s)).collect();
-        raw(&views)
-    }
-
+impl Shared {
     /// The `router.service` result.
     fn service(&self, name: &str) -> Result<Box<RawValue>, ErrorObjectOwned> {
-        let (table, catalog) = (self.scanner.table(), self.scanner.catalog());
-        table
-            .service(name)
-            .map(|s| raw(&catalog.view(s)))
+        self.registry
+            .service_json(name)
             .ok_or_else(|| no_such_service(name))
     }
 
@@ -143,7 +87,7 @@ impl Ctx {
             method: String,
             summary: Option<&'a str>,
         }
-        let (table, catalog) = (self.scanner.table(), self.scanner.catalog());
+        let (table, catalog) = (self.registry.table(), self.registry.catalog());
         let methods: Vec<Entry<'_>> = catalog
             .methods(&table.services)
             .into_iter()
@@ -159,13 +103,13 @@ impl Ctx {
     /// The `router.spec` result, from the catalog; fetched first with `refresh`, or when the
     /// catalog has not looked at the service yet.
     async fn spec(&self, name: &str, refresh: bool) -> Result<Arc<RawValue>, ErrorObjectOwned> {
-        if self.scanner.table().service(name).is_none() {
+        if self.registry.table().service(name).is_none() {
             return Err(no_such_service(name));
         }
-        if refresh || self.scanner.catalog().get(name).is_none() {
-            self.scanner.refresh_catalog(name).await;
+        if refresh || self.registry.catalog().get(name).is_none() {
+            self.registry.refresh_catalog(name).await;
         }
-        let catalog = self.scanner.catalog();
+        let catalog = self.registry.catalog();
         let entry = catalog.get(name);
         if let Some(doc) = entry.and_then(|e| e.document.clone()) {
             return Ok(doc);
@@ -194,7 +138,7 @@ impl Ctx {
 
     /// The rpc socket of a service, if the table has it in a state worth trying.
     fn rpc_socket(&self, name: &str) -> Result<Key, CallError> {
-        let table = self.scanner.table();
+        let table = self.registry.table();
         let Some(service) = table.service(name) else {
             return Err(CallError::router(
                 NO_SUCH_SERVICE,
@@ -216,12 +160,6 @@ impl Ctx {
             )),
         }
     }
-}
-
-/// `value` as JSON text. Serializing plain data to a string cannot fail; `null` if it did.
-fn raw(value: &impl serde::Serialize) -> Box<RawValue> {
-    serde_json::value::to_raw_value(value)
-        .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("valid JSON"))
 }
 
 fn no_such_service(name: &str) -> ErrorObjectOwned {
@@ -270,7 +208,7 @@ fn name_param(params: jsonrpsee::types::Params<'_>) -> Result<String, ErrorObjec
 }
 
 /// The router's own methods.
-fn module(ctx: Arc<Ctx>) -> RpcModule<Arc<Ctx>> {
+fn module(ctx: Arc<Shared>) -> RpcModule<Arc<Shared>> {
     let mut m = RpcModule::new(ctx);
     let no_params = |p: &jsonrpsee::types::Params<'_>| -> Result<(), ErrorObjectOwned> {
         match p.as_str().map(str::trim) {
@@ -287,7 +225,7 @@ fn module(ctx: Arc<Ctx>) -> RpcModule<Arc<Ctx>> {
     })
     .expect("unique name");
     m.register_method("router.services", move |p, ctx, _| {
-        no_params(&p).map(|()| ctx.services_json())
+        no_params(&p).map(|()| ctx.registry.services_json())
     })
     .expect("unique name");
     m.register_method("router.service", |p, ctx, _| ctx.service(&name_param(p)?))
@@ -298,11 +236,11 @@ fn module(ctx: Arc<Ctx>) -> RpcModule<Arc<Ctx>> {
     .expect("unique name");
     m.register_async_method("router.scan", move |p, ctx, _| async move {
         no_params(&p)?;
-        let summary = ctx.scanner.scan_now().await.ok_or_else(|| {
+        let summary = ctx.registry.scan_now().await.ok_or_else(|| {
             ErrorObjectOwned::owned(-32603, "the scanner has stopped", None::<()>)
         })?;
         // Every service's documents are fetched again, in the background.
-        ctx.scanner.refresh_catalog_all();
+        ctx.registry.refresh_catalog_all();
         Ok::<_, ErrorObjectOwned>(json!(summary))
     })
     .expect("unique name");
@@ -320,16 +258,11 @@ fn module(ctx: Arc<Ctx>) -> RpcModule<Arc<Ctx>> {
 
 impl Rpc {
     /// Builds the front end.
-    pub(crate) fn new(ctx: Arc<Ctx>) -> Rpc {
+    pub(crate) fn new(ctx: Arc<Shared>) -> Rpc {
         Rpc {
             module: module(ctx.clone()),
-            ctx,
+            shared: ctx,
         }
-    }
-
-    /// The shared context.
-    pub(crate) fn ctx(&self) -> &Arc<Ctx> {
-        &self.ctx
     }
 
     /// Answers one `POST /rpc` body. `None` means nothing to answer (HTTP 204).
@@ -342,7 +275,10 @@ impl Rpc {
     pub(crate) async fn handle_for(&self, body: &[u8]) -> (Option<String>, CallTarget) {
         // Right after start-up the table is empty until the first scan: wait for it rather
         // than answer "no such service" for a service that is there.
-        wait_ready(&self.ctx.scanner, self.ctx.upstream_timeout).await;
+        self.shared
+            .registry
+            .wait_ready(self.shared.upstream_timeout)
+            .await;
         match codec::parse(body) {
             Err(BodyError::Parse(e)) => (
                 Some(codec::error(
@@ -414,7 +350,7 @@ impl Rpc {
             Some((service, rest)) if !service.is_empty() && !rest.is_empty() => {
                 // Only a service in the table gets a label: a client must not be able to
                 // grow the metrics with made-up names.
-                let target = if self.ctx.scanner.table().service(service).is_some() {
+                let target = if self.shared.registry.table().service(service).is_some() {
                     CallTarget::Service(service.to_owned())
                 } else {
                     CallTarget::Router
@@ -444,12 +380,12 @@ impl Rpc {
             call.id
                 .map(|id| codec::error(Some(id), e.code(), &e.to_string(), Some(&data)))
         };
-        let key = match self.ctx.rpc_socket(service) {
+        let key = match self.shared.rpc_socket(service) {
             Ok(k) => k,
             Err(e) => return fail(e),
         };
         let body = codec::forward_request(call, rest);
-        let how = self.ctx.routed();
+        let how = self.shared.routed();
         let req = OwnRequest {
             method: "POST",
             path: "/rpc",
@@ -458,7 +394,12 @@ impl Rpc {
             close: how.close,
             idempotent: how.idempotent,
         };
-        let answer = match self.ctx.pool.send(&key, &req, how.timeout, how.limit).await {
+        let answer = match self
+            .shared
+            .pool
+            .send(&key, &req, how.timeout, how.limit)
+            .await
+        {
             Ok(a) => a,
             Err(e) => return fail(CallError::unanswered(e, service)),
         };
@@ -482,18 +423,21 @@ impl Rpc {
         method: &str,
         params: Option<&RawValue>,
     ) -> Result<Box<RawValue>, CallError> {
-        wait_ready(&self.ctx.scanner, self.ctx.upstream_timeout).await;
+        self.shared
+            .registry
+            .wait_ready(self.shared.upstream_timeout)
+            .await;
         if service == OWN_SERVICE {
             return self.call_own(method, params).await;
         }
-        let key = self.ctx.rpc_socket(service)?;
+        let key = self.shared.rpc_socket(service)?;
         upstream::call(
-            &self.ctx.pool,
+            &self.shared.pool,
             &key,
             service,
             method,
             params,
-            &self.ctx.routed(),
+            &self.shared.routed(),
         )
         .await
     }
@@ -528,12 +472,5 @@ impl Rpc {
             )),
             Err(e) => Err(own(-32603, format!("internal error: {e}"), None)),
         }
-    }
-}
-
-/// Waits (at most `limit`) for the first full scan, if it has not finished yet.
-pub(crate) async fn wait_ready(scanner: &Registry, limit: Duration) {
-    if !scanner.table().scanned() {
-        let _ = tokio::time::timeout(limit, scanner.ready()).await;
     }
 }

@@ -362,20 +362,18 @@ fn errors() -> Value {
 mod tests {
     use std::path::PathBuf;
     use std::sync::Arc;
-    use std::time::Duration;
 
     use super::*;
     use crate::catalog::validate::validate;
 
     /// The `router.services` result, as a client reads it.
-    fn services(ctx: &Ctx) -> Value {
-        serde_json::from_str(ctx.services_json().get()).expect("router.services is JSON")
+    fn services(ctx: &Shared) -> Value {
+        serde_json::from_str(ctx.registry.services_json().get()).expect("router.services is JSON")
     }
     use crate::registry::state::SocketState;
     use crate::registry::table::{LastScan, Service, ServiceStatus, Socket, Table};
     use crate::registry::{self, ScanSummary};
-    use crate::rpc::Ctx;
-    use crate::upstream::{Inflight, Pool};
+    use crate::shared::Shared;
 
     /// Assert `value` conforms to `components/schemas/<component>` of the document.
     #[track_caller]
@@ -397,17 +395,9 @@ mod tests {
     }
 
     /// A router context over an empty, never-scanned registry.
-    fn ctx() -> (Ctx, registry::TableWriter) {
-        let (scanner, writer) = registry::channel(PathBuf::from("/run/hero/sockets"));
-        let ctx = Ctx {
-            scanner,
-            pool: Arc::new(Pool::new(Duration::from_secs(1), Inflight::new(1))),
-            upstream_timeout: Duration::from_secs(1),
-            max_body: 1 << 20,
-            started: tokio::time::Instant::now(),
-            listeners: serde_json::json!({"service": [], "admin": []}),
-        };
-        (ctx, writer)
+    fn ctx() -> (Shared, registry::TableWriter) {
+        let (registry, writer) = registry::channel(PathBuf::from("/run/hero/sockets"));
+        (Shared::for_tests(registry), writer)
     }
 
     /// One service with a live rpc socket and a refused admin socket.

@@ -16,8 +16,8 @@ use axum::response::Response;
 use http::Request;
 use tower::ServiceExt as _;
 
-use crate::registry::Registry;
 use crate::rpc::Rpc;
+use crate::shared::Shared;
 
 /// Which application a request is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +33,7 @@ pub(super) struct Apps {
     dashboard: Router,
     mcp: crate::mcp::Endpoints,
     rpc: Arc<Rpc>,
-    registry: Registry,
+    shared: Arc<Shared>,
 }
 
 // === impl Apps ===
@@ -43,7 +43,7 @@ impl Apps {
     pub(super) fn new(dashboard: crate::dashboard::State) -> Apps {
         Apps {
             rpc: dashboard.rpc.clone(),
-            registry: dashboard.registry.clone(),
+            shared: dashboard.shared.clone(),
             dashboard: crate::dashboard::routes(dashboard),
             mcp: crate::mcp::Endpoints::default(),
         }
@@ -54,7 +54,7 @@ impl Apps {
         match target {
             AppTarget::Mcp(scope) => {
                 self.mcp
-                    .serve(&self.rpc, &self.registry, scope, request)
+                    .serve(&self.rpc, &self.shared, scope, request)
                     .await
             }
             AppTarget::Dashboard => match self.dashboard.clone().oneshot(request).await {

@@ -102,7 +102,7 @@ pub(super) async fn serve<S: Stream>(
     limits: ConnLimits,
     slot: &ConnSlot,
 ) {
-    let tables = front.proxy.scanner.tables();
+    let tables = front.shared.registry.tables();
     let table = tables.borrow().clone();
     let mut client = Client {
         conn: ClientConn::new(io),
@@ -318,8 +318,8 @@ fn plan(
         Route::NotReady => return Head::NotReady,
         Route::Proxy { route, target } => {
             if let BodyFraming::Length(n) = req.body {
-                if n > front.max_body {
-                    let limit = front.max_body;
+                if n > front.shared.max_body {
+                    let limit = front.shared.max_body;
                     return serve(Action::Fail(ProxyError::BodyTooLarge { limit }));
                 }
             }
@@ -327,7 +327,7 @@ fn plan(
                 service: &route.service,
                 kind: &route.kind,
                 peer: origin.peer,
-                trust_client: front.proxy.trust_forwarded_headers,
+                trust_client: front.trust_forwarded_headers,
             };
             up_head.clear();
             http1::write_upstream_head(&head, route.path, route.query, &fwd, up_head);
@@ -377,8 +377,8 @@ impl<S: Stream> Client<'_, S> {
                     Head::NotReady => {
                         // Right after start-up: wait for the first scan rather than answer
                         // "no such service" for a service that is there.
-                        let limit = front.proxy.upstream_timeout;
-                        crate::rpc::wait_ready(&front.proxy.scanner, limit).await;
+                        let shared = &front.shared;
+                        shared.registry.wait_ready(shared.upstream_timeout).await;
                         self.table = self.tables.borrow_and_update().clone();
                         waited = true;
                         continue;
@@ -468,7 +468,7 @@ impl<S: Stream> Client<'_, S> {
         parts: http::request::Parts,
         started: Instant,
     ) -> bool {
-        let body = match self.conn.read_whole_body(front.max_body).await {
+        let body = match self.conn.read_whole_body(front.shared.max_body).await {
             Ok(body) => body,
             Err(Sent::Body(e)) => return self.fail(front, req, &e, started).await,
             Err(_) => return false,
@@ -575,7 +575,7 @@ impl<S: Stream> Client<'_, S> {
 
     /// Answers `POST /rpc`. Returns whether the connection stays open.
     async fn rpc(&mut self, front: &Front, req: &Req, started: Instant) -> bool {
-        let body = match self.conn.read_whole_body(front.max_body).await {
+        let body = match self.conn.read_whole_body(front.shared.max_body).await {
             Ok(body) => body,
             Err(Sent::Body(e)) => return self.fail(front, req, &e, started).await,
             Err(_) => return false,
@@ -614,7 +614,7 @@ impl<S: Stream> Client<'_, S> {
     async fn forward(&mut self, front: &Front, req: &Req, fwd: &Forward, started: Instant) -> bool {
         let sent = self
             .conn
-            .forward(&front.proxy, front.metrics(), self.slot, req, fwd, started)
+            .forward(&front.shared, front.metrics(), self.slot, req, fwd, started)
             .await;
         match sent {
             Ok(keep) => keep,

@@ -28,11 +28,12 @@ use crate::docs::pages::{self, Format};
 use crate::mcp::Scope;
 use crate::metrics::Metrics;
 use crate::proxy::error::ProxyError;
-use crate::proxy::{ProxyCtx, Target, path, resolve};
+use crate::proxy::{Target, path, resolve};
 use crate::registry::Registry;
 use crate::registry::names::{OWN_SERVICE, valid_service_name};
 use crate::registry::table::Table;
-use crate::rpc::{Ctx, Rpc};
+use crate::rpc::Rpc;
+use crate::shared::Shared;
 use crate::upstream::{Inflight, Pool};
 
 /// Which listener a connection came in on.
@@ -52,11 +53,16 @@ pub(crate) enum Role {
 pub(crate) struct Front {
     /// The allow-list, checked before anything else on TCP.
     pub(super) access: Arc<Access>,
+    /// The registry, the upstream pool and their limits, as every part of the front shares
+    /// them.
+    pub(super) shared: Arc<Shared>,
+    /// The JSON-RPC front end (`POST /rpc`).
     pub(super) rpc: Arc<Rpc>,
+    /// The router's applications (dashboard, MCP).
     pub(super) apps: Apps,
-    pub(super) proxy: ProxyCtx,
+    /// `--trust-forwarded-headers`.
+    pub(super) trust_forwarded_headers: bool,
     metrics: Metrics,
-    pub(super) max_body: u64,
     /// The names the router answers to on TCP (the Host check).
     pub(super) names: crate::browser::Names,
     /// Where the dashboard is, for the service listener's `GET /`: the admin listener's URL,
@@ -91,19 +97,19 @@ impl Front {
             .saturating_sub(Duration::from_millis(50));
         let inflight = Inflight::new(cfg.max_inflight_per_service);
         let pool = Arc::new(Pool::new(busy_wait, inflight));
-        let ctx = Arc::new(Ctx {
-            scanner: scanner.clone(),
+        let shared = Arc::new(Shared {
+            registry: scanner.clone(),
             pool: pool.clone(),
             upstream_timeout: cfg.upstream_timeout,
             max_body: cfg.max_body,
             started: Instant::now(),
             listeners: serde_json::json!({"service": bound.service, "admin": bound.admin}),
         });
-        let rpc = Arc::new(Rpc::new(ctx));
+        let rpc = Arc::new(Rpc::new(shared.clone()));
         let apps = Apps::new(crate::dashboard::State {
             rpc: rpc.clone(),
-            registry: scanner.clone(),
-            hub: crate::dashboard::Hub::start(rpc.clone(), token),
+            shared: shared.clone(),
+            hub: crate::dashboard::Hub::start(shared.clone(), token),
             service_url: bound.service.first().map(|a| format!("http://{a}")),
         });
         let all: Vec<_> = bound.service.iter().chain(&bound.admin).copied().collect();
@@ -124,15 +130,9 @@ impl Front {
             access,
             rpc,
             apps,
-            proxy: ProxyCtx {
-                scanner,
-                pool,
-                upstream_timeout: cfg.upstream_timeout,
-                max_body: cfg.max_body,
-                trust_forwarded_headers: cfg.trust_forwarded_headers,
-            },
+            shared,
+            trust_forwarded_headers: cfg.trust_forwarded_headers,
             metrics: Metrics::default(),
-            max_body: cfg.max_body,
             names,
             dashboard_at,
         }
@@ -141,7 +141,7 @@ impl Front {
     /// The upstream pool every request to a service goes through (the catalog fetcher's
     /// too).
     pub(crate) fn pool(&self) -> Arc<Pool> {
-        self.proxy.pool.clone()
+        self.shared.pool.clone()
     }
 
     /// The allow-list in force (the access file's watcher reloads it).
@@ -158,11 +158,11 @@ impl Front {
     pub(super) fn endpoint(&self, e: Endpoint) -> (&'static str, String) {
         const JSON: &str = "application/json";
         match e {
-            Endpoint::Health => (JSON, self.rpc.ctx().health().to_string()),
-            Endpoint::Services => (JSON, self.rpc.ctx().services_json().get().to_owned()),
+            Endpoint::Health => (JSON, self.shared.health().to_string()),
+            Endpoint::Services => (JSON, self.shared.registry.services_json().get().to_owned()),
             Endpoint::Metrics => (
                 "text/plain; version=0.0.4",
-                self.metrics.render(&self.proxy.scanner.table()),
+                self.metrics.render(&self.shared.registry.table()),
             ),
             Endpoint::OpenRpc => (JSON, crate::rpc::openrpc().to_string()),
             Endpoint::Manifest => (JSON, crate::rpc::manifest().to_string()),
@@ -209,7 +209,7 @@ impl Front {
     /// connection threads on a miss ([`crate::docs::cache`]); 503 when its queue is full.
     pub(super) async fn docs(&self, page: &DocsPage) -> Result<DocsAnswer, ProxyError> {
         const HTML: &str = "text/html; charset=utf-8";
-        let registry = &self.proxy.scanner;
+        let registry = &self.shared.registry;
         let (table, catalog) = (registry.table(), registry.catalog());
         let (name, format) = match page {
             DocsPage::Index => {
