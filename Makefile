@@ -7,18 +7,19 @@ SPEC ?= rich
 .PHONY: run example install test fmt lint unit build release bench torture demo fuzz clean
 
 ## Serve on the default root ($HERO_SOCKET_DIR, else $PATH_SOCKET, else ~/hero/var/sockets).
+## Built with the `quick` profile (optimised, no whole-program LTO): a first build in minutes.
 run:
-	$(CARGO) run --release -p hero_router -- serve $(if $(SOCKET_DIR),--socket-dir $(SOCKET_DIR))
+	$(CARGO) run --profile quick -p hero_router -- serve $(if $(SOCKET_DIR),--socket-dir $(SOCKET_DIR))
 
 ## Put hero_router on PATH: cargo installs it into $CARGO_INSTALL_ROOT/bin, by default
-## ~/.cargo/bin (no root needed). It reuses the release build of `make run`.
+## ~/.cargo/bin (no root needed). The fully optimised `release` profile (fat LTO).
 install:
 	$(CARGO) install --locked --path crates/hero_router
 
 ## A small Hero service to call, on the same default root as `make run` (name `example`;
 ## NAME=calc SPEC=invalid|none to vary it).
 example:
-	$(CARGO) run --release -p hero_example_service -- $(if $(SOCKET_DIR),--socket-dir $(SOCKET_DIR)) --name $(NAME) --spec $(SPEC)
+	$(CARGO) run --profile quick -p hero_example_service -- $(if $(SOCKET_DIR),--socket-dir $(SOCKET_DIR)) --name $(NAME) --spec $(SPEC)
 
 ## Everything CI checks: formatting, clippy with -D warnings, all tests.
 test: fmt lint unit
