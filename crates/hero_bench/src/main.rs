@@ -8,8 +8,8 @@
 //!    watched directories and in brand-new directories.
 //! 3. **Memory** ([`memory`]). The real `hero_router serve` as a child process, RSS from its
 //!    `/proc/<pid>/status`: idle on an empty root; steady, peak and the growth trend over a soak
-//!    of 1 s scans at 10,000 sockets; and 100,000 sockets (held by helper processes) scanned
-//!    by `router.scan`.
+//!    of 1 s scans at 10,000 sockets, as 1,000 services of ten sockets and as 10,000 services
+//!    of one; and 100,000 sockets (held by helper processes) scanned by `router.scan`.
 //! 4. **Catalog** ([`catalog`]). The real `hero_router serve` on a root of 1,000 example
 //!    services (served in-process), each with its own 20 KB OpenRPC document: the time until
 //!    every spec is fetched and valid, `serve`'s CPU and RSS then, and the refetch of everything
@@ -35,6 +35,7 @@ use hero_router::ReapPolicy;
 use hero_router::ScannerConfig;
 
 use measure::status_kib;
+use scale::Layout;
 
 /// Scan target: wall ms (median).
 const TARGET_WALL_MS: f64 = 1500.0;
@@ -67,12 +68,15 @@ struct Args {
     /// The hero_router binary for the CLI and `serve` runs (default: next to this binary).
     #[arg(long, env = "HERO_ROUTER_BIN")]
     router_bin: Option<PathBuf>,
-    /// Parts to run, comma-separated (default: all). `memory` is idle, soak and big.
+    /// Parts to run, comma-separated (default: all). `memory` is idle, soak, flat and big.
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Part>,
     /// Services of ten sockets each in the scale root and the soak root.
     #[arg(long, default_value_t = 1000)]
     services: usize,
+    /// Services of one socket each in the flat soak root.
+    #[arg(long, default_value_t = 10_000)]
+    flat_services: usize,
     /// In-process scan repetitions.
     #[arg(long, default_value_t = 7)]
     scans: usize,
@@ -113,12 +117,15 @@ enum Part {
     Scale,
     /// Discovery latency.
     Latency,
-    /// Idle, soak and big.
+    /// Idle, soak, flat and big.
     Memory,
     /// `serve` on an empty root.
     Idle,
-    /// `serve` at 10,000 sockets: steady and peak RSS, growth over `--soak-secs`.
+    /// `serve` at 10,000 sockets in 1,000 services: steady and peak RSS, growth over
+    /// `--soak-secs`.
     Soak,
+    /// The same as `soak` with one socket per service (`--flat-services` services).
+    Flat,
     /// `serve` at `--big-sockets`: `router.scan` time, RSS.
     Big,
     /// `serve` fetching the OpenRPC documents of `--catalog-services` services.
@@ -171,6 +178,7 @@ fn main() -> anyhow::Result<()> {
         bin: router_bin(&args)?,
         idle_secs: args.idle_secs,
         services: args.services,
+        flat_services: args.flat_services,
         soak_secs: args.soak_secs,
         big_sockets: args.big_sockets,
         big_scans: args.big_scans as usize,
@@ -179,7 +187,10 @@ fn main() -> anyhow::Result<()> {
         run_idle(&cfg, &mut rows)?;
     }
     if args.wants(Part::Soak) {
-        run_soak(&cfg, &mut rows)?;
+        run_soak(&cfg, Layout::Grouped, &mut rows)?;
+    }
+    if args.wants(Part::Flat) {
+        run_soak(&cfg, Layout::Flat, &mut rows)?;
     }
     if args.wants(Part::Big) {
         run_big(&cfg, &mut rows)?;
@@ -213,7 +224,7 @@ impl Args {
         self.only.is_empty()
             || self.only.contains(&part)
             || (self.only.contains(&Part::Memory)
-                && matches!(part, Part::Idle | Part::Soak | Part::Big))
+                && matches!(part, Part::Idle | Part::Soak | Part::Flat | Part::Big))
     }
 }
 
@@ -249,7 +260,7 @@ fn router_bin(args: &Args) -> anyhow::Result<PathBuf> {
 fn run_scale(args: &Args, rt: &tokio::runtime::Runtime, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     let bin = router_bin(args)?;
     println!("== scale: {} services × 10 sockets ==", args.services);
-    let fx = scale::build(args.services).context("building the socket tree")?;
+    let fx = scale::build(args.services, Layout::Grouped).context("building the socket tree")?;
     let [services, live, refused, busy] = fx.expect;
     let n = live + refused + busy;
     let setup_kib = status_kib("self", "VmHWM").unwrap_or(0);
@@ -354,15 +365,21 @@ fn run_idle(cfg: &memory::Config, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The 10,000-socket steady/soak benchmark.
-fn run_soak(cfg: &memory::Config, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+/// The 10,000-socket steady/soak benchmark, its sockets laid out as `layout` says.
+fn run_soak(cfg: &memory::Config, layout: Layout, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    let (services, per) = match layout {
+        Layout::Grouped => (cfg.services, 10),
+        Layout::Flat => (cfg.flat_services, 1),
+    };
     println!(
-        "== memory: serve at {} sockets, 1 s scans, {} s (live listeners drained) ==",
-        cfg.services * 10,
+        "== memory: serve at {} sockets in {services} services of {per}, 1 s scans, {} s (live \
+         listeners drained) ==",
+        services * per,
         cfg.soak_secs
     );
-    let r = memory::soak(cfg).context("soak benchmark")?;
-    let n = r.expect.sockets;
+    let r = memory::soak(cfg, layout).context("soak benchmark")?;
+    // The router's own service is counted too.
+    let n = format!("{} sockets ({services} services × {per})", r.expect.sockets);
     println!(
         "ready after {:.1} s, RSS then {:.1} MiB; expected table: {}",
         r.ready_after.as_secs_f64(),
@@ -395,7 +412,7 @@ fn run_soak(cfg: &memory::Config, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     );
     let steady = mib(r.rss.median());
     let row = Row {
-        name: format!("`serve` RSS at {n} sockets, steady (median, {samples})"),
+        name: format!("`serve` RSS at {n}, steady (median, {samples})"),
         result: format!(
             "{steady:.1} MiB (min {:.1}, max {:.1}), threads {} → {}",
             mib(r.rss.min()),
@@ -409,7 +426,7 @@ fn run_soak(cfg: &memory::Config, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     // VmHWM, unless a sample saw more (the kernel's RSS counters are approximate).
     let peak = mib(r.hwm_kib as f64).max(mib(r.max_sample_kib));
     let row = Row {
-        name: format!("`serve` peak RSS at {n} sockets (full scans included)"),
+        name: format!("`serve` peak RSS at {n} (full scans included)"),
         result: format!(
             "{peak:.1} MiB (VmHWM {:.1}, largest sample {:.1})",
             mib(r.hwm_kib as f64),
@@ -420,7 +437,7 @@ fn run_soak(cfg: &memory::Config, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     report(rows, row);
     let row = Row {
         name: format!(
-            "`serve` RSS trend at {n} sockets, {} s of 1 s scans (least squares, {samples})",
+            "`serve` RSS trend at {n}, {} s of 1 s scans (least squares, {samples})",
             cfg.soak_secs
         ),
         result: format!(

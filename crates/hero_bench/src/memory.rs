@@ -7,7 +7,10 @@
 //!    ([`Drainer`]) so the classification cannot drift during a long run; 1 s scans; RSS
 //!    sampled every [`SAMPLE_EVERY`]. Steady RSS is the median after warm-up, peak is `VmHWM`
 //!    at the end, the growth trend is the least-squares slope after warm-up, and `router.scan`
-//!    checks the classification every [`CHECK_EVERY`].
+//!    checks the classification every [`CHECK_EVERY`]. Run twice: 1,000 services of ten
+//!    sockets ([`Layout::Grouped`]), and the same states flat, 10,000 services of one
+//!    `rpc.sock` each ([`Layout::Flat`]): what a service costs beyond its sockets shows in the
+//!    difference.
 //! 3. **100,000 sockets.** A process may hold at most 20,000 descriptors here, so the
 //!    listeners are spread over holder processes (this binary's hidden `hold` command, see
 //!    [`hold`]), each binding a range of services and draining its live listeners. `serve`
@@ -30,7 +33,7 @@ use rustix::process::{Pid, Signal, kill_process};
 use serde_json::{Value, json};
 
 use crate::measure::{Stats, cpu_of, ms, slope_per_min, status_kib};
-use crate::scale::{self, Drainer};
+use crate::scale::{self, Drainer, Layout};
 
 /// How often the soak reads `VmRSS`: often enough to see inside a 1 s scan cycle, and off its
 /// phase so the median is not always taken at the same point of the cycle.
@@ -70,8 +73,10 @@ pub(crate) struct Config {
     pub(crate) bin: PathBuf,
     /// Seconds the idle router runs before it is measured.
     pub(crate) idle_secs: u64,
-    /// Services (of ten sockets) in the steady/soak root.
+    /// Services (of ten sockets) in the grouped steady/soak root.
     pub(crate) services: usize,
+    /// Services (of one socket) in the flat steady/soak root.
+    pub(crate) flat_services: usize,
     /// Length of the steady/soak run.
     pub(crate) soak_secs: u64,
     /// Sockets in the big root (a multiple of ten).
@@ -556,9 +561,14 @@ pub(crate) fn warmup_secs(secs: f64) -> f64 {
     (secs * 0.2).max(60.0).min(secs / 2.0)
 }
 
-/// The steady/soak benchmark: the 10,000-socket fixture, 1 s scans, `soak_secs` of sampling.
-pub(crate) fn soak(cfg: &Config) -> anyhow::Result<Soak> {
-    let fx = scale::build(cfg.services).context("building the socket tree")?;
+/// The steady/soak benchmark: the 10,000-socket fixture laid out as `layout` says, 1 s scans,
+/// `soak_secs` of sampling.
+pub(crate) fn soak(cfg: &Config, layout: Layout) -> anyhow::Result<Soak> {
+    let services = match layout {
+        Layout::Grouped => cfg.services,
+        Layout::Flat => cfg.flat_services,
+    };
+    let fx = scale::build(services, layout).context("building the socket tree")?;
     let drainer = fx.drain()?;
     let mut serve = Serve::start(&cfg.bin, fx.dir.path(), "1s")?;
     let ready_after = serve.wait_ready()?;

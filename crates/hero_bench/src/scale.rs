@@ -4,6 +4,8 @@
 //! The same service layout serves the memory benchmark ([`crate::memory`]): [`bind_services`]
 //! builds any range of services (the 100,000-socket root is spread over holder processes that
 //! way), and a [`Drainer`] accepts and closes what probes leave in the live listeners' queues.
+//! The memory benchmark also lays the same states out flat ([`Layout::Flat`]): one `rpc.sock`
+//! per service, so every socket is a service of its own.
 
 use std::ops::Range;
 use std::os::fd::OwnedFd;
@@ -35,6 +37,16 @@ const LIVE_BACKLOG: i32 = 1024;
 const GNU_TIME: &str = "/usr/bin/time";
 /// How often a [`Drainer`] looks at its stop flag when nothing arrives.
 const DRAIN_TICK: Duration = Duration::from_millis(100);
+
+/// How a root's sockets are spread over its services. Either way, of every ten sockets 8 are
+/// live, 1 refused and 1 busy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// `svc_NNNN/` with ten sockets each ([`bind_services`]).
+    Grouped,
+    /// `svc_NNNNN/rpc.sock`: one socket per service ([`bind_flat`]).
+    Flat,
+}
 
 /// The socket tree and every fd that keeps it in shape.
 pub(crate) struct Fixture {
@@ -142,17 +154,24 @@ fn busy(path: &Path, fds: &mut Vec<OwnedFd>) -> anyhow::Result<()> {
     bail!("backlog of {} never filled", path.display())
 }
 
-/// Builds `services` service directories of ten sockets each.
-pub(crate) fn build(services: usize) -> anyhow::Result<Fixture> {
+/// Builds `services` service directories laid out as `layout` says: ten sockets each
+/// ([`Layout::Grouped`]) or one ([`Layout::Flat`]).
+pub(crate) fn build(services: usize, layout: Layout) -> anyhow::Result<Fixture> {
     let started = Instant::now();
     let (nofile, nofile_err) = raise_nofile(65_536);
+    let need = match layout {
+        Layout::Grouped => services * 12 + 256,
+        Layout::Flat => services * 12 / 10 + 256,
+    };
     ensure!(
-        nofile as usize > services * 12 + 256,
-        "RLIMIT_NOFILE is {nofile}; {services} services need about {}",
-        services * 12 + 256
+        nofile as usize > need,
+        "RLIMIT_NOFILE is {nofile}; {services} services need about {need}"
     );
     let dir = tempfile::Builder::new().prefix("hero_bench").tempdir()?;
-    let held = bind_services(dir.path(), 0..services)?;
+    let held = match layout {
+        Layout::Grouped => bind_services(dir.path(), 0..services)?,
+        Layout::Flat => bind_flat(dir.path(), 0..services)?,
+    };
     Ok(Fixture {
         dir,
         live: held.live.into(),
@@ -191,6 +210,39 @@ pub(crate) fn bind_services(root: &Path, services: Range<usize>) -> anyhow::Resu
                 _ => 1,
             }] += 1;
         }
+    }
+    Ok(held)
+}
+
+/// Creates `root/svc_NNNNN/rpc.sock` for every service in `services`: one socket each, the
+/// service number modulo ten picking its state as [`bind_services`] picks a kind's (8 and 9:
+/// refused and busy, the rest live).
+pub(crate) fn bind_flat(root: &Path, services: Range<usize>) -> anyhow::Result<Held> {
+    let n = services.len();
+    let mut held = Held {
+        live: Vec::with_capacity(n),
+        other: Vec::with_capacity(n / 5 + 1),
+        counts: [n, 0, 0, 0],
+    };
+    for s in services {
+        let svc = root.join(format!("svc_{s:05}"));
+        std::fs::create_dir(&svc)?;
+        let path = svc.join("rpc.sock");
+        let state = match s % 10 {
+            8 => {
+                drop(listener(&path, 1)?);
+                2
+            }
+            9 => {
+                busy(&path, &mut held.other)?;
+                3
+            }
+            _ => {
+                held.live.push(listener(&path, LIVE_BACKLOG)?);
+                1
+            }
+        };
+        held.counts[state] += 1;
     }
     Ok(held)
 }

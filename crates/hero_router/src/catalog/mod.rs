@@ -25,7 +25,7 @@ mod schedule;
 pub(crate) mod validate;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -40,7 +40,7 @@ use crate::registry::catalog::{Catalog, CatalogEntry};
 use crate::registry::events::Event;
 use crate::registry::names::OWN_SERVICE;
 use crate::registry::state::SocketState;
-use crate::registry::table::{Service, Table};
+use crate::registry::table::{Service, Socket, Table};
 use crate::registry::{CatalogRequest, CatalogWriter, Registry};
 use crate::upstream::{Key, Pool};
 use fetch::{Fetched, Limits};
@@ -52,12 +52,18 @@ pub(crate) use fetch::own_entry;
 /// The socket a service's documents are fetched from, as the table saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Target {
-    path: PathBuf,
+    /// Shared with the pool key of every fetch from it.
+    path: Arc<Path>,
     identity: Option<Identity>,
     rpc: bool,
 }
 
 /// The catalog fetcher. Build it with [`Fetcher::new`] and [`Fetcher::run`] it.
+///
+/// Its bookkeeping costs the same per service whatever the number of services: each map is
+/// keyed by the service's one shared name ([`Fetcher::name`]), and no step walks a queue or
+/// the retry list to find one service (a thousand services failing together once made every
+/// table change cost millions of string comparisons).
 pub(crate) struct Fetcher {
     cfg: CatalogConfig,
     /// The router's own entry, made from its own documents (never fetched).
@@ -65,24 +71,26 @@ pub(crate) struct Fetcher {
     pool: Arc<Pool>,
     registry: Registry,
     out: CatalogWriter,
-    entries: BTreeMap<String, Arc<CatalogEntry>>,
+    entries: BTreeMap<Arc<str>, Arc<CatalogEntry>>,
     /// The target each entry was fetched from.
-    sources: HashMap<String, Target>,
+    sources: HashMap<Arc<str>, Target>,
     /// Fetches running, by service.
-    running: HashMap<String, Running>,
-    /// Fetches waiting for a free slot, by lane.
-    fresh_queue: VecDeque<(String, Target)>,
-    suspect_queue: VecDeque<(String, Target)>,
-    queued: HashSet<String>,
+    running: HashMap<Arc<str>, Running>,
+    /// Fetches waiting for a free slot, by lane; their targets are in `queued`.
+    fresh_queue: VecDeque<Arc<str>>,
+    suspect_queue: VecDeque<Arc<str>>,
+    /// The services in a queue, with the target to fetch from.
+    queued: HashMap<Arc<str>, Target>,
     /// Failed fetches in a row, by service (absent: none).
-    failures: HashMap<String, u32>,
-    /// When each failed service is fetched again, in time order.
-    retries: BTreeSet<(Instant, String)>,
+    failures: HashMap<Arc<str>, u32>,
+    /// When each failed service is fetched again, in time order, and by service.
+    retries: BTreeSet<(Instant, Arc<str>)>,
+    retry_at: HashMap<Arc<str>, Instant>,
     /// Services asked for again while their fetch ran: fetched once more after it.
-    again: HashSet<String>,
+    again: HashSet<Arc<str>>,
     /// Who waits for a service's next fetch to finish.
     waiters: HashMap<String, Vec<oneshot::Sender<()>>>,
-    tasks: JoinSet<(String, Target, Fetched)>,
+    tasks: JoinSet<(Arc<str>, Target, Fetched)>,
     /// Entries changed since the catalog was last published.
     dirty: bool,
     /// When the catalog was last published.
@@ -121,9 +129,10 @@ impl Fetcher {
             running: HashMap::new(),
             fresh_queue: VecDeque::new(),
             suspect_queue: VecDeque::new(),
-            queued: HashSet::new(),
+            queued: HashMap::new(),
             failures: HashMap::new(),
             retries: BTreeSet::new(),
+            retry_at: HashMap::new(),
             again: HashSet::new(),
             waiters: HashMap::new(),
             tasks: JoinSet::new(),
@@ -139,7 +148,7 @@ impl Fetcher {
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + refresh, refresh);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let table = tables.borrow_and_update().clone();
-        self.reconcile(&table, None);
+        self.reconcile(&table, false);
         loop {
             let next_retry = self.retries.first().map(|(at, _)| *at);
             let next_slot = self.next_slot_change();
@@ -150,16 +159,23 @@ impl Fetcher {
                         break;
                     }
                     let table = tables.borrow_and_update().clone();
-                    self.reconcile(&table, None);
+                    self.reconcile(&table, false);
                 }
                 Some(req) = self.out.requests.recv() => self.request(req),
                 _ = tick.tick() => {
                     let table = self.registry.table();
-                    self.reconcile(&table, Some(&Force::All));
+                    self.reconcile(&table, true);
                 }
                 Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
                     if let Ok((service, target, fetched)) = done {
                         self.finished(service, target, fetched);
+                    }
+                    // Every other fetch that has finished too: a finished task waiting here
+                    // holds its whole future.
+                    while let Some(done) = self.tasks.try_join_next() {
+                        if let Ok((service, target, fetched)) = done {
+                            self.finished(service, target, fetched);
+                        }
                     }
                     self.start_queued();
                 }
@@ -185,11 +201,11 @@ impl Fetcher {
     fn request(&mut self, req: CatalogRequest) {
         let table = self.registry.table();
         match req.service {
-            None => self.reconcile(&table, Some(&Force::All)),
+            None => self.reconcile(&table, true),
             // The router's own entry is never fetched: make sure it is there and published,
             // then answer (a waiter would wait for a fetch that never comes).
             Some(name) if name == OWN_SERVICE => {
-                self.reconcile(&table, None);
+                self.reconcile(&table, false);
                 if self.dirty {
                     self.publish();
                 }
@@ -198,19 +214,31 @@ impl Fetcher {
                 }
             }
             Some(name) => {
-                let fetching = table.service(&name).and_then(target).is_some();
+                let fetching = table.service(&name).and_then(live_socket).is_some();
                 if let (true, Some(reply)) = (fetching, req.reply) {
                     self.waiters.entry(name.clone()).or_default().push(reply);
                 }
                 // Without a target the reply is dropped here: the caller stops waiting.
-                self.reconcile(&table, Some(&Force::One(name)));
+                self.refetch(&table, &name);
             }
         }
     }
 
-    /// Brings the fetches in line with `table`: new or restarted services (and the forced
-    /// ones) are fetched; entries of services no longer in the table are dropped.
-    fn reconcile(&mut self, table: &Table, force: Option<&Force>) {
+    /// The service's name as the fetcher's maps hold it: one allocation per service, shared.
+    fn name(&self, name: &str) -> Arc<str> {
+        let known = (self.entries.get_key_value(name).map(|(k, _)| k))
+            .or_else(|| self.sources.get_key_value(name).map(|(k, _)| k))
+            .or_else(|| self.running.get_key_value(name).map(|(k, _)| k))
+            .or_else(|| self.queued.get_key_value(name).map(|(k, _)| k));
+        match known {
+            Some(k) => k.clone(),
+            None => Arc::from(name),
+        }
+    }
+
+    /// Brings the fetches in line with `table`: new or restarted services (every one if
+    /// `force_all`) are fetched; entries of services no longer in the table are dropped.
+    fn reconcile(&mut self, table: &Table, force_all: bool) {
         let before = self.entries.len();
         self.entries.retain(|name, _| table.service(name).is_some());
         self.sources.retain(|name, _| table.service(name).is_some());
@@ -218,47 +246,61 @@ impl Fetcher {
             .retain(|name, _| table.service(name).is_some());
         self.retries
             .retain(|(_, name)| table.service(name).is_some());
+        self.retry_at
+            .retain(|name, _| table.service(name).is_some());
         let mut changed = self.entries.len() != before;
         for service in &table.services {
-            let name = &service.name;
-            if name == OWN_SERVICE {
-                // The router knows its own documents.
-                if !self.entries.contains_key(name) {
-                    self.entries.insert(name.clone(), self.own.clone());
-                    changed = true;
-                }
-                continue;
-            }
-            let Some(target) = target(service) else {
-                continue;
-            };
-            let forced = force.is_some_and(|f| f.covers(name));
-            if let Some(running) = self.running.get(name) {
-                if forced || running.target != target {
-                    self.again.insert(name.clone());
-                }
-                continue;
-            }
-            if !forced && self.sources.get(name) == Some(&target) {
-                continue;
-            }
-            if self.queued.insert(name.clone()) {
-                let queue = match schedule::lane(self.failures_of(name)) {
-                    Lane::Fresh => &mut self.fresh_queue,
-                    Lane::Suspect => &mut self.suspect_queue,
-                };
-                queue.push_back((name.clone(), target));
-            } else if let Some(slot) = self
-                .fresh_queue
-                .iter_mut()
-                .chain(self.suspect_queue.iter_mut())
-                .find(|(n, _)| n == name)
-            {
-                slot.1 = target;
-            }
+            changed |= self.consider(service, force_all);
         }
         self.start_queued();
         self.dirty |= changed;
+    }
+
+    /// Fetches `name` again, whether or not its socket changed (if it is in `table`).
+    fn refetch(&mut self, table: &Table, name: &str) {
+        if let Some(service) = table.service(name) {
+            self.dirty |= self.consider(service, true);
+        }
+        self.start_queued();
+    }
+
+    /// Queues `service`'s fetch if it has a live socket and is new, restarted or `forced`;
+    /// true if this changed the entries (the router's own entry).
+    fn consider(&mut self, service: &Service, forced: bool) -> bool {
+        let name = service.name.as_str();
+        if name == OWN_SERVICE {
+            // The router knows its own documents.
+            if self.entries.contains_key(name) {
+                return false;
+            }
+            self.entries.insert(Arc::from(name), self.own.clone());
+            return true;
+        }
+        let Some((socket, rpc)) = live_socket(service) else {
+            return false;
+        };
+        if let Some(running) = self.running.get(name) {
+            if forced || !running.target.is(socket, rpc) {
+                let name = self.name(name);
+                self.again.insert(name);
+            }
+            return false;
+        }
+        if !forced && self.sources.get(name).is_some_and(|t| t.is(socket, rpc)) {
+            return false;
+        }
+        let target = Target::of(socket, rpc);
+        if let Some(queued) = self.queued.get_mut(name) {
+            *queued = target;
+            return false;
+        }
+        let name = self.name(name);
+        match schedule::lane(self.failures_of(&name)) {
+            Lane::Fresh => self.fresh_queue.push_back(name.clone()),
+            Lane::Suspect => self.suspect_queue.push_back(name.clone()),
+        }
+        self.queued.insert(name, target);
+        false
     }
 
     fn failures_of(&self, service: &str) -> u32 {
@@ -292,10 +334,12 @@ impl Fetcher {
             } else {
                 None
             };
-            let Some(((name, target), lane)) = next else {
+            let Some((name, lane)) = next else {
                 return;
             };
-            self.queued.remove(&name);
+            let Some(target) = self.queued.remove(&name) else {
+                continue;
+            };
             self.running.insert(
                 name.clone(),
                 Running {
@@ -311,7 +355,7 @@ impl Fetcher {
             };
             self.tasks.spawn(async move {
                 let key = Key {
-                    path: Arc::from(target.path.as_path()),
+                    path: target.path.clone(),
                     identity: target.identity,
                 };
                 let fetched = fetch::fetch(&pool, &key, &name, target.rpc, limits).await;
@@ -329,25 +373,31 @@ impl Fetcher {
                 break;
             }
             let (_, name) = self.retries.pop_first().expect("not empty");
-            self.reconcile(&table, Some(&Force::One(name)));
+            self.retry_at.remove(&name);
+            if let Some(service) = table.service(&name) {
+                self.dirty |= self.consider(service, true);
+            }
         }
+        self.start_queued();
     }
 
     /// Counts a failure (and schedules the retry) or a success of `service`'s fetch.
-    fn count(&mut self, service: &str, failed: bool) {
-        self.retries.retain(|(_, name)| name != service);
+    fn count(&mut self, service: &Arc<str>, failed: bool) {
+        if let Some((name, at)) = self.retry_at.remove_entry(service) {
+            self.retries.remove(&(at, name));
+        }
         if !failed {
             self.failures.remove(service);
             return;
         }
-        let failures = self.failures.entry(service.to_owned()).or_default();
+        let failures = self.failures.entry(service.clone()).or_default();
         *failures = failures.saturating_add(1);
-        let delay = schedule::backoff(*failures, self.cfg.refresh);
-        self.retries
-            .insert((Instant::now() + delay, service.to_owned()));
+        let at = Instant::now() + schedule::backoff(*failures, self.cfg.refresh);
+        self.retries.insert((at, service.clone()));
+        self.retry_at.insert(service.clone(), at);
     }
 
-    fn finished(&mut self, service: String, target: Target, fetched: Fetched) {
+    fn finished(&mut self, service: Arc<str>, target: Target, fetched: Fetched) {
         self.running.remove(&service);
         let table = self.registry.table();
         if table.service(&service).is_some() {
@@ -358,7 +408,7 @@ impl Fetcher {
                 p.spec.fingerprint != entry.spec.fingerprint || p.spec.state != entry.spec.state
             });
             let event = changed.then(|| Event::CatalogChanged {
-                service: service.clone(),
+                service: service.to_string(),
                 fingerprint: entry.spec.fingerprint.clone(),
                 state: entry.spec.state.as_str(),
                 reason: entry.spec.reason.clone(),
@@ -372,7 +422,7 @@ impl Fetcher {
                 self.emit(event);
             }
         }
-        if let Some(waiters) = self.waiters.remove(&service) {
+        if let Some(waiters) = self.waiters.remove(&*service) {
             // A waiter reads the catalog as soon as it is told: publish first.
             self.publish();
             for w in waiters {
@@ -381,7 +431,7 @@ impl Fetcher {
         }
         if self.again.remove(&service) {
             let table = self.registry.table();
-            self.reconcile(&table, Some(&Force::One(service)));
+            self.refetch(&table, &service);
         }
     }
 
@@ -399,39 +449,38 @@ impl Fetcher {
     }
 }
 
-/// Which services a refresh covers.
-enum Force {
-    All,
-    One(String),
-}
+// === impl Target ===
 
-impl Force {
-    fn covers(&self, name: &str) -> bool {
-        match self {
-            Force::All => true,
-            Force::One(n) => n == name,
+impl Target {
+    fn of(socket: &Socket, rpc: bool) -> Target {
+        Target {
+            path: Arc::from(Path::new(&socket.path)),
+            identity: socket.identity,
+            rpc,
         }
+    }
+
+    /// True if this is the target `socket` would be (no allocation).
+    fn is(&self, socket: &Socket, rpc: bool) -> bool {
+        self.rpc == rpc
+            && self.identity == socket.identity
+            && *self.path == *Path::new(&socket.path)
     }
 }
 
-/// Where a service's documents come from: its live rpc socket, else its first live socket
-/// (for the manifest alone); `None` while nothing of it is live.
-fn target(service: &Service) -> Option<Target> {
+/// Where a service's documents come from: its live rpc socket (true), else its first live
+/// socket (for the manifest alone); `None` while nothing of it is live.
+fn live_socket(service: &Service) -> Option<(&Socket, bool)> {
     let live = |kind: Option<&str>| {
         service
             .sockets
             .iter()
             .find(|s| s.state == SocketState::Live && kind.is_none_or(|k| s.kind == k))
     };
-    let (socket, rpc) = match live(Some("rpc")) {
-        Some(s) => (s, true),
-        None => (live(None)?, false),
-    };
-    Some(Target {
-        path: PathBuf::from(&socket.path),
-        identity: socket.identity,
-        rpc,
-    })
+    match live(Some("rpc")) {
+        Some(s) => Some((s, true)),
+        None => Some((live(None)?, false)),
+    }
 }
 
 /// Sleeps until `at`, or forever if there is no such moment.

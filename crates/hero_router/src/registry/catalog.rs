@@ -14,7 +14,7 @@ use super::table::{Service, ServiceStatus};
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     /// Entries by service name.
-    pub entries: BTreeMap<String, Arc<CatalogEntry>>,
+    pub entries: BTreeMap<Arc<str>, Arc<CatalogEntry>>,
 }
 
 /// What the catalog knows about one service.

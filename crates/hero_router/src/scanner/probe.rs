@@ -157,42 +157,77 @@ fn denied(identity: Option<Identity>, detail: Cow<'static, str>) -> Observation 
 /// A job for the probe pool.
 type Job = Box<dyn FnOnce() + Send>;
 
-/// A fixed pool of probe threads. However many sockets there are and however long a probe
+/// A bounded pool of probe threads. However many sockets there are and however long a probe
 /// hangs (a stuck filesystem), the probes of every scan run on these threads and no others, so
-/// the number of threads (and the memory each one's allocator keeps) never grows. A hung probe
-/// holds its thread until the syscall returns; the others go on.
+/// the number of threads (and the memory each one's allocator keeps) never grows past its
+/// bound. A hung probe holds its thread until the syscall returns; the others go on.
+///
+/// Threads start when a job finds none idle, not all at once: a root of a few services never
+/// needs sixteen, and each thread costs its stack and allocator pages for as long as the
+/// router runs (idle `serve` had 16 probe threads of which two ever ran a probe).
 pub(crate) struct ProbePool {
     jobs: std::sync::mpsc::Sender<Job>,
+    threads: std::sync::Arc<Threads>,
+}
+
+/// What the probe threads share: the job queue and how many of them there are.
+struct Threads {
+    rx: std::sync::Mutex<std::sync::mpsc::Receiver<Job>>,
+    /// Threads started (or starting), at most `max`.
+    started: std::sync::atomic::AtomicUsize,
+    /// Threads waiting for a job.
+    idle: std::sync::atomic::AtomicUsize,
+    max: usize,
 }
 
 impl ProbePool {
-    /// Starts `threads` probe threads (at least one). They end when the pool is dropped.
+    /// A pool of at most `threads` probe threads (at least one). They end when the pool is
+    /// dropped.
     pub(crate) fn new(threads: usize) -> ProbePool {
         let (jobs, rx) = std::sync::mpsc::channel::<Job>();
-        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
-        for i in 0..threads.max(1) {
-            let rx = rx.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("hero-probe-{i}"))
-                .spawn(move || {
-                    loop {
-                        let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                        match job {
-                            Ok(job) => job(),
-                            Err(_) => return,
-                        }
-                    }
-                });
-            if let Err(e) = spawned {
-                tracing::warn!(error = %e, "cannot start a probe thread");
-            }
+        ProbePool {
+            jobs,
+            threads: std::sync::Arc::new(Threads {
+                rx: std::sync::Mutex::new(rx),
+                started: 0.into(),
+                idle: 0.into(),
+                max: threads.max(1),
+            }),
         }
-        ProbePool { jobs }
     }
 
-    /// Runs `job` on a probe thread.
+    /// Runs `job` on a probe thread, starting one if none is idle and the bound allows.
     pub(crate) fn run(&self, job: Job) {
+        use std::sync::atomic::Ordering::SeqCst;
         let _ = self.jobs.send(job);
+        let t = &self.threads;
+        if t.idle.load(SeqCst) > 0 {
+            return;
+        }
+        let Ok(i) = t
+            .started
+            .fetch_update(SeqCst, SeqCst, |n| (n < t.max).then_some(n + 1))
+        else {
+            return;
+        };
+        let threads = t.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("hero-probe-{i}"))
+            .spawn(move || {
+                loop {
+                    threads.idle.fetch_add(1, SeqCst);
+                    let job = threads.rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    threads.idle.fetch_sub(1, SeqCst);
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            t.started.fetch_sub(1, SeqCst);
+            tracing::warn!(error = %e, "cannot start a probe thread");
+        }
     }
 }
 

@@ -19,7 +19,7 @@ impl Scanner {
         let mut candidates = Vec::new();
         let mut skips = Vec::new();
         for (service, svc) in self.records.iter() {
-            for (kind, entry) in &svc.sockets {
+            for (kind, entry) in svc.sockets.iter() {
                 let (path, rec) = (&entry.path, &entry.rec);
                 if rec.state != SocketState::Refused {
                     continue;

@@ -4,6 +4,10 @@
 //! allocation, and a service none of whose sockets changed is published as the same
 //! `Arc<Service>` as before. So a full scan of a steady root allocates next to nothing and the
 //! memory held is the same from one scan to the next.
+//!
+//! A service's sockets are a [`Sockets`] list sorted by kind, exactly as long as it needs to
+//! be: most services have one to a few sockets, and a `BTreeMap` would give each of them a
+//! whole node for eleven (2.2 KB per one-socket service, measured with heaptrack).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,10 +28,16 @@ pub(super) struct SockEntry {
     seen: u64,
 }
 
+/// A service's sockets by kind: a list sorted by kind, allocated to its exact length.
+#[derive(Debug, Default)]
+pub(super) struct Sockets {
+    entries: Vec<(String, SockEntry)>,
+}
+
 /// One service's sockets (by kind), its listing error, and its last published form.
 #[derive(Debug, Default)]
 pub(super) struct ServiceRecords {
-    pub(super) sockets: BTreeMap<String, SockEntry>,
+    pub(super) sockets: Sockets,
     /// Why the directory could not be listed at the last look.
     error: Option<String>,
     /// The service as last published; dropped whenever something in it changes.
@@ -55,6 +65,74 @@ pub(super) struct Records {
     /// Counts observation passes, so sockets a pass did not see can be swept.
     pass: u64,
 }
+
+// === impl Sockets ===
+
+impl Sockets {
+    fn find(&self, kind: &str) -> Result<usize, usize> {
+        self.entries.binary_search_by(|(k, _)| k.as_str().cmp(kind))
+    }
+
+    /// The entry of `kind`.
+    pub(super) fn get(&self, kind: &str) -> Option<&SockEntry> {
+        self.find(kind).ok().map(|i| &self.entries[i].1)
+    }
+
+    /// The entry of `kind`, to change.
+    pub(super) fn get_mut(&mut self, kind: &str) -> Option<&mut SockEntry> {
+        self.find(kind).ok().map(|i| &mut self.entries[i].1)
+    }
+
+    /// Adds (or replaces) the entry of `kind`, growing the list by exactly one: a service's
+    /// sockets are added once and then kept, so the list never holds spare room.
+    pub(super) fn insert(&mut self, kind: &str, entry: SockEntry) {
+        match self.find(kind) {
+            Ok(i) => self.entries[i].1 = entry,
+            Err(i) => {
+                self.entries.reserve_exact(1);
+                self.entries.insert(i, (kind.to_owned(), entry));
+            }
+        }
+    }
+
+    /// Removes the entry of `kind`.
+    pub(super) fn remove(&mut self, kind: &str) -> Option<SockEntry> {
+        let i = self.find(kind).ok()?;
+        let (_, entry) = self.entries.remove(i);
+        self.release();
+        Some(entry)
+    }
+
+    /// Keeps the entries `keep` says yes to.
+    pub(super) fn retain(&mut self, mut keep: impl FnMut(&SockEntry) -> bool) {
+        self.entries.retain(|(_, e)| keep(e));
+        self.release();
+    }
+
+    /// Gives the room of removed entries back, once a quarter or more of it is spare.
+    fn release(&mut self) {
+        if self.entries.len() <= self.entries.capacity() * 3 / 4 {
+            self.entries.shrink_to_fit();
+        }
+    }
+
+    /// True if there is none.
+    pub(super) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// (kind, entry) in kind order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&String, &SockEntry)> {
+        self.entries.iter().map(|(k, e)| (k, e))
+    }
+
+    /// The entries in kind order.
+    pub(super) fn values(&self) -> impl Iterator<Item = &SockEntry> {
+        self.entries.iter().map(|(_, e)| e)
+    }
+}
+
+// === impl Records ===
 
 impl Records {
     /// Starts a pass of observations.
@@ -127,7 +205,7 @@ impl Records {
             }
             None => {
                 svc.sockets.insert(
-                    kind.to_owned(),
+                    kind,
                     SockEntry {
                         path: path.to_owned(),
                         rec,
@@ -147,7 +225,7 @@ impl Records {
             return Vec::new();
         };
         let mut gone = Vec::new();
-        svc.sockets.retain(|_, e| {
+        svc.sockets.retain(|e| {
             let keep = e.seen == pass;
             if !keep {
                 gone.push(Change {
@@ -171,8 +249,9 @@ impl Records {
             return Vec::new();
         };
         svc.sockets
-            .into_values()
-            .map(|e| Change {
+            .entries
+            .into_iter()
+            .map(|(_, e)| Change {
                 service: name.to_owned(),
                 socket: e.path.display().to_string(),
                 from: e.rec.state.as_str(),
@@ -286,14 +365,12 @@ impl Records {
                 size_of::<(String, ServiceRecords)>()
                     + name.capacity()
                     + svc.error.as_ref().map_or(0, String::capacity)
+                    + svc.sockets.entries.capacity() * size_of::<(String, SockEntry)>()
                     + svc
                         .sockets
                         .iter()
                         .map(|(kind, e)| {
-                            size_of::<(String, SockEntry)>()
-                                + kind.capacity()
-                                + e.path.capacity()
-                                + detail_heap(&e.rec.detail)
+                            kind.capacity() + e.path.capacity() + detail_heap(&e.rec.detail)
                         })
                         .sum::<usize>()
             })

@@ -85,9 +85,9 @@ pub struct Bound {
 // === impl Front ===
 
 impl Front {
-    /// Builds the shared state around a scanner handle, for listeners bound at `bound`.
+    /// Builds the shared state around the registry, for listeners bound at `bound`.
     pub(crate) fn new(
-        scanner: Registry,
+        registry: Registry,
         cfg: &Config,
         bound: &Bound,
         token: CancellationToken,
@@ -98,7 +98,7 @@ impl Front {
         let inflight = Inflight::new(cfg.max_inflight_per_service);
         let pool = Arc::new(Pool::new(busy_wait, inflight));
         let shared = Arc::new(Shared {
-            registry: scanner.clone(),
+            registry,
             pool: pool.clone(),
             upstream_timeout: cfg.upstream_timeout,
             max_body: cfg.max_body,

@@ -355,8 +355,8 @@ fn ended(task: &str, result: Result<(), tokio::task::JoinError>) -> String {
     }
 }
 
-async fn feed_metrics(front: Arc<Front>, scanner: Registry, token: CancellationToken) {
-    let mut events = scanner.subscribe();
+async fn feed_metrics(front: Arc<Front>, registry: Registry, token: CancellationToken) {
+    let mut events = registry.subscribe();
     loop {
         tokio::select! {
             _ = token.cancelled() => break,

@@ -175,10 +175,10 @@ impl OwnSockets {
 /// the supervisor stops it so it is restarted).
 pub(super) async fn keep(
     own: Arc<tokio::sync::Mutex<Option<OwnSockets>>>,
-    scanner: Registry,
+    registry: Registry,
     token: CancellationToken,
 ) -> Result<(), String> {
-    let mut events = scanner.subscribe();
+    let mut events = registry.subscribe();
     loop {
         let ev = tokio::select! {
             _ = token.cancelled() => return Ok(()),
