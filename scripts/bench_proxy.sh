@@ -14,7 +14,8 @@
 #   path     hero_router  POST /SVC/rpc/rpc  -> SVC/rpc.sock /rpc
 #   method   hero_router  POST /rpc, method "SVC.echo" -> SVC/rpc.sock POST /rpc, method "echo"
 #   nginx    proxy nginx  POST /SVC/rpc/rpc  -> SVC/rpc.sock /rpc (one upstream per backend,
-#            keepalive 64); a process of its own, apart from the backend nginx
+#            keepalive BENCH_NGINX_KEEPALIVE idle connections per worker, 128 by default);
+#            a process of its own, apart from the backend nginx
 # Two load tools (BENCH_TOOLS, both by default), each HTTP/1.1, keep-alive, no pipelining:
 #   h2load   h2load --h1 -m 1 -t BENCH_THREADS; p50/p99 from its per-request log
 #   oha      oha --no-tui --http-version 1.1, JSON output; p50/p99 from oha's own percentiles
@@ -37,7 +38,8 @@
 #
 # Knobs (environment): BENCH_N (default 150000), BENCH_N1 (20000), BENCH_WARMUP (5000),
 # BENCH_CONNS (64), BENCH_ROUNDS (3), BENCH_THREADS (h2load -t, default 1),
-# BENCH_TOOLS ("h2load oha"), BENCH_BACKENDS ("bench nginxsvc"), OHA_VERSION (1.16.0).
+# BENCH_TOOLS ("h2load oha"), BENCH_BACKENDS ("bench nginxsvc"), OHA_VERSION (1.16.0),
+# BENCH_NGINX_KEEPALIVE (128: the proxy nginx's idle upstream connections per worker).
 # BENCH_BASE_BIN: another hero_router binary (say, a build of an earlier commit) to compare with in
 # the same run: it serves a second root with the same backends (a second example service, a second
 # listen socket of the nginx backend), and its scenarios path_base and method_base are interleaved
@@ -52,6 +54,7 @@ WARMUP=${BENCH_WARMUP:-5000}
 CONNS=${BENCH_CONNS:-64}
 ROUNDS=${BENCH_ROUNDS:-3}
 THREADS=${BENCH_THREADS:-1}
+NGINX_KEEPALIVE=${BENCH_NGINX_KEEPALIVE:-128}
 OHA_VERSION=${OHA_VERSION:-1.16.0}
 read -ra TOOLS <<<"${BENCH_TOOLS:-h2load oha}"
 read -ra BACKENDS <<<"${BENCH_BACKENDS:-bench nginxsvc}"
@@ -205,7 +208,7 @@ d=$tmp/nginx
 mkdir -p "$d/logs"
 { nginx_conf "$d"; echo "http {"; nginx_http "$d"
   for b in "${BACKENDS[@]}"; do
-    echo "  upstream up_$b { server unix:$root/$b/rpc.sock; keepalive 64; keepalive_requests 1000000; }"
+    echo "  upstream up_$b { server unix:$root/$b/rpc.sock; keepalive $NGINX_KEEPALIVE; keepalive_requests 1000000; }"
   done
   echo "  server {"
   echo "    listen 127.0.0.1:$NPORT;"
