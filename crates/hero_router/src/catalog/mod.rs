@@ -27,7 +27,6 @@ pub(crate) mod validate;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use hero_socket::Identity;
 use tokio::sync::oneshot;
@@ -37,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::CatalogConfig;
 use crate::registry::catalog::{Catalog, CatalogEntry};
-use crate::registry::events::Event;
+use crate::registry::events::{Event, unix_ms};
 use crate::registry::names::OWN_SERVICE;
 use crate::registry::state::SocketState;
 use crate::registry::table::{Service, Socket, Table};
@@ -489,10 +488,4 @@ async fn sleep_until_some(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -484,7 +484,7 @@ impl Pump {
     }
 
     fn on_event(&mut self, ev: Event) {
-        let at = crate::scanner::unix_ms();
+        let at = crate::registry::events::unix_ms();
         let (kind, data, recent) = match ev {
             Event::SocketChanged {
                 service,
@@ -628,13 +628,13 @@ impl Pump {
     fn push_service(&self, s: &Service) {
         let view = serde_json::to_value(self.catalog.view(s)).unwrap_or(Value::Null);
         let data = json!({"service": s.name, "name": s.name, "view": view,
-            "at_unix_ms": crate::scanner::unix_ms()});
+            "at_unix_ms": crate::registry::events::unix_ms()});
         self.inner.push(Kind::Service, data, false);
     }
 
     fn push_gone(&self, name: &str) {
         let data = json!({"service": name, "name": name, "view": null, "removed": true,
-            "at_unix_ms": crate::scanner::unix_ms()});
+            "at_unix_ms": crate::registry::events::unix_ms()});
         self.inner.push(Kind::Service, data, false);
     }
 }

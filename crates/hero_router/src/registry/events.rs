@@ -3,6 +3,8 @@
 //! Each event is logged once (docs/serve.md#logs) and broadcast to subscribers (tests, the front
 //! end), so nobody has to sleep and poll to see the scanner act.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use serde::Serialize;
 
 use crate::registry::state::SkipReason;
@@ -176,4 +178,18 @@ impl Event {
             }
         }
     }
+}
+
+/// Wall clock in ms since the epoch (the stamp of records, catalog entries and the live feed).
+pub(crate) fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Wall clock in ns since the epoch: the clock ctime uses.
+pub(crate) fn unix_ns() -> i128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
 }

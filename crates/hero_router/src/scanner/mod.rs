@@ -34,13 +34,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::registry::events::Event;
+use crate::registry::events::{Event, unix_ms, unix_ns};
 use crate::registry::names::Ignored;
 use crate::registry::state::{SkipReason, SocketState};
 use crate::registry::table::{LastScan, Service, Socket, Table};
@@ -542,18 +542,4 @@ fn jitter(interval: Duration) -> Duration {
 
 fn display(p: &Path) -> String {
     p.display().to_string()
-}
-
-/// Wall clock in ms since the epoch (for `since_unix_ms`).
-pub(crate) fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Wall clock in ns since the epoch: the clock ctime uses.
-pub(crate) fn unix_ns() -> i128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i128)
 }

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use super::hero_proc::Running;
 use super::reaper::ReapOutcome;
-use super::{Scanner, display, hero_proc, reaper, state, unix_ns};
+use super::{Scanner, display, hero_proc, reaper, state};
 use crate::registry::events::Event;
+use crate::registry::events::unix_ns;
 use crate::registry::names::OWN_SERVICE;
 use crate::registry::state::{SkipReason, SocketState};
 

@@ -6,9 +6,10 @@ use std::path::Path;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{Scanner, display, summarize, unix_ms};
+use super::{Scanner, display, summarize};
 use crate::registry::ScanSummary;
 use crate::registry::events::Event;
+use crate::registry::events::unix_ms;
 use crate::registry::table::LastScan;
 
 // === impl Scanner ===
