@@ -19,12 +19,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
-use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State as AxState};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post};
 use minijinja::value::Serde;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
@@ -64,34 +61,59 @@ pub(crate) struct State {
     pub service_url: Option<String>,
 }
 
-/// The dashboard's routes over `state`; a path it does not have gets the router's JSON 404.
-pub(crate) fn routes(state: State) -> Router {
-    Router::new()
-        .route("/", only(Method::GET, get(page)))
-        .route("/api/events", only(Method::GET, get(events)))
-        .route(
-            "/api/dashboard/service/{name}",
-            only(Method::GET, get(service)),
-        )
-        .route("/api/scan", only(Method::POST, post(scan)))
-        .fallback(|| async { error_response(&ProxyError::NoRoute) })
-        .with_state(state)
+/// A dashboard endpoint. The one routing decision (`serve::front::route`) picks it with
+/// [`Page::at`]; [`answer`] answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Page {
+    /// `GET /`: the page.
+    Home,
+    /// `GET /api/events`: the live feed.
+    Events,
+    /// `GET /api/dashboard/service/{name}`: one service's detail (the name percent-decoded).
+    Service(String),
+    /// `POST /api/scan`: a full scan now.
+    Scan,
 }
 
-/// `route` with the router's JSON 405 for any other method.
-fn only(allow: Method, route: MethodRouter<State>) -> MethodRouter<State> {
-    let allow: &'static str = if allow == Method::POST {
-        "POST"
-    } else {
-        "GET, HEAD"
-    };
-    route.fallback(move |method: Method, uri: Uri| async move {
-        error_response(&ProxyError::MethodNotAllowed {
-            method: method.to_string(),
-            path: uri.path().to_owned(),
-            allow,
-        })
-    })
+impl Page {
+    /// The endpoint at `path`, and the methods it answers (its `Allow`); `None` if the
+    /// dashboard has no such path.
+    pub(crate) fn at(path: &str) -> Option<(Page, &'static str)> {
+        const READ: &str = "GET, HEAD";
+        match path {
+            "/" => Some((Page::Home, READ)),
+            "/api/events" => Some((Page::Events, READ)),
+            "/api/scan" => Some((Page::Scan, "POST")),
+            _ => {
+                let segment = path.strip_prefix("/api/dashboard/service/")?;
+                if segment.is_empty() || segment.contains('/') {
+                    return None;
+                }
+                // A segment that cannot name a service is looked up as it is: "no such service".
+                let name = crate::proxy::path::service_segment(segment)
+                    .unwrap_or_else(|_| segment.to_owned());
+                Some((Page::Service(name), READ))
+            }
+        }
+    }
+
+    /// True if `method` is one the endpoint answers.
+    pub(crate) fn allows(allow: &str, method: &str) -> bool {
+        match allow {
+            "POST" => method == "POST",
+            _ => matches!(method, "GET" | "HEAD"),
+        }
+    }
+}
+
+/// Answers one dashboard request (`headers`: the request's).
+pub(crate) async fn answer(state: &State, page: Page, headers: &HeaderMap) -> Response {
+    match page {
+        Page::Home => home(state),
+        Page::Events => events(state, headers),
+        Page::Service(name) => service(state, name).await,
+        Page::Scan => scan(state).await,
+    }
 }
 
 /// What the page template shows.
@@ -129,7 +151,7 @@ fn page_csp() -> &'static str {
 }
 
 /// `GET /`.
-async fn page(AxState(state): AxState<State>) -> Response {
+fn home(state: &State) -> Response {
     let (table, catalog) = (
         state.shared.registry.table(),
         state.shared.registry.catalog(),
@@ -183,7 +205,7 @@ fn status_name(s: ServiceStatus) -> &'static str {
 }
 
 /// `GET /api/events`.
-async fn events(AxState(state): AxState<State>, headers: HeaderMap) -> Response {
+fn events(state: &State, headers: &HeaderMap) -> Response {
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok());
     let feed = state.hub.feed(last);
     let mut response = Response::new(Body::from_stream(feed.into_stream()));
@@ -201,7 +223,7 @@ async fn events(AxState(state): AxState<State>, headers: HeaderMap) -> Response 
 /// `GET /api/dashboard/service/{name}`. Its methods come from the docs cache, built off the
 /// connection threads on a miss (`cache-status` says which); 503 when the render queue is
 /// full.
-async fn service(AxState(state): AxState<State>, Path(name): Path<String>) -> Response {
+async fn service(state: &State, name: String) -> Response {
     if !valid_service_name(&name) {
         return error_response(&ProxyError::NoService { service: name });
     }
@@ -248,7 +270,7 @@ async fn service(AxState(state): AxState<State>, Path(name): Path<String>) -> Re
 }
 
 /// `POST /api/scan`: a full scan, answered with the `router.scan` result.
-async fn scan(AxState(state): AxState<State>) -> Response {
+async fn scan(state: &State) -> Response {
     let answer = state
         .rpc
         .handle(br#"{"jsonrpc":"2.0","id":1,"method":"router.scan"}"#)

@@ -477,3 +477,41 @@ async fn the_log_keeps_at_most_its_bytes() {
         assert_eq!((event.as_str(), seq(&id)), ("socket", want as u64));
     }
 }
+
+/// The dashboard's paths, as the one routing decision asks for them: each endpoint with its
+/// methods, a service name percent-decoded, and nothing else.
+#[test]
+fn pages_are_found_by_path() {
+    use super::Page;
+    let read = "GET, HEAD";
+    assert_eq!(Page::at("/"), Some((Page::Home, read)));
+    assert_eq!(Page::at("/api/events"), Some((Page::Events, read)));
+    assert_eq!(Page::at("/api/scan"), Some((Page::Scan, "POST")));
+    assert_eq!(
+        Page::at("/api/dashboard/service/calc"),
+        Some((Page::Service("calc".into()), read))
+    );
+    assert_eq!(
+        Page::at("/api/dashboard/service/c%61lc"),
+        Some((Page::Service("calc".into()), read))
+    );
+    // Not a service name: looked up as it is, and not found.
+    assert_eq!(
+        Page::at("/api/dashboard/service/.."),
+        Some((Page::Service("..".into()), read))
+    );
+    for path in [
+        "/api",
+        "/api/",
+        "/api/nosuch",
+        "/api/events/",
+        "/api/dashboard/service/",
+        "/api/dashboard/service/a/b",
+        "/index.html",
+    ] {
+        assert_eq!(Page::at(path), None, "{path}");
+    }
+    assert!(Page::allows(read, "GET") && Page::allows(read, "HEAD"));
+    assert!(!Page::allows(read, "POST") && !Page::allows("POST", "GET"));
+    assert!(Page::allows("POST", "POST"));
+}

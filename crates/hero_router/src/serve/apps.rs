@@ -1,5 +1,6 @@
-//! The router's own HTTP applications behind the connection driver: the dashboard (an axum
-//! router) and the MCP gateway (rmcp behind its own fast path).
+//! The router's own HTTP applications behind the connection driver: the dashboard (plain
+//! handlers, routed by the one routing decision) and the MCP gateway (rmcp behind its own fast
+//! path). This is the adapter where requests and answers are `http` types (rmcp's).
 //!
 //! The connection driver stays the one HTTP/1.1 framing authority: it parses and validates the
 //! head, routes it ([`route`](super::front::route), the one routing decision, which names the
@@ -10,11 +11,9 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
 use axum::response::Response;
 use http::Request;
-use tower::ServiceExt as _;
 
 use crate::rpc::Rpc;
 use crate::shared::Shared;
@@ -24,13 +23,13 @@ use crate::shared::Shared;
 pub(super) enum AppTarget {
     /// An MCP endpoint.
     Mcp(crate::mcp::Scope),
-    /// The dashboard (`GET /`, `/api/…`), or the router's 404 for a path it does not have.
-    Dashboard,
+    /// A dashboard endpoint (`GET /`, `/api/…`).
+    Dashboard(crate::dashboard::Page),
 }
 
 /// The applications, built once.
 pub(super) struct Apps {
-    dashboard: Router,
+    dashboard: crate::dashboard::State,
     mcp: crate::mcp::Endpoints,
     rpc: Arc<Rpc>,
     shared: Arc<Shared>,
@@ -44,7 +43,7 @@ impl Apps {
         Apps {
             rpc: dashboard.rpc.clone(),
             shared: dashboard.shared.clone(),
-            dashboard: crate::dashboard::routes(dashboard),
+            dashboard,
             mcp: crate::mcp::Endpoints::default(),
         }
     }
@@ -57,10 +56,9 @@ impl Apps {
                     .serve(&self.rpc, &self.shared, scope, request)
                     .await
             }
-            AppTarget::Dashboard => match self.dashboard.clone().oneshot(request).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            },
+            AppTarget::Dashboard(page) => {
+                crate::dashboard::answer(&self.dashboard, page, request.headers()).await
+            }
         }
     }
 }

@@ -215,7 +215,9 @@ fn app_parts(head: &http1::RequestHead<'_, '_>) -> Option<http::request::Parts> 
 fn guarded(route: &Route<'_>, method: &str, path: &str, table: &Table) -> bool {
     match route {
         Route::Rpc | Route::Own(Endpoint::Services) | Route::App(AppTarget::Mcp(_)) => true,
-        Route::App(AppTarget::Dashboard) => path != "/" || !matches!(method, "GET" | "HEAD"),
+        // The dashboard's API, and any answer under it (a 404 or a 405 too).
+        Route::App(AppTarget::Dashboard(_)) | Route::Error(_) if path.starts_with("/api/") => true,
+        Route::App(AppTarget::Dashboard(_)) => path != "/" || !matches!(method, "GET" | "HEAD"),
         Route::Proxy { target, .. } => target.socket(table).kind == "rpc",
         _ => false,
     }
@@ -476,7 +478,7 @@ impl<S: Stream> Client<'_, S> {
         // MCP requests are counted apart: they are routed calls in another envelope.
         let kind = match target {
             AppTarget::Mcp(_) => "mcp",
-            AppTarget::Dashboard => "app",
+            AppTarget::Dashboard(_) => "app",
         };
         let request = http::Request::from_parts(parts, axum::body::Body::from(body.freeze()));
         let (head, body) = front.apps.call(target, request).await.into_parts();

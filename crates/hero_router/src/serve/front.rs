@@ -439,15 +439,22 @@ pub(super) fn route<'a>(
     // `/`, `/docs`, `/api` and `/mcp` belong to the router, whatever services are called.
     let first = path[1.min(path.len())..].split('/').next().unwrap_or("");
     let dashboard = role != Role::Service;
+    if dashboard && (path == "/" || first == "api") {
+        return match crate::dashboard::Page::at(path) {
+            Some((page, allow)) if crate::dashboard::Page::allows(allow, method) => {
+                Route::App(AppTarget::Dashboard(page))
+            }
+            Some((_, allow)) => not_allowed(allow),
+            None => Route::Error(ProxyError::NoRoute),
+        };
+    }
     match first {
-        _ if path == "/" && dashboard => return Route::App(AppTarget::Dashboard),
         _ if path == "/" => {
             return match method {
                 "GET" | "HEAD" => Route::Own(Endpoint::Landing { html: false }),
                 _ => not_allowed("GET, HEAD"),
             };
         }
-        "api" if dashboard => return Route::App(AppTarget::Dashboard),
         "api" => return Route::OnAdminListener,
         "mcp" if role == Role::Admin => return Route::Error(ProxyError::NotOnAdminListener),
         "mcp" => {
