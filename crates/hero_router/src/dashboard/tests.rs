@@ -98,11 +98,16 @@ async fn next(feed: &mut super::hub::Feed) -> (String, String, Value) {
     .expect("no frame before the deadline")
 }
 
-/// Waits until the hub has turned `n` frames out.
+/// Waits until the hub has turned `n` frames out: a page of its own gets frame `n`, as a frame
+/// or inside a snapshot.
 async fn caught_up(hub: &Hub, n: u64) {
+    let mut feed = hub.feed(None);
     tokio::time::timeout(DEADLINE, async {
-        while hub.last_id() < n {
-            tokio::time::sleep(Duration::from_millis(1)).await;
+        loop {
+            let frame = feed.next().await.expect("the feed ended");
+            if head(&frame).is_some_and(|(id, _)| id >= n) {
+                return;
+            }
         }
     })
     .await

@@ -109,6 +109,29 @@ pub async fn wait_event(
     .expect("event did not arrive before the deadline")
 }
 
+/// A `serve` child's log filter under which it says what it does: every registry event, each
+/// scan's completion included (logged after the scan's table is published), and warnings.
+pub const LOG_EVENTS: &str = "warn,hero_router::registry::events=debug";
+
+/// The lines a child writes to stderr (piped), as they come: a child router started with
+/// `--log-level` [`LOG_EVENTS`] logs one whenever its table may have changed.
+pub fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
 pub fn changed_to(ev: &Event, path: &Path, state: &str) -> bool {
     matches!(ev, Event::SocketChanged { socket, to, .. } if socket == &path.display().to_string() && *to == state)
 }
