@@ -493,3 +493,6 @@ pub(super) fn route<'a>(
         Err(e) => Route::Error(e),
     }
 }
+
+#[cfg(test)]
+mod tests;
