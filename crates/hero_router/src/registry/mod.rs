@@ -230,3 +230,6 @@ impl Registry {
             .take()
     }
 }
+
+#[cfg(test)]
+mod tests;
