@@ -784,23 +784,33 @@ async fn per_service_concurrency_is_bounded() {
     let _other = spawn(ServiceConfig::new(root.path(), "other"))
         .await
         .unwrap();
-    // A service that records how many requests it is handling at once.
+    const LIMIT: usize = 2;
+    // A service that records how many requests it is handling at once, and answers none until
+    // LIMIT of them are in it together: then it answers those. A router that lets LIMIT calls
+    // through at once gets every answer and a peak of exactly LIMIT, whatever the scheduling;
+    // one that let fewer through never gets an answer (the calls time out). One that let more
+    // through shows a peak over LIMIT only if the extra call reaches the service before a
+    // group leaves the gate: the bound itself is `upstream::pool`'s unit test.
     let (now, peak) = (
         std::sync::Arc::new(AtomicUsize::new(0)),
         std::sync::Arc::new(AtomicUsize::new(0)),
     );
+    let gate = std::sync::Arc::new(tokio::sync::Barrier::new(LIMIT));
     let l = tokio::net::UnixListener::bind(service_dir(root.path(), "counted").join("rpc.sock"))
         .unwrap();
     let (n, p) = (now.clone(), peak.clone());
     let app = axum::Router::new().route(
         "/rpc",
-        axum::routing::post(move || {
-            let (n, p) = (n.clone(), p.clone());
+        axum::routing::post(move |body: String| {
+            let (n, p, gate) = (n.clone(), p.clone(), gate.clone());
             async move {
+                // The router's own calls (the catalog's rpc.discover) are not the test's.
+                if json(&body)["method"] == "rpc.discover" {
+                    return r#"{"jsonrpc":"2.0","id":1,"result":"ok"}"#;
+                }
                 let cur = n.fetch_add(1, Ordering::SeqCst) + 1;
                 p.fetch_max(cur, Ordering::SeqCst);
-                // The service's own work time, so concurrent calls overlap.
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                gate.wait().await;
                 n.fetch_sub(1, Ordering::SeqCst);
                 r#"{"jsonrpc":"2.0","id":1,"result":"ok"}"#
             }
@@ -811,31 +821,33 @@ async fn per_service_concurrency_is_bounded() {
         root.path(),
         &[
             "--max-inflight-per-service",
-            "2",
+            &LIMIT.to_string(),
             "--upstream-timeout",
             "10s",
         ],
     ))
     .await;
+    // A multiple of LIMIT: every group fills the gate.
     let batch = format!(
         "[{}]",
-        (0..8)
+        (0..4 * LIMIT)
             .map(|i| format!(r#"{{"jsonrpc":"2.0","id":{i},"method":"counted.x"}}"#))
             .collect::<Vec<_>>()
             .join(",")
     );
     let v = json(&rpc(&d, &batch).await.1);
-    assert_eq!(v.as_array().unwrap().len(), 8);
+    assert_eq!(v.as_array().unwrap().len(), 4 * LIMIT);
+    // All answered: the gate opened every time, so batch elements ran LIMIT at once (a
+    // sequential batch would have left the first call at the gate until it timed out).
     assert!(
         v.as_array().unwrap().iter().all(|r| r["result"] == "ok"),
         "{v}"
     );
     let seen = peak.load(Ordering::SeqCst);
-    // Batch elements run concurrently (a sequential batch would peak at 1), and never more than
-    // the limit at once.
+    // And never more than the limit at once.
     assert_eq!(
-        seen, 2,
-        "the service saw {seen} concurrent calls with a limit of 2"
+        seen, LIMIT,
+        "the service saw {seen} concurrent calls with a limit of {LIMIT}"
     );
     // Another service is not affected by this one's limit.
     assert_eq!(

@@ -582,15 +582,18 @@ async fn an_idle_watched_root_does_not_rescan_itself() {
     for _ in 0..SCANS {
         h.scan_now().await.unwrap();
     }
-    // Each scan opens the root and `svc`: at least one reported open per scan.
+    // Each scan opens the root and `svc`: at least one reported open per scan. Nothing
+    // announces that the scanner has counted them, so each further look waits for a scan of
+    // its own: a round trip through the scanner's loop, which takes the watch's events as they
+    // come (and whose opens only add to the count).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while stats.watch_events.load(SeqCst) < events_before + SCANS {
+        let scanned = tokio::time::timeout_at(deadline, h.scan_now()).await;
         assert!(
-            tokio::time::Instant::now() < deadline,
+            scanned.is_ok_and(|s| s.is_some()),
             "the watch reported {} events for {SCANS} scans",
             stats.watch_events.load(SeqCst) - events_before
         );
-        tokio::task::yield_now().await;
     }
     // Let the scanner handle what it received: a scan of its own is a message after them.
     h.scan_now().await.unwrap();
@@ -776,15 +779,16 @@ async fn an_unreadable_service_directory_costs_only_itself() {
                 "serve",
                 "--no-tcp",
                 "--log-level",
-                "warn",
+                common::LOG_EVENTS,
                 "--scan-interval",
                 "100ms",
             ])
             .args(["--stale-after", "1", "--reap-grace", "0s", "--socket-dir"])
             .arg(root.path())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
+        let logged = common::stderr_lines(&mut child);
         let list = || -> serde_json::Value {
             let out = std::process::Command::new(env!("CARGO_BIN_EXE_hero_router"))
                 .args(["list", "--json", "--socket-dir"])
@@ -798,6 +802,7 @@ async fn an_unreadable_service_directory_costs_only_itself() {
                 .and_then(|a| a.iter().find(|s| s["name"] == name).cloned())
                 .unwrap_or(serde_json::Value::Null)
         };
+        // Looks again each time the router logs (every scan does), up to a deadline.
         let until = |what: &str, cond: &dyn Fn(&serde_json::Value) -> bool| {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
             loop {
@@ -805,8 +810,9 @@ async fn an_unreadable_service_directory_costs_only_itself() {
                 if cond(&v) {
                     return v;
                 }
-                assert!(tokio::time::Instant::now() < deadline, "{what}: {v}");
-                std::thread::yield_now();
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                assert!(logged.recv_timeout(left).is_ok(), "{what}: {v}");
+                while logged.try_recv().is_ok() {}
             }
         };
         until("locked known and live", &|v| {
@@ -889,45 +895,58 @@ async fn the_table_stays_the_same_size_over_many_scans() {
     assert_eq!(sizes[10], sizes[199], "footprint grew: {:?}", &sizes[..]);
 }
 
+/// The socket file's ctime.
+fn ctime(path: &Path) -> std::time::SystemTime {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::symlink_metadata(path).unwrap();
+    let since_epoch = Duration::new(md.ctime() as u64, md.ctime_nsec() as u32);
+    std::time::UNIX_EPOCH + since_epoch
+}
+
+/// Waits until the wall clock (ctime's clock) has passed `t`.
+async fn wall_clock_past(t: std::time::SystemTime) {
+    while let Ok(left) = t.duration_since(std::time::SystemTime::now()) {
+        tokio::time::sleep(left).await;
+    }
+}
+
 #[tokio::test]
 async fn a_service_without_sockets_leaves_the_table_after_the_grace_and_comes_back() {
     let root = tempfile::tempdir().unwrap();
     let dir = service_dir(root.path(), "svc");
     let dead = dir.join("rpc.sock");
     dead_socket(&dead);
+    let grace = Duration::from_millis(300);
     let mut c = cfg(root.path(), 1);
-    c.reap.grace = Duration::from_millis(300);
+    c.reap.grace = grace;
     let (mut scanner, h) = Scanner::new(c);
     let mut events = h.subscribe();
     let listed = |h: &hero_router::Registry| h.table().service("svc").is_some();
 
-    // Reaped once its file is older than the grace (polled, with a deadline).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while scanner
-        .scan_full(ProbeCause::Periodic)
-        .await
-        .reaped
-        .is_empty()
-    {
-        assert!(tokio::time::Instant::now() < deadline, "never reaped");
-        tokio::time::sleep(Duration::from_millis(20)).await; // poll interval
+    // Reaped by the first scan once its file is older than the grace. The grace counts from
+    // the file's ctime on the wall clock, as the reaper reads it: wait until then, no polling.
+    let mut summary = scanner.scan_full(ProbeCause::Periodic).await;
+    if summary.reaped.is_empty() {
+        wall_clock_past(ctime(&dead) + grace).await;
+        summary = scanner.scan_full(ProbeCause::Periodic).await;
     }
+    assert_eq!(summary.reaped, [dead.display().to_string()], "{summary:?}");
     // Right after the reap, and on the next scan (which starts the grace), it is still there,
     // without sockets.
+    let mut grace_started = None;
     for _ in 0..2 {
         let table = h.table();
         let svc = table.service("svc").expect("still listed within the grace");
         assert!(svc.sockets.is_empty());
         assert_eq!(svc.status, ServiceStatus::Unhealthy);
         scanner.scan_full(ProbeCause::Periodic).await;
+        // The grace started during the first of these scans, so no later than now.
+        grace_started.get_or_insert_with(tokio::time::Instant::now);
     }
-    // Dropped once the grace has passed, with an event saying so.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while listed(&h) {
-        assert!(tokio::time::Instant::now() < deadline, "never dropped");
-        tokio::time::sleep(Duration::from_millis(20)).await; // poll interval
-        scanner.scan_full(ProbeCause::Periodic).await;
-    }
+    // Dropped by the first scan after the grace, with an event saying so.
+    tokio::time::sleep_until(grace_started.unwrap() + grace).await;
+    scanner.scan_full(ProbeCause::Periodic).await;
+    assert!(!listed(&h), "still listed after the grace");
     let ev = wait_event(&mut events, Duration::from_secs(5), |e| {
         matches!(e, Event::ServiceDropped { .. })
     })

@@ -294,6 +294,11 @@ impl Feed {
 
     /// Queues a fresh snapshot: whatever this page missed is in it.
     fn resync(&mut self) {
+        // Read on from the newest frame: after a lag the receiver sits at the oldest frame
+        // still in the ring, which the next frame overwrites, so the page would lag again
+        // and get a second snapshot one frame later. Every frame sent from here on reaches
+        // the new receiver; the snapshot, taken after, covers every one sent before.
+        self.rx = self.rx.resubscribe();
         let (last, wire) = self.inner.snapshot();
         self.last = last;
         self.queue.push_back(wire);

@@ -253,3 +253,6 @@ impl Registry {
             .take()
     }
 }
+
+#[cfg(test)]
+mod tests;

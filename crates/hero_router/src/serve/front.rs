@@ -500,3 +500,6 @@ pub(super) fn route<'a>(
         Err(e) => Route::Error(e),
     }
 }
+
+#[cfg(test)]
+mod tests;

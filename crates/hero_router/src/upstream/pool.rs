@@ -468,3 +468,6 @@ async fn read_body(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -109,6 +109,29 @@ pub async fn wait_event(
     .expect("event did not arrive before the deadline")
 }
 
+/// A `serve` child's log filter under which it says what it does: every registry event, each
+/// scan's completion included (logged after the scan's table is published), and warnings.
+pub const LOG_EVENTS: &str = "warn,hero_router::registry::events=debug";
+
+/// The lines a child writes to stderr (piped), as they come: a child router started with
+/// `--log-level` [`LOG_EVENTS`] logs one whenever its table may have changed.
+pub fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
 pub fn changed_to(ev: &Event, path: &Path, state: &str) -> bool {
     matches!(ev, Event::SocketChanged { socket, to, .. } if socket == &path.display().to_string() && *to == state)
 }
@@ -342,11 +365,22 @@ pub fn give_to_nobody(path: &Path) {
     }
 }
 
+// === what the machine may lack ===
+
+/// A test cannot run here because `missing` (a browser, a shell, IPv6). On a developer's
+/// machine it says so and passes; where `require` (a `HERO_REQUIRE_*` variable, set by
+/// `.ci/run`, which installs what the tests need) is set to anything but `0`, it fails instead.
+pub fn skip_unless_required(require: &str, missing: &str) {
+    let required = std::env::var(require).is_ok_and(|v| v != "0" && !v.is_empty());
+    assert!(!required, "{require} is set, but {missing}");
+    eprintln!("skipped: {missing} (set {require}=1 to make this a failure)");
+}
+
 // === a real browser ===
 
 /// The Python that has playwright, if it and the browser are here. Where either is missing
-/// the test says so and passes, unless `HERO_REQUIRE_BROWSER=1` (set by `.ci/run`, which
-/// installs both): then it fails. `HERO_BROWSER_PYTHON` names the Python with playwright
+/// the test says so and passes, unless `HERO_REQUIRE_BROWSER=1` (see
+/// [`skip_unless_required`]). `HERO_BROWSER_PYTHON` names the Python with playwright
 /// (default `python3`), `HERO_CHROMIUM` the browser (default `/usr/bin/chromium`).
 pub fn browser_python() -> Option<String> {
     let python = std::env::var("HERO_BROWSER_PYTHON").unwrap_or_else(|_| "python3".into());
@@ -361,8 +395,6 @@ pub fn browser_python() -> Option<String> {
         (false, _) => format!("no browser at {chromium} (apt-get install chromium)"),
         (true, false) => format!("{python} cannot import playwright (pip install playwright)"),
     };
-    let required = std::env::var("HERO_REQUIRE_BROWSER").is_ok_and(|v| v != "0" && !v.is_empty());
-    assert!(!required, "HERO_REQUIRE_BROWSER is set, but {missing}");
-    eprintln!("skipping the browser test: {missing}");
+    skip_unless_required("HERO_REQUIRE_BROWSER", &missing);
     None
 }

@@ -1,0 +1,239 @@
+//! The pool against a small HTTP/1.1 service on a real Unix socket: which connections go back,
+//! who gets them again, when an idle one is not trusted; and the in-flight limit.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use hero_socket::Identity;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixListener;
+
+use super::{Inflight, Key, Pool};
+use crate::http1::OwnRequest;
+
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+const OK_CLOSE: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
+
+/// A service on `dir/rpc.sock` that answers every request head with `answer`, counting the
+/// connections it accepted. It never closes one, even after a `close`: whether a connection
+/// goes back is the pool's rule alone, not noticed later by [`super::UpConn::still_open`].
+fn serve(dir: &Path, answer: &'static [u8]) -> (Key, Arc<AtomicUsize>) {
+    let path = dir.join("rpc.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        let mut chunk = [0u8; 1024];
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    buf.drain(..end + 4);
+                    if s.write_all(answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (key(&path), accepted)
+}
+
+fn key(path: &Path) -> Key {
+    Key {
+        path: Arc::from(path),
+        identity: None,
+    }
+}
+
+fn pool() -> Pool {
+    Pool::new(Duration::from_secs(1), Inflight::new(4))
+}
+
+fn get(close: bool) -> OwnRequest<'static> {
+    OwnRequest {
+        method: "GET",
+        path: "/health",
+        headers: &[],
+        body: b"",
+        close,
+        idempotent: true,
+    }
+}
+
+async fn send(pool: &Pool, key: &Key, close: bool) {
+    let answer = pool
+        .send(key, &get(close), Duration::from_secs(10), 1024)
+        .await
+        .unwrap();
+    assert_eq!((answer.status, &answer.body[..]), (200, &b"ok"[..]));
+}
+
+#[tokio::test]
+async fn a_clean_exchange_returns_its_connection_and_the_next_request_reuses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, accepted) = serve(dir.path(), OK);
+    let pool = pool();
+    for _ in 0..3 {
+        send(&pool, &key, false).await;
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "one connection for all three"
+    );
+    assert!(pool.checkout(&key).await.unwrap().reused);
+}
+
+#[tokio::test]
+async fn a_connection_whose_request_or_answer_said_close_never_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = serve(dir.path(), OK);
+    let pool = pool();
+    send(&pool, &key, true).await;
+    assert!(
+        !pool.checkout(&key).await.unwrap().reused,
+        "request said close"
+    );
+
+    let other = tempfile::tempdir().unwrap();
+    let (key, _) = serve(other.path(), OK_CLOSE);
+    send(&pool, &key, false).await;
+    assert!(
+        !pool.checkout(&key).await.unwrap().reused,
+        "answer said close"
+    );
+}
+
+#[tokio::test]
+async fn only_the_same_thread_and_socket_instance_get_an_idle_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = serve(dir.path(), OK);
+    let pool = Arc::new(pool());
+    let conn = pool.checkout(&key).await.unwrap();
+    assert!(!conn.reused);
+    pool.checkin(&key, conn);
+    // Another thread (another runtime's reactor) makes its own.
+    let (p, k) = (pool.clone(), key.clone());
+    let elsewhere = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async { p.checkout(&k).await.unwrap().reused })
+    });
+    assert!(!elsewhere.join().unwrap(), "another thread got this one's");
+    // The same path, another socket instance (the service restarted): a new connection.
+    let restarted = Key {
+        identity: Some(Identity {
+            dev: 1,
+            ino: 2,
+            ctime_ns: 3,
+        }),
+        ..key.clone()
+    };
+    assert!(!pool.checkout(&restarted).await.unwrap().reused);
+    // This thread, this instance: the idle one.
+    assert!(pool.checkout(&key).await.unwrap().reused);
+}
+
+/// What a service did to an idle connection decides whether it is used again: nothing (yes),
+/// closed it or sent something unasked (no). A connection with bytes left unread is never
+/// kept.
+#[tokio::test]
+async fn still_open_says_whether_the_service_left_an_idle_connection_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path: PathBuf = dir.path().join("rpc.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let pool = pool();
+    let key = key(&path);
+
+    let conn = pool.connect(&key).await.unwrap();
+    let (mut server, _) = listener.accept().await.unwrap();
+    assert!(conn.still_open(), "untouched");
+    server.write_all(b"HTTP/1.1 200 OK\r\n").await.unwrap();
+    server.flush().await.unwrap();
+    conn.io.readable().await.unwrap();
+    assert!(!conn.still_open(), "sent something unasked");
+
+    let mut conn = pool.connect(&key).await.unwrap();
+    let (server, _) = listener.accept().await.unwrap();
+    drop(server);
+    conn.io.readable().await.unwrap();
+    assert!(!conn.still_open(), "closed by the service");
+    // Not handed out again: the pool connects anew.
+    conn.buf.clear();
+    pool.checkin(&key, conn);
+    let fresh = pool.checkout(&key).await.unwrap();
+    assert!(!fresh.reused);
+    let _accepted = listener.accept().await.unwrap();
+
+    let mut conn = fresh;
+    conn.buf.extend_from_slice(b"left over");
+    assert!(!conn.still_open(), "unread bytes");
+    pool.checkin(&key, conn);
+    let next = pool.checkout(&key).await.unwrap();
+    assert!(!next.reused, "a connection with unread bytes went back");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_connection_past_the_idle_timeout_is_not_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rpc.sock");
+    let _listener = UnixListener::bind(&path).unwrap();
+    let (pool, key) = (pool(), key(&path));
+    let conn = pool.connect(&key).await.unwrap();
+    pool.checkin(&key, conn);
+    tokio::time::advance(super::IDLE_TIMEOUT).await;
+    assert!(pool.checkout(&key).await.unwrap().reused, "at the timeout");
+    let conn = pool.connect(&key).await.unwrap();
+    pool.checkin(&key, conn);
+    tokio::time::advance(super::IDLE_TIMEOUT + Duration::from_millis(1)).await;
+    assert!(!pool.checkout(&key).await.unwrap().reused, "past it");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_in_flight_limit_is_per_service_directory() {
+    let inflight = Inflight::new(2);
+    let now = Duration::ZERO;
+    let a = |s: &str| PathBuf::from(format!("/r/a/{s}.sock"));
+    let first = inflight.acquire(&a("rpc"), now).await.expect("a slot");
+    let _second = inflight.acquire(&a("web_x"), now).await.expect("a slot");
+    // Both slots of `a` are taken, by any of its sockets.
+    assert!(inflight.acquire(&a("rpc"), now).await.is_none());
+    assert!(
+        inflight
+            .acquire(&a("rpc"), Duration::from_secs(5))
+            .await
+            .is_none(),
+        "still none after waiting"
+    );
+    // Another service has its own.
+    assert!(
+        inflight
+            .acquire(Path::new("/r/b/rpc.sock"), now)
+            .await
+            .is_some()
+    );
+    // A slot given back goes to the request waiting for one.
+    let rpc = a("rpc");
+    let waiter = inflight.acquire(&rpc, Duration::from_secs(5));
+    tokio::pin!(waiter);
+    assert!(futures_util::poll!(&mut waiter).is_pending());
+    drop(first);
+    assert!(waiter.await.is_some());
+    // Zero means one.
+    let one = Inflight::new(0);
+    let _held = one.acquire(&a("rpc"), now).await.expect("a slot");
+    assert!(one.acquire(&a("rpc"), now).await.is_none());
+}
