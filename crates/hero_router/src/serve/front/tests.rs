@@ -120,9 +120,9 @@ const ROUTES: &[(&str, &str, [&str; 4])] = &[
         "/",
         [
             "no_route",
-            "app Dashboard",
+            "app Dashboard(Home)",
             "own Landing { html: false }",
-            "app Dashboard",
+            "app Dashboard(Home)",
         ],
     ),
     (
@@ -130,20 +130,56 @@ const ROUTES: &[(&str, &str, [&str; 4])] = &[
         "/",
         [
             "no_route",
-            "app Dashboard",
             "405 allow GET, HEAD",
-            "app Dashboard",
+            "405 allow GET, HEAD",
+            "405 allow GET, HEAD",
+        ],
+    ),
+    // The dashboard's API: each endpoint with its methods, nothing else.
+    (
+        "GET",
+        "/api/events",
+        [
+            "no_route",
+            "app Dashboard(Events)",
+            "on admin listener",
+            "app Dashboard(Events)",
+        ],
+    ),
+    (
+        "POST",
+        "/api/scan",
+        [
+            "no_route",
+            "app Dashboard(Scan)",
+            "on admin listener",
+            "app Dashboard(Scan)",
+        ],
+    ),
+    (
+        "GET",
+        "/api/scan",
+        [
+            "no_route",
+            "405 allow POST",
+            "on admin listener",
+            "405 allow POST",
+        ],
+    ),
+    (
+        "HEAD",
+        "/api/dashboard/service/s%76c",
+        [
+            "no_route",
+            "app Dashboard(Service(\"svc\"))",
+            "on admin listener",
+            "app Dashboard(Service(\"svc\"))",
         ],
     ),
     (
         "GET",
         "/api/x",
-        [
-            "no_route",
-            "app Dashboard",
-            "on admin listener",
-            "app Dashboard",
-        ],
+        ["no_route", "no_route", "on admin listener", "no_route"],
     ),
     // The MCP gateway: not on rpc.sock, not on the admin listener.
     (
