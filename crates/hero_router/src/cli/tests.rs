@@ -1,0 +1,62 @@
+
+use super::*;
+
+#[test]
+fn sizes() {
+    assert_eq!(parse_size("65536"), Ok(65536));
+    assert_eq!(parse_size("64KiB"), Ok(65536));
+    assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+    assert!(parse_size("").is_err());
+    assert!(parse_size("12XB").is_err());
+    assert!(parse_size("-1").is_err());
+    assert!(parse_size("99999999999999GiB").is_err());
+}
+
+#[test]
+fn durations() {
+    assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+    assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+    assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+    assert!(parse_duration("soon").is_err());
+}
+
+#[test]
+fn defaults_match_the_contract() {
+    let cli = Cli::try_parse_from(["hero_router", "serve"]).unwrap();
+    let Command::Serve(s) = cli.command else {
+        panic!("serve")
+    };
+    assert_eq!(
+        s.listen,
+        vec![ListenAddr::Addr("127.0.0.1:9988".parse().unwrap())]
+    );
+    assert_eq!(s.scan_interval, Duration::from_secs(5));
+    assert_eq!(s.probe.probe_timeout, Duration::from_secs(1));
+    assert_eq!(s.probe.stale_after, 3);
+    assert_eq!(s.probe.reap_grace, Duration::from_secs(10));
+    assert_eq!(s.upstream_timeout, Duration::from_secs(10));
+    assert_eq!(s.shutdown_grace, Duration::from_secs(10));
+    assert_eq!(s.catalog_timeout, Duration::from_secs(2));
+    assert_eq!(s.catalog_refresh, Duration::from_secs(300));
+    assert_eq!(s.max_body, 16 << 20);
+    assert_eq!(
+        (s.max_connections, s.max_connections_per_client),
+        (1024, 64)
+    );
+    assert!(!s.no_reap && !s.no_tcp && !s.trust_forwarded_headers);
+}
+
+#[test]
+fn bad_values_are_usage_errors() {
+    for args in [
+        &["hero_router", "serve", "--scan-interval", "often"][..],
+        &["hero_router", "serve", "--stale-after", "0"],
+        &["hero_router", "serve", "--max-body", "lots"],
+        &["hero_router", "serve", "--max-connections-per-client", "0"],
+        &["hero_router", "serve", "--listen", "nowhere"],
+        &["hero_router", "scan", "--log-format", "xml"],
+    ] {
+        let err = Cli::try_parse_from(args).unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{args:?}");
+    }
+}
