@@ -1,4 +1,4 @@
-//! The connection driver (`serve/conn.rs`) against scripted raw upstreams, byte for byte:
+//! The connection driver and the proxy engine (`serve/conn.rs`, `proxy/forward.rs`) against scripted raw upstreams, byte for byte:
 //! keep-alive and pipelining, own endpoints and errors in the middle of a connection, every
 //! response framing (length, chunked, until close, none for HEAD), interim 1xx heads, pooled
 //! connections the service closed, and errors before the upstream answered with and without an

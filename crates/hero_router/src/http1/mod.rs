@@ -14,8 +14,8 @@
 //! - [`ChunkedDecoder`]: chunked bodies are decoded and re-encoded, never passed through.
 //! - [`write_own_head`]: the head of every answer the router makes itself.
 //!
-//! The connection driver (`serve::conn`) and the upstream pool (`upstream`) do the I/O; no
-//! other module looks at framing headers.
+//! The connection driver (`serve::conn`), the proxy engine (`proxy::forward`) and the upstream
+//! pool (`upstream`) do the I/O; no other module looks at framing headers.
 
 mod chunked;
 mod request;

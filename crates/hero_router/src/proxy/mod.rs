@@ -3,8 +3,8 @@
 //!
 //! `/{service}/{kind}/{rest…}` goes to `<root>/{service}/{kind}.sock` (`admin` falls back to
 //! `ui.sock`; a name that is not a socket kind reaches `web_{name}.sock`), with the prefix
-//! stripped and the query kept. The bytes on the wire are `crate::http1`'s and the connection
-//! driver's (`serve::conn`): bodies stream both ways and are never buffered whole, a WebSocket
+//! stripped and the query kept. The bytes on the wire are `crate::http1`'s and the engine's
+//! ([`forward`]): bodies stream both ways and are never buffered whole, a WebSocket
 //! upgrade is bridged byte for byte, a response body (SSE included) has no deadline, only the
 //! response head does (`--upstream-timeout`).
 

@@ -1,4 +1,3 @@
-
 use super::*;
 
 const GRACE: Duration = Duration::from_secs(2);

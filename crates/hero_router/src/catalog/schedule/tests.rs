@@ -1,4 +1,3 @@
-
 use super::*;
 
 const MINUTES_5: Duration = Duration::from_secs(300);

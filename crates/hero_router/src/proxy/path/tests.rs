@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn route<'a>(path: &'a str, query: Option<&'a str>) -> Route<'a> {

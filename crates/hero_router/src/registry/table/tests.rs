@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn sock(kind: &str, state: SocketState) -> Socket {

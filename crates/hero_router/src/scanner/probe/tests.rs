@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn id(ino: u64) -> Identity {
