@@ -34,14 +34,27 @@ const MAX_IDLE_PER_KEY: usize = 256;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often (at most) check-ins sweep out stale idle connections.
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
+/// The in-flight map is not swept below this many services.
+const SWEEP_INFLIGHT_AT: usize = 64;
 /// Read buffer size for upstream connections.
 pub(crate) const READ_CHUNK: usize = 16 * 1024;
 
 /// Permits for requests waiting on a response head, per service directory.
+///
+/// A semaphore nobody holds (no permit out, no one waiting, no connection keeping it) is the
+/// same as a new one, so such entries are swept out as the map grows: services that went away
+/// leave nothing behind.
 #[derive(Clone)]
 pub(crate) struct Inflight {
-    map: Arc<Mutex<HashMap<PathBuf, Arc<Semaphore>>>>,
+    map: Arc<Mutex<Slots>>,
     max: usize,
+}
+
+/// The semaphores, and the size at which the next sweep is due.
+#[derive(Default)]
+struct Slots {
+    by_service: HashMap<PathBuf, Arc<Semaphore>>,
+    sweep_at: usize,
 }
 
 impl Inflight {
@@ -56,14 +69,28 @@ impl Inflight {
     /// The semaphore of the service that owns `socket`.
     pub(crate) fn semaphore(&self, socket: &Path) -> Arc<Semaphore> {
         let service = socket.parent().unwrap_or(socket);
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        match map.get(service) {
-            Some(sem) => sem.clone(),
-            None => map
-                .entry(service.to_path_buf())
-                .or_insert_with(|| Arc::new(Semaphore::new(self.max)))
-                .clone(),
+        let mut slots = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(sem) = slots.by_service.get(service) {
+            return sem.clone();
         }
+        if slots.by_service.len() >= slots.sweep_at {
+            // Only the map holds it: no permit, waiter or connection, and new holders come
+            // only through this lock. Sweeping at twice the survivors keeps it amortised O(1).
+            slots.by_service.retain(|_, sem| Arc::strong_count(sem) > 1);
+            slots.by_service.shrink_to_fit();
+            slots.sweep_at = (slots.by_service.len() * 2).max(SWEEP_INFLIGHT_AT);
+        }
+        slots
+            .by_service
+            .entry(service.to_path_buf())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.max)))
+            .clone()
+    }
+
+    /// Services with a semaphore in the map (swept or not).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.map.lock().unwrap().by_service.len()
     }
 
     /// Waits at most `wait` for a slot of the service that owns `socket`.

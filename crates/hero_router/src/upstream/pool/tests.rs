@@ -10,7 +10,7 @@ use hero_socket::Identity;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 
-use super::{Inflight, Key, Pool};
+use super::{Inflight, Key, Pool, SWEEP_INFLIGHT_AT};
 use crate::http1::OwnRequest;
 
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
@@ -236,4 +236,24 @@ async fn the_in_flight_limit_is_per_service_directory() {
     let one = Inflight::new(0);
     let _held = one.acquire(&a("rpc"), now).await.expect("a slot");
     assert!(one.acquire(&a("rpc"), now).await.is_none());
+}
+
+#[test]
+fn inflight_forgets_services_nobody_holds() {
+    let inflight = Inflight::new(2);
+    let held = inflight.semaphore(Path::new("/r/kept/rpc.sock"));
+    let permit = held.clone().try_acquire_owned().unwrap();
+    for i in 0..10 * SWEEP_INFLIGHT_AT {
+        let _ = inflight.semaphore(Path::new(&format!("/r/gone_{i}/rpc.sock")));
+    }
+    assert!(
+        inflight.len() <= 2 * SWEEP_INFLIGHT_AT,
+        "{} kept",
+        inflight.len()
+    );
+    // The held service keeps its semaphore, and so its count.
+    let again = inflight.semaphore(Path::new("/r/kept/admin.sock"));
+    assert!(Arc::ptr_eq(&held, &again));
+    assert_eq!(again.available_permits(), 1);
+    drop(permit);
 }
