@@ -906,7 +906,7 @@ fn ctime(path: &Path) -> std::time::SystemTime {
 /// Waits until the wall clock (ctime's clock) has passed `t`.
 async fn wall_clock_past(t: std::time::SystemTime) {
     while let Ok(left) = t.duration_since(std::time::SystemTime::now()) {
-        tokio::time::sleep(left).await;
+        tokio::time::sleep(left).await; // the awaited event is the clock itself (a grace ending)
     }
 }
 
