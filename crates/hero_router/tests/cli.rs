@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{dead_socket, service_dir};
+use common::{dead_socket, eventually, service_dir};
 use hero_socket::{ConnectOutcome, connect_probe};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hero_router");
@@ -22,18 +22,6 @@ fn run(args: &[&str], root: &Path) -> Output {
         .env("HOME", root)
         .output()
         .unwrap()
-}
-
-/// Polls `cond` until it holds or the deadline passes.
-fn eventually(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + deadline;
-    while Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5)); // poll interval, bounded by the deadline
-    }
-    cond()
 }
 
 fn start_serve(root: &Path) -> Child {

@@ -9,25 +9,13 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::service_dir;
+use common::{eventually, service_dir};
 use hero_socket::{ConnectOutcome, connect_probe};
 use rustix::pipe::{PipeFlags, pipe_with};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hero_router");
-
-/// Polls `cond` until it holds or the deadline passes.
-fn eventually(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + deadline;
-    while Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5)); // poll interval, bounded by the deadline
-    }
-    cond()
-}
 
 /// A pipe whose reading end is already closed: every write to it fails with EPIPE.
 fn broken_pipe() -> OwnedFd {

@@ -398,3 +398,15 @@ pub fn browser_python() -> Option<String> {
     skip_unless_required("HERO_REQUIRE_BROWSER", &missing);
     None
 }
+
+/// Polls `cond` (blocking) until it holds or the deadline passes.
+pub fn eventually(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = tokio::time::Instant::now() + deadline;
+    while tokio::time::Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5)); // poll interval, bounded by the deadline
+    }
+    cond()
+}
