@@ -288,6 +288,7 @@ async fn routing_stays_fast_while_ref_bombs_render() {
             .iter()
             .map(|b| (*b, Spec::Document(ref_bomb(&format!("load {b}"), 8, 4, 8)))),
     );
+    common::reset_peak_rss();
     let (_root, d, _svcs) = daemon(services).await;
     for _ in 0..20 {
         routed_call(&d).await; // warm-up: first connections, first allocations

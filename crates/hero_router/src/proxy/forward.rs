@@ -31,12 +31,10 @@ use crate::registry::table::{Socket, Table};
 use crate::shared::Shared;
 use crate::upstream::{self, HeadError, Key, Pool, SendError, UpConn};
 
-/// A client connection's stream.
-pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin {
-    /// Forgets read readiness after a short read emptied the socket (see
-    /// [`forget_readable`](crate::upstream::forget_readable)).
-    fn drained(&self);
-}
+/// A client connection's stream: TCP or Unix (or a test's in-memory pipe).
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for S {}
 
 /// Whether the client connection is closing (shed for a newer one, or shutdown began): the
 /// answer in flight then says `connection: close`, and a bridge or a stream ends.
@@ -251,12 +249,7 @@ impl<S: Stream> ClientConn<S> {
 
     pub(crate) async fn fill(&mut self) -> io::Result<usize> {
         self.buf.reserve(READ_CHUNK);
-        let spare = self.buf.capacity() - self.buf.len();
-        let n = self.io.read_buf(&mut self.buf).await?;
-        if n > 0 && n < spare {
-            self.io.drained();
-        }
-        Ok(n)
+        self.io.read_buf(&mut self.buf).await
     }
 
     /// Consumes the rest of the request body if it is all in the buffer already.

@@ -22,7 +22,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UnixListener, UnixStream};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -371,19 +371,6 @@ fn is_per_connection(e: &io::Error) -> bool {
 }
 
 // === impl AnyStream ===
-
-impl crate::proxy::forward::Stream for AnyStream {
-    fn drained(&self) {
-        match self {
-            AnyStream::Tcp(s) => {
-                crate::upstream::forget_readable(|f| s.try_io(Interest::READABLE, f))
-            }
-            AnyStream::Unix(s) => {
-                crate::upstream::forget_readable(|f| s.try_io(Interest::READABLE, f))
-            }
-        }
-    }
-}
 
 impl AsyncRead for AnyStream {
     fn poll_read(

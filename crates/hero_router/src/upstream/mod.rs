@@ -17,6 +17,5 @@ mod pool;
 pub(crate) use call::{CallError, CallOptions, ServiceError, call, call_once};
 pub(crate) use connect::SendError;
 pub(crate) use pool::{
-    Answer, HeadError, Inflight, Key, Pool, READ_CHUNK, UpConn, acquire, forget_readable,
-    read_final_head,
+    Answer, HeadError, Inflight, Key, Pool, READ_CHUNK, UpConn, acquire, read_final_head,
 };

@@ -18,7 +18,7 @@ use std::thread::ThreadId;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -152,13 +152,10 @@ pub(crate) struct UpConn {
 impl UpConn {
     /// Reads more bytes into the buffer; `Ok(0)` at end of stream.
     pub(crate) async fn fill(&mut self) -> io::Result<usize> {
+        // A short read leaves no `EAGAIN` read behind: tokio itself then forgets the read
+        // readiness it saw before the read (if no new edge came meanwhile), as nginx does.
         self.buf.reserve(READ_CHUNK);
-        let spare = self.buf.capacity() - self.buf.len();
-        let n = self.io.read_buf(&mut self.buf).await?;
-        if n > 0 && n < spare {
-            forget_readable(|f| self.io.try_io(Interest::READABLE, f));
-        }
-        Ok(n)
+        self.io.read_buf(&mut self.buf).await
     }
 
     /// True if it sat idle less than the idle timeout and nothing arrived meanwhile.
@@ -175,16 +172,6 @@ impl UpConn {
         let mut probe = [0u8; 1];
         matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
-}
-
-/// After a short read (fewer bytes than there was room for, so the socket is empty), forgets
-/// the stream's read readiness without a syscall: the next read then waits for the reactor's
-/// next edge instead of first trying a read that fails with `EAGAIN`. nginx does the same on
-/// Linux (`ngx_unix_recv` with `EPOLLRDHUP`). It is safe because tokio clears readiness only if
-/// no new edge arrived since it was observed; data that arrives later raises a new edge.
-/// `try_io` is the stream's own `try_io` with `Interest::READABLE`.
-pub(crate) fn forget_readable(try_io: impl FnOnce(fn() -> io::Result<()>) -> io::Result<()>) {
-    let _ = try_io(|| Err(io::ErrorKind::WouldBlock.into()));
 }
 
 /// Idle upstream connections plus the in-flight limits.

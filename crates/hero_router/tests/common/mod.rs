@@ -304,6 +304,13 @@ pub fn peak_rss_kib() -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+/// Starts the peak resident set size ([`peak_rss_kib`]) over from the current one, so a
+/// measurement does not include what an earlier test in the same binary (or its panic's
+/// backtrace, symbolised from debug info) once used.
+pub fn reset_peak_rss() {
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+}
+
 // === running as nobody ===
 
 /// uid and gid 65534 (`nobody`).
