@@ -33,7 +33,7 @@ const PRIMITIVES: [&str; 7] = [
 /// (`allOf`), `map<string, T>`.
 ///
 /// References, expanded or not, are shown by component name (`Job`); one that could not be
-/// resolved reads `unresolved $ref #/…`. Object properties are sorted by name and marked `?`
+/// resolved reads `unresolved $ref #/…`. Object properties are in the spec's order and marked `?`
 /// when not required. `true`/`{}` is `any`, `false`/`{"not": {}}` is `never`; a schema that is
 /// not an object or a boolean is `invalid schema (a string)`.
 pub(crate) fn readable_type(schema: &Value) -> String {
@@ -234,8 +234,8 @@ impl TypeWriter {
         };
         match (obj.get("properties"), obj.get("additionalProperties")) {
             (Some(Value::Object(props)), _) if !props.is_empty() => {
-                let mut names: Vec<&String> = props.keys().collect();
-                names.sort();
+                // In the spec's order, as the document lists them.
+                let names: Vec<&String> = props.keys().collect();
                 self.push("{");
                 for (i, name) in names.iter().enumerate() {
                     if self.full {
@@ -376,8 +376,7 @@ impl Example {
         let mut out = Map::new();
         match (obj.get("properties"), obj.get("additionalProperties")) {
             (Some(Value::Object(props)), _) if !props.is_empty() => {
-                let mut names: Vec<&String> = props.keys().collect();
-                names.sort();
+                let names: Vec<&String> = props.keys().collect();
                 for name in names.into_iter().take(MAX_EXAMPLE_PROPERTIES) {
                     if let Some(v) = self.value(&props[name.as_str()], depth + 1) {
                         out.insert(name.clone(), v);

@@ -59,7 +59,7 @@ fn example_service_markdown_has_every_part() {
         "**Example** (generated from the schemas)",
         "### `ParamStructure`",
         "`\"by-name\" | \"by-position\" | \"either\"`",
-        "`{components?: object, info: Info, methods: array<Method>, openrpc: string}`",
+        "`{openrpc: string, info: Info, methods: array<Method>, components?: object}`",
     ] {
         assert!(md.contains(part), "missing {part:?} in:\n{md}");
     }

@@ -42,7 +42,7 @@ fn nested_object_with_optional_fields() {
     });
     assert_eq!(
         readable_type(&schema),
-        "{id: string, owner: {age?: integer, name: string}, tags?: string[]}"
+        "{tags?: string[], id: string, owner: {name: string, age?: integer}}"
     );
 }
 
