@@ -9,6 +9,21 @@ pub(crate) fn raw(value: &impl serde::Serialize) -> Box<RawValue> {
         .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("valid JSON"))
 }
 
+/// `text` cut to at most `max` bytes at a character boundary, ending in `…` if it was cut:
+/// text a service controls (a reason, a quoted value) made small enough for a log line or a
+/// message.
+pub(crate) fn cut(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
 /// A JSON value's kind, as a message says it: "an array", "a string", "null".
 pub(crate) fn kind(value: &Value) -> &'static str {
     match value {

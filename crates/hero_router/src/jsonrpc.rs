@@ -10,6 +10,13 @@ use std::borrow::Cow;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
+/// Not JSON (JSON-RPC 2.0's own code).
+pub(crate) const PARSE_ERROR: i32 = -32700;
+/// Not a valid request object (JSON-RPC 2.0's own code).
+pub(crate) const INVALID_REQUEST: i32 = -32600;
+/// The params do not fit the method (JSON-RPC 2.0's own code).
+pub(crate) const INVALID_PARAMS: i32 = -32602;
+
 /// No such service.
 pub(crate) const NO_SUCH_SERVICE: i32 = -32001;
 /// No live rpc socket, or busy for the whole upstream timeout.

@@ -42,8 +42,13 @@ pub(crate) struct LineWriter<'a, W> {
 /// is set.
 pub(crate) fn init(format: LogFormat, level: Option<&str>, default: &str) -> Result<(), InitError> {
     let filter = match level {
-        Some(l) => EnvFilter::try_new(l).map_err(|e| InitError::Filter(format!("{l:?}: {e}")))?,
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
+        Some(l) => EnvFilter::try_new(quiet_rmcp(l))
+            .map_err(|e| InitError::Filter(format!("{l:?}: {e}")))?,
+        None => match std::env::var(EnvFilter::DEFAULT_ENV) {
+            Ok(env) => EnvFilter::try_new(quiet_rmcp(&env))
+                .unwrap_or_else(|_| EnvFilter::new(quiet_rmcp(default))),
+            Err(_) => EnvFilter::new(quiet_rmcp(default)),
+        },
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -58,6 +63,23 @@ pub(crate) fn init(format: LogFormat, level: Option<&str>, default: &str) -> Res
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     }
     .map_err(|e| InitError::Install(e.to_string()))
+}
+
+/// `filter` with rmcp's own lines held to warnings, unless it names rmcp or asks for
+/// everything at `debug` or `trace`: rmcp logs several lines at `info` for every MCP request
+/// it serves, which would drown the router's own in a busy gateway.
+pub(crate) fn quiet_rmcp(filter: &str) -> String {
+    let everything = matches!(
+        filter.trim().to_ascii_lowercase().as_str(),
+        "debug" | "trace"
+    );
+    if everything || filter.contains("rmcp") {
+        filter.to_owned()
+    } else if filter.trim().is_empty() {
+        "rmcp=warn".to_owned()
+    } else {
+        format!("{filter},rmcp=warn")
+    }
 }
 
 /// Why logging could not be set up.
@@ -113,3 +135,38 @@ impl<W: io::Write> io::Write for LineWriter<'_, W> {
 
 #[cfg(test)]
 mod tests;
+
+/// Allows one event per second; counts the ones it suppressed in between.
+pub(crate) struct RateLimit {
+    state: std::sync::Mutex<(Option<tokio::time::Instant>, u64)>,
+}
+
+impl RateLimit {
+    /// A limiter that allows the first event.
+    pub(crate) const fn new() -> RateLimit {
+        RateLimit {
+            state: std::sync::Mutex::new((None, 0)),
+        }
+    }
+
+    /// `Some(suppressed)` if this event may be logged, with how many were suppressed before it.
+    pub(crate) fn should_log(&self) -> Option<u64> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.0
+            .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1))
+        {
+            let suppressed = s.1;
+            *s = (Some(tokio::time::Instant::now()), 0);
+            Some(suppressed)
+        } else {
+            s.1 += 1;
+            None
+        }
+    }
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit::new()
+    }
+}

@@ -219,14 +219,44 @@ async fn a_dead_service_is_a_tool_error_and_leaves_the_all_services_list() {
         "{e}"
     );
     all.cancel().await.unwrap();
+    // Its own endpoint, which clients used, stays: no tools, and why (a 404 would read as the
+    // whole server failing). A call of its old tool says the same.
+    for rev in BOTH {
+        let one = connect(&d, "/mcp/example", rev).await;
+        let about = one
+            .peer_info()
+            .unwrap()
+            .instructions
+            .clone()
+            .unwrap_or_default();
+        assert!(
+            about.contains("service example is not running now"),
+            "{about}"
+        );
+        assert!(one.list_all_tools().await.unwrap().is_empty(), "{rev:?}");
+        let e = call(&one, "add", json!({"a": 1, "b": 2}))
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), -32602);
+        assert!(
+            e.to_string().contains("service example is not running now"),
+            "{e}"
+        );
+        one.cancel().await.unwrap();
+    }
+    // A service the gateway never served is still unknown.
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+    let (status, _, _) = post(&d, "/mcp/never", &[], init).await;
+    assert_eq!(status, 404);
     d.stop().await;
 }
 
-/// A document with `names` as methods (no params, a string result).
+/// A document with `names` as methods (no params, a result of any kind: the example
+/// service's `echo` of no params answers `null`).
 fn doc(names: &[&str]) -> Value {
     let methods: Vec<Value> = names
         .iter()
-        .map(|n| json!({"name": n, "params": [], "result": {"name": "r", "schema": {"type": "string"}}}))
+        .map(|n| json!({"name": n, "params": [], "result": {"name": "r", "schema": {}}}))
         .collect();
     json!({"openrpc": "1.3.2", "info": {"title": "t", "version": "1"}, "methods": methods})
 }
@@ -585,32 +615,43 @@ fn python_mcp() -> Option<std::path::PathBuf> {
     py.exists().then_some(py)
 }
 
-/// A third-party client, the Python `mcp` package, lists and calls tools through the router
-/// in both revisions (scripts/mcp_smoke.py). In CI the client must be there: missing, the
-/// test fails; elsewhere it says how to install it and passes.
-#[tokio::test]
-async fn the_python_mcp_client_lists_and_calls_in_both_revisions() {
+/// Runs the third-party Python client with `args`; `None` when it is not installed, which
+/// only a developer's machine may be (in CI, .ci/run names it in $HERO_MCP_PYTHON and the
+/// test fails without it).
+async fn run_python_client(args: &[String]) -> Option<std::process::Output> {
     let Some(python) = python_mcp() else {
-        // .ci/run names the client in $HERO_MCP_PYTHON: then it must be there.
         assert!(
             std::env::var_os("CI").is_none() && std::env::var_os("HERO_MCP_PYTHON").is_none(),
             "the Python mcp client is missing: run `bash scripts/mcp_venv.sh` (.ci/run does)"
         );
-        eprintln!("skipped: no Python mcp client; `bash scripts/mcp_venv.sh` installs it");
-        return;
+        eprintln!("skipped the Python client: `bash scripts/mcp_venv.sh` installs it");
+        return None;
     };
-    let (_dir, d, _svc) = with_example("example").await;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mcp_smoke.py");
     let run = tokio::process::Command::new(&python)
-        .arg(script)
-        .arg(format!("http://{}", d.tcp))
-        .arg("example")
+        .args(args)
         .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(Duration::from_secs(120), run)
         .await
         .expect("the Python client did not finish before the deadline")
         .unwrap();
+    Some(out)
+}
+
+/// A third-party client, the Python `mcp` package, lists and calls tools through the router
+/// in both revisions (scripts/mcp_smoke.py).
+#[tokio::test]
+async fn the_python_mcp_client_lists_and_calls_in_both_revisions() {
+    let (_dir, d, _svc) = with_example("example").await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mcp_smoke.py");
+    let args = [
+        script.display().to_string(),
+        format!("http://{}", d.tcp),
+        "example".to_owned(),
+    ];
+    let Some(out) = run_python_client(&args).await else {
+        return;
+    };
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -708,9 +749,10 @@ async fn a_service_named_router_cannot_run_the_routers_own_methods() {
         t.contains("service router does not implement services"),
         "{t}"
     );
-    // Its `echo` reaches it.
+    // Its `echo` reaches it (and echoes no params: `null`).
     let r = call(&client, "router__echo", json!({})).await.unwrap();
     assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    assert_eq!(text(&r), "null");
     // The router's own method, by its own name, answers the router's table.
     let r = call(&client, "hero_router__router_services", json!({}))
         .await
@@ -718,5 +760,190 @@ async fn a_service_named_router_cannot_run_the_routers_own_methods() {
     assert_ne!(r.is_error, Some(true), "{}", text(&r));
     assert!(text(&r).contains("\"hero_router\""), "{}", text(&r));
     client.cancel().await.unwrap();
+    d.stop().await;
+}
+
+/// A spec that says `add` returns a string and takes integers; the service answers its
+/// integer sum anyway.
+fn off_schema_doc() -> Value {
+    json!({
+        "openrpc": "1.3.2",
+        "info": {"title": "off", "version": "1"},
+        "methods": [{
+            "name": "add",
+            "paramStructure": "by-position",
+            "params": [
+                {"name": "a", "required": true, "description": "The first addend.",
+                 "schema": {"$ref": "#/components/schemas/Int"}},
+                {"name": "b", "required": true, "schema": {"$ref": "#/components/schemas/Int"}},
+            ],
+            "result": {"name": "sum", "schema": {"type": "string"}},
+        }],
+        "components": {"schemas": {"Int": {"type": "integer", "description": "A JSON integer."}}},
+    })
+}
+
+/// The Python `mcp` client calls a tool whose result is off its declared schema (it would
+/// raise on a `structuredContent` that does not match) and one with a wrong argument.
+const OFF_SCHEMA_PY: &str = r#"
+import asyncio, sys
+from mcp import Client
+
+async def main(url):
+    for mode in ("legacy", "2026-07-28"):
+        async with Client(url, mode=mode) as client:
+            tools = {t.name: t for t in (await client.list_tools()).tools}
+            a = tools["add"].input_schema["properties"]["a"]
+            assert a["description"] == "The first addend.", a
+            r = await client.call_tool("add", {"a": 2, "b": 3})
+            text = " ".join(getattr(c, "text", "") for c in r.content)
+            assert r.is_error and r.structured_content is None, r
+            assert "does not match the tool's outputSchema" in text and text.endswith(" 5"), r
+            r = await client.call_tool("add", {"a": "two", "b": 3})
+            text = " ".join(getattr(c, "text", "") for c in r.content)
+            assert r.is_error and 'argument "a"' in text and "integer" in text, r
+            print(f"[{mode}] ok")
+
+asyncio.run(main(sys.argv[1]))
+"#;
+
+#[tokio::test]
+async fn a_result_off_its_schema_is_an_error_result_with_its_text_and_a_wrong_argument_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_daemon(serve_config(dir.path(), &[])).await;
+    let _svc = spawn(example(dir.path(), "off", Spec::Document(off_schema_doc())))
+        .await
+        .unwrap();
+    d.rescan().await;
+    catalog_until(&d, |c| has_spec(c, "off")).await;
+    for rev in BOTH {
+        let client = connect(&d, "/mcp/off", rev).await;
+        let tools = client.list_all_tools().await.unwrap();
+        // The parameter's own description, not its component's.
+        assert_eq!(
+            tools[0].input_schema["properties"]["a"]["description"],
+            "The first addend."
+        );
+        // Declared a string, answered 5: no structured content that would make a client
+        // throw; an error result (clients check none) that says why, then the text as sent.
+        let r = call(&client, "add", json!({"a": 2, "b": 3})).await.unwrap();
+        assert_eq!(r.is_error, Some(true), "{rev:?}: {}", text(&r));
+        assert_eq!(r.structured_content, None, "{rev:?}");
+        let t = text(&r);
+        assert!(
+            t.starts_with("service off answered add with a result that does not match the tool's outputSchema (at /result: ")
+                && t.contains("string")
+                && t.ends_with("\n5"),
+            "{t}"
+        );
+        // Wrong type, missing: each names the argument and what was expected, before any
+        // call reaches the service.
+        let r = call(&client, "add", json!({"a": "two", "b": 3}))
+            .await
+            .unwrap();
+        assert_eq!(r.is_error, Some(true));
+        let t = text(&r);
+        assert!(
+            t.starts_with("add: argument \"a\": ")
+                && t.contains("\"two\"")
+                && t.contains("integer"),
+            "{t}"
+        );
+        let r = call(&client, "add", json!({"a": 1})).await.unwrap();
+        assert_eq!(r.is_error, Some(true));
+        assert_eq!(text(&r), "add: missing argument \"b\": expected integer");
+        client.cancel().await.unwrap();
+    }
+    // A third-party client that checks results against their schema does not throw.
+    let args = [
+        "-c".to_owned(),
+        OFF_SCHEMA_PY.to_owned(),
+        format!("http://{}/mcp/off", d.tcp),
+    ];
+    if let Some(out) = run_python_client(&args).await {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success()
+                && stdout.contains("[legacy] ok")
+                && stdout.contains("[2026-07-28] ok"),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    d.stop().await;
+}
+
+/// A raw `POST` to the gateway over TCP with `content_type`, `accept` and `body` as given.
+async fn post_raw(d: &Daemon, content_type: &str, accept: &str, body: &str) -> (u16, Value) {
+    let req = http::Request::builder()
+        .method("POST")
+        .uri("/mcp/example")
+        .header("host", d.tcp.to_string())
+        .header("content-type", content_type)
+        .header("accept", accept)
+        .header("mcp-protocol-version", "2025-11-25")
+        .body(Full::new(bytes::Bytes::from(body.to_owned())))
+        .unwrap();
+    let (status, headers, body) = tcp(d, req).await;
+    assert_eq!(headers["content-type"], "application/json", "{status}");
+    let text = std::str::from_utf8(&body).unwrap();
+    (status.as_u16(), json(text))
+}
+
+/// Malformed requests get JSON-RPC errors in JSON bodies that say what to fix, not rmcp's
+/// plain-text refusals or another mistake's code; a client that accepts JSON only is served.
+#[tokio::test]
+async fn malformed_requests_get_json_rpc_errors_that_say_what_to_fix() {
+    let (_dir, d, _svc) = with_example("example").await;
+    let both = "application/json, text/event-stream";
+    // Not JSON (a number out of range): a parse error.
+    let (status, v) = post_raw(&d, "application/json", both, "1e400").await;
+    assert_eq!(
+        (status, v["error"]["code"].as_i64()),
+        (400, Some(-32700)),
+        "{v}"
+    );
+    // Arguments that are not an object: invalid params, with the request's id.
+    let call = r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"add","arguments":[1,2]}}"#;
+    let (status, v) = post_raw(&d, "application/json", both, call).await;
+    assert_eq!(
+        (status, v["error"]["code"].as_i64()),
+        (200, Some(-32602)),
+        "{v}"
+    );
+    assert_eq!(v["id"], 9);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("must be an object"),
+        "{v}"
+    );
+    // A client that accepts JSON only gets JSON, which is all the gateway sends.
+    let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    let (status, v) = post_raw(&d, "application/json", "application/json", ping).await;
+    assert_eq!((status, &v["result"]), (200, &json!({})), "{v}");
+    let add = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"add","arguments":{"a":1,"b":2}}}"#;
+    let (status, v) = post_raw(&d, "application/json", "application/json", add).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["result"]["structuredContent"],
+        json!({"result": 3}),
+        "{v}"
+    );
+    // rmcp's own refusals (a body it does not take, an Accept without JSON) keep their
+    // status and become JSON-RPC errors in JSON.
+    let (status, v) = post_raw(&d, "text/plain", both, ping).await;
+    assert_eq!(
+        (status, v["error"]["code"].as_i64()),
+        (415, Some(-32600)),
+        "{v}"
+    );
+    let (status, v) = post_raw(&d, "application/json", "text/html", ping).await;
+    assert_eq!(
+        (status, v["error"]["code"].as_i64()),
+        (406, Some(-32600)),
+        "{v}"
+    );
     d.stop().await;
 }

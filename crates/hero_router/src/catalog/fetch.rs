@@ -387,16 +387,8 @@ fn methods_of(doc: &Value) -> Arc<[Method]> {
 }
 
 /// Cuts a text a service controls to a size a log line and a table can carry.
-fn bounded(mut s: String) -> String {
-    if s.len() > MAX_REASON {
-        let mut cut = MAX_REASON;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-        s.push('…');
-    }
-    s
+fn bounded(s: String) -> String {
+    crate::json::cut(s, MAX_REASON)
 }
 
 #[cfg(test)]

@@ -84,11 +84,9 @@ pub(super) async fn tools_call(gateway: &Gateway, parts: &Parts, body: &[u8]) ->
     let name = call.params.name.as_ref();
     let index = gateway.ready_index().await;
     let &i = index.by_name.get(name)?;
-    let target = index.tools[i].target.clone();
-    let mut result = match target.params(call.params.arguments.as_ref()) {
-        Ok(params) => gateway.call(&target, params).await,
-        Err(why) => super::tool_error(format!("{name}: {why}")),
-    };
+    let mut result = gateway
+        .run(name, &index.tools[i], call.params.arguments.as_ref())
+        .await;
     if !modern {
         // The handshake revisions have no `resultType`: rmcp clears it for them too.
         result.result_type = None;

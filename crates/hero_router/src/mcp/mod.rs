@@ -25,6 +25,7 @@
 
 pub(crate) mod client_config;
 mod fast;
+mod malformed;
 mod tools;
 
 use std::borrow::Cow;
@@ -36,7 +37,7 @@ use axum::extract::Request;
 use axum::response::Response;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    InitializeRequestParams, InitializeResult, ListToolsResult, PaginatedRequestParams,
+    InitializeRequestParams, InitializeResult, JsonObject, ListToolsResult, PaginatedRequestParams,
     ProtocolVersion, ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
 };
 use rmcp::service::{RequestContext, SubscriptionContext};
@@ -53,6 +54,7 @@ use crate::registry::catalog::Catalog;
 use crate::registry::table::{ServiceStatus, Table};
 use crate::rpc::Rpc;
 use crate::shared::Shared;
+use crate::telemetry::RateLimit;
 use crate::upstream::CallError;
 use tools::{MethodTool, Target};
 
@@ -133,6 +135,7 @@ struct Index {
 struct Entry {
     tool: Tool,
     target: Arc<Target>,
+    checks: tools::Checks,
     listed: bool,
 }
 
@@ -162,8 +165,11 @@ impl Endpoints {
         scope: Scope,
         request: Request,
     ) -> Response {
+        // A service that left the table keeps its endpoint for the clients that used it: an
+        // empty tool list that says why keeps them connected, where a 404 reads as the whole
+        // server failing. One the gateway never served is unknown.
         if let Scope::Service(name) = &scope {
-            if shared.registry.table().service(name).is_none() {
+            if shared.registry.table().service(name).is_none() && !self.cache.has_served(name) {
                 let service = name.clone();
                 return error_response(&ProxyError::NoService { service });
             }
@@ -176,17 +182,23 @@ impl Endpoints {
             scope,
         };
         // The connection driver has read the body whole: collecting it copies nothing.
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
         let Ok(body) = axum::body::to_bytes(body, max_body).await else {
             let limit = max_body as u64;
             return error_response(&ProxyError::BodyTooLarge { limit });
         };
+        if parts.method == http::Method::POST {
+            if let Some(answer) = malformed::precheck(&mut parts, &body) {
+                return answer;
+            }
+        }
         if let Some(answer) = fast::tools_call(&gateway, &parts, &body).await {
             return answer;
         }
         // Boxed: rmcp's future is large, and most requests never need it.
         let request = Request::from_parts(parts, Body::from(body));
-        Box::pin(serve_rmcp(gateway, request, max_body)).await
+        let answer = Box::pin(serve_rmcp(gateway, request, max_body)).await;
+        malformed::json_refusal(answer).await
     }
 }
 
@@ -209,6 +221,13 @@ async fn serve_rmcp(gateway: Gateway, request: Request, max_body: usize) -> Resp
 // === impl ToolCache ===
 
 impl ToolCache {
+    /// True if the gateway has served the tools of service `name` (since the cache last
+    /// started over).
+    fn has_served(&self, name: &str) -> bool {
+        let services = self.services.lock().unwrap_or_else(|p| p.into_inner());
+        services.contains_key(name)
+    }
+
     /// The index of `scope` if it was built over this very table and catalog.
     fn unchanged(
         &self,
@@ -361,6 +380,7 @@ impl Index {
                 Entry {
                     tool,
                     target: Arc::new(t.target.clone()),
+                    checks: tools::Checks::default(),
                     listed: source.listed,
                 }
             })
@@ -437,10 +457,60 @@ impl Gateway {
     /// that is not in the table is never said to be "gone"; it may never have existed).
     fn unknown_tool(&self, name: &str) -> ErrorData {
         let how = match &self.scope {
+            Scope::Service(s) if self.shared.registry.table().service(s).is_none() => gone(s),
             Scope::Service(s) => format!("tools/list shows the tools of service {s} now"),
             Scope::All => "tools/list shows the tools this endpoint has now, named {service}__{method}; `hero_router list` shows the services".to_owned(),
         };
         ErrorData::invalid_params(format!("unknown tool {name}: {how}"), None)
+    }
+
+    /// Runs the tool `name` (the index's `entry`) with `arguments`: they are checked against
+    /// its `inputSchema`, sent as a routed call, and its result checked against its
+    /// `outputSchema`. The one way a tool is called, for rmcp and the fast path alike.
+    async fn run(
+        &self,
+        name: &str,
+        entry: &Entry,
+        arguments: Option<&JsonObject>,
+    ) -> CallToolResult {
+        let target = &entry.target;
+        let empty = JsonObject::new();
+        let checked = entry.checks.arguments(
+            &entry.tool.input_schema,
+            arguments.unwrap_or(&empty),
+            &target.takes(),
+        );
+        let params = match checked.and_then(|()| target.params(arguments)) {
+            Ok(params) => params,
+            Err(why) => return tool_error(format!("{name}: {why}")),
+        };
+        let result = self.call(target, params).await;
+        let (Some(structured), Some(schema)) =
+            (&result.structured_content, &entry.tool.output_schema)
+        else {
+            return result;
+        };
+        let Err(why) = entry.checks.result(schema, structured) else {
+            return result;
+        };
+        if let Some(suppressed) = MISMATCH.should_log() {
+            tracing::warn!(
+                service = %target.service,
+                method = %target.method,
+                suppressed,
+                "a result does not match the tool's outputSchema ({why}); sent as an error result with the text"
+            );
+        }
+        // Clients check a result against the schema they were given and throw when it does
+        // not fit, or when a tool with a schema answers without structured content; they
+        // check neither on an error result. So the agent gets the result as the service
+        // sent it, as text, in an error result that says what is wrong.
+        let mut content = vec![ContentBlock::text(format!(
+            "service {} answered {} with a result that does not match the tool's outputSchema ({why}); the result as the service sent it follows",
+            target.service, target.method
+        ))];
+        content.extend(result.content);
+        CallToolResult::error(content)
     }
 
     /// Calls `target` with `params` as a routed call (the router's own methods in-process).
@@ -467,6 +537,9 @@ impl Gateway {
     }
 }
 
+/// At most one log line a second for results that do not match their schema.
+static MISMATCH: RateLimit = RateLimit::new();
+
 // === impl ServerHandler for Gateway ===
 
 impl ServerHandler for Gateway {
@@ -487,6 +560,10 @@ impl ServerHandler for Gateway {
             Scope::All => (
                 "hero_router".to_owned(),
                 "The Hero services of this node. Each tool is a service method, named {service}__{method}.".to_owned(),
+            ),
+            Scope::Service(s) if self.shared.registry.table().service(s).is_none() => (
+                format!("hero_router/{s}"),
+                gone(s),
             ),
             Scope::Service(s) => {
                 let catalog = self.shared.registry.catalog();
@@ -591,13 +668,19 @@ impl ServerHandler for Gateway {
         let Some(&i) = index.by_name.get(request.name.as_ref()) else {
             return Err(self.unknown_tool(&request.name));
         };
-        let target = index.tools[i].target.clone();
-        let params = match target.params(request.arguments.as_ref()) {
-            Ok(p) => p,
-            Err(why) => return Ok(tool_error(format!("{}: {why}", request.name)).into()),
-        };
-        Ok(self.call(&target, params).await.into())
+        let entry = &index.tools[i];
+        let result = self
+            .run(&request.name, entry, request.arguments.as_ref())
+            .await;
+        Ok(result.into())
     }
+}
+
+/// Why the endpoint of service `s` lists no tools: it left the router's table.
+fn gone(s: &str) -> String {
+    format!(
+        "service {s} is not running now: its socket is gone from the router's table. Its tools come back when it does; `hero_router list` shows the services there are"
+    )
 }
 
 /// A tool result with `isError: true` and `message` as its text.

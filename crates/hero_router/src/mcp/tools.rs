@@ -10,7 +10,10 @@
 //! own precision.
 
 use std::collections::HashSet;
+use std::sync::OnceLock;
 
+use jsonschema::Validator;
+use jsonschema::error::{ValidationError, ValidationErrorKind};
 use rmcp::model::JsonObject;
 use serde_json::{Map, Value, json};
 use sha2::Digest as _;
@@ -75,7 +78,7 @@ pub(crate) fn service_tools(service: &str, document: &Value) -> Vec<MethodTool> 
         .filter_map(Value::as_object)
         .filter_map(|m| {
             let name = m.get("name")?.as_str()?;
-            (!name.starts_with("rpc.")).then(|| method_tool(service, name, m))
+            (!name.starts_with("rpc.")).then(|| method_tool(service, name, m, document))
         })
         .collect();
     let names = unique_names(tools.iter().map(|t| t.name.clone()));
@@ -191,8 +194,13 @@ fn cut(name: &str, max: usize) -> &str {
     &name[..end]
 }
 
-/// One (dereferenced) method object as a tool.
-fn method_tool(service: &str, name: &str, method: &Map<String, Value>) -> MethodTool {
+/// One (dereferenced) method object of `document` as a tool.
+fn method_tool(
+    service: &str,
+    name: &str,
+    method: &Map<String, Value>,
+    document: &Value,
+) -> MethodTool {
     let text = |key: &str| {
         method
             .get(key)
@@ -222,7 +230,7 @@ fn method_tool(service: &str, name: &str, method: &Map<String, Value>) -> Method
         if d.get("required").and_then(Value::as_bool) == Some(true) {
             required.push(Value::String(pname.clone()));
         }
-        properties.insert(pname.clone(), descriptor_schema(d));
+        properties.insert(pname.clone(), descriptor_schema(d, document));
         params.push(pname);
     }
     let mut input = JsonObject::new();
@@ -235,7 +243,7 @@ fn method_tool(service: &str, name: &str, method: &Map<String, Value>) -> Method
     let (output_schema, output) = match method.get("result").and_then(Value::as_object) {
         None => (None, Output::None),
         Some(result) => {
-            let schema = descriptor_schema(result);
+            let schema = descriptor_schema(result, document);
             if schema.get("type").and_then(Value::as_str) == Some("object") {
                 (schema.as_object().cloned(), Output::Object)
             } else {
@@ -264,9 +272,10 @@ fn method_tool(service: &str, name: &str, method: &Map<String, Value>) -> Method
 }
 
 /// The schema of a content descriptor, made self-contained and valid, with the descriptor's
-/// description (or summary) when the schema has none.
-fn descriptor_schema(d: &Map<String, Value>) -> Value {
-    let mut schema = match d.get("schema").map(clean) {
+/// own description (or summary): it says what this parameter or result is, where the
+/// schema's own (often a shared component's, "A JSON number.") says what kind of value.
+fn descriptor_schema(d: &Map<String, Value>, document: &Value) -> Value {
+    let mut schema = match d.get("schema").map(|s| clean(s, document)) {
         Some(Value::Bool(true)) | None => Value::Object(Map::new()),
         Some(s) if jsonschema::draft202012::meta::is_valid(&s) => s,
         Some(_) => json!({
@@ -278,33 +287,244 @@ fn descriptor_schema(d: &Map<String, Value>) -> Value {
         .find_map(|k| d.get(*k).and_then(Value::as_str))
         .filter(|s| !s.trim().is_empty());
     if let (Value::Object(o), Some(note)) = (&mut schema, note) {
-        if !o.contains_key("description") {
-            o.insert("description".into(), Value::String(note.to_owned()));
-        }
+        o.insert("description".into(), Value::String(note.to_owned()));
     }
     schema
 }
 
-/// `v` without the resolver's bookkeeping: an object it could not expand (a cycle, a
-/// dangling or remote `$ref`, a size limit) becomes an open schema saying why; the
-/// `x-hero-docs-ref` markers are dropped.
-fn clean(v: &Value) -> Value {
+/// Deepest level of a typed stand-in ([`stand_in`]) whose object properties are spelled out;
+/// below it objects list none.
+const MAX_STAND_IN_DEPTH: usize = 4;
+/// Deepest level of a stand-in at all: past it, an array's items or a union's members are an
+/// empty object (a chain of arrays of arrays, each a reference to the next, ends here).
+const MAX_STAND_IN_LEVELS: usize = 8;
+
+/// `v` without the resolver's bookkeeping: the `x-hero-docs-ref` markers are dropped, and an
+/// object it could not expand becomes a schema that says why. Where the reference's target
+/// is known (a cycle, a size limit), the stand-in keeps its type ([`stand_in`]): a recursive
+/// schema stays typed one level down, which strict clients (OpenAI strict mode: every array
+/// has typed items, every object lists its properties) require. A dangling or remote
+/// reference becomes an open schema.
+fn clean(v: &Value, document: &Value) -> Value {
     match v {
         Value::Object(o) => {
             if let Some(why) = o.get(NOTE_KEY).and_then(Value::as_str) {
                 let what = o.get("$ref").and_then(Value::as_str).unwrap_or("a schema");
-                return json!({ "description": format!("{what}: {why}") });
+                let note = format!("{what}: {why}");
+                let target = o
+                    .get("$ref")
+                    .and_then(Value::as_str)
+                    .and_then(|r| lookup(document, r));
+                return match target {
+                    Some(target) => stand_in(target, document, note, 0),
+                    None => json!({ "description": note }),
+                };
             }
             Value::Object(
                 o.iter()
                     .filter(|(k, _)| k.as_str() != REF_KEY)
-                    .map(|(k, v)| (k.clone(), clean(v)))
+                    .map(|(k, v)| (k.clone(), clean(v, document)))
                     .collect(),
             )
         }
-        Value::Array(items) => Value::Array(items.iter().map(clean).collect()),
+        Value::Array(items) => Value::Array(items.iter().map(|i| clean(i, document)).collect()),
         other => other.clone(),
     }
+}
+
+/// A typed schema in place of `target` (not expanded): its `type`, an object's properties
+/// (each a stand-in in turn, [`MAX_STAND_IN_DEPTH`] deep, then none), an array's items, a
+/// union's members, `enum` and `const`; `note` says why it is not the full schema. A target
+/// with nothing to go by is an open schema.
+fn stand_in(target: &Value, document: &Value, note: String, depth: usize) -> Value {
+    let mut target = target;
+    // A target that is itself a reference: follow a few.
+    for _ in 0..MAX_STAND_IN_DEPTH {
+        match target
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| lookup(document, r))
+        {
+            Some(next) => target = next,
+            None => break,
+        }
+    }
+    let mut out = Map::new();
+    let deeper = |s: &Value| {
+        if depth >= MAX_STAND_IN_LEVELS {
+            json!({ "type": "object", "properties": {} })
+        } else {
+            stand_in(s, document, String::new(), depth + 1)
+        }
+    };
+    if let Some(t) = target.get("type").filter(|t| t.is_string() || t.is_array()) {
+        out.insert("type".into(), t.clone());
+        let has = |name: &str| match t {
+            Value::String(s) => s == name,
+            Value::Array(ts) => ts.iter().any(|x| x == name),
+            _ => false,
+        };
+        if has("object") {
+            let properties: Map<String, Value> = match target.get("properties") {
+                Some(Value::Object(ps)) if depth < MAX_STAND_IN_DEPTH => {
+                    ps.iter().map(|(k, p)| (k.clone(), deeper(p))).collect()
+                }
+                _ => Map::new(),
+            };
+            out.insert("properties".into(), Value::Object(properties));
+        }
+        if has("array") {
+            let items = match target.get("items") {
+                Some(items) if items.is_object() => deeper(items),
+                _ => json!({ "type": "object", "properties": {} }),
+            };
+            out.insert("items".into(), items);
+        }
+        for key in ["enum", "const"] {
+            if let Some(v) = target.get(key) {
+                out.insert(key.into(), v.clone());
+            }
+        }
+    } else if let Some((key, Value::Array(members))) = ["anyOf", "oneOf"]
+        .iter()
+        .find_map(|k| target.get(*k).map(|m| (*k, m)))
+    {
+        out.insert(key.into(), members.iter().map(deeper).collect());
+    } else {
+        for key in ["enum", "const"] {
+            if let Some(v) = target.get(key) {
+                out.insert(key.into(), v.clone());
+            }
+        }
+    }
+    if !note.is_empty() {
+        out.insert("description".into(), Value::String(note));
+    }
+    Value::Object(out)
+}
+
+/// The value a local reference (`#` + a JSON pointer) points at in `document`.
+fn lookup<'v>(document: &'v Value, r: &str) -> Option<&'v Value> {
+    let pointer = r.strip_prefix('#')?;
+    let pointer = percent_encoding::percent_decode_str(pointer)
+        .decode_utf8()
+        .ok()?;
+    document.pointer(&pointer)
+}
+
+// === impl Checks ===
+
+/// A tool's schemas compiled for checking, each on first use: its arguments against its
+/// `inputSchema` before the call, its structured result against its `outputSchema` after
+/// (CONTRACT §10). A schema that does not compile is not checked: the service judges.
+#[derive(Default)]
+pub(crate) struct Checks {
+    input: OnceLock<Option<Validator>>,
+    output: OnceLock<Option<Validator>>,
+}
+
+impl std::fmt::Debug for Checks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checks").finish_non_exhaustive()
+    }
+}
+
+/// Most argument errors one message lists.
+const MAX_ARGUMENT_ERRORS: usize = 3;
+/// Longest line of an argument error, in bytes: it quotes the value, which may be huge.
+const MAX_ERROR_LINE: usize = 200;
+
+impl Checks {
+    /// `Err` with a message that names each argument that does not fit `input_schema` and
+    /// what was expected; `takes` lists the arguments the tool takes.
+    pub(crate) fn arguments(
+        &self,
+        input_schema: &JsonObject,
+        arguments: &JsonObject,
+        takes: &str,
+    ) -> Result<(), String> {
+        let Some(validator) = self.input.get_or_init(|| compile(input_schema)) else {
+            return Ok(());
+        };
+        let arguments = Value::Object(arguments.clone());
+        let errors: Vec<String> = validator
+            .iter_errors(&arguments)
+            .take(MAX_ARGUMENT_ERRORS)
+            .map(|e| argument_error(&e, input_schema, takes))
+            .collect();
+        match errors.is_empty() {
+            true => Ok(()),
+            false => Err(errors.join("; ")),
+        }
+    }
+
+    /// `Err` with why, if `structured` does not fit `output_schema`.
+    pub(crate) fn result(
+        &self,
+        output_schema: &JsonObject,
+        structured: &Value,
+    ) -> Result<(), String> {
+        let Some(validator) = self.output.get_or_init(|| compile(output_schema)) else {
+            return Ok(());
+        };
+        match validator.iter_errors(structured).next() {
+            None => Ok(()),
+            Some(e) => Err(cut_line(format!("at {}: {e}", e.instance_path().as_str()))),
+        }
+    }
+}
+
+/// A tool schema compiled (draft 2020-12, formats as annotations, nothing fetched).
+fn compile(schema: &JsonObject) -> Option<Validator> {
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .should_validate_formats(false)
+        .offline()
+        .build(&Value::Object(schema.clone()))
+        .ok()
+}
+
+/// One argument error in words: which argument, and what was wrong with it.
+fn argument_error(error: &ValidationError<'_>, input_schema: &JsonObject, takes: &str) -> String {
+    let path = error.instance_path().as_str();
+    let mut segments = path.strip_prefix('/').unwrap_or(path).splitn(2, '/');
+    let argument = segments.next().filter(|a| !a.is_empty());
+    let inside = segments.next();
+    let line = match (error.kind(), argument) {
+        (ValidationErrorKind::Required { property }, None) => {
+            let name = property.as_str().unwrap_or_default();
+            let expected = input_schema
+                .get("properties")
+                .and_then(|p| p.get(name))
+                .map(|s| format!(": expected {}", crate::docs::readable_type(s)))
+                .unwrap_or_default();
+            format!("missing argument {name:?}{expected}")
+        }
+        (ValidationErrorKind::AdditionalProperties { unexpected }, None) => {
+            let names: Vec<String> = unexpected.iter().map(|u| format!("{u:?}")).collect();
+            format!(
+                "unknown argument {}: this tool takes {takes}",
+                names.join(", ")
+            )
+        }
+        (_, Some(argument)) => {
+            let argument = unescape_pointer(argument);
+            let at = inside.map(|i| format!(" at /{i}")).unwrap_or_default();
+            format!("argument {argument:?}{at}: {error}")
+        }
+        (_, None) => format!("the arguments: {error}"),
+    };
+    cut_line(line)
+}
+
+/// A JSON pointer segment as the name it stands for.
+fn unescape_pointer(segment: &str) -> String {
+    segment.replace("~1", "/").replace("~0", "~")
+}
+
+/// `line` cut to [`MAX_ERROR_LINE`] bytes.
+fn cut_line(line: String) -> String {
+    crate::json::cut(line, MAX_ERROR_LINE)
 }
 
 // === impl Target ===
@@ -343,7 +563,7 @@ impl Target {
     }
 
     /// The arguments this tool takes, for messages.
-    fn takes(&self) -> String {
+    pub(crate) fn takes(&self) -> String {
         if self.params.is_empty() {
             return "no arguments".to_owned();
         }

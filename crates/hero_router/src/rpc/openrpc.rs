@@ -7,10 +7,9 @@
 
 use serde_json::{Value, json};
 
-use crate::jsonrpc::{BAD_UPSTREAM, NO_SPEC, NO_SUCH_SERVICE, NOT_LIVE, UPSTREAM_TIMEOUT};
-
-/// Bad params to a router method (JSON-RPC 2.0).
-const INVALID_PARAMS: i32 = -32602;
+use crate::jsonrpc::{
+    BAD_UPSTREAM, INVALID_PARAMS, NO_SPEC, NO_SUCH_SERVICE, NOT_LIVE, UPSTREAM_TIMEOUT,
+};
 
 /// What `info.description` says: what the router is, and that it forwards everything else.
 const DESCRIPTION: &str = "The one router of a Hero OS node: discovers the Unix sockets of \

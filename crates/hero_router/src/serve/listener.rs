@@ -24,7 +24,6 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UnixListener, UnixStream};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -34,6 +33,7 @@ use super::slots::{Admission, ConnSlots, Shed};
 use crate::config::ConnLimits;
 use crate::proxy::Transport;
 use crate::proxy::error::{ProxyError, error_parts};
+use crate::telemetry::RateLimit;
 
 /// Where the kernel says how long a listen backlog may be.
 const SOMAXCONN: &str = "/proc/sys/net/core/somaxconn";
@@ -325,39 +325,6 @@ fn parse_backlog(somaxconn: Option<&str>) -> u32 {
         .and_then(|t| t.trim().parse::<u32>().ok())
         .filter(|&n| n > 0)
         .map_or(DEFAULT_BACKLOG, |n| n.min(i32::MAX as u32))
-}
-
-/// Allows one event per second; counts the ones it suppressed in between.
-pub(crate) struct RateLimit {
-    state: std::sync::Mutex<(Option<Instant>, u64)>,
-}
-
-impl RateLimit {
-    /// A limiter that allows the first event.
-    pub(crate) const fn new() -> RateLimit {
-        RateLimit {
-            state: std::sync::Mutex::new((None, 0)),
-        }
-    }
-
-    /// `Some(suppressed)` if this event may be logged, with how many were suppressed before it.
-    pub(crate) fn should_log(&self) -> Option<u64> {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if s.0.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-            let suppressed = s.1;
-            *s = (Some(Instant::now()), 0);
-            Some(suppressed)
-        } else {
-            s.1 += 1;
-            None
-        }
-    }
-}
-
-impl Default for RateLimit {
-    fn default() -> Self {
-        RateLimit::new()
-    }
 }
 
 /// Errors that concern one connection only: keep accepting at once.

@@ -48,3 +48,30 @@ fn the_formatter_survives_a_broken_pipe() {
     });
     assert_eq!(COUNT.load(Ordering::Relaxed), 2);
 }
+
+#[test]
+fn rmcp_is_held_to_warnings_unless_asked_for() {
+    assert_eq!(quiet_rmcp("info"), "info,rmcp=warn");
+    assert_eq!(quiet_rmcp("warn"), "warn,rmcp=warn");
+    assert_eq!(
+        quiet_rmcp("hero_router=debug"),
+        "hero_router=debug,rmcp=warn"
+    );
+    assert_eq!(quiet_rmcp(""), "rmcp=warn");
+    // Everything at debug, or rmcp named: as given.
+    assert_eq!(quiet_rmcp("debug"), "debug");
+    assert_eq!(quiet_rmcp(" TRACE "), " TRACE ");
+    assert_eq!(quiet_rmcp("info,rmcp=info"), "info,rmcp=info");
+    // Every result still parses as a filter.
+    for f in ["info", "warn", "hero_router=debug", "", "debug"] {
+        EnvFilter::try_new(quiet_rmcp(f)).unwrap();
+    }
+}
+
+#[test]
+fn a_rate_limit_allows_the_first_event_then_counts_what_it_holds_back() {
+    let limit = RateLimit::new();
+    assert_eq!(limit.should_log(), Some(0));
+    assert_eq!(limit.should_log(), None);
+    assert_eq!(limit.should_log(), None);
+}

@@ -117,7 +117,7 @@ fn nested_refs_are_inlined_in_params_and_result() {
 }
 
 #[test]
-fn a_cycle_is_cut_into_an_open_schema_that_says_so() {
+fn a_cycle_stays_typed_one_level_down_and_says_so() {
     let d = doc(
         json!([{
             "name": "tree",
@@ -126,7 +126,10 @@ fn a_cycle_is_cut_into_an_open_schema_that_says_so() {
         }]),
         json!({"schemas": {"Node": {
             "type": "object",
-            "properties": {"children": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}}}
+            "properties": {
+                "label": {"type": "string"},
+                "children": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}},
+            }
         }}}),
     );
     let t = service_tools("svc", &d);
@@ -139,7 +142,165 @@ fn a_cycle_is_cut_into_an_open_schema_that_says_so() {
         why.contains("#/components/schemas/Node") && why.contains("cycle"),
         "{why}"
     );
+    // Typed where the cycle was cut: an object with its properties, whose arrays have typed
+    // items (what OpenAI's strict mode asks), not an untyped `{"description": …}`.
+    assert_eq!(items["type"], "object", "{items:#}");
+    assert_eq!(items["properties"]["label"], json!({"type": "string"}));
+    assert_eq!(items["properties"]["children"]["type"], "array");
+    assert_eq!(
+        items["properties"]["children"]["items"]["type"], "object",
+        "{items:#}"
+    );
     assert!(jsonschema::draft202012::meta::is_valid(&input));
+    assert!(strict_ready(&input), "{input:#}");
+}
+
+/// What strict client transformers (OpenAI strict mode, pydantic-ai's) require of a tool
+/// schema: every array has items with a type (or a union of typed members), every object
+/// lists its properties.
+fn strict_ready(schema: &Value) -> bool {
+    let Some(o) = schema.as_object() else {
+        return true;
+    };
+    let typed = |s: &Value| {
+        s.get("type").is_some()
+            || ["anyOf", "oneOf", "allOf", "enum", "const"]
+                .iter()
+                .any(|k| s.get(*k).is_some())
+    };
+    let is = |t: &str| match o.get("type") {
+        Some(Value::String(s)) => s == t,
+        Some(Value::Array(ts)) => ts.iter().any(|x| x == t),
+        _ => false,
+    };
+    if is("array") && !o.get("items").is_some_and(typed) {
+        return false;
+    }
+    if is("object") && !o.get("properties").is_some_and(Value::is_object) {
+        // A map (`additionalProperties` with a schema) lists its values' type instead.
+        if !o.get("additionalProperties").is_some_and(Value::is_object) {
+            return false;
+        }
+    }
+    o.iter().all(|(k, v)| match (k.as_str(), v) {
+        ("enum" | "const" | "default" | "examples" | "example", _) => true,
+        ("properties" | "$defs" | "patternProperties", Value::Object(ps)) => {
+            ps.values().all(strict_ready)
+        }
+        (_, Value::Array(items)) => items.iter().all(strict_ready),
+        (_, v) => strict_ready(v),
+    })
+}
+
+#[test]
+fn a_parameters_own_description_wins_and_properties_keep_the_specs_order() {
+    let d = doc(
+        json!([{
+            "name": "add",
+            "params": [
+                {"name": "zeta", "description": "The first addend.", "required": true,
+                 "schema": {"$ref": "#/components/schemas/Number"}},
+                {"name": "alpha", "summary": "The second addend.",
+                 "schema": {"$ref": "#/components/schemas/Number"}},
+                {"name": "mid", "schema": {"$ref": "#/components/schemas/Number"}},
+            ],
+            "result": {"name": "sum", "description": "The sum.",
+                       "schema": {"$ref": "#/components/schemas/Point"}},
+        }]),
+        json!({"schemas": {
+            "Number": {"type": "number", "description": "A JSON number."},
+            "Point": {"type": "object", "description": "A point.", "properties": {
+                "y": {"type": "number", "description": "Up."},
+                "x": {"$ref": "#/components/schemas/Number", "description": "Across."},
+            }},
+        }}),
+    );
+    let t = service_tools("calc", &d);
+    let t = only(&t);
+    let props = t.input_schema["properties"].as_object().unwrap();
+    assert_eq!(props["zeta"]["description"], "The first addend.");
+    assert_eq!(props["alpha"]["description"], "The second addend.");
+    // No description of its own: the schema's stays.
+    assert_eq!(props["mid"]["description"], "A JSON number.");
+    let order: Vec<&str> = props.keys().map(String::as_str).collect();
+    assert_eq!(order, ["zeta", "alpha", "mid"]);
+    let out = t.output_schema.as_ref().unwrap();
+    assert_eq!(out["description"], "The sum.");
+    // Inside a schema, a member beside `$ref` wins over the target's.
+    assert_eq!(out["properties"]["x"]["description"], "Across.");
+    let order: Vec<&str> = out["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(order, ["y", "x"]);
+}
+
+fn args(v: Value) -> JsonObject {
+    v.as_object().unwrap().clone()
+}
+
+#[test]
+fn argument_errors_name_the_argument_and_what_was_expected() {
+    let d = doc(
+        json!([{
+            "name": "add",
+            "params": [
+                {"name": "a", "required": true, "schema": {"type": "integer"}},
+                {"name": "b", "required": true, "schema": {"type": "integer"}},
+                {"name": "opts", "schema": {"type": "object", "properties": {
+                    "round": {"type": "boolean"}}}},
+            ],
+            "result": {"name": "sum", "schema": {"type": "integer"}},
+        }]),
+        json!({}),
+    );
+    let t = service_tools("calc", &d);
+    let t = only(&t);
+    let checks = Checks::default();
+    let check = |v: Value| checks.arguments(&t.input_schema, &args(v), &t.target.takes());
+    assert_eq!(check(json!({"a": 1, "b": 2})), Ok(()));
+    let wrong = check(json!({"a": "two", "b": 3})).unwrap_err();
+    assert!(
+        wrong.contains("argument \"a\"") && wrong.contains("integer") && wrong.contains("two"),
+        "{wrong}"
+    );
+    let missing = check(json!({"a": 1})).unwrap_err();
+    assert_eq!(missing, "missing argument \"b\": expected integer");
+    let unknown = check(json!({"a": 1, "b": 2, "c": 3})).unwrap_err();
+    assert_eq!(
+        unknown,
+        "unknown argument \"c\": this tool takes \"a\", \"b\", \"opts\""
+    );
+    let nested = check(json!({"a": 1, "b": 2, "opts": {"round": "yes"}})).unwrap_err();
+    assert!(
+        nested.starts_with("argument \"opts\" at /round: ") && nested.contains("boolean"),
+        "{nested}"
+    );
+    // A huge value is quoted, not copied whole.
+    let huge = check(json!({"a": "x".repeat(100_000), "b": 1})).unwrap_err();
+    assert!(huge.len() < 400, "{} bytes", huge.len());
+}
+
+#[test]
+fn a_result_is_checked_against_the_output_schema() {
+    let d = doc(
+        json!([{
+            "name": "add",
+            "params": [],
+            "result": {"name": "sum", "schema": {"type": "integer"}},
+        }]),
+        json!({}),
+    );
+    let t = service_tools("calc", &d);
+    let t = only(&t);
+    let checks = Checks::default();
+    let out = t.output_schema.as_ref().unwrap();
+    let fits = |v: &Value| checks.result(out, &t.target.structured(v).unwrap());
+    assert_eq!(fits(&json!(5)), Ok(()));
+    let why = fits(&json!("five")).unwrap_err();
+    assert!(why.contains("/result") && why.contains("integer"), "{why}");
 }
 
 #[test]
@@ -404,6 +565,95 @@ fn never_an_invalid_schema_or_name() {
                     ctx()
                 );
             }
+        }
+    }
+}
+
+/// A schema a strict client accepts as it is (typed leaves, objects with properties, arrays
+/// with typed items, unions of such), with references to the components `S0`…`S3`, which
+/// refer to one another: cycles everywhere.
+fn strict_schema(rng: &mut fastrand::Rng, depth: u32) -> Value {
+    let leaf = depth >= 3;
+    match rng.u32(0..if leaf { 2 } else { 6 }) {
+        0 => {
+            let types = ["string", "integer", "number", "boolean"];
+            json!({"type": types[rng.usize(0..types.len())], "description": "a leaf"})
+        }
+        1 => json!({"$ref": format!("#/components/schemas/S{}", rng.u32(0..4))}),
+        2 => {
+            let properties: Map<String, Value> = (0..rng.usize(1..4))
+                .map(|i| (format!("p{i}"), strict_schema(rng, depth + 1)))
+                .collect();
+            json!({"type": "object", "properties": properties})
+        }
+        3 => json!({"type": "array", "items": strict_schema(rng, depth + 1)}),
+        4 => json!({"oneOf": [strict_schema(rng, depth + 1), strict_schema(rng, depth + 1)]}),
+        _ => json!({
+            "$ref": format!("#/components/schemas/S{}", rng.u32(0..4)),
+            "description": "a sibling's words",
+        }),
+    }
+}
+
+/// For documents strict clients could take as they are, recursive ones included, every
+/// tool schema stays acceptable to them (every array has typed items, every object lists
+/// its properties: OpenAI strict mode's rules, which pydantic-ai applies), keeps the
+/// parameters in the spec's order and gives each its own description.
+#[test]
+fn strict_ready_specs_give_strict_ready_tools_in_spec_order() {
+    const NAMES: [&str; 6] = ["zeta", "alpha", "mid", "beta", "omega", "gamma"];
+    let (cases, seed, mut rng) = fuzz_setup();
+    for case in 0..cases.div_ceil(40) {
+        let schemas: Map<String, Value> = (0..4)
+            .map(|i| {
+                let properties: Map<String, Value> = (0..rng.usize(1..4))
+                    .map(|p| (format!("f{p}"), strict_schema(&mut rng, 1)))
+                    .collect();
+                (
+                    format!("S{i}"),
+                    json!({"type": "object", "properties": properties}),
+                )
+            })
+            .collect();
+        let mut names = NAMES.to_vec();
+        rng.shuffle(&mut names);
+        names.truncate(rng.usize(0..=NAMES.len()));
+        let params: Vec<Value> = names
+            .iter()
+            .map(|n| {
+                json!({
+                    "name": n,
+                    "description": format!("What {n} is."),
+                    "required": rng.bool(),
+                    "schema": strict_schema(&mut rng, 0),
+                })
+            })
+            .collect();
+        let d = doc(
+            json!([{
+                "name": "m",
+                "params": params,
+                "result": {"name": "r", "schema": strict_schema(&mut rng, 0)},
+            }]),
+            json!({"schemas": schemas}),
+        );
+        let tools = service_tools("svc", &d);
+        let t = only(&tools);
+        let ctx = || format!("seed {seed} case {case}: {d:#}");
+        let input = Value::Object(t.input_schema.clone());
+        assert!(strict_ready(&input), "{input:#} {}", ctx());
+        let output = Value::Object(t.output_schema.clone().unwrap());
+        assert!(strict_ready(&output), "{output:#} {}", ctx());
+        let props = input["properties"].as_object().unwrap();
+        let order: Vec<&str> = props.keys().map(String::as_str).collect();
+        assert_eq!(order, names, "{}", ctx());
+        for n in &names {
+            assert_eq!(
+                props[*n]["description"],
+                format!("What {n} is."),
+                "{}",
+                ctx()
+            );
         }
     }
 }

@@ -1,0 +1,147 @@
+//! Malformed MCP requests get JSON-RPC errors in JSON bodies (CONTRACT §10, §4's codes).
+//!
+//! rmcp refuses some requests in plain text (`415`, `406`) and reads others as the wrong
+//! mistake: a body that is not JSON, or a `tools/call` whose `arguments` are not an object,
+//! gets "method not found" or a media-type complaint. Clients then report a transport
+//! failure instead of what to fix. So before rmcp sees a request:
+//! - a body that is not JSON is `-32700` (HTTP 400);
+//! - a `tools/call` whose `params` is not an object with a string `name`, or whose
+//!   `arguments` is not an object, is `-32602` with the request's id;
+//! - `Accept: application/json` without `text/event-stream` is served: the gateway answers
+//!   JSON only, which such a client accepts;
+//!
+//! and after, any refusal rmcp writes in plain text is rewritten as a JSON-RPC error with
+//! the same status and rmcp's words (`-32600`).
+
+use axum::body::Body;
+use axum::response::Response;
+use http::request::Parts;
+use http::{HeaderValue, StatusCode, header};
+use serde_json::{Value, json};
+
+use crate::jsonrpc::{INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR};
+
+/// Longest refusal text of rmcp's copied into an error message.
+const MAX_REFUSAL: usize = 1024;
+
+/// The answer to a request that is malformed in a way rmcp would misreport, if it is one.
+/// May add `text/event-stream` to an `Accept` that takes JSON only (see the module docs).
+pub(super) fn precheck(parts: &mut Parts, body: &[u8]) -> Option<Response> {
+    accept_json_only(&mut parts.headers);
+    let message: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            let why = format!("parse error: the body is not JSON ({e})");
+            return Some(error(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                PARSE_ERROR,
+                why,
+            ));
+        }
+    };
+    let why = bad_tools_call(&message)?;
+    let id = message.get("id").cloned().unwrap_or(Value::Null);
+    Some(error(StatusCode::OK, id, INVALID_PARAMS, why))
+}
+
+/// Why `message` is a `tools/call` request with params no tool call can have, if it is one.
+fn bad_tools_call(message: &Value) -> Option<String> {
+    if message.get("method").and_then(Value::as_str) != Some("tools/call") {
+        return None;
+    }
+    let Some(params) = message.get("params") else {
+        return Some("tools/call needs params: {\"name\": TOOL, \"arguments\": {…}}".to_owned());
+    };
+    let Some(params) = params.as_object() else {
+        return Some(format!(
+            "tools/call params must be an object {{\"name\": TOOL, \"arguments\": {{…}}}}, not {}",
+            crate::json::kind(params)
+        ));
+    };
+    if !params.get("name").is_some_and(Value::is_string) {
+        return Some("tools/call params need the tool's \"name\", a string".to_owned());
+    }
+    match params.get("arguments") {
+        None | Some(Value::Null | Value::Object(_)) => None,
+        Some(other) => Some(format!(
+            "tools/call arguments must be an object of the tool's arguments by name (its inputSchema lists them), not {}",
+            crate::json::kind(other)
+        )),
+    }
+}
+
+/// Adds `text/event-stream` to an `Accept` header that lists `application/json` without it.
+fn accept_json_only(headers: &mut http::HeaderMap) {
+    let mut values = headers.get_all(header::ACCEPT).iter();
+    let (Some(accept), None) = (values.next(), values.next()) else {
+        return;
+    };
+    let Ok(text) = accept.to_str() else {
+        return;
+    };
+    // Each media range with whether its weight leaves it acceptable (`q=0` excludes it).
+    let ranges = || {
+        text.split(',').map(|range| {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or("");
+            let excluded = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            (media, !excluded)
+        })
+    };
+    let json = ranges().any(|(m, ok)| ok && m.eq_ignore_ascii_case("application/json"));
+    let stream = ranges().any(|(m, _)| m.eq_ignore_ascii_case("text/event-stream"));
+    if json && !stream {
+        let widened = format!("{text}, text/event-stream");
+        if let Ok(v) = HeaderValue::from_str(&widened) {
+            headers.insert(header::ACCEPT, v);
+        }
+    }
+}
+
+/// rmcp's `answer` with a plain-text refusal (status 400 or above, not JSON) rewritten as a
+/// JSON-RPC error with the same status; any other answer as it is.
+pub(super) async fn json_refusal(answer: Response) -> Response {
+    let status = answer.status();
+    let is_json = answer
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if status.as_u16() < 400 || is_json {
+        return answer;
+    }
+    let (_, body) = answer.into_parts();
+    let text = match axum::body::to_bytes(body, MAX_REFUSAL * 4).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => String::new(),
+    };
+    let mut text = crate::json::cut(text.trim().to_owned(), MAX_REFUSAL);
+    if text.is_empty() {
+        text = status.canonical_reason().unwrap_or("refused").to_owned();
+    }
+    error(status, Value::Null, INVALID_REQUEST, text)
+}
+
+/// A JSON-RPC error answer.
+fn error(status: StatusCode, id: Value, code: i32, message: String) -> Response {
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": {"code": code, "message": message},
+    });
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,128 @@
+use super::*;
+
+fn parts(accept: &str) -> Parts {
+    let (parts, ()) = http::Request::builder()
+        .method("POST")
+        .uri("/mcp")
+        .header("accept", accept)
+        .body(())
+        .unwrap()
+        .into_parts();
+    parts
+}
+
+async fn body_of(r: Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let bytes = axum::body::to_bytes(r.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_a_parse_error() {
+    for body in [&b"1e400"[..], b"{", b"", b"\xff"] {
+        let mut p = parts("application/json, text/event-stream");
+        let (status, v) = body_of(precheck(&mut p, body).unwrap()).await;
+        assert_eq!(status, 400);
+        assert_eq!(v["error"]["code"], PARSE_ERROR);
+        assert_eq!(v["id"], Value::Null);
+    }
+}
+
+#[tokio::test]
+async fn tools_call_arguments_that_are_not_an_object_are_invalid_params() {
+    let cases = [
+        (
+            json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                "params": {"name": "add", "arguments": [1, 2]}}),
+            "not an array",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "id": "x", "method": "tools/call",
+                "params": {"name": "add", "arguments": "a=1"}}),
+            "not a string",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": [1]}),
+            "not an array",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"arguments": {}}}),
+            "\"name\"",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call"}),
+            "needs params",
+        ),
+    ];
+    for (req, says) in cases {
+        let mut p = parts("application/json, text/event-stream");
+        let answer = precheck(&mut p, req.to_string().as_bytes()).unwrap();
+        let (status, v) = body_of(answer).await;
+        assert_eq!(status, 200);
+        assert_eq!(v["error"]["code"], INVALID_PARAMS, "{req}");
+        assert_eq!(v["id"], req["id"]);
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{message}");
+    }
+    // Well-formed calls and other methods go on.
+    for req in [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "add"}}),
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+               "params": {"name": "add", "arguments": {"a": 1}}}),
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": [1]}),
+    ] {
+        let mut p = parts("application/json, text/event-stream");
+        assert!(
+            precheck(&mut p, req.to_string().as_bytes()).is_none(),
+            "{req}"
+        );
+    }
+}
+
+#[test]
+fn an_accept_of_json_alone_is_widened_and_others_are_left_alone() {
+    let ok = br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    for (given, want) in [
+        ("application/json", "application/json, text/event-stream"),
+        (
+            "Application/JSON;charset=utf-8",
+            "Application/JSON;charset=utf-8, text/event-stream",
+        ),
+        (
+            "application/json, text/event-stream",
+            "application/json, text/event-stream",
+        ),
+        ("text/html", "text/html"),
+        ("application/json;q=0", "application/json;q=0"),
+    ] {
+        let mut p = parts(given);
+        assert!(precheck(&mut p, ok).is_none());
+        assert_eq!(p.headers["accept"], want, "{given}");
+    }
+}
+
+#[tokio::test]
+async fn a_plain_text_refusal_becomes_a_json_rpc_error_with_its_status() {
+    let mut plain = Response::new(Body::from("Unsupported Media Type: need application/json"));
+    *plain.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+    plain
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    let (status, v) = body_of(json_refusal(plain).await).await;
+    assert_eq!(status, 415);
+    assert_eq!(v["error"]["code"], INVALID_REQUEST);
+    assert_eq!(
+        v["error"]["message"],
+        "Unsupported Media Type: need application/json"
+    );
+    // JSON answers and successes pass as they are.
+    let mut ok = Response::new(Body::from("{}"));
+    ok.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let (status, v) = body_of(json_refusal(ok).await).await;
+    assert_eq!((status, v), (200, json!({})));
+}
