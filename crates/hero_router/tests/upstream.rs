@@ -743,3 +743,82 @@ async fn the_readmes_python_service_works() {
     client.cancel().await.unwrap();
     d.stop().await;
 }
+
+/// A service that answers the first request on each connection (keeping it open) and closes
+/// the connection, unanswered, on the second: a pooled connection that dies just as it is
+/// reused, every time.
+fn closes_on_reuse(path: PathBuf) -> tokio::task::JoinHandle<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::UnixListener::bind(path).unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut answered = 0;
+                loop {
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        let mut chunk = [0u8; 4096];
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    if answered == 1 {
+                        return; // the second request: closed, unanswered
+                    }
+                    buf.drain(..end + 4);
+                    let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if s.write_all(ok).await.is_err() {
+                        return;
+                    }
+                    answered += 1;
+                }
+            });
+        }
+    })
+}
+
+/// CONTRACT §5: a forwarded request on a reused connection that closes before the first byte
+/// of its answer is sent again on a fresh one only if it is `GET` or `HEAD`; `PUT`, `DELETE`,
+/// `OPTIONS` and `POST` get 502 with the reason instead.
+#[tokio::test]
+async fn only_get_and_head_are_sent_again_after_a_reused_connection_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let d = start_daemon(serve_config(root, &[])).await;
+    let _svc = closes_on_reuse(service_dir(root, "reuse").join("rpc.sock"));
+    d.rescan().await;
+    // One client connection: it stays on one connection thread, whose pool it reuses.
+    let mut s = tokio::net::TcpStream::connect(d.tcp).await.unwrap();
+    let mut buf = Vec::new();
+    let mut ask = async |method: &str| {
+        use tokio::io::AsyncWriteExt;
+        let head = format!("{method} /reuse/rpc/x HTTP/1.1\r\nHost: {}\r\n\r\n", d.tcp);
+        s.write_all(head.as_bytes()).await.unwrap();
+        if method == "HEAD" {
+            // No body follows an answer to HEAD, whatever its content-length says.
+            return (read_head_only(&mut s, &mut buf).await.0, String::new());
+        }
+        let (head, body) = read_answer(&mut s, &mut buf).await.expect("an answer");
+        (head, String::from_utf8(body).unwrap())
+    };
+    for method in ["GET", "HEAD", "PUT", "DELETE", "OPTIONS", "POST"] {
+        // A fresh connection: answered, and pooled.
+        let (head, _) = ask("GET").await;
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        // The pooled one is reused, and the service closes it unanswered.
+        let (head, body) = ask(method).await;
+        if matches!(method, "GET" | "HEAD") {
+            assert!(head.starts_with("http/1.1 200"), "{method}: {head}{body}");
+        } else {
+            assert!(head.starts_with("http/1.1 502"), "{method}: {head}{body}");
+            assert!(
+                body.contains("closed an idle connection before answering")
+                    && body.contains("not sent again"),
+                "{method}: {body}"
+            );
+        }
+    }
+    d.stop().await;
+}

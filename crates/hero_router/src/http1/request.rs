@@ -588,6 +588,15 @@ pub(crate) struct OwnRequest<'a> {
     pub idempotent: bool,
 }
 
+/// True if a forwarded request with `method` may be sent once more on a fresh connection when
+/// a reused idle one closed before the first byte of its answer: `GET` and `HEAD` only
+/// (CONTRACT §5). `PUT`, `DELETE` and `OPTIONS` are idempotent in RFC 9110's terms, but a
+/// service may not treat them so, and the router does not guess: they get 502 with the reason,
+/// like `POST`.
+pub(crate) fn retry_safe(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD")
+}
+
 /// Writes `req` (head and body) into `out`: request line, `host: localhost`, its headers,
 /// `content-length` (for a body, and for every `POST`), `connection: close` if asked.
 ///

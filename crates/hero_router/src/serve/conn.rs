@@ -334,7 +334,7 @@ fn plan(
             up_head.clear();
             http1::write_upstream_head(&head, route.path, route.query, &fwd, up_head);
             Action::Proxy(Forward {
-                idempotent: matches!(head.method, "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE"),
+                idempotent: http1::retry_safe(head.method),
                 table: origin.table.clone(),
                 target,
             })
