@@ -541,6 +541,9 @@ async fn a_foreign_origin_is_refused_and_unknown_services_are_404() {
         "clientInfo": {"name": "raw", "version": "1"}}});
     let (status, _, body) = post(&d, "/mcp/example", &[("origin", &own)], init.clone()).await;
     assert_eq!(status, 200, "{body}");
+    // A trailing slash is the same endpoint, as for `/mcp/`.
+    let (status, _, body) = post(&d, "/mcp/example/", &[], init.clone()).await;
+    assert_eq!(status, 200, "{body}");
     // Over admin.sock too.
     let mut req = common::request("POST", "/mcp/example", &ping.to_string());
     req.headers_mut()

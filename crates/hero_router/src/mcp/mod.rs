@@ -74,15 +74,17 @@ pub(crate) enum Scope {
 }
 
 impl Scope {
-    /// The endpoint at `rest`, the path after `/mcp`: `None` if there is none (404), a bad
-    /// path if the service segment cannot be a service name. The segment is decoded and
+    /// The endpoint at `rest`, the path after `/mcp` (a trailing slash allowed): `None` if there
+    /// is none (404), a bad path if the service segment cannot be a service name. The segment is decoded and
     /// checked as every routed path's is.
     pub(crate) fn at(rest: &str) -> Option<Result<Scope, PathError>> {
-        let segment = match rest {
-            "" | "/" => return Some(Ok(Scope::All)),
-            _ => rest.strip_prefix('/')?,
-        };
-        if segment.contains('/') {
+        if matches!(rest, "" | "/") {
+            return Some(Ok(Scope::All));
+        }
+        let inner = rest.strip_prefix('/')?;
+        // One trailing slash is the same endpoint, as `/mcp/` is `/mcp`.
+        let segment = inner.strip_suffix('/').unwrap_or(inner);
+        if segment.is_empty() || segment.contains('/') {
             return None;
         }
         Some(crate::proxy::path::service_segment(segment).map(Scope::Service))

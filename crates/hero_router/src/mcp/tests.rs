@@ -471,9 +471,10 @@ fn endpoints_are_found_by_path() {
     assert_eq!(at(""), Some(Ok(Scope::All)));
     assert_eq!(at("/"), Some(Ok(Scope::All)));
     assert_eq!(at("/calc"), Some(Ok(Scope::Service("calc".into()))));
+    assert_eq!(at("/calc/"), Some(Ok(Scope::Service("calc".into()))));
     // Decoded as every routed path's service segment is.
     assert_eq!(at("/ca%6Cc"), Some(Ok(Scope::Service("calc".into()))));
-    for none in ["x", "/calc/", "/calc/tools", "//", "/a/b"] {
+    for none in ["x", "/calc//", "/calc/tools", "//", "/a/b", "/calc/tools/"] {
         assert_eq!(at(none), None, "{none}");
     }
     assert_eq!(at("/.."), Some(Err(PathError::Bad("dot segment in path"))));
