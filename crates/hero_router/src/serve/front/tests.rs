@@ -212,9 +212,20 @@ const ROUTES: &[(&str, &str, [&str; 4])] = &[
             "not_on_admin_listener",
         ],
     ),
+    // A trailing slash is the same endpoint, as `/mcp/` is `/mcp`; one more is no route.
     (
         "POST",
         "/mcp/svc/",
+        [
+            "no_route",
+            "app Mcp(Service(\"svc\"))",
+            "app Mcp(Service(\"svc\"))",
+            "not_on_admin_listener",
+        ],
+    ),
+    (
+        "POST",
+        "/mcp/svc//",
         ["no_route", "no_route", "no_route", "not_on_admin_listener"],
     ),
     (
