@@ -514,3 +514,115 @@ async fn the_router_serves_the_clients_cached_and_links_them() {
     );
     d.stop().await;
 }
+
+// === generation time (BENCHMARKS.md) ===
+
+/// A document of `n` methods: each with by-name params (a string, an enum, an optional
+/// object of its own), a result that refers to a shared recursive component, and docs.
+fn big_spec(n: usize) -> String {
+    let methods: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({
+                "name": format!("group{}.method_{i}", i % 10),
+                "summary": format!("Method {i}."),
+                "description": "Does one thing, with a description long enough to be real text.",
+                "paramStructure": if i % 2 == 0 { "by-name" } else { "by-position" },
+                "params": [
+                    {"name": "id", "required": true, "description": "The id.", "schema": {"type": "string"}},
+                    {"name": "mode", "schema": {"$ref": "#/components/schemas/Mode"}},
+                    {"name": "options", "schema": {"type": "object", "properties": {
+                        "limit": {"type": "integer"}, "tags": {"type": "array", "items": {"type": "string"}}
+                    }}}
+                ],
+                "result": {"name": "node", "schema": {"$ref": "#/components/schemas/Node"}}
+            })
+        })
+        .collect();
+    json!({
+        "openrpc": "1.3.2",
+        "info": {"title": "Big", "version": "1.0.0"},
+        "methods": methods,
+        "components": {"schemas": {
+            "Mode": {"enum": ["fast", "safe"]},
+            "Node": {"type": "object", "required": ["id"], "properties": {
+                "id": {"type": "string"},
+                "children": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}},
+                "parent": {"oneOf": [{"$ref": "#/components/schemas/Node"}, {"type": "null"}]}
+            }}
+        }}
+    })
+    .to_string()
+}
+
+/// Generation time of a 1,000-method document per language: generated directly (first
+/// call, then the median of 10), then served by the router (the first request generates on
+/// a render thread, the second is the cache's). Prints; asserts only that the modules are
+/// whole. `cargo test --profile quick -p hero_router --test clients -- --ignored
+/// generation_time --nocapture`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore]
+async fn generation_time_of_a_1000_method_document() {
+    use tokio::time::Instant;
+    let spec = big_spec(1000);
+    println!("document: {} bytes, 1000 methods", spec.len());
+    for (lang, name) in [
+        (ClientLang::Python, "python"),
+        (ClientLang::TypeScript, "typescript"),
+    ] {
+        let started = Instant::now();
+        let module = generate_client(lang, "big", &spec);
+        let first = started.elapsed();
+        let mut runs: Vec<_> = (0..10)
+            .map(|_| {
+                let started = Instant::now();
+                let again = generate_client(lang, "big", &spec);
+                assert_eq!(again.len(), module.len());
+                started.elapsed()
+            })
+            .collect();
+        runs.sort();
+        println!(
+            "{name}: {} bytes; first {:.1} ms, median of 10 {:.1} ms",
+            module.len(),
+            first.as_secs_f64() * 1e3,
+            runs[5].as_secs_f64() * 1e3
+        );
+        assert!(
+            module.matches("group3").count() >= 100,
+            "every method is generated"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_daemon(serve_config(dir.path(), &[])).await;
+    let doc: Value = serde_json::from_str(&spec).unwrap();
+    let _svc = spawn(ServiceConfig {
+        spec: Spec::Document(doc),
+        ..ServiceConfig::new(dir.path(), "big")
+    })
+    .await
+    .unwrap();
+    d.rescan().await;
+    let mut rx = d.handle.catalogs();
+    tokio::time::timeout(
+        DEADLINE,
+        rx.wait_for(|c| c.get("big").is_some_and(|e| e.document.is_some())),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    for path in ["/docs/big/client.py", "/docs/big/client.ts"] {
+        for round in ["first (generated)", "second (cached)"] {
+            let started = Instant::now();
+            let (status, headers, body) = tcp(&d, request("GET", path, "")).await;
+            let took = started.elapsed();
+            assert_eq!(status, 200);
+            println!(
+                "GET {path} {round}: {:.1} ms, {} bytes, cache-status {:?}",
+                took.as_secs_f64() * 1e3,
+                body.len(),
+                headers["cache-status"]
+            );
+        }
+    }
+    d.stop().await;
+}

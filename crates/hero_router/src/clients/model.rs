@@ -17,7 +17,8 @@
 //! [`MAX_DEPTH`] levels of inline nesting; past a bound a type is "anything" and the module
 //! says so in a note.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 
 use percent_encoding::percent_decode_str;
 
@@ -30,6 +31,13 @@ pub(crate) const MAX_METHODS: usize = 5_000;
 pub(crate) const MAX_NODES: usize = 200_000;
 /// Deepest inline schema nesting read; deeper is "anything".
 pub(crate) const MAX_DEPTH: usize = 32;
+/// Most members of one union and values of one enum spelled out; a longer one is "anything"
+/// (a union) or its values' type (an enum).
+pub(crate) const MAX_UNION: usize = 256;
+/// Objects with more members than this are looked up through an index.
+const INDEXED: usize = 16;
+/// Longest name made for an inline type, in bytes.
+const MAX_HINT: usize = 96;
 /// Longest chain of references followed to find a content descriptor or method.
 const MAX_HOPS: usize = 8;
 
@@ -179,6 +187,7 @@ pub(crate) fn build(service: &str, spec: &Json) -> Api {
         pending: Vec::new(),
         nodes: 0,
         notes: Vec::new(),
+        index: RefCell::default(),
     };
     let info = spec.at("info");
     let text = |v: &Json| v.as_str().map(str::to_owned);
@@ -204,17 +213,15 @@ pub(crate) fn build(service: &str, spec: &Json) -> Api {
                 .push("a method without a name is left out".to_owned());
             continue;
         };
-        let base = names::convert(wire, names::Case::Pascal, "Method");
+        let mut base = names::convert(wire, names::Case::Pascal, "Method");
+        base.truncate(MAX_HINT);
         let mut params = Vec::new();
         for p in m.at("params").as_array().unwrap_or(&[]) {
             let p = b.follow(p);
             let Some(pname) = p.at("name").as_str() else {
                 continue;
             };
-            let hint = format!(
-                "{base}{}",
-                names::convert(pname, names::Case::Pascal, "Param")
-            );
+            let hint = child_hint(&base, pname);
             let ty = b.ty(p.at("schema"), &hint, 0);
             params.push(Param {
                 wire: pname.to_owned(),
@@ -277,6 +284,9 @@ struct Builder<'a> {
     /// Schema nodes read.
     nodes: usize,
     notes: Vec<String>,
+    /// The members of large objects the references go through, by name (a document of
+    /// thousands of components would otherwise cost a scan per reference).
+    index: RefCell<HashMap<*const Json, HashMap<String, usize>>>,
 }
 
 // === impl Builder ===
@@ -298,7 +308,35 @@ impl<'a> Builder<'a> {
     fn lookup(&self, r: &str) -> Option<&'a Json> {
         let fragment = r.strip_prefix('#')?;
         let pointer = percent_decode_str(fragment).decode_utf8().ok()?;
-        self.root.pointer(&pointer)
+        if pointer.is_empty() {
+            return Some(self.root);
+        }
+        let mut at = self.root;
+        for token in pointer.strip_prefix('/')?.split('/') {
+            let token = token.replace("~1", "/").replace("~0", "~");
+            at = match at {
+                Json::Object(members) if members.len() > INDEXED => {
+                    let index = self
+                        .index
+                        .borrow_mut()
+                        .entry(at as *const Json)
+                        .or_insert_with(|| {
+                            members
+                                .iter()
+                                .enumerate()
+                                .map(|(i, (k, _))| (k.clone(), i))
+                                .collect()
+                        })
+                        .get(&token)
+                        .copied()?;
+                    &members[index].1
+                }
+                Json::Object(_) => at.get(&token)?,
+                Json::Array(items) => items.get(token.parse::<usize>().ok()?)?,
+                _ => return None,
+            };
+        }
+        Some(at)
     }
 
     /// The named type of the `$ref` target `r`, made on first use; `None` when `r` does not
@@ -386,8 +424,9 @@ impl<'a> Builder<'a> {
     fn fields(&mut self, schema: &'a Json, hint: &str, depth: usize) -> Vec<Field> {
         let parts = self.all_of_objects(schema).unwrap_or_else(|| vec![schema]);
         let mut fields: Vec<Field> = Vec::new();
+        let mut by_name: HashMap<&str, usize> = HashMap::new();
         for part in parts {
-            let required: Vec<&str> = part
+            let required: HashSet<&str> = part
                 .at("required")
                 .as_array()
                 .unwrap_or(&[])
@@ -395,28 +434,27 @@ impl<'a> Builder<'a> {
                 .filter_map(Json::as_str)
                 .collect();
             for (name, sub) in part.at("properties").as_object().unwrap_or(&[]) {
-                let sub_hint = format!(
-                    "{hint}{}",
-                    names::convert(name, names::Case::Pascal, "Field")
-                );
                 let field = Field {
                     wire: name.clone(),
-                    required: required.contains(&name.as_str()),
+                    required: required.contains(name.as_str()),
                     description: sub.at("description").as_str().map(str::to_owned),
-                    ty: self.ty(sub, &sub_hint, depth + 1),
+                    ty: self.ty(sub, &child_hint(hint, name), depth + 1),
                 };
-                match fields.iter_mut().find(|f| f.wire == *name) {
+                match by_name.get(name.as_str()).map(|&i| &mut fields[i]) {
                     Some(f) => {
                         f.required |= field.required;
                         f.ty = field.ty;
                         f.description = field.description.or(f.description.take());
                     }
-                    None => fields.push(field),
+                    None => {
+                        by_name.insert(name, fields.len());
+                        fields.push(field);
+                    }
                 }
             }
             // `required` may name a property another part declares.
             for f in &mut fields {
-                f.required |= required.contains(&f.wire.as_str());
+                f.required |= required.contains(f.wire.as_str());
             }
         }
         fields
@@ -443,9 +481,18 @@ impl<'a> Builder<'a> {
             return literal(c).map_or(Ty::Any, |l| Ty::Literals(vec![l]));
         }
         if let Some(values) = o.at("enum").as_array() {
+            // Every value is read: it counts as a node.
+            self.nodes += values.len();
+            if values.len() > MAX_UNION {
+                let tys = values
+                    .iter()
+                    .map(|v| literal(v).map_or(Ty::Any, |l| l.ty()))
+                    .collect();
+                return nullable(o, union(tys));
+            }
             let lits: Option<Vec<Lit>> = values.iter().map(literal).collect();
             if let Some(lits) = lits.filter(|l| !l.is_empty()) {
-                return nullable(o, Ty::Literals(lits));
+                return nullable(o, union(vec![Ty::Literals(lits)]));
             }
         }
         for key in ["oneOf", "anyOf"] {
@@ -523,6 +570,17 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// The name of an inline type inside the one named `hint`, at its member `name`; at most
+/// [`MAX_HINT`] bytes (the names are ASCII).
+fn child_hint(hint: &str, name: &str) -> String {
+    let mut out = format!(
+        "{hint}{}",
+        names::convert(name, names::Case::Pascal, "Field")
+    );
+    out.truncate(MAX_HINT);
+    out
+}
+
 /// Whether `schema` is a union (its properties, if any, are not what it is).
 fn is_union(schema: &Json) -> bool {
     ["oneOf", "anyOf", "enum", "const"]
@@ -541,19 +599,24 @@ fn nullable(o: &Json, ty: Ty) -> Ty {
 
 /// One type for `tys`: the union flattened and without repeats; `Any` absorbs the rest,
 /// `Never` is dropped.
+/// More than [`MAX_UNION`] members is "anything".
 pub(crate) fn union(tys: Vec<Ty>) -> Ty {
     let mut out: Vec<Ty> = Vec::new();
     let mut lits: Vec<Lit> = Vec::new();
+    let mut seen_lits = std::collections::HashSet::new();
     let mut stack = tys;
     stack.reverse();
     while let Some(t) = stack.pop() {
+        if out.len() + lits.len() > MAX_UNION {
+            return Ty::Any;
+        }
         match t {
             Ty::Any => return Ty::Any,
             Ty::Never => {}
             Ty::Union(inner) => stack.extend(inner.into_iter().rev()),
             Ty::Literals(ls) => {
                 for l in ls {
-                    if !lits.contains(&l) {
+                    if seen_lits.insert(l.key()) {
                         lits.push(l);
                     }
                 }
@@ -569,6 +632,31 @@ pub(crate) fn union(tys: Vec<Ty>) -> Ty {
         0 => Ty::Never,
         1 => out.pop().unwrap_or(Ty::Never),
         _ => Ty::Union(out),
+    }
+}
+
+// === impl Lit ===
+
+impl Lit {
+    /// The type of the value.
+    fn ty(&self) -> Ty {
+        match self {
+            Lit::Str(_) => Ty::Str,
+            Lit::Num(n) if n.is_i64() || n.is_u64() => Ty::Int,
+            Lit::Num(_) => Ty::Float,
+            Lit::Bool(_) => Ty::Bool,
+            Lit::Null => Ty::Null,
+        }
+    }
+
+    /// A key that tells literals apart (`1` and `"1"` differ).
+    fn key(&self) -> String {
+        match self {
+            Lit::Str(s) => format!("s{s}"),
+            Lit::Num(n) => format!("n{n}"),
+            Lit::Bool(b) => format!("b{b}"),
+            Lit::Null => "null".to_owned(),
+        }
     }
 }
 

@@ -83,23 +83,6 @@ impl Json {
             _ => None,
         }
     }
-
-    /// The value at a JSON pointer (RFC 6901), `""` being the whole.
-    pub(crate) fn pointer(&self, pointer: &str) -> Option<&Json> {
-        if pointer.is_empty() {
-            return Some(self);
-        }
-        let mut at = self;
-        for token in pointer.strip_prefix('/')?.split('/') {
-            let token = token.replace("~1", "/").replace("~0", "~");
-            at = match at {
-                Json::Object(_) => at.get(&token)?,
-                Json::Array(items) => items.get(token.parse::<usize>().ok()?)?,
-                _ => return None,
-            };
-        }
-        Some(at)
-    }
 }
 
 impl<'de> Deserialize<'de> for Json {

@@ -170,3 +170,26 @@ fn bounds_hold_for_deep_inline_schemas() {
     assert_eq!(*ty, Ty::Any, "cut to any");
     assert!(depth <= MAX_DEPTH + 1, "{depth}");
 }
+
+/// A huge enum and a huge union cost linear time and widen instead of being spelled out.
+#[test]
+fn huge_enums_and_unions_widen() {
+    let values: Vec<String> = (0..100_000).map(|i| format!("\"v{i}\"")).collect();
+    let members: Vec<String> = (0..5_000).map(|i| format!(r#"{{"const": {i}}}"#)).collect();
+    let a = api(&format!(
+        r#"{{"methods": [{{"name": "m", "params": [
+            {{"name": "e", "schema": {{"enum": [{}]}}}},
+            {{"name": "u", "schema": {{"oneOf": [{}]}}}},
+            {{"name": "small", "schema": {{"enum": ["a", "b", "a"]}}}}
+        ]}}]}}"#,
+        values.join(","),
+        members.join(",")
+    ));
+    let p = &a.methods[0].params;
+    assert_eq!(p[0].ty, Ty::Str);
+    assert_eq!(p[1].ty, Ty::Any);
+    assert_eq!(
+        p[2].ty,
+        Ty::Literals(vec![Lit::Str("a".into()), Lit::Str("b".into())])
+    );
+}
