@@ -271,6 +271,27 @@ async fn run_driver(mut cmd: tokio::process::Command, what: &str) -> Vec<Value> 
     json(stdout.trim()).as_array().unwrap().clone()
 }
 
+/// The README's example in `lang` (the fenced block of the "Clients" section), pointed at
+/// `url`.
+fn readme_example(lang: &str, url: &str) -> String {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    let section = &readme[readme.find("\n## Clients\n").expect("a Clients section")..];
+    let fence = format!("```{lang}\n");
+    let start = section
+        .find(&fence)
+        .unwrap_or_else(|| panic!("a {lang} example"))
+        + fence.len();
+    let end = start + section[start..].find("```").unwrap();
+    let example = &section[start..end];
+    assert!(example.contains("http://127.0.0.1:9988"), "{example}");
+    example.replace("http://127.0.0.1:9988", url)
+}
+
+/// What the README's examples print.
+const README_PRINTS: &str = "5\n-32000 requested failure\n";
+
 const PYTHON_DRIVER: &str = r#"
 import asyncio, json, sys
 sys.path.insert(0, sys.argv[1])
@@ -352,6 +373,20 @@ async fn the_python_client_calls_the_example_service_over_tcp_and_its_socket() {
         let got = run_driver(cmd, &format!("the Python client over {how}")).await;
         assert_eq!(got, expected, "the Python client over {how}");
     }
+    // The README's example, as written.
+    let example = write(work.path(), "readme.py", &readme_example("python", &url));
+    let out = tokio::process::Command::new(&python)
+        .arg(&example)
+        .current_dir(work.path())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        README_PRINTS,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     drop(dir);
     d.stop().await;
 }
@@ -390,6 +425,27 @@ async fn the_typescript_client_calls_the_example_service_under_node() {
         .arg(Value::Array(args).to_string());
     let got = run_driver(cmd, "the TypeScript client under Node").await;
     assert_eq!(got, expected);
+    // The README's example, as written: type-checked with the module, then run.
+    let url = format!("http://{}", d.tcp);
+    let example = write(work.path(), "readme.ts", &readme_example("ts", &url));
+    let mut compile = Command::new(&tsc);
+    compile
+        .args(TSC_OPTIONS)
+        .arg("--outDir")
+        .arg(work.path())
+        .arg(&example);
+    check(compile, "tsc of the README's example", &example);
+    let out = tokio::process::Command::new(&node)
+        .arg(work.path().join("readme.js"))
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        README_PRINTS,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     d.stop().await;
 }
 
