@@ -289,8 +289,16 @@ fn readme_example(lang: &str, url: &str) -> String {
     example.replace("http://127.0.0.1:9988", url)
 }
 
-/// What the README's examples print.
-const README_PRINTS: &str = "5\n-32000 requested failure\n";
+/// Runs a README example; it prints what the README says it does.
+async fn assert_prints_what_the_readme_says(mut cmd: tokio::process::Command) {
+    let out = cmd.output().await.unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "5\n-32000 requested failure\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
 
 const PYTHON_DRIVER: &str = r#"
 import asyncio, json, sys
@@ -375,18 +383,9 @@ async fn the_python_client_calls_the_example_service_over_tcp_and_its_socket() {
     }
     // The README's example, as written.
     let example = write(work.path(), "readme.py", &readme_example("python", &url));
-    let out = tokio::process::Command::new(&python)
-        .arg(&example)
-        .current_dir(work.path())
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        README_PRINTS,
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut run = tokio::process::Command::new(&python);
+    run.arg(&example).current_dir(work.path());
+    assert_prints_what_the_readme_says(run).await;
     drop(dir);
     d.stop().await;
 }
@@ -435,17 +434,9 @@ async fn the_typescript_client_calls_the_example_service_under_node() {
         .arg(work.path())
         .arg(&example);
     check(compile, "tsc of the README's example", &example);
-    let out = tokio::process::Command::new(&node)
-        .arg(work.path().join("readme.js"))
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        README_PRINTS,
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut run = tokio::process::Command::new(&node);
+    run.arg(work.path().join("readme.js"));
+    assert_prints_what_the_readme_says(run).await;
     d.stop().await;
 }
 
