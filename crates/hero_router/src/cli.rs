@@ -72,6 +72,19 @@ pub enum Command {
         #[arg(long, value_name = "URL")]
         url: Option<String>,
     },
+    /// Generate a typed client of SERVICE from the running router's cached spec: a Python
+    /// module (standard library only) or a TypeScript ES module (no dependencies).
+    Client {
+        /// The client's language.
+        #[arg(value_enum)]
+        language: ClientLanguage,
+        /// Service name.
+        service: String,
+        /// Write `DIR/<SERVICE>.py` (or `.ts`) instead of printing to stdout (DIR is created
+        /// if missing).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Show or edit the access allow-list file (edits are atomic; a running router reloads
     /// it).
     Access {
@@ -89,6 +102,15 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+/// The languages `hero_router client` generates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientLanguage {
+    /// Python 3.10+, standard library only, `mypy --strict` clean.
+    Python,
+    /// TypeScript, an ES module using the global `fetch`, `tsc --strict` clean.
+    Typescript,
 }
 
 /// `--access-file`, shared by `serve` and `access`.

@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::access::file::{self as access_file, Edited, Emptying, FileError};
-use crate::cli::{AccessAction, Cli, Command, DocsArgs};
+use crate::cli::{AccessAction, Cli, ClientLanguage, Command, DocsArgs};
+use crate::clients::Lang;
 use crate::config::{Config, ProcessEnv, resolve_root};
 use crate::docs::IndexEntry;
 use crate::docs::pages::{self, Format};
@@ -173,8 +174,43 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out(&pretty(&config)?)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Client {
+            language,
+            service,
+            out: dir,
+        } => client(&rpc_sock, language, &service, dir.as_deref()).await,
         Command::Completions { shell } => completions(shell),
     }
+}
+
+/// `hero_router client python|typescript SERVICE`: the client module from the running
+/// router's cached spec, to stdout or `DIR/<SERVICE>.<ext>`.
+async fn client(
+    sock: &std::path::Path,
+    language: ClientLanguage,
+    service: &str,
+    dir: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let lang = match language {
+        ClientLanguage::Python => Lang::Python,
+        ClientLanguage::Typescript => Lang::TypeScript,
+    };
+    // The document's own text: the client lists members in the spec's order.
+    let spec = call_raw(sock, "router.spec", json!({"name": service})).await?;
+    let text = crate::clients::generate(lang, service, spec.get());
+    match dir {
+        Some(dir) => {
+            if !crate::registry::names::valid_service_name(service) {
+                anyhow::bail!("{service:?} is not a service name a file can be named after");
+            }
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let path = write_file(&dir.join(format!("{service}.{}", lang.extension())), &text)?;
+            out(&format!("{}\n", path.display()))?;
+        }
+        None => out(&text)?,
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `hero_router completions SHELL`: the completion script for SHELL on stdout.
@@ -267,6 +303,16 @@ fn write_file(path: &std::path::Path, text: &str) -> anyhow::Result<std::path::P
 /// One JSON-RPC call to the running router; a JSON-RPC error is an `Err` that says whose it
 /// is (the router's, or the service's the router passed on).
 async fn call(sock: &std::path::Path, method: &str, params: Value) -> anyhow::Result<Value> {
+    let result = call_raw(sock, method, params).await?;
+    Ok(serde_json::from_str(result.get())?)
+}
+
+/// [`call`], the result as the router sent it.
+async fn call_raw(
+    sock: &std::path::Path,
+    method: &str,
+    params: Value,
+) -> anyhow::Result<Box<serde_json::value::RawValue>> {
     let params = (!params.is_null())
         .then(|| serde_json::value::to_raw_value(&params))
         .transpose()?;
@@ -278,7 +324,7 @@ async fn call(sock: &std::path::Path, method: &str, params: Value) -> anyhow::Re
         idempotent: false,
     };
     match upstream::call_once(sock, "hero_router", method, params.as_deref(), &how).await {
-        Ok(result) => Ok(serde_json::from_str(result.get())?),
+        Ok(result) => Ok(result),
         Err(upstream::CallError::Service { error, .. }) => {
             // Whoever made it, the message is shown as it came: a routed call's error is the
             // service's own (the router passes it on unchanged), the rest are the router's.

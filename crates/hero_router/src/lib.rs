@@ -32,7 +32,8 @@
 //! - `access` (the allow-list), `telemetry` (logging), [`cli`] (the flags);
 //! - `scanner`: discovery, probing, the state machine, reaping: the registry's table writer;
 //!   `catalog`: manifests and OpenRPC documents: the registry's catalog writer;
-//! - `rpc` (the JSON-RPC front end), `docs`, `mcp` (the MCP gateway), `dashboard`, `metrics`;
+//! - `rpc` (the JSON-RPC front end), `docs`, `clients` (typed clients generated from the specs),
+//!   `mcp` (the MCP gateway), `dashboard`, `metrics`;
 //! - `config` (flags and environment resolved), `serve` (the daemon: listeners, the
 //!   connection driver, the one routing decision), `scan_cmd`, and [`commands`] (the binary).
 //!
@@ -46,6 +47,7 @@ mod access;
 mod browser;
 mod catalog;
 pub mod cli;
+mod clients;
 pub mod commands;
 mod config;
 mod dashboard;
@@ -85,6 +87,7 @@ pub use serve::{Listeners, run, run_with_scanner};
 pub mod test_hooks {
     pub use crate::access::guard::EMPTY_GRACE;
     pub use crate::catalog::validate::{Validation, validate as validate_openrpc};
+    pub use crate::clients::{Lang as ClientLang, generate as generate_client};
     pub use crate::docs::{DocService, IndexEntry, html, index_html, index_markdown, markdown};
     pub use crate::http1::{BadChunk, ChunkedDecoder};
     pub use crate::safe_write::write as safe_write;

@@ -38,6 +38,8 @@ pub(super) fn detail(
     let links = json!({
         "docs": document.map(|_| format!("/docs/{name}")),
         "openrpc": document.map(|_| format!("/docs/{name}/openrpc.json")),
+        "client_py": document.map(|_| format!("/docs/{name}/client.py")),
+        "client_ts": document.map(|_| format!("/docs/{name}/client.ts")),
         "mcp": format!("/mcp/{name}"),
     });
     let note = methods.and_then(|m| m.refused.as_ref()).map(|why| {

@@ -19,8 +19,8 @@
 //! - **Budgeted.** Each render gets a [`Budget`]; over it, the render stops and its short
 //!   "too large" page is what is cached.
 //!
-//! Users: `GET /docs/{service}` and `/docs/{service}.md` ([`super::pages`]) and the dashboard's
-//! detail view (its methods).
+//! Users: `GET /docs/{service}` and `/docs/{service}.md` ([`super::pages`]), the dashboard's
+//! detail view (its methods) and the generated clients (`GET /docs/{service}/client.py|.ts`).
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -53,6 +53,8 @@ pub(crate) enum Kind {
     Page(Format),
     /// The dashboard's list of methods (JSON).
     Methods,
+    /// A generated client module, by its file extension (`py`, `ts`).
+    Client(&'static str),
 }
 
 /// What a cached page is kept under: everything it depends on.

@@ -67,6 +67,11 @@ const LINK: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
+/// `text` percent-encoded as one segment of a link.
+fn link_segment(text: &str) -> String {
+    utf8_percent_encode(text, LINK).to_string()
+}
+
 /// One service to document.
 #[derive(Debug, Clone, Copy)]
 #[cfg_attr(not(any(test, feature = "test-util")), allow(unreachable_pub))]
@@ -278,17 +283,24 @@ fn render(name: &str, view: impl Serialize) -> String {
     rendered.unwrap_or_else(|e| format!("hero_router docs: template {name} failed: {e:#}\n"))
 }
 
+/// A template environment as every generated text is written with: an undefined value is an
+/// error, block tags take their line with them, a final newline is kept.
+pub(crate) fn template_environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    let syntax = SyntaxConfig::builder()
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .keep_trailing_newline(true)
+        .build();
+    env.set_syntax(syntax.unwrap_or_default());
+    env
+}
+
 fn environment() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        let syntax = SyntaxConfig::builder()
-            .trim_blocks(true)
-            .lstrip_blocks(true)
-            .keep_trailing_newline(true)
-            .build();
-        env.set_syntax(syntax.unwrap_or_default());
+        let mut env = template_environment();
         env.set_auto_escape_callback(|name| {
             if name.ends_with(".html") {
                 AutoEscape::Html

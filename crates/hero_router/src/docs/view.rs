@@ -36,10 +36,20 @@ pub(super) struct ServiceView {
     version: Option<String>,
     description: Option<String>,
     openrpc: Option<String>,
+    /// Where the router serves the typed clients generated from the document (a service
+    /// has a name).
+    clients: Option<ClientsView>,
     methods_label: String,
     methods: Vec<MethodView>,
     schemas: Vec<SchemaView>,
     notes: Vec<String>,
+}
+
+/// The links to a service's generated clients (`/docs/{name}/client.py|.ts`).
+#[derive(Serialize)]
+struct ClientsView {
+    python: String,
+    typescript: String,
 }
 
 #[derive(Serialize)]
@@ -284,6 +294,10 @@ pub(super) fn service(svc: &DocService<'_>, meter: &mut Meter) -> Result<Service
             .and_then(non_empty)
             .or_else(|| info_text("description")),
         openrpc: text(spec.get("openrpc")),
+        clients: (!svc.name.is_empty()).then(|| ClientsView {
+            python: format!("/docs/{}/client.py", super::link_segment(svc.name)),
+            typescript: format!("/docs/{}/client.ts", super::link_segment(svc.name)),
+        }),
         methods_label,
         methods,
         schemas,

@@ -4,7 +4,7 @@
 //! `GET /api/services`, `GET /metrics` (`HEAD` too).
 //! On `rpc.sock` also: `GET /openrpc.json`, `GET /.well-known/heroservice.json`; anything else
 //! there is 404.
-//! The service listeners (`--listen`) also: the docs (`/docs/…`), the MCP gateway (`/mcp…`),
+//! The service listeners (`--listen`) also: the docs (`/docs/…`, generated clients included), the MCP gateway (`/mcp…`),
 //! and everything else is proxied: `/{service}/{kind}/{rest…}` (docs/http.md#proxy), except
 //! `/hero_router/…`: the router never relays to its own sockets. Their `GET /` says where the
 //! dashboard is.
@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::apps::{AppTarget, Apps};
 use crate::access::Access;
+use crate::clients::Lang;
 use crate::config::Config;
 use crate::docs::Page;
 use crate::docs::cache::{Busy, Status};
@@ -220,7 +221,7 @@ impl Front {
             }
             DocsPage::Html(n) => (n, Some(Format::Html)),
             DocsPage::Markdown(n) => (n, Some(Format::Markdown)),
-            DocsPage::Spec(n) => (n, None),
+            DocsPage::Spec(n) | DocsPage::Client(n, _) => (n, None),
         };
         let Some(service) = table.service(name) else {
             return Err(ProxyError::NoService {
@@ -237,11 +238,23 @@ impl Front {
                 reason,
             });
         };
+        let fingerprint = entry.and_then(|e| e.spec.fingerprint.clone());
+        if let DocsPage::Client(_, lang) = page {
+            let (module, status) = crate::clients::served(*lang, name.clone(), doc, fingerprint)
+                .await
+                .map_err(|Busy| ProxyError::Busy {
+                    service: name.clone(),
+                })?;
+            return Ok(DocsAnswer {
+                content_type: lang.content_type(),
+                body: DocsBody::Page(module),
+                cache: Some(status),
+            });
+        }
         let Some(format) = format else {
             return Ok(DocsAnswer::text("application/json", doc.get().to_owned()));
         };
         let shown = pages::shown(&catalog.view(service));
-        let fingerprint = entry.and_then(|e| e.spec.fingerprint.clone());
         let (page, status) = pages::served(shown, doc, fingerprint, format)
             .await
             .map_err(|Busy| ProxyError::Busy {
@@ -358,6 +371,8 @@ pub(super) enum DocsPage {
     Markdown(String),
     /// `GET /docs/{service}/openrpc.json`: the cached document.
     Spec(String),
+    /// `GET /docs/{service}/client.py` and `/client.ts`: a client generated from it.
+    Client(String, Lang),
 }
 
 impl DocsPage {
@@ -368,7 +383,11 @@ impl DocsPage {
             _ => rest.strip_prefix('/')?,
         };
         let (name, make): (&str, fn(String) -> DocsPage) =
-            if let Some(name) = page.strip_suffix("/openrpc.json") {
+            if let Some(name) = page.strip_suffix("/client.py") {
+                (name, |n| DocsPage::Client(n, Lang::Python))
+            } else if let Some(name) = page.strip_suffix("/client.ts") {
+                (name, |n| DocsPage::Client(n, Lang::TypeScript))
+            } else if let Some(name) = page.strip_suffix("/openrpc.json") {
                 (name, DocsPage::Spec)
             } else if let Some(name) = page.strip_suffix(".md") {
                 (name, DocsPage::Markdown)

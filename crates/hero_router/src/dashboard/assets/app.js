@@ -250,6 +250,8 @@
       el('p', { class: 'links' },
         d.links.docs ? el('a', { href: d.links.docs }, 'API docs') : 'no API docs (no spec)', ' · ',
         d.links.openrpc ? el('a', { href: d.links.openrpc }, 'OpenRPC document') : null, d.links.openrpc ? ' · ' : null,
+        d.links.client_py ? el('a', { href: d.links.client_py }, 'Python client') : null, d.links.client_py ? ' · ' : null,
+        d.links.client_ts ? el('a', { href: d.links.client_ts }, 'TypeScript client') : null, d.links.client_ts ? ' · ' : null,
         'MCP: ', el('a', { href: mcpUrl, id: 'mcp-url' }, mcpUrl), ' ', copyButton('copy URL', mcpUrl)),
       el('details', {}, el('summary', {}, 'MCP client config'), el('pre', {}, mcpConfig), copyButton('copy config', mcpConfig)),
       el('h3', {}, 'Sockets'),

@@ -117,8 +117,8 @@ fn gfm() -> Options<'static> {
 /// What a page is made of, as a GFM parser reads it: every node but paragraphs and inline
 /// text with its formatting (what service text may make), with its depth. An error names
 /// what only service text could have made: raw HTML other than the template's anchors
-/// (`<a id="…"></a>`), an image, a link to anything but an anchor of the page or a page of
-/// the index.
+/// (`<a id="…"></a>`), an image, a link to anything but an anchor of the page, a page of
+/// the index or the service's generated clients (`/docs/{name}/client.py|.ts`).
 fn skeleton(md: &str) -> Result<Vec<String>, String> {
     let arena = Arena::new();
     let root = parse_document(&arena, md, &gfm());
@@ -128,13 +128,19 @@ fn skeleton(md: &str) -> Result<Vec<String>, String> {
         let to_anchor = url
             .strip_prefix('#')
             .is_some_and(|id| walk.anchors.contains(id));
-        let to_page = url.strip_suffix(".md").is_some_and(|name| {
+        let encoded = |name: &str| {
             !name.is_empty()
                 && name
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"%._~-".contains(&b))
+        };
+        let to_page = url.strip_suffix(".md").is_some_and(encoded);
+        let to_client = ["/client.py", "/client.ts"].iter().any(|file| {
+            url.strip_prefix("/docs/")
+                .and_then(|u| u.strip_suffix(file))
+                .is_some_and(encoded)
         });
-        if !(to_anchor || to_page) {
+        if !(to_anchor || to_page || to_client) {
             return Err(format!("a link to {url:?}"));
         }
     }

@@ -1,0 +1,40 @@
+use super::*;
+
+#[test]
+fn doc_lines_split_every_line_break_and_trim() {
+    assert_eq!(doc_lines("\n a \r\nb\u{2028}c  \n\n"), [" a", "b", "c"]);
+    assert!(doc_lines("  \n ").is_empty());
+}
+
+/// Whatever a spec says, a docstring or a comment cannot be ended by its text.
+#[test]
+fn hostile_text_stays_inside_docstrings_and_comments() {
+    let spec = r#"{"info": {"title": "T", "description": "end \"\"\" here */ and \\"},
+        "methods": [{"name": "m", "summary": "\"\"\"; import os; \"\"\" */ alert(1) /*", "params": []}]}"#;
+    let py = generate(Lang::Python, "svc", spec);
+    assert!(!py.contains("\"\"\"; import os"), "{py}");
+    assert!(py.contains("\\\"\\\"\\\"; import os"), "{py}");
+    let ts = generate(Lang::TypeScript, "svc", spec);
+    assert!(!ts.contains("*/ alert(1)"), "{ts}");
+    assert!(ts.contains("*\\/ alert(1)"), "{ts}");
+}
+
+#[test]
+fn a_document_that_is_not_json_generates_a_client_without_methods() {
+    for lang in [Lang::Python, Lang::TypeScript] {
+        let out = generate(lang, "svc", "{not json");
+        assert!(out.contains("class Client"), "{out}");
+        assert!(!out.contains("template"), "{out}");
+    }
+}
+
+#[test]
+fn the_same_document_generates_the_same_bytes() {
+    let spec = include_str!("../../../hero_example_service/openrpc.json");
+    for lang in [Lang::Python, Lang::TypeScript] {
+        assert_eq!(
+            generate(lang, "example", spec),
+            generate(lang, "example", spec)
+        );
+    }
+}

@@ -1,0 +1,263 @@
+//! The TypeScript client (docs/clients.md#typescript): one ES module, no dependencies (the
+//! global `fetch`), `tsc --strict` clean.
+//!
+//! Types: an object is an `interface` whose keys are the spec's property names, quoted;
+//! any other named type is a `type` alias. Enums are literal unions, nullable types
+//! `T | null`, anything `unknown`.
+
+use serde::Serialize;
+
+use super::model::{Api, Body, Lit, Method, Ty};
+use super::names::{Case, Scope, TS_KEYWORDS, TS_USED};
+use super::{doc_lines, header_lines, render, string_literal as literal, summary_lines};
+
+/// The generated module's text.
+pub(crate) fn generate(api: &Api) -> String {
+    let mut types = Scope::new(Case::Pascal, "Type", &[TS_KEYWORDS, TS_USED]);
+    let type_names: Vec<String> = api.types.iter().map(|t| types.name(&t.proposed)).collect();
+    let tys = TypeWriter { names: &type_names };
+    let defs = api
+        .types
+        .iter()
+        .zip(&type_names)
+        .map(|(t, name)| {
+            let doc = t.description.as_deref().map(|d| comment(&doc_lines(d), ""));
+            match &t.body {
+                Body::Object(fields) => TsType {
+                    name: name.clone(),
+                    doc,
+                    fields: fields
+                        .iter()
+                        .map(|f| TsField {
+                            doc: f
+                                .description
+                                .as_deref()
+                                .map(|d| comment(&doc_lines(d), "  ")),
+                            key: literal(&f.wire),
+                            optional: !f.required,
+                            ty: tys.expr(&f.ty),
+                        })
+                        .collect(),
+                    alias: None,
+                },
+                Body::Alias(ty) => TsType {
+                    name: name.clone(),
+                    doc,
+                    fields: Vec::new(),
+                    alias: Some(tys.expr(ty)),
+                },
+            }
+        })
+        .collect();
+    let mut methods = Scope::new(Case::Camel, "method", &[TS_KEYWORDS, TS_USED]);
+    let methods = api
+        .methods
+        .iter()
+        .map(|m| method(m, methods.name(&m.wire), &tys))
+        .collect();
+    let mut header = header_lines(api);
+    header.extend([
+        "Usage: `const client = new Client(\"http://127.0.0.1:9988\");` (the router's URL)."
+            .to_owned(),
+    ]);
+    render(
+        "client.ts",
+        TsView {
+            doc: comment(&header, ""),
+            service: literal(&api.service),
+            types: defs,
+            methods,
+        },
+    )
+}
+
+#[derive(Serialize)]
+struct TsView {
+    doc: String,
+    service: String,
+    types: Vec<TsType>,
+    methods: Vec<TsMethod>,
+}
+
+#[derive(Serialize)]
+struct TsType {
+    name: String,
+    doc: Option<String>,
+    fields: Vec<TsField>,
+    alias: Option<String>,
+}
+
+#[derive(Serialize)]
+struct TsField {
+    doc: Option<String>,
+    key: String,
+    optional: bool,
+    ty: String,
+}
+
+#[derive(Serialize)]
+struct TsMethod {
+    name: String,
+    doc: String,
+    /// The parameter list.
+    params: String,
+    returns: String,
+    /// The body's lines.
+    body: Vec<String>,
+}
+
+fn method(m: &Method, name: String, tys: &TypeWriter<'_>) -> TsMethod {
+    let members: Vec<String> = m
+        .params
+        .iter()
+        .map(|p| {
+            let ty = tys.expr(&p.ty);
+            if p.required {
+                format!("{}: {ty}", literal(&p.wire))
+            } else {
+                format!("{}?: {ty}", literal(&p.wire))
+            }
+        })
+        .collect();
+    let params = if m.params.is_empty() {
+        String::new()
+    } else if m.params.iter().any(|p| p.required) {
+        format!("params: {{ {} }}", members.join("; "))
+    } else {
+        format!("params: {{ {} }} = {{}}", members.join("; "))
+    };
+    let wire = literal(&m.wire);
+    let args = if m.params.is_empty() {
+        "undefined".to_owned()
+    } else if m.by_position {
+        let keep = m
+            .params
+            .iter()
+            .rposition(|p| p.required)
+            .map_or(0, |i| i + 1);
+        let values: Vec<String> = m
+            .params
+            .iter()
+            .map(|p| format!("params[{}]", literal(&p.wire)))
+            .collect();
+        format!("positional([{}], {keep})", values.join(", "))
+    } else {
+        "params".to_owned()
+    };
+    let call = format!("await this.#call({wire}, {args})");
+    let (returns, body) = match &m.result {
+        None => ("void".to_owned(), vec![format!("{call};")]),
+        Some(r) if r.ty == Ty::Never => (
+            "never".to_owned(),
+            vec![
+                format!("{call};"),
+                format!(
+                    "throw new TransportError({});",
+                    literal(&format!(
+                        "{} answered a result, but its spec says it never does",
+                        m.wire
+                    ))
+                ),
+            ],
+        ),
+        Some(r) if r.ty == Ty::Any => ("unknown".to_owned(), vec![format!("return {call};")]),
+        Some(r) => {
+            let ty = tys.expr(&r.ty);
+            (ty.clone(), vec![format!("return ({call}) as {ty};")])
+        }
+    };
+    let mut doc = summary_lines(m);
+    for p in &m.params {
+        if let Some(d) = &p.description {
+            let mut lines = doc_lines(d).into_iter();
+            doc.push(format!(
+                "@param params.{} {}",
+                // JSDoc names are not quoted: a name that is not a plain word is shown as is.
+                p.wire.replace(char::is_whitespace, "_"),
+                lines.next().unwrap_or_default()
+            ));
+            doc.extend(lines);
+        }
+    }
+    if let Some(d) = m.result.as_ref().and_then(|r| r.description.as_deref()) {
+        let mut lines = doc_lines(d).into_iter();
+        doc.push(format!("@returns {}", lines.next().unwrap_or_default()));
+        doc.extend(lines);
+    }
+    if m.deprecated {
+        doc.push("@deprecated".to_owned());
+    }
+    TsMethod {
+        name,
+        doc: comment(&doc, "  "),
+        params,
+        returns,
+        body,
+    }
+}
+
+/// Writes types as TypeScript type expressions.
+struct TypeWriter<'n> {
+    names: &'n [String],
+}
+
+impl TypeWriter<'_> {
+    fn expr(&self, ty: &Ty) -> String {
+        match ty {
+            Ty::Any => "unknown".to_owned(),
+            Ty::Never => "never".to_owned(),
+            Ty::Null => "null".to_owned(),
+            Ty::Bool => "boolean".to_owned(),
+            Ty::Int | Ty::Float => "number".to_owned(),
+            Ty::Str => "string".to_owned(),
+            Ty::Literals(lits) => lits
+                .iter()
+                .map(|l| match l {
+                    Lit::Str(s) => literal(s),
+                    Lit::Num(n) if n.as_f64().is_some_and(|f| f < 0.0) => format!("({n})"),
+                    Lit::Num(n) => n.to_string(),
+                    Lit::Bool(b) => b.to_string(),
+                    Lit::Null => "null".to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join(" | "),
+            Ty::Array(item) => format!("Array<{}>", self.expr(item)),
+            Ty::Map(value) => format!("Record<string, {}>", self.expr(value)),
+            Ty::Named(i) => self
+                .names
+                .get(*i)
+                .cloned()
+                .unwrap_or_else(|| "unknown".to_owned()),
+            Ty::Union(members) => members
+                .iter()
+                .map(|m| self.expr(m))
+                .collect::<Vec<_>>()
+                .join(" | "),
+        }
+    }
+}
+
+/// A `/** … */` comment of `lines`, each after `indent`; nothing in a line can end it.
+fn comment(lines: &[String], indent: &str) -> String {
+    let mut out = format!("{indent}/**");
+    for line in lines {
+        out.push('\n');
+        out.push_str(indent);
+        out.push_str(" *");
+        if !line.is_empty() {
+            out.push(' ');
+        }
+        for c in line.chars() {
+            match c {
+                '/' if out.ends_with('*') => out.push_str("\\/"),
+                '\u{2028}' | '\u{2029}' => out.push(' '),
+                c if c.is_control() => out.push(' '),
+                c => out.push(c),
+            }
+        }
+    }
+    out.push('\n');
+    out.push_str(indent);
+    out.push_str(" */");
+    out
+}
