@@ -2,7 +2,7 @@
 //! module and a TypeScript module per service.
 //!
 //! ```text
-//! document text ─► ordered JSON (the spec's member order kept) ─► model (methods, named
+//! document text ─► JSON (serde_json with `preserve_order`: the spec's member order kept) ─► model (methods, named
 //!     types; references stay names) ─► safe names per language ─► one minijinja template
 //!     per language (templates/client.{py,ts}.j2)
 //! ```
@@ -24,7 +24,6 @@ use crate::docs::cache::{self, Busy, Key, Kind, Shown, Status};
 
 mod model;
 mod names;
-mod ordered;
 mod python;
 mod typescript;
 
@@ -68,7 +67,7 @@ impl Lang {
 /// JSON generates a client without methods.
 #[cfg_attr(not(any(test, feature = "test-util")), allow(unreachable_pub))]
 pub fn generate(lang: Lang, service: &str, document: &str) -> String {
-    let spec = ordered::Json::parse(document).unwrap_or(ordered::Json::Null);
+    let spec: serde_json::Value = serde_json::from_str(document).unwrap_or_default();
     let api = model::build(service, &spec);
     match lang {
         Lang::Python => python::generate(&api),

@@ -17,13 +17,12 @@
 //! [`MAX_DEPTH`] levels of inline nesting; past a bound a type is "anything" and the module
 //! says so in a note.
 
-use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
 use percent_encoding::percent_decode_str;
 
 use super::names;
-use super::ordered::Json;
+use serde_json::{Map, Value};
 
 /// Most methods generated.
 pub(crate) const MAX_METHODS: usize = 5_000;
@@ -34,8 +33,6 @@ pub(crate) const MAX_DEPTH: usize = 32;
 /// Most members of one union and values of one enum spelled out; a longer one is "anything"
 /// (a union) or its values' type (an enum).
 pub(crate) const MAX_UNION: usize = 256;
-/// Objects with more members than this are looked up through an index.
-const INDEXED: usize = 16;
 /// Longest name made for an inline type, in bytes.
 const MAX_HINT: usize = 96;
 /// Longest chain of references followed to find a content descriptor or method.
@@ -179,7 +176,7 @@ pub(crate) enum Lit {
 }
 
 /// The API of `service` as its document `spec` describes it.
-pub(crate) fn build(service: &str, spec: &Json) -> Api {
+pub(crate) fn build(service: &str, spec: &Value) -> Api {
     let mut b = Builder {
         root: spec,
         types: Vec::new(),
@@ -187,10 +184,9 @@ pub(crate) fn build(service: &str, spec: &Json) -> Api {
         pending: Vec::new(),
         nodes: 0,
         notes: Vec::new(),
-        index: RefCell::default(),
     };
     let info = spec.at("info");
-    let text = |v: &Json| v.as_str().map(str::to_owned);
+    let text = |v: &Value| v.as_str().map(str::to_owned);
     // Components first, in the spec's order, so they get their own names first.
     if let Some(schemas) = spec.at("components").at("schemas").as_object() {
         for (name, _) in schemas {
@@ -199,7 +195,7 @@ pub(crate) fn build(service: &str, spec: &Json) -> Api {
         }
     }
     let mut methods = Vec::new();
-    let listed = spec.at("methods").as_array().unwrap_or(&[]);
+    let listed = spec.at("methods").as_array().map_or(&[][..], Vec::as_slice);
     if listed.len() > MAX_METHODS {
         b.notes.push(format!(
             "the document has {} methods; the first {MAX_METHODS} are generated",
@@ -216,7 +212,7 @@ pub(crate) fn build(service: &str, spec: &Json) -> Api {
         let mut base = names::convert(wire, names::Case::Pascal, "Method");
         base.truncate(MAX_HINT);
         let mut params = Vec::new();
-        for p in m.at("params").as_array().unwrap_or(&[]) {
+        for p in m.at("params").as_array().map_or(&[][..], Vec::as_slice) {
             let p = b.follow(p);
             let Some(pname) = p.at("name").as_str() else {
                 continue;
@@ -275,18 +271,15 @@ pub(crate) fn build(service: &str, spec: &Json) -> Api {
 }
 
 struct Builder<'a> {
-    root: &'a Json,
+    root: &'a Value,
     types: Vec<TypeDef>,
     /// The named type of each `$ref` target.
     by_pointer: HashMap<String, usize>,
     /// Named types whose body is still to be built.
-    pending: Vec<(usize, &'a Json)>,
+    pending: Vec<(usize, &'a Value)>,
     /// Schema nodes read.
     nodes: usize,
     notes: Vec<String>,
-    /// The members of large objects the references go through, by name (a document of
-    /// thousands of components would otherwise cost a scan per reference).
-    index: RefCell<HashMap<*const Json, HashMap<String, usize>>>,
 }
 
 // === impl Builder ===
@@ -294,7 +287,7 @@ struct Builder<'a> {
 impl<'a> Builder<'a> {
     /// `v`, or what it refers to when it is a `{"$ref": …}` (a content descriptor, a
     /// method), a few hops at most; its own members other than `$ref` are not merged.
-    fn follow(&self, v: &'a Json) -> &'a Json {
+    fn follow(&self, v: &'a Value) -> &'a Value {
         let mut at = v;
         for _ in 0..MAX_HOPS {
             match at.at("$ref").as_str().and_then(|r| self.lookup(r)) {
@@ -305,38 +298,12 @@ impl<'a> Builder<'a> {
         at
     }
 
-    fn lookup(&self, r: &str) -> Option<&'a Json> {
+    fn lookup(&self, r: &str) -> Option<&'a Value> {
         let fragment = r.strip_prefix('#')?;
         let pointer = percent_decode_str(fragment).decode_utf8().ok()?;
-        if pointer.is_empty() {
-            return Some(self.root);
-        }
-        let mut at = self.root;
-        for token in pointer.strip_prefix('/')?.split('/') {
-            let token = token.replace("~1", "/").replace("~0", "~");
-            at = match at {
-                Json::Object(members) if members.len() > INDEXED => {
-                    let index = self
-                        .index
-                        .borrow_mut()
-                        .entry(at as *const Json)
-                        .or_insert_with(|| {
-                            members
-                                .iter()
-                                .enumerate()
-                                .map(|(i, (k, _))| (k.clone(), i))
-                                .collect()
-                        })
-                        .get(&token)
-                        .copied()?;
-                    &members[index].1
-                }
-                Json::Object(_) => at.get(&token)?,
-                Json::Array(items) => items.get(token.parse::<usize>().ok()?)?,
-                _ => return None,
-            };
-        }
-        Some(at)
+        // A document's objects keep their members in a hash-indexed map (serde_json's
+        // `preserve_order`), so a pointer through thousands of components is cheap.
+        self.root.pointer(&pointer)
     }
 
     /// The named type of the `$ref` target `r`, made on first use; `None` when `r` does not
@@ -361,7 +328,7 @@ impl<'a> Builder<'a> {
     }
 
     /// An inline named type for an object schema at `hint`.
-    fn inline(&mut self, schema: &'a Json, hint: &str, depth: usize) -> Ty {
+    fn inline(&mut self, schema: &'a Value, hint: &str, depth: usize) -> Ty {
         let i = self.types.len();
         self.types.push(TypeDef {
             proposed: hint.to_owned(),
@@ -378,7 +345,7 @@ impl<'a> Builder<'a> {
     }
 
     /// A named type's body: an object's fields, or an alias.
-    fn body(&mut self, schema: &'a Json, hint: &str) -> Body {
+    fn body(&mut self, schema: &'a Value, hint: &str) -> Body {
         if self.has_properties(schema) && schema.get("$ref").is_none() && !is_union(schema) {
             Body::Object(self.fields(schema, hint, 0))
         } else {
@@ -387,7 +354,7 @@ impl<'a> Builder<'a> {
     }
 
     /// Whether `schema` is an object with properties of its own or merged from `allOf`.
-    fn has_properties(&self, schema: &Json) -> bool {
+    fn has_properties(&self, schema: &Value) -> bool {
         let own = schema
             .at("properties")
             .as_object()
@@ -396,10 +363,10 @@ impl<'a> Builder<'a> {
     }
 
     /// The object schemas an `allOf` merges (references followed), if every member is one.
-    fn all_of_objects(&self, schema: &'a Json) -> Option<Vec<&'a Json>> {
+    fn all_of_objects(&self, schema: &'a Value) -> Option<Vec<&'a Value>> {
         let members = schema.at("allOf").as_array()?;
         let mut out = vec![schema];
-        let mut stack: Vec<(&Json, usize)> = members.iter().map(|m| (m, 0)).collect();
+        let mut stack: Vec<(&Value, usize)> = members.iter().map(|m| (m, 0)).collect();
         stack.reverse();
         while let Some((m, depth)) = stack.pop() {
             if depth > MAX_HOPS || out.len() > 64 {
@@ -421,7 +388,7 @@ impl<'a> Builder<'a> {
 
     /// The fields of an object schema (and of the objects its `allOf` merges), in order; a
     /// name seen twice keeps its first place and its last schema.
-    fn fields(&mut self, schema: &'a Json, hint: &str, depth: usize) -> Vec<Field> {
+    fn fields(&mut self, schema: &'a Value, hint: &str, depth: usize) -> Vec<Field> {
         let parts = self.all_of_objects(schema).unwrap_or_else(|| vec![schema]);
         let mut fields: Vec<Field> = Vec::new();
         let mut by_name: HashMap<&str, usize> = HashMap::new();
@@ -429,11 +396,11 @@ impl<'a> Builder<'a> {
             let required: HashSet<&str> = part
                 .at("required")
                 .as_array()
-                .unwrap_or(&[])
+                .map_or(&[][..], Vec::as_slice)
                 .iter()
-                .filter_map(Json::as_str)
+                .filter_map(Value::as_str)
                 .collect();
-            for (name, sub) in part.at("properties").as_object().unwrap_or(&[]) {
+            for (name, sub) in part.at("properties").as_object().into_iter().flatten() {
                 let field = Field {
                     wire: name.clone(),
                     required: required.contains(name.as_str()),
@@ -461,14 +428,14 @@ impl<'a> Builder<'a> {
     }
 
     /// The type of `schema`; `hint` names an inline object type made for it.
-    fn ty(&mut self, schema: &'a Json, hint: &str, depth: usize) -> Ty {
+    fn ty(&mut self, schema: &'a Value, hint: &str, depth: usize) -> Ty {
         self.nodes += 1;
         if self.nodes > MAX_NODES || depth > MAX_DEPTH {
             return Ty::Any;
         }
         let o = match schema {
-            Json::Bool(false) => return Ty::Never,
-            Json::Object(_) => schema,
+            Value::Bool(false) => return Ty::Never,
+            Value::Object(_) => schema,
             _ => return Ty::Any,
         };
         if let Some(r) = o.at("$ref").as_str() {
@@ -512,13 +479,12 @@ impl<'a> Builder<'a> {
             let first = o.at("allOf").as_array().and_then(|m| m.first());
             return nullable(o, first.map_or(Ty::Any, |m| self.ty(m, hint, depth + 1)));
         }
-        if o.at("not").as_object().is_some_and(<[_]>::is_empty) || o.at("not") == &Json::Bool(true)
-        {
+        if o.at("not").as_object().is_some_and(Map::is_empty) || o.at("not") == &Value::Bool(true) {
             return Ty::Never;
         }
         let types: Vec<&str> = match o.at("type") {
-            Json::String(t) => vec![t.as_str()],
-            Json::Array(ts) => ts.iter().filter_map(Json::as_str).collect(),
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
             _ if o.get("properties").is_some() || o.get("additionalProperties").is_some() => {
                 vec!["object"]
             }
@@ -535,13 +501,13 @@ impl<'a> Builder<'a> {
                 "null" => Ty::Null,
                 "array" => {
                     let item = match o.at("items") {
-                        Json::Array(tuple) => union(
+                        Value::Array(tuple) => union(
                             tuple
                                 .iter()
                                 .map(|i| self.ty(i, &format!("{hint}Item"), depth + 1))
                                 .collect(),
                         ),
-                        Json::Null => Ty::Any,
+                        Value::Null => Ty::Any,
                         items => self.ty(items, &format!("{hint}Item"), depth + 1),
                     };
                     Ty::Array(Box::new(item))
@@ -554,7 +520,7 @@ impl<'a> Builder<'a> {
     }
 
     /// An object schema's type: a named type when it has properties, else a map.
-    fn object(&mut self, o: &'a Json, hint: &str, depth: usize) -> Ty {
+    fn object(&mut self, o: &'a Value, hint: &str, depth: usize) -> Ty {
         if o.at("properties")
             .as_object()
             .is_some_and(|p| !p.is_empty())
@@ -562,8 +528,8 @@ impl<'a> Builder<'a> {
             return self.inline(o, hint, depth);
         }
         let value = match o.get("additionalProperties") {
-            None | Some(Json::Bool(true)) => Ty::Any,
-            Some(Json::Bool(false)) => Ty::Never,
+            None | Some(Value::Bool(true)) => Ty::Any,
+            Some(Value::Bool(false)) => Ty::Never,
             Some(s) => self.ty(s, &format!("{hint}Value"), depth + 1),
         };
         Ty::Map(Box::new(value))
@@ -582,14 +548,14 @@ fn child_hint(hint: &str, name: &str) -> String {
 }
 
 /// Whether `schema` is a union (its properties, if any, are not what it is).
-fn is_union(schema: &Json) -> bool {
+fn is_union(schema: &Value) -> bool {
     ["oneOf", "anyOf", "enum", "const"]
         .iter()
         .any(|k| schema.get(k).is_some())
 }
 
 /// `ty`, or `ty | null` when `o` says `nullable: true`.
-fn nullable(o: &Json, ty: Ty) -> Ty {
+fn nullable(o: &Value, ty: Ty) -> Ty {
     if o.at("nullable").as_bool() == Some(true) {
         union(vec![ty, Ty::Null])
     } else {
@@ -661,12 +627,12 @@ impl Lit {
 }
 
 /// A JSON value as a literal type; `None` for arrays and objects.
-fn literal(v: &Json) -> Option<Lit> {
+fn literal(v: &Value) -> Option<Lit> {
     Some(match v {
-        Json::Null => Lit::Null,
-        Json::Bool(b) => Lit::Bool(*b),
-        Json::Number(n) => Lit::Num(n.clone()),
-        Json::String(s) => Lit::Str(s.clone()),
+        Value::Null => Lit::Null,
+        Value::Bool(b) => Lit::Bool(*b),
+        Value::Number(n) => Lit::Num(n.clone()),
+        Value::String(s) => Lit::Str(s.clone()),
         _ => return None,
     })
 }
@@ -728,6 +694,17 @@ fn break_alias_cycles(types: &mut [TypeDef]) {
     }
     for i in cut {
         types[i].body = Body::Alias(Ty::Any);
+    }
+}
+
+/// Reads a schema as the spec is written: a member that is not there is `null`.
+trait At {
+    fn at(&self, key: &str) -> &Value;
+}
+
+impl At for Value {
+    fn at(&self, key: &str) -> &Value {
+        self.get(key).unwrap_or(&Value::Null)
     }
 }
 

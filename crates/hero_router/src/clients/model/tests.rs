@@ -1,7 +1,7 @@
 use super::*;
 
 fn api(spec: &str) -> Api {
-    build("svc", &Json::parse(spec).unwrap())
+    build("svc", &serde_json::from_str(spec).unwrap())
 }
 
 fn named<'a>(api: &'a Api, proposed: &str) -> (usize, &'a TypeDef) {
