@@ -950,3 +950,64 @@ async fn malformed_requests_get_json_rpc_errors_that_say_what_to_fix() {
     );
     d.stop().await;
 }
+
+/// `hero_router serve` as a process with `log_args`, its stderr in `log`; the MCP request
+/// `initialize` (always served by rmcp, never the fast path) sent `n` times over admin.sock;
+/// then the process is stopped and its log returned.
+async fn log_of_initializes(log_args: &[&str], n: usize) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr.log");
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hero_router"))
+        .arg("serve")
+        .args(["--no-tcp", "--socket-dir"])
+        .arg(&root)
+        .args(log_args)
+        .env_remove("RUST_LOG")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let admin = root.join("hero_router/admin.sock");
+    assert!(
+        common::eventually(DEADLINE, || hero_socket::connect_probe(&admin)
+            == hero_socket::ConnectOutcome::Connected),
+        "the router did not start"
+    );
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"}}});
+    for _ in 0..n {
+        let mut req = common::request("POST", "/mcp", &init.to_string());
+        let h = req.headers_mut();
+        h.insert("content-type", "application/json".parse().unwrap());
+        h.insert(
+            "accept",
+            "application/json, text/event-stream".parse().unwrap(),
+        );
+        let (status, _, _) = uds(&admin, req).await;
+        assert_eq!(status.as_u16(), 200);
+    }
+    let pid = rustix::process::Pid::from_raw(child.id().unwrap() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    tokio::time::timeout(DEADLINE, child.wait())
+        .await
+        .expect("the router did not stop")
+        .unwrap();
+    std::fs::read_to_string(&log).unwrap()
+}
+
+/// rmcp logs several lines at `info` for every request it serves; the router's default
+/// filter holds it to warnings (an operator tailing the log sees the router's own lines),
+/// and naming rmcp brings them back.
+#[tokio::test]
+async fn rmcp_lines_stay_out_of_the_default_log() {
+    let rmcp_lines = |log: &str| log.lines().filter(|l| l.contains("rmcp")).count();
+    let quiet = log_of_initializes(&[], 20).await;
+    assert!(quiet.contains("hero_router starting"), "{quiet}");
+    assert_eq!(rmcp_lines(&quiet), 0, "{quiet}");
+    let loud = log_of_initializes(&["--log-level", "info,rmcp=info"], 20).await;
+    assert!(rmcp_lines(&loud) >= 20, "{loud}");
+}
