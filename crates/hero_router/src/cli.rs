@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::telemetry::LogFormat;
+use crate::traffic::AccessLogFormat;
 
 /// The hero_router command line.
 #[derive(Debug, Parser)]
@@ -265,6 +266,19 @@ pub struct ServeArgs {
     /// On SIGTERM/SIGINT, time in-flight requests get to finish before they are cut off.
     #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
     pub shutdown_grace: Duration,
+    /// Access log on stderr (tracing target hero_router::access): one line per finished
+    /// request, nginx-like `text`, `json` objects, or `off`.
+    #[arg(
+        long,
+        value_enum,
+        default_value_t = AccessLogFormat::Text,
+        env = "HERO_ROUTER_ACCESS_LOG",
+        value_name = "FORMAT"
+    )]
+    pub access_log: AccessLogFormat,
+    /// Keep query strings in the access log's paths (off: they may carry tokens).
+    #[arg(long)]
+    pub access_log_query: bool,
 }
 
 /// `hero_router scan` flags.

@@ -109,6 +109,24 @@ pub async fn wait_event(
     .expect("event did not arrive before the deadline")
 }
 
+/// `hero_router serve` on `root` with its TCP listeners on port 0 and `$HOME` at `root` (no
+/// access file or node config of the machine's user leaks in); the caller adds flags and
+/// stdio.
+pub fn serve_command(root: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hero_router"));
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ])
+    .arg("--socket-dir")
+    .arg(root)
+    .env("HOME", root);
+    cmd
+}
+
 /// A `serve` child's log filter under which it says what it does: every registry event, each
 /// scan's completion included (logged after the scan's table is published), and warnings.
 pub const LOG_EVENTS: &str = "warn,hero_router::registry::events=debug";
