@@ -635,3 +635,70 @@ async fn text_lines_read_like_nginx_with_the_route() {
         "{line}"
     );
 }
+
+// === per-service traffic ===
+
+#[tokio::test]
+async fn router_traffic_counts_requests_and_errors_by_class_per_service() {
+    let (root, _up, d) = with_svc(&[]).await;
+    let _bad = Upstream::bind(root.path(), "bad", |n| {
+        Reply::SendAndClose(if n % 2 == 0 {
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+        } else {
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
+        })
+    });
+    d.rescan().await;
+    for _ in 0..20 {
+        exchange(To::Tcp(d.tcp), &get_with("/svc/rpc/x", &[])).await;
+    }
+    // 404 (each connection's first request), then a router-made 404 for a socket it lacks.
+    for _ in 0..3 {
+        exchange(To::Tcp(d.tcp), &get_with("/bad/rpc/x", &[])).await;
+    }
+    exchange(To::Tcp(d.tcp), &get_with("/svc/nosuchkind/", &[])).await;
+    exchange(To::Tcp(d.tcp), &get_with("/health", &[])).await;
+    let (_, body) = common::rpc(&d, r#"{"jsonrpc":"2.0","id":1,"method":"router.traffic"}"#).await;
+    let traffic = json(&body)["result"].clone();
+    let by_name = |name: &str| {
+        traffic["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {traffic}"))
+            .clone()
+    };
+    let svc = by_name("svc");
+    let m1 = &svc["windows"]["1m"];
+    assert_eq!(m1["requests"], 21, "{m1}");
+    assert_eq!(m1["errors"]["router"], 1, "{m1}");
+    assert_eq!(m1["errors"]["service_4xx"], 0, "{m1}");
+    assert!(m1["p50_ms"].as_f64().unwrap() > 0.0, "{m1}");
+    assert!(m1["rps"].as_f64().unwrap() > 0.0, "{m1}");
+    let bad = by_name("bad")["windows"]["15m"].clone();
+    assert_eq!(
+        (
+            bad["requests"].as_u64(),
+            bad["errors"]["service_4xx"].as_u64()
+        ),
+        (Some(3), Some(3)),
+        "{bad}"
+    );
+    // The router's own endpoints are a series of their own; made-up names are not.
+    by_name("hero_router");
+    assert!(!traffic.to_string().contains("nosuchkind"));
+    // The same numbers on the admin listener's /api/traffic.
+    let (status, _, body) = common::admin(&d, common::request("GET", "/api/traffic", "")).await;
+    assert_eq!(status, 200);
+    let api = json(std::str::from_utf8(&body).unwrap());
+    let svc_api = api["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "svc")
+        .unwrap()
+        .clone();
+    assert_eq!(svc_api["windows"]["15m"]["requests"], 21);
+    d.stop().await;
+}

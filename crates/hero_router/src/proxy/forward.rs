@@ -227,6 +227,11 @@ pub(crate) struct Tally {
     pub sent: u64,
     /// Time from sending the request to a service to its answer's head, if one was asked.
     pub upstream: Option<std::time::Duration>,
+    /// Time from the complete request head to the answer's head, for a proxied answer (whose
+    /// body may stream for long after).
+    pub answered: Option<std::time::Duration>,
+    /// The router made the answer itself (an error), rather than a service.
+    pub router_made: bool,
 }
 
 // === impl ClientConn ===
@@ -417,6 +422,7 @@ impl<S: Stream> ClientConn<S> {
         };
         drop(slot);
         self.tally.upstream = Some(asked.elapsed());
+        self.tally.answered = Some(started.elapsed());
         self.tally.status = head.status;
         // The answer carries the router's request id (the service's own was dropped).
         http1::add_request_id(&mut self.out, self.request_id.as_bytes());

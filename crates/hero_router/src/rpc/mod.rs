@@ -5,7 +5,7 @@
 //! through the lean upstream [`Pool`] with id and params passed through byte for byte.
 //!
 //! Methods: `router.services`, `router.service`, `router.scan`, `router.health`,
-//! `router.spec`, `router.methods`, `rpc.discover`.
+//! `router.spec`, `router.methods`, `router.traffic`, `rpc.discover`.
 //!
 //! Router errors (docs/json-rpc.md#error-codes): `-32001` no such service, `-32002` no live
 //! rpc socket (or busy for the whole upstream timeout), `-32003` upstream timeout, `-32004`
@@ -292,6 +292,10 @@ fn module(ctx: Arc<Shared>) -> RpcModule<Arc<Shared>> {
     m.register_async_method("router.spec", |p, ctx, _| async move {
         let (name, refresh) = spec_params(p)?;
         ctx.spec(&name, refresh).await
+    })
+    .expect("unique name");
+    m.register_method("router.traffic", move |p, ctx, _| {
+        no_params(&p).map(|()| ctx.traffic())
     })
     .expect("unique name");
     m.register_method("rpc.discover", |_, _, _| openrpc())

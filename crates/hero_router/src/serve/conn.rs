@@ -37,7 +37,7 @@ use crate::proxy::forward::{ClientConn, Failed, Forward, Req, Sent, Stream, Tall
 use crate::registry::names::OWN_SERVICE;
 use crate::registry::table::Table;
 use crate::rpc::{CallMeta, CallTarget};
-use crate::traffic::{Record, RequestId, RouteLabel, Trace};
+use crate::traffic::{Class, Record, RequestId, RouteLabel, Trace};
 
 /// Most bytes of an application's answer gathered into one write before it is sent.
 const COALESCE: usize = 64 * 1024;
@@ -858,6 +858,7 @@ impl<S: Stream> Client<'_, S> {
         head_request: bool,
         started: Instant,
     ) -> bool {
+        self.conn.tally.router_made = true;
         let (status, headers, body) = error_parts_for(e, Some(self.conn.request_id.as_str()));
         self.conn.out.clear();
         http1::write_own_head(
@@ -899,14 +900,22 @@ impl<S: Stream> Client<'_, S> {
         sent
     }
 
-    /// Ends the request in hand: its access line (handed to the log's writer, never
-    /// waited for).
+    /// Ends the request in hand: its traffic counts, and its access line (handed to the
+    /// log's writer, never waited for).
     fn finish(&mut self, front: &Front) {
         let Some(meta) = self.meta.take() else {
             return;
         };
         let tally = self.conn.tally;
-        let total = self.started.elapsed();
+        let now = Instant::now();
+        let total = now.saturating_duration_since(self.started);
+        let traffic = &front.shared.traffic;
+        traffic.record(
+            meta.route.service.as_deref().unwrap_or(OWN_SERVICE),
+            Class::of(tally.status, tally.router_made),
+            tally.answered.unwrap_or(total),
+            traffic.secs_at(now),
+        );
         let log = &front.access_log;
         if log.is_on() {
             log.send(Record {

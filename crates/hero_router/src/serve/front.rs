@@ -118,6 +118,7 @@ impl Front {
             max_body: cfg.max_body,
             started: Instant::now(),
             listeners: serde_json::json!({"service": bound.service, "admin": bound.admin}),
+            traffic: Arc::default(),
         });
         let rpc = Arc::new(Rpc::new(shared.clone()));
         let apps = Apps::new(crate::dashboard::State {

@@ -23,6 +23,7 @@ use tokio_util::task::TaskTracker;
 use crate::catalog::Fetcher;
 use crate::config::Config;
 use crate::registry::Registry;
+use crate::registry::names::OWN_SERVICE;
 use crate::scanner::Scanner;
 
 mod apps;
@@ -215,6 +216,13 @@ pub async fn run_with_scanner(
         handle.clone(),
         events_token.clone(),
     ));
+    // Nor is the traffic sweeper: if it stopped, departed services' series would stay (at
+    // most `MAX_SERIES` of them).
+    tracker.spawn(sweep_traffic(
+        front.clone(),
+        handle.clone(),
+        events_token.clone(),
+    ));
     // The catalog is not a core task: if it stopped, routing would go on with the last
     // catalog.
     if let Some(writer) = handle.claim_catalog_writer() {
@@ -352,6 +360,25 @@ fn ended(task: &str, result: Result<(), tokio::task::JoinError>) -> String {
             format!("the {task} task panicked: {msg}")
         }
         Err(e) => format!("the {task} task was cancelled: {e}"),
+    }
+}
+
+/// Every minute, drops the traffic series of services that left the table a while ago.
+async fn sweep_traffic(front: Arc<Front>, registry: Registry, token: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => break,
+            _ = tick.tick() => {
+                let table = registry.table();
+                let traffic = &front.shared.traffic;
+                let now = traffic.secs_at(tokio::time::Instant::now());
+                traffic.sweep(
+                    |name| name == OWN_SERVICE || table.service(name).is_some(),
+                    now,
+                );
+            }
+        }
     }
 }
 
