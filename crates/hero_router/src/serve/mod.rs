@@ -180,6 +180,8 @@ pub async fn run_with_scanner(
         trusted_proxies = ?cfg.access.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
         catalog_timeout = ?cfg.catalog.timeout,
         catalog_refresh = ?cfg.catalog.refresh,
+        access_log = ?cfg.access_log.format,
+        access_log_query = cfg.access_log.query,
         "hero_router starting"
     );
     // Where an operator goes, in words (the line above has every setting).
