@@ -63,6 +63,12 @@ impl Shared {
         health
     }
 
+    /// The dashboard's per-row traffic now ([`Traffic::sparklines`]).
+    pub(crate) fn sparklines(&self) -> Value {
+        self.traffic
+            .sparklines(self.traffic.secs_at(Instant::now()))
+    }
+
     /// The `router.traffic` result now.
     pub(crate) fn traffic(&self) -> Value {
         self.traffic.report(self.traffic.secs_at(Instant::now()))
