@@ -655,6 +655,8 @@ impl<S: Stream> Client<'_, S> {
         let request = http::Request::from_parts(parts, axum::body::Body::from(body.freeze()));
         let (head, body) = front.apps.call(target, request).await.into_parts();
         let status = head.status.as_u16();
+        // The router's own applications made it: an error here is the router's.
+        self.conn.tally.router_made = true;
         front
             .metrics()
             .record(OWN_SERVICE, kind, status, started.elapsed());

@@ -49,8 +49,9 @@ fn push_hex(out: &mut [u8], bytes: &[u8]) {
 fn random_id<const N: usize>() -> [u8; N] {
     loop {
         let mut id = [0u8; N];
-        for b in &mut id {
-            *b = fastrand::u8(..);
+        for chunk in id.chunks_mut(8) {
+            let n = chunk.len();
+            chunk.copy_from_slice(&fastrand::u64(..).to_le_bytes()[..n]);
         }
         if id.iter().any(|b| *b != 0) {
             return id;
