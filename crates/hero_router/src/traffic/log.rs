@@ -14,9 +14,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, SystemTime};
 
-use serde_json::json;
-use tracing_subscriber::fmt::MakeWriter as _;
-
 use super::RequestId;
 
 /// The tracing target of access lines.
@@ -150,28 +147,100 @@ impl AccessLog {
     }
 }
 
-/// The writer thread: formats and writes records until every sender is gone.
+/// Most bytes of lines the writer gathers into one write.
+const BATCH: usize = 64 * 1024;
+
+/// The writer thread: formats and writes records until every sender is gone. Lines queued
+/// together go out in one write (under load, one system call for many lines); a write that
+/// fails loses its lines, counted.
 fn write_lines(rx: Receiver<Record>, format: AccessLogFormat) {
-    let mut line = String::with_capacity(512);
-    while let Ok(record) = rx.recv() {
-        line.clear();
-        match format {
-            AccessLogFormat::Text => {
-                text_line(&record, &mut line);
-                tracing::info!(target: TARGET, "{line}");
+    let mut batch = String::with_capacity(BATCH);
+    while let Ok(first) = rx.recv() {
+        batch.clear();
+        // The target's filter, as for any tracing event (`hero_router::access=off`).
+        let enabled = tracing::enabled!(target: TARGET, tracing::Level::INFO);
+        let json_logs = crate::telemetry::json_lines();
+        let mut lines = 0;
+        let mut next = Some(first);
+        while let Some(record) = next {
+            if enabled {
+                push_line(&record, format, json_logs, &mut batch);
+                lines += 1;
             }
-            AccessLogFormat::Json => {
-                // A JSON line is the object itself, whatever `--log-format` is, so that a
-                // collector parses it as it is; the target's filter still applies.
-                if tracing::enabled!(target: TARGET, tracing::Level::INFO) {
-                    line.push_str(&json_line(&record).to_string());
-                    line.push('\n');
-                    let _ = crate::telemetry::Stderr
-                        .make_writer()
-                        .write(line.as_bytes());
-                }
+            next = if batch.len() < BATCH {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        if lines > 0
+            && std::io::stderr()
+                .lock()
+                .write_all(batch.as_bytes())
+                .is_err()
+        {
+            DROPPED.fetch_add(lines, Ordering::Relaxed);
+        }
+    }
+}
+
+/// One line for `record`, newline included: a JSON object (`--access-log json`), or the text
+/// line after the prefix the rest of the log has (`--log-format text`) or inside the object
+/// it has (`--log-format json`).
+fn push_line(record: &Record, format: AccessLogFormat, json_logs: bool, out: &mut String) {
+    match format {
+        AccessLogFormat::Json => json_line(record, out),
+        AccessLogFormat::Text if json_logs => {
+            let mut line = String::with_capacity(256);
+            text_line(record, &mut line);
+            let _ = write!(
+                out,
+                "{{\"timestamp\":\"{}\",\"level\":\"INFO\",\"message\":",
+                humantime::format_rfc3339_micros(record.time)
+            );
+            push_json_str(out, &line);
+            let _ = write!(out, ",\"target\":\"{TARGET}\"}}");
+        }
+        AccessLogFormat::Text => {
+            let _ = write!(
+                out,
+                "{}  INFO {TARGET}: ",
+                humantime::format_rfc3339_micros(record.time)
+            );
+            text_line(record, out);
+        }
+        AccessLogFormat::Off => return,
+    }
+    out.push('\n');
+}
+
+/// `text` as a JSON string.
+fn push_json_str(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
             }
-            AccessLogFormat::Off => {}
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// A time in ms with three decimals, or the text that says there is none.
+struct Ms(Option<Duration>, &'static str);
+
+impl std::fmt::Display for Ms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(d) => write!(f, "{:.3}", ms(d)),
+            None => f.write_str(self.1),
         }
     }
 }
@@ -264,48 +333,70 @@ pub(crate) fn text_line(r: &Record, out: &mut String) {
     route_token(&r.route, out);
     let _ = write!(
         out,
-        " listener={} in={} ms={:.3} upstream_ms=",
+        " listener={} in={} ms={:.3} upstream_ms={} request_id=",
         r.listener,
         r.bytes_in,
-        ms(r.total)
+        ms(r.total),
+        Ms(r.upstream, "-"),
     );
-    match r.upstream {
-        Some(d) => {
-            let _ = write!(out, "{:.3}", ms(d));
-        }
-        None => out.push('-'),
-    }
-    out.push_str(" request_id=");
     push_escaped(out, r.request_id.as_str());
     out.push_str(" trace_id=");
     out.push_str(std::str::from_utf8(&r.trace_id).unwrap_or("-"));
 }
 
-/// A JSON line's object.
-pub(crate) fn json_line(r: &Record) -> serde_json::Value {
-    let mut v = json!({
-        "time": humantime::format_rfc3339_millis(r.time).to_string(),
-        "target": TARGET,
-        "client": r.client.map_or_else(|| "unix".to_owned(), |ip| ip.to_string()),
-        "listener": r.listener,
-        "method": r.method,
-        "path": r.path,
-        "protocol": if r.http10 { "HTTP/1.0" } else { "HTTP/1.1" },
-        "service": r.route.service,
-        "kind": r.route.kind,
-        "status": r.status,
-        "bytes_in": r.bytes_in,
-        "bytes_out": r.bytes_out,
-        "duration_ms": ms(r.total),
-        "upstream_ms": r.upstream.map(ms),
-        "request_id": r.request_id.as_str(),
-        "trace_id": std::str::from_utf8(&r.trace_id).unwrap_or("-"),
-    });
+/// A JSON line's object (no newline): one flat object, written without building a tree.
+pub(crate) fn json_line(r: &Record, out: &mut String) {
+    let _ = write!(
+        out,
+        "{{\"time\":\"{}\",\"target\":\"{TARGET}\",\"client\":",
+        humantime::format_rfc3339_millis(r.time)
+    );
+    match r.client {
+        Some(ip) => {
+            let _ = write!(out, "\"{ip}\"");
+        }
+        None => out.push_str("\"unix\""),
+    }
+    let _ = write!(out, ",\"listener\":\"{}\",\"method\":", r.listener);
+    push_json_str(out, &r.method);
+    out.push_str(",\"path\":");
+    push_json_str(out, &r.path);
+    let version = if r.http10 { "HTTP/1.0" } else { "HTTP/1.1" };
+    let _ = write!(out, ",\"protocol\":\"{version}\",\"service\":");
+    let opt = |out: &mut String, v: &Option<String>| match v {
+        Some(v) => push_json_str(out, v),
+        None => out.push_str("null"),
+    };
+    opt(out, &r.route.service);
+    out.push_str(",\"kind\":");
+    opt(out, &r.route.kind);
     if !r.route.methods.is_empty() {
-        v["methods"] = json!(r.route.methods);
+        out.push_str(",\"methods\":[");
+        for (i, m) in r.route.methods.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_json_str(out, m);
+        }
+        out.push(']');
     }
     if let Some(tool) = &r.route.tool {
-        v["tool"] = json!(tool);
+        out.push_str(",\"tool\":");
+        push_json_str(out, tool);
     }
-    v
+    let _ = write!(
+        out,
+        ",\"status\":{},\"bytes_in\":{},\"bytes_out\":{},\"duration_ms\":{:.3},\"upstream_ms\":{},\"request_id\":",
+        r.status,
+        r.bytes_in,
+        r.bytes_out,
+        ms(r.total),
+        Ms(r.upstream, "null"),
+    );
+    push_json_str(out, r.request_id.as_str());
+    let _ = write!(
+        out,
+        ",\"trace_id\":\"{}\"}}",
+        std::str::from_utf8(&r.trace_id).unwrap_or("-")
+    );
 }

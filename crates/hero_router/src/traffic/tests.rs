@@ -105,8 +105,8 @@ fn a_text_line_is_combined_format_plus_the_route() {
 
 #[test]
 fn a_json_line_is_one_object_with_every_field() {
-    let v = json_line(&record());
-    let text = v.to_string();
+    let mut text = String::new();
+    json_line(&record(), &mut text);
     assert!(!text.contains('\n'));
     let back: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(back["path"], "/a\"b");
@@ -117,6 +117,20 @@ fn a_json_line_is_one_object_with_every_field() {
     assert_eq!(back["duration_ms"], 1.234);
     assert_eq!(back["upstream_ms"], serde_json::Value::Null);
     assert_eq!(back["client"], "10.0.0.7");
+    assert_eq!(back["service"], "hero_router");
+    assert_eq!(back["status"], 200);
+    assert_eq!(back["request_id"], "rid-1");
+    // Whatever a client put in its path stays one string.
+    let mut odd = record();
+    odd.path = "/a\u{1}\\\"\n\u{e9}".into();
+    odd.client = None;
+    odd.upstream = Some(Duration::from_micros(2500));
+    let mut text = String::new();
+    json_line(&odd, &mut text);
+    let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(back["path"], "/a\u{1}\\\"\n\u{e9}");
+    assert_eq!(back["client"], "unix");
+    assert_eq!(back["upstream_ms"], 2.5);
 }
 
 #[test]
