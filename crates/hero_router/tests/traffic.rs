@@ -634,6 +634,14 @@ async fn text_lines_read_like_nginx_with_the_route() {
         line.contains(" route=hero_router/rpc:router.health,router.services "),
         "{line}"
     );
+    // The last request before a SIGTERM is logged too: the writer gets to write it.
+    let (head, _) = exchange(To::Tcp(r.tcp), &get_with("/health", &[])).await;
+    let needle = format!("request_id={} ", header(&head, "x-request-id").unwrap());
+    let pid = rustix::process::Pid::from_raw(r.child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = r.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    r.wait_for(|l| l.contains(&needle));
 }
 
 // === per-service traffic ===

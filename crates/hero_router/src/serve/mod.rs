@@ -329,6 +329,11 @@ pub async fn run_with_scanner(
     events_token.cancel();
     tracker.close();
     tracker.wait().await;
+    // The access log's writer writes what is queued every GATHER: give it the time to write
+    // the last requests' lines before the process ends.
+    if front.access_log.is_on() {
+        tokio::time::sleep(2 * crate::traffic::GATHER).await;
+    }
     for guard in own_guards {
         let path = guard.path().to_path_buf();
         match guard.remove_if_ours() {

@@ -153,7 +153,7 @@ const BATCH: usize = 64 * 1024;
 /// connection's send wakes nobody: without it, the writer would empty the queue, park, and
 /// cost the next request a wake-up (a system call and a context switch) per line. A line is
 /// written at most this late.
-const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
+pub(crate) const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The writer thread: formats and writes records until every sender is gone. Lines queued
 /// together go out in one write (under load, one system call for many lines); a write that
