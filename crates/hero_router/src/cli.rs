@@ -270,10 +270,10 @@ pub struct ServeArgs {
     /// request, nginx-like `text`, `json` objects, or `off`.
     #[arg(
         long,
-        value_enum,
-        default_value_t = AccessLogFormat::Text,
+        value_parser = parse_access_log,
+        default_value = "text",
         env = "HERO_ROUTER_ACCESS_LOG",
-        value_name = "FORMAT"
+        value_name = "off|text|json"
     )]
     pub access_log: AccessLogFormat,
     /// Keep query strings in the access log's paths (off: they may carry tokens).
@@ -312,6 +312,17 @@ pub fn parse_server_name(s: &str) -> Result<String, String> {
         ));
     }
     Ok(name)
+}
+
+/// Parses an `--access-log` value: `off`, `text` or `json`. Empty is the default, `text`: an
+/// empty `$HERO_ROUTER_ACCESS_LOG` counts as unset, as every empty variable does.
+pub fn parse_access_log(s: &str) -> Result<AccessLogFormat, String> {
+    use clap::ValueEnum as _;
+    if s.trim().is_empty() {
+        return Ok(AccessLogFormat::Text);
+    }
+    AccessLogFormat::from_str(s.trim(), true)
+        .map_err(|_| format!("{s:?} is not an access log format: off, text or json"))
 }
 
 /// Parses a `--listen` value: `ADDR:PORT` or `mycelium:PORT`.
