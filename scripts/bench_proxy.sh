@@ -40,6 +40,10 @@
 # BENCH_CONNS (64), BENCH_ROUNDS (3), BENCH_THREADS (h2load -t, default 1),
 # BENCH_TOOLS ("h2load oha"), BENCH_BACKENDS ("bench nginxsvc"), OHA_VERSION (1.16.0),
 # BENCH_NGINX_KEEPALIVE (128: the proxy nginx's idle upstream connections per worker).
+# BENCH_ACCESS_LOG (off): hero_router's --access-log (off, text or json); when not off, its
+# access lines are written to a file in the run's temporary directory, as a supervisor would
+# take them, and the proxy nginx writes its own access log (combined format) to a file too (the
+# BENCH_BASE_BIN router keeps its own default).
 # BENCH_BASE_BIN: another hero_router binary (say, a build of an earlier commit) to compare with in
 # the same run: it serves a second root with the same backends (a second example service, a second
 # listen socket of the nginx backend), and its scenarios path_base and method_base are interleaved
@@ -190,7 +194,11 @@ EOF
 done
 
 RPORT=$(free_port)
-"$bin/hero_router" serve --socket-dir "$root" --listen "127.0.0.1:$RPORT" --no-admin-tcp --log-level warn \
+ACCESS_LOG=${BENCH_ACCESS_LOG:-off}
+router_log_level=warn
+[ "$ACCESS_LOG" = off ] || router_log_level=warn,hero_router::access=info
+"$bin/hero_router" serve --socket-dir "$root" --listen "127.0.0.1:$RPORT" --no-admin-tcp \
+  --log-level "$router_log_level" --access-log "$ACCESS_LOG" \
   2>"$tmp/router.log" & pids+=($!)
 router_pid=$!
 wait_for "hero_router health" "$bin/hero_router" health --socket-dir "$root"
@@ -212,6 +220,9 @@ mkdir -p "$d/logs"
   done
   echo "  server {"
   echo "    listen 127.0.0.1:$NPORT;"
+  # With BENCH_ACCESS_LOG, nginx logs too (its combined format, to a file), so that both
+  # proxies pay for a log line per request.
+  [ "$ACCESS_LOG" = off ] || echo "    access_log $d/logs/access.log combined;"
   for b in "${BACKENDS[@]}"; do cat <<EOF
     location /$b/rpc/ {
       proxy_pass http://up_$b/;

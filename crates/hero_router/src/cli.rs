@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::telemetry::LogFormat;
+use crate::traffic::AccessLogFormat;
 
 /// The hero_router command line.
 #[derive(Debug, Parser)]
@@ -287,6 +288,19 @@ pub struct ServeArgs {
     /// On SIGTERM/SIGINT, time in-flight requests get to finish before they are cut off.
     #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
     pub shutdown_grace: Duration,
+    /// Access log on stderr (tracing target hero_router::access): one line per finished
+    /// request, nginx-like `text`, `json` objects, or `off`.
+    #[arg(
+        long,
+        value_parser = parse_access_log,
+        default_value = "text",
+        env = "HERO_ROUTER_ACCESS_LOG",
+        value_name = "off|text|json"
+    )]
+    pub access_log: AccessLogFormat,
+    /// Keep query strings in the access log's paths (off: they may carry tokens).
+    #[arg(long)]
+    pub access_log_query: bool,
 }
 
 /// `hero_router scan` flags.
@@ -320,6 +334,17 @@ pub fn parse_server_name(s: &str) -> Result<String, String> {
         ));
     }
     Ok(name)
+}
+
+/// Parses an `--access-log` value: `off`, `text` or `json`. Empty is the default, `text`: an
+/// empty `$HERO_ROUTER_ACCESS_LOG` counts as unset, as every empty variable does.
+pub fn parse_access_log(s: &str) -> Result<AccessLogFormat, String> {
+    use clap::ValueEnum as _;
+    if s.trim().is_empty() {
+        return Ok(AccessLogFormat::Text);
+    }
+    AccessLogFormat::from_str(s.trim(), true)
+        .map_err(|_| format!("{s:?} is not an access log format: off, text or json"))
 }
 
 /// Parses a `--listen` value: `ADDR:PORT` or `mycelium:PORT`.

@@ -71,6 +71,17 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Who may use the TCP listeners.
     pub access: AccessConfig,
+    /// The access log.
+    pub access_log: AccessLogConfig,
+}
+
+/// The access log's settings (`--access-log`, `--access-log-query`).
+#[derive(Debug, Clone, Copy)]
+pub struct AccessLogConfig {
+    /// Off, text or JSON lines.
+    pub format: crate::traffic::AccessLogFormat,
+    /// Keep query strings in the logged paths (they may hold tokens).
+    pub query: bool,
 }
 
 /// The allow-list settings (docs/access-and-security.md#allow-list).
@@ -248,6 +259,10 @@ impl Config {
                 file: access_file,
                 file_entries,
                 trusted_proxies: args.trusted_proxy.clone(),
+            },
+            access_log: AccessLogConfig {
+                format: args.access_log,
+                query: args.access_log_query,
             },
             upstream_timeout: args.upstream_timeout,
             max_body: args.max_body,

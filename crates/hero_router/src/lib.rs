@@ -68,6 +68,7 @@ mod shared;
 mod telemetry;
 #[cfg(test)]
 mod test_util;
+mod traffic;
 mod upstream;
 
 pub use catalog::USER_AGENT;

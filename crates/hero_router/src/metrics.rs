@@ -1,6 +1,7 @@
 //! Prometheus text metrics (`GET /metrics`): requests by service, kind and status; a latency
 //! histogram; sockets by state; scans; reaps and skipped reaps by reason; log lines dropped
-//! because stderr could not take them.
+//! because stderr could not take them; access log lines dropped because its writer could not
+//! keep up.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -224,6 +225,12 @@ impl Metrics {
             out,
             "hero_router_log_lines_dropped_total {}",
             crate::telemetry::dropped_lines()
+        );
+        out.push_str("# HELP hero_router_access_log_dropped_total Access log lines dropped because the log writer could not keep up.\n# TYPE hero_router_access_log_dropped_total counter\n");
+        let _ = writeln!(
+            out,
+            "hero_router_access_log_dropped_total {}",
+            crate::traffic::dropped()
         );
         out
     }

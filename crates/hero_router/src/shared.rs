@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::registry::Registry;
+use crate::traffic::Traffic;
 use crate::upstream::Pool;
 
 /// The context every part of the front reads.
@@ -26,6 +27,8 @@ pub(crate) struct Shared {
     /// Where the TCP listeners are, for `router.health`'s `listeners` (so a client such as
     /// `hero_router mcp-config` finds them): `{"service": [ADDR…], "admin": [ADDR…]}`.
     pub listeners: Value,
+    /// Per-service traffic, fed by the connection driver.
+    pub traffic: Arc<Traffic>,
 }
 
 // === impl Shared ===
@@ -59,6 +62,17 @@ impl Shared {
         }
         health
     }
+
+    /// The dashboard's per-row traffic now ([`Traffic::sparklines`]).
+    pub(crate) fn sparklines(&self) -> Value {
+        self.traffic
+            .sparklines(self.traffic.secs_at(Instant::now()))
+    }
+
+    /// The `router.traffic` result now.
+    pub(crate) fn traffic(&self) -> Value {
+        self.traffic.report(self.traffic.secs_at(Instant::now()))
+    }
 }
 
 #[cfg(test)]
@@ -73,6 +87,7 @@ impl Shared {
             max_body: 1 << 20,
             started: Instant::now(),
             listeners: json!({"service": [], "admin": []}),
+            traffic: Arc::default(),
         }
     }
 }

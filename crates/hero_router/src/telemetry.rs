@@ -8,7 +8,7 @@
 //! `hero_router_log_lines_dropped_total`. Colour codes are only written to a terminal.
 
 use std::io::{self, IsTerminal as _};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
@@ -24,6 +24,8 @@ pub enum LogFormat {
 
 /// Log lines dropped because stderr could not take them. Process-wide, like stderr itself.
 static DROPPED: AtomicU64 = AtomicU64::new(0);
+/// `--log-format json` is in force (writers of their own lines, the access log's, follow it).
+static JSON: AtomicBool = AtomicBool::new(false);
 
 /// A [`MakeWriter`] for stderr whose writers never fail: see the module docs.
 #[derive(Debug, Clone, Copy, Default)]
@@ -58,6 +60,7 @@ pub(crate) fn init(format: LogFormat, level: Option<&str>, default: &str) -> Res
         // Its fallback for a failed write is an `eprintln!`, which panics when stderr is gone.
         // Our writer never fails, so this only guards against that path coming back.
         .log_internal_errors(false);
+    JSON.store(format == LogFormat::Json, Ordering::Relaxed);
     match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
@@ -91,6 +94,11 @@ pub(crate) enum InitError {
     /// The subscriber could not be installed.
     #[error("cannot install the logger: {0}")]
     Install(String),
+}
+
+/// True if the installed logger writes JSON lines.
+pub(crate) fn json_lines() -> bool {
+    JSON.load(Ordering::Relaxed)
 }
 
 /// Log lines dropped so far because stderr could not take them.

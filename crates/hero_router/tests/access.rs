@@ -345,18 +345,9 @@ fn serve_refuses_a_bad_access_file_and_a_missing_mycelium_address() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("access.txt");
     std::fs::write(&file, "127.0.0.1\n300.1.1.1\n").unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
+    let out = common::serve_command(&dir.path().join("root"))
         .arg("--access-file")
         .arg(&file)
-        .arg("--socket-dir")
-        .arg(dir.path().join("root"))
         .env("HOME", dir.path())
         .output()
         .unwrap();

@@ -25,17 +25,7 @@ fn run(args: &[&str], root: &Path) -> Output {
 }
 
 fn start_serve(root: &Path) -> Child {
-    let child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--socket-dir")
-        .arg(root)
-        .env("HOME", root)
+    let child = common::serve_command(root)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

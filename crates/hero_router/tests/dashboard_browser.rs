@@ -12,13 +12,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{dead_socket, start_daemon};
 use hero_example_service::{ServiceConfig, Spec, spawn};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 
 /// The whole browser run; it fails rather than hangs.
 const DEADLINE: Duration = Duration::from_secs(180);
@@ -38,20 +37,19 @@ async fn the_dashboard_works_in_headless_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let d = start_daemon(common::serve_config(dir.path(), &[])).await;
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-browser");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/dashboard.py");
-    let mut child = tokio::process::Command::new(&python)
-        .arg(&script)
-        .arg(format!("http://{}", d.admin_tcp.unwrap()))
-        .arg(&shots)
-        .arg(format!("http://{}", d.tcp))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let common::BrowserScript {
+        mut child,
+        mut stdin,
+        mut lines,
+    } = common::browser_script(
+        &python,
+        "dashboard.py",
+        &[
+            common::dashboard_args(&d, &shots),
+            vec![format!("http://{}", d.tcp)],
+        ]
+        .concat(),
+    );
     let mut svc = None;
     let mut done = false;
     let mut d = Some(d);
@@ -92,21 +90,13 @@ async fn the_dashboard_works_in_headless_chromium() {
                 other => println!("browser: {other}"),
             }
         }
-        child.wait().await.unwrap()
+        (child.wait().await.unwrap(), done)
     };
-    let status = tokio::time::timeout(DEADLINE, run)
-        .await
-        .expect("the browser run did not finish");
-    assert!(status.success(), "the browser script failed: {status}");
-    assert!(done, "the browser script stopped before the end");
-    for shot in [
+    let shot_names = [
         "dashboard-table.png",
         "dashboard-service.png",
         "dashboard-narrow.png",
-    ] {
-        let len = std::fs::metadata(shots.join(shot)).map_or(0, |m| m.len());
-        assert!(len > 1000, "{shot} was not saved");
-    }
-    println!("screenshots in {}", shots.display());
+    ];
+    common::browser_ran(run, DEADLINE, &shots, &shot_names).await;
     d.unwrap().stop().await;
 }

@@ -120,6 +120,16 @@ fn unchunk(mut rest: &str) -> String {
     }
 }
 
+/// The value of the unlabelled counter `name` in a `/metrics` text.
+fn counter(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in:\n{metrics}"))
+        .parse()
+        .unwrap()
+}
+
 fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
 }
@@ -165,12 +175,7 @@ fn a_closed_stderr_neither_freezes_nor_kills_the_daemon() {
 
     let (status, metrics) = http(root.path(), "GET", "/metrics", "");
     assert_eq!(status, 200, "{metrics}");
-    let dropped: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("hero_router_log_lines_dropped_total "))
-        .unwrap_or_else(|| panic!("no dropped-lines counter in:\n{metrics}"))
-        .parse()
-        .unwrap();
+    let dropped = counter(&metrics, "hero_router_log_lines_dropped_total");
     assert!(dropped > 0, "the lost log lines are counted:\n{metrics}");
 
     assert!(
@@ -184,6 +189,51 @@ fn a_closed_stderr_neither_freezes_nor_kills_the_daemon() {
         "SIGTERM ends it cleanly: {status:?}"
     );
     assert!(!root.path().join("hero_router/rpc.sock").exists());
+}
+
+#[test]
+fn a_log_reader_that_never_reads_slows_no_request() {
+    // A pipe that stays open and is never read: once its buffer is full, every write to it
+    // blocks. The access log's writer waits there; requests must not.
+    let (reader, writer) = pipe_with(PipeFlags::CLOEXEC).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let router = serve(root.path(), writer);
+    let mut s = UnixStream::connect(root.path().join("hero_router/rpc.sock")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    // Far more lines than the pipe (64 KiB) and the log's queue hold together.
+    const BATCH: usize = 200;
+    const ROUNDS: usize = 60;
+    let request = "GET /health HTTP/1.1\r\nhost: localhost\r\n\r\n".repeat(BATCH);
+    let mut chunk = vec![0u8; 1 << 16];
+    for round in 0..ROUNDS {
+        s.write_all(request.as_bytes()).unwrap();
+        let mut answers = 0;
+        let mut tail = Vec::new();
+        while answers < BATCH {
+            let n = s
+                .read(&mut chunk)
+                .unwrap_or_else(|e| panic!("round {round}: the router stopped answering: {e}"));
+            assert!(n > 0, "round {round}: the router closed the connection");
+            tail.extend_from_slice(&chunk[..n]);
+            answers += tail.windows(12).filter(|w| w == b"HTTP/1.1 200").count();
+            // Keep a partial status line for the next read.
+            let keep = tail.len().min(11);
+            tail.drain(..tail.len() - keep);
+        }
+    }
+    let (status, metrics) = http(root.path(), "GET", "/metrics", "");
+    assert_eq!(status, 200, "{metrics}");
+    let dropped = counter(&metrics, "hero_router_access_log_dropped_total");
+    assert!(
+        dropped > 0,
+        "the lines the writer could not take are counted:\n{metrics}"
+    );
+    let mut router = router;
+    assert!(
+        router.0.try_wait().unwrap().is_none(),
+        "the router still runs"
+    );
+    drop(reader);
 }
 
 #[test]

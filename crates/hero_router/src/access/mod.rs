@@ -243,6 +243,13 @@ impl Access {
         self.trusted.is_empty()
     }
 
+    /// True if `peer` is a trusted proxy (`--trusted-proxy`): its `X-Forwarded-For` and
+    /// `X-Request-Id` are believed.
+    pub(crate) fn trusts(&self, peer: IpAddr) -> bool {
+        let peer = canonical(peer);
+        self.trusted.iter().any(|n| n.contains(&peer))
+    }
+
     /// Decides a TCP request from `peer` with these `X-Forwarded-For` values. A denial is
     /// logged, at most once a minute per address.
     pub(crate) fn check(&self, peer: IpAddr, forwarded: &[&[u8]]) -> Result<(), Denied> {

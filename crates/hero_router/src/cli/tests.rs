@@ -59,3 +59,16 @@ fn bad_values_are_usage_errors() {
         assert_eq!(err.exit_code(), 2, "{args:?}");
     }
 }
+
+#[test]
+fn access_log_formats_parse_and_empty_is_the_default() {
+    use crate::traffic::AccessLogFormat;
+    assert_eq!(parse_access_log("json"), Ok(AccessLogFormat::Json));
+    assert_eq!(parse_access_log("OFF"), Ok(AccessLogFormat::Off));
+    assert_eq!(parse_access_log(""), Ok(AccessLogFormat::Text));
+    assert!(
+        parse_access_log("yaml")
+            .unwrap_err()
+            .contains("off, text or json")
+    );
+}

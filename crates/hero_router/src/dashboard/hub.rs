@@ -4,8 +4,10 @@
 //! into numbered server-sent-event frames, each serialised once, kept in a bounded log and
 //! broadcast to every open page. A page reads them through a [`Feed`]:
 //!
-//! - the first frame is a `snapshot` (the whole table, health and the recent events), then
-//!   `service`, `socket`, `reap` and `scan` frames in the order the hub made them;
+//! - the first frame is a `snapshot` (the whole table, health, traffic and the recent
+//!   events), then `service`, `socket`, `reap` and `scan` frames in the order the hub made
+//!   them, and a `traffic` frame (per-service req/s for the table's sparklines) at most once a
+//!   second while it changes and a page is open;
 //! - a page's queue is its cursor in one broadcast ring of [`HubConfig::buffer`] frames, so a
 //!   hundred pages cost a hundred cursors, not a hundred copies. A page that falls further
 //!   behind gets a fresh `snapshot`, and so does every page when the hub itself fell behind the
@@ -57,6 +59,8 @@ const SNAPSHOT_TTL: Duration = Duration::from_secs(1);
 /// How long a page waits before reconnecting after the stream broke (the SSE `retry` field).
 const RETRY_MS: u64 = 2000;
 
+/// How often the table's traffic may be sent (when it changed and a page is open).
+const TRAFFIC_EVERY: Duration = Duration::from_secs(1);
 /// The hub's bounds.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HubConfig {
@@ -126,6 +130,8 @@ enum Kind {
     Scan,
     /// Not sent: tells every page to take a fresh snapshot (the hub lost registry events).
     Resync,
+    /// Per-service req/s and errors, at most once a second, when they changed.
+    Traffic,
 }
 
 /// The hub's task: it alone writes the log.
@@ -136,6 +142,8 @@ struct Pump {
     catalogs: watch::Receiver<Arc<Catalog>>,
     table: Arc<Table>,
     catalog: Arc<Catalog>,
+    /// The last `traffic` frame's data, so an unchanged one is not sent again.
+    traffic: Value,
 }
 
 // === impl Hub ===
@@ -189,6 +197,8 @@ impl Hub {
             catalogs,
             table,
             catalog,
+            // No traffic yet: nothing to send until there is some.
+            traffic: json!({"services": {}}),
         };
         tokio::spawn(async move {
             tokio::select! {
@@ -336,9 +346,10 @@ impl Inner {
         let mut data = String::new();
         let _ = write!(
             data,
-            r#"{{"services":{},"health":{},"root":{},"recent":["#,
+            r#"{{"services":{},"health":{},"traffic":{},"root":{},"recent":["#,
             shared.registry.services_json().get(),
             shared.health(),
+            shared.sparklines(),
             json!(shared.registry.table().root.display().to_string()),
         );
         for (i, f) in recent.iter().enumerate() {
@@ -457,6 +468,7 @@ impl Kind {
             Kind::Reap => "reap",
             Kind::Scan => "scan",
             Kind::Resync => "resync",
+            Kind::Traffic => "traffic",
         }
     }
 }
@@ -465,6 +477,8 @@ impl Kind {
 
 impl Pump {
     async fn run(mut self) {
+        let mut traffic = tokio::time::interval(TRAFFIC_EVERY);
+        traffic.set_missed_tick_behavior(MissedTickBehavior::Skip);
         loop {
             tokio::select! {
                 // Events first: a scan's socket changes come before the table it publishes.
@@ -484,7 +498,22 @@ impl Pump {
                     Ok(()) => self.sync_catalog(None),
                     Err(_) => break,
                 },
+                _ = traffic.tick() => self.push_traffic(),
             }
+        }
+    }
+
+    /// Sends the per-service traffic if a page is open and it changed since the last frame.
+    fn push_traffic(&mut self) {
+        if self.inner.frames.receiver_count() == 0 {
+            return;
+        }
+        let now = self.inner.shared.sparklines();
+        if now["services"] != self.traffic["services"] {
+            let mut data = now.clone();
+            data["at_unix_ms"] = json!(crate::registry::events::unix_ms());
+            self.inner.push(Kind::Traffic, data, false);
+            self.traffic = now;
         }
     }
 

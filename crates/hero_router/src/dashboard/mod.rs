@@ -73,6 +73,8 @@ pub(crate) enum Page {
     Service(String),
     /// `POST /api/scan`: a full scan now.
     Scan,
+    /// `GET /api/traffic`: the `router.traffic` result.
+    Traffic,
 }
 
 impl Page {
@@ -84,6 +86,7 @@ impl Page {
             "/" => Some((Page::Home, READ)),
             "/api/events" => Some((Page::Events, READ)),
             "/api/scan" => Some((Page::Scan, "POST")),
+            "/api/traffic" => Some((Page::Traffic, READ)),
             _ => {
                 let segment = path.strip_prefix("/api/dashboard/service/")?;
                 if segment.is_empty() || segment.contains('/') {
@@ -113,6 +116,7 @@ pub(crate) async fn answer(state: &State, page: Page, headers: &HeaderMap) -> Re
         Page::Events => events(state, headers),
         Page::Service(name) => service(state, name).await,
         Page::Scan => scan(state).await,
+        Page::Traffic => secured(axum::Json(state.shared.traffic()).into_response(), None),
     }
 }
 

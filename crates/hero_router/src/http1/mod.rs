@@ -115,6 +115,20 @@ fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Writes the `x-request-id` header line every answer to a request carries.
+pub(crate) fn push_request_id(out: &mut Vec<u8>, id: &[u8]) {
+    push_header(out, b"x-request-id", id);
+}
+
+/// Adds the `x-request-id` header line to the complete head at the end of `out`.
+pub(crate) fn add_request_id(out: &mut Vec<u8>, id: &[u8]) {
+    if out.ends_with(b"\r\n\r\n") {
+        out.truncate(out.len() - 2);
+        push_request_id(out, id);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
 fn push_length(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(b"content-length: ");
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());

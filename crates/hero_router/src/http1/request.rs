@@ -362,10 +362,19 @@ pub(crate) struct Forwarding<'a> {
     /// Believe what a TCP client says about itself: keep its `X-Hero-*` headers and append to
     /// its `X-Forwarded-For` (`--trust-forwarded-headers`).
     pub trust_client: bool,
+    /// The request's `X-Request-Id` (the client's own never passes as it is).
+    pub request_id: &'a [u8],
+    /// The `traceparent` the service gets: the router's span (the client's never passes).
+    pub traceparent: &'a [u8],
+    /// The client's `traceparent` was valid and kept: its `tracestate` passes on.
+    pub keep_tracestate: bool,
 }
 
 /// Headers the router sets itself; a client's copies (in any spelling) never pass as they are.
-const MANAGED: [&str; 8] = [
+const MANAGED: [&str; 11] = [
+    "x-request-id",
+    "traceparent",
+    "tracestate",
     "x-forwarded-for",
     "x-forwarded-prefix",
     "x-hero-context",
@@ -452,6 +461,9 @@ pub(crate) fn write_upstream_head(
                     None => xff = Some(h.value),
                     Some(_) => xff_more.push(h.value),
                 },
+                "tracestate" if dashed && fwd.keep_tracestate => {
+                    super::push_header(out, name.as_bytes(), h.value);
+                }
                 "x-hero-context" | "x-hero-claims" if !strip_hero => {
                     super::push_header(out, name.as_bytes(), h.value);
                 }
@@ -480,6 +492,8 @@ pub(crate) fn write_upstream_head(
         out.extend_from_slice(proto);
         out.extend_from_slice(b"\r\n");
     }
+    super::push_header(out, b"x-request-id", fwd.request_id);
+    super::push_header(out, b"traceparent", fwd.traceparent);
     out.extend_from_slice(b"x-forwarded-prefix: /");
     out.extend_from_slice(fwd.service.as_bytes());
     out.push(b'/');

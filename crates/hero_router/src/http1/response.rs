@@ -97,7 +97,8 @@ pub(crate) fn final_head_arrived(buf: &[u8]) -> bool {
 /// Parses an upstream response head at the start of `buf` and, if `out` is given, writes the
 /// head to send downstream, declaring exactly the framing the router will send:
 /// `content-length` for a length, `transfer-encoding: chunked` for chunks it re-encodes,
-/// `connection: close` for a body that runs to close or a connection that ends. Hop-by-hop
+/// `connection: close` for a body that runs to close or a connection that ends. The
+/// service's `X-Request-Id` is dropped: the proxy engine writes the router's. Hop-by-hop
 /// headers, those named in `Connection`, and the upstream's own framing headers are dropped.
 /// `Ok(None)`: not complete yet.
 pub(crate) fn parse_response(
@@ -196,6 +197,8 @@ pub(crate) fn parse_response(
             let keep_upgrade = switching && eq(h.name, "upgrade");
             if (!keep_upgrade && is_hop_by_hop(h.name))
                 || eq(h.name, "content-length")
+                // The router's own id goes on the answer (the proxy engine writes it).
+                || eq(h.name, "x-request-id")
                 || (names_headers && listed(h.name))
             {
                 continue;

@@ -331,6 +331,9 @@ fn fwd(peer: Option<&'static str>, trust_client: bool) -> Forwarding<'static> {
         kind: "rpc",
         peer,
         trust_client,
+        request_id: b"RID-1",
+        traceparent: b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        keep_tracestate: false,
     }
 }
 
@@ -341,7 +344,32 @@ fn up_head(raw: &str, fwd: Forwarding<'_>) -> String {
         .unwrap();
     let mut out = Vec::new();
     write_upstream_head(&head, "/rest", Some("q=1"), &fwd, &mut out);
-    String::from_utf8(out).unwrap()
+    let text = String::from_utf8(out).unwrap();
+    // The router's ids, always, once, just before its forwarding headers (checked here, left
+    // out of what the tests compare).
+    let ids = "x-request-id: RID-1\r\n\
+               traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\
+               x-forwarded-prefix: ";
+    assert_eq!(text.matches(ids).count(), 1, "{text}");
+    text.replacen(ids, "x-forwarded-prefix: ", 1)
+}
+
+#[test]
+fn the_clients_ids_never_pass_and_tracestate_only_with_its_trace() {
+    let raw = "GET /x HTTP/1.1\r\nHost: h\r\nX-Request-Id: mine\r\nx_request_id: u\r\n\
+               traceparent: 00-11111111111111111111111111111111-2222222222222222-01\r\n\
+               TraceState: a=1\r\n\r\n";
+    let plain = "GET /rest?q=1 HTTP/1.1\r\nhost: h\r\nx-forwarded-prefix: /svc/rpc\r\n\r\n";
+    assert_eq!(up_head(raw, fwd(None, false)), plain);
+    let kept = Forwarding {
+        keep_tracestate: true,
+        ..fwd(None, false)
+    };
+    assert_eq!(
+        up_head(raw, kept),
+        "GET /rest?q=1 HTTP/1.1\r\nhost: h\r\nTraceState: a=1\r\n\
+         x-forwarded-prefix: /svc/rpc\r\n\r\n"
+    );
 }
 
 #[test]

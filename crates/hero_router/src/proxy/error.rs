@@ -249,7 +249,16 @@ pub(crate) type Header = (&'static str, Cow<'static, str>);
 /// `{"error": S, "service": S?}` (`{"error": "forbidden", "message": S, "address": S}` for a
 /// client the allow-list turns away). Every answer the router makes itself comes from here.
 pub(crate) fn error_parts(e: &ProxyError) -> (StatusCode, Vec<Header>, Vec<u8>) {
-    let body = match (e, e.service()) {
+    error_parts_for(e, None)
+}
+
+/// [`error_parts`] for a request with an id: the body says it as `"request_id"` (the
+/// connection driver puts it in the `x-request-id` header too).
+pub(crate) fn error_parts_for(
+    e: &ProxyError,
+    request_id: Option<&str>,
+) -> (StatusCode, Vec<Header>, Vec<u8>) {
+    let mut body = match (e, e.service()) {
         // docs/access-and-security.md#allow-list names this one's `error` field; the explanation
         // goes beside it.
         (ProxyError::Forbidden { address }, _) => {
@@ -265,6 +274,9 @@ pub(crate) fn error_parts(e: &ProxyError) -> (StatusCode, Vec<Header>, Vec<u8>) 
         (_, Some(s)) => json!({"error": e.to_string(), "service": s}),
         (_, None) => json!({"error": e.to_string()}),
     };
+    if let Some(id) = request_id {
+        body["request_id"] = json!(id);
+    }
     let mut headers = vec![
         ("content-type", Cow::Borrowed("application/json")),
         ("x-hero-router-error", Cow::Borrowed(e.code())),

@@ -29,6 +29,7 @@ use crate::http1::{self, BodyFraming, ChunkedDecoder, Exchange, Framing, Respons
 use crate::metrics::Metrics;
 use crate::registry::table::{Socket, Table};
 use crate::shared::Shared;
+use crate::traffic::RequestId;
 use crate::upstream::{self, HeadError, Key, Pool, SendError, UpConn};
 
 /// A client connection's stream: TCP or Unix (or a test's in-memory pipe).
@@ -208,6 +209,29 @@ pub(crate) struct ClientConn<S> {
     affinity: Option<Affinity>,
     /// `--upstream-timeout` for the response head.
     head_watch: Watchdog,
+    /// The current request's id, written on every answer to it.
+    pub request_id: RequestId,
+    /// What the current request has cost so far (for the access log and the traffic
+    /// counters).
+    pub tally: Tally,
+}
+
+/// What one request moved and how it was answered.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Tally {
+    /// The status of the answer's head (0 while none was sent).
+    pub status: u16,
+    /// Bytes read from the client: the head and the body.
+    pub received: u64,
+    /// Bytes written to the client.
+    pub sent: u64,
+    /// Time from sending the request to a service to its answer's head, if one was asked.
+    pub upstream: Option<std::time::Duration>,
+    /// Time from the complete request head to the answer's head, for a proxied answer (whose
+    /// body may stream for long after).
+    pub answered: Option<std::time::Duration>,
+    /// The router made the answer itself (an error), rather than a service.
+    pub router_made: bool,
 }
 
 // === impl ClientConn ===
@@ -225,6 +249,8 @@ impl<S: Stream> ClientConn<S> {
             up_head: Vec::with_capacity(1024),
             affinity: None,
             head_watch: Watchdog::new(),
+            request_id: RequestId::none(),
+            tally: Tally::default(),
         }
     }
 
@@ -232,6 +258,7 @@ impl<S: Stream> ClientConn<S> {
     /// head is consumed, the body is next.
     pub(crate) fn start(&mut self, req: &Req) {
         self.buf.advance(req.head_len);
+        self.tally.received += req.head_len as u64;
         self.body = match req.body {
             BodyFraming::None | BodyFraming::Length(0) => BodyLeft::Done,
             BodyFraming::Length(n) => BodyLeft::Length(n),
@@ -260,6 +287,7 @@ impl<S: Stream> ClientConn<S> {
                 if let Ok(n) = usize::try_from(*left) {
                     if n <= self.buf.len() {
                         self.buf.advance(n);
+                        self.tally.received += n as u64;
                         self.body = BodyLeft::Done;
                     }
                 }
@@ -269,6 +297,7 @@ impl<S: Stream> ClientConn<S> {
                 if let Ok(n) = d.advance(&self.buf, |_| {}) {
                     if d.is_done() {
                         self.buf.advance(n);
+                        self.tally.received += n as u64;
                         self.body = BodyLeft::Done;
                     }
                 }
@@ -301,6 +330,7 @@ impl<S: Stream> ClientConn<S> {
                     let n = *left as usize;
                     if self.buf.len() >= n {
                         self.body = BodyLeft::Done;
+                        self.tally.received += n as u64;
                         return Ok(self.buf.split_to(n));
                     }
                 }
@@ -309,6 +339,7 @@ impl<S: Stream> ClientConn<S> {
                         .advance(&self.buf, |d| body.extend_from_slice(d))
                         .map_err(|e| Sent::Body(e.into()))?;
                     self.buf.advance(used);
+                    self.tally.received += used as u64;
                     if body.len() as u64 > limit {
                         return Err(too_large());
                     }
@@ -347,6 +378,7 @@ impl<S: Stream> ClientConn<S> {
             None => ctx.pool.checkout(&key).await.map_err(early)?,
         };
         let mut first = true;
+        let asked = Instant::now();
         let head = loop {
             // Try once more on a fresh connection when a pooled one turns out to be closed,
             // and only when nothing can have been processed twice: the write failed before
@@ -389,6 +421,11 @@ impl<S: Stream> ClientConn<S> {
             }
         };
         drop(slot);
+        self.tally.upstream = Some(asked.elapsed());
+        self.tally.answered = Some(started.elapsed());
+        self.tally.status = head.status;
+        // The answer carries the router's request id (the service's own was dropped).
+        http1::add_request_id(&mut self.out, self.request_id.as_bytes());
         metrics.record(
             fwd.service(),
             &fwd.socket().kind,
@@ -465,6 +502,7 @@ impl<S: Stream> ClientConn<S> {
                     self.up_head.truncate(head_len);
                     sent.map_err(Sent::Upstream)?;
                     self.buf.advance(have);
+                    self.tally.received += have as u64;
                     self.body = BodyLeft::Done;
                     return Ok(());
                 }
@@ -481,6 +519,7 @@ impl<S: Stream> ClientConn<S> {
                         self.body_started = true;
                         let answered = !send_unless_answered(up, &self.buf[..take]).await?;
                         self.buf.advance(take);
+                        self.tally.received += take as u64;
                         left -= take as u64;
                         self.body = BodyLeft::Length(left);
                         if answered {
@@ -506,6 +545,7 @@ impl<S: Stream> ClientConn<S> {
                         .map_err(|e| Sent::Body(e.into()))?;
                     self.body_started |= step.used > 0;
                     self.buf.advance(step.used);
+                    self.tally.received += step.used as u64;
                     self.body = BodyLeft::Chunked(decoder);
                     sent_body += step.payload as u64;
                     if sent_body > max_body {
@@ -587,11 +627,13 @@ impl<S: Stream> ClientConn<S> {
                 if self.io.write_all(&up.buf[..raw]).await.is_err() {
                     return false;
                 }
+                self.tally.sent += raw as u64;
             } else if !out.is_empty() || raw > 0 {
                 out.extend_from_slice(&up.buf[..raw]);
                 if self.io.write_all(out).await.is_err() {
                     return false;
                 }
+                self.tally.sent += out.len() as u64;
                 out.clear();
             }
             up.buf.advance(raw);
@@ -628,15 +670,23 @@ impl<S: Stream> ClientConn<S> {
         if self.io.write_all(&self.out).await.is_err() {
             return;
         }
+        self.tally.sent += self.out.len() as u64;
         if !up.buf.is_empty() && self.io.write_all(&up.buf).await.is_err() {
             return;
         }
+        self.tally.sent += up.buf.len() as u64;
         if !self.buf.is_empty() && up.io.write_all(&self.buf).await.is_err() {
             return;
         }
+        self.tally.received += self.buf.len() as u64;
         self.buf.clear();
         tokio::select! {
-            _ = tokio::io::copy_bidirectional(&mut self.io, &mut up.io) => {}
+            r = tokio::io::copy_bidirectional(&mut self.io, &mut up.io) => {
+                if let Ok((from_client, to_client)) = r {
+                    self.tally.received += from_client;
+                    self.tally.sent += to_client;
+                }
+            }
             () = closing.closed() => {}
         }
     }

@@ -5,7 +5,7 @@
 //! through the lean upstream [`Pool`] with id and params passed through byte for byte.
 //!
 //! Methods: `router.services`, `router.service`, `router.scan`, `router.health`,
-//! `router.spec`, `router.methods`, `rpc.discover`.
+//! `router.spec`, `router.methods`, `router.traffic`, `rpc.discover`.
 //!
 //! Router errors (docs/json-rpc.md#error-codes): `-32001` no such service, `-32002` no live
 //! rpc socket (or busy for the whole upstream timeout), `-32003` upstream timeout, `-32004`
@@ -45,6 +45,51 @@ pub(crate) enum CallTarget {
     Router,
     /// Every call went to this service (one in the table).
     Service(String),
+}
+
+/// What a `POST /rpc` request carries besides its body: its ids, which routed calls pass on
+/// to the service (`X-Request-Id`, `traceparent`) and router errors name (`request_id` in
+/// their `data`).
+#[derive(Debug, Default)]
+pub(crate) struct CallMeta<'a> {
+    /// The request's id.
+    pub request_id: &'a str,
+    /// The `traceparent` a service gets (the router's span).
+    pub traceparent: Option<&'a str>,
+    /// Collect the body's method names (for the access log).
+    pub methods: bool,
+}
+
+/// A `POST /rpc` request answered.
+#[derive(Debug)]
+pub(crate) struct Handled {
+    /// The answer; `None` means nothing to answer (HTTP 204).
+    pub answer: Option<String>,
+    /// Whom it was for (the metrics label).
+    pub target: CallTarget,
+    /// The methods called, in order (only when [`CallMeta::methods`] asked for them).
+    pub methods: Vec<String>,
+    /// The longest wait for a service's answer, if a service was asked.
+    pub upstream: Option<std::time::Duration>,
+}
+
+/// Most method names the access log lists for one batch.
+const MAX_LOGGED_METHODS: usize = 32;
+
+/// `data` with the request's id added (an object's field; a data of another shape stays
+/// as it is).
+fn with_request_id(data: Option<Value>, meta: &CallMeta<'_>) -> Option<Value> {
+    if meta.request_id.is_empty() {
+        return data;
+    }
+    match data {
+        None => Some(json!({"request_id": meta.request_id})),
+        Some(Value::Object(mut map)) => {
+            map.insert("request_id".into(), json!(meta.request_id));
+            Some(Value::Object(map))
+        }
+        other => other,
+    }
 }
 
 /// The JSON-RPC front end: parses bodies, answers router methods, forwards the rest.
@@ -249,6 +294,10 @@ fn module(ctx: Arc<Shared>) -> RpcModule<Arc<Shared>> {
         ctx.spec(&name, refresh).await
     })
     .expect("unique name");
+    m.register_method("router.traffic", move |p, ctx, _| {
+        no_params(&p).map(|()| ctx.traffic())
+    })
+    .expect("unique name");
     m.register_method("rpc.discover", |_, _, _| openrpc())
         .expect("unique name");
     m
@@ -267,59 +316,94 @@ impl Rpc {
 
     /// Answers one `POST /rpc` body. `None` means nothing to answer (HTTP 204).
     pub(crate) async fn handle(&self, body: &[u8]) -> Option<String> {
-        self.handle_for(body).await.0
+        self.handle_for(body, &CallMeta::default()).await.answer
     }
 
-    /// Like [`handle`](Rpc::handle), also naming whom the request was for, for the metrics:
-    /// the service every call in it was routed to, else the router.
-    pub(crate) async fn handle_for(&self, body: &[u8]) -> (Option<String>, CallTarget) {
+    /// Like [`handle`](Rpc::handle) for a request with `meta`, also naming whom the request
+    /// was for, for the metrics (the service every call in it was routed to, else the
+    /// router), its methods and its wait for services.
+    pub(crate) async fn handle_for(&self, body: &[u8], meta: &CallMeta<'_>) -> Handled {
         // Right after start-up the table is empty until the first scan: wait for it rather
         // than answer "no such service" for a service that is there.
         self.shared
             .registry
             .wait_ready(self.shared.upstream_timeout)
             .await;
+        let router_error = |code, message: String| Handled {
+            answer: Some(codec::error(
+                None,
+                code,
+                &message,
+                with_request_id(None, meta).as_ref(),
+            )),
+            target: CallTarget::Router,
+            methods: Vec::new(),
+            upstream: None,
+        };
+        let names = |entries: &[&Entry<'_>]| -> Vec<String> {
+            entries
+                .iter()
+                .filter(|_| meta.methods)
+                .take(MAX_LOGGED_METHODS)
+                .map(|e| match e {
+                    Entry::Call(call) => call.method.to_string(),
+                    Entry::Invalid { .. } => "-".to_owned(),
+                })
+                .collect()
+        };
         match codec::parse(body) {
-            Err(BodyError::Parse(e)) => (
-                Some(codec::error(
-                    None,
-                    -32700,
-                    &format!("parse error: {e}"),
-                    None,
-                )),
-                CallTarget::Router,
-            ),
-            Err(BodyError::Invalid(e)) => (
-                Some(codec::error(
-                    None,
-                    -32600,
-                    &format!("invalid request: {e}"),
-                    None,
-                )),
-                CallTarget::Router,
-            ),
-            Ok(RpcBody::Single(entry)) => self.entry(entry).await,
+            Err(BodyError::Parse(e)) => router_error(-32700, format!("parse error: {e}")),
+            Err(BodyError::Invalid(e)) => router_error(-32600, format!("invalid request: {e}")),
+            Ok(RpcBody::Single(entry)) => {
+                let methods = names(&[&entry]);
+                let (answer, target, upstream) = self.entry(entry, meta).await;
+                Handled {
+                    answer,
+                    target,
+                    methods,
+                    upstream,
+                }
+            }
             Ok(RpcBody::Batch(entries)) => {
-                let answered = join_all(entries.into_iter().map(|e| self.entry(e))).await;
-                let mut targets = answered.iter().map(|(_, t)| t);
+                let methods = names(&entries.iter().collect::<Vec<_>>());
+                let answered = join_all(entries.into_iter().map(|e| self.entry(e, meta))).await;
+                let mut targets = answered.iter().map(|(_, t, _)| t);
                 let first = targets.next().cloned().unwrap_or(CallTarget::Router);
                 let target = if targets.all(|t| *t == first) {
                     first
                 } else {
                     CallTarget::Router
                 };
-                let answers: Vec<String> = answered.into_iter().filter_map(|(a, _)| a).collect();
-                let body = (!answers.is_empty()).then(|| format!("[{}]", answers.join(",")));
-                (body, target)
+                let upstream = answered.iter().filter_map(|(_, _, u)| *u).max();
+                let answers: Vec<String> = answered.into_iter().filter_map(|(a, _, _)| a).collect();
+                let answer = (!answers.is_empty()).then(|| format!("[{}]", answers.join(",")));
+                Handled {
+                    answer,
+                    target,
+                    methods,
+                    upstream,
+                }
             }
         }
     }
 
-    async fn entry(&self, entry: Entry<'_>) -> (Option<String>, CallTarget) {
+    /// Answers one call of a body: its answer (none for a notification), whom it was for,
+    /// and how long a service took to answer it.
+    async fn entry(
+        &self,
+        entry: Entry<'_>,
+        meta: &CallMeta<'_>,
+    ) -> (Option<String>, CallTarget, Option<std::time::Duration>) {
         let call = match entry {
             Entry::Invalid { id, reason } => {
-                let answer = codec::error(id, -32600, &format!("invalid request: {reason}"), None);
-                return (Some(answer), CallTarget::Router);
+                let data = with_request_id(None, meta);
+                let answer = codec::error(
+                    id,
+                    -32600,
+                    &format!("invalid request: {reason}"),
+                    data.as_ref(),
+                );
+                return (Some(answer), CallTarget::Router, None);
             }
             Entry::Call(call) => call,
         };
@@ -330,7 +414,7 @@ impl Rpc {
                 .call::<_, Value>(method, RawParams(call.params))
                 .await;
             let Some(id) = call.id else {
-                return (None, CallTarget::Router);
+                return (None, CallTarget::Router, None);
             };
             let answer = match result {
                 Ok(v) => codec::success(id, &v.to_string()),
@@ -338,13 +422,20 @@ impl Rpc {
                     Some(id),
                     i64::from(e.code()),
                     e.message(),
-                    e.data()
-                        .and_then(|d| serde_json::from_str(d.get()).ok())
-                        .as_ref(),
+                    with_request_id(
+                        e.data().and_then(|d| serde_json::from_str(d.get()).ok()),
+                        meta,
+                    )
+                    .as_ref(),
                 ),
-                Err(e) => codec::error(Some(id), -32603, &format!("internal error: {e}"), None),
+                Err(e) => codec::error(
+                    Some(id),
+                    -32603,
+                    &format!("internal error: {e}"),
+                    with_request_id(None, meta).as_ref(),
+                ),
             };
-            return (Some(answer), CallTarget::Router);
+            return (Some(answer), CallTarget::Router, None);
         }
         match method.split_once('.') {
             Some((service, rest)) if !service.is_empty() && !rest.is_empty() => {
@@ -355,7 +446,10 @@ impl Rpc {
                 } else {
                     CallTarget::Router
                 };
-                (self.forward(&call, service, rest).await, target)
+                let asked = tokio::time::Instant::now();
+                let answer = self.forward(&call, service, rest, meta).await;
+                let waited = matches!(target, CallTarget::Service(_)).then(|| asked.elapsed());
+                (answer, target, waited)
             }
             _ => {
                 let answer = call.id.map(|id| {
@@ -363,22 +457,28 @@ impl Rpc {
                         Some(id),
                         -32601,
                         &format!("method not found: {method}"),
-                        None,
+                        with_request_id(None, meta).as_ref(),
                     )
                 });
-                (answer, CallTarget::Router)
+                (answer, CallTarget::Router, None)
             }
         }
     }
 
     /// Forwards a routed call: the service's answer passes as it is (its id, its result or
     /// its own error); only a call that got no JSON-RPC answer gets a router error.
-    async fn forward(&self, call: &Call<'_>, service: &str, rest: &str) -> Option<String> {
+    async fn forward(
+        &self,
+        call: &Call<'_>,
+        service: &str,
+        rest: &str,
+        meta: &CallMeta<'_>,
+    ) -> Option<String> {
         // Only the router's own errors are made here: a service's pass through as they came.
         let fail = |e: CallError| {
-            let data = json!({"service": service});
+            let data = with_request_id(Some(json!({"service": service})), meta);
             call.id
-                .map(|id| codec::error(Some(id), e.code(), &e.to_string(), Some(&data)))
+                .map(|id| codec::error(Some(id), e.code(), &e.to_string(), data.as_ref()))
         };
         let key = match self.shared.rpc_socket(service) {
             Ok(k) => k,
@@ -386,10 +486,17 @@ impl Rpc {
         };
         let body = codec::forward_request(call, rest);
         let how = self.shared.routed();
+        let mut headers = vec![("content-type", "application/json")];
+        if !meta.request_id.is_empty() {
+            headers.push(("x-request-id", meta.request_id));
+        }
+        if let Some(traceparent) = meta.traceparent {
+            headers.push(("traceparent", traceparent));
+        }
         let req = OwnRequest {
             method: "POST",
             path: "/rpc",
-            headers: &[("content-type", "application/json")],
+            headers: &headers,
             body: body.as_bytes(),
             close: how.close,
             idempotent: how.idempotent,

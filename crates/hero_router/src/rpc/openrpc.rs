@@ -107,6 +107,14 @@ fn methods() -> Value {
             &["InvalidParams"],
         ),
         method(
+            "router.traffic",
+            "Per-service traffic for the last 1, 5 and 15 minutes: requests, errors by class, \
+             req/s and latency percentiles, and the 15 minutes slot by slot",
+            json!([]),
+            result("traffic", schema_ref("Traffic")),
+            &["InvalidParams"],
+        ),
+        method(
             "rpc.discover",
             "This document",
             json!([]),
@@ -178,6 +186,77 @@ fn schemas() -> Value {
         "Health": health_schema(),
         "LastScan": last_scan_schema(),
         "MethodEntry": method_entry_schema(),
+        "Traffic": traffic_schema(),
+        "TrafficWindow": traffic_window_schema(),
+    })
+}
+
+/// The `router.traffic` result.
+fn traffic_schema() -> Value {
+    let series = |what: &str| json!({"type": "array", "description": what, "items": {"type": ["number", "null"]}});
+    json!({
+        "type": "object",
+        "required": ["slot_secs", "slots", "services"],
+        "properties": {
+            "slot_secs": {"type": "integer", "description": "Seconds per slot."},
+            "slots": {"type": "integer", "description": "Slots kept (15 minutes)."},
+            "services": {
+                "type": "array",
+                "description": "Per service (the router's own endpoints as hero_router), by name.",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "windows", "slots"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "windows": {
+                            "type": "object",
+                            "required": ["1m", "5m", "15m"],
+                            "properties": {
+                                "1m": schema_ref("TrafficWindow"),
+                                "5m": schema_ref("TrafficWindow"),
+                                "15m": schema_ref("TrafficWindow"),
+                            }
+                        },
+                        "slots": {
+                            "type": "object",
+                            "description": "The last 15 minutes slot by slot, oldest first.",
+                            "properties": {
+                                "rps": series("Requests per second."),
+                                "errors": series("Errors (every class)."),
+                                "p50_ms": series("Median latency (null: no request)."),
+                                "p95_ms": series("95th percentile latency."),
+                                "p99_ms": series("99th percentile latency."),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// One window of `router.traffic`.
+fn traffic_window_schema() -> Value {
+    let ms = |what: &str| json!({"type": ["number", "null"], "description": format!("{what} latency to the answer's head, in ms (a histogram bucket's upper bound; null: no request).")});
+    json!({
+        "type": "object",
+        "required": ["requests", "errors", "rps", "p50_ms", "p95_ms", "p99_ms"],
+        "properties": {
+            "requests": {"type": "integer"},
+            "errors": {
+                "type": "object",
+                "description": "4xx and 5xx answered by the service; errors the router made itself.",
+                "properties": {
+                    "service_4xx": {"type": "integer"},
+                    "service_5xx": {"type": "integer"},
+                    "router": {"type": "integer"},
+                }
+            },
+            "rps": {"type": "number", "description": "Requests per second over the window."},
+            "p50_ms": ms("Median"),
+            "p95_ms": ms("95th percentile"),
+            "p99_ms": ms("99th percentile"),
+        }
     })
 }
 

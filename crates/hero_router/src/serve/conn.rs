@@ -20,6 +20,7 @@
 use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
@@ -31,11 +32,12 @@ use super::slots::ConnSlot;
 use crate::config::ConnLimits;
 use crate::http1::{self, BodyFraming, Forwarding, HeadLimits, OwnBody, Persist};
 use crate::proxy::Transport;
-use crate::proxy::error::{ProxyError, error_parts};
-use crate::proxy::forward::{ClientConn, Failed, Forward, Req, Sent, Stream, Watchdog};
+use crate::proxy::error::{ProxyError, error_parts_for};
+use crate::proxy::forward::{ClientConn, Failed, Forward, Req, Sent, Stream, Tally, Watchdog};
 use crate::registry::names::OWN_SERVICE;
 use crate::registry::table::Table;
-use crate::rpc::CallTarget;
+use crate::rpc::{CallMeta, CallTarget};
+use crate::traffic::{Class, Record, RequestId, RouteLabel, Trace};
 
 /// Most bytes of an application's answer gathered into one write before it is sent.
 const COALESCE: usize = 64 * 1024;
@@ -43,9 +45,22 @@ const COALESCE: usize = 64 * 1024;
 /// What a complete request head turns into.
 enum Plan {
     /// A refused head: answer it and close.
-    Reject(ProxyError),
+    Reject(ProxyError, Meta),
     /// An accepted request, and what to do with it.
-    Serve(Req, Action),
+    Serve(Req, Action, Meta),
+}
+
+/// What the access log and the traffic counters say about a request besides what it cost:
+/// its ids, its request line and where it went.
+struct Meta {
+    id: RequestId,
+    trace: Trace,
+    /// The method (empty while the access log is off: nothing is copied then).
+    method: String,
+    /// The path, with the query under `--access-log-query` (empty while the log is off).
+    path: String,
+    http10: bool,
+    route: RouteLabel,
 }
 
 /// What to do with an accepted request.
@@ -68,6 +83,8 @@ enum Action {
 }
 
 /// What the head at the start of the buffer is so far.
+// Moved once per request, on the stack: boxing the plan would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 enum Head {
     /// Not complete yet.
     Partial,
@@ -91,6 +108,12 @@ struct Client<'s, S> {
     tables: watch::Receiver<Arc<Table>>,
     /// Shed or shut down: the answer in flight then says `connection: close`.
     slot: &'s ConnSlot,
+    /// The listener's name in the access log.
+    listener: &'static str,
+    /// The request in hand, until its line is written.
+    meta: Option<Meta>,
+    /// When the request in hand was complete.
+    started: Instant,
 }
 
 /// Serves one client connection until it closes, is shed, or shutdown ends it.
@@ -117,6 +140,9 @@ pub(super) async fn serve<S: Stream>(
         table,
         tables,
         slot,
+        listener: role.label(),
+        meta: None,
+        started: Instant::now(),
     };
     let head_limits = HeadLimits {
         max_bytes: limits.max_header_bytes,
@@ -147,6 +173,8 @@ pub(super) async fn serve<S: Stream>(
             keep = client.run(&front, plan) => keep,
             () = slot.cut_off() => false,
         };
+        // One line per request, however it ended (a stream ends here too).
+        client.finish(&front);
         if !keep {
             return;
         }
@@ -260,16 +288,25 @@ fn plan(
             let denied = origin
                 .peer_ip
                 .and_then(|peer| front.access.check(peer, &[]).err());
-            return Head::Planned(Plan::Reject(match denied {
-                Some(d) => ProxyError::Forbidden {
-                    address: d.address(),
+            let meta = unparsed_meta(
+                buf,
+                front.access_log.is_on(),
+                front.access_log.keeps_query(),
+            );
+            return Head::Planned(Plan::Reject(
+                match denied {
+                    Some(d) => ProxyError::Forbidden {
+                        address: d.address(),
+                    },
+                    None => e.into(),
                 },
-                None => e.into(),
-            }));
+                meta,
+            ));
         }
     };
     let req = Req::of(&head);
-    let serve = |action| Head::Planned(Plan::Serve(req, action));
+    let mut meta = request_meta(front, origin, &head);
+    let serve = |action, meta| Head::Planned(Plan::Serve(req, action, meta));
     // Who may ask is decided before anything else, on every path
     // (docs/access-and-security.md#allow-list).
     if let Some(peer) = origin.peer_ip {
@@ -277,14 +314,14 @@ fn plan(
             let e = ProxyError::Forbidden {
                 address: denied.address(),
             };
-            return serve(Action::Deny(e));
+            return serve(Action::Deny(e), meta);
         }
         // A name that is not the router's (DNS rebinding) reaches nothing
         // (docs/access-and-security.md#host-check), and the connection, made for another site, ends
         // with the answer.
         if let Some(host) = head.host.filter(|h| !front.names.knows(h)) {
             let host = String::from_utf8_lossy(host).into_owned();
-            return serve(Action::Deny(ProxyError::Misdirected { host }));
+            return serve(Action::Deny(ProxyError::Misdirected { host }), meta);
         }
     }
     let ready = origin.ready || origin.table.scanned();
@@ -296,9 +333,10 @@ fn plan(
         origin.table,
         ready,
     );
+    meta.route = route_label(&routed, origin.table);
     if guarded(&routed, head.method, head.path, origin.table) {
         if let Err(origin) = browser_origin(&head) {
-            return serve(Action::Fail(ProxyError::ForeignOrigin { origin }));
+            return serve(Action::Fail(ProxyError::ForeignOrigin { origin }), meta);
         }
     }
     let action = match routed {
@@ -322,14 +360,18 @@ fn plan(
             if let BodyFraming::Length(n) = req.body {
                 if n > front.shared.max_body {
                     let limit = front.shared.max_body;
-                    return serve(Action::Fail(ProxyError::BodyTooLarge { limit }));
+                    return serve(Action::Fail(ProxyError::BodyTooLarge { limit }), meta);
                 }
             }
+            let traceparent = meta.trace.traceparent();
             let fwd = Forwarding {
                 service: &route.service,
                 kind: &route.kind,
                 peer: origin.peer,
                 trust_client: front.trust_forwarded_headers,
+                request_id: meta.id.as_bytes(),
+                traceparent: &traceparent,
+                keep_tracestate: meta.trace.continued(),
             };
             up_head.clear();
             http1::write_upstream_head(&head, route.path, route.query, &fwd, up_head);
@@ -340,7 +382,120 @@ fn plan(
             })
         }
     };
-    serve(action)
+    serve(action, meta)
+}
+
+/// The named header's first value.
+fn header<'b>(head: &http1::RequestHead<'b, '_>, name: &str) -> Option<&'b [u8]> {
+    head.headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value)
+}
+
+/// The ids of an accepted request, and (when the access log is on) its request line. A
+/// caller's `X-Request-Id` is kept only from a Unix socket or a trusted proxy.
+fn request_meta(front: &Front, origin: &Origin<'_>, head: &http1::RequestHead<'_, '_>) -> Meta {
+    let trusted = origin.peer_ip.is_none_or(|ip| front.access.trusts(ip));
+    let id = header(head, "x-request-id")
+        .filter(|_| trusted)
+        .and_then(RequestId::from_client)
+        .unwrap_or_else(RequestId::generate);
+    let trace = Trace::of(
+        head.headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("traceparent"))
+            .map(|h| h.value),
+    );
+    let log = &front.access_log;
+    let (method, path) = if log.is_on() {
+        let mut path = head.path.to_owned();
+        if let Some(q) = head.query.filter(|_| log.keeps_query()) {
+            path.push('?');
+            path.push_str(q);
+        }
+        (head.method.to_owned(), path)
+    } else {
+        (String::new(), String::new())
+    };
+    Meta {
+        id,
+        trace,
+        method,
+        path,
+        http10: head.http10,
+        route: RouteLabel::default(),
+    }
+}
+
+/// The request line of a head the parser refused, as far as it can be read: method and
+/// target if they are visible ASCII, `-` otherwise.
+fn unparsed_meta(buf: &[u8], log: bool, keep_query: bool) -> Meta {
+    let line = buf
+        .split(|b| *b == b'\n')
+        .next()
+        .unwrap_or(b"")
+        .trim_ascii();
+    let mut parts = line.split(|b| *b == b' ');
+    let token = |t: Option<&[u8]>, max: usize| -> String {
+        match t {
+            Some(t)
+                if log && !t.is_empty() && t.len() <= max && t.iter().all(u8::is_ascii_graphic) =>
+            {
+                String::from_utf8_lossy(t).into_owned()
+            }
+            _ => "-".to_owned(),
+        }
+    };
+    let method = token(parts.next(), 32);
+    let mut path = token(parts.next(), 4096);
+    if !keep_query {
+        if let Some(at) = path.find('?') {
+            path.truncate(at);
+        }
+    }
+    Meta {
+        id: RequestId::generate(),
+        trace: Trace::of(std::iter::empty()),
+        method,
+        path,
+        http10: parts.next() == Some(b"HTTP/1.0"),
+        route: RouteLabel::default(),
+    }
+}
+
+/// Where a routed request goes, as the access log names it.
+fn route_label(routed: &Route<'_>, table: &Table) -> RouteLabel {
+    let own = |kind: &str| RouteLabel {
+        service: Some(OWN_SERVICE.to_owned()),
+        kind: Some(kind.to_owned()),
+        ..RouteLabel::default()
+    };
+    match routed {
+        // The service is known once the body is read.
+        Route::Rpc => RouteLabel {
+            kind: Some("rpc".to_owned()),
+            ..RouteLabel::default()
+        },
+        Route::Own(_) | Route::OnAdminListener | Route::NotReady => own("own"),
+        Route::Docs(_) => own("docs"),
+        Route::App(AppTarget::Mcp(_)) => own("mcp"),
+        Route::App(AppTarget::Dashboard(_)) => own("dashboard"),
+        Route::Proxy { target, .. } => RouteLabel {
+            service: Some(target.service(table).name.clone()),
+            kind: Some(target.socket(table).kind.clone()),
+            ..RouteLabel::default()
+        },
+        // Only a service in the table is named: a client must not be able to put made-up
+        // names into the traffic counters.
+        Route::Error(e) => RouteLabel {
+            service: e
+                .service()
+                .filter(|s| table.service(s).is_some())
+                .map(str::to_owned),
+            ..RouteLabel::default()
+        },
+    }
 }
 
 // === impl Client ===
@@ -398,9 +553,20 @@ impl<S: Stream> Client<'_, S> {
     /// Serves one planned request. Returns whether the connection stays open.
     async fn run(&mut self, front: &Front, plan: Plan) -> bool {
         let started = Instant::now();
+        self.started = started;
+        self.conn.tally = Tally::default();
         let (req, action) = match plan {
-            Plan::Reject(e) => return self.refuse(front, &e, started).await,
-            Plan::Serve(req, action) => (req, action),
+            Plan::Reject(e, meta) => {
+                self.conn.request_id = meta.id;
+                self.conn.tally.received = self.conn.buf.len() as u64;
+                self.meta = Some(meta);
+                return self.refuse(front, &e, started).await;
+            }
+            Plan::Serve(req, action, meta) => {
+                self.conn.request_id = meta.id;
+                self.meta = Some(meta);
+                (req, action)
+            }
         };
         self.conn.start(&req);
         match action {
@@ -437,10 +603,11 @@ impl<S: Stream> Client<'_, S> {
         let persist = self.persist(req);
         self.conn.out.clear();
         http1::write_own_head(&mut self.conn.out, 200, headers, Some(body.len()), persist);
+        self.own_head(200);
         if !req.head_request {
             self.conn.out.extend_from_slice(body.as_bytes());
         }
-        self.conn.io.write_all(&self.conn.out).await.is_ok() && !persist.closes()
+        self.send_out().await && !persist.closes()
     }
 
     /// Answers a docs page; a service's page says how the docs cache answered
@@ -475,6 +642,11 @@ impl<S: Stream> Client<'_, S> {
             Err(Sent::Body(e)) => return self.fail(front, req, &e, started).await,
             Err(_) => return false,
         };
+        if let (AppTarget::Mcp(_), Some(meta), true) =
+            (&target, self.meta.as_mut(), front.access_log.is_on())
+        {
+            mcp_label(&body, &mut meta.route);
+        }
         // MCP requests are counted apart: they are routed calls in another envelope.
         let kind = match target {
             AppTarget::Mcp(_) => "mcp",
@@ -483,6 +655,8 @@ impl<S: Stream> Client<'_, S> {
         let request = http::Request::from_parts(parts, axum::body::Body::from(body.freeze()));
         let (head, body) = front.apps.call(target, request).await.into_parts();
         let status = head.status.as_u16();
+        // The router's own applications made it: an error here is the router's.
+        self.conn.tally.router_made = true;
         front
             .metrics()
             .record(OWN_SERVICE, kind, status, started.elapsed());
@@ -504,8 +678,9 @@ impl<S: Stream> Client<'_, S> {
             .collect();
         self.conn.out.clear();
         http1::write_own_head_framed(&mut self.conn.out, status, &headers, framing, persist);
+        self.own_head(status);
         if no_body {
-            return self.conn.io.write_all(&self.conn.out).await.is_ok() && !close;
+            return self.send_out().await && !close;
         }
         self.stream_app_body(body, framing).await && !close
     }
@@ -541,7 +716,7 @@ impl<S: Stream> Client<'_, S> {
             };
             let Some(frame) = frame else {
                 // Nothing more is ready (or enough is gathered): send what is.
-                let sent = self.conn.io.write_all(&self.conn.out).await.is_ok();
+                let sent = self.send_out().await;
                 self.conn.out.clear();
                 if !sent {
                     return false;
@@ -572,7 +747,7 @@ impl<S: Stream> Client<'_, S> {
         if framing == OwnBody::Chunked {
             self.conn.out.extend_from_slice(http1::LAST_CHUNK);
         }
-        self.conn.io.write_all(&self.conn.out).await.is_ok()
+        self.send_out().await
     }
 
     /// Answers `POST /rpc`. Returns whether the connection stays open.
@@ -582,7 +757,25 @@ impl<S: Stream> Client<'_, S> {
             Err(Sent::Body(e)) => return self.fail(front, req, &e, started).await,
             Err(_) => return false,
         };
-        let (answer, target) = front.rpc.handle_for(&body).await;
+        let meta = self.meta.as_ref();
+        let traceparent = meta.map(|m| m.trace.traceparent());
+        let call = CallMeta {
+            request_id: self.conn.request_id.as_str(),
+            traceparent: traceparent
+                .as_ref()
+                .and_then(|t| std::str::from_utf8(t).ok()),
+            methods: front.access_log.is_on(),
+        };
+        let handled = front.rpc.handle_for(&body, &call).await;
+        let (answer, target) = (handled.answer, handled.target);
+        if let Some(meta) = self.meta.as_mut() {
+            meta.route.methods = handled.methods;
+            meta.route.service = Some(match &target {
+                CallTarget::Service(name) => name.clone(),
+                CallTarget::Router => OWN_SERVICE.to_owned(),
+            });
+        }
+        self.conn.tally.upstream = handled.upstream;
         let persist = self.persist(req);
         let status = if answer.is_some() { 200 } else { 204 };
         let body = answer.as_deref().unwrap_or("").as_bytes();
@@ -598,6 +791,7 @@ impl<S: Stream> Client<'_, S> {
             Some(body.len()),
             persist,
         );
+        self.own_head(status);
         if !req.head_request {
             self.conn.out.extend_from_slice(body);
         }
@@ -608,7 +802,7 @@ impl<S: Stream> Client<'_, S> {
         front
             .metrics()
             .record(service, "rpc", status, started.elapsed());
-        self.conn.io.write_all(&self.conn.out).await.is_ok() && !persist.closes()
+        self.send_out().await && !persist.closes()
     }
 
     /// Forwards one request through the proxy engine. Returns whether the connection stays
@@ -666,7 +860,8 @@ impl<S: Stream> Client<'_, S> {
         head_request: bool,
         started: Instant,
     ) -> bool {
-        let (status, headers, body) = error_parts(e);
+        self.conn.tally.router_made = true;
+        let (status, headers, body) = error_parts_for(e, Some(self.conn.request_id.as_str()));
         self.conn.out.clear();
         http1::write_own_head(
             &mut self.conn.out,
@@ -675,6 +870,7 @@ impl<S: Stream> Client<'_, S> {
             Some(body.len()),
             persist,
         );
+        self.own_head(status.as_u16());
         if !head_request {
             self.conn.out.extend_from_slice(&body);
         }
@@ -687,7 +883,85 @@ impl<S: Stream> Client<'_, S> {
         front
             .metrics()
             .record(service, "-", status.as_u16(), started.elapsed());
-        self.conn.io.write_all(&self.conn.out).await.is_ok()
+        self.send_out().await
+    }
+
+    /// Notes the status of an answer the router made, whose head is all of `self.conn.out`,
+    /// and adds the request's id to that head.
+    fn own_head(&mut self, status: u16) {
+        self.conn.tally.status = status;
+        http1::add_request_id(&mut self.conn.out, self.conn.request_id.as_bytes());
+    }
+
+    /// Writes `self.conn.out` to the client, counting what went. Returns whether it did.
+    async fn send_out(&mut self) -> bool {
+        let sent = self.conn.io.write_all(&self.conn.out).await.is_ok();
+        if sent {
+            self.conn.tally.sent += self.conn.out.len() as u64;
+        }
+        sent
+    }
+
+    /// Ends the request in hand: its traffic counts, and its access line (handed to the
+    /// log's writer, never waited for).
+    fn finish(&mut self, front: &Front) {
+        let Some(meta) = self.meta.take() else {
+            return;
+        };
+        let tally = self.conn.tally;
+        let now = Instant::now();
+        let total = now.saturating_duration_since(self.started);
+        let traffic = &front.shared.traffic;
+        traffic.record(
+            meta.route.service.as_deref().unwrap_or(OWN_SERVICE),
+            Class::of(tally.status, tally.router_made),
+            tally.answered.unwrap_or(total),
+            traffic.secs_at(now),
+        );
+        let log = &front.access_log;
+        if log.is_on() {
+            log.send(Record {
+                time: SystemTime::now(),
+                client: self.peer_ip,
+                listener: self.listener,
+                method: meta.method,
+                path: meta.path,
+                http10: meta.http10,
+                route: meta.route,
+                status: tally.status,
+                bytes_in: tally.received,
+                bytes_out: tally.sent,
+                total,
+                upstream: tally.upstream,
+                request_id: meta.id,
+                trace_id: meta.trace.trace_id_hex(),
+            });
+        }
+    }
+}
+
+/// The MCP method of a request body, and the tool of a `tools/call`.
+fn mcp_label(body: &[u8], route: &mut RouteLabel) {
+    #[derive(serde::Deserialize)]
+    struct Peek {
+        method: Option<String>,
+        params: Option<PeekParams>,
+    }
+    #[derive(serde::Deserialize)]
+    struct PeekParams {
+        name: Option<serde_json::Value>,
+    }
+    let Ok(peek) = serde_json::from_slice::<Peek>(body) else {
+        return;
+    };
+    if let Some(method) = peek.method {
+        if method == "tools/call" {
+            route.tool = peek
+                .params
+                .and_then(|p| p.name)
+                .and_then(|n| n.as_str().map(str::to_owned));
+        }
+        route.methods = vec![method];
     }
 }
 

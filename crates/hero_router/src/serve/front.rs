@@ -50,6 +50,18 @@ pub(crate) enum Role {
     Admin,
 }
 
+impl Role {
+    /// The listener's name in the access log.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Role::RpcSocket => "rpc.sock",
+            Role::AdminSocket => "admin.sock",
+            Role::Service => "service",
+            Role::Admin => "admin",
+        }
+    }
+}
+
 /// State shared by every listener.
 pub(crate) struct Front {
     /// The allow-list, checked before anything else on TCP.
@@ -69,6 +81,8 @@ pub(crate) struct Front {
     /// Where the dashboard is, for the service listener's `GET /`: the admin listener's URL,
     /// else admin.sock.
     pub(super) dashboard_at: String,
+    /// The access log (`--access-log`).
+    pub(super) access_log: crate::traffic::AccessLog,
 }
 
 /// Where a router's listeners are, as bound: the names it answers to and the URLs it points
@@ -105,6 +119,7 @@ impl Front {
             max_body: cfg.max_body,
             started: Instant::now(),
             listeners: serde_json::json!({"service": bound.service, "admin": bound.admin}),
+            traffic: Arc::default(),
         });
         let rpc = Arc::new(Rpc::new(shared.clone()));
         let apps = Apps::new(crate::dashboard::State {
@@ -136,6 +151,10 @@ impl Front {
             metrics: Metrics::default(),
             names,
             dashboard_at,
+            access_log: crate::traffic::AccessLog::start(
+                cfg.access_log.format,
+                cfg.access_log.query,
+            ),
         }
     }
 

@@ -23,6 +23,7 @@ use tokio_util::task::TaskTracker;
 use crate::catalog::Fetcher;
 use crate::config::Config;
 use crate::registry::Registry;
+use crate::registry::names::OWN_SERVICE;
 use crate::scanner::Scanner;
 
 mod apps;
@@ -179,6 +180,8 @@ pub async fn run_with_scanner(
         trusted_proxies = ?cfg.access.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
         catalog_timeout = ?cfg.catalog.timeout,
         catalog_refresh = ?cfg.catalog.refresh,
+        access_log = ?cfg.access_log.format,
+        access_log_query = cfg.access_log.query,
         "hero_router starting"
     );
     // Where an operator goes, in words (the line above has every setting).
@@ -211,6 +214,13 @@ pub async fn run_with_scanner(
         events_token.clone(),
     ));
     let mut feed_task = tracker.spawn(feed_metrics(
+        front.clone(),
+        handle.clone(),
+        events_token.clone(),
+    ));
+    // Nor is the traffic sweeper: if it stopped, departed services' series would stay (at
+    // most `MAX_SERIES` of them).
+    tracker.spawn(sweep_traffic(
         front.clone(),
         handle.clone(),
         events_token.clone(),
@@ -319,6 +329,11 @@ pub async fn run_with_scanner(
     events_token.cancel();
     tracker.close();
     tracker.wait().await;
+    // The access log's writer writes what is queued every GATHER: give it the time to write
+    // the last requests' lines before the process ends.
+    if front.access_log.is_on() {
+        tokio::time::sleep(2 * crate::traffic::GATHER).await;
+    }
     for guard in own_guards {
         let path = guard.path().to_path_buf();
         match guard.remove_if_ours() {
@@ -352,6 +367,25 @@ fn ended(task: &str, result: Result<(), tokio::task::JoinError>) -> String {
             format!("the {task} task panicked: {msg}")
         }
         Err(e) => format!("the {task} task was cancelled: {e}"),
+    }
+}
+
+/// Every minute, drops the traffic series of services that left the table a while ago.
+async fn sweep_traffic(front: Arc<Front>, registry: Registry, token: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => break,
+            _ = tick.tick() => {
+                let table = registry.table();
+                let traffic = &front.shared.traffic;
+                let now = traffic.secs_at(tokio::time::Instant::now());
+                traffic.sweep(
+                    |name| name == OWN_SERVICE || table.service(name).is_some(),
+                    now,
+                );
+            }
+        }
     }
 }
 

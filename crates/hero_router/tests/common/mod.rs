@@ -109,6 +109,85 @@ pub async fn wait_event(
     .expect("event did not arrive before the deadline")
 }
 
+/// `hero_router serve` on `root` with its TCP listeners on port 0 and `$HOME` at `root` (no
+/// access file or node config of the machine's user leaks in); the caller adds flags and
+/// stdio.
+pub fn serve_command(root: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hero_router"));
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ])
+    .arg("--socket-dir")
+    .arg(root)
+    .env("HOME", root);
+    cmd
+}
+
+/// A browser script of `tests/browser/` run by `python` with `args`, and its line protocol:
+/// what it asks on stdout, where the answers go. Killed when dropped.
+pub struct BrowserScript {
+    pub child: tokio::process::Child,
+    pub stdin: tokio::process::ChildStdin,
+    pub lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+/// Starts `tests/browser/{name}` (see [`BrowserScript`]).
+pub fn browser_script(python: &str, name: &str, args: &[String]) -> BrowserScript {
+    use tokio::io::AsyncBufReadExt as _;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/browser")
+        .join(name);
+    let mut child = tokio::process::Command::new(python)
+        .arg(&script)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    BrowserScript {
+        child,
+        stdin,
+        lines,
+    }
+}
+
+/// The first arguments of a dashboard browser script: the admin listener's URL (the
+/// dashboard's origin) and where its screenshots go.
+pub fn dashboard_args(d: &Daemon, shots: &Path) -> Vec<String> {
+    vec![
+        format!("http://{}", d.admin_tcp.expect("the admin listener is on")),
+        shots.display().to_string(),
+    ]
+}
+
+/// Waits (at most `deadline`) for a browser script's run, which yields its exit status and
+/// whether it said `done`; checks both, and that each of `shots` was saved in `dir`.
+pub async fn browser_ran(
+    run: impl std::future::Future<Output = (std::process::ExitStatus, bool)>,
+    deadline: Duration,
+    dir: &Path,
+    shots: &[&str],
+) {
+    let (status, done) = tokio::time::timeout(deadline, run)
+        .await
+        .expect("the browser run did not finish");
+    assert!(status.success(), "the browser script failed: {status}");
+    assert!(done, "the browser script stopped before the end");
+    for shot in shots {
+        let len = std::fs::metadata(dir.join(shot)).map_or(0, |m| m.len());
+        assert!(len > 1000, "{shot} was not saved");
+    }
+    println!("screenshots in {}", dir.display());
+}
+
 /// A `serve` child's log filter under which it says what it does: every registry event, each
 /// scan's completion included (logged after the scan's table is published), and warnings.
 pub const LOG_EVENTS: &str = "warn,hero_router::registry::events=debug";

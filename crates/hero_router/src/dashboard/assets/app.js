@@ -5,6 +5,7 @@
   const $ = (sel) => document.querySelector(sel);
   const services = new Map();     // name -> Service (router.services shape)
   const rates = new Map();        // name -> {rps, errors}
+  let traffic = {};               // name -> {rps: [90 slots], rps_1m, errors_1m} (the feed's)
   let events = [];                // newest first: {event, data}
   let detailName = null;
   let detailTimer = null;
@@ -39,6 +40,50 @@
   }
   function json(v) { return JSON.stringify(v, null, 2); }
 
+  // --- charts: inline SVG, no library ----------------------------------------------------------
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+  function svg(tag, attrs, ...children) {
+    const node = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
+    for (const c of children) node.append(c);
+    return node;
+  }
+  // Polylines of `lines` ([{values, cls}], nulls are gaps) in a w x h box, scaled to the
+  // largest value; `label` is the chart's accessible name.
+  function chart(lines, w, h, label, cls) {
+    const all = lines.flatMap((l) => l.values).filter((v) => v !== null && v !== undefined);
+    const max = Math.max(...all, 0) || 1;
+    const n = Math.max(...lines.map((l) => l.values.length), 2);
+    const x = (i) => (i * (w - 2) / (n - 1) + 1).toFixed(1);
+    const y = (v) => (h - 1 - (v / max) * (h - 2)).toFixed(1);
+    const paths = lines.map((l) => {
+      let d = '';
+      let pen = false;
+      l.values.forEach((v, i) => {
+        if (v === null || v === undefined) { pen = false; return; }
+        d += (pen ? 'L' : 'M') + x(i) + ' ' + y(v);
+        pen = true;
+      });
+      return svg('path', { d: d || 'M0 0', class: 'line ' + (l.cls || ''), 'data-max': String(max) });
+    });
+    return svg('svg', { viewBox: `0 0 ${w} ${h}`, width: w, height: h, role: 'img', 'aria-label': label,
+      class: cls || 'chart', 'data-max': String(max) }, ...paths);
+  }
+  function sparkCell(name) {
+    const t = traffic[name];
+    if (!t) return '–';
+    return el('span', { class: 'spark' },
+      chart([{ values: t.rps }], 90, 18, `${name}: requests per second, last 15 minutes`, 'sparkline'),
+      ' ', t.rps_1m.toFixed(1));
+  }
+  function errorCell(name) {
+    const t = traffic[name];
+    if (!t) return '–';
+    return t.errors_1m
+      ? el('span', { class: 'badge', title: 'errors in the last minute' }, String(t.errors_1m))
+      : '0';
+  }
+
   // --- the table -----------------------------------------------------------------------------
   function row(s) {
     const r = rates.get(s.name);
@@ -52,8 +97,8 @@
       el('td', { 'data-label': 'Version' }, s.version || ''),
       el('td', { 'data-label': 'Methods' }, s.methods_count === null || s.methods_count === undefined ? '–' : s.methods_count),
       el('td', { 'data-label': 'Sockets' }, sockets),
-      el('td', { 'data-label': 'req/s' }, r ? r.rps.toFixed(1) : '–'),
-      el('td', { 'data-label': '5xx' }, r ? r.errors : '–'));
+      el('td', { 'data-label': 'req/s' }, traffic[s.name] ? sparkCell(s.name) : r ? r.rps.toFixed(1) : '–'),
+      el('td', { 'data-label': 'Errors' }, traffic[s.name] ? errorCell(s.name) : '–'));
   }
   function render() {
     renderQueued = false;
@@ -142,6 +187,7 @@
       services.clear();
       for (const s of d.services) services.set(s.name, s);
       events = d.recent.slice().reverse();
+      traffic = (d.traffic && d.traffic.services) || {};
       renderEvents();
       showHealth(d.health);
       setConn('live', '● live');
@@ -165,6 +211,11 @@
       if (d.service === detailName) refreshDetailSoon();
     });
     on('reap', (d) => remember('reap', d));
+    on('traffic', (d) => {
+      traffic = d.services || {};
+      schedule();
+      if (detailName) refreshTraffic();
+    });
     on('scan', (d) => { if (d.root_replaced || (d.full && !d.periodic)) remember('scan', d); });
   }
 
@@ -221,7 +272,7 @@
       $('#detail-body').replaceChildren(el('p', { class: 'error' }, `${name}: ${e.message}`));
       return;
     }
-    if (name === detailName) renderDetail(d);
+    if (name === detailName) { renderDetail(d); refreshTraffic(); }
   }
   function kv(pairs) {
     return el('dl', { class: 'kv' }, pairs.filter(([, v]) => v !== null && v !== undefined && v !== '')
@@ -254,6 +305,8 @@
         d.links.client_ts ? el('a', { href: d.links.client_ts }, 'TypeScript client') : null, d.links.client_ts ? ' · ' : null,
         'MCP: ', el('a', { href: mcpUrl, id: 'mcp-url' }, mcpUrl), ' ', copyButton('copy URL', mcpUrl)),
       el('details', {}, el('summary', {}, 'MCP client config'), el('pre', {}, mcpConfig), copyButton('copy config', mcpConfig)),
+      el('h3', {}, 'Traffic, last 15 minutes'),
+      el('div', { id: 'detail-traffic' }, 'Loading…'),
       el('h3', {}, 'Sockets'),
       el('div', { class: 'scroll' }, el('table', {},
         el('thead', {}, el('tr', {}, ['Kind', 'State', 'Since', 'Path', 'Detail'].map((h) => el('th', { scope: 'col' }, h)))),
@@ -280,6 +333,37 @@
       el('h3', {}, `Methods (${d.methods.length})`),
       ...(d.methods.length ? d.methods.map((m) => method(s.name, m, open.has(m.name), kept.get(m.name)))
         : [el('p', {}, 'No methods: the service has no spec, or its spec lists none.')]));
+  }
+  // The open service's charts, from /api/traffic: redrawn on each `traffic` frame (at most
+  // once a second).
+  async function refreshTraffic() {
+    const name = detailName;
+    const box = document.getElementById('detail-traffic');
+    if (!name || !box) return;
+    let all;
+    try { all = await (await fetch('/api/traffic')).json(); } catch (_) { return; }
+    const t = (all.services || []).find((x) => x.name === name);
+    if (name !== detailName) return;
+    if (!t) { box.replaceChildren(el('p', {}, 'No requests in the last 15 minutes.')); return; }
+    const ms = (v) => (v === null || v === undefined ? '–' : v + ' ms');
+    const w = t.windows;
+    box.replaceChildren(
+      el('table', { class: 'traffic' },
+        el('thead', {}, el('tr', {}, ['Window', 'Requests', 'req/s', 'p50', 'p95', 'p99', '4xx', '5xx', 'router errors']
+          .map((h) => el('th', { scope: 'col' }, h)))),
+        el('tbody', {}, ['1m', '5m', '15m'].map((k) => el('tr', { 'data-window': k },
+          el('td', {}, k), el('td', {}, w[k].requests), el('td', { class: 'rps' }, w[k].rps),
+          el('td', { class: 'p50' }, ms(w[k].p50_ms)), el('td', { class: 'p95' }, ms(w[k].p95_ms)),
+          el('td', { class: 'p99' }, ms(w[k].p99_ms)), el('td', {}, w[k].errors.service_4xx),
+          el('td', {}, w[k].errors.service_5xx), el('td', {}, w[k].errors.router))))),
+      el('figure', {},
+        chart([{ values: t.slots.rps }], 540, 80, `${name}: requests per second, 10-second slots`, 'chart rps-chart'),
+        el('figcaption', {}, `req/s per 10 s (max ${Math.max(...t.slots.rps, 0)})`)),
+      el('figure', {},
+        chart([{ values: t.slots.p50_ms, cls: 'p50' }, { values: t.slots.p95_ms, cls: 'p95' },
+          { values: t.slots.p99_ms, cls: 'p99' }], 540, 80, `${name}: latency p50, p95, p99`, 'chart latency-chart'),
+        el('figcaption', {}, el('span', { class: 'key p50' }, 'p50'), ' ', el('span', { class: 'key p95' }, 'p95'), ' ',
+          el('span', { class: 'key p99' }, 'p99'), ' latency, ms per 10 s')));
   }
   let callId = 0;
   function method(service, m, isOpen, kept) {

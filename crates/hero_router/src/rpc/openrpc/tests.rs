@@ -149,6 +149,7 @@ fn every_router_method_is_described_with_a_real_result() {
             "router.health",
             "router.spec",
             "router.methods",
+            "router.traffic",
             "rpc.discover"
         ]
     );
