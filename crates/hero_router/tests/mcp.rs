@@ -551,9 +551,14 @@ async fn a_foreign_origin_is_refused_and_unknown_services_are_404() {
     let (status, _, _) = uds(&d.admin, req).await;
     assert_eq!(status.as_u16(), 403);
 
-    let (status, _, body) = post(&d, "/mcp/nosuch", &[], init.clone()).await;
+    let (status, headers, body) = post(&d, "/mcp/nosuch", &[], init.clone()).await;
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["service"], "nosuch");
+    // The id the answer carries is in the body too, as in every error body the router makes.
+    assert_eq!(
+        body["request_id"],
+        headers["x-request-id"].to_str().unwrap()
+    );
     let (status, _, _) = post(&d, "/mcp/bad.name", &[], init).await;
     assert_eq!(status, 400);
     // rpc.sock serves no MCP.
@@ -906,6 +911,7 @@ async fn malformed_requests_get_json_rpc_errors_that_say_what_to_fix() {
         (400, Some(-32700)),
         "{v}"
     );
+    assert!(v["error"]["data"]["request_id"].is_string(), "{v}");
     // Arguments that are not an object: invalid params, with the request's id.
     let call = r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"add","arguments":[1,2]}}"#;
     let (status, v) = post_raw(&d, "application/json", both, call).await;

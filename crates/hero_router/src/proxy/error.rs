@@ -297,6 +297,31 @@ pub(crate) fn error_parts_for(
     (e.status(), headers, body.to_string().into_bytes())
 }
 
+/// An error body one of the router's applications (the dashboard, the MCP gateway) made,
+/// with the request's id added as every router-made error body has it: `"request_id"` beside
+/// `"error"` in the router's own shape, or in `error.data` of a JSON-RPC error (made an object
+/// if it was absent). `None` when the body is neither (or already says an id): it goes as it is.
+pub(crate) fn with_request_id(body: &[u8], id: &str) -> Option<Vec<u8>> {
+    let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let object = value.as_object_mut()?;
+    let has_id = object.contains_key("request_id");
+    match object.get_mut("error")? {
+        serde_json::Value::String(_) if !has_id => {
+            object.insert("request_id".into(), json!(id));
+        }
+        serde_json::Value::Object(error) => {
+            let data = error.entry("data").or_insert_with(|| json!({}));
+            let data = data.as_object_mut()?;
+            if data.contains_key("request_id") {
+                return None;
+            }
+            data.insert("request_id".into(), json!(id));
+        }
+        _ => return None,
+    }
+    serde_json::to_vec(&value).ok()
+}
+
 /// The router's answer for `e` (status, `x-hero-router-error`, JSON body), as an axum
 /// response for the applications (the dashboard, the MCP gateway): the same bytes the
 /// connection driver writes for it.

@@ -32,7 +32,7 @@ use super::slots::ConnSlot;
 use crate::config::ConnLimits;
 use crate::http1::{self, BodyFraming, Forwarding, HeadLimits, OwnBody, Persist};
 use crate::proxy::Transport;
-use crate::proxy::error::{ProxyError, error_parts_for};
+use crate::proxy::error::{ProxyError, error_parts_for, with_request_id};
 use crate::proxy::forward::{ClientConn, Failed, Forward, Req, Sent, Stream, Tally, Watchdog};
 use crate::registry::names::OWN_SERVICE;
 use crate::registry::table::Table;
@@ -653,8 +653,11 @@ impl<S: Stream> Client<'_, S> {
             AppTarget::Dashboard(_) => "app",
         };
         let request = http::Request::from_parts(parts, axum::body::Body::from(body.freeze()));
-        let (head, body) = front.apps.call(target, request).await.into_parts();
+        let (head, mut body) = front.apps.call(target, request).await.into_parts();
         let status = head.status.as_u16();
+        if status >= 400 {
+            body = self.with_request_id(body).await;
+        }
         // The router's own applications made it: an error here is the router's.
         self.conn.tally.router_made = true;
         front
@@ -683,6 +686,26 @@ impl<S: Stream> Client<'_, S> {
             return self.send_out().await && !close;
         }
         self.stream_app_body(body, framing).await && !close
+    }
+
+    /// An application's error body with this request's id in it, as every error body the
+    /// router makes has it (an error body is small and built whole; one past 64 KiB, or one
+    /// that is not the router's JSON shape, goes as it is).
+    async fn with_request_id(&self, body: axum::body::Body) -> axum::body::Body {
+        const MAX: u64 = 64 * 1024;
+        let small = axum::body::HttpBody::size_hint(&body)
+            .exact()
+            .is_some_and(|n| n <= MAX);
+        if !small {
+            return body;
+        }
+        let Ok(bytes) = axum::body::to_bytes(body, MAX as usize).await else {
+            return axum::body::Body::empty();
+        };
+        match with_request_id(&bytes, self.conn.request_id.as_str()) {
+            Some(with_id) => axum::body::Body::from(with_id),
+            None => axum::body::Body::from(bytes),
+        }
     }
 
     /// Sends the head in `self.conn.out` and an application's answer body in `framing`. What the

@@ -51,3 +51,37 @@ fn statuses_follow_the_contract() {
         assert_eq!(v["service"].as_str(), e.service());
     }
 }
+
+#[test]
+fn an_applications_error_body_gets_the_request_id() {
+    let with = |body: &str| {
+        with_request_id(body.as_bytes(), "0ABC").map(|b| String::from_utf8(b).unwrap())
+    };
+    // The router's own shape: beside "error", the members' order kept.
+    assert_eq!(
+        with(r#"{"error":"no such service: x","service":"x"}"#).as_deref(),
+        Some(r#"{"error":"no such service: x","service":"x","request_id":"0ABC"}"#)
+    );
+    // A JSON-RPC error (the MCP gateway's): in its data, made an object if absent.
+    assert_eq!(
+        with(r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32700,"message":"m"}}"#).as_deref(),
+        Some(
+            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32700,"message":"m","data":{"request_id":"0ABC"}}}"#
+        )
+    );
+    assert_eq!(
+        with(r#"{"error":{"code":1,"message":"m","data":{"k":2}}}"#).as_deref(),
+        Some(r#"{"error":{"code":1,"message":"m","data":{"k":2,"request_id":"0ABC"}}}"#)
+    );
+    // Anything else goes as it is.
+    for other in [
+        "not json",
+        "[1]",
+        r#"{"message":"no error member"}"#,
+        r#"{"error":"e","request_id":"mine"}"#,
+        r#"{"error":{"code":1,"message":"m","data":[1]}}"#,
+        r#"{"error":3}"#,
+    ] {
+        assert_eq!(with(other), None, "{other}");
+    }
+}
