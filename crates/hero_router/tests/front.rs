@@ -656,7 +656,7 @@ async fn shutdown_lets_the_request_in_flight_finish() {
                 }
                 a.notify_one();
                 // The service's own work time, during which the router shuts down.
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                tokio::time::sleep(Duration::from_millis(300)).await; // the simulated work itself, not a wait
                 r#"{"jsonrpc":"2.0","id":1,"result":"done"}"#
             }
         }),
