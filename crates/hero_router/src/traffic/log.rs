@@ -10,15 +10,19 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, SystemTime};
 
 use super::RequestId;
 
 /// The tracing target of access lines.
 pub(crate) const TARGET: &str = "hero_router::access";
-/// Records waiting for the writer at most; more are dropped and counted.
+/// Records waiting for the writer at most; more are dropped and counted. The queue is std's
+/// linked channel, bounded by a count: an array channel of this size would take ~1.7 MB of
+/// memory at start-up whether or not a request ever comes (its slots are written when it is
+/// made), the linked one takes blocks as records arrive and frees them as they are written.
 const QUEUE: usize = 4096;
 
 /// Access lines dropped because the writer could not keep up. Process-wide, like stderr.
@@ -38,8 +42,15 @@ pub enum AccessLogFormat {
 /// The access log's sending side, shared by every connection.
 #[derive(Debug)]
 pub(crate) struct AccessLog {
-    tx: Option<SyncSender<Record>>,
+    tx: Option<Queue>,
     query: bool,
+}
+
+/// The sending side of the writer's queue, and how many records wait in it.
+#[derive(Debug)]
+struct Queue {
+    tx: Sender<Record>,
+    waiting: Arc<AtomicUsize>,
 }
 
 /// Where a request went, as the access line names it.
@@ -104,16 +115,18 @@ impl AccessLog {
         if format == AccessLogFormat::Off {
             return AccessLog::off();
         }
-        let (tx, rx) = sync_channel(QUEUE);
+        let (tx, rx) = channel();
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let written = waiting.clone();
         let spawned = std::thread::Builder::new()
             .name("hero-access-log".into())
-            .spawn(move || write_lines(rx, format));
+            .spawn(move || write_lines(rx, &written, format));
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the access log's writer; access log off");
             return AccessLog::off();
         }
         AccessLog {
-            tx: Some(tx),
+            tx: Some(Queue { tx, waiting }),
             query,
         }
     }
@@ -138,11 +151,14 @@ impl AccessLog {
 
     /// Queues `record` without waiting; a full queue drops it and counts it.
     pub(crate) fn send(&self, record: Record) {
-        if let Some(tx) = &self.tx {
-            if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(record)
-            {
-                DROPPED.fetch_add(1, Ordering::Relaxed);
-            }
+        let Some(queue) = &self.tx else {
+            return;
+        };
+        // Counted before it is sent, so the writer never counts it out first.
+        if queue.waiting.fetch_add(1, Ordering::Relaxed) >= QUEUE || queue.tx.send(record).is_err()
+        {
+            queue.waiting.fetch_sub(1, Ordering::Relaxed);
+            DROPPED.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -158,7 +174,7 @@ pub(crate) const GATHER: std::time::Duration = std::time::Duration::from_millis(
 /// The writer thread: formats and writes records until every sender is gone. Lines queued
 /// together go out in one write (under load, one system call for many lines); a write that
 /// fails loses its lines, counted.
-fn write_lines(rx: Receiver<Record>, format: AccessLogFormat) {
+fn write_lines(rx: Receiver<Record>, waiting: &AtomicUsize, format: AccessLogFormat) {
     let mut batch = String::with_capacity(BATCH);
     while let Ok(first) = rx.recv() {
         batch.clear();
@@ -168,6 +184,7 @@ fn write_lines(rx: Receiver<Record>, format: AccessLogFormat) {
         let mut lines = 0;
         let mut next = Some(first);
         while let Some(record) = next {
+            waiting.fetch_sub(1, Ordering::Relaxed);
             if enabled {
                 push_line(&record, format, json_logs, &mut batch);
                 lines += 1;
