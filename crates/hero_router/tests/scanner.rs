@@ -570,8 +570,8 @@ async fn an_idle_watched_root_does_not_rescan_itself() {
         matches!(e, Event::ScanCompleted { full: false, .. })
     })
     .await;
-    // Our own scans open and read every directory, and the watch reports those opens. Wait
-    // until it has reported them (counted, not timed): none may have caused a scan.
+    // Our own scans open and read every directory. The watch must not hear of that: the
+    // kernel reports only entries created, deleted or renamed, so no scan can feed the next.
     use std::sync::atomic::Ordering::SeqCst;
     let stats = h.stats();
     let (events_before, partial_before) = (
@@ -582,25 +582,31 @@ async fn an_idle_watched_root_does_not_rescan_itself() {
     for _ in 0..SCANS {
         h.scan_now().await.unwrap();
     }
-    // Each scan opens the root and `svc`: at least one reported open per scan. Nothing
-    // announces that the scanner has counted them, so each further look waits for a scan of
-    // its own: a round trip through the scanner's loop, which takes the watch's events as they
-    // come (and whose opens only add to the count).
+    // The control: one real change after the scans. The kernel queues events in order and the
+    // scanner takes them in order, so once this one is counted, any event the scans caused
+    // has been counted before it. Nothing announces the count: each look waits for a scan
+    // round trip through the scanner's loop.
+    std::fs::write(dir.join("notes.txt"), b"not a socket").unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while stats.watch_events.load(SeqCst) < events_before + SCANS {
+    while stats.watch_events.load(SeqCst) == events_before {
         let scanned = tokio::time::timeout_at(deadline, h.scan_now()).await;
         assert!(
             scanned.is_ok_and(|s| s.is_some()),
-            "the watch reported {} events for {SCANS} scans",
-            stats.watch_events.load(SeqCst) - events_before
+            "the watch did not report a file created in a watched service directory"
         );
     }
     // Let the scanner handle what it received: a scan of its own is a message after them.
     h.scan_now().await.unwrap();
     assert_eq!(
-        stats.partial_scans.load(SeqCst),
-        partial_before,
-        "watch-triggered scans followed scans that changed nothing"
+        stats.watch_events.load(SeqCst) - events_before,
+        1,
+        "the watch reported events for {SCANS} scans that changed nothing (only the control \
+         file's creation was due)"
+    );
+    assert_eq!(
+        stats.partial_scans.load(SeqCst) - partial_before,
+        1,
+        "only the control change may cause a watch-triggered scan"
     );
     let _ = &mut events;
     token.cancel();

@@ -386,14 +386,18 @@ pub(crate) async fn watch_with_grace(
 fn start_watch(path: &Path, tx: mpsc::UnboundedSender<()>) -> Option<notify::RecommendedWatcher> {
     let dir = path.parent()?.to_owned();
     let name = path.file_name()?.to_owned();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+    let handler = move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event {
             if event.paths.iter().any(|p| p.file_name() == Some(&name)) {
                 let _ = tx.send(());
             }
         }
-    })
-    .ok()?;
+    };
+    // Changes and the end of a write; not opens: the loader's own reads would wake it again
+    // (while an emptiness hold lasts, every wake reads the file).
+    let kinds = notify::EventKindMask::CORE | notify::EventKindMask::ACCESS_CLOSE;
+    let config = notify::Config::default().with_event_kinds(kinds);
+    let mut watcher = notify::RecommendedWatcher::new(handler, config).ok()?;
     watcher
         .watch(&dir, notify::RecursiveMode::NonRecursive)
         .ok()?;

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-use notify::Watcher;
+use notify::{EventKindMask, Watcher};
 use tokio::sync::mpsc;
 
 use super::Scanner;
@@ -23,7 +23,13 @@ impl Scanner {
                 let _ = tx.send(ev);
             }
         };
-        let mut w = match notify::recommended_watcher(handler) {
+        // Entries appearing, vanishing and renamed are all the scanner needs. The kernel filters
+        // the rest: notify's default also asks for every open, and each scan opens every
+        // service directory, so a root of 10,000 services sent 10,000 events per scan to
+        // a watch that ignores them (docs/sockets-and-reaping.md#scans).
+        let kinds = EventKindMask::CREATE | EventKindMask::REMOVE | EventKindMask::MODIFY_NAME;
+        let config = notify::Config::default().with_event_kinds(kinds);
+        let mut w = match notify::RecommendedWatcher::new(handler, config) {
             Ok(w) => w,
             Err(e) => {
                 tracing::warn!(error = %e, "directory watch unavailable; relying on periodic scans");
