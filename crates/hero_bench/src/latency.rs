@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use hero_router::Event;
+use hero_router::{Event, Stamped};
 use hero_router::{Registry, Scanner};
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
@@ -67,7 +67,7 @@ pub(crate) async fn run(binds: usize, new_dirs: usize) -> anyhow::Result<(Varian
         // non-full scan); wait for that so the first bind does not race the watch.
         let settle = Instant::now() + Duration::from_secs(2);
         while let Ok(Ok(ev)) = tokio::time::timeout_at(settle, events.recv()).await {
-            if matches!(ev, Event::ScanCompleted { full: false, .. }) {
+            if matches!(ev.event, Event::ScanCompleted { full: false, .. }) {
                 break;
             }
         }
@@ -89,7 +89,7 @@ pub(crate) async fn run(binds: usize, new_dirs: usize) -> anyhow::Result<(Varian
 async fn variant(
     paths: impl Iterator<Item = PathBuf>,
     mkdir: bool,
-    events: &mut Receiver<Event>,
+    events: &mut Receiver<Stamped>,
     held: &mut Vec<UnixListener>,
     handle: &Registry,
 ) -> anyhow::Result<Variant> {
@@ -118,7 +118,7 @@ async fn variant(
 /// Binds a listener at `path` and waits for its live event.
 async fn bind_and_wait(
     path: &Path,
-    events: &mut Receiver<Event>,
+    events: &mut Receiver<Stamped>,
     held: &mut Vec<UnixListener>,
 ) -> anyhow::Result<Seen> {
     // Forget whatever happened before this bind.
@@ -130,7 +130,10 @@ async fn bind_and_wait(
     let mut via_refused = false;
     loop {
         match tokio::time::timeout_at(deadline, events.recv()).await {
-            Ok(Ok(Event::SocketChanged { socket, to, .. })) if socket == want => match to {
+            Ok(Ok(Stamped {
+                event: Event::SocketChanged { socket, to, .. },
+                ..
+            })) if socket == want => match to {
                 "live" => {
                     return Ok(Seen {
                         latency: Some(t0.elapsed()),

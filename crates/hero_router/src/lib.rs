@@ -14,7 +14,7 @@
 //!   │        reap_check (rules 1–3) ─► hero_proc guard ─► reaper::reap (lock, re-check,   │
 //!   │                                                      rename aside, verify, unlink) │
 //!   └──────────────┬──────────────────────────────────────────┬──────────────────────────┘
-//!                  │ registry: watch<Arc<Table>> (swapped whole), broadcast<Event> (+ one log line each)
+//!                  │ registry: watch<Arc<Table>> (swapped whole), broadcast<Stamped> (+ one log line each)
 //!                  v
 //!        readers only: proxy, rpc, CLI, metrics, tests
 //! ```
@@ -74,7 +74,7 @@ mod upstream;
 pub use catalog::USER_AGENT;
 pub use config::Config;
 pub use registry::catalog::{Catalog, CatalogEntry, SpecState};
-pub use registry::events::Event;
+pub use registry::events::{Event, Stamped};
 pub use registry::state::{SkipReason, SocketState};
 pub use registry::table::{ServiceStatus, Table};
 pub use registry::{Registry, ScanSummary};

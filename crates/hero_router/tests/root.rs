@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{json, rpc, serve_config, service_dir, start_daemon, wait_event};
-use hero_router::Event;
+use hero_router::{Event, Stamped};
 use tokio::sync::broadcast;
 
 /// The router's own `rpc.sock` answers `router.health`.
@@ -33,7 +33,7 @@ async fn own_socket_answers(root: &Path) -> bool {
 /// Waits until the router's own `rpc.sock` answers again after the root was replaced. Nothing
 /// announces the rebinding (it follows [`Event::RootReplaced`]), so the test looks again after
 /// each scan the router completes (a periodic one comes every scan interval), up to 20 s.
-async fn own_socket_answers_again(root: &Path, events: &mut broadcast::Receiver<Event>) {
+async fn own_socket_answers_again(root: &Path, events: &mut broadcast::Receiver<Stamped>) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !own_socket_answers(root).await {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use common::{busy_socket, cfg, changed_to, dead_socket, service_dir, wait_event};
 use hero_example_service::{ServiceConfig, spawn};
-use hero_router::Event;
 use hero_router::ProbeCause;
 use hero_router::Scanner;
+use hero_router::{Event, Stamped};
 use hero_router::{ServiceStatus, Table};
 use hero_router::{SkipReason, SocketState};
 use hero_socket::{OwnerLock, lock_path};
@@ -33,7 +33,7 @@ fn run_watching(
     root: &Path,
 ) -> (
     hero_router::Registry,
-    tokio::sync::broadcast::Receiver<Event>,
+    tokio::sync::broadcast::Receiver<Stamped>,
     CancellationToken,
     tokio::task::JoinHandle<()>,
 ) {
@@ -46,10 +46,12 @@ fn run_watching(
     (h, events, token, task)
 }
 
-fn skip_reasons(events: &mut tokio::sync::broadcast::Receiver<Event>) -> Vec<(String, SkipReason)> {
+fn skip_reasons(
+    events: &mut tokio::sync::broadcast::Receiver<Stamped>,
+) -> Vec<(String, SkipReason)> {
     let mut out = Vec::new();
     while let Ok(ev) = events.try_recv() {
-        if let Event::ReapSkipped { socket, reason, .. } = ev {
+        if let Event::ReapSkipped { socket, reason, .. } = ev.event {
             out.push((socket, reason));
         }
     }
@@ -713,7 +715,7 @@ async fn an_unreadable_root_keeps_the_table() {
     );
     while let Ok(ev) = events.try_recv() {
         assert!(
-            !matches!(ev, Event::SocketChanged { .. }),
+            !matches!(ev.event, Event::SocketChanged { .. }),
             "unexpected {ev:?}"
         );
     }
@@ -966,7 +968,7 @@ async fn a_service_without_sockets_leaves_the_table_after_the_grace_and_comes_ba
     assert!(!listed(&h));
     while let Ok(e) = events.try_recv() {
         assert!(
-            !matches!(e, Event::ServiceDropped { .. }),
+            !matches!(e.event, Event::ServiceDropped { .. }),
             "said twice: {e:?}"
         );
     }

@@ -462,8 +462,7 @@ impl Fetcher {
     }
 
     fn emit(&self, event: Event) {
-        event.log();
-        let _ = self.out.events.send(event);
+        self.out.events.emit(event);
     }
 }
 

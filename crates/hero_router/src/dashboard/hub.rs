@@ -33,7 +33,7 @@ use tokio::time::{Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::registry::catalog::Catalog;
-use crate::registry::events::Event;
+use crate::registry::events::{Event, Stamped};
 use crate::registry::table::{Service, Socket, Table};
 use crate::shared::Shared;
 
@@ -137,7 +137,7 @@ enum Kind {
 /// The hub's task: it alone writes the log.
 struct Pump {
     inner: Arc<Inner>,
-    events: broadcast::Receiver<Event>,
+    events: broadcast::Receiver<Stamped>,
     tables: watch::Receiver<Arc<Table>>,
     catalogs: watch::Receiver<Arc<Catalog>>,
     table: Arc<Table>,
@@ -517,9 +517,10 @@ impl Pump {
         }
     }
 
-    fn on_event(&mut self, ev: Event) {
-        let at = crate::registry::events::unix_ms();
-        let (kind, data, recent) = match ev {
+    /// A frame for `ev`, stamped when its writer emitted it.
+    fn on_event(&mut self, ev: Stamped) {
+        let at = ev.at_unix_ms;
+        let (kind, data, recent) = match ev.event {
             Event::SocketChanged {
                 service,
                 socket,

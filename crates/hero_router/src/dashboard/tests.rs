@@ -117,7 +117,7 @@ async fn snapshot_first_then_every_event_in_order() {
         "{data}"
     );
     for i in 0..10 {
-        writer.events.send(socket_event(i)).unwrap();
+        writer.events.emit(socket_event(i));
     }
     for i in 0..10 {
         let (id, event, data) = next(&mut feed).await;
@@ -137,7 +137,7 @@ async fn a_feed_that_falls_behind_gets_a_fresh_snapshot_not_a_gap() {
     assert_eq!(next(&mut feed).await.1, "snapshot");
     // Control: within the buffer nothing is lost.
     for i in 0..8 {
-        writer.events.send(socket_event(i)).unwrap();
+        writer.events.emit(socket_event(i));
     }
     caught_up(&hub, 8).await;
     for want in 1..=8 {
@@ -146,14 +146,14 @@ async fn a_feed_that_falls_behind_gets_a_fresh_snapshot_not_a_gap() {
     }
     // Past the buffer: a snapshot that covers everything up to the newest frame.
     for i in 8..40 {
-        writer.events.send(socket_event(i)).unwrap();
+        writer.events.emit(socket_event(i));
     }
     caught_up(&hub, 40).await;
     let (id, event, data) = next(&mut feed).await;
     assert_eq!((event.as_str(), seq(&id)), ("snapshot", 40));
     let recent = data["recent"].as_array().unwrap();
     assert_eq!(recent.last().unwrap()["id"], 40, "{data}");
-    writer.events.send(socket_event(40)).unwrap();
+    writer.events.emit(socket_event(40));
     let (id, event, _) = next(&mut feed).await;
     assert_eq!((event.as_str(), seq(&id)), ("socket", 41));
 }
@@ -167,7 +167,7 @@ async fn when_the_hub_itself_lags_every_feed_gets_a_snapshot() {
     // broadcast overflows under it.
     let n = registry::events::EVENT_CAPACITY + 100;
     for i in 0..n {
-        writer.events.send(socket_event(i)).unwrap();
+        writer.events.emit(socket_event(i));
     }
     let mut kinds = Vec::new();
     let mut last = 0;
@@ -192,7 +192,7 @@ async fn when_the_hub_itself_lags_every_feed_gets_a_snapshot() {
 async fn last_event_id_resumes_within_the_buffer_and_snapshots_otherwise() {
     let (hub, writer) = hub(8);
     for i in 0..5 {
-        writer.events.send(socket_event(i)).unwrap();
+        writer.events.emit(socket_event(i));
     }
     caught_up(&hub, 5).await;
     let mut feed = hub.feed(None);
@@ -208,7 +208,7 @@ async fn last_event_id_resumes_within_the_buffer_and_snapshots_otherwise() {
     }
     // Up to date: nothing to replay, and the next event comes next.
     let mut current = hub.feed(Some(&snapshot_id));
-    writer.events.send(socket_event(5)).unwrap();
+    writer.events.emit(socket_event(5));
     let (id, event, _) = next(&mut current).await;
     assert_eq!((event.as_str(), seq(&id)), ("socket", 6));
 
@@ -220,7 +220,7 @@ async fn last_event_id_resumes_within_the_buffer_and_snapshots_otherwise() {
     }
     // Trimmed from the buffer: a snapshot.
     for i in 6..20 {
-        writer.events.send(socket_event(i)).unwrap();
+        writer.events.emit(socket_event(i));
     }
     caught_up(&hub, 20).await;
     let mut old = hub.feed(Some(&format!("{instance}-3")));
@@ -286,7 +286,7 @@ async fn five_hundred_feeds_and_ten_thousand_events_none_silently_stale() {
     // In bursts of 256, each turned into frames before the next: the hub keeps up with the
     // registry, the feeds fall behind the hub as they may.
     for i in 0..EVENTS {
-        writer.events.send(socket_event(i)).unwrap();
+        writer.events.emit(socket_event(i));
         if i % 256 == 255 {
             caught_up(&hub, i as u64 + 1).await;
         }
@@ -314,7 +314,7 @@ async fn five_hundred_feeds_and_ten_thousand_events_none_silently_stale() {
         let (id, event, _) = next(feed).await;
         got.push((event, seq(&id)));
     }
-    writer.events.send(socket_event(EVENTS)).unwrap();
+    writer.events.emit(socket_event(EVENTS));
     for (feed, got) in parked.iter_mut().zip(&mut got) {
         let (id, event, _) = next(feed).await;
         got.push((event, seq(&id)));
@@ -410,7 +410,7 @@ async fn pages_that_connect_together_share_one_snapshot_until_a_frame_comes() {
     let a = first(hub.feed(None)).await;
     let b = first(hub.feed(None)).await;
     assert_eq!(a.as_ptr(), b.as_ptr(), "the same bytes, built once");
-    writer.events.send(socket_event(0)).unwrap();
+    writer.events.emit(socket_event(0));
     caught_up(&hub, 1).await;
     let c = first(hub.feed(None)).await;
     assert_eq!(parse(&c).unwrap().0.split_once('-').unwrap().1, "1");
@@ -493,7 +493,7 @@ async fn the_log_keeps_at_most_its_bytes() {
     let (hub, writer) = hub(1 << 16);
     let n = 4000;
     for i in 0..n {
-        writer.events.send(socket_event(i)).unwrap();
+        writer.events.emit(socket_event(i));
     }
     caught_up(&hub, n as u64).await;
     let kept = hub.log_bytes();

@@ -6,12 +6,30 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
+use tokio::sync::broadcast;
 
 use crate::registry::state::SkipReason;
 
 /// Capacity of the event broadcast. A subscriber that falls further behind gets `Lagged` and
 /// should re-read the table.
 pub(crate) const EVENT_CAPACITY: usize = 4096;
+
+/// The sending side of the event broadcast, held by the registry's writers: every event is
+/// logged once and stamped here, when its writer emits it.
+#[derive(Clone)]
+pub(crate) struct Events {
+    tx: broadcast::Sender<Stamped>,
+}
+
+/// An event as subscribers receive it, with the time its writer emitted it (a subscriber that
+/// gets to it later still shows when it happened).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamped {
+    /// What happened.
+    pub event: Event,
+    /// When it was emitted, in ms since the epoch.
+    pub at_unix_ms: u64,
+}
 
 /// Something the scanner did or saw.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -89,6 +107,32 @@ pub enum Event {
         /// Table generation published by this scan.
         generation: u64,
     },
+}
+
+// === impl Events ===
+
+impl Events {
+    /// A broadcast of [`EVENT_CAPACITY`] events.
+    pub(crate) fn new() -> Events {
+        Events {
+            tx: broadcast::channel(EVENT_CAPACITY).0,
+        }
+    }
+
+    /// Logs `event`, stamps it with the time now and sends it to every subscriber.
+    pub(crate) fn emit(&self, event: Event) {
+        event.log();
+        // No subscriber is not an error: the log line is written either way.
+        let _ = self.tx.send(Stamped {
+            event,
+            at_unix_ms: unix_ms(),
+        });
+    }
+
+    /// A receiver of every event emitted from now on.
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Stamped> {
+        self.tx.subscribe()
+    }
 }
 
 // === impl Event ===

@@ -27,7 +27,7 @@ use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use catalog::Catalog;
-use events::{EVENT_CAPACITY, Event};
+use events::{Events, Stamped};
 use table::Table;
 
 /// A cheap, cloneable reader of the registry, which can also ask the scanner for a scan.
@@ -35,7 +35,7 @@ use table::Table;
 pub struct Registry {
     stats: Arc<ScanStats>,
     table: watch::Receiver<Arc<Table>>,
-    events: broadcast::Sender<Event>,
+    events: Events,
     requests: mpsc::Sender<ScanRequest>,
     /// Why the scanner, or a task fed by it, stopped for good (set by whoever supervises it).
     /// From then on the table is frozen, and `router.health` says so.
@@ -50,7 +50,7 @@ pub struct Registry {
 /// answers refresh requests.
 pub struct CatalogWriter {
     pub(crate) catalog: watch::Sender<Arc<Catalog>>,
-    pub(crate) events: broadcast::Sender<Event>,
+    pub(crate) events: Events,
     pub(crate) requests: mpsc::Receiver<CatalogRequest>,
 }
 
@@ -66,7 +66,7 @@ pub(crate) struct CatalogRequest {
 /// requests.
 pub struct TableWriter {
     pub(crate) table: watch::Sender<Arc<Table>>,
-    pub(crate) events: broadcast::Sender<Event>,
+    pub(crate) events: Events,
     pub(crate) requests: mpsc::Receiver<ScanRequest>,
     pub(crate) stats: Arc<ScanStats>,
 }
@@ -115,7 +115,7 @@ pub(crate) fn channel(root: PathBuf) -> (Registry, TableWriter) {
         root,
         ..Table::default()
     }));
-    let (events, _) = broadcast::channel(EVENT_CAPACITY);
+    let events = Events::new();
     let (req_tx, requests) = mpsc::channel(16);
     let stats = Arc::new(ScanStats::default());
     let (catalog_tx, catalog_rx) = watch::channel(Arc::new(Catalog::default()));
@@ -163,7 +163,7 @@ impl Registry {
     }
 
     /// Subscribes to the registry's events.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Stamped> {
         self.events.subscribe()
     }
 

@@ -8,7 +8,7 @@ use futures_util::poll;
 
 use super::table::{LastScan, Table};
 use super::{ScanSummary, channel};
-use crate::registry::events::Event;
+use crate::registry::events::{self, Event};
 
 fn root() -> PathBuf {
     PathBuf::from("/run/hero/sockets")
@@ -72,15 +72,20 @@ async fn every_reader_sees_what_the_writer_publishes() {
         Arc::ptr_eq(&clone.table(), &next),
         "the same table, not a copy"
     );
-    writer
-        .events
-        .send(Event::ServiceDropped {
-            service: "svc".into(),
-            empty_for: std::time::Duration::ZERO,
-        })
-        .unwrap();
+    let before = events::unix_ms();
+    writer.events.emit(Event::ServiceDropped {
+        service: "svc".into(),
+        empty_for: std::time::Duration::ZERO,
+    });
+    let after = events::unix_ms();
     let ev = events.recv().await.unwrap();
-    assert!(matches!(ev, Event::ServiceDropped { service, .. } if service == "svc"));
+    // Stamped by the writer as it emitted, not by the subscriber as it received.
+    assert!(
+        (before..=after).contains(&ev.at_unix_ms),
+        "stamp {} not within the emit ({before}..={after})",
+        ev.at_unix_ms
+    );
+    assert!(matches!(ev.event, Event::ServiceDropped { service, .. } if service == "svc"));
     // A subscriber sees only what comes after it subscribed.
     let mut late = registry.subscribe();
     assert!(late.try_recv().is_err());

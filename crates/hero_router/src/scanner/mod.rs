@@ -507,8 +507,7 @@ impl Scanner {
     }
 
     fn emit(&self, event: Event) {
-        event.log();
-        let _ = self.out.events.send(event);
+        self.out.events.emit(event);
     }
 }
 

@@ -395,7 +395,7 @@ async fn feed_metrics(front: Arc<Front>, registry: Registry, token: Cancellation
         tokio::select! {
             _ = token.cancelled() => break,
             ev = events.recv() => match ev {
-                Ok(ev) => front.metrics().on_event(&ev),
+                Ok(ev) => front.metrics().on_event(&ev.event),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(_) => break,
             },

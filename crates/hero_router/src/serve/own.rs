@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::ServeError;
 use super::listener::{self, AnyListener, App};
 use crate::registry::Registry;
-use crate::registry::events::Event;
+use crate::registry::events::{Event, Stamped};
 use crate::registry::names::OWN_SERVICE;
 
 /// The abstract-socket lock held while a router serves `root`.
@@ -185,7 +185,10 @@ pub(super) async fn keep(
             ev = events.recv() => ev,
         };
         match ev {
-            Ok(Event::RootReplaced { .. }) => {
+            Ok(Stamped {
+                event: Event::RootReplaced { .. },
+                ..
+            }) => {
                 let mut guard = own.lock().await;
                 let Some(own) = guard.as_mut() else {
                     return Ok(());

@@ -6,9 +6,9 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hero_router::Event;
 use hero_router::ReapPolicy;
 use hero_router::ScannerConfig;
+use hero_router::{Event, Stamped};
 use hero_socket::{ConnectOutcome, connect_probe};
 use rustix::net::{
     AddressFamily, SocketAddrUnix, SocketFlags, SocketType, bind, connect, listen, socket_with,
@@ -91,14 +91,14 @@ pub fn busy_socket(path: &Path) -> Vec<OwnedFd> {
 
 /// Waits for the first event matching `pred`, up to `deadline`.
 pub async fn wait_event(
-    rx: &mut broadcast::Receiver<Event>,
+    rx: &mut broadcast::Receiver<Stamped>,
     deadline: Duration,
     pred: impl Fn(&Event) -> bool,
 ) -> Event {
     tokio::time::timeout(deadline, async {
         loop {
             match rx.recv().await {
-                Ok(ev) if pred(&ev) => return ev,
+                Ok(ev) if pred(&ev.event) => return ev.event,
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(e) => panic!("event channel closed: {e}"),
