@@ -33,10 +33,16 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if matches!(cli.command, Command::Serve(_)) {
+        // `serve`'s connections run on its shards (one thread per core, `serve::listener`);
+        // this runtime is the control plane: the scanner, the catalog fetcher, the dashboard's
+        // hub, the accept loops. One worker keeps what they allocate in one allocator heap:
+        // with a worker per core, the same tasks hopping between threads left partly used pages
+        // in each (10,000 services: 57.9 -> 51.0 MiB, BENCHMARKS.md "Round 4").
+        builder.worker_threads(1);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             complain(format_args!("cannot start the runtime: {e}"));
