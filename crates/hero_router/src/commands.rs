@@ -39,7 +39,7 @@ pub fn main() -> ExitCode {
         // this runtime is the control plane: the scanner, the catalog fetcher, the dashboard's
         // hub, the accept loops. One worker keeps what they allocate in one allocator heap:
         // with a worker per core, the same tasks hopping between threads left partly used pages
-        // in each (10,000 services: 57.9 -> 51.0 MiB, BENCHMARKS.md "Round 4").
+        // in each (10,000 services: 57.9 -> 51.8 MiB, BENCHMARKS.md "Round 4").
         builder.worker_threads(1);
     }
     let runtime = match builder.enable_all().build() {
