@@ -339,6 +339,7 @@ async fn hostile_services_cost_only_their_own_entry() {
         _ => ok_json("[1, 2, 3]"),
     });
     let hung = fake(root, "hung", |_| Answer::Hang);
+    fake(root, "hung2", |_| Answer::Hang);
     let _good = spawn(example(root, "good", Spec::Rich)).await.unwrap();
     d.rescan().await;
 
@@ -355,6 +356,7 @@ async fn hostile_services_cost_only_their_own_entry() {
         "future",
         "listmanifest",
         "hung",
+        "hung2",
         "good",
     ];
     catalog_until(&d, |c| names.iter().all(|n| fetched(c, n).is_some())).await;
@@ -381,6 +383,25 @@ async fn hostile_services_cost_only_their_own_entry() {
             "{name}: {reason:?} should say {why:?}"
         );
     }
+    // Equal reasons are one shared text, whichever services give them: the two hung
+    // services at least.
+    let catalog = d.handle.catalog();
+    let reasons: Vec<Arc<str>> = names
+        .iter()
+        .filter_map(|n| catalog.get(n))
+        .flat_map(|e| [e.spec.reason.clone(), e.manifest_error.clone()])
+        .flatten()
+        .collect();
+    let mut equal_pairs = 0;
+    for (i, a) in reasons.iter().enumerate() {
+        for b in &reasons[i + 1..] {
+            if a == b {
+                equal_pairs += 1;
+                assert!(Arc::ptr_eq(a, b), "{a:?} is held twice");
+            }
+        }
+    }
+    assert!(equal_pairs >= 1, "no two equal reasons among {reasons:?}");
     // A manifest that is not an object is not used; the spec's info stands in.
     let lm = service(&d, "listmanifest").await;
     assert_eq!(lm["title"], "t", "{lm}");

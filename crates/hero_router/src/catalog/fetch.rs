@@ -6,7 +6,7 @@
 //! function from what was fetched (and the previous entry) to the new entry: fingerprint,
 //! validation, methods, info.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -211,15 +211,15 @@ pub(crate) fn entry(
         ManifestFetch::Info(m) => (m, None),
         ManifestFetch::Failed(e) if prev.is_some_and(|p| p.manifest_error.is_none()) => {
             let prev = prev.expect("checked");
-            (prev.manifest.clone(), Some(bounded(e)))
+            (prev.manifest.clone(), Some(reason(e)))
         }
         ManifestFetch::Unusable(e) | ManifestFetch::Failed(e) => {
-            (ManifestInfo::default(), Some(bounded(e)))
+            (ManifestInfo::default(), Some(reason(e)))
         }
     };
     let spec_of = |state, reason: Option<String>| SpecInfo {
         state,
-        reason: reason.map(bounded),
+        reason: reason.map(self::reason),
         fingerprint: None,
         openrpc: None,
         fetched_unix_ms: Some(now_unix_ms),
@@ -230,7 +230,7 @@ pub(crate) fn entry(
         spec,
         info: ManifestInfo::default(),
         document: None,
-        methods: Arc::from([]),
+        methods: no_methods(),
     };
     let doc = match fetched.spec {
         SpecFetch::Document(doc) => doc,
@@ -254,7 +254,7 @@ pub(crate) fn entry(
                 manifest_error,
                 spec: SpecInfo {
                     state: SpecState::Stale,
-                    reason: Some(bounded(why)),
+                    reason: Some(reason(why)),
                     ..prev.spec.clone()
                 },
                 ..prev.clone()
@@ -309,7 +309,7 @@ pub(crate) fn entry(
 }
 
 /// `ok`, or `invalid` with the first errors: the meta-schema's, then dangling `$ref`s.
-fn validity(value: &Value) -> (SpecState, Option<String>) {
+fn validity(value: &Value) -> (SpecState, Option<Arc<str>>) {
     let mut errors = validate::validate(value).errors;
     if errors.is_empty() {
         errors = refs::check(value);
@@ -317,7 +317,7 @@ fn validity(value: &Value) -> (SpecState, Option<String>) {
     if errors.is_empty() {
         (SpecState::Ok, None)
     } else {
-        (SpecState::Invalid, Some(bounded(errors.join("; "))))
+        (SpecState::Invalid, Some(reason(errors.join("; "))))
     }
 }
 
@@ -371,9 +371,16 @@ fn info_of(v: &Value) -> ManifestInfo {
 }
 
 /// The methods of a spec that have a name, in document order.
+/// The methods of an entry without any: one shared empty list (each empty `Arc<[_]>` would
+/// allocate its own counts).
+fn no_methods() -> Arc<[Method]> {
+    static NONE: LazyLock<Arc<[Method]>> = LazyLock::new(|| Arc::from([]));
+    NONE.clone()
+}
+
 fn methods_of(doc: &Value) -> Arc<[Method]> {
     let Some(methods) = doc["methods"].as_array() else {
-        return Arc::from([]);
+        return no_methods();
     };
     methods
         .iter()
@@ -389,6 +396,11 @@ fn methods_of(doc: &Value) -> Arc<[Method]> {
 /// Cuts a text a service controls to a size a log line and a table can carry.
 fn bounded(s: String) -> String {
     crate::json::cut(s, MAX_REASON)
+}
+
+/// A reason for an entry: bounded, and in the shared form entries hold it in.
+fn reason(s: String) -> Arc<str> {
+    Arc::from(bounded(s))
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@
 //! never delay a well-behaved one.
 
 mod fetch;
+mod reasons;
 mod refs;
 mod schedule;
 pub(crate) mod validate;
@@ -43,6 +44,7 @@ use crate::registry::table::{Service, Socket, Table};
 use crate::registry::{CatalogRequest, CatalogWriter, Registry};
 use crate::upstream::{Key, Pool};
 use fetch::{Fetched, Limits};
+use reasons::Reasons;
 use schedule::Lane;
 
 pub use fetch::USER_AGENT;
@@ -90,6 +92,8 @@ pub(crate) struct Fetcher {
     /// Who waits for a service's next fetch to finish.
     waiters: HashMap<String, Vec<oneshot::Sender<()>>>,
     tasks: JoinSet<(Arc<str>, Target, Fetched)>,
+    /// One copy of each reason text the entries hold.
+    reasons: Reasons,
     /// Entries changed since the catalog was last published.
     dirty: bool,
     /// When the catalog was last published.
@@ -138,6 +142,7 @@ impl Fetcher {
             again: HashSet::new(),
             waiters: HashMap::new(),
             tasks: JoinSet::new(),
+            reasons: Reasons::default(),
             dirty: false,
             published: tokio::time::Instant::now(),
         }
@@ -421,7 +426,9 @@ impl Fetcher {
         if table.service(&service).is_some() {
             self.count(&service, fetched.failed());
             let prev = self.entries.get(&service);
-            let entry = fetch::entry(fetched, prev.map(Arc::as_ref), unix_ms());
+            let mut entry = fetch::entry(fetched, prev.map(Arc::as_ref), unix_ms());
+            self.reasons.share(&mut entry.spec.reason);
+            self.reasons.share(&mut entry.manifest_error);
             let changed = prev.is_none_or(|p| {
                 p.spec.fingerprint != entry.spec.fingerprint || p.spec.state != entry.spec.state
             });
@@ -429,7 +436,7 @@ impl Fetcher {
                 service: service.to_string(),
                 fingerprint: entry.spec.fingerprint.clone(),
                 state: entry.spec.state.as_str(),
-                reason: entry.spec.reason.clone(),
+                reason: entry.spec.reason.as_deref().map(str::to_owned),
             });
             self.entries.insert(service.clone(), Arc::new(entry));
             self.sources.insert(service.clone(), target);

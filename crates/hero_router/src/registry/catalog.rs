@@ -22,8 +22,9 @@ pub struct Catalog {
 pub struct CatalogEntry {
     /// The manifest's `title`, `version`, `description` (absent fields: `None`).
     pub manifest: ManifestInfo,
-    /// Why the manifest could not be used, if it could not.
-    pub manifest_error: Option<String>,
+    /// Why the manifest could not be used, if it could not. Shared: thousands of services
+    /// failing alike hold one copy of the text.
+    pub manifest_error: Option<Arc<str>>,
     /// The spec's state, as `Service.spec` shows it.
     pub spec: SpecInfo,
     /// The spec's `info.title`, `info.version`, `info.description`.
@@ -78,8 +79,8 @@ pub enum SpecState {
 pub struct SpecInfo {
     /// The state.
     pub state: SpecState,
-    /// Why it is not `ok`.
-    pub reason: Option<String>,
+    /// Why it is not `ok` (shared, like [`CatalogEntry::manifest_error`]).
+    pub reason: Option<Arc<str>>,
     /// `sha256:<hex>` of the document.
     pub fingerprint: Option<String>,
     /// The document's `openrpc` version.

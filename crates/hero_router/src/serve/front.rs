@@ -250,8 +250,9 @@ impl Front {
         let entry = catalog.get(name);
         let Some(doc) = entry.and_then(|e| e.document.clone()) else {
             let reason = entry
-                .and_then(|e| e.spec.reason.clone())
-                .unwrap_or_else(|| "not fetched yet".into());
+                .and_then(|e| e.spec.reason.as_deref())
+                .unwrap_or("not fetched yet")
+                .to_owned();
             return Err(ProxyError::NoSpec {
                 service: name.clone(),
                 reason,
