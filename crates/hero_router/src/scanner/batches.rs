@@ -52,12 +52,14 @@ impl Scanner {
             }
             Err(_) => None,
         };
+        // Consumed in order, the looks' buffer becomes the observations' (same layout: std
+        // collects in place), so a scan of 10,000 sockets holds one such list, not three.
         let mut out: Vec<Option<Observation>> = looks
-            .iter()
+            .into_iter()
             .enumerate()
             .map(|(i, l)| match (&bound, l) {
-                (_, probe::Looked::Done(obs)) => Some(obs.clone()),
-                (Some(b), l) => probe::judge(l, b).or_else(|| {
+                (_, probe::Looked::Done(obs)) => Some(obs),
+                (Some(b), l) => probe::judge(&l, b).or_else(|| {
                     // Not in the table: dead, or skipped by the dump. A file a real connect
                     // found refused and that the table still does not list stays refused
                     // without a new connect: a file nothing is bound to can never be bound
@@ -65,7 +67,7 @@ impl Scanner {
                     // listens.
                     let (service, sock) = &wanted[i];
                     let rec = self.records.socket(&names[*service as usize], &sock.kind)?;
-                    probe::still_refused(l, rec)
+                    probe::still_refused(&l, rec)
                 }),
                 (None, _) => None,
             })
@@ -117,7 +119,13 @@ impl Scanner {
                 .collect()
                 .await;
         batches.sort_unstable_by_key(|(start, _)| *start);
-        batches.into_iter().flat_map(|(_, obs)| obs).collect()
+        // Sized once: collecting the batches' results would grow by doubling (16,384 slots
+        // for a scan of 10,000 sockets).
+        let mut out = Vec::with_capacity(n);
+        for (_, obs) in batches {
+            out.extend(obs);
+        }
+        out
     }
 }
 

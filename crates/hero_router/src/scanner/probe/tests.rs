@@ -163,3 +163,14 @@ fn the_socket_table_judges_like_a_connect() {
     assert_eq!(states["starting.sock"], Some(SocketState::Refused));
     drop(keep);
 }
+
+/// `probe_all` turns the looks of a scan into its observations in the same buffer, which std
+/// does only while the two have one layout.
+#[test]
+fn a_look_and_an_observation_share_a_layout() {
+    use std::alloc::Layout;
+    assert_eq!(
+        Layout::new::<Looked>(),
+        Layout::new::<Option<Observation>>()
+    );
+}
