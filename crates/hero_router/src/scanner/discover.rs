@@ -142,6 +142,9 @@ fn list_sockets(dir: &Path) -> io::Result<(Vec<SocketPath>, bool)> {
         });
     }
     out.sort_by(|a, b| a.kind.cmp(&b.kind));
+    // A pushed-to list has room for four; most services have one socket, and a full scan
+    // holds every service's list at once (1.8 MB of spare room at 10,000 services).
+    out.shrink_to_fit();
     Ok((out, staged))
 }
 
