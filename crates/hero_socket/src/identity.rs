@@ -27,14 +27,18 @@ pub enum FileKind {
 /// (ctime) in between. On ext4 an unlink followed by an immediate re-bind usually gets the same
 /// inode number back, so `(dev, ino)` alone cannot tell a respawned socket from the old one; the
 /// nanosecond ctime can.
+///
+/// It is 24 bytes: the scanner, the table, the catalog and the upstream pool each hold one or
+/// two per socket, and an `i128` time made it 32 bytes aligned to 16 (48 as an `Option`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Identity {
     /// Device number (`st_dev`), as `(major << 32) | minor`.
     pub dev: u64,
     /// Inode number.
     pub ino: u64,
-    /// Change time, nanoseconds since the Unix epoch.
-    pub ctime_ns: i128,
+    /// Change time, nanoseconds since the Unix epoch (an `i64` spans the years 1677 to 2262;
+    /// a time outside is clamped to the nearest end).
+    pub ctime_ns: i64,
 }
 
 /// The result of [`stat_nofollow`].
@@ -81,11 +85,16 @@ pub fn stat_at<Fd: AsFd>(dir: Fd, name: &Path) -> io::Result<Stat> {
         identity: Identity {
             dev: (u64::from(stx.stx_dev_major) << 32) | u64::from(stx.stx_dev_minor),
             ino: stx.stx_ino,
-            ctime_ns: ns(stx.stx_ctime),
+            ctime_ns: clamp_ns(ns(stx.stx_ctime)),
         },
         btime_ns: has_btime.then(|| ns(stx.stx_btime)),
         mode: u32::from(stx.stx_mode) & 0o7777,
     })
+}
+
+/// `ns` as an `i64`, clamped to its range.
+fn clamp_ns(ns: i128) -> i64 {
+    i64::try_from(ns).unwrap_or(if ns < 0 { i64::MIN } else { i64::MAX })
 }
 
 impl Stat {
@@ -104,6 +113,24 @@ impl Stat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_identity_is_three_words() {
+        assert_eq!(std::mem::size_of::<Identity>(), 24);
+        assert_eq!(std::mem::size_of::<Option<Identity>>(), 32);
+    }
+
+    #[test]
+    fn times_outside_an_i64_are_clamped() {
+        assert_eq!(clamp_ns(0), 0);
+        assert_eq!(clamp_ns(-5), -5);
+        assert_eq!(clamp_ns(i128::from(i64::MAX)), i64::MAX);
+        assert_eq!(clamp_ns(i128::from(i64::MAX) + 1), i64::MAX);
+        assert_eq!(clamp_ns(i128::from(i64::MIN) - 1), i64::MIN);
+        // A statx time of today, in range.
+        let now = 1_796_601_600_i128 * 1_000_000_000 + 123;
+        assert_eq!(i128::from(clamp_ns(now)), now);
+    }
 
     #[test]
     fn kinds_are_seen_without_following_links() {

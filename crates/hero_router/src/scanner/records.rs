@@ -335,7 +335,7 @@ impl Records {
                 e.rec.state == SocketState::Refused
                     && e.rec
                         .identity
-                        .is_some_and(|id| now_ns - id.ctime_ns < window_ns)
+                        .is_some_and(|id| now_ns - i128::from(id.ctime_ns) < window_ns)
             })
         })
     }

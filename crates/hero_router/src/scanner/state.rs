@@ -128,7 +128,7 @@ pub(crate) fn reap_check(
     if rec.first_refusal != Some(id) {
         return Err(SkipReason::IdentityChanged);
     }
-    let age_ns = now_ns - id.ctime_ns;
+    let age_ns = now_ns - i128::from(id.ctime_ns);
     if age_ns < policy.grace.as_nanos() as i128 {
         return Err(SkipReason::Grace);
     }

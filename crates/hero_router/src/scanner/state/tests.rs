@@ -14,7 +14,7 @@ fn id(ino: u64, ctime_s: i128) -> Identity {
     Identity {
         dev: 1,
         ino,
-        ctime_ns: ctime_s * SEC,
+        ctime_ns: (ctime_s * SEC).try_into().expect("in range"),
     }
 }
 
