@@ -25,7 +25,7 @@ mod refs;
 mod schedule;
 pub(crate) mod validate;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque, btree_map};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -61,10 +61,11 @@ struct Target {
 
 /// The catalog fetcher. Build it with [`Fetcher::new`] and [`Fetcher::run`] it.
 ///
-/// Its bookkeeping costs the same per service whatever the number of services: each map is
-/// keyed by the service's one shared name ([`Fetcher::name`]), and no step walks a queue or
-/// the retry list to find one service (a thousand services failing together once made every
-/// table change cost millions of string comparisons).
+/// Its bookkeeping costs the same per service whatever the number of services: what it knows
+/// of a service is one [`Record`], the maps are keyed by the service's one shared name
+/// ([`Fetcher::name`]), and no step walks a queue or the retry list to find one service (a
+/// thousand services failing together once made every table change cost millions of string
+/// comparisons).
 pub(crate) struct Fetcher {
     cfg: CatalogConfig,
     /// The router's own entry, made from its own documents (never fetched).
@@ -72,9 +73,8 @@ pub(crate) struct Fetcher {
     pool: Arc<Pool>,
     registry: Registry,
     out: CatalogWriter,
-    entries: BTreeMap<Arc<str>, Arc<CatalogEntry>>,
-    /// The target each entry was fetched from.
-    sources: HashMap<Arc<str>, Target>,
+    /// Every service with an entry, in name order (the catalog's order).
+    records: BTreeMap<Arc<str>, Record>,
     /// Fetches running, by service.
     running: HashMap<Arc<str>, Running>,
     /// Fetches waiting for a free slot, by lane; the services in them are in `queued`.
@@ -84,11 +84,8 @@ pub(crate) struct Fetcher {
     /// starts: a refresh queues every service at once, and a target apiece made this map six
     /// times the size (1.6 MB at 10,000 services, measured with heaptrack).
     queued: HashSet<Arc<str>>,
-    /// Failed fetches in a row, by service (absent: none).
-    failures: HashMap<Arc<str>, u32>,
-    /// When each failed service is fetched again, in time order, and by service.
+    /// When failed services are fetched again, in time order (each also in its record).
     retries: BTreeSet<(Instant, Arc<str>)>,
-    retry_at: HashMap<Arc<str>, Instant>,
     /// Services asked for again while their fetch ran: fetched once more after it.
     again: HashSet<Arc<str>>,
     /// Who waits for a service's next fetch to finish.
@@ -100,6 +97,20 @@ pub(crate) struct Fetcher {
     dirty: bool,
     /// When the catalog was last published.
     published: tokio::time::Instant,
+}
+
+/// What the fetcher knows of a service that has an entry: one record, not one map per fact
+/// (three hash maps beside the entries held 2.5 MB at 8,000 failing services, measured with
+/// heaptrack; a hash map at 8,000 items has 16,384 slots).
+struct Record {
+    /// The entry as last built, published with the catalog.
+    entry: Arc<CatalogEntry>,
+    /// The target it was fetched from (`None`: the router's own entry, never fetched).
+    source: Option<Target>,
+    /// Failed fetches in a row.
+    failures: u32,
+    /// When its failed fetch runs again: its key in `retries`.
+    retry_at: Option<Instant>,
 }
 
 /// A fetch in flight.
@@ -132,15 +143,12 @@ impl Fetcher {
             pool,
             registry,
             out,
-            entries: BTreeMap::new(),
-            sources: HashMap::new(),
+            records: BTreeMap::new(),
             running: HashMap::new(),
             fresh_queue: VecDeque::new(),
             suspect_queue: VecDeque::new(),
             queued: HashSet::new(),
-            failures: HashMap::new(),
             retries: BTreeSet::new(),
-            retry_at: HashMap::new(),
             again: HashSet::new(),
             waiters: HashMap::new(),
             tasks: JoinSet::new(),
@@ -235,8 +243,7 @@ impl Fetcher {
 
     /// The service's name as the fetcher's maps hold it: one allocation per service, shared.
     fn name(&self, name: &str) -> Arc<str> {
-        let known = (self.entries.get_key_value(name).map(|(k, _)| k))
-            .or_else(|| self.sources.get_key_value(name).map(|(k, _)| k))
+        let known = (self.records.get_key_value(name).map(|(k, _)| k))
             .or_else(|| self.running.get_key_value(name).map(|(k, _)| k))
             .or_else(|| self.queued.get(name));
         match known {
@@ -248,14 +255,11 @@ impl Fetcher {
     /// Brings the fetches in line with `table`: new or restarted services (every one if
     /// `force_all`) are fetched; entries of services no longer in the table are dropped.
     fn reconcile(&mut self, table: &Table, force_all: bool) {
-        // Every other map's services are among the entries' (a fetch's outcome is recorded
-        // in all of them at once, in `finished`), so the entries say who is gone.
-        let gone = gone(&self.entries, &table.services);
+        let gone = gone(&self.records, &table.services);
         for name in &gone {
-            self.entries.remove(name);
-            self.sources.remove(name);
-            self.failures.remove(name);
-            if let Some((name, at)) = self.retry_at.remove_entry(name) {
+            if let Some((name, record)) = self.records.remove_entry(name)
+                && let Some(at) = record.retry_at
+            {
                 self.retries.remove(&(at, name));
             }
         }
@@ -281,10 +285,16 @@ impl Fetcher {
         let name = service.name.as_str();
         if name == OWN_SERVICE {
             // The router knows its own documents.
-            if self.entries.contains_key(name) {
+            if self.records.contains_key(name) {
                 return false;
             }
-            self.entries.insert(Arc::from(name), self.own.clone());
+            let record = Record {
+                entry: self.own.clone(),
+                source: None,
+                failures: 0,
+                retry_at: None,
+            };
+            self.records.insert(Arc::from(name), record);
             return true;
         }
         let Some((socket, rpc)) = live_socket(service) else {
@@ -297,7 +307,8 @@ impl Fetcher {
             }
             return false;
         }
-        if !forced && self.sources.get(name).is_some_and(|t| t.is(socket, rpc)) {
+        let fetched_from = self.records.get(name).and_then(|r| r.source.as_ref());
+        if !forced && fetched_from.is_some_and(|t| t.is(socket, rpc)) {
             return false;
         }
         if self.queued.contains(name) {
@@ -314,7 +325,7 @@ impl Fetcher {
     }
 
     fn failures_of(&self, service: &str) -> u32 {
-        self.failures.get(service).copied().unwrap_or(0)
+        self.records.get(service).map_or(0, |r| r.failures)
     }
 
     /// The running fetches' lanes and start times.
@@ -407,7 +418,9 @@ impl Fetcher {
                 break;
             }
             let (_, name) = self.retries.pop_first().expect("not empty");
-            self.retry_at.remove(&name);
+            if let Some(record) = self.records.get_mut(&name) {
+                record.retry_at = None;
+            }
             if let Some(service) = table.service(&name) {
                 self.dirty |= self.consider(service, true);
             }
@@ -415,33 +428,18 @@ impl Fetcher {
         self.start_queued();
     }
 
-    /// Counts a failure (and schedules the retry) or a success of `service`'s fetch.
-    fn count(&mut self, service: &Arc<str>, failed: bool) {
-        if let Some((name, at)) = self.retry_at.remove_entry(service) {
-            self.retries.remove(&(at, name));
-        }
-        if !failed {
-            self.failures.remove(service);
-            return;
-        }
-        let failures = self.failures.entry(service.clone()).or_default();
-        *failures = failures.saturating_add(1);
-        let at = Instant::now() + schedule::backoff(*failures, self.cfg.refresh);
-        self.retries.insert((at, service.clone()));
-        self.retry_at.insert(service.clone(), at);
-    }
-
     fn finished(&mut self, service: Arc<str>, target: Target, fetched: Fetched) {
         self.running.remove(&service);
         let table = self.registry.table();
         if table.service(&service).is_some() {
-            self.count(&service, fetched.failed());
-            let prev = self.entries.get(&service);
-            let mut entry = fetch::entry(fetched, prev.map(Arc::as_ref), unix_ms());
+            let failed = fetched.failed();
+            let prev = self.records.get(&service);
+            let mut entry = fetch::entry(fetched, prev.map(|r| &*r.entry), unix_ms());
             self.reasons.share(&mut entry.spec.reason);
             self.reasons.share(&mut entry.manifest_error);
             let changed = prev.is_none_or(|p| {
-                p.spec.fingerprint != entry.spec.fingerprint || p.spec.state != entry.spec.state
+                p.entry.spec.fingerprint != entry.spec.fingerprint
+                    || p.entry.spec.state != entry.spec.state
             });
             let event = changed.then(|| Event::CatalogChanged {
                 service: service.to_string(),
@@ -449,8 +447,22 @@ impl Fetcher {
                 state: entry.spec.state.as_str(),
                 reason: entry.spec.reason.as_deref().map(str::to_owned),
             });
-            self.entries.insert(service.clone(), Arc::new(entry));
-            self.sources.insert(service.clone(), target);
+            let entry = Arc::new(entry);
+            let record = match self.records.entry(service.clone()) {
+                btree_map::Entry::Occupied(o) => {
+                    let record = o.into_mut();
+                    record.entry = entry;
+                    record.source = Some(target);
+                    record
+                }
+                btree_map::Entry::Vacant(v) => v.insert(Record {
+                    entry,
+                    source: Some(target),
+                    failures: 0,
+                    retry_at: None,
+                }),
+            };
+            record.count(&service, failed, &mut self.retries, self.cfg.refresh);
             self.dirty = true;
             if let Some(event) = event {
                 // Whoever hears of the change finds it in the catalog.
@@ -472,15 +484,42 @@ impl Fetcher {
     }
 
     fn publish(&mut self) {
-        self.out.catalog.send_replace(Arc::new(Catalog {
-            entries: self.entries.clone(),
-        }));
+        let entries = (self.records.iter())
+            .map(|(name, r)| (name.clone(), r.entry.clone()))
+            .collect();
+        self.out.catalog.send_replace(Arc::new(Catalog { entries }));
         self.dirty = false;
         self.published = tokio::time::Instant::now();
     }
 
     fn emit(&self, event: Event) {
         self.out.events.emit(event);
+    }
+}
+
+// === impl Record ===
+
+impl Record {
+    /// Counts a failure of the fetch of `service` (this record's) and schedules its retry
+    /// in `retries`, or counts a success.
+    fn count(
+        &mut self,
+        service: &Arc<str>,
+        failed: bool,
+        retries: &mut BTreeSet<(Instant, Arc<str>)>,
+        refresh: std::time::Duration,
+    ) {
+        if let Some(at) = self.retry_at.take() {
+            retries.remove(&(at, service.clone()));
+        }
+        if !failed {
+            self.failures = 0;
+            return;
+        }
+        self.failures = self.failures.saturating_add(1);
+        let at = Instant::now() + schedule::backoff(self.failures, refresh);
+        retries.insert((at, service.clone()));
+        self.retry_at = Some(at);
     }
 }
 
