@@ -163,7 +163,7 @@ fn miss_note(path: &Path, handle: &Registry) -> String {
         .services
         .iter()
         .flat_map(|s| &s.sockets)
-        .find(|s| s.path == want);
+        .find(|s| *s.path == *path);
     let state = sock.map_or("absent from the table".to_owned(), |s| {
         format!("{} ({})", s.state, s.detail)
     });

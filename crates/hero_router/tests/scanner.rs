@@ -215,6 +215,34 @@ async fn rule_1_streak_counts_only_periodic_scans() {
     assert!(!dead.exists());
 }
 
+/// A rebuilt service (its refusal streak ticked) holds the same path allocation as the table
+/// before it and as the scanner's records: a table of 10,000 sockets copies no path.
+#[tokio::test]
+async fn a_rebuilt_service_shares_its_socket_paths() {
+    let root = tempfile::tempdir().unwrap();
+    let dead = service_dir(root.path(), "svc").join("rpc.sock");
+    dead_socket(&dead);
+    let (mut scanner, h) = Scanner::new(cfg(root.path(), 10));
+    scanner.scan_full(ProbeCause::Periodic).await;
+    let first = h.table();
+    scanner.scan_full(ProbeCause::Periodic).await;
+    let second = h.table();
+    let (a, b) = (
+        first.service("svc").unwrap(),
+        second.service("svc").unwrap(),
+    );
+    assert_eq!(
+        (a.sockets[0].refused_streak, b.sockets[0].refused_streak),
+        (1, 2),
+        "the service was rebuilt"
+    );
+    assert_eq!(*b.sockets[0].path, *dead);
+    assert!(std::sync::Arc::ptr_eq(
+        &a.sockets[0].path,
+        &b.sockets[0].path
+    ));
+}
+
 #[tokio::test]
 async fn rule_2_grace_alone_prevents_reap() {
     let root = tempfile::tempdir().unwrap();

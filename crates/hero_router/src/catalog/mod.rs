@@ -528,7 +528,7 @@ impl Record {
 impl Target {
     fn of(socket: &Socket, rpc: bool) -> Target {
         Target {
-            path: Arc::from(Path::new(&socket.path)),
+            path: socket.path.clone(),
             identity: socket.identity,
             rpc,
         }
@@ -536,9 +536,7 @@ impl Target {
 
     /// True if this is the target `socket` would be (no allocation).
     fn is(&self, socket: &Socket, rpc: bool) -> bool {
-        self.rpc == rpc
-            && self.identity == socket.identity
-            && *self.path == *Path::new(&socket.path)
+        self.rpc == rpc && self.identity == socket.identity && self.path == socket.path
     }
 }
 

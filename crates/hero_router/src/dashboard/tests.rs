@@ -450,7 +450,7 @@ fn a_refusal_streak_alone_is_no_change_on_the_page() {
     use crate::registry::table::{Service, ServiceStatus, Socket};
     let socket = |state, streak| Socket {
         kind: "rpc".into(),
-        path: "/run/hero/sockets/svc/rpc.sock".into(),
+        path: Arc::from(std::path::Path::new("/run/hero/sockets/svc/rpc.sock")),
         state,
         since_unix_ms: 1,
         detail: "ECONNREFUSED".into(),

@@ -143,7 +143,7 @@ async fn gateway_with_calc(
     let (registry, writer) = crate::registry::channel(root.to_path_buf());
     let socket = Socket {
         kind: "rpc".into(),
-        path: svc.path().display().to_string(),
+        path: Arc::from(svc.path()),
         state: SocketState::Live,
         since_unix_ms: 0,
         detail: "".into(),

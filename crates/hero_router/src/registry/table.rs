@@ -4,7 +4,7 @@
 //! need it; the scanner never mutates a published table, it builds the next one.
 
 use std::borrow::Cow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -64,8 +64,10 @@ pub struct Service {
 pub struct Socket {
     /// File stem: `rpc`, `admin`, `web_<name>`, …
     pub kind: String,
-    /// Full path.
-    pub path: String,
+    /// Full path (shared with the scanner's records, the catalog and the upstream pool's
+    /// keys: a table of 10,000 sockets holds no copy of its own).
+    #[serde(serialize_with = "lossy")]
+    pub path: Arc<Path>,
     /// Current state.
     pub state: SocketState,
     /// Unix ms of the last state change.
@@ -129,6 +131,11 @@ impl ServiceStatus {
             None => ServiceStatus::Unhealthy,
         }
     }
+}
+
+/// A path as JSON text: lossy where it is not UTF-8, as the table has always shown it.
+fn lossy<S: serde::Serializer>(path: &Arc<Path>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&path.display())
 }
 
 #[cfg(test)]

@@ -181,7 +181,8 @@ impl Scanner {
                         + svc
                             .sockets
                             .iter()
-                            .map(|k| s(&k.kind) + s(&k.path) + records::detail_heap(&k.detail))
+                            // The path is the records' (shared), counted there.
+                            .map(|k| s(&k.kind) + records::detail_heap(&k.detail))
                             .sum::<usize>()
                 })
                 .sum::<usize>()

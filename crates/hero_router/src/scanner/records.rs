@@ -23,7 +23,8 @@ use crate::registry::table::{Service, ServiceStatus, Socket};
 /// One socket: where it is, what the state machine knows, and the pass that last saw it.
 #[derive(Debug)]
 pub(super) struct SockEntry {
-    pub(super) path: PathBuf,
+    /// Shared with the table's [`Socket::path`].
+    pub(super) path: Arc<Path>,
     pub(super) rec: SocketRecord,
     seen: u64,
 }
@@ -195,10 +196,10 @@ impl Records {
         match svc.sockets.get_mut(kind) {
             Some(e) => {
                 e.seen = pass;
-                if e.rec != rec || e.path != path {
+                if e.rec != rec || *e.path != *path {
                     e.rec = rec;
-                    if e.path != path {
-                        e.path = path.to_owned();
+                    if *e.path != *path {
+                        e.path = Arc::from(path);
                     }
                     svc.published = None;
                 }
@@ -207,7 +208,7 @@ impl Records {
                 svc.sockets.insert(
                     kind,
                     SockEntry {
-                        path: path.to_owned(),
+                        path: Arc::from(path),
                         rec,
                         seen: pass,
                     },
@@ -323,7 +324,7 @@ impl Records {
         self.services.get(service).map_or_else(Vec::new, |svc| {
             svc.sockets
                 .iter()
-                .map(|(k, e)| (k.clone(), e.path.clone()))
+                .map(|(k, e)| (k.clone(), e.path.to_path_buf()))
                 .collect()
         })
     }
@@ -370,7 +371,11 @@ impl Records {
                         .sockets
                         .iter()
                         .map(|(kind, e)| {
-                            kind.capacity() + e.path.capacity() + detail_heap(&e.rec.detail)
+                            // The path's one allocation (the table shares it).
+                            kind.capacity()
+                                + size_of::<[usize; 2]>()
+                                + e.path.as_os_str().len()
+                                + detail_heap(&e.rec.detail)
                         })
                         .sum::<usize>()
             })
@@ -393,7 +398,7 @@ fn build(name: &str, svc: &ServiceRecords) -> Service {
         .iter()
         .map(|(kind, e)| Socket {
             kind: kind.clone(),
-            path: e.path.display().to_string(),
+            path: e.path.clone(),
             state: e.rec.state,
             since_unix_ms: e.rec.since_unix_ms,
             detail: e.rec.detail.clone(),

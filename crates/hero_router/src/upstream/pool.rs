@@ -127,14 +127,14 @@ impl Key {
     /// The key of a socket in the table.
     pub(crate) fn of(socket: &crate::registry::table::Socket) -> Key {
         Key {
-            path: Arc::from(Path::new(&socket.path)),
+            path: socket.path.clone(),
             identity: socket.identity,
         }
     }
 
     /// True if this is the key of `socket` (no allocation).
     pub(crate) fn is(&self, socket: &crate::registry::table::Socket) -> bool {
-        self.identity == socket.identity && *self.path == *Path::new(&socket.path)
+        self.identity == socket.identity && self.path == socket.path
     }
 }
 

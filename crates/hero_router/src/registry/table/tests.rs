@@ -3,7 +3,7 @@ use super::*;
 fn sock(kind: &str, state: SocketState) -> Socket {
     Socket {
         kind: kind.into(),
-        path: String::new(),
+        path: Arc::from(Path::new("")),
         state,
         since_unix_ms: 0,
         detail: "".into(),

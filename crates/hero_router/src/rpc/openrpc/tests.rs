@@ -42,7 +42,9 @@ fn ctx() -> (Shared, registry::TableWriter) {
 fn service() -> Service {
     let socket = |kind: &str, state| Socket {
         kind: kind.into(),
-        path: format!("/run/hero/sockets/calc/{kind}.sock"),
+        path: Arc::from(std::path::Path::new(&format!(
+            "/run/hero/sockets/calc/{kind}.sock"
+        ))),
         state,
         since_unix_ms: 1_700_000_000_000,
         detail: "".into(),

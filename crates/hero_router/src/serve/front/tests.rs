@@ -19,7 +19,7 @@ const ROLES: [Role; 4] = [
 fn table() -> Table {
     let socket = |kind: &str, state| Socket {
         kind: kind.into(),
-        path: format!("/r/svc/{kind}.sock"),
+        path: Arc::from(std::path::Path::new(&format!("/r/svc/{kind}.sock"))),
         state,
         since_unix_ms: 1,
         detail: "".into(),
@@ -54,7 +54,7 @@ fn describe(r: &Route<'_>, table: &Table) -> String {
         Route::App(a) => format!("app {a:?}"),
         Route::Proxy { route, target } => format!(
             "proxy {} {}",
-            target.socket(table).path,
+            target.socket(table).path.display(),
             match route.query {
                 Some(q) => format!("{}?{q}", route.path),
                 None => route.path.to_owned(),
