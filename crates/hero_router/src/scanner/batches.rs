@@ -1,17 +1,22 @@
 //! Probing in batches on the probe pool: a hung path costs its batch-mates one wait, a full
 //! scan of many sockets reads the kernel's socket table instead of connecting to each.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::oneshot;
 
-use super::discover::SocketPath;
+use super::discover;
 use super::probe::ProbePool;
 use super::state::Observation;
 use super::{ProbeHook, Scanner, probe};
+
+/// The services of one scan, by index.
+pub(super) type Names = Arc<Vec<String>>;
+/// The sockets of one scan to probe: the index of their service in [`Names`] and their kind.
+pub(super) type Wanted = Arc<Vec<(u32, String)>>;
 
 /// Sockets per blocking probe batch.
 const PROBE_BATCH: usize = 32;
@@ -29,18 +34,18 @@ impl Scanner {
     /// read, gets a real connect.
     pub(super) async fn probe_all(
         &self,
-        names: &[String],
-        wanted: &Arc<Vec<(u32, SocketPath)>>,
+        names: &Names,
+        wanted: &Wanted,
         full: bool,
     ) -> Vec<Observation> {
         if !full || wanted.len() < TABLE_PROBE_MIN {
             return self
-                .run_batches(wanted, probe::probe, probe::timed_out)
+                .run_batches(names, wanted, probe::probe, probe::timed_out)
                 .await;
         }
         // Every `look` before the table is read: a socket bound after its look is then in it.
         let looks = self
-            .run_batches(wanted, probe::look, || {
+            .run_batches(names, wanted, probe::look, || {
                 probe::Looked::Done(probe::timed_out())
             })
             .await;
@@ -65,8 +70,8 @@ impl Scanner {
                     // without a new connect: a file nothing is bound to can never be bound
                     // again, and if it is a starting service's, the table lists it once it
                     // listens.
-                    let (service, sock) = &wanted[i];
-                    let rec = self.records.socket(&names[*service as usize], &sock.kind)?;
+                    let (service, kind) = &wanted[i];
+                    let rec = self.records.socket(&names[*service as usize], kind)?;
                     probe::still_refused(&l, rec)
                 }),
                 (None, _) => None,
@@ -76,7 +81,7 @@ impl Scanner {
         if !undecided.is_empty() {
             let subset = Arc::new(undecided.iter().map(|i| wanted[*i].clone()).collect());
             let connected = self
-                .run_batches(&subset, probe::probe, probe::timed_out)
+                .run_batches(names, &subset, probe::probe, probe::timed_out)
                 .await;
             for (i, obs) in undecided.into_iter().zip(connected) {
                 out[i] = Some(obs);
@@ -87,25 +92,30 @@ impl Scanner {
             .collect()
     }
 
-    /// Runs `work` on every wanted path in bounded concurrent batches on the probe pool; one
-    /// result per path, in order (`stalled()` for a path whose work did not finish in time).
+    /// Runs `work` on the path of every wanted socket (service index in `names`, kind) in
+    /// bounded concurrent batches on the probe pool; one result per socket, in order
+    /// (`stalled()` for one whose work did not finish in time).
     pub(super) async fn run_batches<T: Send + 'static>(
         &self,
-        wanted: &Arc<Vec<(u32, SocketPath)>>,
+        names: &Names,
+        wanted: &Wanted,
         work: fn(&Path) -> T,
         stalled: fn() -> T,
     ) -> Vec<T> {
         let timeout = self.cfg.probe_timeout;
+        let root: Arc<Path> = Arc::from(self.cfg.root.as_path());
         let n = wanted.len();
         let mut batches: Vec<(usize, Vec<T>)> =
             futures_util::stream::iter((0..n).step_by(PROBE_BATCH))
                 .map(|start| {
                     let range = start..(start + PROBE_BATCH).min(n);
-                    let (pool, wanted, hook) =
-                        (self.pool.clone(), wanted.clone(), self.probe_hook.clone());
+                    let (pool, hook) = (self.pool.clone(), self.probe_hook.clone());
+                    let (root, names, wanted) = (root.clone(), names.clone(), wanted.clone());
                     async move {
                         let batch = Batch {
                             pool,
+                            root,
+                            names,
                             wanted,
                             timeout,
                             hook,
@@ -129,24 +139,24 @@ impl Scanner {
     }
 }
 
-/// Service names, and the sockets to probe with the index of their service.
-pub(super) fn flatten(
-    listed: Vec<(String, Vec<SocketPath>)>,
-) -> (Vec<String>, Arc<Vec<(u32, SocketPath)>>) {
+/// Service names, and the sockets to probe: the index of their service and their kind.
+pub(super) fn flatten(listed: Vec<(String, Vec<String>)>) -> (Names, Wanted) {
     let mut names = Vec::with_capacity(listed.len());
     let mut wanted = Vec::with_capacity(listed.iter().map(|(_, s)| s.len()).sum());
     for (name, socks) in listed {
         let i = names.len() as u32;
         names.push(name);
-        wanted.extend(socks.into_iter().map(|s| (i, s)));
+        wanted.extend(socks.into_iter().map(|kind| (i, kind)));
     }
-    (names, Arc::new(wanted))
+    (Arc::new(names), Arc::new(wanted))
 }
 
-/// One batch of probe work: `work` on `wanted[range]`, on the probe pool.
+/// One batch of probe work: `work` on the paths of `wanted[range]`, on the probe pool.
 struct Batch<T> {
     pool: Arc<ProbePool>,
-    wanted: Arc<Vec<(u32, SocketPath)>>,
+    root: Arc<Path>,
+    names: Names,
+    wanted: Wanted,
     timeout: Duration,
     hook: Option<ProbeHook>,
     work: fn(&Path) -> T,
@@ -167,6 +177,7 @@ impl<T: Send + 'static> Batch<T> {
             let progress = Arc::new(std::sync::Mutex::new(Vec::with_capacity(rest.len())));
             let abandoned = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let (done_tx, mut done_rx) = oneshot::channel::<()>();
+            let (root, names) = (self.root.clone(), self.names.clone());
             let (todo, wanted, hook, progress2, abandoned2, work) = (
                 rest.clone(),
                 self.wanted.clone(),
@@ -176,14 +187,16 @@ impl<T: Send + 'static> Batch<T> {
                 self.work,
             );
             self.pool.run(Box::new(move || {
-                for (_, sock) in &wanted[todo] {
+                let mut path = PathBuf::new();
+                for (service, kind) in &wanted[todo] {
                     if abandoned2.load(std::sync::atomic::Ordering::Relaxed) {
                         return;
                     }
+                    discover::socket_path(&mut path, &root, &names[*service as usize], kind);
                     if let Some(h) = &hook {
-                        h(&sock.path);
+                        h(&path);
                     }
-                    let result = work(&sock.path);
+                    let result = work(&path);
                     progress2
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())

@@ -46,7 +46,7 @@ use crate::registry::state::{SkipReason, SocketState};
 use crate::registry::table::{LastScan, Service, Socket, Table};
 use crate::registry::{self, Registry, ScanSummary, TableWriter};
 use batches::flatten;
-use discover::{ListHook, SocketPath};
+use discover::ListHook;
 use probe::ProbePool;
 use reaper::ReapHook;
 use records::Records;
@@ -286,16 +286,9 @@ impl Scanner {
         // Services whose directory cannot be listed keep the sockets we knew of: those are
         // probed by path (in a mode-000 directory that says `denied`, which is never reaped).
         let mut errors: BTreeMap<String, String> = found.unlisted;
-        let mut listed: Vec<(String, Vec<SocketPath>)> = found.services.into_iter().collect();
+        let mut listed: Vec<(String, Vec<String>)> = found.services.into_iter().collect();
         for name in errors.keys() {
-            let known = self.records.known(name);
-            listed.push((
-                name.clone(),
-                known
-                    .into_iter()
-                    .map(|(kind, path)| SocketPath { kind, path })
-                    .collect(),
-            ));
+            listed.push((name.clone(), self.records.known(name)));
         }
         let listed_names: BTreeSet<&str> = listed.iter().map(|(n, _)| n.as_str()).collect();
         let gone: Vec<String> = self
@@ -390,13 +383,8 @@ impl Scanner {
                 Ok(Some(socks)) => listed.push((name, socks)),
                 Ok(None) => self.drop_service(&name),
                 Err(e) => {
-                    let known = self.records.known(&name);
-                    let socks = known
-                        .into_iter()
-                        .map(|(kind, path)| SocketPath { kind, path })
-                        .collect();
                     errors.insert(name.clone(), e.kind().to_string());
-                    listed.push((name, socks));
+                    listed.push((name.clone(), self.records.known(&name)));
                 }
             }
         }
@@ -414,21 +402,20 @@ impl Scanner {
     fn apply(
         &mut self,
         names: &[String],
-        wanted: &[(u32, SocketPath)],
+        wanted: &[(u32, String)],
         observations: Vec<Observation>,
         cause: ProbeCause,
     ) {
         let now = unix_ms();
+        let mut path = PathBuf::new();
         self.records.begin();
         for name in names {
             self.records.service_mut(name);
         }
-        for ((service, sock), obs) in wanted.iter().zip(&observations) {
+        for ((service, kind), obs) in wanted.iter().zip(&observations) {
             let service = &names[*service as usize];
-            if let Some(change) = self
-                .records
-                .observe(service, &sock.kind, &sock.path, obs, cause, now)
-            {
+            discover::socket_path(&mut path, &self.cfg.root, service, kind);
+            if let Some(change) = self.records.observe(service, kind, &path, obs, cause, now) {
                 self.emit_change(change);
             }
         }

@@ -10,7 +10,7 @@
 //! whole node for eleven (2.2 KB per one-socket service, measured with heaptrack).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -319,13 +319,10 @@ impl Records {
         Some(&self.services.get(service)?.sockets.get(kind)?.rec)
     }
 
-    /// The sockets known for `service`, to probe by path: (kind, path).
-    pub(super) fn known(&self, service: &str) -> Vec<(String, PathBuf)> {
+    /// The kinds of the sockets known for `service`, to probe by path.
+    pub(super) fn known(&self, service: &str) -> Vec<String> {
         self.services.get(service).map_or_else(Vec::new, |svc| {
-            svc.sockets
-                .iter()
-                .map(|(k, e)| (k.clone(), e.path.to_path_buf()))
-                .collect()
+            svc.sockets.iter().map(|(k, _)| k.clone()).collect()
         })
     }
 

@@ -36,7 +36,7 @@ fn walk_classifies_entries() {
     std::os::unix::fs::symlink("/", r.join("link")).unwrap();
 
     let d = discover(r, None).unwrap();
-    let kinds: Vec<_> = d.services["svc"].iter().map(|s| s.kind.as_str()).collect();
+    let kinds: Vec<_> = d.services["svc"].iter().map(String::as_str).collect();
     assert_eq!(kinds, ["rpc", "web_docs"]);
     assert_eq!(d.services.len(), 1);
     let reasons: Vec<_> = d.ignored.iter().map(|i| i.reason.as_str()).collect();
@@ -77,4 +77,28 @@ fn a_directory_that_vanishes_or_changes_mid_walk_costs_only_itself() {
     assert_eq!(d.ignored.len(), 1);
     assert_eq!(d.ignored[0].reason, "not a directory");
     assert!(d.unlisted.is_empty());
+}
+
+#[test]
+fn a_socket_path_is_what_a_walk_of_its_directory_names() {
+    let mut buf = PathBuf::new();
+    for root in ["/run/hero/sockets", "/run/hero/sockets/", "/", "rel/root"] {
+        for (service, kind) in [("calc", "rpc"), ("a", "web_docs.v2"), ("hero_proc", "x")] {
+            // One buffer for every path: a longer one written before must not leak into it.
+            socket_path(&mut buf, Path::new(root), service, kind);
+            let want = Path::new(root).join(service).join(format!("{kind}.sock"));
+            assert_eq!(buf, want, "{root} {service} {kind}");
+        }
+    }
+    // And what `read_dir` gives for the same file.
+    let root = tempfile::tempdir().unwrap();
+    fs::create_dir(root.path().join("svc")).unwrap();
+    fs::write(root.path().join("svc/web_x.sock"), b"").unwrap();
+    let entry = fs::read_dir(root.path().join("svc"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    socket_path(&mut buf, root.path(), "svc", "web_x");
+    assert_eq!(buf, entry.path());
 }
