@@ -204,7 +204,6 @@ impl Scanner {
         } else {
             None
         };
-        let mut watched = BTreeSet::new();
         let mut root_id = root_identity(&self.cfg.root).ok();
         let mut settling: BTreeMap<String, (Instant, Duration)> = BTreeMap::new();
         let mut next_scan = Instant::now();
@@ -213,13 +212,13 @@ impl Scanner {
             let touched: BTreeSet<String> = tokio::select! {
                 _ = token.cancelled() => break,
                 _ = tokio::time::sleep_until(next_scan) => {
-                    self.look_after_root(&mut root_id, &mut watcher, &mut watched, &watch_tx).await;
+                    self.look_after_root(&mut root_id, &mut watcher, &watch_tx).await;
                     self.scan_full(ProbeCause::Periodic).await;
                     next_scan = Instant::now() + jitter(self.cfg.scan_interval);
                     BTreeSet::new()
                 }
                 Some(req) = self.out.requests.recv() => {
-                    self.look_after_root(&mut root_id, &mut watcher, &mut watched, &watch_tx).await;
+                    self.look_after_root(&mut root_id, &mut watcher, &watch_tx).await;
                     let summary = self.scan_full(ProbeCause::Manual).await;
                     let _ = req.reply.send(summary);
                     BTreeSet::new()
@@ -232,7 +231,7 @@ impl Scanner {
                     }
                     self.out.stats.watch_batches.fetch_add(1, Ordering::Relaxed);
                     if check_root {
-                        self.look_after_root(&mut root_id, &mut watcher, &mut watched, &watch_tx).await;
+                        self.look_after_root(&mut root_id, &mut watcher, &watch_tx).await;
                     }
                     self.scan_services(&names).await;
                     names
@@ -257,7 +256,7 @@ impl Scanner {
                 }
             }
             if let Some(w) = watcher.as_mut() {
-                let added = self.sync_watches(w, &mut watched);
+                let added = self.sync_watches(w);
                 if !added.is_empty() {
                     self.scan_services(&added).await;
                 }

@@ -1,6 +1,5 @@
 //! The socket root: noticing it replaced, deleted or unreadable, and recovering (docs/sockets-and-reaping.md#the-root).
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
 use tokio::sync::mpsc;
@@ -25,7 +24,6 @@ impl Scanner {
         &mut self,
         known: &mut Option<(u64, u64)>,
         watcher: &mut Option<notify::RecommendedWatcher>,
-        watched: &mut BTreeSet<String>,
         watch_tx: &mpsc::UnboundedSender<notify::Event>,
     ) {
         let Some(recreated) = self.recover_root(known) else {
@@ -33,7 +31,7 @@ impl Scanner {
         };
         if self.cfg.watch {
             *watcher = self.start_watcher(watch_tx.clone());
-            watched.clear();
+            self.records.forget_watches();
         }
         self.emit(Event::RootReplaced {
             root: display(&self.cfg.root),

@@ -43,33 +43,17 @@ impl Scanner {
         Some(w)
     }
 
-    /// Watches every service directory in the records; returns the newly watched ones.
-    pub(super) fn sync_watches(
-        &self,
-        w: &mut notify::RecommendedWatcher,
-        watched: &mut BTreeSet<String>,
-    ) -> BTreeSet<String> {
-        let mut added = BTreeSet::new();
-        for name in self.records.names() {
-            if !watched.contains(name)
-                && w.watch(
-                    &self.cfg.root.join(name),
-                    notify::RecursiveMode::NonRecursive,
-                )
-                .is_ok()
-            {
-                watched.insert(name.clone());
-                added.insert(name.clone());
-            }
+    /// Watches every service directory in the records that is not watched yet, unwatches
+    /// those of dropped services; returns the newly watched ones.
+    pub(super) fn sync_watches(&mut self, w: &mut notify::RecommendedWatcher) -> BTreeSet<String> {
+        let root = &self.cfg.root;
+        for name in self.records.take_unwatched() {
+            let _ = w.unwatch(&root.join(name));
         }
-        watched.retain(|name| {
-            let keep = self.records.contains(name);
-            if !keep {
-                let _ = w.unwatch(&self.cfg.root.join(name));
-            }
-            keep
-        });
-        added
+        self.records.watch_new(|name| {
+            w.watch(&root.join(name), notify::RecursiveMode::NonRecursive)
+                .is_ok()
+        })
     }
 
     /// Maps a watch event to the service directories it touched; returns true if it touched
