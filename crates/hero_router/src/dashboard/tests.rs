@@ -550,3 +550,48 @@ fn pages_are_found_by_path() {
     assert!(!Page::allows(read, "POST") && !Page::allows("POST", "GET"));
     assert!(Page::allows("POST", "POST"));
 }
+
+/// A `service` frame written straight from its struct is, byte for byte, the JSON the page
+/// was built against (the tree the hub used to build first).
+#[test]
+fn a_service_frame_is_the_json_it_was_as_a_tree() {
+    use super::hub::ServiceFrame;
+    use crate::registry::catalog::Catalog;
+    use crate::registry::state::SocketState;
+    use crate::registry::table::{Service, ServiceStatus, Socket};
+    let service = Service {
+        name: "svc".into(),
+        status: ServiceStatus::Healthy,
+        sockets: vec![Socket {
+            kind: "rpc".into(),
+            path: Arc::from(std::path::Path::new("/r/svc/rpc.sock")),
+            state: SocketState::Live,
+            since_unix_ms: 1,
+            detail: "connect ok".into(),
+            refused_streak: 0,
+            identity: None,
+        }],
+        error: Some("a \"quoted\" <error>".into()),
+    };
+    let catalog = Catalog::default();
+    let frame = ServiceFrame {
+        service: &service.name,
+        name: &service.name,
+        view: Some(catalog.view(&service)),
+        removed: None,
+        at_unix_ms: 7,
+    };
+    let tree = json!({"service": "svc", "name": "svc",
+        "view": serde_json::to_value(catalog.view(&service)).unwrap(), "at_unix_ms": 7});
+    assert_eq!(serde_json::to_string(&frame).unwrap(), tree.to_string());
+    let gone = ServiceFrame {
+        service: "svc",
+        name: "svc",
+        view: None,
+        removed: Some(true),
+        at_unix_ms: 7,
+    };
+    let tree = json!({"service": "svc", "name": "svc", "view": null, "removed": true,
+        "at_unix_ms": 7});
+    assert_eq!(serde_json::to_string(&gone).unwrap(), tree.to_string());
+}
