@@ -298,8 +298,8 @@ pub(crate) fn entry(
         spec: SpecInfo {
             state,
             reason,
-            fingerprint: Some(fingerprint),
-            openrpc: value["openrpc"].as_str().map(|v| bounded(v.to_owned())),
+            fingerprint: Some(fingerprint.into_boxed_str()),
+            openrpc: (value["openrpc"].as_str()).map(|v| bounded(v.to_owned()).into_boxed_str()),
             fetched_unix_ms: Some(now_unix_ms),
         },
         info: value.get("info").map(info_of).unwrap_or_default(),
@@ -333,8 +333,8 @@ pub(crate) fn own_entry(openrpc: &str, manifest: &Value, now_unix_ms: u64) -> Ca
         spec: SpecInfo {
             state: SpecState::Ok,
             reason: None,
-            fingerprint: Some(fingerprint(&text)),
-            openrpc: doc["openrpc"].as_str().map(str::to_owned),
+            fingerprint: Some(fingerprint(&text).into_boxed_str()),
+            openrpc: doc["openrpc"].as_str().map(Box::from),
             fetched_unix_ms: Some(now_unix_ms),
         },
         info: doc.get("info").map(info_of).unwrap_or_default(),
@@ -359,8 +359,8 @@ pub(crate) fn fingerprint(doc: &str) -> String {
 /// number as version is shown as written).
 fn info_of(v: &Value) -> ManifestInfo {
     let text = |k: &str| match &v[k] {
-        Value::String(s) => Some(bounded(s.clone())),
-        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) => Some(bounded(s.clone()).into_boxed_str()),
+        Value::Number(n) => Some(n.to_string().into_boxed_str()),
         _ => None,
     };
     ManifestInfo {

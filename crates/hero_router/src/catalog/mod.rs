@@ -443,7 +443,7 @@ impl Fetcher {
             });
             let event = changed.then(|| Event::CatalogChanged {
                 service: service.to_string(),
-                fingerprint: entry.spec.fingerprint.clone(),
+                fingerprint: entry.spec.fingerprint.as_deref().map(str::to_owned),
                 state: entry.spec.state.as_str(),
                 reason: entry.spec.reason.as_deref().map(str::to_owned),
             });

@@ -237,9 +237,12 @@ async fn service(state: &State, name: String) -> Response {
         return error_response(&ProxyError::NoService { service: name });
     }
     let entry = catalog.get(&name).cloned();
-    let document = entry
-        .as_ref()
-        .and_then(|e| Some((e.document.clone()?, e.spec.fingerprint.clone())));
+    let document = entry.as_ref().and_then(|e| {
+        Some((
+            e.document.clone()?,
+            e.spec.fingerprint.as_deref().map(str::to_owned),
+        ))
+    });
     let methods = match document {
         Some((document, fingerprint)) => {
             match detail::methods_served(document, fingerprint).await {

@@ -333,7 +333,7 @@ fn sources(scope: &Scope, table: &Table, catalog: &Catalog) -> Vec<Source> {
             entry.document.as_ref()?;
             Some(Source {
                 service: s.name.clone(),
-                fingerprint: entry.spec.fingerprint.clone().unwrap_or_default(),
+                fingerprint: (entry.spec.fingerprint.as_deref().unwrap_or_default()).to_owned(),
                 listed: matches!(scope, Scope::Service(_)) || s.status == ServiceStatus::Healthy,
             })
         })
@@ -571,7 +571,8 @@ impl ServerHandler for Gateway {
                 let catalog = self.shared.registry.catalog();
                 let about = catalog
                     .get(s)
-                    .and_then(|e| e.info.description.clone().or(e.manifest.description.clone()))
+                    .and_then(|e| e.info.description.as_deref().or(e.manifest.description.as_deref()))
+                    .map(str::to_owned)
                     .unwrap_or_else(|| format!("The methods of the Hero service {s}."));
                 (format!("hero_router/{s}"), about)
             }

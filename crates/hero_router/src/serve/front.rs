@@ -258,7 +258,7 @@ impl Front {
                 reason,
             });
         };
-        let fingerprint = entry.and_then(|e| e.spec.fingerprint.clone());
+        let fingerprint = entry.and_then(|e| e.spec.fingerprint.as_deref().map(str::to_owned));
         if let DocsPage::Client(_, lang) = page {
             let (module, status) = crate::clients::served(*lang, name.clone(), doc, fingerprint)
                 .await
