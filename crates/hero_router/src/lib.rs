@@ -44,6 +44,7 @@
 #![deny(rust_2018_idioms)]
 
 mod access;
+mod app;
 mod browser;
 mod catalog;
 pub mod cli;

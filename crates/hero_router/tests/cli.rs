@@ -484,8 +484,15 @@ fn running_out_of_file_descriptors_never_stops_the_accept_loop() {
             .unwrap(),
     );
     let rpc = root.path().join("hero_router/rpc.sock");
-    assert!(eventually(Duration::from_secs(20), || connect_probe(&rpc)
-        == ConnectOutcome::Connected));
+    let up = eventually(Duration::from_secs(20), || {
+        connect_probe(&rpc) == ConnectOutcome::Connected
+    });
+    assert!(
+        up,
+        "the router did not come up with 64 descriptors (exit: {:?}); its log:\n{}",
+        child.0.try_wait(),
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     let addr = eventually_addr(&log);
     // Hold far more connections than the router has descriptors for.
     let mut held = Vec::new();

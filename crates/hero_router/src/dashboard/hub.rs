@@ -19,7 +19,6 @@
 //!   out, and makes a write fail soon after the page has gone.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -308,12 +307,10 @@ impl Feed {
     }
 
     /// The feed as a body stream.
-    pub(crate) fn into_stream(
-        self,
-    ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    pub(crate) fn into_stream(self) -> impl Stream<Item = Bytes> + Send + 'static {
         futures_util::stream::unfold(self, |mut feed| async move {
             let bytes = feed.next().await?;
-            Some((Ok(bytes), feed))
+            Some((bytes, feed))
         })
     }
 

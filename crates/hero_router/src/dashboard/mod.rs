@@ -19,14 +19,13 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
-use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use minijinja::value::Serde;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::app::Response;
 use crate::browser::{PAGE_HEADERS, html_csp};
 use crate::docs::cache::Busy;
 use crate::proxy::error::ProxyError;
@@ -116,7 +115,7 @@ pub(crate) async fn answer(state: &State, page: Page, headers: &HeaderMap) -> Re
         Page::Events => events(state, headers),
         Page::Service(name) => service(state, name).await,
         Page::Scan => scan(state).await,
-        Page::Traffic => secured(axum::Json(state.shared.traffic()).into_response(), None),
+        Page::Traffic => secured(crate::app::json(&state.shared.traffic()), None),
     }
 }
 
@@ -145,6 +144,15 @@ fn secured(mut response: Response, csp: Option<&str>) -> Response {
             headers.insert(name, value);
         }
     }
+    response
+}
+
+/// The answer, never to be kept by a cache.
+fn no_store(mut response: Response) -> Response {
+    let no_store = HeaderValue::from_static("no-store");
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, no_store);
     response
 }
 
@@ -180,22 +188,19 @@ fn home(state: &State) -> Response {
         .and_then(|t| t.render(minijinja::Value::from(Serde(context))));
     match rendered {
         Ok(html) => secured(
-            (
-                [
-                    (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                    (header::CACHE_CONTROL, "no-store"),
-                ],
+            no_store(crate::app::answer(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
                 html,
-            )
-                .into_response(),
+            )),
             Some(page_csp()),
         ),
         // The template is fixed and its tests render it; an error here is a bug in it.
-        Err(e) => (
+        Err(e) => crate::app::answer(
             StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain; charset=utf-8",
             format!("hero_router dashboard: template failed: {e:#}\n"),
-        )
-            .into_response(),
+        ),
     }
 }
 
@@ -212,15 +217,15 @@ fn status_name(s: ServiceStatus) -> &'static str {
 fn events(state: &State, headers: &HeaderMap) -> Response {
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok());
     let feed = state.hub.feed(last);
-    let mut response = Response::new(Body::from_stream(feed.into_stream()));
-    let h = response.headers_mut();
-    h.insert(
+    let mut response = Response::new(crate::app::stream(feed.into_stream()));
+    response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/event-stream"),
     );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let mut response = no_store(response);
     // Reverse proxies (nginx) would otherwise hold events back in their buffers.
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    let no = HeaderValue::from_static("no");
+    response.headers_mut().insert("x-accel-buffering", no);
     secured(response, None)
 }
 
@@ -261,14 +266,11 @@ async fn service(state: &State, name: String) -> Response {
         state.hub.history(&name),
         methods.as_ref().map(|(page, _)| &**page),
     );
-    let mut response = (
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
+    let mut response = no_store(crate::app::answer(
+        StatusCode::OK,
+        "application/json",
         detail,
-    )
-        .into_response();
+    ));
     if let Some((_, status)) = methods {
         let status = HeaderValue::from_static(status.header());
         response.headers_mut().insert("cache-status", status);
@@ -284,29 +286,19 @@ async fn scan(state: &State) -> Response {
         .await
         .and_then(|text| serde_json::from_str::<Value>(&text).ok());
     let response = match answer {
-        Some(a) if a.get("result").is_some() => (
-            [(header::CONTENT_TYPE, "application/json")],
-            a["result"].to_string(),
-        )
-            .into_response(),
+        Some(a) if a.get("result").is_some() => crate::app::json(&a["result"]),
         other => {
             let message = other
                 .as_ref()
                 .and_then(|a| a["error"]["message"].as_str())
                 .unwrap_or("the scanner has stopped")
                 .to_owned();
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [
-                    (header::CONTENT_TYPE, "application/json"),
-                    (
-                        header::HeaderName::from_static("x-hero-router-error"),
-                        "scan_failed",
-                    ),
-                ],
-                json!({"error": format!("scan failed: {message}")}).to_string(),
-            )
-                .into_response()
+            let body = json!({"error": format!("scan failed: {message}")}).to_string();
+            let mut failed =
+                crate::app::answer(StatusCode::SERVICE_UNAVAILABLE, "application/json", body);
+            let code = HeaderValue::from_static("scan_failed");
+            failed.headers_mut().insert("x-hero-router-error", code);
+            failed
         }
     };
     secured(response, None)

@@ -12,10 +12,8 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use axum::body::Body;
-use axum::response::Response;
 use http::request::Parts;
-use http::{HeaderMap, HeaderValue, header};
+use http::{HeaderMap, StatusCode};
 use rmcp::model::{
     CallToolResponse, JsonObject, JsonRpcMessage, JsonRpcResponse, JsonRpcVersion2_0, RequestId,
     ServerJsonRpcMessage, ServerResult,
@@ -24,6 +22,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::Gateway;
+use crate::app::Response;
 
 const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
@@ -97,12 +96,7 @@ pub(super) async fn tools_call(gateway: &Gateway, parts: &Parts, body: &[u8]) ->
         result: ServerResult::from(CallToolResponse::from(result)),
     });
     let body = serde_json::to_vec(&message).ok()?;
-    let mut response = Response::new(Body::from(body));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    Some(response)
+    Some(crate::app::answer(StatusCode::OK, "application/json", body))
 }
 
 /// The request id, if it is a string or an integer written as one (anything else, rmcp judges).

@@ -13,12 +13,11 @@
 //! and after, any refusal rmcp writes in plain text is rewritten as a JSON-RPC error with
 //! the same status and rmcp's words (`-32600`).
 
-use axum::body::Body;
-use axum::response::Response;
 use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 
+use crate::app::Response;
 use crate::jsonrpc::{INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR};
 
 /// Longest refusal text of rmcp's copied into an error message.
@@ -116,9 +115,9 @@ pub(super) async fn json_refusal(answer: Response) -> Response {
         return answer;
     }
     let (_, body) = answer.into_parts();
-    let text = match axum::body::to_bytes(body, MAX_REFUSAL * 4).await {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        Err(_) => String::new(),
+    let text = match crate::app::collect(body, MAX_REFUSAL * 4).await {
+        Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        None => String::new(),
     };
     let mut text = crate::json::cut(text.trim().to_owned(), MAX_REFUSAL);
     if text.is_empty() {
@@ -134,13 +133,7 @@ fn error(status: StatusCode, id: Value, code: i32, message: String) -> Response 
         "id": id,
         "error": {"code": code, "message": message},
     });
-    let mut response = Response::new(Body::from(body.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    crate::app::answer(status, "application/json", body.to_string())
 }
 
 #[cfg(test)]

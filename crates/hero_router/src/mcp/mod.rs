@@ -32,9 +32,9 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
-use axum::body::Body;
-use axum::extract::Request;
-use axum::response::Response;
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     InitializeRequestParams, InitializeResult, JsonObject, ListToolsResult, PaginatedRequestParams,
@@ -46,6 +46,7 @@ use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::Value;
 
+use crate::app::{Request, Response};
 use crate::jsonrpc::{BAD_UPSTREAM, NO_SUCH_SERVICE, NOT_LIVE, UPSTREAM_TIMEOUT};
 use crate::proxy::error::ProxyError;
 use crate::proxy::error::error_response;
@@ -183,12 +184,8 @@ impl Endpoints {
             cache: self.cache.clone(),
             scope,
         };
-        // The connection driver has read the body whole: collecting it copies nothing.
+        // The connection driver has read the body whole, within `--max-body`.
         let (mut parts, body) = request.into_parts();
-        let Ok(body) = axum::body::to_bytes(body, max_body).await else {
-            let limit = max_body as u64;
-            return error_response(&ProxyError::BodyTooLarge { limit });
-        };
         if parts.method == http::Method::POST {
             if let Some(answer) = malformed::precheck(&mut parts, &body) {
                 return answer;
@@ -198,7 +195,7 @@ impl Endpoints {
             return answer;
         }
         // Boxed: rmcp's future is large, and most requests never need it.
-        let request = Request::from_parts(parts, Body::from(body));
+        let request = http::Request::from_parts(parts, Full::new(body));
         let answer = Box::pin(serve_rmcp(gateway, request, max_body)).await;
         malformed::json_refusal(answer).await
     }
@@ -206,7 +203,11 @@ impl Endpoints {
 
 /// Serves one request with rmcp: stateless, JSON answers, no Host check (the Origin check
 /// is done before).
-async fn serve_rmcp(gateway: Gateway, request: Request, max_body: usize) -> Response {
+async fn serve_rmcp(
+    gateway: Gateway,
+    request: http::Request<Full<Bytes>>,
+    max_body: usize,
+) -> Response {
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
@@ -217,7 +218,10 @@ async fn serve_rmcp(gateway: Gateway, request: Request, max_body: usize) -> Resp
         Arc::new(NeverSessionManager::default()),
         config,
     );
-    service.handle(request).await.map(Body::new)
+    service
+        .handle(request)
+        .await
+        .map(|body| body.boxed_unsync())
 }
 
 // === impl ToolCache ===

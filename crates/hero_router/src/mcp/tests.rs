@@ -377,7 +377,7 @@ async fn the_fast_path_answers_what_rmcp_answers() {
             continue;
         };
         answered += 1;
-        let request = Request::from_parts(parts, Body::from(body.clone()));
+        let request = http::Request::from_parts(parts, Full::new(Bytes::from(body.clone())));
         let slow = serve_rmcp(gateway.clone(), request, 1 << 20).await;
         let what = || {
             format!(
@@ -387,8 +387,8 @@ async fn the_fast_path_answers_what_rmcp_answers() {
         };
         let (fast, fast_body) = fast.into_parts();
         let (slow, slow_body) = slow.into_parts();
-        let fast_body = axum::body::to_bytes(fast_body, usize::MAX).await.unwrap();
-        let slow_body = axum::body::to_bytes(slow_body, usize::MAX).await.unwrap();
+        let fast_body = crate::app::collect(fast_body, usize::MAX).await.unwrap();
+        let slow_body = crate::app::collect(slow_body, usize::MAX).await.unwrap();
         assert_eq!(
             (
                 fast.status,
@@ -437,7 +437,7 @@ async fn the_fast_path_takes_a_plain_call_of_either_revision() {
     let answer = fast::tools_call(&gateway, &parts, &body)
         .await
         .expect("taken");
-    let answer = axum::body::to_bytes(answer.into_body(), usize::MAX)
+    let answer = crate::app::collect(answer.into_body(), usize::MAX)
         .await
         .unwrap();
     assert_eq!(
@@ -452,7 +452,7 @@ async fn the_fast_path_takes_a_plain_call_of_either_revision() {
     let answer = fast::tools_call(&gateway, &parts, &body)
         .await
         .expect("taken");
-    let answer = axum::body::to_bytes(answer.into_body(), usize::MAX)
+    let answer = crate::app::collect(answer.into_body(), usize::MAX)
         .await
         .unwrap();
     assert!(!String::from_utf8_lossy(&answer).contains("resultType"));

@@ -322,13 +322,13 @@ pub(crate) fn with_request_id(body: &[u8], id: &str) -> Option<Vec<u8>> {
     serde_json::to_vec(&value).ok()
 }
 
-/// The router's answer for `e` (status, `x-hero-router-error`, JSON body), as an axum
-/// response for the applications (the dashboard, the MCP gateway): the same bytes the
-/// connection driver writes for it.
-pub(crate) fn error_response(e: &ProxyError) -> axum::response::Response {
-    use axum::response::IntoResponse as _;
+/// The router's answer for `e` (status, `x-hero-router-error`, JSON body), as an answer of
+/// the applications (the dashboard, the MCP gateway): the same bytes the connection driver
+/// writes for it.
+pub(crate) fn error_response(e: &ProxyError) -> crate::app::Response {
     let (status, headers, body) = error_parts(e);
-    let mut response = (status, body).into_response();
+    let mut response = crate::app::Response::new(crate::app::full(body));
+    *response.status_mut() = status;
     for (name, value) in headers {
         if let Ok(value) = http::HeaderValue::from_str(&value) {
             response.headers_mut().insert(name, value);

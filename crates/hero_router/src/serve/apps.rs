@@ -4,17 +4,14 @@
 //!
 //! The connection driver stays the one HTTP/1.1 framing authority: it parses and validates the
 //! head, routes it ([`route`](super::front::route), the one routing decision, which names the
-//! [`AppTarget`]), reads the body whole (within `--max-body`), hands an [`http::Request`] to
-//! [`Apps::call`], and writes the answer in the framing it chooses, streaming a body
-//! (server-sent events) as it comes. The applications only read the registry and call services
+//! [`AppTarget`]), reads the body whole (within `--max-body`), hands a
+//! [`Request`](crate::app::Request) to [`Apps::call`], and writes the answer in the framing it
+//! chooses, streaming a body (server-sent events) as it comes. The applications only read the registry and call services
 //! through the JSON-RPC front end, as any client of `/rpc` would.
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::response::Response;
-use http::Request;
-
+use crate::app::{Request, Response};
 use crate::rpc::Rpc;
 use crate::shared::Shared;
 
@@ -49,7 +46,7 @@ impl Apps {
     }
 
     /// Answers one request for `target`.
-    pub(super) async fn call(&self, target: AppTarget, request: Request<Body>) -> Response {
+    pub(super) async fn call(&self, target: AppTarget, request: Request) -> Response {
         match target {
             AppTarget::Mcp(scope) => {
                 self.mcp

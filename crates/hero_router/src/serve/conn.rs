@@ -29,6 +29,7 @@ use tokio::time::Instant;
 use super::apps::AppTarget;
 use super::front::{DocsPage, Endpoint, Front, Role, Route, route};
 use super::slots::ConnSlot;
+use crate::app;
 use crate::config::ConnLimits;
 use crate::http1::{self, BodyFraming, Forwarding, HeadLimits, OwnBody, Persist};
 use crate::proxy::Transport;
@@ -652,7 +653,7 @@ impl<S: Stream> Client<'_, S> {
             AppTarget::Mcp(_) => "mcp",
             AppTarget::Dashboard(_) => "app",
         };
-        let request = http::Request::from_parts(parts, axum::body::Body::from(body.freeze()));
+        let request = http::Request::from_parts(parts, body.freeze());
         let (head, mut body) = front.apps.call(target, request).await.into_parts();
         let status = head.status.as_u16();
         if status >= 400 {
@@ -664,7 +665,7 @@ impl<S: Stream> Client<'_, S> {
             .metrics()
             .record(OWN_SERVICE, kind, status, started.elapsed());
         let no_body = req.head_request || matches!(status, 204 | 304);
-        let length = axum::body::HttpBody::size_hint(&body).exact();
+        let length = app::exact_len(&body);
         let framing = match length {
             _ if no_body => OwnBody::Length(length.unwrap_or(0) as usize),
             Some(n) => OwnBody::Length(n as usize),
@@ -691,27 +692,23 @@ impl<S: Stream> Client<'_, S> {
     /// An application's error body with this request's id in it, as every error body the
     /// router makes has it (an error body is small and built whole; one past 64 KiB, or one
     /// that is not the router's JSON shape, goes as it is).
-    async fn with_request_id(&self, body: axum::body::Body) -> axum::body::Body {
+    async fn with_request_id(&self, body: app::Body) -> app::Body {
         const MAX: u64 = 64 * 1024;
-        let small = axum::body::HttpBody::size_hint(&body)
-            .exact()
-            .is_some_and(|n| n <= MAX);
-        if !small {
+        if app::exact_len(&body).is_none_or(|n| n > MAX) {
             return body;
         }
-        let Ok(bytes) = axum::body::to_bytes(body, MAX as usize).await else {
-            return axum::body::Body::empty();
-        };
+        // Its length is known and within MAX: it is collected whole.
+        let bytes = app::collect(body, MAX as usize).await.unwrap_or_default();
         match with_request_id(&bytes, self.conn.request_id.as_str()) {
-            Some(with_id) => axum::body::Body::from(with_id),
-            None => axum::body::Body::from(bytes),
+            Some(with_id) => app::full(with_id),
+            None => app::full(bytes),
         }
     }
 
     /// Sends the head in `self.conn.out` and an application's answer body in `framing`. What the
     /// body has ready goes out with the head in one write: an answer built whole (most are)
     /// costs one send, as a routed answer does. Returns whether it was all sent.
-    async fn stream_app_body(&mut self, mut body: axum::body::Body, framing: OwnBody) -> bool {
+    async fn stream_app_body(&mut self, mut body: app::Body, framing: OwnBody) -> bool {
         use futures_util::FutureExt as _;
         use http_body_util::BodyExt as _;
         loop {
@@ -752,11 +749,7 @@ impl<S: Stream> Client<'_, S> {
                     Ok(data) => data,
                     Err(_) => continue, // trailers are not forwarded
                 },
-                Some(Err(e)) => {
-                    tracing::debug!(error = %e, "application body failed");
-                    let _ = self.conn.io.write_all(&self.conn.out).await;
-                    return false;
-                }
+                Some(Err(never)) => match never {},
             };
             if data.is_empty() {
                 continue;

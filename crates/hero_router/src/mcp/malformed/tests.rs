@@ -13,7 +13,7 @@ fn parts(accept: &str) -> Parts {
 
 async fn body_of(r: Response) -> (u16, Value) {
     let status = r.status().as_u16();
-    let bytes = axum::body::to_bytes(r.into_body(), usize::MAX)
+    let bytes = crate::app::collect(r.into_body(), usize::MAX)
         .await
         .unwrap();
     (status, serde_json::from_slice(&bytes).unwrap())
@@ -105,7 +105,9 @@ fn an_accept_of_json_alone_is_widened_and_others_are_left_alone() {
 
 #[tokio::test]
 async fn a_plain_text_refusal_becomes_a_json_rpc_error_with_its_status() {
-    let mut plain = Response::new(Body::from("Unsupported Media Type: need application/json"));
+    let mut plain = Response::new(crate::app::full(
+        "Unsupported Media Type: need application/json",
+    ));
     *plain.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
     plain
         .headers_mut()
@@ -118,7 +120,7 @@ async fn a_plain_text_refusal_becomes_a_json_rpc_error_with_its_status() {
         "Unsupported Media Type: need application/json"
     );
     // JSON answers and successes pass as they are.
-    let mut ok = Response::new(Body::from("{}"));
+    let mut ok = Response::new(crate::app::full("{}"));
     ok.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
