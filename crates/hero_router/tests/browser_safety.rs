@@ -318,6 +318,15 @@ async fn the_routers_pages_carry_their_headers() {
     .unwrap()
     .unwrap();
     let get = |path: &str| req("GET", path, &[("host", "localhost")], "");
+    let mcp_post = |content_type: &str, body: &str| {
+        let accept = "application/json, text/event-stream";
+        let headers = [
+            ("host", "localhost"),
+            ("content-type", content_type),
+            ("accept", accept),
+        ];
+        req("POST", "/mcp/calc", &headers, body)
+    };
     let pages = [
         ("dashboard", admin(&d, get("/")).await),
         ("docs page", tcp(&d, get("/docs/calc")).await),
@@ -337,6 +346,23 @@ async fn the_routers_pages_carry_their_headers() {
         (
             "an API answer",
             admin(&d, get("/api/dashboard/service/calc")).await,
+        ),
+        // The MCP gateway's answers, rmcp's refusals among them.
+        ("an MCP refusal (405)", tcp(&d, get("/mcp/calc")).await),
+        (
+            "an MCP refusal (415)",
+            tcp(&d, mcp_post("text/plain", "{}")).await,
+        ),
+        (
+            "an MCP answer",
+            tcp(
+                &d,
+                mcp_post(
+                    "application/json",
+                    r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+                ),
+            )
+            .await,
         ),
     ];
     for (what, (status, headers, _)) in pages {

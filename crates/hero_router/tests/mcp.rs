@@ -1017,3 +1017,104 @@ async fn rmcp_lines_stay_out_of_the_default_log() {
     let loud = log_of_initializes(&["--log-level", "info,rmcp=info"], 20).await;
     assert!(rmcp_lines(&loud) >= 20, "{loud}");
 }
+
+/// A service `name` whose one method `add` (no params) answers 3, and which keeps the headers
+/// of every call it gets.
+async fn recording_service(
+    root: &Path,
+    name: &str,
+) -> (
+    std::sync::Arc<std::sync::Mutex<Vec<http::HeaderMap>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let listener = tokio::net::UnixListener::bind(dir.join("rpc.sock")).unwrap();
+    let document = doc(&["add"]);
+    let record = seen.clone();
+    let app = axum::Router::new()
+        .route(
+            "/openrpc.json",
+            axum::routing::get(move || async move { axum::Json(document) }),
+        )
+        .route(
+            "/rpc",
+            axum::routing::post(move |headers: http::HeaderMap| async move {
+                record.lock().unwrap().push(headers);
+                axum::Json(json!({"jsonrpc": "2.0", "id": 1, "result": 3}))
+            }),
+        );
+    let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (seen, task)
+}
+
+#[tokio::test]
+async fn a_tool_call_carries_the_request_id_and_trace_and_counts_as_the_services_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (seen, service) = recording_service(dir.path(), "calc").await;
+    let d = start_daemon(serve_config(dir.path(), &[])).await;
+    d.rescan().await;
+    catalog_until(&d, |c| has_spec(c, "calc")).await;
+
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let client_span = "00f067aa0ba902b7";
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "add", "arguments": {}}});
+    let (status, headers, body) = post(
+        &d,
+        "/mcp/calc",
+        &[
+            ("mcp-protocol-version", "2025-11-25"),
+            ("traceparent", &format!("00-{trace}-{client_span}-01")),
+        ],
+        call,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["content"][0]["text"], "3", "{body}");
+    let id = headers["x-request-id"].to_str().unwrap();
+    // The service got the request's id, and the trace with the router's span as parent.
+    let got = seen.lock().unwrap().pop().expect("the service was called");
+    assert_eq!(got["x-request-id"], id, "{got:?}");
+    let parent = got["traceparent"].to_str().unwrap();
+    let parts: Vec<&str> = parent.split('-').collect();
+    assert_eq!(
+        (parts[0], parts[1], parts[3]),
+        ("00", trace, "01"),
+        "{parent}"
+    );
+    assert_ne!(parts[2], client_span, "the router's own span: {parent}");
+
+    // The call counts as the service's traffic, as a routed call through /rpc does.
+    let (_, traffic) =
+        common::rpc(&d, r#"{"jsonrpc":"2.0","id":1,"method":"router.traffic"}"#).await;
+    let traffic = json(&traffic)["result"].clone();
+    let calc = traffic["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "calc")
+        .unwrap_or_else(|| panic!("calc in {traffic}"));
+    assert_eq!(calc["windows"]["1m"]["requests"], 1, "{calc}");
+
+    // An error the gateway makes names the request's id, as every error the router makes.
+    let unknown = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "nosuch", "arguments": {}}});
+    let (status, headers, body) = post(
+        &d,
+        "/mcp/calc",
+        &[("mcp-protocol-version", "2025-11-25")],
+        unknown,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["error"]["code"], -32602, "{body}");
+    assert_eq!(
+        body["error"]["data"]["request_id"],
+        headers["x-request-id"].to_str().unwrap(),
+        "{body}"
+    );
+    service.abort();
+    d.stop().await;
+}

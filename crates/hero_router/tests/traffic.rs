@@ -519,6 +519,47 @@ async fn every_kind_of_request_is_one_json_access_line() {
         "{v}"
     );
     assert_eq!(v["methods"], serde_json::json!(["tools/call"]), "{v}");
+    // A tool call that reaches its service is that service's request, with its wait.
+    let ex =
+        hero_example_service::spawn(hero_example_service::ServiceConfig::new(root.path(), "ex"))
+            .await
+            .unwrap();
+    let spec = r#"{"jsonrpc":"2.0","id":1,"method":"router.spec","params":["ex"]}"#;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, body) = exchange(To::Tcp(tcp), &post("/rpc", spec, &[])).await;
+        if String::from_utf8_lossy(&body).contains("\"result\"") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ex's spec never came"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await; // poll interval, bounded by the deadline
+    }
+    let body =
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{}}}"#;
+    let (head, _) = exchange(
+        To::Tcp(tcp),
+        &post(
+            "/mcp/ex",
+            body,
+            &[("Accept", "application/json, text/event-stream")],
+        ),
+    )
+    .await;
+    let v = json_line(&mut r, &id_of(&head));
+    assert_eq!(
+        (
+            v["service"].as_str(),
+            v["kind"].as_str(),
+            v["tool"].as_str()
+        ),
+        (Some("ex"), Some("mcp"), Some("echo")),
+        "{v}"
+    );
+    assert!(v["upstream_ms"].as_f64().is_some(), "{v}");
+    ex.shutdown().await;
 
     // A WebSocket upgrade: one line when the bridge ends, with its duration.
     let mut up = b"GET /ws/rpc/socket HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n".to_vec();

@@ -13,7 +13,7 @@
 //! The page calls methods through `POST /rpc` and reads `/health` and `/metrics`, as any
 //! client would. It is served on the admin listener and admin.sock only, so no page a service
 //! serves shares its origin; a request from another origin never gets here (the routing
-//! refuses it, [`crate::browser`]). Every answer carries [`crate::browser::PAGE_HEADERS`]; the
+//! refuses it, [`crate::browser`]). Every answer carries [`crate::browser::PAGE_HEADERS`] (`serve::apps` adds them); the
 //! page's own policy lets only its inline script and style run, by hash.
 
 use std::collections::BTreeMap;
@@ -26,7 +26,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::app::Response;
-use crate::browser::{PAGE_HEADERS, html_csp};
+use crate::browser::html_csp;
 use crate::docs::cache::Busy;
 use crate::proxy::error::ProxyError;
 use crate::proxy::error::error_response;
@@ -115,7 +115,7 @@ pub(crate) async fn answer(state: &State, page: Page, headers: &HeaderMap) -> Re
         Page::Events => events(state, headers),
         Page::Service(name) => service(state, name).await,
         Page::Scan => scan(state).await,
-        Page::Traffic => secured(crate::app::json(&state.shared.traffic()), None),
+        Page::Traffic => crate::app::json(&state.shared.traffic()),
     }
 }
 
@@ -132,17 +132,13 @@ struct PageContext<'a> {
     service_url: Option<String>,
 }
 
-/// The answer with the router's page headers: `csp` for the page, the default for the rest.
-fn secured(mut response: Response, csp: Option<&str>) -> Response {
-    let headers = response.headers_mut();
-    for (name, value) in PAGE_HEADERS {
-        let value = match (name, csp) {
-            ("content-security-policy", Some(csp)) => HeaderValue::from_str(csp).ok(),
-            _ => Some(HeaderValue::from_static(value)),
-        };
-        if let Some(value) = value {
-            headers.insert(name, value);
-        }
+/// The page with its own policy: its inline script and style, by hash. (Every answer also gets
+/// the rest of the router's page headers where the applications are served, `serve::apps`.)
+fn with_page_csp(mut response: Response) -> Response {
+    if let Ok(csp) = HeaderValue::from_str(page_csp()) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
     }
     response
 }
@@ -187,14 +183,11 @@ fn home(state: &State) -> Response {
         .get_template("page.html")
         .and_then(|t| t.render(minijinja::Value::from(Serde(context))));
     match rendered {
-        Ok(html) => secured(
-            no_store(crate::app::answer(
-                StatusCode::OK,
-                "text/html; charset=utf-8",
-                html,
-            )),
-            Some(page_csp()),
-        ),
+        Ok(html) => with_page_csp(no_store(crate::app::answer(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            html,
+        ))),
         // The template is fixed and its tests render it; an error here is a bug in it.
         Err(e) => crate::app::answer(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -226,7 +219,7 @@ fn events(state: &State, headers: &HeaderMap) -> Response {
     // Reverse proxies (nginx) would otherwise hold events back in their buffers.
     let no = HeaderValue::from_static("no");
     response.headers_mut().insert("x-accel-buffering", no);
-    secured(response, None)
+    response
 }
 
 /// `GET /api/dashboard/service/{name}`. Its methods come from the docs cache, built off the
@@ -275,7 +268,7 @@ async fn service(state: &State, name: String) -> Response {
         let status = HeaderValue::from_static(status.header());
         response.headers_mut().insert("cache-status", status);
     }
-    secured(response, None)
+    response
 }
 
 /// `POST /api/scan`: a full scan, answered with the `router.scan` result.
@@ -285,7 +278,7 @@ async fn scan(state: &State) -> Response {
         .handle(br#"{"jsonrpc":"2.0","id":1,"method":"router.scan"}"#)
         .await
         .and_then(|text| serde_json::from_str::<Value>(&text).ok());
-    let response = match answer {
+    match answer {
         Some(a) if a.get("result").is_some() => crate::app::json(&a["result"]),
         other => {
             let message = other
@@ -300,8 +293,7 @@ async fn scan(state: &State) -> Response {
             failed.headers_mut().insert("x-hero-router-error", code);
             failed
         }
-    };
-    secured(response, None)
+    }
 }
 
 fn environment() -> &'static Environment<'static> {

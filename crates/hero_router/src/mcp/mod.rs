@@ -31,6 +31,7 @@ mod tools;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
@@ -52,8 +53,9 @@ use crate::proxy::error::ProxyError;
 use crate::proxy::error::error_response;
 use crate::proxy::path::PathError;
 use crate::registry::catalog::Catalog;
+use crate::registry::names::OWN_SERVICE;
 use crate::registry::table::{ServiceStatus, Table};
-use crate::rpc::Rpc;
+use crate::rpc::{CallMeta, Rpc};
 use crate::shared::Shared;
 use crate::telemetry::RateLimit;
 use crate::upstream::CallError;
@@ -151,6 +153,27 @@ struct Gateway {
     shared: Arc<Shared>,
     cache: Arc<ToolCache>,
     scope: Scope,
+    /// The request's ids and what its tool calls did.
+    exchange: Arc<Exchange>,
+}
+
+/// One MCP request's part in the traffic: the ids its tool calls pass on to the service (as
+/// every routed call does), and what the connection driver logs and counts of those calls.
+#[derive(Debug, Default)]
+pub(crate) struct Exchange {
+    /// The request's id: `X-Request-Id` to the service, `request_id` in the gateway's errors.
+    pub request_id: String,
+    /// The router's span, as the `traceparent` the service gets.
+    pub traceparent: Option<String>,
+    /// The service a tool call went to, and how long it took to answer.
+    called: Mutex<Option<Called>>,
+}
+
+/// A service a tool call went to, and how long it took to answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Called {
+    pub service: String,
+    pub upstream: Duration,
 }
 
 /// The MCP endpoints, and the tool cache they share for as long as the router runs.
@@ -167,6 +190,7 @@ impl Endpoints {
         shared: &Arc<Shared>,
         scope: Scope,
         request: Request,
+        exchange: Arc<Exchange>,
     ) -> Response {
         // A service that left the table keeps its endpoint for the clients that used it: an
         // empty tool list that says why keeps them connected, where a 404 reads as the whole
@@ -183,6 +207,7 @@ impl Endpoints {
             shared: shared.clone(),
             cache: self.cache.clone(),
             scope,
+            exchange,
         };
         // The connection driver has read the body whole, within `--max-body`.
         let (mut parts, body) = request.into_parts();
@@ -222,6 +247,38 @@ async fn serve_rmcp(
         .handle(request)
         .await
         .map(|body| body.boxed_unsync())
+}
+
+// === impl Exchange ===
+
+impl Exchange {
+    /// An exchange of the request `request_id`, its span `traceparent`.
+    pub(crate) fn new(request_id: String, traceparent: Option<String>) -> Exchange {
+        Exchange {
+            request_id,
+            traceparent,
+            called: Mutex::default(),
+        }
+    }
+
+    /// The service a tool call went to, and how long it took to answer (the longest, if
+    /// there were several).
+    pub(crate) fn called(&self) -> Option<Called> {
+        self.called
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn note(&self, service: &str, upstream: Duration) {
+        let mut called = self.called.lock().unwrap_or_else(|e| e.into_inner());
+        if called.as_ref().is_none_or(|c| c.upstream < upstream) {
+            *called = Some(Called {
+                service: service.to_owned(),
+                upstream,
+            });
+        }
+    }
 }
 
 // === impl ToolCache ===
@@ -407,6 +464,13 @@ impl Index {
 // === impl Gateway ===
 
 impl Gateway {
+    /// The `data` of an error the gateway makes: the request's id, as every error the router
+    /// makes names it.
+    fn error_data(&self) -> Option<Value> {
+        let id = &self.exchange.request_id;
+        (!id.is_empty()).then(|| serde_json::json!({"request_id": id}))
+    }
+
     /// The endpoint's index over the current table and catalog: from the cache, else built
     /// on a blocking thread (a large document takes a while to convert).
     async fn index(&self) -> Arc<Index> {
@@ -467,7 +531,7 @@ impl Gateway {
             Scope::Service(s) => format!("tools/list shows the tools of service {s} now"),
             Scope::All => "tools/list shows the tools this endpoint has now, named {service}__{method}; `hero_router list` shows the services".to_owned(),
         };
-        ErrorData::invalid_params(format!("unknown tool {name}: {how}"), None)
+        ErrorData::invalid_params(format!("unknown tool {name}: {how}"), self.error_data())
     }
 
     /// Runs the tool `name` (the index's `entry`) with `arguments`: they are checked against
@@ -526,10 +590,19 @@ impl Gateway {
             Ok(p) => p,
             Err(e) => return tool_error(format!("the arguments cannot be sent: {e}")),
         };
+        let meta = CallMeta {
+            request_id: &self.exchange.request_id,
+            traceparent: self.exchange.traceparent.as_deref(),
+            methods: false,
+        };
+        let asked = tokio::time::Instant::now();
         let called = self
             .rpc
-            .call(&target.service, &target.method, params.as_deref())
+            .call(&target.service, &target.method, params.as_deref(), &meta)
             .await;
+        if target.service != OWN_SERVICE {
+            self.exchange.note(&target.service, asked.elapsed());
+        }
         let result = match called {
             Ok(result) => result,
             Err(e) => return tool_error(error_message(target, &e)),
@@ -651,7 +724,7 @@ impl ServerHandler for Gateway {
                         format!(
                             "invalid cursor {c:?}: use the nextCursor of the previous page, or none for the first"
                         ),
-                        None,
+                        self.error_data(),
                     ));
                 }
             },

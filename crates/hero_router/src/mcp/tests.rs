@@ -203,6 +203,7 @@ async fn gateway_with_calc(
         shared,
         cache: Arc::default(),
         scope,
+        exchange: Arc::new(Exchange::new("test-id".into(), None)),
     };
     (gateway, Box::new((svc, writer, catalog_writer)))
 }

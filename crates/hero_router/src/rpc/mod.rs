@@ -60,6 +60,23 @@ pub(crate) struct CallMeta<'a> {
     pub methods: bool,
 }
 
+// === impl CallMeta ===
+
+impl CallMeta<'_> {
+    /// The headers a routed call passes on to the service: the request's id and its
+    /// `traceparent`.
+    fn headers(&self) -> Vec<(&str, &str)> {
+        let mut headers = Vec::with_capacity(2);
+        if !self.request_id.is_empty() {
+            headers.push(("x-request-id", self.request_id));
+        }
+        if let Some(traceparent) = self.traceparent {
+            headers.push(("traceparent", traceparent));
+        }
+        headers
+    }
+}
+
 /// A `POST /rpc` request answered.
 #[derive(Debug)]
 pub(crate) struct Handled {
@@ -487,12 +504,7 @@ impl Rpc {
         let body = codec::forward_request(call, rest);
         let how = self.shared.routed();
         let mut headers = vec![("content-type", "application/json")];
-        if !meta.request_id.is_empty() {
-            headers.push(("x-request-id", meta.request_id));
-        }
-        if let Some(traceparent) = meta.traceparent {
-            headers.push(("traceparent", traceparent));
-        }
+        headers.extend(meta.headers());
         let req = OwnRequest {
             method: "POST",
             path: "/rpc",
@@ -529,6 +541,7 @@ impl Rpc {
         service: &str,
         method: &str,
         params: Option<&RawValue>,
+        meta: &CallMeta<'_>,
     ) -> Result<Box<RawValue>, CallError> {
         self.shared
             .registry
@@ -538,15 +551,12 @@ impl Rpc {
             return self.call_own(method, params).await;
         }
         let key = self.shared.rpc_socket(service)?;
-        upstream::call(
-            &self.shared.pool,
-            &key,
-            service,
-            method,
-            params,
-            &self.shared.routed(),
-        )
-        .await
+        let headers = meta.headers();
+        let how = CallOptions {
+            headers: &headers,
+            ..self.shared.routed()
+        };
+        upstream::call(&self.shared.pool, &key, service, method, params, &how).await
     }
 
     /// One of the router's own methods, as the `hero_router` service answers it.

@@ -11,7 +11,11 @@
 
 use std::sync::Arc;
 
+use http::HeaderValue;
+
 use crate::app::{Request, Response};
+use crate::browser::PAGE_HEADERS;
+use crate::mcp::Exchange;
 use crate::rpc::Rpc;
 use crate::shared::Shared;
 
@@ -45,17 +49,33 @@ impl Apps {
         }
     }
 
-    /// Answers one request for `target`.
-    pub(super) async fn call(&self, target: AppTarget, request: Request) -> Response {
-        match target {
+    /// Answers one request for `target`; `exchange` carries the request's ids to the services
+    /// an MCP tool call reaches, and brings back what those calls did. Every answer has the
+    /// headers of a page the router makes ([`PAGE_HEADERS`]); an application sets its own
+    /// policy where it needs one (the dashboard's page).
+    pub(super) async fn call(
+        &self,
+        target: AppTarget,
+        request: Request,
+        exchange: &Arc<Exchange>,
+    ) -> Response {
+        let mut answer = match target {
             AppTarget::Mcp(scope) => {
+                let exchange = exchange.clone();
                 self.mcp
-                    .serve(&self.rpc, &self.shared, scope, request)
+                    .serve(&self.rpc, &self.shared, scope, request, exchange)
                     .await
             }
             AppTarget::Dashboard(page) => {
                 crate::dashboard::answer(&self.dashboard, page, request.headers()).await
             }
+        };
+        let headers = answer.headers_mut();
+        for (name, value) in PAGE_HEADERS {
+            if !headers.contains_key(name) {
+                headers.insert(name, HeaderValue::from_static(value));
+            }
         }
+        answer
     }
 }

@@ -32,6 +32,7 @@ use super::slots::ConnSlot;
 use crate::app;
 use crate::config::ConnLimits;
 use crate::http1::{self, BodyFraming, Forwarding, HeadLimits, OwnBody, Persist};
+use crate::mcp::Exchange;
 use crate::proxy::Transport;
 use crate::proxy::error::{ProxyError, error_parts_for, with_request_id};
 use crate::proxy::forward::{ClientConn, Failed, Forward, Req, Sent, Stream, Tally, Watchdog};
@@ -654,16 +655,33 @@ impl<S: Stream> Client<'_, S> {
             AppTarget::Dashboard(_) => "app",
         };
         let request = http::Request::from_parts(parts, body.freeze());
-        let (head, mut body) = front.apps.call(target, request).await.into_parts();
+        let traceparent = self.meta.as_ref().map(|m| m.trace.traceparent());
+        let traceparent = traceparent.and_then(|t| String::from_utf8(t.to_vec()).ok());
+        let exchange = Arc::new(Exchange::new(
+            self.conn.request_id.as_str().to_owned(),
+            traceparent,
+        ));
+        let answer = front.apps.call(target, request, &exchange).await;
+        let (head, mut body) = answer.into_parts();
         let status = head.status.as_u16();
         if status >= 400 {
             body = self.with_request_id(body).await;
         }
         // The router's own applications made it: an error here is the router's.
         self.conn.tally.router_made = true;
+        // A tool call that reached a service counts as that service's traffic, as a routed
+        // call through `/rpc` does, with its wait for the answer.
+        let called = exchange.called();
+        if let Some(called) = &called {
+            self.conn.tally.upstream = Some(called.upstream);
+            if let Some(meta) = self.meta.as_mut() {
+                meta.route.service = Some(called.service.clone());
+            }
+        }
+        let service = called.as_ref().map_or(OWN_SERVICE, |c| c.service.as_str());
         front
             .metrics()
-            .record(OWN_SERVICE, kind, status, started.elapsed());
+            .record(service, kind, status, started.elapsed());
         let no_body = req.head_request || matches!(status, 204 | 304);
         let length = app::exact_len(&body);
         let framing = match length {
