@@ -195,6 +195,15 @@ pub(crate) fn parse_request<'b, 'h>(
                         "chunked is not the last transfer coding",
                     ));
                 }
+                // RFC 9112 §6.1: a sender must not apply chunked twice; such a body cannot be
+                // read as sent.
+                _ if connection_tokens(h.value)
+                    .filter(|c| c.eq_ignore_ascii_case(b"chunked"))
+                    .count()
+                    > 1 =>
+                {
+                    return Err(RequestError::Framing("chunked applied more than once"));
+                }
                 _ => return Err(RequestError::Coding),
             }
         } else if eq(name, "host") {
