@@ -78,7 +78,7 @@ pub use registry::catalog::{Catalog, CatalogEntry, SpecState};
 pub use registry::events::{Event, Stamped};
 pub use registry::state::{SkipReason, SocketState};
 pub use registry::table::{ServiceStatus, Table};
-pub use registry::{Registry, ScanSummary};
+pub use registry::{Registry, ScanError, ScanSummary};
 pub use scanner::state::{ProbeCause, ReapPolicy};
 pub use scanner::{Scanner, ScannerConfig};
 pub use serve::{Listeners, run, run_with_scanner};

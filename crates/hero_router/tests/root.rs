@@ -154,14 +154,15 @@ async fn a_replaced_root_is_watched_again_and_gets_the_routers_sockets() {
 }
 
 /// A root the router may enter but not list (mode 0300): no full scan can succeed, so it is
-/// not ready and its health says why.
+/// not ready, its health says why, and a scan asked for is an error that says why.
 #[tokio::test]
 async fn a_root_that_cannot_be_listed_is_not_ready() {
     let parent = tempfile::tempdir().unwrap();
     let root = parent.path().join("sockets");
     std::fs::create_dir(&root).unwrap();
     std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o300)).unwrap();
-    let health = if common::is_root() {
+    const SCAN: &str = r#"{"jsonrpc":"2.0","id":1,"method":"router.scan"}"#;
+    let (health, scan) = if common::is_root() {
         // Permission bits do not bind root: the router runs as nobody.
         common::give_to_nobody(&root);
         let bin = common::nobody_bin();
@@ -189,16 +190,24 @@ async fn a_root_that_cannot_be_listed_is_not_ready() {
             .arg(&root)
             .output()
             .unwrap();
+        let scan = post_rpc(&root.join("hero_router/rpc.sock"), SCAN);
         let _ = child.kill();
         let _ = child.wait();
-        serde_json::from_slice(&out.stdout).expect("health answers JSON")
+        let health = serde_json::from_slice(&out.stdout).expect("health answers JSON");
+        (health, json(&scan))
     } else {
         eprintln!("not root: the router runs as this user, for whom mode 0300 already binds");
         let d = start_daemon(serve_config(&root, &[])).await;
         let (_, text) = rpc(&d, r#"{"jsonrpc":"2.0","id":1,"method":"router.health"}"#).await;
+        let (_, scan) = rpc(&d, SCAN).await;
         d.stop().await;
-        json(&text)["result"].clone()
+        (json(&text)["result"].clone(), json(&scan))
     };
+    let message = scan["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("cannot read the socket root") && message.contains("kept as it was"),
+        "a scan that could not list the root is an error: {scan}"
+    );
     assert_eq!(health["ready"], false, "{health}");
     assert_eq!(health["status"], "degraded", "{health}");
     assert_eq!(health["last_scan"]["ok"], false, "{health}");
@@ -209,4 +218,20 @@ async fn a_root_that_cannot_be_listed_is_not_ready() {
             .contains("cannot read the socket root"),
         "{health}"
     );
+}
+
+/// The body of the answer to `POST /rpc` of `body` on the socket at `path`.
+fn post_rpc(path: &Path, body: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::os::unix::net::UnixStream::connect(path).unwrap();
+    let head = format!(
+        "POST /rpc HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (_, answer) = out.split_once("\r\n\r\n").expect("an HTTP answer");
+    answer.to_owned()
 }

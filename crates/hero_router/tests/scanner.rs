@@ -621,7 +621,7 @@ async fn an_idle_watched_root_does_not_rescan_itself() {
     while stats.watch_events.load(SeqCst) == events_before {
         let scanned = tokio::time::timeout_at(deadline, h.scan_now()).await;
         assert!(
-            scanned.is_ok_and(|s| s.is_some()),
+            scanned.is_ok_and(|s| s.is_ok()),
             "the watch did not report a file created in a watched service directory"
         );
     }

@@ -73,7 +73,25 @@ pub struct TableWriter {
 
 /// A request for a full scan, answered with its summary.
 pub(crate) struct ScanRequest {
-    pub(crate) reply: oneshot::Sender<ScanSummary>,
+    pub(crate) reply: oneshot::Sender<Result<ScanSummary, ScanError>>,
+}
+
+/// Why a full scan that was asked for has no summary.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScanError {
+    /// The scanner has stopped (the router is shutting down, or the scanner failed).
+    #[error("the scanner has stopped")]
+    Stopped,
+    /// The root could not be listed, so nothing was scanned; the table is as it was.
+    #[error(
+        "cannot read the socket root {root}: {error}; the table is kept as it was (check that the router's user may list the directory)"
+    )]
+    Root {
+        /// The root.
+        root: String,
+        /// What listing it said.
+        error: String,
+    },
 }
 
 /// Counts of one scan, as `router.scan` returns them (docs/json-rpc.md#scan-result).
@@ -169,10 +187,11 @@ impl Registry {
 
     /// Runs a full scan now (it does not advance refusal streaks) and returns its summary.
     /// `None` if the scanner has stopped.
-    pub async fn scan_now(&self) -> Option<ScanSummary> {
+    pub async fn scan_now(&self) -> Result<ScanSummary, ScanError> {
         let (reply, rx) = oneshot::channel();
-        self.requests.send(ScanRequest { reply }).await.ok()?;
-        rx.await.ok()
+        let sent = self.requests.send(ScanRequest { reply }).await;
+        sent.map_err(|_| ScanError::Stopped)?;
+        rx.await.unwrap_or(Err(ScanError::Stopped))
     }
 
     /// Waits until the first full scan has been published, whether or not it could read the

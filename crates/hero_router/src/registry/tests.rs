@@ -102,13 +102,16 @@ async fn a_scan_request_reaches_the_scanner_and_returns_its_summary() {
     let answer = summary.clone();
     let scanner = tokio::spawn(async move {
         let req = writer.requests.recv().await.unwrap();
-        req.reply.send(answer).unwrap();
+        req.reply.send(Ok(answer)).unwrap();
         writer
     });
-    assert_eq!(registry.scan_now().await, Some(summary));
+    assert_eq!(registry.scan_now().await, Ok(summary));
     // A scanner that has stopped answers no more.
     drop(scanner.await.unwrap());
-    assert_eq!(registry.scan_now().await, None);
+    assert_eq!(
+        registry.scan_now().await,
+        Err(crate::registry::ScanError::Stopped)
+    );
 }
 
 #[tokio::test]

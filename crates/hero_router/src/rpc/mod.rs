@@ -298,9 +298,11 @@ fn module(ctx: Arc<Shared>) -> RpcModule<Arc<Shared>> {
     .expect("unique name");
     m.register_async_method("router.scan", move |p, ctx, _| async move {
         no_params(&p)?;
-        let summary = ctx.registry.scan_now().await.ok_or_else(|| {
-            ErrorObjectOwned::owned(-32603, "the scanner has stopped", None::<()>)
-        })?;
+        let summary = ctx
+            .registry
+            .scan_now()
+            .await
+            .map_err(|e| ErrorObjectOwned::owned(-32603, e.to_string(), None::<()>))?;
         // Every service's documents are fetched again, in the background.
         ctx.registry.refresh_catalog_all();
         Ok::<_, ErrorObjectOwned>(json!(summary))

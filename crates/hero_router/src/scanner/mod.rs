@@ -220,7 +220,7 @@ impl Scanner {
                 Some(req) = self.out.requests.recv() => {
                     self.look_after_root(&mut root_id, &mut watcher, &watch_tx).await;
                     let summary = self.scan_full(ProbeCause::Manual).await;
-                    let _ = req.reply.send(summary);
+                    let _ = req.reply.send(self.answer(summary));
                     BTreeSet::new()
                 }
                 Some(first) = watch_rx.recv() => {

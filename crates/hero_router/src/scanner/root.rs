@@ -6,10 +6,10 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{Scanner, display, summarize};
-use crate::registry::ScanSummary;
 use crate::registry::events::Event;
 use crate::registry::events::unix_ms;
 use crate::registry::table::LastScan;
+use crate::registry::{ScanError, ScanSummary};
 
 // === impl Scanner ===
 
@@ -77,6 +77,18 @@ impl Scanner {
         ScanSummary {
             duration_ms,
             ..summarize(&table)
+        }
+    }
+
+    /// The answer to a scan that was asked for: its summary, or why the root could not be
+    /// scanned.
+    pub(super) fn answer(&self, summary: ScanSummary) -> Result<ScanSummary, ScanError> {
+        match self.last_scan.as_ref().and_then(|s| s.error.clone()) {
+            None => Ok(summary),
+            Some(error) => Err(ScanError::Root {
+                root: self.cfg.root.display().to_string(),
+                error,
+            }),
         }
     }
 
