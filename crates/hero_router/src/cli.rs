@@ -49,8 +49,8 @@ pub enum Command {
         /// Method name (without the service prefix).
         method: String,
         /// Params as JSON (array or object).
-        #[arg(value_name = "PARAMS_JSON")]
-        params: Option<String>,
+        #[arg(value_name = "PARAMS_JSON", value_parser = parse_params)]
+        params: Option<serde_json::Value>,
     },
     /// Print `router.health` of the running router.
     Health,
@@ -334,6 +334,18 @@ pub fn parse_server_name(s: &str) -> Result<String, String> {
         ));
     }
     Ok(name)
+}
+
+/// Parses `call`'s PARAMS_JSON: a JSON array or object, as JSON-RPC params are. Anything else
+/// is a usage error (exit 2), caught before any call is made.
+pub fn parse_params(s: &str) -> Result<serde_json::Value, String> {
+    match serde_json::from_str(s) {
+        Ok(v @ (serde_json::Value::Array(_) | serde_json::Value::Object(_))) => Ok(v),
+        Ok(_) => Err(format!(
+            "{s:?} is not a JSON array or object (JSON-RPC params are one or the other)"
+        )),
+        Err(e) => Err(format!("not valid JSON: {e}")),
+    }
 }
 
 /// Parses an `--access-log` value: `off`, `text` or `json`. Empty is the default, `text`: an

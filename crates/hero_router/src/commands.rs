@@ -140,10 +140,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             method,
             params,
         } => {
-            let params = match params {
-                Some(p) => serde_json::from_str(&p).context("PARAMS_JSON is not valid JSON")?,
-                None => Value::Null,
-            };
+            let params = params.unwrap_or(Value::Null);
             let result = call(&rpc_sock, &format!("{service}.{method}"), params).await?;
             out(&pretty(&result)?)?;
             Ok(ExitCode::SUCCESS)

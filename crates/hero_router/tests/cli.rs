@@ -320,8 +320,10 @@ fn call_and_spec_through_the_running_router() {
     let out = run(&["call", "nosuch", "x"], root.path());
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such service"));
+    // PARAMS_JSON that is not JSON is a usage error, found before anything is sent.
     let out = run(&["call", "calc", "add", "{not json"], root.path());
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PARAMS_JSON"));
     let out = run(&["spec", "calc"], root.path());
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -54,10 +54,26 @@ fn bad_values_are_usage_errors() {
         &["hero_router", "serve", "--max-connections-per-client", "0"],
         &["hero_router", "serve", "--listen", "nowhere"],
         &["hero_router", "scan", "--log-format", "xml"],
+        // PARAMS_JSON that is not JSON, or not an array or object: no call is made.
+        &["hero_router", "call", "svc", "echo", "{bad"],
+        &["hero_router", "call", "svc", "echo", "5"],
+        &["hero_router", "call", "svc", "echo", "\"text\""],
     ] {
         let err = Cli::try_parse_from(args).unwrap_err();
         assert_eq!(err.exit_code(), 2, "{args:?}");
     }
+}
+
+#[test]
+fn params_are_an_array_or_an_object() {
+    assert_eq!(parse_params("[1, 2]"), Ok(serde_json::json!([1, 2])));
+    assert_eq!(parse_params(r#"{"a": 1}"#), Ok(serde_json::json!({"a": 1})));
+    assert!(
+        parse_params("null")
+            .unwrap_err()
+            .contains("array or object")
+    );
+    assert!(parse_params("[1").unwrap_err().contains("not valid JSON"));
 }
 
 #[test]
