@@ -177,7 +177,7 @@ pub struct DocsArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ProbeArgs {
     /// Time a probe may take before the socket counts as busy.
-    #[arg(long, value_parser = parse_duration, default_value = "1s", value_name = "DURATION")]
+    #[arg(long, value_parser = parse_positive_duration, default_value = "1s", value_name = "DURATION")]
     pub probe_timeout: Duration,
     /// Consecutive periodic refusals before a socket is stale (at least 1).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
@@ -229,7 +229,7 @@ pub struct ServeArgs {
     #[arg(long = "server-name", value_name = "NAME", value_parser = parse_server_name)]
     pub server_name: Vec<String>,
     /// Time between periodic full scans.
-    #[arg(long, value_parser = parse_duration, default_value = "5s", value_name = "DURATION")]
+    #[arg(long, value_parser = parse_positive_duration, default_value = "5s", value_name = "DURATION")]
     pub scan_interval: Duration,
     /// Probe and reap settings.
     #[command(flatten)]
@@ -238,7 +238,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub no_reap: bool,
     /// Deadline for a non-streaming upstream request.
-    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
+    #[arg(long, value_parser = parse_positive_duration, default_value = "10s", value_name = "DURATION")]
     pub upstream_timeout: Duration,
     /// Largest request body accepted (e.g. 65536, 64KiB, 16MiB).
     #[arg(long, value_parser = parse_size, default_value = "16MiB", value_name = "SIZE")]
@@ -267,7 +267,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
     pub max_connections_per_client: u32,
     /// Time a client has to send its request headers (slow clients are cut off).
-    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
+    #[arg(long, value_parser = parse_positive_duration, default_value = "10s", value_name = "DURATION")]
     pub header_timeout: Duration,
     /// Forwarded requests per service waiting for an answer at once; more wait up to
     /// --upstream-timeout, then get "busy" (503 / -32002).
@@ -280,10 +280,10 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1024), value_name = "N")]
     pub max_headers: u32,
     /// Deadline for fetching one catalog document (a manifest or an OpenRPC spec).
-    #[arg(long, value_parser = parse_duration, default_value = "2s", value_name = "DURATION")]
+    #[arg(long, value_parser = parse_positive_duration, default_value = "2s", value_name = "DURATION")]
     pub catalog_timeout: Duration,
     /// Time after which an unchanged service's manifest and spec are fetched again.
-    #[arg(long, value_parser = parse_duration, default_value = "5m", value_name = "DURATION")]
+    #[arg(long, value_parser = parse_positive_duration, default_value = "5m", value_name = "DURATION")]
     pub catalog_refresh: Duration,
     /// On SIGTERM/SIGINT, time in-flight requests get to finish before they are cut off.
     #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
@@ -381,6 +381,15 @@ pub fn parse_network(s: &str) -> Result<ipnet::IpNet, String> {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim())
         .map_err(|e| format!("invalid duration {s:?} ({e}); use e.g. 500ms, 5s, 1m"))
+}
+
+/// Parses a duration that must be more than zero: an interval or a timeout of zero would
+/// scan in a busy loop, or fail every probe, request or fetch at once.
+pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(format!("{s:?} is zero; this needs a duration above zero")),
+        d => Ok(d),
+    }
 }
 
 /// Parses `65536`, `64KiB`, `16MiB`, `1GiB` (also `KB`/`MB`/`GB` as powers of 1000).

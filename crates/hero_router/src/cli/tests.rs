@@ -49,6 +49,9 @@ fn defaults_match_the_contract() {
 fn bad_values_are_usage_errors() {
     for args in [
         &["hero_router", "serve", "--scan-interval", "often"][..],
+        &["hero_router", "serve", "--scan-interval", "0s"],
+        &["hero_router", "serve", "--upstream-timeout", "0ms"],
+        &["hero_router", "scan", "--probe-timeout", "0"],
         &["hero_router", "serve", "--stale-after", "0"],
         &["hero_router", "serve", "--max-body", "lots"],
         &["hero_router", "serve", "--max-connections-per-client", "0"],
