@@ -126,21 +126,41 @@ fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 /// Whether a request for one of the router's own endpoints may come from where the browser
-/// says it comes from. `Err` carries what to name in the 403: the foreign origin.
+/// says it comes from. `origins` and `fetch_sites` are the values of every `Origin` and
+/// `Sec-Fetch-Site` header of the request. `Err` carries what to name in the 403: the foreign
+/// origin.
 ///
-/// - `Sec-Fetch-Site: cross-site`: refused (a page on another site, even without `Origin`);
+/// - a header given twice: refused (a browser sends each once; which one would count?);
+/// - `Sec-Fetch-Site: cross-site` or `same-site`: refused (a page on another site, or on
+///   another origin of this one, such as a service's page on the service listener calling the
+///   admin listener; even without `Origin`, as a `GET` of a script or an image goes);
 /// - no `Origin`: allowed (curl, SDKs, a page's own navigation);
 /// - `Origin: null` (a sandboxed frame, a `data:` page): refused;
 /// - an `Origin`: allowed only if it is the origin the request was sent to, `http(s)://` and
 ///   the `Host` (which the Host check already held to the router's names on TCP).
-pub(crate) fn check_origin(
-    origin: Option<&[u8]>,
-    fetch_site: Option<&[u8]>,
+pub(crate) fn check_origin<'a>(
+    mut origins: impl Iterator<Item = &'a [u8]>,
+    mut fetch_sites: impl Iterator<Item = &'a [u8]>,
     host: Option<&[u8]>,
 ) -> Result<(), String> {
     let shown = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
-    if fetch_site.is_some_and(|s| s.trim_ascii().eq_ignore_ascii_case(b"cross-site")) {
-        return Err(origin.map_or_else(|| "a cross-site page".to_owned(), shown));
+    let (origin, fetch_site) = (origins.next(), fetch_sites.next());
+    if let (Some(first), Some(second)) = (origin, origins.next()) {
+        let (first, second) = (shown(first), shown(second));
+        return Err(format!("{first} and {second} (two Origin headers)"));
+    }
+    if fetch_sites.next().is_some() {
+        return Err("a page that sent two Sec-Fetch-Site headers".to_owned());
+    }
+    let site = fetch_site.map(<[u8]>::trim_ascii);
+    let foreign =
+        |s: &[u8]| s.eq_ignore_ascii_case(b"cross-site") || s.eq_ignore_ascii_case(b"same-site");
+    if let Some(site) = site.filter(|s| foreign(s)) {
+        let page = format!(
+            "a {} page",
+            String::from_utf8_lossy(site).to_ascii_lowercase()
+        );
+        return Err(origin.map_or(page, shown));
     }
     let Some(origin) = origin else {
         return Ok(());

@@ -112,6 +112,7 @@ async fn hostile_pages_cannot_steer_the_router() {
         serde_json::json!(["posted", "posted", "posted"]),
         "{csrf}"
     );
+    assert_eq!(csrf["image"], "refused", "{csrf}");
     // 2. DNS rebinding: every request to either listener under the rebound name is misdirected.
     let rebound = seen["rebound"].as_array().unwrap();
     assert_eq!(rebound.len(), 14, "seven requests on each listener");
@@ -148,7 +149,16 @@ async fn hostile_pages_cannot_steer_the_router() {
         scanned,
         "a hostile page made the router scan"
     );
-    // Control: the same call without a page behind it reaches the service.
+    assert_eq!(
+        victim.gets(),
+        0,
+        "a page of the same site reached the victim service with a GET"
+    );
+    // Control: the same calls without a page behind them reach the service.
+    let get = common::request("GET", "/victim/rpc/poke", "");
+    let (status, _, _) = common::tcp(&d, get).await;
+    assert_eq!(status.as_u16(), 200);
+    assert_eq!(victim.gets(), 1);
     let (status, _) = common::rpc(&d, r#"{"jsonrpc":"2.0","id":1,"method":"victim.poke"}"#).await;
     assert_eq!(status, 200);
     assert_eq!(victim.posts(), 1);

@@ -68,7 +68,12 @@ fn an_unspecified_listener_takes_any_ip_literal_but_no_other_name() {
 fn an_origin_is_only_the_one_the_request_was_sent_to() {
     let host = Some(&b"127.0.0.1:9989"[..]);
     let ok = |origin: Option<&str>, site: Option<&str>| {
-        check_origin(origin.map(str::as_bytes), site.map(str::as_bytes), host).is_ok()
+        check_origin(
+            origin.map(str::as_bytes).into_iter(),
+            site.map(str::as_bytes).into_iter(),
+            host,
+        )
+        .is_ok()
     };
     let origins = [
         None,
@@ -91,7 +96,9 @@ fn an_origin_is_only_the_one_the_request_was_sent_to() {
     // Every combination of origin and fetch site.
     for origin in origins {
         for site in sites {
-            let cross = site.is_some_and(|s| s.eq_ignore_ascii_case("cross-site"));
+            let cross = site.is_some_and(|s| {
+                s.eq_ignore_ascii_case("cross-site") || s.eq_ignore_ascii_case("same-site")
+            });
             let own = matches!(
                 origin,
                 Some("http://127.0.0.1:9989") | Some("https://127.0.0.1:9989")
@@ -101,14 +108,34 @@ fn an_origin_is_only_the_one_the_request_was_sent_to() {
         }
     }
     // Browsers write the scheme in lower case; `HTTP://` above is not a page's origin.
+    let none = || std::iter::empty::<&[u8]>();
     assert!(
-        check_origin(Some(b"http://x"), None, None).is_err(),
+        check_origin([&b"http://x"[..]].into_iter(), none(), None).is_err(),
         "no host"
     );
     assert_eq!(
-        check_origin(None, Some(b"cross-site"), host),
+        check_origin(none(), [&b"cross-site"[..]].into_iter(), host),
         Err("a cross-site page".to_owned())
     );
+    assert_eq!(
+        check_origin(none(), [&b"Same-Site"[..]].into_iter(), host),
+        Err("a same-site page".to_owned())
+    );
+}
+
+#[test]
+fn a_header_given_twice_is_refused_whichever_comes_first() {
+    let host = Some(&b"127.0.0.1:9988"[..]);
+    let own = &b"http://127.0.0.1:9988"[..];
+    let evil = &b"http://evil.example"[..];
+    let none = || std::iter::empty::<&[u8]>();
+    for pair in [[own, evil], [evil, own], [own, own]] {
+        let refused = check_origin(pair.into_iter(), none(), host).unwrap_err();
+        assert!(refused.contains("two Origin headers"), "{refused}");
+    }
+    let sites = [&b"same-origin"[..], b"same-origin"];
+    assert!(check_origin([own].into_iter(), sites.into_iter(), host).is_err());
+    assert!(check_origin([own].into_iter(), none(), host).is_ok());
 }
 
 #[test]

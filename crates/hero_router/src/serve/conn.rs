@@ -255,13 +255,13 @@ fn guarded(route: &Route<'_>, method: &str, path: &str, table: &Table) -> bool {
 
 /// [`crate::browser::check_origin`] on the request's `Origin`, `Sec-Fetch-Site` and `Host`.
 fn browser_origin(head: &http1::RequestHead<'_, '_>) -> Result<(), String> {
-    let header = |name: &str| {
+    let every = |name: &'static str| {
         head.headers
             .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
             .map(|h| h.value)
     };
-    crate::browser::check_origin(header("origin"), header("sec-fetch-site"), head.host)
+    crate::browser::check_origin(every("origin"), every("sec-fetch-site"), head.host)
 }
 
 /// True if the client takes HTML (a browser's `Accept`).

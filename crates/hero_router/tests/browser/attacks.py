@@ -9,7 +9,9 @@ page a service serves through the router (`service_page`), and a port for a page
 origin (`elsewhere`). Three kinds of page try to make the router act or tell:
 
 - a page on another origin (http://127.0.0.1:<elsewhere>): no-cors fetches and text/plain
-  form posts (CSRF) to /rpc, /{svc}/rpc/, /mcp and the dashboard's /api/scan, and reads;
+  form posts (CSRF) to /rpc, /{svc}/rpc/, /mcp and the dashboard's /api/scan, reads, and an
+  image from /{svc}/rpc/ (a GET with no Origin, from a page of the same site: another port
+  of 127.0.0.1);
 - a DNS-rebound page (Chromium maps attacker.example to 127.0.0.1; the page's first load is
   served by this script, its later requests reach the router as the same origin): reads of
   /api/services, /rpc, /mcp and /api/events, and a call;
@@ -74,7 +76,14 @@ async ([router, admin]) => {
     post(router + '/victim/rpc/', '{"jsonrpc":"2.0","id":1,"method":"poke","params":{"x":"', '"}}'),
     post(admin + '/api/scan', 'x', 'y'),
   ]);
-  return {sent, reads, forms};
+  // An image: a GET without Origin, `Sec-Fetch-Site: same-site` (the same IP, another port).
+  const image = await new Promise((done) => {
+    const img = new Image();
+    img.onload = () => done('loaded');
+    img.onerror = () => done('refused');
+    img.src = router + '/victim/rpc/poke';
+  });
+  return {sent, reads, forms, image};
 }
 """
 

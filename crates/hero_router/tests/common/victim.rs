@@ -10,20 +10,23 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::service_dir;
 
 /// A service whose every `POST` is a side effect the test counts (a call that must never
-/// happen on a page's behalf); it answers a JSON-RPC result.
+/// happen on a page's behalf), and every `GET /poke…` too (a service may act on a GET; the
+/// router's own catalog fetches are other paths); it answers a JSON-RPC result.
 pub struct Victim {
     posts: Arc<AtomicUsize>,
+    gets: Arc<AtomicUsize>,
 }
 
 impl Victim {
     pub fn bind(root: &Path) -> Victim {
         let l =
             tokio::net::UnixListener::bind(service_dir(root, "victim").join("rpc.sock")).unwrap();
-        let posts = Arc::new(AtomicUsize::new(0));
-        let count = posts.clone();
+        let (posts, gets) = (Arc::default(), Arc::default());
+        let (count, count_gets): (Arc<AtomicUsize>, Arc<AtomicUsize>) =
+            (Arc::clone(&posts), Arc::clone(&gets));
         tokio::spawn(async move {
             while let Ok((mut s, _)) = l.accept().await {
-                let count = count.clone();
+                let (count, count_gets) = (count.clone(), count_gets.clone());
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 4096];
@@ -46,6 +49,8 @@ impl Victim {
                         buf.drain(..end + 4 + length);
                         if head.starts_with("post") {
                             count.fetch_add(1, Ordering::SeqCst);
+                        } else if head.starts_with("get /poke") {
+                            count_gets.fetch_add(1, Ordering::SeqCst);
                         }
                         let body = r#"{"jsonrpc":"2.0","id":1,"result":"poked"}"#;
                         let answer = format!(
@@ -59,10 +64,14 @@ impl Victim {
                 });
             }
         });
-        Victim { posts }
+        Victim { posts, gets }
     }
 
     pub fn posts(&self) -> usize {
         self.posts.load(Ordering::SeqCst)
+    }
+
+    pub fn gets(&self) -> usize {
+        self.gets.load(Ordering::SeqCst)
     }
 }
