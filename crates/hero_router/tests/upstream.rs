@@ -822,3 +822,77 @@ async fn only_get_and_head_are_sent_again_after_a_reused_connection_dies() {
     }
     d.stop().await;
 }
+
+/// Uploads `size` bytes with `PUT /{svc}/rpc/upload` (chunked or with a length), writing
+/// while it reads, and returns the answer's status line.
+async fn upload(d: &Daemon, svc: &str, size: usize, chunked: bool) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = tokio::net::TcpStream::connect(d.tcp).await.unwrap();
+    let (mut rd, mut wr) = s.into_split();
+    let framing = if chunked {
+        "Transfer-Encoding: chunked".to_owned()
+    } else {
+        format!("Content-Length: {size}")
+    };
+    let head = format!("PUT /{svc}/rpc/upload HTTP/1.1\r\nHost: localhost\r\n{framing}\r\n\r\n");
+    let writer = tokio::spawn(async move {
+        let piece = vec![b'x'; 64 * 1024];
+        let mut out = head.into_bytes();
+        let mut left = size;
+        while left > 0 || !out.is_empty() {
+            let n = left.min(piece.len());
+            if chunked && n > 0 {
+                out.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+            }
+            out.extend_from_slice(&piece[..n]);
+            if chunked {
+                out.extend_from_slice(if n > 0 { b"\r\n" } else { b"0\r\n\r\n" });
+            }
+            left -= n;
+            // The router stops reading once the answer came: the rest may not go.
+            if wr.write_all(&out).await.is_err() {
+                return;
+            }
+            out.clear();
+        }
+    });
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let read = async {
+        while !got.windows(2).any(|w| w == b"\r\n") {
+            match rd.read(&mut chunk).await {
+                Ok(n) if n > 0 => got.extend_from_slice(&chunk[..n]),
+                _ => break,
+            }
+        }
+    };
+    tokio::time::timeout(DEADLINE, read)
+        .await
+        .expect("no answer to the upload");
+    writer.abort();
+    let line = String::from_utf8_lossy(&got);
+    line.lines().next().unwrap_or("(nothing)").to_owned()
+}
+
+/// Python's `http.server` answers a method it lacks (`PUT`) with 501 and closes without
+/// reading the upload. That answer is the client's, whatever part of the upload had gone:
+/// never a 502 from a write the service stopped reading (issue: about 4 in 10 were).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_the_service_refuses_unread_gets_the_services_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let d = start_daemon(serve_config(root, &[])).await;
+    let _old = start(root, "old", Behaviour::Http10, false).await;
+    let _new = start(root, "new", Behaviour::Silent, false).await;
+    d.rescan().await;
+    for svc in ["old", "new"] {
+        for (i, chunked) in [false, true].into_iter().cycle().take(12).enumerate() {
+            let status = upload(&d, svc, 4 << 20, chunked).await;
+            assert!(
+                status.starts_with("HTTP/1.1 501"),
+                "{svc}, upload {i} (chunked: {chunked}): {status}"
+            );
+        }
+    }
+    d.stop().await;
+}

@@ -379,6 +379,8 @@ impl<S: Stream> ClientConn<S> {
         };
         let mut first = true;
         let asked = Instant::now();
+        // The write that failed, if the service stopped reading the request.
+        let mut broke = None;
         let head = loop {
             // Try once more on a fresh connection when a pooled one turns out to be closed,
             // and only when nothing can have been processed twice: the write failed before
@@ -392,7 +394,11 @@ impl<S: Stream> ClientConn<S> {
                     up = ctx.pool.connect(&key).await.map_err(early)?;
                     continue;
                 }
-                Err(Sent::Upstream(e)) => return Err(early(SendError::Broken(e.to_string()))),
+                // A service may answer before it reads the whole request, then close (an
+                // upload it refuses: Python's http.server does). Its answer may be waiting
+                // already: it is read as any answer would be, and only if none came is the
+                // broken write the error.
+                Err(Sent::Upstream(e)) => broke = Some(e),
             }
             let close = self.closes_after(req, false);
             let ex = || Exchange {
@@ -411,12 +417,16 @@ impl<S: Stream> ClientConn<S> {
             };
             match read {
                 Ok(head) => break head,
+                Err(HeadError::Interim) => return Err(Failed::Late),
+                Err(_) if broke.is_some() => {
+                    let e = broke.take().map_or_else(String::new, |e| e.to_string());
+                    return Err(early(SendError::Broken(e)));
+                }
                 Err(HeadError::Closed)
                     if retry && fwd.idempotent && req.body.is_empty() && !req.upgrade =>
                 {
                     up = ctx.pool.connect(&key).await.map_err(early)?;
                 }
-                Err(HeadError::Interim) => return Err(Failed::Late),
                 Err(e) => return Err(early(e.into_send_error(up.reused))),
             }
         };
@@ -440,6 +450,7 @@ impl<S: Stream> ClientConn<S> {
         // Back to the pool only at a clean boundary: the request went whole (an early answer
         // leaves part of it unsent), the answer came whole, nothing more arrived.
         let clean = done
+            && broke.is_none()
             && head.reusable
             && up.buf.is_empty()
             && !req.upgrade
