@@ -422,7 +422,10 @@ impl<S: Stream> ClientConn<S> {
                     let e = broke.take().map_or_else(String::new, |e| e.to_string());
                     return Err(early(SendError::Broken(e)));
                 }
-                Err(HeadError::Closed)
+                // A reused connection that closed, or answered something that is no answer
+                // (bytes a misbehaving service left on it): a fresh one gets the request again
+                // if that cannot do anything twice.
+                Err(HeadError::Closed | HeadError::Broken(_))
                     if retry && fwd.idempotent && req.body.is_empty() && !req.upgrade =>
                 {
                     up = ctx.pool.connect(&key).await.map_err(early)?;

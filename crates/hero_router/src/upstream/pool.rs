@@ -310,9 +310,14 @@ impl Pool {
                 Ok(Ok(head)) => break head,
                 Ok(Err(failed)) => failed,
             };
-            // A write that failed delivered no whole request: nothing was done.
-            let again = matches!(failed, Unanswered::Write(_))
-                || (matches!(failed, Unanswered::Head(HeadError::Closed)) && req.idempotent);
+            // A write that failed delivered no whole request: nothing was done. A reused
+            // connection that closed or answered garbage is replaced if the request may be
+            // repeated.
+            let head_failed = matches!(
+                failed,
+                Unanswered::Head(HeadError::Closed | HeadError::Broken(_))
+            );
+            let again = matches!(failed, Unanswered::Write(_)) || (head_failed && req.idempotent);
             if conn.reused && again {
                 conn = self.connect(key).await?;
                 continue;
