@@ -33,6 +33,8 @@ enum Behaviour {
     Close,
     /// Keeps every connection alive (hyper, the example service).
     KeepAlive,
+    /// Keeps connections alive on one thread: it serves one connection at a time.
+    Single,
 }
 
 const ALL: [Behaviour; 5] = [
@@ -50,6 +52,7 @@ impl Behaviour {
             Behaviour::Idle => Some("idle"),
             Behaviour::Http10 => Some("http10"),
             Behaviour::Close => Some("close"),
+            Behaviour::Single => Some("single"),
             Behaviour::KeepAlive => None,
         }
     }
@@ -909,6 +912,29 @@ async fn an_upload_the_service_refuses_unread_gets_the_services_answer() {
                 "{svc}, upload {i} (chunked: {chunked}): {status}"
             );
         }
+    }
+    d.stop().await;
+}
+
+/// A single-threaded HTTP/1.1 service (Python's http.server without its threading mix-in)
+/// serves the connection it has until the client closes it. Requests one after another, each
+/// from a new client connection (so on alternating connection threads), all reach it: the
+/// router reuses the one connection it keeps idle, whichever thread kept it, rather than
+/// queue a new one behind it (which waited for --upstream-timeout, every other request).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_threaded_keep_alive_service_serves_requests_one_after_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let d = start_daemon(serve_config(root, &["--upstream-timeout", "3s"])).await;
+    let _svc = start(root, "single", Behaviour::Single, false).await;
+    d.rescan().await;
+    for i in 0..8 {
+        proxied_get(&d, "single")
+            .await
+            .unwrap_or_else(|e| panic!("request {i}, proxied: {e}"));
+        routed(&d, "single")
+            .await
+            .unwrap_or_else(|e| panic!("request {i}, routed: {e}"));
     }
     d.stop().await;
 }

@@ -163,6 +163,13 @@ impl UpConn {
         self.idle_since.elapsed() <= IDLE_TIMEOUT && self.still_open()
     }
 
+    /// The connection, registered with this thread's reactor instead of the one it was made
+    /// on.
+    fn moved_here(self) -> io::Result<UpConn> {
+        let io = UnixStream::from_std(self.io.into_std()?)?;
+        Ok(UpConn { io, ..self })
+    }
+
     /// True if nothing arrived on it since its last exchange (the service did not close it or
     /// send anything unasked). No syscall unless the reactor saw it readable.
     pub(crate) fn still_open(&self) -> bool {
@@ -182,8 +189,9 @@ pub(crate) struct Pool {
     busy_wait: Duration,
 }
 
-/// Idle connections by the thread that made them (a connection stays with its runtime's
-/// reactor, so a connection thread reuses only its own) and socket instance.
+/// Idle connections by the thread whose reactor they are registered with, and socket instance.
+/// A thread reuses its own first; another's is moved to its reactor only when it has none
+/// ([`Pool::checkout`]).
 struct Idle {
     conns: HashMap<ThreadId, HashMap<Key, Vec<UpConn>>>,
     swept: Instant,
@@ -212,17 +220,36 @@ impl Pool {
     }
 
     /// An idle connection to `key`, or a new one.
+    ///
+    /// This thread's own idle connections come first. Without one, another thread's is taken
+    /// and moved to this thread's reactor (two `epoll_ctl`s) before a new one is made: a
+    /// service that serves one connection at a time (a single-threaded HTTP/1.1 server) is
+    /// busy with the connection another thread keeps idle, and would leave a new one waiting
+    /// in its backlog.
     pub(crate) async fn checkout(&self, key: &Key) -> Result<UpConn, SendError> {
+        let me = std::thread::current().id();
         loop {
-            let conn = {
+            let (conn, theirs) = {
                 let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-                idle.conns
-                    .get_mut(&std::thread::current().id())
-                    .and_then(|mine| mine.get_mut(key))
-                    .and_then(Vec::pop)
+                let mine = idle.conns.get_mut(&me).and_then(|m| m.get_mut(key));
+                match mine.and_then(Vec::pop) {
+                    Some(c) => (Some(c), false),
+                    None => (
+                        idle.conns
+                            .iter_mut()
+                            .filter(|(thread, _)| **thread != me)
+                            .find_map(|(_, theirs)| theirs.get_mut(key).and_then(Vec::pop)),
+                        true,
+                    ),
+                }
             };
+            // Checked where it was registered: that reactor has seen whatever arrived.
             match conn {
-                Some(c) if c.still_idle() => return Ok(UpConn { reused: true, ..c }),
+                Some(c) if c.still_idle() && !theirs => return Ok(UpConn { reused: true, ..c }),
+                Some(c) if c.still_idle() => match c.moved_here() {
+                    Ok(c) => return Ok(UpConn { reused: true, ..c }),
+                    Err(_) => continue,
+                },
                 Some(_) => continue,
                 None => break,
             }

@@ -116,23 +116,13 @@ async fn a_connection_whose_request_or_answer_said_close_never_returns() {
 }
 
 #[tokio::test]
-async fn only_the_same_thread_and_socket_instance_get_an_idle_connection() {
+async fn an_idle_connection_serves_its_socket_instance_on_any_thread() {
     let dir = tempfile::tempdir().unwrap();
-    let (key, _) = serve(dir.path(), OK);
+    let (key, accepted) = serve(dir.path(), OK);
     let pool = Arc::new(pool());
     let conn = pool.checkout(&key).await.unwrap();
     assert!(!conn.reused);
     pool.checkin(&key, conn);
-    // Another thread (another runtime's reactor) makes its own.
-    let (p, k) = (pool.clone(), key.clone());
-    let elsewhere = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async { p.checkout(&k).await.unwrap().reused })
-    });
-    assert!(!elsewhere.join().unwrap(), "another thread got this one's");
     // The same path, another socket instance (the service restarted): a new connection.
     let restarted = Key {
         identity: Some(Identity {
@@ -143,8 +133,30 @@ async fn only_the_same_thread_and_socket_instance_get_an_idle_connection() {
         ..key.clone()
     };
     assert!(!pool.checkout(&restarted).await.unwrap().reused);
-    // This thread, this instance: the idle one.
-    assert!(pool.checkout(&key).await.unwrap().reused);
+    // Another thread (another runtime's reactor) with no idle connection of its own takes
+    // this one's, moved to its reactor, and exchanges on it there.
+    let (p, k) = (pool.clone(), key.clone());
+    let elsewhere = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let conn = p.checkout(&k).await.unwrap();
+            let reused = conn.reused;
+            p.checkin(&k, conn);
+            send(&p, &k, false).await;
+            reused
+        })
+    });
+    // Joined off this runtime's thread, which runs the service meanwhile.
+    let reused = tokio::task::spawn_blocking(move || elsewhere.join().unwrap());
+    assert!(reused.await.unwrap(), "the other thread made a new one");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        2,
+        "one connection for the socket, one for the restarted one: none new elsewhere"
+    );
 }
 
 /// What a service did to an idle connection decides whether it is used again: nothing (yes),
