@@ -266,7 +266,8 @@ pub struct ServeArgs {
     /// limit, the client's own oldest connection is shed to make room (an idle one first).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
     pub max_connections_per_client: u32,
-    /// Time a client has to send its request headers (slow clients are cut off).
+    /// Time a client has to send its request headers, and the longest pause within a request
+    /// body (slow clients are cut off; a stalled body gets 408).
     #[arg(long, value_parser = parse_positive_duration, default_value = "10s", value_name = "DURATION")]
     pub header_timeout: Duration,
     /// Forwarded requests per service waiting for an answer at once; more wait up to

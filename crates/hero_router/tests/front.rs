@@ -765,6 +765,32 @@ async fn hostile_input_gets_clear_errors_and_the_daemon_stays_up() {
         answer.is_empty() || answer.starts_with("HTTP/1.1 4"),
         "{answer}"
     );
+    // A client that stops sending its body half way, to /rpc, to a service through the proxy
+    // (the body streams to it), or in chunks: 408 once it paused for --header-timeout, and
+    // the connection ends (it held a connection slot, and a slot of the service's).
+    for (path, framing, first) in [
+        ("/rpc", "Content-Length: 100", &b"{"[..]),
+        ("/svc/rpc/rpc", "Content-Length: 100", b"{"),
+        ("/svc/rpc/rpc", "Transfer-Encoding: chunked", b"1\r\n{\r\n"),
+    ] {
+        let mut stalled = tokio::net::TcpStream::connect(d.tcp).await.unwrap();
+        let head = format!("POST {path} HTTP/1.1\r\nHost: localhost\r\n{framing}\r\n\r\n");
+        stalled.write_all(head.as_bytes()).await.unwrap();
+        stalled.write_all(first).await.unwrap();
+        let mut answer = Vec::new();
+        let read =
+            tokio::time::timeout(Duration::from_secs(20), stalled.read_to_end(&mut answer)).await;
+        assert!(
+            read.is_ok(),
+            "{path}: a stalled body must end its connection"
+        );
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer}");
+        assert!(
+            answer.contains("body_timeout") && answer.contains("stalled"),
+            "{answer}"
+        );
+    }
     // Still up.
     assert_eq!(
         rpc(&d, r#"{"jsonrpc":"2.0","id":1,"method":"router.health"}"#)

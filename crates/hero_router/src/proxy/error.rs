@@ -82,6 +82,14 @@ pub(crate) enum ProxyError {
     /// A hostile or malformed path.
     #[error("{0}")]
     BadPath(#[from] PathError),
+    /// The client stopped sending its request body.
+    #[error(
+        "the request body stalled: nothing of it arrived for {secs} s (--header-timeout); send the body without such pauses"
+    )]
+    BodyStalled {
+        /// The pause allowed, in seconds.
+        secs: u64,
+    },
     /// The request body is over `--max-body`.
     #[error("request body is larger than the limit of {limit} bytes (--max-body)")]
     BodyTooLarge {
@@ -189,6 +197,7 @@ impl ProxyError {
             }
             ProxyError::TooManyConnections => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::BodyStalled { .. } => StatusCode::REQUEST_TIMEOUT,
             ProxyError::NoRoute
             | ProxyError::NotOnRpcSocket
             | ProxyError::NoService { .. }
@@ -229,6 +238,7 @@ impl ProxyError {
             ProxyError::TooManyConnections => "too_many_connections",
             ProxyError::BadPath(_) => "bad_path",
             ProxyError::BodyTooLarge { .. } => "body_too_large",
+            ProxyError::BodyStalled { .. } => "body_timeout",
             ProxyError::AddSlash { .. } => "add_slash",
             ProxyError::NoRoute | ProxyError::NotOnRpcSocket => "no_route",
             ProxyError::NoService { .. } => "no_service",

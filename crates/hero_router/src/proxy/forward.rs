@@ -209,6 +209,10 @@ pub(crate) struct ClientConn<S> {
     affinity: Option<Affinity>,
     /// `--upstream-timeout` for the response head.
     head_watch: Watchdog,
+    /// The longest pause within a request body (`--header-timeout`): a client that stops
+    /// sending its body mid-way gets 408 and loses its connection, rather than hold it, and
+    /// a service's in-flight slot, for as long as it likes.
+    pub body_pause: std::time::Duration,
     /// The current request's id, written on every answer to it.
     pub request_id: RequestId,
     /// What the current request has cost so far (for the access log and the traffic
@@ -249,6 +253,7 @@ impl<S: Stream> ClientConn<S> {
             up_head: Vec::with_capacity(1024),
             affinity: None,
             head_watch: Watchdog::new(),
+            body_pause: std::time::Duration::from_secs(10),
             request_id: RequestId::none(),
             tally: Tally::default(),
         }
@@ -350,10 +355,24 @@ impl<S: Stream> ClientConn<S> {
                 }
             }
             self.continue_body().await?;
-            if !matches!(self.fill().await, Ok(n) if n > 0) {
-                return Err(Sent::Client);
-            }
+            self.fill_body().await?;
         }
+    }
+
+    /// Reads more of the request body: `Sent::Client` if the client left, `Sent::Body` (408)
+    /// if nothing came for [`body_pause`](ClientConn::body_pause).
+    async fn fill_body(&mut self) -> Result<(), Sent> {
+        match tokio::time::timeout(self.body_pause, self.fill()).await {
+            Ok(Ok(n)) if n > 0 => Ok(()),
+            Ok(_) => Err(Sent::Client),
+            Err(_) => Err(self.stalled()),
+        }
+    }
+
+    /// The error of a body that stalled.
+    fn stalled(&self) -> Sent {
+        let secs = self.body_pause.as_secs();
+        Sent::Body(ProxyError::BodyStalled { secs })
     }
 
     /// Forwards one request (its head is in `up_head`) and streams the answer back.
@@ -598,6 +617,7 @@ impl<S: Stream> ClientConn<S> {
                 };
             }
             r = up.fill() => r,
+            () = tokio::time::sleep(self.body_pause) => return Err(self.stalled()),
         };
         match heard {
             Ok(n) if n > 0 => Ok(!http1::final_head_arrived(&up.buf)),

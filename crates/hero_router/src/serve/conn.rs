@@ -129,8 +129,10 @@ pub(super) async fn serve<S: Stream>(
 ) {
     let tables = front.shared.registry.tables();
     let table = tables.borrow().clone();
+    let mut conn = ClientConn::new(io);
+    conn.body_pause = limits.header_read_timeout;
     let mut client = Client {
-        conn: ClientConn::new(io),
+        conn,
         peer: match transport {
             Transport::Tcp(addr) => Some(addr.ip().to_string()),
             Transport::Unix => None,
