@@ -928,13 +928,32 @@ async fn a_single_threaded_keep_alive_service_serves_requests_one_after_another(
     let d = start_daemon(serve_config(root, &["--upstream-timeout", "3s"])).await;
     let _svc = start(root, "single", Behaviour::Single, false).await;
     d.rescan().await;
+    // Each request says `Connection: close`: the router ends the client connection, and
+    // returns the upstream one it kept for it, as it answers.
+    let once = async |request: String| {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(d.tcp).await.unwrap();
+        s.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(DEADLINE, s.read_to_end(&mut answer)).await;
+        read.expect("an answer").unwrap();
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    let call = r#"{"jsonrpc":"2.0","id":7,"method":"single.add","params":{"a":1,"b":2}}"#;
     for i in 0..8 {
-        proxied_get(&d, "single")
-            .await
-            .unwrap_or_else(|e| panic!("request {i}, proxied: {e}"));
-        routed(&d, "single")
-            .await
-            .unwrap_or_else(|e| panic!("request {i}, routed: {e}"));
+        let get = "GET /single/rpc/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+        let answer = once(get.to_owned()).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "request {i}, proxied: {answer}"
+        );
+        let post = format!(
+            "POST /rpc HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{call}",
+            call.len()
+        );
+        let answer = once(post).await;
+        let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        assert_eq!(json(body)["result"], 3, "request {i}, routed: {answer}");
     }
     d.stop().await;
 }

@@ -189,7 +189,10 @@ fn describe(what: &str, e: &SendError, limits: Limits) -> String {
             "{what}: no whole answer within {}",
             humantime::format_duration(limits.timeout)
         ),
-        SendError::Busy => format!("{what}: the service stayed busy"),
+        SendError::Busy => format!("{what}: the service stayed busy (backlog full)"),
+        SendError::Saturated => format!(
+            "{what}: the service had --max-inflight-per-service requests in flight throughout"
+        ),
         SendError::Down(d) => format!("{what}: not reachable: {d}"),
         SendError::Broken(d) => format!("{what}: {d}"),
     })

@@ -142,7 +142,8 @@ pub(crate) enum ProxyError {
         /// What failed.
         detail: String,
     },
-    /// The socket's backlog stayed full.
+    /// The socket's backlog stayed full, or the service's requests in flight stayed at
+    /// `--max-inflight-per-service`.
     #[error("service {service} is busy; retry shortly")]
     Busy {
         /// The service.
@@ -172,7 +173,7 @@ impl ProxyError {
         use crate::upstream::SendError;
         let service = service.to_owned();
         match e {
-            SendError::Busy => ProxyError::Busy { service },
+            SendError::Busy | SendError::Saturated => ProxyError::Busy { service },
             SendError::Timeout => ProxyError::Timeout { service },
             SendError::Down(detail) => ProxyError::Down { service, detail },
             SendError::Broken(detail) => ProxyError::Upstream { service, detail },

@@ -191,6 +191,10 @@ impl Watchdog {
 
 /// A client connection as the engine and the connection driver share it.
 pub(crate) struct ClientConn<S> {
+    /// The upstream of the last request, kept for the next one to the same socket. Declared
+    /// before `io` so that it is dropped first: its connection is back in the pool before the
+    /// client sees its own connection close (and sends its next request on a new one).
+    affinity: Option<Affinity>,
     /// The client's stream.
     pub io: S,
     /// Bytes read from the client but not consumed yet.
@@ -205,8 +209,6 @@ pub(crate) struct ClientConn<S> {
     pub out: Vec<u8>,
     /// The upstream request head being sent (likewise).
     pub up_head: Vec<u8>,
-    /// The upstream of the last request, kept for the next one to the same socket.
-    affinity: Option<Affinity>,
     /// `--upstream-timeout` for the response head.
     head_watch: Watchdog,
     /// The longest pause within a request body (`--header-timeout`): a client that stops
@@ -391,7 +393,7 @@ impl<S: Stream> ClientConn<S> {
         let (key, slots, up) = self.upstream(&ctx.pool, fwd.socket());
         let slot = upstream::acquire(slots, timeout)
             .await
-            .ok_or_else(|| early(SendError::Busy))?;
+            .ok_or_else(|| early(SendError::Saturated))?;
         let mut up = match up {
             Some(up) => up,
             None => ctx.pool.checkout(&key).await.map_err(early)?,

@@ -100,6 +100,12 @@ impl CallError {
                 NOT_LIVE,
                 format!("service {service} stayed busy (backlog full) for the upstream timeout"),
             ),
+            SendError::Saturated => (
+                NOT_LIVE,
+                format!(
+                    "service {service} had --max-inflight-per-service requests in flight, and none ended within the upstream timeout"
+                ),
+            ),
             SendError::Down(d) => (NOT_LIVE, format!("service {service} is not reachable: {d}")),
             SendError::Broken(d) => (BAD_UPSTREAM, format!("service {service}: {d}")),
         };

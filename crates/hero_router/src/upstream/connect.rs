@@ -16,6 +16,10 @@ pub(crate) enum SendError {
     /// The backlog stayed full until the busy deadline.
     #[error("busy")]
     Busy,
+    /// The service's in-flight requests stayed at `--max-inflight-per-service` until the
+    /// deadline.
+    #[error("too many requests in flight")]
+    Saturated,
     /// No response head in time.
     #[error("no answer in time")]
     Timeout,

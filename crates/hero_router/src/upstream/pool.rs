@@ -319,7 +319,7 @@ impl Pool {
             .inflight
             .acquire(&key.path, timeout)
             .await
-            .ok_or(SendError::Busy)?;
+            .ok_or(SendError::Saturated)?;
         let mut bytes = Vec::with_capacity(256 + req.body.len());
         http1::write_request(&mut bytes, req);
         let mut conn = self.checkout(key).await?;
