@@ -803,6 +803,38 @@ async fn hostile_input_gets_clear_errors_and_the_daemon_stays_up() {
     d.stop().await;
 }
 
+/// A first line that is no request line is answered as soon as it is seen (TLS or SSH on the
+/// HTTP port, HTTP/0.9, a space in the target), not after --header-timeout of silence.
+#[tokio::test]
+async fn a_head_that_is_already_no_request_is_refused_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let root = tempfile::tempdir().unwrap();
+    let d = start_daemon(serve_config(root.path(), &["--header-timeout", "1h"])).await;
+    for (sent, status, says) in [
+        (
+            &b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"[..],
+            400,
+            "malformed",
+        ),
+        (b"SSH-2.0-OpenSSH_9.6\r\n", 400, "malformed"),
+        (b"GET /x\r\n", 400, "request line"),
+        (b"GET /a b HTTP/1.1\r\nHost: localhost\r\n", 400, "%20"),
+    ] {
+        let mut s = tokio::net::TcpStream::connect(d.tcp).await.unwrap();
+        s.write_all(sent).await.unwrap();
+        let mut answer = Vec::new();
+        // The head never ends: only a refusal of what came so far ends the connection.
+        let read = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut answer));
+        assert!(read.await.is_ok(), "{sent:?}: no answer");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")) && answer.contains(says),
+            "{sent:?}: {answer}"
+        );
+    }
+    d.stop().await;
+}
+
 #[tokio::test]
 async fn per_service_concurrency_is_bounded() {
     use std::sync::atomic::{AtomicUsize, Ordering};

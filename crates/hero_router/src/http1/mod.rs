@@ -27,8 +27,8 @@ mod tests;
 pub use chunked::{BadChunk, ChunkedDecoder};
 pub(crate) use chunked::{LAST_CHUNK, push_chunk};
 pub(crate) use request::{
-    Forwarding, HeadLimits, OwnRequest, RequestError, RequestHead, header_slots, parse_request,
-    retry_safe, write_request, write_upstream_head,
+    Forwarding, HeadLimits, OwnRequest, RequestError, RequestHead, doomed, header_slots,
+    parse_request, retry_safe, write_request, write_upstream_head,
 };
 pub(crate) use response::{
     Exchange, Framing, ResponseHead, final_head_arrived, is_interim, parse_response,

@@ -131,6 +131,37 @@ fn malformed(e: httparse::Error) -> RequestError {
     }
 }
 
+/// True if the bytes so far can already be no request head: a first line that is not a
+/// request line (TLS, SSH, binary, HTTP/0.9), so the rest of the head need not be waited for.
+/// [`parse_request`] then gives the same error it would give the whole head: an error of
+/// httparse's on a prefix is the error of every head that starts with it, and a version error
+/// is only judged once the first line is whole (a space in the target reads as one until the
+/// line ends).
+pub(crate) fn doomed(buf: &[u8], limits: &HeadLimits) -> bool {
+    let window = &buf[..buf.len().min(limits.max_bytes)];
+    let mut none: [MaybeUninit<Header<'_>>; 0] = [];
+    match httparse::Request::new(&mut []).parse_with_uninit_headers(window, &mut none) {
+        Ok(_) | Err(httparse::Error::TooManyHeaders) => false,
+        Err(httparse::Error::Version) => memchr::memchr(b'\n', window).is_some(),
+        Err(_) => true,
+    }
+}
+
+/// True if the first line of `window` is a request line whose target has a space in it
+/// (`GET /a b HTTP/1.1`): httparse reads it as a bad version.
+fn spaced_target(window: &[u8]) -> bool {
+    let Some(end) = memchr::memchr(b'\n', window) else {
+        return false;
+    };
+    let line = window[..end].strip_suffix(b"\r").unwrap_or(&window[..end]);
+    let parts = line.split(|b| *b == b' ').count();
+    parts > 3
+        && line
+            .rsplit(|b| *b == b' ')
+            .next()
+            .is_some_and(|v| v.starts_with(b"HTTP/"))
+}
+
 /// Parses and validates the request head at the start of `buf`.
 ///
 /// `Ok(None)`: not complete yet, and still within the limits. The outcome depends only on the
@@ -154,6 +185,20 @@ pub(crate) fn parse_request<'b, 'h>(
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => {
             return Err(RequestError::TooManyHeaders { limit: max_headers });
+        }
+        // What is wrong with the version shows once the first line ends.
+        Err(httparse::Error::Version) if memchr::memchr(b'\n', window).is_none() => {
+            if buf.len() > limits.max_bytes {
+                return Err(RequestError::HeadTooLarge {
+                    limit: limits.max_bytes,
+                });
+            }
+            return Ok(None);
+        }
+        Err(httparse::Error::Version) if spaced_target(window) => {
+            return Err(RequestError::Malformed(
+                "a space in the request target; encode it as %20",
+            ));
         }
         Err(e) => return Err(malformed(e)),
     };

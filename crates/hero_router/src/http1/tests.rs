@@ -273,8 +273,10 @@ fn head_limits_hold_by_bytes_and_lines() {
 #[test]
 fn head_decisions_never_depend_on_how_bytes_arrive() {
     let (cases, seed, mut rng) = crate::test_util::fuzz_setup();
-    let pieces: [&str; 26] = [
+    let pieces: [&str; 28] = [
         "GET / HTTP/1.1\r\n",
+        "GET /a b HTTP/1.1\r\n",
+        "\x16\x03\x01",
         "POST /svc/rpc/x HTTP/1.1\r\n",
         "GET / HTTP/1.0\r\n",
         "Host: h\r\n",
@@ -315,6 +317,16 @@ fn head_decisions_never_depend_on_how_bytes_arrive() {
         let first = (0..=raw.len())
             .map(|k| (k, parse_with(&raw[..k], &limits)))
             .find(|(_, r)| *r != Ok(None));
+        // A prefix that is already no request is refused as soon as it is seen, with the
+        // error of the whole.
+        for j in 0..=raw.len() {
+            if doomed(&raw[..j], &limits) {
+                assert!(
+                    parse_with(&raw[..j], &limits).is_err(),
+                    "seed {seed} case {case}: {raw:?} doomed at {j}, but not refused there"
+                );
+            }
+        }
         if let Some((k, decided)) = first {
             for j in k..=raw.len() {
                 assert_eq!(

@@ -514,10 +514,19 @@ impl<S: Stream> Client<'_, S> {
         limits: &HeadLimits,
     ) -> io::Result<Option<Plan>> {
         let mut waited = false;
+        // When to look again whether a partial head is already no request (its length
+        // doubles each time: the looks cost no more than one parse of the whole head).
+        let mut look_at = 1;
         loop {
+            let buf = &self.conn.buf;
             // Parse once the blank line that ends a head can be there, or the head is over
-            // the limit either way.
-            if may_hold_head(&self.conn.buf) || self.conn.buf.len() > limits.max_bytes {
+            // the limit either way, or what came already is no request.
+            let whole = may_hold_head(buf) || buf.len() > limits.max_bytes;
+            let doomed = !whole && buf.len() >= look_at && {
+                look_at = buf.len() * 2;
+                http1::doomed(buf, limits)
+            };
+            if whole || doomed {
                 if self.tables.has_changed().unwrap_or(false) {
                     self.table = self.tables.borrow_and_update().clone();
                 }
