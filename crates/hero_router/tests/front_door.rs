@@ -392,6 +392,10 @@ async fn slow_clients_cannot_lock_new_ones_out() {
         r.header("x-hero-router-error"),
         Some("too_many_connections")
     );
+    // Its request was never read, yet the answer names an id, in the header and the body.
+    let id = r.header("x-request-id").expect("an id").to_owned();
+    let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(body["request_id"], id.as_str(), "{body}");
     hold.add_permits(8);
     for mut c in busy {
         assert_eq!(c.response(false).await.status(), 200);

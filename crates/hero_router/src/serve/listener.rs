@@ -32,7 +32,7 @@ use super::front::{Front, Role};
 use super::slots::{Admission, ConnSlots, Shed};
 use crate::config::ConnLimits;
 use crate::proxy::Transport;
-use crate::proxy::error::{ProxyError, error_parts};
+use crate::proxy::error::{ProxyError, error_parts_for};
 use crate::telemetry::RateLimit;
 
 /// Where the kernel says how long a listen backlog may be.
@@ -270,7 +270,12 @@ pub(crate) async fn serve(listener: AnyListener, app: Arc<App>, token: Cancellat
                     .await;
                 }
                 Admission::Full => {
-                    let (status, headers, body) = error_parts(&ProxyError::TooManyConnections);
+                    // Its request is never read: the answer carries an id of its own, as every
+                    // answer the router makes does.
+                    let id = crate::traffic::RequestId::generate();
+                    let e = ProxyError::TooManyConnections;
+                    let (status, mut headers, body) = error_parts_for(&e, Some(id.as_str()));
+                    headers.push(("x-request-id", id.as_str().to_owned().into()));
                     let mut out = Vec::new();
                     crate::http1::write_own_head(
                         &mut out,
