@@ -42,6 +42,11 @@ pub(crate) const PYTHON_USED: &[&str] = &[
     "Optional",
     "TypeAlias",
     "TypedDict",
+    "Callable",
+    "Exception",
+    "OSError",
+    "ValueError",
+    "itertools",
     "asyncio",
     "json",
     "socket",
@@ -161,6 +166,18 @@ pub(crate) const TS_USED: &[&str] = &[
     "baseUrl",
     "params",
     "call",
+    "own",
+    "positional",
+    // What every object has: a method of these names would make the client a thenable
+    // (`await` on it never ends) or break its conversion to a string.
+    "then",
+    "toString",
+    "toLocaleString",
+    "valueOf",
+    "hasOwnProperty",
+    "isPrototypeOf",
+    "propertyIsEnumerable",
+    "__proto__",
 ];
 
 /// A case style.

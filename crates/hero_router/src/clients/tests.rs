@@ -38,3 +38,27 @@ fn the_same_document_generates_the_same_bytes() {
         );
     }
 }
+
+/// Methods named like what every object has get other names in TypeScript (a `then` would
+/// make the client a thenable: `await` on it would never end), and by-position params are
+/// read as the caller's own properties only (an absent `valueOf` is not Object's).
+#[test]
+fn a_typescript_client_is_no_thenable_and_reads_only_its_callers_params() {
+    let spec = r#"{"methods": [
+        {"name": "then", "params": []},
+        {"name": "toString", "params": []},
+        {"name": "pos", "paramStructure": "by-position", "params": [
+            {"name": "a", "required": true, "schema": {"type": "string"}},
+            {"name": "valueOf", "schema": {"type": "string"}}]}]}"#;
+    let ts = generate(Lang::TypeScript, "svc", spec);
+    assert!(
+        !ts.contains("async then(") && ts.contains("async then_("),
+        "{ts}"
+    );
+    assert!(
+        !ts.contains("async toString(") && ts.contains("async toString_("),
+        "{ts}"
+    );
+    assert!(ts.contains(r#"own(params, "valueOf")"#), "{ts}");
+    assert!(!ts.contains(r#"params["valueOf"]"#), "{ts}");
+}

@@ -138,7 +138,7 @@ fn method(m: &Method, name: String, tys: &TypeWriter<'_>) -> TsMethod {
         let values: Vec<String> = m
             .params
             .iter()
-            .map(|p| format!("params[{}]", literal(&p.wire)))
+            .map(|p| format!("own(params, {})", literal(&p.wire)))
             .collect();
         format!("positional([{}], {keep})", values.join(", "))
     } else {
@@ -222,7 +222,9 @@ impl TypeWriter<'_> {
                 .collect::<Vec<_>>()
                 .join(" | "),
             Ty::Array(item) => format!("Array<{}>", self.expr(item)),
-            Ty::Map(value) => format!("Record<string, {}>", self.expr(value)),
+            // An index signature, not `Record`: a type alias may refer to itself through an
+            // object type, never through another alias (TS2456).
+            Ty::Map(value) => format!("{{ [key: string]: {} }}", self.expr(value)),
             Ty::Named(i) => self
                 .names
                 .get(*i)
