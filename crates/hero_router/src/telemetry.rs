@@ -43,13 +43,21 @@ pub(crate) struct LineWriter<'a, W> {
 /// Installs the global subscriber. `default` applies when neither `--log-level` nor `RUST_LOG`
 /// is set.
 pub(crate) fn init(format: LogFormat, level: Option<&str>, default: &str) -> Result<(), InitError> {
+    let mut bad_env = None;
     let filter = match level {
         Some(l) => EnvFilter::try_new(quiet_rmcp(l))
             .map_err(|e| InitError::Filter(format!("{l:?}: {e}")))?,
+        // An empty variable counts as unset (as every empty variable does); one that does
+        // not parse is said once the logger runs, and the default applies.
         None => match std::env::var(EnvFilter::DEFAULT_ENV) {
-            Ok(env) => EnvFilter::try_new(quiet_rmcp(&env))
-                .unwrap_or_else(|_| EnvFilter::new(quiet_rmcp(default))),
-            Err(_) => EnvFilter::new(quiet_rmcp(default)),
+            Ok(env) if !env.trim().is_empty() => match EnvFilter::try_new(quiet_rmcp(&env)) {
+                Ok(filter) => filter,
+                Err(e) => {
+                    bad_env = Some(format!("{env:?}: {e}"));
+                    EnvFilter::new(quiet_rmcp(default))
+                }
+            },
+            _ => EnvFilter::new(quiet_rmcp(default)),
         },
     };
     let builder = tracing_subscriber::fmt()
@@ -65,7 +73,11 @@ pub(crate) fn init(format: LogFormat, level: Option<&str>, default: &str) -> Res
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     }
-    .map_err(|e| InitError::Install(e.to_string()))
+    .map_err(|e| InitError::Install(e.to_string()))?;
+    if let Some(bad) = bad_env {
+        tracing::warn!("RUST_LOG does not parse ({bad}); logging at the default level instead");
+    }
+    Ok(())
 }
 
 /// `filter` with rmcp's own lines held to warnings, unless it names rmcp or asks for

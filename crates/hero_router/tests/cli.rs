@@ -568,3 +568,28 @@ fn eventually_addr(log: &Path) -> std::net::SocketAddr {
     }));
     found.unwrap()
 }
+
+/// An empty `RUST_LOG` counts as unset (the default level, `info`), and one that does not
+/// parse is said, then the default applies: neither silences the log.
+#[test]
+fn an_empty_or_bad_rust_log_never_silences_the_log() {
+    for (value, warns) in [("", false), ("hero_router=[[[", true)] {
+        let root = tempfile::tempdir().unwrap();
+        let child = common::serve_command(root.path())
+            .env("RUST_LOG", value)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let rpc = root.path().join("hero_router/rpc.sock");
+        assert!(eventually(Duration::from_secs(20), || connect_probe(&rpc)
+            == ConnectOutcome::Connected));
+        let out = stop(child);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("hero_router starting"),
+            "RUST_LOG={value:?}: {err}"
+        );
+        assert_eq!(err.contains("RUST_LOG does not parse"), warns, "{err}");
+    }
+}

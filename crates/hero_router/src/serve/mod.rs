@@ -160,6 +160,7 @@ pub async fn run_with_scanner(
         server_names = ?cfg.server_names,
         scan_interval = ?cfg.scanner.scan_interval,
         probe_timeout = ?cfg.scanner.probe_timeout,
+        probe_concurrency = cfg.scanner.probe_concurrency,
         stale_after = cfg.scanner.reap.stale_after,
         reap_grace = ?cfg.scanner.reap.grace,
         reap = cfg.scanner.reap.enabled,
@@ -175,12 +176,12 @@ pub async fn run_with_scanner(
         hero_proc_method = cfg.scanner.hero_proc_method.as_str(),
         shutdown_grace = ?cfg.shutdown_grace,
         allow = ?cfg.access.allow.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        access_file = ?cfg.access.file,
+        access_file = %cfg.access.file.as_deref().map_or("none".into(), |f| f.display().to_string()),
         access_file_entries = cfg.access.file_entries.len(),
         trusted_proxies = ?cfg.access.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
         catalog_timeout = ?cfg.catalog.timeout,
         catalog_refresh = ?cfg.catalog.refresh,
-        access_log = ?cfg.access_log.format,
+        access_log = cfg.access_log.format.as_str(),
         access_log_query = cfg.access_log.query,
         "hero_router starting"
     );

@@ -39,6 +39,17 @@ pub enum AccessLogFormat {
     Json,
 }
 
+impl AccessLogFormat {
+    /// Its name, as `--access-log` takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessLogFormat::Off => "off",
+            AccessLogFormat::Text => "text",
+            AccessLogFormat::Json => "json",
+        }
+    }
+}
+
 /// The access log's sending side, shared by every connection.
 #[derive(Debug)]
 pub(crate) struct AccessLog {
