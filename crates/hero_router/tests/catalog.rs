@@ -501,3 +501,34 @@ async fn docs_pages_over_http_and_reserved_paths() {
     assert_eq!(sum["result"], 3);
     d.stop().await;
 }
+
+/// A service that answers `GET /openrpc.json` with an HTML page and does not implement
+/// `rpc.discover` serves something at the document's place, only not JSON: its spec is an
+/// `error` that says so, not `absent` (which would also drop a good document it had before).
+#[tokio::test]
+async fn a_page_at_the_documents_place_is_an_error_that_says_not_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = UnixListener::bind(service_dir(dir.path(), "html").join("rpc.sock")).unwrap();
+    let app = axum::Router::new()
+        .route(
+            "/openrpc.json",
+            axum::routing::get(|| async { axum::response::Html("<html><body>hi</body></html>") }),
+        )
+        .route(
+            "/rpc",
+            axum::routing::post(|| async {
+                axum::Json(serde_json::json!({"jsonrpc": "2.0", "id": 1,
+                    "error": {"code": -32601, "message": "method not found"}}))
+            }),
+        );
+    let served = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let d = start_daemon(serve_config(dir.path(), &[])).await;
+    d.rescan().await;
+    catalog_until(&d, |c| fetched(c, "html").is_some()).await;
+    let html = service(&d, "html").await;
+    assert_eq!(html["spec"]["state"], "error", "{html}");
+    let reason = html["spec"]["reason"].as_str().unwrap();
+    assert!(reason.contains("not JSON"), "{reason}");
+    served.abort();
+    d.stop().await;
+}

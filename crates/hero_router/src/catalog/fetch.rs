@@ -145,6 +145,14 @@ async fn spec(pool: &Pool, key: &Key, service: &str, limits: Limits) -> SpecFetc
     };
     match discovered {
         Ok(doc) => SpecFetch::Document(doc),
+        // GET /openrpc.json answered something, only not JSON: that is what is wrong.
+        Err(CallError::Service { error, .. })
+            if error.code == -32601 && !why_not_get.is_empty() =>
+        {
+            SpecFetch::Error(format!(
+                "{why_not_get}, and rpc.discover is not implemented"
+            ))
+        }
         Err(CallError::Service { error, .. }) if error.code == -32601 => neither(),
         Err(CallError::Service { error, .. }) => SpecFetch::Error(bounded(format!(
             "rpc.discover answered an error: {}",
