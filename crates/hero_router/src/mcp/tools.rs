@@ -320,15 +320,39 @@ fn clean(v: &Value, document: &Value) -> Value {
                     None => json!({ "description": note }),
                 };
             }
-            Value::Object(
-                o.iter()
-                    .filter(|(k, _)| k.as_str() != REF_KEY)
-                    .map(|(k, v)| (k.clone(), clean(v, document)))
-                    .collect(),
-            )
+            let mut cleaned: Map<String, Value> = o
+                .iter()
+                .filter(|(k, _)| k.as_str() != REF_KEY)
+                .map(|(k, v)| (k.clone(), clean(v, document)))
+                .collect();
+            allow_null(&mut cleaned);
+            Value::Object(cleaned)
         }
         Value::Array(items) => Value::Array(items.iter().map(|i| clean(i, document)).collect()),
         other => other.clone(),
+    }
+}
+
+/// OpenAPI's `nullable: true`, which specs carry and JSON Schema does not know, as JSON
+/// Schema says it: `null` among the types (and the enum). The generated clients take `null`
+/// for such a param, and the service does; the tool's argument check must too.
+fn allow_null(schema: &mut Map<String, Value>) {
+    if schema.get("nullable") != Some(&Value::Bool(true)) {
+        return;
+    }
+    let null = Value::String("null".into());
+    match schema.get_mut("type") {
+        Some(Value::String(t)) if t != "null" => {
+            let t = std::mem::take(t);
+            schema.insert("type".into(), json!([t, "null"]));
+        }
+        Some(Value::Array(types)) if !types.contains(&null) => types.push(null),
+        _ => {}
+    }
+    if let Some(Value::Array(values)) = schema.get_mut("enum") {
+        if !values.contains(&Value::Null) {
+            values.push(Value::Null);
+        }
     }
 }
 

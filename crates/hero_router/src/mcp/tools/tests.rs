@@ -657,3 +657,29 @@ fn strict_ready_specs_give_strict_ready_tools_in_spec_order() {
         }
     }
 }
+
+/// `nullable: true` (OpenAPI's, which specs use) takes `null`, as the generated clients and
+/// the service do; the type still holds for anything else.
+#[test]
+fn a_nullable_param_takes_null() {
+    let d = doc(
+        json!([{
+            "name": "set",
+            "params": [
+                {"name": "n", "required": true, "schema": {"type": "string", "nullable": true}},
+                {"name": "e", "schema": {"type": "string", "enum": ["a", "b"], "nullable": true}},
+                {"name": "count", "schema": {"$ref": "#/components/schemas/Count"}},
+            ],
+        }]),
+        json!({"schemas": {"Count": {"type": "integer", "nullable": true}}}),
+    );
+    let t = service_tools("svc", &d);
+    let t = only(&t);
+    let checks = Checks::default();
+    let check = |v: Value| checks.arguments(&t.input_schema, &args(v), &t.target.takes());
+    assert_eq!(check(json!({"n": null, "e": null, "count": null})), Ok(()));
+    assert_eq!(check(json!({"n": "x", "e": "a", "count": 3})), Ok(()));
+    assert!(check(json!({"n": 5})).is_err());
+    assert!(check(json!({"n": "x", "e": "c"})).is_err());
+    assert!(check(json!({"n": "x", "count": "3"})).is_err());
+}
