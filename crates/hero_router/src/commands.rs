@@ -187,7 +187,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// `hero_router client python|typescript SERVICE`: the client module from the running
-/// router's cached spec, to stdout or `DIR/<SERVICE>.<ext>`.
+/// router's cached spec, to stdout or `DIR/` ([`Lang::file_name`]).
 async fn client(
     sock: &std::path::Path,
     language: ClientLanguage,
@@ -208,7 +208,7 @@ async fn client(
             }
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
-            let path = write_file(&dir.join(format!("{service}.{}", lang.extension())), &text)?;
+            let path = write_file(&dir.join(lang.file_name(service)), &text)?;
             out(&format!("{}\n", path.display()))?;
         }
         None => out(&text)?,

@@ -45,12 +45,42 @@ pub enum Lang {
 
 // === impl Lang ===
 
+/// The modules the generated Python client imports (`templates/client.py.j2`).
+const PYTHON_IMPORTS: &[&str] = &[
+    "asyncio",
+    "http",
+    "itertools",
+    "json",
+    "socket",
+    "typing",
+    "urllib",
+];
+
 impl Lang {
     /// The module's file extension.
     pub(crate) fn extension(self) -> &'static str {
         match self {
             Lang::Python => "py",
             Lang::TypeScript => "ts",
+        }
+    }
+
+    /// The file a service's module is written to: `SERVICE.ts`; `SERVICE.py` with dashes as
+    /// underscores (an importable module name), and `_client` appended when that name is a
+    /// Python keyword or a module the client itself imports (a `json.py` would import itself
+    /// where it imports `json`).
+    pub(crate) fn file_name(self, service: &str) -> String {
+        match self {
+            Lang::Python => {
+                let module = service.replace('-', "_");
+                let shadows = names::PYTHON_KEYWORDS.contains(&module.as_str())
+                    || PYTHON_IMPORTS.contains(&module.as_str());
+                match shadows {
+                    true => format!("{module}_client.py"),
+                    false => format!("{module}.py"),
+                }
+            }
+            Lang::TypeScript => format!("{service}.ts"),
         }
     }
 

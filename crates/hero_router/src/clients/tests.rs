@@ -62,3 +62,19 @@ fn a_typescript_client_is_no_thenable_and_reads_only_its_callers_params() {
     assert!(ts.contains(r#"own(params, "valueOf")"#), "{ts}");
     assert!(!ts.contains(r#"params["valueOf"]"#), "{ts}");
 }
+
+/// A Python module file is importable and never shadows what the client imports.
+#[test]
+fn module_files_are_importable_and_shadow_nothing_the_client_imports() {
+    assert_eq!(Lang::Python.file_name("example"), "example.py");
+    assert_eq!(Lang::Python.file_name("my-svc"), "my_svc.py");
+    assert_eq!(Lang::Python.file_name("json"), "json_client.py");
+    assert_eq!(Lang::Python.file_name("class"), "class_client.py");
+    assert_eq!(Lang::TypeScript.file_name("json"), "json.ts");
+    // Every module the template imports is in the list.
+    let template = include_str!("templates/client.py.j2");
+    for line in template.lines().filter(|l| l.starts_with("import ")) {
+        let module = line["import ".len()..].split(['.', ' ']).next().unwrap();
+        assert!(PYTHON_IMPORTS.contains(&module), "{module}");
+    }
+}
