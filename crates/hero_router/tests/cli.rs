@@ -575,21 +575,29 @@ fn eventually_addr(log: &Path) -> std::net::SocketAddr {
 fn an_empty_or_bad_rust_log_never_silences_the_log() {
     for (value, warns) in [("", false), ("hero_router=[[[", true)] {
         let root = tempfile::tempdir().unwrap();
-        let child = common::serve_command(root.path())
-            .env("RUST_LOG", value)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let rpc = root.path().join("hero_router/rpc.sock");
-        assert!(eventually(Duration::from_secs(20), || connect_probe(&rpc)
-            == ConnectOutcome::Connected));
-        let out = stop(child);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            err.contains("hero_router starting"),
-            "RUST_LOG={value:?}: {err}"
+        let mut child = KillOnDrop(
+            common::serve_command(root.path())
+                .env("RUST_LOG", value)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
         );
-        assert_eq!(err.contains("RUST_LOG does not parse"), warns, "{err}");
+        // Every line up to the start-up line (the warning, if any, comes first).
+        let lines = common::stderr_lines(&mut child.0);
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !seen
+            .iter()
+            .any(|l: &String| l.contains("hero_router starting"))
+        {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("RUST_LOG={value:?}: no start-up line in {seen:#?}"),
+            }
+        }
+        let warned = seen.iter().any(|l| l.contains("RUST_LOG does not parse"));
+        assert_eq!(warned, warns, "RUST_LOG={value:?}: {seen:#?}");
     }
 }
