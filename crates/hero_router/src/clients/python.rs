@@ -13,15 +13,58 @@ use super::model::{Api, Body, Lit, Method, Ty};
 use super::names::{Case, PYTHON_KEYWORDS, PYTHON_USED, Scope};
 use super::{doc_lines, header_lines, render, string_literal as literal, summary_lines};
 
+/// The order the named types are written in: each alias after the types it names, where it
+/// can be (a cycle keeps the spec's order); otherwise the spec's order. mypy follows a chain
+/// of aliases written before their targets only so far: past about twenty links it gives up
+/// ("Cannot resolve name … (possible cyclic definition)").
+fn written_order(api: &Api) -> Vec<usize> {
+    fn named(ty: &Ty, out: &mut Vec<usize>) {
+        match ty {
+            Ty::Named(i) => out.push(*i),
+            Ty::Array(t) | Ty::Map(t) => named(t, out),
+            Ty::Union(ts) => ts.iter().for_each(|t| named(t, out)),
+            _ => {}
+        }
+    }
+    let n = api.types.len();
+    // 0: not seen, 1: on the stack, 2: written.
+    let mut state = vec![0u8; n];
+    let mut order = Vec::with_capacity(n);
+    for start in 0..n {
+        // An explicit stack: a hostile chain may be thousands of links long.
+        let mut stack = vec![(start, false)];
+        while let Some((i, expanded)) = stack.pop() {
+            if expanded {
+                state[i] = 2;
+                order.push(i);
+                continue;
+            }
+            if state[i] != 0 {
+                continue;
+            }
+            state[i] = 1;
+            stack.push((i, true));
+            if let Body::Alias(ty) = &api.types[i].body {
+                let mut deps = Vec::new();
+                named(ty, &mut deps);
+                // Reversed: the first named is written first.
+                for d in deps.into_iter().rev().filter(|&d| d < n && state[d] == 0) {
+                    stack.push((d, false));
+                }
+            }
+        }
+    }
+    order
+}
+
 /// The generated module's text.
 pub(crate) fn generate(api: &Api) -> String {
     let mut types = Scope::new(Case::Pascal, "Type", &[PYTHON_KEYWORDS, PYTHON_USED]);
     let type_names: Vec<String> = api.types.iter().map(|t| types.name(&t.proposed)).collect();
     let tys = TypeWriter { names: &type_names };
-    let defs = api
-        .types
-        .iter()
-        .zip(&type_names)
+    let defs = written_order(api)
+        .into_iter()
+        .map(|i| (&api.types[i], &type_names[i]))
         .map(|(t, name)| {
             let doc = t
                 .description
