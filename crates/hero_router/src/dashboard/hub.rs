@@ -123,7 +123,7 @@ struct Frame {
 
 /// The SSE event names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     Service,
     Socket,
     Reap,
@@ -143,9 +143,65 @@ pub(super) struct ServiceFrame<'a> {
     pub(super) name: &'a str,
     /// `null` once the service is gone.
     pub(super) view: Option<ServiceView<'a>>,
+    /// What the catalog fetcher said changed (a `CatalogChanged` event's frame).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) catalog: Option<CatalogFrame<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) removed: Option<bool>,
+    /// How long the directory had no socket (a `ServiceDropped` event's frame).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) empty_for_ms: Option<u64>,
     pub(super) at_unix_ms: u64,
+}
+
+/// The `catalog` part of a `service` frame made from a `CatalogChanged` event.
+#[derive(Serialize)]
+pub(super) struct CatalogFrame<'a> {
+    pub(super) state: &'a str,
+    pub(super) fingerprint: Option<&'a str>,
+    pub(super) reason: Option<&'a str>,
+}
+
+/// A frame's data: each variant is written straight into the frame, in the shape
+/// docs/dashboard.md gives for its event.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub(super) enum FrameData<'a> {
+    Service(ServiceFrame<'a>),
+    Socket {
+        service: &'a str,
+        socket: &'a str,
+        /// The socket's file stem (`rpc`, `admin`, `web_ui`).
+        kind: &'a str,
+        from: &'a str,
+        to: &'a str,
+        at_unix_ms: u64,
+    },
+    Reap {
+        service: &'a str,
+        socket: &'a str,
+        reason: &'a str,
+        /// Only a skipped reap has one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        detail: Option<&'a str>,
+        skipped: bool,
+        at_unix_ms: u64,
+    },
+    Scan {
+        full: bool,
+        periodic: bool,
+        sockets: usize,
+        generation: u64,
+        /// Services in the table the scan published.
+        services: usize,
+        at_unix_ms: u64,
+    },
+    RootReplaced {
+        root_replaced: bool,
+        root: &'a str,
+        recreated: bool,
+        at_unix_ms: u64,
+    },
 }
 
 /// The hub's task: it alone writes the log.
@@ -537,78 +593,14 @@ impl Pump {
 
     /// A frame for `ev`, stamped when its writer emitted it.
     fn on_event(&mut self, ev: Stamped) {
-        let at = ev.at_unix_ms;
-        let (kind, data, recent) = match ev.event {
-            Event::SocketChanged {
-                service,
-                socket,
-                from,
-                to,
-            } => {
-                let kind = socket_kind(&socket);
-                let data = json!({"service": service, "socket": socket, "kind": kind,
-                    "from": from, "to": to, "at_unix_ms": at});
-                (Kind::Socket, data, true)
-            }
-            Event::Reaped {
-                service,
-                socket,
-                reason,
-            } => {
-                let data = json!({"service": service, "socket": socket, "reason": reason,
-                    "skipped": false, "at_unix_ms": at});
-                (Kind::Reap, data, true)
-            }
-            Event::ReapSkipped {
-                service,
-                socket,
-                reason,
-                detail,
-            } => {
-                let data = json!({"service": service, "socket": socket,
-                    "reason": reason.as_str(), "detail": detail, "skipped": true,
-                    "at_unix_ms": at});
-                (Kind::Reap, data, true)
-            }
-            Event::CatalogChanged {
-                service,
-                fingerprint,
-                state,
-                reason,
-            } => {
-                // The fetcher publishes the catalog before it says so.
-                self.sync_catalog(Some(&service));
-                let view = self.view(&service);
-                let data = json!({"service": service, "name": service, "view": view,
-                    "catalog": {"state": state, "fingerprint": fingerprint, "reason": reason},
-                    "at_unix_ms": at});
-                (Kind::Service, data, true)
-            }
-            Event::ServiceDropped { service, empty_for } => {
-                let data = json!({"service": service, "name": service, "view": null,
-                    "removed": true, "empty_for_ms": empty_for.as_millis() as u64,
-                    "at_unix_ms": at});
-                (Kind::Service, data, true)
-            }
-            Event::ScanCompleted {
-                full,
-                periodic,
-                sockets,
-                generation,
-            } => {
-                // The table this scan published comes first.
-                self.sync_table();
-                let data = json!({"full": full, "periodic": periodic, "sockets": sockets,
-                    "generation": generation, "services": self.table.services.len(),
-                    "at_unix_ms": at});
-                (Kind::Scan, data, full && !periodic)
-            }
-            Event::RootReplaced { root, recreated } => {
-                let data = json!({"root_replaced": true, "root": root,
-                    "recreated": recreated, "at_unix_ms": at});
-                (Kind::Scan, data, true)
-            }
-        };
+        match &ev.event {
+            // The fetcher publishes the catalog before it says so.
+            Event::CatalogChanged { service, .. } => self.sync_catalog(Some(service)),
+            // The table this scan published comes first.
+            Event::ScanCompleted { .. } => self.sync_table(),
+            _ => {}
+        }
+        let (kind, data, recent) = event_frame(&ev, &self.table, &self.catalog);
         self.inner.push(kind, &data, recent);
     }
 
@@ -648,54 +640,63 @@ impl Pump {
         }
     }
 
-    /// A `service` frame for every service whose catalog entry changed, but `skip`.
+    /// A `service` frame for every service in the table whose catalog entry changed, but
+    /// `skip`. One merge walk over the two catalogs' sorted entries: an entry the fetcher did
+    /// not touch is the same `Arc` in both (and so is its name), so the walk costs a pointer
+    /// comparison per entry, no more than the fetcher's own copy of the map when it published;
+    /// only changed entries look their service up in the table.
     fn sync_catalog(&mut self, skip: Option<&str>) {
         let next = self.catalogs.borrow_and_update().clone();
         if Arc::ptr_eq(&next, &self.catalog) {
             return;
         }
         let old = std::mem::replace(&mut self.catalog, next.clone());
-        let table = self.table.clone();
-        for s in &table.services {
-            if Some(s.name.as_str()) == skip {
-                continue;
-            }
-            let same = match (old.get(&s.name), next.get(&s.name)) {
-                (Some(x), Some(y)) => Arc::ptr_eq(x, y),
-                (None, None) => true,
-                _ => false,
+        let mut changed: Vec<&str> = Vec::new();
+        let (mut a, mut b) = (
+            old.entries.iter().peekable(),
+            next.entries.iter().peekable(),
+        );
+        loop {
+            let name = match (a.peek(), b.peek()) {
+                (Some((x, ex)), Some((y, ey))) if Arc::ptr_eq(x, y) || x == y => {
+                    let same = Arc::ptr_eq(ex, ey);
+                    let name: &str = y;
+                    a.next();
+                    b.next();
+                    if same {
+                        continue;
+                    }
+                    Some(name)
+                }
+                // An entry only one side has: gone, or new.
+                (Some((x, _)), Some((y, _))) if x < y => a.next().map(|(n, _)| &**n),
+                (Some(_), None) => a.next().map(|(n, _)| &**n),
+                (_, Some(_)) => b.next().map(|(n, _)| &**n),
+                (None, None) => break,
             };
-            if !same {
+            if let Some(name) = name.filter(|n| Some(*n) != skip) {
+                changed.push(name);
+            }
+        }
+        for name in changed {
+            if let Some(s) = self.table.service(name) {
                 self.push_service(s);
             }
         }
     }
 
-    fn view(&self, name: &str) -> Value {
-        match self.table.service(name) {
-            Some(s) => serde_json::to_value(self.catalog.view(s)).unwrap_or(Value::Null),
-            None => Value::Null,
-        }
-    }
-
     fn push_service(&self, s: &Service) {
         let data = ServiceFrame {
-            service: &s.name,
-            name: &s.name,
             view: Some(self.catalog.view(s)),
-            removed: None,
-            at_unix_ms: crate::registry::events::unix_ms(),
+            ..ServiceFrame::bare(&s.name, crate::registry::events::unix_ms())
         };
         self.inner.push(Kind::Service, &data, false);
     }
 
     fn push_gone(&self, name: &str) {
         let data = ServiceFrame {
-            service: name,
-            name,
-            view: None,
             removed: Some(true),
-            at_unix_ms: crate::registry::events::unix_ms(),
+            ..ServiceFrame::bare(name, crate::registry::events::unix_ms())
         };
         self.inner.push(Kind::Service, &data, false);
     }
@@ -720,4 +721,131 @@ pub(super) fn same_on_the_page(a: &Service, b: &Service) -> bool {
 fn socket_kind(path: &str) -> &str {
     let file = path.rsplit('/').next().unwrap_or(path);
     file.strip_suffix(".sock").unwrap_or(file)
+}
+
+/// The frame of a registry event, read against the table and catalog the hub holds (already
+/// brought up to date with what the event's writer published before it): its SSE event name,
+/// its data, and whether it goes to the "recent events" list.
+pub(super) fn event_frame<'a>(
+    ev: &'a Stamped,
+    table: &'a Table,
+    catalog: &'a Catalog,
+) -> (Kind, FrameData<'a>, bool) {
+    let at_unix_ms = ev.at_unix_ms;
+    match &ev.event {
+        Event::SocketChanged {
+            service,
+            socket,
+            from,
+            to,
+        } => {
+            let data = FrameData::Socket {
+                service,
+                socket,
+                kind: socket_kind(socket),
+                from,
+                to,
+                at_unix_ms,
+            };
+            (Kind::Socket, data, true)
+        }
+        Event::Reaped {
+            service,
+            socket,
+            reason,
+        } => {
+            let data = FrameData::Reap {
+                service,
+                socket,
+                reason,
+                detail: None,
+                skipped: false,
+                at_unix_ms,
+            };
+            (Kind::Reap, data, true)
+        }
+        Event::ReapSkipped {
+            service,
+            socket,
+            reason,
+            detail,
+        } => {
+            let data = FrameData::Reap {
+                service,
+                socket,
+                reason: reason.as_str(),
+                detail: Some(detail),
+                skipped: true,
+                at_unix_ms,
+            };
+            (Kind::Reap, data, true)
+        }
+        Event::CatalogChanged {
+            service,
+            fingerprint,
+            state,
+            reason,
+        } => {
+            let data = ServiceFrame {
+                view: table.service(service).map(|s| catalog.view(s)),
+                catalog: Some(CatalogFrame {
+                    state,
+                    fingerprint: fingerprint.as_deref(),
+                    reason: reason.as_deref(),
+                }),
+                ..ServiceFrame::bare(service, at_unix_ms)
+            };
+            (Kind::Service, FrameData::Service(data), true)
+        }
+        Event::ServiceDropped { service, empty_for } => {
+            let data = ServiceFrame {
+                removed: Some(true),
+                empty_for_ms: Some(empty_for.as_millis() as u64),
+                ..ServiceFrame::bare(service, at_unix_ms)
+            };
+            (Kind::Service, FrameData::Service(data), true)
+        }
+        Event::ScanCompleted {
+            full,
+            periodic,
+            sockets,
+            generation,
+        } => {
+            let data = FrameData::Scan {
+                full: *full,
+                periodic: *periodic,
+                sockets: *sockets,
+                generation: *generation,
+                services: table.services.len(),
+                at_unix_ms,
+            };
+            (Kind::Scan, data, *full && !*periodic)
+        }
+        Event::RootReplaced { root, recreated } => {
+            let data = FrameData::RootReplaced {
+                root_replaced: true,
+                root,
+                recreated: *recreated,
+                at_unix_ms,
+            };
+            (Kind::Scan, data, true)
+        }
+    }
+}
+
+// === impl ServiceFrame ===
+
+impl<'a> ServiceFrame<'a> {
+    /// The frame of `service` with no view and nothing else set, made at `at_unix_ms`.
+    pub(super) fn bare(service: &'a str, at_unix_ms: u64) -> ServiceFrame<'a> {
+        ServiceFrame {
+            service,
+            name: service,
+            view: None,
+            catalog: None,
+            removed: None,
+            empty_for_ms: None,
+            at_unix_ms,
+        }
+    }
 }

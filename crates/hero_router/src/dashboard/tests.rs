@@ -575,23 +575,262 @@ fn a_service_frame_is_the_json_it_was_as_a_tree() {
     };
     let catalog = Catalog::default();
     let frame = ServiceFrame {
-        service: &service.name,
-        name: &service.name,
         view: Some(catalog.view(&service)),
-        removed: None,
-        at_unix_ms: 7,
+        ..ServiceFrame::bare(&service.name, 7)
     };
     let tree = json!({"service": "svc", "name": "svc",
         "view": serde_json::to_value(catalog.view(&service)).unwrap(), "at_unix_ms": 7});
     assert_eq!(serde_json::to_string(&frame).unwrap(), tree.to_string());
     let gone = ServiceFrame {
-        service: "svc",
-        name: "svc",
-        view: None,
         removed: Some(true),
-        at_unix_ms: 7,
+        ..ServiceFrame::bare("svc", 7)
     };
     let tree = json!({"service": "svc", "name": "svc", "view": null, "removed": true,
         "at_unix_ms": 7});
     assert_eq!(serde_json::to_string(&gone).unwrap(), tree.to_string());
+}
+
+/// Every registry event's frame, written straight from its struct, is byte for byte the JSON
+/// tree the hub used to build for it (the shape the page reads), for every variant.
+#[test]
+fn every_event_frame_is_the_json_it_was_as_a_tree() {
+    use super::hub::{Kind, event_frame};
+    use crate::registry::catalog::Catalog;
+    use crate::registry::events::Stamped;
+    use crate::registry::state::{SkipReason, SocketState};
+    use crate::registry::table::{Service, ServiceStatus, Table};
+    let service = Service {
+        name: "svc".into(),
+        status: ServiceStatus::Healthy,
+        sockets: vec![],
+        error: None,
+    };
+    let table = Table {
+        services: vec![Arc::new(service.clone())],
+        ..Table::default()
+    };
+    let catalog = Catalog::default();
+    let view = serde_json::to_value(catalog.view(&service)).unwrap();
+    let at = 42;
+    let cases: Vec<(Event, Kind, Value, bool)> = vec![
+        (
+            Event::SocketChanged {
+                service: "svc".into(),
+                socket: "/r/svc/web_ui.sock".into(),
+                from: "absent",
+                to: SocketState::Live.as_str(),
+            },
+            Kind::Socket,
+            json!({"service": "svc", "socket": "/r/svc/web_ui.sock", "kind": "web_ui",
+                "from": "absent", "to": "live", "at_unix_ms": at}),
+            true,
+        ),
+        (
+            Event::Reaped {
+                service: "svc".into(),
+                socket: "/r/svc/rpc.sock".into(),
+                reason: "stale",
+            },
+            Kind::Reap,
+            json!({"service": "svc", "socket": "/r/svc/rpc.sock", "reason": "stale",
+                "skipped": false, "at_unix_ms": at}),
+            true,
+        ),
+        (
+            Event::ReapSkipped {
+                service: "svc".into(),
+                socket: "/r/svc/rpc.sock".into(),
+                reason: SkipReason::OwnerLocked,
+                detail: "pid \"7\" <b>".into(),
+            },
+            Kind::Reap,
+            json!({"service": "svc", "socket": "/r/svc/rpc.sock",
+                "reason": "owner_locked", "detail": "pid \"7\" <b>", "skipped": true,
+                "at_unix_ms": at}),
+            true,
+        ),
+        (
+            Event::CatalogChanged {
+                service: "svc".into(),
+                fingerprint: Some("sha256:ab".into()),
+                state: "invalid",
+                reason: Some("bad".into()),
+            },
+            Kind::Service,
+            json!({"service": "svc", "name": "svc", "view": view,
+                "catalog": {"state": "invalid", "fingerprint": "sha256:ab", "reason": "bad"},
+                "at_unix_ms": at}),
+            true,
+        ),
+        (
+            // A service the table no longer has: no view.
+            Event::CatalogChanged {
+                service: "gone".into(),
+                fingerprint: None,
+                state: "absent",
+                reason: None,
+            },
+            Kind::Service,
+            json!({"service": "gone", "name": "gone", "view": null,
+                "catalog": {"state": "absent", "fingerprint": null, "reason": null},
+                "at_unix_ms": at}),
+            true,
+        ),
+        (
+            Event::ServiceDropped {
+                service: "svc".into(),
+                empty_for: std::time::Duration::from_millis(1500),
+            },
+            Kind::Service,
+            json!({"service": "svc", "name": "svc", "view": null, "removed": true,
+                "empty_for_ms": 1500, "at_unix_ms": at}),
+            true,
+        ),
+        (
+            Event::ScanCompleted {
+                full: true,
+                periodic: false,
+                sockets: 3,
+                generation: 9,
+            },
+            Kind::Scan,
+            json!({"full": true, "periodic": false, "sockets": 3, "generation": 9,
+                "services": 1, "at_unix_ms": at}),
+            true,
+        ),
+        (
+            Event::ScanCompleted {
+                full: true,
+                periodic: true,
+                sockets: 0,
+                generation: 10,
+            },
+            Kind::Scan,
+            json!({"full": true, "periodic": true, "sockets": 0, "generation": 10,
+                "services": 1, "at_unix_ms": at}),
+            false,
+        ),
+        (
+            Event::RootReplaced {
+                root: "/r".into(),
+                recreated: true,
+            },
+            Kind::Scan,
+            json!({"root_replaced": true, "root": "/r", "recreated": true,
+                "at_unix_ms": at}),
+            true,
+        ),
+    ];
+    for (event, kind, tree, recent) in cases {
+        let stamped = Stamped {
+            event,
+            at_unix_ms: at,
+        };
+        let (k, data, r) = event_frame(&stamped, &table, &catalog);
+        assert_eq!((k, r), (kind, recent), "{:?}", stamped.event);
+        assert_eq!(
+            serde_json::to_string(&data).unwrap(),
+            tree.to_string(),
+            "{:?}",
+            stamped.event
+        );
+    }
+}
+
+/// A catalog publish makes a `service` frame for exactly the services in the table whose
+/// entry changed, appeared or went: not for an entry the fetcher left alone, not for an entry
+/// of a service the table does not have.
+#[tokio::test]
+async fn a_catalog_publish_frames_exactly_the_changed_services() {
+    use crate::registry::catalog::{Catalog, CatalogEntry, ManifestInfo, SpecInfo, SpecState};
+    use crate::registry::table::{Service, ServiceStatus, Table};
+    let (shared, writer) = shared();
+    let catalogs = shared.registry.claim_catalog_writer().expect("unclaimed");
+    let services = ["a", "b", "c", "d"].map(|name| {
+        Arc::new(Service {
+            name: name.into(),
+            status: ServiceStatus::Healthy,
+            sockets: vec![],
+            error: None,
+        })
+    });
+    writer.table.send_replace(Arc::new(Table {
+        services: services.to_vec(),
+        generation: 1,
+        ..Table::default()
+    }));
+    let entry = |title: &str| -> Arc<CatalogEntry> {
+        Arc::new(CatalogEntry {
+            manifest: ManifestInfo {
+                title: Some(title.into()),
+                ..ManifestInfo::default()
+            },
+            manifest_error: None,
+            spec: SpecInfo {
+                state: SpecState::Absent,
+                reason: None,
+                fingerprint: None,
+                openrpc: None,
+                fetched_unix_ms: Some(1),
+            },
+            info: ManifestInfo::default(),
+            document: None,
+            methods: Arc::new([]),
+        })
+    };
+    let catalog = |entries: Vec<(&str, Arc<CatalogEntry>)>| {
+        Arc::new(Catalog {
+            entries: entries.into_iter().map(|(n, e)| (n.into(), e)).collect(),
+        })
+    };
+    let hub = Hub::start_with(
+        shared,
+        HubConfig {
+            buffer: 64,
+            heartbeat: Duration::from_secs(15),
+        },
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let mut feed = hub.feed(None);
+    assert_eq!(next(&mut feed).await.1, "snapshot");
+
+    let (a, b, c) = (entry("a1"), entry("b1"), entry("c1"));
+    catalogs.catalog.send_replace(catalog(vec![
+        ("a", a.clone()),
+        ("b", b),
+        ("c", c),
+        ("x", entry("x1")),
+    ]));
+    let mut first = Vec::new();
+    for _ in 0..3 {
+        let (_, event, data) = next(&mut feed).await;
+        assert_eq!(event, "service");
+        first.push((data["name"].clone(), data["view"]["title"].clone()));
+    }
+    assert_eq!(
+        first,
+        [("a", "a1"), ("b", "b1"), ("c", "c1")].map(|(n, t)| (json!(n), json!(t)))
+    );
+
+    // `a` untouched, `b` changed, `c` gone from the catalog, `d` new, `x` changed but not in
+    // the table.
+    catalogs.catalog.send_replace(catalog(vec![
+        ("a", a),
+        ("b", entry("b2")),
+        ("d", entry("d1")),
+        ("x", entry("x2")),
+    ]));
+    let mut second = Vec::new();
+    for _ in 0..3 {
+        let (_, event, data) = next(&mut feed).await;
+        assert_eq!(event, "service");
+        second.push((data["name"].clone(), data["view"]["title"].clone()));
+    }
+    assert_eq!(
+        second,
+        [("b", json!("b2")), ("c", Value::Null), ("d", json!("d1"))].map(|(n, t)| (json!(n), t))
+    );
+    // Nothing more: a marker event comes next, not a frame for `a` or `x`.
+    writer.events.emit(socket_event(0));
+    assert_eq!(next(&mut feed).await.1, "socket");
 }
