@@ -396,6 +396,27 @@ async fn slow_clients_cannot_lock_new_ones_out() {
     let id = r.header("x-request-id").expect("an id").to_owned();
     let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(body["request_id"], id.as_str(), "{body}");
+    // A refused client that sends a body far larger than the socket buffers before it reads
+    // still reads its 503: the router drains the request instead of closing on unread bytes
+    // (which resets the answer away).
+    let mut s = TcpStream::connect(d.tcp).await.unwrap();
+    let upload = vec![b'z'; 32 << 20];
+    s.write_all(
+        format!(
+            "POST /held/rpc/up HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
+            upload.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    s.write_all(&upload)
+        .await
+        .expect("the refused body could not be sent whole");
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).await.expect("the 503 was lost");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 503 "), "{text}");
     hold.add_permits(8);
     for mut c in busy {
         assert_eq!(c.response(false).await.status(), 200);
@@ -516,5 +537,68 @@ async fn a_chunked_body_is_held_to_the_limit_by_its_payload() {
     let mut c = Client::connect(&d).await;
     c.send(&format!("{rpc}{}", chunked(1025))).await;
     assert_eq!(c.response(false).await.status(), 413);
+    d.stop().await;
+}
+
+/// A client that sends its whole body before it reads (as Python's `http.client` and
+/// `requests` do) gets its 413, not a reset: the router answers as soon as it sees the length,
+/// then reads and drops the refused body until the client closes, rather than close with
+/// unread bytes, which makes the kernel send a reset that destroys the answer. The body is far
+/// larger than the socket buffers, so the client's write only ends if the router reads.
+#[tokio::test]
+async fn a_client_that_sends_its_refused_body_whole_still_reads_its_413() {
+    let root = tempfile::tempdir().unwrap();
+    let _up = Upstream::bind(root.path(), "svc", |_| Reply::Send(OK));
+    let d = start_daemon(serve_config(root.path(), &["--max-body", "64KiB"])).await;
+    let body = vec![b'x'; 32 << 20];
+    for (what, head) in [
+        (
+            "by length",
+            format!(
+                "POST /svc/rpc/upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            ),
+        ),
+        (
+            "to /rpc",
+            format!(
+                "POST /rpc HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            ),
+        ),
+    ] {
+        let mut s = TcpStream::connect(d.tcp).await.unwrap();
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(&body)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: the body could not be sent whole: {e}"));
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: the answer was lost: {e}"));
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 413 "), "{what}: {text}");
+        assert!(text.contains("body_too_large"), "{what}: {text}");
+    }
+    // A chunked body passes the limit part-way: the rest is drained the same way.
+    let mut s = TcpStream::connect(d.tcp).await.unwrap();
+    s.write_all(
+        b"POST /svc/rpc/upload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "y".repeat(64 * 1024));
+    for _ in 0..512 {
+        s.write_all(chunk.as_bytes())
+            .await
+            .expect("chunked: the body could not be sent whole");
+    }
+    s.write_all(b"0\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer)
+        .await
+        .expect("chunked: the answer was lost");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 413 "), "chunked: {text}");
     d.stop().await;
 }

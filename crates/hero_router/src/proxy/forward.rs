@@ -281,6 +281,12 @@ impl<S: Stream> ClientConn<S> {
         !req.keep_alive || !matches!(self.body, BodyLeft::Done) || closing
     }
 
+    /// Whether the client may still be sending: part of the current request's body, or a
+    /// byte after it, is unread.
+    pub(crate) fn may_be_sending(&self) -> bool {
+        !matches!(self.body, BodyLeft::Done) || !self.buf.is_empty()
+    }
+
     pub(crate) async fn fill(&mut self) -> io::Result<usize> {
         self.buf.reserve(READ_CHUNK);
         self.io.read_buf(&mut self.buf).await

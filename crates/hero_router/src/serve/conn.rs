@@ -20,7 +20,7 @@
 use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
@@ -43,6 +43,11 @@ use crate::traffic::{Class, Record, RequestId, RouteLabel, Trace};
 
 /// Most bytes of an application's answer gathered into one write before it is sent.
 const COALESCE: usize = 64 * 1024;
+
+/// How long a connection the router ends may drain what its client still sends ([`linger`]).
+/// Long enough for a client on a slow link to finish sending a refused body; the connection
+/// keeps its slot meanwhile, and shutdown ends it at once.
+pub(super) const LINGER: Duration = Duration::from_secs(5);
 
 /// What a complete request head turns into.
 enum Plan {
@@ -180,7 +185,38 @@ pub(super) async fn serve<S: Stream>(
         // One line per request, however it ended (a stream ends here too).
         client.finish(&front);
         if !keep {
+            if client.conn.may_be_sending() {
+                tokio::select! {
+                    biased;
+                    () = slot.closed() => {}
+                    () = linger(&mut client.conn.io, &mut client.conn.buf, LINGER) => {}
+                }
+            }
             return;
+        }
+    }
+}
+
+/// Ends a connection whose client may still be sending (a 413 before its body, a refused head
+/// with bytes after it, a refusal before its request was read): the router's answer goes out
+/// with a FIN, then whatever the client still sends is read and dropped until it closes, for at
+/// most `limit`. Closing at once with unread bytes makes the kernel answer them with a reset,
+/// and a reset can destroy the answer before the client has read it: a client that sends its
+/// whole body before it reads (Python's `http.client`, `requests`) saw "connection reset"
+/// rather than its 413.
+pub(super) async fn linger<S: Stream>(io: &mut S, scratch: &mut bytes::BytesMut, limit: Duration) {
+    use tokio::io::AsyncReadExt;
+    if io.shutdown().await.is_err() {
+        return;
+    }
+    let until = Instant::now() + limit;
+    loop {
+        scratch.clear();
+        scratch.reserve(16 * 1024);
+        match tokio::time::timeout_at(until, io.read_buf(scratch)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            // The client closed (or reset, or the time is up): nothing more to protect.
+            _ => return,
         }
     }
 }

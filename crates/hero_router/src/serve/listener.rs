@@ -40,6 +40,15 @@ const SOMAXCONN: &str = "/proc/sys/net/core/somaxconn";
 /// The backlog when [`SOMAXCONN`] cannot be read: Linux's `somaxconn` default since 5.4.
 const DEFAULT_BACKLOG: u32 = 4096;
 
+/// How long a connection refused at the listener's limit drains its request ([`conn::linger`]).
+const REFUSED_LINGER: Duration = Duration::from_secs(1);
+/// Most refused connections draining at once: beyond it, a refusal closes at once (a flood
+/// must not hold a file descriptor per connection for long).
+const MAX_REFUSED_LINGERING: usize = 256;
+
+/// One of at most [`MAX_REFUSED_LINGERING`] refused connections draining its request.
+struct RefusedLinger;
+
 /// A TCP or Unix listener.
 pub(crate) enum AnyListener {
     /// TCP.
@@ -285,7 +294,15 @@ pub(crate) async fn serve(listener: AnyListener, app: Arc<App>, token: Cancellat
                         crate::http1::Persist::Close,
                     );
                     out.extend_from_slice(&body);
-                    let _ = stream.write_all(&out).await;
+                    if stream.write_all(&out).await.is_ok() {
+                        // Its request is on its way or here: drain it, so that closing does
+                        // not reset the 503 away. Briefly, and only so many at once: these
+                        // connections have no slot.
+                        if let Some(_lingering) = RefusedLinger::enter() {
+                            let mut scratch = bytes::BytesMut::new();
+                            conn::linger(&mut stream, &mut scratch, REFUSED_LINGER).await;
+                        }
+                    }
                 }
             }
         }));
@@ -401,3 +418,26 @@ impl AsyncWrite for AnyStream {
 
 #[cfg(test)]
 mod tests;
+
+// === impl RefusedLinger ===
+
+/// Refused connections draining now.
+static REFUSED_LINGERING: AtomicUsize = AtomicUsize::new(0);
+
+impl RefusedLinger {
+    /// A place among the draining refusals, if one is free.
+    fn enter() -> Option<RefusedLinger> {
+        REFUSED_LINGERING
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_REFUSED_LINGERING).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| RefusedLinger)
+    }
+}
+
+impl Drop for RefusedLinger {
+    fn drop(&mut self) {
+        REFUSED_LINGERING.fetch_sub(1, Ordering::AcqRel);
+    }
+}
