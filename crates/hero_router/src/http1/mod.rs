@@ -205,7 +205,11 @@ pub(crate) fn write_own_head_framed<V: AsRef<str>>(
     for (name, value) in headers {
         push_header(out, name.as_bytes(), value.as_ref().as_bytes());
     }
+    // A 1xx, 204 or 304 has no body, and must not say how long one is (RFC 9110 §8.6,
+    // RFC 9112 §6.1).
+    let bodiless = status < 200 || status == 204 || status == 304;
     match body {
+        _ if bodiless => {}
         OwnBody::Length(n) => push_length(out, n as u64),
         OwnBody::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         OwnBody::ToClose => {}

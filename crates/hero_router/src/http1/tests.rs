@@ -961,3 +961,19 @@ fn own_requests_round_trip_through_an_independent_parser() {
         assert_eq!(&out[head_len..], &body[..], "{}", ctx());
     }
 }
+
+/// An answer of the router's own with no body by its status (204, 304) says no length and no
+/// transfer coding (RFC 9110 §8.6); every other status says how its body is framed.
+#[test]
+fn a_bodiless_status_declares_no_body_framing() {
+    for (status, framed) in [(204, false), (304, false), (200, true), (404, true)] {
+        for body in [OwnBody::Length(0), OwnBody::Chunked] {
+            let mut out = Vec::new();
+            write_own_head_framed(&mut out, status, &[("x-a", "b")], body, Persist::KeepAlive);
+            let text = String::from_utf8(out).unwrap().to_ascii_lowercase();
+            let says =
+                text.contains("\r\ncontent-length:") || text.contains("\r\ntransfer-encoding:");
+            assert_eq!(says, framed, "{status} {body:?}: {text}");
+        }
+    }
+}
