@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::access::file::{self as access_file, Edited, Emptying, FileError};
-use crate::cli::{AccessAction, Cli, ClientLanguage, Command, DocsArgs};
+use crate::cli::{AccessAction, Cli, ClientLanguage, Command, DocsArgs, terminal_safe};
 use crate::clients::Lang;
 use crate::config::{Config, ProcessEnv, resolve_root};
 use crate::docs::IndexEntry;
@@ -104,17 +104,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 let mut text = String::new();
                 for s in services.as_array().into_iter().flatten() {
+                    let field = |v: &Value, none: &'static str| {
+                        terminal_safe(v.as_str().unwrap_or(none)).into_owned()
+                    };
                     let socks: Vec<String> = s["sockets"]
                         .as_array()
                         .into_iter()
                         .flatten()
-                        .map(|k| {
-                            format!(
-                                "{}={}",
-                                k["kind"].as_str().unwrap_or("?"),
-                                k["state"].as_str().unwrap_or("?")
-                            )
-                        })
+                        .map(|k| format!("{}={}", field(&k["kind"], "?"), field(&k["state"], "?")))
                         .collect();
                     let methods = match s["methods_count"].as_u64() {
                         Some(n) => format!("{n} methods"),
@@ -122,12 +119,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     };
                     text.push_str(&format!(
                         "{:<24} {:<10} {:<10} {:<11} spec={:<8} {:<30} {}\n",
-                        s["name"].as_str().unwrap_or("?"),
-                        s["status"].as_str().unwrap_or("?"),
-                        s["version"].as_str().unwrap_or("-"),
+                        field(&s["name"], "?"),
+                        field(&s["status"], "?"),
+                        field(&s["version"], "-"),
                         methods,
-                        s["spec"]["state"].as_str().unwrap_or("?"),
-                        s["title"].as_str().unwrap_or("-"),
+                        field(&s["spec"]["state"], "?"),
+                        field(&s["title"], "-"),
                         socks.join(" ")
                     ));
                 }
@@ -424,7 +421,9 @@ fn pretty(value: &impl serde::Serialize) -> anyhow::Result<String> {
 /// The one error line on stderr. `eprintln!` would panic (exit 101) if stderr is closed; the
 /// exit status already says what happened.
 fn complain(msg: std::fmt::Arguments<'_>) {
-    let _ = writeln!(io::stderr(), "hero_router: {msg}");
+    // What a service said is part of it: one line, nothing that drives the terminal.
+    let msg = msg.to_string();
+    let _ = writeln!(io::stderr(), "hero_router: {}", terminal_safe(&msg));
 }
 
 /// Cancels `token` on SIGTERM or SIGINT.

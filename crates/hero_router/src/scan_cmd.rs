@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::cli::ScanArgs;
+use crate::cli::{ScanArgs, terminal_safe};
 use crate::config::scanner_config;
 use crate::registry::names::Ignored;
 use crate::registry::table::Service;
@@ -98,10 +98,17 @@ pub(crate) fn render_text(r: &ScanReport) -> String {
             ]);
         }
     }
+    // Names and details come from the file system: one cell each, nothing that drives the
+    // terminal.
+    for cell in rows.iter_mut().flatten() {
+        if let std::borrow::Cow::Owned(safe) = terminal_safe(cell) {
+            *cell = safe;
+        }
+    }
     let widths: Vec<usize> = (0..5)
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
-    let mut out = format!("root: {}\n", r.root);
+    let mut out = format!("root: {}\n", terminal_safe(&r.root));
     for row in &rows {
         let line: Vec<String> = row
             .iter()
@@ -116,13 +123,13 @@ pub(crate) fn render_text(r: &ScanReport) -> String {
     if !r.ignored.is_empty() {
         out.push_str("\nignored:\n");
         for i in &r.ignored {
-            let _ = writeln!(out, "  {}  ({})", i.path, i.reason);
+            let _ = writeln!(out, "  {}  ({})", terminal_safe(&i.path), i.reason);
         }
     }
     if !r.reaped.is_empty() {
         out.push_str("\nreaped:\n");
         for p in &r.reaped {
-            let _ = writeln!(out, "  {p}");
+            let _ = writeln!(out, "  {}", terminal_safe(p));
         }
     }
     out

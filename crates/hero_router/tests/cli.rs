@@ -601,3 +601,61 @@ fn an_empty_or_bad_rust_log_never_silences_the_log() {
         assert_eq!(warned, warns, "RUST_LOG={value:?}: {seen:#?}");
     }
 }
+
+/// What a service says reaches the terminal as text, never as control: a title with a
+/// newline and an escape sequence stays on its own row of `list`, and an error message with
+/// them stays `call`'s one stderr line.
+#[test]
+fn service_text_cannot_forge_rows_or_drive_the_terminal() {
+    let root = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sock = service_dir(root.path(), "evil").join("rpc.sock");
+    rt.block_on(async {
+        let l = tokio::net::UnixListener::bind(&sock).unwrap();
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/heroservice.json",
+                axum::routing::get(|| async {
+                    r#"{"title":"evil\nfake-row healthy 9.9 99 methods\u001b[31mRED","version":"1\n2"}"#
+                }),
+            )
+            .route(
+                "/rpc",
+                axum::routing::post(|body: String| async move {
+                    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                    format!(
+                        r#"{{"jsonrpc":"2.0","id":{},"error":{{"code":1,"message":"line one\nline two\u001b[31mred\u202e"}}}}"#,
+                        v["id"]
+                    )
+                }),
+            );
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    });
+    let router = start_serve(root.path());
+    let titled = || {
+        let out = run(&["list", "--json"], root.path());
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s["name"] == "evil" && s["title"].is_string())
+    };
+    assert!(eventually(Duration::from_secs(20), titled), "manifest read");
+    let out = run(&["list"], root.path());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(!text.lines().any(|l| l.starts_with("fake-row")), "{text:?}");
+    let row: Vec<&str> = text.lines().filter(|l| l.starts_with("evil")).collect();
+    assert_eq!(row.len(), 1, "{text:?}");
+    assert!(row[0].contains(r"evil\u{a}fake-row"), "{text:?}");
+    let out = run(&["call", "evil", "x"], root.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err:?}");
+    assert!(
+        !err.contains('\u{1b}') && !err.contains('\u{202e}'),
+        "{err:?}"
+    );
+    assert!(err.contains(r"line one\u{a}line two"), "{err:?}");
+    assert!(stop(router).status.success());
+}

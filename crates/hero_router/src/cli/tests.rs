@@ -91,3 +91,18 @@ fn access_log_formats_parse_and_empty_is_the_default() {
             .contains("off, text or json")
     );
 }
+
+#[test]
+fn terminal_safe_escapes_controls_and_bidi_overrides_only() {
+    use super::terminal_safe;
+    assert!(matches!(
+        terminal_safe("plain – ünïcode ✓"),
+        std::borrow::Cow::Borrowed(_)
+    ));
+    assert_eq!(terminal_safe("a\nb"), r"a\u{a}b");
+    assert_eq!(terminal_safe("\u{1b}[31m"), r"\u{1b}[31m");
+    assert_eq!(
+        terminal_safe("x\u{9b}y\u{202e}z\u{2066}"),
+        r"x\u{9b}y\u{202e}z\u{2066}"
+    );
+}
