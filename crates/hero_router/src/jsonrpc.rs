@@ -83,8 +83,9 @@ struct RawRequest<'a> {
     jsonrpc: Option<&'a RawValue>,
     #[serde(default, borrow, deserialize_with = "present")]
     id: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    method: Option<Cow<'a, str>>,
+    /// Raw, so that a method of the wrong type is refused under the request's id.
+    #[serde(default, borrow, deserialize_with = "present")]
+    method: Option<&'a RawValue>,
     #[serde(default, borrow, deserialize_with = "present")]
     params: Option<&'a RawValue>,
 }
@@ -181,7 +182,7 @@ fn entry(raw: &RawValue) -> Entry<'_> {
             reason: "\"jsonrpc\" must be \"2.0\"".into(),
         };
     }
-    let Some(method) = req.method else {
+    let Some(method) = req.method.and_then(method_name) else {
         return Entry::Invalid {
             id,
             reason: "\"method\" must be a string".into(),
@@ -201,6 +202,16 @@ fn entry(raw: &RawValue) -> Entry<'_> {
         method,
         params: req.params,
     })
+}
+
+/// A `method` member's string, borrowed unless it has escapes; `None` if it is no string.
+fn method_name(raw: &RawValue) -> Option<Cow<'_, str>> {
+    match serde_json::from_str::<&str>(raw.get()) {
+        Ok(s) => Some(Cow::Borrowed(s)),
+        Err(_) => serde_json::from_str::<String>(raw.get())
+            .ok()
+            .map(Cow::Owned),
+    }
 }
 
 fn valid_id(id: &RawValue) -> bool {
@@ -292,9 +303,61 @@ pub(crate) fn parse_reply(body: &[u8]) -> Option<Reply<'_>> {
 }
 
 /// True if `body` is one JSON-RPC 2.0 response object: `"jsonrpc": "2.0"` and exactly one of
-/// `result` and `error`. Used to reject upstream answers that are not JSON-RPC (`-32004`).
+/// `result` and `error`.
+#[cfg(test)]
 pub(crate) fn is_response(body: &[u8]) -> bool {
     envelope(body).is_some()
+}
+
+/// What may be done with a service's answer to the call with id `id`.
+#[derive(Debug)]
+pub(crate) enum Answered<'a> {
+    /// It is that call's response: passed on as the service wrote it.
+    Pass,
+    /// An error the service could not tie to a request (`"id": null`, as JSON-RPC has for a
+    /// request it could not read): passed on under the call's id, so that the caller can.
+    Unbound(ErrorObject<'a>),
+}
+
+/// Checks that `body` is the response to the call with id `id`: one JSON-RPC 2.0 response
+/// object with exactly one of `result` and `error`, an error with an integer `code` and a
+/// string `message`, and the call's id (as written, or the same JSON value). The error says
+/// what is wrong, for the caller's `-32004`.
+pub(crate) fn check_reply<'a>(body: &'a [u8], id: &RawValue) -> Result<Answered<'a>, &'static str> {
+    #[derive(Deserialize)]
+    struct Id<'a> {
+        #[serde(default, borrow, deserialize_with = "present")]
+        id: Option<&'a RawValue>,
+    }
+    let outcome = envelope(body).ok_or("something that is not a JSON-RPC response")?;
+    let error = match outcome {
+        Outcome::Result(_) => None,
+        Outcome::Error(e) => Some(
+            serde_json::from_str::<ErrorObject<'_>>(e.get())
+                .map_err(|_| "an error without an integer code and a string message")?,
+        ),
+    };
+    let theirs = serde_json::from_slice::<Id<'_>>(body)
+        .ok()
+        .and_then(|i| i.id)
+        .ok_or("a response without an id")?;
+    if same_id(theirs, id) {
+        return Ok(Answered::Pass);
+    }
+    match error {
+        Some(e) if theirs.get().trim() == "null" => Ok(Answered::Unbound(e)),
+        _ => Err("the response to another request (its id is not the call's)"),
+    }
+}
+
+/// Whether two ids are the same: the same text, or the same JSON value (`1.50` and `1.5`).
+fn same_id(a: &RawValue, b: &RawValue) -> bool {
+    let (a, b) = (a.get().trim(), b.get().trim());
+    a == b
+        || matches!(
+            (serde_json::from_str::<serde_json::Value>(a), serde_json::from_str::<serde_json::Value>(b)),
+            (Ok(x), Ok(y)) if x == y
+        )
 }
 
 /// The member a response object carries.

@@ -862,15 +862,18 @@ async fn per_service_concurrency_is_bounded() {
         axum::routing::post(move |body: String| {
             let (n, p, gate) = (n.clone(), p.clone(), gate.clone());
             async move {
+                // Each answer names its call: the router passes on no answer for another id.
+                let call = json(&body);
+                let answer = format!(r#"{{"jsonrpc":"2.0","id":{},"result":"ok"}}"#, call["id"]);
                 // The router's own calls (the catalog's rpc.discover) are not the test's.
-                if json(&body)["method"] == "rpc.discover" {
-                    return r#"{"jsonrpc":"2.0","id":1,"result":"ok"}"#;
+                if call["method"] == "rpc.discover" {
+                    return answer;
                 }
                 let cur = n.fetch_add(1, Ordering::SeqCst) + 1;
                 p.fetch_max(cur, Ordering::SeqCst);
                 gate.wait().await;
                 n.fetch_sub(1, Ordering::SeqCst);
-                r#"{"jsonrpc":"2.0","id":1,"result":"ok"}"#
+                answer
             }
         }),
     );
@@ -1034,5 +1037,124 @@ async fn routed_calls_are_counted_under_their_service() {
     assert_eq!(count("beta"), Some(2), "{text}");
     assert_eq!(count("hero_router"), Some(3), "{text}");
     assert!(!text.contains("made_up"), "{text}");
+    d.stop().await;
+}
+
+/// A routed call's answer must be that call's JSON-RPC response: an answer without the call's
+/// id, for another id, or with an error that is no error object is `-32004` naming the service
+/// and what is wrong, never passed on for the client to mismatch. A service's error that could
+/// not name a request (`"id": null`) is passed on under the call's id.
+#[tokio::test]
+async fn a_routed_answer_that_is_not_the_calls_response_is_32004() {
+    let root = tempfile::tempdir().unwrap();
+    let sock = service_dir(root.path(), "fake").join("rpc.sock");
+    let l = tokio::net::UnixListener::bind(&sock).unwrap();
+    let app = axum::Router::new().route(
+        "/rpc",
+        axum::routing::post(|body: String| async move {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            match v["method"].as_str().unwrap() {
+                "noid" => r#"{"jsonrpc":"2.0","result":1}"#.to_owned(),
+                "otherid" => r#"{"jsonrpc":"2.0","id":"other","result":1}"#.to_owned(),
+                "errstr" => format!(r#"{{"jsonrpc":"2.0","id":{},"error":"just a string"}}"#, v["id"]),
+                "errnocode" => {
+                    format!(r#"{{"jsonrpc":"2.0","id":{},"error":{{"message":"m"}}}}"#, v["id"])
+                }
+                "nullid" => {
+                    r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"bad","data":7}}"#
+                        .to_owned()
+                }
+                // The same id as another JSON text: the same id.
+                "respelled" => r#"{"jsonrpc":"2.0","id":1.5,"result":"ok"}"#.to_owned(),
+                _ => format!(r#"{{"jsonrpc":"2.0","id":{},"result":"fine"}}"#, v["id"]),
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let d = start_daemon(serve_config(root.path(), &[])).await;
+    let call = |m: &str, id: &str| format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"fake.{m}"}}"#);
+    for (m, what) in [
+        ("noid", "without an id"),
+        ("otherid", "another request"),
+        ("errstr", "integer code"),
+        ("errnocode", "integer code"),
+    ] {
+        let v = json(&rpc(&d, &call(m, r#""q""#)).await.1);
+        assert_eq!(v["id"], "q", "{m}: {v}");
+        assert_eq!(v["error"]["code"], -32004, "{m}: {v}");
+        assert_eq!(v["error"]["data"]["service"], "fake", "{m}: {v}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("fake") && message.contains(what),
+            "{m}: {v}"
+        );
+    }
+    let v = json(&rpc(&d, &call("nullid", r#""q""#)).await.1);
+    assert_eq!(
+        (
+            &v["id"],
+            &v["error"]["code"],
+            &v["error"]["message"],
+            &v["error"]["data"]
+        ),
+        (
+            &serde_json::json!("q"),
+            &serde_json::json!(-32600),
+            &serde_json::json!("bad"),
+            &serde_json::json!(7)
+        ),
+        "{v}"
+    );
+    let v = json(&rpc(&d, &call("respelled", "1.50")).await.1);
+    assert_eq!(v["result"], "ok", "{v}");
+    // In a batch each answer still names its own call.
+    let batch = format!("[{},{}]", call("otherid", "1"), call("good", "2"));
+    let v = json(&rpc(&d, &batch).await.1);
+    assert_eq!(
+        (v[0]["id"].as_i64(), v[0]["error"]["code"].as_i64()),
+        (Some(1), Some(-32004)),
+        "{v}"
+    );
+    assert_eq!(
+        (v[1]["id"].as_i64(), &v[1]["result"]),
+        (Some(2), &serde_json::json!("fine")),
+        "{v}"
+    );
+    d.stop().await;
+}
+
+/// `hero_router.<m>` is the router's own method `<m>`, answered in-process: never relayed to
+/// the router's own socket, so a method of many `hero_router.` prefixes cannot make it call
+/// itself once per prefix. Unknown router methods name the method as written.
+#[tokio::test]
+async fn own_service_calls_are_answered_in_process() {
+    let root = tempfile::tempdir().unwrap();
+    let d = start_daemon(serve_config(root.path(), &["--upstream-timeout", "30s"])).await;
+    let call = |m: &str| format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{m}"}}"#);
+    let v = json(&rpc(&d, &call("hero_router.router.health")).await.1);
+    assert_eq!(v["result"]["status"], "ok", "{v}");
+    let deep = format!("{}router.health", "hero_router.".repeat(300));
+    let v = json(&rpc(&d, &call(&deep)).await.1);
+    assert_eq!(v["error"]["code"], -32601, "{v}");
+    assert_eq!(v["error"]["message"], format!("method not found: {deep}"));
+    for m in ["router.nope", "hero_router.router.nope", "hero_router.echo"] {
+        let v = json(&rpc(&d, &call(m)).await.1);
+        assert_eq!(v["error"]["code"], -32601, "{m}: {v}");
+        assert_eq!(
+            v["error"]["message"],
+            format!("method not found: {m}"),
+            "{m}"
+        );
+    }
+    // `rpc.discover` takes no params, like the other methods without any.
+    let v = json(
+        &rpc(
+            &d,
+            r#"{"jsonrpc":"2.0","id":1,"method":"rpc.discover","params":[1]}"#,
+        )
+        .await
+        .1,
+    );
+    assert_eq!(v["error"]["code"], -32602, "{v}");
     d.stop().await;
 }

@@ -61,7 +61,7 @@ fn invalid_requests() {
         (r#"{"id":1,"method":"m"}"#, Some("1")),
         (r#"{"jsonrpc":"1.0","id":1,"method":"m"}"#, Some("1")),
         (r#"{"jsonrpc":"2.0","id":1}"#, Some("1")),
-        (r#"{"jsonrpc":"2.0","id":1,"method":5}"#, None),
+        (r#"{"jsonrpc":"2.0","id":1,"method":5}"#, Some("1")),
         (r#"{"jsonrpc":"2.0","id":[1],"method":"m"}"#, None),
         (r#"{"jsonrpc":"2.0","id":{},"method":"m"}"#, None),
         (r#"{"jsonrpc":"2.0","id":true,"method":"m"}"#, None),
@@ -193,4 +193,53 @@ fn codec_never_panics_on_random_input() {
         );
     }
     eprintln!("codec: {cases} random cases without a panic (seed {seed})");
+}
+
+#[test]
+fn a_reply_is_checked_against_the_calls_id() {
+    let id = |s: &str| RawValue::from_string(s.to_owned()).unwrap();
+    let ok =
+        |body: &str, i: &str| matches!(check_reply(body.as_bytes(), &id(i)), Ok(Answered::Pass));
+    assert!(ok(r#"{"jsonrpc":"2.0","id":1,"result":null}"#, "1"));
+    assert!(ok(r#"{"jsonrpc":"2.0","id":1.5,"result":null}"#, "1.50"));
+    assert!(ok(
+        r#"{"jsonrpc":"2.0","id":"a","error":{"code":1,"message":"m"}}"#,
+        r#""a""#
+    ));
+    let why = |body: &str, i: &str| check_reply(body.as_bytes(), &id(i)).unwrap_err();
+    assert!(why(r#"{"jsonrpc":"2.0","result":1}"#, "1").contains("without an id"));
+    assert!(why(r#"{"jsonrpc":"2.0","id":2,"result":1}"#, "1").contains("another request"));
+    assert!(why(r#"{"jsonrpc":"2.0","id":"1","result":1}"#, "1").contains("another request"));
+    assert!(why(r#"{"jsonrpc":"2.0","id":null,"result":1}"#, "1").contains("another request"));
+    assert!(why(r#"{"jsonrpc":"2.0","id":1,"error":"s"}"#, "1").contains("integer code"));
+    assert!(
+        why(r#"{"jsonrpc":"2.0","id":1,"error":{"message":"m"}}"#, "1").contains("integer code")
+    );
+    assert!(why(r#"{"jsonrpc":"2.0","id":1,"error":{"code":1}}"#, "1").contains("integer code"));
+    assert!(why("<html>", "1").contains("not a JSON-RPC response"));
+    match check_reply(
+        br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"p"}}"#,
+        &id("7"),
+    ) {
+        Ok(Answered::Unbound(e)) => assert_eq!((e.code, &*e.message), (-32700, "p")),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A `method` of the wrong type is refused under the request's own id, as every other
+/// malformed member is; escapes in a method name are decoded.
+#[test]
+fn a_method_of_the_wrong_type_keeps_the_id() {
+    for m in ["5", "true", "[]", "{}", "null"] {
+        let body = format!(r#"{{"jsonrpc":"2.0","id":7,"method":{m}}}"#);
+        match single(&body) {
+            Entry::Invalid { id, reason } => {
+                assert_eq!(id.map(RawValue::get), Some("7"), "{m}");
+                assert!(reason.contains("method"), "{m}: {reason}");
+            }
+            Entry::Call(_) => panic!("{m} accepted"),
+        }
+    }
+    let c = call(r#"{"jsonrpc":"2.0","id":1,"method":"svc.\u0061"}"#);
+    assert_eq!(c.method, "svc.a");
 }

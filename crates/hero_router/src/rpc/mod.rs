@@ -317,8 +317,10 @@ fn module(ctx: Arc<Shared>) -> RpcModule<Arc<Shared>> {
         no_params(&p).map(|()| ctx.traffic())
     })
     .expect("unique name");
-    m.register_method("rpc.discover", |_, _, _| openrpc())
-        .expect("unique name");
+    m.register_method("rpc.discover", move |p, _, _| {
+        no_params(&p).map(|()| openrpc())
+    })
+    .expect("unique name");
     m
 }
 
@@ -427,31 +429,33 @@ impl Rpc {
             Entry::Call(call) => call,
         };
         let method = call.method.as_ref();
-        if method.starts_with("router.") || method == "rpc.discover" {
-            let result = self
-                .module
-                .call::<_, Value>(method, RawParams(call.params))
-                .await;
+        // `hero_router.<m>` names the router's own service: answered here like `<m>`, never
+        // relayed to the router's own socket (which would relay `hero_router.hero_router.…`
+        // to itself again, a hop per prefix).
+        let own = method
+            .strip_prefix(OWN_SERVICE)
+            .and_then(|rest| rest.strip_prefix('.'));
+        if own.is_some() || is_own_method(method) {
+            let result = self.call_local(own.unwrap_or(method), call.params).await;
             let Some(id) = call.id else {
                 return (None, CallTarget::Router, None);
             };
             let answer = match result {
-                Ok(v) => codec::success(id, &v.to_string()),
-                Err(MethodsError::JsonRpc(e)) => codec::error(
+                Ok(v) => codec::success(id, v.get()),
+                Err(e) => codec::error(
                     Some(id),
-                    i64::from(e.code()),
-                    e.message(),
+                    e.code,
+                    // Named as the caller wrote it (`hero_router.router.nope`).
+                    &if e.code == -32601 {
+                        format!("method not found: {method}")
+                    } else {
+                        e.message
+                    },
                     with_request_id(
-                        e.data().and_then(|d| serde_json::from_str(d.get()).ok()),
+                        e.data.as_deref().and_then(|d| serde_json::from_str(d).ok()),
                         meta,
                     )
                     .as_ref(),
-                ),
-                Err(e) => codec::error(
-                    Some(id),
-                    -32603,
-                    &format!("internal error: {e}"),
-                    with_request_id(None, meta).as_ref(),
                 ),
             };
             return (Some(answer), CallTarget::Router, None);
@@ -524,15 +528,21 @@ impl Rpc {
             Ok(a) => a,
             Err(e) => return fail(CallError::unanswered(e, service)),
         };
-        call.id?;
-        if !codec::is_response(&answer.body) {
-            let why = format!(
-                "service {service} answered HTTP {} with something that is not a JSON-RPC response",
-                answer.status
-            );
-            return fail(CallError::router(BAD_UPSTREAM, why, service));
+        let id = call.id?;
+        match codec::check_reply(&answer.body, id) {
+            Ok(codec::Answered::Pass) => String::from_utf8(answer.body.to_vec()).ok(),
+            Ok(codec::Answered::Unbound(e)) => {
+                let data = e.data.and_then(|d| serde_json::from_str(d.get()).ok());
+                Some(codec::error(Some(id), e.code, &e.message, data.as_ref()))
+            }
+            Err(what) => {
+                let why = format!(
+                    "service {service} answered HTTP {} with {what}",
+                    answer.status
+                );
+                fail(CallError::router(BAD_UPSTREAM, why, service))
+            }
         }
-        String::from_utf8(answer.body.to_vec()).ok()
     }
 
     /// Calls `method` of `service` for the router's own users (the MCP gateway): the result
@@ -567,16 +577,28 @@ impl Rpc {
         method: &str,
         params: Option<&RawValue>,
     ) -> Result<Box<RawValue>, CallError> {
-        let own = |code: i64, message: String, data: Option<String>| CallError::Service {
-            service: OWN_SERVICE.to_owned(),
-            error: ServiceError {
-                code,
-                message,
-                data,
-            },
+        self.call_local(method, params)
+            .await
+            .map_err(|error| CallError::Service {
+                service: OWN_SERVICE.to_owned(),
+                error,
+            })
+    }
+
+    /// Calls one of the router's own methods in-process: its result, or its error (-32601
+    /// naming `method` when the router has no such method).
+    async fn call_local(
+        &self,
+        method: &str,
+        params: Option<&RawValue>,
+    ) -> Result<Box<RawValue>, ServiceError> {
+        let error = |code: i64, message: String, data: Option<String>| ServiceError {
+            code,
+            message,
+            data,
         };
-        if !(method.starts_with("router.") || method == "rpc.discover") {
-            return Err(own(-32601, format!("method not found: {method}"), None));
+        if !is_own_method(method) || self.module.method(method).is_none() {
+            return Err(error(-32601, format!("method not found: {method}"), None));
         }
         match self
             .module
@@ -584,12 +606,18 @@ impl Rpc {
             .await
         {
             Ok(v) => Ok(raw(&v)),
-            Err(MethodsError::JsonRpc(e)) => Err(own(
+            Err(MethodsError::JsonRpc(e)) => Err(error(
                 i64::from(e.code()),
                 e.message().to_owned(),
                 e.data().map(|d| d.get().to_owned()),
             )),
-            Err(e) => Err(own(-32603, format!("internal error: {e}"), None)),
+            Err(e) => Err(error(-32603, format!("internal error: {e}"), None)),
         }
     }
+}
+
+/// Whether `method` is one of the names the router answers itself (`router.*`,
+/// `rpc.discover`), whether or not it has a method by that name.
+fn is_own_method(method: &str) -> bool {
+    method.starts_with("router.") || method == "rpc.discover"
 }
