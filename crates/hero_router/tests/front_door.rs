@@ -602,3 +602,35 @@ async fn a_client_that_sends_its_refused_body_whole_still_reads_its_413() {
     assert!(text.starts_with("HTTP/1.1 413 "), "chunked: {text}");
     d.stop().await;
 }
+
+/// A service's chunked answer that turns bad goes to the client as far as it was good, then
+/// ends short of its last chunk, whether the bad bytes come with the head or after it: the
+/// client never gets an empty reply that the access log calls a 200.
+#[tokio::test]
+async fn a_bad_chunk_in_the_first_read_still_sends_the_good_part() {
+    let root = tempfile::tempdir().unwrap();
+    let _up = Upstream::bind(root.path(), "raw", |_| {
+        Reply::SendAndClose(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZ\r\nbad\r\n0\r\n\r\n",
+        )
+    });
+    let d = start_daemon(serve_config(root.path(), &[])).await;
+    for version in ["HTTP/1.1", "HTTP/1.0"] {
+        let mut s = TcpStream::connect(d.tcp).await.unwrap();
+        s.write_all(
+            format!("GET /raw/rpc/badchunk {version}\r\nHost: localhost\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer).await;
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 200 "), "{version}: {text:?}");
+        assert!(text.contains("hello"), "{version}: {text:?}");
+        assert!(
+            !text.contains("bad") && !text.ends_with("0\r\n\r\n"),
+            "{version}: {text:?}"
+        );
+    }
+    d.stop().await;
+}

@@ -190,7 +190,8 @@ impl ChunkedDecoder {
 
     /// Decodes what it can of `input` and appends it to `out` re-encoded as one chunk of our
     /// own (plus the last chunk once the body ends). Returns how many input bytes it took and
-    /// how many payload bytes it wrote.
+    /// how many payload bytes it wrote. On an error `out` holds, as one chunk, the payload that
+    /// came before the bad bytes.
     pub(crate) fn rechunk(
         &mut self,
         input: &[u8],
@@ -200,7 +201,7 @@ impl ChunkedDecoder {
         const ROOM: usize = 16 + 2;
         let start = out.len();
         out.resize(start + ROOM, 0);
-        let used = self.advance(input, |d| out.extend_from_slice(d))?;
+        let decoded = self.advance(input, |d| out.extend_from_slice(d));
         let payload = out.len() - start - ROOM;
         if payload == 0 {
             out.truncate(start);
@@ -212,6 +213,8 @@ impl ChunkedDecoder {
             out.truncate(out.len() - (ROOM - n));
             out.extend_from_slice(b"\r\n");
         }
+        // The payload before a bad byte is framed and kept: it was good.
+        let used = decoded?;
         if self.is_done() {
             out.extend_from_slice(LAST_CHUNK);
         }

@@ -659,7 +659,15 @@ impl<S: Stream> ClientConn<S> {
                     } else {
                         chunks.rechunk(&up.buf, out).map(|step| step.used)
                     };
-                    let Ok(used) = used else { return false };
+                    let Ok(used) = used else {
+                        // What came before the bad bytes goes out first (the head, if it has
+                        // not yet), then the connection ends short of the last chunk: the
+                        // same answer however the bytes arrived.
+                        if !out.is_empty() && self.io.write_all(out).await.is_ok() {
+                            self.tally.sent += out.len() as u64;
+                        }
+                        return false;
+                    };
                     up.buf.advance(used);
                     0
                 }
