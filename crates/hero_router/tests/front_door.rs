@@ -634,3 +634,61 @@ async fn a_bad_chunk_in_the_first_read_still_sends_the_good_part() {
     }
     d.stop().await;
 }
+
+/// A tunnel that one side closed is bounded: a service that never answers the client's close
+/// of an upgraded connection loses the tunnel after `--upstream-timeout` of silence, rather
+/// than hold the client's connection for ever; one that answers the half-close (its last
+/// words, then its own close) is heard out.
+#[tokio::test]
+async fn a_half_closed_tunnel_ends_when_the_other_side_stays_silent() {
+    let root = tempfile::tempdir().unwrap();
+    for (name, polite) in [("silent", false), ("polite", true)] {
+        let l = tokio::net::UnixListener::bind(service_dir(root.path(), name).join("rpc.sock"))
+            .unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    if common::raw::read_request(&mut s, &mut buf).await.is_none() {
+                        return;
+                    }
+                    s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: foo\r\n\r\n")
+                        .await
+                        .unwrap();
+                    // Read until the client's half-close arrives.
+                    let mut chunk = [0u8; 1024];
+                    while matches!(s.read(&mut chunk).await, Ok(n) if n > 0) {}
+                    if polite {
+                        let _ = s.write_all(b"bye").await;
+                        return;
+                    }
+                    // Hold the connection open and say nothing.
+                    std::future::pending::<()>().await;
+                });
+            }
+        });
+    }
+    let d = start_daemon(serve_config(root.path(), &["--upstream-timeout", "300ms"])).await;
+    for (name, last_words) in [("silent", &b""[..]), ("polite", &b"bye"[..])] {
+        let mut s = TcpStream::connect(d.tcp).await.unwrap();
+        s.write_all(
+            format!(
+                "GET /{name}/rpc/t HTTP/1.1\r\nHost: localhost\r\nConnection: upgrade\r\nUpgrade: foo\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        s.write_all(b"hello").await.unwrap();
+        s.shutdown().await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut answer))
+            .await
+            .unwrap_or_else(|_| panic!("{name}: the tunnel never ended"))
+            .unwrap();
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 101 "), "{name}: {text:?}");
+        assert!(answer.ends_with(last_words), "{name}: {text:?}");
+    }
+    d.stop().await;
+}

@@ -17,6 +17,8 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -473,7 +475,7 @@ impl<S: Stream> ClientConn<S> {
             started.elapsed(),
         );
         if head.status == 101 {
-            self.bridge(up, closing).await;
+            self.bridge(up, closing, timeout).await;
             return Ok(false);
         }
         let done = self.stream_body(&mut up, &head).await;
@@ -714,9 +716,12 @@ impl<S: Stream> ClientConn<S> {
         }
     }
 
-    /// After a `101`: sends the head (in `self.out`), then copies bytes both ways until
-    /// either side closes or shutdown begins.
-    async fn bridge(&mut self, mut up: UpConn, closing: &impl Closing) {
+    /// After a `101`: sends the head (in `self.out`), then copies bytes both ways until both
+    /// sides have closed or shutdown begins. One side's close is passed on as a half-close;
+    /// from then on the other side ends the bridge if it moves no byte for `half_closed_idle`
+    /// (`--upstream-timeout`): a service that never answers a client's close must not hold
+    /// the connection for ever.
+    async fn bridge(&mut self, mut up: UpConn, closing: &impl Closing, half_closed_idle: Duration) {
         if self.io.write_all(&self.out).await.is_err() {
             return;
         }
@@ -730,14 +735,70 @@ impl<S: Stream> ClientConn<S> {
         }
         self.tally.received += self.buf.len() as u64;
         self.buf.clear();
+        let epoch = Instant::now();
+        let moved = AtomicU64::new(0);
+        let (mut client_rd, mut client_wr) = tokio::io::split(&mut self.io);
+        let (mut up_rd, mut up_wr) = up.io.split();
+        let to_up = pump(&mut client_rd, &mut up_wr, epoch, &moved);
+        let to_client = pump(&mut up_rd, &mut client_wr, epoch, &moved);
+        tokio::pin!(to_up, to_client);
+        let (received, sent) = tokio::select! {
+            () = closing.closed() => return,
+            n = &mut to_up => (n, until_idle(to_client, epoch, &moved, half_closed_idle, closing).await),
+            n = &mut to_client => (until_idle(to_up, epoch, &moved, half_closed_idle, closing).await, n),
+        };
+        self.tally.received += received;
+        self.tally.sent += sent;
+    }
+}
+
+/// Copies `from` to `to` until `from` ends or a write fails, then shuts `to` down (a
+/// half-close). Returns the bytes copied; notes when bytes last moved in `moved` (ms after
+/// `epoch`).
+async fn pump<R, W>(from: &mut R, to: &mut W, epoch: Instant, moved: &AtomicU64) -> u64
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut total = 0;
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(n) if n > 0 => n,
+            _ => break,
+        };
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        total += n as u64;
+        moved.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+    let _ = to.shutdown().await;
+    total
+}
+
+/// Runs the direction of a bridge still open until it ends, shutdown begins, or no byte moved
+/// either way for `idle`. Returns its bytes (0 if it was cut).
+async fn until_idle(
+    mut rest: Pin<&mut impl std::future::Future<Output = u64>>,
+    epoch: Instant,
+    moved: &AtomicU64,
+    idle: Duration,
+    closing: &impl Closing,
+) -> u64 {
+    let since_start = || Duration::from_millis(moved.load(Ordering::Relaxed));
+    let mut last = since_start().max(epoch.elapsed());
+    loop {
         tokio::select! {
-            r = tokio::io::copy_bidirectional(&mut self.io, &mut up.io) => {
-                if let Ok((from_client, to_client)) = r {
-                    self.tally.received += from_client;
-                    self.tally.sent += to_client;
+            n = &mut rest => return n,
+            () = closing.closed() => return 0,
+            () = tokio::time::sleep_until(epoch + last + idle) => {
+                let now = since_start();
+                if now <= last {
+                    return 0;
                 }
+                last = now;
             }
-            () = closing.closed() => {}
         }
     }
 }
