@@ -214,6 +214,9 @@ struct Pump {
     catalog: Arc<Catalog>,
     /// The last `traffic` frame's data, so an unchanged one is not sent again.
     traffic: Value,
+    /// Services whose `ServiceDropped` event made a removal frame since the last table: the
+    /// table that drops them says nothing more.
+    dropped: std::collections::HashSet<String>,
 }
 
 // === impl Hub ===
@@ -269,6 +272,7 @@ impl Hub {
             catalog,
             // No traffic yet: nothing to send until there is some.
             traffic: json!({"services": {}}),
+            dropped: std::collections::HashSet::new(),
         };
         tokio::spawn(async move {
             tokio::select! {
@@ -598,6 +602,9 @@ impl Pump {
             Event::CatalogChanged { service, .. } => self.sync_catalog(Some(service)),
             // The table this scan published comes first.
             Event::ScanCompleted { .. } => self.sync_table(),
+            Event::ServiceDropped { service, .. } => {
+                self.dropped.insert(service.clone());
+            }
             _ => {}
         }
         let (kind, data, recent) = event_frame(&ev, &self.table, &self.catalog);
@@ -632,6 +639,8 @@ impl Pump {
                     i += 1;
                 }
                 (_, Some(y)) => {
+                    // Back in the table: its next removal is news again.
+                    self.dropped.remove(&y.name);
                     self.push_service(y);
                     j += 1;
                 }
@@ -693,7 +702,11 @@ impl Pump {
         self.inner.push(Kind::Service, &data, false);
     }
 
-    fn push_gone(&self, name: &str) {
+    /// A removal frame for `name`, unless its `ServiceDropped` event made one already.
+    fn push_gone(&mut self, name: &str) {
+        if self.dropped.remove(name) {
+            return;
+        }
         let data = ServiceFrame {
             removed: Some(true),
             ..ServiceFrame::bare(name, crate::registry::events::unix_ms())

@@ -834,3 +834,64 @@ async fn a_catalog_publish_frames_exactly_the_changed_services() {
     writer.events.emit(socket_event(0));
     assert_eq!(next(&mut feed).await.1, "socket");
 }
+
+/// A service that leaves the table is announced once: its `ServiceDropped` event's frame (with
+/// `empty_for_ms`), not a second removal frame from the table that drops it. Back and gone
+/// again, it is announced again.
+#[tokio::test]
+async fn a_dropped_service_is_announced_once() {
+    use crate::registry::table::{Service, ServiceStatus, Table};
+    let (hub, writer) = hub(64);
+    let mut feed = hub.feed(None);
+    assert_eq!(next(&mut feed).await.1, "snapshot");
+    let table = |names: &[&str], generation| {
+        Arc::new(Table {
+            services: names
+                .iter()
+                .map(|n| {
+                    Arc::new(Service {
+                        name: (*n).into(),
+                        status: ServiceStatus::Healthy,
+                        sockets: vec![],
+                        error: None,
+                    })
+                })
+                .collect(),
+            generation,
+            ..Table::default()
+        })
+    };
+    let scan = |generation| Event::ScanCompleted {
+        full: true,
+        periodic: true,
+        sockets: 0,
+        generation,
+    };
+    for round in 0..2u64 {
+        writer.table.send_replace(table(&["a"], 2 * round + 1));
+        writer.events.emit(scan(2 * round + 1));
+        let (_, event, data) = next(&mut feed).await;
+        assert_eq!(
+            (event.as_str(), &data["name"]),
+            ("service", &json!("a")),
+            "{data}"
+        );
+        assert!(data["view"].is_object(), "{data}");
+        assert_eq!(next(&mut feed).await.1, "scan");
+
+        writer.events.emit(Event::ServiceDropped {
+            service: "a".into(),
+            empty_for: Duration::from_secs(2),
+        });
+        writer.table.send_replace(table(&[], 2 * round + 2));
+        writer.events.emit(scan(2 * round + 2));
+        let (_, event, data) = next(&mut feed).await;
+        assert_eq!(event, "service", "{data}");
+        assert_eq!(
+            (&data["removed"], &data["empty_for_ms"]),
+            (&json!(true), &json!(2000))
+        );
+        let (_, event, data) = next(&mut feed).await;
+        assert_eq!(event, "scan", "one removal frame, then the scan: {data}");
+    }
+}

@@ -6,7 +6,8 @@
 //!
 //! - an array of `{"name": S, "state"|"status": S}` (also `service` or `id` for the name);
 //! - an object mapping name → state string, or name → `{"state"|"status": S}`;
-//! - either of those wrapped in `{"services": …}`;
+//! - either of those as the `services` member of an object (which may carry more members,
+//!   such as a count);
 //! - an array of bare names, read as "these are running".
 //!
 //! A state counts as *not running* only if it clearly says so (`stopped`, `exited`, `failed`,
@@ -86,7 +87,10 @@ pub(crate) async fn running_services(root: &Path, method: &str, timeout: Duratio
 /// Extracts the set of running service names from a result, or `None` if the shape is unknown.
 pub(crate) fn parse_running(result: &Value) -> Option<BTreeSet<String>> {
     match result {
-        Value::Object(map) if map.len() == 1 && map.contains_key("services") => {
+        // A wrapper, whatever else it carries (`{"services": [...], "count": 1}`): its
+        // `services` is a list, or a map of names. A `services` that has a state of its own is
+        // a service of that name in a map of names.
+        Value::Object(map) if map.get("services").is_some_and(is_list_of_services) => {
             parse_running(&map["services"])
         }
         Value::Array(items) => {
@@ -116,6 +120,16 @@ pub(crate) fn parse_running(result: &Value) -> Option<BTreeSet<String>> {
                 .collect(),
         ),
         _ => None,
+    }
+}
+
+/// Whether a `services` member holds the services (a list, or a map of names), rather than
+/// being the state of one service named `services`.
+fn is_list_of_services(v: &Value) -> bool {
+    match v {
+        Value::Array(_) => true,
+        Value::Object(o) => !o.contains_key("state") && !o.contains_key("status"),
+        _ => false,
     }
 }
 

@@ -66,6 +66,8 @@ pub(crate) enum ReapOutcome {
     AlreadyGone,
     /// A rule said no; nothing was removed.
     Skipped(SkipReason),
+    /// The owner's lock file could not be opened or locked (rule 4 cannot be checked): why.
+    LockFailed(String),
     /// A syscall failed in a way we do not expect; nothing live was removed.
     Failed(String),
 }
@@ -90,7 +92,10 @@ pub(crate) fn reap(path: &Path, expected: Identity, hook: Option<&ReapHook>) -> 
         Ok(TryLock::Acquired(lock)) => Some(lock),
         Ok(TryLock::NoLockFile) => None,
         Ok(TryLock::Held) => return ReapOutcome::Skipped(SkipReason::OwnerLocked),
-        Err(_) => return ReapOutcome::Skipped(SkipReason::LockError),
+        Err(e) => {
+            let lock = hero_socket::lock_path(path);
+            return ReapOutcome::LockFailed(format!("lock {}: {e}", lock.display()));
+        }
     };
 
     // Rules 3 and 5 once more, under the lock.

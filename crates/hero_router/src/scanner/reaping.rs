@@ -108,6 +108,9 @@ impl Scanner {
                     reaped.push(socket);
                 }
                 ReapOutcome::Skipped(reason) => skips.push((service, kind, reason, String::new())),
+                ReapOutcome::LockFailed(detail) => {
+                    skips.push((service, kind, SkipReason::LockError, detail))
+                }
                 ReapOutcome::Failed(detail) => {
                     skips.push((service, kind, SkipReason::Error, detail))
                 }

@@ -13,6 +13,20 @@ fn accepts_every_plausible_shape() {
     let map = json!({"a": "running", "b": "exited", "c": {"status": "failed"}, "d": {"state": "degraded"}});
     assert_eq!(parse_running(&map), set(&["a", "d"]));
     assert_eq!(parse_running(&json!({"services": array})), set(&["a", "c"]));
+    // A wrapper with more members (a count, a version) is still a wrapper.
+    assert_eq!(
+        parse_running(&json!({"services": array, "count": 3, "v": "1"})),
+        set(&["a", "c"])
+    );
+    assert_eq!(
+        parse_running(&json!({"services": map, "count": 4})),
+        set(&["a", "d"])
+    );
+    // A service named `services`, in a map of names, is one service.
+    assert_eq!(
+        parse_running(&json!({"services": {"state": "running"}, "x": "stopped"})),
+        set(&["services"])
+    );
     assert_eq!(parse_running(&json!(["x", "y"])), set(&["x", "y"]));
     assert_eq!(parse_running(&json!([])), set(&[]));
 }

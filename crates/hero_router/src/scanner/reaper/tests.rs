@@ -308,9 +308,8 @@ fn lock_file_that_is_a_symlink_blocks_reaping() {
     let path = dir.path().join("rpc.sock");
     let id = dead_socket(&path);
     std::os::unix::fs::symlink("/dev/null", lock_path(&path)).unwrap();
-    assert_eq!(
-        reap(&path, id, None),
-        ReapOutcome::Skipped(SkipReason::LockError)
+    assert!(
+        matches!(reap(&path, id, None), ReapOutcome::LockFailed(why) if why.contains("symbolic links"))
     );
     assert!(stat_nofollow(&path).is_ok());
 }
@@ -394,4 +393,25 @@ fn staged_names() {
     ] {
         assert_eq!(parse_staged(bad), None, "{bad}");
     }
+}
+
+/// A lock file that cannot be opened (a directory, a symlink out of the root) keeps the socket
+/// and says why: the operator sees the lock's path and the error, not an empty detail.
+#[test]
+fn an_unusable_lock_keeps_the_socket_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rpc.sock");
+    let id = dead_socket(&path);
+    std::fs::create_dir(lock_path(&path)).unwrap();
+    match reap(&path, id, None) {
+        ReapOutcome::LockFailed(why) => {
+            assert!(why.contains("rpc.sock.lock"), "{why}");
+            assert!(
+                why.len() > "lock ".len() + lock_path(&path).as_os_str().len() + 2,
+                "{why}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(stat_nofollow(&path).unwrap().identity, id);
 }
