@@ -235,3 +235,24 @@ fn post_rpc(path: &Path, body: &str) -> String {
     let (_, answer) = out.split_once("\r\n\r\n").expect("an HTTP answer");
     answer.to_owned()
 }
+
+/// The router's own `rpc.sock`, or its whole directory, deleted while it runs is bound again:
+/// the CLI reaches it again, and a second `serve` is still refused.
+#[tokio::test]
+async fn a_deleted_own_socket_is_bound_again() {
+    let root = tempfile::tempdir().unwrap();
+    let mut c = serve_config(root.path(), &[]);
+    c.scanner.scan_interval = Duration::from_secs(1);
+    let d = start_daemon(c).await;
+    let mut events = d.handle.subscribe();
+    let own = root.path().join("hero_router");
+    assert!(own_socket_answers(root.path()).await);
+    std::fs::remove_file(own.join("rpc.sock")).unwrap();
+    own_socket_answers_again(root.path(), &mut events).await;
+    assert!(own.join("admin.sock").exists());
+    std::fs::remove_dir_all(&own).unwrap();
+    own_socket_answers_again(root.path(), &mut events).await;
+    assert!(own.join("admin.sock").exists());
+    second_serve_is_refused(root.path());
+    d.stop().await;
+}

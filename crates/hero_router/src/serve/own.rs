@@ -149,11 +149,18 @@ impl OwnSockets {
         }
     }
 
-    /// Binds both sockets again (the root was replaced) and serves them instead of the old
-    /// ones.
+    /// Binds both sockets again (the root was replaced, or one of them was deleted) and
+    /// serves them instead of the old ones.
     async fn rebind(&mut self) -> Result<(), ServeError> {
+        // The old sockets go first: their guards hold the owner locks the new ones take, and
+        // one still there (its twin was deleted) would be in the way. Each is removed only if
+        // the file at its path is still ours: in a replaced root it is not.
+        let old = std::mem::take(&mut self.guards);
         let root = self.root.clone();
         let bound = tokio::task::spawn_blocking(move || {
+            for guard in old {
+                let _ = guard.remove_if_ours();
+            }
             let rpc = own_socket(&root, "rpc")?;
             let admin = own_socket(&root, "admin")?;
             Ok::<_, ServeError>((rpc, admin))
@@ -162,6 +169,15 @@ impl OwnSockets {
         .map_err(|e| anyhow::anyhow!("rebinding own sockets: {e}"))??;
         self.serve(bound.0, bound.1);
         Ok(())
+    }
+
+    /// Whether one of the own sockets is no longer there (deleted by hand, or with its
+    /// directory).
+    fn one_is_missing(&self) -> bool {
+        ["rpc", "admin"].iter().any(|kind| {
+            let path = self.root.join(OWN_SERVICE).join(format!("{kind}.sock"));
+            matches!(std::fs::symlink_metadata(&path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+        })
     }
 
     /// Every accept loop ever started, to wait for at shutdown; and the current guards.
@@ -184,23 +200,37 @@ pub(super) async fn keep(
             _ = token.cancelled() => return Ok(()),
             ev = events.recv() => ev,
         };
-        match ev {
+        let why = match ev {
             Ok(Stamped {
                 event: Event::RootReplaced { .. },
                 ..
-            }) => {
-                let mut guard = own.lock().await;
-                let Some(own) = guard.as_mut() else {
-                    return Ok(());
-                };
-                if let Err(e) = own.rebind().await {
-                    return Err(format!("cannot bind the router's own sockets again: {e}"));
-                }
-                tracing::info!(root = %own.root.display(), "bound rpc.sock and admin.sock again");
-            }
-            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            }) => "the socket root was replaced",
+            // Deleted by hand or with its directory: without it the CLI cannot reach the
+            // router, and a second router could take the root.
+            Ok(Stamped {
+                event: Event::SocketChanged { service, to, .. },
+                ..
+            }) if service == OWN_SERVICE && to == "gone" => "an own socket was deleted",
+            Ok(Stamped {
+                event: Event::ServiceDropped { service, .. },
+                ..
+            }) if service == OWN_SERVICE => "an own socket was deleted",
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
             Err(_) => return Ok(()),
+        };
+        let mut guard = own.lock().await;
+        let Some(own) = guard.as_mut() else {
+            return Ok(());
+        };
+        // An old event (the sockets are back already, bound again by the event before) does
+        // not unbind the live ones.
+        if why != "the socket root was replaced" && !own.one_is_missing() {
+            continue;
         }
+        if let Err(e) = own.rebind().await {
+            return Err(format!("cannot bind the router's own sockets again: {e}"));
+        }
+        tracing::warn!(root = %own.root.display(), why, "bound rpc.sock and admin.sock again");
     }
 }
 
