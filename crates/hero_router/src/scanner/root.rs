@@ -20,6 +20,7 @@ impl Scanner {
     /// a deletion: the kernel reports a directory deleted only once nothing holds a file under
     /// it open, and the router holds its owner locks there. So this runs before every full
     /// scan, and on watch events that removed or renamed something at the top of the root.
+    /// A watch that could not be made (at start-up, or since) is tried again here.
     pub(super) async fn look_after_root(
         &mut self,
         known: &mut Option<(u64, u64)>,
@@ -27,6 +28,15 @@ impl Scanner {
         watch_tx: &mpsc::UnboundedSender<notify::Event>,
     ) {
         let Some(recreated) = self.recover_root(known) else {
+            if self.cfg.watch && watcher.is_none() {
+                // The watch failed before (no inotify instance was free, say): try again,
+                // quietly, so that a shortage at boot does not cost the router's whole life.
+                if let Ok(w) = self.try_watcher(watch_tx.clone()) {
+                    *watcher = Some(w);
+                    self.records.forget_watches();
+                    tracing::info!(root = %self.cfg.root.display(), "directory watch available again");
+                }
+            }
             return;
         };
         if self.cfg.watch {

@@ -14,10 +14,21 @@ use crate::registry::names::valid_service_name;
 // === impl Scanner ===
 
 impl Scanner {
+    /// A watch of the root, or `None` (said in a warning) if the kernel will not give one.
     pub(super) fn start_watcher(
         &self,
         tx: mpsc::UnboundedSender<notify::Event>,
     ) -> Option<notify::RecommendedWatcher> {
+        self.try_watcher(tx)
+            .map_err(|why| tracing::warn!(error = %why, "directory watch unavailable; relying on periodic scans"))
+            .ok()
+    }
+
+    /// A watch of the root, or why there is none.
+    pub(super) fn try_watcher(
+        &self,
+        tx: mpsc::UnboundedSender<notify::Event>,
+    ) -> Result<notify::RecommendedWatcher, String> {
         let handler = move |res: notify::Result<notify::Event>| {
             if let Ok(ev) = res {
                 let _ = tx.send(ev);
@@ -29,18 +40,10 @@ impl Scanner {
         // a watch that ignores them (docs/sockets-and-reaping.md#scans).
         let kinds = EventKindMask::CREATE | EventKindMask::REMOVE | EventKindMask::MODIFY_NAME;
         let config = notify::Config::default().with_event_kinds(kinds);
-        let mut w = match notify::RecommendedWatcher::new(handler, config) {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::warn!(error = %e, "directory watch unavailable; relying on periodic scans");
-                return None;
-            }
-        };
-        if let Err(e) = w.watch(&self.cfg.root, notify::RecursiveMode::NonRecursive) {
-            tracing::warn!(error = %e, "cannot watch the socket root; relying on periodic scans");
-            return None;
-        }
-        Some(w)
+        let mut w = notify::RecommendedWatcher::new(handler, config).map_err(|e| e.to_string())?;
+        w.watch(&self.cfg.root, notify::RecursiveMode::NonRecursive)
+            .map_err(|e| format!("cannot watch the socket root: {e}"))?;
+        Ok(w)
     }
 
     /// Watches every service directory in the records that is not watched yet, unwatches
