@@ -620,11 +620,11 @@ async fn run_case(
                 }
             }
         }
-        let _ = wr.shutdown().await;
         drop(sent_tx);
-        // Keep the write half until the reader is done (dropping it would not close the
-        // socket, but keep the ordering plain).
+        // Close only once the reader has every answer it is owed: a client that closes while
+        // a request waits for the service has given up on it (the router abandons it).
         let _ = go_rx.recv().await;
+        let _ = wr.shutdown().await;
     });
     let mut buf = Vec::new();
     let mut expect = Vec::new();

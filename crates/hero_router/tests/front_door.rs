@@ -692,3 +692,68 @@ async fn a_half_closed_tunnel_ends_when_the_other_side_stays_silent() {
     }
     d.stop().await;
 }
+
+/// A client that closes while its request waits for the service has given up: the router
+/// abandons the request within a second or so, closing the service's connection (the service
+/// can stop working on it) and freeing the service's in-flight slot, instead of holding both
+/// for the whole `--upstream-timeout`.
+#[tokio::test]
+async fn a_client_that_leaves_while_the_service_thinks_frees_its_slot() {
+    let root = tempfile::tempdir().unwrap();
+    let l =
+        tokio::net::UnixListener::bind(service_dir(root.path(), "slow").join("rpc.sock")).unwrap();
+    let (closed_tx, mut closed_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (arrived_tx, mut arrived_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let (closed_tx, arrived_tx) = (closed_tx.clone(), arrived_tx.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                while let Some(req) = common::raw::read_request(&mut s, &mut buf).await {
+                    if req.starts_with("GET /hang ") {
+                        // Never answers; notices when the router lets go.
+                        let _ = arrived_tx.send(());
+                        let mut b = [0u8; 64];
+                        while matches!(s.read(&mut b).await, Ok(n) if n > 0) {}
+                        let _ = closed_tx.send(());
+                        return;
+                    }
+                    if s.write_all(OK).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let d = start_daemon(serve_config(
+        root.path(),
+        &[
+            "--max-inflight-per-service",
+            "1",
+            "--upstream-timeout",
+            "60s",
+        ],
+    ))
+    .await;
+    let mut gone = TcpStream::connect(d.tcp).await.unwrap();
+    gone.write_all(get("/slow/rpc/hang").as_bytes())
+        .await
+        .unwrap();
+    // The request is at the service (its one in-flight slot taken) before the client leaves.
+    tokio::time::timeout(Duration::from_secs(20), arrived_rx.recv())
+        .await
+        .expect("the request never reached the service")
+        .unwrap();
+    let mut quick = Client::connect(&d).await;
+    drop(gone);
+    tokio::time::timeout(Duration::from_secs(20), closed_rx.recv())
+        .await
+        .expect("the service's connection was never closed")
+        .unwrap();
+    quick.send(&get("/slow/rpc/quick")).await;
+    let r = tokio::time::timeout(Duration::from_secs(20), quick.response(false))
+        .await
+        .expect("the in-flight slot was never freed");
+    assert_eq!(r.status(), 200, "{r:?}");
+    d.stop().await;
+}

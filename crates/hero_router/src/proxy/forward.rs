@@ -211,6 +211,8 @@ pub(crate) struct ClientConn<S> {
     pub out: Vec<u8>,
     /// The upstream request head being sent (likewise).
     pub up_head: Vec<u8>,
+    /// Interim (1xx) heads on their way to the client, not yet written whole.
+    interim: Vec<u8>,
     /// `--upstream-timeout` for the response head.
     head_watch: Watchdog,
     /// The longest pause within a request body (`--header-timeout`): a client that stops
@@ -255,6 +257,7 @@ impl<S: Stream> ClientConn<S> {
             expect_pending: false,
             out: Vec::with_capacity(1024),
             up_head: Vec::with_capacity(1024),
+            interim: Vec::new(),
             affinity: None,
             head_watch: Watchdog::new(),
             body_pause: std::time::Duration::from_secs(10),
@@ -436,13 +439,31 @@ impl<S: Stream> ClientConn<S> {
                 close: close || closing.is_closing(),
                 upgrade: req.upgrade,
             };
-            // Interim answers go on to an HTTP/1.1 client as they come.
-            let client = (!req.http10).then_some(&mut self.io);
-            self.head_watch.arm(Instant::now() + timeout);
-            let read = tokio::select! {
-                biased;
-                r = upstream::read_final_head(&mut up, ex, Some(&mut self.out), client) => r,
-                _ = self.head_watch.expired() => return Err(early(SendError::Timeout)),
+            // Waits for the final head. Every CLIENT_CHECK the wait looks whether the client
+            // has closed its side: then nobody is left to answer (as nginx, a close while the
+            // service thinks is the client giving up), and the request is abandoned, freeing
+            // its connection and the service's in-flight slot. A look costs nothing while the
+            // service answers quickly: no read of the client on the fast path.
+            let deadline = Instant::now() + timeout;
+            let read = loop {
+                let look_at = (Instant::now() + CLIENT_CHECK).min(deadline);
+                self.head_watch.arm(look_at);
+                // Interim answers go on to an HTTP/1.1 client as they come.
+                let client = (!req.http10).then_some((&mut self.io, &mut self.interim));
+                tokio::select! {
+                    biased;
+                    r = upstream::read_final_head(&mut up, ex, Some(&mut self.out), client) => break r,
+                    _ = self.head_watch.expired() => {}
+                }
+                if look_at >= deadline {
+                    return Err(early(SendError::Timeout));
+                }
+                let body_read = matches!(self.body, BodyLeft::Done);
+                if body_read && client_closed_now(&mut self.io, &mut self.buf) {
+                    self.tally.status = CLIENT_CLOSED;
+                    self.tally.router_made = true;
+                    return Err(Failed::Late);
+                }
             };
             match read {
                 Ok(head) => break head,
@@ -829,6 +850,20 @@ async fn send_unless_answered(up: &mut UpConn, mut data: &[u8]) -> Result<bool, 
         }
     }
     Ok(true)
+}
+
+/// How often a request waiting for a service's answer looks whether its client is gone.
+const CLIENT_CHECK: Duration = Duration::from_secs(1);
+
+/// The status the access log and the traffic counters give a request whose client closed
+/// while it waited for the service (nothing was sent): nginx's "client closed request".
+pub(crate) const CLIENT_CLOSED: u16 = 499;
+
+/// Whether the client has closed its side, looking without waiting: bytes it sent meanwhile
+/// (a pipelined request) are kept in `buf`.
+fn client_closed_now<S: AsyncRead + Unpin>(io: &mut S, buf: &mut BytesMut) -> bool {
+    use futures_util::FutureExt as _;
+    client_gone(io, buf).now_or_never().is_some()
 }
 
 /// Resolves when the client closes its side (or its connection fails). Bytes it sends

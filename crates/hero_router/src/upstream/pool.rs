@@ -327,7 +327,7 @@ impl Pool {
         let head = loop {
             let attempt = async {
                 conn.io.write_all(&bytes).await.map_err(Unanswered::Write)?;
-                let client: Option<&mut tokio::io::Sink> = None;
+                let client: Option<(&mut tokio::io::Sink, &mut Vec<u8>)> = None;
                 read_final_head(&mut conn, Exchange::default, None, client)
                     .await
                     .map_err(Unanswered::Head)
@@ -411,17 +411,31 @@ impl HeadError {
 
 /// Reads up to the final response head: the one loop that does, for every exchange with a
 /// service. Each interim (1xx) head is consumed and, rewritten for the client into `out`,
-/// written to `client` if there is one; the final head is consumed and, rewritten, left in
-/// `out`. `ex` is asked at each parse: the client connection may start closing while the
-/// service thinks.
+/// written to `client` if there is one, through its pending bytes; the final head is consumed
+/// and, rewritten, left in `out`. `ex` is asked at each parse: the client connection may start
+/// closing while the service thinks.
+///
+/// Cancel-safe: the service's bytes wait in `conn.buf`, and an interim head not yet written
+/// whole waits in the client's pending bytes, which the next call writes first.
 pub(crate) async fn read_final_head<W: AsyncWrite + Unpin>(
     conn: &mut UpConn,
     ex: impl Fn() -> Exchange,
     mut out: Option<&mut Vec<u8>>,
-    mut client: Option<&mut W>,
+    mut client: Option<(&mut W, &mut Vec<u8>)>,
 ) -> Result<http1::ResponseHead, HeadError> {
     let mut heard = false;
     loop {
+        if let Some((client, pending)) = client.as_mut() {
+            // Each write is whole or not at all: what is left survives a cancellation.
+            while !pending.is_empty() {
+                match client.write(pending).await {
+                    Ok(n) if n > 0 => {
+                        pending.drain(..n);
+                    }
+                    _ => return Err(HeadError::Interim),
+                }
+            }
+        }
         if let Some(out) = out.as_deref_mut() {
             out.clear();
         }
@@ -432,10 +446,8 @@ pub(crate) async fn read_final_head<W: AsyncWrite + Unpin>(
                     return Ok(h);
                 }
                 heard = true;
-                if let (Some(client), Some(out)) = (client.as_deref_mut(), out.as_deref()) {
-                    if client.write_all(out).await.is_err() {
-                        return Err(HeadError::Interim);
-                    }
+                if let (Some((_, pending)), Some(out)) = (client.as_mut(), out.as_deref()) {
+                    pending.extend_from_slice(out);
                 }
                 continue;
             }
