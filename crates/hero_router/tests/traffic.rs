@@ -751,3 +751,36 @@ async fn router_traffic_counts_requests_and_errors_by_class_per_service() {
     assert_eq!(svc_api["windows"]["15m"]["requests"], 21);
     d.stop().await;
 }
+
+/// A `/rpc` call the router had to answer with its own error (here `-32004`: the service's
+/// answer is no JSON-RPC) counts as a router error of that service, though its HTTP status is
+/// 200; a call the service answered, even with its own error, does not.
+#[tokio::test]
+async fn a_routed_call_that_got_a_router_error_counts_as_one() {
+    let (root, _up, d) = with_svc(&[]).await;
+    let _bad = Upstream::bind(root.path(), "notrpc", |_| {
+        Reply::Send(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+    });
+    d.rescan().await;
+    let (status, body) = common::rpc(&d, r#"{"jsonrpc":"2.0","id":1,"method":"notrpc.x"}"#).await;
+    assert_eq!(
+        (status, json(&body)["error"]["code"].as_i64()),
+        (200, Some(-32004)),
+        "{body}"
+    );
+    let (_, body) = common::rpc(&d, r#"{"jsonrpc":"2.0","id":1,"method":"router.traffic"}"#).await;
+    let traffic = json(&body)["result"].clone();
+    let m1 = traffic["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "notrpc")
+        .unwrap_or_else(|| panic!("{traffic}"))["windows"]["1m"]
+        .clone();
+    assert_eq!(
+        (m1["requests"].as_u64(), m1["errors"]["router"].as_u64()),
+        (Some(1), Some(1)),
+        "{m1}"
+    );
+    d.stop().await;
+}

@@ -242,6 +242,9 @@ pub(crate) struct Tally {
     pub answered: Option<std::time::Duration>,
     /// The router made the answer itself (an error), rather than a service.
     pub router_made: bool,
+    /// A JSON-RPC call in it got a router error instead of its service's answer (the HTTP
+    /// status is still 200): counted as a router error.
+    pub call_failed: bool,
 }
 
 // === impl ClientConn ===

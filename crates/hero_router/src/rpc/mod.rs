@@ -88,6 +88,10 @@ pub(crate) struct Handled {
     pub methods: Vec<String>,
     /// The longest wait for a service's answer, if a service was asked.
     pub upstream: Option<std::time::Duration>,
+    /// A routed call got no answer from its service: the router answered it with one of its
+    /// own errors (`-32001`…`-32005`). The traffic counters count the request as a router
+    /// error, whatever the HTTP status.
+    pub call_failed: bool,
 }
 
 /// Most method names the access log lists for one batch.
@@ -360,6 +364,7 @@ impl Rpc {
             target: CallTarget::Router,
             methods: Vec::new(),
             upstream: None,
+            call_failed: false,
         };
         let names = |entries: &[&Entry<'_>]| -> Vec<String> {
             entries
@@ -377,44 +382,54 @@ impl Rpc {
             Err(BodyError::Invalid(e)) => router_error(-32600, format!("invalid request: {e}")),
             Ok(RpcBody::Single(entry)) => {
                 let methods = names(&[&entry]);
-                let (answer, target, upstream) = self.entry(entry, meta).await;
+                let (answer, target, upstream, call_failed) = self.entry(entry, meta).await;
                 Handled {
                     answer,
                     target,
                     methods,
                     upstream,
+                    call_failed,
                 }
             }
             Ok(RpcBody::Batch(entries)) => {
                 let methods = names(&entries.iter().collect::<Vec<_>>());
                 let answered = join_all(entries.into_iter().map(|e| self.entry(e, meta))).await;
-                let mut targets = answered.iter().map(|(_, t, _)| t);
+                let mut targets = answered.iter().map(|(_, t, _, _)| t);
                 let first = targets.next().cloned().unwrap_or(CallTarget::Router);
                 let target = if targets.all(|t| *t == first) {
                     first
                 } else {
                     CallTarget::Router
                 };
-                let upstream = answered.iter().filter_map(|(_, _, u)| *u).max();
-                let answers: Vec<String> = answered.into_iter().filter_map(|(a, _, _)| a).collect();
+                let upstream = answered.iter().filter_map(|(_, _, u, _)| *u).max();
+                let call_failed = answered.iter().any(|(_, _, _, f)| *f);
+                let answers: Vec<String> =
+                    answered.into_iter().filter_map(|(a, _, _, _)| a).collect();
                 let answer = (!answers.is_empty()).then(|| format!("[{}]", answers.join(",")));
                 Handled {
                     answer,
                     target,
                     methods,
                     upstream,
+                    call_failed,
                 }
             }
         }
     }
 
     /// Answers one call of a body: its answer (none for a notification), whom it was for,
-    /// and how long a service took to answer it.
+    /// how long a service took to answer it, and whether a routed call got a router error
+    /// instead of its service's answer.
     async fn entry(
         &self,
         entry: Entry<'_>,
         meta: &CallMeta<'_>,
-    ) -> (Option<String>, CallTarget, Option<std::time::Duration>) {
+    ) -> (
+        Option<String>,
+        CallTarget,
+        Option<std::time::Duration>,
+        bool,
+    ) {
         let call = match entry {
             Entry::Invalid { id, reason } => {
                 let data = with_request_id(None, meta);
@@ -424,7 +439,7 @@ impl Rpc {
                     &format!("invalid request: {reason}"),
                     data.as_ref(),
                 );
-                return (Some(answer), CallTarget::Router, None);
+                return (Some(answer), CallTarget::Router, None, false);
             }
             Entry::Call(call) => call,
         };
@@ -438,7 +453,7 @@ impl Rpc {
         if own.is_some() || is_own_method(method) {
             let result = self.call_local(own.unwrap_or(method), call.params).await;
             let Some(id) = call.id else {
-                return (None, CallTarget::Router, None);
+                return (None, CallTarget::Router, None, false);
             };
             let answer = match result {
                 Ok(v) => codec::success(id, v.get()),
@@ -458,7 +473,7 @@ impl Rpc {
                     .as_ref(),
                 ),
             };
-            return (Some(answer), CallTarget::Router, None);
+            return (Some(answer), CallTarget::Router, None, false);
         }
         match method.split_once('.') {
             Some((service, rest)) if !service.is_empty() && !rest.is_empty() => {
@@ -470,9 +485,9 @@ impl Rpc {
                     CallTarget::Router
                 };
                 let asked = tokio::time::Instant::now();
-                let answer = self.forward(&call, service, rest, meta).await;
+                let (answer, failed) = self.forward(&call, service, rest, meta).await;
                 let waited = matches!(target, CallTarget::Service(_)).then(|| asked.elapsed());
-                (answer, target, waited)
+                (answer, target, waited, failed)
             }
             _ => {
                 let answer = call.id.map(|id| {
@@ -483,25 +498,28 @@ impl Rpc {
                         with_request_id(None, meta).as_ref(),
                     )
                 });
-                (answer, CallTarget::Router, None)
+                (answer, CallTarget::Router, None, false)
             }
         }
     }
 
     /// Forwards a routed call: the service's answer passes as it is (its id, its result or
-    /// its own error); only a call that got no JSON-RPC answer gets a router error.
+    /// its own error); only a call that got no JSON-RPC answer gets a router error (then
+    /// `true`).
     async fn forward(
         &self,
         call: &Call<'_>,
         service: &str,
         rest: &str,
         meta: &CallMeta<'_>,
-    ) -> Option<String> {
+    ) -> (Option<String>, bool) {
         // Only the router's own errors are made here: a service's pass through as they came.
         let fail = |e: CallError| {
             let data = with_request_id(Some(json!({"service": service})), meta);
-            call.id
-                .map(|id| codec::error(Some(id), e.code(), &e.to_string(), data.as_ref()))
+            let answer = call
+                .id
+                .map(|id| codec::error(Some(id), e.code(), &e.to_string(), data.as_ref()));
+            (answer, true)
         };
         let key = match self.shared.rpc_socket(service) {
             Ok(k) => k,
@@ -528,12 +546,15 @@ impl Rpc {
             Ok(a) => a,
             Err(e) => return fail(CallError::unanswered(e, service)),
         };
-        let id = call.id?;
+        let Some(id) = call.id else {
+            return (None, false);
+        };
         match codec::check_reply(&answer.body, id) {
-            Ok(codec::Answered::Pass) => String::from_utf8(answer.body.to_vec()).ok(),
+            Ok(codec::Answered::Pass) => (String::from_utf8(answer.body.to_vec()).ok(), false),
             Ok(codec::Answered::Unbound(e)) => {
                 let data = e.data.and_then(|d| serde_json::from_str(d.get()).ok());
-                Some(codec::error(Some(id), e.code, &e.message, data.as_ref()))
+                let answer = codec::error(Some(id), e.code, &e.message, data.as_ref());
+                (Some(answer), false)
             }
             Err(what) => {
                 let why = format!(

@@ -857,6 +857,7 @@ impl<S: Stream> Client<'_, S> {
             });
         }
         self.conn.tally.upstream = handled.upstream;
+        self.conn.tally.call_failed = handled.call_failed;
         let persist = self.persist(req);
         let status = if answer.is_some() { 200 } else { 204 };
         let body = answer.as_deref().unwrap_or("").as_bytes();
@@ -995,7 +996,11 @@ impl<S: Stream> Client<'_, S> {
         let traffic = &front.shared.traffic;
         traffic.record(
             meta.route.service.as_deref().unwrap_or(OWN_SERVICE),
-            Class::of(tally.status, tally.router_made),
+            if tally.call_failed {
+                Class::Router
+            } else {
+                Class::of(tally.status, tally.router_made)
+            },
             tally.answered.unwrap_or(total),
             traffic.secs_at(now),
         );
