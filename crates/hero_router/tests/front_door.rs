@@ -757,3 +757,64 @@ async fn a_client_that_leaves_while_the_service_thinks_frees_its_slot() {
     assert_eq!(r.status(), 200, "{r:?}");
     d.stop().await;
 }
+
+/// A service that answers while it still reads the upload (full duplex) gets no more of the
+/// body once its answer head went out, and is told so with a half-close: it ends its answer,
+/// and the client gets an answer that ends, rather than both waiting for ever.
+#[tokio::test]
+async fn a_service_answering_mid_upload_sees_the_body_end() {
+    let root = tempfile::tempdir().unwrap();
+    let l = tokio::net::UnixListener::bind(service_dir(root.path(), "duplex").join("rpc.sock"))
+        .unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut b = [0u8; 4096];
+                while find(&seen, b"\r\n\r\n").is_none() {
+                    match s.read(&mut b).await {
+                        Ok(n) if n > 0 => seen.extend_from_slice(&b[..n]),
+                        _ => return,
+                    }
+                }
+                if !seen.starts_with(b"POST /echo ") {
+                    return; // the catalog's requests
+                }
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nstart\r\n",
+                    )
+                    .await;
+                // Reads on until the body ends, then ends its answer.
+                while matches!(s.read(&mut b).await, Ok(n) if n > 0) {}
+                let _ = s.write_all(b"3\r\nend\r\n0\r\n\r\n").await;
+            });
+        }
+    });
+    let d = start_daemon(serve_config(root.path(), &[])).await;
+    let mut c = TcpStream::connect(d.tcp).await.unwrap();
+    c.write_all(b"POST /duplex/rpc/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 30\r\n\r\n0123456789")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut b = [0u8; 4096];
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match c.read(&mut b).await {
+                Ok(n) if n > 0 => answer.extend_from_slice(&b[..n]),
+                _ => return,
+            }
+            if answer.ends_with(b"0\r\n\r\n") {
+                return;
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(ended.is_ok(), "the answer never ended: {text:?}");
+    assert!(
+        text.starts_with("HTTP/1.1 200 ") && text.contains("start") && text.contains("end"),
+        "{text:?}"
+    );
+    d.stop().await;
+}

@@ -502,6 +502,13 @@ impl<S: Stream> ClientConn<S> {
             self.bridge(up, closing, timeout).await;
             return Ok(false);
         }
+        if broke.is_none() && !matches!(self.body, BodyLeft::Done) {
+            // The service answered before the body was all sent: the router sends no more of
+            // it. Say so with a half-close, so that a service waiting for the rest (one that
+            // answers while it reads) sees the body end rather than wait for ever while the
+            // client waits for its answer to end.
+            let _ = up.io.shutdown().await;
+        }
         let done = self.stream_body(&mut up, &head).await;
         // Back to the pool only at a clean boundary: the request went whole (an early answer
         // leaves part of it unsent), the answer came whole, nothing more arrived.
