@@ -80,10 +80,13 @@ pub(crate) fn init(format: LogFormat, level: Option<&str>, default: &str) -> Res
     Ok(())
 }
 
-/// `filter` with rmcp's own lines held to warnings, unless it names rmcp or asks for
-/// everything at `debug` or `trace`: rmcp logs several lines at `info` for every MCP request
-/// it serves, which would drown the router's own in a busy gateway.
+/// `filter` with rmcp's own lines held to warnings (its request loop's to errors), unless it
+/// names rmcp or asks for everything at `debug` or `trace`: rmcp logs several lines at `info`
+/// for every MCP request it serves, and a warning for every error answer (an unknown tool, bad
+/// arguments: a client's mistake, told to the client), which would drown the router's own in
+/// a busy gateway.
 pub(crate) fn quiet_rmcp(filter: &str) -> String {
+    const QUIET_RMCP: &str = "rmcp=warn,rmcp::service=error";
     let everything = matches!(
         filter.trim().to_ascii_lowercase().as_str(),
         "debug" | "trace"
@@ -91,9 +94,9 @@ pub(crate) fn quiet_rmcp(filter: &str) -> String {
     if everything || filter.contains("rmcp") {
         filter.to_owned()
     } else if filter.trim().is_empty() {
-        "rmcp=warn".to_owned()
+        QUIET_RMCP.to_owned()
     } else {
-        format!("{filter},rmcp=warn")
+        format!("{filter},{QUIET_RMCP}")
     }
 }
 

@@ -717,9 +717,9 @@ impl ServerHandler for Gateway {
         let listed: Vec<&Entry> = index.tools.iter().filter(|e| e.listed).collect();
         let start = match request.and_then(|r| r.cursor) {
             None => 0,
-            Some(c) => match c.parse::<usize>() {
-                Ok(n) if n <= listed.len() => n,
-                _ => {
+            Some(c) => match page_start(&services(&listed), &c) {
+                Some(n) => n,
+                None => {
                     return Err(ErrorData::invalid_params(
                         format!(
                             "invalid cursor {c:?}: use the nextCursor of the previous page, or none for the first"
@@ -734,7 +734,7 @@ impl ServerHandler for Gateway {
             listed[start..end].iter().map(|e| e.tool.clone()).collect(),
         );
         if end < listed.len() {
-            result.next_cursor = Some(end.to_string());
+            result.next_cursor = Some(cursor_after(&services(&listed), end));
         }
         Ok(result)
     }
@@ -754,6 +754,42 @@ impl ServerHandler for Gateway {
             .await;
         Ok(result.into())
     }
+}
+
+/// The service of each listed tool, in list order (by service name).
+fn services<'a>(listed: &[&'a Entry]) -> Vec<&'a str> {
+    listed.iter().map(|e| e.target.service.as_str()).collect()
+}
+
+/// The cursor of the page that starts at tool `end` of a list whose tools belong to
+/// `services` (sorted): the service of the tool before it and how many of that service's
+/// tools came before (`svc/3`). The next page then starts after that point even if services
+/// before it came or went meanwhile: a client paging while the table changes misses no tool
+/// that stayed, and its cursor stays valid.
+fn cursor_after(services: &[&str], end: usize) -> String {
+    let service = services[end - 1];
+    let of_service = services[..end]
+        .iter()
+        .rev()
+        .take_while(|s| **s == service)
+        .count();
+    format!("{service}/{of_service}")
+}
+
+/// Where the page of `cursor` (made by [`cursor_after`]) starts in a list whose tools belong
+/// to `services` (sorted); `None` if it is no such cursor.
+fn page_start(services: &[&str], cursor: &str) -> Option<usize> {
+    let (service, done) = cursor.rsplit_once('/')?;
+    let done: usize = done.parse().ok()?;
+    if service.is_empty() {
+        return None;
+    }
+    let first = services.partition_point(|s| *s < service);
+    let of_service = services[first..]
+        .iter()
+        .take_while(|s| **s == service)
+        .count();
+    Some(first + done.min(of_service))
 }
 
 /// Why the endpoint of service `s` lists no tools: it left the router's table.

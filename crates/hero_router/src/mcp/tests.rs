@@ -552,3 +552,33 @@ fn no_service_takes_another_services_tool_names() {
         }
     }
 }
+
+/// Paging by (service, count) cursors: every tool that stays is listed exactly once however
+/// services before or after the cursor come and go between pages, and a cursor stays valid.
+#[test]
+fn cursors_survive_services_coming_and_going() {
+    use super::{cursor_after, page_start};
+    let list = |spec: &[(&'static str, usize)]| -> Vec<&'static str> {
+        spec.iter()
+            .flat_map(|(s, n)| std::iter::repeat_n(*s, *n))
+            .collect()
+    };
+    let before = list(&[("a", 3), ("b", 4), ("c", 2)]);
+    // A page of 5 ends inside `b`.
+    let cursor = cursor_after(&before, 5);
+    assert_eq!(cursor, "b/2");
+    // `a` went away, `aa` came: the next page starts after b's second tool all the same.
+    let after = list(&[("aa", 7), ("b", 4), ("c", 2)]);
+    assert_eq!(page_start(&after, &cursor), Some(7 + 2));
+    // `b` itself went: the next page starts at `c`.
+    let after = list(&[("a", 3), ("c", 2)]);
+    assert_eq!(page_start(&after, &cursor), Some(3));
+    // `b` lost tools: the page starts after what is left of it.
+    let after = list(&[("a", 3), ("b", 1), ("c", 2)]);
+    assert_eq!(page_start(&after, &cursor), Some(4));
+    // Everything went: an empty last page, not an error.
+    assert_eq!(page_start(&[], &cursor), Some(0));
+    for bad in ["", "x", "b", "/3", "b/x", "b/-1"] {
+        assert_eq!(page_start(&before, bad), None, "{bad:?}");
+    }
+}
