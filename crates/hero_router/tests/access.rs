@@ -568,3 +568,66 @@ async fn a_file_gone_for_the_grace_period_opens_the_router() {
     assert!(after >= grace, "opened {after:?} after the file went");
     d.stop().await;
 }
+
+/// An allow-list change reaches connections already open: a client it now denies loses its
+/// live feed (a stream that would otherwise run for as long as its connection lives), while
+/// a client it still allows keeps its own.
+#[tokio::test]
+async fn a_revoked_client_loses_its_open_streams() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("access.txt");
+    std::fs::write(&file, "127.0.0.1\n127.0.0.2\n").unwrap();
+    let root = dir.path().join("root");
+    let d = daemon(&root, &["--access-file", file.to_str().unwrap()]).await;
+    let admin = d.admin_tcp.expect("the admin listener is on");
+    let open_feed = |source: &'static str| async move {
+        let mut s = connect_from(source, admin).await;
+        s.write_all(
+            format!(
+                "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n",
+                admin.port()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        // The head and the first frame: the stream is open.
+        let mut got = Vec::new();
+        let mut b = [0u8; 4096];
+        while !String::from_utf8_lossy(&got).contains("event: snapshot") {
+            let n = s.read(&mut b).await.unwrap();
+            assert!(
+                n > 0,
+                "{source}: the feed ended at once: {:?}",
+                String::from_utf8_lossy(&got)
+            );
+            got.extend_from_slice(&b[..n]);
+        }
+        assert!(
+            got.starts_with(b"HTTP/1.1 200 "),
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
+        s
+    };
+    let mut revoked = open_feed("127.0.0.1").await;
+    let mut kept = open_feed("127.0.0.2").await;
+    let out = access_cmd(&file, &["remove", "127.0.0.1/32"]);
+    assert!(out.status.success(), "{out:?}");
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), revoked.read_to_end(&mut rest))
+        .await
+        .expect("the denied client's stream went on")
+        .ok();
+    // The allowed client's feed is still open: it has not ended (a read finds nothing yet,
+    // or a frame), and a request of its own is answered.
+    let mut b = [0u8; 1];
+    assert!(
+        !matches!(kept.try_read(&mut b), Ok(0)),
+        "the allowed client's stream ended"
+    );
+    let (status, _, _) = from("127.0.0.2", d.tcp, "GET", "/health", &[]).await;
+    assert_eq!(status, 200);
+    d.stop().await;
+}

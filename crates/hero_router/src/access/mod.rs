@@ -83,6 +83,9 @@ pub(crate) struct Access {
     /// (a lock or a reference count would bounce a cache line between the proxy's threads).
     open: AtomicBool,
     logged: Mutex<HashMap<IpAddr, Instant>>,
+    /// Told of every reload, so that connections of clients the new list denies are closed
+    /// (a stream would otherwise go on for as long as its connection lives).
+    changes: tokio::sync::watch::Sender<()>,
 }
 
 // === entries ===
@@ -204,6 +207,7 @@ impl Access {
             current: RwLock::default(),
             open: AtomicBool::new(true),
             logged: Mutex::default(),
+            changes: tokio::sync::watch::Sender::new(()),
         };
         access.set_file(file);
         access
@@ -223,6 +227,20 @@ impl Access {
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
         self.open.store(list.is_open(), Ordering::Release);
         *current = list;
+        drop(current);
+        self.changes.send_replace(());
+    }
+
+    /// Tells of every change of the list in force.
+    pub(crate) fn changes(&self) -> tokio::sync::watch::Receiver<()> {
+        self.changes.subscribe()
+    }
+
+    /// True if the list in force denies a connection from `peer` that it allowed before. A
+    /// trusted proxy is never judged here: its clients are judged by their `X-Forwarded-For`,
+    /// request by request.
+    pub(crate) fn revokes(&self, peer: IpAddr) -> bool {
+        !self.trusts(peer) && self.check(peer, &[]).is_err()
     }
 
     /// True if the list in force has entries from the file (beyond the flags).

@@ -189,10 +189,21 @@ pub(crate) async fn serve(listener: AnyListener, app: Arc<App>, token: Cancellat
     let slots = ConnSlots::new(limits.max_connections, limits.max_connections_per_client);
     let connections = TaskTracker::new();
     let mut backoff = Duration::from_millis(5);
+    let access = &app.front.access;
+    let mut access_changes = access.changes();
     loop {
         let accepted = tokio::select! {
             _ = token.cancelled() => break,
             r = listener.accept() => r,
+            Ok(()) = access_changes.changed() => {
+                // A client the new list denies loses its connections now, streams included:
+                // each request is judged at its head, but a stream lives on after it.
+                let cut = slots.cut_where(|ip| access.revokes(ip));
+                if cut > 0 {
+                    tracing::warn!(connections = cut, "the allow-list changed: closed the connections of clients it denies");
+                }
+                continue;
+            }
         };
         let (stream, transport) = match accepted {
             Ok(x) => {

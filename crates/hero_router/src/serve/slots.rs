@@ -228,6 +228,22 @@ impl ConnSlots {
         }
     }
 
+    /// Ends now every connection whose client `denied` says no (the allow-list changed);
+    /// returns how many. Unix-socket connections have no client and are never ended here.
+    pub(super) fn cut_where(&self, denied: impl Fn(IpAddr) -> bool) -> usize {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cut = 0;
+        for (client, conns) in &inner.clients {
+            if denied(*client) {
+                for (_, slot) in conns {
+                    slot.cut();
+                    cut += 1;
+                }
+            }
+        }
+        cut
+    }
+
     /// Connections holding a slot.
     #[cfg(test)]
     fn len(&self) -> usize {
