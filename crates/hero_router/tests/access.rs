@@ -612,7 +612,7 @@ async fn a_revoked_client_loses_its_open_streams() {
         s
     };
     let mut revoked = open_feed("127.0.0.1").await;
-    let mut kept = open_feed("127.0.0.2").await;
+    let kept = open_feed("127.0.0.2").await;
     let out = access_cmd(&file, &["remove", "127.0.0.1/32"]);
     assert!(out.status.success(), "{out:?}");
     let mut rest = Vec::new();
