@@ -236,11 +236,14 @@ impl Access {
         self.changes.subscribe()
     }
 
-    /// True if the list in force denies a connection from `peer` that it allowed before. A
+    /// True if the list in force denies a connection from `peer` that `before` allowed. A
     /// trusted proxy is never judged here: its clients are judged by their `X-Forwarded-For`,
-    /// request by request.
-    pub(crate) fn revokes(&self, peer: IpAddr) -> bool {
-        !self.trusts(peer) && self.check(peer, &[]).is_err()
+    /// request by request. A client denied before too is left alone: its connection is
+    /// answering it 403 right now.
+    pub(crate) fn revokes(&self, peer: IpAddr, before: &AllowList) -> bool {
+        let peer = canonical(peer);
+        let allowed = |list: &AllowList| list.is_open() || list.allows(peer);
+        !self.trusts(peer) && allowed(before) && !allowed(&self.list())
     }
 
     /// True if the list in force has entries from the file (beyond the flags).

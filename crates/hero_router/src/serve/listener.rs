@@ -191,6 +191,7 @@ pub(crate) async fn serve(listener: AnyListener, app: Arc<App>, token: Cancellat
     let mut backoff = Duration::from_millis(5);
     let access = &app.front.access;
     let mut access_changes = access.changes();
+    let mut allowed_before = access.list();
     loop {
         let accepted = tokio::select! {
             _ = token.cancelled() => break,
@@ -198,7 +199,8 @@ pub(crate) async fn serve(listener: AnyListener, app: Arc<App>, token: Cancellat
             Ok(()) = access_changes.changed() => {
                 // A client the new list denies loses its connections now, streams included:
                 // each request is judged at its head, but a stream lives on after it.
-                let cut = slots.cut_where(|ip| access.revokes(ip));
+                let cut = slots.cut_where(|ip| access.revokes(ip, &allowed_before));
+                allowed_before = access.list();
                 if cut > 0 {
                     tracing::warn!(connections = cut, "the allow-list changed: closed the connections of clients it denies");
                 }
