@@ -324,12 +324,8 @@ pub(crate) enum Answered<'a> {
 /// string `message`, and the call's id (as written, or the same JSON value). The error says
 /// what is wrong, for the caller's `-32004`.
 pub(crate) fn check_reply<'a>(body: &'a [u8], id: &RawValue) -> Result<Answered<'a>, &'static str> {
-    #[derive(Deserialize)]
-    struct Id<'a> {
-        #[serde(default, borrow, deserialize_with = "present")]
-        id: Option<&'a RawValue>,
-    }
-    let outcome = envelope(body).ok_or("something that is not a JSON-RPC response")?;
+    let (outcome, theirs) =
+        envelope_with_id(body).ok_or("something that is not a JSON-RPC response")?;
     let error = match outcome {
         Outcome::Result(_) => None,
         Outcome::Error(e) => Some(
@@ -337,10 +333,7 @@ pub(crate) fn check_reply<'a>(body: &'a [u8], id: &RawValue) -> Result<Answered<
                 .map_err(|_| "an error without an integer code and a string message")?,
         ),
     };
-    let theirs = serde_json::from_slice::<Id<'_>>(body)
-        .ok()
-        .and_then(|i| i.id)
-        .ok_or("a response without an id")?;
+    let theirs = theirs.ok_or("a response without an id")?;
     if same_id(theirs, id) {
         return Ok(Answered::Pass);
     }
@@ -367,10 +360,17 @@ enum Outcome<'a> {
 }
 
 fn envelope(body: &[u8]) -> Option<Outcome<'_>> {
+    envelope_with_id(body).map(|(outcome, _)| outcome)
+}
+
+/// The response object's outcome and its `id` member (raw, if present), in one parse.
+fn envelope_with_id(body: &[u8]) -> Option<(Outcome<'_>, Option<&RawValue>)> {
     #[derive(Deserialize)]
     struct Resp<'a> {
         #[serde(default, borrow, deserialize_with = "present")]
         jsonrpc: Option<&'a RawValue>,
+        #[serde(default, borrow, deserialize_with = "present")]
+        id: Option<&'a RawValue>,
         #[serde(default, borrow, deserialize_with = "present")]
         result: Option<&'a RawValue>,
         #[serde(default, borrow, deserialize_with = "present")]
@@ -380,11 +380,12 @@ fn envelope(body: &[u8]) -> Option<Outcome<'_>> {
     if r.jsonrpc.map(RawValue::get) != Some("\"2.0\"") {
         return None;
     }
-    match (r.result, r.error) {
-        (Some(result), None) => Some(Outcome::Result(result)),
-        (None, Some(error)) => Some(Outcome::Error(error)),
-        _ => None,
-    }
+    let outcome = match (r.result, r.error) {
+        (Some(result), None) => Outcome::Result(result),
+        (None, Some(error)) => Outcome::Error(error),
+        _ => return None,
+    };
+    Some((outcome, r.id))
 }
 
 #[cfg(test)]
