@@ -206,8 +206,9 @@ async fn a_dead_service_is_a_tool_error_and_leaves_the_all_services_list() {
         assert_eq!(r.is_error, Some(true));
         all.cancel().await.unwrap();
     }
-    // Gone from the root entirely: the tool is unknown (the router cannot tell a service that
-    // left from one that never was, so it says neither), with how to find the tools there are.
+    // Gone from the root entirely: the tool is unknown, and the merged endpoint says its
+    // service went away (it had tools here), as the service's own endpoint does; a name of no
+    // service that ever had tools gets how to find the tools there are.
     std::fs::remove_dir_all(dir.path().join("example")).unwrap();
     d.rescan().await;
     let all = connect(&d, "/mcp", Revision::Stateless).await;
@@ -215,7 +216,13 @@ async fn a_dead_service_is_a_tool_error_and_leaves_the_all_services_list() {
     assert_eq!(code(&e), -32602);
     let e = e.to_string();
     assert!(
-        e.contains("unknown tool example__add") && e.contains("tools/list"),
+        e.contains("unknown tool example__add") && e.contains("service example is not running now"),
+        "{e}"
+    );
+    let e = call(&all, "nosuch__add", json!({})).await.unwrap_err();
+    let e = e.to_string();
+    assert!(
+        e.contains("unknown tool nosuch__add") && e.contains("tools/list"),
         "{e}"
     );
     all.cancel().await.unwrap();

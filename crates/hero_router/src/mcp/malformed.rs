@@ -25,7 +25,8 @@ const MAX_REFUSAL: usize = 1024;
 
 /// The answer to a request that is malformed in a way rmcp would misreport, if it is one.
 /// May add `text/event-stream` to an `Accept` that takes JSON only (see the module docs).
-pub(super) fn precheck(parts: &mut Parts, body: &[u8]) -> Option<Response> {
+/// `request_id` goes into each error's `data`.
+pub(super) fn precheck(parts: &mut Parts, body: &[u8], request_id: &str) -> Option<Response> {
     accept_json_only(&mut parts.headers);
     let message: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
@@ -36,12 +37,27 @@ pub(super) fn precheck(parts: &mut Parts, body: &[u8]) -> Option<Response> {
                 Value::Null,
                 PARSE_ERROR,
                 why,
+                request_id,
             ));
         }
     };
+    if !message.is_object() {
+        // rmcp says 415 to a batch, which is no media-type problem.
+        let why = match message {
+            Value::Array(_) => "invalid request: one JSON-RPC message per request (MCP over HTTP has no batches since protocol 2025-06-18): send each message on its own".to_owned(),
+            other => format!("invalid request: a JSON-RPC message is an object, not {}", crate::json::kind(&other)),
+        };
+        return Some(error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            INVALID_REQUEST,
+            why,
+            request_id,
+        ));
+    }
     let why = bad_tools_call(&message)?;
     let id = message.get("id").cloned().unwrap_or(Value::Null);
-    Some(error(StatusCode::OK, id, INVALID_PARAMS, why))
+    Some(error(StatusCode::OK, id, INVALID_PARAMS, why, request_id))
 }
 
 /// Why `message` is a `tools/call` request with params no tool call can have, if it is one.
@@ -103,8 +119,9 @@ fn accept_json_only(headers: &mut http::HeaderMap) {
 }
 
 /// rmcp's `answer` with a plain-text refusal (status 400 or above, not JSON) rewritten as a
-/// JSON-RPC error with the same status; any other answer as it is.
-pub(super) async fn json_refusal(answer: Response) -> Response {
+/// JSON-RPC error with the same status (and `request_id` in its `data`); any other answer as
+/// it is.
+pub(super) async fn json_refusal(answer: Response, request_id: &str) -> Response {
     let status = answer.status();
     let is_json = answer
         .headers()
@@ -123,15 +140,16 @@ pub(super) async fn json_refusal(answer: Response) -> Response {
     if text.is_empty() {
         text = status.canonical_reason().unwrap_or("refused").to_owned();
     }
-    error(status, Value::Null, INVALID_REQUEST, text)
+    error(status, Value::Null, INVALID_REQUEST, text, request_id)
 }
 
-/// A JSON-RPC error answer.
-fn error(status: StatusCode, id: Value, code: i32, message: String) -> Response {
+/// A JSON-RPC error answer, naming the request's id in its `data` as every error the router
+/// makes does.
+fn error(status: StatusCode, id: Value, code: i32, message: String, request_id: &str) -> Response {
     let body = json!({
         "jsonrpc": "2.0",
         "id": id,
-        "error": {"code": code, "message": message},
+        "error": {"code": code, "message": message, "data": {"request_id": request_id}},
     });
     crate::app::answer(status, "application/json", body.to_string())
 }

@@ -211,8 +211,9 @@ impl Endpoints {
         };
         // The connection driver has read the body whole, within `--max-body`.
         let (mut parts, body) = request.into_parts();
+        let request_id = gateway.exchange.request_id.clone();
         if parts.method == http::Method::POST {
-            if let Some(answer) = malformed::precheck(&mut parts, &body) {
+            if let Some(answer) = malformed::precheck(&mut parts, &body, &request_id) {
                 return answer;
             }
         }
@@ -222,7 +223,7 @@ impl Endpoints {
         // Boxed: rmcp's future is large, and most requests never need it.
         let request = http::Request::from_parts(parts, Full::new(body));
         let answer = Box::pin(serve_rmcp(gateway, request, max_body)).await;
-        malformed::json_refusal(answer).await
+        malformed::json_refusal(answer, &request_id).await
     }
 }
 
@@ -351,6 +352,13 @@ impl ToolCache {
         };
         map.insert(scope.clone(), built);
         index
+    }
+
+    /// Whether `service` had tools here once (its document was converted): a tool named
+    /// after it is one of its own, not a typo.
+    fn had_tools(&self, service: &str) -> bool {
+        let map = self.services.lock().unwrap_or_else(|p| p.into_inner());
+        map.contains_key(service)
     }
 
     /// The tools of the document `source` names, converted once per fingerprint.
@@ -529,7 +537,11 @@ impl Gateway {
         let how = match &self.scope {
             Scope::Service(s) if self.shared.registry.table().service(s).is_none() => gone(s),
             Scope::Service(s) => format!("tools/list shows the tools of service {s} now"),
-            Scope::All => "tools/list shows the tools this endpoint has now, named {service}__{method}; `hero_router list` shows the services".to_owned(),
+            // A merged name starts with its service's: say when that service left.
+            Scope::All => match name.split_once("__") {
+                Some((s, _)) if self.cache.had_tools(s) && self.shared.registry.table().service(s).is_none() => gone(s),
+                _ => "tools/list shows the tools this endpoint has now, named {service}__{method}; `hero_router list` shows the services".to_owned(),
+            },
         };
         ErrorData::invalid_params(format!("unknown tool {name}: {how}"), self.error_data())
     }

@@ -29,9 +29,7 @@ pub(crate) enum ProxyError {
     #[error("{0}")]
     BadBody(#[from] BadChunk),
     /// A method the router's own endpoint does not take.
-    #[error(
-        "method {method} is not allowed on {path}; the router serves POST /rpc and GET /health, /api/services, /metrics"
-    )]
+    #[error("method {method} is not allowed on {path}: it takes {allow}")]
     MethodNotAllowed {
         /// The method sent.
         method: String,

@@ -23,7 +23,7 @@ async fn body_of(r: Response) -> (u16, Value) {
 async fn a_body_that_is_not_json_is_a_parse_error() {
     for body in [&b"1e400"[..], b"{", b"", b"\xff"] {
         let mut p = parts("application/json, text/event-stream");
-        let (status, v) = body_of(precheck(&mut p, body).unwrap()).await;
+        let (status, v) = body_of(precheck(&mut p, body, "rid").unwrap()).await;
         assert_eq!(status, 400);
         assert_eq!(v["error"]["code"], PARSE_ERROR);
         assert_eq!(v["id"], Value::Null);
@@ -58,13 +58,14 @@ async fn tools_call_arguments_that_are_not_an_object_are_invalid_params() {
     ];
     for (req, says) in cases {
         let mut p = parts("application/json, text/event-stream");
-        let answer = precheck(&mut p, req.to_string().as_bytes()).unwrap();
+        let answer = precheck(&mut p, req.to_string().as_bytes(), "rid").unwrap();
         let (status, v) = body_of(answer).await;
         assert_eq!(status, 200);
         assert_eq!(v["error"]["code"], INVALID_PARAMS, "{req}");
         assert_eq!(v["id"], req["id"]);
         let message = v["error"]["message"].as_str().unwrap();
         assert!(message.contains(says), "{message}");
+        assert_eq!(v["error"]["data"]["request_id"], "rid", "{v}");
     }
     // Well-formed calls and other methods go on.
     for req in [
@@ -75,7 +76,7 @@ async fn tools_call_arguments_that_are_not_an_object_are_invalid_params() {
     ] {
         let mut p = parts("application/json, text/event-stream");
         assert!(
-            precheck(&mut p, req.to_string().as_bytes()).is_none(),
+            precheck(&mut p, req.to_string().as_bytes(), "rid").is_none(),
             "{req}"
         );
     }
@@ -98,7 +99,7 @@ fn an_accept_of_json_alone_is_widened_and_others_are_left_alone() {
         ("application/json;q=0", "application/json;q=0"),
     ] {
         let mut p = parts(given);
-        assert!(precheck(&mut p, ok).is_none());
+        assert!(precheck(&mut p, ok, "rid").is_none());
         assert_eq!(p.headers["accept"], want, "{given}");
     }
 }
@@ -112,7 +113,7 @@ async fn a_plain_text_refusal_becomes_a_json_rpc_error_with_its_status() {
     plain
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    let (status, v) = body_of(json_refusal(plain).await).await;
+    let (status, v) = body_of(json_refusal(plain, "rid").await).await;
     assert_eq!(status, 415);
     assert_eq!(v["error"]["code"], INVALID_REQUEST);
     assert_eq!(
@@ -125,6 +126,33 @@ async fn a_plain_text_refusal_becomes_a_json_rpc_error_with_its_status() {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    let (status, v) = body_of(json_refusal(ok).await).await;
+    let (status, v) = body_of(json_refusal(ok, "rid").await).await;
     assert_eq!((status, v), (200, json!({})));
+}
+
+/// A batch (or any message that is no object) is a 400 `-32600` that says MCP over HTTP takes
+/// one message per request, not rmcp's 415, which blames the media type.
+#[tokio::test]
+async fn a_batch_is_an_invalid_request_not_a_media_type() {
+    for (body, says) in [
+        (
+            &br#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"}]"#[..],
+            "one JSON-RPC message per request",
+        ),
+        (&b"[]"[..], "one JSON-RPC message per request"),
+        (&b"7"[..], "not a number"),
+    ] {
+        let mut p = parts("application/json, text/event-stream");
+        let (status, v) = body_of(precheck(&mut p, body, "rid").unwrap()).await;
+        assert_eq!(
+            (status, &v["error"]["code"]),
+            (400, &json!(INVALID_REQUEST)),
+            "{v}"
+        );
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(says),
+            "{v}"
+        );
+        assert_eq!(v["error"]["data"]["request_id"], "rid");
+    }
 }
