@@ -45,6 +45,7 @@ pub enum Command {
     /// Call SERVICE.METHOD through the running router and print the result.
     Call {
         /// Service name.
+        #[arg(value_parser = parse_service)]
         service: String,
         /// Method name (without the service prefix).
         method: String,
@@ -57,6 +58,7 @@ pub enum Command {
     /// Print a service's OpenRPC document.
     Spec {
         /// Service name.
+        #[arg(value_parser = parse_service)]
         service: String,
     },
     /// Render API docs in Markdown from the running router's cached specs.
@@ -440,4 +442,16 @@ pub(crate) fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// A SERVICE argument: a service's name as the router knows it (its directory's name), so
+/// that `call a.b m` is refused rather than sent as service `a`, method `b.m`.
+fn parse_service(s: &str) -> Result<String, String> {
+    if crate::registry::names::valid_service_name(s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?} is not a service name: letters, digits, '_' and '-' (up to 64, starting with a letter or digit), as its directory under the socket root is named"
+        ))
+    }
 }

@@ -126,7 +126,10 @@ impl Default for CatalogConfig {
 ///
 /// The rule lives in [`hero_socket::root::resolve_root`], shared with the services.
 pub(crate) fn resolve_root(flag: Option<PathBuf>, env: &impl Env) -> anyhow::Result<PathBuf> {
-    Ok(hero_socket::root::resolve_root(flag, env)?)
+    let root = hero_socket::root::resolve_root(flag, env)?;
+    // Absolute, so that every path the router shows (logs, `path` fields) can be used from
+    // anywhere; symlinks are kept as given.
+    Ok(std::path::absolute(&root)?)
 }
 
 /// Scanner settings from the shared probe flags.

@@ -659,3 +659,40 @@ fn service_text_cannot_forge_rows_or_drive_the_terminal() {
     assert!(err.contains(r"line one\u{a}line two"), "{err:?}");
     assert!(stop(router).status.success());
 }
+
+/// A relative `--socket-dir` is made absolute: every path the router shows can be used from
+/// anywhere.
+#[test]
+fn a_relative_root_is_shown_absolute() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service_dir(&dir.path().join("rel"), "alpha");
+    let _live = UnixListener::bind(svc.join("rpc.sock")).unwrap();
+    let out = Command::new(BIN)
+        .args(["scan", "--json", "--socket-dir", "rel"])
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["root"], dir.path().join("rel").display().to_string());
+    let path = v["services"][0]["sockets"][0]["path"].as_str().unwrap();
+    assert!(Path::new(path).is_absolute(), "{path}");
+}
+
+/// `call` and `spec` take a service's name: `call a.b m` is a usage error, not a call of
+/// service `a`'s method `b.m`.
+#[test]
+fn a_service_argument_must_be_a_service_name() {
+    let root = tempfile::tempdir().unwrap();
+    for args in [
+        &["call", "a.b", "m"][..],
+        &["spec", "a/b"],
+        &["call", "", "m"],
+    ] {
+        let out = run(args, root.path());
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("not a service name"), "{args:?}: {err}");
+    }
+}
