@@ -29,7 +29,7 @@ pub(crate) enum ProxyError {
     #[error("{0}")]
     BadBody(#[from] BadChunk),
     /// A method the router's own endpoint does not take.
-    #[error("method {method} is not allowed on {path}: it takes {allow}")]
+    #[error("method {method} is not allowed on {path}: {}", takes(allow, path))]
     MethodNotAllowed {
         /// The method sent.
         method: String,
@@ -348,3 +348,13 @@ pub(crate) fn error_response(e: &ProxyError) -> crate::app::Response {
 
 #[cfg(test)]
 mod tests;
+
+/// What a path of the router's own takes, as a 405 says it: `send POST /rpc` for one
+/// method, else the list.
+fn takes(allow: &str, path: &str) -> String {
+    if allow.contains(',') {
+        format!("it takes {allow}")
+    } else {
+        format!("send {allow} {path}")
+    }
+}
