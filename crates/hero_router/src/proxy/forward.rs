@@ -447,9 +447,10 @@ impl<S: Stream> ClientConn<S> {
             // service thinks is the client giving up), and the request is abandoned, freeing
             // its connection and the service's in-flight slot. A look costs nothing while the
             // service answers quickly: no read of the client on the fast path.
-            let deadline = Instant::now() + timeout;
+            let mut now = Instant::now();
+            let deadline = now + timeout;
             let read = loop {
-                let look_at = (Instant::now() + CLIENT_CHECK).min(deadline);
+                let look_at = (now + CLIENT_CHECK).min(deadline);
                 self.head_watch.arm(look_at);
                 // Interim answers go on to an HTTP/1.1 client as they come.
                 let client = (!req.http10).then_some((&mut self.io, &mut self.interim));
@@ -467,6 +468,7 @@ impl<S: Stream> ClientConn<S> {
                     self.tally.router_made = true;
                     return Err(Failed::Late);
                 }
+                now = Instant::now();
             };
             match read {
                 Ok(head) => break head,
