@@ -489,8 +489,11 @@ impl<S: Stream> ClientConn<S> {
             }
         };
         drop(slot);
-        self.tally.upstream = Some(asked.elapsed());
-        self.tally.answered = Some(started.elapsed());
+        // One clock read for the three figures of the head's arrival.
+        let arrived = Instant::now();
+        let answered = arrived.saturating_duration_since(started);
+        self.tally.upstream = Some(arrived.saturating_duration_since(asked));
+        self.tally.answered = Some(answered);
         self.tally.status = head.status;
         // The answer carries the router's request id (the service's own was dropped).
         http1::add_request_id(&mut self.out, self.request_id.as_bytes());
@@ -498,7 +501,7 @@ impl<S: Stream> ClientConn<S> {
             fwd.service(),
             &fwd.socket().kind,
             head.status,
-            started.elapsed(),
+            answered,
         );
         if head.status == 101 {
             self.bridge(up, closing, timeout).await;
