@@ -309,48 +309,19 @@ pub(crate) fn is_response(body: &[u8]) -> bool {
     envelope(body).is_some()
 }
 
-/// What may be done with a service's answer to the call with id `id`.
-#[derive(Debug)]
-pub(crate) enum Answered<'a> {
-    /// It is that call's response: passed on as the service wrote it.
-    Pass,
-    /// An error the service could not tie to a request (`"id": null`, as JSON-RPC has for a
-    /// request it could not read): passed on under the call's id, so that the caller can.
-    Unbound(ErrorObject<'a>),
-}
-
-/// Checks that `body` is the response to the call with id `id`: one JSON-RPC 2.0 response
-/// object with exactly one of `result` and `error`, an error with an integer `code` and a
-/// string `message`, and the call's id (as written, or the same JSON value). The error says
-/// what is wrong, for the caller's `-32004`.
-pub(crate) fn check_reply<'a>(body: &'a [u8], id: &RawValue) -> Result<Answered<'a>, &'static str> {
-    let (outcome, theirs) =
+/// Checks that `body` is one JSON-RPC 2.0 response object, as a routed call's answer must be
+/// to be passed on as it is (CONTRACT §4): `"jsonrpc": "2.0"`, an `id` member, exactly one of
+/// `result` and `error`, and an error with an integer `code` and a string `message`. The
+/// error says what is wrong, for the caller's `-32004`. The id is not compared with the call's:
+/// the service's response is returned as it is, whatever id it names.
+pub(crate) fn check_reply(body: &[u8]) -> Result<(), &'static str> {
+    let (outcome, id) =
         envelope_with_id(body).ok_or("something that is not a JSON-RPC response")?;
-    let error = match outcome {
-        Outcome::Result(_) => None,
-        Outcome::Error(e) => Some(
-            serde_json::from_str::<ErrorObject<'_>>(e.get())
-                .map_err(|_| "an error without an integer code and a string message")?,
-        ),
-    };
-    let theirs = theirs.ok_or("a response without an id")?;
-    if same_id(theirs, id) {
-        return Ok(Answered::Pass);
+    if let Outcome::Error(e) = outcome {
+        serde_json::from_str::<ErrorObject<'_>>(e.get())
+            .map_err(|_| "an error without an integer code and a string message")?;
     }
-    match error {
-        Some(e) if theirs.get().trim() == "null" => Ok(Answered::Unbound(e)),
-        _ => Err("the response to another request (its id is not the call's)"),
-    }
-}
-
-/// Whether two ids are the same: the same text, or the same JSON value (`1.50` and `1.5`).
-fn same_id(a: &RawValue, b: &RawValue) -> bool {
-    let (a, b) = (a.get().trim(), b.get().trim());
-    a == b
-        || matches!(
-            (serde_json::from_str::<serde_json::Value>(a), serde_json::from_str::<serde_json::Value>(b)),
-            (Ok(x), Ok(y)) if x == y
-        )
+    id.map(|_| ()).ok_or("a response without an id")
 }
 
 /// The member a response object carries.

@@ -497,12 +497,7 @@ impl<S: Stream> ClientConn<S> {
         self.tally.status = head.status;
         // The answer carries the router's request id (the service's own was dropped).
         http1::add_request_id(&mut self.out, self.request_id.as_bytes());
-        metrics.record(
-            fwd.service(),
-            &fwd.socket().kind,
-            head.status,
-            answered,
-        );
+        metrics.record(fwd.service(), &fwd.socket().kind, head.status, answered);
         if head.status == 101 {
             self.bridge(up, closing, timeout).await;
             return Ok(false);

@@ -444,12 +444,18 @@ impl Rpc {
             Entry::Call(call) => call,
         };
         let method = call.method.as_ref();
-        // `hero_router.<m>` names the router's own service: answered here like `<m>`, never
-        // relayed to the router's own socket (which would relay `hero_router.hero_router.…`
-        // to itself again, a hop per prefix).
-        let own = method
+        // `hero_router.<m>` names the router's own service: answered here like `<m>`, as its
+        // socket would answer it, but never relayed there (`hero_router.hero_router.…` would
+        // be relayed to itself again, a hop per prefix; each hop takes one off, so the answer
+        // is that of the method without them).
+        let mut own = None;
+        while let Some(rest) = own
+            .unwrap_or(method)
             .strip_prefix(OWN_SERVICE)
-            .and_then(|rest| rest.strip_prefix('.'));
+            .and_then(|rest| rest.strip_prefix('.'))
+        {
+            own = Some(rest);
+        }
         if own.is_some() || is_own_method(method) {
             let result = self.call_local(own.unwrap_or(method), call.params).await;
             let Some(id) = call.id else {
@@ -546,16 +552,11 @@ impl Rpc {
             Ok(a) => a,
             Err(e) => return fail(CallError::unanswered(e, service)),
         };
-        let Some(id) = call.id else {
+        if call.id.is_none() {
             return (None, false);
-        };
-        match codec::check_reply(&answer.body, id) {
-            Ok(codec::Answered::Pass) => (String::from_utf8(answer.body.to_vec()).ok(), false),
-            Ok(codec::Answered::Unbound(e)) => {
-                let data = e.data.and_then(|d| serde_json::from_str(d.get()).ok());
-                let answer = codec::error(Some(id), e.code, &e.message, data.as_ref());
-                (Some(answer), false)
-            }
+        }
+        match codec::check_reply(&answer.body) {
+            Ok(()) => (String::from_utf8(answer.body.to_vec()).ok(), false),
             Err(what) => {
                 let why = format!(
                     "service {service} answered HTTP {} with {what}",

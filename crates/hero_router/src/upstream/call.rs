@@ -140,17 +140,13 @@ pub(crate) async fn call(
         .send(key, &req, how.timeout, how.limit)
         .await
         .map_err(|e| CallError::unanswered(e, service))?;
-    reply(&answer, service, &id)
+    reply(&answer, service)
 }
 
-/// The result of a buffered answer to the call with id `id`, or the service's error; an
-/// answer that is not that call's JSON-RPC response is a router error (`-32004`) naming its
-/// HTTP status and what is wrong with it.
-pub(crate) fn reply(
-    answer: &Answer,
-    service: &str,
-    id: &RawValue,
-) -> Result<Box<RawValue>, CallError> {
+/// The result of a buffered answer to a call, or the service's error; an answer that is not
+/// one JSON-RPC response is a router error (`-32004`) naming its HTTP status and what is
+/// wrong with it.
+pub(crate) fn reply(answer: &Answer, service: &str) -> Result<Box<RawValue>, CallError> {
     let bad = |what: &str| {
         let why = format!(
             "service {service} answered HTTP {} with {what}",
@@ -158,7 +154,7 @@ pub(crate) fn reply(
         );
         CallError::router(BAD_UPSTREAM, why, service)
     };
-    jsonrpc::check_reply(&answer.body, id).map_err(bad)?;
+    jsonrpc::check_reply(&answer.body).map_err(bad)?;
     match jsonrpc::parse_reply(&answer.body) {
         Some(Reply::Result(result)) => Ok(result.to_owned()),
         Some(Reply::Error(e)) => Err(CallError::Service {
