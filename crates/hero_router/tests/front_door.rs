@@ -818,3 +818,194 @@ async fn a_service_answering_mid_upload_sees_the_body_end() {
     );
     d.stop().await;
 }
+
+/// A client that leaves while its request waits for one of the service's in-flight slots is
+/// not sent to the service when the slot frees: the request is dropped (a 499, counted as a
+/// router error of the service), and the next client in the queue gets the slot.
+#[tokio::test]
+async fn a_client_that_leaves_while_queued_is_never_sent() {
+    let root = tempfile::tempdir().unwrap();
+    let l =
+        tokio::net::UnixListener::bind(service_dir(root.path(), "one").join("rpc.sock")).unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let (arrived_tx, mut arrived_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    {
+        let (seen, release) = (seen.clone(), release.clone());
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let (seen, release, arrived_tx) =
+                    (seen.clone(), release.clone(), arrived_tx.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    while let Some(req) = common::raw::read_request(&mut s, &mut buf).await {
+                        seen.lock()
+                            .unwrap()
+                            .push(req.lines().next().unwrap_or("").to_owned());
+                        if req.starts_with("GET /hold ") {
+                            let _ = arrived_tx.send(());
+                            release.notified().await;
+                        }
+                        if s.write_all(OK).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+    }
+    let d = start_daemon(serve_config(
+        root.path(),
+        &[
+            "--max-inflight-per-service",
+            "1",
+            "--upstream-timeout",
+            "60s",
+        ],
+    ))
+    .await;
+    // A holds the only slot.
+    let mut holder = Client::connect(&d).await;
+    holder.send(&get("/one/rpc/hold")).await;
+    tokio::time::timeout(Duration::from_secs(20), arrived_rx.recv())
+        .await
+        .expect("the held request reached the service")
+        .unwrap();
+    // B queues for the slot, then leaves.
+    let mut leaver = TcpStream::connect(d.tcp).await.unwrap();
+    leaver
+        .write_all(get("/one/rpc/abandoned").as_bytes())
+        .await
+        .unwrap();
+    drop(leaver);
+    // The router notices within a second or so: its 499 is a router error of the service.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, body) =
+            common::rpc(&d, r#"{"jsonrpc":"2.0","id":1,"method":"router.traffic"}"#).await;
+        let v = common::json(&body);
+        let routerr = v["result"]["services"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["name"] == "one"))
+            .map_or(0, |s| {
+                s["windows"]["1m"]["errors"]["router"].as_u64().unwrap_or(0)
+            });
+        if routerr >= 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the leaver was never dropped: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await; // poll interval, bounded by the deadline
+    }
+    // C queues behind; A is let go: C is served, B never reaches the service.
+    let mut next = Client::connect(&d).await;
+    next.send(&get("/one/rpc/next")).await;
+    release.notify_one();
+    assert_eq!(holder.response(false).await.status(), 200);
+    let r = tokio::time::timeout(Duration::from_secs(20), next.response(false))
+        .await
+        .expect("the next client was never served");
+    assert_eq!(r.status(), 200);
+    let seen = seen.lock().unwrap().clone();
+    assert!(!seen.iter().any(|l| l.contains("/abandoned")), "{seen:?}");
+    d.stop().await;
+}
+
+/// An interim head only partly written when the service's time runs out cannot be followed
+/// by the router's 504: the connection ends instead, and what the client got is whole heads
+/// only. The client reads nothing until the timeout passed (simulated with the clock), so the
+/// interims pile up beyond the socket buffers.
+#[tokio::test]
+async fn a_timeout_never_writes_into_a_half_sent_interim_head() {
+    let root = tempfile::tempdir().unwrap();
+    let l =
+        tokio::net::UnixListener::bind(service_dir(root.path(), "early").join("rpc.sock")).unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                if common::raw::read_request(&mut s, &mut buf).await.is_none() {
+                    return;
+                }
+                let pad = "p".repeat(60_000);
+                for _ in 0..200 {
+                    let hint = format!("HTTP/1.1 103 Early Hints\r\nX-Pad: {pad}\r\n\r\n");
+                    if s.write_all(hint.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+                // No final head, ever.
+                std::future::pending::<()>().await;
+            });
+        }
+    });
+    let d = start_daemon(serve_config(root.path(), &["--upstream-timeout", "1s"])).await;
+    let mut s = TcpStream::connect(d.tcp).await.unwrap();
+    s.write_all(get("/early/rpc/x").as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await; // the simulated slow reader: the clock is the point
+    let mut all = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), s.read_to_end(&mut all))
+        .await
+        .expect("the connection never ended")
+        .ok();
+    let text = String::from_utf8_lossy(&all);
+    // Every head starts where the one before ended.
+    for (at, _) in text.match_indices("HTTP/1.1 ") {
+        assert!(
+            at == 0 || text[..at].ends_with("\r\n\r\n"),
+            "a head starts mid-head at {at}"
+        );
+    }
+    d.stop().await;
+}
+
+/// A connection draining after its answer (lingering close) can be shed for a new client at
+/// the listener's limit, like an idle one: it is not mid-request any more.
+#[tokio::test]
+async fn lingering_connections_make_room_for_new_clients() {
+    let root = tempfile::tempdir().unwrap();
+    let _up = Upstream::bind(root.path(), "svc", |_| Reply::Send(OK));
+    let d = start_daemon(serve_config(
+        root.path(),
+        &[
+            "--max-connections",
+            "2",
+            "--max-body",
+            "1KiB",
+            "--header-timeout",
+            "1h",
+        ],
+    ))
+    .await;
+    let mut draining = Vec::new();
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(d.tcp).await.unwrap();
+        s.write_all(
+            b"POST /svc/rpc/up HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\nxx",
+        )
+        .await
+        .unwrap();
+        // Its 413 is here: the connection now only drains.
+        let mut got = Vec::new();
+        let mut b = [0u8; 1024];
+        while !String::from_utf8_lossy(&got).contains("\r\n\r\n") {
+            let n = s.read(&mut b).await.unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&b[..n]);
+        }
+        assert!(
+            got.starts_with(b"HTTP/1.1 413 "),
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
+        s.write_all(b"more body").await.unwrap();
+        draining.push(s);
+    }
+    let mut c = Client::connect(&d).await;
+    c.send(&get("/health")).await;
+    let r = c.response(false).await;
+    assert_eq!(r.status(), 200, "{r:?}");
+    d.stop().await;
+}

@@ -211,8 +211,8 @@ pub(crate) struct ClientConn<S> {
     pub out: Vec<u8>,
     /// The upstream request head being sent (likewise).
     pub up_head: Vec<u8>,
-    /// Interim (1xx) heads on their way to the client, not yet written whole.
-    interim: Vec<u8>,
+    /// Interim (1xx) heads on their way to the client.
+    interim: upstream::Interim,
     /// `--upstream-timeout` for the response head.
     head_watch: Watchdog,
     /// The longest pause within a request body (`--header-timeout`): a client that stops
@@ -260,7 +260,7 @@ impl<S: Stream> ClientConn<S> {
             expect_pending: false,
             out: Vec::with_capacity(1024),
             up_head: Vec::with_capacity(1024),
-            interim: Vec::new(),
+            interim: upstream::Interim::default(),
             affinity: None,
             head_watch: Watchdog::new(),
             body_pause: std::time::Duration::from_secs(10),
@@ -287,6 +287,13 @@ impl<S: Stream> ClientConn<S> {
     /// body was not read whole, or the connection is closing.
     pub(crate) fn closes_after(&self, req: &Req, closing: bool) -> bool {
         !req.keep_alive || !matches!(self.body, BodyLeft::Done) || closing
+    }
+
+    /// Counts the interim heads written to the client so far as sent, and says whether one is
+    /// only partly written: then no answer of the router's own can follow on this connection.
+    pub(crate) fn settle_interim(&mut self) -> bool {
+        self.tally.sent += std::mem::take(&mut self.interim.sent);
+        !self.interim.pending.is_empty()
     }
 
     /// Whether the client may still be sending: part of the current request's body, or a
@@ -405,9 +412,16 @@ impl<S: Stream> ClientConn<S> {
         let timeout = ctx.upstream_timeout;
         let early = |e: SendError| Failed::Early(ProxyError::unanswered(e, fwd.service()));
         let (key, slots, up) = self.upstream(&ctx.pool, fwd.socket());
-        let slot = upstream::acquire(slots, timeout)
-            .await
-            .ok_or_else(|| early(SendError::Saturated))?;
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => self
+                .wait_for_slot(slots, timeout)
+                .await
+                .map_err(|e| match e {
+                    None => early(SendError::Saturated),
+                    Some(gone) => gone,
+                })?,
+        };
         let mut up = match up {
             Some(up) => up,
             None => ctx.pool.checkout(&key).await.map_err(early)?,
@@ -524,6 +538,35 @@ impl<S: Stream> ClientConn<S> {
             }
         }
         Ok(done && !head.close_client && matches!(self.body, BodyLeft::Done))
+    }
+
+    /// Waits at most `timeout` for one of the service's in-flight slots, in its queue's
+    /// order. Every [`CLIENT_CHECK`] it looks whether the client left: a request nobody waits
+    /// for any more is not sent (`Err(Some(_))`, a 499). `Err(None)`: no slot in time.
+    async fn wait_for_slot(
+        &mut self,
+        slots: Arc<Semaphore>,
+        timeout: Duration,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, Option<Failed>> {
+        let deadline = Instant::now() + timeout;
+        let acquire = slots.acquire_owned();
+        tokio::pin!(acquire);
+        loop {
+            let look_at = (Instant::now() + CLIENT_CHECK).min(deadline);
+            tokio::select! {
+                biased;
+                r = &mut acquire => return r.map_err(|_| None),
+                () = tokio::time::sleep_until(look_at) => {}
+            }
+            if look_at >= deadline {
+                return Err(None);
+            }
+            if client_closed_now(&mut self.io, &mut self.buf) {
+                self.tally.status = CLIENT_CLOSED;
+                self.tally.router_made = true;
+                return Err(Some(Failed::Late));
+            }
+        }
     }
 
     /// The pool key of `socket`, its service's in-flight semaphore, and the connection kept

@@ -186,6 +186,8 @@ pub(super) async fn serve<S: Stream>(
         client.finish(&front);
         if !keep {
             if client.conn.may_be_sending() {
+                // Answered: the connection may be shed for a new one like an idle one.
+                slot.reading_head(Instant::now());
                 tokio::select! {
                     biased;
                     () = slot.closed() => {}
@@ -894,9 +896,13 @@ impl<S: Stream> Client<'_, S> {
             .conn
             .forward(&front.shared, front.metrics(), self.slot, req, fwd, started)
             .await;
+        let mid_interim = self.conn.settle_interim();
         match sent {
             Ok(keep) => keep,
             Err(Failed::Late) => false,
+            // An interim head only partly written: an error head after it would be garbage on
+            // the client's side. The connection ends instead.
+            Err(Failed::Early(_)) if mid_interim => false,
             Err(Failed::Early(e)) => self.fail(front, req, &e, started).await,
         }
     }

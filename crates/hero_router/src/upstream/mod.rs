@@ -17,5 +17,5 @@ mod pool;
 pub(crate) use call::{CallError, CallOptions, ServiceError, call, call_once};
 pub(crate) use connect::SendError;
 pub(crate) use pool::{
-    Answer, HeadError, Inflight, Key, Pool, READ_CHUNK, UpConn, acquire, read_final_head,
+    Answer, HeadError, Inflight, Interim, Key, Pool, READ_CHUNK, UpConn, read_final_head,
 };

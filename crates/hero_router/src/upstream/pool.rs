@@ -327,7 +327,7 @@ impl Pool {
         let head = loop {
             let attempt = async {
                 conn.io.write_all(&bytes).await.map_err(Unanswered::Write)?;
-                let client: Option<(&mut tokio::io::Sink, &mut Vec<u8>)> = None;
+                let client: Option<(&mut tokio::io::Sink, &mut Interim)> = None;
                 read_final_head(&mut conn, Exchange::default, None, client)
                     .await
                     .map_err(Unanswered::Head)
@@ -409,6 +409,17 @@ impl HeadError {
     }
 }
 
+/// Interim (1xx) heads on their way to a client: the bytes not written yet, and how many
+/// were.
+#[derive(Debug, Default)]
+pub(crate) struct Interim {
+    /// Not written yet: an interim head is whole on the client's side only once this is
+    /// empty.
+    pub pending: Vec<u8>,
+    /// Bytes written to the client.
+    pub sent: u64,
+}
+
 /// Reads up to the final response head: the one loop that does, for every exchange with a
 /// service. Each interim (1xx) head is consumed and, rewritten for the client into `out`,
 /// written to `client` if there is one, through its pending bytes; the final head is consumed
@@ -421,16 +432,17 @@ pub(crate) async fn read_final_head<W: AsyncWrite + Unpin>(
     conn: &mut UpConn,
     ex: impl Fn() -> Exchange,
     mut out: Option<&mut Vec<u8>>,
-    mut client: Option<(&mut W, &mut Vec<u8>)>,
+    mut client: Option<(&mut W, &mut Interim)>,
 ) -> Result<http1::ResponseHead, HeadError> {
     let mut heard = false;
     loop {
-        if let Some((client, pending)) = client.as_mut() {
+        if let Some((client, interim)) = client.as_mut() {
             // Each write is whole or not at all: what is left survives a cancellation.
-            while !pending.is_empty() {
-                match client.write(pending).await {
+            while !interim.pending.is_empty() {
+                match client.write(&interim.pending).await {
                     Ok(n) if n > 0 => {
-                        pending.drain(..n);
+                        interim.pending.drain(..n);
+                        interim.sent += n as u64;
                     }
                     _ => return Err(HeadError::Interim),
                 }
@@ -446,8 +458,8 @@ pub(crate) async fn read_final_head<W: AsyncWrite + Unpin>(
                     return Ok(h);
                 }
                 heard = true;
-                if let (Some((_, pending)), Some(out)) = (client.as_mut(), out.as_deref()) {
-                    pending.extend_from_slice(out);
+                if let (Some((_, interim)), Some(out)) = (client.as_mut(), out.as_deref()) {
+                    interim.pending.extend_from_slice(out);
                 }
                 continue;
             }
