@@ -613,6 +613,23 @@ async fn a_revoked_client_loses_its_open_streams() {
     };
     let mut revoked = open_feed("127.0.0.1").await;
     let kept = open_feed("127.0.0.2").await;
+    // A file written in pieces (here, its first line, then the rest 100 ms later) is judged
+    // as it ends: the first piece alone would deny 127.0.0.2.
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(&file).unwrap();
+        f.write_all(b"127.0.0.1\n").unwrap();
+        f.flush().unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await; // the writer's pause: the clock is the point
+        f.write_all(b"127.0.0.2\n").unwrap();
+    }
+    // Past the settling time (1 s): nothing was cut.
+    tokio::time::sleep(Duration::from_secs(2)).await; // the clock is the point: a cut would have come by now
+    let mut b = [0u8; 1];
+    assert!(
+        !matches!(kept.try_read(&mut b), Ok(0)),
+        "a half-written file cut 127.0.0.2"
+    );
     let out = access_cmd(&file, &["remove", "127.0.0.1/32"]);
     assert!(out.status.success(), "{out:?}");
     let mut rest = Vec::new();

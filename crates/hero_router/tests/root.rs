@@ -253,6 +253,16 @@ async fn a_deleted_own_socket_is_bound_again() {
     std::fs::remove_dir_all(&own).unwrap();
     own_socket_answers_again(root.path(), &mut events).await;
     assert!(own.join("admin.sock").exists());
+    // Its directory moved away and a file put in its place: the router cannot bind there and
+    // says so; once the file is gone it binds again after a scan.
+    std::fs::rename(&own, root.path().join("moved")).unwrap();
+    std::fs::write(&own, b"in the way").unwrap();
+    wait_event(&mut events, Duration::from_secs(20), |e| {
+        matches!(e, Event::ScanCompleted { .. })
+    })
+    .await;
+    std::fs::remove_file(&own).unwrap();
+    own_socket_answers_again(root.path(), &mut events).await;
     second_serve_is_refused(root.path());
     d.stop().await;
 }

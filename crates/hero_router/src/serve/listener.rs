@@ -40,6 +40,9 @@ const SOMAXCONN: &str = "/proc/sys/net/core/somaxconn";
 /// The backlog when [`SOMAXCONN`] cannot be read: Linux's `somaxconn` default since 5.4.
 const DEFAULT_BACKLOG: u32 = 4096;
 
+/// How long the allow-list must stay unchanged before open connections are judged by it.
+const ACCESS_SETTLE: Duration = Duration::from_secs(1);
+
 /// How long a connection refused at the listener's limit drains its request ([`conn::linger`]).
 const REFUSED_LINGER: Duration = Duration::from_secs(1);
 /// Most refused connections draining at once: beyond it, a refusal closes at once (a flood
@@ -192,11 +195,24 @@ pub(crate) async fn serve(listener: AnyListener, app: Arc<App>, token: Cancellat
     let access = &app.front.access;
     let mut access_changes = access.changes();
     let mut allowed_before = access.list();
+    let mut judge_at: Option<tokio::time::Instant> = None;
     loop {
         let accepted = tokio::select! {
             _ = token.cancelled() => break,
             r = listener.accept() => r,
             Ok(()) = access_changes.changed() => {
+                // Judged once the file has settled: a file written in pieces shows the watcher
+                // lists that are only part of the one meant.
+                judge_at = Some(tokio::time::Instant::now() + ACCESS_SETTLE);
+                continue;
+            }
+            () = async {
+                match judge_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                judge_at = None;
                 // A client the new list denies loses its connections now, streams included:
                 // each request is judged at its head, but a stream lives on after it.
                 let cut = slots.cut_where(|ip| access.revokes(ip, &allowed_before));

@@ -171,12 +171,13 @@ impl OwnSockets {
         Ok(())
     }
 
-    /// Whether one of the own sockets is no longer there (deleted by hand, or with its
-    /// directory).
+    /// Whether one of the own sockets is no longer there as a socket (deleted by hand or with
+    /// its directory, or its directory replaced by something else).
     fn one_is_missing(&self) -> bool {
+        use std::os::unix::fs::FileTypeExt as _;
         ["rpc", "admin"].iter().any(|kind| {
             let path = self.root.join(OWN_SERVICE).join(format!("{kind}.sock"));
-            matches!(std::fs::symlink_metadata(&path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+            !std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_socket())
         })
     }
 
@@ -186,35 +187,38 @@ impl OwnSockets {
     }
 }
 
-/// Binds the own sockets again whenever the scanner reports the root replaced. Ends with an
-/// error if they cannot be bound (then the router cannot be reached on its own sockets, and
-/// the supervisor stops it so it is restarted).
+/// Binds the own sockets again whenever the scanner reports the root replaced (failing that,
+/// ends with an error: the supervisor stops the router so it is restarted), and whenever one
+/// of them is not there as a socket after a scan or a socket event (deleted by hand, or its
+/// directory replaced): failing that, it warns once per reason and tries again after the next
+/// scan, so that the operator can put things right without a restart.
 pub(super) async fn keep(
     own: Arc<tokio::sync::Mutex<Option<OwnSockets>>>,
     registry: Registry,
     token: CancellationToken,
 ) -> Result<(), String> {
     let mut events = registry.subscribe();
+    let mut last_failure: Option<String> = None;
     loop {
         let ev = tokio::select! {
             _ = token.cancelled() => return Ok(()),
             ev = events.recv() => ev,
         };
-        let why = match ev {
+        let replaced = match ev {
             Ok(Stamped {
                 event: Event::RootReplaced { .. },
                 ..
-            }) => "the socket root was replaced",
+            }) => true,
             // Deleted by hand or with its directory: without it the CLI cannot reach the
-            // router, and a second router could take the root.
+            // router, and a second router could take the root. A scan looks too: a directory
+            // replaced by a file reports no socket change.
             Ok(Stamped {
-                event: Event::SocketChanged { service, to, .. },
+                event:
+                    Event::SocketChanged { .. }
+                    | Event::ServiceDropped { .. }
+                    | Event::ScanCompleted { .. },
                 ..
-            }) if service == OWN_SERVICE && to == "gone" => "an own socket was deleted",
-            Ok(Stamped {
-                event: Event::ServiceDropped { service, .. },
-                ..
-            }) if service == OWN_SERVICE => "an own socket was deleted",
+            }) => false,
             Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
             Err(_) => return Ok(()),
         };
@@ -224,13 +228,30 @@ pub(super) async fn keep(
         };
         // An old event (the sockets are back already, bound again by the event before) does
         // not unbind the live ones.
-        if why != "the socket root was replaced" && !own.one_is_missing() {
+        if !replaced && !own.one_is_missing() {
             continue;
         }
-        if let Err(e) = own.rebind().await {
-            return Err(format!("cannot bind the router's own sockets again: {e}"));
+        let why = if replaced {
+            "the socket root was replaced"
+        } else {
+            "an own socket is gone"
+        };
+        match own.rebind().await {
+            Ok(()) => {
+                last_failure = None;
+                tracing::warn!(root = %own.root.display(), why, "bound rpc.sock and admin.sock again");
+            }
+            Err(e) if replaced => {
+                return Err(format!("cannot bind the router's own sockets again: {e}"));
+            }
+            Err(e) => {
+                let e = e.to_string();
+                if last_failure.as_deref() != Some(e.as_str()) {
+                    tracing::warn!(root = %own.root.display(), error = %e, "an own socket is gone and cannot be bound again; trying again after each scan");
+                }
+                last_failure = Some(e);
+            }
         }
-        tracing::warn!(root = %own.root.display(), why, "bound rpc.sock and admin.sock again");
     }
 }
 
