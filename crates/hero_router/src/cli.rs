@@ -425,11 +425,19 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 mod tests;
 
 /// `text` fit for a terminal line: control characters (newlines, escape sequences, C1
-/// controls) and bidirectional overrides are written as `\u{…}` escapes, so that a service's
+/// controls), line separators and bidirectional marks and overrides are written as `\u{…}` escapes, so that a service's
 /// title or error message can neither forge lines of a table nor drive the terminal.
 pub(crate) fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
-    let unsafe_char =
-        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    // Controls; line and paragraph separators; direction marks, embeddings, overrides and
+    // isolates.
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(
+                c,
+                '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{061c}'
+            )
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
     if !text.chars().any(unsafe_char) {
         return std::borrow::Cow::Borrowed(text);
     }

@@ -919,6 +919,24 @@ async fn malformed_requests_get_json_rpc_errors_that_say_what_to_fix() {
         "{v}"
     );
     assert!(v["error"]["data"]["request_id"].is_string(), "{v}");
+    // A method the gateway leaves to rmcp: rmcp's error, with the request's id added.
+    let unknown = r#"{"jsonrpc":"2.0","id":4,"method":"nosuch/method"}"#;
+    let (status, v) = post_raw(&d, "application/json", both, unknown).await;
+    assert_eq!(
+        (status, v["error"]["code"].as_i64()),
+        (200, Some(-32601)),
+        "{v}"
+    );
+    assert!(v["error"]["data"]["request_id"].is_string(), "{v}");
+    // No JSON-RPC message (no "jsonrpc"): 400 -32600, not rmcp's 415.
+    let bare = r#"{"id":5,"method":"tools/list"}"#;
+    let (status, v) = post_raw(&d, "application/json", both, bare).await;
+    assert_eq!(
+        (status, v["error"]["code"].as_i64()),
+        (400, Some(-32600)),
+        "{v}"
+    );
+    assert_eq!(v["id"], 5);
     // Arguments that are not an object: invalid params, with the request's id.
     let call = r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"add","arguments":[1,2]}}"#;
     let (status, v) = post_raw(&d, "application/json", both, call).await;

@@ -105,4 +105,5 @@ fn terminal_safe_escapes_controls_and_bidi_overrides_only() {
         terminal_safe("x\u{9b}y\u{202e}z\u{2066}"),
         r"x\u{9b}y\u{202e}z\u{2066}"
     );
+    assert_eq!(terminal_safe("a\u{2028}b\u{200f}c"), r"a\u{2028}b\u{200f}c");
 }

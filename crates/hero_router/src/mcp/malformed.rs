@@ -18,7 +18,7 @@ use http::{HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 
 use crate::app::Response;
-use crate::jsonrpc::{INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR};
+use crate::jsonrpc::{self, INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR};
 
 /// Longest refusal text of rmcp's copied into an error message.
 const MAX_REFUSAL: usize = 1024;
@@ -55,7 +55,33 @@ pub(super) fn precheck(parts: &mut Parts, body: &[u8], request_id: &str) -> Opti
             request_id,
         ));
     }
-    let why = bad_tools_call(&message)?;
+    // Not a JSON-RPC message (no "jsonrpc": "2.0", a method that is no string, params that
+    // are neither array nor object, an id of another type): rmcp says 415, which blames the
+    // media type. Said as JSON-RPC says it.
+    if let Ok(jsonrpc::Body::Single(jsonrpc::Entry::Invalid { id, reason })) = jsonrpc::parse(body)
+    {
+        let id = id
+            .and_then(|i| serde_json::from_str(i.get()).ok())
+            .unwrap_or(Value::Null);
+        let why = format!("invalid request: {reason}");
+        return Some(error(
+            StatusCode::BAD_REQUEST,
+            id,
+            INVALID_REQUEST,
+            why,
+            request_id,
+        ));
+    }
+    let why = bad_tools_call(&message).or_else(|| {
+        // MCP's params are an object (JSON-RPC would allow an array): rmcp says 415 to one.
+        let params = message.get("params")?;
+        (!params.is_object()).then(|| {
+            format!(
+                "invalid params: an MCP request's params are an object, not {}",
+                crate::json::kind(params)
+            )
+        })
+    })?;
     let id = message.get("id").cloned().unwrap_or(Value::Null);
     Some(error(StatusCode::OK, id, INVALID_PARAMS, why, request_id))
 }
@@ -128,7 +154,10 @@ pub(super) async fn json_refusal(answer: Response, request_id: &str) -> Response
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    if status.as_u16() < 400 || is_json {
+    if is_json {
+        return with_request_id(answer, request_id).await;
+    }
+    if status.as_u16() < 400 {
         return answer;
     }
     let (_, body) = answer.into_parts();
@@ -141,6 +170,39 @@ pub(super) async fn json_refusal(answer: Response, request_id: &str) -> Response
         text = status.canonical_reason().unwrap_or("refused").to_owned();
     }
     error(status, Value::Null, INVALID_REQUEST, text, request_id)
+}
+
+/// rmcp's JSON `answer` with `request_id` in its error's `data` (an unknown method, bad
+/// params of a method the gateway leaves to rmcp), as every error the router makes has it;
+/// any other answer as it is. Only a body that mentions `"error"` is parsed.
+async fn with_request_id(answer: Response, request_id: &str) -> Response {
+    let (parts, body) = answer.into_parts();
+    let Some(bytes) = crate::app::collect(body, usize::MAX).await else {
+        return Response::from_parts(parts, crate::app::full(bytes::Bytes::new()));
+    };
+    let rebuilt = |bytes| Response::from_parts(parts, crate::app::full(bytes));
+    if !bytes.windows(7).any(|w| w == b"\"error\"") {
+        return rebuilt(bytes);
+    }
+    let mut v: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(_) => return rebuilt(bytes),
+    };
+    let Some(error) = v.get_mut("error").and_then(Value::as_object_mut) else {
+        return rebuilt(bytes);
+    };
+    match error.get_mut("data") {
+        Some(Value::Object(data)) => {
+            data.entry("request_id")
+                .or_insert_with(|| json!(request_id));
+        }
+        None | Some(Value::Null) => {
+            error.insert("data".into(), json!({"request_id": request_id}));
+        }
+        // A data of another shape stays as it is.
+        Some(_) => {}
+    }
+    rebuilt(bytes::Bytes::from(v.to_string()))
 }
 
 /// A JSON-RPC error answer, naming the request's id in its `data` as every error the router

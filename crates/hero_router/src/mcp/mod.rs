@@ -791,11 +791,14 @@ fn cursor_after(services: &[&str], end: usize) -> String {
 /// Where the page of `cursor` (made by [`cursor_after`]) starts in a list whose tools belong
 /// to `services` (sorted); `None` if it is no such cursor.
 fn page_start(services: &[&str], cursor: &str) -> Option<usize> {
-    let (service, done) = cursor.rsplit_once('/')?;
-    let done: usize = done.parse().ok()?;
-    if service.is_empty() {
+    let (service, done) = cursor.split_once('/')?;
+    if !crate::registry::names::valid_service_name(service)
+        || done.is_empty()
+        || !done.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
+    let done: usize = done.parse().ok()?;
     let first = services.partition_point(|s| *s < service);
     let of_service = services[first..]
         .iter()

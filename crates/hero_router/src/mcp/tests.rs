@@ -578,7 +578,9 @@ fn cursors_survive_services_coming_and_going() {
     assert_eq!(page_start(&after, &cursor), Some(4));
     // Everything went: an empty last page, not an error.
     assert_eq!(page_start(&[], &cursor), Some(0));
-    for bad in ["", "x", "b", "/3", "b/x", "b/-1"] {
+    for bad in [
+        "", "x", "b", "/3", "b/x", "b/-1", "b/+1", "b/", "ma/1/2", "a b/1", "_b/1",
+    ] {
         assert_eq!(page_start(&before, bad), None, "{bad:?}");
     }
 }

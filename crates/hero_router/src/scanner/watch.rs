@@ -3,13 +3,16 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use notify::{EventKindMask, Watcher};
 use tokio::sync::mpsc;
 
 use super::Scanner;
 use crate::registry::names::valid_service_name;
+
+/// A service directory could not be watched at the last sync (logged once per stretch).
+static DIR_WATCH_FAILING: AtomicBool = AtomicBool::new(false);
 
 // === impl Scanner ===
 
@@ -53,10 +56,27 @@ impl Scanner {
         for name in self.records.take_unwatched() {
             let _ = w.unwatch(&root.join(name));
         }
-        self.records.watch_new(|name| {
-            w.watch(&root.join(name), notify::RecursiveMode::NonRecursive)
-                .is_ok()
-        })
+        let mut failed: Option<String> = None;
+        let watched = self.records.watch_new(|name| {
+            match w.watch(&root.join(name), notify::RecursiveMode::NonRecursive) {
+                Ok(()) => true,
+                Err(e) => {
+                    failed.get_or_insert_with(|| format!("{name}: {e}"));
+                    false
+                }
+            }
+        });
+        // Said once per stretch of failures: the directories are tried again at every sync.
+        match failed {
+            Some(first) if !DIR_WATCH_FAILING.swap(true, Ordering::Relaxed) => {
+                tracing::warn!(error = %first, "cannot watch a service directory (inotify limits?); its new sockets wait for the periodic scan");
+            }
+            None if DIR_WATCH_FAILING.swap(false, Ordering::Relaxed) => {
+                tracing::info!("every service directory is watched again");
+            }
+            _ => {}
+        }
+        watched
     }
 
     /// Maps a watch event to the service directories it touched; returns true if it touched

@@ -72,7 +72,7 @@ async fn tools_call_arguments_that_are_not_an_object_are_invalid_params() {
         json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "add"}}),
         json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                "params": {"name": "add", "arguments": {"a": 1}}}),
-        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": [1]}),
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"cursor": "x"}}),
     ] {
         let mut p = parts("application/json, text/event-stream");
         assert!(
@@ -155,4 +155,76 @@ async fn a_batch_is_an_invalid_request_not_a_media_type() {
         );
         assert_eq!(v["error"]["data"]["request_id"], "rid");
     }
+}
+
+/// A JSON object that is no JSON-RPC message is 400 `-32600` saying why, under its id when it
+/// has a usable one: rmcp said 415, which blames the media type.
+#[tokio::test]
+async fn a_message_that_is_no_json_rpc_is_an_invalid_request() {
+    for (body, id, says) in [
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#,
+            None,
+            None,
+        ),
+        (
+            r#"{"id":1,"method":"tools/list"}"#,
+            Some(json!(1)),
+            Some("jsonrpc"),
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":{"a":1},"method":"tools/list"}"#,
+            Some(Value::Null),
+            Some("id"),
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":5}"#,
+            Some(json!(1)),
+            Some("method"),
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping","params":5}"#,
+            Some(json!(1)),
+            Some("params"),
+        ),
+    ] {
+        let mut p = parts("application/json, text/event-stream");
+        let answer = precheck(&mut p, body.as_bytes(), "rid");
+        let (Some(id), Some(says)) = (id, says) else {
+            // A well-formed message (params may be an array in JSON-RPC) goes on to rmcp.
+            assert!(answer.is_none(), "{body}");
+            continue;
+        };
+        let (status, v) = body_of(answer.expect(body)).await;
+        assert_eq!(
+            (status, &v["error"]["code"]),
+            (400, &json!(INVALID_REQUEST)),
+            "{body}: {v}"
+        );
+        assert_eq!(v["id"], id, "{body}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(says),
+            "{body}: {v}"
+        );
+        assert_eq!(v["error"]["data"]["request_id"], "rid");
+    }
+}
+
+/// MCP's params are an object: an array is `-32602` under the request's id.
+#[tokio::test]
+async fn params_that_are_no_object_are_invalid_params() {
+    let mut p = parts("application/json, text/event-stream");
+    let body = br#"{"jsonrpc":"2.0","id":3,"method":"tools/list","params":[1]}"#;
+    let (status, v) = body_of(precheck(&mut p, body, "rid").unwrap()).await;
+    assert_eq!(
+        (status, &v["error"]["code"], &v["id"]),
+        (200, &json!(INVALID_PARAMS), &json!(3))
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not an array"),
+        "{v}"
+    );
 }
