@@ -33,6 +33,9 @@ pub(crate) struct ScanReport {
     pub ignored: Vec<Ignored>,
     /// Paths removed (only with `--reap`).
     pub reaped: Vec<String>,
+    /// Whether the scan could remove stale sockets (`--reap`).
+    #[serde(skip)]
+    pub reaping: bool,
 }
 
 /// Runs the scan.
@@ -62,6 +65,7 @@ pub(crate) async fn run(root: PathBuf, args: &ScanArgs) -> anyhow::Result<ScanRe
         services: table.services.clone(),
         ignored: table.ignored.clone(),
         reaped,
+        reaping: args.reap,
     })
 }
 
@@ -89,12 +93,17 @@ pub(crate) fn render_text(r: &ScanReport) -> String {
             ]);
         }
         for sock in &s.sockets {
+            let why = match sock.reap_skipped {
+                // A read-only scan keeps everything; saying so on every row is noise.
+                Some(reason) if r.reaping => format!("{}; kept: {}", sock.detail, reason.explain()),
+                _ => sock.detail.to_string(),
+            };
             rows.push([
                 s.name.clone(),
                 status.clone(),
                 sock.kind.clone(),
                 sock.state.to_string(),
-                sock.detail.to_string(),
+                why,
             ]);
         }
     }

@@ -109,7 +109,7 @@ fn scan_reap_removes_only_old_stale_sockets() {
     let dead = svc.join("admin.sock");
     dead_socket(&dead);
 
-    // Within the default 10 s grace: kept.
+    // Within the default 10 s grace: kept, and both forms say why.
     let out = run(
         &["scan", "--json", "--reap", "--stale-after", "2"],
         root.path(),
@@ -118,6 +118,28 @@ fn scan_reap_removes_only_old_stale_sockets() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["reaped"], serde_json::json!([]));
     assert!(dead.exists());
+    let sockets = v["services"][0]["sockets"].as_array().unwrap();
+    let kept: Vec<_> = sockets
+        .iter()
+        .map(|s| (s["kind"].as_str().unwrap(), s.get("reap_skipped").cloned()))
+        .collect();
+    assert_eq!(
+        kept,
+        [("admin", Some(serde_json::json!("grace"))), ("rpc", None)],
+        "only the refused socket has a reason: {sockets:?}"
+    );
+    let out = run(&["scan", "--reap", "--stale-after", "2"], root.path());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.lines().any(|l| l.contains("admin")
+            && l.contains("refused")
+            && l.contains("kept: younger than --reap-grace")),
+        "{text}"
+    );
+    // A read-only scan keeps everything and does not say so on every row.
+    let out = run(&["scan"], root.path());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains("kept:"), "{text}");
 
     let out = run(
         &[

@@ -320,11 +320,34 @@ async fn rule_4_owner_lock_alone_prevents_reap() {
     assert!(
         skip_reasons(&mut events).contains(&(dead.display().to_string(), SkipReason::OwnerLocked))
     );
-    drop(lock);
+    // The table says why the file is still there.
+    let table = scanner.table();
+    let socket = table.services[0].sockets.iter().find(|s| s.kind == "rpc");
     assert_eq!(
-        scanner.scan_full(ProbeCause::Periodic).await.reaped.len(),
-        1
+        socket.map(|s| s.reap_skipped),
+        Some(Some(SkipReason::OwnerLocked))
     );
+    drop(lock);
+    // A child another test thread forked meanwhile shares the lock's open file until it
+    // execs (a fork with a uid change copies this whole process first), so the lock may
+    // outlive the drop briefly: scan until it is gone, with a deadline.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let reaped = scanner.scan_full(ProbeCause::Periodic).await.reaped;
+        if reaped.len() == 1 {
+            break;
+        }
+        let table = scanner.table();
+        let reason = table.services[0].sockets[0].reap_skipped;
+        assert_eq!(
+            reason,
+            Some(SkipReason::OwnerLocked),
+            "{:?}",
+            table.services
+        );
+        assert!(tokio::time::Instant::now() < deadline, "still locked");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// A fake hero_proc on `<root>/hero_proc/rpc.sock` answering every call with `result`.
@@ -516,19 +539,12 @@ async fn denied_is_reported_and_never_reaped() {
         // Root never gets EACCES, so the real check runs in a child that dropped to uid 65534
         // (nobody): the real `hero_router scan` binary, against a socket only root may use.
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        use std::os::unix::process::CommandExt;
         // The build directory may not be reachable for nobody (a 0700 checkout): run a copy
         // from a directory it can enter.
-        let bin_dir = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let bin = bin_dir.path().join("hero_router");
-        std::fs::copy(env!("CARGO_BIN_EXE_hero_router"), &bin).unwrap();
-        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let out = std::process::Command::new(&bin)
+        let out = common::nobody_bin()
+            .command()
             .args(["scan", "--json", "--socket-dir"])
             .arg(root.path())
-            .uid(65534)
-            .gid(65534)
             .output()
             .unwrap();
         assert!(

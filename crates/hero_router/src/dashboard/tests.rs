@@ -455,6 +455,7 @@ fn a_refusal_streak_alone_is_no_change_on_the_page() {
         since_unix_ms: 1,
         detail: "ECONNREFUSED".into(),
         refused_streak: streak,
+        reap_skipped: None,
         identity: None,
     };
     let service = |sockets| Service {
@@ -569,6 +570,7 @@ fn a_service_frame_is_the_json_it_was_as_a_tree() {
             since_unix_ms: 1,
             detail: "connect ok".into(),
             refused_streak: 0,
+            reap_skipped: None,
             identity: None,
         }],
         error: Some("a \"quoted\" <error>".into()),

@@ -148,6 +148,7 @@ async fn gateway_with_calc(
         since_unix_ms: 0,
         detail: "".into(),
         refused_streak: 0,
+        reap_skipped: None,
         identity: None,
     };
     let service = Service {

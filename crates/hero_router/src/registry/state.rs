@@ -39,6 +39,7 @@ pub enum SkipReason {
     /// The lock file could not be opened or locked.
     LockError,
     /// The re-probe just before removal did not say refused (rule 5).
+    #[serde(rename = "reprobe_not_refused")]
     Reprobe,
     /// A process has a socket bound to the file (between `bind()` and `listen()`), so it is
     /// not dead although it refuses connections.
@@ -80,6 +81,23 @@ impl fmt::Display for SocketState {
 // === impl SkipReason ===
 
 impl SkipReason {
+    /// Every reason, in the order of docs/sockets-and-reaping.md#skip-reasons.
+    pub const ALL: [SkipReason; 13] = [
+        SkipReason::NoReap,
+        SkipReason::Streak,
+        SkipReason::Grace,
+        SkipReason::IdentityChanged,
+        SkipReason::OwnerLocked,
+        SkipReason::LockError,
+        SkipReason::Reprobe,
+        SkipReason::Bound,
+        SkipReason::Restored,
+        SkipReason::Unverifiable,
+        SkipReason::Error,
+        SkipReason::HeroProcRunning,
+        SkipReason::OwnSocket,
+    ];
+
     /// The stable reason code.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -96,6 +114,25 @@ impl SkipReason {
             SkipReason::Unverifiable => "unverifiable",
             SkipReason::Restored => "restored",
             SkipReason::Error => "error",
+        }
+    }
+
+    /// The reason in words, for the CLI (docs/sockets-and-reaping.md#skip-reasons).
+    pub fn explain(self) -> &'static str {
+        match self {
+            SkipReason::NoReap => "reaping is off",
+            SkipReason::Streak => "not refused on --stale-after scans in a row yet",
+            SkipReason::Grace => "younger than --reap-grace",
+            SkipReason::IdentityChanged => "another file than at the first refusal",
+            SkipReason::OwnerLocked => "a process holds its .lock",
+            SkipReason::LockError => "its .lock could not be opened or locked",
+            SkipReason::Reprobe => "the re-probe before removal did not say refused",
+            SkipReason::Bound => "a process has it bound but not listening",
+            SkipReason::HeroProcRunning => "hero_proc reports the service running",
+            SkipReason::OwnSocket => "the router's own socket",
+            SkipReason::Unverifiable => "could not be proven the same file; put back",
+            SkipReason::Restored => "another or a live socket after the rename; put back",
+            SkipReason::Error => "a system call failed (see the log)",
         }
     }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::registry::names::Ignored;
-use crate::registry::state::SocketState;
+use crate::registry::state::{SkipReason, SocketState};
 
 /// One published snapshot of every service and socket under the root.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -76,6 +76,9 @@ pub struct Socket {
     pub detail: Cow<'static, str>,
     /// Consecutive periodic scans that found this file refused.
     pub refused_streak: u32,
+    /// Why the last reap round kept this refused socket (a reap reason code), if it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reap_skipped: Option<SkipReason>,
     /// The file's identity at the last probe: the upstream pool is keyed by it, so a replaced
     /// socket never gets a connection that belonged to the old server.
     #[serde(skip)]

@@ -151,3 +151,26 @@ fn a_catalog_entry_stays_small() {
     let size = std::mem::size_of::<crate::registry::catalog::CatalogEntry>();
     assert!(size <= 216, "CatalogEntry is {size} bytes");
 }
+
+/// The skip reasons the code knows are the ones docs/sockets-and-reaping.md lists, in its
+/// order, each with its own code (the table's `reap_skipped` and the log's `reason`).
+#[test]
+fn skip_reasons_match_the_docs() {
+    use crate::registry::state::SkipReason;
+    let doc = include_str!("../../../../docs/sockets-and-reaping.md");
+    let table = doc
+        .split("## Skip reasons")
+        .nth(1)
+        .expect("a Skip reasons section");
+    let documented: Vec<&str> = table
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .collect();
+    let known: Vec<&str> = SkipReason::ALL.iter().map(|r| r.as_str()).collect();
+    assert_eq!(known, documented);
+    for r in SkipReason::ALL {
+        assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+        assert!(!r.explain().is_empty());
+    }
+}

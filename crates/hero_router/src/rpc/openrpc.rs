@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::jsonrpc::{
     BAD_UPSTREAM, INVALID_PARAMS, NO_SPEC, NO_SUCH_SERVICE, NOT_LIVE, UPSTREAM_TIMEOUT,
 };
+use crate::registry::state::SkipReason;
 
 /// What `info.description` says: what the router is, and that it forwards everything else.
 const DESCRIPTION: &str = "The one router of a Hero OS node: discovers the Unix sockets of \
@@ -306,7 +307,12 @@ fn socket_schema() -> Value {
                 "description": "Unix ms of the socket's last state change."
             },
             "detail": {"type": "string", "description": "Why the state is what it is."},
-            "refused_streak": {"type": "integer", "minimum": 0}
+            "refused_streak": {"type": "integer", "minimum": 0},
+            "reap_skipped": {
+                "type": "string",
+                "enum": SkipReason::ALL.map(SkipReason::as_str),
+                "description": "Why the last reap round kept this refused socket."
+            }
         },
         "additionalProperties": true
     })

@@ -437,6 +437,7 @@ fn build(name: &str, svc: &ServiceRecords) -> Service {
             since_unix_ms: e.rec.since_unix_ms,
             detail: e.rec.detail.clone(),
             refused_streak: e.rec.refused_streak,
+            reap_skipped: e.rec.last_skip,
             identity: e.rec.identity,
         })
         .collect();

@@ -415,6 +415,25 @@ pub fn nobody_bin() -> NobodyBin {
     let path = dir.path().join("hero_router");
     std::fs::copy(env!("CARGO_BIN_EXE_hero_router"), &path).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // A child another test thread forked while the copy was open for writing holds that fd
+    // until it execs, and the kernel refuses to run a file open for writing (ETXTBSY). Once
+    // one run has started, no such writer is left (later forks never saw the fd).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        match std::process::Command::new(&path).arg("--version").output() {
+            Ok(_) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{}: {e}",
+                    path.display()
+                );
+                // A poll interval while the forked children exec (microseconds each).
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => panic!("{}: {e}", path.display()),
+        }
+    }
     NobodyBin { dir, path }
 }
 

@@ -8,6 +8,7 @@ fn sock(kind: &str, state: SocketState) -> Socket {
         since_unix_ms: 0,
         detail: "".into(),
         refused_streak: 0,
+        reap_skipped: None,
         identity: None,
     }
 }

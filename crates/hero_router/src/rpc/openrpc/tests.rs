@@ -8,7 +8,7 @@ use crate::catalog::validate::validate;
 fn services(ctx: &Shared) -> Value {
     serde_json::from_str(ctx.registry.services_json().get()).expect("router.services is JSON")
 }
-use crate::registry::state::SocketState;
+use crate::registry::state::{SkipReason, SocketState};
 use crate::registry::table::{LastScan, Service, ServiceStatus, Socket, Table};
 use crate::registry::{self, ScanSummary};
 use crate::shared::Shared;
@@ -49,6 +49,7 @@ fn service() -> Service {
         since_unix_ms: 1_700_000_000_000,
         detail: "".into(),
         refused_streak: 0,
+        reap_skipped: (state == SocketState::Refused).then_some(SkipReason::Grace),
         identity: None,
     };
     Service {

@@ -24,6 +24,7 @@ fn table() -> Table {
         since_unix_ms: 1,
         detail: "".into(),
         refused_streak: 0,
+        reap_skipped: None,
         identity: None,
     };
     let svc = Service {
