@@ -99,7 +99,7 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
 pub(crate) fn parse(body: &[u8]) -> Result<Body<'_>, BodyError> {
     let text = std::str::from_utf8(body)
         .map_err(|e| BodyError::Parse(format!("body is not UTF-8: {e}")))?;
-    if !depth_ok(body) {
+    if !nesting_within(body, MAX_DEPTH) {
         return Err(BodyError::Parse(format!(
             "JSON nested deeper than {MAX_DEPTH} levels"
         )));
@@ -124,8 +124,9 @@ pub(crate) fn parse(body: &[u8]) -> Result<Body<'_>, BodyError> {
     }
 }
 
-/// One pass over the bytes: is bracket nesting (outside strings) within [`MAX_DEPTH`]?
-fn depth_ok(body: &[u8]) -> bool {
+/// One pass over the bytes: is bracket nesting (outside strings) within `limit` levels (the
+/// outermost container being level 1)?
+pub(crate) fn nesting_within(body: &[u8], limit: usize) -> bool {
     let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
     for &b in body {
         if in_str {
@@ -141,7 +142,7 @@ fn depth_ok(body: &[u8]) -> bool {
             b'"' => in_str = true,
             b'[' | b'{' => {
                 depth += 1;
-                if depth > MAX_DEPTH {
+                if depth > limit {
                     return false;
                 }
             }

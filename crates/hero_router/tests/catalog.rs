@@ -532,3 +532,56 @@ async fn a_page_at_the_documents_place_is_an_error_that_says_not_json() {
     served.abort();
     d.stop().await;
 }
+
+/// A document as deep as the catalog keeps (docs/catalog.md#validation: 100 levels) is kept and
+/// served whole by `router.spec`; one level deeper is a failed fetch that keeps the last good
+/// document (`stale`), with a reason that names the request and the limit.
+#[tokio::test]
+async fn the_deepest_kept_document_is_served_and_a_deeper_one_keeps_the_last() {
+    const KEPT: usize = 100;
+    static LEVELS: AtomicUsize = AtomicUsize::new(KEPT);
+    /// A valid document nested `levels` deep (the root object is level 1).
+    fn deep_doc(levels: usize) -> String {
+        let inner = levels - 1;
+        format!(
+            r#"{{"openrpc":"1.3.2","info":{{"title":"t","version":"1"}},"methods":[],"x-deep":{}{}}}"#,
+            "[".repeat(inner),
+            "]".repeat(inner)
+        )
+    }
+    fn answer(path: &str) -> Answer {
+        match path {
+            "/openrpc.json" => ok_json(&deep_doc(LEVELS.load(Ordering::SeqCst))),
+            _ => Answer::NotFound,
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    fake(dir.path(), "deep", answer);
+    let d = start_daemon(serve_config(dir.path(), &[])).await;
+    d.rescan().await;
+    catalog_until(&d, |c| fetched(c, "deep").is_some()).await;
+    let entry = service(&d, "deep").await;
+    assert_eq!(entry["spec"]["state"], "ok", "{entry}");
+    let served = call(&d, "router.spec", serde_json::json!(["deep"])).await;
+    assert_eq!(
+        served["result"],
+        json(&deep_doc(KEPT)),
+        "the whole document: {served:.200}"
+    );
+
+    LEVELS.store(KEPT + 1, Ordering::SeqCst);
+    let refreshed = call(
+        &d,
+        "router.spec",
+        serde_json::json!({"name": "deep", "refresh": true}),
+    )
+    .await;
+    assert_eq!(refreshed["result"], json(&deep_doc(KEPT)), "the kept one");
+    let entry = service(&d, "deep").await;
+    assert_eq!(entry["spec"]["state"], "stale", "{entry}");
+    assert_eq!(
+        entry["spec"]["reason"],
+        "GET /openrpc.json answered a document nested deeper than 100 levels"
+    );
+    d.stop().await;
+}

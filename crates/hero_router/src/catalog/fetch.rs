@@ -114,12 +114,13 @@ async fn manifest(pool: &Pool, key: &Key, limits: Limits) -> ManifestFetch {
 }
 
 async fn spec(pool: &Pool, key: &Key, service: &str, limits: Limits) -> SpecFetch {
+    const GET: &str = "GET /openrpc.json";
     let mut why_not_get = String::new();
     let status = match get(pool, key, "/openrpc.json", limits).await {
         Ok(a) if (200..300).contains(&a.status) => match serde_json::from_slice(&a.body) {
-            Ok(doc) => return SpecFetch::Document(doc),
-            Err(_) => {
-                why_not_get = "GET /openrpc.json answered something that is not JSON".into();
+            Ok(doc) => return document(GET, doc),
+            Err(e) => {
+                why_not_get = not_json(GET, &a.body, &e);
                 a.status
             }
         },
@@ -144,7 +145,7 @@ async fn spec(pool: &Pool, key: &Key, service: &str, limits: Limits) -> SpecFetc
         SpecFetch::Absent("the service serves neither GET /openrpc.json nor rpc.discover".into())
     };
     match discovered {
-        Ok(doc) => SpecFetch::Document(doc),
+        Ok(doc) => document("rpc.discover", doc),
         // GET /openrpc.json answered something, only not JSON: that is what is wrong.
         Err(CallError::Service { error, .. })
             if error.code == -32601 && !why_not_get.is_empty() =>
@@ -160,7 +161,9 @@ async fn spec(pool: &Pool, key: &Key, service: &str, limits: Limits) -> SpecFetc
         ))),
         Err(CallError::Router { code, .. }) if code == crate::jsonrpc::BAD_UPSTREAM => {
             if !why_not_get.is_empty() {
-                SpecFetch::Error(why_not_get)
+                SpecFetch::Error(format!(
+                    "{why_not_get}, and rpc.discover no JSON-RPC result"
+                ))
             } else if status == 404 {
                 neither()
             } else {
@@ -173,6 +176,34 @@ async fn spec(pool: &Pool, key: &Key, service: &str, limits: Limits) -> SpecFetc
             SpecFetch::Error(bounded(format!("rpc.discover: {e}")))
         }
     }
+}
+
+/// A document `what` answered, if the catalog can keep it: one nested deeper than
+/// [`validate::MAX_DEPTH`] counts as a failed fetch (a kept document stays, `stale`).
+fn document(what: &str, doc: Box<RawValue>) -> SpecFetch {
+    if crate::jsonrpc::nesting_within(doc.get().as_bytes(), validate::MAX_DEPTH) {
+        SpecFetch::Document(doc)
+    } else {
+        SpecFetch::Error(format!(
+            "{what} answered a document nested deeper than {} levels",
+            validate::MAX_DEPTH
+        ))
+    }
+}
+
+/// Why `body`, which `what` answered, is no JSON: the parser's word and where, and what the
+/// bytes look like when that is the likely cause (a byte-order mark, gzip nobody asked for).
+fn not_json(what: &str, body: &[u8], e: &serde_json::Error) -> String {
+    let hint = if body.starts_with(b"\xEF\xBB\xBF") {
+        " (it starts with a UTF-8 byte-order mark, which JSON does not allow)"
+    } else if body.starts_with(&[0x1f, 0x8b]) {
+        " (it is gzip-compressed, which the router did not ask for)"
+    } else {
+        ""
+    };
+    bounded(format!(
+        "{what} answered something that is not JSON: {e}{hint}"
+    ))
 }
 
 async fn get(pool: &Pool, key: &Key, path: &str, limits: Limits) -> Result<Answer, SendError> {
@@ -292,7 +323,8 @@ pub(crate) fn entry(
         };
     }
     let Ok(value) = serde_json::from_str::<Value>(doc.get()) else {
-        // RawValue already checked the syntax; only a nesting too deep for serde_json lands here.
+        // RawValue checked the syntax and `document` the nesting, which is well under serde_json's
+        // limit: this is a guard, not a path any document is known to take.
         return none(
             manifest,
             manifest_error,

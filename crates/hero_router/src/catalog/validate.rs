@@ -26,9 +26,12 @@ pub(crate) const MAX_ERRORS: usize = 5;
 /// hostile 4 MiB value must not become a 4 MiB error string.
 pub(crate) const MAX_LINE: usize = 300;
 
-/// Deepest nesting (objects and arrays) a document may have. Matches the JSON-RPC codec's
-/// limit; schema validation recurses with the document, and a thread stack does not grow.
-pub(crate) const MAX_DEPTH: usize = 128;
+/// Deepest nesting (objects and arrays) a kept document may have. A deeper one is not kept (the
+/// fetch counts as failed): every place that serves a document wraps it in a few more levels
+/// (`router.spec`'s answer, MCP's tool lists), and all of it must stay under serde_json's
+/// recursion limit of 127 on both ends. Schema validation recurses with the document, and a
+/// thread stack does not grow.
+pub(crate) const MAX_DEPTH: usize = 100;
 
 /// The URIs the OpenRPC schemas `$ref` the JSON-schema meta-schema by: its `$id`, and the same
 /// without the trailing slash, which the resolver does not treat as equal.

@@ -228,3 +228,51 @@ fn fingerprints_are_sha256_hex() {
         "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     );
 }
+
+/// "Not JSON" says where the parser stopped, and what the bytes look like when that explains
+/// it: a byte-order mark, or gzip the router did not ask for.
+#[test]
+fn not_json_says_where_and_names_a_bom_or_gzip() {
+    let reason = |body: &[u8]| {
+        let e = serde_json::from_slice::<Value>(body).unwrap_err();
+        not_json("GET /openrpc.json", body, &e)
+    };
+    let plain = reason(b"{\"openrpc\":\n 1.3.2}");
+    assert!(
+        plain.starts_with("GET /openrpc.json answered something that is not JSON: ")
+            && plain.ends_with(" at line 2 column 5"),
+        "{plain}"
+    );
+    assert!(
+        reason(b"\xEF\xBB\xBF{}")
+            .ends_with("(it starts with a UTF-8 byte-order mark, which JSON does not allow)")
+    );
+    assert!(
+        reason(&[0x1f, 0x8b, 8, 0])
+            .ends_with("(it is gzip-compressed, which the router did not ask for)")
+    );
+}
+
+/// A document is kept up to `validate::MAX_DEPTH` levels; a deeper one is a failed fetch that
+/// names the request.
+#[test]
+fn documents_deeper_than_the_limit_are_a_failed_fetch() {
+    let nested = |levels: usize| {
+        let text = format!("{}{}", "[".repeat(levels), "]".repeat(levels));
+        serde_json::value::RawValue::from_string(text).unwrap()
+    };
+    assert!(matches!(
+        document("rpc.discover", nested(validate::MAX_DEPTH)),
+        SpecFetch::Document(_)
+    ));
+    match document("rpc.discover", nested(validate::MAX_DEPTH + 1)) {
+        SpecFetch::Error(why) => assert_eq!(
+            why,
+            format!(
+                "rpc.discover answered a document nested deeper than {} levels",
+                validate::MAX_DEPTH
+            )
+        ),
+        other => panic!("{other:?}"),
+    }
+}
