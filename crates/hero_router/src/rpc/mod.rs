@@ -35,6 +35,7 @@ use crate::jsonrpc::{
 use crate::registry::names::OWN_SERVICE;
 use crate::registry::state::SocketState;
 use crate::shared::Shared;
+use crate::traffic;
 use crate::upstream::Key;
 use crate::upstream::{self, CallError, CallOptions, ServiceError};
 
@@ -93,9 +94,6 @@ pub(crate) struct Handled {
     /// error, whatever the HTTP status.
     pub call_failed: bool,
 }
-
-/// Most method names the access log lists for one batch.
-const MAX_LOGGED_METHODS: usize = 32;
 
 /// `data` with the request's id added (an object's field; a data of another shape stays
 /// as it is).
@@ -370,9 +368,9 @@ impl Rpc {
             entries
                 .iter()
                 .filter(|_| meta.methods)
-                .take(MAX_LOGGED_METHODS)
+                .take(traffic::MAX_METHODS)
                 .map(|e| match e {
-                    Entry::Call(call) => call.method.to_string(),
+                    Entry::Call(call) => traffic::label(&call.method),
                     Entry::Invalid { .. } => "-".to_owned(),
                 })
                 .collect()

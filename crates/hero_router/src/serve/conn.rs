@@ -39,7 +39,7 @@ use crate::proxy::forward::{ClientConn, Failed, Forward, Req, Sent, Stream, Tall
 use crate::registry::names::OWN_SERVICE;
 use crate::registry::table::Table;
 use crate::rpc::{CallMeta, CallTarget};
-use crate::traffic::{Class, Record, RequestId, RouteLabel, Trace};
+use crate::traffic::{self, Class, Record, RequestId, RouteLabel, Trace};
 
 /// Most bytes of an application's answer gathered into one write before it is sent.
 const COALESCE: usize = 64 * 1024;
@@ -1051,9 +1051,9 @@ fn mcp_label(body: &[u8], route: &mut RouteLabel) {
             route.tool = peek
                 .params
                 .and_then(|p| p.name)
-                .and_then(|n| n.as_str().map(str::to_owned));
+                .and_then(|n| n.as_str().map(traffic::label));
         }
-        route.methods = vec![method];
+        route.methods = vec![traffic::label(&method)];
     }
 }
 

@@ -25,6 +25,49 @@ pub(crate) const TARGET: &str = "hero_router::access";
 /// made), the linked one takes blocks as records arrive and frees them as they are written.
 const QUEUE: usize = 4096;
 
+/// Longest JSON-RPC method, MCP method or tool name a line keeps, in bytes. The request chose
+/// them: a longer one is cut and ends in `…`, so a queued line never holds a body's worth.
+pub(super) const MAX_NAME: usize = 128;
+/// Most method names a line lists (a batch's first ones).
+pub(crate) const MAX_METHODS: usize = 32;
+/// Longest path a line keeps, in bytes (cut the same way).
+pub(super) const MAX_PATH: usize = 2048;
+
+/// A name the request chose (a JSON-RPC or MCP method, a tool) as a line keeps it: at most
+/// [`MAX_NAME`] bytes. Taken where the name is read, so a huge one is never copied whole.
+pub(crate) fn label(s: &str) -> String {
+    clipped(s, MAX_NAME)
+}
+
+/// At most `max` bytes of `s` (on a character boundary), `…` after a cut.
+fn clipped(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    clip_into(s, max, &mut out);
+    out
+}
+
+fn clip_into(s: &str, max: usize, out: &mut String) {
+    if s.len() <= max {
+        out.push_str(s);
+        return;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.push_str(&s[..end]);
+    out.push('…');
+}
+
+/// Cuts `s` in place as [`clipped`] does.
+fn clip(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut cut = String::with_capacity(max + '…'.len_utf8());
+        clip_into(s, max, &mut cut);
+        *s = cut;
+    }
+}
+
 /// Access lines dropped because the writer could not keep up. Process-wide, like stderr.
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
@@ -112,6 +155,21 @@ pub(crate) struct Record {
     pub trace_id: [u8; 32],
 }
 
+impl Record {
+    /// Cuts what the request chose (path, method names, tool) to the line's limits.
+    pub(super) fn bound(&mut self) {
+        clip(&mut self.method, MAX_NAME);
+        clip(&mut self.path, MAX_PATH);
+        self.route.methods.truncate(MAX_METHODS);
+        for m in &mut self.route.methods {
+            clip(m, MAX_NAME);
+        }
+        if let Some(tool) = &mut self.route.tool {
+            clip(tool, MAX_NAME);
+        }
+    }
+}
+
 /// Access lines dropped so far because the writer could not keep up.
 pub(crate) fn dropped() -> u64 {
     DROPPED.load(Ordering::Relaxed)
@@ -160,11 +218,14 @@ impl AccessLog {
         self.query
     }
 
-    /// Queues `record` without waiting; a full queue drops it and counts it.
-    pub(crate) fn send(&self, record: Record) {
+    /// Queues `record` without waiting; a full queue drops it and counts it. The names and the
+    /// path a request chose are cut to [`MAX_NAME`] and [`MAX_PATH`] first: the queue holds at
+    /// most [`QUEUE`] lines of a few KiB, whatever the requests were.
+    pub(crate) fn send(&self, mut record: Record) {
         let Some(queue) = &self.tx else {
             return;
         };
+        record.bound();
         // Counted before it is sent, so the writer never counts it out first.
         if queue.waiting.fetch_add(1, Ordering::Relaxed) >= QUEUE || queue.tx.send(record).is_err()
         {

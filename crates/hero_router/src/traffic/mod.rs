@@ -19,6 +19,8 @@ mod tests;
 mod trace;
 
 pub(crate) use id::RequestId;
-pub(crate) use log::{AccessLog, AccessLogFormat, GATHER, Record, RouteLabel, dropped};
+pub(crate) use log::{
+    AccessLog, AccessLogFormat, GATHER, MAX_METHODS, Record, RouteLabel, dropped, label,
+};
 pub(crate) use stats::{Class, Traffic};
 pub(crate) use trace::Trace;

@@ -133,6 +133,43 @@ fn a_json_line_is_one_object_with_every_field() {
     assert_eq!(back["upstream_ms"], 2.5);
 }
 
+/// What a request chose is cut before its record is queued: a line holds a few KiB at most,
+/// whatever the path or the batch (4 MiB method names, a thousand calls) was.
+#[test]
+fn a_queued_record_holds_bounded_names_and_path() {
+    use super::log::{MAX_NAME, MAX_PATH};
+    let mut r = record();
+    r.path = format!("/{}", "p".repeat(1 << 20));
+    r.route.methods = vec![format!("svc.{}", "m".repeat(4 << 20)); 1000];
+    // A multi-byte character across the cut stays whole.
+    r.route.tool = Some(format!(
+        "{}é{}",
+        "t".repeat(MAX_NAME - 1),
+        "x".repeat(1 << 20)
+    ));
+    r.bound();
+    assert_eq!(r.path.len(), MAX_PATH + '…'.len_utf8());
+    assert!(r.path.ends_with('…'));
+    assert_eq!(r.route.methods.len(), MAX_METHODS);
+    assert!(
+        r.route
+            .methods
+            .iter()
+            .all(|m| m.len() == MAX_NAME + 3 && m.ends_with('…'))
+    );
+    let tool = r.route.tool.as_deref().unwrap();
+    assert_eq!(tool, format!("{}…", "t".repeat(MAX_NAME - 1)));
+    let mut line = String::new();
+    text_line(&r, &mut line);
+    assert!(line.len() < 16 * 1024, "{} bytes", line.len());
+    // Short ones are untouched.
+    let mut short = record();
+    short.bound();
+    assert_eq!(short.path, "/a\"b");
+    assert_eq!(short.route.methods, ["router.health", "svc.x y"]);
+    assert_eq!(label("svc.m"), "svc.m");
+}
+
 #[test]
 fn the_log_off_takes_nothing() {
     let off = AccessLog::off();
