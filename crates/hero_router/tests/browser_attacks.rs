@@ -39,9 +39,24 @@ fn evil_page(root: &Path) {
                         _ => return,
                     }
                 }
-                let body = "<!doctype html><title>a service's page</title><body><p>evil</p>";
+                let head = String::from_utf8_lossy(&buf);
+                let path = head.split(' ').nth(1).unwrap_or("");
+                // Its service worker asks for the whole origin as its scope.
+                let (kind, extra, body) = if path.ends_with("/sw.js") {
+                    (
+                        "text/javascript",
+                        "service-worker-allowed: /\r\n",
+                        "self.addEventListener('fetch', (e) => e.respondWith(new Response('hijacked')));",
+                    )
+                } else {
+                    (
+                        "text/html",
+                        "",
+                        "<!doctype html><title>a service's page</title><body><p>evil</p>",
+                    )
+                };
                 let answer = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 200 OK\r\ncontent-type: {kind}\r\n{extra}content-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
                 );
                 let _ = s.write_all(answer.as_bytes()).await;
@@ -131,6 +146,10 @@ async fn hostile_pages_cannot_steer_the_router() {
         "{page}"
     );
     assert_eq!(page["feed"], "refused", "{page}");
+    // Its service worker cannot take the origin's root, where the router's own pages are: the
+    // router drops the service's `Service-Worker-Allowed: /`.
+    let worker = seen["service_worker"].as_str().unwrap();
+    assert!(worker.starts_with("refused: SecurityError"), "{worker}");
     let frame = &seen["frame"];
     assert_eq!(frame["dashboard_shown"], false, "{frame}");
     assert!(

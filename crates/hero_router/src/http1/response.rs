@@ -199,6 +199,10 @@ pub(crate) fn parse_response(
                 || eq(h.name, "content-length")
                 // The router's own id goes on the answer (the proxy engine writes it).
                 || eq(h.name, "x-request-id")
+                // A service's page may not widen a service worker's scope past its own
+                // `/{service}/{kind}/` prefix: at `/` it would answer for the router's pages
+                // on the shared origin (docs/access-and-security.md#page-headers).
+                || eq(h.name, "service-worker-allowed")
                 || (names_headers && listed(h.name))
             {
                 continue;

@@ -571,6 +571,19 @@ fn response_framing_follows_rfc_9112() {
     assert!(!f(switching, up).reusable);
 }
 
+/// A service's `Service-Worker-Allowed` never reaches the browser (a worker scoped to the
+/// origin's root would answer for the router's own pages); its other headers do.
+#[test]
+fn a_services_worker_scope_header_is_dropped() {
+    let raw = "HTTP/1.1 200 OK\r\nContent-Type: text/javascript\r\nService-Worker-Allowed: /\r\n\
+               service-worker-allowed: /x/\r\nCache-Control: no-cache\r\nContent-Length: 2\r\n\r\n";
+    assert_eq!(
+        down(raw, KEEP).1,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/javascript\r\nCache-Control: no-cache\r\n\
+         content-length: 2\r\n\r\n"
+    );
+}
+
 #[test]
 fn bad_response_heads() {
     let bad = |raw: &str| parse_response(raw.as_bytes(), &KEEP, None).unwrap_err();

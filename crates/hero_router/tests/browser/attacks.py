@@ -15,8 +15,8 @@ origin (`elsewhere`). Three kinds of page try to make the router act or tell:
 - a DNS-rebound page (Chromium maps attacker.example to 127.0.0.1; the page's first load is
   served by this script, its later requests reach the router as the same origin): reads of
   /api/services, /rpc, /mcp and /api/events, and a call;
-- a service's own page (served through the router): the dashboard's API, its event feed, and
-  the dashboard in a frame.
+- a service's own page (served through the router): the dashboard's API, its event feed, the
+  dashboard in a frame, and a service worker for the origin's root.
 
 It prints one JSON object, what each page saw, for the Rust side to judge (together with what
 the router and the victim service recorded), and `done`. Requests from the first two pages
@@ -181,6 +181,10 @@ def main():
         page.on("console", lambda m: console.append(m.text))
         page.goto(cfg["service_page"])
         out["service_page"] = page.evaluate(SERVICE_PAGE, admin)
+        # A service worker for the whole origin (its script asks for scope `/`).
+        out["service_worker"] = page.evaluate("""() => navigator.serviceWorker
+            .register('sw.js', {scope: '/'})
+            .then((r) => 'registered: ' + r.scope, (e) => 'refused: ' + e.name + ': ' + e.message)""")
         # The dashboard in a frame of the service's page: refused by the dashboard's policy.
         page.evaluate("""(admin) => new Promise((done) => {
             const frame = document.createElement('iframe');
