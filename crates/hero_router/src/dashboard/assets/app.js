@@ -5,7 +5,9 @@
   const $ = (sel) => document.querySelector(sel);
   const services = new Map();     // name -> Service (router.services shape)
   const rates = new Map();        // name -> {rps, errors}
-  let traffic = {};               // name -> {rps: [90 slots], rps_1m, errors_1m} (the feed's)
+  // name -> {rps: [90 slots], rps_1m, errors_1m} (the feed's). A Map: a service may be called
+  // `constructor` or `toString`, which a plain object already has.
+  let traffic = new Map();
   let events = [];                // newest first: {event, data}
   let detailName = null;
   let detailTimer = null;
@@ -69,15 +71,19 @@
     return svg('svg', { viewBox: `0 0 ${w} ${h}`, width: w, height: h, role: 'img', 'aria-label': label,
       class: cls || 'chart', 'data-max': String(max) }, ...paths);
   }
+  // The feed's object of services as a Map (only its own keys).
+  function byName(obj) {
+    return new Map(Object.entries(obj));
+  }
   function sparkCell(name) {
-    const t = traffic[name];
+    const t = traffic.get(name);
     if (!t) return '–';
     return el('span', { class: 'spark' },
       chart([{ values: t.rps }], 90, 18, `${name}: requests per second, last 15 minutes`, 'sparkline'),
       ' ', t.rps_1m.toFixed(1));
   }
   function errorCell(name) {
-    const t = traffic[name];
+    const t = traffic.get(name);
     if (!t) return '–';
     return t.errors_1m
       ? el('span', { class: 'badge', title: 'errors in the last minute' }, String(t.errors_1m))
@@ -97,8 +103,8 @@
       el('td', { 'data-label': 'Version' }, s.version || ''),
       el('td', { 'data-label': 'Methods' }, s.methods_count === null || s.methods_count === undefined ? '–' : s.methods_count),
       el('td', { 'data-label': 'Sockets' }, sockets),
-      el('td', { 'data-label': 'req/s' }, traffic[s.name] ? sparkCell(s.name) : r ? r.rps.toFixed(1) : '–'),
-      el('td', { 'data-label': 'Errors' }, traffic[s.name] ? errorCell(s.name) : '–'));
+      el('td', { 'data-label': 'req/s' }, traffic.has(s.name) ? sparkCell(s.name) : r ? r.rps.toFixed(1) : '–'),
+      el('td', { 'data-label': 'Errors' }, traffic.has(s.name) ? errorCell(s.name) : '–'));
   }
   function render() {
     renderQueued = false;
@@ -187,7 +193,7 @@
       services.clear();
       for (const s of d.services) services.set(s.name, s);
       events = d.recent.slice().reverse();
-      traffic = (d.traffic && d.traffic.services) || {};
+      traffic = byName((d.traffic && d.traffic.services) || {});
       renderEvents();
       showHealth(d.health);
       setConn('live', '● live');
@@ -212,7 +218,7 @@
     });
     on('reap', (d) => remember('reap', d));
     on('traffic', (d) => {
-      traffic = d.services || {};
+      traffic = byName(d.services || {});
       schedule();
       if (detailName) refreshTraffic();
     });
