@@ -390,6 +390,77 @@ async fn the_python_client_calls_the_example_service_over_tcp_and_its_socket() {
     d.stop().await;
 }
 
+/// Servers that answer something broken, over a Unix socket and over TCP (Python's own
+/// `socketserver`, each answering every connection with the same bytes): no HTTP at all, a
+/// body cut short, an overlong header line, JSON nested past Python's parser.
+const BROKEN_SERVERS: &str = r#"
+import json, os, socket, socketserver, sys, threading
+sys.path.insert(0, sys.argv[1])
+import example
+answers = {
+    "not_http": b"HELLO THERE\r\n\r\n",
+    "cut_short": b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789abcdef",
+    "long_line": b"HTTP/1.1 200 OK\r\nx-long: " + b"a" * 100000 + b"\r\ncontent-length: 2\r\n\r\n{}",
+    "deep_json": b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n" + b"[" * 100000,
+}
+def handler(answer):
+    class H(socketserver.BaseRequestHandler):
+        def handle(self):
+            self.request.recv(65536)
+            self.request.sendall(answer)
+    return H
+out = {}
+for name, answer in answers.items():
+    path = os.path.join(sys.argv[1], name + ".sock")
+    servers = [
+        ("unix", socketserver.ThreadingUnixStreamServer(path, handler(answer))),
+        ("tcp", socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler(answer))),
+    ]
+    for how, server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        if how == "unix":
+            client = example.Client.unix(path, timeout=10)
+        else:
+            client = example.Client.tcp("http://127.0.0.1:%d" % server.server_address[1], timeout=10)
+        try:
+            client.add(a=1, b=2)
+            out[name + "/" + how] = "answered"
+        except Exception as e:
+            out[name + "/" + how] = type(e).__name__
+        server.shutdown()
+print(json.dumps(out))
+"#;
+
+/// A broken answer is a `TransportError` (docs/clients.md), never Python's own exception
+/// (`BadStatusLine`, `IncompleteRead`, `LineTooLong`, `RecursionError`), over either transport.
+#[test]
+fn the_python_client_turns_broken_answers_into_transport_errors() {
+    let Some(mypy) = tool("HERO_MYPY") else {
+        return;
+    };
+    let python = mypy.with_file_name("python");
+    let work = tempfile::tempdir().unwrap();
+    let module = generate_client(ClientLang::Python, "example", &example_spec_text());
+    write(work.path(), "example.py", &module);
+    let out = Command::new(&python)
+        .args(["-c", BROKEN_SERVERS])
+        .arg(work.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen = json(stdout.trim());
+    let seen = seen.as_object().unwrap();
+    assert_eq!(seen.len(), 8, "{seen:?}");
+    for (case, what) in seen {
+        assert_eq!(what, "TransportError", "{case}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_typescript_client_calls_the_example_service_under_node() {
     let (Some(tsc), Some(node)) = (tool("HERO_TSC"), tool("HERO_NODE")) else {

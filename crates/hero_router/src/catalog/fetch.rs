@@ -274,6 +274,25 @@ pub(crate) fn entry(
         document: None,
         methods: no_methods(),
     };
+    // A failed fetch keeps a good document, `stale`; without one the entry is an `error`.
+    let failed = |manifest, manifest_error, why: String| match prev.filter(|p| p.document.is_some())
+    {
+        None => none(
+            manifest,
+            manifest_error,
+            spec_of(SpecState::Error, Some(why)),
+        ),
+        Some(prev) => CatalogEntry {
+            manifest,
+            manifest_error,
+            spec: SpecInfo {
+                state: SpecState::Stale,
+                reason: Some(reason(why)),
+                ..prev.spec.clone()
+            },
+            ..prev.clone()
+        },
+    };
     let doc = match fetched.spec {
         SpecFetch::Document(doc) => doc,
         SpecFetch::Absent(why) => {
@@ -283,25 +302,7 @@ pub(crate) fn entry(
                 spec_of(SpecState::Absent, Some(why)),
             );
         }
-        SpecFetch::Error(why) => {
-            let Some(prev) = prev.filter(|p| p.document.is_some()) else {
-                return none(
-                    manifest,
-                    manifest_error,
-                    spec_of(SpecState::Error, Some(why)),
-                );
-            };
-            return CatalogEntry {
-                manifest,
-                manifest_error,
-                spec: SpecInfo {
-                    state: SpecState::Stale,
-                    reason: Some(reason(why)),
-                    ..prev.spec.clone()
-                },
-                ..prev.clone()
-            };
-        }
+        SpecFetch::Error(why) => return failed(manifest, manifest_error, why),
     };
     let fingerprint = fingerprint(doc.get());
     if let Some(prev) = prev.filter(|p| p.spec.fingerprint.as_deref() == Some(&fingerprint)) {
@@ -322,17 +323,14 @@ pub(crate) fn entry(
             ..prev.clone()
         };
     }
-    let Ok(value) = serde_json::from_str::<Value>(doc.get()) else {
-        // RawValue checked the syntax and `document` the nesting, which is well under serde_json's
-        // limit: this is a guard, not a path any document is known to take.
-        return none(
-            manifest,
-            manifest_error,
-            spec_of(
-                SpecState::Error,
-                Some("the document is nested too deeply".into()),
-            ),
-        );
+    let value = match serde_json::from_str::<Value>(doc.get()) {
+        Ok(value) => value,
+        // The syntax is checked and the nesting too (`document`): what is left is what
+        // serde_json cannot hold, such as a number out of range (`1e400`).
+        Err(e) => {
+            let why = format!("the document cannot be read: {e}");
+            return failed(manifest, manifest_error, why);
+        }
     };
     let (state, reason) = validity(&value);
     CatalogEntry {

@@ -5,7 +5,7 @@
 //! `$ref` target (named after its last pointer segment). A reference is a name, never a copy:
 //! recursion stays a named, typed reference, and a `$ref` bomb costs one type per target,
 //! not one per path. Inline object schemas with properties become named types too, named
-//! after where they sit (`AddParamsA`, `NodeChildrenItem`, `GetResult`).
+//! after where they sit (`AddA` for `add`'s param `a`, `NodeChildrenItem`, `GetResult`).
 //!
 //! Understood: `type` (one or a list), `nullable: true`, `enum` and `const` (literals),
 //! `oneOf`/`anyOf` (unions), `allOf` (the members' properties merged when they are all
@@ -202,17 +202,30 @@ pub(crate) fn build(service: &str, spec: &Value) -> Api {
             listed.len()
         ));
     }
+    let mut nameless = 0;
+    let mut doubled = Vec::new();
     for m in listed.iter().take(MAX_METHODS) {
         let m = b.follow(m);
         let Some(wire) = m.at("name").as_str() else {
-            b.notes
-                .push("a method without a name is left out".to_owned());
+            nameless += 1;
             continue;
         };
+        let listed_params = m.at("params").as_array().map_or(&[][..], Vec::as_slice);
+        let mut seen = HashSet::new();
+        let twice = listed_params
+            .iter()
+            .filter_map(|p| b.follow(p).at("name").as_str())
+            .any(|n| !seen.insert(n));
+        if twice {
+            // OpenRPC: param names are unique. Two of one name cannot both be passed by name,
+            // and a typed signature cannot declare them both.
+            doubled.push(wire);
+            continue;
+        }
         let mut base = names::convert(wire, names::Case::Pascal, "Method");
         base.truncate(MAX_HINT);
         let mut params = Vec::new();
-        for p in m.at("params").as_array().map_or(&[][..], Vec::as_slice) {
+        for p in listed_params {
             let p = b.follow(p);
             let Some(pname) = p.at("name").as_str() else {
                 continue;
@@ -242,6 +255,31 @@ pub(crate) fn build(service: &str, spec: &Value) -> Api {
             params,
             result,
         });
+    }
+    match nameless {
+        0 => {}
+        1 => b
+            .notes
+            .push("a method without a name is left out".to_owned()),
+        n => b
+            .notes
+            .push(format!("{n} methods without a name are left out")),
+    }
+    if !doubled.is_empty() {
+        // Quoted and escaped: a name is the spec's text, and this line goes into the header.
+        let shown: Vec<String> = doubled
+            .iter()
+            .take(5)
+            .map(|n| format!("{:?}", n.chars().take(64).collect::<String>()))
+            .collect();
+        let more = match doubled.len() - shown.len() {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        b.notes.push(format!(
+            "methods with two params of one name are left out: {}{more}",
+            shown.join(", ")
+        ));
     }
     // The named types' bodies; building one may name more.
     while let Some((i, schema)) = b.pending.pop() {

@@ -75,6 +75,83 @@ fn module_files_are_importable_and_shadow_nothing_the_client_imports() {
     let template = include_str!("templates/client.py.j2");
     for line in template.lines().filter(|l| l.starts_with("import ")) {
         let module = line["import ".len()..].split(['.', ' ']).next().unwrap();
-        assert!(PYTHON_IMPORTS.contains(&module), "{module}");
+        assert!(names::PYTHON_STDLIB.contains(&module), "{module}");
     }
+}
+
+/// No module file takes a standard-library module's name, not only the ones the client
+/// imports itself (`http.client` loads `email`; an `email.py` beside it broke the import).
+/// The list holds every module the Python on this machine has.
+#[test]
+fn module_files_shadow_no_standard_library_module() {
+    for m in [
+        "email", "re", "abc", "enum", "types", "string", "datetime", "json",
+    ] {
+        assert_eq!(Lang::Python.file_name(m), format!("{m}_client.py"));
+    }
+    let script = "import sys; print('\\n'.join(sorted(sys.stdlib_module_names)))";
+    let out = match std::process::Command::new("python3")
+        .args(["-c", script])
+        .output()
+    {
+        Ok(out) if out.status.success() => out,
+        _ if std::env::var_os("HERO_REQUIRE_CLIENT_TOOLS").is_some() => {
+            panic!("python3 does not run, and HERO_REQUIRE_CLIENT_TOOLS is set")
+        }
+        _ => return eprintln!("skipped: no python3 to compare the standard library with"),
+    };
+    let here = String::from_utf8(out.stdout).unwrap();
+    let missing: Vec<&str> = here
+        .lines()
+        .filter(|m| !names::PYTHON_STDLIB.contains(m))
+        .collect();
+    assert!(missing.is_empty(), "not in PYTHON_STDLIB: {missing:?}");
+}
+
+/// A method with two params of one name is left out, with one note naming it: it cannot be
+/// called by name with both, nor typed (TypeScript refused the duplicate key, and Python sent
+/// only the second value). Nameless methods are counted in one note, not one each.
+#[test]
+fn methods_that_cannot_be_typed_are_left_out_with_one_note_each_kind() {
+    let spec = serde_json::json!({
+        "openrpc": "1.3.2",
+        "info": {"title": "Calc service", "version": "1"},
+        "methods": [
+            {"name": "ok", "params": [{"name": "x", "schema": {"type": "string"}}]},
+            {"name": "twice\n\"\"\"", "params": [
+                {"name": "x", "required": true, "schema": {"type": "string"}},
+                {"name": "x", "schema": {"type": "integer"}}]},
+            {"params": []}, {"params": []}, {"params": []}
+        ]
+    })
+    .to_string();
+    for lang in [Lang::Python, Lang::TypeScript] {
+        let out = generate(lang, "calc", &spec);
+        assert!(
+            out.contains("def ok(") || out.contains("async ok("),
+            "{out}"
+        );
+        assert!(
+            !out.contains("def twice") && !out.contains("async twice"),
+            "{out}"
+        );
+        let note = "Note: methods with two params of one name are left out: ";
+        assert_eq!(out.matches(note).count(), 1, "{out}");
+        assert_eq!(out.matches("twice").count(), 1, "only in the note: {out}");
+        assert_eq!(
+            out.matches("Note: 3 methods without a name are left out.")
+                .count(),
+            1,
+            "{out}"
+        );
+        assert!(
+            out.contains("Typed client of the Calc service, generated"),
+            "{out}"
+        );
+    }
+    let other = generate(Lang::Python, "calc", r#"{"info": {"title": "Calc"}}"#);
+    assert!(
+        other.contains("Typed client of the Calc service, generated"),
+        "{other}"
+    );
 }

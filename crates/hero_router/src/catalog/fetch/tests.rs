@@ -276,3 +276,23 @@ fn documents_deeper_than_the_limit_are_a_failed_fetch() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A document serde_json cannot hold (a number out of range) says so, and keeps the last good
+/// document like any failed fetch (it used to say "nested too deeply" and drop it).
+#[test]
+fn an_unreadable_document_says_why_and_keeps_the_last_good_one() {
+    let huge = VALID.replacen(r#""schema":{}"#, r#""schema":{"enum":[1e400]}"#, 1);
+    assert_ne!(huge, VALID);
+    let alone = entry(doc(&huge), None, 1);
+    assert_eq!(alone.spec.state, SpecState::Error);
+    let why = alone.spec.reason.as_deref().unwrap();
+    assert!(
+        why.starts_with("the document cannot be read: number out of range"),
+        "{why}"
+    );
+    let good = entry(doc(VALID), None, 1);
+    let kept = entry(doc(&huge), Some(&good), 2);
+    assert_eq!(kept.spec.state, SpecState::Stale);
+    assert_eq!(kept.spec.fingerprint, good.spec.fingerprint);
+    assert!(kept.document.is_some());
+}
