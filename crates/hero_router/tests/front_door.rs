@@ -755,6 +755,14 @@ async fn a_client_that_leaves_while_the_service_thinks_frees_its_slot() {
         .await
         .expect("the in-flight slot was never freed");
     assert_eq!(r.status(), 200, "{r:?}");
+    // /metrics counts it under the service as the access log does: a 499.
+    quick.send(&get("/metrics")).await;
+    let metrics = quick.response(false).await;
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(
+        text.contains(r#"hero_router_requests_total{service="slow",kind="rpc",status="499"} 1"#),
+        "{text}"
+    );
     d.stop().await;
 }
 
@@ -1007,5 +1015,114 @@ async fn lingering_connections_make_room_for_new_clients() {
     c.send(&get("/health")).await;
     let r = c.response(false).await;
     assert_eq!(r.status(), 200, "{r:?}");
+    d.stop().await;
+}
+
+/// A client that closes halfway through its request body got status 0 in the access log, a
+/// success in `router.traffic` and nothing in `/metrics`. It is a 499 (the client closed its
+/// request) in all three, counted as a router error of the service.
+#[tokio::test]
+async fn a_client_that_leaves_mid_body_is_a_499_everywhere() {
+    let root = tempfile::tempdir().unwrap();
+    let _svc =
+        hero_example_service::spawn(hero_example_service::ServiceConfig::new(root.path(), "svc"))
+            .await
+            .unwrap();
+    let d = start_daemon(serve_config(root.path(), &[])).await;
+    d.rescan().await;
+    let mut c = TcpStream::connect(d.tcp).await.unwrap();
+    c.write_all(
+        b"POST /svc/rpc/rpc HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\nhalf",
+    )
+    .await
+    .unwrap();
+    drop(c);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let errors = loop {
+        let (_, body) =
+            common::rpc(&d, r#"{"jsonrpc":"2.0","id":1,"method":"router.traffic"}"#).await;
+        let v = common::json(&body);
+        let svc = v["result"]["services"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["name"] == "svc"))
+            .map(|s| s["windows"]["1m"].clone());
+        if let Some(w) = svc.filter(|w| w["requests"].as_u64() >= Some(1)) {
+            break w;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never counted: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await; // poll interval, bounded by the deadline
+    };
+    assert_eq!(errors["requests"], 1, "{errors}");
+    assert_eq!(errors["errors"]["router"], 1, "{errors}");
+    let mut m = Client::connect(&d).await;
+    m.send(&get("/metrics")).await;
+    let metrics = m.response(false).await;
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(
+        text.contains(r#"hero_router_requests_total{service="svc",kind="rpc",status="499"} 1"#),
+        "{text}"
+    );
+    // The same for a body the router reads itself (`POST /rpc`, MCP).
+    for (path, kind) in [("/rpc", "rpc"), ("/mcp", "mcp")] {
+        let mut c = TcpStream::connect(d.tcp).await.unwrap();
+        let head =
+            format!("POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n{{");
+        c.write_all(head.as_bytes()).await.unwrap();
+        drop(c);
+        let line = format!(
+            r#"hero_router_requests_total{{service="hero_router",kind="{kind}",status="499"}} 1"#
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            m.send(&get("/metrics")).await;
+            let text = String::from_utf8_lossy(&m.response(false).await.body).into_owned();
+            if text.contains(&line) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{line} not in {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await; // poll interval, bounded by the deadline
+        }
+    }
+    d.stop().await;
+}
+
+/// A routed `/rpc` call whose client leaves while the service thinks is abandoned within a
+/// second or so (a 499), as a proxied request is: it used to wait for the service's answer and
+/// log a 200 nobody read. The service here would take a minute.
+#[tokio::test]
+async fn a_routed_call_whose_client_leaves_is_abandoned() {
+    let root = tempfile::tempdir().unwrap();
+    let _svc =
+        hero_example_service::spawn(hero_example_service::ServiceConfig::new(root.path(), "svc"))
+            .await
+            .unwrap();
+    let d = start_daemon(serve_config(root.path(), &["--upstream-timeout", "120s"])).await;
+    d.rescan().await;
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"svc.sleep_ms","params":[60000]}"#;
+    let mut c = TcpStream::connect(d.tcp).await.unwrap();
+    let head = format!(
+        "POST /rpc HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    c.write_all(head.as_bytes()).await.unwrap();
+    drop(c);
+    let line = r#"hero_router_requests_total{service="hero_router",kind="rpc",status="499"} 1"#;
+    let mut m = Client::connect(&d).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        m.send(&get("/metrics")).await;
+        let text = String::from_utf8_lossy(&m.response(false).await.body).into_owned();
+        if text.contains(line) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never abandoned: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await; // poll interval, bounded by the deadline
+    }
     d.stop().await;
 }

@@ -411,6 +411,17 @@ impl<S: Stream> ClientConn<S> {
     ) -> Result<bool, Failed> {
         let timeout = ctx.upstream_timeout;
         let early = |e: SendError| Failed::Early(ProxyError::unanswered(e, fwd.service()));
+        // A client that left: counted under the service like any answer (the access log and
+        // the traffic counters have it from the tally).
+        let left = || {
+            metrics.record(
+                fwd.service(),
+                &fwd.socket().kind,
+                CLIENT_CLOSED,
+                started.elapsed(),
+            );
+            Failed::Late
+        };
         let (key, slots, up) = self.upstream(&ctx.pool, fwd.socket());
         let slot = match slots.clone().try_acquire_owned() {
             Ok(slot) => slot,
@@ -419,7 +430,7 @@ impl<S: Stream> ClientConn<S> {
                 .await
                 .map_err(|e| match e {
                     None => early(SendError::Saturated),
-                    Some(gone) => gone,
+                    Some(_) => left(),
                 })?,
         };
         let mut up = match up {
@@ -437,7 +448,13 @@ impl<S: Stream> ClientConn<S> {
             let retry = std::mem::replace(&mut first, false) && up.reused;
             match self.send_request(&mut up, ctx.max_body).await {
                 Ok(()) => {}
-                Err(Sent::Client) => return Err(Failed::Late),
+                // The client left (or broke off) mid-body: nothing was answered. Its request is
+                // a 499 as when it leaves while the service thinks.
+                Err(Sent::Client) => {
+                    self.tally.status = CLIENT_CLOSED;
+                    self.tally.router_made = true;
+                    return Err(left());
+                }
                 Err(Sent::Body(e)) => return Err(Failed::Early(e)),
                 Err(Sent::Upstream(_)) if retry && !self.body_started => {
                     up = ctx.pool.connect(&key).await.map_err(early)?;
@@ -480,7 +497,7 @@ impl<S: Stream> ClientConn<S> {
                 if body_read && client_closed_now(&mut self.io, &mut self.buf) {
                     self.tally.status = CLIENT_CLOSED;
                     self.tally.router_made = true;
-                    return Err(Failed::Late);
+                    return Err(left());
                 }
                 now = Instant::now();
             };
@@ -903,6 +920,32 @@ async fn send_unless_answered(up: &mut UpConn, mut data: &[u8]) -> Result<bool, 
         }
     }
     Ok(true)
+}
+
+impl<S: Stream> ClientConn<S> {
+    /// Runs `work`, an answer the router makes that may wait on services (a routed `/rpc`
+    /// call), looking every [`CLIENT_CHECK`] whether the client is gone, as a proxied request
+    /// does. `None` if it is: `work` is dropped (its upstream connections closed, nothing sent)
+    /// and the tally says 499.
+    pub(crate) async fn unless_client_leaves<T>(
+        &mut self,
+        work: impl std::future::Future<Output = T>,
+    ) -> Option<T> {
+        let mut work = std::pin::pin!(work);
+        loop {
+            self.head_watch.arm(Instant::now() + CLIENT_CHECK);
+            tokio::select! {
+                biased;
+                out = &mut work => return Some(out),
+                _ = self.head_watch.expired() => {}
+            }
+            if client_closed_now(&mut self.io, &mut self.buf) {
+                self.tally.status = CLIENT_CLOSED;
+                self.tally.router_made = true;
+                return None;
+            }
+        }
+    }
 }
 
 /// How often a request waiting for a service's answer looks whether its client is gone.

@@ -35,7 +35,9 @@ use crate::http1::{self, BodyFraming, Forwarding, HeadLimits, OwnBody, Persist};
 use crate::mcp::Exchange;
 use crate::proxy::Transport;
 use crate::proxy::error::{ProxyError, error_parts_for, with_request_id};
-use crate::proxy::forward::{ClientConn, Failed, Forward, Req, Sent, Stream, Tally, Watchdog};
+use crate::proxy::forward::{
+    CLIENT_CLOSED, ClientConn, Failed, Forward, Req, Sent, Stream, Tally, Watchdog,
+};
 use crate::registry::names::OWN_SERVICE;
 use crate::registry::table::Table;
 use crate::rpc::{CallMeta, CallTarget};
@@ -688,21 +690,21 @@ impl<S: Stream> Client<'_, S> {
         parts: http::request::Parts,
         started: Instant,
     ) -> bool {
+        let kind = match target {
+            AppTarget::Mcp(_) => "mcp",
+            AppTarget::Dashboard(_) => "app",
+        };
         let body = match self.conn.read_whole_body(front.shared.max_body).await {
             Ok(body) => body,
             Err(Sent::Body(e)) => return self.fail(front, req, &e, started).await,
-            Err(_) => return false,
+            Err(_) => return self.left_mid_body(front, kind, started),
         };
         if let (AppTarget::Mcp(_), Some(meta), true) =
             (&target, self.meta.as_mut(), front.access_log.is_on())
         {
             mcp_label(&body, &mut meta.route);
         }
-        // MCP requests are counted apart: they are routed calls in another envelope.
-        let kind = match target {
-            AppTarget::Mcp(_) => "mcp",
-            AppTarget::Dashboard(_) => "app",
-        };
+        // MCP requests are counted apart (`kind`): they are routed calls in another envelope.
         let request = http::Request::from_parts(parts, body.freeze());
         let traceparent = self.meta.as_ref().map(|m| m.trace.traceparent());
         let traceparent = traceparent.and_then(|t| String::from_utf8(t.to_vec()).ok());
@@ -838,18 +840,27 @@ impl<S: Stream> Client<'_, S> {
         let body = match self.conn.read_whole_body(front.shared.max_body).await {
             Ok(body) => body,
             Err(Sent::Body(e)) => return self.fail(front, req, &e, started).await,
-            Err(_) => return false,
+            Err(_) => return self.left_mid_body(front, "rpc", started),
         };
         let meta = self.meta.as_ref();
         let traceparent = meta.map(|m| m.trace.traceparent());
+        let request_id = self.conn.request_id.as_str().to_owned();
         let call = CallMeta {
-            request_id: self.conn.request_id.as_str(),
+            request_id: &request_id,
             traceparent: traceparent
                 .as_ref()
                 .and_then(|t| std::str::from_utf8(t).ok()),
             methods: front.access_log.is_on(),
         };
-        let handled = front.rpc.handle_for(&body, &call).await;
+        // A client that leaves while its call waits for a service: the call is abandoned (a
+        // 499), as a proxied request is.
+        let handling = front.rpc.handle_for(&body, &call);
+        let Some(handled) = self.conn.unless_client_leaves(handling).await else {
+            front
+                .metrics()
+                .record(OWN_SERVICE, "rpc", CLIENT_CLOSED, started.elapsed());
+            return false;
+        };
         let (answer, target) = (handled.answer, handled.target);
         if let Some(meta) = self.meta.as_mut() {
             meta.route.methods = handled.methods;
@@ -887,6 +898,18 @@ impl<S: Stream> Client<'_, S> {
             .metrics()
             .record(service, "rpc", status, started.elapsed());
         self.send_out().await && !persist.closes()
+    }
+
+    /// The client left (or broke off) while it sent the body of a request for the router
+    /// itself: a 499, as a proxied one (`proxy::forward`), counted under the router. The
+    /// connection ends.
+    fn left_mid_body(&mut self, front: &Front, kind: &str, started: Instant) -> bool {
+        self.conn.tally.status = CLIENT_CLOSED;
+        self.conn.tally.router_made = true;
+        front
+            .metrics()
+            .record(OWN_SERVICE, kind, CLIENT_CLOSED, started.elapsed());
+        false
     }
 
     /// Forwards one request through the proxy engine. Returns whether the connection stays
