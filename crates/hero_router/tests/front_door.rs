@@ -1072,19 +1072,7 @@ async fn a_client_that_leaves_mid_body_is_a_499_everywhere() {
         let line = format!(
             r#"hero_router_requests_total{{service="hero_router",kind="{kind}",status="499"}} 1"#
         );
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            m.send(&get("/metrics")).await;
-            let text = String::from_utf8_lossy(&m.response(false).await.body).into_owned();
-            if text.contains(&line) {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{line} not in {text}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await; // poll interval, bounded by the deadline
-        }
+        until_metrics_show(&mut m, &line).await;
     }
     d.stop().await;
 }
@@ -1110,19 +1098,23 @@ async fn a_routed_call_whose_client_leaves_is_abandoned() {
     c.write_all(head.as_bytes()).await.unwrap();
     drop(c);
     let line = r#"hero_router_requests_total{service="hero_router",kind="rpc",status="499"} 1"#;
-    let mut m = Client::connect(&d).await;
+    until_metrics_show(&mut Client::connect(&d).await, line).await;
+    d.stop().await;
+}
+
+/// Polls `/metrics` over `m` until it has `line`, with a deadline.
+async fn until_metrics_show(m: &mut Client, line: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         m.send(&get("/metrics")).await;
         let text = String::from_utf8_lossy(&m.response(false).await.body).into_owned();
         if text.contains(line) {
-            break;
+            return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "never abandoned: {text}"
+            "{line} not in {text}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await; // poll interval, bounded by the deadline
     }
-    d.stop().await;
 }
