@@ -713,6 +713,10 @@ impl<S: Stream> Client<'_, S> {
             traceparent,
         ));
         let answer = front.apps.call(target, request, &exchange).await;
+        // Latency runs to the answer's head: a feed (`/api/events`) streams for as long as its
+        // page is open, which says nothing of how fast the router answered.
+        let answered = started.elapsed();
+        self.conn.tally.answered = Some(answered);
         let (head, mut body) = answer.into_parts();
         let status = head.status.as_u16();
         if status >= 400 {
@@ -730,9 +734,7 @@ impl<S: Stream> Client<'_, S> {
             }
         }
         let service = called.as_ref().map_or(OWN_SERVICE, |c| c.service.as_str());
-        front
-            .metrics()
-            .record(service, kind, status, started.elapsed());
+        front.metrics().record(service, kind, status, answered);
         let no_body = req.head_request || matches!(status, 204 | 304);
         let length = app::exact_len(&body);
         let framing = match length {
