@@ -629,6 +629,19 @@ async fn every_kind_of_request_is_one_json_access_line() {
         assert_eq!(v["status"], want, "{v}");
         assert_eq!(v["path"], "/health", "{v}");
     }
+    // Refused for its Origin, whatever it asked for: routed nowhere (`-`).
+    let evil = [("Origin", "http://evil.example")];
+    for path in ["/rpc", "/mcp", "/svc/rpc/x"] {
+        let (head, _) = exchange(To::Tcp(tcp), &post(path, "{}", &evil)).await;
+        assert_eq!(&head[9..12], "403", "{head}");
+        let v = json_line(&mut r, &id_of(&head));
+        assert_eq!(v["path"], path, "{v}");
+        assert_eq!(
+            (&v["service"], &v["kind"]),
+            (&Value::Null, &Value::Null),
+            "{v}"
+        );
+    }
     // Nothing logged twice, nothing without an id.
     let access: Vec<String> = r.lines_with("\"target\":\"hero_router::access\"");
     let mut ids = HashMap::new();

@@ -380,6 +380,8 @@ fn plan(
     meta.route = route_label(&routed, origin.table);
     if guarded(&routed, head.method, head.path, origin.table) {
         if let Err(origin) = browser_origin(&head) {
+            // Refused before it went anywhere: `-` in the access log, as every refusal.
+            meta.route = RouteLabel::default();
             return serve(Action::Fail(ProxyError::ForeignOrigin { origin }), meta);
         }
     }
