@@ -585,3 +585,47 @@ async fn the_deepest_kept_document_is_served_and_a_deeper_one_keeps_the_last() {
     );
     d.stop().await;
 }
+
+/// A service whose fetch failed fast (not JSON) retries on time however many services hang:
+/// it used to queue as a suspect behind them (96 hung services, 4 suspect slots, 2 s each: a
+/// retry waited most of a minute). Only a fetch that failed slowly makes a suspect.
+#[tokio::test]
+async fn a_fast_failure_retries_on_time_beside_hung_services() {
+    static GOOD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+    fn flaky(path: &str) -> Answer {
+        match path {
+            "/openrpc.json" if GOOD.load(Ordering::SeqCst) => ok_json(&doc_with("{}", "{}")),
+            "/openrpc.json" => Answer::Ok("text/html", Arc::new(b"<html>oops</html>".to_vec())),
+            _ => Answer::NotFound,
+        }
+    }
+    let state = |c: &Catalog| c.get("flaky").map(|e| e.spec.state.as_str());
+    let dir = tempfile::tempdir().unwrap();
+    let hangers: Vec<String> = (0..96).map(|i| format!("hang{i:02}")).collect();
+    for name in &hangers {
+        fake(dir.path(), name, |_| Answer::Hang);
+    }
+    fake(dir.path(), "flaky", flaky);
+    let d = start_daemon(serve_config(dir.path(), &[])).await;
+    d.rescan().await;
+    // Every hung service has failed once (suspects, retrying), flaky is fine.
+    catalog_until(&d, |c| {
+        state(c) == Some("ok") && hangers.iter().all(|n| fetched(c, n).is_some())
+    })
+    .await;
+    // Flaky breaks (a fetch that fails at once), then mends.
+    GOOD.store(false, Ordering::SeqCst);
+    let refresh = serde_json::json!({"name": "flaky", "refresh": true});
+    call(&d, "router.spec", refresh).await;
+    assert_eq!(service(&d, "flaky").await["spec"]["state"], "stale");
+    GOOD.store(true, Ordering::SeqCst);
+    let mut rx = d.handle.catalogs();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        rx.wait_for(|c| state(c) == Some("ok")),
+    )
+    .await
+    .expect("flaky's retry waited behind the hung services")
+    .unwrap();
+    d.stop().await;
+}

@@ -109,6 +109,8 @@ struct Record {
     source: Option<Target>,
     /// Failed fetches in a row.
     failures: u32,
+    /// The last fetch failed after running [`schedule::SLOW`] or longer (it hung, or nearly).
+    slow: bool,
     /// When its failed fetch runs again: its key in `retries`.
     retry_at: Option<Instant>,
 }
@@ -292,6 +294,7 @@ impl Fetcher {
                 entry: self.own.clone(),
                 source: None,
                 failures: 0,
+                slow: false,
                 retry_at: None,
             };
             self.records.insert(Arc::from(name), record);
@@ -316,7 +319,7 @@ impl Fetcher {
             return false;
         }
         let name = self.name(name);
-        match schedule::lane(self.failures_of(&name)) {
+        match self.lane_of(&name) {
             Lane::Fresh => self.fresh_queue.push_back(name.clone()),
             Lane::Suspect => self.suspect_queue.push_back(name.clone()),
         }
@@ -324,8 +327,10 @@ impl Fetcher {
         false
     }
 
-    fn failures_of(&self, service: &str) -> u32 {
-        self.records.get(service).map_or(0, |r| r.failures)
+    fn lane_of(&self, service: &str) -> Lane {
+        self.records
+            .get(service)
+            .map_or(Lane::Fresh, |r| schedule::lane(r.failures, r.slow))
     }
 
     /// The running fetches' lanes and start times.
@@ -429,7 +434,8 @@ impl Fetcher {
     }
 
     fn finished(&mut self, service: Arc<str>, target: Target, fetched: Fetched) {
-        self.running.remove(&service);
+        let took = self.running.remove(&service).map(|r| r.started.elapsed());
+        let slow = took.is_some_and(|t| t >= schedule::SLOW);
         let table = self.registry.table();
         if table.service(&service).is_some() {
             let failed = fetched.failed();
@@ -459,10 +465,11 @@ impl Fetcher {
                     entry,
                     source: Some(target),
                     failures: 0,
+                    slow: false,
                     retry_at: None,
                 }),
             };
-            record.count(&service, failed, &mut self.retries, self.cfg.refresh);
+            record.count(&service, failed, slow, &mut self.retries, self.cfg.refresh);
             self.dirty = true;
             if let Some(event) = event {
                 // Whoever hears of the change finds it in the catalog.
@@ -500,18 +507,20 @@ impl Fetcher {
 // === impl Record ===
 
 impl Record {
-    /// Counts a failure of the fetch of `service` (this record's) and schedules its retry
-    /// in `retries`, or counts a success.
+    /// Counts a failure of the fetch of `service` (this record's), `slow` or not, and
+    /// schedules its retry in `retries`, or counts a success.
     fn count(
         &mut self,
         service: &Arc<str>,
         failed: bool,
+        slow: bool,
         retries: &mut BTreeSet<(Instant, Arc<str>)>,
         refresh: std::time::Duration,
     ) {
         if let Some(at) = self.retry_at.take() {
             retries.remove(&(at, service.clone()));
         }
+        self.slow = failed && slow;
         if !failed {
             self.failures = 0;
             return;

@@ -1,8 +1,8 @@
 //! When the catalog fetches, as plain functions over data: how long to wait after failures,
 //! and which fetch may take a slot.
 //!
-//! Slots are fair (docs/catalog.md#limits-and-fairness): a service whose last fetch failed is a
-//! *suspect* and fetches in a lane of its own, a quarter of the slots; a fetch that has run longer
+//! Slots are fair (docs/catalog.md#limits-and-fairness): a service whose last fetch failed
+//! slowly is a *suspect* and fetches in a lane of its own, a quarter of the slots; a fetch that has run longer
 //! than [`SLOW`] leaves the fresh lane's count (it no longer holds a slot a well-behaved service
 //! could use). So services that hang delay each other, never a new well-behaved one.
 
@@ -45,12 +45,15 @@ pub(crate) fn backoff(failures: u32, cap: Duration) -> Duration {
         .min(cap)
 }
 
-/// The lane of a service with `failures` failed fetches in a row.
-pub(crate) fn lane(failures: u32) -> Lane {
-    if failures == 0 {
-        Lane::Fresh
-    } else {
+/// The lane of a service with `failures` failed fetches in a row, the last of which was
+/// `slow` (it ran [`SLOW`] or longer). A fetch that failed fast (an answer that is not JSON, a
+/// refused connection) cost its slot no time: the service retries in the fresh lane rather
+/// than queue behind services that hang.
+pub(crate) fn lane(failures: u32, slow: bool) -> Lane {
+    if failures > 0 && slow {
         Lane::Suspect
+    } else {
+        Lane::Fresh
     }
 }
 

@@ -14,10 +14,14 @@ fn backoff_doubles_from_one_second_up_to_the_refresh() {
 }
 
 #[test]
-fn a_failure_makes_a_suspect() {
-    assert_eq!(lane(0), Lane::Fresh);
-    assert_eq!(lane(1), Lane::Suspect);
-    assert_eq!(lane(40), Lane::Suspect);
+fn a_slow_failure_makes_a_suspect() {
+    assert_eq!(lane(0, false), Lane::Fresh);
+    assert_eq!(lane(0, true), Lane::Fresh);
+    assert_eq!(lane(1, true), Lane::Suspect);
+    assert_eq!(lane(40, true), Lane::Suspect);
+    // A fetch that failed fast held its slot for no time: it stays with the fresh ones.
+    assert_eq!(lane(1, false), Lane::Fresh);
+    assert_eq!(lane(40, false), Lane::Fresh);
 }
 
 #[test]
