@@ -629,3 +629,25 @@ async fn a_fast_failure_retries_on_time_beside_hung_services() {
     .unwrap();
     d.stop().await;
 }
+
+/// A service whose rpc socket is busy (its backlog full) has no spec for one reason, said the
+/// same in the service table, the docs and `router.spec`: it was `null`, "not fetched yet" and
+/// "no live socket" before.
+#[tokio::test]
+async fn a_busy_service_says_why_it_has_no_spec_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let _held = common::busy_socket(&service_dir(dir.path(), "busy").join("rpc.sock"));
+    let d = start_daemon(serve_config(dir.path(), &[])).await;
+    d.rescan().await;
+    let why = "its rpc socket is busy (backlog full): the spec is fetched once it accepts";
+    let entry = service(&d, "busy").await;
+    assert_eq!(entry["status"], "degraded", "{entry}");
+    assert_eq!(entry["spec"]["state"], "absent", "{entry}");
+    assert_eq!(entry["spec"]["reason"], why, "{entry}");
+    let spec = call(&d, "router.spec", serde_json::json!(["busy"])).await;
+    assert_eq!(spec["error"]["data"]["reason"], why, "{spec}");
+    let (status, _, body) = common::tcp(&d, common::request("GET", "/docs/busy", "")).await;
+    assert_eq!(status, 404);
+    assert!(String::from_utf8_lossy(&body).contains(why), "{body:?}");
+    d.stop().await;
+}

@@ -3,7 +3,7 @@
 //! table; readers join it with the table by service name.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -110,14 +110,30 @@ pub struct ServiceView<'a> {
     pub spec: &'a SpecInfo,
 }
 
-/// The spec of a service the catalog has not looked at yet.
-static NOT_FETCHED: SpecInfo = SpecInfo {
-    state: SpecState::Absent,
-    reason: None,
-    fingerprint: None,
-    openrpc: None,
-    fetched_unix_ms: None,
-};
+/// The spec of a service the catalog has no entry for, and why, from its sockets: the one
+/// reason the service table, the docs and `router.spec` give.
+fn unfetched(service: &Service) -> &'static SpecInfo {
+    fn absent(reason: &str) -> SpecInfo {
+        SpecInfo {
+            state: SpecState::Absent,
+            reason: Some(Arc::from(reason)),
+            fingerprint: None,
+            openrpc: None,
+            fetched_unix_ms: None,
+        }
+    }
+    static BUSY: LazyLock<SpecInfo> = LazyLock::new(|| {
+        absent("its rpc socket is busy (backlog full): the spec is fetched once it accepts")
+    });
+    static NO_LIVE_SOCKET: LazyLock<SpecInfo> =
+        LazyLock::new(|| absent("the service has no live socket to fetch a spec from"));
+    static NOT_YET: LazyLock<SpecInfo> = LazyLock::new(|| absent("not fetched yet"));
+    match service.status {
+        ServiceStatus::Degraded => &BUSY,
+        ServiceStatus::Unhealthy => &NO_LIVE_SOCKET,
+        ServiceStatus::Healthy | ServiceStatus::NonRpc => &NOT_YET,
+    }
+}
 
 // === impl Catalog ===
 
@@ -125,6 +141,14 @@ impl Catalog {
     /// The entry of `service`.
     pub fn get(&self, service: &str) -> Option<&Arc<CatalogEntry>> {
         self.entries.get(service)
+    }
+
+    /// Why `service` has no spec to serve: its entry's reason, or why it has no entry.
+    pub fn no_spec_reason(&self, service: &Service) -> Arc<str> {
+        let spec = self
+            .get(&service.name)
+            .map_or(unfetched(service), |e| &e.spec);
+        spec.reason.clone().unwrap_or_else(|| Arc::from("no spec"))
     }
 
     /// `service` with its catalog fields.
@@ -137,7 +161,7 @@ impl Catalog {
                 version: None,
                 description: None,
                 methods_count: None,
-                spec: &NOT_FETCHED,
+                spec: unfetched(service),
             },
         }
     }

@@ -167,9 +167,10 @@ impl Shared {
     /// The `router.spec` result, from the catalog; fetched first with `refresh`, or when the
     /// catalog has not looked at the service yet.
     async fn spec(&self, name: &str, refresh: bool) -> Result<Arc<RawValue>, ErrorObjectOwned> {
-        if self.registry.table().service(name).is_none() {
+        let table = self.registry.table();
+        let Some(service) = table.service(name) else {
             return Err(no_such_service(name));
-        }
+        };
         if refresh || self.registry.catalog().get(name).is_none() {
             self.registry.refresh_catalog(name).await;
         }
@@ -178,9 +179,7 @@ impl Shared {
         if let Some(doc) = entry.and_then(|e| e.document.clone()) {
             return Ok(doc);
         }
-        let reason = entry
-            .and_then(|e| e.spec.reason.clone())
-            .unwrap_or_else(|| "the service has no live socket to fetch a spec from".into());
+        let reason = catalog.no_spec_reason(service);
         Err(ErrorObjectOwned::owned(
             NO_SPEC,
             format!("service {name} has no spec: {reason}"),

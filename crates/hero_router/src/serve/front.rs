@@ -249,10 +249,7 @@ impl Front {
         };
         let entry = catalog.get(name);
         let Some(doc) = entry.and_then(|e| e.document.clone()) else {
-            let reason = entry
-                .and_then(|e| e.spec.reason.as_deref())
-                .unwrap_or("not fetched yet")
-                .to_owned();
+            let reason = catalog.no_spec_reason(service).to_string();
             return Err(ProxyError::NoSpec {
                 service: name.clone(),
                 reason,
