@@ -797,3 +797,44 @@ async fn a_routed_call_that_got_a_router_error_counts_as_one() {
     );
     d.stop().await;
 }
+
+/// A request still waiting for its service when shutdown's grace runs out is cut off, and
+/// still gets its one access line (status 0: nothing was sent), like every other request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_cut_off_at_shutdown_gets_its_line() {
+    let root = tempfile::tempdir().unwrap();
+    // A service that takes every request and never answers; it says when one arrived.
+    let l =
+        tokio::net::UnixListener::bind(common::service_dir(root.path(), "hang").join("rpc.sock"))
+            .unwrap();
+    let (arrived_tx, mut arrived) = tokio::sync::mpsc::unbounded_channel::<()>();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let arrived_tx = arrived_tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                while common::raw::read_request(&mut s, &mut buf).await.is_some() {
+                    let _ = arrived_tx.send(());
+                }
+            });
+        }
+    });
+    let mut r = Router::start(
+        root.path(),
+        &["--access-log", "json", "--shutdown-grace", "1s"],
+    );
+    let mut c = TcpStream::connect(r.tcp).await.unwrap();
+    c.write_all(&get_with("/hang/rpc/wait", &[])).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), arrived.recv())
+        .await
+        .expect("the request reached the service")
+        .unwrap();
+    let pid = rustix::process::Pid::from_raw(r.child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let line = r.wait_for(|l| l.contains("\"path\":\"/hang/rpc/wait\""));
+    let v = json(&line);
+    assert_eq!(v["status"], 0, "{v}");
+    assert_eq!(v["service"], "hang", "{v}");
+    assert_eq!(v["bytes_out"], 0, "{v}");
+    drop(c);
+}

@@ -104,9 +104,11 @@ enum Head {
 }
 
 /// The client connection, and what routing it needs.
-struct Client<'s, S> {
+struct Client<'s, S: Stream> {
     /// The stream and its buffers, as the proxy engine shares them.
     conn: ClientConn<S>,
+    /// What the connection serves; kept for the line of a request cut off ([`Drop`]).
+    front: Arc<Front>,
     /// The TCP peer's address as text, for `X-Forwarded-For`.
     peer: Option<String>,
     /// The TCP peer's address, for the allow-list.
@@ -140,6 +142,7 @@ pub(super) async fn serve<S: Stream>(
     conn.body_pause = limits.header_read_timeout;
     let mut client = Client {
         conn,
+        front: front.clone(),
         peer: match transport {
             Transport::Tcp(addr) => Some(addr.ip().to_string()),
             Transport::Unix => None,
@@ -197,6 +200,18 @@ pub(super) async fn serve<S: Stream>(
                 }
             }
             return;
+        }
+    }
+}
+
+/// A request still in hand when its connection is dropped (shutdown cut it off after the
+/// grace, with the shard's tasks) still gets its access line and its count: what was sent of it,
+/// status `0` if nothing was.
+impl<S: Stream> Drop for Client<'_, S> {
+    fn drop(&mut self) {
+        if self.meta.is_some() {
+            let front = self.front.clone();
+            self.finish(&front);
         }
     }
 }
@@ -1029,7 +1044,8 @@ impl<S: Stream> Client<'_, S> {
         let traffic = &front.shared.traffic;
         traffic.record(
             meta.route.service.as_deref().unwrap_or(OWN_SERVICE),
-            if tally.call_failed {
+            // Nothing answered at all (cut off at shutdown) is the router's failure too.
+            if tally.call_failed || tally.status == 0 {
                 Class::Router
             } else {
                 Class::of(tally.status, tally.router_made)
