@@ -131,6 +131,44 @@ fn python_clients_pass_mypy_strict() {
     }
 }
 
+/// A chain of types that each reference the next twice (`F0 = {a: F1, b: F1}`, … 30 deep):
+/// one type per target, and mypy checks the module at once. Its async methods passed their
+/// arguments through `asyncio.to_thread`'s ParamSpec, which mypy matched in time exponential
+/// in the depth (22 levels: 15 s; 30: hours). The deadline only keeps a regression from
+/// hanging the suite.
+#[tokio::test]
+async fn python_clients_of_branching_references_check_at_once() {
+    let Some(mypy) = tool("HERO_MYPY") else {
+        return;
+    };
+    const DEPTH: usize = 30;
+    let mut schemas = serde_json::Map::new();
+    for i in 0..DEPTH {
+        let next = json!({"$ref": format!("#/components/schemas/F{}", i + 1)});
+        schemas.insert(
+            format!("F{i}"),
+            json!({"type": "object", "properties": {"a": next, "b": next}}),
+        );
+    }
+    schemas.insert(format!("F{DEPTH}"), json!({"type": "string"}));
+    let f0 = json!({"$ref": "#/components/schemas/F0"});
+    let spec = json!({
+        "openrpc": "1.3.2",
+        "info": {"title": "t", "version": "1"},
+        "methods": [{"name": "m", "params": [{"name": "f", "required": true, "schema": f0}],
+                     "result": {"name": "r", "schema": f0}}],
+        "components": {"schemas": schemas},
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let module = generate_client(ClientLang::Python, "chain", &spec.to_string());
+    let file = write(dir.path(), "chain.py", &module);
+    let checked = tokio::task::spawn_blocking(move || mypy_strict(&mypy, &file));
+    tokio::time::timeout(std::time::Duration::from_secs(300), checked)
+        .await
+        .expect("mypy did not finish")
+        .unwrap();
+}
+
 #[test]
 fn typescript_clients_pass_tsc_strict() {
     let Some(tsc) = tool("HERO_TSC") else { return };
