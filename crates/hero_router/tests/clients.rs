@@ -428,6 +428,17 @@ async fn the_python_client_calls_the_example_service_over_tcp_and_its_socket() {
     d.stop().await;
 }
 
+/// What a script printed, as JSON; panics with its output unless it succeeded.
+fn json_output(out: &std::process::Output) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json(stdout.trim())
+}
+
 /// Servers that answer something broken, over a Unix socket and over TCP (Python's own
 /// `socketserver`, each answering every connection with the same bytes): no HTTP at all, a
 /// body cut short, an overlong header line, JSON nested past Python's parser.
@@ -440,6 +451,7 @@ answers = {
     "cut_short": b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789abcdef",
     "long_line": b"HTTP/1.1 200 OK\r\nx-long: " + b"a" * 100000 + b"\r\ncontent-length: 2\r\n\r\n{}",
     "deep_json": b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n" + b"[" * 100000,
+    "huge_length": b"HTTP/1.1 200 OK\r\ncontent-length: 99999999999999999999\r\n\r\n{}",
 }
 def handler(answer):
     class H(socketserver.BaseRequestHandler):
@@ -485,15 +497,9 @@ fn the_python_client_turns_broken_answers_into_transport_errors() {
         .arg(work.path())
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen = json(stdout.trim());
+    let seen = json_output(&out);
     let seen = seen.as_object().unwrap();
-    assert_eq!(seen.len(), 8, "{seen:?}");
+    assert_eq!(seen.len(), 10, "{seen:?}");
     for (case, what) in seen {
         assert_eq!(what, "TransportError", "{case}");
     }
@@ -506,16 +512,7 @@ async fn the_typescript_client_calls_the_example_service_under_node() {
     };
     let (_dir, d, _svc, _none) = with_example().await;
     let work = tempfile::tempdir().unwrap();
-    let module = generate_client(ClientLang::TypeScript, "example", &served_spec(&d).await);
-    let file = write(work.path(), "example.ts", &module);
-    let mut compile = Command::new(&tsc);
-    compile
-        .args(TSC_OPTIONS)
-        .arg("--outDir")
-        .arg(work.path())
-        .arg(&file);
-    check(compile, "tsc", &file);
-    write(work.path(), "package.json", r#"{"type": "module"}"#);
+    example_module_for_node(&tsc, work.path(), &served_spec(&d).await);
     let driver = write(work.path(), "driver.mjs", NODE_DRIVER);
 
     let cases = cases();
@@ -547,6 +544,64 @@ async fn the_typescript_client_calls_the_example_service_under_node() {
     run.arg(work.path().join("readme.js"));
     assert_prints_what_the_readme_says(run).await;
     d.stop().await;
+}
+
+/// The TypeScript client of `spec` as `example`, compiled into `dir` as an ES module Node runs.
+fn example_module_for_node(tsc: &Path, dir: &Path, spec: &str) {
+    let module = generate_client(ClientLang::TypeScript, "example", spec);
+    let file = write(dir, "example.ts", &module);
+    let mut compile = Command::new(tsc);
+    compile
+        .args(TSC_OPTIONS)
+        .arg("--outDir")
+        .arg(dir)
+        .arg(&file);
+    check(compile, "tsc", &file);
+    write(dir, "package.json", r#"{"type": "module"}"#);
+}
+
+/// Servers that answer something broken, on TCP (Node's `net`): a body cut short, bad chunks.
+const NODE_BROKEN: &str = r#"
+import net from "node:net";
+import { Client } from "./example.js";
+const answers = {
+  cut_short: "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"jsonrpc\"",
+  bad_chunks: "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+};
+const out = {};
+for (const [name, answer] of Object.entries(answers)) {
+  const server = net.createServer((s) => s.once("data", () => s.end(answer)));
+  await new Promise((done) => server.listen(0, "127.0.0.1", done));
+  try {
+    await new Client(`http://127.0.0.1:${server.address().port}`).add({ a: 1, b: 2 });
+    out[name] = "answered";
+  } catch (e) {
+    out[name] = e.constructor.name;
+  }
+  server.close();
+}
+console.log(JSON.stringify(out));
+"#;
+
+/// A broken answer is a `TransportError` in TypeScript too (the body's read failed outside
+/// the client's `try`: Node's `TypeError: terminated`).
+#[tokio::test]
+async fn the_typescript_client_turns_broken_answers_into_transport_errors() {
+    let (Some(tsc), Some(node)) = (tool("HERO_TSC"), tool("HERO_NODE")) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    example_module_for_node(&tsc, work.path(), &example_spec_text());
+    let driver = write(work.path(), "broken.mjs", NODE_BROKEN);
+    let out = tokio::process::Command::new(&node)
+        .arg(&driver)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        json_output(&out),
+        json!({"cut_short": "TransportError", "bad_chunks": "TransportError"})
+    );
 }
 
 // === served by the router ===

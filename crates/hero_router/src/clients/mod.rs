@@ -61,7 +61,11 @@ impl Lang {
     pub(crate) fn file_name(self, service: &str) -> String {
         match self {
             Lang::Python => {
-                let module = service.replace('-', "_");
+                let mut module = service.replace('-', "_");
+                // `2fa.py` cannot be imported: a name starts with a letter or `_`.
+                if module.starts_with(|c: char| c.is_ascii_digit()) {
+                    module.insert_str(0, "n_");
+                }
                 let shadows = names::PYTHON_KEYWORDS.contains(&module.as_str())
                     || names::PYTHON_STDLIB.contains(&module.as_str());
                 match shadows {
@@ -123,7 +127,7 @@ pub(crate) async fn served(
 /// The module header's lines: what the module is, the API's version and description, and
 /// what could not be generated.
 pub(super) fn header_lines(api: &model::Api) -> Vec<String> {
-    let name = api.title.as_deref().unwrap_or(&api.service);
+    let name = api.title.as_deref().unwrap_or(&api.service).trim();
     // "the Hero example service", not "the Hero example service service".
     let noun = match name.to_ascii_lowercase().ends_with("service") {
         true => "",

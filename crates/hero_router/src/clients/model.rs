@@ -212,13 +212,14 @@ pub(crate) fn build(service: &str, spec: &Value) -> Api {
         };
         let listed_params = m.at("params").as_array().map_or(&[][..], Vec::as_slice);
         let mut seen = HashSet::new();
-        let twice = listed_params
+        let untypable = listed_params
             .iter()
-            .filter_map(|p| b.follow(p).at("name").as_str())
-            .any(|n| !seen.insert(n));
-        if twice {
-            // OpenRPC: param names are unique. Two of one name cannot both be passed by name,
-            // and a typed signature cannot declare them both.
+            .map(|p| b.follow(p).at("name").as_str())
+            .any(|n| n.is_none_or(|n| !seen.insert(n)));
+        if untypable {
+            // OpenRPC: every param has a name, and names are unique. One without a name cannot
+            // be passed by name (and leaving it out would shift the later ones by position);
+            // two of one name cannot both be, and a typed signature cannot declare them both.
             doubled.push(wire);
             continue;
         }
@@ -277,7 +278,7 @@ pub(crate) fn build(service: &str, spec: &Value) -> Api {
             n => format!(" and {n} more"),
         };
         b.notes.push(format!(
-            "methods with two params of one name are left out: {}{more}",
+            "methods with a param without a name, or two of one name, are left out: {}{more}",
             shown.join(", ")
         ));
     }

@@ -70,6 +70,7 @@ fn module_files_are_importable_and_shadow_nothing_the_client_imports() {
     assert_eq!(Lang::Python.file_name("my-svc"), "my_svc.py");
     assert_eq!(Lang::Python.file_name("json"), "json_client.py");
     assert_eq!(Lang::Python.file_name("class"), "class_client.py");
+    assert_eq!(Lang::Python.file_name("2fa"), "n_2fa.py");
     assert_eq!(Lang::TypeScript.file_name("json"), "json.ts");
     // Every module the template imports is in the list.
     let template = include_str!("templates/client.py.j2");
@@ -121,6 +122,9 @@ fn methods_that_cannot_be_typed_are_left_out_with_one_note_each_kind() {
             {"name": "twice\n\"\"\"", "params": [
                 {"name": "x", "required": true, "schema": {"type": "string"}},
                 {"name": "x", "schema": {"type": "integer"}}]},
+            {"name": "nameless_param", "paramStructure": "by-position", "params": [
+                {"name": "a", "required": true, "schema": {"type": "string"}},
+                {"required": true, "schema": {"type": "integer"}}]},
             {"params": []}, {"params": []}, {"params": []}
         ]
     })
@@ -135,9 +139,14 @@ fn methods_that_cannot_be_typed_are_left_out_with_one_note_each_kind() {
             !out.contains("def twice") && !out.contains("async twice"),
             "{out}"
         );
-        let note = "Note: methods with two params of one name are left out: ";
+        let note = "Note: methods with a param without a name, or two of one name, are left out: ";
         assert_eq!(out.matches(note).count(), 1, "{out}");
         assert_eq!(out.matches("twice").count(), 1, "only in the note: {out}");
+        assert_eq!(
+            out.matches("nameless_param").count(),
+            1,
+            "only in the note: {out}"
+        );
         assert_eq!(
             out.matches("Note: 3 methods without a name are left out.")
                 .count(),
