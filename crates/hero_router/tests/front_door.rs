@@ -1077,9 +1077,10 @@ async fn a_client_that_leaves_mid_body_is_a_499_everywhere() {
     d.stop().await;
 }
 
-/// A routed `/rpc` call whose client leaves while the service thinks is abandoned within a
-/// second or so (a 499), as a proxied request is: it used to wait for the service's answer and
-/// log a 200 nobody read. The service here would take a minute.
+/// A routed `/rpc` call or an MCP tool call whose client leaves while the service thinks is
+/// abandoned within a second or so (a 499, the service's), as a proxied request is: both used
+/// to wait for the service's answer and log a 200 nobody read. The service here would take a
+/// minute.
 #[tokio::test]
 async fn a_routed_call_whose_client_leaves_is_abandoned() {
     let root = tempfile::tempdir().unwrap();
@@ -1089,16 +1090,22 @@ async fn a_routed_call_whose_client_leaves_is_abandoned() {
             .unwrap();
     let d = start_daemon(serve_config(root.path(), &["--upstream-timeout", "120s"])).await;
     d.rescan().await;
-    let body = r#"{"jsonrpc":"2.0","id":1,"method":"svc.sleep_ms","params":[60000]}"#;
-    let mut c = TcpStream::connect(d.tcp).await.unwrap();
-    let head = format!(
-        "POST /rpc HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    c.write_all(head.as_bytes()).await.unwrap();
-    drop(c);
-    let line = r#"hero_router_requests_total{service="hero_router",kind="rpc",status="499"} 1"#;
-    until_metrics_show(&mut Client::connect(&d).await, line).await;
+    // Each is sent whole, then its client leaves; each is counted, and logged, as the
+    // service's: where the call went.
+    let rpc = r#"{"jsonrpc":"2.0","id":1,"method":"svc.sleep_ms","params":[60000]}"#;
+    let tool = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"sleep_ms","arguments":{"ms":60000}}}"#;
+    for (path, body, kind) in [("/rpc", rpc, "rpc"), ("/mcp/svc", tool, "mcp")] {
+        let mut c = TcpStream::connect(d.tcp).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        c.write_all(head.as_bytes()).await.unwrap();
+        drop(c);
+        let line =
+            format!(r#"hero_router_requests_total{{service="svc",kind="{kind}",status="499"}} 1"#);
+        until_metrics_show(&mut Client::connect(&d).await, &line).await;
+    }
     d.stop().await;
 }
 

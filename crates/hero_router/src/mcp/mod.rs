@@ -173,7 +173,8 @@ pub(crate) struct Exchange {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Called {
     pub service: String,
-    pub upstream: Duration,
+    /// `None` while the call waits (a client that leaves meanwhile: no answer came).
+    pub upstream: Option<Duration>,
 }
 
 /// The MCP endpoints, and the tool cache they share for as long as the router runs.
@@ -271,12 +272,24 @@ impl Exchange {
             .clone()
     }
 
-    fn note(&self, service: &str, upstream: Duration) {
+    /// A tool call goes to `service`: the request is that service's from now on, even if its
+    /// client leaves before the answer.
+    fn calling(&self, service: &str) {
         let mut called = self.called.lock().unwrap_or_else(|e| e.into_inner());
-        if called.as_ref().is_none_or(|c| c.upstream < upstream) {
+        if called.is_none() {
             *called = Some(Called {
                 service: service.to_owned(),
-                upstream,
+                upstream: None,
+            });
+        }
+    }
+
+    fn note(&self, service: &str, upstream: Duration) {
+        let mut called = self.called.lock().unwrap_or_else(|e| e.into_inner());
+        if called.as_ref().is_none_or(|c| c.upstream < Some(upstream)) {
+            *called = Some(Called {
+                service: service.to_owned(),
+                upstream: Some(upstream),
             });
         }
     }
@@ -607,6 +620,9 @@ impl Gateway {
             traceparent: self.exchange.traceparent.as_deref(),
             methods: false,
         };
+        if target.service != OWN_SERVICE {
+            self.exchange.calling(&target.service);
+        }
         let asked = tokio::time::Instant::now();
         let called = self
             .rpc

@@ -363,17 +363,7 @@ impl Rpc {
             upstream: None,
             call_failed: false,
         };
-        let names = |entries: &[&Entry<'_>]| -> Vec<String> {
-            entries
-                .iter()
-                .filter(|_| meta.methods)
-                .take(traffic::MAX_METHODS)
-                .map(|e| match e {
-                    Entry::Call(call) => traffic::label(&call.method),
-                    Entry::Invalid { .. } => "-".to_owned(),
-                })
-                .collect()
-        };
+        let names = |entries: &[&Entry<'_>]| method_names(entries, meta.methods);
         match codec::parse(body) {
             Err(BodyError::Parse(e)) => router_error(-32700, format!("parse error: {e}")),
             Err(BodyError::Invalid(e)) => router_error(-32600, format!("invalid request: {e}")),
@@ -391,13 +381,7 @@ impl Rpc {
             Ok(RpcBody::Batch(entries)) => {
                 let methods = names(&entries.iter().collect::<Vec<_>>());
                 let answered = join_all(entries.into_iter().map(|e| self.entry(e, meta))).await;
-                let mut targets = answered.iter().map(|(_, t, _, _)| t);
-                let first = targets.next().cloned().unwrap_or(CallTarget::Router);
-                let target = if targets.all(|t| *t == first) {
-                    first
-                } else {
-                    CallTarget::Router
-                };
+                let target = combined(answered.iter().map(|(_, t, _, _)| t));
                 let upstream = answered.iter().filter_map(|(_, _, u, _)| *u).max();
                 let call_failed = answered.iter().any(|(_, _, _, f)| *f);
                 let answers: Vec<String> =
@@ -411,6 +395,52 @@ impl Rpc {
                     call_failed,
                 }
             }
+        }
+    }
+
+    /// Whom a `POST /rpc` body is for and its methods, as [`handle_for`](Rpc::handle_for)
+    /// would say, without calling anything: the label of a request abandoned before its
+    /// answer (its client left).
+    pub(crate) fn label_for(&self, body: &[u8], methods: bool) -> (CallTarget, Vec<String>) {
+        match codec::parse(body) {
+            Err(_) => (CallTarget::Router, Vec::new()),
+            Ok(RpcBody::Single(entry)) => {
+                (self.target_of(&entry), method_names(&[&entry], methods))
+            }
+            Ok(RpcBody::Batch(entries)) => {
+                let targets: Vec<CallTarget> = entries.iter().map(|e| self.target_of(e)).collect();
+                let entries: Vec<&Entry<'_>> = entries.iter().collect();
+                (combined(targets.iter()), method_names(&entries, methods))
+            }
+        }
+    }
+
+    /// Whom one call of a body is for: the service its method is routed to, if that is in the
+    /// table, else the router (its own methods, errors, unknown services).
+    fn target_of(&self, entry: &Entry<'_>) -> CallTarget {
+        match entry {
+            Entry::Call(call) => self.target_of_method(&call.method),
+            Entry::Invalid { .. } => CallTarget::Router,
+        }
+    }
+
+    /// [`target_of`](Rpc::target_of) a call of `method`.
+    fn target_of_method(&self, method: &str) -> CallTarget {
+        let own = method
+            .strip_prefix(OWN_SERVICE)
+            .is_some_and(|r| r.starts_with('.'));
+        if own || is_own_method(method) {
+            return CallTarget::Router;
+        }
+        match method.split_once('.') {
+            Some((service, rest))
+                if !service.is_empty()
+                    && !rest.is_empty()
+                    && self.shared.registry.table().service(service).is_some() =>
+            {
+                CallTarget::Service(service.to_owned())
+            }
+            _ => CallTarget::Router,
         }
     }
 
@@ -482,11 +512,7 @@ impl Rpc {
             Some((service, rest)) if !service.is_empty() && !rest.is_empty() => {
                 // Only a service in the table gets a label: a client must not be able to
                 // grow the metrics with made-up names.
-                let target = if self.shared.registry.table().service(service).is_some() {
-                    CallTarget::Service(service.to_owned())
-                } else {
-                    CallTarget::Router
-                };
+                let target = self.target_of_method(method);
                 let asked = tokio::time::Instant::now();
                 let (answer, failed) = self.forward(&call, service, rest, meta).await;
                 let waited = matches!(target, CallTarget::Service(_)).then(|| asked.elapsed());
@@ -637,6 +663,29 @@ impl Rpc {
 
 /// Whether `method` is one of the names the router answers itself (`router.*`,
 /// `rpc.discover`), whether or not it has a method by that name.
+/// The methods of a body's calls as the access log lists them (none unless `wanted`).
+fn method_names(entries: &[&Entry<'_>], wanted: bool) -> Vec<String> {
+    entries
+        .iter()
+        .filter(|_| wanted)
+        .take(traffic::MAX_METHODS)
+        .map(|e| match e {
+            Entry::Call(call) => traffic::label(&call.method),
+            Entry::Invalid { .. } => "-".to_owned(),
+        })
+        .collect()
+}
+
+/// Whom a batch was for: the one service all its calls went to, else the router.
+fn combined<'t>(mut targets: impl Iterator<Item = &'t CallTarget>) -> CallTarget {
+    let first = targets.next().cloned().unwrap_or(CallTarget::Router);
+    if targets.all(|t| *t == first) {
+        first
+    } else {
+        CallTarget::Router
+    }
+}
+
 fn is_own_method(method: &str) -> bool {
     method.starts_with("router.") || method == "rpc.discover"
 }

@@ -729,7 +729,20 @@ impl<S: Stream> Client<'_, S> {
             self.conn.request_id.as_str().to_owned(),
             traceparent,
         ));
-        let answer = front.apps.call(target, request, &exchange).await;
+        // A tool call whose client leaves while the service thinks is abandoned (a 499), as a
+        // routed `/rpc` call is; it stays the service's request.
+        let answering = front.apps.call(target, request, &exchange);
+        let Some(answer) = self.conn.unless_client_leaves(answering).await else {
+            let called = exchange.called();
+            let service = called.as_ref().map_or(OWN_SERVICE, |c| c.service.as_str());
+            if let (Some(meta), Some(called)) = (self.meta.as_mut(), &called) {
+                meta.route.service = Some(called.service.clone());
+            }
+            front
+                .metrics()
+                .record(service, kind, CLIENT_CLOSED, started.elapsed());
+            return false;
+        };
         // Latency runs to the answer's head: a feed (`/api/events`) streams for as long as its
         // page is open, which says nothing of how fast the router answered.
         let answered = started.elapsed();
@@ -745,7 +758,7 @@ impl<S: Stream> Client<'_, S> {
         // call through `/rpc` does, with its wait for the answer.
         let called = exchange.called();
         if let Some(called) = &called {
-            self.conn.tally.upstream = Some(called.upstream);
+            self.conn.tally.upstream = called.upstream;
             if let Some(meta) = self.meta.as_mut() {
                 meta.route.service = Some(called.service.clone());
             }
@@ -875,9 +888,19 @@ impl<S: Stream> Client<'_, S> {
         // 499), as a proxied request is.
         let handling = front.rpc.handle_for(&body, &call);
         let Some(handled) = self.conn.unless_client_leaves(handling).await else {
+            // Named as its answer would have been: the service its calls went to.
+            let (target, methods) = front.rpc.label_for(&body, front.access_log.is_on());
+            let service = match target {
+                CallTarget::Service(name) => name,
+                CallTarget::Router => OWN_SERVICE.to_owned(),
+            };
             front
                 .metrics()
-                .record(OWN_SERVICE, "rpc", CLIENT_CLOSED, started.elapsed());
+                .record(&service, "rpc", CLIENT_CLOSED, started.elapsed());
+            if let Some(meta) = self.meta.as_mut() {
+                meta.route.service = Some(service);
+                meta.route.methods = methods;
+            }
             return false;
         };
         let (answer, target) = (handled.answer, handled.target);
@@ -925,6 +948,13 @@ impl<S: Stream> Client<'_, S> {
     fn left_mid_body(&mut self, front: &Front, kind: &str, started: Instant) -> bool {
         self.conn.tally.status = CLIENT_CLOSED;
         self.conn.tally.router_made = true;
+        // Its body never came whole, so no call in it is known: it is the router's, in the
+        // log as in the counters.
+        if let Some(meta) = self.meta.as_mut() {
+            meta.route
+                .service
+                .get_or_insert_with(|| OWN_SERVICE.to_owned());
+        }
         front
             .metrics()
             .record(OWN_SERVICE, kind, CLIENT_CLOSED, started.elapsed());
