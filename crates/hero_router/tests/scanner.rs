@@ -346,7 +346,7 @@ async fn rule_4_owner_lock_alone_prevents_reap() {
             table.services
         );
         assert!(tokio::time::Instant::now() < deadline, "still locked");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await; // poll interval, bounded by the deadline
     }
 }
 
