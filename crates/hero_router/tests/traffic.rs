@@ -803,22 +803,7 @@ async fn a_routed_call_that_got_a_router_error_counts_as_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_cut_off_at_shutdown_gets_its_line() {
     let root = tempfile::tempdir().unwrap();
-    // A service that takes every request and never answers; it says when one arrived.
-    let l =
-        tokio::net::UnixListener::bind(common::service_dir(root.path(), "hang").join("rpc.sock"))
-            .unwrap();
-    let (arrived_tx, mut arrived) = tokio::sync::mpsc::unbounded_channel::<()>();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            let arrived_tx = arrived_tx.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                while common::raw::read_request(&mut s, &mut buf).await.is_some() {
-                    let _ = arrived_tx.send(());
-                }
-            });
-        }
-    });
+    let mut arrived = hang_service(root.path());
     let mut r = Router::start(
         root.path(),
         &["--access-log", "json", "--shutdown-grace", "1s"],
@@ -837,4 +822,43 @@ async fn a_request_cut_off_at_shutdown_gets_its_line() {
     assert_eq!(v["service"], "hang", "{v}");
     assert_eq!(v["bytes_out"], 0, "{v}");
     drop(c);
+}
+
+/// A service `hang` that takes every request and never answers; the receiver hears of each
+/// request that arrived.
+fn hang_service(root: &Path) -> tokio::sync::mpsc::UnboundedReceiver<()> {
+    let sock = common::service_dir(root, "hang").join("rpc.sock");
+    let l = tokio::net::UnixListener::bind(sock).unwrap();
+    let (arrived_tx, arrived) = tokio::sync::mpsc::unbounded_channel::<()>();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let arrived_tx = arrived_tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                while common::raw::read_request(&mut s, &mut buf).await.is_some() {
+                    let _ = arrived_tx.send(());
+                }
+            });
+        }
+    });
+    arrived
+}
+
+/// A routed call that timed out (-32003) waited for no answer: `upstream_ms` is null, as for a
+/// proxied 504, not the time waited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_without_an_answer_has_no_upstream_time() {
+    let root = tempfile::tempdir().unwrap();
+    let _arrived = hang_service(root.path());
+    let mut r = Router::start(
+        root.path(),
+        &["--access-log", "json", "--upstream-timeout", "1s"],
+    );
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"hang.x"}"#;
+    let (head, body) = exchange(To::Tcp(r.tcp), &post("/rpc", call, &[])).await;
+    let answer = json(&String::from_utf8(body).unwrap());
+    assert_eq!(answer["error"]["code"], -32003, "{answer}");
+    let v = json_line(&mut r, header(&head, "x-request-id").unwrap());
+    assert_eq!(v["service"], "hang", "{v}");
+    assert_eq!(v["upstream_ms"], Value::Null, "{v}");
 }

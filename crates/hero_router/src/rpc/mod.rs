@@ -513,9 +513,8 @@ impl Rpc {
                 // Only a service in the table gets a label: a client must not be able to
                 // grow the metrics with made-up names.
                 let target = self.target_of_method(method);
-                let asked = tokio::time::Instant::now();
-                let (answer, failed) = self.forward(&call, service, rest, meta).await;
-                let waited = matches!(target, CallTarget::Service(_)).then(|| asked.elapsed());
+                let (answer, failed, waited) = self.forward(&call, service, rest, meta).await;
+                let waited = waited.filter(|_| matches!(target, CallTarget::Service(_)));
                 (answer, target, waited, failed)
             }
             _ => {
@@ -534,14 +533,15 @@ impl Rpc {
 
     /// Forwards a routed call: the service's answer passes as it is (its id, its result or
     /// its own error); only a call that got no JSON-RPC answer gets a router error (then
-    /// `true`).
+    /// `true`). Also how long the service took to answer, if it answered at all (a timeout or
+    /// a refused connection has no such time, as a proxied 504 has none).
     async fn forward(
         &self,
         call: &Call<'_>,
         service: &str,
         rest: &str,
         meta: &CallMeta<'_>,
-    ) -> (Option<String>, bool) {
+    ) -> (Option<String>, bool, Option<std::time::Duration>) {
         // Only the router's own errors are made here: a service's pass through as they came.
         let fail = |e: CallError| {
             let data = with_request_id(Some(json!({"service": service})), meta);
@@ -550,9 +550,13 @@ impl Rpc {
                 .map(|id| codec::error(Some(id), e.code(), &e.to_string(), data.as_ref()));
             (answer, true)
         };
+        let unanswered = |e: CallError| {
+            let (answer, failed) = fail(e);
+            (answer, failed, None)
+        };
         let key = match self.shared.rpc_socket(service) {
             Ok(k) => k,
-            Err(e) => return fail(e),
+            Err(e) => return unanswered(e),
         };
         let body = codec::forward_request(call, rest);
         let how = self.shared.routed();
@@ -566,6 +570,7 @@ impl Rpc {
             close: how.close,
             idempotent: how.idempotent,
         };
+        let asked = tokio::time::Instant::now();
         let answer = match self
             .shared
             .pool
@@ -573,19 +578,21 @@ impl Rpc {
             .await
         {
             Ok(a) => a,
-            Err(e) => return fail(CallError::unanswered(e, service)),
+            Err(e) => return unanswered(CallError::unanswered(e, service)),
         };
+        let waited = Some(asked.elapsed());
         if call.id.is_none() {
-            return (None, false);
+            return (None, false, waited);
         }
         match codec::check_reply(&answer.body) {
-            Ok(()) => (String::from_utf8(answer.body.to_vec()).ok(), false),
+            Ok(()) => (String::from_utf8(answer.body.to_vec()).ok(), false, waited),
             Err(what) => {
                 let why = format!(
                     "service {service} answered HTTP {} with {what}",
                     answer.status
                 );
-                fail(CallError::router(BAD_UPSTREAM, why, service))
+                let (answer, failed) = fail(CallError::router(BAD_UPSTREAM, why, service));
+                (answer, failed, waited)
             }
         }
     }
