@@ -253,6 +253,54 @@ async fn a_page_that_reconnects_with_last_event_id_gets_what_it_missed() {
     d.stop().await;
 }
 
+/// The feed streams for as long as its page is open, which says nothing of how fast the router
+/// answered: its request counts in `router.traffic` with the latency to its head, not the
+/// stream's whole life (a 3 s stream used to put hero_router's p99 at 4 s).
+#[tokio::test]
+async fn the_feed_counts_its_latency_to_the_head_not_its_life() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_daemon(config(dir.path(), &["--scan-interval", "1s"])).await;
+    let opened = tokio::time::Instant::now();
+    let mut s = Stream::open(&d, None).await;
+    // Three periodic scans, one a second: the stream stays open for two seconds at least.
+    for _ in 0..3 {
+        s.until("a periodic scan", |e| {
+            e.event == "scan" && e.data["periodic"] == true
+        })
+        .await;
+    }
+    drop(s);
+    let open_ms = opened.elapsed().as_secs_f64() * 1000.0;
+    // The feed counts once the router sees it closed; each look counts after its own answer.
+    let mut looks = 0;
+    let own = tokio::time::timeout(DEADLINE, async {
+        loop {
+            let (_, body) =
+                common::rpc(&d, r#"{"jsonrpc":"2.0","id":1,"method":"router.traffic"}"#).await;
+            let traffic = json(&body)["result"].clone();
+            let own = traffic["services"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["name"] == "hero_router")
+                .map(|s| s["windows"]["1m"].clone());
+            if let Some(own) = own.filter(|w| w["requests"].as_u64() > Some(looks)) {
+                return own;
+            }
+            looks += 1;
+            tokio::time::sleep(Duration::from_millis(50)).await; // a poll, not a wait for it
+        }
+    })
+    .await
+    .expect("the feed is counted once it closed");
+    let p99 = own["p99_ms"].as_f64().unwrap();
+    assert!(
+        p99 < open_ms / 2.0,
+        "latency to the head, not the {open_ms} ms the stream was open: {own}"
+    );
+    d.stop().await;
+}
+
 /// Reads until the connection closes; panics after the deadline.
 async fn read_to_close(s: &mut tokio::net::TcpStream) -> Vec<u8> {
     let mut out = Vec::new();

@@ -125,6 +125,17 @@ struct Client<'s, S: Stream> {
     meta: Option<Meta>,
     /// When the request in hand was complete.
     started: Instant,
+    /// The call the request in hand waits on, if any: a request cut off while it waits is
+    /// named by it, as its answer would have been.
+    waiting: Option<Waiting>,
+}
+
+/// A call that a request waits on.
+enum Waiting {
+    /// A `POST /rpc` body, whose calls name the service.
+    Rpc(bytes::Bytes),
+    /// An application's call (MCP), which names the service once it has one.
+    App(Arc<Exchange>),
 }
 
 /// Serves one client connection until it closes, is shed, or shutdown ends it.
@@ -157,6 +168,7 @@ pub(super) async fn serve<S: Stream>(
         listener: role.label(),
         meta: None,
         started: Instant::now(),
+        waiting: None,
     };
     let head_limits = HeadLimits {
         max_bytes: limits.max_header_bytes,
@@ -211,6 +223,9 @@ impl<S: Stream> Drop for Client<'_, S> {
     fn drop(&mut self) {
         if self.meta.is_some() {
             let front = self.front.clone();
+            if let Some(waiting) = self.waiting.take() {
+                self.name_abandoned(&front, &waiting);
+            }
             self.finish(&front);
         }
     }
@@ -732,15 +747,15 @@ impl<S: Stream> Client<'_, S> {
         // A tool call whose client leaves while the service thinks is abandoned (a 499), as a
         // routed `/rpc` call is; it stays the service's request.
         let answering = front.apps.call(target, request, &exchange);
-        let Some(answer) = self.conn.unless_client_leaves(answering).await else {
-            let called = exchange.called();
-            let service = called.as_ref().map_or(OWN_SERVICE, |c| c.service.as_str());
-            if let (Some(meta), Some(called)) = (self.meta.as_mut(), &called) {
-                meta.route.service = Some(called.service.clone());
-            }
+        self.waiting = Some(Waiting::App(exchange.clone()));
+        let answer = self.conn.unless_client_leaves(answering).await;
+        let waiting = self.waiting.take();
+        let Some(answer) = answer else {
+            let service =
+                waiting.map_or(OWN_SERVICE.to_owned(), |w| self.name_abandoned(front, &w));
             front
                 .metrics()
-                .record(service, kind, CLIENT_CLOSED, started.elapsed());
+                .record(&service, kind, CLIENT_CLOSED, started.elapsed());
             return false;
         };
         // Latency runs to the answer's head: a feed (`/api/events`) streams for as long as its
@@ -886,21 +901,17 @@ impl<S: Stream> Client<'_, S> {
         };
         // A client that leaves while its call waits for a service: the call is abandoned (a
         // 499), as a proxied request is.
+        let body = body.freeze();
         let handling = front.rpc.handle_for(&body, &call);
-        let Some(handled) = self.conn.unless_client_leaves(handling).await else {
-            // Named as its answer would have been: the service its calls went to.
-            let (target, methods) = front.rpc.label_for(&body, front.access_log.is_on());
-            let service = match target {
-                CallTarget::Service(name) => name,
-                CallTarget::Router => OWN_SERVICE.to_owned(),
-            };
+        self.waiting = Some(Waiting::Rpc(body.clone()));
+        let handled = self.conn.unless_client_leaves(handling).await;
+        let waiting = self.waiting.take();
+        let Some(handled) = handled else {
+            let service =
+                waiting.map_or(OWN_SERVICE.to_owned(), |w| self.name_abandoned(front, &w));
             front
                 .metrics()
                 .record(&service, "rpc", CLIENT_CLOSED, started.elapsed());
-            if let Some(meta) = self.meta.as_mut() {
-                meta.route.service = Some(service);
-                meta.route.methods = methods;
-            }
             return false;
         };
         let (answer, target) = (handled.answer, handled.target);
@@ -1060,6 +1071,33 @@ impl<S: Stream> Client<'_, S> {
             self.conn.tally.sent += self.conn.out.len() as u64;
         }
         sent
+    }
+
+    /// Names a request whose call was abandoned (its client left, or shutdown cut it off) as
+    /// its answer would have been: the service its calls went to, and their methods. Returns
+    /// the service's name.
+    fn name_abandoned(&mut self, front: &Front, waiting: &Waiting) -> String {
+        let (service, methods) = match waiting {
+            Waiting::Rpc(body) => {
+                let (target, methods) = front.rpc.label_for(body, front.access_log.is_on());
+                let service = match target {
+                    CallTarget::Service(name) => name,
+                    CallTarget::Router => OWN_SERVICE.to_owned(),
+                };
+                (service, Some(methods))
+            }
+            Waiting::App(exchange) => match exchange.called() {
+                Some(called) => (called.service.clone(), None),
+                None => return OWN_SERVICE.to_owned(),
+            },
+        };
+        if let Some(meta) = self.meta.as_mut() {
+            meta.route.service = Some(service.clone());
+            if let Some(methods) = methods {
+                meta.route.methods = methods;
+            }
+        }
+        service
     }
 
     /// Ends the request in hand: its traffic counts, and its access line (handed to the
