@@ -799,7 +799,8 @@ async fn a_routed_call_that_got_a_router_error_counts_as_one() {
 }
 
 /// A request still waiting for its service when shutdown's grace runs out is cut off, and
-/// still gets its one access line (status 0: nothing was sent), like every other request.
+/// still gets its one access line (status 0: nothing was sent), like every other request; a
+/// routed `/rpc` call is named as its answer would have been, by its service and method.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_cut_off_at_shutdown_gets_its_line() {
     let root = tempfile::tempdir().unwrap();
@@ -808,52 +809,38 @@ async fn a_request_cut_off_at_shutdown_gets_its_line() {
         root.path(),
         &["--access-log", "json", "--shutdown-grace", "1s"],
     );
-    let mut c = TcpStream::connect(r.tcp).await.unwrap();
-    c.write_all(&get_with("/hang/rpc/wait", &[])).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(20), arrived.recv())
-        .await
-        .expect("the request reached the service")
-        .unwrap();
+    let requests = [
+        get_with("/hang/rpc/wait", &[]),
+        post(
+            "/rpc",
+            r#"{"jsonrpc":"2.0","id":7,"method":"hang.wait"}"#,
+            &[],
+        ),
+    ];
+    let mut clients = Vec::new();
+    for request in &requests {
+        let mut c = TcpStream::connect(r.tcp).await.unwrap();
+        c.write_all(request).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(20), arrived.recv())
+            .await
+            .expect("the request reached the service")
+            .unwrap();
+        clients.push(c);
+    }
     let pid = rustix::process::Pid::from_raw(r.child.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-    let line = r.wait_for(|l| l.contains("\"path\":\"/hang/rpc/wait\""));
-    let v = json(&line);
-    assert_eq!(v["status"], 0, "{v}");
-    assert_eq!(v["service"], "hang", "{v}");
-    assert_eq!(v["bytes_out"], 0, "{v}");
-    drop(c);
-}
-
-/// A routed `/rpc` call cut off at shutdown while it waits for its service is named as its
-/// answer would have been: the service and the method, not a request routed nowhere.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_routed_call_cut_off_at_shutdown_is_named_by_its_service() {
-    let root = tempfile::tempdir().unwrap();
-    let mut arrived = hang_service(root.path());
-    let mut r = Router::start(
-        root.path(),
-        &["--access-log", "json", "--shutdown-grace", "1s"],
+    let proxied = json(&r.wait_for(|l| l.contains("\"path\":\"/hang/rpc/wait\"")));
+    let routed = json(&r.wait_for(|l| l.contains("\"path\":\"/rpc\"")));
+    for v in [&proxied, &routed] {
+        assert_eq!(v["status"], 0, "{v}");
+        assert_eq!(v["service"], "hang", "{v}");
+        assert_eq!(v["bytes_out"], 0, "{v}");
+    }
+    assert_eq!(
+        routed["methods"],
+        serde_json::json!(["hang.wait"]),
+        "{routed}"
     );
-    let mut c = TcpStream::connect(r.tcp).await.unwrap();
-    c.write_all(&post(
-        "/rpc",
-        r#"{"jsonrpc":"2.0","id":7,"method":"hang.wait"}"#,
-        &[],
-    ))
-    .await
-    .unwrap();
-    tokio::time::timeout(Duration::from_secs(20), arrived.recv())
-        .await
-        .expect("the call reached the service")
-        .unwrap();
-    let pid = rustix::process::Pid::from_raw(r.child.id() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-    let line = r.wait_for(|l| l.contains("\"path\":\"/rpc\""));
-    let v = json(&line);
-    assert_eq!(v["status"], 0, "{v}");
-    assert_eq!(v["service"], "hang", "{v}");
-    assert_eq!(v["methods"], serde_json::json!(["hang.wait"]), "{v}");
-    drop(c);
 }
 
 /// A service `hang` that takes every request and never answers; the receiver hears of each

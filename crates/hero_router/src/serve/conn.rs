@@ -747,15 +747,8 @@ impl<S: Stream> Client<'_, S> {
         // A tool call whose client leaves while the service thinks is abandoned (a 499), as a
         // routed `/rpc` call is; it stays the service's request.
         let answering = front.apps.call(target, request, &exchange);
-        self.waiting = Some(Waiting::App(exchange.clone()));
-        let answer = self.conn.unless_client_leaves(answering).await;
-        let waiting = self.waiting.take();
-        let Some(answer) = answer else {
-            let service =
-                waiting.map_or(OWN_SERVICE.to_owned(), |w| self.name_abandoned(front, &w));
-            front
-                .metrics()
-                .record(&service, kind, CLIENT_CLOSED, started.elapsed());
+        let waiting = Waiting::App(exchange.clone());
+        let Some(answer) = self.wait_on(front, answering, waiting, kind, started).await else {
             return false;
         };
         // Latency runs to the answer's head: a feed (`/api/events`) streams for as long as its
@@ -903,15 +896,8 @@ impl<S: Stream> Client<'_, S> {
         // 499), as a proxied request is.
         let body = body.freeze();
         let handling = front.rpc.handle_for(&body, &call);
-        self.waiting = Some(Waiting::Rpc(body.clone()));
-        let handled = self.conn.unless_client_leaves(handling).await;
-        let waiting = self.waiting.take();
-        let Some(handled) = handled else {
-            let service =
-                waiting.map_or(OWN_SERVICE.to_owned(), |w| self.name_abandoned(front, &w));
-            front
-                .metrics()
-                .record(&service, "rpc", CLIENT_CLOSED, started.elapsed());
+        let waiting = Waiting::Rpc(body.clone());
+        let Some(handled) = self.wait_on(front, handling, waiting, "rpc", started).await else {
             return false;
         };
         let (answer, target) = (handled.answer, handled.target);
@@ -1071,6 +1057,29 @@ impl<S: Stream> Client<'_, S> {
             self.conn.tally.sent += self.conn.out.len() as u64;
         }
         sent
+    }
+
+    /// Waits for `call`'s answer unless the client leaves first: then the call is abandoned,
+    /// counted as a 499 of the service it went to, and `None` comes back. While it waits, a
+    /// shutdown that cuts the request off names it the same way ([`Drop`]).
+    async fn wait_on<T>(
+        &mut self,
+        front: &Front,
+        call: impl Future<Output = T>,
+        waiting: Waiting,
+        kind: &str,
+        started: Instant,
+    ) -> Option<T> {
+        self.waiting = Some(waiting);
+        let answer = self.conn.unless_client_leaves(call).await;
+        let waiting = self.waiting.take();
+        if let (None, Some(waiting)) = (&answer, waiting) {
+            let service = self.name_abandoned(front, &waiting);
+            front
+                .metrics()
+                .record(&service, kind, CLIENT_CLOSED, started.elapsed());
+        }
+        answer
     }
 
     /// Names a request whose call was abandoned (its client left, or shutdown cut it off) as
