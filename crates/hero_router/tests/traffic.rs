@@ -698,6 +698,43 @@ async fn text_lines_read_like_nginx_with_the_route() {
     r.wait_for(|l| l.contains(&needle));
 }
 
+/// `bytes_out` is every byte the client got, the `100 Continue` the router sent before reading
+/// the body included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_out_counts_the_100_continue() {
+    let root = tempfile::tempdir().unwrap();
+    let mut r = Router::start(root.path(), &["--access-log", "json"]);
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"router.health"}"#;
+    let mut c = TcpStream::connect(r.tcp).await.unwrap();
+    let head = format!(
+        "POST /rpc HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    c.write_all(head.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while common::raw::find(&got, b"\r\n\r\n").is_none() {
+            let mut chunk = [0u8; 256];
+            let n = c.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed before 100 Continue");
+            got.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await
+    .expect("100 Continue before the deadline");
+    assert!(got.starts_with(b"HTTP/1.1 100 Continue\r\n"), "{got:?}");
+    c.write_all(body.as_bytes()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), c.read_to_end(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(got.clone()).unwrap();
+    let final_head = &text[text.find("\r\n\r\n").unwrap() + 4..];
+    assert!(final_head.starts_with("HTTP/1.1 200"), "{text}");
+    let v = json_line(&mut r, header(final_head, "x-request-id").unwrap());
+    assert_eq!(v["bytes_out"], got.len(), "{v}");
+}
+
 // === per-service traffic ===
 
 #[tokio::test]

@@ -340,6 +340,7 @@ impl<S: Stream> ClientConn<S> {
                 .write_all(CONTINUE)
                 .await
                 .map_err(|_| Sent::Client)?;
+            self.tally.sent += CONTINUE.len() as u64;
         }
         Ok(())
     }
