@@ -104,7 +104,16 @@ pub(crate) fn parse(body: &[u8]) -> Result<Body<'_>, BodyError> {
             "JSON nested deeper than {MAX_DEPTH} levels"
         )));
     }
-    let raw: &RawValue = serde_json::from_str(text).map_err(|e| BodyError::Parse(e.to_string()))?;
+    let raw: &RawValue = serde_json::from_str(text).map_err(|e| {
+        // A byte-order mark comes from editors and some shells' files, and the parser's
+        // "expected value at column 1" hides it.
+        let hint = if text.starts_with('\u{feff}') {
+            " (the body starts with a UTF-8 byte-order mark, which JSON does not allow: send it without)"
+        } else {
+            ""
+        };
+        BodyError::Parse(format!("{e}{hint}"))
+    })?;
     let trimmed = raw.get().trim_start();
     if trimmed.starts_with('[') {
         let items: Vec<&RawValue> =

@@ -85,6 +85,14 @@ fn whole_body_errors() {
     assert!(matches!(parse(b"{"), Err(BodyError::Parse(_))));
     assert!(matches!(parse(b""), Err(BodyError::Parse(_))));
     assert!(matches!(parse(b"\xff\xfe"), Err(BodyError::Parse(_))));
+    match parse(b"\xEF\xBB\xBF{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"m\"}") {
+        Err(BodyError::Parse(msg)) => assert!(msg.contains("byte-order mark"), "{msg}"),
+        other => panic!("{other:?}"),
+    }
+    match parse(b"{") {
+        Err(BodyError::Parse(msg)) => assert!(!msg.contains("byte-order mark"), "{msg}"),
+        other => panic!("{other:?}"),
+    }
     assert!(matches!(parse(b"[]"), Err(BodyError::Invalid(_))));
     assert!(matches!(parse(b" [ ] "), Err(BodyError::Invalid(_))));
     let deep = "[".repeat(100_000) + &"]".repeat(100_000);
