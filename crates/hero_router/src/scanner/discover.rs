@@ -78,11 +78,14 @@ pub(crate) fn discover(root: &Path, hook: Option<&ListHook>) -> io::Result<Disco
                 hook(&path);
             }
             match list_sockets(&path) {
-                Ok((sockets, staged)) => {
-                    if staged {
+                Ok(listing) => {
+                    for odd in &listing.not_utf8 {
+                        out.ignored.push(ignored(odd, "socket name is not UTF-8"));
+                    }
+                    if listing.staged {
                         out.staged.push(path);
                     }
-                    out.services.insert(name, sockets);
+                    out.services.insert(name, listing.kinds);
                 }
                 // Removed since the root was read: the service is gone.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -111,7 +114,7 @@ pub(crate) fn discover_service(root: &Path, name: &str) -> io::Result<Option<Vec
         Err(e) => return Err(e),
     }
     match list_sockets(&dir) {
-        Ok((s, _)) => Ok(Some(s)),
+        Ok(listing) => Ok(Some(listing.kinds)),
         Err(e)
             if matches!(
                 e.kind(),
@@ -124,15 +127,30 @@ pub(crate) fn discover_service(root: &Path, name: &str) -> io::Result<Option<Vec
     }
 }
 
-/// The kinds of the `*.sock` entries of a directory, and whether it also holds staged reap
-/// files.
-fn list_sockets(dir: &Path) -> io::Result<(Vec<String>, bool)> {
+/// What a service directory holds.
+struct Listing {
+    /// The kinds of its `*.sock` entries, sorted.
+    kinds: Vec<String>,
+    /// It also holds staged reap files.
+    staged: bool,
+    /// `*.sock` entries whose names are not UTF-8: no kind can name them, so they are shown
+    /// as ignored rather than left unseen.
+    not_utf8: Vec<PathBuf>,
+}
+
+/// Lists one service directory.
+fn list_sockets(dir: &Path) -> io::Result<Listing> {
+    use std::os::unix::ffi::OsStrExt;
     let mut out = Vec::new();
     let mut staged = false;
+    let mut not_utf8 = Vec::new();
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let file_name = entry.file_name();
         let Some(name) = file_name.to_str() else {
+            if file_name.as_bytes().ends_with(b".sock") {
+                not_utf8.push(entry.path());
+            }
             continue;
         };
         staged |= name.starts_with('.') && name.contains(".reap-");
@@ -148,7 +166,11 @@ fn list_sockets(dir: &Path) -> io::Result<(Vec<String>, bool)> {
     // A pushed-to list has room for four; most services have one socket, and a full scan
     // holds every service's list at once (1.8 MB of spare room at 10,000 services).
     out.shrink_to_fit();
-    Ok((out, staged))
+    Ok(Listing {
+        kinds: out,
+        staged,
+        not_utf8,
+    })
 }
 
 fn ignored(path: &Path, reason: &str) -> Ignored {

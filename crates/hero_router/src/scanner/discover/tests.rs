@@ -1,4 +1,5 @@
 use super::*;
+use std::os::unix::ffi::OsStrExt;
 
 #[test]
 fn service_names() {
@@ -34,6 +35,8 @@ fn walk_classifies_entries() {
     fs::create_dir(r.join("bad name")).unwrap();
     fs::write(r.join("plain"), b"").unwrap();
     std::os::unix::fs::symlink("/", r.join("link")).unwrap();
+    let odd = r.join(std::ffi::OsStr::from_bytes(b"svc/\xffrpc.sock"));
+    fs::write(&odd, b"").unwrap();
 
     let d = discover(r, None).unwrap();
     let kinds: Vec<_> = d.services["svc"].iter().map(String::as_str).collect();
@@ -45,9 +48,11 @@ fn walk_classifies_entries() {
         [
             "invalid service name",
             "symlink (never followed)",
-            "not a directory"
+            "not a directory",
+            "socket name is not UTF-8",
         ]
     );
+    assert_eq!(d.ignored[3].path, odd.display().to_string());
     assert_eq!(discover_service(r, "link").unwrap(), None);
     assert_eq!(discover_service(r, "gone").unwrap(), None);
 }
