@@ -49,9 +49,13 @@ pub enum Command {
         service: String,
         /// Method name (without the service prefix).
         method: String,
-        /// Params as JSON (array or object).
+        /// Params as JSON (array or object), sent as written.
         #[arg(value_name = "PARAMS_JSON", value_parser = parse_params)]
-        params: Option<serde_json::Value>,
+        params: Option<Box<serde_json::value::RawValue>>,
+        /// How long to wait for the answer (the router's own --upstream-timeout may end the
+        /// call sooner).
+        #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_positive_duration)]
+        timeout: Duration,
     },
     /// Print `router.health` of the running router.
     Health,
@@ -339,11 +343,14 @@ pub fn parse_server_name(s: &str) -> Result<String, String> {
     Ok(name)
 }
 
-/// Parses `call`'s PARAMS_JSON: a JSON array or object, as JSON-RPC params are. Anything else
-/// is a usage error (exit 2), caught before any call is made.
-pub fn parse_params(s: &str) -> Result<serde_json::Value, String> {
+/// Parses `call`'s PARAMS_JSON: a JSON array or object, as JSON-RPC params are, kept as
+/// written (a number wider than a double goes to the service unchanged). Anything else is a
+/// usage error (exit 2), caught before any call is made.
+pub fn parse_params(s: &str) -> Result<Box<serde_json::value::RawValue>, String> {
     match serde_json::from_str(s) {
-        Ok(v @ (serde_json::Value::Array(_) | serde_json::Value::Object(_))) => Ok(v),
+        Ok(serde_json::Value::Array(_) | serde_json::Value::Object(_)) => {
+            serde_json::from_str(s).map_err(|e| format!("not valid JSON: {e}"))
+        }
         Ok(_) => Err(format!(
             "{s:?} is not a JSON array or object (JSON-RPC params are one or the other)"
         )),

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -18,10 +19,9 @@ use crate::clients::Lang;
 use crate::config::{Config, ProcessEnv, resolve_root};
 use crate::docs::IndexEntry;
 use crate::docs::pages::{self, Format};
-use crate::jsonrpc::NOT_LIVE;
 use crate::registry::catalog::SpecState;
 use crate::upstream;
-use crate::{scan_cmd, serve, telemetry};
+use crate::{json, scan_cmd, serve, telemetry};
 
 /// The whole `hero_router` command: parse the flags, set up logging, dispatch; the exit
 /// status (0 ok, 1 runtime error, 2 usage error).
@@ -136,10 +136,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             service,
             method,
             params,
+            timeout,
         } => {
-            let params = params.unwrap_or(Value::Null);
-            let result = call(&rpc_sock, &format!("{service}.{method}"), params).await?;
-            out(&pretty(&result)?)?;
+            let method = format!("{service}.{method}");
+            let result = call_raw(&rpc_sock, &method, params.as_deref(), timeout).await?;
+            out(&(json::pretty(&result) + "\n"))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Health => {
@@ -148,8 +149,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Spec { service } => {
-            let spec = call(&rpc_sock, "router.spec", json!({"name": service})).await?;
-            out(&pretty(&spec)?)?;
+            // As the service served it: every number as written.
+            let params = json::raw(&json!({"name": service}));
+            let spec = call_raw(&rpc_sock, "router.spec", Some(&params), CLI_TIMEOUT).await?;
+            out(&(json::pretty(&spec) + "\n"))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Markdown(args) => docs(&rpc_sock, &args, Format::Markdown).await,
@@ -196,7 +199,8 @@ async fn client(
         ClientLanguage::Typescript => Lang::TypeScript,
     };
     // The document's own text: the client lists members in the spec's order.
-    let spec = call_raw(sock, "router.spec", json!({"name": service})).await?;
+    let params = json::raw(&json!({"name": service}));
+    let spec = call_raw(sock, "router.spec", Some(&params), CLI_TIMEOUT).await?;
     let text = crate::clients::generate(lang, service, spec.get());
     match dir {
         Some(dir) => {
@@ -300,30 +304,39 @@ fn write_file(path: &std::path::Path, text: &str) -> anyhow::Result<std::path::P
     Ok(path.to_path_buf())
 }
 
+/// How long a command waits for the router's answer (`call --timeout` sets its own).
+const CLI_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// One JSON-RPC call to the running router; a JSON-RPC error is an `Err` that says whose it
 /// is (the router's, or the service's the router passed on).
 async fn call(sock: &std::path::Path, method: &str, params: Value) -> anyhow::Result<Value> {
-    let result = call_raw(sock, method, params).await?;
+    let params = (!params.is_null()).then(|| json::raw(&params));
+    let result = call_raw(sock, method, params.as_deref(), CLI_TIMEOUT).await?;
     Ok(serde_json::from_str(result.get())?)
 }
 
-/// [`call`], the result as the router sent it.
+/// [`call`], the params and the result as written.
 async fn call_raw(
     sock: &std::path::Path,
     method: &str,
-    params: Value,
-) -> anyhow::Result<Box<serde_json::value::RawValue>> {
-    let params = (!params.is_null())
-        .then(|| serde_json::value::to_raw_value(&params))
-        .transpose()?;
+    params: Option<&RawValue>,
+    timeout: Duration,
+) -> anyhow::Result<Box<RawValue>> {
     let how = upstream::CallOptions {
-        timeout: Duration::from_secs(30),
+        timeout,
         limit: usize::MAX,
         headers: &[],
         close: true,
         idempotent: false,
     };
-    match upstream::call_once(sock, "hero_router", method, params.as_deref(), &how).await {
+    let answer = match upstream::send_once(sock, method, params, &how).await {
+        Ok(answer) => answer,
+        Err(e) => anyhow::bail!("{}", unanswered(&e, sock, timeout)),
+    };
+    if let Some(why) = refusal(&answer) {
+        anyhow::bail!("the router at {} refused the call: {why}", sock.display());
+    }
+    match upstream::reply(&answer, "hero_router") {
         Ok(result) => Ok(result),
         Err(upstream::CallError::Service { error, .. }) => {
             // Whoever made it, the message is shown as it came: a routed call's error is the
@@ -334,11 +347,45 @@ async fn call_raw(
                 .unwrap_or_default();
             anyhow::bail!("{} (code {}){data}", error.message, error.code)
         }
-        Err(upstream::CallError::Router { code, message, .. }) if code == NOT_LIVE => {
-            anyhow::bail!("no router running at {} ({message})", sock.display())
-        }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Why the router's socket gave no answer, in the CLI's words: it talks to the router, and
+/// its own deadline is not the router's `--upstream-timeout`.
+fn unanswered(e: &upstream::SendError, sock: &std::path::Path, timeout: Duration) -> String {
+    use upstream::SendError;
+    let (at, waited) = (sock.display(), humantime::format_duration(timeout));
+    match e {
+        SendError::Down {
+            kind: io::ErrorKind::PermissionDenied,
+            detail,
+        } => format!(
+            "cannot connect to the router at {at}: {detail}; run as a user who may write to that socket (its owner or its group)"
+        ),
+        SendError::Down { detail, .. } => format!("no router running at {at} ({detail})"),
+        SendError::Busy | SendError::Saturated => format!(
+            "the router at {at} is running but stayed busy (its socket's backlog full) for {waited}"
+        ),
+        SendError::Timeout => format!(
+            "no answer from the router at {at} within {waited}; the call may still be running (call --timeout waits longer)"
+        ),
+        SendError::Broken(detail) => format!("the router at {at} broke off the call: {detail}"),
+    }
+}
+
+/// The router's own refusal of a request (a limit, the allow-list): an HTTP error whose body
+/// is its error object, in its own words.
+fn refusal(answer: &upstream::Answer) -> Option<String> {
+    if answer.status < 400 {
+        return None;
+    }
+    let body: Value = serde_json::from_slice(&answer.body).ok()?;
+    let why = body
+        .get("message")
+        .or_else(|| body.get("error"))?
+        .as_str()?;
+    Some(format!("{why} (HTTP {})", answer.status))
 }
 
 /// Writes a command's output to stdout. A reader that went away (`hero_router list --json |

@@ -35,3 +35,92 @@ pub(crate) fn kind(value: &Value) -> &'static str {
         Value::Object(_) => "an object",
     }
 }
+
+/// `json` laid out as `serde_json::to_string_pretty` lays it out (two-space indents, `"key":
+/// value`), every number and string kept as written: a result or a spec the CLI prints is the
+/// service's, and a number parsed into an `f64` on the way would change (an integer wider
+/// than 64 bits, a decimal with more digits than a double holds, `1e2` printed `100.0`).
+pub(crate) fn pretty(json: &RawValue) -> String {
+    let text = json.get();
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len() + text.len() / 2);
+    let mut depth = 0usize;
+    // Just after `[` or `{`: the line break before the first member waits for that member,
+    // since an empty container stays `[]` / `{}`.
+    let mut opened = false;
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        for _ in 0..depth {
+            out.push_str("  ");
+        }
+    };
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            i += 1;
+            continue;
+        }
+        if matches!(b, b']' | b'}') {
+            depth = depth.saturating_sub(1);
+            if !opened {
+                newline(&mut out, depth);
+            }
+            opened = false;
+            out.push(char::from(b));
+            i += 1;
+            continue;
+        }
+        if opened {
+            newline(&mut out, depth);
+            opened = false;
+        }
+        let start = i;
+        i += 1;
+        match b {
+            b'[' | b'{' => {
+                depth += 1;
+                opened = true;
+            }
+            b',' => {}
+            b':' => {}
+            b'"' => {
+                // To the closing quote; an escaped character is skipped whole.
+                while i < bytes.len() {
+                    match bytes[i] {
+                        b'\\' => i += 2,
+                        b'"' => {
+                            i += 1;
+                            break;
+                        }
+                        _ => i += 1,
+                    }
+                }
+            }
+            // A number or a literal: to the next delimiter.
+            _ => {
+                while i < bytes.len()
+                    && !matches!(
+                        bytes[i],
+                        b',' | b':' | b']' | b'}' | b' ' | b'\t' | b'\n' | b'\r'
+                    )
+                {
+                    i += 1;
+                }
+            }
+        }
+        let token = &text[start..i.min(bytes.len())];
+        match b {
+            b',' => {
+                out.push(',');
+                newline(&mut out, depth);
+            }
+            b':' => out.push_str(": "),
+            _ => out.push_str(token),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

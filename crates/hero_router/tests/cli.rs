@@ -365,6 +365,103 @@ fn call_and_spec_through_the_running_router() {
     assert!(stop(router).status.success());
 }
 
+/// `call` sends PARAMS_JSON as written and prints the result with every number as the
+/// service wrote it (an integer wider than 64 bits, a long decimal, `1e2`), as `/rpc` passes
+/// them on.
+#[test]
+fn call_keeps_every_number_as_written() {
+    let root = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _in_rt = rt.enter();
+    let wide = common::raw::Upstream::bind(root.path(), "wide", |_| {
+        common::raw::Reply::Send(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 102\r\n\r\n{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"big\":12345678901234567890123,\"e\":1e2,\"dec\":0.10000000000000000555}}",
+        )
+    });
+    let router = start_serve(root.path());
+    let params = "[12345678901234567890123, 0.1000000000000000055511151231257827, 1e2]";
+    let out = run(&["call", "wide", "m", params], root.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "{\n  \"big\": 12345678901234567890123,\n  \"e\": 1e2,\n  \"dec\": 0.10000000000000000555\n}\n"
+    );
+    let seen = wide.requests().concat();
+    assert!(seen.contains(&format!("\"params\":{params}")), "{seen}");
+    assert!(stop(router).status.success());
+}
+
+/// When the router does not answer, the CLI says which router and what happened in its own
+/// terms: its own deadline (not the router's --upstream-timeout), the router's refusal in the
+/// router's words, a socket it may not use.
+#[test]
+fn the_cli_says_why_the_router_did_not_answer() {
+    let root = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _in_rt = rt.enter();
+    let sock = root.path().join("hero_router/rpc.sock");
+    // A "router" that refuses every request the way the router refuses a head over its limit.
+    let refusing = common::raw::Upstream::bind(root.path(), "hero_router", |_| {
+        common::raw::Reply::SendAndClose(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: application/json\r\nContent-Length: 82\r\n\r\n{\"error\":\"request head is larger than the limit of 100 bytes (--max-header-size)\"}",
+        )
+    });
+    let out = run(&["health"], root.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the router at {} refused the call",
+            sock.display()
+        )) && err.contains("larger than the limit of 100 bytes (--max-header-size) (HTTP 431)"),
+        "{err}"
+    );
+    drop(refusing);
+    std::fs::remove_file(&sock).unwrap();
+    // One that takes the call and never answers: the CLI's own limit.
+    let _hung = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let out = run(
+        &["call", "--timeout", "300ms", "calc", "add", "[1, 2]"],
+        root.path(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "no answer from the router at {} within 300ms",
+            sock.display()
+        )) && err.contains("call --timeout"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // A socket the caller may not write to is not "no router running".
+    if common::is_root() {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600)).unwrap();
+        common::give_to_nobody(root.path());
+        std::os::unix::fs::lchown(&sock, Some(0), Some(0)).unwrap();
+        let bin = common::nobody_bin();
+        let out = bin
+            .command()
+            .args(["health", "--socket-dir"])
+            .arg(root.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("cannot connect to the router at")
+                && err.contains("Permission denied")
+                && !err.contains("no router running"),
+            "{err}"
+        );
+    }
+}
+
 #[test]
 fn markdown_and_html_render_the_running_routers_specs() {
     let root = tempfile::tempdir().unwrap();

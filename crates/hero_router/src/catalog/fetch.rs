@@ -232,7 +232,7 @@ fn describe(what: &str, e: &SendError, limits: Limits) -> String {
         SendError::Saturated => format!(
             "{what}: the service had --max-inflight-per-service requests in flight throughout"
         ),
-        SendError::Down(d) => format!("{what}: not reachable: {d}"),
+        SendError::Down { detail, .. } => format!("{what}: not reachable: {detail}"),
         SendError::Broken(d) => format!("{what}: {d}"),
     })
 }

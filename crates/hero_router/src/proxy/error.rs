@@ -173,7 +173,7 @@ impl ProxyError {
         match e {
             SendError::Busy | SendError::Saturated => ProxyError::Busy { service },
             SendError::Timeout => ProxyError::Timeout { service },
-            SendError::Down(detail) => ProxyError::Down { service, detail },
+            SendError::Down { detail, .. } => ProxyError::Down { service, detail },
             SendError::Broken(detail) => ProxyError::Upstream { service, detail },
         }
     }

@@ -106,7 +106,10 @@ impl CallError {
                     "service {service} had --max-inflight-per-service requests in flight, and none ended within the upstream timeout"
                 ),
             ),
-            SendError::Down(d) => (NOT_LIVE, format!("service {service} is not reachable: {d}")),
+            SendError::Down { detail, .. } => (
+                NOT_LIVE,
+                format!("service {service} is not reachable: {detail}"),
+            ),
             SendError::Broken(d) => (BAD_UPSTREAM, format!("service {service}: {d}")),
         };
         CallError::router(code, message, service)
@@ -123,6 +126,20 @@ pub(crate) async fn call(
     params: Option<&RawValue>,
     how: &CallOptions<'_>,
 ) -> Result<Box<RawValue>, CallError> {
+    let answer = send(pool, key, method, params, how)
+        .await
+        .map_err(|e| CallError::unanswered(e, service))?;
+    reply(&answer, service)
+}
+
+/// Sends the call's request and reads its whole answer, whatever it is.
+async fn send(
+    pool: &Pool,
+    key: &Key,
+    method: &str,
+    params: Option<&RawValue>,
+    how: &CallOptions<'_>,
+) -> Result<Answer, SendError> {
     let id = RawValue::from_string("1".into()).expect("a JSON number");
     let body = jsonrpc::request(Some(&id), method, params);
     let mut headers = Vec::with_capacity(how.headers.len() + 1);
@@ -136,11 +153,7 @@ pub(crate) async fn call(
         close: how.close,
         idempotent: how.idempotent,
     };
-    let answer = pool
-        .send(key, &req, how.timeout, how.limit)
-        .await
-        .map_err(|e| CallError::unanswered(e, service))?;
-    reply(&answer, service)
+    pool.send(key, &req, how.timeout, how.limit).await
 }
 
 /// The result of a buffered answer to a call, or the service's error; an answer that is not
@@ -179,6 +192,20 @@ pub(crate) async fn call_once(
     params: Option<&RawValue>,
     how: &CallOptions<'_>,
 ) -> Result<Box<RawValue>, CallError> {
+    let answer = send_once(path, method, params, how)
+        .await
+        .map_err(|e| CallError::unanswered(e, service))?;
+    reply(&answer, service)
+}
+
+/// [`call_once`]'s exchange alone: the whole answer, whatever it is, for a caller that words
+/// its own errors (the CLI, which talks to the router rather than to a service).
+pub(crate) async fn send_once(
+    path: &std::path::Path,
+    method: &str,
+    params: Option<&RawValue>,
+    how: &CallOptions<'_>,
+) -> Result<Answer, SendError> {
     let pool = Pool::new(how.timeout, Inflight::new(1));
     let key = Key {
         path: std::sync::Arc::from(path),
@@ -188,5 +215,5 @@ pub(crate) async fn call_once(
         close: true,
         ..*how
     };
-    call(&pool, &key, service, method, params, &how).await
+    send(&pool, &key, method, params, &how).await
 }

@@ -10,9 +10,14 @@ use tokio::time::Instant;
 /// Why a request to an upstream failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum SendError {
-    /// Refused, missing, or another connect error.
-    #[error("not reachable: {0}")]
-    Down(String),
+    /// Refused, missing, not allowed, or another connect error.
+    #[error("not reachable: {detail}")]
+    Down {
+        /// What kind of error `connect` gave.
+        kind: std::io::ErrorKind,
+        /// The error, in words.
+        detail: String,
+    },
     /// The backlog stayed full until the busy deadline.
     #[error("busy")]
     Busy,

@@ -267,7 +267,10 @@ impl Pool {
                 idle_since: Instant::now(),
             }),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(SendError::Busy),
-            Err(e) => Err(SendError::Down(e.to_string())),
+            Err(e) => Err(SendError::Down {
+                kind: e.kind(),
+                detail: e.to_string(),
+            }),
         }
     }
 
