@@ -9,7 +9,9 @@
 //! 2. **Re-check.** With the lock held: `lstat` must show the same file (dev, ino, ctime ns) as at
 //!    the first refusal, a fresh connect must still be refused, and the kernel's socket table
 //!    (`sock_diag`) must show no socket bound to the file: a service between `bind()` and
-//!    `listen()` refuses connections exactly like a dead one, but its socket is bound.
+//!    `listen()` refuses connections exactly like a dead one, but its socket is bound. Then one
+//!    more `lstat`: the socket table of a busy host takes milliseconds to read, and a socket
+//!    bound at the path meanwhile must not be moved at all.
 //! 3. **Rename aside.** `renameat2(RENAME_NOREPLACE)` moves whatever is at the path *now* to a
 //!    private name in the same directory. From here on we only touch the private name, so a
 //!    socket bound at the path after this instant is never ours to touch.
@@ -17,7 +19,8 @@
 //!    time; a rename changes ctime but not birth time), it must still refuse connections, and no
 //!    kernel socket may be bound to it. If not, it was a live or new socket that raced in
 //!    between steps 2 and 3: it is renamed back with `RENAME_NOREPLACE`. It was unreachable for
-//!    a few microseconds; its inode never changed. If it passes, it is dead for good: `bind()`
+//!    a few microseconds (the checks that send a new socket back come first, the socket table
+//!    last); its inode never changed. If it passes, it is dead for good: `bind()`
 //!    never attaches to an existing file, so no process can ever make this inode live again.
 //! 5. **Unlink** the private name.
 //!
@@ -46,7 +49,10 @@ use crate::registry::state::SkipReason;
 /// The points between the removal steps where a [`ReapHook`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReapStep {
-    /// After the last check (lock, identity, re-probe), before the rename aside.
+    /// After the checks under the lock (identity, re-probe, socket table), before the last
+    /// look at the path.
+    Checked,
+    /// After the last look at the path, before the rename aside.
     BeforeRename,
     /// After the rename aside, before verifying the staged file.
     AfterRename,
@@ -130,6 +136,16 @@ pub(crate) fn reap(path: &Path, expected: Identity, hook: Option<&ReapHook>) -> 
             hook(step, path, &staged_path);
         }
     };
+    call(ReapStep::Checked);
+    // The checks take time (the socket table of a busy host is read in milliseconds): a
+    // socket bound at the path meanwhile is seen here, before anything moves, rather than
+    // moved aside and back (out of sight meanwhile, and another binder could take the path).
+    match stat_at(&dirfd, name) {
+        Ok(now) if now.kind == FileKind::Socket && now.identity == before.identity => {}
+        Ok(_) => return ReapOutcome::Skipped(SkipReason::IdentityChanged),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return ReapOutcome::AlreadyGone,
+        Err(e) => return ReapOutcome::Failed(format!("stat {}: {e}", path.display())),
+    }
     call(ReapStep::BeforeRename);
     match renameat_with(&dirfd, name, &dirfd, &staged, RenameFlags::NOREPLACE) {
         Ok(()) => {}
@@ -168,22 +184,28 @@ fn verify(
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Verdict::Gone,
         Err(_) => return Verdict::Other(SkipReason::Unverifiable),
     };
+    // The cheap checks first: what they send back goes back within microseconds (a socket
+    // bound at the path just before the rename, moved aside with it).
     let same_inode =
         before.identity.dev == after.identity.dev && before.identity.ino == after.identity.ino;
+    if !same_inode || before.same_instance(&after) == Some(false) {
+        return Verdict::Other(SkipReason::Restored);
+    }
+    match connect_probe(&reachable(dirfd, staged, staged_path)) {
+        ConnectOutcome::Refused => {}
+        ConnectOutcome::Missing => return Verdict::Gone,
+        _ => return Verdict::Other(SkipReason::Restored),
+    }
     let diag = BoundSockets::query().ok();
     // Without birth time, the owner lock (nobody could re-bind) or the socket table (nothing
     // bound to it is ever live again) must vouch for the inode.
     let same = before
         .same_instance(&after)
-        .unwrap_or(same_inode && (locked || diag.is_some()));
+        .unwrap_or(locked || diag.is_some());
     if !same || diag.is_some_and(|d| d.is_bound(&after.identity)) {
         return Verdict::Other(SkipReason::Restored);
     }
-    match connect_probe(&reachable(dirfd, staged, staged_path)) {
-        ConnectOutcome::Refused => Verdict::Stale,
-        ConnectOutcome::Missing => Verdict::Gone,
-        _ => Verdict::Other(SkipReason::Restored),
-    }
+    Verdict::Stale
 }
 
 fn restore(
@@ -199,7 +221,7 @@ fn restore(
         // The path was bound again meanwhile; the newer socket keeps it and the one we moved
         // stays under its private name: never unlink what might be live.
         Err(e) => ReapOutcome::Failed(format!(
-            "could not move {} back ({e}); left in place",
+            "the socket moved aside may be live, and its path was bound again meanwhile, so it could not go back ({e}): it stays at {} and is never unlinked",
             staged_path.display()
         )),
     }

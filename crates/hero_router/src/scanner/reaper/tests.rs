@@ -184,6 +184,33 @@ fn seed_race_bind_without_listen_before_rename_is_restored() {
     no_debris(dir.path());
 }
 
+/// A socket bound at the path while the checks ran (the socket table of a busy host takes
+/// milliseconds) is seen by the last look at the path and never moved: not even out of sight
+/// for the microseconds of a rename aside and back.
+#[test]
+fn seed_race_rebind_during_the_checks_is_never_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rpc.sock");
+    let id = dead_socket(&path);
+    let slot = Arc::new(Mutex::new(None));
+    let rebind = rebind_at(ReapStep::Checked, slot.clone());
+    let renamed = Arc::new(Mutex::new(false));
+    let seen = renamed.clone();
+    let hook: ReapHook = Arc::new(move |step, path, staged| {
+        rebind(step, path, staged);
+        if step == ReapStep::AfterRename {
+            *seen.lock().unwrap() = true;
+        }
+    });
+    assert_eq!(
+        reap(&path, id, Some(&hook)),
+        ReapOutcome::Skipped(SkipReason::IdentityChanged)
+    );
+    assert!(!*renamed.lock().unwrap(), "nothing was moved aside");
+    assert_serves(&path, slot.lock().unwrap().as_ref().unwrap());
+    no_debris(dir.path());
+}
+
 #[test]
 fn seed_race_rebind_after_rename_survives() {
     let dir = tempfile::tempdir().unwrap();
@@ -244,6 +271,7 @@ fn seed_race_cooperative_owner_cannot_bind_while_we_hold_the_lock() {
 #[test]
 fn enoent_at_every_step_is_success_not_warning() {
     for at in [
+        ReapStep::Checked,
         ReapStep::BeforeRename,
         ReapStep::AfterRename,
         ReapStep::BeforeUnlink,
@@ -253,7 +281,7 @@ fn enoent_at_every_step_is_success_not_warning() {
         let id = dead_socket(&path);
         let hook: ReapHook = Arc::new(move |step, path, staged| {
             if step == at {
-                let victim = if step == ReapStep::BeforeRename {
+                let victim = if matches!(step, ReapStep::Checked | ReapStep::BeforeRename) {
                     path
                 } else {
                     staged
