@@ -388,13 +388,15 @@ async fn a_page_over_the_budget_is_a_short_page_with_a_link_and_is_kept() {
     // The link works.
     let (status, _, doc) = get(&d, "/docs/big/openrpc.json").await;
     assert!(status == 200 && json(&doc) == example_bomb(), "{status}");
-    // The detail view says why it lists no methods.
+    // The detail view lists the methods alone (not their examples): what the examples'
+    // references copy is cut at the resolver's limits (1 MiB of text per method), so the
+    // list is within its budget. (Over it, the list is empty and says why: a unit test.)
     let detail = json(&get(&d, "/api/dashboard/service/big").await.2);
-    assert_eq!(detail["methods"].as_array().map(Vec::len), Some(0));
-    let note = detail["methods_note"].as_str().unwrap();
+    assert_eq!(detail["methods"].as_array().map(Vec::len), Some(50));
     assert!(
-        note.contains("too large or complex") && note.contains("/docs/big/openrpc.json"),
-        "{note}"
+        detail["methods_note"].is_null(),
+        "{}",
+        detail["methods_note"]
     );
 
     // The CLI renders through the same code and budget, and says so.

@@ -35,6 +35,12 @@ const MAX_EXPANDED: usize = 500_000;
 /// Most values copied for one method or one component, so one bomb cannot use up
 /// [`MAX_EXPANDED`] and leave the other methods unexpanded.
 const MAX_EXPANDED_PER_ENTRY: usize = 50_000;
+/// Most bytes of text (strings and member names) copied out of reference targets in one
+/// document, and for one method or component: values alone do not bound a copy (a 100 KiB
+/// description referred to 1,000 times is 1,000 values and 100 MB).
+const MAX_COPIED: usize = 16 << 20;
+/// Most bytes of text copied for one method or component.
+const MAX_COPIED_PER_ENTRY: usize = 1 << 20;
 /// Deepest nesting of the output, so walking, printing and dropping it never recurse deeply.
 const MAX_DEPTH: usize = 96;
 /// Longest chain of references expanded inside one another.
@@ -43,7 +49,8 @@ const MAX_REF_CHAIN: usize = 32;
 /// Returns `spec` with every local `$ref` (`#/components/…`, any JSON pointer) expanded.
 ///
 /// Cycles are cut where a reference would expand inside itself, and expansion stops at
-/// 500,000 copied values (50,000 per method or component) and 96 levels of nesting. Every
+/// 500,000 copied values (50,000 per method or component), 16 MiB of copied text (1 MiB per
+/// method or component) and 96 levels of nesting. Every
 /// cut leaves the reference in place with a note under `x-hero-docs-note` (`cycle: …`,
 /// `unresolved $ref #/…`, `truncated: …`); every expanded object carries the reference it
 /// came from under `x-hero-docs-ref`. Methods are expanded before components, so the budget
@@ -149,6 +156,8 @@ pub(crate) fn expand_each<'a>(
         chain: Vec::new(),
         expanded: 0,
         entry_expanded: 0,
+        copied: 0,
+        entry_copied: 0,
         meter,
     };
     let parts = match spec {
@@ -219,6 +228,9 @@ struct Resolver<'a, 'm> {
     chain: Vec<&'a str>,
     expanded: usize,
     entry_expanded: usize,
+    /// Bytes of text copied out of targets, in the document and in the entry.
+    copied: usize,
+    entry_copied: usize,
     meter: &'m mut Meter,
 }
 
@@ -228,6 +240,7 @@ impl<'a> Resolver<'a, '_> {
     /// Walks one method, component or top-level member, with a fresh per-entry budget.
     fn entry(&mut self, v: &'a Value, depth: usize, mode: Mode) -> Value {
         self.entry_expanded = 0;
+        self.entry_copied = 0;
         self.walk(v, depth, mode)
     }
 
@@ -237,12 +250,19 @@ impl<'a> Resolver<'a, '_> {
             return Value::Null;
         }
         if !self.chain.is_empty() {
-            if self.expanded >= MAX_EXPANDED || self.entry_expanded >= MAX_EXPANDED_PER_ENTRY {
+            // Past a limit, a schema is cut where one stands (an object read as keywords),
+            // and a note is a valid schema there; a string, an array or data is copied still
+            // (a `type` or `required` cut to a note would make the schema invalid), which
+            // costs no more than the target being copied.
+            if self.over_limit() && mode == Mode::Keywords && v.is_object() {
                 return note(self.size_note());
             }
+            let len = text_len(v);
             self.expanded += 1;
             self.entry_expanded += 1;
-            if self.meter.copied(text_len(v)) {
+            self.copied += len;
+            self.entry_copied += len;
+            if self.meter.copied(len) {
                 return Value::Null;
             }
         }
@@ -298,7 +318,7 @@ impl<'a> Resolver<'a, '_> {
             Some(format!(
                 "truncated: more than {MAX_REF_CHAIN} references expanded inside one another"
             ))
-        } else if self.expanded >= MAX_EXPANDED || self.entry_expanded >= MAX_EXPANDED_PER_ENTRY {
+        } else if self.over_limit() {
             Some(self.size_note())
         } else {
             None
@@ -336,13 +356,25 @@ impl<'a> Resolver<'a, '_> {
         out
     }
 
+    /// Past one of the limits on what is copied out of targets.
+    fn over_limit(&self) -> bool {
+        self.expanded >= MAX_EXPANDED
+            || self.entry_expanded >= MAX_EXPANDED_PER_ENTRY
+            || self.copied >= MAX_COPIED
+            || self.entry_copied >= MAX_COPIED_PER_ENTRY
+    }
+
     fn size_note(&self) -> String {
         let limit = if self.expanded >= MAX_EXPANDED {
-            MAX_EXPANDED
+            format!("{MAX_EXPANDED} values")
+        } else if self.entry_expanded >= MAX_EXPANDED_PER_ENTRY {
+            format!("{MAX_EXPANDED_PER_ENTRY} values")
+        } else if self.copied >= MAX_COPIED {
+            format!("{} MiB of text", MAX_COPIED >> 20)
         } else {
-            MAX_EXPANDED_PER_ENTRY
+            format!("{} MiB of text", MAX_COPIED_PER_ENTRY >> 20)
         };
-        format!("truncated: expanding $refs here would copy more than {limit} values")
+        format!("truncated: expanding $refs here would copy more than {limit}")
     }
 }
 

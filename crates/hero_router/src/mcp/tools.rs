@@ -73,14 +73,16 @@ pub(crate) fn service_tools(service: &str, document: &Value) -> Vec<MethodTool> 
     let Some(methods) = resolved.get("methods").and_then(Value::as_array) else {
         return Vec::new();
     };
-    let mut tools: Vec<MethodTool> = methods
-        .iter()
-        .filter_map(Value::as_object)
-        .filter_map(|m| {
-            let name = m.get("name")?.as_str()?;
-            (!name.starts_with("rpc.")).then(|| method_tool(service, name, m, document))
-        })
-        .collect();
+    let mut left = STAND_IN_NODES;
+    let mut tools: Vec<MethodTool> = Vec::new();
+    for m in methods.iter().filter_map(Value::as_object) {
+        let Some(name) = m.get("name").and_then(Value::as_str) else {
+            continue;
+        };
+        if !name.starts_with("rpc.") {
+            tools.push(method_tool(service, name, m, document, &mut left));
+        }
+    }
     let names = unique_names(tools.iter().map(|t| t.name.clone()));
     for (tool, name) in tools.iter_mut().zip(names) {
         tool.name = name;
@@ -200,6 +202,7 @@ fn method_tool(
     name: &str,
     method: &Map<String, Value>,
     document: &Value,
+    left: &mut usize,
 ) -> MethodTool {
     let text = |key: &str| {
         method
@@ -230,7 +233,7 @@ fn method_tool(
         if d.get("required").and_then(Value::as_bool) == Some(true) {
             required.push(Value::String(pname.clone()));
         }
-        properties.insert(pname.clone(), descriptor_schema(d, document));
+        properties.insert(pname.clone(), descriptor_schema(d, document, left));
         params.push(pname);
     }
     let mut input = JsonObject::new();
@@ -243,7 +246,7 @@ fn method_tool(
     let (output_schema, output) = match method.get("result").and_then(Value::as_object) {
         None => (None, Output::None),
         Some(result) => {
-            let schema = descriptor_schema(result, document);
+            let schema = descriptor_schema(result, document, left);
             if schema.get("type").and_then(Value::as_str) == Some("object") {
                 (schema.as_object().cloned(), Output::Object)
             } else {
@@ -274,8 +277,8 @@ fn method_tool(
 /// The schema of a content descriptor, made self-contained and valid, with the descriptor's
 /// own description (or summary): it says what this parameter or result is, where the
 /// schema's own (often a shared component's, "A JSON number.") says what kind of value.
-fn descriptor_schema(d: &Map<String, Value>, document: &Value) -> Value {
-    let mut schema = match d.get("schema").map(|s| clean(s, document)) {
+fn descriptor_schema(d: &Map<String, Value>, document: &Value, left: &mut usize) -> Value {
+    let mut schema = match d.get("schema").map(|s| clean(s, document, left)) {
         Some(Value::Bool(true)) | None => Value::Object(Map::new()),
         Some(s) if jsonschema::draft202012::meta::is_valid(&s) => s,
         Some(_) => json!({
@@ -292,6 +295,11 @@ fn descriptor_schema(d: &Map<String, Value>, document: &Value) -> Value {
     schema
 }
 
+/// Most nodes of typed stand-ins ([`stand_in`]) spelled out in one service's tools; past it a
+/// stand-in is its type alone. Each stand-in is bounded, their number is not: references cut
+/// at the resolver's limits were a 36 MB tool list from a 22 KB document (forty properties
+/// referring to a ten-wide, twelve-deep schema).
+const STAND_IN_NODES: usize = 20_000;
 /// Deepest level of a typed stand-in ([`stand_in`]) whose object properties are spelled out;
 /// below it objects list none.
 const MAX_STAND_IN_DEPTH: usize = 4;
@@ -305,7 +313,7 @@ const MAX_STAND_IN_LEVELS: usize = 8;
 /// schema stays typed one level down, which strict clients (OpenAI strict mode: every array
 /// has typed items, every object lists its properties) require. A dangling or remote
 /// reference becomes an open schema.
-fn clean(v: &Value, document: &Value) -> Value {
+fn clean(v: &Value, document: &Value, left: &mut usize) -> Value {
     match v {
         Value::Object(o) => {
             if let Some(why) = o.get(NOTE_KEY).and_then(Value::as_str) {
@@ -316,19 +324,21 @@ fn clean(v: &Value, document: &Value) -> Value {
                     .and_then(Value::as_str)
                     .and_then(|r| lookup(document, r));
                 return match target {
-                    Some(target) => stand_in(target, document, note, 0),
+                    Some(target) => stand_in(target, document, note, 0, left),
                     None => json!({ "description": note }),
                 };
             }
             let mut cleaned: Map<String, Value> = o
                 .iter()
                 .filter(|(k, _)| k.as_str() != REF_KEY)
-                .map(|(k, v)| (k.clone(), clean(v, document)))
+                .map(|(k, v)| (k.clone(), clean(v, document, left)))
                 .collect();
             allow_null(&mut cleaned);
             Value::Object(cleaned)
         }
-        Value::Array(items) => Value::Array(items.iter().map(|i| clean(i, document)).collect()),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|i| clean(i, document, left)).collect())
+        }
         other => other.clone(),
     }
 }
@@ -359,8 +369,16 @@ fn allow_null(schema: &mut Map<String, Value>) {
 /// A typed schema in place of `target` (not expanded): its `type`, an object's properties
 /// (each a stand-in in turn, [`MAX_STAND_IN_DEPTH`] deep, then none), an array's items, a
 /// union's members, `enum` and `const`; `note` says why it is not the full schema. A target
-/// with nothing to go by is an open schema.
-fn stand_in(target: &Value, document: &Value, note: String, depth: usize) -> Value {
+/// with nothing to go by is an open schema. Each node spelled out takes one of `left`; with
+/// none left, a stand-in is its type alone (an object with no properties listed, an array's
+/// items the same way, a union open).
+fn stand_in(
+    target: &Value,
+    document: &Value,
+    note: String,
+    depth: usize,
+    left: &mut usize,
+) -> Value {
     let mut target = target;
     // A target that is itself a reference: follow a few.
     for _ in 0..MAX_STAND_IN_DEPTH {
@@ -373,12 +391,14 @@ fn stand_in(target: &Value, document: &Value, note: String, depth: usize) -> Val
             None => break,
         }
     }
+    let spelled = *left > 0;
+    *left = left.saturating_sub(1);
     let mut out = Map::new();
-    let deeper = |s: &Value| {
+    let deeper = |s: &Value, left: &mut usize| {
         if depth >= MAX_STAND_IN_LEVELS {
             json!({ "type": "object", "properties": {} })
         } else {
-            stand_in(s, document, String::new(), depth + 1)
+            stand_in(s, document, String::new(), depth + 1, left)
         }
     };
     if let Some(t) = target.get("type").filter(|t| t.is_string() || t.is_array()) {
@@ -389,17 +409,21 @@ fn stand_in(target: &Value, document: &Value, note: String, depth: usize) -> Val
             _ => false,
         };
         if has("object") {
-            let properties: Map<String, Value> = match target.get("properties") {
-                Some(Value::Object(ps)) if depth < MAX_STAND_IN_DEPTH => {
-                    ps.iter().map(|(k, p)| (k.clone(), deeper(p))).collect()
+            let mut properties = Map::new();
+            if let (true, Some(Value::Object(ps))) = (
+                spelled && depth < MAX_STAND_IN_DEPTH,
+                target.get("properties"),
+            ) {
+                for (k, p) in ps {
+                    properties.insert(k.clone(), deeper(p, left));
                 }
-                _ => Map::new(),
-            };
+            }
             out.insert("properties".into(), Value::Object(properties));
         }
         if has("array") {
+            // One item schema per level: no fan-out, so it is followed even with none left.
             let items = match target.get("items") {
-                Some(items) if items.is_object() => deeper(items),
+                Some(items) if items.is_object() => deeper(items, left),
                 _ => json!({ "type": "object", "properties": {} }),
             };
             out.insert("items".into(), items);
@@ -409,11 +433,14 @@ fn stand_in(target: &Value, document: &Value, note: String, depth: usize) -> Val
                 out.insert(key.into(), v.clone());
             }
         }
-    } else if let Some((key, Value::Array(members))) = ["anyOf", "oneOf"]
-        .iter()
-        .find_map(|k| target.get(*k).map(|m| (*k, m)))
-    {
-        out.insert(key.into(), members.iter().map(deeper).collect());
+    } else if let (true, Some((key, Value::Array(members)))) = (
+        spelled,
+        ["anyOf", "oneOf"]
+            .iter()
+            .find_map(|k| target.get(*k).map(|m| (*k, m))),
+    ) {
+        let members: Vec<Value> = members.iter().map(|m| deeper(m, left)).collect();
+        out.insert(key.into(), Value::Array(members));
     } else {
         for key in ["enum", "const"] {
             if let Some(v) = target.get(key) {

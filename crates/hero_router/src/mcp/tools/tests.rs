@@ -683,3 +683,109 @@ fn a_nullable_param_takes_null() {
     assert!(check(json!({"n": "x", "e": "c"})).is_err());
     assert!(check(json!({"n": "x", "count": "3"})).is_err());
 }
+
+/// The serialized size of a service's tools: what `tools/list` sends of them.
+fn listed_bytes(tools: &[MethodTool]) -> usize {
+    tools
+        .iter()
+        .map(|t| {
+            t.description.len()
+                + Value::Object(t.input_schema.clone()).to_string().len()
+                + t.output_schema
+                    .as_ref()
+                    .map_or(0, |o| Value::Object(o.clone()).to_string().len())
+        })
+        .sum()
+}
+
+/// Objects six levels deep, ten properties each, through references: a valid, finite schema
+/// whose full expansion (a million leaves) is past the resolver's limits. What is cut is cut
+/// where a schema stands, so the param keeps its type and its arguments are still checked.
+#[test]
+fn a_schema_past_the_limits_stays_valid_typed_and_checked() {
+    let schemas: Map<String, Value> = (0..6)
+        .map(|i| {
+            let props: Map<String, Value> = (0..10)
+                .map(|j| {
+                    let p = if i < 5 {
+                        json!({"$ref": format!("#/components/schemas/N{}", i + 1)})
+                    } else {
+                        json!({"type": "string"})
+                    };
+                    (format!("p{j}"), p)
+                })
+                .collect();
+            (
+                format!("N{i}"),
+                json!({"type": "object", "properties": props}),
+            )
+        })
+        .collect();
+    let d = doc(
+        json!([{"name": "put", "params": [{"name": "x", "required": true,
+            "schema": {"$ref": "#/components/schemas/N0"}}],
+            "result": {"name": "r", "schema": {"type": "integer"}}}]),
+        json!({ "schemas": schemas }),
+    );
+    let tools = service_tools("svc", &d);
+    let x = &only(&tools).input_schema["properties"]["x"];
+    assert_eq!(
+        x["type"],
+        "object",
+        "{}",
+        crate::json::cut(x.to_string(), 2000)
+    );
+    assert!(!x.to_string().contains("not valid JSON Schema"));
+    let checks = Checks::default();
+    let arguments = json!({"x": "not an object"});
+    let refused = checks.arguments(&tools[0].input_schema, arguments.as_object().unwrap(), "x");
+    assert!(refused.is_err(), "{refused:?}");
+}
+
+/// A 150 KB document whose one param refers 1,000 times to a string with a 100 KiB
+/// description was a 100 MB tool list. What references copy is bounded in bytes, not only in
+/// values, and so is what a service's tools may add up to.
+#[test]
+fn a_small_spec_cannot_make_a_huge_tool_list() {
+    let leaf = json!({"type": "string", "description": "d".repeat(100 << 10)});
+    let props: Map<String, Value> = (0..1000)
+        .map(|i| {
+            (
+                format!("f{i}"),
+                json!({"$ref": "#/components/schemas/Leaf"}),
+            )
+        })
+        .collect();
+    let amp = doc(
+        json!([{"name": "amp", "params": [{"name": "x", "schema": {"$ref": "#/components/schemas/Row"}}]}]),
+        json!({"schemas": {"Leaf": leaf, "Row": {"type": "object", "properties": props}}}),
+    );
+    let tools = service_tools("amp", &amp);
+    assert!(
+        listed_bytes(&tools) < 2 << 20,
+        "{} bytes",
+        listed_bytes(&tools)
+    );
+    let x = &only(&tools).input_schema["properties"]["x"];
+    assert_eq!(x["type"], "object");
+    assert_eq!(x["properties"].as_object().unwrap().len(), 1000);
+
+    // `$ref: "#"`: the whole document, in every method that says so.
+    let methods: Vec<Value> = (0..200)
+        .map(|i| {
+            json!({"name": format!("m{i}"), "params": [{"name": "x", "schema": {"$ref": "#"}}],
+            "description": "e".repeat(10 << 10)})
+        })
+        .collect();
+    let whole = doc(
+        Value::Array(methods),
+        json!({"schemas": {"Leaf": {"type": "string", "description": "d".repeat(100 << 10)}}}),
+    );
+    let tools = service_tools("whole", &whole);
+    assert_eq!(tools.len(), 200);
+    assert!(
+        listed_bytes(&tools) < 24 << 20,
+        "{} bytes",
+        listed_bytes(&tools)
+    );
+}
