@@ -160,6 +160,7 @@ impl<W: io::Write> io::Write for LineWriter<'_, W> {
 mod tests;
 
 /// Allows one event per second; counts the ones it suppressed in between.
+#[derive(Debug)]
 pub(crate) struct RateLimit {
     state: std::sync::Mutex<(Option<tokio::time::Instant>, u64)>,
 }

@@ -271,16 +271,43 @@ fn check(path: &Path, text: &str) -> Result<(), FileError> {
         })
 }
 
+/// Largest access file read: two million entries take about 30 MB.
+const MAX_FILE: u64 = 64 << 20;
+
+/// The file's text; a missing file is empty. Only a regular file of at most [`MAX_FILE`]
+/// bytes is read (a symlink to one is followed): a FIFO would block the reader until a writer
+/// came, `/dev/zero` would never end.
 fn read(path: &Path) -> Result<String, FileError> {
-    match fs::read_to_string(path) {
-        Ok(text) => Ok(text),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(String::new()),
-        Err(error) => Err(FileError::Io {
-            action: "read",
-            path: path.to_owned(),
-            error,
-        }),
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let io_err = |error| FileError::Io {
+        action: "read",
+        path: path.to_owned(),
+        error,
+    };
+    let file = match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(e) => return Err(io_err(e)),
+    };
+    let meta = file.metadata().map_err(io_err)?;
+    if !meta.is_file() {
+        return Err(io_err(io::Error::other("it is not a regular file")));
     }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_err)?;
+    if bytes.len() as u64 > MAX_FILE {
+        let why = format!("it is larger than {} MiB", MAX_FILE >> 20);
+        return Err(io_err(io::Error::other(why)));
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| io_err(io::Error::new(io::ErrorKind::InvalidData, e.utf8_error())))
 }
 
 /// Replaces the file with `text` through [`crate::safe_write`] (a fresh temporary file,
@@ -295,10 +322,19 @@ fn write_atomically(path: &Path, text: &str) -> Result<(), FileError> {
     crate::safe_write::write(path, text.as_bytes()).map_err(io_err)
 }
 
-/// What identifies one version of the file: a new inode (a rename), a new size or mtime.
-fn identity(path: &Path) -> Option<(u64, u64, i64, i64, u64)> {
+/// What identifies one version of the file: a new inode (a rename), a new size, mtime or
+/// ctime (a `chmod` or `chown` that makes it readable changes only the ctime).
+fn identity(path: &Path) -> Option<(u64, u64, i64, i64, i64, i64, u64)> {
     let m = fs::metadata(path).ok()?;
-    Some((m.dev(), m.ino(), m.mtime(), m.mtime_nsec(), m.size()))
+    Some((
+        m.dev(),
+        m.ino(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+        m.size(),
+    ))
 }
 
 /// Reloads `path` into `access` whenever it changes, until `token` is cancelled: on a watch
@@ -321,6 +357,11 @@ pub(crate) async fn watch_with_grace(
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     let mut watcher: Option<notify::RecommendedWatcher> = None;
     let mut seen = identity(&path);
+    // The last error reported, reported again only when it changes; and whether the file
+    // could not be read, which is tried again on every look (a `chmod` may come later, or a
+    // file system that does not change the times).
+    let mut failing: Option<String> = None;
+    let mut unreadable = false;
     let mut guard = Guard::starting(access.has_file_entries());
     let mut tick = tokio::time::interval(POLL_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -338,11 +379,18 @@ pub(crate) async fn watch_with_grace(
         }
         let now = identity(&path);
         // While a hold lasts every wake looks at the file: its end is decided by a look.
-        if now == seen && !matches!(guard, Guard::Holding { .. }) {
+        if now == seen && !unreadable && !matches!(guard, Guard::Holding { .. }) {
             continue;
         }
         seen = now;
-        let loaded = load(&path);
+        // Off the control plane's one worker: a large file takes a while to parse.
+        let loaded = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || load(&path))
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        };
+        unreadable = matches!(loaded, Err(FileError::Io { .. }));
         let look = match &loaded {
             Ok(nets) if nets.is_empty() => Look::Empty,
             Ok(_) => Look::Entries,
@@ -352,6 +400,7 @@ pub(crate) async fn watch_with_grace(
         guard = next;
         match (step, loaded) {
             (Step::Apply, Ok(nets)) => {
+                failing = None;
                 tracing::info!(
                     file = %path.display(),
                     entries = nets.len(),
@@ -372,7 +421,11 @@ pub(crate) async fn watch_with_grace(
                 "the access file is gone or has no entries; its last entries stay in force until it has stayed so for the grace period (an editor's save is not taken for an emptying)"
             ),
             (Step::KeepBad, Err(e)) => {
-                tracing::error!("{e}; the previous allow-list stays in force");
+                let e = e.to_string();
+                if failing.as_ref() != Some(&e) {
+                    tracing::error!("{e}; the previous allow-list stays in force");
+                }
+                failing = Some(e);
             }
             // A hold goes on quietly. `Apply` of a bad file and `KeepBad` of a good one do not
             // happen (`decide` applies only a file it could read): they keep the list too.

@@ -83,6 +83,9 @@ pub(crate) struct Access {
     /// (a lock or a reference count would bounce a cache line between the proxy's threads).
     open: AtomicBool,
     logged: Mutex<HashMap<IpAddr, Instant>>,
+    /// With [`LOG_MEMORY`] addresses denied within a minute (one IPv6 /64 has more), each
+    /// further address is no longer remembered: their denials share one line a second.
+    overflow: crate::telemetry::RateLimit,
     /// Told of every reload, so that connections of clients the new list denies are closed
     /// (a stream would otherwise go on for as long as its connection lives).
     changes: tokio::sync::watch::Sender<()>,
@@ -95,8 +98,9 @@ pub(crate) struct Access {
 /// `10.0.0.0/8`).
 pub(crate) fn parse_entry(text: &str) -> Result<IpNet, BadEntry> {
     let text = text.trim();
+    // The entry goes into messages and the log: a 200 MiB "line" is shown by its start.
     let bad = || BadEntry {
-        entry: text.to_owned(),
+        entry: crate::json::cut(text.to_owned(), 200),
     };
     if text.eq_ignore_ascii_case(MYCELIUM) {
         return Ok(MYCELIUM_NET.parse().expect("a valid network"));
@@ -207,6 +211,7 @@ impl Access {
             current: RwLock::default(),
             open: AtomicBool::new(true),
             logged: Mutex::default(),
+            overflow: crate::telemetry::RateLimit::new(),
             changes: tokio::sync::watch::Sender::new(()),
         };
         access.set_file(file);
@@ -308,9 +313,18 @@ impl Access {
         if logged.len() >= LOG_MEMORY {
             logged.retain(|_, at| now.duration_since(*at) < LOG_EVERY);
         }
-        if logged.len() < LOG_MEMORY {
-            logged.insert(key, now);
+        if logged.len() >= LOG_MEMORY {
+            drop(logged);
+            if let Some(suppressed) = self.overflow.should_log() {
+                tracing::warn!(
+                    client = %key,
+                    suppressed,
+                    "access denied: client not in the allow-list; more than {LOG_MEMORY} addresses were denied within a minute, so denials are logged once a second, not once per address"
+                );
+            }
+            return;
         }
+        logged.insert(key, now);
         match denied.client {
             Some(client) if client != denied.peer => tracing::warn!(
                 %client, peer = %denied.peer,

@@ -177,3 +177,61 @@ async fn denials_are_logged_once_a_minute_per_address() {
     }
     assert!(count() <= LOG_MEMORY);
 }
+
+/// A writer that keeps every log line, for counting them.
+#[derive(Clone, Default)]
+struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Past [`LOG_MEMORY`] addresses denied within a minute (one IPv6 /64 has more), the log does
+/// not fall back to a line per denial: the addresses it cannot remember share a line a second.
+#[tokio::test(start_paused = true)]
+async fn denials_past_the_memory_share_a_line_a_second() {
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _log = tracing::subscriber::set_default(subscriber);
+    let denied = || {
+        String::from_utf8(lines.0.lock().unwrap().clone())
+            .unwrap()
+            .matches("access denied")
+            .count()
+    };
+    let access = Access::new(nets(&["10.0.0.0/8"]), vec![], vec![]);
+    for i in 0..LOG_MEMORY as u32 {
+        let _ = access.check(
+            IpAddr::from(std::net::Ipv4Addr::from(0xC000_0000u32 + i)),
+            &[],
+        );
+    }
+    assert_eq!(denied(), LOG_MEMORY, "one line per address");
+    for _ in 0..200 {
+        assert!(access.check(ip("198.51.100.7"), &[]).is_err());
+    }
+    assert_eq!(
+        denied(),
+        LOG_MEMORY + 1,
+        "one line for 200 denials past the memory"
+    );
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert!(access.check(ip("198.51.100.8"), &[]).is_err());
+    assert_eq!(denied(), LOG_MEMORY + 2);
+    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.lines().last().unwrap().contains("suppressed=199"),
+        "{}",
+        text.lines().last().unwrap()
+    );
+}

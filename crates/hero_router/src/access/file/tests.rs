@@ -275,3 +275,88 @@ async fn the_watcher_holds_an_emptied_file_for_the_grace_then_applies_it() {
     token.cancel();
     task.await.unwrap();
 }
+
+/// Only a regular file is read, and only so much of it: a FIFO at the path would block the
+/// reader (the control plane's one worker) until a writer came, `/dev/zero` would never end.
+#[tokio::test]
+async fn a_fifo_or_an_endless_file_is_an_error_not_a_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.txt");
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .unwrap();
+    let zero = dir.path().join("zero.txt");
+    symlink("/dev/zero", &zero).unwrap();
+    for (path, why) in [(fifo, "not a regular file"), (zero, "not a regular file")] {
+        let loaded = tokio::time::timeout(
+            Duration::from_secs(20),
+            tokio::task::spawn_blocking(move || load(&path)),
+        )
+        .await
+        .expect("load returns without a writer")
+        .unwrap();
+        let e = loaded.unwrap_err().to_string();
+        assert!(e.contains(why), "{e}");
+    }
+    // A regular file past the limit is refused whole, and a bad line is shown by its start.
+    let big = dir.path().join("big.txt");
+    fs::File::create(&big)
+        .unwrap()
+        .set_len(MAX_FILE + 1)
+        .unwrap();
+    let e = load(&big).unwrap_err().to_string();
+    assert!(e.contains("larger than 64 MiB"), "{e}");
+    let long = dir.path().join("long.txt");
+    fs::write(&long, "x".repeat(1 << 20)).unwrap();
+    let e = load(&long).unwrap_err().to_string();
+    assert!(
+        e.len() < 600 && e.contains("line 1"),
+        "{} bytes: {e:.300}",
+        e.len()
+    );
+}
+
+/// A change that leaves the size and the modification time as they were (a `chmod` or `chown`
+/// that makes the file readable, a rewrite whose mtime is set back) is still a new version of
+/// the file for the watcher: it moves the ctime.
+#[test]
+fn a_change_that_keeps_size_and_mtime_is_a_new_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.txt");
+    fs::write(&path, "10.0.0.4\n").unwrap();
+    let before = identity(&path);
+    let mtime = fs::metadata(&path).unwrap().modified().unwrap();
+    // The ctime has a clock tick's resolution: wait until a change is sure to move it.
+    let ctime = |p: &Path| {
+        let m = fs::metadata(p).unwrap();
+        (m.ctime(), m.ctime_nsec())
+    };
+    let probe = dir.path().join("probe");
+    fs::write(&probe, "").unwrap();
+    let first = ctime(&probe);
+    while ctime(&probe) == first {
+        fs::write(&probe, "x").unwrap(); // a poll for the clock to tick, microseconds each
+    }
+    fs::write(&path, "10.0.0.5\n").unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let after = fs::metadata(&path).unwrap();
+    assert_eq!(after.modified().unwrap(), mtime, "the same mtime");
+    assert_ne!(identity(&path), before);
+    // And a chmod alone.
+    let before = identity(&path);
+    let first = ctime(&probe);
+    while ctime(&probe) == first {
+        fs::write(&probe, "x").unwrap();
+    }
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    assert_ne!(identity(&path), before);
+}
