@@ -73,14 +73,14 @@ pub(crate) fn service_tools(service: &str, document: &Value) -> Vec<MethodTool> 
     let Some(methods) = resolved.get("methods").and_then(Value::as_array) else {
         return Vec::new();
     };
-    let mut left = STAND_IN_NODES;
+    let mut made = 0;
     let mut tools: Vec<MethodTool> = Vec::new();
     for m in methods.iter().filter_map(Value::as_object) {
         let Some(name) = m.get("name").and_then(Value::as_str) else {
             continue;
         };
         if !name.starts_with("rpc.") {
-            tools.push(method_tool(service, name, m, document, &mut left));
+            tools.push(method_tool(service, name, m, document, &mut made));
         }
     }
     let names = unique_names(tools.iter().map(|t| t.name.clone()));
@@ -202,7 +202,7 @@ fn method_tool(
     name: &str,
     method: &Map<String, Value>,
     document: &Value,
-    left: &mut usize,
+    made: &mut usize,
 ) -> MethodTool {
     let text = |key: &str| {
         method
@@ -233,7 +233,7 @@ fn method_tool(
         if d.get("required").and_then(Value::as_bool) == Some(true) {
             required.push(Value::String(pname.clone()));
         }
-        properties.insert(pname.clone(), descriptor_schema(d, document, left));
+        properties.insert(pname.clone(), descriptor_schema(d, document, made));
         params.push(pname);
     }
     let mut input = JsonObject::new();
@@ -246,7 +246,7 @@ fn method_tool(
     let (output_schema, output) = match method.get("result").and_then(Value::as_object) {
         None => (None, Output::None),
         Some(result) => {
-            let schema = descriptor_schema(result, document, left);
+            let schema = descriptor_schema(result, document, made);
             if schema.get("type").and_then(Value::as_str) == Some("object") {
                 (schema.as_object().cloned(), Output::Object)
             } else {
@@ -277,8 +277,8 @@ fn method_tool(
 /// The schema of a content descriptor, made self-contained and valid, with the descriptor's
 /// own description (or summary): it says what this parameter or result is, where the
 /// schema's own (often a shared component's, "A JSON number.") says what kind of value.
-fn descriptor_schema(d: &Map<String, Value>, document: &Value, left: &mut usize) -> Value {
-    let mut schema = match d.get("schema").map(|s| clean(s, document, left)) {
+fn descriptor_schema(d: &Map<String, Value>, document: &Value, made: &mut usize) -> Value {
+    let mut schema = match d.get("schema").map(|s| clean(s, document, made)) {
         Some(Value::Bool(true)) | None => Value::Object(Map::new()),
         Some(s) if jsonschema::draft202012::meta::is_valid(&s) => s,
         Some(_) => json!({
@@ -295,11 +295,15 @@ fn descriptor_schema(d: &Map<String, Value>, document: &Value, left: &mut usize)
     schema
 }
 
-/// Most nodes of typed stand-ins ([`stand_in`]) spelled out in one service's tools; past it a
-/// stand-in is its type alone. Each stand-in is bounded, their number is not: references cut
-/// at the resolver's limits were a 36 MB tool list from a 22 KB document (forty properties
-/// referring to a ten-wide, twelve-deep schema).
-const STAND_IN_NODES: usize = 20_000;
+/// Nodes of typed stand-ins ([`stand_in`]) made for one service's tools with their object
+/// properties spelled out; past it a stand-in is its type alone (an object lists no
+/// properties), which strict clients still accept. Each stand-in is bounded, their number is
+/// not: references cut at the resolver's limits were a 36 MB tool list from a 22 KB document
+/// (forty properties referring to a ten-wide, twelve-deep schema).
+const STAND_IN_SPELLED: usize = 20_000;
+/// Nodes of stand-ins made for one service's tools at all; past it, a union becomes an open
+/// schema (unions of unions could otherwise still multiply).
+const STAND_IN_NODES: usize = 100_000;
 /// Deepest level of a typed stand-in ([`stand_in`]) whose object properties are spelled out;
 /// below it objects list none.
 const MAX_STAND_IN_DEPTH: usize = 4;
@@ -313,7 +317,7 @@ const MAX_STAND_IN_LEVELS: usize = 8;
 /// schema stays typed one level down, which strict clients (OpenAI strict mode: every array
 /// has typed items, every object lists its properties) require. A dangling or remote
 /// reference becomes an open schema.
-fn clean(v: &Value, document: &Value, left: &mut usize) -> Value {
+fn clean(v: &Value, document: &Value, made: &mut usize) -> Value {
     match v {
         Value::Object(o) => {
             if let Some(why) = o.get(NOTE_KEY).and_then(Value::as_str) {
@@ -324,20 +328,20 @@ fn clean(v: &Value, document: &Value, left: &mut usize) -> Value {
                     .and_then(Value::as_str)
                     .and_then(|r| lookup(document, r));
                 return match target {
-                    Some(target) => stand_in(target, document, note, 0, left),
+                    Some(target) => stand_in(target, document, note, 0, made),
                     None => json!({ "description": note }),
                 };
             }
             let mut cleaned: Map<String, Value> = o
                 .iter()
                 .filter(|(k, _)| k.as_str() != REF_KEY)
-                .map(|(k, v)| (k.clone(), clean(v, document, left)))
+                .map(|(k, v)| (k.clone(), clean(v, document, made)))
                 .collect();
             allow_null(&mut cleaned);
             Value::Object(cleaned)
         }
         Value::Array(items) => {
-            Value::Array(items.iter().map(|i| clean(i, document, left)).collect())
+            Value::Array(items.iter().map(|i| clean(i, document, made)).collect())
         }
         other => other.clone(),
     }
@@ -369,15 +373,15 @@ fn allow_null(schema: &mut Map<String, Value>) {
 /// A typed schema in place of `target` (not expanded): its `type`, an object's properties
 /// (each a stand-in in turn, [`MAX_STAND_IN_DEPTH`] deep, then none), an array's items, a
 /// union's members, `enum` and `const`; `note` says why it is not the full schema. A target
-/// with nothing to go by is an open schema. Each node spelled out takes one of `left`; with
-/// none left, a stand-in is its type alone (an object with no properties listed, an array's
-/// items the same way, a union open).
+/// with nothing to go by is an open schema. `made` counts the nodes made for the service so
+/// far: past [`STAND_IN_SPELLED`] an object lists no properties, past [`STAND_IN_NODES`] a
+/// union is open.
 fn stand_in(
     target: &Value,
     document: &Value,
     note: String,
     depth: usize,
-    left: &mut usize,
+    made: &mut usize,
 ) -> Value {
     let mut target = target;
     // A target that is itself a reference: follow a few.
@@ -391,14 +395,15 @@ fn stand_in(
             None => break,
         }
     }
-    let spelled = *left > 0;
-    *left = left.saturating_sub(1);
+    let spelled = *made < STAND_IN_SPELLED;
+    let followed = *made < STAND_IN_NODES;
+    *made += 1;
     let mut out = Map::new();
-    let deeper = |s: &Value, left: &mut usize| {
+    let deeper = |s: &Value, made: &mut usize| {
         if depth >= MAX_STAND_IN_LEVELS {
             json!({ "type": "object", "properties": {} })
         } else {
-            stand_in(s, document, String::new(), depth + 1, left)
+            stand_in(s, document, String::new(), depth + 1, made)
         }
     };
     if let Some(t) = target.get("type").filter(|t| t.is_string() || t.is_array()) {
@@ -415,15 +420,15 @@ fn stand_in(
                 target.get("properties"),
             ) {
                 for (k, p) in ps {
-                    properties.insert(k.clone(), deeper(p, left));
+                    properties.insert(k.clone(), deeper(p, made));
                 }
             }
             out.insert("properties".into(), Value::Object(properties));
         }
         if has("array") {
-            // One item schema per level: no fan-out, so it is followed even with none left.
+            // One item schema per level: no fan-out, so it is followed whatever was made.
             let items = match target.get("items") {
-                Some(items) if items.is_object() => deeper(items, left),
+                Some(items) if items.is_object() => deeper(items, made),
                 _ => json!({ "type": "object", "properties": {} }),
             };
             out.insert("items".into(), items);
@@ -434,12 +439,12 @@ fn stand_in(
             }
         }
     } else if let (true, Some((key, Value::Array(members)))) = (
-        spelled,
+        followed,
         ["anyOf", "oneOf"]
             .iter()
             .find_map(|k| target.get(*k).map(|m| (*k, m))),
     ) {
-        let members: Vec<Value> = members.iter().map(|m| deeper(m, left)).collect();
+        let members: Vec<Value> = members.iter().map(|m| deeper(m, made)).collect();
         out.insert(key.into(), Value::Array(members));
     } else {
         for key in ["enum", "const"] {
