@@ -80,13 +80,15 @@ pub(crate) fn init(format: LogFormat, level: Option<&str>, default: &str) -> Res
     Ok(())
 }
 
-/// `filter` with rmcp's own lines held to warnings (its request loop's to errors), unless it
+/// `filter` with rmcp's own lines held to warnings (its request loop's silenced), unless it
 /// names rmcp or asks for everything at `debug` or `trace`: rmcp logs several lines at `info`
-/// for every MCP request it serves, and a warning for every error answer (an unknown tool, bad
-/// arguments: a client's mistake, told to the client), which would drown the router's own in
-/// a busy gateway.
+/// for every MCP request it serves, a warning for every error answer (an unknown tool, bad
+/// arguments: a client's mistake, told to the client), and its request loop an `ERROR` for
+/// every stream a client closes (`failed to send pending response during drain`: a listener
+/// going away, the normal end of one), which would drown the router's own in a busy gateway.
+/// What a call came to, the router logs itself.
 pub(crate) fn quiet_rmcp(filter: &str) -> String {
-    const QUIET_RMCP: &str = "rmcp=warn,rmcp::service=error";
+    const QUIET_RMCP: &str = "rmcp=warn,rmcp::service=off";
     let everything = matches!(
         filter.trim().to_ascii_lowercase().as_str(),
         "debug" | "trace"

@@ -380,20 +380,22 @@ impl Router {
 
     /// Waits for a stderr line that `pred` accepts (20 s at most) and returns it.
     fn wait_for(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        self.wait_within(Duration::from_secs(20), pred)
+            .unwrap_or_else(|| panic!("no such line on stderr; got:\n{}", self.seen.join("\n")))
+    }
+
+    /// [`Router::wait_for`] for at most `within`: `None` if no such line came.
+    fn wait_within(&mut self, within: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
         if let Some(l) = self.seen.iter().find(|l| pred(l)) {
-            return l.clone();
+            return Some(l.clone());
         }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let deadline = tokio::time::Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) => {
-                    self.seen.push(l.clone());
-                    if pred(&l) {
-                        return l;
-                    }
-                }
-                Err(_) => panic!("no such line on stderr; got:\n{}", self.seen.join("\n")),
+            let l = self.lines.recv_timeout(left).ok()?;
+            self.seen.push(l.clone());
+            if pred(&l) {
+                return Some(l);
             }
         }
     }
@@ -733,6 +735,51 @@ async fn bytes_out_counts_the_100_continue() {
     assert!(final_head.starts_with("HTTP/1.1 200"), "{text}");
     let v = json_line(&mut r, header(final_head, "x-request-id").unwrap());
     assert_eq!(v["bytes_out"], got.len(), "{v}");
+}
+
+/// A stream whose client closed ends when the router sees the close, not at its next write:
+/// an MCP `subscriptions/listen` stream writes only when the tool list changes, and dead
+/// streams held their client's connection slots (a client reconnecting often pushed out its
+/// own live listener). Its line comes once it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_whose_client_closed_ends_at_once() {
+    let root = tempfile::tempdir().unwrap();
+    let mut r = Router::start(root.path(), &["--access-log", "json"]);
+    let body = r#"{"jsonrpc":"2.0","id":3,"method":"subscriptions/listen","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}},"notifications":{"toolsListChanged":true}}}"#;
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Protocol-Version: 2026-07-28\r\nMcp-Method: subscriptions/listen\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut c = TcpStream::connect(r.tcp).await.unwrap();
+    c.write_all(head.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        // The head; then the stream waits for a change.
+        while !String::from_utf8_lossy(&got).contains("\r\n\r\n") {
+            let mut chunk = [0u8; 4096];
+            let n = c.read(&mut chunk).await.unwrap();
+            assert!(
+                n > 0,
+                "the stream closed: {}",
+                String::from_utf8_lossy(&got)
+            );
+            got.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await
+    .expect("the head before the deadline");
+    let text = String::from_utf8_lossy(&got).into_owned();
+    assert!(
+        text.starts_with("HTTP/1.1 200") && text.contains("text/event-stream"),
+        "{text}"
+    );
+    drop(c);
+    // Half rmcp's keep-alive interval (15 s): ended by the close, not by a failed write.
+    let line = r.wait_within(Duration::from_millis(7_500), |l| {
+        l.contains("\"path\":\"/mcp\"")
+    });
+    let line = line.expect("the closed stream ended");
+    assert_eq!(json(&line)["status"], 200, "{line}");
 }
 
 // === per-service traffic ===

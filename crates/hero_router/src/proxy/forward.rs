@@ -949,6 +949,15 @@ impl<S: Stream> ClientConn<S> {
     }
 }
 
+impl<S: Stream> ClientConn<S> {
+    /// Resolves when the client closes its side, for an answer that waits on something else
+    /// between its writes (a stream of events): a client that left is noticed at once, not at
+    /// the next write, which may be many seconds away.
+    pub(crate) async fn gone(&mut self) {
+        client_gone(&mut self.io, &mut self.buf).await;
+    }
+}
+
 /// How often a request waiting for a service's answer looks whether its client is gone.
 const CLIENT_CHECK: Duration = Duration::from_secs(1);
 

@@ -839,6 +839,9 @@ impl<S: Stream> Client<'_, S> {
                         }
                         return false;
                     }
+                    // The client left: the stream ends now, not at its next write (a quiet
+                    // feed writes every few seconds), and frees the client's connection slot.
+                    () = self.conn.gone() => return false,
                 }
             } else {
                 None

@@ -51,13 +51,13 @@ fn the_formatter_survives_a_broken_pipe() {
 
 #[test]
 fn rmcp_is_held_to_warnings_unless_asked_for() {
-    assert_eq!(quiet_rmcp("info"), "info,rmcp=warn,rmcp::service=error");
-    assert_eq!(quiet_rmcp("warn"), "warn,rmcp=warn,rmcp::service=error");
+    assert_eq!(quiet_rmcp("info"), "info,rmcp=warn,rmcp::service=off");
+    assert_eq!(quiet_rmcp("warn"), "warn,rmcp=warn,rmcp::service=off");
     assert_eq!(
         quiet_rmcp("hero_router=debug"),
-        "hero_router=debug,rmcp=warn,rmcp::service=error"
+        "hero_router=debug,rmcp=warn,rmcp::service=off"
     );
-    assert_eq!(quiet_rmcp(""), "rmcp=warn,rmcp::service=error");
+    assert_eq!(quiet_rmcp(""), "rmcp=warn,rmcp::service=off");
     // Everything at debug, or rmcp named: as given.
     assert_eq!(quiet_rmcp("debug"), "debug");
     assert_eq!(quiet_rmcp(" TRACE "), " TRACE ");
