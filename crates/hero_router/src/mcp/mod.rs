@@ -63,8 +63,8 @@ use tools::{MethodTool, Target};
 
 /// Most tools in one `tools/list` page; past it the answer has a `nextCursor`.
 const PAGE: usize = 100;
-/// Most endpoints (and converted documents) the cache keeps before it starts over: one per
-/// service and `/mcp` in a normal root; only names of services long gone push past it.
+/// Most names of services whose tools were served that the cache remembers before it starts
+/// over (their tools and endpoints go when they leave the table).
 const MAX_CACHED: usize = 4096;
 
 /// Which tools an endpoint serves.
@@ -99,10 +99,15 @@ impl Scope {
 /// do not change.
 #[derive(Default)]
 struct ToolCache {
-    /// By service.
+    /// By service, for the services in the table: a service that leaves takes its tools (and
+    /// its endpoint's index) with it at the next build (a spec's tools can be megabytes, and
+    /// names of services long gone pile up).
     services: Mutex<HashMap<String, Converted>>,
     /// By endpoint.
     endpoints: Mutex<HashMap<Scope, Built>>,
+    /// The names of the services whose tools the gateway converted (up to [`MAX_CACHED`]):
+    /// a call of a service that left is told it is gone, not that the tool is unknown.
+    served: Mutex<std::collections::HashSet<String>>,
 }
 
 /// One service's tools and the document they came from.
@@ -301,8 +306,8 @@ impl ToolCache {
     /// True if the gateway has served the tools of service `name` (since the cache last
     /// started over).
     fn has_served(&self, name: &str) -> bool {
-        let services = self.services.lock().unwrap_or_else(|p| p.into_inner());
-        services.contains_key(name)
+        let served = self.served.lock().unwrap_or_else(|p| p.into_inner());
+        served.contains(name)
     }
 
     /// The index of `scope` if it was built over this very table and catalog.
@@ -352,11 +357,9 @@ impl ToolCache {
             .filter_map(|s| Some((s, self.service_tools(s, catalog)?)))
             .collect();
         let index = Arc::new(Index::build(scope, &parts));
+        drop(parts);
+        self.forget_gone(table);
         let mut map = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
-        // Endpoints of services long gone would pile up: start over rather than track them.
-        if map.len() > MAX_CACHED {
-            map.clear();
-        }
         let built = Built {
             sources,
             index: index.clone(),
@@ -367,11 +370,23 @@ impl ToolCache {
         index
     }
 
+    /// Drops the tools and the endpoint of every service no longer in `table`.
+    fn forget_gone(&self, table: &Table) {
+        let here = |name: &str| table.service(name).is_some();
+        let mut services = self.services.lock().unwrap_or_else(|p| p.into_inner());
+        services.retain(|name, _| here(name));
+        drop(services);
+        let mut endpoints = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        endpoints.retain(|scope, _| match scope {
+            Scope::All => true,
+            Scope::Service(name) => here(name),
+        });
+    }
+
     /// Whether `service` had tools here once (its document was converted): a tool named
     /// after it is one of its own, not a typo.
     fn had_tools(&self, service: &str) -> bool {
-        let map = self.services.lock().unwrap_or_else(|p| p.into_inner());
-        map.contains_key(service)
+        self.has_served(service)
     }
 
     /// The tools of the document `source` names, converted once per fingerprint.
@@ -387,10 +402,14 @@ impl ToolCache {
         let raw = catalog.get(&source.service)?.document.as_ref()?;
         let doc: Value = serde_json::from_str(raw.get()).ok()?;
         let tools: Arc<[MethodTool]> = tools::service_tools(&source.service, &doc).into();
-        let mut map = self.services.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() > MAX_CACHED {
-            map.clear();
+        {
+            let mut served = self.served.lock().unwrap_or_else(|p| p.into_inner());
+            if served.len() >= MAX_CACHED {
+                served.clear();
+            }
+            served.insert(source.service.clone());
         }
+        let mut map = self.services.lock().unwrap_or_else(|p| p.into_inner());
         let converted = Converted {
             fingerprint: source.fingerprint.clone(),
             tools: tools.clone(),

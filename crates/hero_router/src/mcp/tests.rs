@@ -585,3 +585,54 @@ fn cursors_survive_services_coming_and_going() {
         assert_eq!(page_start(&before, bad), None, "{bad:?}");
     }
 }
+
+/// A service that leaves the table takes its converted tools and its endpoint's index with
+/// it (a spec's tools can be megabytes; services come and go under new names), while its name
+/// is remembered: a call of its tools is told it is gone, not that the tool is unknown.
+#[test]
+fn a_service_that_left_takes_its_tools_with_it() {
+    use crate::registry::table::Service;
+    let cache = ToolCache::default();
+    let tools: Arc<[MethodTool]> = vec![method_tool("gone", "add")].into();
+    for name in ["gone", "here"] {
+        cache.services.lock().unwrap().insert(
+            name.into(),
+            Converted {
+                fingerprint: "f".into(),
+                tools: tools.clone(),
+            },
+        );
+        cache.served.lock().unwrap().insert(name.into());
+    }
+    for scope in [
+        Scope::All,
+        Scope::Service("gone".into()),
+        Scope::Service("here".into()),
+    ] {
+        let index = Arc::new(Index::build(&scope, &[]));
+        let built = Built {
+            sources: Vec::new(),
+            index,
+            table: Weak::new(),
+            catalog: Weak::new(),
+        };
+        cache.endpoints.lock().unwrap().insert(scope, built);
+    }
+    let here = Service {
+        name: "here".into(),
+        status: ServiceStatus::Healthy,
+        sockets: Vec::new(),
+        error: None,
+    };
+    let table = Table {
+        services: vec![Arc::new(here)],
+        ..Table::default()
+    };
+    cache.forget_gone(&table);
+    let services: Vec<String> = cache.services.lock().unwrap().keys().cloned().collect();
+    assert_eq!(services, ["here"]);
+    let mut endpoints: Vec<Scope> = cache.endpoints.lock().unwrap().keys().cloned().collect();
+    endpoints.sort_by_key(|s| format!("{s:?}"));
+    assert_eq!(endpoints, [Scope::All, Scope::Service("here".into())]);
+    assert!(cache.had_tools("gone") && cache.has_served("gone"));
+}
