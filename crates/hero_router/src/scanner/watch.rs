@@ -56,20 +56,23 @@ impl Scanner {
         for name in self.records.take_unwatched() {
             let _ = w.unwatch(&root.join(name));
         }
-        let mut failed: Option<String> = None;
+        let mut failed: Option<(String, &'static str)> = None;
         let watched = self.records.watch_new(|name| {
             match w.watch(&root.join(name), notify::RecursiveMode::NonRecursive) {
                 Ok(()) => true,
+                // Gone (or no directory) since it was listed: nothing to watch, and the next
+                // scan drops it; not a failure to report.
+                Err(e) if watch_target_gone(&e) => false,
                 Err(e) => {
-                    failed.get_or_insert_with(|| format!("{name}: {e}"));
+                    failed.get_or_insert_with(|| (format!("{name}: {e}"), why_unwatched(&e)));
                     false
                 }
             }
         });
         // Said once per stretch of failures: the directories are tried again at every sync.
         match failed {
-            Some(first) if !DIR_WATCH_FAILING.swap(true, Ordering::Relaxed) => {
-                tracing::warn!(error = %first, "cannot watch a service directory (inotify limits?); its new sockets wait for the periodic scan");
+            Some((first, why)) if !DIR_WATCH_FAILING.swap(true, Ordering::Relaxed) => {
+                tracing::warn!(error = %first, "cannot watch a service directory ({why}); its new sockets wait for the periodic scan");
             }
             None if DIR_WATCH_FAILING.swap(false, Ordering::Relaxed) => {
                 tracing::info!("every service directory is watched again");
@@ -124,3 +127,32 @@ impl Scanner {
         root_touched
     }
 }
+
+/// The watch failed because its directory is gone or is no directory any more.
+fn watch_target_gone(e: &notify::Error) -> bool {
+    match &e.kind {
+        notify::ErrorKind::PathNotFound => true,
+        notify::ErrorKind::Io(io) => matches!(
+            io.kind(),
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+        ),
+        _ => false,
+    }
+}
+
+/// Why a service directory could not be watched, as an operator fixes it.
+fn why_unwatched(e: &notify::Error) -> &'static str {
+    match &e.kind {
+        notify::ErrorKind::MaxFilesWatch => "inotify limits: raise fs.inotify.max_user_watches",
+        notify::ErrorKind::Io(io) if io.raw_os_error() == Some(28) => {
+            "inotify limits: raise fs.inotify.max_user_watches"
+        }
+        notify::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
+            "permission denied"
+        }
+        _ => "the watch failed",
+    }
+}
+
+#[cfg(test)]
+mod tests;

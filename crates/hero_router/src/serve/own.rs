@@ -181,6 +181,11 @@ impl OwnSockets {
         })
     }
 
+    /// Whether both own sockets are at their paths as this router bound them last.
+    fn both_ours(&self) -> bool {
+        self.guards.len() == 2 && self.guards.iter().all(SocketGuard::is_still_ours)
+    }
+
     /// Every accept loop ever started, to wait for at shutdown; and the current guards.
     pub(super) fn finish(self) -> (Vec<JoinHandle<()>>, Vec<SocketGuard>) {
         (self.servers, self.guards)
@@ -227,8 +232,13 @@ pub(super) async fn keep(
             return Ok(());
         };
         // An old event (the sockets are back already, bound again by the event before) does
-        // not unbind the live ones.
+        // not unbind the live ones; nor does the root's replacement once both sockets at its
+        // paths are the ones bound last (a deleted root's sockets, gone with it, were bound
+        // again in the new one on the socket events that came first).
         if !replaced && !own.one_is_missing() {
+            continue;
+        }
+        if replaced && own.both_ours() {
             continue;
         }
         let why = if replaced {
