@@ -43,6 +43,11 @@ pub(crate) async fn run(root: PathBuf, args: &ScanArgs) -> anyhow::Result<ScanRe
     // docs/sockets-and-reaping.md#socket-root: the root is created (0755) if missing, by every
     // command that uses it.
     hero_socket::root::create_root(&root)?;
+    // A root that cannot be listed is this command's one error line, before the scanner
+    // (which would warn as a daemon does, "keeping the table as it was") looks at it.
+    if let Err(e) = std::fs::read_dir(&root) {
+        anyhow::bail!("cannot read the socket root {}: {e}", root.display());
+    }
     let cfg = scanner_config(root.clone(), &args.probe, Duration::ZERO, args.reap, false);
     let (mut scanner, _handle) = Scanner::new(cfg);
     let mut reaped = Vec::new();
@@ -84,13 +89,9 @@ pub(crate) fn render_text(r: &ScanReport) -> String {
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
         if s.sockets.is_empty() {
-            rows.push([
-                s.name.clone(),
-                status.clone(),
-                "-".into(),
-                "-".into(),
-                "no *.sock files".into(),
-            ]);
+            // A directory that cannot be listed has no sockets we know of, and says why.
+            let why = s.error.as_deref().unwrap_or("no *.sock files").to_owned();
+            rows.push([s.name.clone(), status.clone(), "-".into(), "-".into(), why]);
         }
         for sock in &s.sockets {
             let why = match sock.reap_skipped {
@@ -143,3 +144,6 @@ pub(crate) fn render_text(r: &ScanReport) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

@@ -462,6 +462,46 @@ fn the_cli_says_why_the_router_did_not_answer() {
     }
 }
 
+/// `scan` of a root it cannot read, or of a root that is a symlink to nothing: one line that
+/// says so, in the command's words (not the daemon's "keeping the table as it was" warning
+/// too, not "File exists").
+#[test]
+fn scan_of_a_root_it_cannot_use_says_why_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let dangling = dir.path().join("dangling");
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+    let out = run(&["scan"], &dangling);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("is a symlink to") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    if common::is_root() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = dir.path().join("closed");
+        std::fs::create_dir(&root).unwrap();
+        common::give_to_nobody(dir.path());
+        std::os::unix::fs::lchown(&root, Some(0), Some(0)).unwrap();
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let bin = common::nobody_bin();
+        let out = bin
+            .command()
+            .args(["scan", "--socket-dir"])
+            .arg(&root)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.starts_with("hero_router: cannot read the socket root"),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}
+
 #[test]
 fn markdown_and_html_render_the_running_routers_specs() {
     let root = tempfile::tempdir().unwrap();

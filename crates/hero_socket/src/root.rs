@@ -75,6 +75,17 @@ pub fn create_root(root: &Path) -> io::Result<()> {
         )
     };
     if !root.exists() {
+        // A symlink to nothing: creating would fail with "File exists", which says nothing.
+        if let Ok(target) = std::fs::read_link(root) {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "socket root {} is a symlink to {}, which does not exist",
+                    root.display(),
+                    target.display()
+                ),
+            ));
+        }
         std::fs::create_dir_all(root).map_err(|e| named("create", e))?;
         std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755))
             .map_err(|e| named("set the mode of", e))?;
@@ -97,6 +108,21 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn a_dangling_symlink_root_is_named_as_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &root).unwrap();
+        let e = create_root(&root).unwrap_err().to_string();
+        assert!(
+            e.contains("is a symlink to") && e.contains("nowhere") && e.contains("does not exist"),
+            "{e}"
+        );
+        // A symlink to a directory is a root like any other.
+        std::fs::create_dir(dir.path().join("nowhere")).unwrap();
+        create_root(&root).unwrap();
     }
 
     #[test]
