@@ -7,8 +7,10 @@
 //! - a body that is not JSON is `-32700` (HTTP 400);
 //! - a `tools/call` whose `params` is not an object with a string `name`, or whose
 //!   `arguments` is not an object, is `-32602` with the request's id;
-//! - `Accept: application/json` without `text/event-stream` is served: the gateway answers
-//!   JSON only, which such a client accepts;
+//! - an MCP id that is null or not an integer is `-32600`; `_meta` that is no object, an
+//!   `initialize` without params and a `cursor` that is no string are `-32602`;
+//! - `Accept: application/json` (or `*/*`, `application/*`) without `text/event-stream` is
+//!   served: the gateway answers JSON only, which such a client accepts;
 //!
 //! and after, any refusal rmcp writes in plain text is rewritten as a JSON-RPC error with
 //! the same status and rmcp's words (`-32600`).
@@ -41,19 +43,23 @@ pub(super) fn precheck(parts: &mut Parts, body: &[u8], request_id: &str) -> Opti
             ));
         }
     };
+    // A message that is no MCP request at all: 400, `-32600`.
+    let invalid = |id, why| {
+        Some(error(
+            StatusCode::BAD_REQUEST,
+            id,
+            INVALID_REQUEST,
+            why,
+            request_id,
+        ))
+    };
     if !message.is_object() {
         // rmcp says 415 to a batch, which is no media-type problem.
         let why = match message {
             Value::Array(_) => "invalid request: one JSON-RPC message per request (MCP over HTTP has no batches since protocol 2025-06-18): send each message on its own".to_owned(),
             other => format!("invalid request: a JSON-RPC message is an object, not {}", crate::json::kind(&other)),
         };
-        return Some(error(
-            StatusCode::BAD_REQUEST,
-            Value::Null,
-            INVALID_REQUEST,
-            why,
-            request_id,
-        ));
+        return invalid(Value::Null, why);
     }
     // Not a JSON-RPC message (no "jsonrpc": "2.0", a method that is no string, params that
     // are neither array nor object, an id of another type): rmcp says 415, which blames the
@@ -63,27 +69,75 @@ pub(super) fn precheck(parts: &mut Parts, body: &[u8], request_id: &str) -> Opti
         let id = id
             .and_then(|i| serde_json::from_str(i.get()).ok())
             .unwrap_or(Value::Null);
-        let why = format!("invalid request: {reason}");
-        return Some(error(
-            StatusCode::BAD_REQUEST,
-            id,
-            INVALID_REQUEST,
-            why,
-            request_id,
-        ));
+        return invalid(id, format!("invalid request: {reason}"));
     }
-    let why = bad_tools_call(&message).or_else(|| {
-        // MCP's params are an object (JSON-RPC would allow an array): rmcp says 415 to one.
-        let params = message.get("params")?;
-        (!params.is_object()).then(|| {
-            format!(
-                "invalid params: an MCP request's params are an object, not {}",
-                crate::json::kind(params)
-            )
+    // JSON-RPC allows any number and null as an id; MCP's is a string or an integer, and
+    // rmcp says 415 to the others.
+    if let Some(id) = message.get("id").filter(|id| !mcp_id(id)) {
+        let why = format!(
+            "invalid request: an MCP request's id is a string or an integer, not {}",
+            match id {
+                Value::Number(_) => "a fraction or a number that large",
+                other => crate::json::kind(other),
+            }
+        );
+        return invalid(Value::Null, why);
+    }
+    let why = bad_tools_call(&message)
+        .or_else(|| {
+            // MCP's params are an object (JSON-RPC would allow an array): rmcp says 415 to one.
+            let params = message.get("params")?;
+            (!params.is_object()).then(|| {
+                format!(
+                    "invalid params: an MCP request's params are an object, not {}",
+                    crate::json::kind(params)
+                )
+            })
         })
-    })?;
+        .or_else(|| bad_params(&message))?;
     let id = message.get("id").cloned().unwrap_or(Value::Null);
     Some(error(StatusCode::OK, id, INVALID_PARAMS, why, request_id))
+}
+
+/// Whether `id` is an id MCP allows: a string, or an integer (in `i64`).
+fn mcp_id(id: &Value) -> bool {
+    match id {
+        Value::String(_) => true,
+        Value::Number(n) => n.is_i64(),
+        _ => false,
+    }
+}
+
+/// Why the params of `message` (an object, or none) do not fit its method, for the mistakes
+/// rmcp misreports: its `_meta` not an object (415, the id lost), `initialize` without its
+/// params ("method not found: initialize"), a `cursor` that is no string (page 1 served as if
+/// none was given).
+fn bad_params(message: &Value) -> Option<String> {
+    let method = message.get("method").and_then(Value::as_str)?;
+    let params = message.get("params");
+    if let Some(meta) = params.and_then(|p| p.get("_meta")) {
+        if !meta.is_object() && !meta.is_null() {
+            return Some(format!(
+                "invalid params: _meta is an object, not {}",
+                crate::json::kind(meta)
+            ));
+        }
+    }
+    if method == "initialize" && params.is_none() {
+        return Some(
+            "invalid params: initialize needs params: {\"protocolVersion\": …, \"capabilities\": {…}, \"clientInfo\": {…}}"
+                .to_owned(),
+        );
+    }
+    if let Some(cursor) = params.and_then(|p| p.get("cursor")) {
+        if !cursor.is_string() && !cursor.is_null() {
+            return Some(format!(
+                "invalid params: cursor is the string a previous page's nextCursor gave, not {}",
+                crate::json::kind(cursor)
+            ));
+        }
+    }
+    None
 }
 
 /// Why `message` is a `tools/call` request with params no tool call can have, if it is one.
@@ -134,7 +188,12 @@ fn accept_json_only(headers: &mut http::HeaderMap) {
             (media, !excluded)
         })
     };
-    let json = ranges().any(|(m, ok)| ok && m.eq_ignore_ascii_case("application/json"));
+    // `*/*` (curl's default) and `application/*` take JSON too.
+    let json = ranges().any(|(m, ok)| {
+        ok && ["application/json", "application/*", "*/*"]
+            .iter()
+            .any(|j| m.eq_ignore_ascii_case(j))
+    });
     let stream = ranges().any(|(m, _)| m.eq_ignore_ascii_case("text/event-stream"));
     if json && !stream {
         let widened = format!("{text}, text/event-stream");

@@ -95,6 +95,8 @@ fn an_accept_of_json_alone_is_widened_and_others_are_left_alone() {
             "application/json, text/event-stream",
             "application/json, text/event-stream",
         ),
+        ("*/*", "*/*, text/event-stream"),
+        ("application/*", "application/*, text/event-stream"),
         ("text/html", "text/html"),
         ("application/json;q=0", "application/json;q=0"),
     ] {
@@ -227,4 +229,78 @@ async fn params_that_are_no_object_are_invalid_params() {
             .contains("not an array"),
         "{v}"
     );
+}
+
+/// MCP's own rules past JSON-RPC's, which rmcp misreports (415 and the id lost, "method not
+/// found", a first page served for a bad cursor): said as `-32600` or `-32602`, with the id
+/// when there is a usable one.
+#[tokio::test]
+async fn mcp_ids_meta_initialize_and_cursors_are_checked() {
+    for (body, status, code, id, says) in [
+        (
+            r#"{"jsonrpc":"2.0","id":null,"method":"tools/list"}"#,
+            400,
+            INVALID_REQUEST,
+            Value::Null,
+            "not null",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":1.5,"method":"tools/list"}"#,
+            400,
+            INVALID_REQUEST,
+            Value::Null,
+            "a fraction",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":123456789012345678901234567890,"method":"tools/list"}"#,
+            400,
+            INVALID_REQUEST,
+            Value::Null,
+            "string or an integer",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add","arguments":{},"_meta":5}}"#,
+            200,
+            INVALID_PARAMS,
+            json!(1),
+            "_meta",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":2,"method":"initialize"}"#,
+            200,
+            INVALID_PARAMS,
+            json!(2),
+            "initialize needs params",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":"c","method":"tools/list","params":{"cursor":5}}"#,
+            200,
+            INVALID_PARAMS,
+            json!("c"),
+            "cursor",
+        ),
+    ] {
+        let mut p = parts("application/json, text/event-stream");
+        let answer = precheck(&mut p, body.as_bytes(), "rid").expect(body);
+        let (got, v) = body_of(answer).await;
+        assert_eq!(
+            (got, &v["error"]["code"]),
+            (status, &json!(code)),
+            "{body}: {v}"
+        );
+        assert_eq!(v["id"], id, "{body}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(says),
+            "{body}: {v}"
+        );
+    }
+    // What MCP allows goes on to rmcp.
+    for body in [
+        r#"{"jsonrpc":"2.0","id":"x","method":"tools/list","params":{"cursor":"svc/100"}}"#,
+        r#"{"jsonrpc":"2.0","id":-7,"method":"tools/list","params":{"_meta":{}}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    ] {
+        let mut p = parts("application/json, text/event-stream");
+        assert!(precheck(&mut p, body.as_bytes(), "rid").is_none(), "{body}");
+    }
 }
