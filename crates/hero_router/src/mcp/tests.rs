@@ -99,13 +99,19 @@ fn the_all_services_index_prefixes_and_keeps_names_within_64() {
     let (sa, sb) = (source("a", true), source(&long, false));
     let index = Index::build(&Scope::All, &[(&sa, a.clone()), (&sb, b)]);
     let names: Vec<&str> = index.tools.iter().map(|e| e.tool.name.as_ref()).collect();
-    // `{service}__` leaves 2 characters of each of b's tools: both are cut, and each ends in
-    // a hash of its own service and method, so neither depends on what else is listed.
+    // `{service}__` leaves 2 characters of each of b's tools: the service and the tool are
+    // both cut so that the name keeps its `__` (it splits back at it), and each ends in a hash
+    // of its own service and method, so neither depends on what else is listed.
     assert_eq!(names[..2], ["a__get", "a__put"]);
     for (name, method) in names[2..].iter().zip(["first_method", "first_other"]) {
-        let (cut, hash) = name.rsplit_once('_').unwrap();
-        assert_eq!(cut, &long[..51], "{name}");
-        assert_eq!(hash.len(), 12, "{name}");
+        let (service, part) = name.rsplit_once("__").unwrap();
+        assert!(long.starts_with(service) && service.len() >= 24, "{name}");
+        let (cut, hash) = part.rsplit_once('_').unwrap();
+        assert!(method.starts_with(cut) && !cut.is_empty(), "{name}");
+        assert!(
+            hash.len() == 12 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{name}"
+        );
         let alone = Index::build(
             &Scope::All,
             &[(&sb, vec![method_tool(&long, method)].into())],

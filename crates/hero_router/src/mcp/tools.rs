@@ -149,45 +149,59 @@ fn unique_names_in(
 /// its own whatever else is listed, and a `_2`-style suffix only if even that is taken.
 /// `entries` are (service, the tool's own name, the method) in list order.
 pub(crate) fn merged_names(entries: &[(&str, &str, &str)]) -> Vec<String> {
-    let natural: Vec<String> = entries
+    // A method whose name leaves no part (`.`) has no natural name: its placeholder part
+    // must not take a real method's (`tool`).
+    let natural: Vec<Option<String>> = entries
         .iter()
-        .map(|(service, tool, _)| format!("{service}__{}", merged_part(tool)))
+        .map(|(service, tool, _)| merged_part(tool).map(|part| format!("{service}__{part}")))
         .collect();
     let mut used = HashSet::new();
     let mut names: Vec<Option<String>> = natural
         .iter()
-        .map(|n| (n.len() <= MAX_NAME && used.insert(n.clone())).then(|| n.clone()))
+        .map(|n| {
+            n.as_ref()
+                .filter(|n| n.len() <= MAX_NAME && used.insert((*n).clone()))
+                .cloned()
+        })
         .collect();
     for (i, name) in names.iter_mut().enumerate() {
         if name.is_some() {
             continue;
         }
-        let (service, _, method) = entries[i];
-        let base = if natural[i].len() <= MAX_NAME {
-            natural[i].clone()
-        } else {
-            let hash = sha2::Sha256::digest(format!("{service}\0{method}").as_bytes());
-            let hex: String = hash[..6].iter().map(|b| format!("{b:02x}")).collect();
-            format!("{}_{hex}", cut(&natural[i], MAX_NAME - hex.len() - 1))
-        };
+        let (service, tool, method) = entries[i];
+        let base = hashed_name(service, tool, method);
         *name = unique_names_in(&mut used, [base]).pop();
     }
     names.into_iter().map(Option::unwrap_or_default).collect()
 }
 
-/// A tool's name as the part of a merged name: runs of `_` made one, no leading `_`.
-fn merged_part(tool: &str) -> String {
+/// A merged name for a tool whose natural name is taken, too long, or missing:
+/// `{service}__{part}_{hash}`, the service and the part cut so that it fits in [`MAX_NAME`]
+/// with its `__` (a service name of 64 characters leaves room for no part otherwise), and a
+/// hash of the service and method (12 hex digits) that makes it its own.
+fn hashed_name(service: &str, tool: &str, method: &str) -> String {
+    let hash = sha2::Sha256::digest(format!("{service}\0{method}").as_bytes());
+    let hex: String = hash[..6].iter().map(|b| format!("{b:02x}")).collect();
+    let part = merged_part(tool).unwrap_or_else(|| "tool".to_owned());
+    // `__` and `_` around the part, and the hash.
+    let room = MAX_NAME - 3 - hex.len();
+    let service = cut(service, room - part.len().min(room / 2));
+    // A cut part ending in `_` would put a `__` inside the part.
+    let part = cut(&part, room - service.len()).trim_end_matches('_');
+    let part = if part.is_empty() { "t" } else { part };
+    format!("{service}__{part}_{hex}")
+}
+
+/// A tool's name as the part of a merged name: runs of `_` made one, no leading `_`; `None`
+/// if nothing is left (a method named `.`).
+fn merged_part(tool: &str) -> Option<String> {
     let mut part = String::with_capacity(tool.len());
     for c in tool.chars() {
         if !(c == '_' && (part.is_empty() || part.ends_with('_'))) {
             part.push(c);
         }
     }
-    if part.is_empty() {
-        "tool".to_owned()
-    } else {
-        part
-    }
+    (!part.is_empty()).then_some(part)
 }
 
 /// The first `max` characters of an ASCII name.

@@ -103,7 +103,7 @@ impl CallError {
             SendError::Saturated => (
                 NOT_LIVE,
                 format!(
-                    "service {service} had --max-inflight-per-service requests in flight, and none ended within the upstream timeout"
+                    "service {service} had --max-inflight-per-service requests in flight, and no place came free for this one within the upstream timeout"
                 ),
             ),
             SendError::Down { detail, .. } => (

@@ -789,3 +789,41 @@ fn a_small_spec_cannot_make_a_huge_tool_list() {
         listed_bytes(&tools)
     );
 }
+
+/// Merged names as docs/docs-and-mcp.md#tool-names says: a natural name taken by another tool
+/// of the service, or missing (a method `.` leaves no part), gets a hash of its service and
+/// method, not `_2`; a placeholder never takes a real method's natural name; and a service
+/// name too long for `{service}__{part}` is cut so that the name keeps its `__`.
+#[test]
+fn merged_names_hash_what_they_cannot_name_naturally_and_keep_their_separator() {
+    let long = "S".repeat(64);
+    let entries = [
+        ("a", "_b", "_b"),
+        ("a", "b", "b"),
+        ("a", "_", "."),
+        ("a", "tool", "tool"),
+        (long.as_str(), "m", "m"),
+        (long.as_str(), "n", "n"),
+    ];
+    let names = merged_names(&entries);
+    let hashed = |name: &str, stem: &str| {
+        name.strip_prefix(stem)
+            .is_some_and(|hex| hex.len() == 12 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    assert_eq!(names[0], "a__b");
+    assert!(hashed(&names[1], "a__b_"), "{names:?}");
+    assert!(hashed(&names[2], "a__tool_"), "{names:?}");
+    assert_eq!(names[3], "a__tool");
+    for name in &names[4..] {
+        let (service, part) = name.rsplit_once("__").expect("a merged name keeps its __");
+        assert!(
+            long.starts_with(service) && name.len() <= MAX_NAME,
+            "{name}"
+        );
+        assert!(part.starts_with(['m', 'n']), "{name}");
+    }
+    assert_ne!(names[4], names[5]);
+    // The same tool gets the same hashed name whatever else is listed.
+    assert_eq!(merged_names(&entries[1..2]), ["a__b"]);
+    assert_eq!(merged_names(&[entries[0], entries[1]])[1], names[1]);
+}
