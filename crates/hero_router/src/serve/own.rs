@@ -241,6 +241,12 @@ pub(super) async fn keep(
         if replaced && own.both_ours() {
             continue;
         }
+        // The root itself is gone: the scanner makes it again (0755, whatever the umask) and
+        // says so (`RootReplaced`), and the sockets are bound then, once. Binding now would
+        // make the root on the way, with the umask's mode, behind the scanner's back.
+        if !replaced && !own.root.is_dir() {
+            continue;
+        }
         let why = if replaced {
             "the socket root was replaced"
         } else {
