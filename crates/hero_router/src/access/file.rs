@@ -37,6 +37,23 @@ pub(crate) const DEFAULT_IN_HOME: &str = "hero/cfg/hero_router/access.txt";
 /// may not exist yet, or the watch may miss a change on some file systems).
 pub(crate) const POLL_EVERY: Duration = Duration::from_secs(5);
 
+/// When entries `new`, read from a file that last changed at `changed_at`, may replace the
+/// list in force, `current`: now (`None`) if they let no one in who is not in already, else
+/// once the file has been still for `settle` (the emptiness grace: an editor's save is over by
+/// then). A file written in place, in pieces, can end a piece mid-line (`127.0.0.0/3` of
+/// `127.0.0.0/30`: a network nobody wrote); a change that only shuts clients out applies at
+/// once.
+pub(crate) fn settles_at(
+    current: &super::AllowList,
+    new: &[IpNet],
+    changed_at: Instant,
+    now: Instant,
+    settle: Duration,
+) -> Option<Instant> {
+    let until = changed_at + settle;
+    (now < until && !current.covers(new)).then_some(until)
+}
+
 /// Why the access file cannot be used or edited.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum FileError {
@@ -342,12 +359,14 @@ fn identity(path: &Path) -> Option<(u64, u64, i64, i64, i64, i64, u64)> {
 /// once per change and the last good list stays in force. A file that vanishes or has no
 /// entries left replaces non-empty entries only after it has stayed so for
 /// [`guard::EMPTY_GRACE`] (one warning when that starts); then every client is allowed (unless
-/// `--allow` flags say otherwise), as with a missing file at start-up.
+/// `--allow` flags say otherwise), as with a missing file at start-up. A change that lets
+/// someone in applies once the file has been still for the same grace ([`settles_at`]); one
+/// that only shuts clients out applies at once.
 pub(crate) async fn watch(path: PathBuf, access: Arc<Access>, token: CancellationToken) {
     watch_with_grace(path, access, token, guard::EMPTY_GRACE).await;
 }
 
-/// [`watch`] with another grace period for emptiness (tests shorten it).
+/// [`watch`] with another grace period for emptiness and widening (tests shorten it).
 pub(crate) async fn watch_with_grace(
     path: PathBuf,
     access: Arc<Access>,
@@ -362,6 +381,9 @@ pub(crate) async fn watch_with_grace(
     // file system that does not change the times).
     let mut failing: Option<String> = None;
     let mut unreadable = false;
+    // When the file last changed, and the look a widening change waits for.
+    let mut changed_at = Instant::now();
+    let mut settling: Option<Instant> = None;
     let mut guard = Guard::starting(access.has_file_entries());
     let mut tick = tokio::time::interval(POLL_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -376,13 +398,23 @@ pub(crate) async fn watch_with_grace(
             Some(()) = rx.recv() => while rx.try_recv().is_ok() {},
             () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)),
                 if deadline.is_some() => {}
+            () = tokio::time::sleep_until(settling.unwrap_or_else(Instant::now)),
+                if settling.is_some() => {}
         }
         let now = identity(&path);
         // While a hold lasts every wake looks at the file: its end is decided by a look.
-        if now == seen && !unreadable && !matches!(guard, Guard::Holding { .. }) {
+        if now == seen
+            && !unreadable
+            && settling.is_none()
+            && !matches!(guard, Guard::Holding { .. })
+        {
             continue;
         }
+        if now != seen {
+            changed_at = Instant::now();
+        }
         seen = now;
+        settling = None;
         // Off the control plane's one worker: a large file takes a while to parse.
         let loaded = {
             let path = path.clone();
@@ -398,6 +430,13 @@ pub(crate) async fn watch_with_grace(
         };
         let (step, next) = guard::decide(guard, look, Instant::now(), grace);
         guard = next;
+        // A change that would let someone in waits until the file has been still a moment.
+        if let (Step::Apply, Ok(nets)) = (&step, &loaded) {
+            settling = settles_at(&access.list(), nets, changed_at, Instant::now(), grace);
+            if settling.is_some() {
+                continue;
+            }
+        }
         match (step, loaded) {
             (Step::Apply, Ok(nets)) => {
                 failing = None;

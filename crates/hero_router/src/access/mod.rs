@@ -172,6 +172,15 @@ impl AllowList {
     pub(crate) fn nets(&self) -> &[IpNet] {
         &self.nets
     }
+
+    /// True if this list already allows every address of `nets`: applying them would let no
+    /// one in who is not in now.
+    pub(crate) fn covers(&self, nets: &[IpNet]) -> bool {
+        self.is_open()
+            || nets
+                .iter()
+                .all(|net| self.nets.iter().any(|n| n.contains(net)))
+    }
 }
 
 /// The client of a request from `peer`: the peer itself, or, when the peer is a trusted proxy

@@ -247,12 +247,17 @@ async fn the_watcher_holds_an_emptied_file_for_the_grace_then_applies_it() {
     ));
     let closed = || access.check("10.0.0.2".parse().unwrap(), &[]).is_err();
     let allows = |ip: &str| access.check(ip.parse().unwrap(), &[]).is_ok();
-    // The watch is set up once the task runs: write until an edit is seen.
-    let seen = eventually(Duration::from_secs(10), || {
+    // The watch is set up once the task runs: write until an edit is seen. An entry that lets
+    // someone in applies once the file has been still for the grace, so the writes are spaced.
+    let mut seen = false;
+    for _ in 0..10 {
         fs::write(&path, "10.0.0.4\n").unwrap();
-        allows("10.0.0.4")
-    });
-    assert!(seen.await, "the watcher picks up an edit");
+        if eventually(GRACE * 3, || allows("10.0.0.4")).await {
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "the watcher picks up an edit");
 
     // Emptied, then filled again before the grace ends: never open, and the new entries apply.
     fs::write(&path, "# nothing\n").unwrap();
@@ -359,4 +364,40 @@ fn a_change_that_keeps_size_and_mtime_is_a_new_version() {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
     assert_ne!(identity(&path), before);
+}
+
+/// A change that would let someone in waits until the file has been still for the grace; one
+/// that only shuts clients out, or adds what the list already allows, applies at once.
+#[test]
+fn a_widening_waits_for_the_file_to_be_still_a_narrowing_does_not() {
+    use super::super::AllowList;
+    let nets = |list: &[&str]| -> Vec<IpNet> { list.iter().map(|e| e.parse().unwrap()).collect() };
+    let current = AllowList::new(nets(&["10.0.0.0/24", "192.0.2.7/32"]));
+    let grace = Duration::from_secs(2);
+    let changed = Instant::now();
+    let soon = changed + Duration::from_millis(10);
+    // A piece that ends mid-line: `127.0.0.0/3` of `127.0.0.0/30` (96.0.0.0/3 once truncated).
+    let half = nets(&["10.0.0.0/24", "96.0.0.0/3"]);
+    assert_eq!(
+        settles_at(&current, &half, changed, soon, grace),
+        Some(changed + grace)
+    );
+    assert_eq!(
+        settles_at(&current, &half, changed, changed + grace, grace),
+        None
+    );
+    // Removing an entry, or narrowing one, applies at once; so does an entry already covered.
+    for now_in_force in [
+        nets(&["10.0.0.0/24"]),
+        nets(&["10.0.0.0/25", "192.0.2.7/32"]),
+        nets(&["10.0.0.0/24", "10.0.0.9/32", "192.0.2.7/32"]),
+    ] {
+        assert_eq!(
+            settles_at(&current, &now_in_force, changed, soon, grace),
+            None
+        );
+    }
+    // Everyone allowed now (no entries): any list shuts some out.
+    let open = AllowList::new(Vec::new());
+    assert_eq!(settles_at(&open, &half, changed, soon, grace), None);
 }
