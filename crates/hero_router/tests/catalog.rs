@@ -586,6 +586,40 @@ async fn the_deepest_kept_document_is_served_and_a_deeper_one_keeps_the_last() {
     d.stop().await;
 }
 
+/// `router.spec` answers the document as the service served it, every number as written: an
+/// integer wider than 64 bits, a decimal with more digits than a double holds, `1e2` (they went
+/// through a double on the way out).
+#[tokio::test]
+async fn router_spec_keeps_every_number_as_written() {
+    fn answer(path: &str) -> Answer {
+        match path {
+            "/openrpc.json" => ok_json(
+                r#"{"openrpc":"1.3.2","info":{"title":"t","version":"1"},"methods":[],"x-n":123456789012345678901234567890,"x-m":1e2,"x-d":0.10000000000000000001}"#,
+            ),
+            _ => Answer::NotFound,
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    fake(dir.path(), "nums", answer);
+    let d = start_daemon(serve_config(dir.path(), &[])).await;
+    d.rescan().await;
+    catalog_until(&d, |c| fetched(c, "nums").is_some()).await;
+    let (status, body) = common::rpc(
+        &d,
+        r#"{"jsonrpc":"2.0","id":1,"method":"router.spec","params":["nums"]}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    for written in [
+        r#""x-n":123456789012345678901234567890"#,
+        r#""x-m":1e2"#,
+        r#""x-d":0.10000000000000000001"#,
+    ] {
+        assert!(body.contains(written), "{written} in {body}");
+    }
+    d.stop().await;
+}
+
 /// A service whose fetch failed fast (not JSON) retries on time however many services hang:
 /// it used to queue as a suspect behind them (96 hung services, 4 suspect slots, 2 s each: a
 /// retry waited most of a minute). Only a fetch that failed slowly makes a suspect.

@@ -652,12 +652,14 @@ impl Rpc {
         if !is_own_method(method) || self.module.method(method).is_none() {
             return Err(error(-32601, format!("method not found: {method}"), None));
         }
+        // The result as the method wrote it: `router.spec` is a service's document, whose
+        // numbers must not pass through a double.
         match self
             .module
-            .call::<_, Value>(method, RawParams(params))
+            .call::<_, Box<RawValue>>(method, RawParams(params))
             .await
         {
-            Ok(v) => Ok(raw(&v)),
+            Ok(v) => Ok(v),
             Err(MethodsError::JsonRpc(e)) => Err(error(
                 i64::from(e.code()),
                 e.message().to_owned(),
