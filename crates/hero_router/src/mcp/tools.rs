@@ -310,14 +310,19 @@ fn descriptor_schema(d: &Map<String, Value>, document: &Value, made: &mut usize)
 }
 
 /// Nodes of typed stand-ins ([`stand_in`]) made for one service's tools with their object
-/// properties spelled out; past it a stand-in is its type alone (an object lists no
-/// properties), which strict clients still accept. Each stand-in is bounded, their number is
-/// not: references cut at the resolver's limits were a 36 MB tool list from a 22 KB document
-/// (forty properties referring to a ten-wide, twelve-deep schema).
-const STAND_IN_SPELLED: usize = 20_000;
-/// Nodes of stand-ins made for one service's tools at all; past it, a union becomes an open
-/// schema (unions of unions could otherwise still multiply).
-const STAND_IN_NODES: usize = 100_000;
+/// properties and union members spelled out; past it a stand-in is its type alone (an object
+/// lists no properties, a union its members' types), which strict clients still accept. Each
+/// stand-in is bounded, their number is not: references cut at the resolver's limits were a
+/// 36 MB tool list from a 22 KB document (forty properties referring to a ten-wide,
+/// twelve-deep schema).
+const STAND_IN_NODES: usize = 50_000;
+/// Nodes one stand-in spells out at most, so that one cut reference (a union of unions, ten
+/// wide and twelve deep) cannot use up the service's budget and leave the others untyped.
+const STAND_IN_PER_ROOT: usize = 2_000;
+/// Most values of an `enum` a stand-in copies; a longer one is left out (the type stays).
+const STAND_IN_ENUM: usize = 256;
+/// Most references followed from a stand-in's target to a schema with a type.
+const STAND_IN_HOPS: usize = 64;
 /// Deepest level of a typed stand-in ([`stand_in`]) whose object properties are spelled out;
 /// below it objects list none.
 const MAX_STAND_IN_DEPTH: usize = 4;
@@ -342,7 +347,7 @@ fn clean(v: &Value, document: &Value, made: &mut usize) -> Value {
                     .and_then(Value::as_str)
                     .and_then(|r| lookup(document, r));
                 return match target {
-                    Some(target) => stand_in(target, document, note, 0, made),
+                    Some(target) => stand_in(target, document, note, made),
                     None => json!({ "description": note }),
                 };
             }
@@ -386,20 +391,99 @@ fn allow_null(schema: &mut Map<String, Value>) {
 
 /// A typed schema in place of `target` (not expanded): its `type`, an object's properties
 /// (each a stand-in in turn, [`MAX_STAND_IN_DEPTH`] deep, then none), an array's items, a
-/// union's members, `enum` and `const`; `note` says why it is not the full schema. A target
-/// with nothing to go by is an open schema. `made` counts the nodes made for the service so
-/// far: past [`STAND_IN_SPELLED`] an object lists no properties, past [`STAND_IN_NODES`] a
-/// union is open.
-fn stand_in(
+/// union's members, `enum` (when short) and `const`; `note` says why it is not the full
+/// schema. A target with nothing to go by is an open schema. `made` counts the nodes made for
+/// the service so far: past [`STAND_IN_NODES`], or [`STAND_IN_PER_ROOT`] for this stand-in, a
+/// stand-in is its type alone ([`type_only`]).
+fn stand_in(target: &Value, document: &Value, note: String, made: &mut usize) -> Value {
+    let stop = (*made + STAND_IN_PER_ROOT).min(STAND_IN_NODES);
+    let mut out = spelled_stand_in(target, document, 0, made, stop);
+    if let (Value::Object(o), false) = (&mut out, note.is_empty()) {
+        o.insert("description".into(), Value::String(note));
+    }
+    out
+}
+
+/// [`stand_in`] at `depth`, spelling out nodes while `made` is below `stop`.
+fn spelled_stand_in(
     target: &Value,
     document: &Value,
-    note: String,
     depth: usize,
     made: &mut usize,
+    stop: usize,
 ) -> Value {
-    let mut target = target;
-    // A target that is itself a reference: follow a few.
-    for _ in 0..MAX_STAND_IN_DEPTH {
+    let target = follow(target, document);
+    *made += 1;
+    if *made >= stop {
+        return type_only(target, document, true);
+    }
+    let deeper = |s: &Value, made: &mut usize| {
+        if depth >= MAX_STAND_IN_LEVELS {
+            *made += 1;
+            json!({ "type": "object", "properties": {} })
+        } else {
+            spelled_stand_in(s, document, depth + 1, made, stop)
+        }
+    };
+    let mut out = Map::new();
+    if let Some(t) = type_of(target) {
+        out.insert("type".into(), t.clone());
+        if has_type(t, "object") {
+            let mut properties = Map::new();
+            if let (true, Some(Value::Object(ps))) =
+                (depth < MAX_STAND_IN_DEPTH, target.get("properties"))
+            {
+                for (k, p) in ps {
+                    properties.insert(k.clone(), deeper(p, made));
+                }
+            }
+            out.insert("properties".into(), Value::Object(properties));
+        }
+        if has_type(t, "array") {
+            let items = match target.get("items") {
+                Some(items) if items.is_object() => deeper(items, made),
+                _ => json!({ "type": "object", "properties": {} }),
+            };
+            out.insert("items".into(), items);
+        }
+    } else if let Some((key, members)) = union_of(target) {
+        let members: Vec<Value> = members.iter().map(|m| deeper(m, made)).collect();
+        out.insert(key.into(), Value::Array(members));
+    }
+    copy_values(target, &mut out, made);
+    Value::Object(out)
+}
+
+/// A stand-in of `target` by its type alone: an object with no properties listed, an array
+/// whose items are an object (as at the depth limit), and, with `members`, a union of its
+/// members' types alone (one level: no fan-out), when it has at most 64.
+fn type_only(target: &Value, document: &Value, members: bool) -> Value {
+    let target = follow(target, document);
+    let mut out = Map::new();
+    if let Some(t) = type_of(target) {
+        out.insert("type".into(), t.clone());
+        if has_type(t, "object") {
+            out.insert("properties".into(), json!({}));
+        }
+        if has_type(t, "array") {
+            out.insert(
+                "items".into(),
+                json!({ "type": "object", "properties": {} }),
+            );
+        }
+    } else if let Some((key, list)) = union_of(target).filter(|(_, l)| members && l.len() <= 64) {
+        let list: Vec<Value> = list.iter().map(|m| type_only(m, document, false)).collect();
+        out.insert(key.into(), Value::Array(list));
+    }
+    if let Some(v) = target.get("const") {
+        out.insert("const".into(), v.clone());
+    }
+    Value::Object(out)
+}
+
+/// `target`, or what its `$ref`s lead to, up to [`STAND_IN_HOPS`] of them.
+fn follow<'v>(mut target: &'v Value, document: &'v Value) -> &'v Value {
+    for _ in 0..STAND_IN_HOPS {
         match target
             .get("$ref")
             .and_then(Value::as_str)
@@ -409,68 +493,46 @@ fn stand_in(
             None => break,
         }
     }
-    let spelled = *made < STAND_IN_SPELLED;
-    let followed = *made < STAND_IN_NODES;
-    *made += 1;
-    let mut out = Map::new();
-    let deeper = |s: &Value, made: &mut usize| {
-        if depth >= MAX_STAND_IN_LEVELS {
-            json!({ "type": "object", "properties": {} })
-        } else {
-            stand_in(s, document, String::new(), depth + 1, made)
-        }
-    };
-    if let Some(t) = target.get("type").filter(|t| t.is_string() || t.is_array()) {
-        out.insert("type".into(), t.clone());
-        let has = |name: &str| match t {
-            Value::String(s) => s == name,
-            Value::Array(ts) => ts.iter().any(|x| x == name),
-            _ => false,
-        };
-        if has("object") {
-            let mut properties = Map::new();
-            if let (true, Some(Value::Object(ps))) = (
-                spelled && depth < MAX_STAND_IN_DEPTH,
-                target.get("properties"),
-            ) {
-                for (k, p) in ps {
-                    properties.insert(k.clone(), deeper(p, made));
-                }
-            }
-            out.insert("properties".into(), Value::Object(properties));
-        }
-        if has("array") {
-            // One item schema per level: no fan-out, so it is followed whatever was made.
-            let items = match target.get("items") {
-                Some(items) if items.is_object() => deeper(items, made),
-                _ => json!({ "type": "object", "properties": {} }),
-            };
-            out.insert("items".into(), items);
-        }
-        for key in ["enum", "const"] {
-            if let Some(v) = target.get(key) {
-                out.insert(key.into(), v.clone());
-            }
-        }
-    } else if let (true, Some((key, Value::Array(members)))) = (
-        followed,
-        ["anyOf", "oneOf"]
-            .iter()
-            .find_map(|k| target.get(*k).map(|m| (*k, m))),
-    ) {
-        let members: Vec<Value> = members.iter().map(|m| deeper(m, made)).collect();
-        out.insert(key.into(), Value::Array(members));
-    } else {
-        for key in ["enum", "const"] {
-            if let Some(v) = target.get(key) {
-                out.insert(key.into(), v.clone());
-            }
+    target
+}
+
+/// A schema's `type`, when it is one JSON Schema allows (a name or a list of names).
+fn type_of(schema: &Value) -> Option<&Value> {
+    schema.get("type").filter(|t| t.is_string() || t.is_array())
+}
+
+/// Whether type `t` (a name or a list) includes `name`.
+fn has_type(t: &Value, name: &str) -> bool {
+    match t {
+        Value::String(s) => s == name,
+        Value::Array(ts) => ts.iter().any(|x| x == name),
+        _ => false,
+    }
+}
+
+/// A schema's union (`anyOf` or `oneOf`) and its members.
+fn union_of(schema: &Value) -> Option<(&'static str, &Vec<Value>)> {
+    ["anyOf", "oneOf"]
+        .into_iter()
+        .find_map(|k| match schema.get(k) {
+            Some(Value::Array(members)) => Some((k, members)),
+            _ => None,
+        })
+}
+
+/// A stand-in's `const`, and its `enum` when it has at most [`STAND_IN_ENUM`] values (each
+/// counted in `made`): a long enum copied into every stand-in made a 130 MB tool list from a
+/// 290 KB document.
+fn copy_values(target: &Value, out: &mut Map<String, Value>, made: &mut usize) {
+    if let Some(v) = target.get("const") {
+        out.insert("const".into(), v.clone());
+    }
+    if let Some(Value::Array(values)) = target.get("enum") {
+        if values.len() <= STAND_IN_ENUM {
+            *made += values.len();
+            out.insert("enum".into(), Value::Array(values.clone()));
         }
     }
-    if !note.is_empty() {
-        out.insert("description".into(), Value::String(note));
-    }
-    Value::Object(out)
 }
 
 /// The value a local reference (`#` + a JSON pointer) points at in `document`.

@@ -827,3 +827,89 @@ fn merged_names_hash_what_they_cannot_name_naturally_and_keep_their_separator() 
     assert_eq!(merged_names(&entries[1..2]), ["a__b"]);
     assert_eq!(merged_names(&[entries[0], entries[1]])[1], names[1]);
 }
+
+/// Shapes a second review made past the first bounds: a long `enum` in a component every
+/// param refers to (a 290 KB document made 130 MB), a union of unions ten wide and twelve
+/// deep (one stand-in spelled out 35 MB), and a chain of 40 references (cut at 32, it became
+/// an open schema, its arguments unchecked). Each stays small, and typed.
+#[test]
+fn enums_unions_and_chains_cannot_blow_up_or_untype_a_stand_in() {
+    let refs = |target: &str, n: usize| -> Map<String, Value> {
+        (0..n)
+            .map(|i| {
+                (
+                    format!("p{i}"),
+                    json!({"$ref": format!("#/components/schemas/{target}")}),
+                )
+            })
+            .collect()
+    };
+    let methods = |target: &str, methods: usize, params: usize| -> Value {
+        (0..methods)
+            .map(|m| {
+                let params: Vec<Value> = refs(target, params)
+                    .into_iter()
+                    .map(|(name, schema)| json!({"name": name, "schema": schema}))
+                    .collect();
+                json!({"name": format!("m{m}"), "params": params})
+            })
+            .collect()
+    };
+    let values: Vec<String> = (0..20_000).map(|i| format!("value-{i}")).collect();
+    let mut unions: Map<String, Value> = (0..11)
+        .map(|i| {
+            let members: Vec<Value> = (0..10)
+                .map(|_| json!({"$ref": format!("#/components/schemas/L{}", i + 1)}))
+                .collect();
+            (format!("L{i}"), json!({"anyOf": members}))
+        })
+        .collect();
+    unions.insert("L11".into(), json!({"type": "string"}));
+    let mut chain: Map<String, Value> = (1..40)
+        .map(|i| {
+            (
+                format!("C{i}"),
+                json!({"$ref": format!("#/components/schemas/C{}", i - 1)}),
+            )
+        })
+        .collect();
+    chain.insert(
+        "C0".into(),
+        json!({"type": "object", "properties": {"k": {"type": "integer"}}}),
+    );
+    for (name, d, most) in [
+        (
+            "enum",
+            doc(
+                methods("E", 50, 10),
+                json!({"schemas": {"E": {"type": "string", "enum": values}}}),
+            ),
+            16 << 20,
+        ),
+        (
+            "anyof",
+            doc(methods("L0", 30, 40), json!({"schemas": unions})),
+            24 << 20,
+        ),
+        (
+            "chain",
+            doc(methods("C39", 1, 1), json!({"schemas": chain})),
+            64 << 10,
+        ),
+    ] {
+        let tools = service_tools(name, &d);
+        assert!(
+            listed_bytes(&tools) < most,
+            "{name}: {} bytes",
+            listed_bytes(&tools)
+        );
+        for t in &tools {
+            for (p, schema) in t.input_schema["properties"].as_object().unwrap() {
+                let typed = ["type", "anyOf", "oneOf"]
+                    .iter()
+                    .any(|k| schema.get(*k).is_some());
+                assert!(typed, "{name} {} {p}: {schema:.300}", t.name);
+            }
+        }
+    }
+}
