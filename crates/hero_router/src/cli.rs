@@ -387,10 +387,21 @@ pub fn parse_network(s: &str) -> Result<ipnet::IpNet, String> {
     crate::access::parse_entry(s).map_err(|e| e.to_string())
 }
 
-/// Parses `500ms`, `5s`, `1m`, `1h 30m`.
+/// The longest duration a flag takes: every one is added to the present time somewhere, and
+/// `18446744073709551615s` would overflow the clock.
+const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// Parses `500ms`, `5s`, `1m`, `1h 30m` (at most ten years).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("invalid duration {s:?} ({e}); use e.g. 500ms, 5s, 1m"))
+    match humantime::parse_duration(s.trim()) {
+        Ok(d) if d > MAX_DURATION => Err(format!(
+            "{s:?} is longer than the ten years a duration may be"
+        )),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!(
+            "invalid duration {s:?} ({e}); use e.g. 500ms, 5s, 1m"
+        )),
+    }
 }
 
 /// Parses a duration that must be more than zero: an interval or a timeout of zero would

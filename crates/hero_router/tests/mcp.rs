@@ -467,6 +467,14 @@ async fn wire_rules_of_both_revisions() {
     assert_eq!(body["result"]["resultType"], "complete");
     assert!(body["result"]["ttlMs"].is_u64() && body["result"]["cacheScope"].is_string());
 
+    // curl's default Accept, and `application/*`, take JSON: served (rmcp wants both types
+    // named, and said 406).
+    for accept in ["*/*", "application/*"] {
+        let ping = json!({"jsonrpc": "2.0", "id": 9, "method": "ping"});
+        let (status, _, body) = post(&d, "/mcp", &[("accept", accept)], ping).await;
+        assert_eq!(status, 200, "Accept {accept}: {body}");
+    }
+
     // Its required Mcp-Method header missing: 400 with -32020.
     let (status, _, body) = post(
         &d,

@@ -112,3 +112,17 @@ fn terminal_safe_escapes_controls_and_bidi_overrides_only() {
     );
     assert_eq!(terminal_safe("a\u{2028}b\u{200f}c"), r"a\u{2028}b\u{200f}c");
 }
+
+#[test]
+fn a_duration_longer_than_ten_years_is_refused_not_an_overflow() {
+    assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+    assert!(parse_duration("3650d").is_ok());
+    for huge in ["18446744073709551615s", "3651d", "99999999999999h"] {
+        let e = parse_duration(huge).unwrap_err();
+        assert!(
+            e.contains("ten years") || e.contains("invalid duration"),
+            "{huge}: {e}"
+        );
+        assert!(parse_positive_duration(huge).is_err(), "{huge}");
+    }
+}

@@ -118,14 +118,23 @@ fn bad_params(message: &Value) -> Option<String> {
     if let Some(meta) = params.and_then(|p| p.get("_meta")) {
         if !meta.is_object() && !meta.is_null() {
             return Some(format!(
-                "invalid params: _meta is an object, not {}",
+                "invalid params: _meta must be an object, not {}",
                 crate::json::kind(meta)
             ));
         }
     }
-    if method == "initialize" && params.is_none() {
+    // rmcp answers an initialize it cannot read with "method not found: initialize".
+    let initialize_ok = |p: &Value| {
+        p.get("protocolVersion").is_some_and(Value::is_string)
+            && p.get("capabilities").is_some_and(Value::is_object)
+            && p.get("clientInfo").is_some_and(|c| {
+                c.get("name").is_some_and(Value::is_string)
+                    && c.get("version").is_some_and(Value::is_string)
+            })
+    };
+    if method == "initialize" && !params.is_some_and(initialize_ok) {
         return Some(
-            "invalid params: initialize needs params: {\"protocolVersion\": …, \"capabilities\": {…}, \"clientInfo\": {…}}"
+            "invalid params: initialize needs params: {\"protocolVersion\": \"2025-11-25\", \"capabilities\": {…}, \"clientInfo\": {\"name\": …, \"version\": …}}"
                 .to_owned(),
         );
     }
@@ -188,15 +197,15 @@ fn accept_json_only(headers: &mut http::HeaderMap) {
             (media, !excluded)
         })
     };
-    // `*/*` (curl's default) and `application/*` take JSON too.
-    let json = ranges().any(|(m, ok)| {
-        ok && ["application/json", "application/*", "*/*"]
-            .iter()
-            .any(|j| m.eq_ignore_ascii_case(j))
-    });
+    // `*/*` (curl's default) and `application/*` take JSON too; rmcp looks for the literal
+    // type, so it is named.
+    let named = ranges().any(|(m, ok)| ok && m.eq_ignore_ascii_case("application/json"));
+    let wildcard =
+        ranges().any(|(m, ok)| ok && (m.eq_ignore_ascii_case("application/*") || m == "*/*"));
     let stream = ranges().any(|(m, _)| m.eq_ignore_ascii_case("text/event-stream"));
-    if json && !stream {
-        let widened = format!("{text}, text/event-stream");
+    if (named || wildcard) && !stream {
+        let json = if named { "" } else { ", application/json" };
+        let widened = format!("{text}{json}, text/event-stream");
         if let Ok(v) = HeaderValue::from_str(&widened) {
             headers.insert(header::ACCEPT, v);
         }

@@ -95,8 +95,11 @@ fn an_accept_of_json_alone_is_widened_and_others_are_left_alone() {
             "application/json, text/event-stream",
             "application/json, text/event-stream",
         ),
-        ("*/*", "*/*, text/event-stream"),
-        ("application/*", "application/*, text/event-stream"),
+        ("*/*", "*/*, application/json, text/event-stream"),
+        (
+            "application/*",
+            "application/*, application/json, text/event-stream",
+        ),
         ("text/html", "text/html"),
         ("application/json;q=0", "application/json;q=0"),
     ] {
@@ -271,6 +274,13 @@ async fn mcp_ids_meta_initialize_and_cursors_are_checked() {
             INVALID_PARAMS,
             json!(2),
             "initialize needs params",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":4,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{}}}"#,
+            200,
+            INVALID_PARAMS,
+            json!(4),
+            "clientInfo",
         ),
         (
             r#"{"jsonrpc":"2.0","id":"c","method":"tools/list","params":{"cursor":5}}"#,
