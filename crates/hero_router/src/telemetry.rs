@@ -191,6 +191,22 @@ impl RateLimit {
     }
 }
 
+impl RateLimit {
+    /// The events suppressed since the last one logged, once a second has passed since it
+    /// (and resets the count): what a burst that ended left unsaid.
+    pub(crate) fn take_suppressed(&self) -> Option<u64> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let due =
+            s.0.is_some_and(|t| t.elapsed() >= std::time::Duration::from_secs(1));
+        if due && s.1 > 0 {
+            let suppressed = std::mem::take(&mut s.1);
+            Some(suppressed)
+        } else {
+            None
+        }
+    }
+}
+
 impl Default for RateLimit {
     fn default() -> Self {
         RateLimit::new()

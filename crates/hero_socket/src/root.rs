@@ -74,29 +74,32 @@ pub fn create_root(root: &Path) -> io::Result<()> {
             format!("cannot {what} socket root {}: {e}", root.display()),
         )
     };
-    if !root.exists() {
-        // A symlink to nothing: creating would fail with "File exists", which says nothing.
-        if let Ok(target) = std::fs::read_link(root) {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!(
-                    "socket root {} is a symlink to {}, which does not exist",
-                    root.display(),
-                    target.display()
-                ),
-            ));
-        }
-        std::fs::create_dir_all(root).map_err(|e| named("create", e))?;
-        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| named("set the mode of", e))?;
-    }
-    if !root.is_dir() {
-        return Err(io::Error::new(
+    match std::fs::metadata(root) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(io::Error::new(
             io::ErrorKind::NotADirectory,
             format!("socket root {} is not a directory", root.display()),
-        ));
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // A symlink to nothing: creating would fail with "File exists", which says
+            // nothing.
+            if let Ok(target) = std::fs::read_link(root) {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!(
+                        "socket root {} is a symlink to {}, which does not exist",
+                        root.display(),
+                        target.display()
+                    ),
+                ));
+            }
+            std::fs::create_dir_all(root).map_err(|e| named("create", e))?;
+            std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| named("set the mode of", e))
+        }
+        // It may well exist: a directory on the way that cannot be searched, a symlink loop.
+        Err(e) => Err(named("reach", e)),
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -118,6 +121,14 @@ mod tests {
         let e = create_root(&root).unwrap_err().to_string();
         assert!(
             e.contains("is a symlink to") && e.contains("nowhere") && e.contains("does not exist"),
+            "{e}"
+        );
+        // A symlink loop is named as one, not as a symlink to nothing.
+        let looped = dir.path().join("loop");
+        std::os::unix::fs::symlink(&looped, &looped).unwrap();
+        let e = create_root(&looped).unwrap_err().to_string();
+        assert!(
+            e.contains("cannot reach socket root") && !e.contains("does not exist"),
             "{e}"
         );
         // A symlink to a directory is a root like any other.

@@ -315,6 +315,12 @@ fn read(path: &Path) -> Result<String, FileError> {
     if !meta.is_file() {
         return Err(io_err(io::Error::other("it is not a regular file")));
     }
+    // Said by its size, without reading it (the read below still stops at the limit, for a
+    // file that grows meanwhile).
+    if meta.len() > MAX_FILE {
+        let why = format!("it is larger than {} MiB", MAX_FILE >> 20);
+        return Err(io_err(io::Error::other(why)));
+    }
     let mut bytes = Vec::new();
     file.take(MAX_FILE + 1)
         .read_to_end(&mut bytes)
@@ -422,7 +428,12 @@ pub(crate) async fn watch_with_grace(
                 .await
                 .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
         };
-        unreadable = matches!(loaded, Err(FileError::Io { .. }));
+        // Only a permission error is tried again at each look: a FIFO, a device or a file too
+        // large is judged again when it changes, like an invalid one.
+        unreadable = matches!(
+            &loaded,
+            Err(FileError::Io { error, .. }) if error.kind() == io::ErrorKind::PermissionDenied
+        );
         let look = match &loaded {
             Ok(nets) if nets.is_empty() => Look::Empty,
             Ok(_) => Look::Entries,

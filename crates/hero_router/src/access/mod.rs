@@ -309,6 +309,18 @@ impl Access {
         }
     }
 
+    /// Logs how many denials the shared line a second left unsaid once a burst is over (the
+    /// last second of a flood would otherwise be counted only when the next denial comes,
+    /// maybe never). Called every [`FLUSH_EVERY`] by [`report_suppressed`].
+    pub(crate) fn flush_suppressed(&self) {
+        if let Some(suppressed) = self.overflow.take_suppressed() {
+            tracing::warn!(
+                suppressed,
+                "access denied: {suppressed} more denials of clients not in the allow-list were not logged (more than {LOG_MEMORY} addresses denied within a minute)"
+            );
+        }
+    }
+
     fn log(&self, denied: &Denied) {
         let key = denied.client.unwrap_or(denied.peer);
         let now = Instant::now();
@@ -347,6 +359,24 @@ impl Access {
                 peer = %denied.peer,
                 "access denied: a trusted proxy's X-Forwarded-For names no client address (further denials are not logged for a minute)"
             ),
+        }
+    }
+}
+
+/// How often [`report_suppressed`] looks for denials left unsaid.
+const FLUSH_EVERY: Duration = Duration::from_secs(2);
+
+/// Says, every [`FLUSH_EVERY`] until `token` is cancelled, how many denials a flood left
+/// unsaid ([`Access::flush_suppressed`]).
+pub(crate) async fn report_suppressed(
+    access: Arc<Access>,
+    token: tokio_util::sync::CancellationToken,
+) {
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    loop {
+        tokio::select! {
+            () = token.cancelled() => return,
+            _ = tick.tick() => access.flush_suppressed(),
         }
     }
 }

@@ -237,6 +237,10 @@ pub async fn run_with_scanner(
         let fetcher = Fetcher::new(cfg.catalog, own, front.pool(), handle.clone(), writer);
         tracker.spawn(fetcher.run(events_token.clone()));
     }
+    tracker.spawn(crate::access::report_suppressed(
+        front.access().clone(),
+        events_token.clone(),
+    ));
     // The access file is not a core task either: if its watcher stopped, the last list
     // would stay in force.
     if let Some(path) = cfg.access.file.clone() {
