@@ -254,8 +254,18 @@ impl<'a> Resolver<'a, '_> {
             // and a note is a valid schema there; a string, an array or data is copied still
             // (a `type` or `required` cut to a note would make the schema invalid), which
             // costs no more than the target being copied.
-            if self.over_limit() && mode == Mode::Keywords && v.is_object() {
-                return note(self.size_note());
+            if let (true, Mode::Keywords, Value::Object(map)) = (self.over_limit(), mode, v) {
+                // A reference is cut as a reference (kept, with the note), so a reader can
+                // still stand in for its target; anything else keeps its `type`.
+                if let Some(Value::String(r)) = map.get("$ref") {
+                    return self.reference(r, map, depth);
+                }
+                let mut cut = Map::new();
+                cut.insert(NOTE_KEY.to_owned(), Value::String(self.size_note()));
+                if let Some(t) = map.get("type").filter(|t| t.is_string() || t.is_array()) {
+                    cut.insert("type".to_owned(), t.clone());
+                }
+                return Value::Object(cut);
             }
             let len = text_len(v);
             self.expanded += 1;

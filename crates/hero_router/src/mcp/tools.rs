@@ -348,7 +348,14 @@ fn clean(v: &Value, document: &Value, made: &mut usize) -> Value {
                     .and_then(|r| lookup(document, r));
                 return match target {
                     Some(target) => stand_in(target, document, note, made),
-                    None => json!({ "description": note }),
+                    // Cut where it stood (past the size limits): its type, if it said one.
+                    None => {
+                        let mut out = type_only(v, document);
+                        if let Value::Object(o) = &mut out {
+                            o.insert("description".into(), Value::String(note));
+                        }
+                        out
+                    }
                 };
             }
             let mut cleaned: Map<String, Value> = o
@@ -415,7 +422,7 @@ fn spelled_stand_in(
     let target = follow(target, document);
     *made += 1;
     if *made >= stop {
-        return type_only(target, document, true);
+        return type_only(target, document);
     }
     let deeper = |s: &Value, made: &mut usize| {
         if depth >= MAX_STAND_IN_LEVELS {
@@ -436,6 +443,18 @@ fn spelled_stand_in(
                 for (k, p) in ps {
                     properties.insert(k.clone(), deeper(p, made));
                 }
+                // With its properties listed, the object's own rules on them hold too.
+                if let Some(Value::Array(required)) = target.get("required") {
+                    let listed: Vec<Value> = required
+                        .iter()
+                        .filter(|r| r.as_str().is_some_and(|r| properties.contains_key(r)))
+                        .cloned()
+                        .collect();
+                    out.insert("required".into(), Value::Array(listed));
+                }
+                if target.get("additionalProperties") == Some(&Value::Bool(false)) {
+                    out.insert("additionalProperties".into(), Value::Bool(false));
+                }
             }
             out.insert("properties".into(), Value::Object(properties));
         }
@@ -455,30 +474,70 @@ fn spelled_stand_in(
 }
 
 /// A stand-in of `target` by its type alone: an object with no properties listed, an array
-/// whose items are an object (as at the depth limit), and, with `members`, a union of its
-/// members' types alone (one level: no fan-out), when it has at most 64.
-fn type_only(target: &Value, document: &Value, members: bool) -> Value {
+/// whose items are an object (as at the depth limit); a union by the types its members admit,
+/// all the way down ([`types_of`]), so that it still checks what kind of value it takes.
+fn type_only(target: &Value, document: &Value) -> Value {
     let target = follow(target, document);
     let mut out = Map::new();
-    if let Some(t) = type_of(target) {
-        out.insert("type".into(), t.clone());
-        if has_type(t, "object") {
+    let types = match type_of(target) {
+        Some(t) => Some(t.clone()),
+        None if union_of(target).is_some() => {
+            let mut seen = std::collections::HashSet::new();
+            let set = types_of(target, document, &mut seen).filter(|set| !set.is_empty());
+            set.map(|set| match set.len() {
+                1 => Value::String(set.into_iter().next().unwrap_or_default()),
+                _ => Value::Array(set.into_iter().map(Value::String).collect()),
+            })
+        }
+        None => None,
+    };
+    if let Some(t) = types {
+        if has_type(&t, "object") {
             out.insert("properties".into(), json!({}));
         }
-        if has_type(t, "array") {
+        if has_type(&t, "array") {
             out.insert(
                 "items".into(),
                 json!({ "type": "object", "properties": {} }),
             );
         }
-    } else if let Some((key, list)) = union_of(target).filter(|(_, l)| members && l.len() <= 64) {
-        let list: Vec<Value> = list.iter().map(|m| type_only(m, document, false)).collect();
-        out.insert(key.into(), Value::Array(list));
+        out.insert("type".into(), t);
     }
     if let Some(v) = target.get("const") {
         out.insert("const".into(), v.clone());
     }
     Value::Object(out)
+}
+
+/// The JSON types `schema` admits, through its references and unions, each schema looked at
+/// once (so a union of unions costs its distinct schemas, not their product): `None` if it
+/// admits any value (somewhere there is nothing to go by).
+fn types_of(
+    schema: &Value,
+    document: &Value,
+    seen: &mut std::collections::HashSet<*const Value>,
+) -> Option<std::collections::BTreeSet<String>> {
+    let schema = follow(schema, document);
+    if !seen.insert(schema as *const Value) {
+        // Met before: what it admits is counted there (a cycle adds nothing).
+        return Some(std::collections::BTreeSet::new());
+    }
+    if let Some(t) = type_of(schema) {
+        return Some(match t {
+            Value::String(s) => std::iter::once(s.clone()).collect(),
+            Value::Array(ts) => ts
+                .iter()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect(),
+            _ => std::collections::BTreeSet::new(),
+        });
+    }
+    let (_, members) = union_of(schema)?;
+    let mut all = std::collections::BTreeSet::new();
+    for m in members {
+        all.extend(types_of(m, document, seen)?);
+    }
+    Some(all)
 }
 
 /// `target`, or what its `$ref`s lead to, up to [`STAND_IN_HOPS`] of them.

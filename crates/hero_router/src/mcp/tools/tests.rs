@@ -905,11 +905,47 @@ fn enums_unions_and_chains_cannot_blow_up_or_untype_a_stand_in() {
         );
         for t in &tools {
             for (p, schema) in t.input_schema["properties"].as_object().unwrap() {
-                let typed = ["type", "anyOf", "oneOf"]
-                    .iter()
-                    .any(|k| schema.get(*k).is_some());
-                assert!(typed, "{name} {} {p}: {schema:.300}", t.name);
+                assert_eq!(
+                    open_nodes(schema),
+                    0,
+                    "{name} {} {p}: {schema:.300}",
+                    t.name
+                );
             }
         }
     }
+    // The chain's end is an object with its rules: they hold in its stand-in too.
+    let mut end = chain["C0"].clone();
+    end["required"] = json!(["k"]);
+    end["additionalProperties"] = json!(false);
+    chain.insert("C0".into(), end);
+    let tools = service_tools(
+        "chain",
+        &doc(methods("C39", 1, 1), json!({"schemas": chain})),
+    );
+    let p = &tools[0].input_schema["properties"]["p0"];
+    assert_eq!(
+        (&p["required"], &p["additionalProperties"]),
+        (&json!(["k"]), &json!(false)),
+        "{p}"
+    );
+}
+
+/// Schema objects in `schema` (itself, its properties, items and union members) that say
+/// nothing of the value they take: no type, union, enum or const.
+fn open_nodes(schema: &Value) -> usize {
+    let own = ["type", "anyOf", "oneOf", "enum", "const"]
+        .iter()
+        .all(|k| schema.get(*k).is_none()) as usize;
+    let properties = schema["properties"]
+        .as_object()
+        .map_or(0, |ps| ps.values().map(open_nodes).sum());
+    let items = schema.get("items").map_or(0, open_nodes);
+    let members: usize = ["anyOf", "oneOf"]
+        .iter()
+        .filter_map(|k| schema[*k].as_array())
+        .flatten()
+        .map(open_nodes)
+        .sum();
+    own + properties + items + members
 }
