@@ -442,27 +442,64 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests;
 
-/// `text` fit for a terminal line: control characters (newlines, escape sequences, C1
-/// controls), line separators and bidirectional marks and overrides are written as `\u{…}` escapes, so that a service's
-/// title or error message can neither forge lines of a table nor drive the terminal.
+/// Whether `c` is unfit for a terminal as it is: a control character (newlines, escape
+/// sequences, C1 controls), a line or paragraph separator, or a direction mark, embedding,
+/// override or isolate.
+fn unsafe_on_terminal(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{061c}'
+        )
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `text` fit for a terminal line: every character [`unsafe_on_terminal`] is written as a
+/// `\u{…}` escape, so that a service's title or error message can neither forge lines of a
+/// table nor drive the terminal.
 pub(crate) fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
-    // Controls; line and paragraph separators; direction marks, embeddings, overrides and
-    // isolates.
-    let unsafe_char = |c: char| {
-        c.is_control()
-            || matches!(
-                c,
-                '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{061c}'
-            )
-            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    };
-    if !text.chars().any(unsafe_char) {
+    escape_where(text, unsafe_on_terminal, |c, out| {
+        out.extend(c.escape_unicode())
+    })
+}
+
+/// `text`, a document of lines (Markdown, HTML), fit for a terminal: as [`terminal_safe`],
+/// but its line breaks and tabs are kept.
+pub(crate) fn terminal_safe_lines(text: &str) -> std::borrow::Cow<'_, str> {
+    escape_where(
+        text,
+        |c| unsafe_on_terminal(c) && !matches!(c, '\n' | '\t'),
+        |c, out| out.extend(c.escape_unicode()),
+    )
+}
+
+/// Valid JSON text fit for a terminal, with the same value: a character JSON lets stand raw
+/// in a string but [`unsafe_on_terminal`] (DEL, a C1 control, a separator, a direction
+/// control) is written as a JSON `\uXXXX` escape. Outside strings, valid JSON holds only
+/// ASCII punctuation, letters, digits and whitespace, so only strings change; every such
+/// character is in the Basic Multilingual Plane, so one escape each.
+pub(crate) fn terminal_safe_json(json: &str) -> std::borrow::Cow<'_, str> {
+    escape_where(
+        json,
+        |c| unsafe_on_terminal(c) && !matches!(c, '\n' | '\t' | '\r'),
+        |c, out| out.push_str(&format!("\\u{:04x}", u32::from(c))),
+    )
+}
+
+/// `text` with every character `unsafe_char` picks written by `escape`; borrowed when
+/// there is none.
+fn escape_where(
+    text: &str,
+    unsafe_char: impl Fn(char) -> bool,
+    escape: impl Fn(char, &mut String),
+) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(&unsafe_char) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
         if unsafe_char(c) {
-            out.extend(c.escape_unicode());
+            escape(c, &mut out);
         } else {
             out.push(c);
         }

@@ -3,7 +3,7 @@
 //! commands that ask the running router over its `rpc.sock`, `access` (the allow-list file)
 //! and `completions`. The binary (`main.rs`) only calls [`main`].
 
-use std::io::{self, Write as _};
+use std::io::{self, IsTerminal as _, Write as _};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -14,7 +14,10 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::access::file::{self as access_file, Edited, Emptying, FileError};
-use crate::cli::{AccessAction, Cli, ClientLanguage, Command, DocsArgs, terminal_safe};
+use crate::cli::{
+    AccessAction, Cli, ClientLanguage, Command, DocsArgs, terminal_safe, terminal_safe_json,
+    terminal_safe_lines,
+};
 use crate::clients::Lang;
 use crate::config::{Config, ProcessEnv, resolve_root};
 use crate::docs::IndexEntry;
@@ -91,7 +94,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scan(args) => {
             let report = scan_cmd::run(root, &args).await?;
             if args.json {
-                out(&pretty(&report)?)?;
+                out_json(&pretty(&report)?)?;
             } else {
                 out(&scan_cmd::render_text(&report))?;
             }
@@ -100,7 +103,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List { json } => {
             let services = call(&rpc_sock, "router.services", Value::Null).await?;
             if json {
-                out(&pretty(&services)?)?;
+                out_json(&pretty(&services)?)?;
             } else {
                 let mut text = String::new();
                 for s in services.as_array().into_iter().flatten() {
@@ -140,19 +143,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let method = format!("{service}.{method}");
             let result = call_raw(&rpc_sock, &method, params.as_deref(), timeout).await?;
-            out(&(json::pretty(&result) + "\n"))?;
+            out_json(&(json::pretty(&result) + "\n"))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Health => {
             let health = call(&rpc_sock, "router.health", Value::Null).await?;
-            out(&pretty(&health)?)?;
+            out_json(&pretty(&health)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Spec { service } => {
             // As the service served it: every number as written.
             let params = json::raw(&json!({"name": service}));
             let spec = call_raw(&rpc_sock, "router.spec", Some(&params), CLI_TIMEOUT).await?;
-            out(&(json::pretty(&spec) + "\n"))?;
+            out_json(&(json::pretty(&spec) + "\n"))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Markdown(args) => docs(&rpc_sock, &args, Format::Markdown).await,
@@ -174,7 +177,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let services = call(&rpc_sock, "router.services", Value::Null).await?;
             let config = crate::mcp::client_config::render(&services, service.as_deref(), &url)
                 .map_err(anyhow::Error::msg)?;
-            out(&pretty(&config)?)?;
+            out_json(&pretty(&config)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Client {
@@ -212,7 +215,7 @@ async fn client(
             let path = write_file(&dir.join(lang.file_name(service)), &text)?;
             out(&format!("{}\n", path.display()))?;
         }
-        None => out(&text)?,
+        None => out_document(&text)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -278,7 +281,7 @@ async fn docs(sock: &std::path::Path, args: &DocsArgs, format: Format) -> anyhow
                 &dir.join(format!("{}.{ext}", entry.name)),
                 &page.text,
             )?),
-            None => out(&page.text)?,
+            None => out_document(&page.text)?,
         }
     }
     if let Some(dir) = &args.out {
@@ -457,6 +460,24 @@ fn out(text: &str) -> anyhow::Result<()> {
             Err(anyhow::Error::new(e).context("cannot write to stdout"))
         }
         _ => Ok(()),
+    }
+}
+
+/// JSON on stdout: a string's DEL, C1 controls, separators and direction controls as
+/// `\uXXXX` escapes (the same value), so that a service's text cannot drive the terminal
+/// or the pager it is read in.
+fn out_json(text: &str) -> anyhow::Result<()> {
+    out(&terminal_safe_json(text))
+}
+
+/// A page (Markdown or HTML) on stdout: as written to a file or a pipe, with its control
+/// characters escaped ([`terminal_safe_lines`]) on a terminal, where a service's text could
+/// otherwise drive it.
+fn out_document(text: &str) -> anyhow::Result<()> {
+    if io::stdout().is_terminal() {
+        out(&terminal_safe_lines(text))
+    } else {
+        out(text)
     }
 }
 

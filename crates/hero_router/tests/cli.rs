@@ -395,6 +395,37 @@ fn call_keeps_every_number_as_written() {
     assert!(stop(router).status.success());
 }
 
+/// A service's text reaches the operator's terminal inert: `call` prints a result whose
+/// strings hold DEL, a C1 CSI and a right-to-left override (JSON lets them stand raw) as
+/// `\uXXXX` escapes, the same JSON value.
+#[test]
+fn call_prints_a_services_control_characters_as_json_escapes() {
+    let root = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _in_rt = rt.enter();
+    let _svc = common::raw::Upstream::bind(root.path(), "loud", |_| {
+        common::raw::Reply::Send(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 54\r\n\r\n{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"t\u{202e}\":\"a\u{7f}b\u{9b}31mc\"}}"
+                .as_bytes(),
+        )
+    });
+    let router = start_serve(root.path());
+    let out = run(&["call", "loud", "m"], root.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text, "{\n  \"t\\u202e\": \"a\\u007fb\\u009b31mc\"\n}\n",
+        "{text:?}"
+    );
+    let printed: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(printed["t\u{202e}"], "a\u{7f}b\u{9b}31mc");
+    assert!(stop(router).status.success());
+}
+
 /// When the router does not answer, the CLI says which router and what happened in its own
 /// terms: its own deadline (not the router's --upstream-timeout), the router's refusal in the
 /// router's words, a socket it may not use.

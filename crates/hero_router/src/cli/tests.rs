@@ -126,3 +126,73 @@ fn a_duration_longer_than_ten_years_is_refused_not_an_overflow() {
         assert!(parse_positive_duration(huge).is_err(), "{huge}");
     }
 }
+
+#[test]
+fn terminal_safe_lines_keeps_line_breaks_and_tabs() {
+    assert!(matches!(
+        terminal_safe_lines("# t\n\tx ✓\n"),
+        std::borrow::Cow::Borrowed(_)
+    ));
+    assert_eq!(
+        terminal_safe_lines("a\u{1b}]0;x\u{7}\nb\u{7f}\u{202e}c\r\n"),
+        "a\\u{1b}]0;x\\u{7}\nb\\u{7f}\\u{202e}c\\u{d}\n"
+    );
+}
+
+/// Differential, against `serde_json`'s parser: JSON whose strings hold every character a
+/// terminal must not see raw (as a service may send them: JSON lets DEL, C1 controls,
+/// separators and direction controls stand unescaped) comes out as the same value, with
+/// none of them left and everything else byte for byte.
+#[test]
+fn terminal_safe_json_keeps_the_value_and_leaves_nothing_for_the_terminal() {
+    let (cases, seed, mut rng) = crate::test_util::fuzz_setup();
+    let risky = [
+        '\u{7f}', '\u{80}', '\u{85}', '\u{9b}', '\u{9f}', '\u{2028}', '\u{2029}', '\u{200e}',
+        '\u{200f}', '\u{061c}', '\u{202a}', '\u{202e}', '\u{2066}', '\u{2069}',
+    ];
+    let plain = [
+        'a', 'é', '∑', '😀', '"', '\\', '\n', '\u{1b}', '\u{a0}', '\u{2030}',
+    ];
+    for case in 0..cases.min(100_000) {
+        // A value of strings (keys too) mixing both kinds, serialized by serde_json (which
+        // escapes C0 controls, `"` and `\` and leaves the rest raw) as compact or pretty text.
+        let mut string = || {
+            (0..rng.usize(..8))
+                .map(|_| {
+                    if rng.bool() {
+                        risky[rng.usize(..risky.len())]
+                    } else {
+                        plain[rng.usize(..plain.len())]
+                    }
+                })
+                .collect::<String>()
+        };
+        let value = serde_json::json!({ string(): [string(), { string(): string() }, 1e2] });
+        let text = if rng.bool() {
+            serde_json::to_string(&value).unwrap()
+        } else {
+            serde_json::to_string_pretty(&value).unwrap()
+        };
+        let safe = terminal_safe_json(&text);
+        let context = || format!("seed {seed} case {case}: {text:?} -> {safe:?}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&safe).unwrap(),
+            value,
+            "{}",
+            context()
+        );
+        assert!(!safe.chars().any(|c| risky.contains(&c)), "{}", context());
+        let risky_in_text = text.chars().filter(|c| risky.contains(c)).count();
+        assert_eq!(
+            safe.len(),
+            text.len() + risky_in_text * 6
+                - text
+                    .chars()
+                    .filter(|c| risky.contains(c))
+                    .map(char::len_utf8)
+                    .sum::<usize>(),
+            "every risky character is one six-byte escape, nothing else changed: {}",
+            context()
+        );
+    }
+}
