@@ -63,6 +63,9 @@ pub(crate) enum BadResponse {
     /// Longer than [`MAX_RESPONSE_HEAD`].
     #[error("response head larger than {MAX_RESPONSE_HEAD} bytes")]
     TooLarge,
+    /// More than [`MAX_RESPONSE_HEADERS`] header lines.
+    #[error("response head has more than {MAX_RESPONSE_HEADERS} header lines")]
+    TooManyHeaders,
     /// Conflicting or invalid `Content-Length`.
     #[error("invalid content-length in the response")]
     Length,
@@ -113,12 +116,18 @@ pub(crate) fn parse_response(
         buf,
         &mut headers,
     );
+    // The limit holds however the bytes arrived: a complete head past it is refused as a
+    // partial one is (all of a partial head's bytes are head).
     let head_len = match parsed {
+        Ok(httparse::Status::Complete(n)) if n > MAX_RESPONSE_HEAD => {
+            return Err(BadResponse::TooLarge);
+        }
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() > MAX_RESPONSE_HEAD => {
             return Err(BadResponse::TooLarge);
         }
         Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(BadResponse::TooManyHeaders),
         Err(_) => return Err(BadResponse::Malformed),
     };
     let (Some(version), Some(status)) = (resp.version, resp.code) else {

@@ -612,6 +612,76 @@ fn bad_response_heads() {
     );
 }
 
+/// The response-head limits hold however the service's bytes arrive: a head of
+/// `MAX_RESPONSE_HEAD` bytes passes and one byte more is refused, whether the parser sees it
+/// whole (one write, with body bytes behind it) or grows it in pieces of any size; 256
+/// header lines pass and 257 are refused by their count, in words that name it.
+#[test]
+fn the_response_head_limits_do_not_depend_on_how_the_bytes_arrive() {
+    let head_of = |len: usize| {
+        let start = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX: ";
+        let pad = len - start.len() - "\r\n\r\n".len();
+        format!("{start}{}\r\n\r\nok", "a".repeat(pad))
+    };
+    // What the parser says once it has `buf`, fed as pieces of the given sizes.
+    let verdict = |buf: &[u8], pieces: &[usize]| {
+        let mut seen = 0;
+        for p in pieces.iter().copied().chain(std::iter::repeat(buf.len())) {
+            seen = (seen + p).min(buf.len());
+            match parse_response(&buf[..seen], &KEEP, None) {
+                Ok(None) if seen < buf.len() => continue,
+                other => return other.map(|h| h.map(|h| h.head_len)),
+            }
+        }
+        unreachable!()
+    };
+    let mut rng = fastrand::Rng::with_seed(7);
+    for len in [
+        MAX_RESPONSE_HEAD - 1,
+        MAX_RESPONSE_HEAD,
+        MAX_RESPONSE_HEAD + 1,
+        MAX_RESPONSE_HEAD + 5_000,
+        2 * MAX_RESPONSE_HEAD,
+    ] {
+        let raw = head_of(len);
+        let want = if len <= MAX_RESPONSE_HEAD {
+            Ok(Some(len))
+        } else {
+            Err(BadResponse::TooLarge)
+        };
+        assert_eq!(
+            verdict(raw.as_bytes(), &[]),
+            want,
+            "{len} bytes in one write"
+        );
+        for _ in 0..20 {
+            let pieces: Vec<usize> = (0..8).map(|_| rng.usize(1..40_000)).collect();
+            assert_eq!(
+                verdict(raw.as_bytes(), &pieces),
+                want,
+                "{len} bytes in pieces {pieces:?}"
+            );
+        }
+    }
+    let lines = |n: usize| {
+        let mut head = String::from("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n");
+        for i in 1..n {
+            head.push_str(&format!("X-{i}: v\r\n"));
+        }
+        head + "\r\n"
+    };
+    assert!(matches!(
+        parse_response(lines(256).as_bytes(), &KEEP, None),
+        Ok(Some(_))
+    ));
+    let refused = parse_response(lines(257).as_bytes(), &KEEP, None).unwrap_err();
+    assert_eq!(refused, BadResponse::TooManyHeaders);
+    assert_eq!(
+        refused.to_string(),
+        "response head has more than 256 header lines"
+    );
+}
+
 #[test]
 fn the_downstream_head_declares_exactly_the_routers_framing() {
     let raw = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: keep-alive, X-Priv\r\n\
