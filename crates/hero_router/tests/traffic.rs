@@ -700,6 +700,65 @@ async fn text_lines_read_like_nginx_with_the_route() {
     r.wait_for(|l| l.contains(&needle));
 }
 
+/// An exchange that did not end as a service's whole answer says why on its line: the
+/// router's error answer (a 502 for a head past the limits, in the words the client got), or
+/// what cut a body short after its head went out (a service that closed early, a malformed
+/// chunk). A whole answer has no `error`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_says_why_an_exchange_failed() {
+    let root = tempfile::tempdir().unwrap();
+    let _whole = Upstream::bind(root.path(), "whole", |_| Reply::SendAndClose(OK_WITH_ID));
+    let _short = Upstream::bind(root.path(), "short", |_| {
+        Reply::SendAndClose(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+    });
+    let _chunks = Upstream::bind(root.path(), "chunks", |_| {
+        Reply::SendAndClose(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n",
+        )
+    });
+    let _wide = Upstream::bind(root.path(), "wide", |_| {
+        // A head of 300 header lines: past the 256 a service may send.
+        static HEAD: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+            let mut head = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n".to_vec();
+            for i in 0..300 {
+                head.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+            }
+            head.extend_from_slice(b"\r\n");
+            head
+        });
+        Reply::SendAndClose(&HEAD)
+    });
+    let mut r = Router::start(root.path(), &["--access-log", "json"]);
+    let mut error_of = async |svc: &str| {
+        let raw =
+            format!("GET /{svc}/rpc/x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        let (head, body) = exchange(To::Tcp(r.tcp), raw.as_bytes()).await;
+        let v = json_line(&mut r, header(&head, "x-request-id").unwrap());
+        (head, body, v)
+    };
+    let (head, _, v) = error_of("whole").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(v.get("error").is_none(), "{v}");
+    let (head, body, v) = error_of("short").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, b"abc");
+    assert_eq!(
+        v["error"], "the service closed the connection before the end of its body",
+        "{v}"
+    );
+    let (_, _, v) = error_of("chunks").await;
+    assert_eq!(v["error"], "the service's chunked body is malformed", "{v}");
+    let (head, body, v) = error_of("wide").await;
+    assert!(head.starts_with("HTTP/1.1 502"), "{head}");
+    let error = v["error"].as_str().unwrap();
+    assert!(error.contains("more than 256 header lines"), "{error}");
+    assert!(
+        String::from_utf8_lossy(&body).contains(error),
+        "the line says what the client was told: {v} / {}",
+        String::from_utf8_lossy(&body)
+    );
+}
+
 /// `bytes_out` is every byte the client got, the `100 Continue` the router sent before reading
 /// the body included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

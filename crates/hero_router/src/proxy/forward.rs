@@ -245,6 +245,26 @@ pub(crate) struct Tally {
     /// A JSON-RPC call in it got a router error instead of its service's answer (the HTTP
     /// status is still 200): counted as a router error.
     pub call_failed: bool,
+    /// What ended a proxied answer's body before its end, if anything did.
+    pub cut: Option<Cut>,
+}
+
+/// What ended a proxied answer's body short of its end (the client saw the head, then the
+/// connection closed): the access log's `error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Cut {
+    /// The service closed before the length it declared, or before the last chunk.
+    #[error("the service closed the connection before the end of its body")]
+    ServiceClosed,
+    /// Reading the service's body failed.
+    #[error("reading the service's body failed")]
+    ServiceBroke,
+    /// The service's chunked body broke the framing rules.
+    #[error("the service's chunked body is malformed")]
+    BadChunks,
+    /// The client closed, or stopped taking bytes, before the end.
+    #[error("the client left before the end of the body")]
+    ClientLeft,
 }
 
 // === impl ClientConn ===
@@ -760,6 +780,7 @@ impl<S: Stream> ClientConn<S> {
                         if !out.is_empty() && self.io.write_all(out).await.is_ok() {
                             self.tally.sent += out.len() as u64;
                         }
+                        self.tally.cut = Some(Cut::BadChunks);
                         return false;
                     };
                     up.buf.advance(used);
@@ -769,12 +790,14 @@ impl<S: Stream> ClientConn<S> {
             if out.is_empty() && raw > 0 {
                 // Nothing else to send: write straight from the upstream buffer.
                 if self.io.write_all(&up.buf[..raw]).await.is_err() {
+                    self.tally.cut = Some(Cut::ClientLeft);
                     return false;
                 }
                 self.tally.sent += raw as u64;
             } else if !out.is_empty() || raw > 0 {
                 out.extend_from_slice(&up.buf[..raw]);
                 if self.io.write_all(out).await.is_err() {
+                    self.tally.cut = Some(Cut::ClientLeft);
                     return false;
                 }
                 self.tally.sent += out.len() as u64;
@@ -798,12 +821,22 @@ impl<S: Stream> ClientConn<S> {
             let filled = tokio::select! {
                 biased;
                 r = up.fill() => r,
-                () = client_gone(&mut self.io, &mut self.buf) => return false,
+                () = client_gone(&mut self.io, &mut self.buf) => {
+                    self.tally.cut = Some(Cut::ClientLeft);
+                    return false;
+                }
             };
             match filled {
-                Ok(0) => return framing == Framing::UntilClose,
+                Ok(0) if framing == Framing::UntilClose => return true,
+                Ok(0) => {
+                    self.tally.cut = Some(Cut::ServiceClosed);
+                    return false;
+                }
                 Ok(_) => {}
-                Err(_) => return false,
+                Err(_) => {
+                    self.tally.cut = Some(Cut::ServiceBroke);
+                    return false;
+                }
             }
         }
     }

@@ -70,6 +70,8 @@ struct Meta {
     path: String,
     http10: bool,
     route: RouteLabel,
+    /// The error the router answered with, for the access log (only while it is on).
+    error: Option<String>,
 }
 
 /// What to do with an accepted request.
@@ -501,6 +503,7 @@ fn request_meta(front: &Front, origin: &Origin<'_>, head: &http1::RequestHead<'_
         path,
         http10: head.http10,
         route: RouteLabel::default(),
+        error: None,
     }
 }
 
@@ -537,6 +540,7 @@ fn unparsed_meta(buf: &[u8], log: bool, keep_query: bool) -> Meta {
         path,
         http10: parts.next() == Some(b"HTTP/1.0"),
         route: RouteLabel::default(),
+        error: None,
     }
 }
 
@@ -1021,6 +1025,11 @@ impl<S: Stream> Client<'_, S> {
         started: Instant,
     ) -> bool {
         self.conn.tally.router_made = true;
+        if front.access_log.is_on() {
+            if let Some(meta) = self.meta.as_mut() {
+                meta.error = Some(e.to_string());
+            }
+        }
         let (status, headers, body) = error_parts_for(e, Some(self.conn.request_id.as_str()));
         self.conn.out.clear();
         http1::write_own_head(
@@ -1150,6 +1159,7 @@ impl<S: Stream> Client<'_, S> {
                 upstream: tally.upstream,
                 request_id: meta.id,
                 trace_id: meta.trace.trace_id_hex(),
+                error: meta.error.or_else(|| tally.cut.map(|c| c.to_string())),
             });
         }
     }

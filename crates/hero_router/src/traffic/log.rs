@@ -32,6 +32,8 @@ pub(super) const MAX_NAME: usize = 128;
 pub(crate) const MAX_METHODS: usize = 32;
 /// Longest path a line keeps, in bytes (cut the same way).
 pub(super) const MAX_PATH: usize = 2048;
+/// The longest `error` kept, in bytes (it may quote what a service sent).
+pub(super) const MAX_ERROR: usize = 512;
 
 /// A name the request chose (a JSON-RPC or MCP method, a tool) as a line keeps it: at most
 /// [`MAX_NAME`] bytes. Taken where the name is read, so a huge one is never copied whole.
@@ -153,6 +155,9 @@ pub(crate) struct Record {
     pub request_id: RequestId,
     /// The W3C trace id.
     pub trace_id: [u8; 32],
+    /// Why the exchange did not end as a service's whole answer: the router's error answer,
+    /// or what cut a proxied body short. `None` for a whole answer.
+    pub error: Option<String>,
 }
 
 impl Record {
@@ -160,6 +165,9 @@ impl Record {
     pub(super) fn bound(&mut self) {
         clip(&mut self.method, MAX_NAME);
         clip(&mut self.path, MAX_PATH);
+        if let Some(error) = &mut self.error {
+            clip(error, MAX_ERROR);
+        }
         self.route.methods.truncate(MAX_METHODS);
         for m in &mut self.route.methods {
             clip(m, MAX_NAME);
@@ -408,7 +416,7 @@ fn route_token(route: &RouteLabel, out: &mut String) {
 /// A text line: nginx's combined format up to the body size, then the route and the rest as
 /// `key=value`:
 /// `CLIENT - - [TIME] "METHOD PATH HTTP/1.1" STATUS BYTES_OUT route=… listener=… in=…
-/// ms=… upstream_ms=… request_id=… trace_id=…`.
+/// ms=… upstream_ms=… request_id=… trace_id=…`, and ` error="…"` if there was one.
 pub(crate) fn text_line(r: &Record, out: &mut String) {
     match r.client {
         Some(ip) => {
@@ -438,6 +446,11 @@ pub(crate) fn text_line(r: &Record, out: &mut String) {
     push_escaped(out, r.request_id.as_str());
     out.push_str(" trace_id=");
     out.push_str(std::str::from_utf8(&r.trace_id).unwrap_or("-"));
+    if let Some(error) = &r.error {
+        out.push_str(" error=\"");
+        push_escaped(out, error);
+        out.push('"');
+    }
 }
 
 /// A JSON line's object (no newline): one flat object, written without building a tree.
@@ -492,7 +505,12 @@ pub(crate) fn json_line(r: &Record, out: &mut String) {
     push_json_str(out, r.request_id.as_str());
     let _ = write!(
         out,
-        ",\"trace_id\":\"{}\"}}",
+        ",\"trace_id\":\"{}\"",
         std::str::from_utf8(&r.trace_id).unwrap_or("-")
     );
+    if let Some(error) = &r.error {
+        out.push_str(",\"error\":");
+        push_json_str(out, error);
+    }
+    out.push('}');
 }

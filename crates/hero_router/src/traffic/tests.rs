@@ -88,6 +88,7 @@ fn record() -> Record {
         upstream: None,
         request_id: RequestId::from_client(b"rid-1").unwrap(),
         trace_id: *b"0af7651916cd43dd8448eb211c80319c",
+        error: None,
     }
 }
 
@@ -101,6 +102,26 @@ fn a_text_line_is_combined_format_plus_the_route() {
          route=hero_router/rpc:router.health,svc.x_y listener=service in=120 ms=1.234 \
          upstream_ms=- request_id=rid-1 trace_id=0af7651916cd43dd8448eb211c80319c"
     );
+    // An exchange that went wrong says why, quoted, last: whatever the text holds, the line
+    // stays one line and the field one field.
+    let mut failed = record();
+    failed.error = Some("service \"a\" broke: bad\nhead\u{1b}".into());
+    let mut line = String::new();
+    text_line(&failed, &mut line);
+    assert!(
+        line.ends_with(
+            " trace_id=0af7651916cd43dd8448eb211c80319c error=\"service \\x22a\\x22 broke: bad\\x0Ahead\\x1B\""
+        ),
+        "{line}"
+    );
+    let mut text = String::new();
+    json_line(&failed, &mut text);
+    let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(back["error"], "service \"a\" broke: bad\nhead\u{1b}");
+    let mut text = String::new();
+    json_line(&record(), &mut text);
+    let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(back.get("error").is_none(), "{text}");
 }
 
 #[test]
@@ -137,7 +158,7 @@ fn a_json_line_is_one_object_with_every_field() {
 /// whatever the path or the batch (4 MiB method names, a thousand calls) was.
 #[test]
 fn a_queued_record_holds_bounded_names_and_path() {
-    use super::log::{MAX_NAME, MAX_PATH};
+    use super::log::{MAX_ERROR, MAX_NAME, MAX_PATH};
     let mut r = record();
     r.path = format!("/{}", "p".repeat(1 << 20));
     r.route.methods = vec![format!("svc.{}", "m".repeat(4 << 20)); 1000];
@@ -147,8 +168,13 @@ fn a_queued_record_holds_bounded_names_and_path() {
         "t".repeat(MAX_NAME - 1),
         "x".repeat(1 << 20)
     ));
+    r.error = Some("e".repeat(1 << 20));
     r.bound();
     assert_eq!(r.path.len(), MAX_PATH + '…'.len_utf8());
+    assert_eq!(
+        r.error.as_ref().map(String::len),
+        Some(MAX_ERROR + '…'.len_utf8())
+    );
     assert!(r.path.ends_with('…'));
     assert_eq!(r.route.methods.len(), MAX_METHODS);
     assert!(
