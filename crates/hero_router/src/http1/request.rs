@@ -120,12 +120,29 @@ impl RequestError {
     }
 }
 
+/// True if the request line of `window` (its first line after the empty lines a parser
+/// skips) is complete and parses alone: a bad line ending is then a header's.
+fn request_line_ends_well(window: &[u8]) -> bool {
+    let mut start = 0;
+    loop {
+        match &window[start..] {
+            [b'\r', b'\n', ..] => start += 2,
+            [b'\n', ..] => start += 1,
+            _ => break,
+        }
+    }
+    let Some(end) = memchr::memchr(b'\n', &window[start..]) else {
+        return false;
+    };
+    let mut req = httparse::Request::new(&mut []);
+    req.parse(&window[..=start + end]).is_ok()
+}
+
 fn malformed(e: httparse::Error) -> RequestError {
     match e {
         httparse::Error::Version => RequestError::Version,
         httparse::Error::HeaderName => RequestError::Malformed("invalid header name"),
         httparse::Error::HeaderValue => RequestError::Malformed("invalid header value"),
-        httparse::Error::NewLine => RequestError::Malformed("invalid line ending"),
         httparse::Error::Token => RequestError::Malformed("invalid method or request line"),
         _ => RequestError::Malformed("invalid request line"),
     }
@@ -200,6 +217,17 @@ pub(crate) fn parse_request<'b, 'h>(
                 "a space in the request target; encode it as %20",
             ));
         }
+        // A bad line ending in the request line is a version that runs on (`HTTP/1.10`) or
+        // something after it: say that, rather than blame a header. Decided on the bytes of
+        // the first line alone, so a prefix of the head gets the same error.
+        Err(httparse::Error::NewLine) if !request_line_ends_well(window) => {
+            return Err(RequestError::Malformed(
+                "invalid request line (METHOD TARGET HTTP/1.1, then a line break)",
+            ));
+        }
+        Err(httparse::Error::NewLine) => {
+            return Err(RequestError::Malformed("invalid line ending in a header"));
+        }
         Err(e) => return Err(malformed(e)),
     };
     let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
@@ -231,13 +259,14 @@ pub(crate) fn parse_request<'b, 'h>(
             let mut codings = connection_tokens(h.value);
             match (codings.next(), codings.next()) {
                 (Some(c), None) if c.eq_ignore_ascii_case(b"chunked") => {}
+                (None, _) => return Err(RequestError::Framing("empty Transfer-Encoding")),
                 // Any coding list whose last coding is not chunked has no knowable end.
                 _ if !connection_tokens(h.value)
                     .last()
                     .is_some_and(|c| c.eq_ignore_ascii_case(b"chunked")) =>
                 {
                     return Err(RequestError::Framing(
-                        "chunked is not the last transfer coding",
+                        "the last transfer coding must be chunked (the only one the router reads)",
                     ));
                 }
                 // RFC 9112 §6.1: a sender must not apply chunked twice; such a body cannot be
@@ -375,10 +404,35 @@ fn split_target<'b>(
     Ok((if path.is_empty() { "/" } else { path }, Some(authority)))
 }
 
-/// `uri-host [ ":" port ]`: reg-name, IPv4 or IP-literal characters only (no userinfo, no
-/// whitespace, no path).
+/// `uri-host [ ":" port ]` (RFC 3986 §3.2.2–3.2.3): an IP literal in brackets, or a reg-name
+/// or IPv4 address (no `:`, `[`, `]`, userinfo, whitespace or path), then at most one
+/// `:port` of digits that names a port (0–65535; an empty port is allowed, as the grammar
+/// allows it). `localhost:abc` and `localhost:99999` name no host a client can mean.
 fn valid_authority(v: &[u8]) -> bool {
-    v.iter().all(|b| {
+    let (host, port) = if v.first() == Some(&b'[') {
+        let Some(end) = v.iter().position(|b| *b == b']') else {
+            return false;
+        };
+        let literal = &v[1..end];
+        let ok = !literal.is_empty()
+            && literal
+                .iter()
+                .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.' | b'v' | b'V'));
+        if !ok {
+            return false;
+        }
+        match &v[end + 1..] {
+            [] => return true,
+            [b':', port @ ..] => (&[][..], port),
+            _ => return false,
+        }
+    } else {
+        match v.iter().position(|b| *b == b':') {
+            Some(at) => (&v[..at], &v[at + 1..]),
+            None => (v, &[][..]),
+        }
+    };
+    let host_ok = host.iter().all(|b| {
         b.is_ascii_alphanumeric()
             || matches!(
                 b,
@@ -397,11 +451,16 @@ fn valid_authority(v: &[u8]) -> bool {
                     | b','
                     | b';'
                     | b'='
-                    | b':'
-                    | b'['
-                    | b']'
             )
-    })
+    });
+    let port_ok = port.len() <= 5
+        && port.iter().all(u8::is_ascii_digit)
+        && (port.is_empty()
+            || std::str::from_utf8(port)
+                .ok()
+                .and_then(|p| p.parse::<u16>().ok())
+                .is_some());
+    host_ok && port_ok
 }
 
 /// How the forwarded request names the client and the route.

@@ -70,6 +70,21 @@ fn request_heads_that_are_accepted() {
     let both = accepted("GET / HTTP/1.0\r\nConnection: Keep-Alive, close\r\n\r\n");
     assert!(!both.keep_alive, "close wins");
     // Absolute form: the authority is the host to name upstream, the path is routed.
+    for host in [
+        "h",
+        "h:1",
+        "localhost:65535",
+        "localhost:",
+        "127.0.0.1:0",
+        "[::1]",
+        "[::1]:9988",
+        "[::ffff:127.0.0.1]:80",
+        "node.",
+        "*",
+    ] {
+        let p = accepted(&format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n"));
+        assert_eq!(p.host.as_deref(), Some(host.as_bytes()), "{host}");
+    }
     let abs = accepted("GET http://Node:9988/svc/rpc/x?q HTTP/1.1\r\nHost: other\r\n\r\n");
     assert_eq!(
         (abs.path.as_str(), abs.query.as_deref()),
@@ -189,6 +204,17 @@ fn request_heads_that_are_refused() {
         ("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", &host),
         ("GET / HTTP/1.1\r\nHost: u@h\r\n\r\n", &host),
         ("GET / HTTP/1.1\r\nHost: h/x\r\n\r\n", &host),
+        // A port that is no port, or more than one colon outside brackets.
+        ("GET / HTTP/1.1\r\nHost: localhost:abc\r\n\r\n", &host),
+        ("GET / HTTP/1.1\r\nHost: localhost:99999\r\n\r\n", &host),
+        ("GET / HTTP/1.1\r\nHost: localhost:000080\r\n\r\n", &host),
+        ("GET / HTTP/1.1\r\nHost: h:1:2\r\n\r\n", &host),
+        ("GET / HTTP/1.1\r\nHost: ::1\r\n\r\n", &host),
+        ("GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", &host),
+        ("GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n", &host),
+        ("GET / HTTP/1.1\r\nHost: [::1]:x\r\n\r\n", &host),
+        ("GET / HTTP/1.1\r\nHost: [zz]\r\n\r\n", &host),
+        ("GET / HTTP/1.1\r\nHost: a]b\r\n\r\n", &host),
         // Targets the router does not serve.
         ("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", &target),
         ("CONNECT h:443 HTTP/1.1\r\nHost: h\r\n\r\n", &target),
@@ -225,6 +251,50 @@ fn request_heads_that_are_refused() {
             Err(e) => assert!(want(&e), "{raw:?}: unexpected {e:?}"),
             Ok(p) => panic!("{raw:?} accepted: {p:?}"),
         }
+    }
+}
+
+/// A refused head is refused in words that name what is wrong: a version that runs on or
+/// something after it is the request line's fault, not a header's; an empty or unknown
+/// coding is named as such. The words are the same for every prefix that is already doomed.
+#[test]
+fn refusals_name_what_is_wrong() {
+    let message = |raw: &str| match parse(raw) {
+        Err(RequestError::Malformed(m) | RequestError::Framing(m)) => m,
+        other => panic!("{raw:?}: {other:?}"),
+    };
+    let request_line = "invalid request line (METHOD TARGET HTTP/1.1, then a line break)";
+    for raw in [
+        "GET / HTTP/1.10\r\nHost: h\r\n\r\n",
+        "GET / HTTP/1.1 \r\nHost: h\r\n\r\n",
+        "GET / HTTP/1.1\r\r\nHost: h\r\n\r\n",
+        "\r\n\rGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        "\r\nGET / HTTP/1.10\r\nHost: h\r\n\r\n",
+    ] {
+        assert_eq!(message(raw), request_line, "{raw:?}");
+        // Any prefix that already fails fails the same way.
+        for end in 1..raw.len() {
+            if let Err(RequestError::Malformed(m)) = parse(&raw[..end]) {
+                assert_eq!(m, request_line, "{:?}", &raw[..end]);
+            }
+        }
+    }
+    assert_eq!(
+        message("GET / HTTP/1.1\r\nHost: h\r\n\rX: 1\r\n\r\n"),
+        "invalid line ending in a header"
+    );
+    assert_eq!(
+        message("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: \r\n\r\n"),
+        "empty Transfer-Encoding"
+    );
+    for coding in ["xchunked", "gzip", "chunked, gzip"] {
+        assert_eq!(
+            message(&format!(
+                "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: {coding}\r\n\r\n"
+            )),
+            "the last transfer coding must be chunked (the only one the router reads)",
+            "{coding}"
+        );
     }
 }
 
