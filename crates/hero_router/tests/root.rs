@@ -56,6 +56,44 @@ fn second_serve_is_refused(root: &Path) {
     );
 }
 
+/// `<root>/hero_router` that is a symlink (to a directory outside the root) or a file:
+/// `serve` exits 1 naming it, and binds nothing where the link points (its sockets would be
+/// outside the root, and the scanner, which never follows a symlink, would not list it).
+#[test]
+fn serve_refuses_an_own_directory_that_is_a_symlink_or_a_file() {
+    let root = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let own = root.path().join("hero_router");
+    std::os::unix::fs::symlink(elsewhere.path(), &own).unwrap();
+    let serve = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hero_router"))
+            .args(["serve", "--no-tcp", "--socket-dir"])
+            .arg(root.path())
+            .env("HOME", root.path())
+            .output()
+            .unwrap()
+    };
+    for what in ["a symlink", "a file"] {
+        let out = serve();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "{} is a symlink or not a directory",
+                own.display()
+            )),
+            "{what}: {stderr}"
+        );
+        assert_eq!(
+            std::fs::read_dir(elsewhere.path()).unwrap().count(),
+            0,
+            "nothing bound where the link points"
+        );
+        std::fs::remove_file(&own).unwrap();
+        std::fs::write(&own, b"not a directory").unwrap();
+    }
+}
+
 #[tokio::test]
 async fn a_deleted_root_is_created_again_with_its_sockets_and_its_watch() {
     let parent = tempfile::tempdir().unwrap();

@@ -55,7 +55,7 @@ pub enum BindError {
         lock: PathBuf,
     },
     /// A process that does not use the owner lock is listening at the path.
-    #[error("{path} is a live socket of another process; refusing to replace it", path = .path.display())]
+    #[error("{path} is a live socket of a process that does not hold its owner lock; refusing to replace it", path = .path.display())]
     InUse {
         /// The socket path.
         path: PathBuf,
@@ -64,6 +64,14 @@ pub enum BindError {
     #[error("{path} exists and is not a socket; refusing to remove it", path = .path.display())]
     NotASocket {
         /// The path.
+        path: PathBuf,
+    },
+    /// The socket's directory is a symlink or not a directory: a socket is only ever bound in
+    /// a real directory (a scanner, which never follows symlinks, would not see it, and the
+    /// socket would land wherever the link points).
+    #[error("{path} is a symlink or not a directory; a socket is bound only in a real directory: remove it", path = .path.display())]
+    NotADirectory {
+        /// The directory path.
         path: PathBuf,
     },
     /// A syscall failed. The message carries the OS error, so it is not also a `source`: a
@@ -195,7 +203,16 @@ impl OwnedSocket {
             error,
         };
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io_err("create directory for", e))?;
+            match stat_nofollow(parent) {
+                Ok(st) if st.kind != FileKind::Directory => {
+                    return Err(BindError::NotADirectory {
+                        path: parent.to_path_buf(),
+                    });
+                }
+                Ok(_) => {}
+                Err(_) => std::fs::create_dir_all(parent)
+                    .map_err(|e| io_err("create directory for", e))?,
+            }
         }
         let lock = OwnerLock::acquire(path, opts.lock_wait)?;
         match stat_nofollow(path) {
@@ -367,6 +384,42 @@ mod tests {
             Err(BindError::NotASocket { .. })
         ));
         assert_eq!(std::fs::read(&file).unwrap(), b"keep");
+    }
+
+    /// A socket is bound only in a real directory: a symlinked directory would put it (and
+    /// its lock) wherever the link points, outside the root a scanner sees; a file where the
+    /// directory should be gets a message that names it.
+    #[test]
+    fn bind_refuses_a_symlinked_or_non_directory_parent() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let linked = dir.path().join("svc");
+        std::os::unix::fs::symlink(elsewhere.path(), &linked).unwrap();
+        let e = OwnedSocket::bind(&linked.join("rpc.sock"), &opts()).unwrap_err();
+        assert!(
+            matches!(&e, BindError::NotADirectory { path } if *path == linked),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("is a symlink or not a directory"),
+            "{e}"
+        );
+        assert_eq!(
+            std::fs::read_dir(elsewhere.path()).unwrap().count(),
+            0,
+            "nothing was made where the link points"
+        );
+        let file = dir.path().join("plain");
+        std::fs::write(&file, b"keep").unwrap();
+        let e = OwnedSocket::bind(&file.join("rpc.sock"), &opts()).unwrap_err();
+        assert!(
+            matches!(&e, BindError::NotADirectory { path } if *path == file),
+            "{e}"
+        );
+        assert_eq!(std::fs::read(&file).unwrap(), b"keep");
+        // A missing directory is still made.
+        let fresh = dir.path().join("new/deeper/rpc.sock");
+        assert!(OwnedSocket::bind(&fresh, &opts()).is_ok());
     }
 
     #[test]

@@ -87,9 +87,7 @@ pub(super) fn own_socket(
     };
     let owned = match OwnedSocket::bind(&path, &opts) {
         Ok(o) => o,
-        Err(BindError::AlreadyOwned { .. } | BindError::InUse { .. }) => {
-            return Err(already_running(root));
-        }
+        Err(BindError::AlreadyOwned { .. }) => return Err(already_running(root)),
         Err(e) => return Err(anyhow::Error::new(e).into()),
     };
     let (std_listener, guard) = owned.into_parts();
