@@ -94,6 +94,67 @@ fn serve_refuses_an_own_directory_that_is_a_symlink_or_a_file() {
     }
 }
 
+/// A root that is gone and cannot be created again (its parent is read-only to the router)
+/// is logged once, not at every scan while it stays so, and once more when it is back.
+#[test]
+fn a_root_that_cannot_be_created_again_is_logged_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let root = parent.path().join("sockets");
+    std::fs::create_dir(&root).unwrap();
+    let nobody = common::is_root().then(common::nobody_bin);
+    let mut command = match &nobody {
+        Some(bin) => {
+            // Permission bits do not bind root: the router runs as nobody.
+            common::give_to_nobody(parent.path());
+            bin.command()
+        }
+        None => std::process::Command::new(env!("CARGO_BIN_EXE_hero_router")),
+    };
+    let mut child = command
+        .args(["serve", "--no-tcp", "--scan-interval", "1s", "--log-level"])
+        .arg(format!("{},hero_router::scanner=info", common::LOG_EVENTS))
+        .arg("--socket-dir")
+        .arg(&root)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let logged = common::stderr_lines(&mut child);
+    let next = |what: &str, pred: &dyn Fn(&str) -> bool, seen: &mut Vec<String>| loop {
+        let line = logged
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("no {what}; got:\n{}", seen.join("\n")));
+        seen.push(line.clone());
+        if pred(&line) {
+            return line;
+        }
+    };
+    let mut seen = Vec::new();
+    let full_scan = |l: &str| l.contains("scan completed") && l.contains("full=true");
+    next("first full scan", &full_scan, &mut seen);
+    std::fs::set_permissions(parent.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
+    std::fs::remove_dir_all(&root).unwrap();
+    let lost = "cannot be created again";
+    next("lost-root line", &|l| l.contains(lost), &mut seen);
+    // Three more periodic scans, each of which tried again.
+    for _ in 0..3 {
+        next("periodic scan", &full_scan, &mut seen);
+    }
+    std::fs::set_permissions(parent.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    next(
+        "root back",
+        &|l| l.contains("could be created again"),
+        &mut seen,
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        seen.iter().filter(|l| l.contains(lost)).count(),
+        1,
+        "logged once: {seen:#?}"
+    );
+}
+
 #[tokio::test]
 async fn a_deleted_root_is_created_again_with_its_sockets_and_its_watch() {
     let parent = tempfile::tempdir().unwrap();

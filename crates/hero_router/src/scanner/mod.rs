@@ -92,6 +92,9 @@ pub struct Scanner {
     /// A full scan has succeeded.
     ready: bool,
     last_scan: Option<LastScan>,
+    /// Why the root, gone, could not be created again, as last logged: logged once until it
+    /// changes or the root is back.
+    root_lost: Option<String>,
 }
 
 /// A test seam called right before each probe, on the blocking thread that probes.
@@ -130,6 +133,7 @@ impl Scanner {
             generation: 0,
             ready: false,
             last_scan: None,
+            root_lost: None,
         }
     }
 

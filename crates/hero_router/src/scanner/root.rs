@@ -52,14 +52,24 @@ impl Scanner {
     /// Compares the root with the one the scanner knows (`known`): `Some(recreated)` if it was
     /// missing (then created again, 0755) or replaced by another directory. An unreadable root
     /// that is still the same directory is not a replacement (the scans report it).
-    pub(super) fn recover_root(&self, known: &mut Option<(u64, u64)>) -> Option<bool> {
+    ///
+    /// A root that cannot be created again is logged once (and again only if the reason
+    /// changes), not at every scan: it is tried again before each one.
+    pub(super) fn recover_root(&mut self, known: &mut Option<(u64, u64)>) -> Option<bool> {
         let root = &self.cfg.root;
         let (now, recreated) = match root_identity(root) {
             Ok(id) => (id, false),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if let Err(e) = hero_socket::root::create_root(root) {
-                    tracing::error!(root = %root.display(), error = %e, "the socket root is gone and cannot be created again");
+                    let error = e.to_string();
+                    if self.root_lost.as_deref() != Some(error.as_str()) {
+                        tracing::error!(root = %root.display(), error = error.as_str(), "the socket root is gone and cannot be created again; trying again before every scan");
+                        self.root_lost = Some(error);
+                    }
                     return None;
+                }
+                if self.root_lost.take().is_some() {
+                    tracing::info!(root = %root.display(), "the socket root could be created again");
                 }
                 (root_identity(root).ok()?, true)
             }
