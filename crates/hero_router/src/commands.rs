@@ -494,21 +494,35 @@ fn complain(msg: std::fmt::Arguments<'_>) {
     let _ = writeln!(io::stderr(), "hero_router: {}", terminal_safe(&msg));
 }
 
-/// Cancels `token` on SIGTERM or SIGINT.
+/// Cancels `token` on SIGTERM, SIGINT or SIGHUP (a closed terminal, for `make run`): a
+/// graceful shutdown. A second such signal while it drains stops the process at once, exit
+/// status 1, without waiting for in-flight requests (own sockets are left for the next start
+/// to clean up, as after a crash).
 async fn shutdown_on_signal(token: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) else {
         tracing::warn!("cannot install signal handlers");
         return;
     };
-    let name = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+    let mut next = async || {
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+            _ = hup.recv() => "SIGHUP",
+        }
     };
+    let name = next().await;
     // Cancel before logging: stopping must never depend on the log line getting out.
     token.cancel();
     tracing::info!(signal = name, "shutdown requested");
+    let again = next().await;
+    tracing::warn!(
+        signal = again,
+        "second signal while draining: stopping now, without waiting for in-flight requests"
+    );
+    std::process::exit(1);
 }

@@ -257,6 +257,99 @@ fn exit_codes() {
     assert!(err.matches("os error").count() <= 1, "said once: {err}");
 }
 
+/// SIGHUP (the terminal of `make run` closed) is a graceful shutdown like SIGTERM: exit 0,
+/// own sockets removed. A second signal while in-flight requests drain stops the router at
+/// once (exit 1) instead of waiting out `--shutdown-grace`.
+#[test]
+fn sighup_stops_gracefully_and_a_second_signal_stops_at_once() {
+    let signal = |child: &Child, sig| {
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, sig).unwrap();
+    };
+    let root = tempfile::tempdir().unwrap();
+    let router = start_serve(root.path());
+    signal(&router, rustix::process::Signal::HUP);
+    let out = router.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("shutdown requested") && log.contains("SIGHUP"),
+        "{log}"
+    );
+    assert!(!root.path().join("hero_router/rpc.sock").exists());
+
+    // A service that takes a request and never answers: the drain would wait a minute. It
+    // says when a request arrived (the scanner's probes connect and send nothing).
+    let svc = common::service_dir(root.path(), "mute");
+    let mute = UnixListener::bind(svc.join("rpc.sock")).unwrap();
+    let (asked, asked_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in mute.incoming().flatten() {
+            let asked = asked.clone();
+            let mut reader = c.try_clone().unwrap();
+            std::thread::spawn(move || {
+                let mut byte = [0u8; 1];
+                if std::io::Read::read(&mut reader, &mut byte).unwrap_or(0) > 0 {
+                    let _ = asked.send(());
+                }
+            });
+            held.push(c);
+        }
+    });
+    let mut router = common::serve_command(root.path())
+        .args(["--shutdown-grace", "60s", "--upstream-timeout", "60s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = common::stderr_lines(&mut router);
+    let rpc = root.path().join("hero_router/rpc.sock");
+    assert!(
+        eventually(Duration::from_secs(20), || connect_probe(&rpc)
+            == ConnectOutcome::Connected),
+        "router did not start"
+    );
+    let mut caller = Command::new(BIN)
+        .args(["call", "mute", "m", "--timeout", "60s", "--socket-dir"])
+        .arg(root.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    asked_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the call reached the service");
+    let wait_line = |pred: &dyn Fn(&str) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = lines.recv_timeout(left).expect("no such line");
+            if pred(&line) {
+                return;
+            }
+        }
+    };
+    signal(&router, rustix::process::Signal::TERM);
+    wait_line(&|l| l.contains("shutdown requested"));
+    signal(&router, rustix::process::Signal::TERM);
+    wait_line(&|l| l.contains("second signal while draining"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = router.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still draining after a second signal"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(1));
+    let _ = caller.kill();
+    let _ = caller.wait();
+}
+
 #[test]
 fn serve_refuses_a_second_instance_and_cleans_up_on_sigterm() {
     let root = tempfile::tempdir().unwrap();
