@@ -246,7 +246,8 @@ pub struct ServeArgs {
     /// Deadline for a non-streaming upstream request.
     #[arg(long, value_parser = parse_positive_duration, default_value = "10s", value_name = "DURATION")]
     pub upstream_timeout: Duration,
-    /// Largest request body accepted (e.g. 65536, 64KiB, 16MiB).
+    /// Largest request body accepted, and largest answer a routed /rpc call (or a batch's
+    /// answers together) may bring back (e.g. 65536, 64KiB, 16MiB).
     #[arg(long, value_parser = parse_size, default_value = "16MiB", value_name = "SIZE")]
     pub max_body: u64,
     /// Believe what TCP clients say about themselves: keep their X-Hero-Context /

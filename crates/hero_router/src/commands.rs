@@ -373,6 +373,12 @@ fn unanswered(e: &upstream::SendError, sock: &std::path::Path, timeout: Duration
         SendError::Timeout => format!(
             "no answer from the router at {at} within {waited}; the call may still be running (call --timeout waits longer)"
         ),
+        SendError::Closed { .. } => format!(
+            "the router at {at} closed the connection without answering (it may be shutting down or restarting: see its log)"
+        ),
+        SendError::TooLarge { limit } => {
+            format!("the router at {at} answered more than {limit} bytes")
+        }
         SendError::Broken(detail) => format!("the router at {at} broke off the call: {detail}"),
     }
 }

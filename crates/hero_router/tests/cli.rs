@@ -310,11 +310,11 @@ fn sighup_stops_gracefully_and_a_second_signal_stops_at_once() {
             == ConnectOutcome::Connected),
         "router did not start"
     );
-    let mut caller = Command::new(BIN)
+    let caller = Command::new(BIN)
         .args(["call", "mute", "m", "--timeout", "60s", "--socket-dir"])
         .arg(root.path())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     asked_rx
@@ -346,8 +346,14 @@ fn sighup_stops_gracefully_and_a_second_signal_stops_at_once() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(1));
-    let _ = caller.kill();
-    let _ = caller.wait();
+    // The call the router dropped is the router's doing, not the service's, in the CLI's words.
+    let out = caller.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("closed the connection without answering (it may be shutting down"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1156,3 +1156,54 @@ async fn own_service_calls_are_answered_in_process() {
     assert_eq!(v["error"]["code"], -32602, "{v}");
     d.stop().await;
 }
+
+/// The answers of one `/rpc` body share `--max-body`: a batch holds all its answers at once,
+/// so they may not take more together than one answer may (a batch of 30 answers of 15 MiB
+/// held 2.3 GB). Calls past the limit get `-32004` naming it; the rest are answered, in
+/// order, and a single call of the same size is answered whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batchs_answers_together_stay_within_max_body() {
+    static REPLY: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"result":"{}"}}"#,
+            "a".repeat(400 * 1024)
+        );
+        let mut reply = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        reply.extend_from_slice(body.as_bytes());
+        reply
+    });
+    let root = tempfile::tempdir().unwrap();
+    let _big =
+        common::raw::Upstream::bind(root.path(), "big", |_| common::raw::Reply::Send(&REPLY));
+    let d = start_daemon(serve_config(root.path(), &["--max-body", "1MiB"])).await;
+    let (status, one) = common::rpc(&d, r#"{"jsonrpc":"2.0","id":1,"method":"big.m"}"#).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        json(&one)["result"].as_str().map(str::len),
+        Some(400 * 1024)
+    );
+    let batch: Vec<String> = (0..6)
+        .map(|i| format!(r#"{{"jsonrpc":"2.0","id":{i},"method":"big.m"}}"#))
+        .collect();
+    let (status, text) = common::rpc(&d, &format!("[{}]", batch.join(","))).await;
+    assert_eq!(status, 200);
+    let answers = json(&text);
+    let answers = answers.as_array().expect("a reply array");
+    assert_eq!(answers.len(), 6, "one answer per call");
+    let whole = answers.iter().filter(|a| a["result"].is_string()).count();
+    assert_eq!(whole, 2, "two answers of 400 KiB fit in 1 MiB: {text:.300}");
+    for a in answers.iter().filter(|a| a["result"].is_null()) {
+        assert_eq!(a["error"]["code"], -32004, "{a}");
+        let message = a["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("answers of this batch together")
+                && message.contains("1048576 bytes (--max-body)"),
+            "{message}"
+        );
+    }
+    d.stop().await;
+}

@@ -234,6 +234,7 @@ fn describe(what: &str, e: &SendError, limits: Limits) -> String {
         ),
         SendError::Down { detail, .. } => format!("{what}: not reachable: {detail}"),
         SendError::Broken(d) => format!("{what}: {d}"),
+        e @ (SendError::Closed { .. } | SendError::TooLarge { .. }) => format!("{what}: {e}"),
     })
 }
 

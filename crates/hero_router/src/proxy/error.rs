@@ -175,6 +175,10 @@ impl ProxyError {
             SendError::Timeout => ProxyError::Timeout { service },
             SendError::Down { detail, .. } => ProxyError::Down { service, detail },
             SendError::Broken(detail) => ProxyError::Upstream { service, detail },
+            e @ (SendError::Closed { .. } | SendError::TooLarge { .. }) => ProxyError::Upstream {
+                service,
+                detail: e.to_string(),
+            },
         }
     }
 

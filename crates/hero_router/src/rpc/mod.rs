@@ -369,7 +369,9 @@ impl Rpc {
             Err(BodyError::Invalid(e)) => router_error(-32600, format!("invalid request: {e}")),
             Ok(RpcBody::Single(entry)) => {
                 let methods = names(&[&entry]);
-                let (answer, target, upstream, call_failed) = self.entry(entry, meta).await;
+                let budget = AnswerBudget::new(self.shared.max_body);
+                let (answer, target, upstream, call_failed) =
+                    self.entry(entry, meta, &budget).await;
                 Handled {
                     answer,
                     target,
@@ -380,13 +382,29 @@ impl Rpc {
             }
             Ok(RpcBody::Batch(entries)) => {
                 let methods = names(&entries.iter().collect::<Vec<_>>());
-                let answered = join_all(entries.into_iter().map(|e| self.entry(e, meta))).await;
+                // The batch's answers share one budget: together they are held at once.
+                let budget = AnswerBudget::new(self.shared.max_body);
+                let answered =
+                    join_all(entries.into_iter().map(|e| self.entry(e, meta, &budget))).await;
                 let target = combined(answered.iter().map(|(_, t, _, _)| t));
                 let upstream = answered.iter().filter_map(|(_, _, u, _)| *u).max();
                 let call_failed = answered.iter().any(|(_, _, _, f)| *f);
                 let answers: Vec<String> =
                     answered.into_iter().filter_map(|(a, _, _, _)| a).collect();
-                let answer = (!answers.is_empty()).then(|| format!("[{}]", answers.join(",")));
+                // One allocation for the reply array, each answer copied once.
+                let answer = (!answers.is_empty()).then(|| {
+                    let len = answers.iter().map(|a| a.len() + 1).sum::<usize>() + 1;
+                    let mut out = String::with_capacity(len);
+                    out.push('[');
+                    for (i, a) in answers.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        out.push_str(a);
+                    }
+                    out.push(']');
+                    out
+                });
                 Handled {
                     answer,
                     target,
@@ -451,6 +469,7 @@ impl Rpc {
         &self,
         entry: Entry<'_>,
         meta: &CallMeta<'_>,
+        budget: &AnswerBudget,
     ) -> (
         Option<String>,
         CallTarget,
@@ -513,7 +532,8 @@ impl Rpc {
                 // Only a service in the table gets a label: a client must not be able to
                 // grow the metrics with made-up names.
                 let target = self.target_of_method(method);
-                let (answer, failed, waited) = self.forward(&call, service, rest, meta).await;
+                let (answer, failed, waited) =
+                    self.forward(&call, service, rest, meta, budget).await;
                 let waited = waited.filter(|_| matches!(target, CallTarget::Service(_)));
                 (answer, target, waited, failed)
             }
@@ -541,6 +561,7 @@ impl Rpc {
         service: &str,
         rest: &str,
         meta: &CallMeta<'_>,
+        budget: &AnswerBudget,
     ) -> (Option<String>, bool, Option<std::time::Duration>) {
         // Only the router's own errors are made here: a service's pass through as they came.
         let fail = |e: CallError| {
@@ -558,8 +579,26 @@ impl Rpc {
             Ok(k) => k,
             Err(e) => return unanswered(e),
         };
+        let over_budget = || {
+            CallError::router(
+                BAD_UPSTREAM,
+                format!(
+                    "service {service}: the answers of this batch together would be larger than the limit of {} bytes (--max-body); send fewer calls at once",
+                    budget.limit
+                ),
+                service,
+            )
+        };
+        // A call whose answer could not be returned is not sent (it may change something).
+        let left = budget.left();
+        if left == 0 {
+            return unanswered(over_budget());
+        }
         let body = codec::forward_request(call, rest);
-        let how = self.shared.routed();
+        let how = CallOptions {
+            limit: left,
+            ..self.shared.routed()
+        };
         let mut headers = vec![("content-type", "application/json")];
         headers.extend(meta.headers());
         let req = OwnRequest {
@@ -578,14 +617,26 @@ impl Rpc {
             .await
         {
             Ok(a) => a,
+            Err(upstream::SendError::TooLarge { .. }) if left < budget.limit => {
+                return unanswered(over_budget());
+            }
             Err(e) => return unanswered(CallError::unanswered(e, service)),
         };
         let waited = Some(asked.elapsed());
+        let fits = budget.take(answer.body.len());
         if call.id.is_none() {
             return (None, false, waited);
         }
+        if !fits {
+            let (answer, failed) = fail(over_budget());
+            return (answer, failed, waited);
+        }
         match codec::check_reply(&answer.body) {
-            Ok(()) => (String::from_utf8(answer.body.to_vec()).ok(), false, waited),
+            Ok(()) => (
+                String::from_utf8(Vec::from(answer.body)).ok(),
+                false,
+                waited,
+            ),
             Err(what) => {
                 let why = format!(
                     "service {service} answered HTTP {} with {what}",
@@ -667,6 +718,36 @@ impl Rpc {
             )),
             Err(e) => Err(error(-32603, format!("internal error: {e}"), None)),
         }
+    }
+}
+
+/// What the answers of one `POST /rpc` body may take together: `--max-body`, shared by the
+/// calls of a batch (all their answers are held until the reply goes out). A call is read
+/// with what is left as its limit, and its answer is charged once read.
+struct AnswerBudget {
+    limit: usize,
+    left: std::sync::atomic::AtomicUsize,
+}
+
+impl AnswerBudget {
+    fn new(limit: u64) -> AnswerBudget {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        AnswerBudget {
+            limit,
+            left: std::sync::atomic::AtomicUsize::new(limit),
+        }
+    }
+
+    fn left(&self) -> usize {
+        self.left.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Charges `n` bytes; false (and nothing charged) if fewer than `n` are left.
+    fn take(&self, n: usize) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.left
+            .fetch_update(Relaxed, Relaxed, |left| left.checked_sub(n))
+            .is_ok()
     }
 }
 

@@ -111,6 +111,11 @@ impl CallError {
                 format!("service {service} is not reachable: {detail}"),
             ),
             SendError::Broken(d) => (BAD_UPSTREAM, format!("service {service}: {d}")),
+            SendError::TooLarge { limit } => (
+                BAD_UPSTREAM,
+                format!("service {service}: the answer is larger than {limit} bytes (--max-body)"),
+            ),
+            e @ SendError::Closed { .. } => (BAD_UPSTREAM, format!("service {service}: {e}")),
         };
         CallError::router(code, message, service)
     }

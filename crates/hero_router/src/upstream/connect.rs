@@ -28,6 +28,23 @@ pub(crate) enum SendError {
     /// No response head in time.
     #[error("no answer in time")]
     Timeout,
+    /// The connection ended (or was reset) before the first byte of an answer; `reused`: it
+    /// came from the pool (idle), so the request, not safe to repeat, was not sent again.
+    #[error("{}", if *.reused {
+        "the service closed an idle connection before answering; the request was not sent again, as it may not be safe to repeat"
+    } else {
+        "the service closed the connection without answering"
+    })]
+    Closed {
+        /// The connection had served an earlier exchange.
+        reused: bool,
+    },
+    /// The answer's body is longer than the caller's limit.
+    #[error("the answer is larger than {limit} bytes")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// The HTTP exchange failed after connecting.
     #[error("{0}")]
     Broken(String),

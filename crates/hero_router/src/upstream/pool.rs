@@ -401,14 +401,13 @@ pub(crate) enum HeadError {
 impl HeadError {
     /// The error reported once no retry is left (`reused`: the connection came from the pool).
     pub(crate) fn into_send_error(self, reused: bool) -> SendError {
-        SendError::Broken(match self {
-            HeadError::Closed if reused => "the service closed an idle connection before \
-                answering; the request was not sent again, as it may not be safe to repeat"
-                .into(),
-            HeadError::Closed => "the service closed the connection without answering".into(),
-            HeadError::Broken(e) => e,
-            HeadError::Interim => "the client left while an interim answer was passed on".into(),
-        })
+        match self {
+            HeadError::Closed => SendError::Closed { reused },
+            HeadError::Broken(e) => SendError::Broken(e),
+            HeadError::Interim => {
+                SendError::Broken("the client left while an interim answer was passed on".into())
+            }
+        }
     }
 }
 
@@ -490,7 +489,7 @@ async fn read_body(
     framing: Framing,
     limit: usize,
 ) -> Result<BytesMut, SendError> {
-    let too_big = || SendError::Broken(format!("the answer is larger than {limit} bytes"));
+    let too_big = || SendError::TooLarge { limit };
     let broken = |e: io::Error| SendError::Broken(e.to_string());
     match framing {
         Framing::Empty => Ok(BytesMut::new()),
