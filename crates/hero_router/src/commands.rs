@@ -142,6 +142,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             timeout,
         } => {
             let method = format!("{service}.{method}");
+            if crate::rpc::is_own_method(&method) {
+                complain(format_args!(
+                    "{method} is the router's own method, not {service}'s: a service named {service} cannot be called by method name through the router (see docs/json-rpc.md#reserved-names); call it on its own socket, or through the MCP gateway"
+                ));
+                return Ok(ExitCode::from(2));
+            }
             let result = call_raw(&rpc_sock, &method, params.as_deref(), timeout).await?;
             out_json(&(json::pretty(&result) + "\n"))?;
             Ok(ExitCode::SUCCESS)

@@ -685,3 +685,54 @@ async fn a_busy_service_says_why_it_has_no_spec_everywhere() {
     assert!(String::from_utf8_lossy(&body).contains(why), "{body:?}");
     d.stop().await;
 }
+
+/// A service named `router` is listed and its spec kept, but `router.methods` does not offer
+/// `router.add` (the router answers `router.*` itself), and `hero_router call router add` is
+/// refused as a usage error instead of calling the router's own method. A service named `rpc`
+/// keeps every method but `discover`.
+#[tokio::test]
+async fn a_service_named_router_is_not_offered_by_method_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_daemon(serve_config(dir.path(), &[])).await;
+    let _router = spawn(example(dir.path(), "router", Spec::Rich))
+        .await
+        .unwrap();
+    let _rpc = spawn(example(dir.path(), "rpc", Spec::Rich)).await.unwrap();
+    catalog_until(&d, |c| {
+        ["router", "rpc"].iter().all(|n| fetched(c, n).is_some())
+    })
+    .await;
+    let methods = call(&d, "router.methods", serde_json::json!([])).await;
+    let names: Vec<&str> = methods["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["method"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"rpc.add"), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.starts_with("router.") && *n != "rpc.discover"),
+        "only names /rpc routes to the service: {names:?}"
+    );
+    assert_eq!(service(&d, "router").await["spec"]["state"], "ok");
+    let sock_dir = dir.path().to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hero_router"))
+            .args(["call", "router", "health", "--socket-dir"])
+            .arg(&sock_dir)
+            .env("HOME", &sock_dir)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("router.health is the router's own method") && out.stdout.is_empty(),
+        "{err}"
+    );
+    d.stop().await;
+}

@@ -152,6 +152,8 @@ impl Shared {
             summary: Option<&'a str>,
         }
         let (table, catalog) = (self.registry.table(), self.registry.catalog());
+        // Only names `/rpc` routes to the service: `router.x` of a service named `router` is
+        // the router's own.
         let methods: Vec<Entry<'_>> = catalog
             .methods(&table.services)
             .into_iter()
@@ -160,6 +162,7 @@ impl Shared {
                 method: format!("{service}.{method}"),
                 summary,
             })
+            .filter(|e| !is_own_method(&e.method))
             .collect();
         raw(&methods)
     }
@@ -776,6 +779,9 @@ fn combined<'t>(mut targets: impl Iterator<Item = &'t CallTarget>) -> CallTarget
     }
 }
 
-fn is_own_method(method: &str) -> bool {
+/// True for a method the router answers itself (`router.*`, `rpc.discover`): a service named
+/// `router` (or `rpc`, for `discover`) cannot be reached by that name through `/rpc`
+/// (docs/json-rpc.md#reserved-names).
+pub(crate) fn is_own_method(method: &str) -> bool {
     method.starts_with("router.") || method == "rpc.discover"
 }
