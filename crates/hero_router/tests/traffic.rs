@@ -757,6 +757,30 @@ async fn a_line_says_why_an_exchange_failed() {
         "the line says what the client was told: {v} / {}",
         String::from_utf8_lossy(&body)
     );
+    // A routed call the router answered with its own error (HTTP 200): the line has the code
+    // and the message; a batch says how many of its calls failed, and the first.
+    let mut rpc_error_of = async |body: &str| {
+        let raw = format!(
+            "POST /rpc HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let (head, _) = exchange(To::Tcp(r.tcp), raw.as_bytes()).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        json_line(&mut r, header(&head, "x-request-id").unwrap())
+    };
+    let v = rpc_error_of(r#"{"jsonrpc":"2.0","id":1,"method":"ghost.m"}"#).await;
+    assert_eq!(v["error"], "-32001 no such service: ghost", "{v}");
+    let v = rpc_error_of(
+        r#"[{"jsonrpc":"2.0","id":1,"method":"ghost.m"},{"jsonrpc":"2.0","id":2,"method":"router.health"},{"jsonrpc":"2.0","id":3,"method":"phantom.m"}]"#,
+    )
+    .await;
+    let error = v["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("2 of 3 calls failed; the first: -32001 no such service: "),
+        "{v}"
+    );
+    let v = rpc_error_of(r#"{"jsonrpc":"2.0","id":1,"method":"router.health"}"#).await;
+    assert!(v.get("error").is_none(), "{v}");
 }
 
 /// `bytes_out` is every byte the client got, the `100 Continue` the router sent before reading

@@ -93,6 +93,9 @@ pub(crate) struct Handled {
     /// own errors (`-32001`…`-32005`). The traffic counters count the request as a router
     /// error, whatever the HTTP status.
     pub call_failed: bool,
+    /// What the router's error said (`-32004 service s: …`): the first of a batch, with how
+    /// many failed. For the access log.
+    pub failure: Option<String>,
 }
 
 /// `data` with the request's id added (an object's field; a data of another shape stays
@@ -365,6 +368,7 @@ impl Rpc {
             methods: Vec::new(),
             upstream: None,
             call_failed: false,
+            failure: None,
         };
         let names = |entries: &[&Entry<'_>]| method_names(entries, meta.methods);
         match codec::parse(body) {
@@ -373,14 +377,14 @@ impl Rpc {
             Ok(RpcBody::Single(entry)) => {
                 let methods = names(&[&entry]);
                 let budget = AnswerBudget::new(self.shared.max_body);
-                let (answer, target, upstream, call_failed) =
-                    self.entry(entry, meta, &budget).await;
+                let (answer, target, upstream, failure) = self.entry(entry, meta, &budget).await;
                 Handled {
                     answer,
                     target,
                     methods,
                     upstream,
-                    call_failed,
+                    call_failed: failure.is_some(),
+                    failure,
                 }
             }
             Ok(RpcBody::Batch(entries)) => {
@@ -391,7 +395,14 @@ impl Rpc {
                     join_all(entries.into_iter().map(|e| self.entry(e, meta, &budget))).await;
                 let target = combined(answered.iter().map(|(_, t, _, _)| t));
                 let upstream = answered.iter().filter_map(|(_, _, u, _)| *u).max();
-                let call_failed = answered.iter().any(|(_, _, _, f)| *f);
+                let failed = answered.iter().filter(|(_, _, _, f)| f.is_some()).count();
+                let failure = answered
+                    .iter()
+                    .find_map(|(_, _, _, f)| f.as_ref())
+                    .map(|first| match failed {
+                        1 => first.clone(),
+                        n => format!("{n} of {} calls failed; the first: {first}", answered.len()),
+                    });
                 let answers: Vec<String> =
                     answered.into_iter().filter_map(|(a, _, _, _)| a).collect();
                 // One allocation for the reply array, each answer copied once.
@@ -413,7 +424,8 @@ impl Rpc {
                     target,
                     methods,
                     upstream,
-                    call_failed,
+                    call_failed: failure.is_some(),
+                    failure,
                 }
             }
         }
@@ -466,8 +478,8 @@ impl Rpc {
     }
 
     /// Answers one call of a body: its answer (none for a notification), whom it was for,
-    /// how long a service took to answer it, and whether a routed call got a router error
-    /// instead of its service's answer.
+    /// how long a service took to answer it, and the router error a routed call got instead
+    /// of its service's answer, in words.
     async fn entry(
         &self,
         entry: Entry<'_>,
@@ -477,7 +489,7 @@ impl Rpc {
         Option<String>,
         CallTarget,
         Option<std::time::Duration>,
-        bool,
+        Option<String>,
     ) {
         let call = match entry {
             Entry::Invalid { id, reason } => {
@@ -488,7 +500,7 @@ impl Rpc {
                     &format!("invalid request: {reason}"),
                     data.as_ref(),
                 );
-                return (Some(answer), CallTarget::Router, None, false);
+                return (Some(answer), CallTarget::Router, None, None);
             }
             Entry::Call(call) => call,
         };
@@ -508,7 +520,7 @@ impl Rpc {
         if own.is_some() || is_own_method(method) {
             let result = self.call_local(own.unwrap_or(method), call.params).await;
             let Some(id) = call.id else {
-                return (None, CallTarget::Router, None, false);
+                return (None, CallTarget::Router, None, None);
             };
             let answer = match result {
                 Ok(v) => codec::success(id, v.get()),
@@ -528,7 +540,7 @@ impl Rpc {
                     .as_ref(),
                 ),
             };
-            return (Some(answer), CallTarget::Router, None, false);
+            return (Some(answer), CallTarget::Router, None, None);
         }
         match method.split_once('.') {
             Some((service, rest)) if !service.is_empty() && !rest.is_empty() => {
@@ -549,7 +561,7 @@ impl Rpc {
                         with_request_id(None, meta).as_ref(),
                     )
                 });
-                (answer, CallTarget::Router, None, false)
+                (answer, CallTarget::Router, None, None)
             }
         }
     }
@@ -565,14 +577,15 @@ impl Rpc {
         rest: &str,
         meta: &CallMeta<'_>,
         budget: &AnswerBudget,
-    ) -> (Option<String>, bool, Option<std::time::Duration>) {
+    ) -> (Option<String>, Option<String>, Option<std::time::Duration>) {
         // Only the router's own errors are made here: a service's pass through as they came.
         let fail = |e: CallError| {
             let data = with_request_id(Some(json!({"service": service})), meta);
+            let message = e.to_string();
             let answer = call
                 .id
-                .map(|id| codec::error(Some(id), e.code(), &e.to_string(), data.as_ref()));
-            (answer, true)
+                .map(|id| codec::error(Some(id), e.code(), &message, data.as_ref()));
+            (answer, Some(format!("{} {message}", e.code())))
         };
         let unanswered = |e: CallError| {
             let (answer, failed) = fail(e);
@@ -628,18 +641,14 @@ impl Rpc {
         let waited = Some(asked.elapsed());
         let fits = budget.take(answer.body.len());
         if call.id.is_none() {
-            return (None, false, waited);
+            return (None, None, waited);
         }
         if !fits {
             let (answer, failed) = fail(over_budget());
             return (answer, failed, waited);
         }
         match codec::check_reply(&answer.body) {
-            Ok(()) => (
-                String::from_utf8(Vec::from(answer.body)).ok(),
-                false,
-                waited,
-            ),
+            Ok(()) => (String::from_utf8(Vec::from(answer.body)).ok(), None, waited),
             Err(what) => {
                 let why = format!(
                     "service {service} answered HTTP {} with {what}",

@@ -917,6 +917,9 @@ impl<S: Stream> Client<'_, S> {
         }
         self.conn.tally.upstream = handled.upstream;
         self.conn.tally.call_failed = handled.call_failed;
+        if let (Some(meta), Some(failure)) = (self.meta.as_mut(), handled.failure) {
+            meta.error = Some(failure);
+        }
         let persist = self.persist(req);
         let status = if answer.is_some() { 200 } else { 204 };
         let body = answer.as_deref().unwrap_or("").as_bytes();
