@@ -279,7 +279,7 @@ fn sighup_stops_gracefully_and_a_second_signal_stops_at_once() {
     assert!(!root.path().join("hero_router/rpc.sock").exists());
 
     // A service that takes a request and never answers: the drain would wait a minute. It
-    // says when a request arrived (the scanner's probes connect and send nothing).
+    // says when the call arrived (the scanner's probes connect and send nothing).
     let svc = common::service_dir(root.path(), "mute");
     let mute = UnixListener::bind(svc.join("rpc.sock")).unwrap();
     let (asked, asked_rx) = std::sync::mpsc::channel();
@@ -288,10 +288,16 @@ fn sighup_stops_gracefully_and_a_second_signal_stops_at_once() {
         for c in mute.incoming().flatten() {
             let asked = asked.clone();
             let mut reader = c.try_clone().unwrap();
+            // The call, not the catalog's fetch of the spec: its method is `m`.
             std::thread::spawn(move || {
-                let mut byte = [0u8; 1];
-                if std::io::Read::read(&mut reader, &mut byte).unwrap_or(0) > 0 {
-                    let _ = asked.send(());
+                let mut seen = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while let Ok(n @ 1..) = std::io::Read::read(&mut reader, &mut chunk) {
+                    seen.extend_from_slice(&chunk[..n]);
+                    if seen.windows(12).any(|w| w == br#""method":"m""#) {
+                        let _ = asked.send(());
+                        return;
+                    }
                 }
             });
             held.push(c);

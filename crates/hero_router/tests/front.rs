@@ -1207,3 +1207,78 @@ async fn a_batchs_answers_together_stay_within_max_body() {
     }
     d.stop().await;
 }
+
+/// While the first scan is still going (past the `--upstream-timeout` a request waits for
+/// it), `router.services` and `router.methods` are `-32603` saying the router is starting,
+/// not an empty list a script reads as "no services"; a routed call's `-32001` says so too.
+/// Once the scan is in, the same calls answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_still_on_its_first_scan_says_so() {
+    let root = tempfile::tempdir().unwrap();
+    let _svc =
+        std::os::unix::net::UnixListener::bind(service_dir(root.path(), "svc").join("rpc.sock"))
+            .unwrap();
+    let cfg = serve_config(root.path(), &["--upstream-timeout", "200ms"]);
+    // The first listing of `svc` waits until the test lets it go.
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let held = std::sync::Mutex::new(Some(held));
+    let svc_dir = root.path().join("svc");
+    let hook: hero_router::test_hooks::ListHook =
+        std::sync::Arc::new(move |dir: &std::path::Path| {
+            if dir == svc_dir {
+                if let Some(rx) = held.lock().unwrap().take() {
+                    let _ = rx.recv_timeout(Duration::from_secs(20));
+                }
+            }
+        });
+    let listeners = hero_router::Listeners::bind(&cfg).await.unwrap();
+    let tcp = listeners.tcp_addrs()[0];
+    let (scanner, handle) = hero_router::Scanner::new(cfg.scanner.clone());
+    let scanner = scanner.with_list_hook(hook);
+    let token = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(hero_router::run_with_scanner(
+        cfg,
+        listeners,
+        scanner,
+        handle.clone(),
+        token.clone(),
+    ));
+    let call = async |method: &str| {
+        let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}"}}"#);
+        let stream = tokio::net::TcpStream::connect(tcp).await.unwrap();
+        let (status, _, text) = common::exchange(stream, request("POST", "/rpc", &body)).await;
+        assert_eq!(status, 200);
+        json(std::str::from_utf8(&text).unwrap())
+    };
+    for method in ["router.services", "router.methods"] {
+        let v = call(method).await;
+        assert_eq!(v["error"]["code"], -32603, "{method}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("the router is still starting"),
+            "{v}"
+        );
+    }
+    let v = call("svc.m").await;
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("still starting"),
+        "{v}"
+    );
+    release.send(()).unwrap();
+    handle.ready().await;
+    let v = call("router.services").await;
+    let names: Vec<&str> = v["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"svc"), "{v}");
+    token.cancel();
+    task.await.unwrap().unwrap();
+}

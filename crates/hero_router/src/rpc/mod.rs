@@ -205,13 +205,36 @@ impl Shared {
         }
     }
 
+    /// `Ok` once the first full scan is in the table. Before that (a slow first scan, still
+    /// going after the `--upstream-timeout` a request waits for it), an empty or partial table
+    /// would read as "no services": `-32603` says the router is starting instead.
+    fn scanned(&self) -> Result<(), ErrorObjectOwned> {
+        let table = self.registry.table();
+        if table.scanned() {
+            return Ok(());
+        }
+        Err(ErrorObjectOwned::owned(
+            -32603,
+            format!(
+                "the router is still starting: its first scan of {} has not finished; try again shortly",
+                table.root.display()
+            ),
+            None::<()>,
+        ))
+    }
+
     /// The rpc socket of a service, if the table has it in a state worth trying.
     fn rpc_socket(&self, name: &str) -> Result<Key, CallError> {
         let table = self.registry.table();
         let Some(service) = table.service(name) else {
+            let starting = if table.scanned() {
+                ""
+            } else {
+                " (the router is still starting: its first scan has not finished)"
+            };
             return Err(CallError::router(
                 NO_SUCH_SERVICE,
-                format!("no such service: {name}"),
+                format!("no such service: {name}{starting}"),
                 name,
             ));
         };
@@ -294,13 +317,21 @@ fn module(ctx: Arc<Shared>) -> RpcModule<Arc<Shared>> {
     })
     .expect("unique name");
     m.register_method("router.services", move |p, ctx, _| {
-        no_params(&p).map(|()| ctx.registry.services_json())
+        no_params(&p)?;
+        ctx.scanned()?;
+        Ok::<_, ErrorObjectOwned>(ctx.registry.services_json())
     })
     .expect("unique name");
-    m.register_method("router.service", |p, ctx, _| ctx.service(&name_param(p)?))
-        .expect("unique name");
+    m.register_method("router.service", |p, ctx, _| {
+        let name = name_param(p)?;
+        ctx.scanned()?;
+        ctx.service(&name)
+    })
+    .expect("unique name");
     m.register_method("router.methods", move |p, ctx, _| {
-        no_params(&p).map(|()| ctx.methods())
+        no_params(&p)?;
+        ctx.scanned()?;
+        Ok::<_, ErrorObjectOwned>(ctx.methods())
     })
     .expect("unique name");
     m.register_async_method("router.scan", move |p, ctx, _| async move {
