@@ -63,8 +63,9 @@ pub(crate) fn init(format: LogFormat, level: Option<&str>, default: &str) -> Res
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(Stderr)
-        // Escape codes are noise in a file or a log collector's pipe.
-        .with_ansi(io::stderr().is_terminal())
+        // Escape codes are noise in a file or a log collector's pipe, and unwanted where
+        // NO_COLOR (https://no-color.org) is set to anything.
+        .with_ansi(colour(io::stderr().is_terminal(), std::env::var_os("NO_COLOR")))
         // Its fallback for a failed write is an `eprintln!`, which panics when stderr is gone.
         // Our writer never fails, so this only guards against that path coming back.
         .log_internal_errors(false);
@@ -78,6 +79,12 @@ pub(crate) fn init(format: LogFormat, level: Option<&str>, default: &str) -> Res
         tracing::warn!("RUST_LOG does not parse ({bad}); logging at the default level instead");
     }
     Ok(())
+}
+
+/// Whether log lines carry colour: only on a terminal, and not when `NO_COLOR` is set to
+/// anything but the empty string.
+fn colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// `filter` with rmcp's own lines held to warnings (its request loop's silenced), unless it
