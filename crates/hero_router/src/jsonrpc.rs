@@ -325,13 +325,58 @@ pub(crate) fn is_response(body: &[u8]) -> bool {
 /// error says what is wrong, for the caller's `-32004`. The id is not compared with the call's:
 /// the service's response is returned as it is, whatever id it names.
 pub(crate) fn check_reply(body: &[u8]) -> Result<(), &'static str> {
-    let (outcome, id) =
-        envelope_with_id(body).ok_or("something that is not a JSON-RPC response")?;
+    let (outcome, id) = envelope_with_id(body).ok_or_else(|| not_a_response(body))?;
     if let Outcome::Error(e) = outcome {
         serde_json::from_str::<ErrorObject<'_>>(e.get())
             .map_err(|_| "an error without an integer code and a string message")?;
     }
     id.map(|_| ()).ok_or("a response without an id")
+}
+
+/// What keeps `body` from being one JSON-RPC 2.0 response object, in words a service author
+/// can act on. Only looked at once the body failed the check.
+fn not_a_response(body: &[u8]) -> &'static str {
+    #[derive(Deserialize)]
+    struct Members<'a> {
+        #[serde(default, borrow, deserialize_with = "present")]
+        jsonrpc: Option<&'a RawValue>,
+        #[serde(default, borrow, deserialize_with = "present")]
+        result: Option<&'a RawValue>,
+        #[serde(default, borrow, deserialize_with = "present")]
+        error: Option<&'a RawValue>,
+    }
+    if body.starts_with(b"\xEF\xBB\xBF") {
+        return "a byte-order mark before the JSON (not a JSON-RPC response)";
+    }
+    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+        return if e.is_eof() || body.trim_ascii().is_empty() {
+            "an empty or cut-off body (not a JSON-RPC response)"
+        } else if e.to_string().starts_with("trailing characters") {
+            "JSON followed by more bytes (not a JSON-RPC response)"
+        } else {
+            "something that is not JSON (not a JSON-RPC response)"
+        };
+    }
+    match body.trim_ascii_start().first() {
+        Some(b'{') => {}
+        Some(b'[') => return "an array, not one response object (not a JSON-RPC response)",
+        _ => return "a JSON value that is not an object (not a JSON-RPC response)",
+    }
+    let m = match serde_json::from_slice::<Members<'_>>(body) {
+        Ok(m) => m,
+        Err(e) if e.to_string().starts_with("duplicate field") => {
+            return "a response with a member given twice (not a JSON-RPC response)";
+        }
+        Err(_) => return "something that is not a JSON-RPC response",
+    };
+    if m.jsonrpc.map(RawValue::get) != Some("\"2.0\"") {
+        return "a response whose \"jsonrpc\" is not \"2.0\" (not a JSON-RPC response)";
+    }
+    match (m.result, m.error) {
+        (Some(_), Some(_)) => "a response with both result and error (not a JSON-RPC response)",
+        (None, None) => "a response with neither result nor error (not a JSON-RPC response)",
+        _ => "something that is not a JSON-RPC response",
+    }
 }
 
 /// The member a response object carries.

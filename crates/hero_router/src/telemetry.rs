@@ -65,7 +65,10 @@ pub(crate) fn init(format: LogFormat, level: Option<&str>, default: &str) -> Res
         .with_writer(Stderr)
         // Escape codes are noise in a file or a log collector's pipe, and unwanted where
         // NO_COLOR (https://no-color.org) is set to anything.
-        .with_ansi(colour(io::stderr().is_terminal(), std::env::var_os("NO_COLOR")))
+        .with_ansi(colour(
+            io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ))
         // Its fallback for a failed write is an `eprintln!`, which panics when stderr is gone.
         // Our writer never fails, so this only guards against that path coming back.
         .log_internal_errors(false);

@@ -218,8 +218,42 @@ fn a_reply_is_checked_as_a_json_rpc_response() {
     assert!(why(r#"{"jsonrpc":"2.0","id":1,"error":"s"}"#).contains("integer code"));
     assert!(why(r#"{"jsonrpc":"2.0","id":1,"error":{"message":"m"}}"#).contains("integer code"));
     assert!(why(r#"{"jsonrpc":"2.0","id":1,"error":{"code":1}}"#).contains("integer code"));
-    assert!(why(r#"{"jsonrpc":"2.0","id":1,"result":1,"error":{}}"#).contains("not a JSON-RPC"));
-    assert!(why("<html>").contains("not a JSON-RPC response"));
+    // Each way of not being a response is named, and says it is not one.
+    for (body, says) in [
+        (
+            r#"{"jsonrpc":"2.0","id":1,"result":1,"error":{}}"#,
+            "both result and error",
+        ),
+        (r#"{"jsonrpc":"2.0","id":1}"#, "neither result nor error"),
+        (
+            r#"{"jsonrpc":"1.0","id":1,"result":1}"#,
+            r#""jsonrpc" is not "2.0""#,
+        ),
+        (r#"{"id":1,"result":1}"#, r#""jsonrpc" is not "2.0""#),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"result":1,"result":2}"#,
+            "given twice",
+        ),
+        (
+            "\u{feff}{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":1}",
+            "byte-order mark",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"result":1} {}"#,
+            "followed by more bytes",
+        ),
+        (r#"[{"jsonrpc":"2.0","id":1,"result":1}]"#, "an array"),
+        ("42", "not an object"),
+        ("", "empty or cut-off"),
+        (r#"{"jsonrpc":"2.0","id":1,"res"#, "empty or cut-off"),
+        ("<html>", "not JSON"),
+    ] {
+        let e = why(body);
+        assert!(
+            e.contains(says) && e.contains("not a JSON-RPC response"),
+            "{body:?}: {e}"
+        );
+    }
 }
 
 /// A `method` of the wrong type is refused under the request's own id, as every other

@@ -80,7 +80,10 @@ fn a_rate_limit_allows_the_first_event_then_counts_what_it_holds_back() {
 fn colour_only_on_a_terminal_without_no_color() {
     use super::colour;
     assert!(colour(true, None));
-    assert!(colour(true, Some("".into())), "an empty NO_COLOR counts as unset");
+    assert!(
+        colour(true, Some("".into())),
+        "an empty NO_COLOR counts as unset"
+    );
     assert!(!colour(true, Some("1".into())));
     assert!(!colour(false, None));
 }
