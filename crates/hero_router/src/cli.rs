@@ -422,17 +422,19 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let n: u64 = num
         .parse()
         .map_err(|_| format!("invalid size {s:?}; use e.g. 65536, 64KiB, 16MiB"))?;
-    let mul: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" | "K" | "k" => 1 << 10,
-        "MiB" | "M" => 1 << 20,
-        "GiB" | "G" => 1 << 30,
-        "KB" | "kB" => 1_000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        other => {
+    // Units in any case: `64kib` is as clear as `64KiB`.
+    let mul: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" | "k" => 1 << 10,
+        "mib" | "m" => 1 << 20,
+        "gib" | "g" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => {
             return Err(format!(
-                "invalid size unit {other:?} in {s:?}; use B, KiB, MiB or GiB"
+                "invalid size unit {:?} in {s:?}; use B, KiB (or K), MiB (or M), GiB (or G), or KB, MB, GB for powers of 1000; whole numbers only",
+                unit.trim()
             ));
         }
     };

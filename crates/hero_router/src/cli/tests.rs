@@ -9,6 +9,14 @@ fn sizes() {
     assert!(parse_size("12XB").is_err());
     assert!(parse_size("-1").is_err());
     assert!(parse_size("99999999999999GiB").is_err());
+    // Any case; the message lists every unit it takes.
+    assert_eq!(parse_size("64kib"), Ok(65536));
+    assert_eq!(parse_size("2 mb"), Ok(2_000_000));
+    assert_eq!(parse_size("1g"), Ok(1 << 30));
+    let e = parse_size("1.5MiB").unwrap_err();
+    assert!(e.contains("whole numbers only"), "{e}");
+    let e = parse_size("3TiB").unwrap_err();
+    assert!(e.contains("KiB (or K)") && e.contains("KB, MB, GB"), "{e}");
 }
 
 #[test]
