@@ -86,6 +86,23 @@ async fn router_methods() {
             "{bad}"
         );
     }
+    // The message lists every form router.spec takes.
+    let v = json(
+        &rpc(
+            &d,
+            r#"{"jsonrpc":"2.0","id":5,"method":"router.spec","params":[1]}"#,
+        )
+        .await
+        .1,
+    );
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("[S] or [S, bool]"),
+        "{v}"
+    );
     let v = json(
         &rpc(&d, r#"{"jsonrpc":"2.0","id":6,"method":"router.scan"}"#)
             .await

@@ -282,7 +282,7 @@ fn spec_params(params: jsonrpsee::types::Params<'_>) -> Result<(String, bool), E
         Ok(SpecParams::Array((name,))) => Ok((name, false)),
         Err(_) => Err(ErrorObjectOwned::owned(
             -32602,
-            "invalid params: expected {\"name\": S, \"refresh\"?: bool} or [S]",
+            "invalid params: expected {\"name\": S, \"refresh\"?: bool}, [S] or [S, bool]",
             None::<()>,
         )),
     }
