@@ -372,6 +372,17 @@ fn unanswered(e: &upstream::SendError, sock: &std::path::Path, timeout: Duration
         } => format!(
             "cannot connect to the router at {at}: {detail}; run as a user who may write to that socket (its owner or its group)"
         ),
+        // A router that holds its socket's lock but does not accept is stopping or starting.
+        SendError::Down { detail, .. }
+            if matches!(
+                hero_socket::OwnerLock::try_existing(sock),
+                Ok(hero_socket::TryLock::Held)
+            ) =>
+        {
+            format!(
+                "the router at {at} is not accepting calls ({detail}) but still holds its socket: it is shutting down or starting; try again shortly"
+            )
+        }
         SendError::Down { detail, .. } => format!("no router running at {at} ({detail})"),
         SendError::Busy | SendError::Saturated => format!(
             "the router at {at} is running but stayed busy (its socket's backlog full) for {waited}"

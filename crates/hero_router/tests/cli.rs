@@ -338,6 +338,15 @@ fn sighup_stops_gracefully_and_a_second_signal_stops_at_once() {
     };
     signal(&router, rustix::process::Signal::TERM);
     wait_line(&|l| l.contains("shutdown requested"));
+    // While it drains, the CLI says it is stopping, not that no router runs.
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            let out = run(&["health"], root.path());
+            String::from_utf8_lossy(&out.stderr).contains("it is shutting down or starting")
+        }),
+        "{}",
+        String::from_utf8_lossy(&run(&["health"], root.path()).stderr)
+    );
     signal(&router, rustix::process::Signal::TERM);
     wait_line(&|l| l.contains("second signal while draining"));
     let deadline = Instant::now() + Duration::from_secs(20);
