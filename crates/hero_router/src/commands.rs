@@ -85,9 +85,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => {
             let cfg = Config::resolve(Some(root), &args, &ProcessEnv)?;
+            // The handlers are in place before any socket is: a signal that comes as soon as
+            // the router answers is a graceful shutdown, never the default's abrupt exit.
+            let signals = ShutdownSignals::install();
             let listeners = serve::Listeners::bind(&cfg).await?;
             let token = CancellationToken::new();
-            tokio::spawn(shutdown_on_signal(token.clone()));
+            tokio::spawn(shutdown_on_signal(signals, token.clone()));
             serve::run(cfg, listeners, token).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -517,18 +520,34 @@ fn complain(msg: std::fmt::Arguments<'_>) {
     let _ = writeln!(io::stderr(), "hero_router: {}", terminal_safe(&msg));
 }
 
+/// The signals that stop `serve`, registered at once (tokio installs the handler when a
+/// stream is made); `None` if they could not be.
+struct ShutdownSignals(Option<[tokio::signal::unix::Signal; 3]>);
+
+impl ShutdownSignals {
+    fn install() -> ShutdownSignals {
+        use tokio::signal::unix::{SignalKind, signal};
+        let made = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        );
+        match made {
+            (Ok(term), Ok(int), Ok(hup)) => ShutdownSignals(Some([term, int, hup])),
+            _ => {
+                tracing::warn!("cannot install signal handlers");
+                ShutdownSignals(None)
+            }
+        }
+    }
+}
+
 /// Cancels `token` on SIGTERM, SIGINT or SIGHUP (a closed terminal, for `make run`): a
 /// graceful shutdown. A second such signal while it drains stops the process at once, exit
 /// status 1, without waiting for in-flight requests (own sockets are left for the next start
 /// to clean up, as after a crash).
-async fn shutdown_on_signal(token: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        tracing::warn!("cannot install signal handlers");
+async fn shutdown_on_signal(signals: ShutdownSignals, token: CancellationToken) {
+    let Some([mut term, mut int, mut hup]) = signals.0 else {
         return;
     };
     let mut next = async || {
