@@ -340,6 +340,9 @@ fn not_a_response(body: &[u8]) -> &'static str {
     struct Members<'a> {
         #[serde(default, borrow, deserialize_with = "present")]
         jsonrpc: Option<&'a RawValue>,
+        // Named only so that an `id` given twice is found.
+        #[serde(default, borrow, rename = "id", deserialize_with = "present")]
+        _id: Option<&'a RawValue>,
         #[serde(default, borrow, deserialize_with = "present")]
         result: Option<&'a RawValue>,
         #[serde(default, borrow, deserialize_with = "present")]
@@ -347,6 +350,9 @@ fn not_a_response(body: &[u8]) -> &'static str {
     }
     if body.starts_with(b"\xEF\xBB\xBF") {
         return "a byte-order mark before the JSON (not a JSON-RPC response)";
+    }
+    if std::str::from_utf8(body).is_err() {
+        return "bytes that are not UTF-8 (not a JSON-RPC response)";
     }
     if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(body) {
         return if e.is_eof() || body.trim_ascii().is_empty() {

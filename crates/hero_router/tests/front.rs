@@ -1134,7 +1134,8 @@ async fn a_routed_answer_that_is_no_json_rpc_response_is_32004() {
 
 /// `hero_router.<m>` is the router's own method `<m>`, answered in-process as its socket would
 /// answer it: never relayed there, so a method of many `hero_router.` prefixes cannot make the
-/// router call itself once per prefix. Unknown router methods name the method as written.
+/// router call itself once per prefix. Unknown router methods name the method as written
+/// (cut to 256 bytes).
 #[tokio::test]
 async fn own_service_calls_are_answered_in_process() {
     let root = tempfile::tempdir().unwrap();
@@ -1155,9 +1156,15 @@ async fn own_service_calls_are_answered_in_process() {
     ] {
         let v = json(&rpc(&d, &call(m)).await.1);
         assert_eq!(v["error"]["code"], -32601, "{m}: {v}");
+        // As written, up to 256 bytes (a longer name ends in `…` there).
+        let shown = if m.len() > 256 {
+            format!("{}…", &m[..256])
+        } else {
+            m.to_owned()
+        };
         assert_eq!(
             v["error"]["message"],
-            format!("method not found: {m}"),
+            format!("method not found: {shown}"),
             "{m}"
         );
     }
@@ -1298,4 +1305,22 @@ async fn a_router_still_on_its_first_scan_says_so() {
     assert!(names.contains(&"svc"), "{v}");
     token.cancel();
     task.await.unwrap().unwrap();
+}
+
+/// A huge method or service name is echoed cut to 256 bytes (ending in `…`), not whole: the
+/// error for a 1 MiB method name stays small.
+#[tokio::test]
+async fn a_huge_name_is_echoed_cut() {
+    let (_root, d, _svcs) = daemon_with_services(&[]).await;
+    let long = "x".repeat(1 << 20);
+    for method in [format!("{long}.m"), format!("router.{long}"), long.clone()] {
+        let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}"}}"#);
+        let (status, text) = rpc(&d, &body).await;
+        assert_eq!(status, 200);
+        assert!(text.len() < 2048, "{} bytes: {}", text.len(), &text[..300]);
+        let v = json(&text);
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.ends_with("x…"), "{message}");
+    }
+    d.stop().await;
 }

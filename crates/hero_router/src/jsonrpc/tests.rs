@@ -254,6 +254,11 @@ fn a_reply_is_checked_as_a_json_rpc_response() {
             "{body:?}: {e}"
         );
     }
+    assert!(
+        check_reply(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"\xff\"}")
+            .unwrap_err()
+            .contains("not UTF-8")
+    );
 }
 
 /// A `method` of the wrong type is refused under the request's own id, as every other

@@ -232,6 +232,7 @@ impl Shared {
             } else {
                 " (the router is still starting: its first scan has not finished)"
             };
+            let name = &shown(name);
             return Err(CallError::router(
                 NO_SUCH_SERVICE,
                 format!("no such service: {name}{starting}"),
@@ -255,7 +256,22 @@ impl Shared {
 }
 
 fn no_such_service(name: &str) -> ErrorObjectOwned {
+    let name = &shown(name);
     router_error(NO_SUCH_SERVICE, format!("no such service: {name}"), name)
+}
+
+/// A name the caller chose, as an error message echoes it: at most 256 bytes (cut at a
+/// character, ending in `…`), so a megabyte of method name is not sent back whole.
+fn shown(name: &str) -> String {
+    const MAX: usize = 256;
+    if name.len() <= MAX {
+        return name.to_owned();
+    }
+    let mut end = MAX;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &name[..end])
 }
 
 fn router_error(code: i32, message: String, service: &str) -> ErrorObjectOwned {
@@ -407,7 +423,7 @@ impl Rpc {
             Err(BodyError::Invalid(e)) => router_error(-32600, format!("invalid request: {e}")),
             Ok(RpcBody::Single(entry)) => {
                 let methods = names(&[&entry]);
-                let budget = AnswerBudget::new(self.shared.max_body);
+                let budget = AnswerBudget::new(self.shared.max_body, false);
                 let (answer, target, upstream, failure) = self.entry(entry, meta, &budget).await;
                 Handled {
                     answer,
@@ -421,7 +437,7 @@ impl Rpc {
             Ok(RpcBody::Batch(entries)) => {
                 let methods = names(&entries.iter().collect::<Vec<_>>());
                 // The batch's answers share one budget: together they are held at once.
-                let budget = AnswerBudget::new(self.shared.max_body);
+                let budget = AnswerBudget::new(self.shared.max_body, true);
                 let answered =
                     join_all(entries.into_iter().map(|e| self.entry(e, meta, &budget))).await;
                 let target = combined(answered.iter().map(|(_, t, _, _)| t));
@@ -430,9 +446,11 @@ impl Rpc {
                 let failure = answered
                     .iter()
                     .find_map(|(_, _, _, f)| f.as_ref())
-                    .map(|first| match failed {
-                        1 => first.clone(),
-                        n => format!("{n} of {} calls failed; the first: {first}", answered.len()),
+                    .map(|first| {
+                        format!(
+                            "{failed} of {} calls failed; the first: {first}",
+                            answered.len()
+                        )
                     });
                 let answers: Vec<String> =
                     answered.into_iter().filter_map(|(a, _, _, _)| a).collect();
@@ -560,7 +578,7 @@ impl Rpc {
                     e.code,
                     // Named as the caller wrote it (`hero_router.router.nope`).
                     &if e.code == -32601 {
-                        format!("method not found: {method}")
+                        format!("method not found: {}", shown(method))
                     } else {
                         e.message
                     },
@@ -588,7 +606,7 @@ impl Rpc {
                     codec::error(
                         Some(id),
                         -32601,
-                        &format!("method not found: {method}"),
+                        &format!("method not found: {}", shown(method)),
                         with_request_id(None, meta).as_ref(),
                     )
                 });
@@ -611,7 +629,7 @@ impl Rpc {
     ) -> (Option<String>, Option<String>, Option<std::time::Duration>) {
         // Only the router's own errors are made here: a service's pass through as they came.
         let fail = |e: CallError| {
-            let data = with_request_id(Some(json!({"service": service})), meta);
+            let data = with_request_id(Some(json!({"service": shown(service)})), meta);
             let message = e.to_string();
             let answer = call
                 .id
@@ -631,21 +649,18 @@ impl Rpc {
                 BAD_UPSTREAM,
                 format!(
                     "service {service}: the answers of this batch together would be larger than the limit of {} bytes (--max-body); send fewer calls at once",
-                    budget.limit
+                    budget.bytes.limit()
                 ),
                 service,
             )
         };
-        // A call whose answer could not be returned is not sent (it may change something).
-        let left = budget.left();
-        if left == 0 {
+        // A batch whose answers already hold all of the limit sends no more calls: an answer
+        // that could not be returned is not worth a call that may change something.
+        if budget.batch && budget.bytes.left() == 0 {
             return unanswered(over_budget());
         }
         let body = codec::forward_request(call, rest);
-        let how = CallOptions {
-            limit: left,
-            ..self.shared.routed()
-        };
+        let how = self.shared.routed();
         let mut headers = vec![("content-type", "application/json")];
         headers.extend(meta.headers());
         let req = OwnRequest {
@@ -657,30 +672,30 @@ impl Rpc {
             idempotent: how.idempotent,
         };
         let asked = tokio::time::Instant::now();
+        // The answer's bytes are charged as they are read, so the answers a batch holds at
+        // once never pass the limit, however many arrive together.
         let answer = match self
             .shared
             .pool
-            .send(&key, &req, how.timeout, how.limit)
+            .send_within(&key, &req, how.timeout, &budget.bytes)
             .await
         {
             Ok(a) => a,
-            Err(upstream::SendError::TooLarge { .. }) if left < budget.limit => {
+            Err(upstream::SendError::TooLarge { .. }) if budget.batch => {
                 return unanswered(over_budget());
             }
             Err(e) => return unanswered(CallError::unanswered(e, service)),
         };
         let waited = Some(asked.elapsed());
-        let fits = budget.take(answer.body.len());
         if call.id.is_none() {
+            // A notification's answer is dropped: its bytes are free again.
+            budget.bytes.give_back(answer.body.len());
             return (None, None, waited);
-        }
-        if !fits {
-            let (answer, failed) = fail(over_budget());
-            return (answer, failed, waited);
         }
         match codec::check_reply(&answer.body) {
             Ok(()) => (String::from_utf8(Vec::from(answer.body)).ok(), None, waited),
             Err(what) => {
+                budget.bytes.give_back(answer.body.len());
                 let why = format!(
                     "service {service} answered HTTP {} with {what}",
                     answer.status
@@ -744,7 +759,11 @@ impl Rpc {
             data,
         };
         if !is_own_method(method) || self.module.method(method).is_none() {
-            return Err(error(-32601, format!("method not found: {method}"), None));
+            return Err(error(
+                -32601,
+                format!("method not found: {}", shown(method)),
+                None,
+            ));
         }
         // The result as the method wrote it: `router.spec` is a service's document, whose
         // numbers must not pass through a double.
@@ -764,33 +783,20 @@ impl Rpc {
     }
 }
 
-/// What the answers of one `POST /rpc` body may take together: `--max-body`, shared by the
-/// calls of a batch (all their answers are held until the reply goes out). A call is read
-/// with what is left as its limit, and its answer is charged once read.
+/// What the answers of one `POST /rpc` body may hold at once: `--max-body`, shared by the
+/// calls of a batch (the answers kept for the reply stay charged until it goes out).
 struct AnswerBudget {
-    limit: usize,
-    left: std::sync::atomic::AtomicUsize,
+    bytes: upstream::Budget,
+    /// Shared by the calls of a batch (the errors then speak of the batch).
+    batch: bool,
 }
 
 impl AnswerBudget {
-    fn new(limit: u64) -> AnswerBudget {
-        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    fn new(limit: u64, batch: bool) -> AnswerBudget {
         AnswerBudget {
-            limit,
-            left: std::sync::atomic::AtomicUsize::new(limit),
+            bytes: upstream::Budget::new(usize::try_from(limit).unwrap_or(usize::MAX)),
+            batch,
         }
-    }
-
-    fn left(&self) -> usize {
-        self.left.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Charges `n` bytes; false (and nothing charged) if fewer than `n` are left.
-    fn take(&self, n: usize) -> bool {
-        use std::sync::atomic::Ordering::Relaxed;
-        self.left
-            .fetch_update(Relaxed, Relaxed, |left| left.checked_sub(n))
-            .is_ok()
     }
 }
 

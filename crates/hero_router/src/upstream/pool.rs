@@ -318,6 +318,21 @@ impl Pool {
         timeout: Duration,
         limit: usize,
     ) -> Result<Answer, SendError> {
+        self.send_within(key, req, timeout, &Budget::new(limit))
+            .await
+    }
+
+    /// [`send`](Pool::send), the answer's body charged to `budget` as it is read (several
+    /// calls whose answers are held together share one): an answer that does not fit is
+    /// [`SendError::TooLarge`], and what it had charged is given back. A whole answer's bytes
+    /// stay charged; the caller gives them back ([`Budget::give_back`]) if it drops it.
+    pub(crate) async fn send_within(
+        &self,
+        key: &Key,
+        req: &http1::OwnRequest<'_>,
+        timeout: Duration,
+        budget: &Budget,
+    ) -> Result<Answer, SendError> {
         let slot = self
             .inflight
             .acquire(&key.path, timeout)
@@ -356,9 +371,14 @@ impl Pool {
         };
         drop(slot);
         let deadline = Instant::now() + timeout;
-        let body = tokio::time::timeout_at(deadline, read_body(&mut conn, head.framing, limit))
-            .await
-            .map_err(|_| SendError::Timeout)??;
+        let mut charged = 0;
+        let read = tokio::time::timeout_at(
+            deadline,
+            read_body(&mut conn, head.framing, budget, &mut charged),
+        )
+        .await
+        .unwrap_or(Err(SendError::Timeout));
+        let body = read.inspect_err(|_| budget.give_back(charged))?;
         if head.reusable && !req.close && conn.buf.is_empty() {
             self.checkin(key, conn);
         }
@@ -483,20 +503,32 @@ pub(crate) async fn read_final_head<W: AsyncWrite + Unpin>(
     }
 }
 
-/// Reads a whole body of at most `limit` bytes; the buffer keeps what follows it.
+/// Reads a whole body, charging its bytes to `budget` as they are taken (`charged` counts
+/// them, for the caller to give back on failure); the buffer keeps what follows it.
 async fn read_body(
     conn: &mut UpConn,
     framing: Framing,
-    limit: usize,
+    budget: &Budget,
+    charged: &mut usize,
 ) -> Result<BytesMut, SendError> {
-    let too_big = || SendError::TooLarge { limit };
+    let too_big = || SendError::TooLarge {
+        limit: budget.limit(),
+    };
     let broken = |e: io::Error| SendError::Broken(e.to_string());
+    let mut charge = |n: usize| {
+        let fits = budget.take(n);
+        if fits {
+            *charged += n;
+        }
+        fits
+    };
     match framing {
         Framing::Empty => Ok(BytesMut::new()),
         Framing::Length(n) => {
+            // The whole length is charged before a byte of it is read.
             let n = usize::try_from(n)
                 .ok()
-                .filter(|n| *n <= limit)
+                .filter(|n| charge(*n))
                 .ok_or_else(too_big)?;
             while conn.buf.len() < n {
                 if conn.fill().await.map_err(broken)? == 0 {
@@ -512,7 +544,7 @@ async fn read_body(
                 let mut over = false;
                 let used = scanner
                     .advance(&conn.buf, |d| {
-                        over |= body.len() + d.len() > limit;
+                        over = over || !charge(d.len());
                         if !over {
                             body.extend_from_slice(d);
                         }
@@ -531,13 +563,58 @@ async fn read_body(
             }
         }
         Framing::UntilClose => {
-            while conn.fill().await.map_err(broken)? != 0 {
-                if conn.buf.len() > limit {
+            loop {
+                let before = conn.buf.len();
+                let n = conn.fill().await.map_err(broken)?;
+                if n == 0 {
+                    break;
+                }
+                if !charge(conn.buf.len() - before) {
                     return Err(too_big());
                 }
             }
             Ok(conn.buf.split())
         }
+    }
+}
+
+/// What the answers of one request may take together, in bytes: a single call's limit, or
+/// `--max-body` shared by the calls of a `/rpc` batch (whose answers are all held until the
+/// reply goes out). Bytes are charged as they are read and given back when dropped.
+pub(crate) struct Budget {
+    limit: usize,
+    left: std::sync::atomic::AtomicUsize,
+}
+
+impl Budget {
+    pub(crate) fn new(limit: usize) -> Budget {
+        Budget {
+            limit,
+            left: std::sync::atomic::AtomicUsize::new(limit),
+        }
+    }
+
+    /// The whole budget.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// What is not charged now.
+    pub(crate) fn left(&self) -> usize {
+        self.left.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Charges `n` bytes; false (and nothing charged) if fewer than `n` are left.
+    pub(crate) fn take(&self, n: usize) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.left
+            .fetch_update(Relaxed, Relaxed, |left| left.checked_sub(n))
+            .is_ok()
+    }
+
+    /// Gives back `n` charged bytes (an answer dropped, or one that failed).
+    pub(crate) fn give_back(&self, n: usize) {
+        self.left.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

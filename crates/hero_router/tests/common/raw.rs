@@ -50,9 +50,15 @@ impl Upstream {
                             count.fetch_add(1, Ordering::SeqCst);
                         }
                         seen.lock().unwrap().push(req);
+                        // A router that stopped reading (an answer over its limit) closes
+                        // early: the write fails, and this connection is done.
                         match script(n) {
-                            Reply::Send(b) => s.write_all(b).await.unwrap(),
-                            Reply::SendAndClose(b) => return s.write_all(b).await.unwrap(),
+                            Reply::Send(b) => {
+                                if s.write_all(b).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Reply::SendAndClose(b) => return drop(s.write_all(b).await),
                             Reply::Close => return,
                         }
                     }

@@ -269,3 +269,66 @@ fn inflight_forgets_services_nobody_holds() {
     assert_eq!(again.available_permits(), 1);
     drop(permit);
 }
+
+/// Answers whose bytes share one [`super::Budget`] never hold more than it at once: of two
+/// answers of 600 KiB that arrive together under a 1 MiB budget, one is read and stays
+/// charged, the other is refused before its body is held (`Content-Length`) or as soon as
+/// it passes (chunked) and gives back what it had taken. A dropped answer's bytes
+/// given back make room again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_sharing_a_budget_never_hold_more_than_it() {
+    fn big(framing: &str) -> &'static [u8] {
+        let body = vec![b'a'; 600 * 1024];
+        let mut out = match framing {
+            "length" => format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len()),
+            "chunked" => "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".into(),
+            _ => "HTTP/1.0 200 OK\r\n\r\n".into(),
+        }
+        .into_bytes();
+        match framing {
+            "chunked" => {
+                for piece in body.chunks(64 * 1024) {
+                    out.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+                    out.extend_from_slice(piece);
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(b"0\r\n\r\n");
+            }
+            _ => out.extend_from_slice(&body),
+        }
+        Box::leak(out.into_boxed_slice())
+    }
+    // (A body to close cannot end here: this service never closes a connection.)
+    for framing in ["length", "chunked"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, _) = serve(dir.path(), big(framing));
+        let pool = pool();
+        let budget = super::Budget::new(1 << 20);
+        let req = get(true);
+        let (a, b) = tokio::join!(
+            pool.send_within(&key, &req, Duration::from_secs(20), &budget),
+            pool.send_within(&key, &req, Duration::from_secs(20), &budget),
+        );
+        let (whole, refused): (Vec<_>, Vec<_>) = [a, b].into_iter().partition(Result::is_ok);
+        assert_eq!((whole.len(), refused.len()), (1, 1), "{framing}");
+        assert!(
+            matches!(refused[0], Err(super::SendError::TooLarge { limit }) if limit == 1 << 20),
+            "{framing}: {:?}",
+            refused[0].as_ref().err()
+        );
+        let answer = whole.into_iter().next().unwrap().unwrap();
+        assert_eq!(answer.body.len(), 600 * 1024, "{framing}");
+        assert_eq!(
+            budget.left(),
+            (1 << 20) - 600 * 1024,
+            "{framing}: the whole answer stays charged, the refused one gave back its part"
+        );
+        budget.give_back(answer.body.len());
+        assert!(
+            pool.send_within(&key, &req, Duration::from_secs(20), &budget)
+                .await
+                .is_ok(),
+            "{framing}: room again"
+        );
+    }
+}
