@@ -442,6 +442,9 @@ pub(crate) struct Interim {
     pub sent: u64,
 }
 
+/// Most interim (1xx) heads one exchange may bring before its final head.
+const MAX_INTERIM_HEADS: usize = 32;
+
 /// Reads up to the final response head: the one loop that does, for every exchange with a
 /// service. Each interim (1xx) head is consumed and, rewritten for the client into `out`,
 /// written to `client` if there is one, through its pending bytes; the final head is consumed
@@ -456,6 +459,9 @@ pub(crate) async fn read_final_head<W: AsyncWrite + Unpin>(
     mut out: Option<&mut Vec<u8>>,
     mut client: Option<(&mut W, &mut Interim)>,
 ) -> Result<http1::ResponseHead, HeadError> {
+    // Interim heads read so far: a service may send a few (100 Continue, 103 Early Hints),
+    // not an endless stream of them before its answer.
+    let mut interims = 0usize;
     let mut heard = false;
     loop {
         if let Some((client, interim)) = client.as_mut() {
@@ -480,6 +486,12 @@ pub(crate) async fn read_final_head<W: AsyncWrite + Unpin>(
                     return Ok(h);
                 }
                 heard = true;
+                interims += 1;
+                if interims > MAX_INTERIM_HEADS {
+                    return Err(HeadError::Broken(format!(
+                        "more than {MAX_INTERIM_HEADS} interim (1xx) answers before the final one"
+                    )));
+                }
                 if let (Some((_, interim)), Some(out)) = (client.as_mut(), out.as_deref()) {
                     interim.pending.extend_from_slice(out);
                 }
@@ -492,6 +504,12 @@ pub(crate) async fn read_final_head<W: AsyncWrite + Unpin>(
         // unread in its buffer resets the connection.
         match conn.fill().await {
             Ok(0) | Err(_) if !heard && conn.buf.is_empty() => return Err(HeadError::Closed),
+            Ok(0) if conn.buf.is_empty() => {
+                return Err(HeadError::Broken(
+                    "the connection closed after an interim (1xx) answer, before the final one"
+                        .into(),
+                ));
+            }
             Ok(0) => {
                 return Err(HeadError::Broken(
                     "the connection closed in the middle of the response head".into(),

@@ -332,3 +332,57 @@ async fn answers_sharing_a_budget_never_hold_more_than_it() {
         );
     }
 }
+
+/// A few interim heads before the answer pass; an endless stream of them does not: past 32
+/// the exchange is broken, in words that say why. A service that closes after an interim
+/// head is said to have done so.
+#[tokio::test]
+async fn interim_heads_are_bounded_and_a_close_after_one_is_named() {
+    fn hints(n: usize) -> &'static [u8] {
+        let mut out = "HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n".repeat(n);
+        out.push_str("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+        Box::leak(out.into_bytes().into_boxed_slice())
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _) = serve(&made(dir.path().join("ok")), hints(32));
+    let answer = pool()
+        .send(&ok, &get(true), Duration::from_secs(10), 1024)
+        .await
+        .unwrap();
+    assert_eq!(&answer.body[..], b"ok");
+    let (flood, _) = serve(&made(dir.path().join("flood")), hints(33));
+    let e = pool()
+        .send(&flood, &get(true), Duration::from_secs(10), 1024)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("more than 32 interim (1xx) answers before the final one"),
+        "{e}"
+    );
+    // 100 Continue, then a close.
+    let path = dir.path().join("gone.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut chunk = [0u8; 1024];
+            let _ = s.read(&mut chunk).await;
+            let _ = s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await;
+        }
+    });
+    let e = pool()
+        .send(&key(&path), &get(true), Duration::from_secs(10), 1024)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("closed after an interim (1xx) answer, before the final one"),
+        "{e}"
+    );
+}
+
+/// `dir`, made.
+fn made(dir: PathBuf) -> PathBuf {
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
