@@ -52,13 +52,17 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli)) {
+    let code = match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
             complain(format_args!("{e:#}"));
             ExitCode::from(1)
         }
-    }
+    };
+    // A blocking call still running (a scan stuck on a hung file system) must not hold the
+    // exit: `serve` has already said it stopped.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    code
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -1324,3 +1324,55 @@ async fn a_huge_name_is_echoed_cut() {
     }
     d.stop().await;
 }
+
+/// A shutdown does not wait for a scan stuck on the file system (a hung FUSE or NFS root):
+/// the background tasks get a moment once the requests have drained, then the router stops
+/// without them and removes its sockets. It took as long as the scan before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_scan_does_not_hold_the_shutdown() {
+    let root = tempfile::tempdir().unwrap();
+    let _svc =
+        std::os::unix::net::UnixListener::bind(service_dir(root.path(), "svc").join("rpc.sock"))
+            .unwrap();
+    let cfg = serve_config(
+        root.path(),
+        &["--upstream-timeout", "200ms", "--shutdown-grace", "1s"],
+    );
+    // Every listing of `svc` hangs until the test ends.
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let held = std::sync::Mutex::new(held);
+    let (entered_tx, entered) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let svc_dir = root.path().join("svc");
+    let hook: hero_router::test_hooks::ListHook =
+        std::sync::Arc::new(move |dir: &std::path::Path| {
+            if dir == svc_dir {
+                let _ = entered_tx.send(());
+                let _ = held.lock().unwrap().recv_timeout(Duration::from_secs(120));
+            }
+        });
+    let listeners = hero_router::Listeners::bind(&cfg).await.unwrap();
+    let (scanner, handle) = hero_router::Scanner::new(cfg.scanner.clone());
+    let token = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(hero_router::run_with_scanner(
+        cfg,
+        listeners,
+        scanner.with_list_hook(hook),
+        handle,
+        token.clone(),
+    ));
+    let mut entered = entered;
+    tokio::time::timeout(Duration::from_secs(20), entered.recv())
+        .await
+        .expect("the scan reached the service directory");
+    token.cancel();
+    let stopped = tokio::time::timeout(Duration::from_secs(60), task).await;
+    let _ = release.send(());
+    stopped
+        .expect("stopped while the scan was still stuck")
+        .unwrap()
+        .unwrap();
+    assert!(
+        !root.path().join("hero_router/rpc.sock").exists(),
+        "own sockets removed"
+    );
+}

@@ -94,6 +94,34 @@ fn serve_refuses_an_own_directory_that_is_a_symlink_or_a_file() {
     }
 }
 
+/// A start refused because another process (without the owner lock) listens at
+/// `hero_router/admin.sock` leaves no `rpc.sock` of its own behind, and names the socket.
+#[test]
+fn a_start_refused_at_admin_sock_leaves_no_rpc_sock() {
+    let root = tempfile::tempdir().unwrap();
+    let own = root.path().join("hero_router");
+    std::fs::create_dir(&own).unwrap();
+    let _foreign = std::os::unix::net::UnixListener::bind(own.join("admin.sock")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hero_router"))
+        .args(["serve", "--no-tcp", "--socket-dir"])
+        .arg(root.path())
+        .env("HOME", root.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr
+            .contains("admin.sock is a live socket of a process that does not hold its owner lock"),
+        "{stderr}"
+    );
+    assert!(!own.join("rpc.sock").exists(), "rpc.sock left behind");
+    assert!(
+        own.join("admin.sock").exists(),
+        "the foreign socket is untouched"
+    );
+}
+
 /// A root that is gone and cannot be created again (its parent is read-only to the router)
 /// is logged once, not at every scan while it stays so, and once more when it is back.
 #[test]

@@ -214,6 +214,8 @@ impl Scanner {
         loop {
             let settle_due = settling.values().map(|(at, _)| *at).min();
             let touched: BTreeSet<String> = tokio::select! {
+                // A shutdown wins over a scan that is due at the same moment.
+                biased;
                 _ = token.cancelled() => break,
                 _ = tokio::time::sleep_until(next_scan) => {
                     self.look_after_root(&mut root_id, &mut watcher, &watch_tx).await;

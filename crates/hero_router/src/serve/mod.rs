@@ -36,6 +36,9 @@ mod slots;
 pub(crate) use front::{Bound, Front, Role};
 use listener::AnyListener;
 
+/// How long the scanner and the other background tasks get to stop once the requests have
+/// drained.
+const TASKS_STOP: std::time::Duration = std::time::Duration::from_secs(2);
 /// Everything `serve` bound, before it starts serving. Tests build this with port 0 and read
 /// the bound addresses.
 pub struct Listeners {
@@ -75,7 +78,14 @@ impl Listeners {
         hero_socket::root::create_root(&cfg.root).map_err(anyhow::Error::from)?;
         let instance = own::instance_lock(&cfg.root)?;
         let rpc = own::own_socket(&cfg.root, "rpc")?;
-        let admin = own::own_socket(&cfg.root, "admin")?;
+        let admin = match own::own_socket(&cfg.root, "admin") {
+            Ok(admin) => admin,
+            Err(e) => {
+                // Leave no socket of ours behind when start-up fails half-way.
+                let _ = rpc.1.remove_if_ours();
+                return Err(e);
+            }
+        };
         let (mut tcp, mut admin_tcp) = (Vec::new(), Vec::new());
         let wanted = cfg.listen.iter().map(|a| (a, false));
         for (addr, is_admin) in wanted.chain(cfg.admin_listen.iter().map(|a| (a, true))) {
@@ -333,7 +343,17 @@ pub async fn run_with_scanner(
     scan_token.cancel();
     events_token.cancel();
     tracker.close();
-    tracker.wait().await;
+    // A task in the middle of blocking work (a scan of a hung file system) would hold the exit
+    // for as long as that takes: it gets a moment, then the router stops without it.
+    if tokio::time::timeout(TASKS_STOP, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            waited = ?TASKS_STOP,
+            "a task did not stop in time (a scan still reading the socket root?); stopping without it"
+        );
+    }
     // The access log's writer writes what is queued every GATHER: give it the time to write
     // the last requests' lines before the process ends.
     if front.access_log.is_on() {
