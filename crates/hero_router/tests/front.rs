@@ -1255,22 +1255,10 @@ async fn a_router_still_on_its_first_scan_says_so() {
                 }
             }
         });
-    let listeners = hero_router::Listeners::bind(&cfg).await.unwrap();
-    let tcp = listeners.tcp_addrs()[0];
-    let (scanner, handle) = hero_router::Scanner::new(cfg.scanner.clone());
-    let scanner = scanner.with_list_hook(hook);
-    let token = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(hero_router::run_with_scanner(
-        cfg,
-        listeners,
-        scanner,
-        handle.clone(),
-        token.clone(),
-    ));
+    let d = common::launch_daemon(cfg, Some(hook)).await;
     let call = async |method: &str| {
         let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}"}}"#);
-        let stream = tokio::net::TcpStream::connect(tcp).await.unwrap();
-        let (status, _, text) = common::exchange(stream, request("POST", "/rpc", &body)).await;
+        let (status, _, text) = tcp(&d, request("POST", "/rpc", &body)).await;
         assert_eq!(status, 200);
         json(std::str::from_utf8(&text).unwrap())
     };
@@ -1294,7 +1282,7 @@ async fn a_router_still_on_its_first_scan_says_so() {
         "{v}"
     );
     release.send(()).unwrap();
-    handle.ready().await;
+    d.handle.ready().await;
     let v = call("router.services").await;
     let names: Vec<&str> = v["result"]
         .as_array()
@@ -1303,8 +1291,7 @@ async fn a_router_still_on_its_first_scan_says_so() {
         .map(|s| s["name"].as_str().unwrap())
         .collect();
     assert!(names.contains(&"svc"), "{v}");
-    token.cancel();
-    task.await.unwrap().unwrap();
+    d.stop().await;
 }
 
 /// A huge method or service name is echoed cut to 256 bytes (ending in `…`), not whole: the
@@ -1350,27 +1337,14 @@ async fn a_stuck_scan_does_not_hold_the_shutdown() {
                 let _ = held.lock().unwrap().recv_timeout(Duration::from_secs(120));
             }
         });
-    let listeners = hero_router::Listeners::bind(&cfg).await.unwrap();
-    let (scanner, handle) = hero_router::Scanner::new(cfg.scanner.clone());
-    let token = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(hero_router::run_with_scanner(
-        cfg,
-        listeners,
-        scanner.with_list_hook(hook),
-        handle,
-        token.clone(),
-    ));
+    let d = common::launch_daemon(cfg, Some(hook)).await;
     let mut entered = entered;
     tokio::time::timeout(Duration::from_secs(20), entered.recv())
         .await
         .expect("the scan reached the service directory");
-    token.cancel();
-    let stopped = tokio::time::timeout(Duration::from_secs(60), task).await;
+    let stopped = tokio::time::timeout(Duration::from_secs(60), d.stop()).await;
     let _ = release.send(());
-    stopped
-        .expect("stopped while the scan was still stuck")
-        .unwrap()
-        .unwrap();
+    stopped.expect("stopped while the scan was still stuck");
     assert!(
         !root.path().join("hero_router/rpc.sock").exists(),
         "own sockets removed"

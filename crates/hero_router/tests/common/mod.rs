@@ -272,11 +272,25 @@ pub fn config_from_args(root: &Path, args: &[&str]) -> hero_router::Config {
 }
 
 pub async fn start_daemon(cfg: hero_router::Config) -> Daemon {
+    let d = launch_daemon(cfg, None).await;
+    d.handle.ready().await;
+    d
+}
+
+/// Starts the daemon whose scanner calls `list_hook` before it lists each service directory,
+/// without waiting for its first scan (the hook may be holding it).
+pub async fn launch_daemon(
+    cfg: hero_router::Config,
+    list_hook: Option<hero_router::test_hooks::ListHook>,
+) -> Daemon {
     let listeners = hero_router::Listeners::bind(&cfg).await.unwrap();
     let tcp_all = listeners.tcp_addrs();
     let tcp = tcp_all[0];
     let admin_tcp = listeners.admin_tcp_addrs().first().copied();
-    let (scanner, handle) = hero_router::Scanner::new(cfg.scanner.clone());
+    let (mut scanner, handle) = hero_router::Scanner::new(cfg.scanner.clone());
+    if let Some(hook) = list_hook {
+        scanner = scanner.with_list_hook(hook);
+    }
     let token = CancellationToken::new();
     let root = cfg.root.clone();
     let task = tokio::spawn(hero_router::run_with_scanner(
@@ -286,7 +300,6 @@ pub async fn start_daemon(cfg: hero_router::Config) -> Daemon {
         handle.clone(),
         token.clone(),
     ));
-    handle.ready().await;
     Daemon {
         rpc: root.join("hero_router/rpc.sock"),
         admin: root.join("hero_router/admin.sock"),
