@@ -14,14 +14,27 @@ pub(crate) fn raw(value: &impl serde::Serialize) -> Box<RawValue> {
 /// message.
 pub(crate) fn cut(mut text: String, max: usize) -> String {
     if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
+        text.truncate(boundary_at(&text, max));
         text.push('…');
     }
     text
+}
+
+/// [`cut`] of borrowed text: only the kept part is copied (a megabyte of name is not).
+pub(crate) fn cut_str(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    format!("{}…", &text[..boundary_at(text, max)])
+}
+
+/// The largest character boundary of `text` at or below `max`.
+fn boundary_at(text: &str, max: usize) -> usize {
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    end
 }
 
 /// A JSON value's kind, as a message says it: "an array", "a string", "null".

@@ -263,15 +263,7 @@ fn no_such_service(name: &str) -> ErrorObjectOwned {
 /// A name the caller chose, as an error message echoes it: at most 256 bytes (cut at a
 /// character, ending in `…`), so a megabyte of method name is not sent back whole.
 fn shown(name: &str) -> String {
-    const MAX: usize = 256;
-    if name.len() <= MAX {
-        return name.to_owned();
-    }
-    let mut end = MAX;
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &name[..end])
+    crate::json::cut_str(name, 256)
 }
 
 fn router_error(code: i32, message: String, service: &str) -> ErrorObjectOwned {

@@ -43,30 +43,14 @@ pub(crate) fn label(s: &str) -> String {
 
 /// At most `max` bytes of `s` (on a character boundary), `…` after a cut.
 fn clipped(s: &str, max: usize) -> String {
-    let mut out = String::new();
-    clip_into(s, max, &mut out);
-    out
+    crate::json::cut_str(s, max)
 }
 
-fn clip_into(s: &str, max: usize, out: &mut String) {
-    if s.len() <= max {
-        out.push_str(s);
-        return;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    out.push_str(&s[..end]);
-    out.push('…');
-}
-
-/// Cuts `s` in place as [`clipped`] does.
+/// Cuts `s` in place as [`clipped`] does (into a string of its own size: a huge one's
+/// allocation is not kept).
 fn clip(s: &mut String, max: usize) {
     if s.len() > max {
-        let mut cut = String::with_capacity(max + '…'.len_utf8());
-        clip_into(s, max, &mut cut);
-        *s = cut;
+        *s = clipped(s, max);
     }
 }
 
