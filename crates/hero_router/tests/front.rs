@@ -1234,8 +1234,9 @@ async fn a_batchs_answers_together_stay_within_max_body() {
 
 /// While the first scan is still going (past the `--upstream-timeout` a request waits for
 /// it), `router.services` and `router.methods` are `-32603` saying the router is starting,
-/// not an empty list a script reads as "no services"; a routed call's `-32001` says so too.
-/// Once the scan is in, the same calls answer.
+/// not an empty list a script reads as "no services"; a routed call's `-32001` says so too,
+/// and a proxied request or `GET /api/services` is 503 "starting". Once the scan is in, the
+/// same calls answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_router_still_on_its_first_scan_says_so() {
     let root = tempfile::tempdir().unwrap();
@@ -1281,6 +1282,22 @@ async fn a_router_still_on_its_first_scan_says_so() {
             .contains("still starting"),
         "{v}"
     );
+    // A proxied request and `GET /api/services` are 503 with `Retry-After`, not a 404 for a
+    // service that is there or an empty list.
+    for path in ["/svc/rpc/x", "/api/services"] {
+        let (status, headers, body) = tcp(&d, request("GET", path, "")).await;
+        assert_eq!(status, 503, "{path}");
+        assert_eq!(headers["x-hero-router-error"], "starting", "{path}");
+        assert_eq!(headers["retry-after"], "1", "{path}");
+        let v = json(std::str::from_utf8(&body).unwrap());
+        assert!(
+            v["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("the router is still starting: its first scan of"),
+            "{path}: {v}"
+        );
+    }
     release.send(()).unwrap();
     d.handle.ready().await;
     let v = call("router.services").await;
@@ -1291,6 +1308,13 @@ async fn a_router_still_on_its_first_scan_says_so() {
         .map(|s| s["name"].as_str().unwrap())
         .collect();
     assert!(names.contains(&"svc"), "{v}");
+    let (status, _, body) = tcp(&d, request("GET", "/api/services", "")).await;
+    assert_eq!(status, 200);
+    assert!(
+        json(std::str::from_utf8(&body).unwrap())
+            .to_string()
+            .contains("\"svc\"")
+    );
     d.stop().await;
 }
 

@@ -109,6 +109,15 @@ pub(crate) enum ProxyError {
     /// No route for this path.
     #[error("no route for this path; use /{{service}}/{{kind}}/...")]
     NoRoute,
+    /// The first scan of the root has not finished, after the request waited
+    /// `--upstream-timeout` for it: the table cannot say yet what is there.
+    #[error(
+        "the router is still starting: its first scan of {root} has not finished; try again shortly"
+    )]
+    Starting {
+        /// The socket root.
+        root: String,
+    },
     /// Unknown service.
     #[error("no such service: {service}")]
     NoService {
@@ -207,7 +216,9 @@ impl ProxyError {
             | ProxyError::NoSocket { .. }
             | ProxyError::NoSpec { .. } => StatusCode::NOT_FOUND,
             ProxyError::Down { .. } | ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
-            ProxyError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Busy { .. } | ProxyError::Starting { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -244,6 +255,7 @@ impl ProxyError {
             ProxyError::BodyStalled { .. } => "body_timeout",
             ProxyError::AddSlash { .. } => "add_slash",
             ProxyError::NoRoute | ProxyError::NotOnRpcSocket => "no_route",
+            ProxyError::Starting { .. } => "starting",
             ProxyError::NoService { .. } => "no_service",
             ProxyError::NoSocket { .. } => "no_socket",
             ProxyError::NoSpec { .. } => "no_spec",
@@ -300,7 +312,7 @@ pub(crate) fn error_parts_for(
             .map(|(name, value)| (*name, Cow::Borrowed(*value))),
     );
     match e {
-        ProxyError::Busy { .. } | ProxyError::TooManyConnections => {
+        ProxyError::Busy { .. } | ProxyError::TooManyConnections | ProxyError::Starting { .. } => {
             headers.push(("retry-after", Cow::Borrowed("1")));
         }
         ProxyError::MethodNotAllowed { allow, .. } => headers.push(("allow", Cow::Borrowed(allow))),

@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::apps::AppTarget;
-use super::front::{DocsPage, Endpoint, Front, Role, Route, route};
+use super::front::{DocsPage, Endpoint, Front, Role, Route, Scan, route};
 use super::slots::ConnSlot;
 use crate::app;
 use crate::config::ConnLimits;
@@ -127,6 +127,8 @@ struct Client<'s, S: Stream> {
     meta: Option<Meta>,
     /// When the request in hand was complete.
     started: Instant,
+    /// When the request being read was held for the first scan (its time counts from then).
+    held_since: Option<Instant>,
     /// The call the request in hand waits on, if any: a request cut off while it waits is
     /// named by it, as its answer would have been.
     waiting: Option<Waiting>,
@@ -170,6 +172,7 @@ pub(super) async fn serve<S: Stream>(
         listener: role.label(),
         meta: None,
         started: Instant::now(),
+        held_since: None,
         waiting: None,
     };
     let head_limits = HeadLimits {
@@ -265,8 +268,8 @@ struct Origin<'a> {
     /// The TCP peer's address; `None` on a Unix socket.
     peer: Option<&'a str>,
     table: &'a Arc<Table>,
-    /// Route against the table even if the first scan has not finished (it was waited for).
-    ready: bool,
+    /// The request already waited for the first scan (up to `--upstream-timeout`).
+    waited: bool,
 }
 
 /// The allow-list's decision on a TCP request. `X-Forwarded-For` is looked at only when some
@@ -400,14 +403,18 @@ fn plan(
             return serve(Action::Deny(ProxyError::Misdirected { host }), meta);
         }
     }
-    let ready = origin.ready || origin.table.scanned();
+    let scan = match (origin.table.scanned(), origin.waited) {
+        (true, _) => Scan::Done,
+        (false, false) => Scan::Pending,
+        (false, true) => Scan::GaveUp,
+    };
     let routed = route(
         head.method,
         head.path,
         head.query,
         origin.role,
         origin.table,
-        ready,
+        scan,
     );
     meta.route = route_label(&routed, origin.table);
     if guarded(&routed, head.method, head.path, origin.table) {
@@ -589,7 +596,6 @@ impl<S: Stream> Client<'_, S> {
         role: Role,
         limits: &HeadLimits,
     ) -> io::Result<Option<Plan>> {
-        let mut waited = false;
         // When to look again whether a partial head is already no request (its length
         // doubles each time: the looks cost no more than one parse of the whole head).
         let mut look_at = 1;
@@ -611,7 +617,7 @@ impl<S: Stream> Client<'_, S> {
                     peer_ip: self.peer_ip,
                     peer: self.peer.as_deref(),
                     table: &self.table,
-                    ready: waited,
+                    waited: self.held_since.is_some(),
                 };
                 match plan(
                     &self.conn.buf,
@@ -624,9 +630,9 @@ impl<S: Stream> Client<'_, S> {
                         // Right after start-up: wait for the first scan rather than answer
                         // "no such service" for a service that is there.
                         let shared = &front.shared;
+                        self.held_since = Some(Instant::now());
                         shared.registry.wait_ready(shared.upstream_timeout).await;
                         self.table = self.tables.borrow_and_update().clone();
-                        waited = true;
                         continue;
                     }
                     Head::Planned(plan) => return Ok(Some(plan)),
@@ -641,7 +647,8 @@ impl<S: Stream> Client<'_, S> {
 
     /// Serves one planned request. Returns whether the connection stays open.
     async fn run(&mut self, front: &Front, plan: Plan) -> bool {
-        let started = Instant::now();
+        // A request held for the first scan counts from when it was held.
+        let started = self.held_since.take().unwrap_or_else(Instant::now);
         self.started = started;
         self.conn.tally = Tally::default();
         let (req, action) = match plan {

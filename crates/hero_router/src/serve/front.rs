@@ -436,19 +436,44 @@ pub(super) enum Route<'a> {
     Error(ProxyError),
     /// A dashboard path on a service listener: the answer says where the dashboard is.
     OnAdminListener,
-    /// A proxied route, but the first scan has not finished: wait for it and decide again.
+    /// A route that needs the table (a proxied request, `GET /api/services`), but the first
+    /// scan has not finished: wait for it and decide again.
     NotReady,
 }
 
-/// The one routing decision, for every request on every listener. `ready`: resolve against
-/// `table` even if the first scan has not finished.
+/// Where the first full scan is, for a request whose answer needs the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scan {
+    /// It is in: resolve against the table.
+    Done,
+    /// Not yet, and the request has not waited for it: wait ([`Route::NotReady`]).
+    Pending,
+    /// Still not, after the request waited `--upstream-timeout` for it: an empty or partial
+    /// table would read as "no such service", so the answer says the router is starting.
+    GaveUp,
+}
+
+impl Scan {
+    /// `route` unless the table is not there yet.
+    fn gate<'a>(self, table: &Table, route: impl FnOnce() -> Route<'a>) -> Route<'a> {
+        match self {
+            Scan::Done => route(),
+            Scan::Pending => Route::NotReady,
+            Scan::GaveUp => Route::Error(ProxyError::Starting {
+                root: table.root.display().to_string(),
+            }),
+        }
+    }
+}
+
+/// The one routing decision, for every request on every listener.
 pub(super) fn route<'a>(
     method: &str,
     path: &'a str,
     query: Option<&'a str>,
     role: Role,
     table: &Table,
-    ready: bool,
+    scan: Scan,
 ) -> Route<'a> {
     let not_allowed = |allow| {
         Route::Error(ProxyError::MethodNotAllowed {
@@ -465,6 +490,9 @@ pub(super) fn route<'a>(
     }
     if let Some(endpoint) = Endpoint::at(path, role) {
         return match method {
+            "GET" | "HEAD" if endpoint == Endpoint::Services => {
+                scan.gate(table, || Route::Own(endpoint))
+            }
             "GET" | "HEAD" => Route::Own(endpoint),
             _ => not_allowed("GET, HEAD"),
         };
@@ -528,13 +556,12 @@ pub(super) fn route<'a>(
         };
         return Route::Error(ProxyError::AddSlash { location });
     }
-    if !ready {
-        return Route::NotReady;
-    }
-    match resolve(table, &route.service, &route.kind) {
-        Ok(target) => Route::Proxy { route, target },
-        Err(e) => Route::Error(e),
-    }
+    scan.gate(table, || {
+        match resolve(table, &route.service, &route.kind) {
+            Ok(target) => Route::Proxy { route, target },
+            Err(e) => Route::Error(e),
+        }
+    })
 }
 
 #[cfg(test)]

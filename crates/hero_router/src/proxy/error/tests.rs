@@ -22,6 +22,7 @@ fn statuses_follow_the_contract() {
             502,
         ),
         (ProxyError::Busy { service: s() }, 503),
+        (ProxyError::Starting { root: "/r".into() }, 503),
         (ProxyError::Timeout { service: s() }, 504),
         (ProxyError::Request(RequestError::Framing("x")), 400),
         (
