@@ -1235,7 +1235,7 @@ async fn a_batchs_answers_together_stay_within_max_body() {
 /// While the first scan is still going (past the `--upstream-timeout` a request waits for
 /// it), `router.services` and `router.methods` are `-32603` saying the router is starting,
 /// not an empty list a script reads as "no services"; a routed call's `-32001` says so too,
-/// and a proxied request or `GET /api/services` is 503 "starting". Once the scan is in, the
+/// and a proxied request, `GET /api/services` or a docs page is 503 "starting". Once the scan is in, the
 /// same calls answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_router_still_on_its_first_scan_says_so() {
@@ -1284,7 +1284,7 @@ async fn a_router_still_on_its_first_scan_says_so() {
     );
     // A proxied request and `GET /api/services` are 503 with `Retry-After`, not a 404 for a
     // service that is there or an empty list.
-    for path in ["/svc/rpc/x", "/api/services"] {
+    for path in ["/svc/rpc/x", "/api/services", "/docs/"] {
         let (status, headers, body) = tcp(&d, request("GET", path, "")).await;
         assert_eq!(status, 503, "{path}");
         assert_eq!(headers["x-hero-router-error"], "starting", "{path}");

@@ -436,8 +436,8 @@ pub(super) enum Route<'a> {
     Error(ProxyError),
     /// A dashboard path on a service listener: the answer says where the dashboard is.
     OnAdminListener,
-    /// A route that needs the table (a proxied request, `GET /api/services`), but the first
-    /// scan has not finished: wait for it and decide again.
+    /// A route that needs the table (a proxied request, `GET /api/services`, a docs page),
+    /// but the first scan has not finished: wait for it and decide again.
     NotReady,
 }
 
@@ -530,7 +530,7 @@ pub(super) fn route<'a>(
         }
         "docs" => {
             return match (DocsPage::at(&path[5..]), method) {
-                (Some(page), "GET" | "HEAD") => Route::Docs(page),
+                (Some(page), "GET" | "HEAD") => scan.gate(table, || Route::Docs(page)),
                 (Some(_), _) => not_allowed("GET, HEAD"),
                 (None, _) => Route::Error(ProxyError::NoRoute),
             };
