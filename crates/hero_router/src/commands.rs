@@ -291,7 +291,7 @@ async fn docs(sock: &std::path::Path, args: &DocsArgs, format: Format) -> anyhow
         }
         match &args.out {
             Some(dir) => written.push(write_file(
-                &dir.join(format!("{}.{ext}", entry.name)),
+                &dir.join(pages::page_file(&entry.name, ext)),
                 &page.text,
             )?),
             None => out_document(&page.text)?,
@@ -301,7 +301,7 @@ async fn docs(sock: &std::path::Path, args: &DocsArgs, format: Format) -> anyhow
         let index: Vec<IndexEntry> = chosen.into_iter().cloned().collect();
         let text = match format {
             Format::Markdown => crate::docs::index_markdown(&index),
-            Format::Html => crate::docs::index_html(&index, &|name| format!("{name}.html")),
+            Format::Html => crate::docs::index_html(&index, &|name| pages::page_file(name, "html")),
         };
         written.push(write_file(&dir.join(format!("index.{ext}")), &text)?);
         out(&written

@@ -667,6 +667,8 @@ fn markdown_and_html_render_the_running_routers_specs() {
     };
     let _calc = spawn("calc", hero_example_service::Spec::Rich);
     let _none = spawn("nospec", hero_example_service::Spec::None);
+    // A service whose page would be the index's file.
+    let _index = spawn("index", hero_example_service::Spec::Rich);
     let router = start_serve(root.path());
     let fetched = || {
         let out = run(&["list", "--json"], root.path());
@@ -678,7 +680,9 @@ fn markdown_and_html_render_the_running_routers_specs() {
                 .find(|s| s["name"] == n)
                 .map(|s| s["spec"]["fetched_unix_ms"].is_u64())
         };
-        state("calc") == Some(true) && state("nospec") == Some(true)
+        ["calc", "nospec", "index"]
+            .iter()
+            .all(|n| state(n) == Some(true))
     };
     assert!(
         eventually(Duration::from_secs(20), fetched),
@@ -710,13 +714,23 @@ fn markdown_and_html_render_the_running_routers_specs() {
         String::from_utf8_lossy(&out.stderr)
     );
     let listed = String::from_utf8(out.stdout).unwrap();
-    for file in ["calc.html", "hero_router.html", "index.html"] {
+    for file in [
+        "calc.html",
+        "hero_router.html",
+        "index.html",
+        "index.service.html",
+    ] {
         assert!(dir.join(file).is_file(), "{file}: {listed}");
         assert!(listed.contains(file), "{listed}");
     }
+    assert_eq!(listed.lines().count(), 4, "each file once: {listed}");
     assert!(!dir.join("nospec.html").exists(), "no spec, no page");
     let index = std::fs::read_to_string(dir.join("index.html")).unwrap();
     assert!(index.contains("href=\"calc.html\""), "{index}");
+    assert!(index.contains("href=\"index.service.html\""), "{index}");
+    assert!(index.contains("<title>API docs"), "{index}");
+    let page = std::fs::read_to_string(dir.join("index.service.html")).unwrap();
+    assert!(page.contains("index.add"), "the service's page");
     let dir = root.path().join("md");
     let out = run(
         &["markdown", "calc", "--out", dir.to_str().unwrap()],

@@ -183,10 +183,10 @@ pub(crate) fn too_large(svc: &DocService<'_>, format: Format, why: &OverBudget) 
 }
 
 /// The index in Markdown: a table of services, sorted by name, each with a page linked as
-/// `{name}.md` (percent-encoded).
+/// its file ([`pages::page_file`], percent-encoded).
 #[cfg_attr(not(any(test, feature = "test-util")), allow(unreachable_pub))]
 pub fn index_markdown(entries: &[IndexEntry]) -> String {
-    let href = |name: &str| format!("{}.md", utf8_percent_encode(name, LINK));
+    let href = |name: &str| utf8_percent_encode(&pages::page_file(name, "md"), LINK).to_string();
     render("index.md", view::index(entries, &href))
 }
 

@@ -21,6 +21,18 @@ pub(crate) enum Format {
     Html,
 }
 
+/// The file `markdown|html --out` writes a service's page to, and the index links:
+/// `{name}.{ext}`, except for a service called `index` (in any case), whose page would take
+/// the index's own file: `index.service.{ext}`. No service name holds a `.`, so that name is
+/// no other service's.
+pub(crate) fn page_file(name: &str, ext: &str) -> String {
+    if name.eq_ignore_ascii_case("index") {
+        format!("{name}.service.{ext}")
+    } else {
+        format!("{name}.{ext}")
+    }
+}
+
 /// Every service of the table, with its catalog fields, as index entries.
 pub(crate) fn index_entries(table: &Table, catalog: &Catalog) -> Vec<IndexEntry> {
     table

@@ -572,6 +572,19 @@ fn index_markdown_is_sorted_and_links_pages() {
     assert_eq!(index_markdown(&[]), "# API docs\n\nNo services.\n");
 }
 
+/// A service called `index` (any case) keeps its own page file, which the index links: the
+/// index's `index.md` is not its.
+#[test]
+fn a_service_called_index_does_not_take_the_index_file() {
+    assert_eq!(pages::page_file("index", "md"), "index.service.md");
+    assert_eq!(pages::page_file("Index", "html"), "Index.service.html");
+    assert_eq!(pages::page_file("indexer", "md"), "indexer.md");
+    let mut entries = entries();
+    entries[0].name = "index".to_owned();
+    let md = index_markdown(&entries);
+    assert!(md.contains("[`index`](index.service.md)"), "{md}");
+}
+
 #[test]
 fn index_html_uses_the_callers_links_and_escapes() {
     let html = index_html(&entries(), &|name| format!("/docs/{name}?x=\"y\""));
