@@ -124,7 +124,10 @@ fn method(m: &Method, name: String, tys: &TypeWriter<'_>) -> TsMethod {
     } else if m.params.iter().any(|p| p.required) {
         format!("params: {{ {} }}", members.join("; "))
     } else {
-        format!("params: {{ {} }} = {{}}", members.join("; "))
+        // Not `= {}`: an empty literal is no value of a type with an optional `toString` or
+        // `valueOf` (it has Object's), so `tsc --strict` refuses it. A prototype-less object
+        // is what "no params" means anyway.
+        format!("params: {{ {} }} = Object.create(null)", members.join("; "))
     };
     let wire = literal(&m.wire);
     let args = if m.params.is_empty() {
