@@ -338,6 +338,16 @@ async fn hostile_services_cost_only_their_own_entry() {
         "/openrpc.json" => ok_json(&doc_with("{}", "{}")),
         _ => ok_json("[1, 2, 3]"),
     });
+    // No GET /openrpc.json, and rpc.discover too large or too slow: a failed fetch (retried),
+    // in the same words as for GET, not "serves neither" or the upstream timeout.
+    fake(root, "bigdiscover", |p| match p {
+        "/rpc" => Answer::Endless(50 << 20),
+        _ => Answer::NotFound,
+    });
+    fake(root, "slowdiscover", |p| match p {
+        "/rpc" => Answer::Hang,
+        _ => Answer::NotFound,
+    });
     let hung = fake(root, "hung", |_| Answer::Hang);
     fake(root, "hung2", |_| Answer::Hang);
     let _good = spawn(example(root, "good", Spec::Rich)).await.unwrap();
@@ -357,6 +367,8 @@ async fn hostile_services_cost_only_their_own_entry() {
         "listmanifest",
         "hung",
         "hung2",
+        "bigdiscover",
+        "slowdiscover",
         "good",
     ];
     catalog_until(&d, |c| names.iter().all(|n| fetched(c, n).is_some())).await;
@@ -373,6 +385,16 @@ async fn hostile_services_cost_only_their_own_entry() {
         ),
         ("future", "invalid", "9.9.9"),
         ("hung", "error", "no whole answer within 500ms"),
+        (
+            "bigdiscover",
+            "error",
+            "rpc.discover: the answer is larger than 4194304 bytes",
+        ),
+        (
+            "slowdiscover",
+            "error",
+            "rpc.discover: no whole answer within 500ms",
+        ),
     ];
     for (name, state, why) in expect {
         let s = service(&d, name).await;

@@ -146,6 +146,12 @@ async fn spec(pool: &Pool, key: &Key, service: &str, limits: Limits) -> SpecFetc
     };
     match discovered {
         Ok(doc) => document("rpc.discover", doc),
+        // No answer to read (it failed, took too long, or was over the size limit): said in
+        // the same words as for GET, and retried like any failed fetch.
+        Err(CallError::Router {
+            unanswered: Some(e),
+            ..
+        }) => SpecFetch::Error(describe("rpc.discover", &e, limits)),
         // GET /openrpc.json answered something, only not JSON: that is what is wrong.
         Err(CallError::Service { error, .. })
             if error.code == -32601 && !why_not_get.is_empty() =>
@@ -159,6 +165,7 @@ async fn spec(pool: &Pool, key: &Key, service: &str, limits: Limits) -> SpecFetc
             "rpc.discover answered an error: {}",
             error.message
         ))),
+        // An answer that is no JSON-RPC response.
         Err(CallError::Router { code, .. }) if code == crate::jsonrpc::BAD_UPSTREAM => {
             if !why_not_get.is_empty() {
                 SpecFetch::Error(format!(

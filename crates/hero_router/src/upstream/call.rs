@@ -55,6 +55,10 @@ pub(crate) enum CallError {
         code: i32,
         /// What happened, in words a person can act on.
         message: String,
+        /// Why no answer could be read, when none was (the request failed, timed out, or
+        /// its answer was too large); `None` when an answer came but was no JSON-RPC
+        /// response, or the service was not asked.
+        unanswered: Option<SendError>,
     },
 }
 
@@ -78,6 +82,7 @@ impl CallError {
             service: service.to_owned(),
             code,
             message,
+            unanswered: None,
         }
     }
 
@@ -106,18 +111,23 @@ impl CallError {
                     "service {service} had --max-inflight-per-service requests in flight, and no place came free for this one within the upstream timeout"
                 ),
             ),
-            SendError::Down { detail, .. } => (
+            SendError::Down { ref detail, .. } => (
                 NOT_LIVE,
                 format!("service {service} is not reachable: {detail}"),
             ),
-            SendError::Broken(d) => (BAD_UPSTREAM, format!("service {service}: {d}")),
+            SendError::Broken(ref d) => (BAD_UPSTREAM, format!("service {service}: {d}")),
             SendError::TooLarge { limit } => (
                 BAD_UPSTREAM,
                 format!("service {service}: the answer is larger than {limit} bytes (--max-body)"),
             ),
-            e @ SendError::Closed { .. } => (BAD_UPSTREAM, format!("service {service}: {e}")),
+            ref e @ SendError::Closed { .. } => (BAD_UPSTREAM, format!("service {service}: {e}")),
         };
-        CallError::router(code, message, service)
+        CallError::Router {
+            service: service.to_owned(),
+            code,
+            message,
+            unanswered: Some(e),
+        }
     }
 }
 
