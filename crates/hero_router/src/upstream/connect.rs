@@ -29,9 +29,11 @@ pub(crate) enum SendError {
     #[error("no answer in time")]
     Timeout,
     /// The connection ended (or was reset) before the first byte of an answer; `reused`: it
-    /// came from the pool (idle), so the request, not safe to repeat, was not sent again.
+    /// came from the pool (idle), so the request, not safe to repeat, was not sent again. The
+    /// router cannot tell a close of the idle connection from a service that failed on the
+    /// request: the message names both.
     #[error("{}", if *.reused {
-        "the service closed an idle connection before answering; the request was not sent again, as it may not be safe to repeat"
+        "the service closed a kept connection without answering (it may have closed it as idle just then, or failed on this request); the request was not sent again, as it may not be safe to repeat"
     } else {
         "the service closed the connection without answering"
     })]
