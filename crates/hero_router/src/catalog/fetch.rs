@@ -419,7 +419,6 @@ fn info_of(v: &Value) -> ManifestInfo {
     }
 }
 
-/// The methods of a spec that have a name, in document order.
 /// The methods of an entry without any: one shared empty list (each empty `Arc<[_]>` would
 /// allocate its own counts).
 fn no_methods() -> Arc<[Method]> {
@@ -427,6 +426,9 @@ fn no_methods() -> Arc<[Method]> {
     NONE.clone()
 }
 
+/// The methods of a spec that have a name, in document order; a method given as a `$ref`
+/// (OpenRPC allows a Reference Object there) is the method it points at, as the docs, the
+/// clients and the MCP tools read it.
 fn methods_of(doc: &Value) -> Arc<[Method]> {
     let Some(methods) = doc["methods"].as_array() else {
         return no_methods();
@@ -434,6 +436,7 @@ fn methods_of(doc: &Value) -> Arc<[Method]> {
     methods
         .iter()
         .filter_map(|m| {
+            let m = super::refs::resolve(doc, m)?;
             Some(Method {
                 name: m["name"].as_str()?.to_owned(),
                 summary: m["summary"].as_str().map(|s| bounded(s.to_owned())),

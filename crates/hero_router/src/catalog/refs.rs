@@ -50,6 +50,20 @@ fn walk(doc: &Value, v: &Value, at: &mut String, errors: &mut Vec<String>) {
     }
 }
 
+/// What `v` stands for: itself, or the end of its chain of local `$ref`s; `None` if the
+/// chain dangles, loops, or leaves the document.
+pub(crate) fn resolve<'v>(doc: &'v Value, v: &'v Value) -> Option<&'v Value> {
+    let mut at = v;
+    // A chain longer than this loops (or is not worth following).
+    for _ in 0..64 {
+        let Some(Value::String(r)) = at.get("$ref") else {
+            return Some(at);
+        };
+        at = doc.pointer(r.strip_prefix('#')?)?;
+    }
+    None
+}
+
 /// Follows a chain of local `$ref`s from `first`; the problem, if it dangles or loops.
 fn follow(doc: &Value, first: &str) -> Option<String> {
     let mut seen: Vec<&str> = Vec::new();

@@ -25,6 +25,25 @@ fn a_valid_document_gives_its_methods_info_and_fingerprint() {
     assert_eq!(e.methods[0].summary.as_deref(), Some("B"));
 }
 
+/// A method given as a `$ref` counts as the method it points at (the docs, clients and MCP
+/// read it so); one whose chain dangles or loops has no name to count.
+#[test]
+fn a_method_given_as_a_ref_is_counted_as_its_target() {
+    let text = r##"{"openrpc":"1.3.2","info":{"title":"T","version":"1"},
+        "methods":[{"name":"a","params":[],"result":{"name":"r","schema":{}}},
+                   {"$ref":"#/components/x-methods/alias"},
+                   {"$ref":"#/components/x-methods/nowhere"},
+                   {"$ref":"#/components/x-methods/loop"}],
+        "components":{"x-methods":{
+            "alias":{"$ref":"#/components/x-methods/viaref"},
+            "viaref":{"name":"viaref","summary":"By reference","params":[],"result":{"name":"r","schema":{}}},
+            "loop":{"$ref":"#/components/x-methods/loop"}}}}"##;
+    let e = entry(doc(text), None, 1);
+    let names: Vec<_> = e.methods.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["a", "viaref"]);
+    assert_eq!(e.methods[1].summary.as_deref(), Some("By reference"));
+}
+
 #[test]
 fn the_same_document_keeps_the_previous_entry_and_a_new_one_replaces_it() {
     let first = entry(doc(VALID), None, 1);

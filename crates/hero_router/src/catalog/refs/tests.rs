@@ -44,3 +44,17 @@ fn errors_are_bounded() {
         .collect();
     assert_eq!(check(&json!({ "m": many })).len(), MAX_ERRORS);
 }
+
+#[test]
+fn resolve_follows_a_chain_to_its_end_and_gives_up_on_a_bad_one() {
+    let doc = json!({
+        "a": {"$ref": "#/b"}, "b": {"$ref": "#/c"}, "c": {"name": "end"},
+        "loop": {"$ref": "#/loop"}, "out": {"$ref": "https://example.com/x"},
+        "gone": {"$ref": "#/nowhere"}
+    });
+    assert_eq!(resolve(&doc, &doc["a"]), Some(&json!({"name": "end"})));
+    assert_eq!(resolve(&doc, &doc["c"]), Some(&doc["c"]));
+    for bad in ["loop", "out", "gone"] {
+        assert_eq!(resolve(&doc, &doc[bad]), None, "{bad}");
+    }
+}
