@@ -73,6 +73,7 @@ pub enum Command {
     /// running router's MCP gateway: `/mcp` and every healthy service, or only SERVICE.
     McpConfig {
         /// Only this service's endpoint.
+        #[arg(value_parser = parse_service)]
         service: Option<String>,
         /// The router's base URL as the agent reaches it (default: its first service
         /// listener, as the running router reports it).
@@ -86,6 +87,7 @@ pub enum Command {
         #[arg(value_enum)]
         language: ClientLanguage,
         /// Service name.
+        #[arg(value_parser = parse_service)]
         service: String,
         /// Write `DIR/<SERVICE>.py` (or `.ts`) instead of printing to stdout (DIR is created
         /// if missing).
@@ -171,7 +173,7 @@ pub enum ListenAddr {
 #[derive(Debug, Clone, Args)]
 pub struct DocsArgs {
     /// Services to document (default: every service with a spec).
-    #[arg(value_name = "SERVICE")]
+    #[arg(value_name = "SERVICE", value_parser = parse_service)]
     pub services: Vec<String>,
     /// Write one file per service plus an index into DIR (created if missing) instead of
     /// printing to stdout.

@@ -1005,8 +1005,9 @@ fn a_relative_root_is_shown_absolute() {
     assert!(Path::new(path).is_absolute(), "{path}");
 }
 
-/// `call` and `spec` take a service's name: `call a.b m` is a usage error, not a call of
-/// service `a`'s method `b.m`.
+/// Every SERVICE argument takes a service's name: `call a.b m` is a usage error, not a call
+/// of service `a`'s method `b.m`; `client`, `markdown`, `html` and `mcp-config` say the same
+/// (exit 2) rather than ask the router for a service that cannot exist.
 #[test]
 fn a_service_argument_must_be_a_service_name() {
     let root = tempfile::tempdir().unwrap();
@@ -1014,6 +1015,10 @@ fn a_service_argument_must_be_a_service_name() {
         &["call", "a.b", "m"][..],
         &["spec", "a/b"],
         &["call", "", "m"],
+        &["client", "python", "a.b"],
+        &["markdown", "ok", "a.b"],
+        &["html", "../x"],
+        &["mcp-config", "a b"],
     ] {
         let out = run(args, root.path());
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
