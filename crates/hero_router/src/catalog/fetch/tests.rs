@@ -315,3 +315,13 @@ fn an_unreadable_document_says_why_and_keeps_the_last_good_one() {
     assert_eq!(kept.spec.fingerprint, good.spec.fingerprint);
     assert!(kept.document.is_some());
 }
+
+/// A blank `title` (or version, description) in a manifest is no title: the spec's shows
+/// instead, in `list` as in the docs.
+#[test]
+fn a_blank_manifest_field_is_none() {
+    let info = info_of(&serde_json::json!({"title": " ", "version": "", "description": "d"}));
+    assert_eq!(info.title, None);
+    assert_eq!(info.version, None);
+    assert_eq!(info.description.as_deref(), Some("d"));
+}
