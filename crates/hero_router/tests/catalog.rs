@@ -508,6 +508,14 @@ async fn docs_pages_over_http_and_reserved_paths() {
     assert_eq!(h["x-hero-router-error"], "no_service");
     let (s, _, _) = tcp(&d, request("POST", "/docs/svc", "")).await;
     assert_eq!(s, 405);
+    // A path under /docs/ that is no page says which pages there are, not how to proxy.
+    for path in ["/docs/svc/other", "/docs/svc.html"] {
+        let (s, h, b) = tcp(&d, get(path)).await;
+        assert_eq!(s, 404, "{path}");
+        assert_eq!(h["x-hero-router-error"], "no_route");
+        let text = String::from_utf8_lossy(&b);
+        assert!(text.contains("no docs page at this path"), "{path}: {text}");
+    }
     // Never on rpc.sock.
     let (s, _, _) = uds(&d.rpc, get("/docs/")).await;
     assert_eq!(s, 404);

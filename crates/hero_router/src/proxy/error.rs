@@ -109,6 +109,11 @@ pub(crate) enum ProxyError {
     /// No route for this path.
     #[error("no route for this path; use /{{service}}/{{kind}}/...")]
     NoRoute,
+    /// A path under `/docs/` that is no docs page.
+    #[error(
+        "no docs page at this path; the pages are /docs/, /docs/{{service}}, /docs/{{service}}.md, /docs/{{service}}/openrpc.json, /docs/{{service}}/client.py and /docs/{{service}}/client.ts"
+    )]
+    NoDocsPage,
     /// The first scan of the root has not finished, after the request waited
     /// `--upstream-timeout` for it: the table cannot say yet what is there.
     #[error(
@@ -211,6 +216,7 @@ impl ProxyError {
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::BodyStalled { .. } => StatusCode::REQUEST_TIMEOUT,
             ProxyError::NoRoute
+            | ProxyError::NoDocsPage
             | ProxyError::NotOnRpcSocket
             | ProxyError::NoService { .. }
             | ProxyError::NoSocket { .. }
@@ -254,7 +260,7 @@ impl ProxyError {
             ProxyError::BodyTooLarge { .. } => "body_too_large",
             ProxyError::BodyStalled { .. } => "body_timeout",
             ProxyError::AddSlash { .. } => "add_slash",
-            ProxyError::NoRoute | ProxyError::NotOnRpcSocket => "no_route",
+            ProxyError::NoRoute | ProxyError::NoDocsPage | ProxyError::NotOnRpcSocket => "no_route",
             ProxyError::Starting { .. } => "starting",
             ProxyError::NoService { .. } => "no_service",
             ProxyError::NoSocket { .. } => "no_socket",

@@ -532,7 +532,7 @@ pub(super) fn route<'a>(
             return match (DocsPage::at(&path[5..]), method) {
                 (Some(page), "GET" | "HEAD") => scan.gate(table, || Route::Docs(page)),
                 (Some(_), _) => not_allowed("GET, HEAD"),
-                (None, _) => Route::Error(ProxyError::NoRoute),
+                (None, _) => Route::Error(ProxyError::NoDocsPage),
             };
         }
         _ => {}
