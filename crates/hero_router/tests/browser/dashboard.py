@@ -20,6 +20,13 @@ from playwright.sync_api import expect, sync_playwright
 TIMEOUT_MS = 15_000
 
 
+# The elements among `selector` whose text a service's name, spec or answer can fill and
+# that a bidi control (U+202E) in it could reorder past their own end: each must be isolated.
+NOT_ISOLATED = """(selector) => [...document.querySelectorAll(selector)]
+    .filter(e => getComputedStyle(e).unicodeBidi !== 'isolate')
+    .map(e => e.tagName + ': ' + e.textContent.slice(0, 40))"""
+
+
 def ask(request):
     print(request, flush=True)
     line = sys.stdin.readline()
@@ -116,6 +123,18 @@ def main():
         add.locator('button[type="submit"]').click()
         expect(add.locator("pre.answer")).to_contain_text("not JSON")
         page.screenshot(path=os.path.join(shots, "dashboard-service.png"), full_page=True)
+        inline = "td, a, code, summary, pre, li"
+        assert page.evaluate(NOT_ISOLATED, inline) == [], page.evaluate(NOT_ISOLATED, inline)
+
+        # The service's docs page: text from its spec is isolated there too.
+        docs = browser.new_page()
+        docs.route("**/*", only_the_router)
+        docs.on("pageerror", lambda e: errors.append(f"docs page error: {e}"))
+        docs.goto(base + "/docs/calc")
+        expect(docs.locator("h2 code").first).to_be_visible()
+        inline = "td, a, code, dd, li"
+        assert docs.evaluate(NOT_ISOLATED, inline) == [], docs.evaluate(NOT_ISOLATED, inline)
+        docs.close()
 
         # The service dies (its socket stays, refusing): the table and the detail say so.
         ask("kill calc")
