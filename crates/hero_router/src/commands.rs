@@ -259,6 +259,8 @@ async fn docs(sock: &std::path::Path, args: &DocsArgs, format: Format) -> anyhow
         let mut chosen = Vec::new();
         for name in &args.services {
             match all.iter().find(|e| &e.name == name) {
+                // A service named twice is written once.
+                Some(e) if chosen.iter().any(|c: &&IndexEntry| c.name == e.name) => {}
                 Some(e) => chosen.push(e),
                 None => anyhow::bail!("no such service: {name}"),
             }

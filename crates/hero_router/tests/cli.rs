@@ -733,11 +733,19 @@ fn markdown_and_html_render_the_running_routers_specs() {
     assert!(page.contains("index.add"), "the service's page");
     let dir = root.path().join("md");
     let out = run(
-        &["markdown", "calc", "--out", dir.to_str().unwrap()],
+        &["markdown", "calc", "calc", "--out", dir.to_str().unwrap()],
         root.path(),
     );
     assert!(out.status.success());
     assert!(dir.join("calc.md").is_file() && dir.join("index.md").is_file());
+    let listed = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        listed.lines().count(),
+        2,
+        "a service named twice is written once: {listed}"
+    );
+    let index = std::fs::read_to_string(dir.join("index.md")).unwrap();
+    assert_eq!(index.matches("(calc.md)").count(), 1, "{index}");
     assert!(!dir.join("hero_router.md").exists(), "only what was asked");
 
     let out = run(&["markdown", "nosuch"], root.path());
