@@ -208,6 +208,13 @@ fn not_json(what: &str, body: &[u8], e: &serde_json::Error) -> String {
     } else {
         ""
     };
+    // Valid JSON, but a number past what a 64-bit float holds (`1e400`): the words must not
+    // send the author looking for a syntax error.
+    if e.to_string().starts_with("number out of range") {
+        return bounded(format!(
+            "{what} answered JSON with a number the router cannot hold (past a 64-bit float's range): {e}"
+        ));
+    }
     bounded(format!(
         "{what} answered something that is not JSON: {e}{hint}"
     ))

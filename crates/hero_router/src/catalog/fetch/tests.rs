@@ -249,7 +249,8 @@ fn fingerprints_are_sha256_hex() {
 }
 
 /// "Not JSON" says where the parser stopped, and what the bytes look like when that explains
-/// it: a byte-order mark, or gzip the router did not ask for.
+/// it: a byte-order mark, or gzip the router did not ask for; a number past a float's range
+/// is not called "not JSON".
 #[test]
 fn not_json_says_where_and_names_a_bom_or_gzip() {
     let reason = |body: &[u8]| {
@@ -269,6 +270,12 @@ fn not_json_says_where_and_names_a_bom_or_gzip() {
     assert!(
         reason(&[0x1f, 0x8b, 8, 0])
             .ends_with("(it is gzip-compressed, which the router did not ask for)")
+    );
+    // Valid JSON with a number no float holds is not called "not JSON".
+    let huge = reason(b"{\"x\": 1e400}");
+    assert!(
+        huge.starts_with("GET /openrpc.json answered JSON with a number the router cannot hold"),
+        "{huge}"
     );
 }
 
