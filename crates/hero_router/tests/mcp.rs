@@ -361,13 +361,16 @@ async fn a_150_method_service_is_listed_in_pages_of_100() {
         let all = names(&client).await;
         let expected: Vec<String> = (0..150).map(|i| format!("m_{i:03}")).collect();
         assert_eq!(all, expected);
-        let bad = client
-            .list_tools(Some(
-                PaginatedRequestParams::default().with_cursor(Some("x".into())),
-            ))
-            .await
-            .unwrap_err();
-        assert_eq!(code(&bad), -32602);
+        // No cursor of this endpoint: not one at all, or another service's.
+        for cursor in ["x", "other/3", "a/0"] {
+            let bad = client
+                .list_tools(Some(
+                    PaginatedRequestParams::default().with_cursor(Some(cursor.into())),
+                ))
+                .await
+                .unwrap_err();
+            assert_eq!(code(&bad), -32602, "{cursor}");
+        }
         client.cancel().await.unwrap();
     }
     d.stop().await;
@@ -987,6 +990,55 @@ async fn malformed_requests_get_json_rpc_errors_that_say_what_to_fix() {
         (406, Some(-32600)),
         "{v}"
     );
+    // Every method is held to the media type (rmcp let tools/list through).
+    let list = r#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#;
+    for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
+        let (status, v) = post_raw(&d, content_type, both, list).await;
+        assert_eq!(
+            (status, v["error"]["code"].as_i64()),
+            (415, Some(-32600)),
+            "{content_type}: {v}"
+        );
+    }
+    let (status, v) = post_raw(&d, "application/json; charset=utf-8", both, list).await;
+    assert_eq!(status, 200, "{v}");
+    // An unknown tool's name is echoed cut, not whole.
+    let long = "x".repeat(100_000);
+    let call = format!(
+        r#"{{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{{"name":"{long}","arguments":{{}}}}}}"#
+    );
+    let (status, v) = post_raw(&d, "application/json", both, &call).await;
+    assert_eq!((status, v["error"]["code"].as_i64()), (200, Some(-32602)));
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.len() < 2_000 && message.contains("xxx…"),
+        "{}",
+        message.len()
+    );
+    d.stop().await;
+}
+
+/// A JSON-RPC response a client posts (the gateway sends no requests it could answer) is
+/// accepted with 202 and no body, as Streamable HTTP has it; not a "method" complaint.
+#[tokio::test]
+async fn a_posted_response_is_accepted() {
+    let (_dir, d, _svc) = with_example("example").await;
+    for body in [
+        r#"{"jsonrpc":"2.0","id":5,"result":{}}"#,
+        r#"{"jsonrpc":"2.0","id":"a","error":{"code":-1,"message":"no"}}"#,
+    ] {
+        let req = http::Request::builder()
+            .method("POST")
+            .uri("/mcp/example")
+            .header("host", d.tcp.to_string())
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(Full::new(bytes::Bytes::from(body)))
+            .unwrap();
+        let (status, _, answer) = tcp(&d, req).await;
+        assert_eq!(status, 202, "{body}: {answer:?}");
+        assert!(answer.is_empty(), "{answer:?}");
+    }
     d.stop().await;
 }
 

@@ -156,7 +156,7 @@ fn optional<'h>(headers: &'h HeaderMap, name: &str) -> Option<Option<&'h str>> {
 }
 
 /// `Content-Type: application/json`, parameters allowed.
-fn content_type_json(headers: &HeaderMap) -> bool {
+pub(super) fn content_type_json(headers: &HeaderMap) -> bool {
     single(headers, "content-type").is_some_and(|v| {
         let essence = v.split(';').next().unwrap_or_default().trim();
         essence.eq_ignore_ascii_case("application/json")

@@ -11,6 +11,10 @@
 //!   `initialize` without params and a `cursor` that is no string are `-32602`;
 //! - `Accept: application/json` (or `*/*`, `application/*`) without `text/event-stream` is
 //!   served: the gateway answers JSON only, which such a client accepts;
+//! - a `Content-Type` other than `application/json` is `415` whatever the method (rmcp served
+//!   `tools/list` anyway);
+//! - a JSON-RPC response a client posts is `202 Accepted` and dropped (the gateway sends no
+//!   requests; rmcp said "method must be a string");
 //!
 //! and after, any refusal rmcp writes in plain text is rewritten as a JSON-RPC error with
 //! the same status and rmcp's words (`-32600`).
@@ -30,6 +34,12 @@ const MAX_REFUSAL: usize = 1024;
 /// `request_id` goes into each error's `data`.
 pub(super) fn precheck(parts: &mut Parts, body: &[u8], request_id: &str) -> Option<Response> {
     accept_json_only(&mut parts.headers);
+    // Every POST, whatever its method (rmcp let `tools/list` through with any type).
+    if !super::fast::content_type_json(&parts.headers) {
+        let why = "Unsupported Media Type: Content-Type must be application/json".to_owned();
+        let status = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+        return Some(error(status, Value::Null, INVALID_REQUEST, why, request_id));
+    }
     let message: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => {
@@ -60,6 +70,17 @@ pub(super) fn precheck(parts: &mut Parts, body: &[u8], request_id: &str) -> Opti
             other => format!("invalid request: a JSON-RPC message is an object, not {}", crate::json::kind(&other)),
         };
         return invalid(Value::Null, why);
+    }
+    // A response (to a request the gateway never sends): accepted and dropped, as Streamable
+    // HTTP has the server do with a response a client posts.
+    if message.get("method").is_none()
+        && message.get("id").is_some()
+        && (message.get("result").is_some() || message.get("error").is_some())
+        && message.get("jsonrpc") == Some(&json!("2.0"))
+    {
+        let mut accepted = Response::new(crate::app::full(bytes::Bytes::new()));
+        *accepted.status_mut() = StatusCode::ACCEPTED;
+        return Some(accepted);
     }
     // Not a JSON-RPC message (no "jsonrpc": "2.0", a method that is no string, params that
     // are neither array nor object, an id of another type): rmcp says 415, which blames the

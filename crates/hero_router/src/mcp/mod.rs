@@ -563,6 +563,15 @@ impl Gateway {
         self.index().await
     }
 
+    /// True if `cursor` can be one this endpoint gave: a service's endpoint pages only
+    /// through its own service's tools.
+    fn made_here(&self, cursor: &str) -> bool {
+        match &self.scope {
+            Scope::All => true,
+            Scope::Service(s) => cursor.split_once('/').is_some_and(|(of, _)| of == s),
+        }
+    }
+
     /// Why `name` is not a tool here, in words an agent can act on: it is unknown (a service
     /// that is not in the table is never said to be "gone"; it may never have existed).
     fn unknown_tool(&self, name: &str) -> ErrorData {
@@ -575,6 +584,7 @@ impl Gateway {
                 _ => "tools/list shows the tools this endpoint has now, named {service}__{method}; `hero_router list` shows the services".to_owned(),
             },
         };
+        let name = crate::json::cut_str(name, 256);
         ErrorData::invalid_params(format!("unknown tool {name}: {how}"), self.error_data())
     }
 
@@ -764,9 +774,10 @@ impl ServerHandler for Gateway {
         let listed: Vec<&Entry> = index.tools.iter().filter(|e| e.listed).collect();
         let start = match request.and_then(|r| r.cursor) {
             None => 0,
-            Some(c) => match page_start(&services(&listed), &c) {
+            Some(c) => match page_start(&services(&listed), &c).filter(|_| self.made_here(&c)) {
                 Some(n) => n,
                 None => {
+                    let c = crate::json::cut_str(&c, 256);
                     return Err(ErrorData::invalid_params(
                         format!(
                             "invalid cursor {c:?}: use the nextCursor of the previous page, or none for the first"
@@ -878,6 +889,13 @@ fn error_message(target: &Target, error: &CallError) -> String {
                 code => format!("service {service} answered error {code}: {message}{data}"),
             }
         }
+        CallError::Router {
+            unanswered: Some(crate::upstream::SendError::TooLarge { .. }),
+            message,
+            ..
+        } => format!(
+            "{message}. The answer will be as large again: ask for less (narrower arguments), or raise the router's --max-body."
+        ),
         CallError::Router { code, message, .. } => match *code {
             NO_SUCH_SERVICE => format!(
                 "{message} (it is not in the router's table now). Start it again, or list the tools again to see what is there."

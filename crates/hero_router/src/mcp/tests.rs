@@ -52,6 +52,17 @@ fn every_error_says_what_to_do_and_whose_it_is() {
             },
         )
     };
+    // An answer over --max-body will be too large again: no "retrying may help".
+    let large = error_message(
+        &t,
+        &CallError::unanswered(crate::upstream::SendError::TooLarge { limit: 16 }, "calc"),
+    );
+    assert!(
+        large.contains("larger than 16 bytes")
+            && large.contains("ask for less")
+            && !large.contains("retrying may help"),
+        "{large}"
+    );
     let gone = router(-32001, "no such service: calc");
     assert!(
         gone.starts_with("no such service: calc (it is not in the router's table now)"),

@@ -660,7 +660,14 @@ impl Checks {
         };
         match validator.iter_errors(structured).next() {
             None => Ok(()),
-            Some(e) => Err(cut_line(format!("at {}: {e}", e.instance_path().as_str()))),
+            Some(e) => {
+                let at = match e.instance_path().as_str() {
+                    // The structured content itself (a property it lacks).
+                    "" => "the top level",
+                    path => path,
+                };
+                Err(cut_line(format!("at {at}: {e}")))
+            }
         }
     }
 }

@@ -5,6 +5,7 @@ fn parts(accept: &str) -> Parts {
         .method("POST")
         .uri("/mcp")
         .header("accept", accept)
+        .header("content-type", "application/json")
         .body(())
         .unwrap()
         .into_parts();
@@ -312,5 +313,62 @@ async fn mcp_ids_meta_initialize_and_cursors_are_checked() {
     ] {
         let mut p = parts("application/json, text/event-stream");
         assert!(precheck(&mut p, body.as_bytes(), "rid").is_none(), "{body}");
+    }
+}
+
+/// A POST whose Content-Type is not JSON is 415 whatever its method; JSON with parameters is
+/// fine.
+#[tokio::test]
+async fn every_method_is_held_to_the_media_type() {
+    let list = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    for content_type in [None, Some("text/plain"), Some("application/jsonx")] {
+        let mut p = parts("application/json, text/event-stream");
+        p.headers.remove("content-type");
+        if let Some(t) = content_type {
+            p.headers.insert("content-type", t.parse().unwrap());
+        }
+        let (status, v) = body_of(precheck(&mut p, list, "rid").unwrap()).await;
+        assert_eq!(
+            (status, &v["error"]["code"]),
+            (415, &json!(INVALID_REQUEST)),
+            "{content_type:?}"
+        );
+    }
+    let mut p = parts("application/json, text/event-stream");
+    p.headers.insert(
+        "content-type",
+        "Application/JSON; charset=utf-8".parse().unwrap(),
+    );
+    assert!(precheck(&mut p, list, "rid").is_none());
+}
+
+/// A response a client posts is 202 with no body; a message that only looks like one (no
+/// id, no "jsonrpc") is not.
+#[tokio::test]
+async fn a_posted_response_is_accepted_and_dropped() {
+    for body in [
+        &br#"{"jsonrpc":"2.0","id":5,"result":{}}"#[..],
+        br#"{"jsonrpc":"2.0","id":"x","error":{"code":1,"message":"m"}}"#,
+    ] {
+        let mut p = parts("application/json, text/event-stream");
+        let r = precheck(&mut p, body, "rid").unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        let bytes = crate::app::collect(r.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert!(bytes.is_empty());
+    }
+    for body in [
+        &br#"{"jsonrpc":"2.0","result":{}}"#[..],
+        br#"{"id":5,"result":{}}"#,
+    ] {
+        let mut p = parts("application/json, text/event-stream");
+        let r = precheck(&mut p, body, "rid").unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::BAD_REQUEST,
+            "{}",
+            String::from_utf8_lossy(body)
+        );
     }
 }

@@ -949,3 +949,18 @@ fn open_nodes(schema: &Value) -> usize {
         .sum();
     own + properties + items + members
 }
+
+/// A result that lacks a property its object schema requires is named at "the top level",
+/// not at an empty path (`at : …`); a deeper one at its JSON pointer.
+#[test]
+fn a_result_off_its_schema_says_where() {
+    let schema =
+        json!({"type": "object", "properties": {"v": {"type": "integer"}}, "required": ["v"]});
+    let schema = schema.as_object().unwrap().clone();
+    let checks = Checks::default();
+    let top = checks.result(&schema, &json!({})).unwrap_err();
+    assert!(top.starts_with("at the top level: "), "{top}");
+    let deep = checks.result(&schema, &json!({"v": "x"})).unwrap_err();
+    assert!(deep.starts_with("at /v: "), "{deep}");
+    assert_eq!(checks.result(&schema, &json!({"v": 1})), Ok(()));
+}
