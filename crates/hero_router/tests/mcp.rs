@@ -629,6 +629,20 @@ async fn a_timeout_is_a_tool_error_that_says_so() {
         "{t}"
     );
     client.cancel().await.unwrap();
+    // The call the service never answered counts as the router's error in its traffic, as
+    // the same call through /rpc does.
+    let (_, traffic) =
+        common::rpc(&d, r#"{"jsonrpc":"2.0","id":1,"method":"router.traffic"}"#).await;
+    let traffic = json(&traffic)["result"].clone();
+    let slow = traffic["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "slow")
+        .unwrap_or_else(|| panic!("slow in {traffic}"))
+        .clone();
+    let minute = &slow["windows"]["1m"];
+    assert_eq!(minute["errors"]["router"], 1, "{slow}");
     d.stop().await;
 }
 

@@ -172,6 +172,8 @@ pub(crate) struct Exchange {
     pub traceparent: Option<String>,
     /// The service a tool call went to, and how long it took to answer.
     called: Mutex<Option<Called>>,
+    /// Why a tool call got no answer from its service (the router's error), if one did not.
+    failure: Mutex<Option<String>>,
 }
 
 /// A service a tool call went to, and how long it took to answer.
@@ -265,7 +267,24 @@ impl Exchange {
             request_id,
             traceparent,
             called: Mutex::default(),
+            failure: Mutex::default(),
         }
+    }
+
+    /// Why a tool call of this request got no answer from its service (the first such
+    /// call's router error, `-32003 service … did not answer …`): the request then counts as
+    /// the router's failure in the traffic, as a routed `/rpc` call does, and its access
+    /// line says why.
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn failed(&self, why: String) {
+        let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        failure.get_or_insert(why);
     }
 
     /// The service a tool call went to, and how long it took to answer (the longest, if
@@ -662,7 +681,12 @@ impl Gateway {
         }
         let result = match called {
             Ok(result) => result,
-            Err(e) => return tool_error(error_message(target, &e)),
+            Err(e) => {
+                if let CallError::Router { code, message, .. } = &e {
+                    self.exchange.failed(format!("{code} {message}"));
+                }
+                return tool_error(error_message(target, &e));
+            }
         };
         // The text is the result as the service wrote it; only the structured copy is parsed.
         let text = result.get();

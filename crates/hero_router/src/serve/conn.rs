@@ -782,6 +782,13 @@ impl<S: Stream> Client<'_, S> {
                 meta.route.service = Some(called.service.clone());
             }
         }
+        // A tool call the service never answered is the router's failure, as on `/rpc`.
+        if let Some(failure) = exchange.failure() {
+            self.conn.tally.call_failed = true;
+            if let Some(meta) = self.meta.as_mut() {
+                meta.error = Some(failure);
+            }
+        }
         let service = called.as_ref().map_or(OWN_SERVICE, |c| c.service.as_str());
         front.metrics().record(service, kind, status, answered);
         let no_body = req.head_request || matches!(status, 204 | 304);
