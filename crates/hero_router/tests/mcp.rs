@@ -1032,6 +1032,50 @@ async fn malformed_requests_get_json_rpc_errors_that_say_what_to_fix() {
     d.stop().await;
 }
 
+/// A request over `--max-body` is 413 with a JSON-RPC error an MCP client can read, not the
+/// router's plain error object; the same limit on a proxied request keeps the plain one.
+#[tokio::test]
+async fn a_request_over_the_body_limit_is_a_json_rpc_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_daemon(serve_config(dir.path(), &["--max-body", "1KiB"])).await;
+    let _svc = spawn(example(dir.path(), "example", Spec::Rich))
+        .await
+        .unwrap();
+    d.rescan().await;
+    catalog_until(&d, |c| has_spec(c, "example")).await;
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"echo","arguments":{{"value":"{}"}}}}}}"#,
+        "x".repeat(2048)
+    );
+    let (status, v) = post_raw(
+        &d,
+        "application/json",
+        "application/json, text/event-stream",
+        &big,
+    )
+    .await;
+    assert_eq!(status, 413, "{v}");
+    assert_eq!(v["jsonrpc"], "2.0", "{v}");
+    assert_eq!(v["error"]["code"], -32600, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("larger than the limit of 1024 bytes (--max-body)"),
+        "{v}"
+    );
+    assert!(v["error"]["data"]["request_id"].is_string(), "{v}");
+    let req = common::request("POST", "/example/rpc/rpc", &"x".repeat(2048));
+    let (status, _, body) = tcp(&d, req).await;
+    assert_eq!(status, 413);
+    let plain = json(std::str::from_utf8(&body).unwrap());
+    assert!(
+        plain["error"].as_str().unwrap().contains("--max-body"),
+        "{plain}"
+    );
+    d.stop().await;
+}
+
 /// A JSON-RPC response a client posts (the gateway sends no requests it could answer) is
 /// accepted with 202 and no body, as Streamable HTTP has it; not a "method" complaint.
 #[tokio::test]

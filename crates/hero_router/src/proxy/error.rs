@@ -283,13 +283,42 @@ pub(crate) fn error_parts(e: &ProxyError) -> (StatusCode, Vec<Header>, Vec<u8>) 
     error_parts_for(e, None)
 }
 
+/// How the body of an error answer is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Envelope {
+    /// The router's `{"error": S, …}`.
+    #[default]
+    Plain,
+    /// A JSON-RPC error (`-32600`, the same words, `data.request_id`), with the same status:
+    /// an MCP client reads nothing else (docs/docs-and-mcp.md).
+    JsonRpc,
+}
+
 /// [`error_parts`] for a request with an id: the body says it as `"request_id"` (the
 /// connection driver puts it in the `x-request-id` header too).
 pub(crate) fn error_parts_for(
     e: &ProxyError,
     request_id: Option<&str>,
 ) -> (StatusCode, Vec<Header>, Vec<u8>) {
+    error_parts_as(e, request_id, Envelope::Plain)
+}
+
+/// [`error_parts_for`] with the body in `envelope`.
+pub(crate) fn error_parts_as(
+    e: &ProxyError,
+    request_id: Option<&str>,
+    envelope: Envelope,
+) -> (StatusCode, Vec<Header>, Vec<u8>) {
     let mut body = match (e, e.service()) {
+        (_, _) if envelope == Envelope::JsonRpc => json!({
+            "jsonrpc": "2.0",
+            "id": null,
+            "error": {
+                "code": crate::jsonrpc::INVALID_REQUEST,
+                "message": e.to_string(),
+                "data": {"request_id": request_id},
+            },
+        }),
         // docs/access-and-security.md#allow-list names this one's `error` field; the explanation
         // goes beside it.
         (ProxyError::Forbidden { address }, _) => {
@@ -305,7 +334,7 @@ pub(crate) fn error_parts_for(
         (_, Some(s)) => json!({"error": e.to_string(), "service": s}),
         (_, None) => json!({"error": e.to_string()}),
     };
-    if let Some(id) = request_id {
+    if let (Some(id), Envelope::Plain) = (request_id, envelope) {
         body["request_id"] = json!(id);
     }
     let mut headers = vec![

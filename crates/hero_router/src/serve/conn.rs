@@ -34,7 +34,7 @@ use crate::config::ConnLimits;
 use crate::http1::{self, BodyFraming, Forwarding, HeadLimits, OwnBody, Persist};
 use crate::mcp::Exchange;
 use crate::proxy::Transport;
-use crate::proxy::error::{ProxyError, error_parts_for, with_request_id};
+use crate::proxy::error::{Envelope, ProxyError, error_parts_as, with_request_id};
 use crate::proxy::forward::{
     CLIENT_CLOSED, ClientConn, Failed, Forward, Req, Sent, Stream, Tally, Watchdog,
 };
@@ -129,6 +129,8 @@ struct Client<'s, S: Stream> {
     started: Instant,
     /// When the request being read was held for the first scan (its time counts from then).
     held_since: Option<Instant>,
+    /// How the request in hand's error answers are written (JSON-RPC for MCP).
+    envelope: Envelope,
     /// The call the request in hand waits on, if any: a request cut off while it waits is
     /// named by it, as its answer would have been.
     waiting: Option<Waiting>,
@@ -173,6 +175,7 @@ pub(super) async fn serve<S: Stream>(
         meta: None,
         started: Instant::now(),
         held_since: None,
+        envelope: Envelope::Plain,
         waiting: None,
     };
     let head_limits = HeadLimits {
@@ -651,6 +654,7 @@ impl<S: Stream> Client<'_, S> {
         let started = self.held_since.take().unwrap_or_else(Instant::now);
         self.started = started;
         self.conn.tally = Tally::default();
+        self.envelope = Envelope::Plain;
         let (req, action) = match plan {
             Plan::Reject(e, meta) => {
                 self.conn.request_id = meta.id;
@@ -737,6 +741,10 @@ impl<S: Stream> Client<'_, S> {
             AppTarget::Mcp(_) => "mcp",
             AppTarget::Dashboard(_) => "app",
         };
+        if kind == "mcp" {
+            // A body over `--max-body` (or broken): an MCP client reads only JSON-RPC.
+            self.envelope = Envelope::JsonRpc;
+        }
         let body = match self.conn.read_whole_body(front.shared.max_body).await {
             Ok(body) => body,
             Err(Sent::Body(e)) => return self.fail(front, req, &e, started).await,
@@ -1047,7 +1055,8 @@ impl<S: Stream> Client<'_, S> {
                 meta.error = Some(e.to_string());
             }
         }
-        let (status, headers, body) = error_parts_for(e, Some(self.conn.request_id.as_str()));
+        let id = Some(self.conn.request_id.as_str());
+        let (status, headers, body) = error_parts_as(e, id, self.envelope);
         self.conn.out.clear();
         http1::write_own_head(
             &mut self.conn.out,
