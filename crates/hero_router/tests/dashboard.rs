@@ -511,3 +511,46 @@ async fn the_page_and_the_detail_show_a_service_and_its_methods() {
     svc.shutdown().await;
     d.stop().await;
 }
+
+/// A document with more methods than the detail lists (1,000) says so in `methods_note`,
+/// with the count and where all of them are, rather than cut the list in silence.
+#[tokio::test]
+async fn a_detail_that_lists_part_of_the_methods_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_daemon(config(dir.path(), &[])).await;
+    let methods: Vec<Value> = (0..1200)
+        .map(|i| serde_json::json!({"name": format!("m{i}"), "params": [], "result": {"name": "r", "schema": {}}}))
+        .collect();
+    let doc = serde_json::json!({
+        "openrpc": "1.3.2",
+        "info": {"title": "big", "version": "1"},
+        "methods": methods,
+    });
+    let cfg = ServiceConfig {
+        spec: Spec::Document(doc),
+        ..ServiceConfig::new(dir.path(), "big")
+    };
+    let svc = spawn(cfg).await.unwrap();
+    d.rescan().await;
+    let mut catalogs = d.handle.catalogs();
+    tokio::time::timeout(
+        DEADLINE,
+        catalogs.wait_for(|c| c.get("big").is_some_and(|e| e.document.is_some())),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let (status, _, body) = admin(&d, request("GET", "/api/dashboard/service/big", "")).await;
+    assert_eq!(status, 200);
+    let detail = json(std::str::from_utf8(&body).unwrap());
+    assert_eq!(detail["methods"].as_array().unwrap().len(), 1000);
+    assert_eq!(detail["service"]["methods_count"], 1200);
+    let note = detail["methods_note"].as_str().unwrap_or_default();
+    assert!(
+        note.starts_with("Only the first 1000 of its 1200 methods are listed here")
+            && note.contains("/docs/big/openrpc.json"),
+        "{note}"
+    );
+    svc.shutdown().await;
+    d.stop().await;
+}

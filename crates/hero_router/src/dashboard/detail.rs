@@ -42,11 +42,18 @@ pub(super) fn detail(
         "client_ts": document.map(|_| format!("/docs/{name}/client.ts")),
         "mcp": format!("/mcp/{name}"),
     });
-    let note = methods.and_then(|m| m.refused.as_ref()).map(|why| {
-        Value::String(format!(
+    let listed_all = entry.is_none_or(|e| e.methods.len() <= MAX_METHODS);
+    let note = match methods.and_then(|m| m.refused.as_ref()) {
+        Some(why) => Some(format!(
             "The API document is too large or complex to list its methods here ({why}); read it at /docs/{name}/openrpc.json"
-        ))
-    });
+        )),
+        None if document.is_some() && !listed_all => Some(format!(
+            "Only the first {MAX_METHODS} of its {} methods are listed here; the API docs (/docs/{name}.md) and the OpenRPC document (/docs/{name}/openrpc.json) have them all",
+            entry.map_or(0, |e| e.methods.len())
+        )),
+        None => None,
+    }
+    .map(Value::String);
     let service = serde_json::to_value(view).unwrap_or(Value::Null);
     let members = [
         ("history", Some(Value::Array(history).to_string())),

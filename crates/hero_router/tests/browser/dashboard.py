@@ -61,11 +61,13 @@ def main():
 
         page.route("**/*", only_the_router)
         page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-        restarting = []
+        restarting, asking_for_nosuch = [], []
 
         def console(m):
             # While the router restarts, the browser logs the requests it cut or refused.
             expected = restarting and m.text.startswith("Failed to load resource: net::")
+            # The detail of a service that is not there is a 404 the browser reports.
+            expected = expected or (asking_for_nosuch and "status of 404" in m.text)
             if m.type == "error" and not expected:
                 errors.append(f"console: {m.text}")
 
@@ -125,6 +127,31 @@ def main():
         page.screenshot(path=os.path.join(shots, "dashboard-service.png"), full_page=True)
         inline = "td, a, code, summary, pre, li"
         assert page.evaluate(NOT_ISOLATED, inline) == [], page.evaluate(NOT_ISOLATED, inline)
+
+        # Every form field has an id of its own (its label points at it alone).
+        ids = page.evaluate("[...document.querySelectorAll('#detail [id]')].map(e => e.id)")
+        assert len(ids) == len(set(ids)), ids
+        # An emptied params box sends no params at all.
+        fail = detail.locator('details[data-method="fail"]')
+        fail.locator("summary").click()
+        fail.locator("textarea").fill("")
+        fail.locator('button[type="submit"]').click()
+        expect(fail.locator("pre.answer")).to_contain_text("requested failure")
+        assert '"params"' not in fail.locator("pre.request").text_content()
+
+        # Another service by its hash: the heading follows at once, for one that is not
+        # there and for a name that cannot be one; then back.
+        asking_for_nosuch.append(True)
+        page.evaluate("location.hash = '#service=nosuch'")
+        expect(page.locator("#h-detail")).to_have_text("Service nosuch")
+        expect(detail.locator(".error")).to_contain_text("no such service")
+        asking_for_nosuch.clear()
+        page.evaluate("location.hash = '#service=a.b'")
+        expect(page.locator("#h-detail")).to_have_text("Service a.b")
+        expect(detail.locator(".error")).to_contain_text("not a service name")
+        page.evaluate("location.hash = '#service=calc'")
+        expect(page.locator("#h-detail")).to_have_text("Service calc")
+        expect(detail.locator('details[data-method="add"]')).to_have_count(1)
 
         # The service's docs page: text from its spec is isolated there too.
         docs = browser.new_page()

@@ -268,7 +268,7 @@
   }
   async function refreshDetail() {
     const name = detailName;
-    if (!name) return;
+    if (!name || !serviceName.test(name)) return;
     let d;
     try {
       const r = await fetch('/api/dashboard/service/' + encodeURIComponent(name));
@@ -336,9 +336,11 @@
       kv([['State', s.spec.state], ['Reason', s.spec.reason ? el('span', { class: 'error' }, s.spec.reason) : null],
         ['OpenRPC', s.spec.openrpc], ['Fingerprint', s.spec.fingerprint],
         ['Fetched', s.spec.fetched_unix_ms ? time(s.spec.fetched_unix_ms) : null]]),
-      el('h3', {}, `Methods (${d.methods.length})`),
-      ...(d.methods.length ? d.methods.map((m) => method(s.name, m, open.has(m.name), kept.get(m.name)))
-        : [el('p', {}, 'No methods: the service has no spec, or its spec lists none.')]));
+      el('h3', {}, s.methods_count > d.methods.length
+        ? `Methods (${d.methods.length} of ${s.methods_count})` : `Methods (${d.methods.length})`),
+      d.methods_note ? el('p', { class: 'note' }, d.methods_note) : null,
+      ...(d.methods.length ? d.methods.map((m, i) => method(s.name, m, i, open.has(m.name), kept.get(m.name)))
+        : d.methods_note ? [] : [el('p', {}, 'No methods: the service has no spec, or its spec lists none.')]));
   }
   // The open service's charts, from /api/traffic: redrawn on each `traffic` frame (at most
   // once a second).
@@ -372,15 +374,17 @@
           el('span', { class: 'key p99' }, 'p99'), ' latency, ms per 10 s')));
   }
   let callId = 0;
-  function method(service, m, isOpen, kept) {
-    const id = 'try-' + service + '-' + m.name.replace(/[^A-Za-z0-9_-]/g, '_');
+  function method(service, m, index, isOpen, kept) {
+    // By place, not by name: two names may read alike once made safe for an id.
+    const id = 'try-' + service + '-' + index;
     const params = el('textarea', { id: id + '-params', 'aria-label': `params of ${m.name} (JSON)` });
     params.value = kept ? kept.params : JSON.stringify(m.example_params);
     const request = el('pre', { class: 'request', 'aria-label': 'request' }, kept ? kept.request : '');
     const answer = el('pre', { class: 'answer', 'aria-label': 'answer', 'aria-live': 'polite' }, kept ? kept.answer : '');
     const call = async () => {
+      // An empty box sends no params at all (a method that takes none).
       let p;
-      try { p = JSON.parse(params.value); } catch (e) {
+      try { p = params.value.trim() === '' ? undefined : JSON.parse(params.value); } catch (e) {
         request.textContent = '';
         answer.textContent = 'The params are not JSON: ' + e.message;
         return;
@@ -409,16 +413,26 @@
         el('button', { type: 'submit' }, 'Call ' + service + '.' + m.name)),
       request, answer);
   }
+  // A service's name as its directory is named (docs/sockets-and-reaping.md#service-names).
+  const serviceName = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
   function route() {
-    const m = /^#service=([A-Za-z0-9_-]+)$/.exec(location.hash);
-    const name = m ? m[1] : null;
+    const m = /^#service=(.*)$/.exec(location.hash);
+    let name = null;
+    if (m) { try { name = decodeURIComponent(m[1]); } catch (_) { name = m[1]; } }
     if (name === detailName) return;
     detailName = name;
     $('#detail').hidden = !name;
-    if (name) {
-      $('#detail-body').replaceChildren(el('p', {}, 'Loading…'));
-      refreshDetail().then(() => $('#h-detail').focus());
+    if (!name) { $('#detail-body').replaceChildren(); return; }
+    // The heading names what was asked for at once: never the service shown before.
+    $('#h-detail').textContent = `Service ${name}`;
+    if (!serviceName.test(name)) {
+      $('#detail-body').replaceChildren(el('p', { class: 'error' },
+        `${name}: not a service name (letters, digits, _ and -, up to 64, starting with a letter or digit)`));
+      $('#h-detail').focus();
+      return;
     }
+    $('#detail-body').replaceChildren(el('p', {}, 'Loading…'));
+    refreshDetail().then(() => $('#h-detail').focus());
   }
 
   // --- wiring ---------------------------------------------------------------------------------
