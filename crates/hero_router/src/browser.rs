@@ -194,7 +194,8 @@ pub(crate) fn html_csp(scripts: &[&str], styles: &[&str]) -> String {
     };
     format!(
         "default-src 'none'; script-src{script}; style-src{style}; connect-src 'self'; \
-         img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+         worker-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; \
+         form-action 'none'"
     )
 }
 

@@ -139,6 +139,18 @@ fn parse_block(block: &str) -> Option<Sse> {
     })
 }
 
+/// Waits until the catalog holds `service`'s document.
+async fn document_of(d: &Daemon, service: &str) {
+    let mut catalogs = d.handle.catalogs();
+    tokio::time::timeout(
+        DEADLINE,
+        catalogs.wait_for(|c| c.get(service).is_some_and(|e| e.document.is_some())),
+    )
+    .await
+    .expect("the catalog has the document in time")
+    .unwrap();
+}
+
 fn example(root: &Path, name: &str) -> ServiceConfig {
     ServiceConfig {
         spec: Spec::Rich,
@@ -427,14 +439,7 @@ async fn the_page_and_the_detail_show_a_service_and_its_methods() {
     let d = start_daemon(config(dir.path(), &[])).await;
     let svc = spawn(example(dir.path(), "calc")).await.unwrap();
     d.rescan().await;
-    let mut catalogs = d.handle.catalogs();
-    tokio::time::timeout(
-        DEADLINE,
-        catalogs.wait_for(|c| c.get("calc").is_some_and(|e| e.document.is_some())),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    document_of(&d, "calc").await;
 
     for listener in ["admin listener", "admin.sock"] {
         let (status, headers, body) = match listener {
@@ -532,14 +537,7 @@ async fn a_detail_that_lists_part_of_the_methods_says_so() {
     };
     let svc = spawn(cfg).await.unwrap();
     d.rescan().await;
-    let mut catalogs = d.handle.catalogs();
-    tokio::time::timeout(
-        DEADLINE,
-        catalogs.wait_for(|c| c.get("big").is_some_and(|e| e.document.is_some())),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    document_of(&d, "big").await;
     let (status, _, body) = admin(&d, request("GET", "/api/dashboard/service/big", "")).await;
     assert_eq!(status, 200);
     let detail = json(std::str::from_utf8(&body).unwrap());

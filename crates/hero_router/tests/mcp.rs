@@ -631,18 +631,8 @@ async fn a_timeout_is_a_tool_error_that_says_so() {
     client.cancel().await.unwrap();
     // The call the service never answered counts as the router's error in its traffic, as
     // the same call through /rpc does.
-    let (_, traffic) =
-        common::rpc(&d, r#"{"jsonrpc":"2.0","id":1,"method":"router.traffic"}"#).await;
-    let traffic = json(&traffic)["result"].clone();
-    let slow = traffic["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "slow")
-        .unwrap_or_else(|| panic!("slow in {traffic}"))
-        .clone();
-    let minute = &slow["windows"]["1m"];
-    assert_eq!(minute["errors"]["router"], 1, "{slow}");
+    let slow = common::traffic_of(&d, "slow").await;
+    assert_eq!(slow["windows"]["1m"]["errors"]["router"], 1, "{slow}");
     d.stop().await;
 }
 
@@ -1230,15 +1220,7 @@ async fn a_tool_call_carries_the_request_id_and_trace_and_counts_as_the_services
     assert_ne!(parts[2], client_span, "the router's own span: {parent}");
 
     // The call counts as the service's traffic, as a routed call through /rpc does.
-    let (_, traffic) =
-        common::rpc(&d, r#"{"jsonrpc":"2.0","id":1,"method":"router.traffic"}"#).await;
-    let traffic = json(&traffic)["result"].clone();
-    let calc = traffic["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "calc")
-        .unwrap_or_else(|| panic!("calc in {traffic}"));
+    let calc = common::traffic_of(&d, "calc").await;
     assert_eq!(calc["windows"]["1m"]["requests"], 1, "{calc}");
 
     // An error the gateway makes names the request's id, as every error the router makes.

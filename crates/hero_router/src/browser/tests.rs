@@ -144,8 +144,8 @@ fn csp_hashes_are_sha256_base64() {
     assert_eq!(
         html_csp(&["alert(1)"], &[]),
         "default-src 'none'; script-src 'sha256-bhHHL3z2vDgxUt0W3dWQOrprscmda2Y5pLsLg4GF+pI='; \
-             style-src 'none'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; \
-             base-uri 'none'; form-action 'none'"
+             style-src 'none'; connect-src 'self'; worker-src 'self'; img-src 'self' data:; \
+             frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
     );
     assert_eq!(base64(b""), "");
     assert_eq!(base64(b"f"), "Zg==");

@@ -45,6 +45,10 @@ pub(crate) use hub::Hub;
 const PAGE: &str = include_str!("assets/page.html.j2");
 const SCRIPT: &str = include_str!("assets/app.js");
 const STYLE: &str = include_str!("assets/app.css");
+/// The shared worker that holds the one live feed of all the page's tabs.
+const FEED_WORKER: &str = include_str!("assets/feed.js");
+/// The worker's own policy: it only opens the feed.
+const FEED_WORKER_CSP: &str = "default-src 'none'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 /// What the dashboard reads and calls.
 #[derive(Clone)]
@@ -68,6 +72,9 @@ pub(crate) enum Page {
     Home,
     /// `GET /api/events`: the live feed.
     Events,
+    /// `GET /api/feed.js`: the shared worker that holds one live feed for all of a browser's
+    /// tabs of the page.
+    FeedWorker,
     /// `GET /api/dashboard/service/{name}`: one service's detail (the name percent-decoded).
     Service(String),
     /// `POST /api/scan`: a full scan now.
@@ -84,6 +91,7 @@ impl Page {
         match path {
             "/" => Some((Page::Home, READ)),
             "/api/events" => Some((Page::Events, READ)),
+            "/api/feed.js" => Some((Page::FeedWorker, READ)),
             "/api/scan" => Some((Page::Scan, "POST")),
             "/api/traffic" => Some((Page::Traffic, READ)),
             _ => {
@@ -113,6 +121,18 @@ pub(crate) async fn answer(state: &State, page: Page, headers: &HeaderMap) -> Re
     match page {
         Page::Home => home(state),
         Page::Events => events(state, headers),
+        Page::FeedWorker => {
+            let mut answer = crate::app::answer(
+                StatusCode::OK,
+                "text/javascript; charset=utf-8",
+                FEED_WORKER,
+            );
+            let csp = HeaderValue::from_static(FEED_WORKER_CSP);
+            answer
+                .headers_mut()
+                .insert(header::CONTENT_SECURITY_POLICY, csp);
+            no_store(answer)
+        }
         Page::Service(name) => service(state, name).await,
         Page::Scan => scan(state).await,
         Page::Traffic => crate::app::json(&state.shared.traffic()),

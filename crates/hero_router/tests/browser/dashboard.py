@@ -50,7 +50,9 @@ def main():
             # Root in a container: no user namespaces for the sandbox, a small /dev/shm.
             args=["--no-sandbox", "--disable-dev-shm-usage"],
         )
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        # One context: its tabs share the browser's connections to the router, as a user's do.
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
 
         def only_the_router(route):
             if route.request.url.startswith(base + "/"):
@@ -78,6 +80,26 @@ def main():
         expect(page.locator("#conn")).to_have_attribute("data-state", "live")
         expect(page.locator('tr[data-name="hero_router"] .status')).to_have_text("healthy")
         page.evaluate("window.__sameDocument = true")
+
+        # Eight tabs in one browser: a browser keeps six connections to one origin, and a
+        # feed per tab took them all. The tabs share one feed, so every tab is live and the
+        # last one's actions still go through.
+        tabs = []
+        for _ in range(7):
+            tab = context.new_page()
+            tab.route("**/*", only_the_router)
+            tab.on("console", console)
+            tab.on("pageerror", lambda e: errors.append(f"tab page error: {e}"))
+            tab.goto(base + "/")
+            expect(tab.locator("#conn")).to_have_attribute("data-state", "live")
+            tabs.append(tab)
+        scanned = tabs[-1].evaluate(
+            "() => Promise.race([fetch('/api/scan', {method: 'POST'}).then(r => r.status),"
+            " new Promise(done => setTimeout(() => done('no answer in 10 s'), 10000))])"
+        )
+        assert scanned == 200, scanned
+        for tab in tabs:
+            tab.close()
 
         # A service starts: its row appears without a reload.
         (bound_ms,) = ask("start calc")

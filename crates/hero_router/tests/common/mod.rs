@@ -385,6 +385,18 @@ pub async fn rpc(d: &Daemon, body: &str) -> (u16, String) {
     (s.as_u16(), String::from_utf8(b.to_vec()).unwrap())
 }
 
+/// `service`'s entry in the `router.traffic` result (`{"name", "windows", "slots"}`); panics
+/// with the whole result if it has none.
+pub async fn traffic_of(d: &Daemon, service: &str) -> serde_json::Value {
+    let (_, body) = rpc(d, r#"{"jsonrpc":"2.0","id":1,"method":"router.traffic"}"#).await;
+    let traffic = json(&body)["result"].clone();
+    traffic["services"]
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["name"] == service))
+        .cloned()
+        .unwrap_or_else(|| panic!("{service} in {traffic}"))
+}
+
 pub fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
 }

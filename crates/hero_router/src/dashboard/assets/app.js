@@ -169,24 +169,52 @@
     c.dataset.state = state;
     c.textContent = text;
   }
-  function on(name, handler) {
-    source.addEventListener(name, (m) => {
-      let data;
-      try { data = JSON.parse(m.data); } catch (_) { return; }
-      handler(data, m);
-    });
+  const handlers = new Map();
+  function on(name, handler) { handlers.set(name, handler); }
+  // One event of the feed, from the shared worker or the page's own stream.
+  function deliver(name, text, lastEventId) {
+    const handler = handlers.get(name);
+    if (!handler) return;
+    let data;
+    try { data = JSON.parse(text); } catch (_) { return; }
+    handler(data, { lastEventId: lastEventId || '' });
   }
+  function feedState(state) {
+    if (state === 'open') setConn('live', '● live');
+    else if (state === 'closed') setConn('reconnecting', '◌ feed closed; reconnecting…');
+    else setConn('reconnecting', '◌ feed lost; reconnecting (the table may be stale)…');
+  }
+  const FEED_EVENTS = ['snapshot', 'service', 'socket', 'reap', 'traffic', 'scan'];
+  // All of a browser's tabs of the dashboard share one stream through a shared worker
+  // (/api/feed.js): a stream per tab would take all six connections a browser keeps to one
+  // origin with six tabs open, and every other request of the page would wait. A browser
+  // without shared workers gives each page a stream of its own.
   function connect() {
+    if (window.SharedWorker) {
+      try {
+        const worker = new SharedWorker('/api/feed.js', { name: 'hero_router live feed' });
+        worker.port.onmessage = (m) => {
+          if (m.data.state) feedState(m.data.state);
+          else deliver(m.data.event, m.data.data, m.data.id);
+        };
+        worker.port.start();
+        window.addEventListener('pagehide', () => worker.port.postMessage('bye'));
+        return;
+      } catch (_) { /* a stream of the page's own, below */ }
+    }
     source = new EventSource('/api/events');
-    source.onopen = () => setConn('live', '● live');
+    source.onopen = () => feedState('open');
     source.onerror = () => {
       if (source.readyState === EventSource.CLOSED) {
-        setConn('reconnecting', '◌ feed closed; reconnecting…');
+        feedState('closed');
         setTimeout(connect, 2000);
       } else {
-        setConn('reconnecting', '◌ feed lost; reconnecting (the table may be stale)…');
+        feedState('lost');
       }
     };
+    for (const name of FEED_EVENTS) source.addEventListener(name, (m) => deliver(name, m.data, m.lastEventId));
+  }
+  function subscribe() {
     on('snapshot', (d, m) => {
       // Which router instance the page follows: a restart shows as a new one.
       $('#conn').dataset.instance = (m.lastEventId || '').split('-')[0];
@@ -465,5 +493,6 @@
   setInterval(() => { if (!document.hidden) poll(); }, 5000);
   poll();
   route();
+  subscribe();
   connect();
 })();
