@@ -37,6 +37,18 @@ fn boundary_at(text: &str, max: usize) -> usize {
     end
 }
 
+/// Words to add to a JSON parser's error where its own mislead: a lone UTF-16 surrogate
+/// escape (`"\ud800"`, which Python's `json.dumps` writes for a string holding one) is
+/// reported as a bad or unfinished hex escape.
+pub(crate) fn parse_hint(e: &serde_json::Error) -> &'static str {
+    let message = e.to_string();
+    if message.contains("surrogate") || message.contains("end of hex escape") {
+        " (a \\uD800-\\uDFFF escape is half of a UTF-16 pair and must be followed by its other half: a string holding a lone surrogate is not valid Unicode)"
+    } else {
+        ""
+    }
+}
+
 /// A JSON value's kind, as a message says it: "an array", "a string", "null".
 pub(crate) fn kind(value: &Value) -> &'static str {
     match value {

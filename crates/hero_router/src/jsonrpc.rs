@@ -110,7 +110,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<Body<'_>, BodyError> {
         let hint = if text.starts_with('\u{feff}') {
             " (the body starts with a UTF-8 byte-order mark, which JSON does not allow: send it without)"
         } else {
-            ""
+            crate::json::parse_hint(&e)
         };
         BodyError::Parse(format!("{e}{hint}"))
     })?;

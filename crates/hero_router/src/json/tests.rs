@@ -1,7 +1,7 @@
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::pretty;
+use super::{parse_hint, pretty};
 
 fn raw(text: &str) -> Box<RawValue> {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("{text:?}: {e}"))
@@ -173,5 +173,23 @@ fn pretty_json_round_trip_keeps_every_token() {
                 context()
             );
         }
+    }
+}
+
+/// A lone surrogate escape, as Python's `json.dumps` writes one, gets words that say what is
+/// wrong; other parse errors get none.
+#[test]
+fn a_lone_surrogate_gets_a_hint() {
+    for text in [
+        r#"{"m":"\ud800"}"#,
+        r#"{"m":"\ud800x"}"#,
+        r#"{"m":"\udc00"}"#,
+    ] {
+        let e = serde_json::from_str::<Value>(text).unwrap_err();
+        assert!(parse_hint(&e).contains("UTF-16 pair"), "{text}: {e}");
+    }
+    for text in ["{", r#"{"m":"\u12g4"}"#, "[1,]"] {
+        let e = serde_json::from_str::<Value>(text).unwrap_err();
+        assert_eq!(parse_hint(&e), "", "{text}: {e}");
     }
 }

@@ -43,7 +43,8 @@ pub(super) fn precheck(parts: &mut Parts, body: &[u8], request_id: &str) -> Opti
     let message: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => {
-            let why = format!("parse error: the body is not JSON ({e})");
+            let hint = crate::json::parse_hint(&e);
+            let why = format!("parse error: the body is not JSON ({e}){hint}");
             return Some(error(
                 StatusCode::BAD_REQUEST,
                 Value::Null,
