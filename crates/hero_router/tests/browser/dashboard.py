@@ -130,6 +130,12 @@ def main():
         expect(detail).to_be_visible()
         expect(page.locator("#h-detail")).to_have_text("Service calc")
         expect(detail.locator('a[href="/docs/calc"]')).to_have_count(1)
+        # Its parts are elements: no stray text (a `null` for a note it does not have).
+        stray = page.evaluate(
+            "[...document.querySelector('#detail-body').childNodes]"
+            ".filter(n => n.nodeType === Node.TEXT_NODE).map(n => n.textContent)"
+        )
+        assert stray == [], stray
         expect(detail.locator("#mcp-url")).to_have_attribute("href", services + "/mcp/calc")
         expect(detail.locator("#mcp-url")).to_have_text(services + "/mcp/calc")
 

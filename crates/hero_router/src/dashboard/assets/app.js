@@ -366,7 +366,7 @@
         ['Fetched', s.spec.fetched_unix_ms ? time(s.spec.fetched_unix_ms) : null]]),
       el('h3', {}, s.methods_count > d.methods.length
         ? `Methods (${d.methods.length} of ${s.methods_count})` : `Methods (${d.methods.length})`),
-      d.methods_note ? el('p', { class: 'note' }, d.methods_note) : null,
+      ...(d.methods_note ? [el('p', { class: 'note' }, d.methods_note)] : []),
       ...(d.methods.length ? d.methods.map((m, i) => method(s.name, m, i, open.has(m.name), kept.get(m.name)))
         : d.methods_note ? [] : [el('p', {}, 'No methods: the service has no spec, or its spec lists none.')]));
   }
