@@ -1298,6 +1298,26 @@ async fn a_router_still_on_its_first_scan_says_so() {
             "{path}: {v}"
         );
     }
+    // The MCP gateway too, in JSON-RPC (its clients read nothing else).
+    for path in ["/mcp/svc", "/mcp"] {
+        let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+        let mut req = request("POST", path, body);
+        req.headers_mut().insert(
+            "accept",
+            "application/json, text/event-stream".parse().unwrap(),
+        );
+        let (status, _, text) = tcp(&d, req).await;
+        assert_eq!(status, 503, "{path}");
+        let v = json(std::str::from_utf8(&text).unwrap());
+        assert_eq!(v["error"]["code"], -32600, "{path}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("the router is still starting"),
+            "{path}: {v}"
+        );
+    }
     release.send(()).unwrap();
     d.handle.ready().await;
     let v = call("router.services").await;

@@ -50,7 +50,7 @@ use serde_json::Value;
 use crate::app::{Request, Response};
 use crate::jsonrpc::{BAD_UPSTREAM, NO_SUCH_SERVICE, NOT_LIVE, UPSTREAM_TIMEOUT};
 use crate::proxy::error::ProxyError;
-use crate::proxy::error::error_response;
+use crate::proxy::error::{Envelope, error_response};
 use crate::proxy::path::PathError;
 use crate::registry::catalog::Catalog;
 use crate::registry::names::OWN_SERVICE;
@@ -200,6 +200,20 @@ impl Endpoints {
         request: Request,
         exchange: Arc<Exchange>,
     ) -> Response {
+        // Right after start-up every request waits for the first scan, as a routed call does;
+        // past `--upstream-timeout` an empty table would read as "no such service" or no tools.
+        let registry = &shared.registry;
+        if !registry.table().scanned() {
+            registry.wait_ready(shared.upstream_timeout).await;
+            let table = registry.table();
+            if !table.scanned() {
+                let e = ProxyError::Starting {
+                    root: table.root.display().to_string(),
+                };
+                let id = Some(exchange.request_id.as_str());
+                return crate::proxy::error::error_response_as(&e, id, Envelope::JsonRpc);
+            }
+        }
         // A service that left the table keeps its endpoint for the clients that used it: an
         // empty tool list that says why keeps them connected, where a 404 reads as the whole
         // server failing. One the gateway never served is unknown.

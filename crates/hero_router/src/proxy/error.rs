@@ -276,13 +276,6 @@ impl ProxyError {
 /// A header of an answer the router makes itself.
 pub(crate) type Header = (&'static str, Cow<'static, str>);
 
-/// The single mapping from an error to an answer: status, headers, and the JSON body
-/// `{"error": S, "service": S?}` (`{"error": "forbidden", "message": S, "address": S}` for a
-/// client the allow-list turns away). Every answer the router makes itself comes from here.
-pub(crate) fn error_parts(e: &ProxyError) -> (StatusCode, Vec<Header>, Vec<u8>) {
-    error_parts_for(e, None)
-}
-
 /// How the body of an error answer is written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) enum Envelope {
@@ -294,7 +287,10 @@ pub(crate) enum Envelope {
     JsonRpc,
 }
 
-/// [`error_parts`] for a request with an id: the body says it as `"request_id"` (the
+/// The single mapping from an error to an answer: status, headers, and the JSON body
+/// `{"error": S, "service": S?}` (`{"error": "forbidden", "message": S, "address": S}` for a
+/// client the allow-list turns away). Every answer the router makes itself comes from here
+/// ([`error_parts_as`]). With a request id, the body says it as `"request_id"` (the
 /// connection driver puts it in the `x-request-id` header too).
 pub(crate) fn error_parts_for(
     e: &ProxyError,
@@ -386,7 +382,16 @@ pub(crate) fn with_request_id(body: &[u8], id: &str) -> Option<Vec<u8>> {
 /// the applications (the dashboard, the MCP gateway): the same bytes the connection driver
 /// writes for it.
 pub(crate) fn error_response(e: &ProxyError) -> crate::app::Response {
-    let (status, headers, body) = error_parts(e);
+    error_response_as(e, None, Envelope::Plain)
+}
+
+/// [`error_response`] for a request with an id, its body in `envelope`.
+pub(crate) fn error_response_as(
+    e: &ProxyError,
+    request_id: Option<&str>,
+    envelope: Envelope,
+) -> crate::app::Response {
+    let (status, headers, body) = error_parts_as(e, request_id, envelope);
     let mut response = crate::app::Response::new(crate::app::full(body));
     *response.status_mut() = status;
     for (name, value) in headers {

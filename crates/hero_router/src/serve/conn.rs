@@ -8,7 +8,7 @@
 //! - `GET`/`HEAD` of the router's own endpoints;
 //! - a proxied request (`/{service}/{kind}/…`): the rewritten head and the body go upstream,
 //!   the answer comes back;
-//! - anything else: an error from [`error_parts`], the one error function.
+//! - anything else: an error from [`error_parts_as`], the one error function.
 //!
 //! A head the router refuses (ambiguous framing, no or two `Host`, over the limits) is answered
 //! and the connection closed: no byte after such a head can be trusted to start a request.

@@ -41,7 +41,7 @@ fn statuses_follow_the_contract() {
         ),
     ];
     for (e, status) in cases {
-        let (s, headers, body) = error_parts(&e);
+        let (s, headers, body) = error_parts_for(&e, None);
         assert_eq!(s.as_u16(), status, "{e:?}");
         assert_eq!(
             headers.iter().any(|(n, _)| *n == "retry-after"),
