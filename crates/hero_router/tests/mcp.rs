@@ -1019,6 +1019,12 @@ async fn malformed_requests_get_json_rpc_errors_that_say_what_to_fix() {
         "{}",
         message.len()
     );
+    // So is a method rmcp does not know (its own error echoes it).
+    let unknown = format!(r#"{{"jsonrpc":"2.0","id":7,"method":"{long}"}}"#);
+    let (status, v) = post_raw(&d, "application/json", both, &unknown).await;
+    assert_eq!((status, v["error"]["code"].as_i64()), (200, Some(-32601)));
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.len() < 2_000, "{}", message.len());
     d.stop().await;
 }
 
@@ -1063,6 +1069,29 @@ async fn a_request_over_the_body_limit_is_a_json_rpc_error() {
         plain["error"].as_str().unwrap().contains("--max-body"),
         "{plain}"
     );
+    d.stop().await;
+}
+
+/// A `tools/call` of a tool that is not there asked no service: it counts as the router's
+/// error in the traffic, as a routed call to a service that is not there does.
+#[tokio::test]
+async fn an_unknown_tool_counts_as_the_routers_error() {
+    let (_dir, d, _svc) = with_example("example").await;
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"nosuch","arguments":{}}}"#;
+    let both = "application/json, text/event-stream";
+    let (status, v) = post_raw(&d, "application/json", both, call).await;
+    assert_eq!((status, v["error"]["code"].as_i64()), (200, Some(-32602)));
+    // Counted as its exchange ends, maybe just after the answer was read: looked at until it
+    // is there (the looks themselves are calls the router answers without error).
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let own = loop {
+        let own = common::traffic_of(&d, "hero_router").await;
+        if own["windows"]["1m"]["errors"]["router"] != 0 || tokio::time::Instant::now() > deadline {
+            break own;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(own["windows"]["1m"]["errors"]["router"], 1, "{own}");
     d.stop().await;
 }
 

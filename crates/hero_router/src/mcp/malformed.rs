@@ -72,11 +72,19 @@ pub(super) fn precheck(parts: &mut Parts, body: &[u8], request_id: &str) -> Opti
         };
         return invalid(Value::Null, why);
     }
+    let answers = message.get("result").is_some() || message.get("error").is_some();
+    if answers && message.get("method").is_some() {
+        let why = "invalid request: a JSON-RPC message is a request (`method`) or a response (`result` or `error`), not both".to_owned();
+        let id = message.get("id").filter(|id| mcp_id(id)).cloned();
+        return invalid(id.unwrap_or(Value::Null), why);
+    }
     // A response (to a request the gateway never sends): accepted and dropped, as Streamable
-    // HTTP has the server do with a response a client posts.
-    if message.get("method").is_none()
-        && message.get("id").is_some()
-        && (message.get("result").is_some() || message.get("error").is_some())
+    // HTTP has the server do with a response a client posts. Its id is one MCP allows, or
+    // null (the answer to a request that could not be read).
+    if answers
+        && message
+            .get("id")
+            .is_some_and(|id| id.is_null() || mcp_id(id))
         && message.get("jsonrpc") == Some(&json!("2.0"))
     {
         let mut accepted = Response::new(crate::app::full(bytes::Bytes::new()));
@@ -281,6 +289,13 @@ async fn with_request_id(answer: Response, request_id: &str) -> Response {
     let Some(error) = v.get_mut("error").and_then(Value::as_object_mut) else {
         return rebuilt(bytes);
     };
+    // rmcp echoes what the client sent (an unknown method, a header that does not match the
+    // body) whole: a huge name would come back whole.
+    if let Some(Value::String(message)) = error.get_mut("message") {
+        if message.len() > MAX_REFUSAL {
+            *message = crate::json::cut_str(message, MAX_REFUSAL);
+        }
+    }
     match error.get_mut("data") {
         Some(Value::Object(data)) => {
             data.entry("request_id")

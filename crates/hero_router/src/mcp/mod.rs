@@ -842,7 +842,12 @@ impl ServerHandler for Gateway {
     ) -> Result<CallToolResponse, ErrorData> {
         let index = self.ready_index().await;
         let Some(&i) = index.by_name.get(request.name.as_ref()) else {
-            return Err(self.unknown_tool(&request.name));
+            // No service was asked: the router's failure in the traffic, as a routed call to
+            // a service that is not there (`-32001`) is.
+            let error = self.unknown_tool(&request.name);
+            self.exchange
+                .failed(format!("{} {}", error.code.0, error.message));
+            return Err(error);
         };
         let entry = &index.tools[i];
         let result = self

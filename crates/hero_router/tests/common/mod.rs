@@ -385,16 +385,26 @@ pub async fn rpc(d: &Daemon, body: &str) -> (u16, String) {
     (s.as_u16(), String::from_utf8(b.to_vec()).unwrap())
 }
 
-/// `service`'s entry in the `router.traffic` result (`{"name", "windows", "slots"}`); panics
-/// with the whole result if it has none.
+/// `service`'s entry in the `router.traffic` result (`{"name", "windows", "slots"}`), once
+/// it has one: a request is counted as its exchange ends, which may be just after its client
+/// read the answer. Panics with the whole result if none comes within 10 s.
 pub async fn traffic_of(d: &Daemon, service: &str) -> serde_json::Value {
-    let (_, body) = rpc(d, r#"{"jsonrpc":"2.0","id":1,"method":"router.traffic"}"#).await;
-    let traffic = json(&body)["result"].clone();
-    traffic["services"]
-        .as_array()
-        .and_then(|all| all.iter().find(|s| s["name"] == service))
-        .cloned()
-        .unwrap_or_else(|| panic!("{service} in {traffic}"))
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = rpc(d, r#"{"jsonrpc":"2.0","id":1,"method":"router.traffic"}"#).await;
+        let traffic = json(&body)["result"].clone();
+        let found = traffic["services"]
+            .as_array()
+            .and_then(|all| all.iter().find(|s| s["name"] == service))
+            .cloned();
+        match found {
+            Some(entry) => return entry,
+            None if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            None => panic!("{service} in {traffic}"),
+        }
+    }
 }
 
 pub fn json(s: &str) -> serde_json::Value {

@@ -372,3 +372,31 @@ async fn a_posted_response_is_accepted_and_dropped() {
         );
     }
 }
+
+/// A message that is both a request and a response is no JSON-RPC message (400, not rmcp's
+/// 415); a response whose id MCP does not allow is refused, not accepted.
+#[tokio::test]
+async fn a_request_and_response_at_once_or_a_bad_response_id_is_invalid() {
+    for body in [
+        &br#"{"jsonrpc":"2.0","id":5,"result":{},"method":"tools/list"}"#[..],
+        br#"{"jsonrpc":"2.0","method":"notifications/x","error":{"code":1,"message":"m"}}"#,
+        br#"{"jsonrpc":"2.0","id":1.5,"result":{}}"#,
+        br#"{"jsonrpc":"2.0","id":{"a":1},"result":{}}"#,
+    ] {
+        let mut p = parts("application/json, text/event-stream");
+        let (status, v) = body_of(precheck(&mut p, body, "rid").unwrap()).await;
+        let text = String::from_utf8_lossy(body);
+        assert_eq!(
+            (status, &v["error"]["code"]),
+            (400, &json!(INVALID_REQUEST)),
+            "{text}: {v}"
+        );
+    }
+    let mut p = parts("application/json, text/event-stream");
+    let r = precheck(
+        &mut p,
+        br#"{"jsonrpc":"2.0","id":null,"error":{"code":1,"message":"m"}}"#,
+        "rid",
+    );
+    assert_eq!(r.unwrap().status(), StatusCode::ACCEPTED);
+}
