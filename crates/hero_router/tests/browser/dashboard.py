@@ -167,6 +167,28 @@ def main():
         expect(fail.locator("pre.answer")).to_contain_text("requested failure")
         assert '"params"' not in fail.locator("pre.request").text_content()
 
+        # A half-typed params box keeps its text and its focus when the detail is drawn again
+        # (a new tab makes the shared feed start over with a snapshot, which redraws it).
+        box = add.locator("textarea")
+        box.fill('{"typed":')
+        box.focus()
+        box_id = box.get_attribute("id")
+        page.evaluate("window.__firstChild = document.querySelector('#detail-body').firstChild")
+        other = context.new_page()
+        other.route("**/*", only_the_router)
+        other.goto(base + "/")
+        expect(other.locator("#conn")).to_have_attribute("data-state", "live")
+        page.wait_for_function(
+            "document.querySelector('#detail-body').firstChild !== window.__firstChild",
+            timeout=TIMEOUT_MS,
+        )
+        other.close()
+        assert page.evaluate("document.activeElement.id") == box_id, page.evaluate(
+            "document.activeElement.outerHTML.slice(0, 80)"
+        )
+        expect(add.locator("textarea")).to_have_value('{"typed":')
+        add.locator("textarea").fill("[2, 3]")
+
         # Another service by its hash: the heading follows at once, for one that is not
         # there and for a name that cannot be one; then back.
         asking_for_nosuch.append(True)

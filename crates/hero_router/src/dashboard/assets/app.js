@@ -327,6 +327,11 @@
     const kept = new Map([...document.querySelectorAll('#detail details[data-method]')].map((x) => [x.dataset.method,
       { params: x.querySelector('textarea').value, request: x.querySelector('pre.request').textContent,
         answer: x.querySelector('pre.answer').textContent }]));
+    // And where the reader was typing: a field keeps its focus and its selection.
+    const active = document.activeElement;
+    const focus = active && active.id && $('#detail-body').contains(active)
+      ? { id: active.id, range: 'selectionStart' in active ? [active.selectionStart, active.selectionEnd] : null }
+      : null;
     $('#h-detail').textContent = `Service ${s.name}`;
     $('#detail-body').replaceChildren(
       el('p', {}, el('a', { href: '#' }, '← back to all services')),
@@ -369,6 +374,11 @@
       ...(d.methods_note ? [el('p', { class: 'note' }, d.methods_note)] : []),
       ...(d.methods.length ? d.methods.map((m, i) => method(s.name, m, i, open.has(m.name), kept.get(m.name)))
         : d.methods_note ? [] : [el('p', {}, 'No methods: the service has no spec, or its spec lists none.')]));
+    const again = focus && document.getElementById(focus.id);
+    if (again) {
+      again.focus();
+      if (focus.range && again.setSelectionRange) again.setSelectionRange(...focus.range);
+    }
   }
   // The open service's charts, from /api/traffic: redrawn on each `traffic` frame (at most
   // once a second).
