@@ -348,6 +348,11 @@ async fn hostile_services_cost_only_their_own_entry() {
         "/rpc" => Answer::Hang,
         _ => Answer::NotFound,
     });
+    // A manifest past a float's range is named so, not "not JSON".
+    fake(root, "hugenum", |p| match p {
+        "/openrpc.json" => ok_json(&doc_with("{}", "{}")),
+        _ => ok_json(r#"{"title":"t","x":1e400}"#),
+    });
     let hung = fake(root, "hung", |_| Answer::Hang);
     fake(root, "hung2", |_| Answer::Hang);
     let _good = spawn(example(root, "good", Spec::Rich)).await.unwrap();
@@ -369,6 +374,7 @@ async fn hostile_services_cost_only_their_own_entry() {
         "hung2",
         "bigdiscover",
         "slowdiscover",
+        "hugenum",
         "good",
     ];
     catalog_until(&d, |c| names.iter().all(|n| fetched(c, n).is_some())).await;
@@ -424,6 +430,14 @@ async fn hostile_services_cost_only_their_own_entry() {
         }
     }
     assert!(equal_pairs >= 1, "no two equal reasons among {reasons:?}");
+    let hugenum = catalog.get("hugenum").unwrap();
+    let why = hugenum.manifest_error.as_deref().unwrap_or_default();
+    assert!(
+        why.starts_with(
+            "GET /.well-known/heroservice.json answered JSON with a number the router cannot hold"
+        ),
+        "{why}"
+    );
     // A manifest that is not an object is not used; the spec's info stands in.
     let lm = service(&d, "listmanifest").await;
     assert_eq!(lm["title"], "t", "{lm}");

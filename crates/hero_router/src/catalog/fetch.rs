@@ -109,7 +109,7 @@ async fn manifest(pool: &Pool, key: &Key, limits: Limits) -> ManifestFetch {
     match serde_json::from_slice::<Value>(&answer.body) {
         Ok(value) if value.is_object() => ManifestFetch::Info(info_of(&value)),
         Ok(_) => ManifestFetch::Unusable("the manifest is not a JSON object".into()),
-        Err(_) => ManifestFetch::Unusable("the manifest is not JSON".into()),
+        Err(e) => ManifestFetch::Unusable(not_json(WHAT, &answer.body, &e)),
     }
 }
 
