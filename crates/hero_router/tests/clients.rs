@@ -837,3 +837,74 @@ async fn generation_time_of_a_1000_method_document() {
     }
     d.stop().await;
 }
+
+/// Params named like what every object has (`toString`, `valueOf`, `__proto__`): the
+/// TypeScript params object takes them with `_` appended, so a call that gives only some of
+/// them passes `tsc --strict` (an object literal's own `toString` is Object's function), and
+/// each is sent under its own name (`{ __proto__: … }` would set a prototype and send
+/// nothing). A wire name that already ends in `_` keeps it; the renamed one gets another.
+const OBJECT_MEMBERS_SPEC: &str = r#"{"openrpc": "1.3.2", "info": {"title": "o", "version": "1"},
+  "methods": [
+    {"name": "byName", "params": [
+      {"name": "toString", "schema": {"type": "string"}},
+      {"name": "toString_", "schema": {"type": "string"}},
+      {"name": "valueOf", "schema": {"type": "string"}},
+      {"name": "constructor", "schema": {"type": "string"}},
+      {"name": "__proto__", "schema": {"type": "string"}}],
+     "result": {"name": "r", "schema": {"type": "string"}}},
+    {"name": "byPos", "paramStructure": "by-position", "params": [
+      {"name": "toString", "required": true, "schema": {"type": "string"}},
+      {"name": "__proto__", "schema": {"type": "string"}}],
+     "result": {"name": "r", "schema": {"type": "string"}}}]}"#;
+
+const OBJECT_MEMBERS_USE: &str = r#"
+import { Client } from "./objm.js";
+const sent: unknown[] = [];
+globalThis.fetch = (async (_url: unknown, init?: { body?: unknown }) => {
+  const request = JSON.parse(String(init?.body));
+  sent.push(request.params ?? null);
+  return new Response(JSON.stringify({ jsonrpc: "2.0", id: request.id, result: "ok" }));
+}) as typeof fetch;
+const c = new Client("http://127.0.0.1:1");
+await c.byName({ valueOf_: "b" });
+await c.byName({ __proto___: "p", toString__: "t", toString_: "u" });
+await c.byName({ constructor_: "k" });
+await c.byName();
+await c.byPos({ toString_: "t" });
+await c.byPos({ toString_: "t", __proto___: "p" });
+console.log(JSON.stringify(sent));
+"#;
+
+#[tokio::test]
+async fn params_named_like_what_every_object_has_type_check_and_are_sent_by_their_names() {
+    let (Some(tsc), Some(node)) = (tool("HERO_TSC"), tool("HERO_NODE")) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let module = generate_client(ClientLang::TypeScript, "objm", OBJECT_MEMBERS_SPEC);
+    let file = write(work.path(), "objm.ts", &module);
+    let usage = write(work.path(), "use.ts", OBJECT_MEMBERS_USE);
+    write(work.path(), "package.json", r#"{"type": "module"}"#);
+    let mut compile = Command::new(&tsc);
+    compile
+        .args(TSC_OPTIONS)
+        .arg("--outDir")
+        .arg(work.path())
+        .arg(&file)
+        .arg(&usage);
+    check(compile, "tsc --strict of calls with some params", &usage);
+    let out = tokio::process::Command::new(&node)
+        .arg(work.path().join("use.js"))
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        r#"[{"valueOf":"b"},{"__proto__":"p","toString":"t","toString_":"u"},{"constructor":"k"},{},["t"],["t","p"]]"#
+    );
+}

@@ -167,6 +167,7 @@ pub(crate) const TS_USED: &[&str] = &[
     "params",
     "call",
     "own",
+    "named",
     "positional",
     // What every object has: a method of these names would make the client a thenable
     // (`await` on it never ends) or break its conversion to a string.

@@ -106,18 +106,65 @@ struct TsMethod {
     body: Vec<String>,
 }
 
+/// What every object has (`Object.prototype`'s members): a params object cannot take a key
+/// of these names as the caller writes it. `{ toString?: string }` refuses `{ valueOf: "x" }`
+/// under `tsc --strict` (the literal's own `toString` is Object's function), and
+/// `{ __proto__: "x" }` sets the object's prototype instead of a key.
+const OBJECT_MEMBERS: &[&str] = &[
+    "constructor",
+    "toString",
+    "toLocaleString",
+    "valueOf",
+    "hasOwnProperty",
+    "isPrototypeOf",
+    "propertyIsEnumerable",
+    "__proto__",
+    "__defineGetter__",
+    "__defineSetter__",
+    "__lookupGetter__",
+    "__lookupSetter__",
+];
+
+/// The key of each param in a method's params object: its wire name, or, for a name every
+/// object has, that name with `_` appended (more until no other param has it). The call
+/// sends each under its wire name.
+fn param_keys(params: &[crate::clients::model::Param]) -> Vec<String> {
+    let wire: Vec<&str> = params.iter().map(|p| p.wire.as_str()).collect();
+    let mut keys: Vec<String> = Vec::with_capacity(params.len());
+    for p in params {
+        let mut key = p.wire.clone();
+        if OBJECT_MEMBERS.contains(&key.as_str()) {
+            key.push('_');
+            while wire.contains(&key.as_str()) || keys.contains(&key) {
+                key.push('_');
+            }
+        }
+        keys.push(key);
+    }
+    keys
+}
+
 fn method(m: &Method, name: String, tys: &TypeWriter<'_>) -> TsMethod {
+    let keys = param_keys(&m.params);
     let members: Vec<String> = m
         .params
         .iter()
-        .map(|p| {
+        .zip(&keys)
+        .map(|(p, key)| {
             let ty = tys.expr(&p.ty);
             if p.required {
-                format!("{}: {ty}", literal(&p.wire))
+                format!("{}: {ty}", literal(key))
             } else {
-                format!("{}?: {ty}", literal(&p.wire))
+                format!("{}?: {ty}", literal(key))
             }
         })
+        .collect();
+    let renamed: Vec<String> = m
+        .params
+        .iter()
+        .zip(&keys)
+        .filter(|(p, key)| p.wire != **key)
+        .map(|(p, key)| format!("[{}, {}]", literal(key), literal(&p.wire)))
         .collect();
     let params = if m.params.is_empty() {
         String::new()
@@ -138,14 +185,15 @@ fn method(m: &Method, name: String, tys: &TypeWriter<'_>) -> TsMethod {
             .iter()
             .rposition(|p| p.required)
             .map_or(0, |i| i + 1);
-        let values: Vec<String> = m
-            .params
+        let values: Vec<String> = keys
             .iter()
-            .map(|p| format!("own(params, {})", literal(&p.wire)))
+            .map(|key| format!("own(params, {})", literal(key)))
             .collect();
         format!("positional([{}], {keep})", values.join(", "))
-    } else {
+    } else if renamed.is_empty() {
         "params".to_owned()
+    } else {
+        format!("named(params, [{}])", renamed.join(", "))
     };
     let call = format!("await this.#call({wire}, {args})");
     let (returns, body) = match &m.result {
@@ -170,13 +218,15 @@ fn method(m: &Method, name: String, tys: &TypeWriter<'_>) -> TsMethod {
         }
     };
     let mut doc = summary_lines(m);
-    for p in &m.params {
-        if let Some(d) = &p.description {
-            let mut lines = doc_lines(d).into_iter();
+    for (p, key) in m.params.iter().zip(&keys) {
+        let sent_as = (p.wire != *key).then(|| format!("(sent as `{}`) ", p.wire));
+        if p.description.is_some() || sent_as.is_some() {
+            let mut lines = doc_lines(p.description.as_deref().unwrap_or_default()).into_iter();
             doc.push(format!(
-                "@param params.{} {}",
+                "@param params.{} {}{}",
                 // JSDoc names are not quoted: a name that is not a plain word is shown as is.
-                p.wire.replace(char::is_whitespace, "_"),
+                key.replace(char::is_whitespace, "_"),
+                sent_as.unwrap_or_default(),
                 lines.next().unwrap_or_default()
             ));
             doc.extend(lines);
