@@ -17,6 +17,7 @@
 //! - **Headers** on the pages the router makes ([`PAGE_HEADERS`], [`html_csp`]): no framing, no
 //!   sniffing, no referrer, and scripts only by hash.
 
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 
 use sha2::{Digest, Sha256};
@@ -221,3 +222,27 @@ fn base64(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// True for a character that changes the direction of the text around it (U+202E and its
+/// kin): in a service's text it can make the router's own text read otherwise.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `text` with each bidirectional control written out as `\uXXXX`: visible, reordering
+/// nothing, and inside a JSON string the same character (docs pages write service text
+/// through it; the dashboard's script does the same).
+pub(crate) fn bidi_visible(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_bidi_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if is_bidi_control(c) {
+            out.push_str(&format!("\\u{:04X}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}

@@ -26,6 +26,7 @@
 //! ([`cache`]); `hero_router markdown|html` renders in the CLI, within the same budget.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::io;
 use std::sync::OnceLock;
 
@@ -306,6 +307,24 @@ fn environment() -> &'static Environment<'static> {
                 AutoEscape::Html
             } else {
                 AutoEscape::None
+            }
+        });
+        // Every value a page prints is a service's text: its bidirectional controls are
+        // written out (`\u202E`), so that none reorders the page's own text around it (a
+        // name inside an example's JSON or a type, the page's title).
+        env.set_formatter(|out, state, value| {
+            let Some(text) = value.as_str() else {
+                return minijinja::escape_formatter(out, state, value);
+            };
+            match crate::browser::bidi_visible(text) {
+                Cow::Borrowed(_) => minijinja::escape_formatter(out, state, value),
+                Cow::Owned(visible) => {
+                    let value = match value.is_safe() {
+                        true => minijinja::Value::from_safe_string(visible),
+                        false => minijinja::Value::from(visible),
+                    };
+                    minijinja::escape_formatter(out, state, &value)
+                }
             }
         });
         env.add_filter("md_text", |s: &str| markdown::md_text(s));

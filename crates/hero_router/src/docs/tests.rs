@@ -596,3 +596,33 @@ fn index_html_uses_the_callers_links_and_escapes() {
     assert!(html.contains("Does &lt;b&gt;things&lt;&#x2f;b&gt; | stuff"));
     assert!(!html.contains("<b>"));
 }
+
+/// A bidirectional control in a spec (U+202E in a method's name, a param's, an example's
+/// value, the title) is written out as `\u202E` in both formats: it reorders none of the
+/// page's own text around it (a name inside an example's JSON or a type, the `<title>`).
+#[test]
+fn bidi_controls_are_written_out() {
+    let spec = json!({
+        "openrpc": "1.3.2",
+        "info": {"title": "Man\u{202E}Title", "version": "1"},
+        "methods": [{
+            "name": "get\u{202E}Evil",
+            "summary": "sum\u{2067}mary",
+            "params": [{"name": "p\u{202E}aram", "schema": {"type": "object",
+                "properties": {"f\u{202E}ld": {"type": "string"}}}}],
+            "result": {"name": "r", "schema": {"type": "string", "enum": ["a\u{202E}b"]}},
+            "examples": [{"name": "ex", "params": [{"name": "p\u{202E}aram", "value": {"f\u{202E}ld": "x\u{202E}y"}}],
+                "result": {"name": "r", "value": "a\u{202E}b"}}],
+        }],
+    });
+    let (md, html) = both(&spec);
+    for (format, out) in [("markdown", &md), ("html", &html)] {
+        let controls: Vec<char> = out
+            .chars()
+            .filter(|c| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
+            .collect();
+        assert!(controls.is_empty(), "{format}: {controls:?}");
+        assert!(out.contains("get\\u202EEvil"), "{format}");
+    }
+    assert!(html.contains("<title>Man\\u202ETitle"), "{html}");
+}

@@ -167,6 +167,15 @@ def main():
         expect(fail.locator("pre.answer")).to_contain_text("requested failure")
         assert '"params"' not in fail.locator("pre.request").text_content()
 
+        # A right-to-left override in an answer is shown as its JSON escape, reordering nothing.
+        echo = detail.locator('details[data-method="echo"]')
+        echo.locator("summary").click()
+        echo.locator("textarea").fill('{"value": "x\\u202Ey"}')
+        echo.locator('button[type="submit"]').click()
+        expect(echo.locator("pre.answer")).to_contain_text("x\\u202Ey")
+        assert "\u202e" not in echo.locator("pre.answer").text_content()
+        assert "\u202e" not in echo.locator("pre.request").text_content()
+
         # A half-typed params box keeps its text and its focus when the detail is drawn again
         # (a new tab makes the shared feed start over with a snapshot, which redraws it).
         box = add.locator("textarea")

@@ -40,7 +40,13 @@
     const iso = ms ? new Date(ms).toISOString() : '';
     return el('time', { datetime: iso, title: iso, 'data-ms': ms }, (prefix || '') + ago(ms));
   }
-  function json(v) { return JSON.stringify(v, null, 2); }
+  // Bidirectional controls (U+202E…) written out as JSON escapes: the same JSON, and a
+  // service's string reorders nothing of the text around it in a block.
+  const BIDI = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/g;
+  function json(v) {
+    return JSON.stringify(v, null, 2)
+      .replace(BIDI, (c) => '\\u' + c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0'));
+  }
 
   // --- charts: inline SVG, no library ----------------------------------------------------------
   const SVG_NS = 'http://www.w3.org/2000/svg';
