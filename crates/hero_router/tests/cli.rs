@@ -731,6 +731,17 @@ fn markdown_and_html_render_the_running_routers_specs() {
     assert!(index.contains("<title>API docs"), "{index}");
     let page = std::fs::read_to_string(dir.join("index.service.html")).unwrap();
     assert!(page.contains("index.add"), "the service's page");
+    // A written page links nothing of the router's `/docs/` (it would not resolve beside
+    // the files): it names the commands that write the clients.
+    let calc = std::fs::read_to_string(dir.join("calc.html")).unwrap();
+    assert!(
+        !calc.contains("href=\"/docs/") && !calc.contains("href=\"&#x2f;docs"),
+        "{calc}"
+    );
+    assert!(
+        calc.contains("<code>hero_router client python calc</code>"),
+        "{calc}"
+    );
     let dir = root.path().join("md");
     let out = run(
         &["markdown", "calc", "calc", "--out", dir.to_str().unwrap()],
@@ -746,6 +757,12 @@ fn markdown_and_html_render_the_running_routers_specs() {
     );
     let index = std::fs::read_to_string(dir.join("index.md")).unwrap();
     assert_eq!(index.matches("(calc.md)").count(), 1, "{index}");
+    let calc = std::fs::read_to_string(dir.join("calc.md")).unwrap();
+    assert!(!calc.contains("](/docs/"), "{calc}");
+    assert!(
+        calc.contains("- Clients: `hero_router client python calc`"),
+        "{calc}"
+    );
     assert!(!dir.join("hero_router.md").exists(), "only what was asked");
 
     let out = run(&["markdown", "nosuch"], root.path());

@@ -27,6 +27,7 @@ fn example_service(spec: &Value) -> DocService<'_> {
         version: None,
         description: None,
         invalid: None,
+        served: true,
     }
 }
 

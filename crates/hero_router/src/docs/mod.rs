@@ -90,6 +90,9 @@ pub struct DocService<'a> {
     /// Why the document is not valid OpenRPC (the catalog's first errors), shown first on the
     /// page; `None` for a valid document.
     pub invalid: Option<&'a str>,
+    /// The router serves the page (at `/docs/{name}`): it links the generated clients beside
+    /// it. A page the CLI writes names the commands that write them instead.
+    pub served: bool,
 }
 
 /// One line of the index.

@@ -82,6 +82,8 @@ pub(crate) fn service_page(
         version: entry.version.as_deref(),
         description: entry.description.as_deref(),
         invalid,
+        // Written by the CLI, away from the router: no link to its `/docs/` paths.
+        served: false,
     };
     Page::within(&svc, format, &Budget::default())
 }
@@ -126,6 +128,7 @@ pub(crate) async fn served(
                 version: shown.version.as_deref(),
                 description: shown.description.as_deref(),
                 invalid: shown.invalid.as_deref(),
+                served: true,
             };
             Page::within(&svc, format, budget)
         })

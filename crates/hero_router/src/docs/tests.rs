@@ -19,6 +19,7 @@ fn svc<'a>(name: &'a str, spec: &'a Value) -> DocService<'a> {
         version: None,
         description: None,
         invalid: None,
+        served: true,
     }
 }
 
@@ -93,6 +94,7 @@ fn the_caller_overrides_info() {
         version: Some("9.9.9"),
         description: Some("From the manifest."),
         invalid: None,
+        served: true,
         ..svc("example", &spec)
     };
     let md = markdown(&s);

@@ -48,8 +48,11 @@ pub(super) struct ServiceView {
 /// The links to a service's generated clients (`/docs/{name}/client.py|.ts`).
 #[derive(Serialize)]
 struct ClientsView {
-    python: String,
-    typescript: String,
+    /// Links beside the served page; `None` in a page the CLI writes.
+    python: Option<String>,
+    typescript: Option<String>,
+    /// The service's name, for the CLI's `hero_router client LANG NAME`.
+    name: String,
 }
 
 #[derive(Serialize)]
@@ -295,8 +298,13 @@ pub(super) fn service(svc: &DocService<'_>, meter: &mut Meter) -> Result<Service
             .or_else(|| info_text("description")),
         openrpc: text(spec.get("openrpc")),
         clients: (!svc.name.is_empty()).then(|| ClientsView {
-            python: format!("/docs/{}/client.py", super::link_segment(svc.name)),
-            typescript: format!("/docs/{}/client.ts", super::link_segment(svc.name)),
+            python: svc
+                .served
+                .then(|| format!("/docs/{}/client.py", super::link_segment(svc.name))),
+            typescript: svc
+                .served
+                .then(|| format!("/docs/{}/client.ts", super::link_segment(svc.name))),
+            name: svc.name.to_owned(),
         }),
         methods_label,
         methods,

@@ -338,6 +338,7 @@ fn pages(t: &[String], overrides: bool) -> (String, String) {
         version: version.as_deref(),
         description: description.as_deref(),
         invalid: invalid.as_deref(),
+        served: true,
     };
     (markdown(&svc), index_markdown(&entries))
 }
