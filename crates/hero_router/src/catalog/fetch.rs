@@ -412,11 +412,11 @@ pub(crate) fn fingerprint(doc: &str) -> String {
 }
 
 /// `title`, `version` and `description` of a manifest or a spec's `info` (strings only; a
-/// number as version is shown as written). A blank string is none: the spec's stands in for
-/// a manifest's, everywhere the same.
+/// number as version is shown as written). A blank string (spaces and control characters
+/// only) is none: the spec's stands in for a manifest's, everywhere the same.
 fn info_of(v: &Value) -> ManifestInfo {
     let text = |k: &str| match &v[k] {
-        Value::String(s) if s.trim().is_empty() => None,
+        Value::String(s) if s.chars().all(|c| c.is_whitespace() || c.is_control()) => None,
         Value::String(s) => Some(bounded(s.clone()).into_boxed_str()),
         Value::Number(n) => Some(n.to_string().into_boxed_str()),
         _ => None,

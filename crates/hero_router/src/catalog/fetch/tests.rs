@@ -327,7 +327,8 @@ fn an_unreadable_document_says_why_and_keeps_the_last_good_one() {
 /// instead, in `list` as in the docs.
 #[test]
 fn a_blank_manifest_field_is_none() {
-    let info = info_of(&serde_json::json!({"title": " ", "version": "", "description": "d"}));
+    let info =
+        info_of(&serde_json::json!({"title": " \u{7}\t", "version": "", "description": "d"}));
     assert_eq!(info.title, None);
     assert_eq!(info.version, None);
     assert_eq!(info.description.as_deref(), Some("d"));
