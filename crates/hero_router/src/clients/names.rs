@@ -169,9 +169,16 @@ pub(crate) const TS_USED: &[&str] = &[
     "own",
     "named",
     "positional",
-    // What every object has: a method of these names would make the client a thenable
-    // (`await` on it never ends) or break its conversion to a string.
+    // A method of this name would make the client a thenable: `await` on it never ends.
     "then",
+];
+
+/// What every JavaScript object has (`Object.prototype`'s members). A client method of such
+/// a name would break the object (its conversion to a string, say); a params object cannot
+/// take such a key as written (`{ toString?: string }` refuses `{ valueOf: "x" }` under
+/// `tsc --strict`, and `{ __proto__: "x" }` sets a prototype), so a param gets `_` appended.
+pub(crate) const OBJECT_MEMBERS: &[&str] = &[
+    "constructor",
     "toString",
     "toLocaleString",
     "valueOf",
@@ -179,6 +186,10 @@ pub(crate) const TS_USED: &[&str] = &[
     "isPrototypeOf",
     "propertyIsEnumerable",
     "__proto__",
+    "__defineGetter__",
+    "__defineSetter__",
+    "__lookupGetter__",
+    "__lookupSetter__",
 ];
 
 /// A case style.

@@ -8,12 +8,16 @@
 use serde::Serialize;
 
 use super::model::{Api, Body, Lit, Method, Ty};
-use super::names::{Case, Scope, TS_KEYWORDS, TS_USED};
+use super::names::{Case, OBJECT_MEMBERS, Scope, TS_KEYWORDS, TS_USED};
 use super::{doc_lines, header_lines, render, string_literal as literal, summary_lines};
 
 /// The generated module's text.
 pub(crate) fn generate(api: &Api) -> String {
-    let mut types = Scope::new(Case::Pascal, "Type", &[TS_KEYWORDS, TS_USED]);
+    let mut types = Scope::new(
+        Case::Pascal,
+        "Type",
+        &[TS_KEYWORDS, TS_USED, OBJECT_MEMBERS],
+    );
     let type_names: Vec<String> = api.types.iter().map(|t| types.name(&t.proposed)).collect();
     let tys = TypeWriter { names: &type_names };
     let defs = api
@@ -49,7 +53,11 @@ pub(crate) fn generate(api: &Api) -> String {
             }
         })
         .collect();
-    let mut methods = Scope::new(Case::Camel, "method", &[TS_KEYWORDS, TS_USED]);
+    let mut methods = Scope::new(
+        Case::Camel,
+        "method",
+        &[TS_KEYWORDS, TS_USED, OBJECT_MEMBERS],
+    );
     let methods = api
         .methods
         .iter()
@@ -106,28 +114,9 @@ struct TsMethod {
     body: Vec<String>,
 }
 
-/// What every object has (`Object.prototype`'s members): a params object cannot take a key
-/// of these names as the caller writes it. `{ toString?: string }` refuses `{ valueOf: "x" }`
-/// under `tsc --strict` (the literal's own `toString` is Object's function), and
-/// `{ __proto__: "x" }` sets the object's prototype instead of a key.
-const OBJECT_MEMBERS: &[&str] = &[
-    "constructor",
-    "toString",
-    "toLocaleString",
-    "valueOf",
-    "hasOwnProperty",
-    "isPrototypeOf",
-    "propertyIsEnumerable",
-    "__proto__",
-    "__defineGetter__",
-    "__defineSetter__",
-    "__lookupGetter__",
-    "__lookupSetter__",
-];
-
 /// The key of each param in a method's params object: its wire name, or, for a name every
-/// object has, that name with `_` appended (more until no other param has it). The call
-/// sends each under its wire name.
+/// object has ([`OBJECT_MEMBERS`]), that name with `_` appended (more until no other param
+/// has it). The call sends each under its wire name.
 fn param_keys(params: &[crate::clients::model::Param]) -> Vec<String> {
     let wire: Vec<&str> = params.iter().map(|p| p.wire.as_str()).collect();
     let mut keys: Vec<String> = Vec::with_capacity(params.len());

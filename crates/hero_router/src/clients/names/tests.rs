@@ -1,7 +1,7 @@
 use super::*;
 
 const PY: &[&[&str]] = &[PYTHON_KEYWORDS, PYTHON_USED];
-const TS: &[&[&str]] = &[TS_KEYWORDS, TS_USED];
+const TS: &[&[&str]] = &[TS_KEYWORDS, TS_USED, OBJECT_MEMBERS];
 
 #[test]
 fn words_split_at_case_changes_separators_and_non_ascii() {
@@ -69,6 +69,7 @@ fn every_generated_name_is_safe_unique_and_deterministic() {
         .chain(TS_KEYWORDS)
         .chain(PYTHON_USED)
         .chain(TS_USED)
+        .chain(OBJECT_MEMBERS)
         .copied()
         .chain([
             "a", "B", "x1", "1", "_", ".", "-", " ", "ß", "名", "é", "HTTP", "Get", "",
