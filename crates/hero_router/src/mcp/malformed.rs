@@ -125,8 +125,13 @@ pub(super) fn precheck(parts: &mut Parts, body: &[u8], request_id: &str) -> Opti
             })
         })
         .or_else(|| bad_params(&message))?;
-    let id = message.get("id").cloned().unwrap_or(Value::Null);
-    Some(error(StatusCode::OK, id, INVALID_PARAMS, why, request_id))
+    // A request's error is its answer (200); a notification has none to get, so the input is
+    // refused as Streamable HTTP says: an HTTP error status, the error without an id.
+    let (status, id) = match message.get("id") {
+        Some(id) => (StatusCode::OK, id.clone()),
+        None => (StatusCode::BAD_REQUEST, Value::Null),
+    };
+    Some(error(status, id, INVALID_PARAMS, why, request_id))
 }
 
 /// Whether `id` is an id MCP allows: a string, or an integer (in `i64`).

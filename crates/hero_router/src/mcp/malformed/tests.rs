@@ -400,3 +400,18 @@ async fn a_request_and_response_at_once_or_a_bad_response_id_is_invalid() {
     );
     assert_eq!(r.unwrap().status(), StatusCode::ACCEPTED);
 }
+
+/// A notification whose params are wrong gets no JSON-RPC answer of its own: 400, the error
+/// without an id (a request with the same params gets its error as its answer, 200).
+#[tokio::test]
+async fn a_notification_with_bad_params_is_refused_with_400() {
+    let mut p = parts("application/json, text/event-stream");
+    let body = br#"{"jsonrpc":"2.0","method":"notifications/initialized","params":[1]}"#;
+    let (status, v) = body_of(precheck(&mut p, body, "rid").unwrap()).await;
+    assert_eq!((status, &v["id"]), (400, &Value::Null), "{v}");
+    assert_eq!(v["error"]["code"], json!(INVALID_PARAMS));
+    let mut p = parts("application/json, text/event-stream");
+    let body = br#"{"jsonrpc":"2.0","id":3,"method":"tools/list","params":[1]}"#;
+    let (status, v) = body_of(precheck(&mut p, body, "rid").unwrap()).await;
+    assert_eq!((status, &v["id"]), (200, &json!(3)), "{v}");
+}
