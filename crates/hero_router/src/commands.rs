@@ -262,7 +262,9 @@ async fn docs(sock: &std::path::Path, args: &DocsArgs, format: Format) -> anyhow
                 // A service named twice is written once.
                 Some(e) if chosen.iter().any(|c: &&IndexEntry| c.name == e.name) => {}
                 Some(e) => chosen.push(e),
-                None => anyhow::bail!("no such service: {name}"),
+                None => anyhow::bail!(
+                    "no such service: {name} (`hero_router list` shows the services there are)"
+                ),
             }
         }
         chosen

@@ -767,7 +767,11 @@ fn markdown_and_html_render_the_running_routers_specs() {
 
     let out = run(&["markdown", "nosuch"], root.path());
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no such service: nosuch"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no such service: nosuch (`hero_router list` shows"),
+        "{err}"
+    );
     let out = run(&["html", "nospec"], root.path());
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
