@@ -435,17 +435,22 @@ fn no_methods() -> Arc<[Method]> {
     NONE.clone()
 }
 
-/// The methods of a spec that have a name, in document order; a method given as a `$ref`
-/// (OpenRPC allows a Reference Object there) is the method it points at, as the docs, the
-/// clients and the MCP tools read it.
+/// The methods of a spec that have a name, in document order, each name once; a method given
+/// as a `$ref` (OpenRPC allows a Reference Object there) is the method it points at, as the
+/// docs, the clients and the MCP tools read it.
 fn methods_of(doc: &Value) -> Arc<[Method]> {
     let Some(methods) = doc["methods"].as_array() else {
         return no_methods();
     };
+    // A name listed twice (two `$ref`s to one method, say) is one method of the service.
+    let mut seen = std::collections::HashSet::new();
     methods
         .iter()
         .filter_map(|m| {
             let m = super::refs::resolve(doc, m)?;
+            if !seen.insert(m["name"].as_str()?) {
+                return None;
+            }
             Some(Method {
                 name: m["name"].as_str()?.to_owned(),
                 summary: m["summary"].as_str().map(|s| bounded(s.to_owned())),

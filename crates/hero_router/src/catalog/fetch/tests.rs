@@ -26,13 +26,15 @@ fn a_valid_document_gives_its_methods_info_and_fingerprint() {
 }
 
 /// A method given as a `$ref` counts as the method it points at (the docs, clients and MCP
-/// read it so); one whose chain dangles or loops has no name to count.
+/// read it so), once however many point at it; one whose chain dangles or loops has no name
+/// to count.
 #[test]
 fn a_method_given_as_a_ref_is_counted_as_its_target() {
     let text = r##"{"openrpc":"1.3.2","info":{"title":"T","version":"1"},
         "methods":[{"name":"a","params":[],"result":{"name":"r","schema":{}}},
                    {"$ref":"#/components/x-methods/alias"},
                    {"$ref":"#/components/x-methods/nowhere"},
+                   {"$ref":"#/components/x-methods/viaref"},
                    {"$ref":"#/components/x-methods/loop"}],
         "components":{"x-methods":{
             "alias":{"$ref":"#/components/x-methods/viaref"},
