@@ -84,6 +84,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     }
+    // `access` edits the file it is given: no socket root, no running router (under a
+    // supervisor without HOME, `--access-file` is all it needs).
+    if let Command::Access { file, action } = &cli.command {
+        return access(file.path.clone(), action.clone());
+    }
     let root = resolve_root(cli.socket_dir.clone(), &ProcessEnv)?;
     let rpc_sock = root.join("hero_router").join("rpc.sock");
     match cli.command {
@@ -425,9 +430,6 @@ fn refusal(answer: &upstream::Answer) -> Option<String> {
     Some(format!("{why} (HTTP {})", answer.status))
 }
 
-/// Writes a command's output to stdout. A reader that went away (`hero_router list --json |
-/// head -1`) is not an error: the command did its work, so it ends quietly with the status it
-/// would have had, as ripgrep does. Any other write error is one.
 /// `hero_router access …`: shows or edits the access file. A bad entry, and an unconfirmed
 /// edit that would leave no entry (every client allowed), are usage errors (exit 2).
 fn access(path: Option<std::path::PathBuf>, action: AccessAction) -> anyhow::Result<ExitCode> {
@@ -462,7 +464,10 @@ fn access(path: Option<std::path::PathBuf>, action: AccessAction) -> anyhow::Res
                 Edited::Removed(n) => n,
                 _ => 0,
             };
-            format!("removed {n} entries from {shown}: every client is allowed (unless serve has --allow)\n")
+            let entries = if n == 1 { "entry" } else { "entries" };
+            format!(
+                "removed {n} {entries} from {shown}: every client is allowed (unless serve has --allow)\n"
+            )
         }),
     };
     match done {
@@ -484,6 +489,9 @@ fn access(path: Option<std::path::PathBuf>, action: AccessAction) -> anyhow::Res
     }
 }
 
+/// Writes a command's output to stdout. A reader that went away (`hero_router list --json |
+/// head -1`) is not an error: the command did its work, so it ends quietly with the status it
+/// would have had, as ripgrep does. Any other write error is one.
 fn out(text: &str) -> anyhow::Result<()> {
     let mut stdout = io::stdout().lock();
     match stdout

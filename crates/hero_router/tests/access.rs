@@ -456,7 +456,7 @@ fn removing_the_last_entry_or_clearing_needs_yes() {
     assert!(out.status.success(), "{out:?}");
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
-        said.contains("removed 1 entries") && said.contains("every client is allowed"),
+        said.contains("removed 1 entry from") && said.contains("every client is allowed"),
         "{said}"
     );
     // An empty list has nothing to lose: no confirmation needed.
@@ -647,4 +647,26 @@ async fn a_revoked_client_loses_its_open_streams() {
     let (status, _, _) = from("127.0.0.2", d.tcp, "GET", "/health", &[]).await;
     assert_eq!(status, 200);
     d.stop().await;
+}
+
+/// `access` edits the file it is given and needs nothing else: no socket root, no HOME (a
+/// supervisor's unit may have neither).
+#[test]
+fn access_needs_no_root_and_no_home() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("access.txt");
+    let out = Command::new(BIN)
+        .args(["access", "--access-file"])
+        .arg(&file)
+        .args(["add", "10.0.0.1"])
+        .env_remove("HOME")
+        .env_remove("HERO_SOCKET_DIR")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "10.0.0.1\n");
 }
