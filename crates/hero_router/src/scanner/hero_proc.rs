@@ -72,6 +72,16 @@ pub(crate) async fn running_services(root: &Path, method: &str, timeout: Duratio
     let params = RawValue::from_string("[]".into()).expect("JSON");
     let result = match call_once(&sock, "hero_proc", method, Some(&params), &how).await {
         Ok(result) => result,
+        // The guard's own limit, not `--upstream-timeout`: said in its words.
+        Err(crate::upstream::CallError::Router {
+            unanswered: Some(crate::upstream::SendError::Timeout),
+            ..
+        }) => {
+            return Running::Unknown(format!(
+                "hero_proc did not answer {method} within {} (the guard's limit)",
+                humantime::format_duration(timeout)
+            ));
+        }
         Err(e) => return Running::Unknown(e.to_string()),
     };
     let parsed = serde_json::from_str::<Value>(result.get()).ok();

@@ -53,3 +53,21 @@ async fn absent_hero_proc_is_unknown() {
     let r = running_services(root.path(), "service.list", Duration::from_millis(100)).await;
     assert!(matches!(r, Running::Unknown(_)));
 }
+
+/// A hero_proc that does not answer in time is unknown, in the guard's own words and limit
+/// (not `--upstream-timeout`, which does not apply to it).
+#[tokio::test]
+async fn a_hero_proc_that_does_not_answer_names_the_guards_limit() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("hero_proc")).unwrap();
+    // Listening, never answering.
+    let _hung =
+        std::os::unix::net::UnixListener::bind(root.path().join("hero_proc/rpc.sock")).unwrap();
+    let r = running_services(root.path(), "service.list", Duration::from_millis(100)).await;
+    assert_eq!(
+        r,
+        Running::Unknown(
+            "hero_proc did not answer service.list within 100ms (the guard's limit)".into()
+        )
+    );
+}
