@@ -713,8 +713,10 @@ async fn periodic_scans_finish_what_a_crashed_reaper_left() {
     std::fs::rename(&live_path, dir.join(".rpc.sock.reap-4194304-1")).unwrap();
     let (mut scanner, h) = Scanner::new(cfg(root.path(), 3));
     let mut events = h.subscribe();
-    scanner.scan_full(ProbeCause::Periodic).await;
+    let summary = scanner.scan_full(ProbeCause::Periodic).await;
     assert!(!dead.exists(), "a dead socket left aside is removed");
+    // And the scan says so, as it says every removal (`scan --reap` prints `reaped`).
+    assert_eq!(summary.reaped, [dead.display().to_string()]);
     assert_eq!(
         hero_socket::connect_probe(&live_path),
         hero_socket::ConnectOutcome::Connected,

@@ -309,13 +309,13 @@ impl Scanner {
         let (names, wanted) = flatten(listed);
         let observations = self.probe_all(&names, &wanted, true).await;
         self.apply(&names, &wanted, observations, cause);
-        let reaped = if cause == ProbeCause::Watch {
+        let mut reaped = if cause == ProbeCause::Watch {
             Vec::new()
         } else {
             self.reap_candidates().await
         };
         if cause == ProbeCause::Periodic && self.cfg.reap.enabled {
-            self.recover_staged(found.staged).await;
+            reaped.extend(self.recover_staged(found.staged).await);
         }
         self.ready = true;
         let duration_ms = started.elapsed().as_millis() as u64;

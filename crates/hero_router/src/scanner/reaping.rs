@@ -123,11 +123,13 @@ impl Scanner {
     }
 
     /// Finishes removals a crashed reaper left half-done (see [`reaper::recover_staged`]).
-    pub(super) async fn recover_staged(&mut self, dirs: Vec<PathBuf>) {
+    /// Returns the paths it removed, as a scan's `reaped` lists them.
+    pub(super) async fn recover_staged(&mut self, dirs: Vec<PathBuf>) -> Vec<String> {
         let own = self.cfg.root.join(OWN_SERVICE);
         let dirs: Vec<PathBuf> = dirs.into_iter().filter(|d| *d != own).collect();
+        let mut removed = Vec::new();
         if dirs.is_empty() {
-            return;
+            return removed;
         }
         let results = tokio::task::spawn_blocking(move || {
             dirs.iter()
@@ -147,6 +149,7 @@ impl Scanner {
                         .and_then(Path::file_name)
                         .map(|n| n.to_string_lossy().into_owned())
                         .unwrap_or_default();
+                    removed.push(display(&p));
                     self.emit(Event::Reaped {
                         service,
                         socket: display(&p),
@@ -158,5 +161,6 @@ impl Scanner {
                 }
             }
         }
+        removed
     }
 }
