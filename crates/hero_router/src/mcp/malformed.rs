@@ -318,12 +318,14 @@ async fn with_request_id(answer: Response, request_id: &str) -> Response {
 /// A JSON-RPC error answer, naming the request's id in its `data` as every error the router
 /// makes does.
 fn error(status: StatusCode, id: Value, code: i32, message: String, request_id: &str) -> Response {
-    let body = json!({
-        "jsonrpc": "2.0",
-        "id": id,
-        "error": {"code": code, "message": message, "data": {"request_id": request_id}},
-    });
-    crate::app::answer(status, "application/json", body.to_string())
+    let id = serde_json::value::to_raw_value(&id).ok();
+    let body = jsonrpc::error(
+        id.as_deref(),
+        code.into(),
+        &message,
+        Some(&json!({"request_id": request_id})),
+    );
+    crate::app::answer(status, "application/json", body)
 }
 
 #[cfg(test)]

@@ -305,34 +305,16 @@ pub(crate) fn error_parts_as(
     request_id: Option<&str>,
     envelope: Envelope,
 ) -> (StatusCode, Vec<Header>, Vec<u8>) {
-    let mut body = match (e, e.service()) {
-        (_, _) if envelope == Envelope::JsonRpc => json!({
-            "jsonrpc": "2.0",
-            "id": null,
-            "error": {
-                "code": crate::jsonrpc::INVALID_REQUEST,
-                "message": e.to_string(),
-                "data": {"request_id": request_id},
-            },
-        }),
-        // docs/access-and-security.md#allow-list names this one's `error` field; the explanation
-        // goes beside it.
-        (ProxyError::Forbidden { address }, _) => {
-            json!({"error": "forbidden", "message": e.to_string(), "address": address})
-        }
-        // docs/access-and-security.md#host-check and #origin-check name these two.
-        (ProxyError::Misdirected { host }, _) => {
-            json!({"error": "misdirected", "message": e.to_string(), "host": host})
-        }
-        (ProxyError::ForeignOrigin { origin }, _) => {
-            json!({"error": "foreign_origin", "message": e.to_string(), "origin": origin})
-        }
-        (_, Some(s)) => json!({"error": e.to_string(), "service": s}),
-        (_, None) => json!({"error": e.to_string()}),
+    let body = match envelope {
+        Envelope::JsonRpc => crate::jsonrpc::error(
+            None,
+            crate::jsonrpc::INVALID_REQUEST.into(),
+            &e.to_string(),
+            Some(&json!({"request_id": request_id})),
+        )
+        .into_bytes(),
+        Envelope::Plain => plain_body(e, request_id),
     };
-    if let (Some(id), Envelope::Plain) = (request_id, envelope) {
-        body["request_id"] = json!(id);
-    }
     let mut headers = vec![
         ("content-type", Cow::Borrowed("application/json")),
         ("x-hero-router-error", Cow::Borrowed(e.code())),
@@ -350,7 +332,32 @@ pub(crate) fn error_parts_as(
         ProxyError::AddSlash { location } => headers.push(("location", location.clone().into())),
         _ => {}
     }
-    (e.status(), headers, body.to_string().into_bytes())
+    (e.status(), headers, body)
+}
+
+/// The router's own error body: `{"error": S, "service": S?, "request_id": S?}`, or the
+/// named shapes of a refused client, host or origin.
+fn plain_body(e: &ProxyError, request_id: Option<&str>) -> Vec<u8> {
+    let mut body = match (e, e.service()) {
+        // docs/access-and-security.md#allow-list names this one's `error` field; the explanation
+        // goes beside it.
+        (ProxyError::Forbidden { address }, _) => {
+            json!({"error": "forbidden", "message": e.to_string(), "address": address})
+        }
+        // docs/access-and-security.md#host-check and #origin-check name these two.
+        (ProxyError::Misdirected { host }, _) => {
+            json!({"error": "misdirected", "message": e.to_string(), "host": host})
+        }
+        (ProxyError::ForeignOrigin { origin }, _) => {
+            json!({"error": "foreign_origin", "message": e.to_string(), "origin": origin})
+        }
+        (_, Some(s)) => json!({"error": e.to_string(), "service": s}),
+        (_, None) => json!({"error": e.to_string()}),
+    };
+    if let Some(id) = request_id {
+        body["request_id"] = json!(id);
+    }
+    body.to_string().into_bytes()
 }
 
 /// An error body one of the router's applications (the dashboard, the MCP gateway) made,
