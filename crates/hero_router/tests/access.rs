@@ -499,7 +499,10 @@ fn access_add_never_writes_through_a_symlink() {
     let out = access_cmd(&file, &["add", "10.0.0.2"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot lock"), "{err}");
+    assert!(
+        err.contains(".access.txt.lock is a symbolic link") && err.contains("remove the link"),
+        "{err}"
+    );
     assert!(!made.exists(), "nothing created outside");
     assert_eq!(
         std::fs::read_to_string(&file).unwrap(),
@@ -669,4 +672,48 @@ fn access_needs_no_root_and_no_home() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "10.0.0.1\n");
+}
+
+/// An edit that finds the lock held by another says so on stderr while it waits, then edits
+/// once the lock is free (it waited silently, like a hang).
+#[test]
+fn access_add_says_what_it_waits_for() {
+    use std::io::BufRead as _;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("access.txt");
+    std::fs::write(&file, "10.0.0.1\n").unwrap();
+    let lock = std::fs::File::create(dir.path().join(".access.txt.lock")).unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    let mut child = Command::new(BIN)
+        .arg("access")
+        .arg("--access-file")
+        .arg(&file)
+        .args(["add", "10.0.0.2"])
+        .env("HOME", dir.path())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(20));
+    let first = first.expect("no line on stderr while the lock is held");
+    assert!(
+        first.contains(".access.txt.lock") && first.contains("another edit of"),
+        "{first}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "10.0.0.1\n");
+    drop(lock);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "10.0.0.1\n10.0.0.2\n"
+    );
 }

@@ -78,6 +78,15 @@ pub(crate) enum FileError {
     /// An entry given on the command line is not an entry (a usage error).
     #[error("{0}")]
     BadEntry(#[from] BadEntry),
+    /// The edit lock's name is a symbolic link, which the router does not lock through.
+    #[error(
+        "{lock} is a symbolic link; the router locks only a file of its own there: remove the link and try again",
+        lock = .lock.display()
+    )]
+    LockIsSymlink {
+        /// The lock file's path.
+        lock: PathBuf,
+    },
     /// `remove` of an entry the file does not have.
     #[error("{entry} is not in the access file {path}", path = .path.display())]
     NotPresent {
@@ -253,10 +262,26 @@ impl EditLock {
         // O_NOFOLLOW: a symlink planted at the lock's name fails the edit (ELOOP) rather than
         // create or lock a file elsewhere.
         let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::open(&lock, flags, Mode::from_raw_mode(0o644))
-            .map_err(|e| io_err(e.into()))?;
-        rustix::fs::flock(&fd, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| io_err(e.into()))?;
+        let fd = rustix::fs::open(&lock, flags, Mode::from_raw_mode(0o644)).map_err(|e| {
+            if e == rustix::io::Errno::LOOP {
+                return FileError::LockIsSymlink { lock: lock.clone() };
+            }
+            io_err(e.into())
+        })?;
+        use rustix::fs::FlockOperation::{LockExclusive, NonBlockingLockExclusive};
+        match rustix::fs::flock(&fd, NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                // Another edit holds it (or a process that hangs): say why nothing happens.
+                eprintln!(
+                    "waiting for {}: another edit of {} holds it",
+                    lock.display(),
+                    path.display()
+                );
+                rustix::fs::flock(&fd, LockExclusive).map_err(|e| io_err(e.into()))?;
+            }
+            Err(e) => return Err(io_err(e.into())),
+        }
         Ok(EditLock { _fd: Some(fd) })
     }
 }

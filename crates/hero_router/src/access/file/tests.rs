@@ -208,7 +208,11 @@ fn a_symlink_at_the_lock_name_fails_the_edit() {
     let nowhere = victim.path.with_file_name("created-by-the-lock");
     symlink(&nowhere, &lock).unwrap();
     let e = add(&path, "10.0.0.2").unwrap_err();
-    assert!(matches!(&e, FileError::Io { action: "lock", .. }), "{e:?}");
+    assert!(matches!(&e, FileError::LockIsSymlink { .. }), "{e:?}");
+    assert!(
+        e.to_string().contains("is a symbolic link") && e.to_string().contains("remove the link"),
+        "{e}"
+    );
     assert!(!nowhere.exists(), "nothing created through the lock's link");
     // Pointing at an existing file: not locked, not changed; the edit is refused.
     fs::remove_file(&lock).unwrap();
