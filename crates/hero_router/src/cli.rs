@@ -279,6 +279,11 @@ pub struct ServeArgs {
     /// body (slow clients are cut off; a stalled body gets 408).
     #[arg(long, value_parser = parse_positive_duration, default_value = "10s", value_name = "DURATION")]
     pub header_timeout: Duration,
+    /// Longest a client may take none of its answer: a write that makes no progress for this
+    /// long ends the connection (a client that stops reading would hold the service's
+    /// connection while the router streams the answer).
+    #[arg(long, value_parser = parse_positive_duration, default_value = "30s", value_name = "DURATION")]
+    pub send_timeout: Duration,
     /// Forwarded requests per service waiting for an answer at once; more wait up to
     /// --upstream-timeout, then get "busy" (503 / -32002).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]

@@ -34,6 +34,8 @@ pub struct ConnLimits {
     pub max_connections_per_client: usize,
     /// Time a client has to send its request headers (slowloris).
     pub header_read_timeout: Duration,
+    /// Longest a write to a client may make no progress before the connection ends.
+    pub send_timeout: Duration,
     /// Largest request head (request line + headers) in bytes; larger gets 431.
     pub max_header_bytes: usize,
     /// Most header lines in a request head; more gets 431.
@@ -281,6 +283,7 @@ impl Config {
                 max_connections: args.max_connections as usize,
                 max_connections_per_client: args.max_connections_per_client as usize,
                 header_read_timeout: args.header_timeout,
+                send_timeout: args.send_timeout,
                 max_header_bytes: usize::try_from(args.max_header_size).unwrap_or(usize::MAX),
                 max_headers: args.max_headers as usize,
             },

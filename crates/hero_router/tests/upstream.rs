@@ -957,3 +957,50 @@ async fn a_single_threaded_keep_alive_service_serves_requests_one_after_another(
     }
     d.stop().await;
 }
+
+/// A client that stops reading a large answer is cut off after `--send-timeout`: it held the
+/// service's connection while the router streamed the answer, and a single-threaded service
+/// (http.server) answered nobody else meanwhile, for as long as that client kept its
+/// connection open. Everyone else got 504.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_does_not_hold_a_single_threaded_service() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let d = start_daemon(serve_config(
+        root,
+        &["--upstream-timeout", "30s", "--send-timeout", "1s"],
+    ))
+    .await;
+    let _svc = start(root, "single", Behaviour::Single, false).await;
+    d.rescan().await;
+    // The one that stops: asks for 64 MiB, reads the head and nothing more.
+    let mut stuck = tokio::net::TcpStream::connect(d.tcp).await.unwrap();
+    stuck
+        .write_all(b"GET /single/rpc/big HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    tokio::time::timeout(DEADLINE, stuck.read_exact(&mut head))
+        .await
+        .expect("the head of the big answer")
+        .unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    // Another client: answered once the stuck one is cut off, long before --upstream-timeout.
+    assert_eq!(proxied_get(&d, "single").await, Ok(()));
+    // The stuck client's connection was ended.
+    let mut rest = Vec::new();
+    let ended = tokio::time::timeout(DEADLINE, async {
+        loop {
+            rest.clear();
+            rest.reserve(1 << 20);
+            match stuck.read_buf(&mut rest).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stuck client's connection stays open");
+    d.stop().await;
+}

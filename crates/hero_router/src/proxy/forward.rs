@@ -265,6 +265,20 @@ pub(crate) enum Cut {
     /// The client closed, or stopped taking bytes, before the end.
     #[error("the client left before the end of the body")]
     ClientLeft,
+    /// The client took none of the answer for `--send-timeout`.
+    #[error("the client took none of the answer for --send-timeout, and was cut off")]
+    ClientStalled,
+}
+
+impl Cut {
+    /// The cut a failed write to the client makes: it stalled (`--send-timeout`) or left.
+    fn client(e: &io::Error) -> Cut {
+        if e.kind() == io::ErrorKind::TimedOut {
+            Cut::ClientStalled
+        } else {
+            Cut::ClientLeft
+        }
+    }
 }
 
 // === impl ClientConn ===
@@ -789,15 +803,15 @@ impl<S: Stream> ClientConn<S> {
             };
             if out.is_empty() && raw > 0 {
                 // Nothing else to send: write straight from the upstream buffer.
-                if self.io.write_all(&up.buf[..raw]).await.is_err() {
-                    self.tally.cut = Some(Cut::ClientLeft);
+                if let Err(e) = self.io.write_all(&up.buf[..raw]).await {
+                    self.tally.cut = Some(Cut::client(&e));
                     return false;
                 }
                 self.tally.sent += raw as u64;
             } else if !out.is_empty() || raw > 0 {
                 out.extend_from_slice(&up.buf[..raw]);
-                if self.io.write_all(out).await.is_err() {
-                    self.tally.cut = Some(Cut::ClientLeft);
+                if let Err(e) = self.io.write_all(out).await {
+                    self.tally.cut = Some(Cut::client(&e));
                     return false;
                 }
                 self.tally.sent += out.len() as u64;

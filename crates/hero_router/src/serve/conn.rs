@@ -28,6 +28,7 @@ use tokio::time::Instant;
 
 use super::apps::AppTarget;
 use super::front::{DocsPage, Endpoint, Front, Role, Route, Scan, route};
+use super::send_timeout::SendTimeout;
 use super::slots::ConnSlot;
 use crate::app;
 use crate::config::ConnLimits;
@@ -155,7 +156,7 @@ pub(super) async fn serve<S: Stream>(
 ) {
     let tables = front.shared.registry.tables();
     let table = tables.borrow().clone();
-    let mut conn = ClientConn::new(io);
+    let mut conn = ClientConn::new(SendTimeout::new(io, limits.send_timeout));
     conn.body_pause = limits.header_read_timeout;
     let mut client = Client {
         conn,

@@ -31,6 +31,7 @@ mod conn;
 mod front;
 pub(crate) mod listener;
 mod own;
+mod send_timeout;
 mod slots;
 
 pub(crate) use front::{Bound, Front, Role};
