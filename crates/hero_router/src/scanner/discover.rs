@@ -54,7 +54,8 @@ pub(crate) fn discover(root: &Path, hook: Option<&ListHook>) -> io::Result<Disco
         let entry = entry?;
         let path = entry.path();
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-            out.ignored.push(ignored(&path, "name is not UTF-8"));
+            out.ignored
+                .push(ignored(&path, "name is not UTF-8: not a service name"));
             continue;
         };
         let ft = match entry.file_type() {
@@ -80,7 +81,10 @@ pub(crate) fn discover(root: &Path, hook: Option<&ListHook>) -> io::Result<Disco
             match list_sockets(&path) {
                 Ok(listing) => {
                     for odd in &listing.not_utf8 {
-                        out.ignored.push(ignored(odd, "socket name is not UTF-8"));
+                        out.ignored.push(ignored(
+                            odd,
+                            "socket name is not UTF-8: never probed or reaped (rename it)",
+                        ));
                     }
                     if listing.staged {
                         out.staged.push(path);
@@ -175,9 +179,23 @@ fn list_sockets(dir: &Path) -> io::Result<Listing> {
 
 fn ignored(path: &Path, reason: &str) -> Ignored {
     Ignored {
-        path: path.display().to_string(),
+        path: escaped(path),
         reason: reason.to_owned(),
     }
+}
+
+/// `path` as text, a byte that is not UTF-8 written `\xFF`: the name can be typed back
+/// (`$'\xff'` in a shell) to find the file, where U+FFFD could not.
+fn escaped(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt as _;
+    let mut out = String::new();
+    for chunk in path.as_os_str().as_bytes().utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
