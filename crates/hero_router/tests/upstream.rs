@@ -1004,3 +1004,41 @@ async fn a_client_that_stops_reading_does_not_hold_a_single_threaded_service() {
     assert!(ended.is_ok(), "the stuck client's connection stays open");
     d.stop().await;
 }
+
+/// A single-threaded HTTP/1.1 service is not left waiting on a connection the router keeps
+/// idle: two calls of one batch both get their answer (the second waited on a new connection
+/// behind the idle one until --upstream-timeout), and after a routed call, with no more traffic,
+/// another client of the socket gets its answer (the idle connection was closed only when the
+/// router next had a request, however long that took).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_threaded_service_is_not_held_by_an_idle_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let d = start_daemon(serve_config(root, &["--upstream-timeout", "30s"])).await;
+    let _svc = start(root, "single", Behaviour::Single, false).await;
+    d.rescan().await;
+    let batch = r#"[{"jsonrpc":"2.0","id":1,"method":"single.add","params":{"a":1,"b":2}},
+                    {"jsonrpc":"2.0","id":2,"method":"single.add","params":{"a":3,"b":4}}]"#;
+    let (status, body) = tokio::time::timeout(DEADLINE, rpc(&d, batch))
+        .await
+        .expect("the batch is answered");
+    assert_eq!(status, 200, "{body}");
+    let answers = json(&body);
+    assert_eq!(answers[0]["result"], 3, "{body}");
+    assert_eq!(answers[1]["result"], 7, "{body}");
+    // Another client, straight onto the socket, with the router quiet.
+    let sock = service_dir(root, "single").join("rpc.sock");
+    let mut direct = tokio::net::UnixStream::connect(&sock).await.unwrap();
+    direct
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(DEADLINE, direct.read_to_end(&mut answer))
+        .await
+        .expect("the service answers another client")
+        .unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+    d.stop().await;
+}

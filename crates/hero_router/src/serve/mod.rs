@@ -237,6 +237,8 @@ pub async fn run_with_scanner(
         handle.clone(),
         events_token.clone(),
     ));
+    // Nor is the pool's sweeper: it closes idle upstream connections without traffic too.
+    tracker.spawn(sweep_pool(front.clone(), events_token.clone()));
     // The catalog is not a core task: if it stopped, routing would go on with the last
     // catalog.
     if let Some(writer) = handle.claim_catalog_writer() {
@@ -411,6 +413,19 @@ async fn sweep_traffic(front: Arc<Front>, registry: Registry, token: Cancellatio
                     now,
                 );
             }
+        }
+    }
+}
+
+/// Closes idle upstream connections past their time, whether or not requests come
+/// ([`crate::upstream::Pool::sweep`]).
+async fn sweep_pool(front: Arc<Front>, token: CancellationToken) {
+    let mut tick = tokio::time::interval(crate::upstream::IDLE_TIMEOUT);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => break,
+            _ = tick.tick() => front.pool().sweep(),
         }
     }
 }

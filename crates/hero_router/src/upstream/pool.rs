@@ -30,9 +30,14 @@ use crate::http1::{self, ChunkedDecoder, Exchange, Framing};
 
 /// Idle connections kept per socket instance.
 const MAX_IDLE_PER_KEY: usize = 256;
-/// An idle connection older than this is closed instead of reused.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often (at most) check-ins sweep out stale idle connections.
+/// An idle connection older than this is closed instead of reused. Short: a service that
+/// serves one connection at a time (a single-threaded HTTP/1.1 server) serves nobody else
+/// while the router keeps one idle, and a service closing idle connections itself (uvicorn
+/// and Node after 5 s, gunicorn after 2 s) races a reuse near its own limit. Under load a
+/// connection is reused long before; a new connection to a Unix socket is cheap.
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often (at most) check-ins sweep out stale idle connections (the serve loop also
+/// sweeps every [`IDLE_TIMEOUT`], traffic or not: [`Pool::sweep`]).
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
 /// The in-flight map is not swept below this many services.
 const SWEEP_INFLIGHT_AT: usize = 64;
@@ -197,6 +202,19 @@ struct Idle {
     swept: Instant,
 }
 
+impl Idle {
+    /// Drops the connections idle for longer than [`IDLE_TIMEOUT`] at `now`.
+    fn sweep(&mut self, now: Instant) {
+        self.swept = now;
+        for mine in self.conns.values_mut() {
+            mine.retain(|_, v| {
+                v.retain(|c| now.duration_since(c.idle_since) <= IDLE_TIMEOUT);
+                !v.is_empty()
+            });
+        }
+    }
+}
+
 /// A buffered answer of [`Pool::exchange`].
 #[derive(Debug)]
 pub(crate) struct Answer {
@@ -283,13 +301,7 @@ impl Pool {
         conn.idle_since = now;
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if now.duration_since(idle.swept) > SWEEP_EVERY {
-            idle.swept = now;
-            for mine in idle.conns.values_mut() {
-                mine.retain(|_, v| {
-                    v.retain(|c| now.duration_since(c.idle_since) <= IDLE_TIMEOUT);
-                    !v.is_empty()
-                });
-            }
+            idle.sweep(now);
         }
         let mine = idle.conns.entry(std::thread::current().id()).or_default();
         let list = match mine.get_mut(key) {
@@ -299,6 +311,26 @@ impl Pool {
         if list.len() < MAX_IDLE_PER_KEY {
             list.push(conn);
         }
+    }
+
+    /// Closes the idle connections past [`IDLE_TIMEOUT`]. Check-ins sweep now and then, but
+    /// without traffic nobody checks in: a connection kept idle would keep a single-threaded
+    /// service busy (and its backlog filling with the router's own probes) for as long as the
+    /// router stayed quiet.
+    pub(crate) fn sweep(&self) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.sweep(Instant::now());
+    }
+
+    /// Idle connections kept now (every thread, every socket).
+    #[cfg(test)]
+    pub(crate) fn idle_count(&self) -> usize {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.conns
+            .values()
+            .flat_map(|m| m.values())
+            .map(Vec::len)
+            .sum()
     }
 
     /// Sends a request the router makes itself and buffers the whole answer, at most `limit`

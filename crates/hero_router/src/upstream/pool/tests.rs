@@ -214,6 +214,32 @@ async fn an_idle_connection_past_the_idle_timeout_is_not_reused() {
     assert!(!pool.checkout(&key).await.unwrap().reused, "past it");
 }
 
+/// A sweep closes what has been idle past the timeout, with no check-in to trigger it: the
+/// service sees its end of the connection close.
+#[tokio::test(start_paused = true)]
+async fn a_sweep_closes_idle_connections_past_the_timeout() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rpc.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let (pool, key) = (pool(), key(&path));
+    let conn = pool.connect(&key).await.unwrap();
+    let (mut service_end, _) = listener.accept().await.unwrap();
+    pool.checkin(&key, conn);
+    tokio::time::advance(super::IDLE_TIMEOUT).await;
+    pool.sweep();
+    assert_eq!(pool.idle_count(), 1, "kept up to the timeout");
+    tokio::time::advance(Duration::from_millis(1)).await;
+    pool.sweep();
+    assert_eq!(pool.idle_count(), 0, "closed past it");
+    let mut buf = [0u8; 1];
+    assert_eq!(
+        service_end.read(&mut buf).await.unwrap(),
+        0,
+        "the service sees a close"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_in_flight_limit_is_per_service_directory() {
     let inflight = Inflight::new(2);
