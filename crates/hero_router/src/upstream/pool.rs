@@ -374,13 +374,23 @@ impl Pool {
         http1::write_request(&mut bytes, req);
         let mut conn = self.checkout(key).await?;
         let deadline = Instant::now() + timeout;
+        // Whether the last attempt's request went out whole: an answer to a request cut short
+        // leaves the connection mid-request, never to be kept.
+        let mut sent_whole = false;
         let head = loop {
             let attempt = async {
-                conn.io.write_all(&bytes).await.map_err(Unanswered::Write)?;
+                let wrote = conn.io.write_all(&bytes).await;
+                sent_whole = wrote.is_ok();
                 let client: Option<(&mut tokio::io::Sink, &mut Interim)> = None;
-                read_final_head(&mut conn, Exchange::default, None, client)
-                    .await
-                    .map_err(Unanswered::Head)
+                let head = read_final_head(&mut conn, Exchange::default, None, client).await;
+                match (wrote, head) {
+                    // A service may answer before it has read the whole request (a 413 to a
+                    // body it will not take) and close: the write then fails, and the answer
+                    // waiting is still the service's answer, as the proxy passes it on.
+                    (_, Ok(head)) => Ok(head),
+                    (Err(e), Err(_)) => Err(Unanswered::Write(e)),
+                    (Ok(()), Err(e)) => Err(Unanswered::Head(e)),
+                }
             };
             let failed = match tokio::time::timeout_at(deadline, attempt).await {
                 Err(_) => return Err(SendError::Timeout),
@@ -411,7 +421,7 @@ impl Pool {
         .await
         .unwrap_or(Err(SendError::Timeout));
         let body = read.inspect_err(|_| budget.give_back(charged))?;
-        if head.reusable && !req.close && conn.buf.is_empty() {
+        if head.reusable && !req.close && sent_whole && conn.buf.is_empty() {
             self.checkin(key, conn);
         }
         Ok(Answer {
