@@ -750,8 +750,13 @@ async fn the_readmes_python_service_works() {
 /// A service that answers the first request on each connection (keeping it open) and closes
 /// the connection on the second, unanswered or after `junk` (what a service writes when it
 /// reads bytes a client left on the connection as a request): a pooled connection that fails
-/// just as it is reused, every time.
-fn on_reuse(path: PathBuf, junk: Option<&'static [u8]>) -> tokio::task::JoinHandle<()> {
+/// just as it is reused, every time. With `delay`, the second request is closed that long after
+/// it came (a service that fails on a request, or dies, rather than closing an idle connection).
+fn on_reuse(
+    path: PathBuf,
+    junk: Option<&'static [u8]>,
+    delay: Duration,
+) -> tokio::task::JoinHandle<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::UnixListener::bind(path).unwrap();
     tokio::spawn(async move {
@@ -769,6 +774,8 @@ fn on_reuse(path: PathBuf, junk: Option<&'static [u8]>) -> tokio::task::JoinHand
                         continue;
                     };
                     if answered == 1 {
+                        // The service's time on the request: the behaviour under test.
+                        tokio::time::sleep(delay).await;
                         // The second request: closed, unanswered (or answered with junk).
                         if let Some(junk) = junk {
                             let _ = s.write_all(junk).await;
@@ -787,13 +794,23 @@ fn on_reuse(path: PathBuf, junk: Option<&'static [u8]>) -> tokio::task::JoinHand
     })
 }
 
+/// A kept connection the service closes unanswered well after the request came (it failed on
+/// it, or died) is not blamed on an idle close: the message says the service closed without
+/// answering, as on a fresh connection.
+#[tokio::test]
+async fn a_kept_connection_closed_long_after_the_request_is_no_idle_race() {
+    let why =
+        "service reuse broke the connection (the service closed the connection without answering)";
+    reused_connections_fail(None, Duration::from_millis(300), why).await;
+}
+
 /// CONTRACT §5: a forwarded request on a reused connection that closes before the first byte
 /// of its answer is sent again on a fresh one only if it is `GET` or `HEAD`; `PUT`, `DELETE`,
 /// `OPTIONS` and `POST` get 502 with the reason instead.
 #[tokio::test]
 async fn only_get_and_head_are_sent_again_after_a_reused_connection_dies() {
     let why = "closed a kept connection without answering (it may have closed it as idle just then, or failed on this request); the request was not sent again";
-    reused_connections_fail(None, why).await;
+    reused_connections_fail(None, Duration::ZERO, why).await;
 }
 
 /// The same when the reused connection answers garbage (an HTTP/0.9 error page, as Python's
@@ -801,16 +818,16 @@ async fn only_get_and_head_are_sent_again_after_a_reused_connection_dies() {
 #[tokio::test]
 async fn only_get_and_head_are_sent_again_after_a_reused_connection_answers_garbage() {
     let junk = b"<!DOCTYPE HTML>\n<html><body>Error response 400</body></html>\n";
-    reused_connections_fail(Some(junk), "malformed").await;
+    reused_connections_fail(Some(junk), Duration::ZERO, "malformed").await;
 }
 
 /// A service whose reused connections fail (closed, or `junk` then closed): `GET` and `HEAD`
 /// are sent again on a fresh connection, any other method gets a 502 that says `why`.
-async fn reused_connections_fail(junk: Option<&'static [u8]>, why: &str) {
+async fn reused_connections_fail(junk: Option<&'static [u8]>, delay: Duration, why: &str) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let d = start_daemon(serve_config(root, &[])).await;
-    let _svc = on_reuse(service_dir(root, "reuse").join("rpc.sock"), junk);
+    let _svc = on_reuse(service_dir(root, "reuse").join("rpc.sock"), junk, delay);
     d.rescan().await;
     // One client connection: it stays on one connection thread, whose pool it reuses.
     let mut s = tokio::net::TcpStream::connect(d.tcp).await.unwrap();

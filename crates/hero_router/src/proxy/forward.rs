@@ -551,7 +551,10 @@ impl<S: Stream> ClientConn<S> {
                 {
                     up = ctx.pool.connect(&key).await.map_err(early)?;
                 }
-                Err(e) => return Err(early(e.into_send_error(up.reused))),
+                Err(e) => {
+                    let as_idle = up.reused && asked.elapsed() < upstream::IDLE_RACE;
+                    return Err(early(e.into_send_error(as_idle)));
+                }
             }
         };
         drop(slot);

@@ -17,6 +17,6 @@ mod pool;
 pub(crate) use call::{CallError, CallOptions, ServiceError, call, call_once, reply, send_once};
 pub(crate) use connect::SendError;
 pub(crate) use pool::{
-    Answer, Budget, HeadError, IDLE_TIMEOUT, Inflight, Interim, Key, Pool, READ_CHUNK, UpConn,
-    read_final_head,
+    Answer, Budget, HeadError, IDLE_RACE, IDLE_TIMEOUT, Inflight, Interim, Key, Pool, READ_CHUNK,
+    UpConn, read_final_head,
 };

@@ -36,6 +36,10 @@ const MAX_IDLE_PER_KEY: usize = 256;
 /// and Node after 5 s, gunicorn after 2 s) races a reuse near its own limit. Under load a
 /// connection is reused long before; a new connection to a Unix socket is cheap.
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(1);
+/// A kept connection that closes without an answer later than this after the request went
+/// out was not closed as idle just then: the service had the request, and failed on it (or
+/// died). The error then says so rather than suggest an idle close.
+pub(crate) const IDLE_RACE: Duration = Duration::from_millis(50);
 /// How often (at most) check-ins sweep out stale idle connections (the serve loop also
 /// sweeps every [`IDLE_TIMEOUT`], traffic or not: [`Pool::sweep`]).
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
@@ -378,6 +382,7 @@ impl Pool {
         // leaves the connection mid-request, never to be kept.
         let mut sent_whole = false;
         let head = loop {
+            let asked = Instant::now();
             let attempt = async {
                 let wrote = conn.io.write_all(&bytes).await;
                 sent_whole = wrote.is_ok();
@@ -409,7 +414,8 @@ impl Pool {
                 conn = self.connect(key).await?;
                 continue;
             }
-            return Err(failed.into_send_error(conn.reused));
+            let as_idle = conn.reused && asked.elapsed() < IDLE_RACE;
+            return Err(failed.into_send_error(as_idle));
         };
         drop(slot);
         let deadline = Instant::now() + timeout;
@@ -440,7 +446,8 @@ enum Unanswered {
 }
 
 impl Unanswered {
-    /// The error reported once no retry is left (`reused`: the connection came from the pool).
+    /// The error reported once no retry is left (`reused`: the connection came from the pool,
+    /// and may have been closed as idle just as the request went out).
     fn into_send_error(self, reused: bool) -> SendError {
         match self {
             Unanswered::Write(e) => SendError::Broken(format!("sending the request failed: {e}")),
@@ -461,7 +468,8 @@ pub(crate) enum HeadError {
 }
 
 impl HeadError {
-    /// The error reported once no retry is left (`reused`: the connection came from the pool).
+    /// The error reported once no retry is left (`reused`: the connection came from the pool,
+    /// and may have been closed as idle just as the request went out: see [`IDLE_RACE`]).
     pub(crate) fn into_send_error(self, reused: bool) -> SendError {
         match self {
             HeadError::Closed => SendError::Closed { reused },
