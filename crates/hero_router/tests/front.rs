@@ -1057,6 +1057,34 @@ async fn routed_calls_are_counted_under_their_service() {
     d.stop().await;
 }
 
+/// An error the router answers for a request to a service is counted under that service,
+/// also when the error itself names none (a body over `--max-body`), as the traffic counts it.
+#[tokio::test]
+async fn router_made_errors_are_counted_under_the_service_asked_for() {
+    let (_root, d, _svcs) = daemon_with_services(&["--max-body", "1KiB"]).await;
+    let big = "x".repeat(4096);
+    for _ in 0..2 {
+        let (s, _, _) = tcp(&d, request("POST", "/alpha/rpc/rpc", &big)).await;
+        assert_eq!(s, 413);
+    }
+    let (s, _, _) = tcp(&d, request("GET", "/nosuch/rpc/x", "")).await;
+    assert_eq!(s, 404);
+    let (_, _, b) = tcp(&d, request("GET", "/metrics", "")).await;
+    let text = String::from_utf8(b.to_vec()).unwrap();
+    let count = |service: &str, status: u16| {
+        let key = format!(
+            r#"hero_router_requests_total{{service="{service}",kind="-",status="{status}"}} "#
+        );
+        text.lines()
+            .find_map(|l| l.strip_prefix(key.as_str()))
+            .map(|n| n.parse::<u64>().unwrap())
+    };
+    assert_eq!(count("alpha", 413), Some(2), "{text}");
+    assert_eq!(count("-", 413), None, "{text}");
+    assert_eq!(count("-", 404), Some(1), "{text}");
+    d.stop().await;
+}
+
 /// A routed call's answer is passed on as it is when it is one JSON-RPC 2.0 response object
 /// (CONTRACT §4), whatever id it names; an answer without an id, or with an error that is no
 /// error object, is `-32004` naming the service and what is wrong.

@@ -1070,10 +1070,14 @@ impl<S: Stream> Client<'_, S> {
         if !head_request {
             self.conn.out.extend_from_slice(&body);
         }
-        // Only a service in the table gets a label: a client must not be able to grow the
-        // metrics with made-up names (`GET /nosuch/rpc/`).
+        // Under the service the error names, else the one the request was routed to (a 413
+        // for a proxied body names none), as the traffic counts it. Only a service in the
+        // table gets a label: a client must not be able to grow the metrics with made-up
+        // names (`GET /nosuch/rpc/`).
+        let routed = self.meta.as_ref().and_then(|m| m.route.service.as_deref());
         let service = e
             .service()
+            .or(routed)
             .filter(|s| self.table.service(s).is_some())
             .unwrap_or("-");
         front
