@@ -225,7 +225,7 @@ mod tests;
 
 /// True for a character that changes the direction of the text around it (U+202E and its
 /// kin): in a service's text it can make the router's own text read otherwise.
-fn is_bidi_control(c: char) -> bool {
+pub(crate) fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 

@@ -375,7 +375,10 @@ fn not_a_response(body: &[u8]) -> &'static str {
         }
         Err(_) => return "something that is not a JSON-RPC response",
     };
-    if m.jsonrpc.map(RawValue::get) != Some("\"2.0\"") {
+    let Some(jsonrpc) = m.jsonrpc else {
+        return "a JSON object without \"jsonrpc\": \"2.0\" (not a JSON-RPC response)";
+    };
+    if jsonrpc.get() != "\"2.0\"" {
         return "a response whose \"jsonrpc\" is not \"2.0\" (not a JSON-RPC response)";
     }
     match (m.result, m.error) {

@@ -229,7 +229,11 @@ fn a_reply_is_checked_as_a_json_rpc_response() {
             r#"{"jsonrpc":"1.0","id":1,"result":1}"#,
             r#""jsonrpc" is not "2.0""#,
         ),
-        (r#"{"id":1,"result":1}"#, r#""jsonrpc" is not "2.0""#),
+        (r#"{"id":1,"result":1}"#, r#"without "jsonrpc": "2.0""#),
+        (
+            r#"{"detail":"Internal Server Error"}"#,
+            r#"a JSON object without "jsonrpc": "2.0""#,
+        ),
         (
             r#"{"jsonrpc":"2.0","id":1,"result":1,"result":2}"#,
             "given twice",

@@ -949,7 +949,9 @@ fn error_message(target: &Target, error: &CallError) -> String {
             UPSTREAM_TIMEOUT => format!(
                 "{message}. It may still be working on the call; retry later, or with a smaller request."
             ),
-            BAD_UPSTREAM => format!("{message}. The service misbehaved; retrying may help."),
+            BAD_UPSTREAM => format!(
+                "{message}. The service's log may say why; retrying helps only if the failure was passing."
+            ),
             _ => message.clone(),
         },
     }

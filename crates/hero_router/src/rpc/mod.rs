@@ -688,10 +688,7 @@ impl Rpc {
             Ok(()) => (String::from_utf8(Vec::from(answer.body)).ok(), None, waited),
             Err(what) => {
                 budget.bytes.give_back(answer.body.len());
-                let why = format!(
-                    "service {service} answered HTTP {} with {what}",
-                    answer.status
-                );
+                let why = upstream::not_a_reply(service, &answer, what);
                 let (answer, failed) = fail(CallError::router(BAD_UPSTREAM, why, service));
                 (answer, failed, waited)
             }

@@ -175,13 +175,8 @@ async fn send(
 /// one JSON-RPC response is a router error (`-32004`) naming its HTTP status and what is
 /// wrong with it.
 pub(crate) fn reply(answer: &Answer, service: &str) -> Result<Box<RawValue>, CallError> {
-    let bad = |what: &str| {
-        let why = format!(
-            "service {service} answered HTTP {} with {what}",
-            answer.status
-        );
-        CallError::router(BAD_UPSTREAM, why, service)
-    };
+    let bad =
+        |what: &str| CallError::router(BAD_UPSTREAM, not_a_reply(service, answer, what), service);
     jsonrpc::check_reply(&answer.body).map_err(bad)?;
     match jsonrpc::parse_reply(&answer.body) {
         Some(Reply::Result(result)) => Ok(result.to_owned()),
@@ -195,6 +190,59 @@ pub(crate) fn reply(answer: &Answer, service: &str) -> Result<Box<RawValue>, Cal
         }),
         None => Err(bad("something that is not a JSON-RPC response")),
     }
+}
+
+/// Longest excerpt of an answer that is no JSON-RPC response, in characters.
+const EXCERPT: usize = 200;
+
+/// The words for an answer to a call that is no JSON-RPC response: its HTTP status, `what` is
+/// wrong with it, and the start of its text (an HTML error page without its tags), which
+/// often says why (`Internal Server Error`, a traceback's last line).
+pub(crate) fn not_a_reply(service: &str, answer: &Answer, what: &str) -> String {
+    let status = answer.status;
+    let text = excerpt(&answer.body);
+    if text.is_empty() {
+        return format!("service {service} answered HTTP {status} with {what}");
+    }
+    format!("service {service} answered HTTP {status} with {what}: \"{text}\"")
+}
+
+/// The start of `body` as one line of text: markup tags dropped, control characters and runs
+/// of white space made one space, at most [`EXCERPT`] characters (`…` when cut).
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(64 * 1024)]);
+    let html = text.trim_start().starts_with('<');
+    let mut out = String::new();
+    let (mut in_tag, mut space, mut count) = (false, false, 0);
+    for c in text.chars() {
+        match c {
+            '<' if html => in_tag = true,
+            '>' if html && in_tag => {
+                in_tag = false;
+                space = true;
+            }
+            _ if in_tag => {}
+            // Bidirectional controls too: they would reorder the message around them.
+            c if c.is_whitespace() || c.is_control() || crate::browser::is_bidi_control(c) => {
+                space = true;
+            }
+            c => {
+                let gap = space && !out.is_empty();
+                if count + usize::from(gap) >= EXCERPT {
+                    out.push('…');
+                    return out;
+                }
+                if gap {
+                    out.push(' ');
+                    count += 1;
+                }
+                space = false;
+                out.push(c);
+                count += 1;
+            }
+        }
+    }
+    out
 }
 
 /// [`call`] on a connection of its own, for callers without a pool (the CLI, the hero_proc
@@ -232,3 +280,6 @@ pub(crate) async fn send_once(
     };
     send(&pool, &key, method, params, &how).await
 }
+
+#[cfg(test)]
+mod tests;

@@ -14,7 +14,9 @@ mod call;
 mod connect;
 mod pool;
 
-pub(crate) use call::{CallError, CallOptions, ServiceError, call, call_once, reply, send_once};
+pub(crate) use call::{
+    CallError, CallOptions, ServiceError, call, call_once, not_a_reply, reply, send_once,
+};
 pub(crate) use connect::SendError;
 pub(crate) use pool::{
     Answer, Budget, HeadError, IDLE_RACE, IDLE_TIMEOUT, Inflight, Interim, Key, Pool, READ_CHUNK,

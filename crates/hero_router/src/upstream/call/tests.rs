@@ -1,0 +1,48 @@
+use bytes::BytesMut;
+
+use super::{Answer, EXCERPT, not_a_reply};
+
+fn answer(status: u16, body: &str) -> Answer {
+    Answer {
+        status,
+        body: BytesMut::from(body.as_bytes()),
+    }
+}
+
+#[test]
+fn an_html_error_page_is_quoted_without_its_markup() {
+    // Python's http.server's page for a handler that raised.
+    let page = "<!DOCTYPE HTML>\n<html lang=\"en\">\n    <head>\n        <meta charset=\"utf-8\">\n        <title>Error response</title>\n    </head>\n    <body>\n        <h1>Error response</h1>\n        <p>Error code: 500</p>\n        <p>Message: Internal Server Error.</p>\n    </body>\n</html>\n";
+    let m = not_a_reply("py", &answer(500, page), "something that is not JSON");
+    assert_eq!(
+        m,
+        "service py answered HTTP 500 with something that is not JSON: \"Error response Error response Error code: 500 Message: Internal Server Error.\""
+    );
+}
+
+#[test]
+fn plain_text_is_one_line_cut_and_inert() {
+    let text = format!(
+        "Traceback (most recent call last):\n\t\u{202E}boom\u{7}\n{}",
+        "x".repeat(500)
+    );
+    let m = not_a_reply("py", &answer(500, &text), "something that is not JSON");
+    let quoted = m.split_once(": \"").unwrap().1;
+    assert!(
+        quoted.starts_with("Traceback (most recent call last): boom xxx"),
+        "{m}"
+    );
+    assert!(quoted.ends_with("…\""), "cut with a mark: {m}");
+    assert_eq!(quoted.chars().count(), EXCERPT + 2, "{m}");
+    assert!(
+        !m.chars().any(|c| c.is_control() || c == '\u{202E}'),
+        "{m:?}"
+    );
+    // A markup-looking body that is not HTML keeps its angle brackets only if it does not
+    // start with one.
+    let m = not_a_reply("py", &answer(502, "bad gateway <oops>"), "x");
+    assert!(m.ends_with(": \"bad gateway <oops>\""), "{m}");
+    // Nothing to quote: no quotes.
+    let m = not_a_reply("py", &answer(500, " \n"), "an empty body");
+    assert_eq!(m, "service py answered HTTP 500 with an empty body");
+}
