@@ -193,9 +193,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             let services = call(&rpc_sock, "router.services", Value::Null).await?;
-            let config = crate::mcp::client_config::render(&services, service.as_deref(), &url)
-                .map_err(anyhow::Error::msg)?;
+            let (config, note) =
+                crate::mcp::client_config::render(&services, service.as_deref(), &url)
+                    .map_err(anyhow::Error::msg)?;
             out_json(&pretty(&config)?)?;
+            if let Some(note) = note {
+                eprintln!("hero_router: note: {}", crate::cli::terminal_safe(&note));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Client {

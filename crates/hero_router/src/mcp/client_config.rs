@@ -11,21 +11,34 @@ use crate::registry::catalog::SpecState;
 
 /// The `mcpServers` configuration for the router at `base_url` (e.g.
 /// `http://127.0.0.1:9988`), given the `router.services` result: `/mcp` and every healthy
-/// service with a spec, or only `only` (which must be in `services`).
+/// service with a spec, or only `only` (which must be in `services`), and a note for the user
+/// when `only` has no spec now (its endpoint lists no tools until it serves one).
 pub(crate) fn render(
     services: &Value,
     only: Option<&str>,
     base_url: &str,
-) -> Result<Value, String> {
+) -> Result<(Value, Option<String>), String> {
     let base = base_url.trim_end_matches('/');
     let entry = |path: &str| json!({"type": "http", "url": format!("{base}{path}")});
     let list = services.as_array().map(Vec::as_slice).unwrap_or_default();
     let mut servers = Map::new();
+    let mut note = None;
     match only {
         Some(name) => {
-            if !list.iter().any(|s| s["name"] == name) {
+            let Some(service) = list.iter().find(|s| s["name"] == name) else {
                 return Err(format!(
                     "no such service: {name} (`hero_router list` shows the services)"
+                ));
+            };
+            // Down or without a spec, it is still the service asked for: it may come back
+            // with tools. The user hears why it has none now.
+            let state = service["spec"]["state"].as_str().unwrap_or("absent");
+            if !SpecState::has_document(state) {
+                let why = service["spec"]["reason"]
+                    .as_str()
+                    .map_or_else(String::new, |r| format!(": {r}"));
+                note = Some(format!(
+                    "service {name} has no OpenRPC spec now (spec {state}{why}): its MCP endpoint lists no tools until it serves one"
                 ));
             }
             servers.insert(name.to_owned(), entry(&format!("/mcp/{name}")));
@@ -45,7 +58,7 @@ pub(crate) fn render(
             }
         }
     }
-    Ok(json!({ "mcpServers": servers }))
+    Ok((json!({ "mcpServers": servers }), note))
 }
 
 #[cfg(test)]
