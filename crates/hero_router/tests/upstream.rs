@@ -1129,3 +1129,49 @@ async fn a_routed_call_gets_the_answer_a_service_gave_before_reading_its_body() 
     }
     d.stop().await;
 }
+
+/// A keep-alive client that goes quiet after a proxied request does not keep the upstream
+/// connection it was given for longer than the pool keeps an idle one: a single-threaded
+/// service answers a routed call meanwhile (it waited for --upstream-timeout, or until that
+/// client's --header-timeout ended its connection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_keep_alive_client_does_not_hold_a_single_threaded_service() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let d = start_daemon(serve_config(
+        root,
+        &["--upstream-timeout", "30s", "--header-timeout", "60s"],
+    ))
+    .await;
+    let _svc = start(root, "single", Behaviour::Single, false).await;
+    d.rescan().await;
+    let mut quiet = tokio::net::TcpStream::connect(d.tcp).await.unwrap();
+    quiet
+        .write_all(b"GET /single/rpc/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let (head, _) = read_answer(&mut quiet, &mut buf).await.expect("an answer");
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    // The client stays connected and says nothing more; a routed call comes meanwhile.
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"single.add","params":{"a":2,"b":3}}"#;
+    let (status, body) = tokio::time::timeout(DEADLINE, rpc(&d, call))
+        .await
+        .expect("the routed call is answered while the other client is quiet");
+    assert_eq!(
+        (status, json(&body)["result"].clone()),
+        (200, json!(5)),
+        "{body}"
+    );
+    // The quiet client's connection still works.
+    quiet
+        .write_all(b"GET /single/rpc/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, _) = read_answer(&mut quiet, &mut buf)
+        .await
+        .expect("a second answer");
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    d.stop().await;
+}

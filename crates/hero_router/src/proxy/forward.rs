@@ -215,6 +215,8 @@ pub(crate) struct ClientConn<S> {
     interim: upstream::Interim,
     /// `--upstream-timeout` for the response head.
     head_watch: Watchdog,
+    /// When a quiet client's kept upstream connection is let go ([`ClientConn::fill_next`]).
+    release_watch: Watchdog,
     /// The longest pause within a request body (`--header-timeout`): a client that stops
     /// sending its body mid-way gets 408 and loses its connection, rather than hold it, and
     /// a service's in-flight slot, for as long as it likes.
@@ -297,6 +299,7 @@ impl<S: Stream> ClientConn<S> {
             interim: upstream::Interim::default(),
             affinity: None,
             head_watch: Watchdog::new(),
+            release_watch: Watchdog::new(),
             body_pause: std::time::Duration::from_secs(10),
             request_id: RequestId::none(),
             tally: Tally::default(),
@@ -339,6 +342,31 @@ impl<S: Stream> ClientConn<S> {
     pub(crate) async fn fill(&mut self) -> io::Result<usize> {
         self.buf.reserve(READ_CHUNK);
         self.io.read_buf(&mut self.buf).await
+    }
+
+    /// [`fill`](ClientConn::fill) while waiting for the next request, since `quiet_since`.
+    /// The upstream connection kept for that request is let go once the client has been
+    /// quiet as long as the pool keeps an idle one ([`upstream::IDLE_TIMEOUT`]): a keep-alive
+    /// client idle for up to `--header-timeout` held it, and a service that serves one
+    /// connection at a time answered nobody else meanwhile. Under load the read comes first
+    /// and the timer is not even re-armed ([`Watchdog`]).
+    pub(crate) async fn fill_next(&mut self, quiet_since: Instant) -> io::Result<usize> {
+        let kept = self.affinity.as_ref().is_some_and(|a| a.conn.is_some());
+        if !kept || !self.buf.is_empty() {
+            return self.fill().await;
+        }
+        self.release_watch.arm(quiet_since + upstream::IDLE_TIMEOUT);
+        self.buf.reserve(READ_CHUNK);
+        tokio::select! {
+            biased;
+            r = self.io.read_buf(&mut self.buf) => return r,
+            () = self.release_watch.expired() => {}
+        }
+        // Closed, not pooled: it has been idle as long as the pool would keep it.
+        if let Some(a) = self.affinity.as_mut() {
+            drop(a.conn.take());
+        }
+        self.fill().await
     }
 
     /// Consumes the rest of the request body if it is all in the buffer already.

@@ -192,7 +192,7 @@ pub(super) async fn serve<S: Stream>(
         // timer and the closing flag are not even polled.
         let next = tokio::select! {
             biased;
-            r = client.next_plan(&front, role, &head_limits) => r,
+            r = client.next_plan(&front, role, &head_limits, now) => r,
             () = slot.closed() => return,
             // A client too slow with its headers is cut off.
             _ = header_watch.expired() => return,
@@ -599,6 +599,7 @@ impl<S: Stream> Client<'_, S> {
         front: &Front,
         role: Role,
         limits: &HeadLimits,
+        quiet_since: Instant,
     ) -> io::Result<Option<Plan>> {
         // When to look again whether a partial head is already no request (its length
         // doubles each time: the looks cost no more than one parse of the whole head).
@@ -643,7 +644,7 @@ impl<S: Stream> Client<'_, S> {
                     Head::Partial => {}
                 }
             }
-            if self.conn.fill().await? == 0 {
+            if self.conn.fill_next(quiet_since).await? == 0 {
                 return Ok(None);
             }
         }
