@@ -1175,3 +1175,40 @@ async fn a_quiet_keep_alive_client_does_not_hold_a_single_threaded_service() {
     assert!(head.starts_with("http/1.1 200"), "{head}");
     d.stop().await;
 }
+
+/// A slow reader over TCP keeps its connection under `--send-timeout`: the kernel's timer
+/// sees the window it opens as it reads, where a write could only see the router's buffer
+/// free again, megabytes later (a reader of 64 KiB a second was cut at the limit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reader_is_not_cut_by_the_send_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let d = start_daemon(serve_config(root, &["--send-timeout", "1s"])).await;
+    let _svc = start(root, "single", Behaviour::Single, false).await;
+    d.rescan().await;
+    let mut s = tokio::net::TcpStream::connect(d.tcp).await.unwrap();
+    s.write_all(b"GET /single/rpc/big HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    // 64 KiB every 200 ms, for three times the limit: the buffers stay full all along.
+    let mut got = 0usize;
+    let mut chunk = vec![0u8; 64 * 1024];
+    let slow_until = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::Instant::now() < slow_until {
+        let n = s.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "cut off after {got} bytes");
+        got += n;
+        tokio::time::sleep(Duration::from_millis(200)).await; // the reader's pace is the point
+    }
+    // Then the rest, as fast as it comes: all of it.
+    let mut rest = Vec::new();
+    tokio::time::timeout(DEADLINE, s.read_to_end(&mut rest))
+        .await
+        .expect("the rest of the answer")
+        .unwrap();
+    got += rest.len();
+    let body = 64 << 20;
+    assert!(got > body, "{got} bytes, the body alone is {body}");
+    d.stop().await;
+}

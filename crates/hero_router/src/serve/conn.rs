@@ -156,7 +156,13 @@ pub(super) async fn serve<S: Stream>(
 ) {
     let tables = front.shared.registry.tables();
     let table = tables.borrow().clone();
-    let mut conn = ClientConn::new(SendTimeout::new(io, limits.send_timeout));
+    // TCP has the kernel's timer for it (`TCP_USER_TIMEOUT`, set at accept), which counts a
+    // slow reader's progress; a Unix socket has none.
+    let stall_limit = match transport {
+        Transport::Tcp(_) => None,
+        Transport::Unix => Some(limits.send_timeout),
+    };
+    let mut conn = ClientConn::new(SendTimeout::new(io, stall_limit));
     conn.body_pause = limits.header_read_timeout;
     let mut client = Client {
         conn,

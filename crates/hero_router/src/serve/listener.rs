@@ -93,11 +93,17 @@ impl StdStream {
 // === impl AnyListener ===
 
 impl AnyListener {
-    async fn accept(&self) -> io::Result<(AnyStream, Transport)> {
+    /// The next connection. A TCP one gets `send_timeout` as its `TCP_USER_TIMEOUT`: the
+    /// kernel ends it once data it sent stays unacknowledged, or the client's receive window
+    /// stays closed, for that long (`--send-timeout`, docs/http.md). A slow reader moves the
+    /// window and keeps its connection; one that stopped reading does not.
+    async fn accept(&self, send_timeout: Duration) -> io::Result<(AnyStream, Transport)> {
         match self {
             AnyListener::Tcp(l) => {
                 let (s, peer) = l.accept().await?;
                 let _ = s.set_nodelay(true);
+                let ms = u32::try_from(send_timeout.as_millis()).unwrap_or(u32::MAX);
+                let _ = rustix::net::sockopt::set_tcp_user_timeout(&s, ms.max(1));
                 Ok((AnyStream::Tcp(s), Transport::Tcp(peer)))
             }
             AnyListener::Unix(l) => l
@@ -199,7 +205,7 @@ pub(crate) async fn serve(listener: AnyListener, app: Arc<App>, token: Cancellat
     loop {
         let accepted = tokio::select! {
             _ = token.cancelled() => break,
-            r = listener.accept() => r,
+            r = listener.accept(limits.send_timeout) => r,
             Ok(()) = access_changes.changed() => {
                 // Judged once the file has settled: a file written in pieces shows the watcher
                 // lists that are only part of the one meant.

@@ -1,12 +1,14 @@
-//! A client connection's write side with a stall limit (`--send-timeout`): a write that makes
-//! no progress for that long fails with [`io::ErrorKind::TimedOut`], and the connection ends.
+//! A client connection's write side with a stall limit (`--send-timeout`) for a Unix socket: a
+//! write that cannot go through for that long fails with [`io::ErrorKind::TimedOut`], and the
+//! connection ends. (A TCP connection has the kernel's `TCP_USER_TIMEOUT` instead, set at
+//! accept, which sees a slow reader's progress; a write only sees it once the buffer has room
+//! again.)
 //!
 //! The router streams a service's answer as it reads it, without buffering it whole. A client
 //! that stops reading would otherwise stop the router reading, and keep the service's
 //! connection, forever: a service that serves one connection at a time (Python's
-//! `http.server`) would answer nobody else meanwhile. The limit counts only time with no
-//! progress at all, so a slow reader keeps its connection; a write that goes through at once
-//! (the common case) costs one branch.
+//! `http.server`) would answer nobody else meanwhile. A write that goes through at once (the
+//! common case) costs one branch.
 
 use std::io;
 use std::pin::Pin;
@@ -16,10 +18,10 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-/// `S` whose writes fail after `limit` without progress.
+/// `S` whose writes fail after `limit` without progress (never, without a limit).
 pub(crate) struct SendTimeout<S> {
     io: S,
-    limit: Duration,
+    limit: Option<Duration>,
     /// Made at the first stall, reset at each later one.
     timer: Option<Pin<Box<Sleep>>>,
     /// The timer runs: the last write did not go through.
@@ -28,7 +30,7 @@ pub(crate) struct SendTimeout<S> {
 
 impl<S> SendTimeout<S> {
     /// `io`, whose writes may stall for at most `limit`.
-    pub(crate) fn new(io: S, limit: Duration) -> SendTimeout<S> {
+    pub(crate) fn new(io: S, limit: Option<Duration>) -> SendTimeout<S> {
         SendTimeout {
             io,
             limit,
@@ -40,9 +42,12 @@ impl<S> SendTimeout<S> {
     /// After the stream said `Pending`: arms the timer at the first stall, and fails once it
     /// has run out.
     fn poll_stall(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        let Some(limit) = self.limit else {
+            return Poll::Pending;
+        };
         if !self.stalled {
             self.stalled = true;
-            let deadline = Instant::now() + self.limit;
+            let deadline = Instant::now() + limit;
             match &mut self.timer {
                 Some(timer) => timer.as_mut().reset(deadline),
                 None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
@@ -56,7 +61,7 @@ impl<S> SendTimeout<S> {
             io::ErrorKind::TimedOut,
             format!(
                 "the client took none of the answer for {} (--send-timeout)",
-                humantime::format_duration(self.limit)
+                humantime::format_duration(limit)
             ),
         ))
     }

@@ -11,7 +11,7 @@ const LIMIT: Duration = Duration::from_secs(30);
 #[tokio::test(start_paused = true)]
 async fn a_write_nobody_takes_fails_after_the_limit() {
     let (near, _far) = tokio::io::duplex(64);
-    let mut io = SendTimeout::new(near, LIMIT);
+    let mut io = SendTimeout::new(near, Some(LIMIT));
     let started = Instant::now();
     let e = io.write_all(&[7; 1000]).await.unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::TimedOut);
@@ -30,7 +30,7 @@ async fn a_write_nobody_takes_fails_after_the_limit() {
 #[tokio::test(start_paused = true)]
 async fn a_slow_reader_that_keeps_reading_is_never_cut() {
     let (near, mut far) = tokio::io::duplex(64);
-    let mut io = SendTimeout::new(near, LIMIT);
+    let mut io = SendTimeout::new(near, Some(LIMIT));
     // 64 bytes every 20 s: each stall is shorter than the limit, their sum far longer.
     let reader = tokio::spawn(async move {
         let mut got = Vec::new();
@@ -58,7 +58,7 @@ async fn a_slow_reader_that_keeps_reading_is_never_cut() {
 #[tokio::test(start_paused = true)]
 async fn reads_pass_through_and_never_time_out() {
     let (near, mut far) = tokio::io::duplex(64);
-    let mut io = SendTimeout::new(near, LIMIT);
+    let mut io = SendTimeout::new(near, Some(LIMIT));
     let read = tokio::spawn(async move {
         let mut buf = [0; 5];
         io.read_exact(&mut buf).await.map(|_| buf)
@@ -66,4 +66,16 @@ async fn reads_pass_through_and_never_time_out() {
     tokio::time::sleep(3 * LIMIT).await; // paused clock: a read may wait any time
     far.write_all(b"hello").await.unwrap();
     assert_eq!(&read.await.unwrap().unwrap(), b"hello");
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_limit_a_write_waits() {
+    let (near, mut far) = tokio::io::duplex(64);
+    let mut io = SendTimeout::new(near, None);
+    let write = tokio::spawn(async move { io.write_all(&[7; 1000]).await });
+    tokio::time::sleep(100 * LIMIT).await; // paused clock: no limit, whatever the time
+    assert!(!write.is_finished(), "nothing cut it");
+    let mut got = vec![0; 1000];
+    far.read_exact(&mut got).await.unwrap();
+    write.await.unwrap().unwrap();
 }
