@@ -1023,27 +1023,28 @@ async fn a_client_that_stops_reading_does_not_hold_a_single_threaded_service() {
 }
 
 /// A single-threaded HTTP/1.1 service is not left waiting on a connection the router keeps
-/// idle: two calls of one batch both get their answer (the second waited on a new connection
-/// behind the idle one until --upstream-timeout), and after a routed call, with no more traffic,
-/// another client of the socket gets its answer (the idle connection was closed only when the
-/// router next had a request, however long that took).
+/// idle. The twelve calls of one batch all get their answer, one after another: each waited on
+/// a new connection behind the one the last call left idle, first until --upstream-timeout,
+/// then one idle time each (twelve of them are more than the 5 s allowed here). And after a
+/// routed call, with no more traffic, another client of the socket gets its answer (the idle
+/// connection was closed only when the router next had a request, however long that took).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_threaded_service_is_not_held_by_an_idle_connection() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let d = start_daemon(serve_config(root, &["--upstream-timeout", "30s"])).await;
+    let d = start_daemon(serve_config(root, &["--upstream-timeout", "5s"])).await;
     let _svc = start(root, "single", Behaviour::Single, false).await;
     d.rescan().await;
-    let batch = r#"[{"jsonrpc":"2.0","id":1,"method":"single.add","params":{"a":1,"b":2}},
-                    {"jsonrpc":"2.0","id":2,"method":"single.add","params":{"a":3,"b":4}}]"#;
-    let (status, body) = tokio::time::timeout(DEADLINE, rpc(&d, batch))
-        .await
-        .expect("the batch is answered");
+    let calls: Vec<Value> = (0..12)
+        .map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "single.add", "params": {"a": i, "b": 1}}))
+        .collect();
+    let (status, body) = rpc(&d, &Value::Array(calls).to_string()).await;
     assert_eq!(status, 200, "{body}");
     let answers = json(&body);
-    assert_eq!(answers[0]["result"], 3, "{body}");
-    assert_eq!(answers[1]["result"], 7, "{body}");
+    for i in 0..12 {
+        assert_eq!(answers[i]["result"], i + 1, "call {i}: {body}");
+    }
     // Another client, straight onto the socket, with the router quiet.
     let sock = service_dir(root, "single").join("rpc.sock");
     let mut direct = tokio::net::UnixStream::connect(&sock).await.unwrap();
@@ -1061,8 +1062,9 @@ async fn a_single_threaded_service_is_not_held_by_an_idle_connection() {
 }
 
 /// A service that answers any request with a body over 1000 bytes at once, with a 413 and a
-/// JSON-RPC error, and closes without reading the body (as many servers refuse an upload).
-fn refuses_large_bodies(path: PathBuf) -> tokio::task::JoinHandle<()> {
+/// JSON-RPC error, and closes without reading the body (as many servers refuse an upload), or,
+/// `reads_on`, reads the body on slowly without closing.
+fn refuses_large_bodies(path: PathBuf, reads_on: bool) -> tokio::task::JoinHandle<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::UnixListener::bind(path).unwrap();
     tokio::spawn(async move {
@@ -1097,6 +1099,14 @@ fn refuses_large_bodies(path: PathBuf) -> tokio::task::JoinHandle<()> {
                         .to_owned()
                 };
                 let _ = s.write_all(answer.as_bytes()).await;
+                if reads_on {
+                    // 8 KiB every 50 ms (the service's pace is the behaviour under test),
+                    // until the router closes.
+                    let mut chunk = [0u8; 8192];
+                    while matches!(s.read(&mut chunk).await, Ok(n) if n > 0) {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
                 // Closed with the body unread.
             });
         }
@@ -1110,11 +1120,14 @@ fn refuses_large_bodies(path: PathBuf) -> tokio::task::JoinHandle<()> {
 async fn a_routed_call_gets_the_answer_a_service_gave_before_reading_its_body() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let d = start_daemon(serve_config(root, &[])).await;
-    let _svc = refuses_large_bodies(service_dir(root, "early").join("rpc.sock"));
+    // A service reading 160 KiB a second would take a minute for 10 MB: the answer it gave
+    // comes back long before this limit, or it is a -32003 instead.
+    let d = start_daemon(serve_config(root, &["--upstream-timeout", "5s"])).await;
+    let _early = refuses_large_bodies(service_dir(root, "early").join("rpc.sock"), false);
+    let _slow = refuses_large_bodies(service_dir(root, "slow").join("rpc.sock"), true);
     d.rescan().await;
-    for size in [300_000, 900_000] {
-        let call = json!({"jsonrpc": "2.0", "id": 7, "method": "early.echo",
+    for (service, size) in [("early", 300_000), ("early", 900_000), ("slow", 10_000_000)] {
+        let call = json!({"jsonrpc": "2.0", "id": 7, "method": format!("{service}.echo"),
                           "params": ["x".repeat(size)]});
         let (status, body) = rpc(&d, &call.to_string()).await;
         assert_eq!(status, 200, "{body}");

@@ -548,10 +548,12 @@ impl<S: Stream> ClientConn<S> {
                 self.head_watch.arm(look_at);
                 // Interim answers go on to an HTTP/1.1 client as they come.
                 let client = (!req.http10).then_some((&mut self.io, &mut self.interim));
+                let fresh = !up.reused;
                 tokio::select! {
                     biased;
                     r = upstream::read_final_head(&mut up, ex, Some(&mut self.out), client) => break r,
                     _ = self.head_watch.expired() => {}
+                    never = ctx.pool.unblock(&key), if fresh => match never {},
                 }
                 if look_at >= deadline {
                     return Err(early(SendError::Timeout));
@@ -973,32 +975,9 @@ async fn until_idle(
     }
 }
 
-/// Writes `data` upstream unless the service answers first. `Ok(false)`: it answered (what
-/// it sent is in `up.buf`; part of `data` may be unsent).
-async fn send_unless_answered(up: &mut UpConn, mut data: &[u8]) -> Result<bool, Sent> {
-    let UpConn { io, buf, .. } = up;
-    let (mut rd, mut wr) = io.split();
-    while !data.is_empty() {
-        buf.reserve(upstream::READ_CHUNK);
-        tokio::select! {
-            biased;
-            r = wr.write(data) => match r {
-                Ok(0) => return Err(Sent::Upstream(io::ErrorKind::WriteZero.into())),
-                Ok(n) => data = &data[n..],
-                Err(e) => return Err(Sent::Upstream(e)),
-            },
-            r = rd.read_buf(buf) => match r {
-                Ok(n) if n > 0 => {
-                    if http1::final_head_arrived(buf) {
-                        return Ok(false);
-                    }
-                }
-                Ok(_) => return Err(Sent::Upstream(io::ErrorKind::UnexpectedEof.into())),
-                Err(e) => return Err(Sent::Upstream(e)),
-            },
-        }
-    }
-    Ok(true)
+/// [`UpConn::send_unless_answered`], its failure as the engine names it.
+async fn send_unless_answered(up: &mut UpConn, data: &[u8]) -> Result<bool, Sent> {
+    up.send_unless_answered(data).await.map_err(Sent::Upstream)
 }
 
 impl<S: Stream> ClientConn<S> {

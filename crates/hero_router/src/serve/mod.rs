@@ -420,7 +420,7 @@ async fn sweep_traffic(front: Arc<Front>, registry: Registry, token: Cancellatio
 /// Closes idle upstream connections past their time, whether or not requests come
 /// ([`crate::upstream::Pool::sweep`]).
 async fn sweep_pool(front: Arc<Front>, token: CancellationToken) {
-    let mut tick = tokio::time::interval(crate::upstream::IDLE_TIMEOUT);
+    let mut tick = tokio::time::interval(crate::upstream::SWEEP_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

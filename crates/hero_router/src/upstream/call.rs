@@ -211,36 +211,112 @@ pub(crate) fn not_a_reply(service: &str, answer: &Answer, what: &str) -> String 
 /// of white space made one space, at most [`EXCERPT`] characters (`…` when cut).
 fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(64 * 1024)]);
-    let html = text.trim_start().starts_with('<');
+    if text.trim_start().starts_with('<') {
+        one_line(&html_text(&text))
+    } else {
+        one_line(&text)
+    }
+}
+
+/// The text of an HTML page: tags dropped, and what is inside `script` and `style` too; the
+/// common character references decoded.
+fn html_text(page: &str) -> String {
     let mut out = String::new();
-    let (mut in_tag, mut space, mut count) = (false, false, 0);
-    for c in text.chars() {
-        match c {
-            '<' if html => in_tag = true,
-            '>' if html && in_tag => {
-                in_tag = false;
-                space = true;
-            }
-            _ if in_tag => {}
-            // Bidirectional controls too: they would reorder the message around them.
-            c if c.is_whitespace() || c.is_control() || crate::browser::is_bidi_control(c) => {
-                space = true;
-            }
-            c => {
-                let gap = space && !out.is_empty();
-                if count + usize::from(gap) >= EXCERPT {
-                    out.push('…');
-                    return out;
-                }
-                if gap {
-                    out.push(' ');
-                    count += 1;
-                }
-                space = false;
+    let mut rest = page;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&decode_references(&rest[..open]));
+        out.push(' ');
+        let tag = &rest[open + 1..];
+        let Some(close) = tag.find('>') else {
+            return out;
+        };
+        let name = tag[..close]
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        rest = &tag[close + 1..];
+        if name == "script" || name == "style" {
+            // ASCII lowercasing keeps every byte where it was.
+            let end = format!("</{name}");
+            rest = rest
+                .to_ascii_lowercase()
+                .find(&end)
+                .map_or("", |at| &rest[at..]);
+        }
+    }
+    out.push_str(&decode_references(rest));
+    out
+}
+
+/// `&amp;`, `&lt;`, `&gt;`, `&quot;`, `&apos;`, `&#39;`, `&nbsp;` and numeric references as
+/// the characters they stand for; anything else as it is.
+fn decode_references(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains('&') {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let after = &rest[amp + 1..];
+        let decoded = after.find(';').filter(|&end| end <= 10).and_then(|end| {
+            let name = &after[..end];
+            let c = match name {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                "nbsp" => Some(' '),
+                _ => name.strip_prefix('#').and_then(|n| {
+                    match n.strip_prefix(['x', 'X']) {
+                        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+                        None => n.parse().ok(),
+                    }
+                    .and_then(char::from_u32)
+                }),
+            };
+            c.map(|c| (c, end))
+        });
+        match decoded {
+            Some((c, end)) => {
                 out.push(c);
-                count += 1;
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = after;
             }
         }
+    }
+    out.push_str(rest);
+    out.into()
+}
+
+/// `text` on one line: control characters, bidirectional controls (they would reorder the
+/// message around them) and runs of white space made one space; at most [`EXCERPT`]
+/// characters, `…` when cut.
+fn one_line(text: &str) -> String {
+    let mut out = String::new();
+    let (mut space, mut count) = (false, 0);
+    for c in text.chars() {
+        if c.is_whitespace() || c.is_control() || crate::browser::is_bidi_control(c) {
+            space = true;
+            continue;
+        }
+        let gap = space && !out.is_empty();
+        if count + usize::from(gap) >= EXCERPT {
+            out.push('…');
+            return out;
+        }
+        if gap {
+            out.push(' ');
+            count += 1;
+        }
+        space = false;
+        out.push(c);
+        count += 1;
     }
     out
 }

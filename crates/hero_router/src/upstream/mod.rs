@@ -19,6 +19,6 @@ pub(crate) use call::{
 };
 pub(crate) use connect::SendError;
 pub(crate) use pool::{
-    Answer, Budget, HeadError, IDLE_RACE, IDLE_TIMEOUT, Inflight, Interim, Key, Pool, READ_CHUNK,
-    UpConn, read_final_head,
+    Answer, Budget, HeadError, IDLE_RACE, IDLE_TIMEOUT, Inflight, Interim, Key, Pool,
+    SWEEP_INTERVAL, UpConn, read_final_head,
 };

@@ -40,6 +40,12 @@ pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(1);
 /// out was not closed as idle just then: the service had the request, and failed on it (or
 /// died). The error then says so rather than suggest an idle close.
 pub(crate) const IDLE_RACE: Duration = Duration::from_millis(50);
+/// How often a request waiting on a new connection closes the idle ones to its socket
+/// ([`Pool::unblock`]).
+const UNBLOCK_EVERY: Duration = Duration::from_millis(100);
+/// How often the serve loop sweeps ([`Pool::sweep`]): an idle connection is closed at most
+/// this long after [`IDLE_TIMEOUT`].
+pub(crate) const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
 /// How often (at most) check-ins sweep out stale idle connections (the serve loop also
 /// sweeps every [`IDLE_TIMEOUT`], traffic or not: [`Pool::sweep`]).
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
@@ -159,6 +165,32 @@ pub(crate) struct UpConn {
 }
 
 impl UpConn {
+    /// Writes `data` unless the service answers first. `Ok(false)`: it answered (what it sent
+    /// is in the buffer; part of `data` may be unsent, and the connection must not be kept).
+    /// A service may answer a request before it has read all of it (a 413 to an upload it
+    /// refuses) and then read on slowly, or not at all: waiting for the write to finish first
+    /// would wait for nothing.
+    pub(crate) async fn send_unless_answered(&mut self, mut data: &[u8]) -> io::Result<bool> {
+        let UpConn { io, buf, .. } = self;
+        let (mut rd, mut wr) = io.split();
+        while !data.is_empty() {
+            buf.reserve(READ_CHUNK);
+            tokio::select! {
+                biased;
+                r = wr.write(data) => match r? {
+                    0 => return Err(io::ErrorKind::WriteZero.into()),
+                    n => data = &data[n..],
+                },
+                r = rd.read_buf(buf) => match r? {
+                    0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                    _ if http1::final_head_arrived(buf) => return Ok(false),
+                    _ => {}
+                },
+            }
+        }
+        Ok(true)
+    }
+
     /// Reads more bytes into the buffer; `Ok(0)` at end of stream.
     pub(crate) async fn fill(&mut self) -> io::Result<usize> {
         // A short read leaves no `EAGAIN` read behind: tokio itself then forgets the read
@@ -326,6 +358,28 @@ impl Pool {
         idle.sweep(Instant::now());
     }
 
+    /// Never ends. While it is polled (a request waits for its answer on a new connection),
+    /// it closes the idle connections to `key` every [`UNBLOCK_EVERY`]: a service that serves
+    /// one connection at a time is busy with one of them, waiting for a request that will not
+    /// come, while this one waits in its backlog. Calls to it are then answered one after
+    /// another, not one per idle time, and not cut off by `--upstream-timeout`.
+    pub(crate) async fn unblock(&self, key: &Key) -> std::convert::Infallible {
+        let mut tick = tokio::time::interval_at(Instant::now() + UNBLOCK_EVERY, UNBLOCK_EVERY);
+        loop {
+            tick.tick().await;
+            let closed: Vec<UpConn> = {
+                let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+                idle.conns
+                    .values_mut()
+                    .filter_map(|mine| mine.remove(key))
+                    .flatten()
+                    .collect()
+            };
+            // Closed outside the lock.
+            drop(closed);
+        }
+    }
+
     /// Idle connections kept now (every thread, every socket).
     #[cfg(test)]
     pub(crate) fn idle_count(&self) -> usize {
@@ -383,18 +437,23 @@ impl Pool {
         let mut sent_whole = false;
         let head = loop {
             let asked = Instant::now();
+            let fresh = !conn.reused;
             let attempt = async {
-                let wrote = conn.io.write_all(&bytes).await;
-                sent_whole = wrote.is_ok();
+                let wrote = conn.send_unless_answered(&bytes).await;
+                sent_whole = matches!(wrote, Ok(true));
                 let client: Option<(&mut tokio::io::Sink, &mut Interim)> = None;
-                let head = read_final_head(&mut conn, Exchange::default, None, client).await;
+                let head = tokio::select! {
+                    biased;
+                    head = read_final_head(&mut conn, Exchange::default, None, client) => head,
+                    never = self.unblock(key), if fresh => match never {},
+                };
                 match (wrote, head) {
                     // A service may answer before it has read the whole request (a 413 to a
                     // body it will not take) and close: the write then fails, and the answer
                     // waiting is still the service's answer, as the proxy passes it on.
                     (_, Ok(head)) => Ok(head),
                     (Err(e), Err(_)) => Err(Unanswered::Write(e)),
-                    (Ok(()), Err(e)) => Err(Unanswered::Head(e)),
+                    (Ok(_), Err(e)) => Err(Unanswered::Head(e)),
                 }
             };
             let failed = match tokio::time::timeout_at(deadline, attempt).await {
