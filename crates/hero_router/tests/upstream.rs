@@ -1225,3 +1225,59 @@ async fn a_slow_reader_is_not_cut_by_the_send_timeout() {
     assert!(got > body, "{got} bytes, the body alone is {body}");
     d.stop().await;
 }
+
+/// A client that keeps sending on its keep-alive connection does not have a single-threaded
+/// service to itself: a routed call from another client is answered meanwhile (it waited in
+/// the service's backlog until --upstream-timeout, as the busy client's connection was kept for
+/// its next request, every time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_keep_alive_client_shares_a_single_threaded_service() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let d = start_daemon(serve_config(root, &["--upstream-timeout", "5s"])).await;
+    let _svc = start(root, "single", Behaviour::Single, false).await;
+    d.rescan().await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(AtomicUsize::new(0));
+    let busy = tokio::spawn({
+        let (stop, served, addr) = (stop.clone(), served.clone(), d.tcp);
+        async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let mut buf = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                s.write_all(b"GET /single/rpc/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                    .await
+                    .unwrap();
+                let (head, _) = read_answer(&mut s, &mut buf).await.expect("an answer");
+                assert!(head.starts_with("http/1.1 200"), "{head}");
+                served.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    // Once the busy client is going, three routed calls, one after another.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while served.load(Ordering::Relaxed) < 10 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the busy client got no answers"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for i in 0..3 {
+        let call = format!(
+            r#"{{"jsonrpc":"2.0","id":{i},"method":"single.add","params":{{"a":{i},"b":1}}}}"#
+        );
+        let (status, body) = rpc(&d, &call).await;
+        assert_eq!(
+            (status, json(&body)["result"].clone()),
+            (200, json!(i + 1)),
+            "{body}"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    busy.await.unwrap();
+    d.stop().await;
+}

@@ -617,7 +617,7 @@ impl<S: Stream> ClientConn<S> {
             && up.buf.is_empty()
             && !req.upgrade
             && matches!(self.body, BodyLeft::Done);
-        if clean {
+        if clean && ctx.pool.keeps(&key) {
             if let Some(a) = self.affinity.as_mut() {
                 a.conn = Some(up);
             }

@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 use std::time::Duration;
@@ -225,6 +226,10 @@ impl UpConn {
 /// Idle upstream connections plus the in-flight limits.
 pub(crate) struct Pool {
     idle: Mutex<Idle>,
+    /// Requests that have waited [`UNBLOCK_EVERY`] or more on a new connection, in all: while
+    /// there are any, a connection whose exchange ends is closed rather than kept if its
+    /// socket has one of them ([`Pool::keeps`]). Zero almost always: one load on the fast path.
+    starving: AtomicUsize,
     /// Per-service in-flight limit.
     pub inflight: Inflight,
     busy_wait: Duration,
@@ -236,6 +241,39 @@ pub(crate) struct Pool {
 struct Idle {
     conns: HashMap<ThreadId, HashMap<Key, Vec<UpConn>>>,
     swept: Instant,
+    /// The starving requests by socket instance (their total is [`Pool::starving`]).
+    starving: HashMap<Key, usize>,
+}
+
+/// A request counted in [`Pool::starving`] until it is dropped.
+struct Starving<'p> {
+    pool: &'p Pool,
+    key: Key,
+}
+
+impl<'p> Starving<'p> {
+    fn new(pool: &'p Pool, key: &Key) -> Starving<'p> {
+        let mut idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
+        *idle.starving.entry(key.clone()).or_default() += 1;
+        pool.starving.fetch_add(1, Ordering::Relaxed);
+        Starving {
+            pool,
+            key: key.clone(),
+        }
+    }
+}
+
+impl Drop for Starving<'_> {
+    fn drop(&mut self) {
+        let mut idle = self.pool.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = idle.starving.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                idle.starving.remove(&self.key);
+            }
+        }
+        self.pool.starving.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Idle {
@@ -267,7 +305,9 @@ impl Pool {
             idle: Mutex::new(Idle {
                 conns: HashMap::new(),
                 swept: Instant::now(),
+                starving: HashMap::new(),
             }),
+            starving: AtomicUsize::new(0),
             inflight,
             busy_wait,
         }
@@ -328,6 +368,18 @@ impl Pool {
         }
     }
 
+    /// Whether a connection to `key` whose exchange ended cleanly may be kept (pooled, or by
+    /// its client connection for the next request). Not while a request to the same socket has
+    /// waited on a new connection for [`UNBLOCK_EVERY`]: a service that serves one connection
+    /// at a time is busy with this one, and closing it lets it take the next; a client that
+    /// keeps sending on its own connection would otherwise have the service to itself.
+    pub(crate) fn keeps(&self, key: &Key) -> bool {
+        self.starving.load(Ordering::Relaxed) == 0 || {
+            let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            !idle.starving.contains_key(key)
+        }
+    }
+
     /// Returns a connection whose last exchange ended cleanly, with nothing left unread.
     pub(crate) fn checkin(&self, key: &Key, mut conn: UpConn) {
         if !conn.buf.is_empty() {
@@ -336,6 +388,11 @@ impl Pool {
         let now = Instant::now();
         conn.idle_since = now;
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if self.starving.load(Ordering::Relaxed) > 0 && idle.starving.contains_key(key) {
+            // Closed (outside the lock): see `keeps`.
+            drop(idle);
+            return;
+        }
         if now.duration_since(idle.swept) > SWEEP_EVERY {
             idle.sweep(now);
         }
@@ -365,8 +422,10 @@ impl Pool {
     /// another, not one per idle time, and not cut off by `--upstream-timeout`.
     pub(crate) async fn unblock(&self, key: &Key) -> std::convert::Infallible {
         let mut tick = tokio::time::interval_at(Instant::now() + UNBLOCK_EVERY, UNBLOCK_EVERY);
+        tick.tick().await;
+        // Counted as starving for as long as it waits (dropped with the wait).
+        let _starving = Starving::new(self, key);
         loop {
-            tick.tick().await;
             let closed: Vec<UpConn> = {
                 let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
                 idle.conns
@@ -377,6 +436,7 @@ impl Pool {
             };
             // Closed outside the lock.
             drop(closed);
+            tick.tick().await;
         }
     }
 
