@@ -933,6 +933,15 @@ async fn an_upload_the_service_refuses_unread_gets_the_services_answer() {
     d.stop().await;
 }
 
+/// A router with `args` in front of Python's single-threaded `http.server` (`single`).
+async fn single_threaded(args: &[&str]) -> (tempfile::TempDir, Daemon, Service) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_daemon(serve_config(dir.path(), args)).await;
+    let svc = start(dir.path(), "single", Behaviour::Single, false).await;
+    d.rescan().await;
+    (dir, d, svc)
+}
+
 /// A single-threaded HTTP/1.1 service (Python's http.server without its threading mix-in)
 /// serves the connection it has until the client closes it. Requests one after another, each
 /// from a new client connection (so on alternating connection threads), all reach it: the
@@ -940,11 +949,7 @@ async fn an_upload_the_service_refuses_unread_gets_the_services_answer() {
 /// queue a new one behind it (which waited for --upstream-timeout, every other request).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_threaded_keep_alive_service_serves_requests_one_after_another() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let d = start_daemon(serve_config(root, &["--upstream-timeout", "3s"])).await;
-    let _svc = start(root, "single", Behaviour::Single, false).await;
-    d.rescan().await;
+    let (_root, d, _svc) = single_threaded(&["--upstream-timeout", "3s"]).await;
     // Each request says `Connection: close`: the router ends the client connection, and
     // returns the upstream one it kept for it, as it answers.
     let once = async |request: String| {
@@ -982,15 +987,8 @@ async fn a_single_threaded_keep_alive_service_serves_requests_one_after_another(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_does_not_hold_a_single_threaded_service() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let d = start_daemon(serve_config(
-        root,
-        &["--upstream-timeout", "30s", "--send-timeout", "1s"],
-    ))
-    .await;
-    let _svc = start(root, "single", Behaviour::Single, false).await;
-    d.rescan().await;
+    let (_root, d, _svc) =
+        single_threaded(&["--upstream-timeout", "30s", "--send-timeout", "1s"]).await;
     // The one that stops: asks for 64 MiB, reads the head and nothing more.
     let mut stuck = tokio::net::TcpStream::connect(d.tcp).await.unwrap();
     stuck
@@ -1031,11 +1029,8 @@ async fn a_client_that_stops_reading_does_not_hold_a_single_threaded_service() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_threaded_service_is_not_held_by_an_idle_connection() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let d = start_daemon(serve_config(root, &["--upstream-timeout", "5s"])).await;
-    let _svc = start(root, "single", Behaviour::Single, false).await;
-    d.rescan().await;
+    let (root, d, _svc) = single_threaded(&["--upstream-timeout", "5s"]).await;
+    let root = root.path();
     let calls: Vec<Value> = (0..12)
         .map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "single.add", "params": {"a": i, "b": 1}}))
         .collect();
@@ -1150,15 +1145,8 @@ async fn a_routed_call_gets_the_answer_a_service_gave_before_reading_its_body() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quiet_keep_alive_client_does_not_hold_a_single_threaded_service() {
     use tokio::io::AsyncWriteExt;
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let d = start_daemon(serve_config(
-        root,
-        &["--upstream-timeout", "30s", "--header-timeout", "60s"],
-    ))
-    .await;
-    let _svc = start(root, "single", Behaviour::Single, false).await;
-    d.rescan().await;
+    let (_root, d, _svc) =
+        single_threaded(&["--upstream-timeout", "30s", "--header-timeout", "60s"]).await;
     let mut quiet = tokio::net::TcpStream::connect(d.tcp).await.unwrap();
     quiet
         .write_all(b"GET /single/rpc/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -1195,11 +1183,7 @@ async fn a_quiet_keep_alive_client_does_not_hold_a_single_threaded_service() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_reader_is_not_cut_by_the_send_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let d = start_daemon(serve_config(root, &["--send-timeout", "1s"])).await;
-    let _svc = start(root, "single", Behaviour::Single, false).await;
-    d.rescan().await;
+    let (_root, d, _svc) = single_threaded(&["--send-timeout", "1s"]).await;
     let mut s = tokio::net::TcpStream::connect(d.tcp).await.unwrap();
     s.write_all(b"GET /single/rpc/big HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .await
@@ -1235,11 +1219,7 @@ async fn a_busy_keep_alive_client_shares_a_single_threaded_service() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use tokio::io::AsyncWriteExt;
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let d = start_daemon(serve_config(root, &["--upstream-timeout", "5s"])).await;
-    let _svc = start(root, "single", Behaviour::Single, false).await;
-    d.rescan().await;
+    let (_root, d, _svc) = single_threaded(&["--upstream-timeout", "5s"]).await;
     let stop = Arc::new(AtomicBool::new(false));
     let served = Arc::new(AtomicUsize::new(0));
     let busy = tokio::spawn({
