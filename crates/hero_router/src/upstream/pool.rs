@@ -41,6 +41,9 @@ pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(1);
 /// out was not closed as idle just then: the service had the request, and failed on it (or
 /// died). The error then says so rather than suggest an idle close.
 pub(crate) const IDLE_RACE: Duration = Duration::from_millis(50);
+/// A request of at most this many bytes is written in one go ([`Pool::send_within`]): a Unix
+/// socket's buffer takes it whole, whatever the service does.
+const SMALL_REQUEST: usize = 32 * 1024;
 /// How often a request waiting on a new connection closes the idle ones to its socket
 /// ([`Pool::unblock`]).
 const UNBLOCK_EVERY: Duration = Duration::from_millis(100);
@@ -499,13 +502,23 @@ impl Pool {
             let asked = Instant::now();
             let fresh = !conn.reused;
             let attempt = async {
-                let wrote = conn.send_unless_answered(&bytes).await;
+                // A request the socket's buffer takes whole goes in one write: only a larger
+                // one can be held up by a service that answered early and reads on slowly.
+                let wrote = if bytes.len() <= SMALL_REQUEST {
+                    conn.io.write_all(&bytes).await.map(|()| true)
+                } else {
+                    conn.send_unless_answered(&bytes).await
+                };
                 sent_whole = matches!(wrote, Ok(true));
                 let client: Option<(&mut tokio::io::Sink, &mut Interim)> = None;
-                let head = tokio::select! {
-                    biased;
-                    head = read_final_head(&mut conn, Exchange::default, None, client) => head,
-                    never = self.unblock(key), if fresh => match never {},
+                let head = if fresh {
+                    tokio::select! {
+                        biased;
+                        head = read_final_head(&mut conn, Exchange::default, None, client) => head,
+                        never = self.unblock(key) => match never {},
+                    }
+                } else {
+                    read_final_head(&mut conn, Exchange::default, None, client).await
                 };
                 match (wrote, head) {
                     // A service may answer before it has read the whole request (a 413 to a
