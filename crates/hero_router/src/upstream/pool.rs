@@ -51,7 +51,7 @@ const UNBLOCK_EVERY: Duration = Duration::from_millis(100);
 /// this long after [`IDLE_TIMEOUT`].
 pub(crate) const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
 /// How often (at most) check-ins sweep out stale idle connections (the serve loop also
-/// sweeps every [`IDLE_TIMEOUT`], traffic or not: [`Pool::sweep`]).
+/// sweeps every [`SWEEP_INTERVAL`], traffic or not: [`Pool::sweep`]).
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
 /// The in-flight map is not swept below this many services.
 const SWEEP_INFLIGHT_AT: usize = 64;
