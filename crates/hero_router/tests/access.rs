@@ -678,7 +678,6 @@ fn access_needs_no_root_and_no_home() {
 /// once the lock is free (it waited silently, like a hang).
 #[test]
 fn access_add_says_what_it_waits_for() {
-    use std::io::BufRead as _;
     use std::process::Stdio;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("access.txt");
@@ -695,13 +694,7 @@ fn access_add_says_what_it_waits_for() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = common::stderr_lines(&mut child);
     let first = rx.recv_timeout(Duration::from_secs(20));
     let first = first.expect("no line on stderr while the lock is held");
     assert!(
