@@ -4,7 +4,7 @@ SOCKET_DIR ?=
 NAME ?= example
 SPEC ?= rich
 
-.PHONY: run example install test fmt lint unit build release bench torture demo fuzz clean
+.PHONY: run example install test fmt lint unit build release bench bench-instructions torture demo fuzz clean
 
 ## Serve on the default root ($HERO_SOCKET_DIR, else $PATH_SOCKET, else ~/hero/var/sockets).
 ## Built with the `quick` profile (optimised, no whole-program LTO): a first build in minutes.
@@ -48,6 +48,9 @@ bench:
 	bash scripts/bench_proxy.sh
 	bash scripts/bench_mcp.sh
 
+bench-instructions:
+	bash scripts/bench_instructions.sh
+
 ## The reaper torture harness: our reaper against the seed's algorithm.
 torture:
 	$(CARGO) run --release -p hero_torture -- $(TORTURE_ARGS)
@@ -64,5 +67,5 @@ clean:
 ## parsers never panic, head decisions never depend on how bytes arrive, chunked bodies round-trip,
 ## and the differential front-door test (what a service parses is what the client meant).
 fuzz:
-	HERO_FUZZ_CASES=1000000 $(CARGO) test --release -p hero_router --lib -- never_panic never_depend round_trip the_fast_path_answers_what_rmcp_answers stays_inert --nocapture
+	HERO_FUZZ_CASES=1000000 $(CARGO) test --release -p hero_router --lib -- never_panic never_depend round_trip the_fast_path_answers_what_rmcp_answers stays_inert agrees_with --nocapture
 	HERO_FUZZ_CASES=1000000 $(CARGO) test --release -p hero_router --test differential -- --nocapture

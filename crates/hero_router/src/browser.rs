@@ -86,8 +86,16 @@ impl Names {
         let Ok(authority) = std::str::from_utf8(authority) else {
             return false;
         };
-        let host = host_of(authority).to_ascii_lowercase();
-        let host = host.strip_suffix('.').unwrap_or(&host);
+        let host = host_of(authority);
+        // Lowercased only if it has to be: clients send the same lowercase host every time.
+        let lower;
+        let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            lower = host.to_ascii_lowercase();
+            lower.as_str()
+        } else {
+            host
+        };
+        let host = host.strip_suffix('.').unwrap_or(host);
         if host == "localhost" || host.ends_with(".localhost") {
             return true;
         }
@@ -112,8 +120,14 @@ fn host_of(authority: &str) -> &str {
             None => authority,
         };
     }
-    match authority.rsplit_once(':') {
-        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+    match memchr::memrchr(b':', authority.as_bytes()) {
+        Some(at)
+            if authority.as_bytes()[at + 1..]
+                .iter()
+                .all(u8::is_ascii_digit) =>
+        {
+            &authority[..at]
+        }
         _ => authority,
     }
 }

@@ -340,8 +340,8 @@ pub(crate) fn parse_request<'b, 'h>(
         return Err(RequestError::Host("invalid Host header"));
     }
     let (path_and_query, authority) = split_target(method, target)?;
-    let (path, query) = match path_and_query.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
+    let (path, query) = match memchr::memchr(b'?', path_and_query.as_bytes()) {
+        Some(at) => (&path_and_query[..at], Some(&path_and_query[at + 1..])),
         None => (path_and_query, None),
     };
     Ok(Some(RequestHead {

@@ -1130,3 +1130,52 @@ fn a_bodiless_status_declares_no_body_framing() {
         }
     }
 }
+
+/// `parse_length` folds the digits itself: it agrees with the standard library's parser on
+/// what it accepts and on the value, for every length up to the 19 digits it takes and past
+/// them, digits or not.
+#[test]
+fn parse_length_agrees_with_the_standard_parser() {
+    let (cases, seed, mut rng) = crate::test_util::fuzz_setup();
+    let reference = |v: &[u8]| -> Option<u64> {
+        if v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(v).ok()?.parse().ok()
+    };
+    let edges: [&[u8]; 7] = [
+        b"0",
+        b"0000000000000000000",
+        b"9999999999999999999",
+        b"18446744073709551615",
+        b"",
+        b"+1",
+        b"1 ",
+    ];
+    for v in edges {
+        assert_eq!(
+            parse_length(v),
+            reference(v),
+            "{:?}",
+            String::from_utf8_lossy(v)
+        );
+    }
+    assert_eq!(
+        parse_length(b"9999999999999999999"),
+        Some(9_999_999_999_999_999_999)
+    );
+    for case in 0..cases {
+        let len = rng.usize(0..=21);
+        let v: Vec<u8> = (0..len)
+            .map(|_| match rng.u8(0..20) {
+                0 => rng.u8(..),
+                _ => b'0' + rng.u8(0..10),
+            })
+            .collect();
+        assert_eq!(
+            parse_length(&v),
+            reference(&v),
+            "seed {seed} case {case}: {v:?}"
+        );
+    }
+}

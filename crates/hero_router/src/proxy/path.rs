@@ -46,18 +46,45 @@ pub(crate) fn parse<'a>(
     let Some(stripped) = path.strip_prefix('/') else {
         return Err(PathError::Bad("path must start with /"));
     };
-    for seg in stripped.split('/') {
-        check_segment(seg)?;
+    // The common path has nothing encoded and no NUL or backslash: one scan shows it, and
+    // then no segment needs more than the dot check, nor decoding.
+    let bytes = stripped.as_bytes();
+    let plain = memchr::memchr3(b'%', b'\\', b'\0', bytes).is_none();
+    if !plain {
+        for seg in stripped.split('/') {
+            check_segment(seg)?;
+        }
+    } else if memchr::memchr(b'.', bytes).is_some() {
+        for seg in stripped.split('/') {
+            check_plain_segment(seg)?;
+        }
     }
-    let mut parts = stripped.splitn(3, '/');
-    let (Some(service_raw), Some(kind_raw)) = (parts.next(), parts.next()) else {
+    // `/{service}/{kind}…`: cut at the first two slashes (a byte, so a char boundary).
+    let Some(at) = memchr::memchr(b'/', bytes) else {
         return Ok(None);
+    };
+    let service_raw = &stripped[..at];
+    let after = &stripped[at + 1..];
+    let kind_raw = match memchr::memchr(b'/', after.as_bytes()) {
+        Some(end) => &after[..end],
+        None => after,
     };
     if service_raw.is_empty() || kind_raw.is_empty() {
         return Ok(None);
     }
-    let service = service(service_raw)?;
-    let kind = decode(kind_raw)?;
+    let service = if plain {
+        if !valid_service_name(service_raw) {
+            return Err(PathError::BadService);
+        }
+        Cow::Borrowed(service_raw)
+    } else {
+        service(service_raw)?
+    };
+    let kind = if plain {
+        Cow::Borrowed(kind_raw)
+    } else {
+        decode(kind_raw)?
+    };
     if !kind
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
@@ -98,11 +125,7 @@ fn check_segment(seg: &str) -> Result<(), PathError> {
         });
     }
     if !seg.contains('%') {
-        // Nothing encoded: the common case, checked without decoding.
-        return match seg {
-            "." | ".." => Err(PathError::Bad("dot segment in path")),
-            _ => Ok(()),
-        };
+        return check_plain_segment(seg);
     }
     let lower = seg.to_ascii_lowercase();
     if lower.contains("%2f") || lower.contains("%5c") {
@@ -116,6 +139,14 @@ fn check_segment(seg: &str) -> Result<(), PathError> {
         return Err(PathError::Bad("dot segment in path"));
     }
     Ok(())
+}
+
+/// [`check_segment`] for a segment with nothing encoded and no NUL or backslash.
+fn check_plain_segment(seg: &str) -> Result<(), PathError> {
+    match seg {
+        "." | ".." => Err(PathError::Bad("dot segment in path")),
+        _ => Ok(()),
+    }
 }
 
 fn decode(seg: &str) -> Result<Cow<'_, str>, PathError> {

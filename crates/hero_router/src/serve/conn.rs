@@ -677,11 +677,16 @@ impl<S: Stream> Client<'_, S> {
             }
         };
         self.conn.start(&req);
+        // The large futures are boxed: this one is made anew for every request, and moved
+        // (copied) as it is, so its size is the size of the largest branch. Unboxed, the
+        // dashboard's and `/rpc`'s made it 21 KB where the proxy's needs under 2 KB.
         match action {
-            Action::Rpc => self.rpc(front, &req, started).await,
+            Action::Rpc => Box::pin(self.rpc(front, &req, started)).await,
             Action::Own(endpoint) => self.own(front, &req, endpoint).await,
-            Action::Docs(page) => self.docs(front, &req, &page, started).await,
-            Action::App(target, parts) => self.app(front, &req, target, *parts, started).await,
+            Action::Docs(page) => Box::pin(self.docs(front, &req, &page, started)).await,
+            Action::App(target, parts) => {
+                Box::pin(self.app(front, &req, target, *parts, started)).await
+            }
             Action::Proxy(fwd) => self.forward(front, &req, &fwd, started).await,
             Action::Fail(e) => self.fail(front, &req, &e, started).await,
             Action::Deny(e) => {

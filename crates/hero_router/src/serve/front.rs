@@ -501,7 +501,11 @@ pub(super) fn route<'a>(
         return Route::Error(ProxyError::NotOnRpcSocket);
     }
     // `/`, `/docs`, `/api` and `/mcp` belong to the router, whatever services are called.
-    let first = path[1.min(path.len())..].split('/').next().unwrap_or("");
+    let after_slash = &path[1.min(path.len())..];
+    let first = match memchr::memchr(b'/', after_slash.as_bytes()) {
+        Some(end) => &after_slash[..end],
+        None => after_slash,
+    };
     let dashboard = role != Role::Service;
     if dashboard && (path == "/" || first == "api") {
         return match crate::dashboard::Page::at(path) {

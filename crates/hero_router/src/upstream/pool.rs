@@ -661,7 +661,13 @@ pub(crate) async fn read_final_head<W: AsyncWrite + Unpin>(
         if let Some(out) = out.as_deref_mut() {
             out.clear();
         }
-        match http1::parse_response(&conn.buf, &ex(), out.as_deref_mut()) {
+        // Nothing read yet (the request has just gone out): nothing to parse.
+        let parsed = if conn.buf.is_empty() {
+            Ok(None)
+        } else {
+            http1::parse_response(&conn.buf, &ex(), out.as_deref_mut())
+        };
+        match parsed {
             Ok(Some(h)) => {
                 conn.buf.advance(h.head_len);
                 if !http1::is_interim(h.status) {
