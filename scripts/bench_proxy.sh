@@ -9,13 +9,17 @@
 #   nginxsvc   a separate nginx process answering every request with the fixed reply
 #              {"jsonrpc":"2.0","id":1,"result":["hello"]} (application/json): a backend nobody
 #              here wrote, cheaper than ours, so more of the machine is left to the proxy
-# Four scenarios per backend SVC, all POSTing a JSON-RPC `echo` body:
-#   direct   the load tool straight onto ROOT/SVC/rpc.sock              (the floor)
+# Five scenarios per backend SVC, all POSTing a JSON-RPC `echo` body:
+#   direct   the load tool straight onto ROOT/SVC/rpc.sock              (no proxy at all)
 #   path     hero_router  POST /SVC/rpc/rpc  -> SVC/rpc.sock /rpc
 #   method   hero_router  POST /rpc, method "SVC.echo" -> SVC/rpc.sock POST /rpc, method "echo"
 #   nginx    proxy nginx  POST /SVC/rpc/rpc  -> SVC/rpc.sock /rpc (one upstream per backend,
 #            keepalive BENCH_NGINX_KEEPALIVE idle connections per worker, 128 by default);
 #            a process of its own, apart from the backend nginx
+#   floor    hero_floor_proxy POST /rpc -> SVC/rpc.sock, as read: the router's threads (one
+#            single-threaded runtime per core) and its four system calls per request, and none
+#            of its work (no parsing, no routing); its CPU per request is the least a proxy of
+#            the router's shape can cost here, so router ÷ floor is what the router's own code adds
 # Two load tools (BENCH_TOOLS, both by default), each HTTP/1.1, keep-alive, no pipelining:
 #   h2load   h2load --h1 -m 1 -t BENCH_THREADS; p50/p99 from its per-request log
 #   oha      oha --no-tui --http-version 1.1, JSON output; p50/p99 from oha's own percentiles
@@ -62,7 +66,7 @@ NGINX_KEEPALIVE=${BENCH_NGINX_KEEPALIVE:-128}
 OHA_VERSION=${OHA_VERSION:-1.16.0}
 read -ra TOOLS <<<"${BENCH_TOOLS:-h2load oha}"
 read -ra BACKENDS <<<"${BENCH_BACKENDS:-bench nginxsvc}"
-SCENARIOS=(direct path method nginx)
+SCENARIOS=(direct path method nginx floor)
 BASE_BIN=${BENCH_BASE_BIN:-}
 if [ -n "$BASE_BIN" ]; then
   [ -x "$BASE_BIN" ] || { echo "BENCH_BASE_BIN=$BASE_BIN is not an executable" >&2; exit 2; }
@@ -97,7 +101,7 @@ if [[ " ${TOOLS[*]} " == *" oha "* ]]; then
   # oha >= 1.9 says `--output-format json`; older versions only `-j/--json`.
   if "$OHA" --help | grep -q -- '--output-format'; then OHA_JSON=(--output-format json); else OHA_JSON=(--json); fi
 fi
-cargo build --release -q -p hero_router -p hero_example_service
+cargo build --release -q -p hero_router -p hero_example_service -p hero_floor_proxy
 bin=$PWD/target/release
 
 # --- temp dirs, processes, cleanup -------------------------------------------------------------
@@ -211,6 +215,16 @@ if [ -n "$BASE_BIN" ]; then
   wait_for "base hero_router health" "$BASE_BIN" health --socket-dir "$base_root"
 fi
 
+# The floor: hero_floor_proxy, the router's threads and system calls without its work (one per
+# backend, each forwarding to that backend's socket).
+declare -A FLOOR_PORT FLOOR_PID
+for b in "${BACKENDS[@]}"; do
+  "$bin/hero_floor_proxy" --listen 127.0.0.1:0 --upstream "$root/$b/rpc.sock" >"$tmp/floor_$b.addr" &
+  pids+=($!); FLOOR_PID[$b]=$!
+  wait_for "hero_floor_proxy for $b" test -s "$tmp/floor_$b.addr"
+  FLOOR_PORT[$b]=$(sed 's/.*://' "$tmp/floor_$b.addr")
+done
+
 NPORT=$(free_port)
 d=$tmp/nginx
 mkdir -p "$d/logs"
@@ -247,6 +261,7 @@ target() {
     path)   echo "http://127.0.0.1:$RPORT/$2/rpc/rpc $body -" ;;
     method) echo "http://127.0.0.1:$RPORT/rpc $tmp/echo_$2.json -" ;;
     nginx)  echo "http://127.0.0.1:$NPORT/$2/rpc/rpc $body -" ;;
+    floor)  echo "http://127.0.0.1:${FLOOR_PORT[$2]}/rpc $body -" ;;
     path_base)   echo "http://127.0.0.1:$BPORT/$2/rpc/rpc $body -" ;;
     method_base) echo "http://127.0.0.1:$BPORT/rpc $tmp/echo_$2.json -" ;;
   esac
@@ -320,6 +335,7 @@ PY
 run_load() {
   local tool=$1 r0 n0 r1 n1 res rp=$router_pid
   [[ $2 != *_base ]] || rp=$base_pid
+  [[ $2 != floor ]] || rp=${FLOOR_PID[$3]}
   r0=$(ticks "$rp"); n0=$(group_ticks "${nginx_group[@]}")
   res=$("run_$tool" "${@:2}")
   r1=$(ticks "$rp"); n1=$(group_ticks "${nginx_group[@]}")
@@ -398,12 +414,14 @@ def med(t, b, s, c):
     rs = rows(t, b, s, c)
     out = [st.median(col) for col in zip(*(r[:3] for r in rs))]
     if c == conns:
-        col = {"path": 3, "method": 3, "path_base": 3, "method_base": 3, "nginx": 4}.get(s)
+        col = {"path": 3, "method": 3, "path_base": 3, "method_base": 3, "nginx": 4,
+               "floor": 3}.get(s)
         out.append(st.median(r[col] * 1e6 / hz / n for r in rs) if col else None)
     return out
 label = {"direct": "direct (Unix socket)", "path": "hero_router path route",
          "method": "hero_router method routing", "nginx": f"nginx ({workers} workers)",
-         "path_base": "base hero_router path route", "method_base": "base hero_router method routing"}
+         "path_base": "base hero_router path route", "method_base": "base hero_router method routing",
+         "floor": "floor: hero_floor_proxy (no parsing)"}
 backend_label = {"bench": "bench (hero_example_service)",
                  "nginxsvc": "nginxsvc (nginx, fixed JSON reply)"}
 results = []
@@ -444,6 +462,10 @@ for t in tools:
             a = one[s][1] - one["direct"][1]
             check(f"added p50 over direct, 1 conn, {s}", a <= 60, f"{a:.0f} µs", "≤ 60 µs")
         a = one["nginx"][1] - one["direct"][1]; print(f"- (reference) nginx added p50 over direct, 1 conn: {a:.0f} µs")
+        if ng[3]:
+            print(f"- (reference) the floor's CPU per request ÷ nginx's: {m['floor'][3]/ng[3]:.2f}× "
+                  f"(what a proxy of the router's shape costs before any of its work); "
+                  f"the router's path route ÷ the floor: {m['path'][3]/m['floor'][3]:.2f}×")
         if "path_base" in m:
             for s in ("path", "method"):
                 b_ = m[f"{s}_base"]
