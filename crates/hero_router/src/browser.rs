@@ -112,6 +112,28 @@ impl Names {
     }
 }
 
+/// The last authority [`Names::knows`] accepted on one connection. A client names the same
+/// host in every request on its connection, and the answer for a name cannot change (the
+/// names are fixed when the router starts), so a repeat is known with one comparison.
+#[derive(Debug, Default)]
+pub(crate) struct KnownHost(Option<Vec<u8>>);
+
+impl KnownHost {
+    /// [`Names::knows`], remembered for the next request on the connection.
+    pub(crate) fn check(&mut self, names: &Names, authority: &[u8]) -> bool {
+        if self.0.as_deref() == Some(authority) {
+            return true;
+        }
+        let known = names.knows(authority);
+        if known {
+            let memo = self.0.get_or_insert_with(Vec::new);
+            memo.clear();
+            memo.extend_from_slice(authority);
+        }
+        known
+    }
+}
+
 /// The host of an authority: `[v6]` kept in brackets, a `:port` cut off.
 fn host_of(authority: &str) -> &str {
     if authority.starts_with('[') {

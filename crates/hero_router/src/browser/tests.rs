@@ -153,3 +153,35 @@ fn csp_hashes_are_sha256_base64() {
     assert_eq!(base64(b"foo"), "Zm9v");
     assert_eq!(base64(b"foob"), "Zm9vYg==");
 }
+
+/// The per-connection memo answers as `knows` does, for a repeat and after a change of host,
+/// and never remembers a refusal.
+#[test]
+fn known_host_memo_answers_as_knows_does() {
+    let n = names();
+    let hosts: [&[u8]; 8] = [
+        b"127.0.0.1:9988",
+        b"127.0.0.1:9988",
+        b"evil.example:9988",
+        b"evil.example:9988",
+        b"Router.Example.com",
+        b"127.0.0.1:9988",
+        b"a.node.lan",
+        b"node.lan",
+    ];
+    let mut memo = KnownHost::default();
+    for h in hosts {
+        assert_eq!(
+            memo.check(&n, h),
+            n.knows(h),
+            "{:?}",
+            String::from_utf8_lossy(h)
+        );
+    }
+    let mut fresh = KnownHost::default();
+    assert!(
+        !fresh.check(&n, b""),
+        "an empty host is no name, memo or not"
+    );
+    assert!(!fresh.check(&n, b""));
+}

@@ -1179,3 +1179,60 @@ fn parse_length_agrees_with_the_standard_parser() {
         );
     }
 }
+
+/// The hop-by-hop headers of RFC 9110 §7.6.1 (and `Proxy-Connection`, `Keep-Alive`), as a
+/// list: the oracle of `is_hop_by_hop`.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authenticate",
+    "proxy-authorization",
+];
+
+/// `is_hop_by_hop` picks by length: it says yes to exactly the names of `HOP_BY_HOP`, in any
+/// case, and no to their near misses.
+#[test]
+fn hop_by_hop_agrees_with_the_list() {
+    for h in HOP_BY_HOP {
+        assert!(is_hop_by_hop(h), "{h}");
+        assert!(is_hop_by_hop(&h.to_ascii_uppercase()), "{h}");
+        let mut near = h.to_owned();
+        near.push('s');
+        assert!(!is_hop_by_hop(&near), "{near}");
+        assert!(!is_hop_by_hop(&h[1..]), "{h}");
+        let swapped = h.replace('-', "_");
+        assert_eq!(is_hop_by_hop(&swapped), swapped == h, "{swapped}");
+    }
+    let (cases, seed, mut rng) = crate::test_util::fuzz_setup();
+    let letters = b"aceiknoprtxyz-_";
+    for case in 0..cases {
+        // Half the names are listed ones in random case, one letter changed now and then.
+        let name: String = if rng.bool() {
+            let h = HOP_BY_HOP[rng.usize(..HOP_BY_HOP.len())].as_bytes();
+            let change = rng.usize(..h.len() * 3);
+            h.iter()
+                .enumerate()
+                .map(|(i, &b)| match i == change {
+                    true => char::from(letters[rng.usize(..letters.len())]),
+                    false if rng.bool() => char::from(b.to_ascii_uppercase()),
+                    false => char::from(b),
+                })
+                .collect()
+        } else {
+            (0..rng.usize(1..21))
+                .map(|_| char::from(letters[rng.usize(..letters.len())]))
+                .collect()
+        };
+        let listed = HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h));
+        assert_eq!(
+            is_hop_by_hop(&name),
+            listed,
+            "seed {seed} case {case}: {name}"
+        );
+    }
+}

@@ -31,6 +31,7 @@ use super::front::{DocsPage, Endpoint, Front, Role, Route, Scan, route};
 use super::send_timeout::SendTimeout;
 use super::slots::ConnSlot;
 use crate::app;
+use crate::browser::KnownHost;
 use crate::config::ConnLimits;
 use crate::http1::{self, BodyFraming, Forwarding, HeadLimits, OwnBody, Persist};
 use crate::mcp::Exchange;
@@ -135,6 +136,8 @@ struct Client<'s, S: Stream> {
     /// The call the request in hand waits on, if any: a request cut off while it waits is
     /// named by it, as its answer would have been.
     waiting: Option<Waiting>,
+    /// The last `Host` on this connection that names the router.
+    known_host: KnownHost,
 }
 
 /// A call that a request waits on.
@@ -184,6 +187,7 @@ pub(super) async fn serve<S: Stream>(
         held_since: None,
         envelope: Envelope::Plain,
         waiting: None,
+        known_host: KnownHost::default(),
     };
     let head_limits = HeadLimits {
         max_bytes: limits.max_header_bytes,
@@ -280,6 +284,8 @@ struct Origin<'a> {
     table: &'a Arc<Table>,
     /// The request already waited for the first scan (up to `--upstream-timeout`).
     waited: bool,
+    /// The connection's last `Host` that names the router.
+    known_host: &'a mut KnownHost,
 }
 
 /// The allow-list's decision on a TCP request. `X-Forwarded-For` is looked at only when some
@@ -365,7 +371,7 @@ fn plan(
     buf: &[u8],
     limits: &HeadLimits,
     front: &Front,
-    origin: &Origin<'_>,
+    origin: &mut Origin<'_>,
     up_head: &mut Vec<u8>,
 ) -> Head {
     let mut slots = http1::header_slots();
@@ -408,7 +414,10 @@ fn plan(
         // A name that is not the router's (DNS rebinding) reaches nothing
         // (docs/access-and-security.md#host-check), and the connection, made for another site, ends
         // with the answer.
-        if let Some(host) = head.host.filter(|h| !front.names.knows(h)) {
+        if let Some(host) = head
+            .host
+            .filter(|h| !origin.known_host.check(&front.names, h))
+        {
             let host = String::from_utf8_lossy(host).into_owned();
             return serve(Action::Deny(ProxyError::Misdirected { host }), meta);
         }
@@ -623,18 +632,19 @@ impl<S: Stream> Client<'_, S> {
                 if self.tables.has_changed().unwrap_or(false) {
                     self.table = self.tables.borrow_and_update().clone();
                 }
-                let origin = Origin {
+                let mut origin = Origin {
                     role,
                     peer_ip: self.peer_ip,
                     peer: self.peer.as_deref(),
                     table: &self.table,
                     waited: self.held_since.is_some(),
+                    known_host: &mut self.known_host,
                 };
                 match plan(
                     &self.conn.buf,
                     limits,
                     front,
-                    &origin,
+                    &mut origin,
                     &mut self.conn.up_head,
                 ) {
                     Head::NotReady => {
