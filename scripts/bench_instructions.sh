@@ -138,7 +138,7 @@ if [ "$TOP" -gt 0 ]; then
         cost[line] += c
       }
       END { for (f in cost) printf "%8d  %s\n", cost[f] / n, substr(f, 1, 110) }' |
-    sort -rn | grep -v -e "thread_start" -e "call_once{{vtable.shim}}" -e "__rust_begin_short_backtrace" \
+    sort -rn | grep -v -e "thread_start" -e "start_thread" -e "  clone$" -e "call_once{{vtable.shim}}" -e "__rust_begin_short_backtrace" \
       -e "Runtime::block_on" | head -n "$TOP"
 fi
 if [ -n "${BENCH_KEEP_PROFILES:-}" ]; then
