@@ -61,6 +61,8 @@ struct ScannerCounts {
 
 #[derive(Default, Clone)]
 struct Histogram {
+    /// Requests per bucket: `counts[i]` took more than `BUCKETS[i - 1]` and at most
+    /// `BUCKETS[i]` (rendering adds them up into Prometheus' cumulative buckets).
     counts: [u64; BUCKETS.len()],
     count: u64,
     sum: f64,
@@ -105,10 +107,8 @@ impl Metrics {
         };
         *by_status.entry(status).or_default() += 1;
         let h = &mut counts.latency;
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                h.counts[i] += 1;
-            }
+        if let Some(n) = h.counts.get_mut(BUCKETS.partition_point(|b| secs > *b)) {
+            *n += 1;
         }
         h.count += 1;
         h.sum += secs;
@@ -162,7 +162,9 @@ impl Metrics {
         out.push_str("# HELP hero_router_request_duration_seconds Time to the response head.\n# TYPE hero_router_request_duration_seconds histogram\n");
         for (svc, h) in requests.iter().map(|(s, c)| (s, &c.latency)) {
             let svc = esc(svc);
-            for (b, n) in BUCKETS.iter().zip(h.counts) {
+            let mut n = 0;
+            for (b, in_bucket) in BUCKETS.iter().zip(h.counts) {
+                n += in_bucket;
                 let _ = writeln!(
                     out,
                     "hero_router_request_duration_seconds_bucket{{service=\"{svc}\",le=\"{b}\"}} {n}"

@@ -109,6 +109,67 @@ pub(crate) fn parse_length(value: &[u8]) -> Option<u64> {
     Some(value.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
+/// Copies header lines of a parsed head into the head being written, as they came: a run of
+/// adjacent kept lines in one copy, where [`push_header`] makes four per line.
+///
+/// A line httparse accepted is `name:`, optional whitespace, the value, optional whitespace,
+/// and its line ending, so its bytes say what `push_header(name, value)` says. A line that
+/// ends in a bare LF (httparse accepts one) is written anew with CRLF: what the router sends
+/// ends every line with CRLF.
+struct RawLines<'b> {
+    /// The head the headers were parsed from.
+    head: &'b [u8],
+    /// The run of kept lines not copied yet.
+    run: std::ops::Range<usize>,
+}
+
+impl<'b> RawLines<'b> {
+    fn new(head: &'b [u8]) -> RawLines<'b> {
+        RawLines { head, run: 0..0 }
+    }
+
+    /// Writes `h` (a header parsed from `head`) as it came.
+    fn keep(&mut self, out: &mut Vec<u8>, h: &httparse::Header<'_>) {
+        match self.line(h) {
+            Some(line) if !self.run.is_empty() && line.start == self.run.end => {
+                self.run.end = line.end;
+            }
+            Some(line) => {
+                self.flush(out);
+                self.run = line;
+            }
+            None => {
+                self.flush(out);
+                push_header(out, h.name.as_bytes(), h.value);
+            }
+        }
+    }
+
+    /// Copies the pending run: call before writing anything else.
+    fn flush(&mut self, out: &mut Vec<u8>) {
+        if !self.run.is_empty() {
+            out.extend_from_slice(&self.head[self.run.clone()]);
+            self.run = 0..0;
+        }
+    }
+
+    /// Where `h`'s line is in `head`, line ending included, if it ends in CRLF.
+    fn line(&self, h: &httparse::Header<'_>) -> Option<std::ops::Range<usize>> {
+        let base = self.head.as_ptr() as usize;
+        let start = (h.name.as_ptr() as usize).checked_sub(base)?;
+        let value = (h.value.as_ptr() as usize).checked_sub(base)?;
+        if start >= value {
+            return None;
+        }
+        // After the value (trimmed by httparse): spaces or tabs, then the line ending.
+        let mut end = value.checked_add(h.value.len())?;
+        while matches!(self.head.get(end), Some(b' ' | b'\t')) {
+            end += 1;
+        }
+        (self.head.get(end..end + 2)? == b"\r\n").then_some(start..end + 2)
+    }
+}
+
 fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.reserve(name.len() + value.len() + 4);
     out.extend_from_slice(name);

@@ -51,6 +51,11 @@ pub(crate) struct RequestHead<'b, 'h> {
     pub head_len: usize,
     /// The header fields as received.
     pub headers: &'h [Header<'b>],
+    /// The head's bytes, which `headers` point into.
+    pub raw: &'b [u8],
+    /// `Connection` lists a header name (a token other than `close`, `keep-alive` and
+    /// `upgrade`): that header is not forwarded.
+    pub connection_names_headers: bool,
 }
 
 /// Why a request head is refused. The connection is closed after the answer: once framing is
@@ -241,6 +246,7 @@ pub(crate) fn parse_request<'b, 'h>(
     let mut host: Option<&[u8]> = None;
     let mut hosts = 0;
     let (mut close, mut conn_upgrade, mut conn_keep_alive) = (false, false, false);
+    let mut connection_names_headers = false;
     let mut upgrade: Option<&[u8]> = None;
     let mut expect_continue = false;
     for h in headers {
@@ -298,6 +304,8 @@ pub(crate) fn parse_request<'b, 'h>(
                     return Err(RequestError::Framing(
                         "Connection names Content-Length, Transfer-Encoding or Host",
                     ));
+                } else {
+                    connection_names_headers = true;
                 }
             }
         } else if eq(name, "upgrade") {
@@ -358,6 +366,8 @@ pub(crate) fn parse_request<'b, 'h>(
         expect_continue: expect_continue && !http10,
         head_len,
         headers,
+        raw: &buf[..head_len],
+        connection_names_headers,
     }))
 }
 
@@ -408,9 +418,9 @@ fn split_target<'b>(
 /// or IPv4 address (no `:`, `[`, `]`, userinfo, whitespace or path), then at most one
 /// `:port` of digits that names a port (0–65535; an empty port is allowed, as the grammar
 /// allows it). `localhost:abc` and `localhost:99999` name no host a client can mean.
-fn valid_authority(v: &[u8]) -> bool {
+pub(super) fn valid_authority(v: &[u8]) -> bool {
     let (host, port) = if v.first() == Some(&b'[') {
-        let Some(end) = v.iter().position(|b| *b == b']') else {
+        let Some(end) = memchr::memchr(b']', v) else {
             return false;
         };
         let literal = &v[1..end];
@@ -427,41 +437,32 @@ fn valid_authority(v: &[u8]) -> bool {
             _ => return false,
         }
     } else {
-        match v.iter().position(|b| *b == b':') {
+        match memchr::memchr(b':', v) {
             Some(at) => (&v[..at], &v[at + 1..]),
             None => (v, &[][..]),
         }
     };
-    let host_ok = host.iter().all(|b| {
-        b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'%'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-            )
-    });
+    // A port of at most 5 digits below 65536 (5 digits cannot overflow the fold).
     let port_ok = port.len() <= 5
         && port.iter().all(u8::is_ascii_digit)
-        && (port.is_empty()
-            || std::str::from_utf8(port)
-                .ok()
-                .and_then(|p| p.parse::<u16>().ok())
-                .is_some());
-    host_ok && port_ok
+        && port.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0')) <= u32::from(u16::MAX);
+    port_ok && host.iter().all(|b| HOST_BYTE[usize::from(*b)])
 }
+
+/// The bytes of a reg-name or IPv4 address: RFC 3986's `unreserved`, `sub-delims`, and `%`
+/// of `pct-encoded`.
+const HOST_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = matches!(b as u8,
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9'
+            | b'-' | b'.' | b'_' | b'~' | b'%' | b'!' | b'$' | b'&' | b'\''
+            | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=');
+        b += 1;
+    }
+    table
+};
 
 /// How the forwarded request names the client and the route.
 #[derive(Debug, Clone, Copy)]
@@ -483,20 +484,43 @@ pub(crate) struct Forwarding<'a> {
     pub keep_tracestate: bool,
 }
 
-/// Headers the router sets itself; a client's copies (in any spelling) never pass as they are.
-const MANAGED: [&str; 11] = [
-    "x-request-id",
-    "traceparent",
-    "tracestate",
-    "x-forwarded-for",
-    "x-forwarded-prefix",
-    "x-hero-context",
-    "x-hero-claims",
-    "forwarded",
-    "x-forwarded-host",
-    "x-forwarded-proto",
-    "x-real-ip",
-];
+/// What the router does with a header of a client's request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum UpstreamHeader {
+    /// Never forwarded as it is: hop-by-hop, `Host`, `Content-Length` and `Expect` (the
+    /// router writes its own framing and answers `Expect`).
+    Dropped,
+    /// A header the router sets itself, in any case, `_` read as `-` (a client's copy never
+    /// passes as it is): the router decides.
+    Managed(&'static str),
+    /// Forwarded as it came (unless `Connection` names it).
+    Passes,
+}
+
+/// Classifies a request header name: the length picks the few names to compare (a unit test
+/// checks it against [`is_hop_by_hop`] and the list of managed names).
+pub(super) fn upstream_header(name: &str) -> UpstreamHeader {
+    let dropped = |want: &str| eq(name, want);
+    let managed = |want: &'static str| eq_dashed(name, want).then_some(want);
+    let found = match name.len() {
+        4 if dropped("host") => return UpstreamHeader::Dropped,
+        6 if dropped("expect") => return UpstreamHeader::Dropped,
+        14 if dropped("content-length") => return UpstreamHeader::Dropped,
+        _ if is_hop_by_hop(name) => return UpstreamHeader::Dropped,
+        9 => managed("forwarded").or_else(|| managed("x-real-ip")),
+        10 => managed("tracestate"),
+        11 => managed("traceparent"),
+        12 => managed("x-request-id"),
+        13 => managed("x-hero-claims"),
+        14 => managed("x-hero-context"),
+        15 => managed("x-forwarded-for"),
+        16 => managed("x-forwarded-host"),
+        17 => managed("x-forwarded-proto"),
+        18 => managed("x-forwarded-prefix"),
+        _ => None,
+    };
+    found.map_or(UpstreamHeader::Passes, UpstreamHeader::Managed)
+}
 
 /// True if `name` read with `_` as `-` (as CGI-style frameworks read it) is `want`.
 fn eq_dashed(name: &str, want: &str) -> bool {
@@ -529,19 +553,6 @@ pub(crate) fn write_upstream_head(
     out: &mut Vec<u8>,
 ) {
     let strip_hero = fwd.peer.is_some() && !fwd.trust_client;
-    let tokens = || {
-        req.headers
-            .iter()
-            .filter(|h| eq(h.name, "connection"))
-            .flat_map(|h| connection_tokens(h.value))
-    };
-    // Tokens other than these name headers to drop; they are rare, so look only if present.
-    let plain = |t: &[u8]| {
-        [&b"close"[..], b"keep-alive", b"upgrade"]
-            .iter()
-            .any(|p| t.eq_ignore_ascii_case(p))
-    };
-    let names_headers = tokens().any(|t| !plain(t));
     out.extend_from_slice(req.method.as_bytes());
     out.push(b' ');
     out.extend_from_slice(path.as_bytes());
@@ -558,43 +569,47 @@ pub(crate) fn write_upstream_head(
     // a Unix-socket caller, or a TCP client with `--trust-forwarded-headers`.
     let keep_chain = fwd.peer.is_none() || fwd.trust_client;
     let mut kept = Kept::default();
+    // A header `Connection` names is not forwarded; such names are rare, so look only then.
+    let named = |name: &str| {
+        req.connection_names_headers
+            && req
+                .headers
+                .iter()
+                .filter(|h| eq(h.name, "connection"))
+                .flat_map(|h| connection_tokens(h.value))
+                .any(|t| name.as_bytes().eq_ignore_ascii_case(t))
+    };
+    // One pass: each name is classified once, and what passes goes out as it came.
+    let mut lines = super::RawLines::new(req.raw);
     for h in req.headers {
         let name = h.name;
-        if is_hop_by_hop(name)
-            || eq(name, "host")
-            || eq(name, "content-length")
-            || eq(name, "expect")
-        {
-            continue;
-        }
-        if let Some(managed) = MANAGED.iter().find(|m| eq_dashed(name, m)) {
-            let dashed = !name.contains('_');
-            match *managed {
-                "x-forwarded-for" if dashed => match xff {
-                    None => xff = Some(h.value),
-                    Some(_) => xff_more.push(h.value),
-                },
-                "tracestate" if dashed && fwd.keep_tracestate => {
-                    super::push_header(out, name.as_bytes(), h.value);
-                }
-                "x-hero-context" | "x-hero-claims" if !strip_hero => {
-                    super::push_header(out, name.as_bytes(), h.value);
-                }
-                "forwarded" | "x-forwarded-host" | "x-forwarded-proto" | "x-real-ip"
-                    if dashed && keep_chain =>
-                {
-                    kept.note(managed);
-                    super::push_header(out, name.as_bytes(), h.value);
-                }
-                _ => {}
+        let managed = match upstream_header(name) {
+            UpstreamHeader::Dropped => continue,
+            UpstreamHeader::Passes if named(name) => continue,
+            UpstreamHeader::Passes => {
+                lines.keep(out, h);
+                continue;
             }
-            continue;
+            UpstreamHeader::Managed(managed) => managed,
+        };
+        let dashed = !name.contains('_');
+        match managed {
+            "x-forwarded-for" if dashed => match xff {
+                None => xff = Some(h.value),
+                Some(_) => xff_more.push(h.value),
+            },
+            "tracestate" if dashed && fwd.keep_tracestate => lines.keep(out, h),
+            "x-hero-context" | "x-hero-claims" if !strip_hero => lines.keep(out, h),
+            "forwarded" | "x-forwarded-host" | "x-forwarded-proto" | "x-real-ip"
+                if dashed && keep_chain =>
+            {
+                kept.note(managed);
+                lines.keep(out, h);
+            }
+            _ => {}
         }
-        if names_headers && tokens().any(|t| name.as_bytes().eq_ignore_ascii_case(t)) {
-            continue;
-        }
-        super::push_header(out, name.as_bytes(), h.value);
     }
+    lines.flush(out);
     match req.body {
         BodyFraming::None => {}
         BodyFraming::Length(n) => super::push_length(out, n),
@@ -644,14 +659,14 @@ pub(crate) fn write_upstream_head(
 
 /// Which of the forwarding headers a believed client sent (they pass as they are).
 #[derive(Debug, Default)]
-struct Kept {
+pub(super) struct Kept {
     host: bool,
     proto: bool,
     real_ip: bool,
 }
 
 impl Kept {
-    fn note(&mut self, managed: &str) {
+    pub(super) fn note(&mut self, managed: &str) {
         match managed {
             "x-forwarded-host" => self.host = true,
             "x-forwarded-proto" => self.proto = true,
@@ -664,7 +679,7 @@ impl Kept {
 /// The router's own forwarding headers for a TCP client at `ip` that named `host`: `Forwarded`
 /// (RFC 7239; after a believed client's own, it is the list's last element), and
 /// `X-Forwarded-Host`, `X-Forwarded-Proto` and `X-Real-IP` where the client's were not kept.
-fn write_forwarded(out: &mut Vec<u8>, ip: &str, host: Option<&[u8]>, kept: &Kept) {
+pub(super) fn write_forwarded(out: &mut Vec<u8>, ip: &str, host: Option<&[u8]>, kept: &Kept) {
     // An IPv6 address is a quoted string in brackets; `host` is a valid authority (no quote,
     // backslash or control byte) and so fits a quoted string as it is.
     out.extend_from_slice(b"forwarded: for=");

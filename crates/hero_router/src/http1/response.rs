@@ -77,6 +77,42 @@ pub(crate) enum BadResponse {
     Upgrade,
 }
 
+/// What the router does with a header of a service's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AnswerHeader {
+    /// `Content-Length`: read for the framing; the router writes its own.
+    Length,
+    /// `Transfer-Encoding`: likewise.
+    Coding,
+    /// `Connection`: read for persistence and the names it lists; never passed.
+    Connection,
+    /// `Upgrade`: passed on a `101` only.
+    Upgrade,
+    /// Never passed: the other hop-by-hop headers, the service's `X-Request-Id` (the answer
+    /// carries the router's), and `Service-Worker-Allowed` (a service's page may not widen a
+    /// service worker's scope past its own `/{service}/{kind}/` prefix: at `/` it would answer
+    /// for the router's pages on the shared origin, docs/access-and-security.md#page-headers).
+    Dropped,
+    /// Passed as it came.
+    Passes,
+}
+
+/// Classifies a response header name, in any case: the length picks the one or two names to
+/// compare (a unit test checks it against [`is_hop_by_hop`] and the names above).
+pub(super) fn answer_header(name: &str) -> AnswerHeader {
+    let is = |want: &str| eq(name, want);
+    match name.len() {
+        7 if is("upgrade") => AnswerHeader::Upgrade,
+        10 if is("connection") => AnswerHeader::Connection,
+        12 if is("x-request-id") => AnswerHeader::Dropped,
+        14 if is("content-length") => AnswerHeader::Length,
+        17 if is("transfer-encoding") => AnswerHeader::Coding,
+        22 if is("service-worker-allowed") => AnswerHeader::Dropped,
+        _ if is_hop_by_hop(name) => AnswerHeader::Dropped,
+        _ => AnswerHeader::Passes,
+    }
+}
+
 /// True for an interim answer (1xx) that a final one follows; `101` ends the exchange's
 /// HTTP part, so it is final.
 pub(crate) fn is_interim(status: u16) -> bool {
@@ -137,32 +173,60 @@ pub(crate) fn parse_response(
     if switching && !ex.upgrade {
         return Err(BadResponse::Upgrade);
     }
+    // The status line goes out first: the framing headers, which the loop below learns, go
+    // out last.
+    let mut out = out;
+    let status_line_end = out.as_deref_mut().map(|out| {
+        out.extend_from_slice(b"HTTP/1.1 ");
+        super::push_status(out, status);
+        out.push(b' ');
+        out.extend_from_slice(resp.reason.unwrap_or("").as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.len()
+    });
     let mut length: Option<u64> = None;
     let mut codings = 0usize;
     let mut chunked_last = false;
     let mut chunked_seen = 0usize;
     let (mut upstream_close, mut upstream_keep_alive) = (false, false);
     let mut names_headers = false;
+    // One pass: each name is classified once, and what passes goes out as it came.
+    let mut lines = super::RawLines::new(buf);
     for h in resp.headers.iter() {
-        if eq(h.name, "content-length") {
-            let n = parse_length(h.value).ok_or(BadResponse::Length)?;
-            if length.is_some_and(|l| l != n) {
-                return Err(BadResponse::Length);
+        match answer_header(h.name) {
+            AnswerHeader::Length => {
+                let n = parse_length(h.value).ok_or(BadResponse::Length)?;
+                if length.is_some_and(|l| l != n) {
+                    return Err(BadResponse::Length);
+                }
+                length = Some(n);
             }
-            length = Some(n);
-        } else if eq(h.name, "transfer-encoding") {
-            for c in connection_tokens(h.value) {
-                codings += 1;
-                chunked_last = c.eq_ignore_ascii_case(b"chunked");
-                chunked_seen += usize::from(chunked_last);
+            AnswerHeader::Coding => {
+                for c in connection_tokens(h.value) {
+                    codings += 1;
+                    chunked_last = c.eq_ignore_ascii_case(b"chunked");
+                    chunked_seen += usize::from(chunked_last);
+                }
             }
-        } else if eq(h.name, "connection") {
-            for t in connection_tokens(h.value) {
-                upstream_close |= t.eq_ignore_ascii_case(b"close");
-                upstream_keep_alive |= t.eq_ignore_ascii_case(b"keep-alive");
-                names_headers |= !t.eq_ignore_ascii_case(b"close")
-                    && !t.eq_ignore_ascii_case(b"keep-alive")
-                    && !t.eq_ignore_ascii_case(b"upgrade");
+            AnswerHeader::Connection => {
+                for t in connection_tokens(h.value) {
+                    upstream_close |= t.eq_ignore_ascii_case(b"close");
+                    upstream_keep_alive |= t.eq_ignore_ascii_case(b"keep-alive");
+                    names_headers |= !t.eq_ignore_ascii_case(b"close")
+                        && !t.eq_ignore_ascii_case(b"keep-alive")
+                        && !t.eq_ignore_ascii_case(b"upgrade");
+                }
+            }
+            AnswerHeader::Upgrade if switching => {
+                if let Some(out) = out.as_deref_mut() {
+                    lines.keep(out, h);
+                }
+            }
+            AnswerHeader::Upgrade | AnswerHeader::Dropped => {}
+            AnswerHeader::Passes => {
+                if let Some(out) = out.as_deref_mut() {
+                    lines.keep(out, h);
+                }
             }
         }
     }
@@ -189,34 +253,29 @@ pub(crate) fn parse_response(
     let dechunk = framing == Framing::Chunked && ex.client_http10;
     let close_client =
         !interim && !switching && (ex.close || framing == Framing::UntilClose || dechunk);
-    if let Some(out) = out {
-        out.extend_from_slice(b"HTTP/1.1 ");
-        super::push_status(out, status);
-        out.push(b' ');
-        out.extend_from_slice(resp.reason.unwrap_or("").as_bytes());
-        out.extend_from_slice(b"\r\n");
-        let listed = |name: &str| {
-            resp.headers
-                .iter()
-                .filter(|h| eq(h.name, "connection"))
-                .flat_map(|h| connection_tokens(h.value))
-                .any(|t| name.as_bytes().eq_ignore_ascii_case(t))
-        };
-        for h in resp.headers.iter() {
-            let keep_upgrade = switching && eq(h.name, "upgrade");
-            if (!keep_upgrade && is_hop_by_hop(h.name))
-                || eq(h.name, "content-length")
-                // The router's own id goes on the answer (the proxy engine writes it).
-                || eq(h.name, "x-request-id")
-                // A service's page may not widen a service worker's scope past its own
-                // `/{service}/{kind}/` prefix: at `/` it would answer for the router's pages
-                // on the shared origin (docs/access-and-security.md#page-headers).
-                || eq(h.name, "service-worker-allowed")
-                || (names_headers && listed(h.name))
-            {
-                continue;
+    if let (Some(out), Some(status_line_end)) = (out, status_line_end) {
+        lines.flush(out);
+        if names_headers {
+            // `Connection` names headers to drop (rare): they may have gone out already, so
+            // the headers are written again, without them.
+            out.truncate(status_line_end);
+            let listed = |name: &str| {
+                resp.headers
+                    .iter()
+                    .filter(|h| eq(h.name, "connection"))
+                    .flat_map(|h| connection_tokens(h.value))
+                    .any(|t| name.as_bytes().eq_ignore_ascii_case(t))
+            };
+            for h in resp.headers.iter() {
+                let passes = match answer_header(h.name) {
+                    AnswerHeader::Passes => true,
+                    AnswerHeader::Upgrade => switching,
+                    _ => false,
+                };
+                if passes && !listed(h.name) {
+                    push_header(out, h.name.as_bytes(), h.value);
+                }
             }
-            push_header(out, h.name.as_bytes(), h.value);
         }
         // The coding list minus `chunked`, for a body that keeps other codings.
         let other_codings = || {

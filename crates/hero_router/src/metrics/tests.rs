@@ -39,3 +39,34 @@ fn counts_from_many_threads_add_up() {
     assert_eq!(bucket("0.0025"), Some(10 * threads));
     assert_eq!(bucket("+Inf"), Some(10 * threads + 1));
 }
+
+/// A bucket counts the requests at or below its bound (a request exactly at a bound is in
+/// it), and every bucket above it counts them too.
+#[test]
+fn buckets_are_cumulative_and_include_their_bound() {
+    let m = Metrics::default();
+    for ms in [1, 1, 2, 3, 700, 20_000] {
+        m.record("svc", "rpc", 200, Duration::from_millis(ms));
+    }
+    let text = m.render(&Table::default());
+    let bucket = |le: &str| {
+        let head =
+            format!("hero_router_request_duration_seconds_bucket{{service=\"svc\",le=\"{le}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(head.as_str()))
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    let expected = [
+        ("0.0005", 0),
+        ("0.001", 2),
+        ("0.0025", 3),
+        ("0.005", 4),
+        ("0.5", 4),
+        ("1", 5),
+        ("10", 5),
+        ("+Inf", 6),
+    ];
+    for (le, n) in expected {
+        assert_eq!(bucket(le), Some(n), "le={le}\n{text}");
+    }
+}

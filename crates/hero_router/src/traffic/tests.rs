@@ -46,6 +46,27 @@ fn a_valid_traceparent_is_continued_with_a_new_span() {
     assert!(Trace::of([&v1[..]].into_iter()).continued());
 }
 
+/// What the router writes as `traceparent` reads back as the same trace, span and flags (its
+/// hex is the spec's lowercase), for random traces.
+#[test]
+fn a_written_traceparent_reads_back() {
+    let mut rng = fastrand::Rng::new();
+    for _ in 0..10_000 {
+        let mut t = Trace::of(std::iter::empty());
+        t.flags = rng.u8(..);
+        let out = t.traceparent();
+        let back = Trace::of([&out[..]].into_iter());
+        assert_eq!(
+            (back.trace_id, back.parent_id, back.flags),
+            (t.trace_id, Some(t.span_id), t.flags),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+        let hex = t.trace_id_hex();
+        assert_eq!(&hex[..], &out[3..35]);
+    }
+}
+
 #[test]
 fn a_malformed_traceparent_starts_a_new_trace() {
     let trace = "0af7651916cd43dd8448eb211c80319c";
