@@ -52,8 +52,42 @@ impl BodyFraming {
     }
 }
 
+/// True if `name` is `want` in any case; `want` is lowercase ASCII (a literal: then the
+/// case mask below is a constant). Eight bytes are compared at a time: a letter of `want`
+/// matches either case of itself (its byte with bit 5 set), any other byte only itself.
+#[inline]
 fn eq(name: &str, want: &str) -> bool {
-    name.eq_ignore_ascii_case(want)
+    debug_assert!(
+        !want
+            .bytes()
+            .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
+    );
+    let (n, w) = (name.as_bytes(), want.as_bytes());
+    if n.len() != w.len() {
+        return false;
+    }
+    // 0x20 in every byte of `w` that is a lowercase letter (every byte of `w` is ASCII).
+    let letters = |w: u64| {
+        let low = w.wrapping_add(0x1f1f_1f1f_1f1f_1f1f); // bit 7 set from b'a' up
+        let high = w.wrapping_add(0x0505_0505_0505_0505); // bit 7 set from b'{' up
+        ((low & !high) & 0x8080_8080_8080_8080) >> 2
+    };
+    let word = |b: &[u8]| {
+        let mut bytes = [0; 8];
+        bytes[..b.len()].copy_from_slice(b);
+        u64::from_le_bytes(bytes)
+    };
+    let same = |a: u64, w: u64| a | letters(w) == w;
+    if n.len() <= 8 {
+        return same(word(n), word(w));
+    }
+    // Whole words, then the last eight bytes (overlapping the words before them).
+    let whole = n
+        .chunks_exact(8)
+        .zip(w.chunks_exact(8))
+        .all(|(a, b)| same(word(a), word(b)));
+    let last = n.len() - 8;
+    whole && same(word(&n[last..]), word(&w[last..]))
 }
 
 /// True for a header that belongs to one connection and is never forwarded (RFC 9110
@@ -170,6 +204,7 @@ impl<'b> RawLines<'b> {
     }
 }
 
+#[inline]
 fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.reserve(name.len() + value.len() + 4);
     out.extend_from_slice(name);

@@ -1553,3 +1553,40 @@ fn authority_check_agrees_with_the_former() {
     }
     assert!(valid > 0 && valid < cases, "{valid} of {cases} valid");
 }
+
+/// The word-at-a-time `eq` says what `eq_ignore_ascii_case` says, for every length across the
+/// word boundaries and bytes next to the letters' range (`` ` ``, `{`, `@`, `[`, `_`, `-`).
+#[test]
+fn name_comparison_agrees_with_the_standard_one() {
+    let (cases, seed, mut rng) = crate::test_util::fuzz_setup();
+    let wants = b"az-_09`{@[~ ";
+    let mut equal = 0;
+    for case in 0..cases {
+        let want: String = (0..rng.usize(0..25))
+            .map(|_| char::from(wants[rng.usize(..wants.len())]))
+            .collect();
+        // The same name in another case, a byte changed now and then, or another length.
+        let mut name: Vec<u8> = want
+            .bytes()
+            .map(|b| match rng.u8(..4) {
+                0 => b.to_ascii_uppercase(),
+                1 if rng.u8(..8) == 0 => b ^ (1 << rng.u8(..8)),
+                _ => b,
+            })
+            .collect();
+        if rng.u8(..16) == 0 {
+            name.push(b'a');
+        }
+        let Ok(name) = String::from_utf8(name) else {
+            continue;
+        };
+        let expected = name.eq_ignore_ascii_case(&want);
+        equal += usize::from(expected);
+        assert_eq!(
+            eq(&name, &want),
+            expected,
+            "seed {seed} case {case}: {name:?} {want:?}"
+        );
+    }
+    assert!(equal > 0 && equal < cases, "{equal} of {cases} equal");
+}

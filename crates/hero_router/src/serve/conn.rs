@@ -1252,3 +1252,6 @@ fn may_hold_head(buf: &[u8]) -> bool {
         )
     })
 }
+
+#[cfg(test)]
+mod tests;
