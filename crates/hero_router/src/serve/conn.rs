@@ -194,8 +194,8 @@ pub(super) async fn serve<S: Stream>(
         max_headers: limits.max_headers,
     };
     let mut header_watch = Watchdog::new();
+    let mut now = Instant::now();
     loop {
-        let now = Instant::now();
         slot.reading_head(now);
         header_watch.arm(now + limits.header_read_timeout);
         // The read first: when the head is already there (the common case under load), the
@@ -219,11 +219,11 @@ pub(super) async fn serve<S: Stream>(
             () = slot.cut_off() => false,
         };
         // One line per request, however it ended (a stream ends here too).
-        client.finish(&front);
+        now = client.finish(&front);
         if !keep {
             if client.conn.may_be_sending() {
                 // Answered: the connection may be shed for a new one like an idle one.
-                slot.reading_head(Instant::now());
+                slot.reading_head(now);
                 tokio::select! {
                     biased;
                     () = slot.closed() => {}
@@ -1175,13 +1175,14 @@ impl<S: Stream> Client<'_, S> {
     }
 
     /// Ends the request in hand: its traffic counts, and its access line (handed to the
-    /// log's writer, never waited for).
-    fn finish(&mut self, front: &Front) {
+    /// log's writer, never waited for). Returns the time it ended (one clock read for this
+    /// and for what comes next on the connection).
+    fn finish(&mut self, front: &Front) -> Instant {
+        let now = Instant::now();
         let Some(meta) = self.meta.take() else {
-            return;
+            return now;
         };
         let tally = self.conn.tally;
-        let now = Instant::now();
         let total = now.saturating_duration_since(self.started);
         let traffic = &front.shared.traffic;
         traffic.record(
@@ -1215,6 +1216,7 @@ impl<S: Stream> Client<'_, S> {
                 error: meta.error.or_else(|| tally.cut.map(|c| c.to_string())),
             });
         }
+        now
     }
 }
 
