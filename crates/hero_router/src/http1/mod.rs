@@ -27,7 +27,7 @@ mod tests;
 pub use chunked::{BadChunk, ChunkedDecoder};
 pub(crate) use chunked::{LAST_CHUNK, push_chunk};
 pub(crate) use request::{
-    Forwarding, HeadLimits, OwnRequest, RequestError, RequestHead, doomed, header_slots,
+    Forwarding, HeadLimits, OwnRequest, Read, RequestError, RequestHead, doomed, header_slots,
     parse_request, retry_safe, write_request, write_upstream_head,
 };
 pub(crate) use response::{

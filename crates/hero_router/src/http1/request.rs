@@ -56,6 +56,90 @@ pub(crate) struct RequestHead<'b, 'h> {
     /// `Connection` lists a header name (a token other than `close`, `keep-alive` and
     /// `upgrade`): that header is not forwarded.
     pub connection_names_headers: bool,
+    /// Which of the headers read after the parse ([`Read`]) the head has: a request without
+    /// them (most) is not searched for them again.
+    pub present: Present,
+}
+
+/// A header the router reads after the parse, by [`RequestHead::every`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Read {
+    Origin,
+    SecFetchSite,
+    Traceparent,
+    XRequestId,
+    XForwardedFor,
+    Accept,
+}
+
+/// The [`Read`] headers a head has, a bit each.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Present(u8);
+
+impl Read {
+    /// Every one.
+    #[cfg(test)]
+    pub(crate) const ALL: [Read; 6] = [
+        Read::Origin,
+        Read::SecFetchSite,
+        Read::Traceparent,
+        Read::XRequestId,
+        Read::XForwardedFor,
+        Read::Accept,
+    ];
+
+    /// Its name, in lowercase.
+    pub(crate) const fn name(self) -> &'static str {
+        match self {
+            Read::Origin => "origin",
+            Read::SecFetchSite => "sec-fetch-site",
+            Read::Traceparent => "traceparent",
+            Read::XRequestId => "x-request-id",
+            Read::XForwardedFor => "x-forwarded-for",
+            Read::Accept => "accept",
+        }
+    }
+
+    /// The one called `name`, compared only with those of its length.
+    fn of(name: &str) -> Option<Read> {
+        let read = match name.len() {
+            6 if eq(name, Read::Origin.name()) => Read::Origin,
+            6 if eq(name, Read::Accept.name()) => Read::Accept,
+            11 if eq(name, Read::Traceparent.name()) => Read::Traceparent,
+            12 if eq(name, Read::XRequestId.name()) => Read::XRequestId,
+            14 if eq(name, Read::SecFetchSite.name()) => Read::SecFetchSite,
+            15 if eq(name, Read::XForwardedFor.name()) => Read::XForwardedFor,
+            _ => return None,
+        };
+        Some(read)
+    }
+
+    const fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+impl Present {
+    /// True if the head has at least one `header`.
+    pub(crate) fn has(self, header: Read) -> bool {
+        self.0 & header.bit() != 0
+    }
+}
+
+impl<'b> RequestHead<'b, '_> {
+    /// The values of every `header` field, in order; no search when the head has none.
+    pub(crate) fn every(&self, header: Read) -> impl Iterator<Item = &'b [u8]> + use<'b, '_> {
+        let headers = if self.present.has(header) {
+            self.headers
+        } else {
+            &[]
+        };
+        let name = header.name();
+        headers
+            .iter()
+            .filter(move |h| eq(h.name, name))
+            .map(|h| h.value)
+    }
 }
 
 /// Why a request head is refused. The connection is closed after the answer: once framing is
@@ -249,8 +333,17 @@ pub(crate) fn parse_request<'b, 'h>(
     let mut connection_names_headers = false;
     let mut upgrade: Option<&[u8]> = None;
     let mut expect_continue = false;
+    let mut present = Present::default();
     for h in headers {
         let name = h.name;
+        if let Some(read) = Read::of(name) {
+            present.0 |= read.bit();
+            continue;
+        }
+        // The framing and connection headers read below have these lengths.
+        if !matches!(name.len(), 4 | 6 | 7 | 10 | 14 | 17) {
+            continue;
+        }
         if eq(name, "content-length") {
             if length.is_some() {
                 return Err(RequestError::Framing("more than one Content-Length"));
@@ -368,6 +461,7 @@ pub(crate) fn parse_request<'b, 'h>(
         headers,
         raw: &buf[..head_len],
         connection_names_headers,
+        present,
     }))
 }
 

@@ -87,25 +87,27 @@ impl Req {
     }
 }
 
-/// Where a proxied request goes: a socket of the table it was routed with.
-pub(crate) struct Forward {
+/// Where a proxied request goes: a socket of the table it was routed with. The table is the
+/// connection's own reference, unchanged until its next request is planned: no reference
+/// count shared by every thread moves per request.
+pub(crate) struct Forward<'t> {
     /// Safe to send again on a fresh connection if a pooled one turns out closed.
     pub idempotent: bool,
     /// The table the request was routed with.
-    pub table: Arc<Table>,
+    pub table: &'t Table,
     /// The socket in it.
     pub target: Target,
 }
 
-impl Forward {
+impl Forward<'_> {
     /// The service's name.
     fn service(&self) -> &str {
-        &self.target.service(&self.table).name
+        &self.target.service(self.table).name
     }
 
     /// The socket.
     fn socket(&self) -> &Socket {
-        self.target.socket(&self.table)
+        self.target.socket(self.table)
     }
 }
 
@@ -469,7 +471,7 @@ impl<S: Stream> ClientConn<S> {
         metrics: &Metrics,
         closing: &impl Closing,
         req: &Req,
-        fwd: &Forward,
+        fwd: &Forward<'_>,
         started: Instant,
     ) -> Result<bool, Failed> {
         let timeout = ctx.upstream_timeout;

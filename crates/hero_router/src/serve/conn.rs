@@ -33,13 +33,13 @@ use super::slots::ConnSlot;
 use crate::app;
 use crate::browser::KnownHost;
 use crate::config::ConnLimits;
-use crate::http1::{self, BodyFraming, Forwarding, HeadLimits, OwnBody, Persist};
+use crate::http1::{self, BodyFraming, Forwarding, HeadLimits, OwnBody, Persist, Read};
 use crate::mcp::Exchange;
-use crate::proxy::Transport;
 use crate::proxy::error::{Envelope, ProxyError, error_parts_as, with_request_id};
 use crate::proxy::forward::{
     CLIENT_CLOSED, ClientConn, Failed, Forward, Req, Sent, Stream, Tally, Watchdog,
 };
+use crate::proxy::{Target, Transport};
 use crate::registry::names::OWN_SERVICE;
 use crate::registry::table::Table;
 use crate::rpc::{CallMeta, CallTarget};
@@ -53,12 +53,13 @@ const COALESCE: usize = 64 * 1024;
 /// keeps its slot meanwhile, and shutdown ends it at once.
 pub(super) const LINGER: Duration = Duration::from_secs(5);
 
-/// What a complete request head turns into.
+/// What a complete request head turns into (its [`Meta`] is written in place, into the
+/// connection's request in hand: it is not moved with the plan).
 enum Plan {
     /// A refused head: answer it and close.
-    Reject(ProxyError, Meta),
+    Reject(ProxyError),
     /// An accepted request, and what to do with it.
-    Serve(Req, Action, Meta),
+    Serve(Req, Action),
 }
 
 /// What the access log and the traffic counters say about a request besides what it cost:
@@ -71,7 +72,11 @@ struct Meta {
     /// The path, with the query under `--access-log-query` (empty while the log is off).
     path: String,
     http10: bool,
+    /// Where it went, for every route but a proxied one.
     route: RouteLabel,
+    /// The socket a proxied request went to: its service and kind are read from the
+    /// connection's table when the request ends, not copied for every request.
+    socket: Option<Target>,
     /// The error the router answered with, for the access log (only while it is on).
     error: Option<String>,
 }
@@ -86,8 +91,9 @@ enum Action {
     Docs(DocsPage),
     /// A request for one of the router's applications, with its head.
     App(AppTarget, Box<http::request::Parts>),
-    /// A proxied request (its upstream head is written).
-    Proxy(Forward),
+    /// A proxied request (its upstream head is written), to a socket of the connection's
+    /// table; safe to send again on a fresh connection if it is `idempotent`.
+    Proxy { target: Target, idempotent: bool },
     /// Answered with an error.
     Fail(ProxyError),
     /// A client the allow-list turns away, or a request for a name that is not the router's:
@@ -299,12 +305,7 @@ fn check_access(
     if access.trusts_no_proxy() {
         return access.check(peer, &[]);
     }
-    let forwarded: Vec<&[u8]> = head
-        .headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("x-forwarded-for"))
-        .map(|h| h.value)
-        .collect();
+    let forwarded: Vec<&[u8]> = head.every(Read::XForwardedFor).collect();
     access.check(peer, &forwarded)
 }
 
@@ -348,31 +349,28 @@ fn guarded(route: &Route<'_>, method: &str, path: &str, table: &Table) -> bool {
 
 /// [`crate::browser::check_origin`] on the request's `Origin`, `Sec-Fetch-Site` and `Host`.
 fn browser_origin(head: &http1::RequestHead<'_, '_>) -> Result<(), String> {
-    let every = |name: &'static str| {
-        head.headers
-            .iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
-    };
-    crate::browser::check_origin(every("origin"), every("sec-fetch-site"), head.host)
+    crate::browser::check_origin(
+        head.every(Read::Origin),
+        head.every(Read::SecFetchSite),
+        head.host,
+    )
 }
 
 /// True if the client takes HTML (a browser's `Accept`).
 fn accepts_html(head: &http1::RequestHead<'_, '_>) -> bool {
-    head.headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("accept"))
-        .any(|h| memchr::memmem::find(h.value, b"text/html").is_some())
+    head.every(Read::Accept)
+        .any(|v| memchr::memmem::find(v, b"text/html").is_some())
 }
 
-/// Decides what to do with the head at the start of `buf`. For a proxied request the upstream
-/// head is written to `up_head`.
+/// Decides what to do with the head at the start of `buf`. A planned request's [`Meta`] is
+/// put in `in_hand`; for a proxied request the upstream head is written to `up_head`.
 fn plan(
     buf: &[u8],
     limits: &HeadLimits,
     front: &Front,
     origin: &mut Origin<'_>,
     up_head: &mut Vec<u8>,
+    in_hand: &mut Option<Meta>,
 ) -> Head {
     let mut slots = http1::header_slots();
     let head = match http1::parse_request(buf, limits, &mut slots) {
@@ -388,20 +386,21 @@ fn plan(
                 front.access_log.is_on(),
                 front.access_log.keeps_query(),
             );
-            return Head::Planned(Plan::Reject(
-                match denied {
-                    Some(d) => ProxyError::Forbidden {
-                        address: d.address(),
-                    },
-                    None => e.into(),
+            *in_hand = Some(meta);
+            return Head::Planned(Plan::Reject(match denied {
+                Some(d) => ProxyError::Forbidden {
+                    address: d.address(),
                 },
-                meta,
-            ));
+                None => e.into(),
+            }));
         }
     };
     let req = Req::of(&head);
     let mut meta = request_meta(front, origin, &head);
-    let serve = |action, meta| Head::Planned(Plan::Serve(req, action, meta));
+    let mut serve = |action, meta| {
+        *in_hand = Some(meta);
+        Head::Planned(Plan::Serve(req, action))
+    };
     // Who may ask is decided before anything else, on every path
     // (docs/access-and-security.md#allow-list).
     if let Some(peer) = origin.peer_ip {
@@ -436,10 +435,14 @@ fn plan(
         scan,
     );
     meta.route = route_label(&routed, origin.table);
+    if let Route::Proxy { target, .. } = &routed {
+        meta.socket = Some(*target);
+    }
     if guarded(&routed, head.method, head.path, origin.table) {
         if let Err(origin) = browser_origin(&head) {
             // Refused before it went anywhere: `-` in the access log, as every refusal.
             meta.route = RouteLabel::default();
+            meta.socket = None;
             return serve(Action::Fail(ProxyError::ForeignOrigin { origin }), meta);
         }
     }
@@ -479,38 +482,26 @@ fn plan(
             };
             up_head.clear();
             http1::write_upstream_head(&head, route.path, route.query, &fwd, up_head);
-            Action::Proxy(Forward {
-                idempotent: http1::retry_safe(head.method),
-                table: origin.table.clone(),
+            Action::Proxy {
                 target,
-            })
+                idempotent: http1::retry_safe(head.method),
+            }
         }
     };
     serve(action, meta)
-}
-
-/// The named header's first value.
-fn header<'b>(head: &http1::RequestHead<'b, '_>, name: &str) -> Option<&'b [u8]> {
-    head.headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case(name))
-        .map(|h| h.value)
 }
 
 /// The ids of an accepted request, and (when the access log is on) its request line. A
 /// caller's `X-Request-Id` is kept only from a Unix socket or a trusted proxy.
 fn request_meta(front: &Front, origin: &Origin<'_>, head: &http1::RequestHead<'_, '_>) -> Meta {
     let trusted = origin.peer_ip.is_none_or(|ip| front.access.trusts(ip));
-    let id = header(head, "x-request-id")
+    let id = head
+        .every(Read::XRequestId)
+        .next()
         .filter(|_| trusted)
         .and_then(RequestId::from_client)
         .unwrap_or_else(RequestId::generate);
-    let trace = Trace::of(
-        head.headers
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case("traceparent"))
-            .map(|h| h.value),
-    );
+    let trace = Trace::of(head.every(Read::Traceparent));
     let log = &front.access_log;
     let (method, path) = if log.is_on() {
         let mut path = head.path.to_owned();
@@ -529,6 +520,7 @@ fn request_meta(front: &Front, origin: &Origin<'_>, head: &http1::RequestHead<'_
         path,
         http10: head.http10,
         route: RouteLabel::default(),
+        socket: None,
         error: None,
     }
 }
@@ -566,6 +558,7 @@ fn unparsed_meta(buf: &[u8], log: bool, keep_query: bool) -> Meta {
         path,
         http10: parts.next() == Some(b"HTTP/1.0"),
         route: RouteLabel::default(),
+        socket: None,
         error: None,
     }
 }
@@ -587,11 +580,8 @@ fn route_label(routed: &Route<'_>, table: &Table) -> RouteLabel {
         Route::Docs(_) => own("docs"),
         Route::App(AppTarget::Mcp(_)) => own("mcp"),
         Route::App(AppTarget::Dashboard(_)) => own("dashboard"),
-        Route::Proxy { target, .. } => RouteLabel {
-            service: Some(target.service(table).name.clone()),
-            kind: Some(target.socket(table).kind.clone()),
-            ..RouteLabel::default()
-        },
+        // Named from the table when the request ends (`Meta::socket`).
+        Route::Proxy { .. } => RouteLabel::default(),
         // Only a service in the table is named: a client must not be able to put made-up
         // names into the traffic counters.
         Route::Error(e) => RouteLabel {
@@ -601,6 +591,18 @@ fn route_label(routed: &Route<'_>, table: &Table) -> RouteLabel {
                 .map(str::to_owned),
             ..RouteLabel::default()
         },
+    }
+}
+
+// === impl Meta ===
+
+impl Meta {
+    /// The service the request went to, if it went to one.
+    fn service<'t>(&'t self, table: &'t Table) -> Option<&'t str> {
+        match self.socket {
+            Some(target) => Some(&target.service(table).name),
+            None => self.route.service.as_deref(),
+        }
     }
 }
 
@@ -646,6 +648,7 @@ impl<S: Stream> Client<'_, S> {
                     front,
                     &mut origin,
                     &mut self.conn.up_head,
+                    &mut self.meta,
                 ) {
                     Head::NotReady => {
                         // Right after start-up: wait for the first scan rather than answer
@@ -673,18 +676,15 @@ impl<S: Stream> Client<'_, S> {
         self.started = started;
         self.conn.tally = Tally::default();
         self.envelope = Envelope::Plain;
+        if let Some(meta) = &self.meta {
+            self.conn.request_id = meta.id;
+        }
         let (req, action) = match plan {
-            Plan::Reject(e, meta) => {
-                self.conn.request_id = meta.id;
+            Plan::Reject(e) => {
                 self.conn.tally.received = self.conn.buf.len() as u64;
-                self.meta = Some(meta);
                 return self.refuse(front, &e, started).await;
             }
-            Plan::Serve(req, action, meta) => {
-                self.conn.request_id = meta.id;
-                self.meta = Some(meta);
-                (req, action)
-            }
+            Plan::Serve(req, action) => (req, action),
         };
         self.conn.start(&req);
         // The large futures are boxed: this one is made anew for every request, and moved
@@ -697,7 +697,9 @@ impl<S: Stream> Client<'_, S> {
             Action::App(target, parts) => {
                 Box::pin(self.app(front, &req, target, *parts, started)).await
             }
-            Action::Proxy(fwd) => self.forward(front, &req, &fwd, started).await,
+            Action::Proxy { target, idempotent } => {
+                self.forward(front, &req, target, idempotent, started).await
+            }
             Action::Fail(e) => self.fail(front, &req, &e, started).await,
             Action::Deny(e) => {
                 self.write_error(front, &e, Persist::Close, req.head_request, started)
@@ -1015,10 +1017,31 @@ impl<S: Stream> Client<'_, S> {
 
     /// Forwards one request through the proxy engine. Returns whether the connection stays
     /// open.
-    async fn forward(&mut self, front: &Front, req: &Req, fwd: &Forward, started: Instant) -> bool {
+    async fn forward(
+        &mut self,
+        front: &Front,
+        req: &Req,
+        target: Target,
+        idempotent: bool,
+        started: Instant,
+    ) -> bool {
+        // The table the request was planned with: `self.table` changes only when the next
+        // request is planned.
+        let fwd = Forward {
+            idempotent,
+            table: &self.table,
+            target,
+        };
         let sent = self
             .conn
-            .forward(&front.shared, front.metrics(), self.slot, req, fwd, started)
+            .forward(
+                &front.shared,
+                front.metrics(),
+                self.slot,
+                req,
+                &fwd,
+                started,
+            )
             .await;
         let mid_interim = self.conn.settle_interim();
         match sent {
@@ -1096,7 +1119,7 @@ impl<S: Stream> Client<'_, S> {
         // for a proxied body names none), as the traffic counts it. Only a service in the
         // table gets a label: a client must not be able to grow the metrics with made-up
         // names (`GET /nosuch/rpc/`).
-        let routed = self.meta.as_ref().and_then(|m| m.route.service.as_deref());
+        let routed = self.meta.as_ref().and_then(|m| m.service(&self.table));
         let service = e
             .service()
             .or(routed)
@@ -1186,7 +1209,7 @@ impl<S: Stream> Client<'_, S> {
         let total = now.saturating_duration_since(self.started);
         let traffic = &front.shared.traffic;
         traffic.record(
-            meta.route.service.as_deref().unwrap_or(OWN_SERVICE),
+            meta.service(&self.table).unwrap_or(OWN_SERVICE),
             // Nothing answered at all (cut off at shutdown) is the router's failure too.
             if tally.call_failed || tally.status == 0 {
                 Class::Router
@@ -1198,6 +1221,11 @@ impl<S: Stream> Client<'_, S> {
         );
         let log = &front.access_log;
         if log.is_on() {
+            let mut route = meta.route;
+            if let Some(target) = meta.socket {
+                route.service = Some(target.service(&self.table).name.clone());
+                route.kind = Some(target.socket(&self.table).kind.clone());
+            }
             log.send(Record {
                 time: SystemTime::now(),
                 client: self.peer_ip,
@@ -1205,7 +1233,7 @@ impl<S: Stream> Client<'_, S> {
                 method: meta.method,
                 path: meta.path,
                 http10: meta.http10,
-                route: meta.route,
+                route,
                 status: tally.status,
                 bytes_in: tally.received,
                 bytes_out: tally.sent,
@@ -1246,13 +1274,14 @@ fn mcp_label(body: &[u8], route: &mut RouteLabel) {
 }
 
 /// True if `buf` may hold a complete head: it has a blank line (`\n\n` or `\n\r\n`).
+/// One search for the usual CRLF ending, with a searcher built once; the bare-LF one only
+/// when that finds none.
 fn may_hold_head(buf: &[u8]) -> bool {
-    memchr::memchr_iter(b'\n', buf).any(|i| {
-        matches!(
-            buf.get(i + 1..),
-            Some([b'\n', ..]) | Some([b'\r', b'\n', ..])
-        )
-    })
+    use memchr::memmem::Finder;
+    use std::sync::LazyLock;
+    static CRLF: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\n\r\n"));
+    static LF: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\n\n"));
+    CRLF.find(buf).is_some() || LF.find(buf).is_some()
 }
 
 #[cfg(test)]
