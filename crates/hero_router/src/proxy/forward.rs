@@ -23,10 +23,11 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Semaphore;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use super::Target;
 use super::error::ProxyError;
+use super::watchdog::Watchdog;
 use crate::http1::{self, BodyFraming, ChunkedDecoder, Exchange, Framing, ResponseHead};
 use crate::metrics::Metrics;
 use crate::registry::table::{Socket, Table};
@@ -153,42 +154,6 @@ impl Drop for Affinity {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
             self.pool.checkin(&self.key, conn);
-        }
-    }
-}
-
-/// A deadline that costs no timer operation when it is moved: the timer is re-armed only
-/// when it fires early, so it fires at most about once per timeout period, not per request.
-pub(crate) struct Watchdog {
-    deadline: Instant,
-    sleep: Option<Pin<Box<Sleep>>>,
-}
-
-impl Watchdog {
-    pub(crate) fn new() -> Watchdog {
-        Watchdog {
-            deadline: Instant::now(),
-            sleep: None,
-        }
-    }
-
-    /// Sets the deadline. Deadlines only move forward (each is `now + a fixed timeout`).
-    pub(crate) fn arm(&mut self, deadline: Instant) {
-        self.deadline = deadline;
-    }
-
-    /// Resolves once the deadline has passed.
-    pub(crate) async fn expired(&mut self) {
-        let deadline = self.deadline;
-        let sleep = self
-            .sleep
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        loop {
-            sleep.as_mut().await;
-            if Instant::now() >= deadline {
-                return;
-            }
-            sleep.as_mut().reset(deadline);
         }
     }
 }

@@ -11,6 +11,7 @@
 pub(crate) mod error;
 pub(crate) mod forward;
 pub(crate) mod path;
+pub(crate) mod watchdog;
 
 use std::net::SocketAddr;
 

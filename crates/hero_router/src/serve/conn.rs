@@ -36,9 +36,8 @@ use crate::config::ConnLimits;
 use crate::http1::{self, BodyFraming, Forwarding, HeadLimits, OwnBody, Persist, Read};
 use crate::mcp::Exchange;
 use crate::proxy::error::{Envelope, ProxyError, error_parts_as, with_request_id};
-use crate::proxy::forward::{
-    CLIENT_CLOSED, ClientConn, Failed, Forward, Req, Sent, Stream, Tally, Watchdog,
-};
+use crate::proxy::forward::{CLIENT_CLOSED, ClientConn, Failed, Forward, Req, Sent, Stream, Tally};
+use crate::proxy::watchdog::Watchdog;
 use crate::proxy::{Target, Transport};
 use crate::registry::names::OWN_SERVICE;
 use crate::registry::table::Table;
