@@ -389,10 +389,7 @@ impl Fetcher {
                 max_document: self.cfg.max_document,
             };
             self.tasks.spawn(async move {
-                let key = Key {
-                    path: target.path.clone(),
-                    identity: target.identity,
-                };
+                let key = Key::new(target.path.clone(), target.identity);
                 let fetched = fetch::fetch(&pool, &key, &name, target.rpc, limits).await;
                 (name, target, fetched)
             });

@@ -951,17 +951,17 @@ impl<S: Stream> ClientConn<S> {
     /// Runs `work`, an answer the router makes that may wait on services (a routed `/rpc`
     /// call), looking every [`CLIENT_CHECK`] whether the client is gone, as a proxied request
     /// does. `None` if it is: `work` is dropped (its upstream connections closed, nothing sent)
-    /// and the tally says 499.
+    /// and the tally says 499. `work` is pinned by the caller (passed by value, it would be
+    /// held twice: as the argument and as the pinned local).
     pub(crate) async fn unless_client_leaves<T>(
         &mut self,
-        work: impl std::future::Future<Output = T>,
+        mut work: Pin<&mut impl std::future::Future<Output = T>>,
     ) -> Option<T> {
-        let mut work = std::pin::pin!(work);
         loop {
             self.head_watch.arm(Instant::now() + CLIENT_CHECK);
             tokio::select! {
                 biased;
-                out = &mut work => return Some(out),
+                out = work.as_mut() => return Some(out),
                 _ = self.head_watch.expired() => {}
             }
             if client_closed_now(&mut self.io, &mut self.buf) {

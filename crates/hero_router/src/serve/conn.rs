@@ -19,6 +19,7 @@
 
 use std::io;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -789,7 +790,7 @@ impl<S: Stream> Client<'_, S> {
         ));
         // A tool call whose client leaves while the service thinks is abandoned (a 499), as a
         // routed `/rpc` call is; it stays the service's request.
-        let answering = front.apps.call(target, request, &exchange);
+        let answering = std::pin::pin!(front.apps.call(target, request, &exchange));
         let waiting = Waiting::App(exchange.clone());
         let Some(answer) = self.wait_on(front, answering, waiting, kind, started).await else {
             return false;
@@ -948,7 +949,7 @@ impl<S: Stream> Client<'_, S> {
         // A client that leaves while its call waits for a service: the call is abandoned (a
         // 499), as a proxied request is.
         let body = body.freeze();
-        let handling = front.rpc.handle_for(&body, &call);
+        let handling = std::pin::pin!(front.rpc.handle_for(&body, &call));
         let waiting = Waiting::Rpc(body.clone());
         let Some(handled) = self.wait_on(front, handling, waiting, "rpc", started).await else {
             return false;
@@ -1148,11 +1149,12 @@ impl<S: Stream> Client<'_, S> {
 
     /// Waits for `call`'s answer unless the client leaves first: then the call is abandoned,
     /// counted as a 499 of the service it went to, and `None` comes back. While it waits, a
-    /// shutdown that cuts the request off names it the same way ([`Drop`]).
+    /// shutdown that cuts the request off names it the same way ([`Drop`]). `call` is pinned
+    /// where it was made: passed on by value, each async layer would hold a copy of it.
     async fn wait_on<T>(
         &mut self,
         front: &Front,
-        call: impl Future<Output = T>,
+        call: Pin<&mut impl Future<Output = T>>,
         waiting: Waiting,
         kind: &str,
         started: Instant,

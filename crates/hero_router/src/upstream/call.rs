@@ -346,10 +346,7 @@ pub(crate) async fn send_once(
     how: &CallOptions<'_>,
 ) -> Result<Answer, SendError> {
     let pool = Pool::new(how.timeout, Inflight::new(1));
-    let key = Key {
-        path: std::sync::Arc::from(path),
-        identity: None,
-    };
+    let key = Key::new(std::sync::Arc::from(path), None);
     let how = CallOptions {
         close: true,
         ..*how

@@ -50,10 +50,7 @@ fn serve(dir: &Path, answer: &'static [u8]) -> (Key, Arc<AtomicUsize>) {
 }
 
 fn key(path: &Path) -> Key {
-    Key {
-        path: Arc::from(path),
-        identity: None,
-    }
+    Key::new(Arc::from(path), None)
 }
 
 fn pool() -> Pool {
@@ -124,14 +121,14 @@ async fn an_idle_connection_serves_its_socket_instance_on_any_thread() {
     assert!(!conn.reused);
     pool.checkin(&key, conn);
     // The same path, another socket instance (the service restarted): a new connection.
-    let restarted = Key {
-        identity: Some(Identity {
+    let restarted = Key::new(
+        key.path.clone(),
+        Some(Identity {
             dev: 1,
             ino: 2,
             ctime_ns: 3,
         }),
-        ..key.clone()
-    };
+    );
     assert!(!pool.checkout(&restarted).await.unwrap().reused);
     // Another thread (another runtime's reactor) with no idle connection of its own takes
     // this one's, moved to its reactor, and exchanges on it there.
@@ -411,4 +408,29 @@ async fn interim_heads_are_bounded_and_a_close_after_one_is_named() {
 fn made(dir: PathBuf) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Keys made from the same path in separate allocations are one key, hashed alike; another
+/// socket, or the same path with another identity, is another key.
+#[test]
+fn keys_are_their_path_and_identity() {
+    use std::hash::BuildHasher;
+    let state = std::collections::hash_map::RandomState::new();
+    let hash = |k: &Key| state.hash_one(k);
+    let a = key(Path::new("/run/hero/svc/rpc.sock"));
+    let b = key(&PathBuf::from("/run/hero/svc").join("rpc.sock"));
+    assert!(!Arc::ptr_eq(&a.path, &b.path));
+    assert_eq!(a, b);
+    assert_eq!(hash(&a), hash(&b));
+    let other = key(Path::new("/run/hero/svc/ui.sock"));
+    assert_ne!(a, other);
+    let restarted = Key::new(
+        a.path.clone(),
+        Some(Identity {
+            dev: 1,
+            ino: 2,
+            ctime_ns: 3,
+        }),
+    );
+    assert_ne!(a, restarted);
 }
