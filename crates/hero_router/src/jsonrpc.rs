@@ -104,6 +104,14 @@ pub(crate) fn parse(body: &[u8]) -> Result<Body<'_>, BodyError> {
             "JSON nested deeper than {MAX_DEPTH} levels"
         )));
     }
+    // The usual body, one request object, read in one pass: what reads as a request is valid
+    // JSON (the parser checks every byte of it). Anything else is read as a value first, to
+    // tell a body that is not JSON from a request that is not valid.
+    if text.trim_start().starts_with('{') {
+        if let Ok(req) = serde_json::from_str::<RawRequest<'_>>(text) {
+            return Ok(Body::Single(checked(req)));
+        }
+    }
     let raw: &RawValue = serde_json::from_str(text).map_err(|e| {
         // A byte-order mark comes from editors and some shells' files, and the parser's
         // "expected value at column 1" hides it.
@@ -170,15 +178,17 @@ fn entry(raw: &RawValue) -> Entry<'_> {
             reason: "a request must be a JSON object".into(),
         };
     }
-    let req: RawRequest<'_> = match serde_json::from_str(raw.get()) {
-        Ok(r) => r,
-        Err(e) => {
-            return Entry::Invalid {
-                id: None,
-                reason: format!("malformed request: {e}"),
-            };
-        }
-    };
+    match serde_json::from_str(raw.get()) {
+        Ok(req) => checked(req),
+        Err(e) => Entry::Invalid {
+            id: None,
+            reason: format!("malformed request: {e}"),
+        },
+    }
+}
+
+/// A request object's members checked: a call, or why it is not one.
+fn checked(req: RawRequest<'_>) -> Entry<'_> {
     let id = req.id.filter(|id| valid_id(id));
     if req.id.is_some() && id.is_none() {
         return Entry::Invalid {

@@ -152,11 +152,14 @@ pub(crate) struct Key {
 
 impl Key {
     pub(crate) fn new(path: Arc<Path>, identity: Option<Identity>) -> Key {
-        use std::hash::{Hash, Hasher};
-        // Fixed keys: the paths are the node's own, nothing a client chooses.
+        use std::hash::Hasher;
+        // Fixed keys: the paths are the node's own, nothing a client chooses. Two writes;
+        // equality still compares every field.
         let mut h = std::hash::DefaultHasher::new();
-        bytes(&path).hash(&mut h);
-        identity.hash(&mut h);
+        h.write(bytes(&path));
+        h.write_u64(identity.map_or(0, |i| {
+            i.dev.rotate_left(32) ^ i.ino ^ i.ctime_ns.cast_unsigned()
+        }));
         Key {
             hash: h.finish(),
             path,
