@@ -97,7 +97,12 @@ pub(crate) struct Traffic {
 struct Local {
     owner: u64,
     generation: u64,
-    map: HashMap<Box<str>, Arc<Series>>,
+    /// Where each service's series is in `series`.
+    map: HashMap<Box<str>, usize>,
+    series: Vec<(Box<str>, Arc<Series>)>,
+    /// The place of the last service counted: the next request is most often its too, and
+    /// then its name is compared, not hashed.
+    last: usize,
 }
 
 thread_local! {
@@ -297,17 +302,26 @@ impl Traffic {
             let generation = self.generation.load(Relaxed);
             if local.owner != self.id || local.generation != generation {
                 local.map.clear();
+                local.series.clear();
                 local.owner = self.id;
                 local.generation = generation;
             }
-            if let Some(series) = local.map.get(service) {
-                return series.add(class, latency, now_secs);
+            if let Some((name, series)) = local.series.get(local.last) {
+                if **name == *service {
+                    return series.add(class, latency, now_secs);
+                }
+            }
+            if let Some(&at) = local.map.get(service) {
+                local.last = at;
+                return local.series[at].1.add(class, latency, now_secs);
             }
             let Some(series) = self.shared_series(service) else {
                 return;
             };
             series.add(class, latency, now_secs);
-            local.map.insert(service.into(), series);
+            local.last = local.series.len();
+            local.map.insert(service.into(), local.last);
+            local.series.push((service.into(), series));
         });
     }
 

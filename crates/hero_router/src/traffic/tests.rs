@@ -395,3 +395,36 @@ fn record_cost() {
     let ns = start.elapsed().as_nanos() as f64 / N as f64;
     println!("traffic record: {ns:.1} ns per request ({N} records, 4 services)");
 }
+
+/// Services counted in turn, in runs and one after another, each get their own counts, also
+/// across a sweep that drops one of them (the threads' maps start over) and a second
+/// `Traffic` counted from the same thread.
+#[test]
+fn services_counted_in_any_order_keep_their_own_counts() {
+    let t = Traffic::new();
+    let other = Traffic::new();
+    let order = ["a", "a", "b", "a", "c", "c", "c", "b", "a", "b"];
+    let mut want = std::collections::HashMap::new();
+    for (i, name) in order.iter().cycle().take(1000).enumerate() {
+        t.record(name, Class::Ok, Duration::from_millis(1), 10);
+        *want.entry(*name).or_insert(0u64) += 1;
+        if i % 7 == 0 {
+            other.record("a", Class::Ok, Duration::from_millis(1), 10);
+        }
+    }
+    // The whole 15 minutes (90 slots) at second 10.
+    for (name, n) in &want {
+        assert_eq!(t.totals(name, 90, 10).unwrap().requests, *n, "{name}");
+    }
+    assert_eq!(other.totals("a", 90, 10).unwrap().requests, 143);
+    // "c" leaves the table and is swept; "a" and "b" go on being counted.
+    let later = 10 + RETAIN_ABSENT.as_secs() + 10;
+    t.sweep(|name| name != "c", 20);
+    t.sweep(|name| name != "c", later);
+    assert!(t.totals("c", 90, later).is_none());
+    for name in ["b", "a", "a", "b"] {
+        t.record(name, Class::Ok, Duration::from_millis(1), later);
+    }
+    assert_eq!(t.totals("a", 90, later).unwrap().requests, want["a"] + 2);
+    assert_eq!(t.totals("b", 90, later).unwrap().requests, want["b"] + 2);
+}
