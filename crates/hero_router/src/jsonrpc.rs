@@ -141,9 +141,23 @@ pub(crate) fn parse(body: &[u8]) -> Result<Body<'_>, BodyError> {
     }
 }
 
-/// One pass over the bytes: is bracket nesting (outside strings) within `limit` levels (the
-/// outermost container being level 1)?
+/// Is bracket nesting (outside strings) within `limit` levels (the outermost container being
+/// level 1)?
 pub(crate) fn nesting_within(body: &[u8], limit: usize) -> bool {
+    // Every level opens with a bracket, so a body with no more opening brackets than the limit
+    // (those in strings counted too: the count can only be high) nests no deeper. The count is
+    // a loop the compiler vectorises; the exact scan is left for the bodies it cannot clear.
+    body.len() <= limit || opening_brackets(body) <= limit || nesting_scan(body, limit)
+}
+
+/// How many `[` and `{` the bytes hold (they differ only in the `0x20` bit, which no other
+/// byte maps onto them).
+fn opening_brackets(body: &[u8]) -> usize {
+    body.iter().map(|b| usize::from((b | 0x20) == b'{')).sum()
+}
+
+/// [`nesting_within`] by one pass over the bytes, tracking strings and escapes.
+fn nesting_scan(body: &[u8], limit: usize) -> bool {
     let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
     for &b in body {
         if in_str {
@@ -226,6 +240,17 @@ fn checked(req: RawRequest<'_>) -> Entry<'_> {
 
 /// A `method` member's string, borrowed unless it has escapes; `None` if it is no string.
 fn method_name(raw: &RawValue) -> Option<Cow<'_, str>> {
+    // The parser has checked the value: a string without a backslash is the text between its
+    // quotes (an unescaped quote would have ended it).
+    if let Some(inner) = raw
+        .get()
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+    {
+        if !inner.contains('\\') {
+            return Some(Cow::Borrowed(inner));
+        }
+    }
     match serde_json::from_str::<&str>(raw.get()) {
         Ok(s) => Some(Cow::Borrowed(s)),
         Err(_) => serde_json::from_str::<String>(raw.get())
@@ -276,14 +301,36 @@ pub(crate) fn forward_request(call: &Call<'_>, method: &str) -> String {
 
 /// Writes a request: `id` and `params` as raw JSON (`id: None` makes a notification).
 pub(crate) fn request(id: Option<&RawValue>, method: &str, params: Option<&RawValue>) -> String {
-    let method = serde_json::to_string(method).unwrap_or_default();
-    let mut out = format!(r#"{{"jsonrpc":"2.0","method":{method}"#);
+    const HEAD: &str = r#"{"jsonrpc":"2.0","method":"#;
+    const ID: &str = r#","id":"#;
+    const PARAMS: &str = r#","params":"#;
+    // A method with nothing to escape (no quote, backslash or control character) is its own
+    // text between quotes; any other is written by the serializer.
+    let plain = method.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
+    let escaped = (!plain).then(|| serde_json::to_string(method).unwrap_or_default());
+    let method_len = escaped.as_ref().map_or(method.len() + 2, String::len);
+    let len = HEAD.len()
+        + method_len
+        + id.map_or(0, |id| ID.len() + id.get().len())
+        + params.map_or(0, |p| PARAMS.len() + p.get().len())
+        + 1;
+    // One allocation, of the exact size.
+    let mut out = String::with_capacity(len);
+    out.push_str(HEAD);
+    match &escaped {
+        Some(escaped) => out.push_str(escaped),
+        None => {
+            out.push('"');
+            out.push_str(method);
+            out.push('"');
+        }
+    }
     if let Some(id) = id {
-        out.push_str(r#","id":"#);
+        out.push_str(ID);
         out.push_str(id.get());
     }
     if let Some(p) = params {
-        out.push_str(r#","params":"#);
+        out.push_str(PARAMS);
         out.push_str(p.get());
     }
     out.push('}');
@@ -410,27 +457,40 @@ fn envelope(body: &[u8]) -> Option<Outcome<'_>> {
 
 /// The response object's outcome and its `id` member (raw, if present), in one parse.
 fn envelope_with_id(body: &[u8]) -> Option<(Outcome<'_>, Option<&RawValue>)> {
-    #[derive(Deserialize)]
-    struct Resp<'a> {
-        #[serde(default, borrow, deserialize_with = "present")]
-        jsonrpc: Option<&'a RawValue>,
-        #[serde(default, borrow, deserialize_with = "present")]
-        id: Option<&'a RawValue>,
-        #[serde(default, borrow, deserialize_with = "present")]
-        result: Option<&'a RawValue>,
-        #[serde(default, borrow, deserialize_with = "present")]
-        error: Option<&'a RawValue>,
+    // One check of the whole body's UTF-8: read from a `&[u8]`, the parser checks every
+    // string and raw member on its own, and that cost more than the rest of the read.
+    let text = std::str::from_utf8(body).ok()?;
+    serde_json::from_str::<ReplyMembers<'_>>(text)
+        .ok()?
+        .envelope()
+}
+
+/// The members of a response object the router reads, raw.
+#[derive(Deserialize)]
+struct ReplyMembers<'a> {
+    #[serde(default, borrow, deserialize_with = "present")]
+    jsonrpc: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    result: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    error: Option<&'a RawValue>,
+}
+
+impl<'a> ReplyMembers<'a> {
+    /// The outcome and the id, if these are the members of a JSON-RPC 2.0 response.
+    fn envelope(self) -> Option<(Outcome<'a>, Option<&'a RawValue>)> {
+        if self.jsonrpc.map(RawValue::get) != Some("\"2.0\"") {
+            return None;
+        }
+        let outcome = match (self.result, self.error) {
+            (Some(result), None) => Outcome::Result(result),
+            (None, Some(error)) => Outcome::Error(error),
+            _ => return None,
+        };
+        Some((outcome, self.id))
     }
-    let r: Resp<'_> = serde_json::from_slice(body).ok()?;
-    if r.jsonrpc.map(RawValue::get) != Some("\"2.0\"") {
-        return None;
-    }
-    let outcome = match (r.result, r.error) {
-        (Some(result), None) => Outcome::Result(result),
-        (None, Some(error)) => Outcome::Error(error),
-        _ => return None,
-    };
-    Some((outcome, r.id))
 }
 
 #[cfg(test)]

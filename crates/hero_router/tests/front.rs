@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use axum::response::IntoResponse;
 use bytes::Bytes;
 use common::{
     Daemon, busy_socket, dead_socket, json, request, rpc, serve_config, service_dir, start_daemon,
@@ -1097,7 +1098,7 @@ async fn a_routed_answer_that_is_no_json_rpc_response_is_32004() {
         "/rpc",
         axum::routing::post(|body: String| async move {
             let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-            match v["method"].as_str().unwrap() {
+            let answer = match v["method"].as_str().unwrap() {
                 "noid" => r#"{"jsonrpc":"2.0","result":1}"#.to_owned(),
                 "otherid" => r#"{"jsonrpc":"2.0","id":"other","result":1}"#.to_owned(),
                 "errstr" => format!(r#"{{"jsonrpc":"2.0","id":{},"error":"just a string"}}"#, v["id"]),
@@ -1110,8 +1111,18 @@ async fn a_routed_answer_that_is_no_json_rpc_response_is_32004() {
                 }
                 // The same id as another JSON text: the same id.
                 "respelled" => r#"{"jsonrpc":"2.0","id":1.5,"result":"ok"}"#.to_owned(),
+                // Bytes that are not UTF-8, in a member the router does not read.
+                "badutf8" => {
+                    let mut answer =
+                        format!(r#"{{"jsonrpc":"2.0","id":{},"result":1,"x":"?"}}"#, v["id"])
+                            .into_bytes();
+                    let at = answer.len() - 3;
+                    answer[at] = 0xff;
+                    return answer.into_response();
+                }
                 _ => format!(r#"{{"jsonrpc":"2.0","id":{},"result":"fine"}}"#, v["id"]),
-            }
+            };
+            answer.into_response()
         }),
     );
     tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
@@ -1121,6 +1132,9 @@ async fn a_routed_answer_that_is_no_json_rpc_response_is_32004() {
         ("noid", "without an id"),
         ("errstr", "integer code"),
         ("errnocode", "integer code"),
+        // The router relays text: such an answer was checked, then dropped, and a call with
+        // an id got no answer at all.
+        ("badutf8", "not UTF-8"),
     ] {
         let v = json(&rpc(&d, &call(m, r#""q""#)).await.1);
         assert_eq!(v["id"], "q", "{m}: {v}");
