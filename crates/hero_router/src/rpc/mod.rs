@@ -68,13 +68,18 @@ impl CallMeta<'_> {
     /// `traceparent`.
     fn headers(&self) -> Vec<(&str, &str)> {
         let mut headers = Vec::with_capacity(2);
+        self.push_headers(&mut headers);
+        headers
+    }
+
+    /// Adds [`headers`](Self::headers) to `headers`.
+    fn push_headers<'m>(&'m self, headers: &mut Vec<(&'m str, &'m str)>) {
         if !self.request_id.is_empty() {
             headers.push(("x-request-id", self.request_id));
         }
         if let Some(traceparent) = self.traceparent {
             headers.push(("traceparent", traceparent));
         }
-        headers
     }
 }
 
@@ -653,8 +658,9 @@ impl Rpc {
         }
         let body = codec::forward_request(call, rest);
         let how = self.shared.routed();
-        let mut headers = vec![("content-type", "application/json")];
-        headers.extend(meta.headers());
+        let mut headers = Vec::with_capacity(3);
+        headers.push(("content-type", "application/json"));
+        meta.push_headers(&mut headers);
         let req = OwnRequest {
             method: "POST",
             path: "/rpc",

@@ -11,7 +11,7 @@
 //! readable while idle (the server closed it, or sent garbage), it is dropped.
 
 use std::collections::HashMap;
-use std::ffi::OsString;
+use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -59,6 +59,13 @@ const SWEEP_INFLIGHT_AT: usize = 64;
 /// Read buffer size for upstream connections.
 pub(crate) const READ_CHUNK: usize = 16 * 1024;
 
+/// The pool's maps. A routed call looks its socket up in them four or five times: foldhash
+/// (seeded per process) hashes a key in a few instructions where SipHash took a hundred.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// What a [`Key`] hashes its socket with, once.
+const KEY_HASH: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x6865_726f);
+
 /// Permits for requests waiting on a response head, per service directory.
 ///
 /// A semaphore nobody holds (no permit out, no one waiting, no connection keeping it) is the
@@ -75,7 +82,7 @@ pub(crate) struct Inflight {
 struct Slots {
     /// By the service directory's path, as bytes (hashed in one write, where a `Path` is
     /// hashed a component at a time).
-    by_service: HashMap<OsString, Arc<Semaphore>>,
+    by_service: Map<Box<[u8]>, Arc<Semaphore>>,
     sweep_at: usize,
 }
 
@@ -90,9 +97,9 @@ impl Inflight {
 
     /// The semaphore of the service that owns `socket`.
     pub(crate) fn semaphore(&self, socket: &Path) -> Arc<Semaphore> {
-        let service = socket.parent().unwrap_or(socket);
+        let service = service_dir(socket);
         let mut slots = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(sem) = slots.by_service.get(service.as_os_str()) {
+        if let Some(sem) = slots.by_service.get(service) {
             return sem.clone();
         }
         if slots.by_service.len() >= slots.sweep_at {
@@ -104,7 +111,7 @@ impl Inflight {
         }
         slots
             .by_service
-            .entry(service.as_os_str().to_owned())
+            .entry(service.into())
             .or_insert_with(|| Arc::new(Semaphore::new(self.max)))
             .clone()
     }
@@ -152,10 +159,9 @@ pub(crate) struct Key {
 
 impl Key {
     pub(crate) fn new(path: Arc<Path>, identity: Option<Identity>) -> Key {
-        use std::hash::Hasher;
-        // Fixed keys: the paths are the node's own, nothing a client chooses. Two writes;
+        // A fixed seed: the paths are the node's own, nothing a client chooses. Two writes;
         // equality still compares every field.
-        let mut h = std::hash::DefaultHasher::new();
+        let mut h = KEY_HASH.build_hasher();
         h.write(bytes(&path));
         h.write_u64(identity.map_or(0, |i| {
             i.dev.rotate_left(32) ^ i.ino ^ i.ctime_ns.cast_unsigned()
@@ -182,6 +188,14 @@ impl Key {
 /// A path's bytes.
 fn bytes(path: &Path) -> &[u8] {
     path.as_os_str().as_encoded_bytes()
+}
+
+/// The directory of a socket, as bytes: its path up to the last `/`. The table writes every
+/// socket's path as its service's directory joined with its file name; `Path::parent`, which
+/// parses every component, cost more than the rest of the lookup.
+fn service_dir(socket: &Path) -> &[u8] {
+    let path = bytes(socket);
+    memchr::memrchr(b'/', path).map_or(path, |end| &path[..end])
 }
 
 impl PartialEq for Key {
@@ -285,10 +299,10 @@ pub(crate) struct Pool {
 /// A thread reuses its own first; another's is moved to its reactor only when it has none
 /// ([`Pool::checkout`]).
 struct Idle {
-    conns: HashMap<ThreadId, HashMap<Key, Vec<UpConn>>>,
+    conns: Map<ThreadId, Map<Key, Vec<UpConn>>>,
     swept: Instant,
     /// The starving requests by socket instance (their total is [`Pool::starving`]).
-    starving: HashMap<Key, usize>,
+    starving: Map<Key, usize>,
 }
 
 /// A request counted in [`Pool::starving`] until it is dropped.
@@ -349,9 +363,9 @@ impl Pool {
     pub(crate) fn new(busy_wait: Duration, inflight: Inflight) -> Pool {
         Pool {
             idle: Mutex::new(Idle {
-                conns: HashMap::new(),
+                conns: Map::default(),
                 swept: Instant::now(),
-                starving: HashMap::new(),
+                starving: Map::default(),
             }),
             starving: AtomicUsize::new(0),
             inflight,

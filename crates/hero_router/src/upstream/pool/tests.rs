@@ -434,3 +434,42 @@ fn keys_are_their_path_and_identity() {
     );
     assert_ne!(a, restarted);
 }
+
+/// A socket's service directory, read as the bytes before its last `/`, is its path's parent
+/// for every path the table writes: a root, a service directory and a socket file name
+/// joined, whatever their bytes (dots, spaces, non-ASCII, a root given with a trailing `/`).
+#[test]
+fn a_sockets_service_directory_is_its_parent() {
+    let (cases, seed, mut rng) = crate::test_util::fuzz_setup();
+    let pieces = [
+        "a",
+        ".",
+        "..x",
+        " ",
+        "é",
+        "_",
+        "-",
+        "sock",
+        "rpc.sock",
+        "web_x.sock",
+    ];
+    // A name, never `.` or `..` (the scanner takes neither for a service or a socket).
+    let name = |rng: &mut fastrand::Rng| -> String {
+        let n: String = (0..rng.usize(1..4))
+            .map(|_| pieces[rng.usize(..pieces.len())])
+            .collect();
+        if n == "." || n == ".." { "x".into() } else { n }
+    };
+    for case in 0..cases {
+        let root = ["/run/hero", "/tmp/t/", "/", "/a b/é"][rng.usize(..4)];
+        let path = PathBuf::from(root)
+            .join(name(&mut rng))
+            .join(name(&mut rng));
+        let parent = path.parent().expect("a parent");
+        assert_eq!(
+            super::service_dir(&path),
+            parent.as_os_str().as_encoded_bytes(),
+            "seed {seed} case {case}: {path:?}"
+        );
+    }
+}
