@@ -46,29 +46,38 @@ pub(crate) fn parse<'a>(
     let Some(stripped) = path.strip_prefix('/') else {
         return Err(PathError::Bad("path must start with /"));
     };
-    // The common path has nothing encoded and no NUL or backslash: one scan shows it, and
-    // then no segment needs more than the dot check, nor decoding.
+    // One pass over the bytes finds the first two slashes and shows whether anything is
+    // encoded (or a NUL or backslash) or is a dot. The common path has neither: then no
+    // segment needs a check, nor decoding.
     let bytes = stripped.as_bytes();
-    let plain = memchr::memchr3(b'%', b'\\', b'\0', bytes).is_none();
+    let (mut seen, mut slashes, mut found) = (0u8, [bytes.len(); 2], 0);
+    for (i, b) in bytes.iter().enumerate() {
+        let class = CLASS[usize::from(*b)];
+        if class == 0 {
+            continue;
+        }
+        seen |= class;
+        if class == SLASH && found < 2 {
+            slashes[found] = i;
+            found += 1;
+        }
+    }
+    let plain = seen & SPECIAL == 0;
     if !plain {
         for seg in stripped.split('/') {
             check_segment(seg)?;
         }
-    } else if memchr::memchr(b'.', bytes).is_some() {
+    } else if seen & DOT != 0 {
         for seg in stripped.split('/') {
             check_plain_segment(seg)?;
         }
     }
-    // `/{service}/{kind}…`: cut at the first two slashes (a byte, so a char boundary).
-    let Some(at) = memchr::memchr(b'/', bytes) else {
+    // `/{service}/{kind}…`: cut at the first two slashes (bytes, so char boundaries).
+    if found == 0 {
         return Ok(None);
-    };
-    let service_raw = &stripped[..at];
-    let after = &stripped[at + 1..];
-    let kind_raw = match memchr::memchr(b'/', after.as_bytes()) {
-        Some(end) => &after[..end],
-        None => after,
-    };
+    }
+    let service_raw = &stripped[..slashes[0]];
+    let kind_raw = &stripped[slashes[0] + 1..slashes[1]];
     if service_raw.is_empty() || kind_raw.is_empty() {
         return Ok(None);
     }
@@ -101,6 +110,21 @@ pub(crate) fn parse<'a>(
         query,
     }))
 }
+
+/// The bytes [`parse`] looks for, by class.
+const SLASH: u8 = 1;
+const DOT: u8 = 2;
+/// `%`, `\\` and NUL: the path needs the careful check, segment by segment.
+const SPECIAL: u8 = 4;
+const CLASS: [u8; 256] = {
+    let mut class = [0; 256];
+    class[b'/' as usize] = SLASH;
+    class[b'.' as usize] = DOT;
+    class[b'%' as usize] = SPECIAL;
+    class[b'\\' as usize] = SPECIAL;
+    class[0] = SPECIAL;
+    class
+};
 
 /// A path segment that names a service, decoded: a bad path if it cannot be one.
 pub(crate) fn service_segment(seg: &str) -> Result<String, PathError> {

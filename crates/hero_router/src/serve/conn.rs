@@ -1276,8 +1276,12 @@ fn mcp_label(body: &[u8], route: &mut RouteLabel) {
 
 /// True if `buf` may hold a complete head: it has a blank line (`\n\n` or `\n\r\n`).
 /// One search for the usual CRLF ending, with a searcher built once; the bare-LF one only
-/// when that finds none.
+/// when that finds none. An empty buffer (the look before each request's first read) is
+/// answered without a search.
 fn may_hold_head(buf: &[u8]) -> bool {
+    if buf.len() < 2 {
+        return false;
+    }
     use memchr::memmem::Finder;
     use std::sync::LazyLock;
     static CRLF: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\n\r\n"));
