@@ -438,8 +438,9 @@ fn keys_are_their_path_and_identity() {
 /// A socket's service directory, read as the bytes before its last `/`, is its path's parent
 /// for every path the table writes: a root, a service directory and a socket file name
 /// joined, whatever their bytes (dots, spaces, non-ASCII, a root given with a trailing `/`).
+/// In `make fuzz` with 1,000,000 cases.
 #[test]
-fn a_sockets_service_directory_is_its_parent() {
+fn service_directory_agrees_with_the_paths_parent() {
     let (cases, seed, mut rng) = crate::test_util::fuzz_setup();
     let pieces = [
         "a",
